@@ -1,0 +1,55 @@
+"""evmeta: meta-analysis of preclinical studies of MSC-derived extracellular vesicles.
+
+The public API is listed in ``__all__``; names load lazily so that ``import evmeta`` (and
+``evmeta --help``) stays fast and never imports PyMC, ArviZ or matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from evmeta.errors import (
+    ConvergenceWarning,
+    DoseError,
+    EvmetaError,
+    ExtractionError,
+    ModelError,
+    Problem,
+    SpecError,
+)
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it (imported on first use).
+_LAZY = {
+    "Extraction": "evmeta.schema.extraction",
+    "read_extraction": "evmeta.schema.validate",
+    "validate_extraction": "evmeta.schema.validate",
+    "write_template": "evmeta.schema.template",
+}
+
+__all__ = [
+    "ConvergenceWarning",
+    "DoseError",
+    "EvmetaError",
+    "ExtractionError",
+    "ModelError",
+    "Problem",
+    "SpecError",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evmeta' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
