@@ -27,6 +27,19 @@ _LAZY = {
     "read_extraction": "evmeta.schema.validate",
     "validate_extraction": "evmeta.schema.validate",
     "write_template": "evmeta.schema.template",
+    "Dose": "evmeta.harmonize.doses",
+    "parse_dose": "evmeta.harmonize.doses",
+    "harmonize_dose": "evmeta.harmonize.doses",
+    "purity_class": "evmeta.harmonize.doses",
+    "effect_size": "evmeta.harmonize.effects",
+    "Comparisons": "evmeta.comparisons",
+    "build_comparisons": "evmeta.comparisons",
+    "characterization_quality": "evmeta.harmonize.quality",
+    "risk_of_bias_summary": "evmeta.harmonize.quality",
+    "sd_from_sem": "evmeta.harmonize.dispersion",
+    "sd_from_ci": "evmeta.harmonize.dispersion",
+    "mean_sd_from_quartiles": "evmeta.harmonize.dispersion",
+    "mean_sd_from_range": "evmeta.harmonize.dispersion",
 }
 
 __all__ = [

@@ -81,12 +81,58 @@ def validate(
 
 
 @app.command()
-def demo(
-    workbook: Annotated[Path, typer.Option(help="Extraction workbook.")] = Path("extraction/example.xlsx"),
+def harmonize(
+    workbook: Annotated[Path, typer.Argument(help="Extraction workbook (.xlsx) or folder of CSV files.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Comparisons CSV to write.")] = Path(
+        "comparisons.csv"
+    ),
+    measure: Annotated[str, typer.Option(help="SMD, MD, ROM, NMD, OR, RR, RD or NMD_or_SMD.")] = "SMD",
+    outcome: Annotated[
+        list[str] | None, typer.Option(help="Outcome to keep (repeatable); all by default.")
+    ] = None,
+    timepoint: Annotated[str, typer.Option(help="last, first, all, or a number of days.")] = "last",
+    shared_control: Annotated[str, typer.Option(help="split (divide control n) or keep.")] = "split",
 ) -> None:
-    """Run the bundled example: validate the simulated example workbook and summarize it."""
+    """Write one row per comparison (yi, vi, moderators) and exclusions.csv beside it."""
+    from evmeta.comparisons import build_comparisons
     from evmeta.errors import ExtractionError
     from evmeta.schema.validate import read_extraction
+    from evmeta.sheets.export import write_csv
+
+    try:
+        extraction = read_extraction(workbook)
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
+        _echo_err("fix the errors above (evmeta validate lists them), then run harmonize again")
+        raise typer.Exit(2 if exc.fatal else 1) from None
+    try:
+        point: str | float = float(timepoint)
+    except ValueError:
+        point = timepoint
+    try:
+        comparisons = build_comparisons(
+            extraction, measure, outcome=outcome or None, timepoint=point, shared_control=shared_control
+        )
+    except ValueError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    write_csv(comparisons.table, output)
+    exclusions = write_csv(comparisons.exclusions, output.parent / "exclusions.csv")
+    typer.echo(comparisons.summary())
+    typer.echo(f"wrote {output} and {exclusions}")
+
+
+@app.command()
+def demo(
+    workbook: Annotated[Path, typer.Option(help="Extraction workbook.")] = Path("extraction/example.xlsx"),
+    output: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/example"),
+) -> None:
+    """Run the bundled example: validate the simulated workbook and build its comparisons."""
+    from evmeta.comparisons import build_comparisons
+    from evmeta.errors import ExtractionError
+    from evmeta.schema.validate import read_extraction
+    from evmeta.sheets.export import write_csv
 
     try:
         extraction = read_extraction(workbook)
@@ -97,6 +143,11 @@ def demo(
     typer.echo(extraction.summary())
     for note in extraction.notes:
         typer.echo(f"note: {note}")
+    comparisons = build_comparisons(extraction, "SMD")
+    write_csv(comparisons.table, output / "comparisons.csv")
+    write_csv(comparisons.exclusions, output / "exclusions.csv")
+    typer.echo(comparisons.summary())
+    typer.echo(f"wrote {output / 'comparisons.csv'} and {output / 'exclusions.csv'}")
 
 
 def main() -> None:

@@ -1,0 +1,497 @@
+"""Comparisons: one row per (experiment, outcome, time point, EV arm vs its control arm).
+
+:func:`build_comparisons` turns the ``outcomes`` sheet into the table the models use: an
+effect size ``yi`` with variance ``vi`` per comparison, the moderators (isolation method,
+characterization quality, dose, risk of bias, ...) and the provenance of both rows. Every
+outcome row that is not used appears in ``Comparisons.exclusions`` with its reason.
+
+Sign convention: ``yi`` is EV minus control (metafor's group 1 minus group 2), multiplied
+by -1 where lower values are better, so that **positive always means benefit of EVs**;
+``direction_flipped`` records where that happened. NMD is oriented by construction and is
+never flipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evmeta.harmonize.arm_doses import harmonize_arm_doses
+from evmeta.harmonize.dispersion import mean_sd_from_quartiles, mean_sd_from_range, sd_from_ci, sd_from_sem
+from evmeta.harmonize.effects import MEASURES, effect_size
+from evmeta.harmonize.quality import (
+    characterization_quality,
+    misev_columns,
+    risk_of_bias_summary,
+    syrcle_columns,
+)
+from evmeta.schema.extraction import Extraction
+
+#: Share of comparisons with a sham arm needed for NMD under ``measure="NMD_or_SMD"``.
+NMD_SHARE = 0.70
+_TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
+_TIME_ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
+EXCLUSION_COLUMNS = ["sheet", "row", "outcome_id", "arm_id", "experiment_id", "outcome", "reason"]
+
+
+@dataclass
+class Comparisons:
+    """The comparison table and the log of outcome rows not used.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per comparison (see :func:`build_comparisons` for the columns).
+    exclusions : DataFrame
+        ``sheet``, ``row`` (Excel row on the outcomes sheet), ``outcome_id``, ``arm_id``,
+        ``experiment_id``, ``outcome``, ``reason``.
+    measure : str
+        Effect measure used (after the NMD/SMD rule).
+    settings : dict
+        Arguments of the build, for provenance.
+    """
+
+    table: pd.DataFrame
+    exclusions: pd.DataFrame
+    measure: str
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The comparison table (a copy)."""
+        return self.table.copy()
+
+    def summary(self) -> str:
+        """Counts of comparisons, studies and exclusions by reason."""
+        t = self.table
+        lines = [
+            f"{len(t)} comparisons ({self.measure}) from {t['study_id'].nunique() if len(t) else 0} studies, "
+            f"{t['experiment_id'].nunique() if len(t) else 0} experiments; {len(self.exclusions)} outcome rows excluded"
+        ]
+        if len(self.exclusions):
+            for reason, count in self.exclusions["reason"].str.split(":").str[0].value_counts().items():
+                lines.append(f"  {count:>5}  {reason}")
+        return "\n".join(lines)
+
+
+def _arm_statistics(rows: pd.DataFrame, quartile_method: str) -> pd.DataFrame:
+    """Mean, SD and where they came from, for each outcome row."""
+    n = rows["n"].astype(float).to_numpy()
+    mean = rows["mean"].astype(float).to_numpy()
+    sd = rows["sd"].astype(float).to_numpy()
+    source = np.where(~np.isnan(sd), "sd", "")
+    from_sem = sd_from_sem(rows["sem"].astype(float), n)
+    use = (source == "") & ~np.isnan(from_sem)
+    sd = np.where(use, from_sem, sd)
+    source = np.where(use, "sem", source)
+    from_ci = sd_from_ci(rows["ci_lower"].astype(float), rows["ci_upper"].astype(float), n)
+    use = (source == "") & ~np.isnan(from_ci)
+    sd = np.where(use, from_ci, sd)
+    source = np.where(use, "ci", source)
+    no_mean = np.isnan(mean)
+    q_mean, q_sd = mean_sd_from_quartiles(
+        rows["q1"].astype(float),
+        rows["median"].astype(float),
+        rows["q3"].astype(float),
+        n,
+        method=quartile_method,
+    )
+    use = (no_mean | (source == "")) & ~np.isnan(q_sd)
+    mean = np.where(use, q_mean, mean)
+    sd = np.where(use, q_sd, sd)
+    source = np.where(use, "iqr", source)
+    no_mean = np.isnan(mean)
+    r_mean, r_sd = mean_sd_from_range(
+        rows["min"].astype(float),
+        rows["median"].astype(float),
+        rows["max"].astype(float),
+        n,
+        method=quartile_method,
+    )
+    use = (no_mean | (source == "")) & ~np.isnan(r_sd)
+    mean = np.where(use, r_mean, mean)
+    sd = np.where(use, r_sd, sd)
+    source = np.where(use, "range", source)
+    binary = rows["events"].notna() & rows["total"].notna()
+    source = np.where((source == "") & binary.to_numpy(), "events", source)
+    return pd.DataFrame({"mean_est": mean, "sd_est": sd, "dispersion_source": source}, index=rows.index)
+
+
+def _outcome_rows(extraction: Extraction, quartile_method: str) -> pd.DataFrame:
+    outcomes = extraction.outcomes.copy()
+    arms = extraction.arms[
+        ["arm_id", "role", "prep_id", "arm_label", "route", "n_doses", "timing_hours", "experiment_id"]
+    ]
+    experiments = extraction.experiments[
+        ["experiment_id", "study_id", "species", "strain", "sex", "disease_model", "body_weight_kg"]
+    ]
+    studies = extraction.studies[["study_id", "first_author", "year"]]
+    rows = outcomes.merge(arms.drop(columns="experiment_id"), on="arm_id", how="left", validate="many_to_one")
+    rows = rows.merge(experiments, on="experiment_id", how="left", validate="many_to_one")
+    rows = rows.merge(studies, on="study_id", how="left", validate="many_to_one")
+    rows.index = outcomes.index
+    unit = rows["timepoint_unit"].fillna("days").map(_TIME_TO_DAYS)
+    rows["timepoint_days"] = rows["timepoint"].astype(float) * unit.astype(float)
+    rows["timepoint_label"] = [
+        "" if pd.isna(t) else f"{t:g} {_TIME_ABBREVIATION.get(u if isinstance(u, str) else 'days', 'd')}"
+        for t, u in zip(rows["timepoint"], rows["timepoint_unit"], strict=True)
+    ]
+    stats = _arm_statistics(rows, quartile_method)
+    return pd.concat([rows, stats], axis=1)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, rows: pd.DataFrame, reason: str | pd.Series | np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        part = pd.DataFrame(
+            {
+                "sheet": "outcomes",
+                "row": rows["_row"].to_numpy(),
+                "outcome_id": rows["outcome_id"].to_numpy(),
+                "arm_id": rows["arm_id"].to_numpy(),
+                "experiment_id": rows["experiment_id"].to_numpy(),
+                "outcome": rows["outcome"].to_numpy(),
+                "reason": reason if isinstance(reason, str) else np.asarray(reason, dtype=object),
+            }
+        )
+        self.parts.append(part)
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame(columns=EXCLUSION_COLUMNS)
+        return (
+            pd.concat(self.parts, ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
+        )
+
+
+def _select_outcomes(rows: pd.DataFrame, outcome, log: _Log) -> pd.DataFrame:
+    if outcome is None:
+        return rows
+    wanted = [outcome] if isinstance(outcome, str) else list(outcome)
+    folded = {w.casefold().strip() for w in wanted}
+    keep = rows["outcome"].str.casefold().str.strip().isin(folded)
+    log.add(rows[~keep], f"outcome not selected (analysis uses: {', '.join(wanted)})")
+    return rows[keep]
+
+
+def _select_timepoints(rows: pd.DataFrame, timepoint, log: _Log) -> pd.DataFrame:
+    if timepoint == "all":
+        return rows
+    key = ["experiment_id", "outcome"]
+    days = rows["timepoint_days"]
+    has_time = days.notna()
+    group_has_time = has_time.groupby([rows[k] for k in key]).transform("any")
+    missing = ~has_time & group_has_time
+    log.add(rows[missing], "time point missing while other rows of this outcome have one")
+    rows = rows[~missing]
+    days = rows["timepoint_days"]
+    grouped = days.groupby([rows[k] for k in key])
+    if timepoint == "last":
+        target = grouped.transform("max")
+        label = "not the last time point"
+    elif timepoint == "first":
+        target = grouped.transform("min")
+        label = "not the first time point"
+    elif isinstance(timepoint, (int, float)) and not isinstance(timepoint, bool):
+        distance = (days - float(timepoint)).abs()
+        best = distance.groupby([rows[k] for k in key]).transform("min")
+        # Ties: the later time point.
+        candidates = days.where(distance == best)
+        target = candidates.groupby([rows[k] for k in key]).transform("max")
+        label = f"not the time point closest to {timepoint:g} days"
+    else:
+        raise ValueError(f"timepoint must be 'last', 'first', 'all' or a number of days, got {timepoint!r}")
+    keep = (days == target) | (days.isna() & target.isna())
+    log.add(rows[~keep], f"time point rule '{timepoint}': {label}")
+    return rows[keep]
+
+
+def build_comparisons(
+    extraction: Extraction,
+    measure: str = "SMD",
+    *,
+    outcome: str | Sequence[str] | None = None,
+    timepoint: str | float = "last",
+    shared_control: str = "split",
+    reference_weights: Mapping[str, float] | None = None,
+    km: Mapping[str, float] | None = None,
+    quartile_method: str = "wan",
+) -> Comparisons:
+    """Build the comparison table from a validated extraction.
+
+    Parameters
+    ----------
+    extraction : Extraction
+        From :func:`evmeta.read_extraction`.
+    measure : {"SMD", "MD", "ROM", "NMD", "OR", "RR", "RD", "NMD_or_SMD"}
+        Effect measure. ``NMD_or_SMD`` uses NMD when at least 70% of comparisons have a
+        sham arm on the same outcome and time (Vesterinen et al. 2014), else SMD.
+    outcome : str or list of str, optional
+        Outcome name(s) to keep (case-insensitive); all when None.
+    timepoint : {"last", "first", "all"} or float
+        Which time point per experiment and outcome: the last, the first, all, or the one
+        closest to this many days.
+    shared_control : {"split", "keep"}
+        When k EV arms share one control row: ``split`` divides the control n by k
+        (CAMARADES); ``keep`` leaves n, for a multilevel model on ``control_group_id``.
+    reference_weights, km : mapping, optional
+        Per-species overrides of the reference body weight (kg) and FDA Km.
+    quartile_method : {"wan", "luo"}
+        Mean estimate from medians (SD always by Wan et al. 2014).
+
+    Returns
+    -------
+    Comparisons
+        ``.table`` columns include ``comparison_id``, ``study_id``, ``experiment_id``,
+        ``outcome``, ``timepoint`` (days), ``timepoint_label``, ``label``, ``measure``,
+        ``yi``, ``vi``, ``sei``, ``n_treat``, ``n_control`` (after splitting),
+        ``n_control_reported``, ``control_group_id``, ``direction_flipped``,
+        ``isolation_method``, ``isolation_family``, ``isolation_gmp_scalable``,
+        ``msc_tissue_source``, ``species``, ``disease_model``, ``route``, ``dose_*``,
+        ``log10_dose_ug_protein_per_kg``, ``quality_score``, the MISEV item columns,
+        ``evmetric_like``, ``isct_count``, ``purity_class``, the SYRCLE item columns,
+        ``rob_low_count``, ``rob_low_randomization_blinding``, and provenance:
+        ``source_file``, ``treat_outcome_row``, ``control_outcome_row``,
+        ``sham_outcome_row``, ``treat_outcome_id``, ``control_outcome_id``.
+    """
+    requested = str(measure).upper() if measure != "NMD_or_SMD" else measure
+    if requested not in (*MEASURES, "NMD_or_SMD"):
+        raise ValueError(
+            f"unknown measure {measure!r}; valid measures: {', '.join((*MEASURES, 'NMD_or_SMD'))}"
+        )
+    if shared_control not in {"split", "keep"}:
+        raise ValueError(f"shared_control must be 'split' or 'keep', got {shared_control!r}")
+    settings = dict(
+        measure=measure,
+        outcome=outcome,
+        timepoint=timepoint,
+        shared_control=shared_control,
+        reference_weights=dict(reference_weights or {}),
+        km=dict(km or {}),
+        quartile_method=quartile_method,
+    )
+    log = _Log()
+    rows = _outcome_rows(extraction, quartile_method)
+    rows = _select_outcomes(rows, outcome, log)
+    positive = rows["role"] == "positive_control"
+    log.add(rows[positive], "positive_control arm: not compared with EVs")
+    rows = rows[~positive]
+    rows = _select_timepoints(rows, timepoint, log)
+
+    rows = rows.assign(_time_key=rows["timepoint_days"].fillna(-1.0))
+    group = ["experiment_id", "outcome", "_time_key"]
+    is_control = rows["role"] == "vehicle_control"
+    is_sham = rows["role"] == "sham"
+    is_ev = rows["role"] == "ev"
+    n_controls = is_control.groupby([rows[g] for g in group]).transform("sum")
+    ambiguous = n_controls > 1
+    log.add(
+        rows[ambiguous],
+        "more than one vehicle_control row for this outcome and time point; keep one per experiment",
+    )
+    rows = rows[~ambiguous]
+    is_control, is_sham, is_ev = (s.loc[rows.index] for s in (is_control, is_sham, is_ev))
+    controls = rows[is_control]
+    shams = rows[is_sham]
+    first_sham = ~shams.duplicated(group)
+    log.add(shams[~first_sham], "second sham row for this outcome and time point; the first is used")
+    shams = shams[first_sham]
+    evs = rows[is_ev]
+
+    control_cols = [
+        "outcome_id",
+        "arm_id",
+        "_row",
+        "n",
+        "mean_est",
+        "sd_est",
+        "dispersion_source",
+        "events",
+        "total",
+        "higher_is_better",
+    ]
+    pairs = evs.merge(
+        controls[group + control_cols], on=group, how="left", suffixes=("", "_c"), validate="many_to_one"
+    )
+    pairs.index = evs.index
+    pairs = pairs.merge(
+        shams[[*group, "_row", "mean_est", "outcome_id"]].rename(
+            columns={"_row": "_row_s", "mean_est": "mean_est_s", "outcome_id": "outcome_id_s"}
+        ),
+        on=group,
+        how="left",
+    )
+    pairs.index = evs.index
+    no_control = pairs["outcome_id_c"].isna()
+    log.add(evs[no_control], "no vehicle_control row for this outcome and time point")
+    pairs = pairs[~no_control]
+
+    # The measure, after the NMD/SMD rule.
+    used_measure = requested
+    if requested == "NMD_or_SMD":
+        share = pairs["mean_est_s"].notna().mean() if len(pairs) else 0.0
+        used_measure = "NMD" if share >= NMD_SHARE else "SMD"
+        settings["nmd_share"] = float(share)
+    binary = used_measure in {"OR", "RR", "RD"}
+
+    mismatch = pairs["higher_is_better"] != pairs["higher_is_better_c"]
+    log.add(pairs[mismatch], "higher_is_better differs between the EV row and its control row")
+    pairs = pairs[~mismatch]
+    k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
+    n_control_reported = pairs["n_c"].astype(float)
+    n_control = n_control_reported / k_sharing if shared_control == "split" else n_control_reported
+    if binary:
+        total_c = pairs["total_c"].astype(float)
+        events_c = pairs["events_c"].astype(float)
+        if shared_control == "split":
+            events_c, total_c = events_c / k_sharing, total_c / k_sharing
+        es = effect_size(used_measure, ai=pairs["events"], n1i=pairs["total"], ci=events_c, n2i=total_c)
+    else:
+        es = effect_size(
+            used_measure,
+            m1i=pairs["mean_est"],
+            sd1i=pairs["sd_est"],
+            n1i=pairs["n"],
+            m2i=pairs["mean_est_c"],
+            sd2i=pairs["sd_est_c"],
+            n2i=n_control,
+            msi=pairs["mean_est_s"],
+        )
+    es.index = pairs.index
+    if not binary:
+        treat_binary_only = pairs["dispersion_source"] == "events"
+        es.loc[treat_binary_only & (es["reason"] != ""), "reason"] = (
+            f"binary data (events/total) cannot give {used_measure}"
+        )
+    bad = es["reason"] != ""
+    log.add(pairs[bad], "effect size not computable: " + es.loc[bad, "reason"].astype(str))
+    pairs, es = pairs[~bad], es[~bad]
+    n_control, n_control_reported = n_control[~bad], n_control_reported[~bad]
+
+    flip = (pairs["higher_is_better"] == "no") & (used_measure != "NMD")
+    sign = np.where(flip, -1.0, 1.0)
+    table = pd.DataFrame(index=pairs.index)
+    table["comparison_id"] = pairs["outcome_id"]
+    for column in ["study_id", "experiment_id", "outcome"]:
+        table[column] = pairs[column]
+    table["timepoint"] = pairs["timepoint_days"]
+    table["timepoint_label"] = pairs["timepoint_label"]
+    table["measure"] = used_measure
+    table["yi"] = es["yi"].to_numpy() * sign
+    table["vi"] = es["vi"].to_numpy()
+    table["sei"] = np.sqrt(table["vi"])
+    table["n_treat"] = pairs["n"].astype(float)
+    table["n_control"] = n_control.to_numpy()
+    table["n_control_reported"] = n_control_reported.to_numpy()
+    table["control_group_id"] = pairs["outcome_id_c"]
+    table["direction_flipped"] = flip.to_numpy()
+    table["higher_is_better"] = pairs["higher_is_better"] == "yes"
+    table["dispersion_source_treat"] = pairs["dispersion_source"]
+    table["dispersion_source_control"] = pairs["dispersion_source_c"]
+    table["data_source"] = pairs["data_source"]
+    table["arm_id"] = pairs["arm_id"]
+    table["control_arm_id"] = pairs["arm_id_c"]
+    table["prep_id"] = pairs["prep_id"]
+    for column in [
+        "species",
+        "strain",
+        "sex",
+        "disease_model",
+        "route",
+        "timing_hours",
+        "first_author",
+        "year",
+        "unit",
+        "domain",
+    ]:
+        table[column] = pairs[column]
+    table = _add_moderators(table, extraction, reference_weights, km)
+    table = _add_labels(table, pairs)
+    table["source_file"] = pairs["_file"]
+    table["treat_outcome_row"] = pairs["_row"].astype(int)
+    table["control_outcome_row"] = pairs["_row_c"].astype(int)
+    table["sham_outcome_row"] = pairs["_row_s"].astype("Int64")
+    table["treat_outcome_id"] = pairs["outcome_id"]
+    table["control_outcome_id"] = pairs["outcome_id_c"]
+
+    # Control and sham rows that ended up in no comparison are logged too.
+    used = set(table["treat_outcome_row"]) | set(table["control_outcome_row"])
+    if used_measure == "NMD":
+        used |= set(table["sham_outcome_row"].dropna().astype(int))
+    leftover_controls = controls[~controls["_row"].isin(used)]
+    log.add(
+        leftover_controls,
+        "control row used in no comparison (no valid EV row on this outcome and time point)",
+    )
+    leftover_shams = shams[~shams["_row"].isin(used)]
+    log.add(
+        leftover_shams,
+        "sham arm: used only for NMD" if used_measure != "NMD" else "sham row used in no comparison",
+    )
+    table = table.sort_values(
+        ["study_id", "experiment_id", "outcome", "timepoint", "treat_outcome_row"], kind="stable"
+    )
+    return Comparisons(table.reset_index(drop=True), log.frame(), used_measure, settings)
+
+
+def _add_moderators(table: pd.DataFrame, extraction: Extraction, reference_weights, km) -> pd.DataFrame:
+    preparations = extraction.preparations
+    prep_columns = [
+        "prep_id",
+        "isolation_method",
+        "isolation_family",
+        "isolation_gmp_scalable",
+        "msc_tissue_source",
+        "msc_species",
+        "donor_match",
+        "culture_system",
+        "medium",
+        "preconditioning",
+        "particles_per_ug_protein",
+    ]
+    prep_info = preparations[[c for c in prep_columns if c in preparations.columns]].set_index("prep_id")
+    quality = characterization_quality(preparations)
+    quality_columns = [
+        "quality_score",
+        *misev_columns(),
+        "misev_items_reported",
+        "evmetric_like",
+        "isct_count",
+        "purity_class",
+    ]
+    prep_table = prep_info.join(quality[quality_columns])
+    table = table.join(prep_table, on="prep_id")
+    doses = harmonize_arm_doses(
+        extraction.arms, extraction.experiments, preparations, reference_weights=reference_weights, km=km
+    )
+    table = table.join(doses, on="arm_id")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["log10_dose_ug_protein_per_kg"] = np.log10(table["dose_ug_protein_per_kg"].astype(float))
+    rob = risk_of_bias_summary(extraction.risk_of_bias, extraction.experiments)
+    table = table.join(
+        rob[[*syrcle_columns(), "rob_low_count", "rob_low_randomization_blinding"]], on="experiment_id"
+    )
+    return table
+
+
+def _add_labels(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    base = pairs["first_author"].astype(str) + " " + pairs["year"].astype("Int64").astype(str)
+    arms_per_study = pairs.groupby("study_id")["arm_id"].transform("nunique")
+    experiments_per_study = pairs.groupby("study_id")["experiment_id"].transform("nunique")
+    arm_name = pairs["arm_label"].where(pairs["arm_label"].notna(), pairs["arm_id"]).astype(str)
+    label = base.where(arms_per_study <= experiments_per_study, base + ", " + arm_name)
+    suffix = pairs["experiment_id"].astype(str).str.replace(r"^.*-", "", regex=True)
+    label = label.where(experiments_per_study <= 1, label + " (" + suffix + ")")
+    table["label"] = label.to_numpy()
+    columns = list(table.columns)
+    columns.insert(columns.index("timepoint_label") + 1, columns.pop(columns.index("label")))
+    return table[columns]

@@ -1,0 +1,267 @@
+"""build_comparisons: row accounting, recomputation from raw rows, shared controls, NMD rule,
+binary outcomes, time-point rules, and the harmonize CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import evmeta as em
+from evmeta.cli import app
+from evmeta.harmonize.dispersion import mean_sd_from_quartiles, sd_from_sem
+from tests.conftest import EXAMPLE
+
+SYRCLE = [
+    "rob_sequence_generation",
+    "rob_baseline_characteristics",
+    "rob_allocation_concealment",
+    "rob_random_housing",
+    "rob_blinding_caregivers",
+    "rob_random_outcome_assessment",
+    "rob_blinding_assessor",
+    "rob_incomplete_outcome_data",
+    "rob_selective_reporting",
+    "rob_other",
+]
+
+
+@pytest.fixture(scope="module")
+def example():
+    return em.read_extraction(EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def comparisons(example):
+    return em.build_comparisons(example, "SMD")
+
+
+def test_every_outcome_row_is_used_or_excluded(example, comparisons):
+    table, excluded = comparisons.table, comparisons.exclusions
+    used = set(table["treat_outcome_row"]) | set(table["control_outcome_row"])
+    logged = list(excluded["row"])
+    assert len(logged) == len(set(logged)), "a row is logged twice"
+    assert not used & set(logged), "a row is both used and excluded"
+    assert used | set(logged) == set(example.outcomes["_row"])
+    assert (excluded["reason"].str.len() > 0).all()
+    assert set(excluded.columns) >= {"sheet", "row", "reason"}
+
+
+def test_yi_recomputed_from_raw_rows(example, comparisons):
+    """yi from effect_size on the raw sheet rows equals the table after the sign flip."""
+    outcomes = example.outcomes.set_index("_row")
+    table = comparisons.table
+    treat = outcomes.loc[table["treat_outcome_row"]]
+    control = outcomes.loc[table["control_outcome_row"]]
+
+    def mean_sd(rows):
+        n = rows["n"].astype(float).to_numpy()
+        sd = rows["sd"].astype(float).to_numpy()
+        sd = np.where(np.isnan(sd), sd_from_sem(rows["sem"].astype(float), n), sd)
+        mean = rows["mean"].astype(float).to_numpy()
+        q_mean, q_sd = mean_sd_from_quartiles(
+            rows["q1"].astype(float), rows["median"].astype(float), rows["q3"].astype(float), n
+        )
+        return np.where(np.isnan(mean), q_mean, mean), np.where(np.isnan(sd), q_sd, sd), n
+
+    m1, s1, n1 = mean_sd(treat)
+    m2, s2, n2 = mean_sd(control)
+    n2 = n2 / table.groupby("control_group_id")["comparison_id"].transform("count").to_numpy()
+    raw = em.effect_size("SMD", m1i=m1, sd1i=s1, n1i=n1, m2i=m2, sd2i=s2, n2i=n2)
+    sign = np.where(treat["higher_is_better"].to_numpy() == "no", -1.0, 1.0)
+    np.testing.assert_allclose(table["yi"], raw["yi"] * sign, rtol=1e-12)
+    np.testing.assert_allclose(table["vi"], raw["vi"], rtol=1e-12)
+    assert (table["direction_flipped"] == (sign < 0)).all()
+    # Benefit is positive: most simulated comparisons favour EVs.
+    assert (table["yi"] > 0).mean() > 0.8
+
+
+def test_contract_columns(comparisons):
+    required = [
+        "comparison_id",
+        "study_id",
+        "experiment_id",
+        "outcome",
+        "timepoint",
+        "label",
+        "yi",
+        "vi",
+        "n_treat",
+        "n_control",
+        "isolation_method",
+        "isolation_family",
+        "msc_tissue_source",
+        "species",
+        "disease_model",
+        "route",
+        "log10_dose_ug_protein_per_kg",
+        "quality_score",
+        "evmetric_like",
+        "rob_low_count",
+        "direction_flipped",
+        "source_file",
+        "treat_outcome_row",
+        "control_outcome_row",
+        "misev_transmembrane_protein",
+        "dose_ug_protein_per_kg",
+        "dose_provenance_ug_protein_per_kg",
+    ]
+    missing = [c for c in required if c not in comparisons.table.columns]
+    assert not missing
+    assert comparisons.table["comparison_id"].is_unique
+    assert comparisons.table["quality_score"].between(0, 1).all()
+
+
+def test_shared_control_split_and_keep(example):
+    split = em.build_comparisons(example, shared_control="split").table
+    keep = em.build_comparisons(example, shared_control="keep").table
+    k = split.groupby("control_group_id")["comparison_id"].transform("count")
+    assert (k > 1).any(), "the example must have multi-arm experiments"
+    np.testing.assert_allclose(split["n_control"], split["n_control_reported"] / k)
+    np.testing.assert_allclose(keep["n_control"], keep["n_control_reported"])
+    shared = keep[keep.groupby("control_group_id")["comparison_id"].transform("count") > 1]
+    assert shared["control_group_id"].duplicated().any()
+
+
+def test_timepoint_rules(example):
+    last = em.build_comparisons(example, timepoint="last").table
+    first = em.build_comparisons(example, timepoint="first").table
+    every = em.build_comparisons(example, timepoint="all").table
+    assert len(every) > len(last) == len(first)
+    for (exp, out), group in every.groupby(["experiment_id", "outcome"]):
+        chosen = last[(last["experiment_id"] == exp) & (last["outcome"] == out)]["timepoint"]
+        assert (chosen == group["timepoint"].max()).all()
+    near = em.build_comparisons(example, timepoint=1.5).table  # 1.5 d: 24 h is closer than 72 h
+    times = every[every["outcome"] == "serum creatinine"].groupby("experiment_id")["timepoint"].agg(set)
+    both = times[times.map(lambda t: t == {1.0, 3.0})].index
+    assert len(both) > 0
+    chosen = near[(near["outcome"] == "serum creatinine") & near["experiment_id"].isin(both)]["timepoint"]
+    assert (chosen == 1.0).all()
+    with pytest.raises(ValueError, match="timepoint must be"):
+        em.build_comparisons(example, timepoint="latest")
+
+
+def test_outcome_filter_logs_other_outcomes(example):
+    result = em.build_comparisons(example, outcome="Serum creatinine")
+    assert set(result.table["outcome"]) == {"serum creatinine"}
+    assert result.exclusions["reason"].str.startswith("outcome not selected").any()
+
+
+def _mini(tmp_path, *, sham_everywhere: bool, binary: bool = False):
+    """A two-study extraction written as CSV files."""
+    studies = [{"study_id": f"S{i}", "first_author": f"Author{i}", "year": 2020 + i} for i in (1, 2)]
+    preps = [
+        {
+            "prep_id": f"S{i}-P",
+            "study_id": f"S{i}",
+            "msc_tissue_source": "bone marrow",
+            "isolation_method": "SEC" if i == 1 else "ExoQuick",
+            "particles_per_ug_protein": 1e9 if i == 2 else None,
+        }
+        for i in (1, 2)
+    ]
+    experiments = [
+        {"experiment_id": f"S{i}-E", "study_id": f"S{i}", "species": "rat", "disease_model": "MCAO"}
+        for i in (1, 2)
+    ]
+    arms, outcomes = [], []
+    for i in (1, 2):
+        e = f"S{i}-E"
+        arms += [
+            {"arm_id": f"{e}-C", "experiment_id": e, "role": "vehicle_control"},
+            {
+                "arm_id": f"{e}-V",
+                "experiment_id": e,
+                "role": "ev",
+                "prep_id": f"S{i}-P",
+                "dose_text": "2e10 particles",
+            },
+            {"arm_id": f"{e}-P", "experiment_id": e, "role": "positive_control"},
+        ]
+        if sham_everywhere or i == 1:
+            arms.append({"arm_id": f"{e}-S", "experiment_id": e, "role": "sham"})
+        for arm, value in [("C", 40.0), ("V", 25.0), ("P", 20.0), ("S", 10.0)]:
+            if not any(a["arm_id"] == f"{e}-{arm}" for a in arms):
+                continue
+            row = {
+                "outcome_id": f"{e}-{arm}",
+                "experiment_id": e,
+                "arm_id": f"{e}-{arm}",
+                "outcome": "infarct volume",
+                "higher_is_better": "no",
+                "n": 8,
+                "timepoint": 1,
+                "timepoint_unit": "days",
+            }
+            if binary:
+                row.update(outcome="death", events={"C": 6, "V": 2, "P": 1, "S": 0}[arm], total=8)
+            else:
+                row.update(mean=value, sd=6.0)
+            outcomes.append(row)
+    rob = [{"study_id": f"S{i}", **dict.fromkeys(SYRCLE, "low" if i == 1 else "unclear")} for i in (1, 2)]
+    folder = tmp_path / ("binary" if binary else f"mini{sham_everywhere}")
+    em.write_template(
+        folder,
+        csv_dir=True,
+        data={
+            "studies": studies,
+            "preparations": preps,
+            "experiments": experiments,
+            "arms": arms,
+            "outcomes": outcomes,
+            "risk_of_bias": rob,
+        },
+    )
+    return em.read_extraction(folder)
+
+
+def test_nmd_rule_and_hand_values(tmp_path):
+    all_sham = _mini(tmp_path, sham_everywhere=True)
+    result = em.build_comparisons(all_sham, "NMD_or_SMD")
+    assert result.measure == "NMD"
+    np.testing.assert_allclose(result.table["yi"], [50.0, 50.0])  # 100 (40 - 25) / (40 - 10)
+    assert not result.table["direction_flipped"].any()
+    half = _mini(tmp_path, sham_everywhere=False)
+    result = em.build_comparisons(half, "NMD_or_SMD")
+    assert result.measure == "SMD"  # 1 of 2 comparisons has a sham: 50% < 70%
+    assert (result.table["yi"] > 0).all() and result.table["direction_flipped"].all()
+    nmd = em.build_comparisons(half, "NMD")
+    assert len(nmd.table) == 1
+    assert nmd.exclusions["reason"].str.contains("sham mean missing").any()
+    assert nmd.exclusions["reason"].str.contains("positive_control").sum() == 2
+
+
+def test_binary_outcomes_and_dose_reliability(tmp_path):
+    book = _mini(tmp_path, sham_everywhere=True, binary=True)
+    result = em.build_comparisons(book, "OR")
+    table = result.table
+    # Death is bad (higher_is_better = no), so the log OR of EVs vs control is flipped.
+    expected = -np.log((2 / 6) / (6 / 2))
+    np.testing.assert_allclose(table["yi"], [expected, expected], rtol=1e-12)
+    smd = em.build_comparisons(book, "SMD")
+    assert len(smd.table) == 0
+    assert smd.exclusions["reason"].str.contains("binary data").any()
+    # Precipitation-only particle dose of an impure preparation is flagged.
+    reliability = dict(zip(table["isolation_method"], table["dose_reliability"], strict=True))
+    assert reliability == {"SEC": "ok", "precipitation": "low"}
+    assert table.set_index("study_id").loc["S1", "rob_low_count"] == 10
+
+
+def test_harmonize_cli(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out" / "comparisons.csv"
+    result = runner.invoke(app, ["harmonize", str(EXAMPLE), "-o", str(out), "--measure", "SMD"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    exclusions = pd.read_csv(out.parent / "exclusions.csv")
+    assert len(table) > 50 and len(exclusions) > 0
+    bad = runner.invoke(app, ["harmonize", str(EXAMPLE), "-o", str(out), "--measure", "XYZ"])
+    assert bad.exit_code == 2 and "valid measures" in bad.output
+
+
+def test_demo_command(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path / "example")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "example" / "comparisons.csv").exists()
+    assert (tmp_path / "example" / "exclusions.csv").exists()
