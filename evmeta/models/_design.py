@@ -1,0 +1,214 @@
+"""Model inputs: effect sizes, variances and the moderator design matrix, with clear errors.
+
+Shared by the frequentist and Bayesian engines so that both use the same contrasts and
+coefficient order: intercept, then terms in formula order; categorical variables get
+treatment contrasts against their first level (sorted, or the pandas category order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evmeta.errors import ModelError
+
+
+@dataclass
+class ModelData:
+    """Validated inputs of one model.
+
+    Attributes
+    ----------
+    yi, vi : ndarray
+        Effect sizes and sampling variances (k).
+    X : ndarray
+        Design matrix (k x p).
+    names : list of str
+        Coefficient names (``intercept`` first when present).
+    term_columns : dict
+        Formula term -> column indices of X.
+    frame : DataFrame
+        The rows used (original index kept), for labels and provenance.
+    intercept_only : bool
+    formula : str or None
+    """
+
+    yi: np.ndarray
+    vi: np.ndarray
+    X: np.ndarray
+    names: list[str]
+    term_columns: dict[str, list[int]]
+    frame: pd.DataFrame
+    intercept_only: bool
+    formula: str | None
+    spec: Any = None
+
+    @property
+    def k(self) -> int:
+        return len(self.yi)
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def moderator_columns(self) -> list[int]:
+        """Columns tested by the omnibus moderator test (all but the intercept)."""
+        return [j for j, name in enumerate(self.names) if name != "intercept"]
+
+
+def as_frame(data: Any) -> pd.DataFrame | None:
+    """Accept a DataFrame, a Comparisons object (``.table``) or None."""
+    if data is None:
+        return None
+    table = getattr(data, "table", None)
+    if isinstance(table, pd.DataFrame):
+        return table
+    if isinstance(data, pd.DataFrame):
+        return data
+    raise ModelError(f"data must be a DataFrame or Comparisons, got {type(data).__name__}")
+
+
+def _row_names(frame: pd.DataFrame, mask: np.ndarray) -> str:
+    labels = frame.index[mask]
+    if "comparison_id" in frame.columns:
+        labels = frame.loc[mask, "comparison_id"]
+    shown = ", ".join(str(x) for x in list(labels)[:10])
+    more = f" and {mask.sum() - 10} more" if mask.sum() > 10 else ""
+    return shown + more
+
+
+def _column(frame: pd.DataFrame, name: Any, role: str) -> np.ndarray:
+    if isinstance(name, str):
+        if name not in frame.columns:
+            raise ModelError(
+                f"{role}={name!r} is not a column of data; columns: {', '.join(map(str, frame.columns))}"
+            )
+        values = frame[name]
+    else:
+        values = pd.Series(np.ravel(np.asarray(name)), index=frame.index)
+        if len(values) != len(frame):
+            raise ModelError(f"{role} has {len(values)} values but data has {len(frame)} rows")
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    return numeric
+
+
+def prepare(data: Any, yi: Any, vi: Any, mods: str | None, *, allow_zero_variance: bool = False) -> ModelData:
+    """Check inputs and build the design matrix.
+
+    Raises
+    ------
+    ModelError
+        Fewer than 2 rows; missing effect sizes, variances or moderator values (naming
+        the rows); non-positive variances; a moderator with one level; a rank-deficient
+        design.
+    """
+    frame = as_frame(data)
+    if frame is None:
+        y_array = np.ravel(np.asarray(yi, dtype=float))
+        frame = pd.DataFrame({"yi": y_array, "vi": np.ravel(np.asarray(vi, dtype=float))})
+        yi, vi = "yi", "vi"
+    y = _column(frame, yi, "yi")
+    v = _column(frame, vi, "vi")
+    missing = np.isnan(y) | np.isnan(v)
+    if missing.any():
+        raise ModelError(
+            f"missing effect size or variance in {missing.sum()} row(s): {_row_names(frame, missing)}"
+        )
+    bad = (v < 0) | ((v == 0) & (not allow_zero_variance)) | ~np.isfinite(v) | ~np.isfinite(y)
+    if bad.any():
+        raise ModelError(
+            f"sampling variances must be positive and finite; not so in row(s): {_row_names(frame, bad)}"
+        )
+    if len(y) < 2:
+        raise ModelError(f"a meta-analysis needs at least 2 comparisons, got {len(y)}")
+    X, names, terms, spec = design_matrix(frame, mods)
+    if X.shape[0] - X.shape[1] < 1:
+        raise ModelError(f"{X.shape[1]} coefficients cannot be estimated from {X.shape[0]} comparisons")
+    return ModelData(y, v, X, names, terms, frame, X.shape[1] == 1 and names == ["intercept"], mods, spec)
+
+
+def design_matrix(
+    frame: pd.DataFrame, mods: str | None
+) -> tuple[np.ndarray, list[str], dict[str, list[int]], Any]:
+    """Design matrix for ``mods`` (a formula such as ``"~ isolation_method + quality_score"``)."""
+    if mods is None or str(mods).strip() in {"", "~1", "~ 1", "1"}:
+        return np.ones((len(frame), 1)), ["intercept"], {"intercept": [0]}, None
+    formula = str(mods).strip()
+    if not formula.startswith("~"):
+        formula = "~ " + formula
+    import formulaic
+    from formulaic.errors import FormulaicError
+
+    variables = _formula_variables(formula, frame)
+    for name in variables:
+        column = frame[name]
+        missing = column.isna().to_numpy()
+        if missing.any():
+            raise ModelError(
+                f"moderator {name!r} is missing in {missing.sum()} row(s): {_row_names(frame, missing)}; "
+                "filter or impute them before fitting"
+            )
+        if column.nunique() < 2:
+            raise ModelError(
+                f"moderator {name!r} has a single value ({column.iloc[0]!r}) in these data; it cannot be estimated"
+            )
+    try:
+        matrix = formulaic.model_matrix(formula, frame, na_action="raise")
+    except FormulaicError as exc:
+        raise ModelError(f"cannot build the design matrix for {formula!r}: {exc}") from None
+    X = np.asarray(matrix, dtype=float)
+    names = ["intercept" if n == "Intercept" else n for n in matrix.model_spec.column_names]
+    terms = {
+        ("intercept" if str(t) == "1" else str(t)): list(range(s.start, s.stop))
+        for t, s in matrix.model_spec.term_slices.items()
+    }
+    rank = np.linalg.matrix_rank(X)
+    if rank < X.shape[1]:
+        raise ModelError(
+            f"the design for {formula!r} is rank deficient ({rank} of {X.shape[1]} columns independent): "
+            "two moderators carry the same information, or a level combination never occurs"
+        )
+    return X, names, terms, matrix.model_spec
+
+
+def new_design(model: ModelData, newmods: Any) -> np.ndarray:
+    """Design rows for predictions: a DataFrame of moderator values, or an array of rows
+    without the intercept column (as metafor's ``newmods``)."""
+    if newmods is None:
+        return model.X
+    if isinstance(newmods, pd.DataFrame):
+        if model.spec is None:
+            return np.ones((len(newmods), 1))
+        try:
+            return np.asarray(model.spec.get_model_matrix(newmods), dtype=float)
+        except Exception as exc:
+            raise ModelError(f"cannot build prediction rows from newmods: {exc}") from None
+    has_intercept = "intercept" in model.names
+    expected = model.p - (1 if has_intercept else 0)
+    rows = np.asarray(newmods, dtype=float)
+    if rows.ndim <= 1:
+        rows = rows.reshape(-1, 1) if expected == 1 else rows.reshape(1, -1)
+    if rows.shape[1] != expected:
+        names = ", ".join(n for n in model.names if n != "intercept")
+        raise ModelError(f"newmods needs {expected} value(s) per row ({names}), got {rows.shape[1]}")
+    return np.column_stack([np.ones(len(rows)), rows]) if has_intercept else rows
+
+
+def _formula_variables(formula: str, frame: pd.DataFrame) -> list[str]:
+    from formulaic import Formula
+
+    try:
+        required = Formula(formula).required_variables
+    except Exception as exc:
+        raise ModelError(f"cannot parse the moderator formula {formula!r}: {exc}") from None
+    names = sorted({str(v) for v in required})
+    unknown = [n for n in names if n not in frame.columns]
+    if unknown:
+        raise ModelError(
+            f"unknown moderator(s) {', '.join(map(repr, unknown))}; columns: {', '.join(map(str, frame.columns))}"
+        )
+    return names
