@@ -108,19 +108,22 @@ def score_and_information(
     T = np.zeros((L, L))
     D = np.zeros((L, L, p, p))
     for batch, minv, e, mx in zip(batches, ev.minv, ev.e, ev.mx, strict=True):
+        mx_t = mx.transpose(0, 2, 1)
+        g_mx = [batch.G[level] @ mx for level in range(L)] if reml else []
+        mg = [minv @ batch.G[level] for level in range(L)]  # M^-1 G_l
         for level in range(L):
             G = batch.G[level]
-            trace_mg[level] += float(np.einsum("nij,nji->", minv, G))
-            quad_g[level] += float(np.einsum("ni,nij,nj->", e, G, e))
+            # G and M^-1 are symmetric: tr(M^-1 G) = sum(M^-1 * G).
+            trace_mg[level] += float(np.sum(minv * G))
+            quad_g[level] += float(np.sum(e * (G @ e[:, :, None])[:, :, 0]))
             if reml:
-                C[level] += np.einsum("nip,nij,njq->pq", mx, G, mx)
-        mg = [minv @ batch.G[level] for level in range(L)]  # M^-1 G_l
+                C[level] += np.sum(mx_t @ g_mx[level], axis=0)
         for a in range(L):
             for b in range(a, L):
-                T[a, b] += float(np.einsum("nij,nji->", mg[a], mg[b]))
+                T[a, b] += float(np.sum(mg[a] * mg[b].transpose(0, 2, 1)))
                 if reml:
-                    # X' M^-1 G_a M^-1 G_b M^-1 X
-                    D[a, b] += np.einsum("nip,nij,njk,nkq->pq", mx, batch.G[a], mg[b], mx)
+                    # X' M^-1 G_a M^-1 G_b M^-1 X = (G_a M^-1 X)' (M^-1 G_b M^-1 X)
+                    D[a, b] += np.sum(g_mx[a].transpose(0, 2, 1) @ (mg[b] @ mx), axis=0)
     T = T + np.triu(T, 1).T
     if not reml:
         return -0.5 * (trace_mg - quad_g), 0.5 * T
