@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 from evmeta.schema.template import write_template  # noqa: E402
 
 SEED = 20241126
-N_STUDIES = 28
+N_STUDIES = 40
 
 TRUTH = {
     "scale": "SMD, positive = benefit of EVs",

@@ -1,0 +1,249 @@
+"""Bayesian hierarchical meta-analysis and meta-regression.
+
+Model: y_i ~ Normal(theta_i, sqrt(v_i)); theta_i = X_i beta + sum over levels of
+u_level[j(i)], u_level ~ Normal(0, tau_level) (Student-t at the outermost level with
+``likelihood="student_t"``). ``random=None`` gives the classic random-effects model (every
+comparison its own group); ``random=["study_id", "experiment_id"]`` nests experiments in
+studies. ``method="quadrature"`` computes the exact posterior (one or two levels, normal
+likelihood and normal priors on the coefficients); ``"nuts"`` samples with nutpie;
+``"auto"`` takes quadrature wherever it is exact.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from evmeta.errors import ConvergenceWarning, ModelError
+from evmeta.models._design import prepare
+from evmeta.models._provenance import fingerprint, versions
+from evmeta.models.bayes_quadrature import fit_quadrature, precompute
+from evmeta.models.bayes_result import BayesResult
+from evmeta.models.bayes_structure import NestedStructure, nested_structure
+from evmeta.models.priors import measure_scale, resolve_priors
+
+METHODS = ("auto", "quadrature", "nuts")
+LIKELIHOODS = ("normal", "student_t")
+#: target_accept of the first NUTS run and of the single retry.
+TARGET_ACCEPT = (0.8, 0.95)
+
+
+def _quadrature_possible(structure: NestedStructure, likelihood: str, V: Any, all_normal: bool) -> str | None:
+    """None when quadrature is exact for this model; else the reason it is not."""
+    if likelihood != "normal":
+        return "a Student-t likelihood"
+    if V is not None:
+        return "a known sampling covariance V"
+    if len(structure.levels) > 2:
+        return "more than two random levels"
+    if not all_normal:
+        return "non-normal priors on the coefficients"
+    return None
+
+
+def sample_outer_effects(y, v, X, structure: NestedStructure, beta, tau_outer, tau_inner, rng) -> np.ndarray:
+    """Draw study effects from their conditional posterior (two-level model), per draw.
+
+    Precision 1/tau_s^2 + sum_e f_e S_e(a); mean sum_e f_e S_e(a r) / precision, with
+    f_e = 1 / (1 + tau_e^2 S_e(a)) from integrating the experiment effects out.
+    """
+    from scipy import sparse
+
+    a = 1.0 / v
+    E, S = structure.sizes[1], structure.sizes[0]
+    to_inner = sparse.csr_matrix((np.ones(len(y)), (structure.inner, np.arange(len(y)))), shape=(E, len(y)))
+    to_outer = sparse.csr_matrix((np.ones(E), (structure.parent[1], np.arange(E))), shape=(S, E))
+    resid = y[None, :] - beta @ X.T
+    sum_a = to_inner @ a
+    sum_ar = (to_inner @ (resid * a).T).T
+    f = 1.0 / (1 + tau_inner[:, None] ** 2 * sum_a[None, :])
+    T = (to_outer @ (f * sum_ar).T).T
+    q = (to_outer @ (f * sum_a[None, :]).T).T
+    with np.errstate(divide="ignore"):
+        precision = 1.0 / tau_outer[:, None] ** 2 + q
+    return T / precision + rng.standard_normal(T.shape) / np.sqrt(precision)
+
+
+def bayesian_meta_analysis(
+    data: Any = None,
+    yi: Any = "yi",
+    vi: Any = "vi",
+    *,
+    mods: str | None = None,
+    random: list[str] | str | None = None,
+    priors: dict[str, str] | None = None,
+    method: str = "auto",
+    likelihood: str = "normal",
+    draws: int = 2000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    progress: bool = True,
+    V: Any = None,
+) -> BayesResult:
+    """Fit a Bayesian (hierarchical) meta-analysis or meta-regression.
+
+    Parameters
+    ----------
+    data : DataFrame or Comparisons, optional
+        Then ``yi``/``vi`` name columns; otherwise they are arrays.
+    mods : str, optional
+        Moderator formula (same contrasts and coefficient order as :func:`meta_analysis`).
+    random : list of str, optional
+        Nested grouping columns, outermost first; None: every comparison its own group.
+    priors : dict, optional
+        E.g. ``{"intercept": "normal(0, 1)", "isolation_method": "normal(0, 0.5)",
+        "tau": "halfnormal(0.5)", "tau[experiment_id]": "halfnormal(0.3)"}``; see
+        :mod:`evmeta.models.priors` for the families and the documented defaults.
+    method : {"auto", "quadrature", "nuts"}
+    likelihood : {"normal", "student_t"}
+        ``student_t`` makes the outermost random effects Student-t (robust to outlying
+        studies); it needs NUTS.
+    draws, tune, chains : int
+        Posterior draws per chain (also the number of exact draws kept under quadrature),
+        warm-up iterations and chains.
+    seed : int, optional
+        Random seed (recorded in the result).
+    progress : bool
+        Show the sampler's progress bar.
+    V : array-like (k x k), optional
+        Known sampling covariance (shared controls); needs NUTS.
+
+    Returns
+    -------
+    BayesResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        When NUTS still has R-hat > 1.01, bulk ESS < 400 or divergences after one retry
+        with a higher ``target_accept``; the result then has ``converged=False``.
+    """
+    if method not in METHODS:
+        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if likelihood not in LIKELIHOODS:
+        raise ModelError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+    if min(draws, chains) < 1 or tune < 0:
+        raise ModelError("draws and chains must be >= 1 and tune >= 0")
+    model = prepare(data, yi, vi, mods)
+    random_list = [random] if isinstance(random, str) else (list(random) if random is not None else None)
+    structure = nested_structure(model.frame, random_list)
+    frame = model.frame
+    measure = (
+        str(frame["measure"].iloc[0])
+        if "measure" in frame.columns and frame["measure"].nunique() == 1
+        else None
+    )
+    scale = measure_scale(measure, model.yi)
+    prior_set = resolve_priors(
+        priors,
+        names=model.names,
+        terms=model.term_columns,
+        levels=structure.levels,
+        scale=scale,
+        student_t=likelihood == "student_t",
+    )
+    V_matrix = None if V is None else np.asarray(V.toarray() if hasattr(V, "toarray") else V, dtype=float)
+    reason = _quadrature_possible(structure, likelihood, V_matrix, prior_set.all_normal)
+    if method == "quadrature" and reason:
+        raise ModelError(f"quadrature is not exact with {reason}; use method='nuts' (or 'auto')")
+    chosen = "quadrature" if (method == "quadrature" or (method == "auto" and reason is None)) else "nuts"
+    settings = {
+        "yi": yi if isinstance(yi, str) else "yi",
+        "vi": vi if isinstance(vi, str) else "vi",
+        "random": random_list,
+        "method": method,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "priors_given": dict(priors or {}),
+        "scale": scale,
+    }
+    common = dict(
+        model=model,
+        structure=structure,
+        prior_set=prior_set,
+        seed=seed,
+        likelihood=likelihood,
+        measure=measure,
+        fingerprint=fingerprint(model.yi, model.vi, model.X),
+        versions=versions(),
+        V=V_matrix,
+    )
+    if chosen == "quadrature":
+        return _fit_quadrature(common, settings, draws, chains, seed)
+    return _fit_nuts(common, settings, draws, tune, chains, seed, progress)
+
+
+def _fit_quadrature(common: dict, settings: dict, draws: int, chains: int, seed: int | None) -> BayesResult:
+    model, structure, prior_set = common["model"], common["structure"], common["prior_set"]
+    pre = precompute(model.yi, model.vi, model.X, structure, list(prior_set.coefficients.values()))
+    quad = fit_quadrature(pre, list(prior_set.taus.values()), settings["scale"])
+    rng = np.random.default_rng(seed)
+    taus, beta = quad.draw(draws * chains, rng)
+    outer = []
+    if len(structure.levels) == 2:
+        effects = sample_outer_effects(
+            model.yi, model.vi, model.X, structure, beta, taus[:, 0], taus[:, 1], rng
+        )
+        outer.append(effects.reshape(chains, draws, -1))
+    settings = {**settings, "grid_evaluations": quad.n_evaluations}
+    return BayesResult(
+        method_used="quadrature",
+        beta_draws=beta.reshape(chains, draws, -1),
+        tau_draws=taus.reshape(chains, draws, -1),
+        outer_draws=outer,
+        quadrature=quad,
+        settings=settings,
+        **common,
+    )
+
+
+def _fit_nuts(
+    common: dict, settings: dict, draws: int, tune: int, chains: int, seed: int | None, progress: bool
+) -> BayesResult:
+    from evmeta.models.bayes_pymc import sample_nuts
+
+    model, structure, prior_set = common["model"], common["structure"], common["prior_set"]
+    result = None
+    for attempt, target_accept in enumerate(TARGET_ACCEPT):
+        out = sample_nuts(
+            model.yi,
+            model.vi,
+            model.X,
+            structure,
+            prior_set,
+            student_t=common["likelihood"] == "student_t",
+            V=common["V"],
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=None if seed is None else seed + attempt,
+            progress=progress,
+            target_accept=target_accept,
+        )
+        result = BayesResult(
+            method_used="nuts",
+            beta_draws=out.beta,
+            tau_draws=out.tau,
+            outer_draws=out.outer_effects,
+            nu_draws=out.nu,
+            diverging=out.diverging,
+            energy=out.energy,
+            sampler=out.sampler,
+            settings={**settings, "target_accept": target_accept, "attempts": attempt + 1},
+            **common,
+        )
+        if result.converged:
+            return result
+    d = result.diagnostics
+    warnings.warn(
+        f"NUTS did not converge after a retry with target_accept={TARGET_ACCEPT[-1]}: max R-hat {d['max_r_hat']:.3f}, "
+        f"min bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergence(s). Do not report this fit as final; "
+        "increase tune/draws, reparametrize, or use stronger priors.",
+        ConvergenceWarning,
+        stacklevel=2,
+    )
+    return result

@@ -1,0 +1,218 @@
+"""Priors as small printable value objects, parsed from strings such as ``"normal(0, 1)"``.
+
+Families: normal(mu, sigma), student_t(nu, mu, sigma), halfnormal(sigma),
+halfcauchy(beta), halfstudent_t(nu, sigma), exponential(lam), uniform(lower, upper),
+lognormal(mu, sigma). Densities come from scipy so the exact (quadrature) engine and the
+PyMC engine use the same definitions.
+
+Default priors are weakly informative on the scale of the effect measure. Preclinical
+MSC-EV effects are large (pooled SMDs of 2-4 in absolute value, I^2 of 60-90%;
+shared/domain/effect_sizes.md), so the defaults must not pull such effects towards 0:
+
+* intercept ~ normal(0, 5 s): an SMD of 4 is 0.8 prior SD from 0;
+* coefficients ~ normal(0, 2.5 s): moderator differences of 2 SMD are well inside;
+* each tau ~ halfnormal(2 s): median 1.3 s, 95% below 3.9 s; heterogeneity SDs of 1-2
+  SMD, usual in animal studies, are typical under it.
+
+``s`` is 1 for SMD and the log-scale measures (ROM, OR, RR), 0.25 for RD, 25 for NMD
+(percent) and the empirical SD of yi for MD or an unknown measure.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from evmeta.errors import ModelError
+
+#: Family -> parameter names.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "normal": ("mu", "sigma"),
+    "student_t": ("nu", "mu", "sigma"),
+    "halfnormal": ("sigma",),
+    "halfcauchy": ("beta",),
+    "halfstudent_t": ("nu", "sigma"),
+    "exponential": ("lam",),
+    "uniform": ("lower", "upper"),
+    "lognormal": ("mu", "sigma"),
+}
+#: Families whose support is the positive half-line (allowed for standard deviations).
+POSITIVE = {"halfnormal", "halfcauchy", "halfstudent_t", "exponential", "uniform", "lognormal"}
+
+_PATTERN = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One prior distribution: a family and its parameters."""
+
+    family: str
+    params: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.family}({', '.join(f'{p:g}' for p in self.params)})"
+
+    @property
+    def is_normal(self) -> bool:
+        return self.family == "normal"
+
+    def scipy(self):
+        """The frozen scipy distribution."""
+        f, p = self.family, self.params
+        if f == "normal":
+            return stats.norm(p[0], p[1])
+        if f == "student_t":
+            return stats.t(p[0], p[1], p[2])
+        if f == "halfnormal":
+            return stats.halfnorm(0, p[0])
+        if f == "halfcauchy":
+            return stats.halfcauchy(0, p[0])
+        if f == "halfstudent_t":
+            return _HalfT(p[0], p[1])
+        if f == "exponential":
+            return stats.expon(0, 1 / p[0])
+        if f == "uniform":
+            return stats.uniform(p[0], p[1] - p[0])
+        if f == "lognormal":
+            return stats.lognorm(p[1], 0, math.exp(p[0]))
+        raise ModelError(f"unknown prior family {f!r}")
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        return self.scipy().logpdf(x)
+
+
+class _HalfT:
+    """Half Student-t with nu degrees of freedom and scale sigma (|t_nu| x sigma)."""
+
+    def __init__(self, nu: float, sigma: float) -> None:
+        self.nu, self.sigma = nu, sigma
+        self._t = stats.t(nu, 0, sigma)
+
+    def logpdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0, math.log(2) + self._t.logpdf(x), -np.inf)
+
+    def ppf(self, q):
+        return self._t.ppf(0.5 + np.asarray(q) / 2)
+
+    def rvs(self, size=None, random_state=None):
+        return np.abs(self._t.rvs(size=size, random_state=random_state))
+
+
+def parse_prior(text: Any, name: str = "prior") -> Prior:
+    """Parse ``"normal(0, 1)"`` (or pass a Prior through); errors say what was expected."""
+    if isinstance(text, Prior):
+        return text
+    match = _PATTERN.match(str(text).strip().lower())
+    if not match:
+        raise ModelError(
+            f"{name}: cannot read prior {text!r}; expected e.g. 'normal(0, 1)' or 'halfnormal(0.5)'"
+        )
+    family, inside = match.group(1), match.group(2)
+    if family not in FAMILIES:
+        raise ModelError(f"{name}: unknown prior family {family!r}; valid families: {', '.join(FAMILIES)}")
+    try:
+        params = tuple(float(p) for p in inside.split(",")) if inside.strip() else ()
+    except ValueError:
+        raise ModelError(f"{name}: prior parameters of {text!r} must be numbers") from None
+    expected = FAMILIES[family]
+    if len(params) != len(expected):
+        raise ModelError(
+            f"{name}: {family} takes {len(expected)} parameter(s) ({', '.join(expected)}), got {len(params)}"
+        )
+    positive = {"sigma", "beta", "nu", "lam"}
+    for label, value in zip(expected, params, strict=True):
+        if label in positive and value <= 0:
+            raise ModelError(f"{name}: {family} parameter {label} must be > 0, got {value:g}")
+    if family == "uniform" and params[1] <= params[0]:
+        raise ModelError(f"{name}: uniform needs lower < upper")
+    return Prior(family, params)
+
+
+def measure_scale(measure: str | None, yi: np.ndarray) -> float:
+    """The scale ``s`` of the default priors (see the module docstring)."""
+    known = {"SMD": 1.0, "ROM": 1.0, "OR": 1.0, "RR": 1.0, "RD": 0.25, "NMD": 25.0}
+    if measure in known:
+        return known[measure]
+    spread = float(np.std(yi, ddof=1)) if len(yi) > 1 else 1.0
+    return spread if spread > 0 else 1.0
+
+
+@dataclass
+class PriorSet:
+    """The priors of one model, resolved to one Prior per coefficient and per tau."""
+
+    coefficients: dict[str, Prior]
+    taus: dict[str, Prior]
+    nu: Prior | None = None
+
+    def as_strings(self) -> dict[str, str]:
+        out = {name: str(p) for name, p in self.coefficients.items()}
+        out.update({f"tau[{level}]": str(p) for level, p in self.taus.items()})
+        if self.nu is not None:
+            out["nu"] = str(self.nu)
+        return out
+
+    @property
+    def all_normal(self) -> bool:
+        return all(p.is_normal for p in self.coefficients.values())
+
+
+def resolve_priors(
+    given: dict[str, Any] | None,
+    *,
+    names: list[str],
+    terms: dict[str, list[int]],
+    levels: list[str],
+    scale: float,
+    student_t: bool = False,
+) -> PriorSet:
+    """One prior per coefficient and per level from a user dict and the defaults.
+
+    Keys: ``intercept``; ``coefficients`` (every non-intercept coefficient); a formula term
+    (``isolation_method``, all its columns) or a coefficient name
+    (``isolation_method[T.SEC]``); ``tau`` (every level) or ``tau[<level>]``; ``nu``
+    (Student-t degrees of freedom). More specific keys win.
+    """
+    given = dict(given or {})
+    term_names = [t for t in terms if t != "intercept"]
+    valid = [
+        "intercept",
+        "coefficients",
+        *term_names,
+        *[n for n in names if n != "intercept"],
+        "tau",
+        *[f"tau[{lv}]" for lv in levels],
+    ]
+    if student_t:
+        valid.append("nu")
+    unknown = [key for key in given if key not in valid]
+    if unknown:
+        raise ModelError(
+            f"unknown prior name(s) {', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}"
+        )
+    parsed = {key: parse_prior(value, key) for key, value in given.items()}
+    coefficient_priors: dict[str, Prior] = {}
+    default_coefficient = parsed.get("coefficients", Prior("normal", (0.0, 2.5 * scale)))
+    for index, name in enumerate(names):
+        if name == "intercept":
+            prior = parsed.get("intercept", Prior("normal", (0.0, 5.0 * scale)))
+        else:
+            term = next((t for t, cols in terms.items() if index in cols and t != "intercept"), None)
+            prior = parsed.get(name) or (parsed.get(term) if term else None) or default_coefficient
+        coefficient_priors[name] = prior
+    tau_priors = {}
+    for level in levels:
+        prior = parsed.get(f"tau[{level}]") or parsed.get("tau") or Prior("halfnormal", (2.0 * scale,))
+        if prior.family not in POSITIVE or (prior.family == "uniform" and prior.params[0] < 0):
+            raise ModelError(
+                f"tau[{level}]: a standard deviation needs a prior on positive values, got {prior}"
+            )
+        tau_priors[level] = prior
+    nu = parsed.get("nu", Prior("exponential", (1 / 29,)) if student_t else None)
+    return PriorSet(coefficient_priors, tau_priors, nu)
