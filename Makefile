@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean-venv bench
+.PHONY: demo test test-slow lint install clean-venv bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,17 @@ test: $(STAMP)
 	$(BIN)/ruff check evmeta tests extraction benchmarks
 	$(BIN)/python -m pytest -q
 
+# MCMC tests (NUTS against exact quadrature, coverage simulation); about a minute.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
 lint: $(STAMP)
 	$(BIN)/ruff check evmeta tests extraction benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_harmonize.py
+	$(BIN)/python benchmarks/bench_frequentist.py
+	$(BIN)/python benchmarks/bench_bayes.py
 
 clean-venv:
 	rm -rf $(VENV)

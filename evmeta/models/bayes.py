@@ -21,13 +21,13 @@ from evmeta.models._design import prepare
 from evmeta.models._provenance import fingerprint, versions
 from evmeta.models.bayes_quadrature import fit_quadrature, precompute
 from evmeta.models.bayes_result import BayesResult
-from evmeta.models.bayes_structure import NestedStructure, nested_structure
+from evmeta.models.bayes_structure import NestedStructure, nested_structure, sample_random_effects
 from evmeta.models.priors import measure_scale, resolve_priors
 
 METHODS = ("auto", "quadrature", "nuts")
 LIKELIHOODS = ("normal", "student_t")
 #: target_accept of the first NUTS run and of the single retry.
-TARGET_ACCEPT = (0.8, 0.95)
+TARGET_ACCEPT = (0.9, 0.99)
 
 
 def _quadrature_possible(structure: NestedStructure, likelihood: str, V: Any, all_normal: bool) -> str | None:
@@ -41,29 +41,6 @@ def _quadrature_possible(structure: NestedStructure, likelihood: str, V: Any, al
     if not all_normal:
         return "non-normal priors on the coefficients"
     return None
-
-
-def sample_outer_effects(y, v, X, structure: NestedStructure, beta, tau_outer, tau_inner, rng) -> np.ndarray:
-    """Draw study effects from their conditional posterior (two-level model), per draw.
-
-    Precision 1/tau_s^2 + sum_e f_e S_e(a); mean sum_e f_e S_e(a r) / precision, with
-    f_e = 1 / (1 + tau_e^2 S_e(a)) from integrating the experiment effects out.
-    """
-    from scipy import sparse
-
-    a = 1.0 / v
-    E, S = structure.sizes[1], structure.sizes[0]
-    to_inner = sparse.csr_matrix((np.ones(len(y)), (structure.inner, np.arange(len(y)))), shape=(E, len(y)))
-    to_outer = sparse.csr_matrix((np.ones(E), (structure.parent[1], np.arange(E))), shape=(S, E))
-    resid = y[None, :] - beta @ X.T
-    sum_a = to_inner @ a
-    sum_ar = (to_inner @ (resid * a).T).T
-    f = 1.0 / (1 + tau_inner[:, None] ** 2 * sum_a[None, :])
-    T = (to_outer @ (f * sum_ar).T).T
-    q = (to_outer @ (f * sum_a[None, :]).T).T
-    with np.errstate(divide="ignore"):
-        precision = 1.0 / tau_outer[:, None] ** 2 + q
-    return T / precision + rng.standard_normal(T.shape) / np.sqrt(precision)
 
 
 def bayesian_meta_analysis(
@@ -184,11 +161,12 @@ def _fit_quadrature(common: dict, settings: dict, draws: int, chains: int, seed:
     rng = np.random.default_rng(seed)
     taus, beta = quad.draw(draws * chains, rng)
     outer = []
-    if len(structure.levels) == 2:
-        effects = sample_outer_effects(
-            model.yi, model.vi, model.X, structure, beta, taus[:, 0], taus[:, 1], rng
+    if len(structure.levels) > 1:
+        resid = model.yi[None, :] - beta @ model.X.T
+        effects = sample_random_effects(
+            resid, model.vi, taus, structure, rng, list(range(len(structure.levels) - 1))
         )
-        outer.append(effects.reshape(chains, draws, -1))
+        outer = [e.reshape(chains, draws, -1) for e in effects]
     settings = {**settings, "grid_evaluations": quad.n_evaluations}
     return BayesResult(
         method_used="quadrature",
@@ -224,11 +202,12 @@ def _fit_nuts(
             progress=progress,
             target_accept=target_accept,
         )
+        outer = _outer_effects(model, structure, out, seed)
         result = BayesResult(
             method_used="nuts",
             beta_draws=out.beta,
             tau_draws=out.tau,
-            outer_draws=out.outer_effects,
+            outer_draws=outer,
             nu_draws=out.nu,
             diverging=out.diverging,
             energy=out.energy,
@@ -247,3 +226,18 @@ def _fit_nuts(
         stacklevel=2,
     )
     return result
+
+
+def _outer_effects(model, structure: NestedStructure, out, seed: int | None) -> list[np.ndarray]:
+    """Random effects of every level but the innermost, per draw: the explicitly sampled
+    Student-t level as sampled, the marginalized normal levels from their exact conditional."""
+    chains, draws = out.beta.shape[:2]
+    beta = out.beta.reshape(chains * draws, -1)
+    taus = out.tau.reshape(chains * draws, -1)
+    resid = model.yi[None, :] - beta @ model.X.T
+    explicit = [e.reshape(chains * draws, -1) for e in out.outer_effects]
+    for level, effects in enumerate(explicit):
+        resid = resid - effects[:, structure.codes[level]]
+    wanted = list(range(len(explicit), len(structure.levels) - 1))
+    drawn = sample_random_effects(resid, model.vi, taus, structure, np.random.default_rng(seed), wanted)
+    return [e.reshape(chains, draws, -1) for e in [*explicit, *drawn]]

@@ -28,6 +28,16 @@ def _import_pymc():
     return pm, pt
 
 
+def _dist(pm, prior: Prior):
+    """An unnamed distribution, for priors placed through a potential."""
+    f, p = prior.family, prior.params
+    if f == "normal":
+        return pm.Normal.dist(mu=p[0], sigma=p[1])
+    if f == "student_t":
+        return pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2])
+    raise ValueError(f"{f} is not a prior for a coefficient (use normal or student_t)")
+
+
 def _rv(pm, name: str, prior: Prior, **kwargs):
     f, p = prior.family, prior.params
     if f == "normal":
@@ -63,51 +73,72 @@ class NutsDraws:
     target_accept: float
 
 
+def _marginal_loglik(pt, resid, v: np.ndarray, taus: list, structure: NestedStructure, first_level: int):
+    """log N(resid; 0, D + sum_{l >= first_level} tau_l^2 Z_l Z_l') by the group-sum recursion."""
+    a = 1.0 / v
+    inner = structure.inner
+    E = structure.n_inner
+    sum_a = pt.as_tensor_variable(np.bincount(inner, weights=a, minlength=E))
+    sum_ar = pt.inc_subtensor(pt.zeros(E)[inner], resid * a)
+    quad = pt.sum(resid**2 * a)
+    logdet = float(np.sum(np.log(v)))
+    for level in range(len(structure.levels) - 1, first_level - 1, -1):
+        t2 = taus[level] ** 2
+        growth = 1 + t2 * sum_a
+        quad = quad - pt.sum(t2 / growth * sum_ar**2)
+        logdet = logdet + pt.sum(pt.log(growth))
+        if level > first_level:
+            parent = structure.parent[level]
+            size = structure.sizes[level - 1]
+            sum_a = pt.inc_subtensor(pt.zeros(size)[parent], sum_a / growth)
+            sum_ar = pt.inc_subtensor(pt.zeros(size)[parent], sum_ar / growth)
+    return -0.5 * (len(v) * np.log(2 * np.pi) + logdet + quad)
+
+
 def build_model(
     y, v, X, structure: NestedStructure, priors: PriorSet, *, student_t: bool, V: np.ndarray | None
 ):
-    """The PyMC model; returns (model, names of the sampled outer levels)."""
+    """The PyMC model; returns (model, levels whose effects are sampled explicitly).
+
+    Every normal level is integrated out of the likelihood, so NUTS explores only the
+    coefficients and the SDs (no funnel). With ``student_t`` the outermost effects are
+    Student-t and sampled explicitly (non-centred).
+    """
     pm, pt = _import_pymc()
-    levels = structure.levels
-    n_levels = len(levels)
-    marginalize_inner = not (student_t and n_levels == 1)
-    sampled_levels = list(range(n_levels - 1)) if marginalize_inner else [0]
+    sampled_levels = [0] if student_t else []
+    k, p = X.shape
+    # QR reparametrization: NUTS moves theta = R* beta on the orthogonal design Q*, which
+    # removes the correlation between coefficients (e.g. an intercept and an uncentred
+    # moderator); the priors stay on beta (a linear map: constant Jacobian).
+    Q, R = np.linalg.qr(X)
+    scale = np.sqrt(max(k - 1, 1))
+    Q_star, R_inv = Q * scale, np.linalg.inv(R / scale)
     with pm.Model() as model:
-        betas = [_rv(pm, f"beta_{j}", prior) for j, prior in enumerate(priors.coefficients.values())]
-        beta = pt.stack(betas)
+        theta = pm.Flat("theta", shape=p)
+        beta = pm.Deterministic("beta", pt.dot(pt.as_tensor_variable(R_inv), theta))
+        prior_terms = [
+            pm.logp(_dist(pm, prior), beta[j]) for j, prior in enumerate(priors.coefficients.values())
+        ]
+        pm.Potential("beta_prior", pt.sum(pt.stack(prior_terms)))
         taus = [_rv(pm, f"tau_{level}", prior) for level, prior in enumerate(priors.taus.values())]
-        nu = None
+        mu = pt.dot(pt.as_tensor_variable(Q_star), theta)
         if student_t:
             nu_minus_one = _rv(pm, "nu_minus_one", priors.nu)
             nu = pm.Deterministic("nu", nu_minus_one + 1)
-        mu = pt.dot(pt.as_tensor_variable(X), beta)
-        for level in sampled_levels:
-            size = structure.sizes[level]
-            if student_t and level == 0:
-                z = pm.StudentT(f"z_{level}", nu=nu, mu=0, sigma=1, shape=size)
-            else:
-                z = pm.Normal(f"z_{level}", 0, 1, shape=size)
-            effects = pm.Deterministic(f"u_{level}", taus[level] * z)
-            mu = mu + effects[structure.codes[level]]
+            z = pm.StudentT("z_0", nu=nu, mu=0, sigma=1, shape=structure.sizes[0])
+            effects = pm.Deterministic("u_0", taus[0] * z)
+            mu = mu + effects[structure.codes[0]]
         resid = pt.as_tensor_variable(y) - mu
+        first = 1 if student_t else 0
         if V is not None:
-            inner = structure.inner
-            same = (inner[:, None] == inner[None, :]).astype(float)
-            cov = pt.as_tensor_variable(V) + taus[-1] ** 2 * pt.as_tensor_variable(same)
+            cov = pt.as_tensor_variable(V)
+            for level in range(first, len(structure.levels)):
+                codes = structure.codes[level]
+                same = (codes[:, None] == codes[None, :]).astype(float)
+                cov = cov + taus[level] ** 2 * pt.as_tensor_variable(same)
             pm.MvNormal("y", mu=mu, cov=cov, observed=y)
-        elif marginalize_inner:
-            a = 1.0 / v
-            E = structure.n_inner
-            inner = structure.inner
-            sum_a = np.bincount(inner, weights=a, minlength=E)
-            n_rows = np.bincount(inner, minlength=E)
-            t2 = taus[-1] ** 2
-            c = t2 / (1 + t2 * sum_a)
-            sum_ar = pt.inc_subtensor(pt.zeros(E)[inner], resid * a)
-            sum_ar2 = pt.inc_subtensor(pt.zeros(E)[inner], resid**2 * a)
-            logdet = np.bincount(inner, weights=np.log(v), minlength=E) + pt.log1p(t2 * sum_a)
-            loglik = -0.5 * (n_rows * np.log(2 * np.pi) + logdet + sum_ar2 - c * sum_ar**2)
-            pm.Potential("loglik", pt.sum(loglik))
+        elif first < len(structure.levels):
+            pm.Potential("loglik", _marginal_loglik(pt, resid, v, taus, structure, first))
         else:
             pm.Normal("y", mu=mu, sigma=np.sqrt(v), observed=y)
     return model, sampled_levels
@@ -177,7 +208,7 @@ def sample_default_pymc(
 
 def _extract(trace, priors: PriorSet, sampled_levels, student_t, sampler, target_accept) -> NutsDraws:
     post = trace.posterior
-    beta = np.stack([post[f"beta_{j}"].values for j in range(len(priors.coefficients))], axis=-1)
+    beta = post["beta"].values
     tau = np.stack([post[f"tau_{level}"].values for level in range(len(priors.taus))], axis=-1)
     effects = [post[f"u_{level}"].values for level in sampled_levels]
     stats = trace.sample_stats

@@ -46,10 +46,13 @@ class Precomputed:
     sum_a: np.ndarray  # (E,) innermost groups
     sum_aX: np.ndarray  # (E, p)
     sum_ay: np.ndarray  # (E,)
-    outer_of_inner: np.ndarray | None  # (E,) study of each experiment, sorted
+    outer_of_inner: np.ndarray | None  # (E,) study of each experiment
     n_outer: int
     prior_mean: np.ndarray
     prior_var: np.ndarray
+    outer_aX: np.ndarray = None  # (E, p*p) outer products s_e s_e'
+    to_outer: object = None  # sparse (S, E)
+    spread_aX: object = None  # sparse (E, S*p): row e holds s_e in the block of its study
 
 
 def precompute(
@@ -67,9 +70,10 @@ def precompute(
     outer = structure.parent[1] if len(structure.levels) == 2 else None
     means = np.array([p.params[0] for p in coefficient_priors])
     variances = np.array([p.params[1] ** 2 for p in coefficient_priors])
-    return Precomputed(
+    p = X.shape[1]
+    pre = Precomputed(
         len(y),
-        X.shape[1],
+        p,
         (X * a[:, None]).T @ X,
         (X * a[:, None]).T @ y,
         float(np.sum(a * y * y)),
@@ -82,6 +86,16 @@ def precompute(
         means,
         variances,
     )
+    pre.outer_aX = np.einsum("ep,eq->epq", sum_aX, sum_aX).reshape(E, p * p)
+    if outer is not None:
+        from scipy import sparse
+
+        S = pre.n_outer
+        pre.to_outer = sparse.csr_matrix((np.ones(E), (outer, np.arange(E))), shape=(S, E))
+        rows = np.repeat(np.arange(E), p)
+        columns = (outer[:, None] * p + np.arange(p)[None, :]).ravel()
+        pre.spread_aX = sparse.csr_matrix((sum_aX.ravel(), (rows, columns)), shape=(E, S * p))
+    return pre
 
 
 @dataclass
@@ -94,36 +108,38 @@ class GridPoints:
 
 
 def conditional(pre: Precomputed, tau_inner: np.ndarray, tau_outer: np.ndarray | None) -> GridPoints:
-    """log p(y | taus) (+ nothing else) and beta | taus, y at each grid point (vectorized)."""
+    """log p(y | taus) and beta | taus, y at each grid point (vectorized over points).
+
+    Innermost step: X'A1X = X'D^-1X - sum_e c_e s_e s_e' with s_e = sum_{i in e} a_i x_i,
+    done as one matrix product with the precomputed outer products s_e s_e'. Outer step:
+    the study sums t_s = sum_{e in s} f_e s_e are a sparse aggregation.
+    """
+    G, p = len(tau_inner), pre.p
     t2 = tau_inner[:, None] ** 2
-    c = t2 / (1 + t2 * pre.sum_a[None, :])  # (G, E)
-    cX = c[:, :, None] * pre.sum_aX[None, :, :]  # (G, E, p)
-    XMX = pre.XtAX[None] - np.einsum("gep,eq->gpq", cX, pre.sum_aX, optimize=True)
-    XMy = pre.XtAy[None] - np.einsum("ge,ep->gp", c * pre.sum_ay[None, :], pre.sum_aX, optimize=True)
-    yMy = pre.ytAy - np.sum(c * pre.sum_ay[None, :] ** 2, axis=1)
-    logdet = pre.logdet_D + np.sum(np.log1p(t2 * pre.sum_a[None, :]), axis=1)
+    growth = 1 + t2 * pre.sum_a[None, :]  # (G, E)
+    c = t2 / growth
+    XMX = pre.XtAX[None] - (c @ pre.outer_aX).reshape(G, p, p)
+    XMy = pre.XtAy[None] - (c * pre.sum_ay[None, :]) @ pre.sum_aX
+    yMy = pre.ytAy - (c @ pre.sum_ay**2)
+    logdet = pre.logdet_D + np.sum(np.log(growth), axis=1)
     if tau_outer is not None:
-        f = 1.0 / (1 + t2 * pre.sum_a[None, :])  # 1 - c * sum_a
-        study = pre.outer_of_inner
+        f = 1.0 / growth  # (G, E)
         S = pre.n_outer
-        fX = f[:, :, None] * pre.sum_aX[None]  # (G, E, p)
-        TX = np.zeros((len(tau_inner), S, pre.p))
-        np.add.at(TX, (slice(None), study), fX)
-        Ty = np.zeros((len(tau_inner), S))
-        np.add.at(Ty, (slice(None), study), f * pre.sum_ay[None, :])
-        q = np.zeros((len(tau_inner), S))
-        np.add.at(q, (slice(None), study), f * pre.sum_a[None, :])
+        # t_s(X): (G, S, p) via the sparse map experiments -> (study, coefficient).
+        TX = (pre.spread_aX.T @ f.T).T.reshape(G, S, p)
+        Ty = (pre.to_outer @ (f * pre.sum_ay[None, :]).T).T
+        q = (pre.to_outer @ (f * pre.sum_a[None, :]).T).T
         s2 = tau_outer[:, None] ** 2
         d = s2 / (1 + s2 * q)
-        XMX = XMX - np.einsum("gsp,gsq->gpq", d[:, :, None] * TX, TX, optimize=True)
-        XMy = XMy - np.einsum("gs,gsp->gp", d * Ty, TX, optimize=True)
+        XMX = XMX - np.matmul(TX.transpose(0, 2, 1) * d[:, None, :], TX)
+        XMy = XMy - np.einsum("gs,gsp->gp", d * Ty, TX)
         yMy = yMy - np.sum(d * Ty**2, axis=1)
         logdet = logdet + np.sum(np.log1p(s2 * q), axis=1)
     precision = XMX + np.diag(1 / pre.prior_var)[None]
     rhs = XMy + (pre.prior_mean / pre.prior_var)[None]
     chol = np.linalg.cholesky(precision)
-    mean = np.linalg.solve(precision, rhs[..., None])[..., 0]
     cov = np.linalg.inv(precision)
+    mean = np.einsum("gpq,gq->gp", cov, rhs)
     logdet_prec = 2 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
     log_marginal = -0.5 * (
         pre.k * np.log(2 * np.pi)

@@ -151,3 +151,61 @@ def sample_inner_effects(
         precision = 1.0 / tau_inner[:, None] ** 2 + sum_a[None, :]
     mean = sum_ar / precision
     return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+
+
+def _aggregators(structure: NestedStructure, k: int) -> tuple:
+    """Sparse maps rows -> innermost groups and level-m groups -> level-(m-1) groups."""
+    from scipy import sparse
+
+    to_inner = sparse.csr_matrix((np.ones(k), (structure.inner, np.arange(k))), shape=(structure.n_inner, k))
+    to_parent = [None]
+    for level in range(1, len(structure.levels)):
+        n = structure.sizes[level]
+        to_parent.append(
+            sparse.csr_matrix(
+                (np.ones(n), (structure.parent[level], np.arange(n))), shape=(structure.sizes[level - 1], n)
+            )
+        )
+    return to_inner, to_parent
+
+
+def marginal_sums(resid: np.ndarray, v: np.ndarray, taus: np.ndarray, structure: NestedStructure, level: int):
+    """Effective sums 1'A r and 1'A 1 of each level-``level`` group, with every deeper level
+    integrated out (A = inverse covariance of the deeper levels plus sampling error).
+
+    resid (N, k), taus (N, L). Returns (sum_a, sum_ar), each (N, n_level).
+    """
+    to_inner, to_parent = _aggregators(structure, len(v))
+    a = 1.0 / v
+    sum_a = np.broadcast_to(to_inner @ a, (resid.shape[0], structure.n_inner))
+    sum_ar = (to_inner @ (resid * a).T).T
+    for deeper in range(len(structure.levels) - 1, level, -1):
+        f = 1.0 / (1 + taus[:, deeper : deeper + 1] ** 2 * sum_a)
+        sum_a = (to_parent[deeper] @ (sum_a * f).T).T
+        sum_ar = (to_parent[deeper] @ (sum_ar * f).T).T
+    return sum_a, sum_ar
+
+
+def sample_random_effects(
+    resid: np.ndarray,
+    v: np.ndarray,
+    taus: np.ndarray,
+    structure: NestedStructure,
+    rng: np.random.Generator,
+    levels: list[int],
+) -> list[np.ndarray]:
+    """Draw the effects of ``levels`` (outermost first) from their exact conditional posterior.
+
+    Given beta and the taus (one per draw), each level's effects are Gaussian once every
+    deeper level is integrated out; levels are drawn top-down, each given the ones above.
+    """
+    resid = resid.copy()
+    out = []
+    for level in levels:
+        sum_a, sum_ar = marginal_sums(resid, v, taus, structure, level)
+        with np.errstate(divide="ignore"):
+            precision = 1.0 / taus[:, level : level + 1] ** 2 + sum_a
+        effects = sum_ar / precision + rng.standard_normal(sum_ar.shape) / np.sqrt(precision)
+        resid -= effects[:, structure.codes[level]]
+        out.append(effects)
+    return out

@@ -205,6 +205,8 @@ def resolve_priors(
         else:
             term = next((t for t, cols in terms.items() if index in cols and t != "intercept"), None)
             prior = parsed.get(name) or (parsed.get(term) if term else None) or default_coefficient
+        if prior.family not in {"normal", "student_t"}:
+            raise ModelError(f"{name}: a coefficient needs a normal or student_t prior, got {prior}")
         coefficient_priors[name] = prior
     tau_priors = {}
     for level in levels:

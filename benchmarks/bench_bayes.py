@@ -1,0 +1,160 @@
+"""Benchmark: the Bayesian engine, each case in a fresh process (imports and compilation
+included in "whole process"; "fit" is the call to bayesian_meta_analysis alone).
+
+Run ``.venv/bin/python benchmarks/bench_bayes.py``; the table is printed and written into
+benchmarks/README.md between the BAYES markers. Cases: one-level quadrature at k = 13
+(BCG) and k = 1,000; the three-level meta-regression (5-level isolation factor + quality
+score, k = 300 comparisons in 100 studies) by quadrature, by nutpie, and by PyMC's default
+NUTS sampler on the same PyMC model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _three_level(k: int = 300, studies: int = 100, seed: int = 3):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    study = np.sort(rng.integers(0, studies, size=k))
+    experiment = rng.integers(0, 2, size=k)
+    methods = np.array(["UC", "SEC", "TFF+SEC", "precipitation", "UF"])
+    method = methods[rng.integers(0, 5, size=studies)][study]
+    quality = rng.uniform(0, 1, size=studies)[study]
+    effect = {"UC": 0.0, "SEC": 0.5, "TFF+SEC": 0.7, "precipitation": -0.5, "UF": 0.1}
+    vi = rng.uniform(0.1, 0.5, size=k)
+    u = rng.normal(0, 0.5, size=studies)[study]
+    w = rng.normal(0, 0.3, size=(studies, 2))[study, experiment]
+    mean = 1.5 + np.array([effect[m] for m in method]) + 1.0 * quality
+    return pd.DataFrame(
+        {
+            "yi": mean + u + w + rng.normal(0, np.sqrt(vi)),
+            "vi": vi,
+            "isolation_method": method,
+            "quality_score": quality,
+            "study_id": study,
+            "experiment_id": experiment,
+        }
+    )
+
+
+def child(case: str) -> None:
+    start_import = time.perf_counter()
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+    import scipy.stats  # noqa: F401
+
+    import evmeta as em
+    import evmeta.models.bayes
+
+    if not case.startswith("one_level"):
+        import formulaic  # noqa: F401
+    imports = time.perf_counter() - start_import
+
+    if case.startswith("one_level"):
+        k = int(case.split("_")[-1])
+        if k == 13:
+            reference = json.loads((ROOT / "tests" / "reference" / "metafor_reference.json").read_text())
+            data = pd.DataFrame(reference["bcg"])
+        else:
+            rng = np.random.default_rng(1)
+            vi = rng.uniform(0.05, 0.5, size=k)
+            data = pd.DataFrame({"yi": rng.normal(1.0, np.sqrt(vi + 0.25)), "vi": vi})
+        kwargs = {}
+    else:
+        data = _three_level()
+        kwargs = dict(mods="~ isolation_method + quality_score", random=["study_id", "experiment_id"])
+    method = {"quadrature": "quadrature", "nutpie": "nuts", "pymc": "nuts"}[
+        case.split("_")[0] if not case.startswith("one") else "quadrature"
+    ]
+    start = time.perf_counter()
+    if case.startswith("pymc"):
+        from evmeta.models import bayes, bayes_pymc
+
+        original = bayes_pymc.sample_nuts
+        bayes_pymc.sample_nuts = bayes_pymc.sample_default_pymc  # same model, PyMC's own sampler
+        try:
+            fit = bayes.bayesian_meta_analysis(
+                data, method="nuts", seed=1, progress=False, draws=1000, tune=1000, **kwargs
+            )
+        finally:
+            bayes_pymc.sample_nuts = original
+    else:
+        fit = em.bayesian_meta_analysis(
+            data, method=method, seed=1, progress=False, draws=1000, tune=1000, **kwargs
+        )
+    elapsed = time.perf_counter() - start
+    d = fit.diagnostics
+    print(
+        json.dumps(
+            {
+                "imports": imports,
+                "fit": elapsed,
+                "method": fit.method_used,
+                "ess": d["min_ess_bulk"],
+                "divergences": d["divergences"],
+                "rhat": d["max_r_hat"],
+                "sampler": d["sampler"],
+            }
+        )
+    )
+
+
+def main() -> None:
+    cases = [
+        ("one-level quadrature", "one_level_13", 13),
+        ("one-level quadrature", "one_level_1000", 1000),
+        ("three-level meta-regression, quadrature", "quadrature_three", 300),
+        ("three-level meta-regression, nutpie", "nutpie_three", 300),
+        ("three-level meta-regression, PyMC default NUTS", "pymc_three", 300),
+    ]
+    lines = [
+        "| case | k | imports | fit | whole process | min bulk ESS | divergences | max R-hat |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, case, k in cases:
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, __file__, case], capture_output=True, text=True, cwd=ROOT)
+        whole = time.perf_counter() - start
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            continue
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        exact = result["method"] == "quadrature"
+        ess = "exact" if exact else f"{result['ess']:.0f}"
+        rhat = "-" if exact else f"{result['rhat']:.3f}"
+        lines.append(
+            f"| {label} | {k:,} | {result['imports']:.1f} s | {result['fit'] * 1000:.0f} ms | {whole:.1f} s | {ess} | "
+            f"{result['divergences']} | {rhat} |"
+        )
+        print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    readme = ROOT / "benchmarks" / "README.md"
+    text = readme.read_text()
+    start_marker, end_marker = "<!-- BAYES START -->", "<!-- BAYES END -->"
+    if start_marker in text:
+        text = (
+            text[: text.index(start_marker) + len(start_marker)]
+            + "\n"
+            + table
+            + "\n"
+            + text[text.index(end_marker) :]
+        )
+        readme.write_text(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        sys.path.insert(0, str(ROOT))
+        child(sys.argv[1])
+    else:
+        main()
