@@ -366,6 +366,45 @@ class BayesResult:
                 out.insert(0, column, frame[column].to_numpy())
         return out
 
+    def density(self, parameter: str, x: np.ndarray) -> np.ndarray:
+        """Posterior density of ``parameter`` (a coefficient name or a tau name) at ``x``.
+
+        Exact under quadrature (the grid marginal of a tau; the Gaussian mixture of a
+        coefficient); a kernel density estimate of the draws under NUTS.
+        """
+        x = np.asarray(x, dtype=float)
+        tau_names = self._tau_names()
+        if parameter not in self.names and parameter not in tau_names:
+            raise ModelError(
+                f"unknown parameter {parameter!r}; valid: {', '.join([*self.names, *tau_names])}"
+            )
+        if self.quadrature is not None:
+            if parameter in tau_names:
+                level = tau_names.index(parameter)
+                return np.interp(
+                    x, self.quadrature.axes[level], self.quadrature.axis_density[level], left=0.0, right=0.0
+                )
+            means, sds = self.quadrature.linear_mixture(np.eye(len(self.names))[self.names.index(parameter)])
+            return self.quadrature.weights @ (
+                stats.norm.pdf((x[None, :] - means[:, None]) / sds[:, None]) / sds[:, None]
+            )
+        beta, tau = self._flat()
+        draws = (
+            tau[:, tau_names.index(parameter)]
+            if parameter in tau_names
+            else beta[:, self.names.index(parameter)]
+        )
+        return stats.gaussian_kde(draws)(x)
+
+    def prior_density(self, parameter: str, x: np.ndarray) -> np.ndarray:
+        """Prior density of ``parameter`` at ``x``."""
+        tau_names = self._tau_names()
+        if parameter in tau_names:
+            prior = list(self.prior_set.taus.values())[tau_names.index(parameter)]
+        else:
+            prior = self.prior_set.coefficients[parameter]
+        return np.exp(prior.logpdf(np.asarray(x, dtype=float)))
+
     def bayes_factor(self, term: str) -> dict[str, float]:
         """Savage-Dickey Bayes factor for coefficient(s) = 0 (a coefficient name or a term).
 

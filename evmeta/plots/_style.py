@@ -1,0 +1,88 @@
+"""Journal defaults shared by every figure: widths, fonts, and embedding rules.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (never pyplot), so nothing
+opens a window and nothing depends on an interactive backend.
+
+* width: 180 mm (double column) or 85 mm (single column), or any width in mm;
+* sans-serif text at 7-9 pt (DejaVu Sans ships with matplotlib);
+* PDF with TrueType fonts embedded (``pdf.fonttype = 42``: text stays editable);
+* SVG with text as text (``svg.fonttype = "none"``); PNG at 300 dpi.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib as mpl
+
+MM = 1 / 25.4
+WIDTHS_MM = {"double": 180.0, "single": 85.0}
+BASE_FONT_PT = 7.0
+RC = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.size": BASE_FONT_PT,
+    "axes.titlesize": 8,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "lines.linewidth": 0.8,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",
+    "savefig.dpi": 300,
+    "figure.dpi": 100,
+}
+#: Colours per isolation-method family / a qualitative palette (colour-blind safe, Okabe-Ito).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def width_inches(width: str | float) -> float:
+    """Figure width in inches from ``"double"``, ``"single"`` or a number of mm."""
+    if isinstance(width, str):
+        if width not in WIDTHS_MM:
+            raise ValueError(f"width must be 'double', 'single' or a number of mm, got {width!r}")
+        return WIDTHS_MM[width] * MM
+    return float(width) * MM
+
+
+@contextmanager
+def journal_style():
+    """Apply the journal rcParams while a figure is built."""
+    with mpl.rc_context(RC):
+        yield
+
+
+def new_figure(width: str | float, height_in: float):
+    """A Figure (no pyplot) of the given width and height."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_inches(width), height_in), layout=None)
+
+
+def save_figure(figure, stem: str | Path, formats=("pdf", "svg", "png")) -> list[Path]:
+    """Save ``figure`` as ``stem.<format>`` for each format; returns the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    with journal_style():
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            figure.savefig(path, format=fmt, dpi=300, metadata=_metadata(fmt))
+            out.append(path)
+    return out
+
+
+def _metadata(fmt: str) -> dict:
+    if fmt == "pdf":
+        return {"Creator": "evmeta", "Producer": "evmeta (matplotlib)"}
+    if fmt == "svg":
+        return {"Creator": "evmeta"}
+    if fmt == "png":
+        return {"Software": "evmeta"}
+    return {}
