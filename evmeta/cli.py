@@ -150,6 +150,33 @@ def demo(
     typer.echo(f"wrote {output / 'comparisons.csv'} and {output / 'exclusions.csv'}")
 
 
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="Analysis spec, e.g. analyses/example.toml.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Report folder (default: reports/<name>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+) -> None:
+    """Run an analysis spec end to end and write reports/<name>/."""
+    from evmeta.errors import EvmetaError, ExtractionError
+    from evmeta.pipeline import run_analysis
+
+    try:
+        result = run_analysis(spec, output=output, quiet=quiet)
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
+        _echo_err("the extraction has errors; fix them (evmeta validate lists them) and run again")
+        raise typer.Exit(1) from None
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"report: {result.output / 'report.html'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -395,7 +395,7 @@ def _draw(
         widths["label"] = max(min_label, min(widths["label"], width_in - right_in - panel_min - fixed))
     left_in = sum(widths.values())
     panel = (left_in + 0.1, width_in - right_in - 0.1)
-    bottom_rows = 3.2
+    bottom_rows = 3.8
     height_in = (n_rows + bottom_rows + (1.2 if title else 0)) * ROW_IN + 0.15
     if ax is None:
         figure = new_figure(width, height_in)

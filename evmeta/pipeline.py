@@ -1,0 +1,279 @@
+"""Run an analysis spec end to end: ``evmeta.run_analysis("analyses/example.toml")``.
+
+Stages: read and validate the extraction -> comparisons -> filters -> frequentist models
+(random effects, subgroups, meta-regression, multilevel with CR2) -> bias diagnostics ->
+Bayesian model (contrasts, predictions, prior sensitivity) -> sensitivity analyses ->
+figures -> tables, posterior, report and provenance in ``reports/<name>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evmeta.comparisons import Comparisons, build_comparisons
+from evmeta.errors import ModelError
+from evmeta.models._provenance import versions
+from evmeta.schema.validate import read_extraction
+from evmeta.sheets.export import write_csv
+from evmeta.spec import AnalysisSpec, load_spec
+
+STAGES = ["extraction", "comparisons", "frequentist", "bias", "bayesian", "sensitivity", "figures", "report"]
+
+
+@dataclass
+class AnalysisRun:
+    """Everything an analysis produced (also written to ``output``)."""
+
+    spec: AnalysisSpec
+    output: Path
+    comparisons: Comparisons
+    exclusions: pd.DataFrame
+    models: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, list[Path]] = field(default_factory=dict)
+    recovery: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _apply_reference_levels(table: pd.DataFrame, reference: dict[str, str]) -> pd.DataFrame:
+    table = table.copy()
+    for column, level in reference.items():
+        if column not in table.columns:
+            raise ModelError(f"[moderators] {column!r} is not a column of the comparisons")
+        levels = sorted(table[column].dropna().astype(str).unique())
+        if level not in levels:
+            raise ModelError(
+                f"[moderators] reference level {level!r} of {column!r} is not in the data; levels: {', '.join(levels)}"
+            )
+        table[column] = pd.Categorical(
+            table[column].astype(str), categories=[level, *[v for v in levels if v != level]]
+        )
+    return table
+
+
+def _filter(table: pd.DataFrame, spec: AnalysisSpec) -> tuple[pd.DataFrame, list[tuple[pd.Series, str]]]:
+    f = spec.filters
+    dropped = []
+    keep = pd.Series(True, index=table.index)
+    for column, allowed in [
+        ("species", f.species),
+        ("disease_model", f.disease_model),
+        ("isolation_family", f.isolation_family),
+    ]:
+        if allowed:
+            bad = ~table[column].astype(str).isin(allowed) & keep
+            dropped.append((bad, f"filter: {column} not in {allowed}"))
+            keep &= ~bad
+    if f.min_quality_score > 0:
+        bad = (table["quality_score"] < f.min_quality_score) & keep
+        dropped.append((bad, f"filter: quality_score < {f.min_quality_score:g}"))
+        keep &= ~bad
+    if f.low_risk_of_bias_only:
+        bad = ~table["rob_low_randomization_blinding"].fillna(False).astype(bool) & keep
+        dropped.append((bad, "filter: not at low risk on randomization and blinding"))
+        keep &= ~bad
+    return table[keep].reset_index(drop=True), [(mask[mask].index, reason) for mask, reason in dropped]
+
+
+def _filter_log(table: pd.DataFrame, dropped, kept: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    used_controls = set(kept["control_outcome_row"])
+    for index, reason in dropped:
+        for _, row in table.loc[index].iterrows():
+            rows.append(
+                {
+                    "sheet": "outcomes",
+                    "row": row["treat_outcome_row"],
+                    "outcome_id": row["treat_outcome_id"],
+                    "arm_id": row["arm_id"],
+                    "experiment_id": row["experiment_id"],
+                    "outcome": row["outcome"],
+                    "reason": reason,
+                }
+            )
+            if row["control_outcome_row"] not in used_controls:
+                used_controls.add(row["control_outcome_row"])
+                rows.append(
+                    {
+                        "sheet": "outcomes",
+                        "row": row["control_outcome_row"],
+                        "outcome_id": row["control_outcome_id"],
+                        "arm_id": row["control_arm_id"],
+                        "experiment_id": row["experiment_id"],
+                        "outcome": row["outcome"],
+                        "reason": f"control row of comparisons removed by {reason}",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+class _Progress:
+    def __init__(self, quiet: bool, callback: Callable[[str], None] | None) -> None:
+        self.quiet, self.callback = quiet, callback
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.quiet and self.callback is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=False
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("starting", total=len(STAGES))
+        return self
+
+    def stage(self, name: str) -> None:
+        if self.callback:
+            self.callback(name)
+        if self._progress is not None:
+            self._progress.update(self._task, description=name, advance=0)
+
+    def done(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def run_analysis(
+    path: str | Path,
+    *,
+    output: str | Path | None = None,
+    quiet: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> AnalysisRun:
+    """Run ``analyses/<name>.toml`` and write ``reports/<name>/``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The analysis spec.
+    output : str or Path, optional
+        Folder to write (default: the spec's ``output`` or ``reports/<name>`` beside ``analyses/``).
+    quiet : bool
+        No progress display.
+    progress : callable, optional
+        Called with each stage's name (instead of the rich display).
+
+    Returns
+    -------
+    AnalysisRun
+
+    Raises
+    ------
+    SpecError, ExtractionError, ModelError
+        With messages that name the problem (the CLI prints them without a traceback).
+    """
+    started = dt.datetime.now(dt.UTC)
+    clock = time.perf_counter()
+    spec = load_spec(path)
+    out = Path(output).resolve() if output else spec.output_path
+    out.mkdir(parents=True, exist_ok=True)
+    with _Progress(quiet, progress) as bar:
+        bar.stage("extraction: reading and validating")
+        extraction = read_extraction(spec.extraction_path)
+        bar.done()
+        bar.stage("comparisons: effect sizes, doses, quality")
+        c = spec.comparisons
+        comparisons = build_comparisons(
+            extraction,
+            c.measure,
+            outcome=c.outcomes or None,
+            timepoint=c.timepoint,
+            shared_control=c.shared_control,
+        )
+        table, dropped = _filter(comparisons.table, spec)
+        exclusions = pd.concat(
+            [comparisons.exclusions, _filter_log(comparisons.table, dropped, table)], ignore_index=True
+        )
+        exclusions = exclusions.sort_values("row", kind="stable").reset_index(drop=True)
+        if len(table) < 2:
+            raise ModelError(f"only {len(table)} comparison(s) remain after the filters; nothing to pool")
+        table = _apply_reference_levels(table, spec.moderators)
+        run = AnalysisRun(spec, out, comparisons, exclusions)
+        run.tables["comparisons"] = table
+        bar.done()
+        from evmeta import pipeline_stages as stages
+
+        bar.stage("frequentist models")
+        stages.frequentist(run, table)
+        bar.done()
+        bar.stage("bias diagnostics")
+        stages.bias(run)
+        bar.done()
+        bar.stage("Bayesian model")
+        stages.bayesian(run, table)
+        bar.done()
+        bar.stage("sensitivity analyses")
+        stages.sensitivity(run, table, extraction)
+        bar.done()
+        bar.stage("figures")
+        stages.figures(run, table, extraction)
+        bar.done()
+        bar.stage("tables, posterior, report")
+        run.provenance = {
+            "analysis": spec.analysis.name,
+            "spec_file": str(spec.source),
+            "spec": json.loads(spec.model_dump_json(exclude={"source"})),
+            "inputs": {
+                str(spec.source): _sha256(spec.source),
+                str(spec.extraction_path): _sha256(spec.extraction_path),
+            },
+            "extraction_sha256": extraction.sha256,
+            "seeds": {"bayesian": spec.bayesian.seed},
+            "versions": versions(),
+            "started": started.isoformat(),
+        }
+        _write_outputs(run, table)
+        run.provenance["finished"] = dt.datetime.now(dt.UTC).isoformat()
+        run.provenance["seconds"] = round(time.perf_counter() - clock, 2)
+        run.provenance["outputs"] = sorted(p.name for p in out.iterdir())
+        (out / "provenance.json").write_text(
+            json.dumps(run.provenance, indent=1, default=str) + "\n", encoding="utf-8"
+        )
+        bar.done()
+    return run
+
+
+def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:
+    from evmeta.report.html import write_report
+
+    out = run.output
+    run.files.append(write_csv(table, out / "comparisons.csv"))
+    run.files.append(write_csv(run.exclusions, out / "exclusions.csv"))
+    results = pd.concat(
+        [frame.assign(analysis=name) for name, frame in run.tables.items() if name.startswith("results:")],
+        ignore_index=True,
+    )
+    results["analysis"] = results["analysis"].str.removeprefix("results:")
+    run.files.append(write_csv(results, out / "results.csv"))
+    bayes = run.models.get("bayesian")
+    if bayes is not None:
+        posterior = out / "posterior.nc"
+        if posterior.exists():
+            posterior.unlink()
+        bayes.idata.to_netcdf(str(posterior))
+        run.files.append(posterior)
+    run.files.append(write_report(run))
+
+
+__all__ = ["AnalysisRun", "run_analysis"]
