@@ -30,6 +30,7 @@ LAYERS = {
     "report": 8,
     "spec": 9,
     "pipeline": 9,
+    "pipeline_stages": 9,
     "cli": 10,
     "__init__": 10,
     "__main__": 10,
