@@ -212,7 +212,7 @@ def run_analysis(
         run = AnalysisRun(spec, out, comparisons, exclusions)
         run.tables["comparisons"] = table
         bar.done()
-        from evmeta import pipeline_stages as stages
+        import evmeta.pipeline_stages as stages
 
         bar.stage("frequentist models")
         stages.frequentist(run, table)
