@@ -59,6 +59,8 @@ _LAZY = {
     "load_spec": "evmeta.spec",
     "AnalysisRun": "evmeta.pipeline",
     "run_analysis": "evmeta.pipeline",
+    "LookupClient": "evmeta.lookup",
+    "run_lookup": "evmeta.lookup",
     "risk_of_bias_summary": "evmeta.harmonize.quality",
     "sd_from_sem": "evmeta.harmonize.dispersion",
     "sd_from_ci": "evmeta.harmonize.dispersion",

@@ -177,6 +177,36 @@ def run(
     typer.echo(f"report: {result.output / 'report.html'}")
 
 
+@app.command()
+def lookup(
+    workbook: Annotated[Path, typer.Argument(help="Extraction workbook (.xlsx) or folder of CSV files.")],
+    fill_missing: Annotated[
+        bool, typer.Option("--fill-missing", help="Write <name>.filled.xlsx with empty cells filled.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Use only the cache; make no request.")] = False,
+    cache: Annotated[
+        Path | None, typer.Option(help="Cache folder (default: .evmeta-cache beside the workbook).")
+    ] = None,
+) -> None:
+    """Check the studies sheet against Crossref (DOI) and PubMed (PMID)."""
+    from evmeta.lookup import run_lookup
+
+    try:
+        result, target = run_lookup(workbook, cache=cache, offline=offline, fill=fill_missing)
+    except ValueError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for message in result.messages():
+        typer.echo(message)
+    checked = int((result.rows["source"] != "").sum())
+    typer.echo(
+        f"{checked} of {len(result.rows)} studies found; {len(result.messages())} message(s); "
+        f"{result.requests_made} request(s)"
+    )
+    if target is not None:
+        typer.echo(f"wrote {target}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,327 @@
+"""Bibliographic look-up: check the ``studies`` sheet against Crossref (DOI) and PubMed (PMID).
+
+One ``requests.Session`` with connect/read time-outs, retries with exponential back-off on
+429 and 5xx that honour ``Retry-After``, a descriptive User-Agent with a contact address,
+and a JSON cache on disk so a second run makes no request (``offline=True`` uses only the
+cache). Base URLs come from ``EVMETA_CROSSREF_URL`` and ``EVMETA_EUTILS_URL``; the contact
+address from ``EVMETA_CONTACT_EMAIL``. Every failure (malformed id, 404, time-out, bad
+JSON) becomes a message on its row, never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+from rapidfuzz import fuzz
+
+from evmeta import __version__
+
+CROSSREF_URL = "https://api.crossref.org"
+EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
+TITLE_THRESHOLD = 90.0
+AUTHOR_THRESHOLD = 85.0
+
+
+@dataclass
+class Record:
+    """What a bibliographic service says about one publication."""
+
+    title: str | None = None
+    first_author: str | None = None
+    year: int | None = None
+    journal: str | None = None
+    source: str = ""
+
+
+@dataclass
+class LookupResult:
+    """Per-row findings and the records fetched."""
+
+    rows: pd.DataFrame
+    records: dict[str, Record] = field(default_factory=dict)
+    requests_made: int = 0
+
+    def messages(self) -> list[str]:
+        return [f"studies!{r.row} {r.study_id}: {r.message}" for r in self.rows.itertuples() if r.message]
+
+
+class LookupClient:
+    """HTTP client for Crossref and E-utilities with retries and an on-disk JSON cache."""
+
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        *,
+        offline: bool = False,
+        timeout: tuple[float, float] = (5.0, 20.0),
+        retries: int = 4,
+        backoff: float = 0.5,
+        contact: str | None = None,
+    ) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        self.crossref = os.environ.get("EVMETA_CROSSREF_URL", CROSSREF_URL).rstrip("/")
+        self.eutils = os.environ.get("EVMETA_EUTILS_URL", EUTILS_URL).rstrip("/")
+        self.offline = offline
+        self.timeout = timeout
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        if self.cache_dir:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        contact = contact or os.environ.get("EVMETA_CONTACT_EMAIL", "evmeta-user@example.org")
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = (
+            f"evmeta/{__version__} (systematic-review data checks; mailto:{contact})"
+        )
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=backoff,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.requests_made = 0
+
+    def _cache_path(self, url: str) -> Path | None:
+        if not self.cache_dir:
+            return None
+        return self.cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
+
+    def get_json(self, url: str) -> tuple[dict | None, str | None]:
+        """(payload, error message); cached payloads are used first."""
+        import requests
+
+        cached = self._cache_path(url)
+        if cached and cached.exists():
+            try:
+                return json.loads(cached.read_text(encoding="utf-8")), None
+            except json.JSONDecodeError:
+                cached.unlink()
+        if self.offline:
+            return None, "not in the cache (offline)"
+        try:
+            self.requests_made += 1
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.exceptions.Timeout:
+            return None, "the service did not answer in time"
+        except requests.exceptions.RetryError as exc:
+            return None, f"the service kept failing ({exc.__class__.__name__})"
+        except requests.exceptions.ConnectionError as exc:
+            # Retries exhausted on read time-outs arrive as a ConnectionError wrapping them.
+            from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            if isinstance(reason, (ReadTimeoutError, ConnectTimeoutError)):
+                return None, "the service did not answer in time"
+            return None, f"request failed: {exc.__class__.__name__}"
+        except requests.exceptions.RequestException as exc:
+            return None, f"request failed: {exc.__class__.__name__}"
+        if response.status_code == 404:
+            return None, "not found (404)"
+        if response.status_code >= 400:
+            return None, f"the service answered {response.status_code}"
+        try:
+            payload = response.json()
+        except ValueError:
+            return None, "the service answered with invalid JSON"
+        if cached:
+            cached.write_text(json.dumps(payload), encoding="utf-8")
+        return payload, None
+
+    def crossref_work(self, doi: str) -> tuple[Record | None, str | None]:
+        if not DOI_PATTERN.match(doi):
+            return None, f"malformed DOI {doi!r}"
+        payload, error = self.get_json(f"{self.crossref}/works/{quote(doi, safe='/')}")
+        if error:
+            return None, f"Crossref: {error}"
+        try:
+            message = payload["message"]
+            parts = (
+                message.get("issued")
+                or message.get("published-print")
+                or message.get("published-online")
+                or {}
+            ).get("date-parts")
+            year = int(parts[0][0]) if parts and parts[0] and parts[0][0] else None
+            authors = message.get("author") or []
+            first = authors[0].get("family") if authors else None
+            title = (message.get("title") or [None])[0]
+            journal = (message.get("container-title") or [None])[0]
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return None, "Crossref: unexpected record layout"
+        return Record(title, first, year, journal, "Crossref"), None
+
+    def pubmed_summary(self, pmid: str) -> tuple[Record | None, str | None]:
+        if not re.fullmatch(r"\d{1,9}", pmid):
+            return None, f"malformed PMID {pmid!r}"
+        payload, error = self.get_json(f"{self.eutils}/esummary.fcgi?db=pubmed&id={pmid}&retmode=json")
+        if error:
+            return None, f"PubMed: {error}"
+        try:
+            item = payload["result"][pmid]
+            if "error" in item:
+                return None, f"PubMed: {item['error']}"
+            authors = item.get("authors") or []
+            first = authors[0]["name"].split(" ")[0] if authors else None
+            year_match = re.match(r"(\d{4})", item.get("pubdate", ""))
+            return Record(
+                item.get("title", "").rstrip("."),
+                first,
+                int(year_match.group(1)) if year_match else None,
+                item.get("fulljournalname") or item.get("source"),
+                "PubMed",
+            ), None
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None, "PubMed: unexpected record layout"
+
+
+def _normalize_title(text: str | None) -> str:
+    return re.sub(r"[^0-9a-z]+", " ", str(text or "").casefold()).strip()
+
+
+def compare(row: pd.Series, record: Record) -> list[str]:
+    """Where the typed row disagrees with the record (title and first author by rapidfuzz)."""
+    problems = []
+    if record.title and isinstance(row.get("title"), str) and row["title"].strip():
+        score = fuzz.ratio(_normalize_title(row["title"]), _normalize_title(record.title))
+        if score < TITLE_THRESHOLD:
+            problems.append(f"title differs from {record.source} (similarity {score:.0f}): {record.title!r}")
+    if record.first_author and isinstance(row.get("first_author"), str):
+        score = fuzz.ratio(row["first_author"].casefold(), record.first_author.casefold())
+        if score < AUTHOR_THRESHOLD:
+            problems.append(
+                f"first_author {row['first_author']!r} but {record.source} has {record.first_author!r}"
+            )
+    if record.year and pd.notna(row.get("year")) and int(row["year"]) != record.year:
+        problems.append(f"year {int(row['year'])} but {record.source} has {record.year}")
+    return problems
+
+
+def lookup_studies(studies: pd.DataFrame, client: LookupClient) -> LookupResult:
+    """Look up every study by DOI (else PMID) and compare it with what was typed."""
+    rows, records = [], {}
+    for _, row in studies.iterrows():
+        doi = row.get("doi") if isinstance(row.get("doi"), str) and row.get("doi") else None
+        pmid = str(row.get("pmid")) if isinstance(row.get("pmid"), str) and row.get("pmid") else None
+        record, error = (None, "no DOI or PMID to look up")
+        if doi:
+            record, error = client.crossref_work(doi)
+        if record is None and pmid:
+            record, pmid_error = client.pubmed_summary(pmid)
+            error = pmid_error if record is None else None
+        problems = compare(row, record) if record else []
+        if record:
+            records[row["study_id"]] = record
+        rows.append(
+            {
+                "study_id": row["study_id"],
+                "row": int(row["_row"]),
+                "source": record.source if record else "",
+                "message": "; ".join(problems) if problems else (error or ""),
+            }
+        )
+    return LookupResult(
+        pd.DataFrame(rows, columns=["study_id", "row", "source", "message"]), records, client.requests_made
+    )
+
+
+def _raw_study_ids(workbook: str | Path) -> dict[int, str]:
+    """Excel row -> study_id as typed (for rows the validator rejected)."""
+    from evmeta.sheets.reader import read_raw
+
+    sheet = read_raw(workbook).sheets.get("studies")
+    if sheet is None or "study_id" not in sheet.header:
+        return {}
+    index = sheet.header.index("study_id")
+    return {
+        row: str(cells[index].value) for row, cells in sheet.rows if index < len(cells) and cells[index].value
+    }
+
+
+FILLABLE = {"title": "title", "journal": "journal", "first_author": "first_author", "year": "year"}
+
+
+def fill_missing(workbook: str | Path, result: LookupResult, studies: pd.DataFrame) -> tuple[Path, int]:
+    """Write ``<name>.filled.xlsx`` beside the workbook, filling only empty cells."""
+    import openpyxl
+
+    source = Path(workbook)
+    target = source.with_name(source.stem + ".filled.xlsx")
+    book = openpyxl.load_workbook(source)
+    sheet = book["studies"]
+    headers = {cell.value: cell.column for cell in sheet[1] if cell.value}
+    filled = 0
+    by_id = studies.set_index("study_id")
+    for study_id, record in result.records.items():
+        excel_row = int(by_id.loc[study_id, "_row"])
+        for column, attribute in FILLABLE.items():
+            value = getattr(record, attribute)
+            if column not in headers or value in (None, ""):
+                continue
+            cell = sheet.cell(row=excel_row, column=headers[column])
+            if cell.value in (None, ""):
+                cell.value = value
+                if isinstance(value, str):
+                    cell.data_type = "s"  # never let fetched text become a formula
+                filled += 1
+    book.save(target)
+    return target, filled
+
+
+def run_lookup(
+    workbook: str | Path,
+    *,
+    cache: str | Path | None = None,
+    offline: bool = False,
+    fill: bool = False,
+    client: LookupClient | None = None,
+) -> tuple[LookupResult, Path | None]:
+    """Look up the studies of a workbook (its other sheets need not be valid).
+
+    Rows whose DOI or PMID the validator already rejected (malformed) get that message.
+    """
+    from evmeta.schema.validate import validate_extraction
+
+    extraction, problems = validate_extraction(workbook)
+    if extraction is None:
+        raise ValueError("; ".join(str(p) for p in problems))
+    studies = extraction.studies
+    client = client or LookupClient(cache or Path(workbook).with_name(".evmeta-cache"), offline=offline)
+    result = lookup_studies(studies, client)
+    ids = _raw_study_ids(workbook)
+    malformed = [
+        {
+            "study_id": ids.get(p.row, f"row {p.row}"),
+            "row": p.row,
+            "source": "",
+            "message": f"{p.column}: {p.message}",
+        }
+        for p in problems
+        if p.sheet == "studies" and p.column in {"doi", "pmid"} and p.severity == "error"
+    ]
+    if malformed:
+        result.rows = pd.concat([result.rows, pd.DataFrame(malformed)], ignore_index=True).sort_values(
+            "row", kind="stable"
+        )
+    target = None
+    if fill:
+        if Path(workbook).suffix.lower() != ".xlsx":
+            raise ValueError("--fill-missing writes a workbook; it needs an .xlsx input")
+        target, _ = fill_missing(workbook, result, studies)
+    return result, target
