@@ -207,6 +207,45 @@ def lookup(
         typer.echo(f"wrote {target}")
 
 
+@app.command()
+def reconcile(
+    workbooks: Annotated[
+        list[Path] | None, typer.Argument(help="The two reviewers' workbooks, A then B.")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Reconciliation workbook to write.")] = Path(
+        "reconciliation.xlsx"
+    ),
+    apply: Annotated[
+        Path | None, typer.Option("--apply", help="Build the final workbook from this adjudicated file.")
+    ] = None,
+) -> None:
+    """Compare two extractions (A B -o reconciliation.xlsx), or apply decisions (--apply FILE)."""
+    from evmeta.errors import ExtractionError
+    from evmeta.reconcile import apply_decisions, write_reconciliation
+    from evmeta.reconcile import reconcile as compare_books
+
+    if apply is not None:
+        try:
+            final = apply_decisions(apply)
+        except (ValueError, KeyError, FileNotFoundError) as exc:
+            _echo_err(f"error: {exc}")
+            raise typer.Exit(1) from None
+        typer.echo(f"wrote {final}")
+        return
+    if not workbooks or len(workbooks) != 2:
+        _echo_err("error: give two workbooks (reviewer A, reviewer B), or --apply reconciliation.xlsx")
+        raise typer.Exit(2)
+    try:
+        result = compare_books(*workbooks)
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem))
+        raise typer.Exit(2) from None
+    path, consensus = write_reconciliation(result, output)
+    typer.echo(result.summary())
+    typer.echo(f"wrote {path} and {consensus}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

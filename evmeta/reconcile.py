@@ -1,0 +1,398 @@
+"""Dual-extraction reconciliation: compare two reviewers' workbooks, then apply decisions.
+
+``reconcile(a, b)`` aligns rows sheet by sheet (by id, then by a fuzzy match of a row
+label where ids differ), lists every differing cell with both values (numbers compared
+with a tolerance; values compared after vocabulary normalization, so "ExoQuick" and
+"precipitation" agree), and measures agreement per field and per sheet (percent
+agreement; Cohen's kappa for categorical fields). ``write_reconciliation`` writes a
+workbook with a ``discrepancies`` sheet (a ``decision`` column for the adjudicator) and a
+consensus workbook in which agreed cells are filled and disputed cells are blank and
+highlighted. ``apply_decisions`` builds the final workbook from the adjudicated decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz
+
+from evmeta.errors import ExtractionError
+from evmeta.schema.columns import ID_COLUMNS, SHEETS, column_map
+from evmeta.schema.validate import validate_extraction
+
+#: Columns that legitimately differ between reviewers and are not compared.
+IGNORED_COLUMNS = {"reviewer", "notes"}
+LABEL_THRESHOLD = 90.0
+HIGHLIGHT = "FFEB84"
+
+
+def _key_columns(sheet: str) -> list[str]:
+    return ["study_id", "experiment_id"] if sheet == "risk_of_bias" else [ID_COLUMNS[sheet]]
+
+
+def _key(row: pd.Series, sheet: str) -> str:
+    return "/".join("" if pd.isna(row[c]) else str(row[c]) for c in _key_columns(sheet))
+
+
+def _label(row: pd.Series, sheet: str) -> str:
+    columns = [
+        c.name for c in SHEETS[sheet] if c.name not in IGNORED_COLUMNS and c.name not in _key_columns(sheet)
+    ]
+    return " ".join(str(row[c]) for c in columns if c in row.index and pd.notna(row[c]))
+
+
+def _same(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    a_missing = a is None or (isinstance(a, float) and np.isnan(a))
+    b_missing = b is None or (isinstance(b, float) and np.isnan(b))
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    if (
+        isinstance(a, (int, float, np.number))
+        and isinstance(b, (int, float, np.number))
+        and not isinstance(a, bool)
+    ):
+        return bool(np.isclose(float(a), float(b), rtol=rtol, atol=atol))
+    return str(a).strip() == str(b).strip()
+
+
+def cohen_kappa(a: list[Any], b: list[Any]) -> float:
+    """Cohen's kappa of two raters' categories (a blank is a category of its own)."""
+    a = ["(blank)" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in a]
+    b = ["(blank)" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in b]
+    n = len(a)
+    if n == 0:
+        return float("nan")
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    categories = set(a) | set(b)
+    expected = sum((a.count(c) / n) * (b.count(c) / n) for c in categories)
+    if expected == 1:
+        return 1.0 if observed == 1 else float("nan")
+    return (observed - expected) / (1 - expected)
+
+
+@dataclass
+class Reconciliation:
+    """Result of comparing two extractions."""
+
+    a_path: Path
+    b_path: Path
+    discrepancies: pd.DataFrame
+    fields: pd.DataFrame
+    sheets: pd.DataFrame
+    consensus: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    disputed: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"{len(self.discrepancies)} discrepanc{'y' if len(self.discrepancies) == 1 else 'ies'}"]
+        for row in self.sheets.itertuples():
+            lines.append(
+                f"  {row.sheet:<14} {row.percent_agreement:6.2f}% of {row.cells_compared} cells agree"
+            )
+        return "\n".join(lines)
+
+
+def _read(path: Path):
+    extraction, problems = validate_extraction(path)
+    if extraction is None:
+        raise ExtractionError(problems, fatal=True)
+    return extraction
+
+
+def reconcile(
+    a_path: str | Path, b_path: str | Path, *, rtol: float = 1e-6, atol: float = 1e-9
+) -> Reconciliation:
+    """Compare two reviewers' extractions of the same studies (see the module docstring)."""
+    a_path, b_path = Path(a_path), Path(b_path)
+    a, b = _read(a_path), _read(b_path)
+    discrepancies, field_rows, sheet_rows = [], [], []
+    consensus: dict[str, list[dict[str, Any]]] = {}
+    disputed: dict[str, set[tuple[str, str]]] = {}
+    for sheet in SHEETS:
+        frame_a, frame_b = a.sheets[sheet], b.sheets[sheet]
+        keys_a = {_key(r, sheet): r for _, r in frame_a.iterrows()}
+        keys_b = {_key(r, sheet): r for _, r in frame_b.iterrows()}
+        pairs = [(k, keys_a[k], keys_b[k]) for k in keys_a if k in keys_b]
+        only_a = [k for k in keys_a if k not in keys_b]
+        only_b = [k for k in keys_b if k not in keys_a]
+        # Rows whose ids differ: pair them by a fuzzy match of their content.
+        for key_a in list(only_a):
+            label = _label(keys_a[key_a], sheet)
+            best = max(((fuzz.ratio(label, _label(keys_b[k], sheet)), k) for k in only_b), default=(0, None))
+            if best[1] is not None and best[0] >= LABEL_THRESHOLD:
+                pairs.append((key_a, keys_a[key_a], keys_b[best[1]]))
+                discrepancies.append(
+                    {
+                        "sheet": sheet,
+                        "key": key_a,
+                        "column": _key_columns(sheet)[0],
+                        "value_a": key_a,
+                        "value_b": best[1],
+                        "row_a": keys_a[key_a]["_row"],
+                        "row_b": keys_b[best[1]]["_row"],
+                        "kind": "id differs",
+                    }
+                )
+                only_a.remove(key_a)
+                only_b.remove(best[1])
+        columns = [c for c in column_map(sheet).values() if c.name not in IGNORED_COLUMNS]
+        compared = agreed = 0
+        sheet_disputes: set[tuple[str, str]] = set()
+        rows_out = []
+        for key, row_a, row_b in pairs:
+            out = {}
+            for column in columns:
+                va, vb = row_a.get(column.name), row_b.get(column.name)
+                same = _same(va, vb, rtol, atol)
+                out[column.name] = None if not same else (None if pd.isna(va) else va)
+                if not same:
+                    discrepancies.append(
+                        {
+                            "sheet": sheet,
+                            "key": key,
+                            "column": column.name,
+                            "value_a": va,
+                            "value_b": vb,
+                            "row_a": row_a["_row"],
+                            "row_b": row_b["_row"],
+                            "kind": "value",
+                        }
+                    )
+                    sheet_disputes.add((key, column.name))
+            for column in IGNORED_COLUMNS & set(column_map(sheet)):
+                out[column] = row_a.get(column)
+            for name in _key_columns(sheet):
+                out[name] = row_a[name]
+            rows_out.append(out)
+        for key in only_a:
+            rows_out.append({c: keys_a[key].get(c) for c in column_map(sheet)})
+            discrepancies.append(
+                {
+                    "sheet": sheet,
+                    "key": key,
+                    "column": None,
+                    "value_a": "row present",
+                    "value_b": None,
+                    "row_a": keys_a[key]["_row"],
+                    "row_b": None,
+                    "kind": "row only in A",
+                }
+            )
+            sheet_disputes.add((key, "*"))
+        for key in only_b:
+            rows_out.append({c: keys_b[key].get(c) for c in column_map(sheet)})
+            discrepancies.append(
+                {
+                    "sheet": sheet,
+                    "key": key,
+                    "column": None,
+                    "value_a": None,
+                    "value_b": "row present",
+                    "row_a": None,
+                    "row_b": keys_b[key]["_row"],
+                    "kind": "row only in B",
+                }
+            )
+            sheet_disputes.add((key, "*"))
+        for column in columns:
+            values_a = [p[1].get(column.name) for p in pairs]
+            values_b = [p[2].get(column.name) for p in pairs]
+            agree = sum(_same(x, y, rtol, atol) for x, y in zip(values_a, values_b, strict=True))
+            compared += len(pairs)
+            agreed += agree
+            categorical = column.kind in {"vocab", "isolation"}
+            field_rows.append(
+                {
+                    "sheet": sheet,
+                    "column": column.name,
+                    "n": len(pairs),
+                    "agree": agree,
+                    "percent_agreement": 100 * agree / len(pairs) if pairs else np.nan,
+                    "kappa": cohen_kappa(values_a, values_b) if categorical and pairs else np.nan,
+                }
+            )
+        sheet_rows.append(
+            {
+                "sheet": sheet,
+                "rows_a": len(frame_a),
+                "rows_b": len(frame_b),
+                "rows_aligned": len(pairs),
+                "cells_compared": compared,
+                "cells_agree": agreed,
+                "percent_agreement": 100 * agreed / compared if compared else np.nan,
+            }
+        )
+        consensus[sheet] = rows_out
+        disputed[sheet] = sheet_disputes
+    columns = ["sheet", "key", "column", "value_a", "value_b", "row_a", "row_b", "kind"]
+    frame = pd.DataFrame(discrepancies, columns=columns)
+    frame["decision"] = ""
+    return Reconciliation(
+        a_path, b_path, frame, pd.DataFrame(field_rows), pd.DataFrame(sheet_rows), consensus, disputed
+    )
+
+
+def _sha(path: Path) -> str:
+    from evmeta.sheets.reader import file_sha256
+
+    return file_sha256(path) if path.exists() else hashlib.sha256(b"").hexdigest()
+
+
+def write_reconciliation(result: Reconciliation, output: str | Path) -> tuple[Path, Path]:
+    """Write ``output`` (discrepancies, agreement, sources) and ``<output>.consensus.xlsx``."""
+    import openpyxl
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    from evmeta.schema.template import write_template
+    from evmeta.sheets.export import neutralize_formulas
+
+    output = Path(output)
+    consensus_path = output.with_name(output.stem + ".consensus.xlsx")
+    write_template(
+        consensus_path,
+        data=result.consensus,
+        readme=[
+            "CONSENSUS of two extractions: agreed cells are filled; disputed cells are blank and highlighted.",
+            f"A: {result.a_path.name}   B: {result.b_path.name}   decisions: {output.name} (sheet 'discrepancies').",
+        ],
+    )
+    book = openpyxl.load_workbook(consensus_path)
+    fill = PatternFill("solid", fgColor=HIGHLIGHT)
+    values = {(d.sheet, d.key, d.column): (d.value_a, d.value_b) for d in result.discrepancies.itertuples()}
+    for sheet, cells in result.disputed.items():
+        ws = book[sheet]
+        headers = {c.value: c.column for c in ws[1]}
+        key_columns = [headers[c] for c in _key_columns(sheet)]
+        rows = {
+            "/".join("" if ws.cell(r, c).value is None else str(ws.cell(r, c).value) for c in key_columns): r
+            for r in range(2, ws.max_row + 1)
+        }
+        for key, column in cells:
+            row = rows.get(key)
+            if row is None:
+                continue
+            targets = headers.values() if column == "*" else [headers[column]]
+            for target in targets:
+                cell = ws.cell(row, target)
+                cell.fill = fill
+                if column != "*":
+                    value_a, value_b = values.get((sheet, key, column), (None, None))
+                    cell.comment = Comment(f"A: {value_a}\nB: {value_b}", "evmeta reconcile")
+    book.save(consensus_path)
+
+    out = openpyxl.Workbook()
+    ws = out.active
+    ws.title = "discrepancies"
+    table = neutralize_formulas(result.discrepancies.astype(object).where(result.discrepancies.notna(), None))
+    ws.append(list(table.columns))
+    for row in table.itertuples(index=False):
+        ws.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in row])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    ws.freeze_panes = "A2"
+    decision_column = openpyxl.utils.get_column_letter(list(table.columns).index("decision") + 1)
+    validation = DataValidation(
+        type="list", formula1='"a,b,keep,drop"', allow_blank=True, errorStyle="information"
+    )
+    validation.prompt = "a = take reviewer A's value, b = reviewer B's; keep/drop for rows found in one workbook; or type the value"
+    ws.add_data_validation(validation)
+    validation.add(f"{decision_column}2:{decision_column}{max(2, len(table) + 1)}")
+    for name, frame in [("agreement_fields", result.fields), ("agreement_sheets", result.sheets)]:
+        sheet = out.create_sheet(name)
+        sheet.append(list(frame.columns))
+        for row in frame.itertuples(index=False):
+            sheet.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in row])
+    sources = out.create_sheet("sources")
+    for item in [
+        ("a", str(result.a_path), _sha(result.a_path)),
+        ("b", str(result.b_path), _sha(result.b_path)),
+        ("consensus", consensus_path.name, _sha(consensus_path)),
+    ]:
+        sources.append(list(item))
+    out.save(output)
+    return output, consensus_path
+
+
+def _parse_decision(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else number
+
+
+def apply_decisions(reconciliation: str | Path, output: str | Path | None = None) -> Path:
+    """Build the final workbook from the consensus workbook and the adjudicated decisions.
+
+    ``decision``: ``a`` or ``b`` (take that reviewer's value), any other text (the value to
+    use), ``keep`` or ``drop`` for rows found in one workbook only. Raises ValueError listing
+    every discrepancy without a decision.
+    """
+    import openpyxl
+
+    from evmeta.schema.template import write_template
+
+    reconciliation = Path(reconciliation)
+    book = openpyxl.load_workbook(reconciliation, data_only=False)
+    sources = {row[0].value: row[1].value for row in book["sources"].iter_rows()}
+    consensus_path = reconciliation.parent / sources["consensus"]
+    sheet = book["discrepancies"]
+    header = [c.value for c in sheet[1]]
+    records = [dict(zip(header, [c.value for c in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
+    undecided = [r for r in records if not str(r.get("decision") or "").strip()]
+    if undecided:
+        where = ", ".join(
+            f"discrepancies!{i + 2} ({r['sheet']} {r['key']} {r['column'] or 'row'})"
+            for i, r in enumerate(records)
+            if r in undecided
+        )
+        raise ValueError(
+            f"{len(undecided)} discrepanc{'y has' if len(undecided) == 1 else 'ies have'} no decision: {where}"
+        )
+    consensus = openpyxl.load_workbook(consensus_path)
+    data: dict[str, list[dict[str, Any]]] = {}
+    for name in SHEETS:
+        ws = consensus[name]
+        headers = [c.value for c in ws[1]]
+        data[name] = [
+            dict(zip(headers, [c.value for c in row], strict=True))
+            for row in ws.iter_rows(min_row=2)
+            if any(c.value is not None for c in row)
+        ]
+    for record in records:
+        rows = data[record["sheet"]]
+        keys = _key_columns(record["sheet"])
+        match = [
+            r
+            for r in rows
+            if "/".join("" if r.get(c) is None else str(r.get(c)) for c in keys) == str(record["key"])
+        ]
+        decision = str(record["decision"]).strip()
+        if record["kind"] in {"row only in A", "row only in B"}:
+            if decision.lower() == "drop":
+                for r in match:
+                    rows.remove(r)
+            continue
+        if record["kind"] == "id differs":
+            if decision.lower() == "b":
+                for r in match:
+                    r[record["column"]] = record["value_b"]
+            continue
+        value = {"a": record["value_a"], "b": record["value_b"]}.get(
+            decision.lower(), _parse_decision(decision)
+        )
+        for r in match:
+            r[record["column"]] = value
+    output = Path(output) if output else reconciliation.with_name(reconciliation.stem + ".final.xlsx")
+    write_template(
+        output,
+        data=data,
+        readme=[f"FINAL extraction built from {reconciliation.name} and {consensus_path.name}."],
+    )
+    return output
