@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_harmonize.py
 	$(BIN)/python benchmarks/bench_frequentist.py
 	$(BIN)/python benchmarks/bench_bayes.py
+	$(BIN)/python benchmarks/bench_dedupe.py
 
 clean-venv:
 	rm -rf $(VENV)

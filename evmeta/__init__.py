@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from evmeta._version import __version__
 from evmeta.errors import (
     ConvergenceWarning,
     DoseError,
@@ -18,8 +19,6 @@ from evmeta.errors import (
     Problem,
     SpecError,
 )
-
-__version__ = "0.1.0"
 
 # Public name -> module that defines it (imported on first use).
 _LAZY = {
@@ -65,6 +64,8 @@ _LAZY = {
     "write_reconciliation": "evmeta.reconcile",
     "apply_decisions": "evmeta.reconcile",
     "cohen_kappa": "evmeta.reconcile",
+    "deduplicate": "evmeta.dedupe",
+    "read_search_export": "evmeta.dedupe",
     "risk_of_bias_summary": "evmeta.harmonize.quality",
     "sd_from_sem": "evmeta.harmonize.dispersion",
     "sd_from_ci": "evmeta.harmonize.dispersion",

@@ -246,6 +246,29 @@ def reconcile(
     typer.echo(f"wrote {path} and {consensus}")
 
 
+@app.command()
+def dedupe(
+    export: Annotated[
+        Path, typer.Argument(help="Search export: RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")] = Path("deduplicated.csv"),
+) -> None:
+    """Cluster duplicate search records; write every record with cluster_id, keep and score."""
+    from evmeta.dedupe import dedupe_file
+
+    if not export.exists():
+        _echo_err(f"error: {export} does not exist")
+        raise typer.Exit(2)
+    try:
+        result = dedupe_file(export, output)
+    except ValueError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for name, value in result.counts.items():
+        typer.echo(f"{name.replace('_', ' ')}: {value}")
+    typer.echo(f"wrote {output} and {output.with_suffix('.prisma.json')}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

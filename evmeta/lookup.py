@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pandas as pd
 from rapidfuzz import fuzz
 
-from evmeta import __version__
+from evmeta._version import __version__
 
 CROSSREF_URL = "https://api.crossref.org"
 EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
