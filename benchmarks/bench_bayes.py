@@ -78,10 +78,12 @@ def child(case: str) -> None:
     ]
     start = time.perf_counter()
     if case.startswith("pymc"):
+        import functools
+
         from evmeta.models import bayes, bayes_pymc
 
         original = bayes_pymc.sample_nuts
-        bayes_pymc.sample_nuts = bayes_pymc.sample_default_pymc  # same model, PyMC's own sampler
+        bayes_pymc.sample_nuts = functools.partial(original, sampler="pymc")  # same model, PyMC's own sampler
         try:
             fit = bayes.bayesian_meta_analysis(
                 data, method="nuts", seed=1, progress=False, draws=1000, tune=1000, **kwargs

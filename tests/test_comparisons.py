@@ -11,20 +11,10 @@ from typer.testing import CliRunner
 import evmeta as em
 from evmeta.cli import app
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, sd_from_sem
+from evmeta.harmonize.quality import syrcle_columns
 from tests.conftest import EXAMPLE
 
-SYRCLE = [
-    "rob_sequence_generation",
-    "rob_baseline_characteristics",
-    "rob_allocation_concealment",
-    "rob_random_housing",
-    "rob_blinding_caregivers",
-    "rob_random_outcome_assessment",
-    "rob_blinding_assessor",
-    "rob_incomplete_outcome_data",
-    "rob_selective_reporting",
-    "rob_other",
-]
+SYRCLE = syrcle_columns()
 
 
 @pytest.fixture(scope="module")

@@ -13,23 +13,13 @@ from werkzeug import Response
 
 import evmeta as em
 from evmeta.cli import app
+from evmeta.harmonize.quality import syrcle_columns
 from evmeta.lookup import LookupClient, lookup_studies, run_lookup
 
 DATA = Path(__file__).parent / "data" / "lookup"
 WORK = json.loads((DATA / "crossref_work.json").read_text())
 SUMMARY = json.loads((DATA / "esummary.json").read_text())
-SYRCLE = [
-    "rob_sequence_generation",
-    "rob_baseline_characteristics",
-    "rob_allocation_concealment",
-    "rob_random_housing",
-    "rob_blinding_caregivers",
-    "rob_random_outcome_assessment",
-    "rob_blinding_assessor",
-    "rob_incomplete_outcome_data",
-    "rob_selective_reporting",
-    "rob_other",
-]
+SYRCLE = syrcle_columns()
 
 
 def _workbook(folder: Path) -> Path:

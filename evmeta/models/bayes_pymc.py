@@ -145,15 +145,32 @@ def build_model(
 
 
 def sample_nuts(
-    y, v, X, structure, priors, *, student_t, V, draws, tune, chains, seed, progress, target_accept
+    y,
+    v,
+    X,
+    structure,
+    priors,
+    *,
+    student_t,
+    V,
+    draws,
+    tune,
+    chains,
+    seed,
+    progress,
+    target_accept,
+    sampler: str = "nutpie",
 ) -> NutsDraws:
-    """Sample with nutpie (PyMC's NUTS when nutpie is unavailable)."""
+    """Sample with nutpie (``sampler="nutpie"``, falling back to PyMC's NUTS when nutpie is
+    missing) or with PyMC's own NUTS (``sampler="pymc"``, used by the benchmarks)."""
     pm, _ = _import_pymc()
     model, sampled_levels = build_model(y, v, X, structure, priors, student_t=student_t, V=V)
-    try:
-        import nutpie
-    except ImportError:  # pragma: no cover - nutpie is a declared dependency
-        nutpie = None
+    nutpie = None
+    if sampler == "nutpie":
+        try:
+            import nutpie
+        except ImportError:  # pragma: no cover - nutpie is a declared dependency
+            nutpie = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if nutpie is not None:
@@ -168,7 +185,7 @@ def sample_nuts(
                 target_accept=target_accept,
                 save_warmup=False,
             )
-            sampler = f"nutpie {nutpie.__version__}"
+            label = f"nutpie {nutpie.__version__}"
         else:
             with model:
                 trace = pm.sample(
@@ -181,29 +198,8 @@ def sample_nuts(
                     nuts_sampler="pymc",
                     compute_convergence_checks=False,
                 )
-            sampler = f"pymc {pm.__version__}"
-    return _extract(trace, priors, sampled_levels, student_t, sampler, target_accept)
-
-
-def sample_default_pymc(
-    y, v, X, structure, priors, *, student_t, V, draws, tune, chains, seed, progress, target_accept
-):
-    """PyMC's own NUTS sampler on the same model (for benchmarks)."""
-    pm, _ = _import_pymc()
-    model, sampled_levels = build_model(y, v, X, structure, priors, student_t=student_t, V=V)
-    with warnings.catch_warnings(), model:
-        warnings.simplefilter("ignore")
-        trace = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            progressbar=progress,
-            target_accept=target_accept,
-            nuts_sampler="pymc",
-            compute_convergence_checks=False,
-        )
-    return _extract(trace, priors, sampled_levels, student_t, f"pymc {pm.__version__}", target_accept)
+            label = f"pymc {pm.__version__}"
+    return _extract(trace, priors, sampled_levels, student_t, label, target_accept)
 
 
 def _extract(trace, priors: PriorSet, sampled_levels, student_t, sampler, target_accept) -> NutsDraws:

@@ -15,6 +15,7 @@ from scipy import stats
 
 from evmeta.errors import ModelError
 from evmeta.models._design import ModelData, new_design, prepare
+from evmeta.models._inference import coefficient_table, omnibus_test, prediction_frame
 from evmeta.models._provenance import fingerprint, versions
 from evmeta.models.estimators import METHODS, estimate_tau2, gls
 
@@ -89,10 +90,6 @@ class MetaResult:
     def mods(self) -> str | None:
         return self.model.formula
 
-    def _crit(self) -> float:
-        tail = 1 - (1 - self.level) / 2
-        return float(stats.t.ppf(tail, self.df)) if self.df else float(stats.norm.ppf(tail))
-
     def predict(self, newmods: Any = None) -> pd.DataFrame:
         """Predicted (average) effects with confidence and prediction intervals.
 
@@ -107,19 +104,8 @@ class MetaResult:
             X = np.ones((1, 1))
         else:
             X = new_design(self.model, newmods)
-        pred = X @ self.coefficients["estimate"].to_numpy()
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.vb, X))
-        crit = self._crit()
-        sd_pred = np.sqrt(se**2 + self.tau2)
-        return pd.DataFrame(
-            {
-                "pred": pred,
-                "se": se,
-                "ci_low": pred - crit * se,
-                "ci_high": pred + crit * se,
-                "pi_low": pred - crit * sd_pred,
-                "pi_high": pred + crit * sd_pred,
-            }
+        return prediction_frame(
+            X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, self.level, self.df
         )
 
     def confint_tau2(self, level: float | None = None) -> pd.DataFrame:
@@ -340,26 +326,7 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
         s2w = fit.rss / (k - p)
         vb = vb * s2w
         df = k - p
-    se = np.sqrt(np.diag(vb))
-    stat = beta / se
-    tail = 1 - (1 - level) / 2
-    if df:
-        pvalue = 2 * stats.t.sf(np.abs(stat), df)
-        crit = stats.t.ppf(tail, df)
-    else:
-        pvalue = 2 * stats.norm.sf(np.abs(stat))
-        crit = stats.norm.ppf(tail)
-    coefficients = pd.DataFrame(
-        {
-            "estimate": beta,
-            "se": se,
-            "stat": stat,
-            "pvalue": pvalue,
-            "ci_low": beta - crit * se,
-            "ci_high": beta + crit * se,
-        },
-        index=pd.Index(model.names, name="term"),
-    )
+    coefficients = coefficient_table(beta, vb, model.names, level, df)
     # Heterogeneity from the fixed-effect projector (W = 1 / v).
     fixed = gls(y, v, X, 0.0)
     q = max(0.0, fixed.rss)
@@ -373,13 +340,7 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
         h2 = tau2 / typical + 1
     # Omnibus test of the moderators (all coefficients but the intercept).
     tested = model.moderator_columns if not model.intercept_only else [0]
-    b_t = beta[tested]
-    qm_chi = float(b_t @ np.linalg.solve(vb[np.ix_(tested, tested)], b_t))
-    m = len(tested)
-    if df:
-        qm, qm_df, qm_pvalue = qm_chi / m, (m, int(df)), float(stats.f.sf(qm_chi / m, m, df))
-    else:
-        qm, qm_df, qm_pvalue = qm_chi, m, float(stats.chi2.sf(qm_chi, m))
+    qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
     # Fit statistics (metafor's definitions; REML includes + 1/2 log|X'X|).
     rss_f = fit.rss
     ll_ml = -0.5 * k * np.log(2 * np.pi) - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * rss_f

@@ -19,7 +19,9 @@ from scipy import stats
 from evmeta.errors import ModelError
 from evmeta.models._blocks import evaluate, make_batches, score_and_information
 from evmeta.models._design import ModelData, new_design, prepare
+from evmeta.models._inference import coefficient_table, omnibus_test, prediction_frame
 from evmeta.models._provenance import fingerprint, versions
+from evmeta.models.bayes_structure import nested_structure
 from evmeta.models.estimators import gls
 
 TOLERANCE = 1e-10
@@ -101,20 +103,8 @@ class MultilevelResult:
             if newmods is None and self.model.intercept_only
             else new_design(self.model, newmods)
         )
-        pred = X @ self.coefficients["estimate"].to_numpy()
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.vb, X))
-        tail = 1 - (1 - self.level) / 2
-        crit = stats.t.ppf(tail, self.df) if self.df else stats.norm.ppf(tail)
-        sd = np.sqrt(se**2 + self.tau2)
-        return pd.DataFrame(
-            {
-                "pred": pred,
-                "se": se,
-                "ci_low": pred - crit * se,
-                "ci_high": pred + crit * se,
-                "pi_low": pred - crit * sd,
-                "pi_high": pred + crit * sd,
-            }
+        return prediction_frame(
+            X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, self.level, self.df
         )
 
     def summary(self) -> str:
@@ -187,27 +177,6 @@ class MultilevelResult:
         return out
 
 
-def _level_codes(frame: pd.DataFrame, random: list[str]) -> list[np.ndarray]:
-    codes = []
-    keys: list[pd.Series] = []
-    for name in random:
-        if name not in frame.columns:
-            raise ModelError(
-                f"random level {name!r} is not a column of data; columns: {', '.join(map(str, frame.columns))}"
-            )
-        if frame[name].isna().any():
-            raise ModelError(f"random level {name!r} is missing in {int(frame[name].isna().sum())} row(s)")
-        keys.append(frame[name].astype(str))
-        # Inner ids are taken within their outer id.
-        combined = (
-            keys[0]
-            if len(keys) == 1
-            else pd.Series(list(zip(*keys, strict=True)), index=frame.index).astype(str)
-        )
-        codes.append(pd.factorize(combined)[0])
-    return codes
-
-
 def multilevel_meta_analysis(
     data: Any,
     yi: Any = "yi",
@@ -255,7 +224,7 @@ def multilevel_meta_analysis(
     if not random:
         raise ModelError("random needs at least one grouping column, e.g. ['study_id', 'experiment_id']")
     model = prepare(data, yi, vi, mods)
-    codes = _level_codes(model.frame, random)
+    codes = nested_structure(model.frame, random).codes
     V_matrix = None
     if V is not None:
         V_matrix = np.asarray(V.toarray() if hasattr(V, "toarray") else V, dtype=float)
@@ -330,22 +299,7 @@ def _fit(model, batches, codes, random, method, test, level, V_matrix) -> Multil
     ev = evaluate(batches, y, X, sigma2)
     beta, vb = ev.beta, ev.A_inv
     df = float(k - p) if test == "t" else None
-    se = np.sqrt(np.diag(vb))
-    stat = beta / se
-    tail = 1 - (1 - level) / 2
-    crit = stats.t.ppf(tail, df) if df else stats.norm.ppf(tail)
-    pvalue = 2 * (stats.t.sf(np.abs(stat), df) if df else stats.norm.sf(np.abs(stat)))
-    coefficients = pd.DataFrame(
-        {
-            "estimate": beta,
-            "se": se,
-            "stat": stat,
-            "pvalue": pvalue,
-            "ci_low": beta - crit * se,
-            "ci_high": beta + crit * se,
-        },
-        index=pd.Index(model.names, name="term"),
-    )
+    coefficients = coefficient_table(beta, vb, model.names, level, df)
     # Residual heterogeneity: Q with the known sampling covariance only.
     fixed = evaluate(batches, y, X, np.zeros_like(sigma2))
     q = max(0.0, fixed.quad)
@@ -355,13 +309,7 @@ def _fit(model, batches, codes, random, method, test, level, V_matrix) -> Multil
     typical = (k - p) / trace_p
     i2_levels = [100 * s / (np.sum(sigma2) + typical) for s in sigma2]
     tested = model.moderator_columns if not model.intercept_only else [0]
-    b_t = beta[tested]
-    qm_chi = float(b_t @ np.linalg.solve(vb[np.ix_(tested, tested)], b_t))
-    m = len(tested)
-    if df:
-        qm, qm_df, qm_pvalue = qm_chi / m, (m, int(df)), float(stats.f.sf(qm_chi / m, m, df))
-    else:
-        qm, qm_df, qm_pvalue = qm_chi, m, float(stats.chi2.sf(qm_chi, m))
+    qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
     n_params = p + len(sigma2)
     if reml:
         ll = (

@@ -1,0 +1,65 @@
+"""Wald inference shared by the frequentist engines: coefficient tables, the omnibus test
+of the moderators, and predictions with confidence and prediction intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def critical_value(level: float, df: float | None) -> float:
+    """Two-sided critical value: t with ``df`` degrees of freedom, or normal when None."""
+    tail = 1 - (1 - level) / 2
+    return float(stats.t.ppf(tail, df)) if df else float(stats.norm.ppf(tail))
+
+
+def coefficient_table(
+    beta: np.ndarray, vb: np.ndarray, names: list[str], level: float, df: float | None
+) -> pd.DataFrame:
+    """estimate, se, stat, pvalue, ci_low, ci_high per coefficient (z, or t with df)."""
+    se = np.sqrt(np.diag(vb))
+    stat = beta / se
+    pvalue = 2 * (stats.t.sf(np.abs(stat), df) if df else stats.norm.sf(np.abs(stat)))
+    crit = critical_value(level, df)
+    return pd.DataFrame(
+        {
+            "estimate": beta,
+            "se": se,
+            "stat": stat,
+            "pvalue": pvalue,
+            "ci_low": beta - crit * se,
+            "ci_high": beta + crit * se,
+        },
+        index=pd.Index(names, name="term"),
+    )
+
+
+def omnibus_test(beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None):
+    """Wald test of ``beta[tested] = 0``: (QM, df, p); an F test with (m, df) when df is given."""
+    b = beta[tested]
+    chi = float(b @ np.linalg.solve(vb[np.ix_(tested, tested)], b))
+    m = len(tested)
+    if df:
+        return chi / m, (m, int(df)), float(stats.f.sf(chi / m, m, df))
+    return chi, m, float(stats.chi2.sf(chi, m))
+
+
+def prediction_frame(
+    X: np.ndarray, beta: np.ndarray, vb: np.ndarray, tau2: float, level: float, df: float | None
+) -> pd.DataFrame:
+    """pred, se, ci_low/ci_high and pi_low/pi_high (new-study variance tau2) per row of X."""
+    pred = X @ beta
+    se = np.sqrt(np.einsum("ij,jk,ik->i", X, vb, X))
+    crit = critical_value(level, df)
+    sd = np.sqrt(se**2 + tau2)
+    return pd.DataFrame(
+        {
+            "pred": pred,
+            "se": se,
+            "ci_low": pred - crit * se,
+            "ci_high": pred + crit * se,
+            "pi_low": pred - crit * sd,
+            "pi_high": pred + crit * sd,
+        }
+    )
