@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/evmeta demo
+	$(BIN)/evmeta run analyses/example.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check evmeta tests extraction benchmarks

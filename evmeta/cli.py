@@ -125,29 +125,12 @@ def harmonize(
 
 @app.command()
 def demo(
-    workbook: Annotated[Path, typer.Option(help="Extraction workbook.")] = Path("extraction/example.xlsx"),
-    output: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/example"),
+    spec: Annotated[Path, typer.Option(help="Analysis spec of the bundled example.")] = Path("analyses/example.toml"),
+    output: Annotated[Path | None, typer.Option(help="Report folder (default: reports/example).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:
-    """Run the bundled example: validate the simulated workbook and build its comparisons."""
-    from evmeta.comparisons import build_comparisons
-    from evmeta.errors import ExtractionError
-    from evmeta.schema.validate import read_extraction
-    from evmeta.sheets.export import write_csv
-
-    try:
-        extraction = read_extraction(workbook)
-    except ExtractionError as exc:
-        for problem in exc.problems:
-            _echo_err(str(problem))
-        raise typer.Exit(1) from None
-    typer.echo(extraction.summary())
-    for note in extraction.notes:
-        typer.echo(f"note: {note}")
-    comparisons = build_comparisons(extraction, "SMD")
-    write_csv(comparisons.table, output / "comparisons.csv")
-    write_csv(comparisons.exclusions, output / "exclusions.csv")
-    typer.echo(comparisons.summary())
-    typer.echo(f"wrote {output / 'comparisons.csv'} and {output / 'exclusions.csv'}")
+    """Run the bundled, simulated example analysis end to end (same as `evmeta run analyses/example.toml`)."""
+    run(spec, output=output, quiet=quiet)
 
 
 @app.command()

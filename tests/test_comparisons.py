@@ -12,7 +12,7 @@ import evmeta as em
 from evmeta.cli import app
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, sd_from_sem
 from evmeta.harmonize.quality import syrcle_columns
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 
 SYRCLE = syrcle_columns()
 
@@ -250,8 +250,12 @@ def test_harmonize_cli(tmp_path):
     assert bad.exit_code == 2 and "valid measures" in bad.output
 
 
-def test_demo_command(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path / "example")])
+def test_demo_command_and_make_target(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path / "example"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "example" / "comparisons.csv").exists()
-    assert (tmp_path / "example" / "exclusions.csv").exists()
+    assert (tmp_path / "example" / "report.html").exists()
+    assert "report:" in result.output
+    makefile = (ROOT / "Makefile").read_text()
+    lines = makefile.splitlines()
+    recipe = lines[next(i for i, line in enumerate(lines) if line.startswith("demo:")) + 1].strip()
+    assert recipe == "$(BIN)/evmeta run analyses/example.toml"
