@@ -125,7 +125,9 @@ def harmonize(
 
 @app.command()
 def demo(
-    spec: Annotated[Path, typer.Option(help="Analysis spec of the bundled example.")] = Path("analyses/example.toml"),
+    spec: Annotated[Path, typer.Option(help="Analysis spec of the bundled example.")] = Path(
+        "analyses/example.toml"
+    ),
     output: Annotated[Path | None, typer.Option(help="Report folder (default: reports/example).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:

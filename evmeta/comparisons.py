@@ -85,38 +85,31 @@ def _arm_statistics(rows: pd.DataFrame, quartile_method: str) -> pd.DataFrame:
     mean = rows["mean"].astype(float).to_numpy()
     sd = rows["sd"].astype(float).to_numpy()
     source = np.where(~np.isnan(sd), "sd", "")
-    from_sem = sd_from_sem(rows["sem"].astype(float), n)
-    use = (source == "") & ~np.isnan(from_sem)
-    sd = np.where(use, from_sem, sd)
-    source = np.where(use, "sem", source)
-    from_ci = sd_from_ci(rows["ci_lower"].astype(float), rows["ci_upper"].astype(float), n)
-    use = (source == "") & ~np.isnan(from_ci)
-    sd = np.where(use, from_ci, sd)
-    source = np.where(use, "ci", source)
-    no_mean = np.isnan(mean)
+
+    def column(name: str) -> pd.Series:
+        return rows[name].astype(float)
+
+    def fill(label: str, new_sd: np.ndarray, new_mean: np.ndarray | None = None) -> None:
+        # Use a conversion where the row has no SD yet (or, for median-based ones, no mean).
+        nonlocal mean, sd, source
+        missing = source == ""
+        if new_mean is not None:
+            missing = missing | np.isnan(mean)
+            mean = np.where(missing & ~np.isnan(new_sd), new_mean, mean)
+        use = missing & ~np.isnan(new_sd)
+        sd = np.where(use, new_sd, sd)
+        source = np.where(use, label, source)
+
+    fill("sem", sd_from_sem(column("sem"), n))
+    fill("ci", sd_from_ci(column("ci_lower"), column("ci_upper"), n))
     q_mean, q_sd = mean_sd_from_quartiles(
-        rows["q1"].astype(float),
-        rows["median"].astype(float),
-        rows["q3"].astype(float),
-        n,
-        method=quartile_method,
+        column("q1"), column("median"), column("q3"), n, method=quartile_method
     )
-    use = (no_mean | (source == "")) & ~np.isnan(q_sd)
-    mean = np.where(use, q_mean, mean)
-    sd = np.where(use, q_sd, sd)
-    source = np.where(use, "iqr", source)
-    no_mean = np.isnan(mean)
+    fill("iqr", q_sd, q_mean)
     r_mean, r_sd = mean_sd_from_range(
-        rows["min"].astype(float),
-        rows["median"].astype(float),
-        rows["max"].astype(float),
-        n,
-        method=quartile_method,
+        column("min"), column("median"), column("max"), n, method=quartile_method
     )
-    use = (no_mean | (source == "")) & ~np.isnan(r_sd)
-    mean = np.where(use, r_mean, mean)
-    sd = np.where(use, r_sd, sd)
-    source = np.where(use, "range", source)
+    fill("range", r_sd, r_mean)
     binary = rows["events"].notna() & rows["total"].notna()
     source = np.where((source == "") & binary.to_numpy(), "events", source)
     return pd.DataFrame({"mean_est": mean, "sd_est": sd, "dispersion_source": source}, index=rows.index)

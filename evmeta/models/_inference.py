@@ -3,6 +3,8 @@ of the moderators, and predictions with confidence and prediction intervals."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -63,3 +65,37 @@ def prediction_frame(
             "pi_high": pred + crit * sd,
         }
     )
+
+
+class FittedModel:
+    """Conveniences shared by the frequentist result classes (which hold ``model``,
+    ``coefficients``, ``qm_df`` and ``versions``)."""
+
+    @property
+    def yi(self) -> np.ndarray:
+        return self.model.yi
+
+    @property
+    def vi(self) -> np.ndarray:
+        return self.model.vi
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The rows the model was fitted to (with every column of the input)."""
+        return self.model.frame
+
+    @property
+    def mods(self) -> str | None:
+        return self.model.formula
+
+    def _plain_dict(self, scalars: list[str]) -> dict[str, Any]:
+        """Scalars as plain Python values, plus mods, the omnibus df, coefficients and versions."""
+        out: dict[str, Any] = {}
+        for name in scalars:
+            value = getattr(self, name)
+            out[name] = value.item() if isinstance(value, (np.generic,)) else value
+        out["qm_df"] = list(self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
+        out["mods"] = self.model.formula
+        out["coefficients"] = self.coefficients.reset_index(names="term").to_dict(orient="records")
+        out["versions"] = dict(self.versions)
+        return out

@@ -118,30 +118,18 @@ class BayesResult:
         """mean, sd, lower, upper (95% equal-tailed), r_hat, ess_bulk, ess_tail per parameter."""
         import arviz as az
 
-        rows = {}
-        flat_beta = self.beta_draws.reshape(-1, self.beta_draws.shape[-1])
         flat_tau = self.tau_draws.reshape(-1, self.tau_draws.shape[-1])
         dataset = az.convert_to_dataset({"beta": self.beta_draws, "tau": self.tau_draws})
         rhat, bulk, tail = az.rhat(dataset), az.ess(dataset, method="bulk"), az.ess(dataset, method="tail")
+
+        def diagnostics(variable: str, index: int) -> list[float]:
+            return [float(d[variable].values[index]) for d in (rhat, bulk, tail)]
+
+        rows = {}
+        identity = np.eye(len(self.names))
         for j, name in enumerate(self.names):
-            if self.quadrature is not None:
-                means, sds = self.quadrature.linear_mixture(np.eye(len(self.names))[j])
-                mean = float(self.quadrature.weights @ means)
-                sd = float(np.sqrt(self.quadrature.weights @ (sds**2 + means**2) - mean**2))
-                lower, upper = self.quadrature.mixture_quantiles(means, sds, list(PROBS))
-            else:
-                draws = flat_beta[:, j]
-                mean, sd = float(draws.mean()), float(draws.std(ddof=1))
-                lower, upper = np.quantile(draws, PROBS)
-            rows[name] = [
-                mean,
-                sd,
-                lower,
-                upper,
-                float(rhat["beta"].values[j]),
-                float(bulk["beta"].values[j]),
-                float(tail["beta"].values[j]),
-            ]
+            exact = self._linear(identity[j])  # exact mixture under quadrature, draws under NUTS
+            rows[name] = [exact["mean"], exact["sd"], exact["lower"], exact["upper"], *diagnostics("beta", j)]
         for level, name in enumerate(self._tau_names()):
             if self.quadrature is not None:
                 mean, sd, (lower, upper) = self.quadrature.tau_summary(level, list(PROBS))
@@ -149,15 +137,7 @@ class BayesResult:
                 draws = flat_tau[:, level]
                 mean, sd = float(draws.mean()), float(draws.std(ddof=1))
                 lower, upper = np.quantile(draws, PROBS)
-            rows[name] = [
-                mean,
-                sd,
-                lower,
-                upper,
-                float(rhat["tau"].values[level]),
-                float(bulk["tau"].values[level]),
-                float(tail["tau"].values[level]),
-            ]
+            rows[name] = [mean, sd, lower, upper, *diagnostics("tau", level)]
         return pd.DataFrame.from_dict(
             rows, orient="index", columns=["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
         )

@@ -15,7 +15,7 @@ from scipy import stats
 
 from evmeta.errors import ModelError
 from evmeta.models._design import ModelData, new_design, prepare
-from evmeta.models._inference import coefficient_table, omnibus_test, prediction_frame
+from evmeta.models._inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
 from evmeta.models._provenance import fingerprint, versions
 from evmeta.models.estimators import METHODS, estimate_tau2, gls
 
@@ -23,7 +23,7 @@ TESTS = ("z", "knha")
 
 
 @dataclass
-class MetaResult:
+class MetaResult(FittedModel):
     """A fitted (mixed-effects) meta-analysis model.
 
     Scalar attributes describe the intercept (the pooled effect in a model without
@@ -71,24 +71,6 @@ class MetaResult:
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
     converged: bool = True
-
-    # -- conveniences ------------------------------------------------------------------
-    @property
-    def yi(self) -> np.ndarray:
-        return self.model.yi
-
-    @property
-    def vi(self) -> np.ndarray:
-        return self.model.vi
-
-    @property
-    def data(self) -> pd.DataFrame:
-        """The rows the model was fitted to (with every column of the input)."""
-        return self.model.frame
-
-    @property
-    def mods(self) -> str | None:
-        return self.model.formula
 
     def predict(self, newmods: Any = None) -> pd.DataFrame:
         """Predicted (average) effects with confidence and prediction intervals.
@@ -211,19 +193,9 @@ class MetaResult:
             "fingerprint",
             "converged",
         ]
-        out: dict[str, Any] = {name: _plain(getattr(self, name)) for name in scalars}
-        out["qm_df"] = list(self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
-        out["mods"] = self.model.formula
-        out["coefficients"] = self.coefficients.reset_index(names="term").to_dict(orient="records")
+        out = self._plain_dict(scalars)
         out["weights"] = [float(w) for w in self.weights]
-        out["versions"] = dict(self.versions)
         return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    return value
 
 
 def meta_analysis(

@@ -19,7 +19,7 @@ from scipy import stats
 from evmeta.errors import ModelError
 from evmeta.models._blocks import evaluate, make_batches, score_and_information
 from evmeta.models._design import ModelData, new_design, prepare
-from evmeta.models._inference import coefficient_table, omnibus_test, prediction_frame
+from evmeta.models._inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
 from evmeta.models._provenance import fingerprint, versions
 from evmeta.models.bayes_structure import nested_structure
 from evmeta.models.estimators import gls
@@ -29,7 +29,7 @@ MAX_ITER = 500
 
 
 @dataclass
-class MultilevelResult:
+class MultilevelResult(FittedModel):
     """A fitted multilevel model; the same estimate/CI/coefficient fields as MetaResult.
 
     ``sigma2`` lists the variance components in the order of ``random``; ``i2_levels``
@@ -83,18 +83,6 @@ class MultilevelResult:
     def tau2(self) -> float:
         """Total between-comparison variance (sum of the components)."""
         return float(np.sum(self.sigma2))
-
-    @property
-    def data(self) -> pd.DataFrame:
-        return self.model.frame
-
-    @property
-    def yi(self) -> np.ndarray:
-        return self.model.yi
-
-    @property
-    def vi(self) -> np.ndarray:
-        return self.model.vi
 
     def predict(self, newmods: Any = None) -> pd.DataFrame:
         """Predicted average effects with confidence and prediction intervals."""
@@ -164,16 +152,10 @@ class MultilevelResult:
             "fingerprint",
             "measure",
         ]
-        out = {
-            s: (getattr(self, s).item() if hasattr(getattr(self, s), "item") else getattr(self, s))
-            for s in scalars
-        }
+        out = self._plain_dict(scalars)
         out["random"] = list(self.random)
         out["sigma2"] = [float(s) for s in self.sigma2]
         out["i2_levels"] = [float(s) for s in self.i2_levels]
-        out["qm_df"] = list(self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
-        out["coefficients"] = self.coefficients.reset_index(names="term").to_dict(orient="records")
-        out["versions"] = dict(self.versions)
         return out
 
 
