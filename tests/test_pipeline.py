@@ -93,3 +93,26 @@ def test_cli_run_errors(tmp_path):
     bad.write_text(f'[analysis]\nname = "bad"\nextraction = "{EXAMPLE}"\n[frequentist]\nmethod = "XX"\n')
     result = runner.invoke(app, ["run", str(bad), "--quiet"])
     assert result.exit_code == 2 and "valid choices" in result.output
+
+
+def test_filters_keep_every_row_accounted_for(tmp_path):
+    spec = tmp_path / "filtered.toml"
+    spec.write_text(
+        f'[analysis]\nname = "filtered"\nextraction = "{EXAMPLE}"\n'
+        '[comparisons]\noutcomes = ["serum creatinine", "infarct volume", "infarct size"]\n'
+        '[filters]\nspecies = ["rat"]\nmin_quality_score = 0.3\n'
+        "[bayesian]\nenabled = false\n[sensitivity]\nleave_one_out = false\nnmd_vs_smd = false\n"
+        '[figures]\nformats = ["svg"]\n'
+    )
+    run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
+    table = pd.read_csv(run.output / "comparisons.csv")
+    exclusions = pd.read_csv(run.output / "exclusions.csv")
+    assert set(table["species"]) == {"rat"} and (table["quality_score"] >= 0.3).all()
+    reasons = exclusions["reason"]
+    assert reasons.str.startswith("filter: species not in ['rat']").any()
+    assert reasons.str.startswith("filter: quality_score < 0.3").any()
+    assert reasons.str.startswith("control row of comparisons removed by filter").any()
+    book = em.read_extraction(EXAMPLE)
+    used = set(table["treat_outcome_row"]) | set(table["control_outcome_row"])
+    logged = set(exclusions["row"])
+    assert used | logged == set(book.outcomes["_row"]) and not used & logged
