@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evmeta.dedupe import SearchRecord
+from evmeta.review.dedupe import SearchRecord
 
 WORDS = (
     "mesenchymal stromal stem cell derived extracellular vesicles exosomes attenuate ameliorate protect against "

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._search_records import pairwise_precision_recall, simulate_records
-from evmeta.dedupe import deduplicate
+from evmeta.review.dedupe import deduplicate
 
 
 def main(publications: int = 30_000) -> None:

@@ -144,8 +144,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:
     """Run an analysis spec end to end and write reports/<name>/."""
+    from evmeta.analysis.pipeline import run_analysis
     from evmeta.errors import EvmetaError, ExtractionError
-    from evmeta.pipeline import run_analysis
 
     try:
         result = run_analysis(spec, output=output, quiet=quiet)
@@ -174,7 +174,7 @@ def lookup(
     ] = None,
 ) -> None:
     """Check the studies sheet against Crossref (DOI) and PubMed (PMID)."""
-    from evmeta.lookup import run_lookup
+    from evmeta.review.lookup import run_lookup
 
     try:
         result, target = run_lookup(workbook, cache=cache, offline=offline, fill=fill_missing)
@@ -206,8 +206,8 @@ def reconcile(
 ) -> None:
     """Compare two extractions (A B -o reconciliation.xlsx), or apply decisions (--apply FILE)."""
     from evmeta.errors import ExtractionError
-    from evmeta.reconcile import apply_decisions, write_reconciliation
-    from evmeta.reconcile import reconcile as compare_books
+    from evmeta.review.reconcile import apply_decisions, write_reconciliation
+    from evmeta.review.reconcile import reconcile as compare_books
 
     if apply is not None:
         try:
@@ -239,7 +239,7 @@ def dedupe(
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")] = Path("deduplicated.csv"),
 ) -> None:
     """Cluster duplicate search records; write every record with cluster_id, keep and score."""
-    from evmeta.dedupe import dedupe_file
+    from evmeta.review.dedupe import dedupe_file
 
     if not export.exists():
         _echo_err(f"error: {export} does not exist")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import evmeta as em
 from evmeta.cli import app
-from evmeta.dedupe import normalize_doi, normalize_text, read_search_export, surname, title_similarity
+from evmeta.review.dedupe import normalize_doi, normalize_text, read_search_export, surname, title_similarity
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT))

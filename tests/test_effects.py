@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, mean_sd_from_range, sd_from_ci, sd_from_sem
 from evmeta.harmonize.effects import effect_size, hedges_correction
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 
 GOLDEN = json.loads((ROOT / "tests" / "reference" / "escalc_reference.json").read_text())
 # Closed-form arithmetic on identical inputs: agreement to 1e-10 (relative) is exact up to
@@ -50,7 +50,7 @@ def test_binary_with_totals_instead_of_non_events():
 
 
 def _read_cart():
-    frame = pd.read_csv(SHARED / "validation" / "cart_tumor_volume.csv", na_values=["NA", ""])
+    frame = pd.read_csv(DATA / "cart" / "cart_tumor_volume.csv", na_values=["NA", ""])
     return frame
 
 

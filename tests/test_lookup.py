@@ -14,7 +14,7 @@ from werkzeug import Response
 import evmeta as em
 from evmeta.cli import app
 from evmeta.harmonize.quality import syrcle_columns
-from evmeta.lookup import LookupClient, lookup_studies, run_lookup
+from evmeta.review.lookup import LookupClient, lookup_studies, run_lookup
 
 DATA = Path(__file__).parent / "data" / "lookup"
 WORK = json.loads((DATA / "crossref_work.json").read_text())

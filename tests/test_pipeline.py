@@ -87,7 +87,7 @@ def test_results_and_posterior(run):
 def test_cli_run_errors(tmp_path):
     runner = CliRunner()
     bad = tmp_path / "bad.toml"
-    bad.write_text('[analysis]\nname = "bad"\nextraction = "../nothing.xlsx"\n')
+    bad.write_text('[analysis]\nname = "bad"\nextraction = "missing/nothing.xlsx"\n')
     result = runner.invoke(app, ["run", str(bad), "--quiet"])
     assert result.exit_code == 2 and "does not exist" in result.output
     bad.write_text(f'[analysis]\nname = "bad"\nextraction = "{EXAMPLE}"\n[frequentist]\nmethod = "XX"\n')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import evmeta as em
-from evmeta.spec import load_spec, parse_spec
+from evmeta.analysis.spec import load_spec, parse_spec
 from tests.conftest import ROOT
 
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import pandas as pd
 
+from evmeta.analysis.spec import AnalysisSpec, load_spec
 from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError
 from evmeta.models._provenance import versions
 from evmeta.schema.validate import read_extraction
 from evmeta.sheets.export import write_csv
-from evmeta.spec import AnalysisSpec, load_spec
 
 STAGES = ["extraction", "comparisons", "frequentist", "bias", "bayesian", "sensitivity", "figures", "report"]
 
@@ -212,7 +212,7 @@ def run_analysis(
         run = AnalysisRun(spec, out, comparisons, exclusions)
         run.tables["comparisons"] = table
         bar.done()
-        import evmeta.pipeline_stages as stages
+        import evmeta.analysis.stages as stages
 
         bar.stage("frequentist models")
         stages.frequentist(run, table)
