@@ -54,7 +54,7 @@ def child(case: str) -> None:
     import scipy.stats  # noqa: F401
 
     import evmeta as em
-    import evmeta.models.bayes
+    import evmeta.models.bayes.fit
 
     if not case.startswith("one_level"):
         import formulaic  # noqa: F401
@@ -80,7 +80,8 @@ def child(case: str) -> None:
     if case.startswith("pymc"):
         import functools
 
-        from evmeta.models import bayes, bayes_pymc
+        from evmeta.models.bayes import fit as bayes
+        from evmeta.models.bayes import pymc_backend as bayes_pymc
 
         original = bayes_pymc.sample_nuts
         bayes_pymc.sample_nuts = functools.partial(original, sampler="pymc")  # same model, PyMC's own sampler

@@ -22,7 +22,7 @@ import pandas as pd
 from evmeta.analysis.spec import AnalysisSpec, load_spec
 from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError
-from evmeta.models._provenance import versions
+from evmeta.models.base.provenance import versions
 from evmeta.schema.validate import read_extraction
 from evmeta.sheets.export import write_csv
 

@@ -14,11 +14,11 @@ import pandas as pd
 
 from evmeta.comparisons import build_comparisons
 from evmeta.errors import ModelError
-from evmeta.models.bayes import bayesian_meta_analysis
-from evmeta.models.bias import cumulative_meta_analysis, egger_test, pet_peese, trim_and_fill
-from evmeta.models.meta import meta_analysis
-from evmeta.models.multilevel import multilevel_meta_analysis
-from evmeta.models.subgroup import adjust_pvalues, subgroup_analysis
+from evmeta.models.bayes.fit import bayesian_meta_analysis
+from evmeta.models.bias.small_study import cumulative_meta_analysis, egger_test, pet_peese, trim_and_fill
+from evmeta.models.frequentist.meta import meta_analysis
+from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
+from evmeta.models.frequentist.subgroup import adjust_pvalues, subgroup_analysis
 
 
 def _try(run, name: str, fit):

@@ -113,9 +113,9 @@ def _pooled_from_bayes(fit: Any, label: str) -> _Pooled:
 
 
 def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
-    from evmeta.models.bayes_result import BayesResult
-    from evmeta.models.meta import MetaResult
-    from evmeta.models.multilevel import MultilevelResult
+    from evmeta.models.bayes.result import BayesResult
+    from evmeta.models.frequentist.meta import MetaResult
+    from evmeta.models.frequentist.multilevel import MultilevelResult
 
     table = getattr(obj, "table", None)
     if isinstance(obj, pd.DataFrame) or isinstance(table, pd.DataFrame):
@@ -169,7 +169,7 @@ def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
         footer = []
         groups = [_Group(None, rows)]
         if by:
-            from evmeta.models.subgroup import subgroup_analysis
+            from evmeta.models.frequentist.subgroup import subgroup_analysis
 
             result = subgroup_analysis(obj.model.frame, by, method=obj.method, test=obj.test, level=obj.level)
             groups = []
@@ -207,13 +207,13 @@ def _split_groups(rows: pd.DataFrame, by: str | None, fit_group) -> list[_Group]
 
 
 def _refit_multilevel(fit: Any, subset: pd.DataFrame):
-    from evmeta.models.multilevel import multilevel_meta_analysis
+    from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
 
     return multilevel_meta_analysis(subset, "yi", "vi", random=fit.random, method=fit.method, test=fit.test)
 
 
 def _refit_bayes(fit: Any, subset: pd.DataFrame):
-    from evmeta.models.bayes import bayesian_meta_analysis
+    from evmeta.models.bayes.fit import bayesian_meta_analysis
 
     s = fit.settings
     return bayesian_meta_analysis(

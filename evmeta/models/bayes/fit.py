@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from evmeta.errors import ConvergenceWarning, ModelError
-from evmeta.models._design import prepare
-from evmeta.models._provenance import fingerprint, versions
-from evmeta.models.bayes_quadrature import fit_quadrature, precompute
-from evmeta.models.bayes_result import BayesResult
-from evmeta.models.bayes_structure import NestedStructure, nested_structure, sample_random_effects
+from evmeta.models.base.design import prepare
+from evmeta.models.base.nesting import NestedStructure, nested_structure, sample_random_effects
+from evmeta.models.base.provenance import fingerprint, versions
+from evmeta.models.bayes.quadrature import fit_quadrature, precompute
+from evmeta.models.bayes.result import BayesResult
 from evmeta.models.priors import measure_scale, resolve_priors
 
 METHODS = ("auto", "quadrature", "nuts")
@@ -182,7 +182,7 @@ def _fit_quadrature(common: dict, settings: dict, draws: int, chains: int, seed:
 def _fit_nuts(
     common: dict, settings: dict, draws: int, tune: int, chains: int, seed: int | None, progress: bool
 ) -> BayesResult:
-    from evmeta.models.bayes_pymc import sample_nuts
+    from evmeta.models.bayes.pymc_backend import sample_nuts
 
     model, structure, prior_set = common["model"], common["structure"], common["prior_set"]
     result = None

@@ -14,10 +14,10 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models._design import ModelData, new_design, prepare
-from evmeta.models._inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
-from evmeta.models._provenance import fingerprint, versions
-from evmeta.models.estimators import METHODS, estimate_tau2, gls
+from evmeta.models.base.design import ModelData, new_design, prepare
+from evmeta.models.base.inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
+from evmeta.models.base.provenance import fingerprint, versions
+from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
 
 TESTS = ("z", "knha")
 
@@ -92,19 +92,19 @@ class MetaResult(FittedModel):
 
     def confint_tau2(self, level: float | None = None) -> pd.DataFrame:
         """Q-profile confidence intervals for tau^2, tau, I^2 and H^2 (Viechtbauer 2007)."""
-        from evmeta.models.diagnostics import confint_tau2
+        from evmeta.models.frequentist.diagnostics import confint_tau2
 
         return confint_tau2(self, level or self.level)
 
     def leave_one_out(self) -> pd.DataFrame:
         """The model refitted without each comparison in turn (models without moderators)."""
-        from evmeta.models.diagnostics import leave_one_out
+        from evmeta.models.frequentist.diagnostics import leave_one_out
 
         return leave_one_out(self)
 
     def influence(self) -> pd.DataFrame:
         """Studentized deleted residuals, DFFITS, Cook's distance, covariance ratio, hat values."""
-        from evmeta.models.diagnostics import influence
+        from evmeta.models.frequentist.diagnostics import influence
 
         return influence(self)
 

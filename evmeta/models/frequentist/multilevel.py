@@ -17,12 +17,12 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models._blocks import evaluate, make_batches, score_and_information
-from evmeta.models._design import ModelData, new_design, prepare
-from evmeta.models._inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
-from evmeta.models._provenance import fingerprint, versions
-from evmeta.models.bayes_structure import nested_structure
-from evmeta.models.estimators import gls
+from evmeta.models.base.design import ModelData, new_design, prepare
+from evmeta.models.base.inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
+from evmeta.models.base.nesting import nested_structure
+from evmeta.models.base.provenance import fingerprint, versions
+from evmeta.models.frequentist.blocks import evaluate, make_batches, score_and_information
+from evmeta.models.frequentist.estimators import gls
 
 TOLERANCE = 1e-10
 MAX_ITER = 500
@@ -229,7 +229,7 @@ def multilevel_meta_analysis(
             f"the marginal covariance is not positive definite ({exc}); check V and vi"
         ) from None
     if robust:
-        from evmeta.models.robust import apply_cr2
+        from evmeta.models.frequentist.robust import apply_cr2
 
         result = apply_cr2(result, V_matrix)
     frame = model.frame

@@ -3,7 +3,7 @@
 The model is non-centred: each outer level's effects are u_l = tau_l z_l with standard
 normal (or Student-t, for ``likelihood="student_t"`` at the outermost level) z_l. The
 innermost level's normal effects are integrated out of the likelihood with group sums (see
-:mod:`evmeta.models.bayes_structure`), which removes the funnel that makes NUTS struggle
+:mod:`evmeta.models.base.nesting`), which removes the funnel that makes NUTS struggle
 with few observations per group. With a known sampling covariance V the likelihood is a
 dense multivariate normal with covariance V + tau_inner^2 Z Z'.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evmeta.models.bayes_structure import NestedStructure
+from evmeta.models.base.nesting import NestedStructure
 from evmeta.models.priors import Prior, PriorSet
 
 

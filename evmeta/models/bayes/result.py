@@ -17,9 +17,9 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models._design import ModelData, new_design
-from evmeta.models.bayes_quadrature import QuadratureFit
-from evmeta.models.bayes_structure import NestedStructure, inner_block_loglik, sample_inner_effects
+from evmeta.models.base.design import ModelData, new_design
+from evmeta.models.base.nesting import NestedStructure, inner_block_loglik, sample_inner_effects
+from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet
 
 PROBS = (0.025, 0.975)
@@ -491,7 +491,7 @@ class BayesResult:
 
         ``alternatives`` maps a label to prior overrides (merged into the priors used).
         """
-        from evmeta.models.bayes import bayesian_meta_analysis
+        from evmeta.models.bayes.fit import bayesian_meta_analysis
 
         base = self.summary()
         rows = []

@@ -18,11 +18,11 @@ import pandas as pd
 from scipy import optimize, stats
 
 from evmeta.errors import ModelError
-from evmeta.models._design import ModelData
-from evmeta.models.estimators import gls
+from evmeta.models.base.design import ModelData
+from evmeta.models.frequentist.estimators import gls
 
 if TYPE_CHECKING:
-    from evmeta.models.meta import MetaResult
+    from evmeta.models.frequentist.meta import MetaResult
 
 
 def _subset(model: ModelData, keep: np.ndarray) -> ModelData:
@@ -77,7 +77,7 @@ def confint_tau2(result: MetaResult, level: float = 0.95) -> pd.DataFrame:
 
 def leave_one_out(result: MetaResult) -> pd.DataFrame:
     """Refit without each comparison in turn (models without moderators, as metafor)."""
-    from evmeta.models.meta import _fit
+    from evmeta.models.frequentist.meta import _fit
 
     model = result.model
     if not model.intercept_only:
@@ -119,7 +119,7 @@ def influence(result: MetaResult) -> pd.DataFrame:
     ``cov_r``, ``tau2_del``, ``q_del``, ``hat``, ``weight`` (percent) and ``influential``
     (metafor's rule of thumb).
     """
-    from evmeta.models.meta import _fit
+    from evmeta.models.frequentist.meta import _fit
 
     model = result.model
     k, p = model.X.shape

@@ -23,8 +23,8 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models._design import as_frame
-from evmeta.models.meta import MetaResult, meta_analysis
+from evmeta.models.base.design import as_frame
+from evmeta.models.frequentist.meta import MetaResult, meta_analysis
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models.bayes_structure import NestedStructure
+from evmeta.models.base.nesting import NestedStructure
 from evmeta.models.priors import Prior
 
 #: Posterior density (relative to its maximum) below which the grid is cut.

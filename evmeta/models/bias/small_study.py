@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models.meta import MetaResult, fit_design, meta_analysis
+from evmeta.models.frequentist.meta import MetaResult, fit_design, meta_analysis
 
 PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtninv", "sqrt_inv_n")
 

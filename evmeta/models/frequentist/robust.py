@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from evmeta.models._blocks import evaluate
+from evmeta.models.frequentist.blocks import evaluate
 
 
 def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Bayesian hierarchical models: exact quadrature, NUTS (the only PyMC import) and results."""
