@@ -5,22 +5,33 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint install clean-venv bench
+.PHONY: demo test test-fresh test-slow lint install clean-venv bench
 
 $(STAMP): pyproject.toml
+	@echo "Installing evmeta and its dependencies into .venv (about 2 minutes, once)..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	@touch $(STAMP)
+	@echo "Installed: $$($(BIN)/evmeta --version)"
 
 install: $(STAMP)
 
 demo: $(STAMP)
+	@echo "Running the bundled example analysis (analyses/example.toml) -> reports/example/ ..."
 	$(BIN)/evmeta run analyses/example.toml
 
 test: $(STAMP)
+	@echo "Lint (ruff), then the test suite (fast tests; MCMC tests: make test-slow)..."
 	$(BIN)/ruff check evmeta tests extraction benchmarks
 	$(BIN)/python -m pytest -q
+
+# The suite as a stranger's machine runs it: empty HOME and caches (ArviZ's daily stamp,
+# matplotlib's font cache, PyTensor's compile cache all start from nothing).
+test-fresh: $(STAMP)
+	@fresh=$$(mktemp -d) && echo "Test suite with an empty HOME and caches ($$fresh)..." && \
+	HOME=$$fresh XDG_CACHE_HOME= MPLCONFIGDIR= PYTENSOR_FLAGS=compiledir=$$fresh/pytensor \
+	$(MAKE) --no-print-directory test; status=$$?; rm -rf $$fresh; exit $$status
 
 # MCMC tests (NUTS against exact quadrature, coverage simulation); about a minute.
 test-slow: $(STAMP)

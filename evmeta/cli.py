@@ -26,6 +26,26 @@ def _echo_err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from evmeta._version import __version__
+
+        typer.echo(f"evmeta {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Meta-analysis of preclinical MSC-EV studies: extraction sheets to forest plots."""
+
+
 @app.command()
 def template(
     path: Annotated[Path, typer.Argument(help="Workbook to write (.xlsx), or a folder with --csv.")],
@@ -125,14 +145,25 @@ def harmonize(
 
 @app.command()
 def demo(
-    spec: Annotated[Path, typer.Option(help="Analysis spec of the bundled example.")] = Path(
-        "analyses/example.toml"
-    ),
-    output: Annotated[Path | None, typer.Option(help="Report folder (default: reports/example).")] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the example's files and its report.")
+    ] = Path("evmeta-demo"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:
-    """Run the bundled, simulated example analysis end to end (same as `evmeta run analyses/example.toml`)."""
-    run(spec, output=output, quiet=quiet)
+    """Run the bundled, simulated example end to end in a folder of its own (from any directory).
+
+    Copies the example workbook, its true parameters and its analysis spec (shipped with the
+    package) into OUTPUT, then runs the spec; the report goes to OUTPUT/report/.
+    """
+    from evmeta.analysis.demo import copy_example
+
+    try:
+        spec = copy_example(output)
+    except FileExistsError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"copied the example workbook and spec to {output}")
+    run(spec, output=output / "report", quiet=quiet)
 
 
 @app.command()

@@ -21,7 +21,7 @@ import pandas as pd
 
 from evmeta.analysis.spec import AnalysisSpec, load_spec
 from evmeta.comparisons import Comparisons, build_comparisons
-from evmeta.errors import ModelError
+from evmeta.errors import ExtractionError, ModelError, Problem
 from evmeta.models.base.provenance import versions
 from evmeta.schema.validate import read_extraction
 from evmeta.sheets.export import write_csv
@@ -191,6 +191,7 @@ def run_analysis(
     with _Progress(quiet, progress) as bar:
         bar.stage("extraction: reading and validating")
         extraction = read_extraction(spec.extraction_path)
+        _require_studies(extraction)
         bar.done()
         bar.stage("comparisons: effect sizes, doses, quality")
         c = spec.comparisons
@@ -252,6 +253,23 @@ def run_analysis(
         )
         bar.done()
     return run
+
+
+def _require_studies(extraction: Any) -> None:
+    """An empty workbook is a reviewer's unfinished work, not a programming error: say so."""
+    if extraction.studies.empty:
+        raise ExtractionError(
+            [
+                Problem(
+                    "studies",
+                    None,
+                    None,
+                    None,
+                    "no studies entered: fill the studies sheet (one row per publication) and the "
+                    "sheets below it, then run the analysis again",
+                )
+            ]
+        )
 
 
 def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:

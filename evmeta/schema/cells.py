@@ -189,6 +189,6 @@ def _isolation(text: str) -> Result:
     fuzzy = [m for m in matches if m.kind == "fuzzy"]
     note = None
     if fuzzy:
-        parts = "; ".join(f"{m.value!r} as {m.canonical!r} (score {m.score:.0f})" for m in fuzzy)
+        parts = "; ".join(f"{m.value!r} as {m.canonical!r} (match score {m.score:.0f})" for m in fuzzy)
         note = f"read {parts}"
     return method.code, None, note

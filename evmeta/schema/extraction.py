@@ -76,7 +76,8 @@ class Extraction:
         return {name: len(frame) for name, frame in self.sheets.items()}
 
     def summary(self) -> str:
-        """A few lines for the terminal: rows per sheet, notes, errors."""
+        """A few lines for the terminal: rows per sheet and what they cover (the caller prints
+        the totals of errors and notes)."""
         lines = [f"Extraction {self.path.name} (sha256 {self.sha256[:12]})"]
         for name in SHEETS:
             lines.append(f"  {name:<14} {len(self.sheets.get(name, ())):>5} rows")
@@ -88,5 +89,4 @@ class Extraction:
                 f"{self.sheets['preparations']['isolation_method'].nunique()} isolation methods, "
                 f"{outcomes['outcome'].nunique()} outcomes"
             )
-        lines.append(f"  {len(self.notes)} note(s), {len(self.problems)} error(s)")
         return "\n".join(lines)

@@ -475,6 +475,8 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
         rows = _validate_rows(sheet_name, sheet, mapped, extras, out, str(raw.path))
         tables[sheet_name] = _check_ids(sheet_name, rows, out, letters[sheet_name])
     _check_keys(tables, typed_ids, out, letters)
+    if "studies" in sheets and not sheets["studies"].rows:
+        out.add("studies", None, None, None, "no studies entered: the studies sheet has no rows yet", "note")
     frames = {name: _frame(name, tables.get(name, [])) for name in SHEETS}
     notes = [p for p in out.problems if p.severity == "note"]
     errors = [p for p in out.problems if p.severity == "error"]
