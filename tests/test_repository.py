@@ -11,10 +11,11 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-# Ways a path can climb out of the repository: a literal "../", ROOT.parent, or a chain of
+# Ways a path can climb out of the repository: a literal "../" (other than the specs' own
+# "../extraction/" and "../analyses/", which stay inside), ROOT.parent, or a chain of
 # .parent calls longer than the two that lead from a test file to the root.
 OUTSIDE = re.compile(
-    r"\.\./|ROOT\s*\.\s*parent|parent\s*\.\s*parent\s*\.\s*parent|parents\[[2-9]\]|[\"']/work/|shared/validation"
+    r"\.\./(?!extraction/|analyses/)|ROOT\s*\.\s*parent|parent\s*\.\s*parent\s*\.\s*parent|parents\[[2-9]\]|[\"']/work/|shared/validation"
 )
 
 
