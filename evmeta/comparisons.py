@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from evmeta.errors import InputError
 from evmeta.harmonize.arm_doses import harmonize_arm_doses
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, mean_sd_from_range, sd_from_ci, sd_from_sem
 from evmeta.harmonize.effects import MEASURES, effect_size
@@ -202,7 +203,7 @@ def _select_timepoints(rows: pd.DataFrame, timepoint, log: _Log) -> pd.DataFrame
         target = candidates.groupby([rows[k] for k in key]).transform("max")
         label = f"not the time point closest to {timepoint:g} days"
     else:
-        raise ValueError(f"timepoint must be 'last', 'first', 'all' or a number of days, got {timepoint!r}")
+        raise InputError(f"timepoint must be 'last', 'first', 'all' or a number of days, got {timepoint!r}")
     keep = (days == target) | (days.isna() & target.isna())
     log.add(rows[~keep], f"time point rule '{timepoint}': {label}")
     return rows[keep]
@@ -258,11 +259,11 @@ def build_comparisons(
     """
     requested = str(measure).upper() if measure != "NMD_or_SMD" else measure
     if requested not in (*MEASURES, "NMD_or_SMD"):
-        raise ValueError(
+        raise InputError(
             f"unknown measure {measure!r}; valid measures: {', '.join((*MEASURES, 'NMD_or_SMD'))}"
         )
     if shared_control not in {"split", "keep"}:
-        raise ValueError(f"shared_control must be 'split' or 'keep', got {shared_control!r}")
+        raise InputError(f"shared_control must be 'split' or 'keep', got {shared_control!r}")
     settings = dict(
         measure=measure,
         outcome=outcome,

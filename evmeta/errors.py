@@ -89,5 +89,20 @@ class SpecError(EvmetaError, ValueError):
     """An analysis spec has an unknown key or a bad value."""
 
 
+class InputError(EvmetaError, ValueError):
+    """An argument or input value is not one evmeta accepts (a bad option, a missing column)."""
+
+
+class UnknownNameError(EvmetaError, KeyError):
+    """A name (column, vocabulary, parameter) that does not exist was asked for."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PlotError(EvmetaError, ValueError):
+    """A figure cannot be drawn from the data or result as given."""
+
+
 class ConvergenceWarning(UserWarning):
     """A Bayesian fit did not meet the convergence criteria (R-hat, ESS, divergences)."""

@@ -1,6 +1,8 @@
 """The one-way flow of DESIGN.md: a lower layer never imports a higher one.
 
-Also checks that ``import evmeta`` stays light (no PyMC, PyTensor, ArviZ or matplotlib).
+Also: the model sub-packages keep their own order (base < priors < frequentist, bayes <
+bias), no import cycle exists anywhere in evmeta (imports inside functions included), and
+``import evmeta`` stays light (no PyMC, PyTensor, ArviZ or matplotlib).
 """
 
 from __future__ import annotations
@@ -43,15 +45,58 @@ def _layer(module: str) -> int:
     return LAYERS[key]
 
 
+# Layer of each part of evmeta.models; frequentist and bayes never import each other.
+MODEL_LAYERS = {
+    "base": 0,
+    "priors": 1,
+    "frequentist": 2,
+    "bayes": 2,
+    "bias": 3,
+    "isolation_evidence": 4,
+    "__init__": 5,
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        out[".".join(relative.parts).removesuffix(".__init__")] = path
+    return out
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every evmeta import of a file, at any depth, as (line, module); ``from pkg import mod``
+    counts as an import of ``pkg.mod`` when that is a module, and relative imports resolve."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    package = list(relative.parts[:-1])
+    modules = _modules()
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("evmeta")]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("evmeta"):
-            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package[: len(package) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            if not base.startswith("evmeta"):
+                continue
+            found.append((node.lineno, base))
+            found += [(node.lineno, f"{base}.{a.name}") for a in node.names if f"{base}.{a.name}" in modules]
     return found
+
+
+def _model_layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[:2] != ["evmeta", "models"]:
+        return None
+    key = parts[2] if len(parts) > 2 else "__init__"
+    assert key in MODEL_LAYERS, (
+        f"evmeta.models.{key} has no layer in MODEL_LAYERS (tests/test_architecture.py)"
+    )
+    return MODEL_LAYERS[key]
 
 
 def test_no_back_edges():
@@ -64,6 +109,88 @@ def test_no_back_edges():
             if _layer(imported) > own:
                 bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported}")
     assert not bad, "back edges:\n" + "\n".join(bad)
+
+
+def test_model_subpackages_flow_one_way():
+    """base < priors < frequentist, bayes < bias; frequentist and bayes never import each other."""
+    bad = []
+    for module, path in _modules().items():
+        own = _model_layer(module)
+        if own is None:
+            continue
+        for line, imported in _imports(path):
+            other = _model_layer(imported)
+            if other is None:
+                continue
+            same_part = imported.split(".")[2:3] == module.split(".")[2:3]
+            if other > own or (other == own and not same_part):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported}")
+    assert not bad, "model back edges:\n" + "\n".join(bad)
+    assert {"base", "frequentist", "bayes", "bias"} <= {p.name for p in (PACKAGE / "models").iterdir()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (or a self-import)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                out.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return out
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for _, imported in _imports(path):
+            # the deepest evmeta module named (``evmeta.models.frequentist.meta.MetaResult`` -> its module)
+            while imported not in modules and "." in imported:
+                imported = imported.rsplit(".", 1)[0]
+            if imported in modules and imported != module:
+                targets.add(imported)
+        graph[module] = targets
+    return graph
+
+
+def test_no_import_cycle_anywhere():
+    """No cycle among evmeta modules, counting imports inside functions too."""
+    cycles = _cycles(_import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_cycle_detector_finds_a_planted_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_import_evmeta_is_light():

@@ -42,20 +42,20 @@ def test_one_level_matches_brute_force_grid():
         log_post += stats.norm.logpdf(y, M, np.sqrt(v + T**2))
     weight = np.exp(log_post - log_post.max()) * np.outer(_simpson_axis(len(mu)), _simpson_axis(len(tau)))
     weight /= weight.sum()
-    brute = {"intercept": M, "tau": T}
-    summary = fit.summary()
+    brute = {"intercept": M, "tau[comparison]": T}
+    summary = fit.summary().table
     for name, grid in brute.items():
         mean = float(np.sum(weight * grid))
         sd = float(np.sqrt(np.sum(weight * grid**2) - mean**2))
-        assert summary.loc[name, "mean"] == pytest.approx(mean, abs=1e-4)
-        assert summary.loc[name, "sd"] == pytest.approx(sd, abs=1e-4)
+        assert summary.loc[name, "estimate"] == pytest.approx(mean, abs=1e-4)
+        assert summary.loc[name, "se"] == pytest.approx(sd, abs=1e-4)
     density = np.exp(log_post - log_post.max())
     marginal_mu = simpson(density, x=tau, axis=1)
     cdf = np.concatenate([[0], np.cumsum((marginal_mu[1:] + marginal_mu[:-1]) / 2 * np.diff(mu))])
     cdf /= cdf[-1]
     lower, upper = np.interp([0.025, 0.975], cdf, mu)
-    assert summary.loc["intercept", "lower"] == pytest.approx(lower, abs=1e-3)
-    assert summary.loc["intercept", "upper"] == pytest.approx(upper, abs=1e-3)
+    assert summary.loc["intercept", "ci_low"] == pytest.approx(lower, abs=1e-3)
+    assert summary.loc["intercept", "ci_high"] == pytest.approx(upper, abs=1e-3)
     # Savage-Dickey: posterior density of mu at 0 over the prior density at 0.
     posterior_at_zero = np.interp(0.0, mu, marginal_mu / simpson(marginal_mu, x=mu))
     bf = fit.bayes_factor("intercept")
@@ -131,11 +131,13 @@ def test_two_level_matches_dense_brute_force():
     sd = np.sqrt(np.diag(second_acc / total) - mean**2)
     tau_mean = tau_acc / total
     tau_sd = np.sqrt(tau2_acc / total - tau_mean**2)
-    summary = fit.summary()
-    np.testing.assert_allclose(summary.loc[["intercept", "x"], "mean"], mean, atol=1e-4)
-    np.testing.assert_allclose(summary.loc[["intercept", "x"], "sd"], sd, atol=1e-4)
-    np.testing.assert_allclose(summary.loc[["tau[study]", "tau[experiment]"], "mean"], tau_mean, atol=1e-3)
-    np.testing.assert_allclose(summary.loc[["tau[study]", "tau[experiment]"], "sd"], tau_sd, atol=1e-3)
+    summary = fit.summary().table
+    np.testing.assert_allclose(summary.loc[["intercept", "x"], "estimate"], mean, atol=1e-4)
+    np.testing.assert_allclose(summary.loc[["intercept", "x"], "se"], sd, atol=1e-4)
+    np.testing.assert_allclose(
+        summary.loc[["tau[study]", "tau[experiment]"], "estimate"], tau_mean, atol=1e-3
+    )
+    np.testing.assert_allclose(summary.loc[["tau[study]", "tau[experiment]"], "se"], tau_sd, atol=1e-3)
 
 
 def test_recovers_the_example_effects():
@@ -147,26 +149,26 @@ def test_recovers_the_example_effects():
     fit = em.bayesian_meta_analysis(
         table, mods="~ isolation_method + quality_score", random=["study_id", "experiment_id"], seed=1
     )
-    summary = fit.summary()
+    summary = fit.summary().table
     for method, effect in TRUTH["isolation_effects"].items():
         if method == "UC":
             continue
         row = summary.loc[f"isolation_method[T.{method}]"]
-        assert row["lower"] <= effect <= row["upper"], method
+        assert row["ci_low"] <= effect <= row["ci_high"], method
     row = summary.loc["quality_score"]
-    assert row["lower"] <= TRUTH["quality_slope"] <= row["upper"]
+    assert row["ci_low"] <= TRUTH["quality_slope"] <= row["ci_high"]
     contrasts = fit.contrasts("isolation_method").set_index("contrast")
     sec_uc = contrasts.loc["SEC - UC"]
-    assert sec_uc["mean"] == pytest.approx(summary.loc["isolation_method[T.SEC]", "mean"], abs=1e-9)
+    assert sec_uc["mean"] == pytest.approx(summary.loc["isolation_method[T.SEC]", "estimate"], abs=1e-9)
     assert 0 <= sec_uc["p_gt_0"] <= 1
     assert len(contrasts) == len(levels) * (len(levels) - 1) // 2
 
 
 def test_result_surface_and_arviz():
     fit = em.bayesian_meta_analysis(BCG, mods="~ alloc", seed=2, draws=500, chains=2)
-    summary = fit.summary()
-    assert list(summary.index) == ["intercept", "alloc[T.random]", "alloc[T.systematic]", "tau"]
-    assert list(summary.columns) == ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
+    summary = fit.summary().table
+    assert list(summary.index) == ["intercept", "alloc[T.random]", "alloc[T.systematic]", "tau[comparison]"]
+    assert list(summary.columns) == ["estimate", "se", "ci_low", "ci_high", "r_hat", "ess_bulk", "ess_tail"]
     assert fit.converged and fit.diagnostics["divergences"] == 0
     idata = fit.idata
     assert {"posterior", "log_likelihood", "observed_data", "prior"} <= set(idata.groups())
@@ -179,7 +181,7 @@ def test_result_surface_and_arviz():
     assert set(table.index) == {"alloc", "none"}
     estimates = fit.study_estimates()
     assert len(estimates) == 13 and (estimates["sd"] > 0).all()
-    text = fit.summary_text()
+    text = str(fit.summary())
     assert "exact posterior" in text and "tau ~ halfnormal" not in text and "tau[comparison]" in text
     frame = fit.to_frame()
     assert set(frame["parameter"]) == set(summary.index)
@@ -189,17 +191,17 @@ def test_result_surface_and_arviz():
 def test_predictions_and_shrinkage():
     fit = em.bayesian_meta_analysis(BCG, seed=1)
     prediction = fit.predict(threshold=0.0).iloc[0]
-    summary = fit.summary()
-    assert prediction["mean"] == pytest.approx(summary.loc["intercept", "mean"], abs=1e-9)
-    assert prediction["pred_lower"] < prediction["lower"] < prediction["upper"] < prediction["pred_upper"]
+    summary = fit.summary().table
+    assert prediction["pred"] == pytest.approx(summary.loc["intercept", "estimate"], abs=1e-9)
+    assert prediction["pi_low"] < prediction["ci_low"] < prediction["ci_high"] < prediction["pi_high"]
     assert 0 < prediction["p_effect_gt_threshold"] < 0.5  # the BCG vaccine lowers risk: effect < 0
     estimates = fit.study_estimates()
-    pooled = summary.loc["intercept", "mean"]
+    pooled = summary.loc["intercept", "estimate"]
     # Shrinkage: every estimate moves from its observed value towards the pooled mean.
     assert (np.abs(estimates["mean"] - pooled) <= np.abs(estimates["yi"] - pooled) + 1e-9).all()
     with_mods = em.bayesian_meta_analysis(BCG, mods="~ ablat", seed=1)
     rows = with_mods.predict(pd.DataFrame({"ablat": [10, 50]}))
-    assert rows.loc[0, "mean"] > rows.loc[1, "mean"]  # higher latitude, stronger protection
+    assert rows.loc[0, "pred"] > rows.loc[1, "pred"]  # higher latitude, stronger protection
 
 
 def test_priors_are_validated_and_recorded():
@@ -241,7 +243,7 @@ def test_prior_sensitivity_table():
         {"tight tau": {"tau": "halfnormal(0.2)"}, "wide tau": {"tau": "halfcauchy(2)"}}
     )
     assert set(table["alternative"]) == {"base", "tight tau", "wide tau"}
-    tight = table[(table["alternative"] == "tight tau") & (table["parameter"] == "tau")].iloc[0]
+    tight = table[(table["alternative"] == "tight tau") & (table["parameter"] == "tau[comparison]")].iloc[0]
     assert tight["shift"] < 0  # a tighter prior on tau pulls it down
     base = table[table["alternative"] == "base"]
     assert (base["shift"] == 0).all()

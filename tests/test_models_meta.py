@@ -199,7 +199,7 @@ def test_errors_are_model_errors_naming_rows():
 
 def test_result_surface():
     fit = em.meta_analysis(BCG, mods="~ ablat")
-    text = fit.summary()
+    text = str(fit.summary())
     assert "tau^2" in text and "ablat" in text
     frame = fit.to_frame()
     assert list(frame["term"]) == ["intercept", "ablat"] and (frame["k"] == 13).all()

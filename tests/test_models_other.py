@@ -42,7 +42,7 @@ def test_subgroup_tests_match_metafor():
         [result.q_total, result.q_within], [ref["QE_fixed_total"], ref["QE_fixed_within"]], **EST
     )
     assert result.q_between_fixed == pytest.approx(ref["QE_fixed_total"] - ref["QE_fixed_within"])
-    assert "alloc" in result.summary()
+    assert "alloc" in str(result.summary())
     assert len(result.to_frame()) == 3
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.comparisons import build_comparisons
-from evmeta.errors import ModelError
+from evmeta.errors import EvmetaError, ModelError
 from evmeta.models.bayes.fit import bayesian_meta_analysis
 from evmeta.models.bias.small_study import cumulative_meta_analysis, egger_test, pet_peese, trim_and_fill
 from evmeta.models.frequentist.meta import meta_analysis
@@ -24,9 +24,16 @@ from evmeta.models.frequentist.subgroup import adjust_pvalues, subgroup_analysis
 def _try(run, name: str, fit):
     try:
         return fit()
-    except (ModelError, ValueError, KeyError) as exc:
+    except EvmetaError as exc:  # only errors raised on purpose; a bug surfaces as a traceback
         run.notes.append(f"{name}: not fitted ({exc})")
         return None
+
+
+def _fitted(run, name: str):
+    """A model fitted in an earlier stage, or a ModelError saying it was not."""
+    if name not in run.models:
+        raise ModelError(f"no {name} model was fitted")
+    return run.models[name]
 
 
 def _summary_row(name: str, fit: Any) -> dict[str, Any]:
@@ -203,7 +210,7 @@ def bayesian(run, table: pd.DataFrame) -> None:
     truth_path = run.spec.validation.truth
     if truth_path:
         truth = json.loads(run.spec.resolve(truth_path).read_text(encoding="utf-8"))
-        run.recovery = summarize_recovery(fit.summary(), truth, run.spec.moderators.get("isolation_method"))
+        run.recovery = summarize_recovery(fit.summary().table, truth, run.spec.moderators.get("isolation_method"))
 
 
 def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: str | None) -> pd.DataFrame:
@@ -224,10 +231,10 @@ def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: 
             {
                 "parameter": name,
                 "true_value": value,
-                "mean": row["mean"],
-                "lower": row["lower"],
-                "upper": row["upper"],
-                "covered": bool(row["lower"] <= value <= row["upper"]),
+                "mean": row["estimate"],
+                "lower": row["ci_low"],
+                "upper": row["ci_high"],
+                "covered": bool(row["ci_low"] <= value <= row["ci_high"]),
             }
         )
     return pd.DataFrame(rows)
@@ -309,14 +316,14 @@ def figures(run, table: pd.DataFrame, extraction) -> None:
         "forest": lambda: forest_plot(main, by=by, width=spec.width),
         "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill")),
         "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
-        "dose_response": lambda: dose_response_plot(run.models["dose_response"]),
-        "moderators": lambda: moderator_plot(run.models[f"subgroup:{by or 'isolation_method'}"]),
-        "posterior": lambda: posterior_plot(run.models["bayesian"], term="isolation_method"),
+        "dose_response": lambda: dose_response_plot(_fitted(run, "dose_response")),
+        "moderators": lambda: moderator_plot(_fitted(run, f"subgroup:{by or 'isolation_method'}")),
+        "posterior": lambda: posterior_plot(_fitted(run, "bayesian"), term="isolation_method"),
     }
     for name, draw in wanted.items():
         try:
             figure = draw()
-        except (KeyError, ValueError, ModelError) as exc:
+        except EvmetaError as exc:
             run.notes.append(f"figure {name}: not drawn ({exc})")
             continue
         run.figures[name] = save_figure(figure, run.output / name, tuple(spec.formats))

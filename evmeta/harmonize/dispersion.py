@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from evmeta.errors import InputError
+
 
 def _array(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
@@ -47,7 +49,7 @@ def sd_from_ci(
         elif dist == "z":
             q = np.full_like(n, stats.norm.ppf(tail))
         else:
-            raise ValueError(f"dist must be 't' or 'z', got {dist!r}")
+            raise InputError(f"dist must be 't' or 'z', got {dist!r}")
         sd = np.sqrt(n) * (upper - lower) / (2 * q)
     return np.where((upper > lower) & (n > 1), sd, np.nan)
 
@@ -67,7 +69,7 @@ def mean_sd_from_quartiles(
         weight = 0.7 + 0.39 / n
         mean = weight * (q1 + q3) / 2 + (1 - weight) * median
     else:
-        raise ValueError(f"method must be 'wan' or 'luo', got {method!r}")
+        raise InputError(f"method must be 'wan' or 'luo', got {method!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = (q3 - q1) / (2 * stats.norm.ppf((0.75 * n - 0.125) / (n + 0.25)))
     ok = (q3 > q1) & (n >= 2)
@@ -89,7 +91,7 @@ def mean_sd_from_range(
         weight = 4 / (4 + n**0.75)
         mean = weight * (a + b) / 2 + (1 - weight) * m
     else:
-        raise ValueError(f"method must be 'wan' or 'luo', got {method!r}")
+        raise InputError(f"method must be 'wan' or 'luo', got {method!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = (b - a) / (2 * stats.norm.ppf((n - 0.375) / (n + 0.25)))
     ok = (b > a) & (n >= 2)

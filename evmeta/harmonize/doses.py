@@ -29,7 +29,7 @@ from functools import cache
 from typing import Any
 
 from evmeta.data import load_toml
-from evmeta.errors import DoseError
+from evmeta.errors import DoseError, InputError
 from evmeta.schema.vocabulary import species_table, vocabulary
 
 #: Canonical unit of each quantity.
@@ -334,7 +334,7 @@ def species_factors(species: str) -> tuple[str, float, float]:
     """Canonical species name, reference body weight (kg) and FDA Km."""
     match = vocabulary("species").normalize(species)
     if match.canonical is None:
-        raise ValueError(f"unknown species {species!r}; valid species: {', '.join(_species_rows())}")
+        raise InputError(f"unknown species {species!r}; valid species: {', '.join(_species_rows())}")
     row = _species_rows()[match.canonical]
     return match.canonical, row["weight"], row["km"]
 

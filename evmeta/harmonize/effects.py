@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from evmeta.errors import InputError, UnknownNameError
+
 MEASURES = ("MD", "SMD", "ROM", "NMD", "OR", "RR", "RD")
 _REQUIRED = {
     "MD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
@@ -52,7 +54,7 @@ def _get(data: pd.DataFrame | None, value: Any, name: str, size: int | None) -> 
         return None
     if data is not None and isinstance(value, str):
         if value not in data.columns:
-            raise KeyError(
+            raise UnknownNameError(
                 f"{name}={value!r} is not a column of data; columns: {', '.join(map(str, data.columns))}"
             )
         value = data[value]
@@ -117,7 +119,7 @@ def effect_size(
     """
     measure = str(measure).upper()
     if measure not in MEASURES:
-        raise ValueError(f"unknown measure {measure!r}; valid measures: {', '.join(MEASURES)}")
+        raise InputError(f"unknown measure {measure!r}; valid measures: {', '.join(MEASURES)}")
     given = dict(
         m1i=m1i,
         sd1i=sd1i,
@@ -145,7 +147,7 @@ def effect_size(
         if arrays["di"] is None and arrays["n2i"] is None:
             missing.append("di or n2i")
     if missing:
-        raise ValueError(f"measure {measure} needs {', '.join(missing)}")
+        raise InputError(f"measure {measure} needs {', '.join(missing)}")
     if measure in {"OR", "RR", "RD"}:
         yi, vi, reason = _binary(measure, arrays, add, to)
     else:
@@ -228,7 +230,7 @@ def _binary(
     elif to == "none":
         correct = np.zeros(ai.size, dtype=bool)
     else:
-        raise ValueError(f"to must be 'only0', 'all' or 'none', got {to!r}")
+        raise InputError(f"to must be 'only0', 'all' or 'none', got {to!r}")
     shift = np.where(correct, add, 0.0)
     a1, b1, c1, d1 = ai + shift, bi + shift, ci + shift, di + shift
     n1, n2 = a1 + b1, c1 + d1

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.data import load_csv
+from evmeta.errors import InputError
 from evmeta.harmonize.doses import purity_class
 
 #: SYRCLE items that define the "low risk on randomization and blinding" subset.
@@ -76,7 +77,7 @@ def characterization_quality(preparations: pd.DataFrame) -> pd.DataFrame:
         elif kind == "any":
             met = pd.concat([_reported(preparations, c) for c in what.split("|")], axis=1).max(axis=1)
         else:
-            raise ValueError(f"evmetric_items.csv: unknown source {row['source']!r}")
+            raise InputError(f"evmetric_items.csv: unknown source {row['source']!r}")
         components.append(met.to_numpy())
     out["evmetric_like"] = 100.0 * np.mean(np.vstack(components), axis=0) if components else np.nan
     isct = [row["column"] for row in load_csv("isct_items.csv")]

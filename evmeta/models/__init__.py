@@ -25,7 +25,7 @@ _LAZY = {
     "cumulative_meta_analysis": "evmeta.models.bias.small_study",
     "BayesResult": "evmeta.models.bayes.result",
     "bayesian_meta_analysis": "evmeta.models.bayes.fit",
-    "compare_models": "evmeta.models.bayes.result",
+    "compare_models": "evmeta.models.bayes.arviz_io",
     "Prior": "evmeta.models.priors",
 }
 

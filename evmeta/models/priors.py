@@ -120,6 +120,8 @@ def parse_prior(text: Any, name: str = "prior") -> Prior:
         params = tuple(float(p) for p in inside.split(",")) if inside.strip() else ()
     except ValueError:
         raise ModelError(f"{name}: prior parameters of {text!r} must be numbers") from None
+    if not all(math.isfinite(value) for value in params):
+        raise ModelError(f"{name}: prior parameters of {text!r} must be finite numbers")
     expected = FAMILIES[family]
     if len(params) != len(expected):
         raise ModelError(

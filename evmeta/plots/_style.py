@@ -16,6 +16,8 @@ from pathlib import Path
 
 import matplotlib as mpl
 
+from evmeta.errors import PlotError
+
 MM = 1 / 25.4
 WIDTHS_MM = {"double": 180.0, "single": 85.0}
 BASE_FONT_PT = 7.0
@@ -46,7 +48,7 @@ def width_inches(width: str | float) -> float:
     """Figure width in inches from ``"double"``, ``"single"`` or a number of mm."""
     if isinstance(width, str):
         if width not in WIDTHS_MM:
-            raise ValueError(f"width must be 'double', 'single' or a number of mm, got {width!r}")
+            raise PlotError(f"width must be 'double', 'single' or a number of mm, got {width!r}")
         return WIDTHS_MM[width] * MM
     return float(width) * MM
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evmeta.errors import PlotError
 from evmeta.plots._style import PALETTE, journal_style, new_figure
 from evmeta.plots.forest import MEASURE_LABELS
 
@@ -27,7 +28,7 @@ def dose_response_plot(
     """
     frame = result.data
     if x not in frame.columns:
-        raise ValueError(f"{x!r} is not a column of the model's data")
+        raise PlotError(f"{x!r} is not a column of the model's data")
     values = frame[x].to_numpy(float)
     grid = np.linspace(np.nanmin(values), np.nanmax(values), 100)
     newdata = pd.DataFrame({x: grid})

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.errors import ModelError
+from evmeta.errors import ModelError, PlotError
 from evmeta.plots._style import BASE_FONT_PT, PALETTE, journal_style, new_figure, width_inches
 
 ROW_IN = 11.5 / 72  # one row: 11.5 pt at a 7 pt font
@@ -74,6 +74,7 @@ def _rows(frame: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, weights: np.ndarr
     rows = frame.copy()
     rows["_est"], rows["_lo"], rows["_hi"] = yi, yi - 1.959964 * np.sqrt(vi), yi + 1.959964 * np.sqrt(vi)
     rows["_weight"] = np.nan if weights is None else weights
+    rows["_position"] = np.arange(len(rows))  # row of the fit's stored inputs, for subgroup refits
     if "label" not in rows.columns:
         rows["label"] = [f"Comparison {i + 1}" for i in range(len(rows))]
     return rows
@@ -93,9 +94,10 @@ def _pooled_from_frequentist(fit: Any, label: str) -> _Pooled:
 
 
 def _pooled_from_bayes(fit: Any, label: str) -> _Pooled:
-    row = fit.summary().loc["intercept"]
+    table = fit.summary().table
+    row = table.loc["intercept"]
     prediction = fit.predict().iloc[0]
-    taus = fit.summary().loc[[i for i in fit.summary().index if i.startswith("tau")], "mean"]
+    taus = table.loc[fit.tau_names, "estimate"]
     note = (
         "Heterogeneity: "
         + ", ".join(f"{name} = {value:.2f}" for name, value in taus.items())
@@ -103,12 +105,12 @@ def _pooled_from_bayes(fit: Any, label: str) -> _Pooled:
     )
     return _Pooled(
         label,
-        row["mean"],
-        row["lower"],
-        row["upper"],
+        row["estimate"],
+        row["ci_low"],
+        row["ci_high"],
         note,
-        prediction["pred_lower"],
-        prediction["pred_upper"],
+        prediction["pi_low"],
+        prediction["pi_high"],
     )
 
 
@@ -171,7 +173,8 @@ def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
         if by:
             from evmeta.models.frequentist.subgroup import subgroup_analysis
 
-            result = subgroup_analysis(obj.model.frame, by, method=obj.method, test=obj.test, level=obj.level)
+            stored = obj.data.assign(yi=obj.yi, vi=obj.vi)  # the stored inputs, not the frame's columns
+            result = subgroup_analysis(stored, by, method=obj.method, test=obj.test, level=obj.level)
             groups = []
             for name, part in rows.groupby(by, sort=True):
                 fit = result.fits.get(name)
@@ -186,7 +189,7 @@ def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
                 f"p = {result.q_between_common_pvalue:.3g} (common tau²)"
             )
         return _ForestData(groups, overall, obj.measure, footer)
-    raise TypeError(
+    raise PlotError(
         f"forest_plot takes a result (meta_analysis, multilevel, Bayesian) or comparisons, got {type(obj).__name__}"
     )
 
@@ -206,30 +209,18 @@ def _split_groups(rows: pd.DataFrame, by: str | None, fit_group) -> list[_Group]
     return groups
 
 
-def _refit_multilevel(fit: Any, subset: pd.DataFrame):
-    from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
+def _stored_rows(fit: Any, subset: pd.DataFrame) -> np.ndarray:
+    keep = np.zeros(fit.k, dtype=bool)
+    keep[subset["_position"].to_numpy()] = True
+    return keep
 
-    return multilevel_meta_analysis(subset, "yi", "vi", random=fit.random, method=fit.method, test=fit.test)
+
+def _refit_multilevel(fit: Any, subset: pd.DataFrame):
+    return fit.refit(rows=_stored_rows(fit, subset), mods=None)
 
 
 def _refit_bayes(fit: Any, subset: pd.DataFrame):
-    from evmeta.models.bayes.fit import bayesian_meta_analysis
-
-    s = fit.settings
-    return bayesian_meta_analysis(
-        subset,
-        s["yi"],
-        s["vi"],
-        random=s["random"],
-        priors=s["priors_given"],
-        method=s["method"],
-        likelihood=fit.likelihood,
-        draws=s["draws"],
-        tune=s["tune"],
-        chains=s["chains"],
-        seed=fit.seed,
-        progress=False,
-    )
+    return fit.refit(rows=_stored_rows(fit, subset), mods=None)
 
 
 def _cell(row: pd.Series, column: str) -> str:
@@ -313,7 +304,7 @@ def forest_plot(
     if sort_by:
         for group in data.groups:
             if sort_by not in group.rows.columns:
-                raise ValueError(
+                raise PlotError(
                     f"sort_by={sort_by!r} is not a column; columns: {', '.join(map(str, group.rows.columns))}"
                 )
             group.rows = group.rows.sort_values(sort_by, kind="stable")

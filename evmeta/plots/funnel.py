@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from evmeta.errors import PlotError
 from evmeta.plots._style import PALETTE, journal_style, new_figure
 from evmeta.plots.forest import MEASURE_LABELS
 
@@ -42,11 +43,11 @@ def funnel_plot(
         ylabel = "Standard error"
     elif precision == "sqrt_inv_n":
         if not {"n_treat", "n_control"} <= set(frame.columns):
-            raise ValueError("precision='sqrt_inv_n' needs n_treat and n_control columns")
+            raise PlotError("precision='sqrt_inv_n' needs n_treat and n_control columns")
         y = np.sqrt(1 / (frame["n_treat"] + frame["n_control"]).to_numpy(float))
         ylabel = "sqrt(1 / n)"
     else:
-        raise ValueError(f"precision must be 'se' or 'sqrt_inv_n', got {precision!r}")
+        raise PlotError(f"precision must be 'se' or 'sqrt_inv_n', got {precision!r}")
     with journal_style():
         if ax is None:
             figure = new_figure(width, 2.6)

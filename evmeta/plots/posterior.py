@@ -16,8 +16,8 @@ def posterior_plot(result: Any, *, term: str | None = None, width: str | float =
     Densities come from the result (:meth:`BayesResult.density`: exact under quadrature, a
     kernel estimate of the draws under NUTS) and the priors it records.
     """
-    summary = result.summary()
-    names = list(result._tau_names())
+    summary = result.summary().table
+    names = list(result.tau_names)
     if term:
         names += [result.names[c] for c in result.model.term_columns.get(term, [])]
     n = len(names)
@@ -28,12 +28,9 @@ def posterior_plot(result: Any, *, term: str | None = None, width: str | float =
         for index, name in enumerate(names):
             axis = ax if (ax is not None and n == 1) else figure.add_subplot(rows, per_row, index + 1)
             row = summary.loc[name]
-            low = (
-                max(0.0, row["mean"] - 4.5 * row["sd"])
-                if name.startswith("tau")
-                else row["mean"] - 4.5 * row["sd"]
-            )
-            grid = np.linspace(low, row["mean"] + 4.5 * row["sd"], 300)
+            mean, sd = row["estimate"], row["se"]
+            low = max(0.0, mean - 4.5 * sd) if name.startswith("tau") else mean - 4.5 * sd
+            grid = np.linspace(low, mean + 4.5 * sd, 300)
             posterior = result.density(name, grid)
             axis.fill_between(grid, posterior, color=PALETTE[0], alpha=0.3, lw=0)
             axis.plot(grid, posterior, color=PALETTE[0], lw=1.0)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.data import load_csv
+from evmeta.errors import PlotError
 from evmeta.plots._style import journal_style, new_figure
 
 COLOURS = {"low": "#1A9850", "unclear": "#FEE08B", "high": "#D73027"}
@@ -46,7 +47,7 @@ def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "do
     frame = _table(data)
     missing = [c for c, _ in items if c not in frame.columns]
     if missing:
-        raise ValueError(f"no risk-of-bias columns {', '.join(missing)} in these data")
+        raise PlotError(f"no risk-of-bias columns {', '.join(missing)} in these data")
     n = len(frame)
     with journal_style():
         summary_h = 0.16 * len(items) + 0.6

@@ -119,7 +119,7 @@ def write_report(run: Any) -> Path:
         "subgroup_tests": _table(run.tables.get("subgroup_tests"), 4),
         "bayes": bayes is not None,
         "bayes_summary": _table(
-            bayes.summary().reset_index(names="parameter") if bayes is not None else None, 3
+            bayes.summary().table.reset_index(names="parameter") if bayes is not None else None, 3
         ),
         "bayes_converged": bayes.converged if bayes is not None else None,
         "bayes_method": bayes.method_used if bayes is not None else "",

@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 from rapidfuzz import fuzz
 
+from evmeta.errors import InputError
+
 #: Title similarity (0-100) at which two records with compatible authors and year match.
 TITLE_MATCH = 92.0
 #: Title similarity at which authors are not needed (identical titles, missing authors).
@@ -163,7 +165,7 @@ def read_search_export(path: str | Path) -> list[SearchRecord]:
         return read_ris(text)
     if suffix in {".nbib", ".txt", ".medline"} or text.lstrip().startswith("PMID-"):
         return read_medline(text)
-    raise ValueError(f"{path.name}: expected a RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV export")
+    raise InputError(f"{path.name}: expected a RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV export")
 
 
 # --- normalization ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pandas as pd
 from rapidfuzz import fuzz
 
 from evmeta._version import __version__
+from evmeta.errors import InputError
 
 CROSSREF_URL = "https://api.crossref.org"
 EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
@@ -300,7 +301,7 @@ def run_lookup(
 
     extraction, problems = validate_extraction(workbook)
     if extraction is None:
-        raise ValueError("; ".join(str(p) for p in problems))
+        raise InputError("; ".join(str(p) for p in problems))
     studies = extraction.studies
     client = client or LookupClient(cache or Path(workbook).with_name(".evmeta-cache"), offline=offline)
     result = lookup_studies(studies, client)
@@ -322,6 +323,6 @@ def run_lookup(
     target = None
     if fill:
         if Path(workbook).suffix.lower() != ".xlsx":
-            raise ValueError("--fill-missing writes a workbook; it needs an .xlsx input")
+            raise InputError("--fill-missing writes a workbook; it needs an .xlsx input")
         target, _ = fill_missing(workbook, result, studies)
     return result, target

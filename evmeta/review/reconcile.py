@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz
 
-from evmeta.errors import ExtractionError
+from evmeta.errors import ExtractionError, InputError
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, column_map
 from evmeta.schema.validate import validate_extraction
 
@@ -352,7 +352,7 @@ def apply_decisions(reconciliation: str | Path, output: str | Path | None = None
             for i, r in enumerate(records)
             if r in undecided
         )
-        raise ValueError(
+        raise InputError(
             f"{len(undecided)} discrepanc{'y has' if len(undecided) == 1 else 'ies have'} no decision: {where}"
         )
     consensus = openpyxl.load_workbook(consensus_path)

@@ -19,6 +19,7 @@ from functools import cache
 from rapidfuzz import fuzz, process
 
 from evmeta.data import load_csv, load_toml
+from evmeta.errors import UnknownNameError
 
 #: Minimum similarity (0-100) for a fuzzy match to be accepted.
 DEFAULT_THRESHOLD = 86.0
@@ -147,7 +148,7 @@ def vocabulary(name: str) -> Vocabulary:
     """One vocabulary by name; raises KeyError listing the valid names."""
     vocabs = vocabularies()
     if name not in vocabs:
-        raise KeyError(f"unknown vocabulary {name!r}; valid names: {', '.join(sorted(vocabs))}")
+        raise UnknownNameError(f"unknown vocabulary {name!r}; valid names: {', '.join(sorted(vocabs))}")
     return vocabs[name]
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from evmeta.errors import ModelError
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class ModelData:
     """Validated inputs of one model.
 
@@ -53,6 +53,21 @@ class ModelData:
     @property
     def p(self) -> int:
         return self.X.shape[1]
+
+    def subset(self, keep: np.ndarray) -> ModelData:
+        """The same model on the rows where ``keep`` is True (design columns unchanged)."""
+        keep = np.asarray(keep, dtype=bool)
+        return ModelData(
+            self.yi[keep],
+            self.vi[keep],
+            self.X[keep],
+            self.names,
+            self.term_columns,
+            self.frame.iloc[np.flatnonzero(keep)],
+            self.intercept_only,
+            self.formula,
+            self.spec,
+        )
 
     @property
     def moderator_columns(self) -> list[int]:

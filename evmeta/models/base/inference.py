@@ -3,8 +3,6 @@ of the moderators, and predictions with confidence and prediction intervals."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -48,14 +46,25 @@ def omnibus_test(beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float 
 
 
 def prediction_frame(
-    X: np.ndarray, beta: np.ndarray, vb: np.ndarray, tau2: float, level: float, df: float | None
+    X: np.ndarray,
+    beta: np.ndarray,
+    vb: np.ndarray,
+    tau2: float,
+    level: float,
+    df: float | np.ndarray | None,
 ) -> pd.DataFrame:
-    """pred, se, ci_low/ci_high and pi_low/pi_high (new-study variance tau2) per row of X."""
+    """pred, se, ci_low/ci_high and pi_low/pi_high (new-study variance tau2) per row of X.
+
+    ``df`` is None (normal), one t df, or one df per row (Satterthwaite, robust fits).
+    """
     pred = X @ beta
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vb, X))
-    crit = critical_value(level, df)
+    if df is None or np.ndim(df) == 0:
+        crit = critical_value(level, df)
+    else:
+        crit = stats.t.ppf(1 - (1 - level) / 2, np.asarray(df, dtype=float))
     sd = np.sqrt(se**2 + tau2)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "pred": pred,
             "se": se,
@@ -65,37 +74,6 @@ def prediction_frame(
             "pi_high": pred + crit * sd,
         }
     )
-
-
-class FittedModel:
-    """Conveniences shared by the frequentist result classes (which hold ``model``,
-    ``coefficients``, ``qm_df`` and ``versions``)."""
-
-    @property
-    def yi(self) -> np.ndarray:
-        return self.model.yi
-
-    @property
-    def vi(self) -> np.ndarray:
-        return self.model.vi
-
-    @property
-    def data(self) -> pd.DataFrame:
-        """The rows the model was fitted to (with every column of the input)."""
-        return self.model.frame
-
-    @property
-    def mods(self) -> str | None:
-        return self.model.formula
-
-    def _plain_dict(self, scalars: list[str]) -> dict[str, Any]:
-        """Scalars as plain Python values, plus mods, the omnibus df, coefficients and versions."""
-        out: dict[str, Any] = {}
-        for name in scalars:
-            value = getattr(self, name)
-            out[name] = value.item() if isinstance(value, (np.generic,)) else value
-        out["qm_df"] = list(self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
-        out["mods"] = self.model.formula
-        out["coefficients"] = self.coefficients.reset_index(names="term").to_dict(orient="records")
-        out["versions"] = dict(self.versions)
-        return out
+    if df is not None and np.ndim(df) > 0:
+        out["df"] = df
+    return out

@@ -39,6 +39,13 @@ class NestedStructure:
     codes: list[np.ndarray]
     sizes: list[int]
     parent: list[np.ndarray | None]
+    labels: list[list[str]] | None = None
+
+    def group_labels(self, level: int) -> list[str]:
+        """Ids of the groups of one level (``study/experiment`` for nested ids), in code order."""
+        if self.labels is None:
+            return [str(i) for i in range(self.sizes[level])]
+        return list(self.labels[level])
 
     @property
     def inner(self) -> np.ndarray:
@@ -53,8 +60,13 @@ def nested_structure(frame: pd.DataFrame, random: list[str] | None) -> NestedStr
     """Build the structure; ``random=None`` makes every row its own group (one level)."""
     k = len(frame)
     if random is None:
-        return NestedStructure(["comparison"], [np.arange(k)], [k], [None])
-    codes, sizes, parents = [], [], []
+        labels = frame["comparison_id"].astype(str).tolist() if "comparison_id" in frame.columns else None
+        if labels is not None and len(set(labels)) != k:
+            labels = None
+        return NestedStructure(
+            ["comparison"], [np.arange(k)], [k], [None], [labels or [str(i) for i in frame.index]]
+        )
+    codes, sizes, parents, labels = [], [], [], []
     keys: list[pd.Series] = []
     for name in random:
         if name not in frame.columns:
@@ -68,13 +80,14 @@ def nested_structure(frame: pd.DataFrame, random: list[str] | None) -> NestedStr
         code, uniques = pd.factorize(combined)
         codes.append(code.astype(np.int64))
         sizes.append(len(uniques))
+        labels.append([str(u).replace("\x1f", "/") for u in uniques])
         if len(codes) > 1:
             parent = np.zeros(len(uniques), dtype=np.int64)
             parent[code] = codes[-2]
             parents.append(parent)
         else:
             parents.append(None)
-    return NestedStructure(list(random), codes, sizes, parents)
+    return NestedStructure(list(random), codes, sizes, parents, labels)
 
 
 def group_sum(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:

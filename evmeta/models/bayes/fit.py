@@ -28,6 +28,10 @@ METHODS = ("auto", "quadrature", "nuts")
 LIKELIHOODS = ("normal", "student_t")
 #: target_accept of the first NUTS run and of the single retry.
 TARGET_ACCEPT = (0.9, 0.99)
+#: Most posterior draws kept (draws x chains): 1e6 draws of ~10 parameters is ~100 MB.
+MAX_TOTAL_DRAWS = 1_000_000
+#: Most chains (each is a process or thread of the sampler).
+MAX_CHAINS = 64
 
 
 def _quadrature_possible(structure: NestedStructure, likelihood: str, V: Any, all_normal: bool) -> str | None:
@@ -102,8 +106,7 @@ def bayesian_meta_analysis(
         raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     if likelihood not in LIKELIHOODS:
         raise ModelError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
-    if min(draws, chains) < 1 or tune < 0:
-        raise ModelError("draws and chains must be >= 1 and tune >= 0")
+    _check_sampling(draws, tune, chains, seed)
     model = prepare(data, yi, vi, mods)
     random_list = [random] if isinstance(random, str) else (list(random) if random is not None else None)
     structure = nested_structure(model.frame, random_list)
@@ -128,8 +131,8 @@ def bayesian_meta_analysis(
         raise ModelError(f"quadrature is not exact with {reason}; use method='nuts' (or 'auto')")
     chosen = "quadrature" if (method == "quadrature" or (method == "auto" and reason is None)) else "nuts"
     settings = {
-        "yi": yi if isinstance(yi, str) else "yi",
-        "vi": vi if isinstance(vi, str) else "vi",
+        "yi_column": yi if isinstance(yi, str) and isinstance(vi, str) else None,
+        "vi_column": vi if isinstance(yi, str) and isinstance(vi, str) else None,
         "random": random_list,
         "method": method,
         "draws": draws,
@@ -148,10 +151,27 @@ def bayesian_meta_analysis(
         fingerprint=fingerprint(model.yi, model.vi, model.X),
         versions=versions(),
         V=V_matrix,
+        fitter=bayesian_meta_analysis,
     )
     if chosen == "quadrature":
         return _fit_quadrature(common, settings, draws, chains, seed)
     return _fit_nuts(common, settings, draws, tune, chains, seed, progress)
+
+
+def _check_sampling(draws: Any, tune: Any, chains: Any, seed: Any) -> None:
+    """Clear errors for sampling settings that are not whole numbers, negative or too large."""
+    for name, value, least in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ModelError(f"{name} must be a whole number >= {least}, got {value!r}")
+    if chains > MAX_CHAINS:
+        raise ModelError(f"chains={chains} exceeds the limit of {MAX_CHAINS} chains")
+    if draws * chains > MAX_TOTAL_DRAWS:
+        raise ModelError(
+            f"draws x chains = {draws * chains:,} exceeds the limit of {MAX_TOTAL_DRAWS:,} posterior draws "
+            "(memory); under quadrature the summaries are exact, so a few thousand draws suffice"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ModelError(f"seed must be None or a whole number >= 0, got {seed!r}")
 
 
 def _fit_quadrature(common: dict, settings: dict, draws: int, chains: int, seed: int | None) -> BayesResult:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evmeta.errors import ModelError
 from evmeta.models.base.nesting import NestedStructure
 from evmeta.models.priors import Prior, PriorSet
 
@@ -35,7 +36,7 @@ def _dist(pm, prior: Prior):
         return pm.Normal.dist(mu=p[0], sigma=p[1])
     if f == "student_t":
         return pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2])
-    raise ValueError(f"{f} is not a prior for a coefficient (use normal or student_t)")
+    raise ModelError(f"{f} is not a prior for a coefficient (use normal or student_t)")
 
 
 def _rv(pm, name: str, prior: Prior, **kwargs):
@@ -56,7 +57,7 @@ def _rv(pm, name: str, prior: Prior, **kwargs):
         return pm.Uniform(name, lower=p[0], upper=p[1], **kwargs)
     if f == "lognormal":
         return pm.LogNormal(name, mu=p[0], sigma=p[1], **kwargs)
-    raise ValueError(f"unknown prior family {f!r}")
+    raise ModelError(f"unknown prior family {f!r}")
 
 
 @dataclass

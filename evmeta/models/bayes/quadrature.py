@@ -13,24 +13,33 @@ integration, on an adaptive grid:
 
 The grid is found adaptively (a coarse pass locates where the posterior mass is, a fine
 pass integrates it with Simpson weights). There is no Monte Carlo error in the reported
-means, SDs and quantiles; the draws stored for ArviZ are exact-posterior samples.
+means, SDs and quantiles; ``refinement_error`` compares them with a grid of twice the
+density. The draws stored for ArviZ are exact draws: the taus by inverse CDF of the
+interpolated grid posterior (:mod:`evmeta.models.bayes.grid_sampling`), then beta from its
+Gaussian conditional at exactly those taus.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtr
 
 from evmeta.errors import ModelError
 from evmeta.models.base.nesting import NestedStructure
+from evmeta.models.bayes.grid_sampling import linear_quantiles, sample_taus
 from evmeta.models.priors import Prior
 
 #: Posterior density (relative to its maximum) below which the grid is cut.
 CUT = 1e-11
 FINE_1D = 1601
 FINE_2D = 97
+#: Draws per batch when computing beta | taus at the drawn taus (bounds memory).
+DRAW_BATCH = 20_000
+#: Probabilities at which the refinement check compares quantiles.
+CHECK_PROBS = (0.025, 0.5, 0.975)
 
 
 @dataclass
@@ -184,6 +193,9 @@ class QuadratureFit:
     axes: list[np.ndarray]  # per level, the grid axis
     axis_density: list[np.ndarray]  # per level, the marginal density on its axis (integrates to 1)
     n_evaluations: int
+    joint: np.ndarray = field(default=None, repr=False)  # unnormalized density at the nodes
+    pre: Precomputed = field(default=None, repr=False)
+    tau_priors: list = field(default=None, repr=False)
 
     # --- exact summaries --------------------------------------------------------------
     def beta_moments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +221,7 @@ class QuadratureFit:
             a, b = lo, hi
             for _ in range(80):
                 mid = (a + b) / 2
-                if self.weights @ stats.norm.cdf((mid - means) / np.where(sds > 0, sds, 1e-300)) < prob:
+                if self.weights @ ndtr((mid - means) / np.where(sds > 0, sds, 1e-300)) < prob:
                     a = mid
                 else:
                     b = mid
@@ -217,15 +229,13 @@ class QuadratureFit:
         return out
 
     def mixture_cdf(self, means: np.ndarray, sds: np.ndarray, x: float) -> float:
-        return float(self.weights @ stats.norm.cdf((x - means) / np.where(sds > 0, sds, 1e-300)))
+        return float(self.weights @ ndtr((x - means) / np.where(sds > 0, sds, 1e-300)))
 
     def tau_summary(self, level: int, probs: list[float]) -> tuple[float, float, list[float]]:
-        axis, density = self.axes[level], self.axis_density[level]
-        cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(axis))])
-        cdf /= cdf[-1]
+        """Mean and SD (Simpson) and quantiles of the interpolated marginal (as the draws)."""
         mean = float(self.weights @ self.taus[:, level])
         sd = float(np.sqrt(max(self.weights @ self.taus[:, level] ** 2 - mean**2, 0.0)))
-        return mean, sd, [float(np.interp(p, cdf, axis)) for p in probs]
+        return mean, sd, linear_quantiles(self.axes[level], self.axis_density[level], probs)
 
     def density_at_zero(self, columns: list[int]) -> float:
         """Posterior density of beta[columns] at 0 (exact mixture of Gaussians)."""
@@ -238,17 +248,39 @@ class QuadratureFit:
         return float(self.weights @ np.exp(log_density))
 
     def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Exact-posterior draws of (taus, beta): a node by its weight, jittered within its cell."""
-        nodes = rng.choice(len(self.weights), size=n, p=self.weights)
-        taus = self.taus[nodes].copy()
-        for level, axis in enumerate(self.axes):
-            step = axis[1] - axis[0]
-            taus[:, level] = np.clip(
-                taus[:, level] + rng.uniform(-step / 2, step / 2, size=n), axis[0], axis[-1]
-            )
-        chol = np.linalg.cholesky(self.cov[nodes])
-        beta = self.mean[nodes] + np.einsum("npq,nq->np", chol, rng.standard_normal((n, self.mean.shape[1])))
-        return np.abs(taus), beta
+        """Exact posterior draws of (taus, beta): the taus by inverse CDF of the interpolated
+        grid posterior, then beta from its Gaussian conditional at exactly those taus."""
+        taus = sample_taus(self.axes, self.joint, n, rng)
+        beta = np.empty((n, self.pre.p))
+        for start in range(0, n, DRAW_BATCH):
+            part = taus[start : start + DRAW_BATCH]
+            inner = part[:, -1]
+            outer = part[:, 0] if part.shape[1] == 2 else None
+            points = conditional(self.pre, inner, outer)
+            chol = np.linalg.cholesky(points.cov)
+            noise = rng.standard_normal((len(part), self.pre.p))
+            beta[start : start + len(part)] = points.mean + np.einsum("npq,nq->np", chol, noise)
+        return taus, beta
+
+    def summary_vector(self) -> np.ndarray:
+        """Posterior means, SDs and quantiles (CHECK_PROBS) of every coefficient and tau."""
+        mean, cov = self.beta_moments()
+        values = [mean, np.sqrt(np.diag(cov))]
+        for j in range(self.pre.p):
+            means, sds = self.linear_mixture(np.eye(self.pre.p)[j])
+            values.append(self.mixture_quantiles(means, sds, list(CHECK_PROBS)))
+        for level in range(len(self.axes)):
+            tau_mean, tau_sd, quantiles = self.tau_summary(level, list(CHECK_PROBS))
+            values.append([tau_mean, tau_sd, *quantiles])
+        return np.concatenate([np.ravel(v) for v in values])
+
+    @cached_property
+    def refinement_error(self) -> float:
+        """Largest absolute change of :meth:`summary_vector` on a grid of twice the density."""
+        fine = len(self.axes[0])
+        bounds = [(float(a[0]), float(a[-1])) for a in self.axes]
+        refined = integrate(self.pre, self.tau_priors, bounds, 2 * fine - 1)
+        return float(np.max(np.abs(self.summary_vector() - refined.summary_vector())))
 
 
 def fit_quadrature(pre: Precomputed, tau_priors: list[Prior], scale: float) -> QuadratureFit:
@@ -280,7 +312,20 @@ def fit_quadrature(pre: Precomputed, tau_priors: list[Prior], scale: float) -> Q
     else:
         raise ModelError("the posterior of tau did not settle on a finite range; use a proper prior on tau")
     fine = FINE_1D if levels == 1 else FINE_2D
-    axes = [np.linspace(lo, hi, fine) for lo, hi in zip(lower, upper, strict=True)]
+    bounds = list(zip(lower, upper, strict=True))
+    return integrate(pre, tau_priors, bounds, fine, evaluations)
+
+
+def integrate(
+    pre: Precomputed,
+    tau_priors: list[Prior],
+    bounds: list[tuple[float, float]],
+    fine: int,
+    evaluations: int = 0,
+) -> QuadratureFit:
+    """Simpson integration on a ``fine``-point grid per level within ``bounds``."""
+    levels = len(tau_priors)
+    axes = [np.linspace(lo, hi, fine) for lo, hi in bounds]
     log_post, mean, cov, count = _evaluate(pre, axes, tau_priors)
     evaluations += count
     rule = _simpson(fine)
@@ -293,8 +338,7 @@ def fit_quadrature(pre: Precomputed, tau_priors: list[Prior], scale: float) -> Q
         quad = weights_nd * np.outer(rule, rule) * steps[0] * steps[1]
         grid = np.meshgrid(*axes, indexing="ij")
         taus = np.column_stack([g.ravel() for g in grid])
-    total = quad.sum()
-    weights = (quad / total).ravel()
+    weights = (quad / quad.sum()).ravel()
     densities = []
     for level in range(levels):
         if levels == 1:
@@ -304,7 +348,16 @@ def fit_quadrature(pre: Precomputed, tau_priors: list[Prior], scale: float) -> Q
             marginal = np.tensordot(weights_nd, rule * steps[other], axes=([other], [0]))
         densities.append(marginal / np.sum(marginal * rule * steps[level]))
     return QuadratureFit(
-        taus, weights, mean.reshape(-1, pre.p), cov.reshape(-1, pre.p, pre.p), axes, densities, evaluations
+        taus,
+        weights,
+        mean.reshape(-1, pre.p),
+        cov.reshape(-1, pre.p, pre.p),
+        axes,
+        densities,
+        evaluations,
+        joint=weights_nd,
+        pre=pre,
+        tau_priors=list(tau_priors),
     )
 
 

@@ -1,44 +1,52 @@
 """BayesResult: the result of a Bayesian meta-analysis, from quadrature or NUTS.
 
 Under quadrature every summary (means, SDs, quantiles, contrasts, predictions, Bayes
-factors) is computed from the exact posterior; draws are kept only so that ArviZ tools
-work. Under NUTS they come from the draws, with R-hat and ESS.
+factors) is computed from the exact posterior, and ArviZ is imported only when
+InferenceData is asked for; draws (exact posterior samples) are kept for ArviZ tools.
+Under NUTS summaries come from the draws, with R-hat and ESS.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
-from evmeta.models.base.nesting import NestedStructure, inner_block_loglik, sample_inner_effects
+from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
+from evmeta.models.base.protocol import Summary, heterogeneity_name, resolve_level, resolve_newmods
+from evmeta.models.bayes import arviz_io
 from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet
 
-PROBS = (0.025, 0.975)
+#: Default probability of credible intervals (equal-tailed).
+PROB = 0.95
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class BayesResult:
-    """A fitted Bayesian meta-analysis.
+    """A fitted Bayesian meta-analysis (immutable).
 
     Attributes
     ----------
     method_used : {"quadrature", "nuts"}
     priors : dict
-        Prior of every parameter, as strings (``intercept``, coefficient names, ``tau[...]``).
+        Prior of every parameter, as strings (``intercept``, coefficient names, ``tau[<level>]``).
     seed : int or None
     levels : list of str
         Random levels, outermost first (``["comparison"]`` for the classic model).
     beta_draws, tau_draws : ndarray
         (chain, draw, p) and (chain, draw, levels).
+    yi, vi, X, data : stored inputs (arrays of the fitted rows, design matrix, the rows).
+    fitter : callable
+        The function that made this result (``bayesian_meta_analysis``); :meth:`refit`
+        and :meth:`prior_sensitivity` call it on the stored inputs.
     converged : bool
         False when R-hat > 1.01, bulk ESS < 400 or any divergence (NUTS); quadrature is
         exact and always converged.
@@ -63,8 +71,35 @@ class BayesResult:
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
     V: np.ndarray | None = field(default=None, repr=False)
+    fitter: Callable[..., BayesResult] | None = field(default=None, repr=False)
 
-    # --- basic facts ------------------------------------------------------------------
+    # --- stored inputs and basic facts ----------------------------------------------------
+    @property
+    def yi(self) -> np.ndarray:
+        return self.model.yi
+
+    @property
+    def vi(self) -> np.ndarray:
+        return self.model.vi
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.model.X
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The rows the model was fitted to (with every column of the input)."""
+        return self.model.frame
+
+    @property
+    def mods(self) -> str | None:
+        return self.model.formula
+
+    @property
+    def method(self) -> str:
+        """The engine used (``quadrature`` or ``nuts``); same as ``method_used``."""
+        return self.method_used
+
     @property
     def names(self) -> list[str]:
         return list(self.model.names)
@@ -81,30 +116,54 @@ class BayesResult:
     def k(self) -> int:
         return self.model.k
 
+    @property
+    def tau_names(self) -> list[str]:
+        """Names of the heterogeneity SDs: ``tau[<level>]``, as in priors and summaries."""
+        return [heterogeneity_name(level) for level in self.levels]
+
     def _tau_names(self) -> list[str]:
-        return ["tau"] if self.levels == ["comparison"] else [f"tau[{lv}]" for lv in self.levels]
+        warnings.warn(
+            "_tau_names() is deprecated; use the tau_names property", DeprecationWarning, stacklevel=2
+        )
+        return self.tau_names
+
+    def _tau_index(self, parameter: str) -> int | None:
+        """Level index of a tau name (``tau[<level>]``; plain ``tau`` for one level, deprecated)."""
+        if parameter in self.tau_names:
+            return self.tau_names.index(parameter)
+        if parameter == "tau" and len(self.levels) == 1:
+            warnings.warn(
+                f"the parameter name 'tau' is deprecated; use {self.tau_names[0]!r}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            return 0
+        return None
+
+    def flat_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """Draws of beta (N x p) and of the taus (N x levels), chains stacked."""
+        return self.beta_draws.reshape(-1, self.beta_draws.shape[-1]), self.tau_draws.reshape(
+            -1, self.tau_draws.shape[-1]
+        )
 
     # --- diagnostics --------------------------------------------------------------------
     @cached_property
     def diagnostics(self) -> dict[str, Any]:
-        """max R-hat, min bulk/tail ESS, divergences, min BFMI (from the draws)."""
-        import arviz as az
-
-        data = {"beta": self.beta_draws, "tau": self.tau_draws}
-        rhat = max(float(np.nanmax(az.rhat(az.convert_to_dataset(data))[name].values)) for name in data)
-        ess = az.ess(az.convert_to_dataset(data), method="bulk")
-        ess_tail = az.ess(az.convert_to_dataset(data), method="tail")
-        divergences = int(self.diverging.sum()) if self.diverging is not None else 0
-        bfmi = float(np.min(az.bfmi(self.energy))) if self.energy is not None else float("nan")
-        return {
-            "method": self.method_used,
-            "max_r_hat": rhat,
-            "min_ess_bulk": min(float(np.min(ess[n].values)) for n in data),
-            "min_ess_tail": min(float(np.min(ess_tail[n].values)) for n in data),
-            "divergences": divergences,
-            "min_bfmi": bfmi,
-            "sampler": self.sampler or "exact quadrature (no Monte Carlo error)",
-        }
+        """max R-hat, min bulk/tail ESS, divergences, min BFMI (NUTS draws); under quadrature
+        the grid-refinement error instead (no Monte Carlo error, no ArviZ import)."""
+        if self.method_used == "quadrature":
+            nan = float("nan")
+            return {
+                "method": "quadrature",
+                "max_r_hat": nan,
+                "min_ess_bulk": nan,
+                "min_ess_tail": nan,
+                "divergences": 0,
+                "min_bfmi": nan,
+                "sampler": "exact quadrature (no Monte Carlo error)",
+                "grid_error": self.quadrature.refinement_error if self.quadrature is not None else nan,
+            }
+        return arviz_io.sampler_diagnostics(self)
 
     @property
     def converged(self) -> bool:
@@ -113,43 +172,80 @@ class BayesResult:
         d = self.diagnostics
         return d["max_r_hat"] <= 1.01 and d["min_ess_bulk"] >= 400 and d["divergences"] == 0
 
-    # --- summaries ----------------------------------------------------------------------
-    def summary(self) -> pd.DataFrame:
-        """mean, sd, lower, upper (95% equal-tailed), r_hat, ess_bulk, ess_tail per parameter."""
-        import arviz as az
-
-        flat_tau = self.tau_draws.reshape(-1, self.tau_draws.shape[-1])
-        dataset = az.convert_to_dataset({"beta": self.beta_draws, "tau": self.tau_draws})
-        rhat, bulk, tail = az.rhat(dataset), az.ess(dataset, method="bulk"), az.ess(dataset, method="tail")
-
-        def diagnostics(variable: str, index: int) -> list[float]:
-            return [float(d[variable].values[index]) for d in (rhat, bulk, tail)]
-
-        rows = {}
+    # --- protocol -------------------------------------------------------------------------
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """Per coefficient: estimate (posterior mean), se (posterior SD), ci_low, ci_high
+        (equal-tailed credible interval, ``prob``) and P(> 0) as ``p_gt_0``."""
+        level = resolve_level(conf_level, prob, PROB)
         identity = np.eye(len(self.names))
-        for j, name in enumerate(self.names):
-            exact = self._linear(identity[j])  # exact mixture under quadrature, draws under NUTS
-            rows[name] = [exact["mean"], exact["sd"], exact["lower"], exact["upper"], *diagnostics("beta", j)]
-        for level, name in enumerate(self._tau_names()):
+        rows = {name: self._linear(identity[j], level) for j, name in enumerate(self.names)}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table = table.rename(columns={"mean": "estimate", "sd": "se", "lower": "ci_low", "upper": "ci_high"})
+        table = table.rename(columns={"p_greater": "p_gt_0"})
+        table.index.name = "term"
+        return table
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """Coefficients and heterogeneity SDs (``tau[<level>]``): estimate (mean), se (SD),
+        ci_low, ci_high (equal-tailed, ``prob``), r_hat, ess_bulk, ess_tail (NUTS only)."""
+        level = resolve_level(conf_level, prob, PROB)
+        table = self.coef_table(level).drop(columns="p_gt_0")
+        flat_tau = self.flat_draws()[1]
+        probs = [(1 - level) / 2, 1 - (1 - level) / 2]
+        taus = {}
+        for index, name in enumerate(self.tau_names):
             if self.quadrature is not None:
-                mean, sd, (lower, upper) = self.quadrature.tau_summary(level, list(PROBS))
+                mean, sd, (lower, upper) = self.quadrature.tau_summary(index, probs)
             else:
-                draws = flat_tau[:, level]
+                draws = flat_tau[:, index]
                 mean, sd = float(draws.mean()), float(draws.std(ddof=1))
-                lower, upper = np.quantile(draws, PROBS)
-            rows[name] = [mean, sd, lower, upper, *diagnostics("tau", level)]
-        return pd.DataFrame.from_dict(
-            rows, orient="index", columns=["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
+                lower, upper = (float(q) for q in np.quantile(draws, probs))
+            taus[name] = {"estimate": mean, "se": sd, "ci_low": lower, "ci_high": upper}
+        table = pd.concat([table, pd.DataFrame.from_dict(taus, orient="index")])
+        table.index.name = "term"
+        if self.method_used == "nuts":
+            table["r_hat"], table["ess_bulk"], table["ess_tail"] = arviz_io.parameter_diagnostics(self)
+        else:
+            table["r_hat"] = table["ess_bulk"] = table["ess_tail"] = np.nan
+        return Summary(self._title(), self._lines(), table, level, legacy=lambda: self._legacy_summary(table))
+
+    def _legacy_summary(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The pre-protocol summary DataFrame (mean/sd/lower/upper; ``tau`` for one level)."""
+        old = table.rename(columns={"estimate": "mean", "se": "sd", "ci_low": "lower", "ci_high": "upper"})
+        if self.levels == ["comparison"]:
+            old = old.rename(index={"tau[comparison]": "tau"})
+        old.index.name = None
+        return old
+
+    def _title(self) -> str:
+        d = self.diagnostics
+        engine = self.method_used if self.method_used == "quadrature" else f"nuts, {d['sampler']}"
+        return (
+            f"Bayesian meta-analysis (k = {self.k}; levels: {', '.join(self.levels)}; {engine}; "
+            f"likelihood {self.likelihood})"
         )
 
+    def _lines(self) -> list[str]:
+        d = self.diagnostics
+        if self.method_used == "quadrature":
+            status = f"exact posterior (quadrature; grid-refinement error {d['grid_error']:.1e})"
+        else:
+            status = (
+                f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, divergences "
+                f"{d['divergences']}{'' if self.converged else '  ** NOT CONVERGED: do not treat as final **'}"
+            )
+        return [status, "Priors: " + "; ".join(f"{k} ~ {v}" for k, v in self.priors.items())]
+
+    def summary_text(self) -> str:
+        """Deprecated: use ``print(fit.summary())``."""
+        warnings.warn("summary_text() is deprecated; use str(summary())", DeprecationWarning, stacklevel=2)
+        return str(self.summary())
+
     def to_frame(self) -> pd.DataFrame:
-        out = self.summary().reset_index(names="parameter")
+        out = self.summary().table.reset_index(names="parameter")
         out["model"] = "bayesian_meta_analysis"
         out["method"] = self.method_used
-        out["prior"] = [
-            self.priors.get(p, self.priors.get(p.replace("tau", f"tau[{self.levels[0]}]"), ""))
-            for p in out["parameter"]
-        ]
+        out["prior"] = [self.priors.get(p, "") for p in out["parameter"]]
         out["k"] = self.k
         out["mods"] = self.model.formula or ""
         return out
@@ -165,67 +261,40 @@ class BayesResult:
             "mods": self.model.formula,
             "converged": self.converged,
             "diagnostics": self.diagnostics,
-            "summary": self.summary().reset_index(names="parameter").to_dict(orient="records"),
+            "summary": self.summary().table.reset_index(names="parameter").to_dict(orient="records"),
             "settings": dict(self.settings),
             "measure": self.measure,
             "fingerprint": self.fingerprint,
             "versions": dict(self.versions),
         }
 
-    def summary_text(self) -> str:
-        d = self.diagnostics
-        head = (
-            f"Bayesian meta-analysis (k = {self.k}; levels: {', '.join(self.levels)}; {self.method_used}"
-            f"{'' if self.method_used == 'quadrature' else ', ' + d['sampler']}; likelihood {self.likelihood})"
-        )
-        status = (
-            "exact posterior (quadrature)"
-            if self.method_used == "quadrature"
-            else f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, divergences {d['divergences']}"
-            f"{'' if self.converged else '  ** NOT CONVERGED: do not treat as final **'}"
-        )
-        priors = "; ".join(f"{k} ~ {v}" for k, v in self.priors.items())
-        return "\n".join(
-            [
-                head,
-                status,
-                f"Priors: {priors}",
-                "",
-                self.summary().to_string(float_format=lambda x: f"{x:.4f}"),
-            ]
-        )
-
     # --- derived quantities -------------------------------------------------------------
-    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.beta_draws.reshape(-1, self.beta_draws.shape[-1]), self.tau_draws.reshape(
-            -1, self.tau_draws.shape[-1]
-        )
-
     def _linear(
-        self, vector: np.ndarray, extra_tau: bool = False, threshold: float | None = None
+        self, vector: np.ndarray, level: float = PROB, extra_tau: bool = False, threshold: float | None = None
     ) -> dict[str, float]:
         """Posterior of c' beta (+ a new effect at every level when extra_tau)."""
+        probs = [(1 - level) / 2, 1 - (1 - level) / 2]
+        cut = 0.0 if threshold is None else threshold
         if self.quadrature is not None and self.likelihood == "normal":
             extra = np.sum(self.quadrature.taus**2, axis=1) if extra_tau else 0.0
             means, sds = self.quadrature.linear_mixture(vector, extra)
             mean = float(self.quadrature.weights @ means)
-            sd = float(np.sqrt(self.quadrature.weights @ (sds**2 + means**2) - mean**2))
-            lower, upper = self.quadrature.mixture_quantiles(means, sds, list(PROBS))
-            cut = 0.0 if threshold is None else threshold
+            sd = float(np.sqrt(max(self.quadrature.weights @ (sds**2 + means**2) - mean**2, 0.0)))
+            lower, upper = self.quadrature.mixture_quantiles(means, sds, probs)
             p_greater = 1 - self.quadrature.mixture_cdf(means, sds, cut)
         else:
-            beta, tau = self._flat()
+            beta, tau = self.flat_draws()
             values = beta @ vector
             if extra_tau:
                 rng = np.random.default_rng(self.seed)
-                for level in range(tau.shape[1]):
-                    if self.likelihood == "student_t" and level == 0 and self.nu_draws is not None:
-                        values = values + tau[:, level] * rng.standard_t(self.nu_draws.reshape(-1))
+                for index in range(tau.shape[1]):
+                    if self.likelihood == "student_t" and index == 0 and self.nu_draws is not None:
+                        values = values + tau[:, index] * rng.standard_t(self.nu_draws.reshape(-1))
                     else:
-                        values = values + tau[:, level] * rng.standard_normal(len(values))
+                        values = values + tau[:, index] * rng.standard_normal(len(values))
             mean, sd = float(values.mean()), float(values.std(ddof=1))
-            lower, upper = np.quantile(values, PROBS)
-            p_greater = float(np.mean(values > (0.0 if threshold is None else threshold)))
+            lower, upper = np.quantile(values, probs)
+            p_greater = float(np.mean(values > cut))
         return {
             "mean": mean,
             "sd": sd,
@@ -253,11 +322,11 @@ class BayesResult:
         reference = [lv for lv in map(str, levels) if lv not in by_level]
         return [*reference[:1], *by_level], by_level
 
-    def contrasts(self, term: str) -> pd.DataFrame:
+    def contrasts(self, term: str, prob: float = PROB) -> pd.DataFrame:
         """Every pairwise difference between levels of a categorical moderator.
 
         Returns one row per pair ``a - b`` (a listed after b) with mean, sd, lower, upper
-        (95% equal-tailed) and P(> 0).
+        (equal-tailed at ``prob``) and P(> 0).
         """
         levels, columns = self._categorical_levels(term)
         rows = []
@@ -268,36 +337,47 @@ class BayesResult:
                     vector[columns[a]] += 1
                 if b in columns:
                     vector[columns[b]] -= 1
-                rows.append({"contrast": f"{a} - {b}", "level": a, "versus": b, **self._linear(vector)})
-                # also the reverse direction is just the negative; keep one per pair
+                rows.append({"contrast": f"{a} - {b}", "level": a, "versus": b, **self._linear(vector, prob)})
         out = pd.DataFrame(rows).rename(columns={"p_greater": "p_gt_0"})
         return out
 
-    def predict(self, newdata: Any = None, threshold: float = 0.0) -> pd.DataFrame:
-        """Posterior predictive effect in a new study with the given moderators.
+    def predict(
+        self,
+        newmods: Any = None,
+        level: float | None = None,
+        *,
+        conf_level: float | None = None,
+        prob: float | None = None,
+        threshold: float = 0.0,
+        newdata: Any = None,
+    ) -> pd.DataFrame:
+        """Posterior of the average effect and of the effect in a new study.
 
-        Returns per row: ``mean``/``lower``/``upper`` of the average effect x'beta, and
-        ``pred_mean``/``pred_sd``/``pred_lower``/``pred_upper`` of the effect in a new study
-        (new random effects at every level), with ``p_effect_gt_threshold``.
+        Returns per row: ``pred``/``se``/``ci_low``/``ci_high`` of the average effect x'beta
+        (posterior mean, SD, credible interval at ``level``), ``pi_low``/``pi_high`` and
+        ``pred_sd`` of the effect in a new study (new random effects at every level), and
+        ``p_effect_gt_threshold``. ``newmods`` as :meth:`MetaResult.predict`.
         """
+        newmods = resolve_newmods(newmods, newdata)
+        level = resolve_level(level if level is not None else conf_level, prob, PROB)
         X = (
             np.ones((1, 1))
-            if newdata is None and self.model.intercept_only
-            else new_design(self.model, newdata)
+            if newmods is None and self.model.intercept_only
+            else new_design(self.model, newmods)
         )
         rows = []
         for x in X:
-            average = self._linear(x)
-            new = self._linear(x, extra_tau=True, threshold=threshold)
+            average = self._linear(x, level)
+            new = self._linear(x, level, extra_tau=True, threshold=threshold)
             rows.append(
                 {
-                    "mean": average["mean"],
-                    "lower": average["lower"],
-                    "upper": average["upper"],
-                    "pred_mean": new["mean"],
+                    "pred": average["mean"],
+                    "se": average["sd"],
+                    "ci_low": average["lower"],
+                    "ci_high": average["upper"],
+                    "pi_low": new["lower"],
+                    "pi_high": new["upper"],
                     "pred_sd": new["sd"],
-                    "pred_lower": new["lower"],
-                    "pred_upper": new["upper"],
                     "p_effect_gt_threshold": new["p_greater"],
                     "threshold": threshold,
                 }
@@ -306,7 +386,7 @@ class BayesResult:
 
     def _theta_draws(self, max_draws: int = 4000) -> np.ndarray:
         """Draws of every comparison's true effect (fixed part + all random effects)."""
-        beta, tau = self._flat()
+        beta, tau = self.flat_draws()
         take = np.linspace(0, len(beta) - 1, min(max_draws, len(beta))).astype(int)
         beta, tau = beta[take], tau[:, :][take]
         fixed = beta @ self.model.X.T
@@ -336,8 +416,8 @@ class BayesResult:
                 "vi": self.model.vi,
                 "mean": theta.mean(axis=0),
                 "sd": theta.std(axis=0, ddof=1),
-                "lower": np.quantile(theta, PROBS[0], axis=0),
-                "upper": np.quantile(theta, PROBS[1], axis=0),
+                "lower": np.quantile(theta, (1 - PROB) / 2, axis=0),
+                "upper": np.quantile(theta, 1 - (1 - PROB) / 2, axis=0),
             },
             index=frame.index,
         )
@@ -353,36 +433,39 @@ class BayesResult:
         coefficient); a kernel density estimate of the draws under NUTS.
         """
         x = np.asarray(x, dtype=float)
-        tau_names = self._tau_names()
-        if parameter not in self.names and parameter not in tau_names:
+        level = self._tau_index(parameter)
+        if parameter not in self.names and level is None:
             raise ModelError(
-                f"unknown parameter {parameter!r}; valid: {', '.join([*self.names, *tau_names])}"
+                f"unknown parameter {parameter!r}; valid: {', '.join([*self.names, *self.tau_names])}"
             )
         if self.quadrature is not None:
-            if parameter in tau_names:
-                level = tau_names.index(parameter)
+            if level is not None:
                 return np.interp(
                     x, self.quadrature.axes[level], self.quadrature.axis_density[level], left=0.0, right=0.0
                 )
             means, sds = self.quadrature.linear_mixture(np.eye(len(self.names))[self.names.index(parameter)])
+            from scipy import stats
+
             return self.quadrature.weights @ (
                 stats.norm.pdf((x[None, :] - means[:, None]) / sds[:, None]) / sds[:, None]
             )
-        beta, tau = self._flat()
-        draws = (
-            tau[:, tau_names.index(parameter)]
-            if parameter in tau_names
-            else beta[:, self.names.index(parameter)]
-        )
+        from scipy import stats
+
+        beta, tau = self.flat_draws()
+        draws = tau[:, level] if level is not None else beta[:, self.names.index(parameter)]
         return stats.gaussian_kde(draws)(x)
 
     def prior_density(self, parameter: str, x: np.ndarray) -> np.ndarray:
         """Prior density of ``parameter`` at ``x``."""
-        tau_names = self._tau_names()
-        if parameter in tau_names:
-            prior = list(self.prior_set.taus.values())[tau_names.index(parameter)]
-        else:
+        level = self._tau_index(parameter)
+        if level is not None:
+            prior = list(self.prior_set.taus.values())[level]
+        elif parameter in self.prior_set.coefficients:
             prior = self.prior_set.coefficients[parameter]
+        else:
+            raise ModelError(
+                f"unknown parameter {parameter!r}; valid: {', '.join([*self.names, *self.tau_names])}"
+            )
         return np.exp(prior.logpdf(np.asarray(x, dtype=float)))
 
     def bayes_factor(self, term: str) -> dict[str, float]:
@@ -399,6 +482,8 @@ class BayesResult:
         else:
             raise ModelError(f"unknown term {term!r}; valid: {', '.join(n for n in self.names)}")
         priors = [list(self.prior_set.coefficients.values())[c] for c in columns]
+        from scipy import stats
+
         if not all(p.is_normal for p in priors):
             prior_density = float(np.prod([np.exp(p.logpdf(0.0)) for p in priors]))
         else:
@@ -407,7 +492,7 @@ class BayesResult:
             posterior_density = self.quadrature.density_at_zero(columns)
             how = "exact"
         else:
-            beta = self._flat()[0][:, columns]
+            beta = self.flat_draws()[0][:, columns]
             if len(columns) == 1:
                 posterior_density = float(stats.gaussian_kde(beta[:, 0])(0.0)[0])
                 how = "kernel density"
@@ -426,51 +511,15 @@ class BayesResult:
                 "method": how,
             }
 
-    # --- ArviZ ------------------------------------------------------------------------
+    # --- ArviZ, refits --------------------------------------------------------------------
     @cached_property
     def idata(self):
-        """ArviZ InferenceData: posterior, log_likelihood (per innermost group), observed data, prior."""
-        import arviz as az
+        """ArviZ InferenceData: posterior (``tau`` by level; random effects ``u_<level>`` labelled
+        by their group ids), log_likelihood per innermost group, observed data, prior."""
+        return arviz_io.inference_data(self)
 
-        chains, draws = self.beta_draws.shape[:2]
-        posterior: dict[str, np.ndarray] = {"beta": self.beta_draws, "tau": self.tau_draws}
-        dims: dict[str, list[str]] = {"beta": ["coefficient"], "tau": ["level"]}
-        coords: dict[str, Any] = {"coefficient": self.names, "level": self.levels}
-        for level, effects in enumerate(self.outer_draws):
-            name = f"u_{self.levels[level]}"
-            posterior[name] = effects
-            dims[name] = [f"{self.levels[level]}_group"]
-        if self.nu_draws is not None:
-            posterior["nu"] = self.nu_draws
-        beta, tau = self._flat()
-        fixed = beta @ self.model.X.T
-        outer = sum(
-            (
-                e.reshape(-1, e.shape[-1])[:, self.structure.codes[level]]
-                for level, e in enumerate(self.outer_draws)
-            ),
-            np.zeros_like(fixed),
-        )
-        inner_tau = tau[:, -1] if len(self.outer_draws) < len(self.levels) else np.zeros(len(tau))
-        loglik = inner_block_loglik(
-            self.model.yi[None, :] - fixed - outer, self.model.vi, inner_tau, self.structure
-        )
-        prior = self._prior_draws(min(draws * chains, 2000))
-        sample_stats = {"diverging": self.diverging} if self.diverging is not None else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return az.from_dict(
-                posterior=posterior,
-                log_likelihood={"y": loglik.reshape(chains, draws, -1)},
-                observed_data={"y": self.model.yi},
-                prior=prior,
-                sample_stats=sample_stats,
-                coords=coords,
-                dims={**dims, "y": ["observation"]},
-                attrs={"method": self.method_used, "seed": str(self.seed), "priors": str(self.priors)},
-            )
-
-    def _prior_draws(self, n: int) -> dict[str, np.ndarray]:
+    def prior_draws(self, n: int) -> dict[str, np.ndarray]:
+        """Draws from the priors of beta and the taus (for InferenceData)."""
         rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
         beta = np.column_stack(
             [p.scipy().rvs(size=n, random_state=rng) for p in self.prior_set.coefficients.values()]
@@ -480,66 +529,62 @@ class BayesResult:
 
     def loo(self, **kwargs: Any):
         """PSIS-LOO through ArviZ (units: the innermost groups)."""
-        import arviz as az
+        return arviz_io.loo(self, **kwargs)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return az.loo(self.idata, **kwargs)
+    def refit(self, data: Any = None, *, rows: Any = None, **changes: Any) -> BayesResult:
+        """The same model (priors, engine, draws, seed) on the stored inputs, optionally only
+        ``rows`` (index labels or a mask of ``data``), or on new ``data`` with the original
+        column names; ``changes`` override settings (``priors``, ``method``, ``draws``, ...)."""
+        if self.fitter is None:
+            raise ModelError("this result does not carry its fitter; fit it with bayesian_meta_analysis")
+        s = self.settings
+        settings = dict(
+            mods=self.model.formula,
+            random=s["random"],
+            priors=s["priors_given"],
+            method=s["method"],
+            likelihood=self.likelihood,
+            draws=s["draws"],
+            tune=s["tune"],
+            chains=s["chains"],
+            seed=self.seed,
+            progress=False,
+        )
+        settings.update(changes)
+        if data is not None:
+            if s.get("yi_column") is None or s.get("vi_column") is None:
+                raise ModelError("this model was fitted from arrays; refit(data=...) needs yi and vi columns")
+            data = data if rows is None else data.loc[rows]
+            return self.fitter(data, s["yi_column"], s["vi_column"], **settings)
+        keep = np.ones(self.k, dtype=bool)
+        if rows is not None:
+            rows = np.asarray(rows)
+            keep = rows if rows.dtype == bool else self.data.index.isin(rows)
+        V = None if self.V is None else self.V[np.ix_(keep, keep)]
+        return self.fitter(self.data[keep], self.yi[keep], self.vi[keep], V=V, **settings)
 
     def prior_sensitivity(self, alternatives: dict[str, dict[str, str]]) -> pd.DataFrame:
-        """Refit under alternative priors and tabulate how each summary moves.
-
-        ``alternatives`` maps a label to prior overrides (merged into the priors used).
-        """
-        from evmeta.models.bayes.fit import bayesian_meta_analysis
-
-        base = self.summary()
+        """Refit (on the stored inputs) under alternative priors and tabulate how each
+        summary moves. ``alternatives`` maps a label to prior overrides (merged into the
+        priors given)."""
+        base = self.summary().table
         rows = []
         for label, overrides in {"base": {}, **alternatives}.items():
             priors = {**self.settings.get("priors_given", {}), **overrides}
-            fit = (
-                self
-                if label == "base"
-                else bayesian_meta_analysis(
-                    self.model.frame,
-                    self.settings["yi"],
-                    self.settings["vi"],
-                    mods=self.model.formula,
-                    random=self.settings["random"],
-                    priors=priors,
-                    method=self.settings["method"],
-                    likelihood=self.likelihood,
-                    draws=self.settings["draws"],
-                    tune=self.settings["tune"],
-                    chains=self.settings["chains"],
-                    seed=self.seed,
-                    progress=False,
-                )
-            )
-            summary = fit.summary()
-            for parameter, row in summary.iterrows():
-                shift = row["mean"] - base.loc[parameter, "mean"]
+            fit = self if label == "base" else self.refit(priors=priors)
+            for parameter, row in fit.summary().table.iterrows():
+                shift = row["estimate"] - base.loc[parameter, "estimate"]
+                sd = base.loc[parameter, "se"]
                 rows.append(
                     {
                         "alternative": label,
                         "parameter": parameter,
                         "priors": "; ".join(f"{k}={v}" for k, v in overrides.items()),
-                        "mean": row["mean"],
-                        "lower": row["lower"],
-                        "upper": row["upper"],
+                        "mean": row["estimate"],
+                        "lower": row["ci_low"],
+                        "upper": row["ci_high"],
                         "shift": shift,
-                        "shift_in_sd": shift / base.loc[parameter, "sd"]
-                        if base.loc[parameter, "sd"] > 0
-                        else np.nan,
+                        "shift_in_sd": shift / sd if sd > 0 else np.nan,
                     }
                 )
         return pd.DataFrame(rows)
-
-
-def compare_models(results: dict[str, BayesResult], **kwargs: Any) -> pd.DataFrame:
-    """Compare fitted models by PSIS-LOO (ArviZ ``compare``); keys name the models."""
-    import arviz as az
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return az.compare({name: r.idata for name, r in results.items()}, **kwargs)

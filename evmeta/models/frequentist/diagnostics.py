@@ -11,32 +11,18 @@ Res Synth Methods 1:112-125.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
 from evmeta.errors import ModelError
-from evmeta.models.base.design import ModelData
 from evmeta.models.frequentist.estimators import gls
 
-if TYPE_CHECKING:
-    from evmeta.models.frequentist.meta import MetaResult
-
-
-def _subset(model: ModelData, keep: np.ndarray) -> ModelData:
-    return ModelData(
-        model.yi[keep],
-        model.vi[keep],
-        model.X[keep],
-        model.names,
-        model.term_columns,
-        model.frame.iloc[np.flatnonzero(keep)],
-        model.intercept_only,
-        model.formula,
-        model.spec,
-    )
+#: A fitted MetaResult (typed loosely: this module is imported by meta.py, never the reverse;
+#: refits go through ``result.fit_subset``, which uses the fitter the result carries).
+MetaResult = Any
 
 
 def confint_tau2(result: MetaResult, level: float = 0.95) -> pd.DataFrame:
@@ -77,8 +63,6 @@ def confint_tau2(result: MetaResult, level: float = 0.95) -> pd.DataFrame:
 
 def leave_one_out(result: MetaResult) -> pd.DataFrame:
     """Refit without each comparison in turn (models without moderators, as metafor)."""
-    from evmeta.models.frequentist.meta import _fit
-
     model = result.model
     if not model.intercept_only:
         raise ModelError("leave-one-out is defined for models without moderators; use influence() instead")
@@ -88,7 +72,7 @@ def leave_one_out(result: MetaResult) -> pd.DataFrame:
     for i in range(model.k):
         keep = np.ones(model.k, dtype=bool)
         keep[i] = False
-        fit = _fit(_subset(model, keep), result.method, result.test, result.level)
+        fit = result.fit_subset(keep)
         rows.append(
             {
                 "left_out": model.frame.index[i],
@@ -119,8 +103,6 @@ def influence(result: MetaResult) -> pd.DataFrame:
     ``cov_r``, ``tau2_del``, ``q_del``, ``hat``, ``weight`` (percent) and ``influential``
     (metafor's rule of thumb).
     """
-    from evmeta.models.frequentist.meta import _fit
-
     model = result.model
     k, p = model.X.shape
     X = model.X
@@ -138,7 +120,7 @@ def influence(result: MetaResult) -> pd.DataFrame:
         keep = np.ones(k, dtype=bool)
         keep[i] = False
         try:
-            fit = _fit(_subset(model, keep), result.method, result.test, result.level)
+            fit = result.fit_subset(keep)
         except ModelError:
             continue
         b_del = fit.coefficients["estimate"].to_numpy()

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from evmeta.errors import ModelError
+
 METHODS = ("EE", "DL", "REML", "ML", "PM", "HE", "SJ", "EB")
 TOLERANCE = 1e-10
 MAX_ITER = 1000
@@ -128,7 +130,7 @@ def estimate_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str) -> T
         return Tau2Fit(tau2, float(se))
     if method in {"ML", "REML"}:
         return _fisher_scoring(y, v, X, method)
-    raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
 
 
 def _trace_pvpv_ols(v: np.ndarray, X: np.ndarray, xtx_inv: np.ndarray) -> float:

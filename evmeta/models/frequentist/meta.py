@@ -6,7 +6,7 @@ Follows metafor's ``rma.uni`` definitions so that every number can be checked ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,22 +14,32 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models.base.design import ModelData, new_design, prepare
-from evmeta.models.base.inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
+from evmeta.models.base.design import ModelData, prepare
+from evmeta.models.base.frequentist_protocol import FittedModel
+from evmeta.models.base.inference import coefficient_table, omnibus_test, prediction_frame
 from evmeta.models.base.provenance import fingerprint, versions
+from evmeta.models.frequentist import diagnostics
 from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
+from evmeta.models.frequentist.robust import RobustCovariance, cluster_codes, with_robust
 
 TESTS = ("z", "knha")
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class MetaResult(FittedModel):
-    """A fitted (mixed-effects) meta-analysis model.
+    """A fitted (mixed-effects) meta-analysis model; immutable.
 
     Scalar attributes describe the intercept (the pooled effect in a model without
     moderators); ``coefficients`` holds every coefficient. ``i2`` and ``r2`` are percents,
     ``weights`` percent weights of the comparisons. ``qm`` is the omnibus test of the
-    moderators (chi-square, or F under ``test="knha"``).
+    moderators (chi-square, or F under ``test="knha"``; the HTZ F test after
+    :meth:`robust`).
+
+    The inputs are stored as plain attributes: ``yi``, ``vi`` (arrays of the fitted rows),
+    ``X`` (design matrix), ``names``, ``data`` (the fitted rows with every input column),
+    ``mods``, ``method``, ``test``, ``level``; ``yi_column``/``vi_column`` name the input
+    columns (None when arrays were given). :meth:`refit`, leave-one-out and influence use
+    the stored inputs.
     """
 
     k: int
@@ -71,56 +81,72 @@ class MetaResult(FittedModel):
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
     converged: bool = True
-
-    def predict(self, newmods: Any = None) -> pd.DataFrame:
-        """Predicted (average) effects with confidence and prediction intervals.
-
-        Parameters
-        ----------
-        newmods : DataFrame or array-like, optional
-            Moderator values: a DataFrame with the moderator columns, or rows of values in
-            coefficient order without the intercept. None: the fitted rows (for a model
-            without moderators, the pooled effect once).
-        """
-        if newmods is None and self.model.intercept_only:
-            X = np.ones((1, 1))
-        else:
-            X = new_design(self.model, newmods)
-        return prediction_frame(
-            X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, self.level, self.df
-        )
+    robust_cov: RobustCovariance | None = field(default=None, repr=False)
+    yi_column: str | None = None
+    vi_column: str | None = None
 
     def confint_tau2(self, level: float | None = None) -> pd.DataFrame:
         """Q-profile confidence intervals for tau^2, tau, I^2 and H^2 (Viechtbauer 2007)."""
-        from evmeta.models.frequentist.diagnostics import confint_tau2
-
-        return confint_tau2(self, level or self.level)
+        return diagnostics.confint_tau2(self, level or self.level)
 
     def leave_one_out(self) -> pd.DataFrame:
         """The model refitted without each comparison in turn (models without moderators)."""
-        from evmeta.models.frequentist.diagnostics import leave_one_out
-
-        return leave_one_out(self)
+        return diagnostics.leave_one_out(self)
 
     def influence(self) -> pd.DataFrame:
         """Studentized deleted residuals, DFFITS, Cook's distance, covariance ratio, hat values."""
-        from evmeta.models.frequentist.diagnostics import influence
+        return diagnostics.influence(self)
 
-        return influence(self)
+    def fit_subset(self, keep: np.ndarray) -> MetaResult:
+        """The same model on the stored rows where ``keep`` is True."""
+        return _fit(self.model.subset(keep), self.method, self.test, self.level)
 
-    def refit(self, data: Any = None, **changes: Any) -> MetaResult:
-        """The same model on other rows (``data``) or with other settings."""
+    def refit(self, data: Any = None, *, rows: Any = None, **changes: Any) -> MetaResult:
+        """The same model on other rows or with other settings.
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            New data with the columns the model was fitted from (``yi_column``,
+            ``vi_column``, the moderators). None: the stored inputs.
+        rows : array-like, optional
+            Index labels (or a boolean mask) of ``data`` (the stored rows) to keep.
+        **changes
+            ``method``, ``test``, ``level`` or ``mods``.
+        """
         settings = dict(mods=self.model.formula, method=self.method, test=self.test, level=self.level)
         settings.update(changes)
-        return meta_analysis(
-            self.model.frame if data is None else data, self._yi_name, self._vi_name, **settings
-        )
+        if data is None:
+            source, yi, vi = self.data, self.yi, self.vi
+            if rows is not None:
+                keep = _row_mask(self.data, rows)
+                source, yi, vi = source[keep], yi[keep], vi[keep]
+            result = meta_analysis(source, yi, vi, **settings)
+            return replace(result, yi_column=self.yi_column, vi_column=self.vi_column)
+        if self.yi_column is None or self.vi_column is None:
+            raise ModelError("this model was fitted from arrays; refit(data=...) needs yi and vi columns")
+        if rows is not None:
+            data = data.loc[rows]
+        return meta_analysis(data, self.yi_column, self.vi_column, **settings)
 
-    _yi_name: Any = "yi"
-    _vi_name: Any = "vi"
+    def robust(self, cluster: str | None = None) -> MetaResult:
+        """A new result with cluster-robust (CR2) inference, as clubSandwich.
 
-    def summary(self) -> str:
-        """A metafor-like printout."""
+        ``cluster`` is a column of ``data`` (e.g. ``"study_id"``); None makes every row
+        its own cluster. Coefficient tests and intervals use Satterthwaite df, the
+        moderator test is clubSandwich's HTZ test, and :meth:`predict` uses the CR2
+        covariance with each row's Satterthwaite df.
+        """
+        codes = cluster_codes(self.data, cluster)
+        marginal = self.vi + self.tau2
+        blocks = [(np.flatnonzero(codes == c), np.diag(marginal[codes == c])) for c in np.unique(codes)]
+        return with_robust(self, cluster or "row", blocks)
+
+    @property
+    def heterogeneity(self) -> dict[str, float]:
+        return {} if self.method == "EE" else {"tau[comparison]": self.tau}
+
+    def _title(self) -> str:
         heading = "Random-effects model" if self.method != "EE" else "Common-effect (equal-effects) model"
         if not self.model.intercept_only:
             heading = (
@@ -128,7 +154,11 @@ class MetaResult(FittedModel):
                 if self.method != "EE"
                 else "Common-effect meta-regression"
             )
-        lines = [f"{heading} (k = {self.k}; tau^2 estimator: {self.method}; test: {self.test})", ""]
+        robust = f"; cluster-robust CR2 by {self.robust_cov.cluster}" if self.robust_cov is not None else ""
+        return f"{heading} (k = {self.k}; tau^2 estimator: {self.method}; test: {self.test}{robust})"
+
+    def _lines(self, level: float) -> list[str]:
+        lines = []
         if self.method != "EE":
             lines.append(
                 f"tau^2 = {self.tau2:.4f} (SE = {self.tau2_se:.4f}); tau = {self.tau:.4f}; "
@@ -140,14 +170,15 @@ class MetaResult(FittedModel):
             f"Test for (residual) heterogeneity: Q({self.q_df}) = {self.q:.3f}, p = {self.q_pvalue:.4g}"
         )
         if not self.model.intercept_only:
-            df = self.qm_df if isinstance(self.qm_df, int) else f"{self.qm_df[0]}, {self.qm_df[1]}"
-            name = "F" if self.test == "knha" else "QM"
+            df = self.qm_df if np.ndim(self.qm_df) == 0 else ", ".join(f"{d:.4g}" for d in self.qm_df)
+            name = "F" if self.test in {"knha", "CR2"} else "QM"
             lines.append(f"Test of moderators: {name}({df}) = {self.qm:.3f}, p = {self.qm_pvalue:.4g}")
-        lines.append("")
-        lines.append(self.coefficients.to_string(float_format=lambda x: f"{x:.4f}"))
         if self.model.intercept_only:
-            lines.append(f"\nPrediction interval: [{self.pi_low:.4f}, {self.pi_high:.4f}]")
-        return "\n".join(lines)
+            pred = self.predict(level=level).iloc[0]
+            lines.append(
+                f"Prediction interval ({100 * level:g}%): [{pred['pi_low']:.4f}, {pred['pi_high']:.4f}]"
+            )
+        return lines
 
     def to_frame(self) -> pd.DataFrame:
         """One row per coefficient, with the model-level statistics repeated (for results.csv)."""
@@ -250,13 +281,27 @@ def meta_analysis(
         raise ModelError(f"level must lie between 0 and 1, got {level}")
     model = prepare(data, yi, vi, mods)
     result = _fit(model, method, test, level)
-    result._yi_name, result._vi_name = (yi, vi) if isinstance(yi, str) else ("yi", "vi")
-    frame = model.frame
+    columns = (yi, vi) if isinstance(yi, str) and isinstance(vi, str) else (None, None)
+    return replace(result, yi_column=columns[0], vi_column=columns[1])
+
+
+def _measure(frame: pd.DataFrame) -> str | None:
     if "measure" in frame.columns and frame["measure"].nunique() == 1:
-        result.measure = str(frame["measure"].iloc[0])
-    elif getattr(frame, "attrs", {}).get("measure"):
-        result.measure = frame.attrs["measure"]
-    return result
+        return str(frame["measure"].iloc[0])
+    return frame.attrs.get("measure") if getattr(frame, "attrs", None) else None
+
+
+def _row_mask(frame: pd.DataFrame, rows: Any) -> np.ndarray:
+    """Boolean mask of ``frame`` rows from a mask or index labels."""
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        if len(rows) != len(frame):
+            raise ModelError(f"rows has {len(rows)} values but the model has {len(frame)} rows")
+        return rows
+    keep = frame.index.isin(rows)
+    if keep.sum() != len(set(rows.tolist())):
+        raise ModelError("rows names index labels that the model's data does not have")
+    return keep
 
 
 def fit_design(
@@ -286,6 +331,20 @@ def fit_design(
 
 
 def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
+    """Fit, turning numerical breakdown (overflow, singular matrices) into a ModelError."""
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            result = _fit_unchecked(model, method, test, level)
+    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError, OverflowError) as exc:
+        raise ModelError(
+            f"the model cannot be fitted numerically ({exc}); check for extreme effect sizes or variances"
+        ) from None
+    if not np.all(np.isfinite(result.coefficients[["estimate", "se"]].to_numpy())):
+        raise ModelError("the model gives non-finite estimates; check for extreme effect sizes or variances")
+    return result
+
+
+def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> MetaResult:
     y, v, X = model.yi, model.vi, model.X
     k, p = X.shape
     tau2_fit = estimate_tau2(y, v, X, method)
@@ -296,6 +355,11 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
     df: float | None = None
     if test == "knha":
         s2w = fit.rss / (k - p)
+        if not s2w > 0:
+            raise ModelError(
+                "Knapp-Hartung needs residual variation: the effect sizes lie exactly on the fitted "
+                "model (all equal?), so the scale factor is 0; use test='z'"
+            )
         vb = vb * s2w
         df = k - p
     coefficients = coefficient_table(beta, vb, model.names, level, df)
@@ -342,6 +406,12 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
         r2 = max(0.0, 100 * (reduced - tau2) / reduced) if reduced > 0 else 0.0
     weights = 100 * fit.w / np.sum(fit.w)
     row = coefficients.iloc[0]
+    if not tau2_fit.converged:
+        raise ModelError(f"the {method} estimate of tau^2 did not converge in 1000 iterations")
+    pi = (np.nan, np.nan)
+    if model.intercept_only:
+        one = prediction_frame(np.ones((1, 1)), beta, vb, tau2, level, df).iloc[0]
+        pi = (float(one["pi_low"]), float(one["pi_high"]))
     result = MetaResult(
         k=k,
         p=p,
@@ -362,8 +432,8 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
         q=float(q),
         q_df=k - p,
         q_pvalue=q_pvalue,
-        pi_low=np.nan,
-        pi_high=np.nan,
+        pi_low=pi[0],
+        pi_high=pi[1],
         coefficients=coefficients,
         qm=float(qm),
         qm_df=qm_df,
@@ -381,10 +451,6 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
         fingerprint=fingerprint(y, v, X),
         versions=versions(),
         converged=tau2_fit.converged,
+        measure=_measure(model.frame),
     )
-    prediction = result.predict(np.zeros((1, p - 1)) if not model.intercept_only else None).iloc[0]
-    if model.intercept_only:
-        result.pi_low, result.pi_high = float(prediction["pi_low"]), float(prediction["pi_high"])
-    if not tau2_fit.converged:
-        raise ModelError(f"the {method} estimate of tau^2 did not converge in 1000 iterations")
     return result

@@ -9,7 +9,7 @@ by REML or ML (Fisher scoring with step halving at the boundary), as metafor's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,25 +17,31 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
-from evmeta.models.base.design import ModelData, new_design, prepare
-from evmeta.models.base.inference import FittedModel, coefficient_table, omnibus_test, prediction_frame
+from evmeta.models.base.design import ModelData, prepare
+from evmeta.models.base.frequentist_protocol import FittedModel
+from evmeta.models.base.inference import coefficient_table, omnibus_test, prediction_frame
 from evmeta.models.base.nesting import nested_structure
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.frequentist.blocks import evaluate, make_batches, score_and_information
 from evmeta.models.frequentist.estimators import gls
+from evmeta.models.frequentist.robust import RobustCovariance, with_robust
 
 TOLERANCE = 1e-10
 MAX_ITER = 500
+#: Step halvings per Fisher-scoring iteration before the step is declared unproductive.
+MAX_HALVINGS = 40
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class MultilevelResult(FittedModel):
-    """A fitted multilevel model; the same estimate/CI/coefficient fields as MetaResult.
+    """A fitted multilevel model (immutable); the same estimate/CI/coefficient fields as
+    MetaResult, and the same stored inputs (``yi``, ``vi``, ``X``, ``data``, ``V``).
 
     ``sigma2`` lists the variance components in the order of ``random``; ``i2_levels``
-    the share of total variance per level (percent, metafor FAQ definition); ``robust``
-    is True when standard errors, tests and intervals are cluster-robust (CR2 with
-    Satterthwaite df; then ``coefficients['df']`` holds the df).
+    the share of total variance per level (percent, metafor FAQ definition). After
+    :meth:`robust` (or ``robust=True``) standard errors, tests, intervals and predictions
+    are cluster-robust (CR2 with Satterthwaite df in ``coefficients['df']``; HTZ moderator
+    test). ``notes`` records variance components fixed at their boundary.
     """
 
     k: int
@@ -70,48 +76,84 @@ class MultilevelResult(FittedModel):
     vb: np.ndarray
     model: ModelData = field(repr=False)
     df: float | None = None
-    robust: bool = False
     iterations: int = 0
     converged: bool = True
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
     measure: str | None = None
-    _batches: Any = field(default=None, repr=False)
-    _level_codes: Any = field(default=None, repr=False)
+    batches: Any = field(default=None, repr=False)
+    level_codes: Any = field(default=None, repr=False)
+    V: np.ndarray | None = field(default=None, repr=False)
+    robust_cov: RobustCovariance | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
+    yi_column: str | None = None
+    vi_column: str | None = None
 
     @property
     def tau2(self) -> float:
         """Total between-comparison variance (sum of the components)."""
         return float(np.sum(self.sigma2))
 
-    def predict(self, newmods: Any = None) -> pd.DataFrame:
-        """Predicted average effects with confidence and prediction intervals."""
-        X = (
-            np.ones((1, 1))
-            if newmods is None and self.model.intercept_only
-            else new_design(self.model, newmods)
-        )
-        return prediction_frame(
-            X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, self.level, self.df
-        )
+    @property
+    def heterogeneity(self) -> dict[str, float]:
+        return {f"tau[{name}]": float(np.sqrt(s)) for name, s in zip(self.random, self.sigma2, strict=True)}
 
-    def summary(self) -> str:
-        levels = ", ".join(
-            f"sigma^2[{name}] = {s:.4f} ({n} groups)"
-            for name, s, n in zip(self.random, self.sigma2, self.n_groups, strict=True)
+    def robust(self, cluster: str | None = None) -> MultilevelResult:
+        """A new result with CR2 inference, clustered by ``cluster`` (default: the outermost
+        random level), as clubSandwich's ``vcovCR(type = "CR2")`` with Satterthwaite df
+        and the HTZ moderator test; :meth:`predict` then uses CR2 and Satterthwaite df."""
+        cluster = cluster or self.random[0]
+        if cluster != self.random[0]:
+            raise ModelError(
+                f"CR2 clusters must be the outermost random level ({self.random[0]}), got {cluster!r}"
+            )
+        blocks = []
+        for batch in self.batches:
+            M = batch.V + np.tensordot(np.asarray(self.sigma2), batch.G, axes=1)
+            blocks += [(batch.rows[i], M[i]) for i in range(len(batch.rows))]
+        return with_robust(self, cluster, blocks)
+
+    def refit(self, data: Any = None, *, rows: Any = None, **changes: Any) -> MultilevelResult:
+        """The same model on the stored inputs (optionally only ``rows``, index labels or a
+        mask of ``data``) or on new ``data`` with the original columns; ``changes`` set
+        ``mods``, ``method``, ``test`` or ``level``."""
+        settings = dict(
+            random=self.random, mods=self.model.formula, method=self.method, test=self.test, level=self.level
         )
+        settings.update(changes)
+        robust = self.robust_cov is not None
+        if data is None:
+            keep = np.ones(self.k, dtype=bool) if rows is None else _row_mask(self.data, rows)
+            V = None if self.V is None else self.V[np.ix_(keep, keep)]
+            fit = multilevel_meta_analysis(
+                self.data[keep], self.yi[keep], self.vi[keep], V=V, robust=robust, **settings
+            )
+            return replace(fit, yi_column=self.yi_column, vi_column=self.vi_column)
+        if self.yi_column is None or self.vi_column is None:
+            raise ModelError("this model was fitted from arrays; refit(data=...) needs yi and vi columns")
+        if self.V is not None:
+            raise ModelError("a model with a known V cannot be refitted to new data; pass V again")
+        data = data if rows is None else data.loc[rows]
+        return multilevel_meta_analysis(data, self.yi_column, self.vi_column, robust=robust, **settings)
+
+    def _title(self) -> str:
+        robust = f"; cluster-robust CR2 by {self.robust_cov.cluster}" if self.robust_cov is not None else ""
+        return f"Multilevel model (k = {self.k}; {self.method}; test: {self.test}{robust})"
+
+    def _lines(self, level: float) -> list[str]:
         lines = [
-            f"Multilevel model (k = {self.k}; {self.method}; test: {self.test}"
-            f"{'; cluster-robust CR2' if self.robust else ''})",
-            levels,
+            ", ".join(
+                f"sigma^2[{name}] = {s:.4f} ({n} groups)"
+                for name, s, n in zip(self.random, self.sigma2, self.n_groups, strict=True)
+            ),
             "I^2 by level: "
             + ", ".join(f"{n} {v:.1f}%" for n, v in zip(self.random, self.i2_levels, strict=True)),
             f"Test for residual heterogeneity: Q({self.q_df}) = {self.q:.3f}, p = {self.q_pvalue:.4g}",
         ]
         if not self.model.intercept_only:
-            lines.append(f"Test of moderators: {self.qm:.3f} on {self.qm_df} df, p = {self.qm_pvalue:.4g}")
-        lines += ["", self.coefficients.to_string(float_format=lambda x: f"{x:.4f}")]
-        return "\n".join(lines)
+            df = self.qm_df if np.ndim(self.qm_df) == 0 else ", ".join(f"{d:.4g}" for d in self.qm_df)
+            lines.append(f"Test of moderators: {self.qm:.3f} on ({df}) df, p = {self.qm_pvalue:.4g}")
+        return lines + [f"Note: {note}" for note in self.notes]
 
     def to_frame(self) -> pd.DataFrame:
         out = self.coefficients.reset_index(names="term")
@@ -146,13 +188,14 @@ class MultilevelResult(FittedModel):
             "log_likelihood",
             "aic",
             "bic",
-            "robust",
             "iterations",
             "converged",
             "fingerprint",
             "measure",
         ]
         out = self._plain_dict(scalars)
+        out["robust"] = self.robust_cov is not None
+        out["notes"] = list(self.notes)
         out["random"] = list(self.random)
         out["sigma2"] = [float(s) for s in self.sigma2]
         out["i2_levels"] = [float(s) for s in self.i2_levels]
@@ -223,19 +266,30 @@ def multilevel_meta_analysis(
             raise ModelError("V is not positive definite")
     batches = make_batches(codes, V_matrix, model.vi)
     try:
-        result = _fit(model, batches, codes, random, method, test, level, V_matrix)
-    except np.linalg.LinAlgError as exc:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            result = _fit(model, batches, codes, random, method, test, level)
+    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as exc:
         raise ModelError(
-            f"the marginal covariance is not positive definite ({exc}); check V and vi"
+            f"the multilevel model cannot be fitted numerically ({exc}); check V, vi and extreme effect sizes"
         ) from None
-    if robust:
-        from evmeta.models.frequentist.robust import apply_cr2
+    columns = (yi, vi) if isinstance(yi, str) and isinstance(vi, str) else (None, None)
+    result = replace(
+        result, V=V_matrix, measure=_measure(model.frame), yi_column=columns[0], vi_column=columns[1]
+    )
+    return result.robust() if robust else result
 
-        result = apply_cr2(result, V_matrix)
-    frame = model.frame
+
+def _measure(frame: pd.DataFrame) -> str | None:
     if "measure" in frame.columns and frame["measure"].nunique() == 1:
-        result.measure = str(frame["measure"].iloc[0])
-    return result
+        return str(frame["measure"].iloc[0])
+    return None
+
+
+def _row_mask(frame: pd.DataFrame, rows: Any) -> np.ndarray:
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        return rows
+    return frame.index.isin(rows)
 
 
 def _start(model: ModelData, n_levels: int) -> np.ndarray:
@@ -245,35 +299,78 @@ def _start(model: ModelData, n_levels: int) -> np.ndarray:
     return np.full(n_levels, total / n_levels)
 
 
-def _fit(model, batches, codes, random, method, test, level, V_matrix) -> MultilevelResult:
+def _unidentified(codes: list[np.ndarray], random: list[str], intercept: bool) -> dict[int, str]:
+    """Levels whose variance cannot be told apart from another term: fixed at 0, with why."""
+    out = {}
+    for level, code in enumerate(codes):
+        groups = len(np.unique(code))
+        if level > 0 and groups == len(np.unique(codes[level - 1])):
+            out[level] = (
+                f"sigma^2[{random[level]}] is fixed at 0: every {random[level]} group is also a whole "
+                f"{random[level - 1]} group, so the two variances cannot be told apart"
+            )
+        elif groups == 1 and intercept:
+            out[level] = (
+                f"sigma^2[{random[level]}] is fixed at 0: one {random[level]} group cannot be told apart from the intercept"
+            )
+    return out
+
+
+def _log_likelihood(ev, X: np.ndarray, reml: bool) -> float:
+    k, p = X.shape
+    if reml:
+        return float(
+            -0.5 * ((k - p) * np.log(2 * np.pi) + ev.logdet_M + ev.logdet_A + ev.quad)
+            + 0.5 * np.linalg.slogdet(X.T @ X)[1]
+        )
+    return float(-0.5 * (k * np.log(2 * np.pi) + ev.logdet_M + ev.quad))
+
+
+def _fisher_scoring(model, batches, reml: bool, fixed: np.ndarray) -> tuple[np.ndarray, int, bool]:
+    """Fisher scoring with step halving: the log-likelihood never decreases.
+
+    Components in ``fixed`` stay at 0. A step is halved (at most MAX_HALVINGS times)
+    until the likelihood does not decrease; convergence is a relative step below
+    TOLERANCE or a projected gradient below TOLERANCE x the information scale. When no
+    halving helps, the current point is already a numerical maximum along the step.
+    """
+    y, X = model.yi, model.X
+    sigma2 = np.where(fixed, 0.0, _start(model, len(fixed)))
+    ev = evaluate(batches, y, X, sigma2)
+    ll = _log_likelihood(ev, X, reml)
+    for iteration in range(1, MAX_ITER + 1):
+        score, info = score_and_information(batches, ev, reml)
+        free = ~fixed & ~((sigma2 <= 0) & (score <= 0))
+        if not free.any():
+            return sigma2, iteration, True
+        scale = np.sqrt(np.abs(np.diag(info)[free])) + 1e-300
+        if np.max(np.abs(score[free]) / scale) < TOLERANCE:
+            return sigma2, iteration, True
+        step = np.zeros_like(sigma2)
+        step[free] = np.linalg.lstsq(info[np.ix_(free, free)], score[free], rcond=1e-12)[0]
+        for _ in range(MAX_HALVINGS):
+            candidate = np.maximum(sigma2 + step, 0.0)
+            ev_new = evaluate(batches, y, X, candidate)
+            ll_new = _log_likelihood(ev_new, X, reml)
+            if ll_new >= ll - 1e-12 * abs(ll):
+                break
+            step = step / 2
+        else:
+            return sigma2, iteration, True  # no ascent left along the scoring direction
+        change = np.max(np.abs(candidate - sigma2) / np.maximum(1.0, candidate))
+        sigma2, ev, ll = candidate, ev_new, ll_new
+        if change < TOLERANCE:
+            return sigma2, iteration, True
+    return sigma2, MAX_ITER, False
+
+
+def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult:
     reml = method == "REML"
     y, X = model.yi, model.X
     k, p = X.shape
-    sigma2 = _start(model, len(random))
-    converged = False
-    iteration = 0
-    for iteration in range(1, MAX_ITER + 1):  # noqa: B007 (the count is reported after the loop)
-        ev = evaluate(batches, y, X, sigma2)
-        score, info = score_and_information(batches, ev, reml)
-        free = ~((sigma2 <= 0) & (score <= 0))
-        step = np.zeros_like(sigma2)
-        if free.any():
-            sub = info[np.ix_(free, free)]
-            step[free] = (
-                np.linalg.solve(sub, score[free])
-                if np.linalg.cond(sub) < 1e14
-                else score[free] / np.diag(sub)
-            )
-        while np.any(sigma2 + step < 0):
-            negative = sigma2 + step < 0
-            if np.all(sigma2[negative] <= 0):
-                step[negative] = -sigma2[negative]
-                break
-            step /= 2
-        sigma2 = np.maximum(sigma2 + step, 0.0)
-        if np.max(np.abs(step) / np.maximum(1.0, sigma2)) < TOLERANCE:
-            converged = True
-            break
+    notes = _unidentified(codes, random, "intercept" in model.names)
+    fixed = np.array([level in notes for level in range(len(random))])
+    sigma2, iteration, converged = _fisher_scoring(model, batches, reml, fixed)
     if not converged:
         raise ModelError(
             f"the {method} estimates of the variance components did not converge in {MAX_ITER} iterations"
@@ -283,31 +380,28 @@ def _fit(model, batches, codes, random, method, test, level, V_matrix) -> Multil
     df = float(k - p) if test == "t" else None
     coefficients = coefficient_table(beta, vb, model.names, level, df)
     # Residual heterogeneity: Q with the known sampling covariance only.
-    fixed = evaluate(batches, y, X, np.zeros_like(sigma2))
-    q = max(0.0, fixed.quad)
+    known = evaluate(batches, y, X, np.zeros_like(sigma2))
+    q = max(0.0, known.quad)
     # tr(P) with W = V^-1: sum tr(V_b^-1) - tr(A^-1 sum (V_b^-1 X_b)'(V_b^-1 X_b)).
-    xwwx = sum(np.einsum("nmp,nmq->pq", mx, mx) for mx in fixed.mx)
-    trace_p = sum(float(np.einsum("nii->", m)) for m in fixed.minv) - float(np.sum(fixed.A_inv * xwwx))
+    xwwx = sum(np.einsum("nmp,nmq->pq", mx, mx) for mx in known.mx)
+    trace_p = sum(float(np.einsum("nii->", m)) for m in known.minv) - float(np.sum(known.A_inv * xwwx))
     typical = (k - p) / trace_p
     i2_levels = [100 * s / (np.sum(sigma2) + typical) for s in sigma2]
     tested = model.moderator_columns if not model.intercept_only else [0]
     qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
     n_params = p + len(sigma2)
-    if reml:
-        ll = (
-            -0.5 * ((k - p) * np.log(2 * np.pi) + ev.logdet_M + ev.logdet_A + ev.quad)
-            + 0.5 * np.linalg.slogdet(X.T @ X)[1]
-        )
-        n_eff = k - p
-    else:
-        ll = -0.5 * (k * np.log(2 * np.pi) + ev.logdet_M + ev.quad)
-        n_eff = k
+    ll = _log_likelihood(ev, X, reml)
+    n_eff = k - p if reml else k
     weights = np.zeros(k)
     for batch, minv in zip(batches, ev.minv, strict=True):
         weights[batch.rows] = np.diagonal(minv, axis1=1, axis2=2)
     weights = 100 * weights / weights.sum()
     row = coefficients.iloc[0]
-    result = MultilevelResult(
+    pi = (np.nan, np.nan)
+    if model.intercept_only:
+        one = prediction_frame(np.ones((1, 1)), beta, vb, float(np.sum(sigma2)), level, df).iloc[0]
+        pi = (float(one["pi_low"]), float(one["pi_high"]))
+    return MultilevelResult(
         k=k,
         p=p,
         method=method,
@@ -327,8 +421,8 @@ def _fit(model, batches, codes, random, method, test, level, V_matrix) -> Multil
         q=float(q),
         q_df=k - p,
         q_pvalue=float(stats.chi2.sf(q, k - p)),
-        pi_low=np.nan,
-        pi_high=np.nan,
+        pi_low=pi[0],
+        pi_high=pi[1],
         coefficients=coefficients,
         qm=float(qm),
         qm_df=qm_df,
@@ -344,10 +438,7 @@ def _fit(model, batches, codes, random, method, test, level, V_matrix) -> Multil
         converged=converged,
         fingerprint=fingerprint(y, model.vi, X, np.array(codes, dtype=float)),
         versions=versions(),
-        _batches=batches,
-        _level_codes=codes,
+        batches=batches,
+        level_codes=codes,
+        notes=tuple(notes.values()),
     )
-    if model.intercept_only:
-        prediction = result.predict().iloc[0]
-        result.pi_low, result.pi_high = float(prediction["pi_low"]), float(prediction["pi_high"])
-    return result

@@ -1,0 +1,170 @@
+"""The result protocol (:mod:`evmeta.models.base.protocol`) for frequentist fits.
+
+``FittedModel`` is mixed into ``MetaResult`` and ``MultilevelResult``, which are frozen
+dataclasses holding ``model`` (the inputs), ``coefficients``, ``vb``, ``df``, ``level``,
+``robust_cov`` (None unless :meth:`robust` made the result) and the variance components.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evmeta.models.base.design import new_design
+from evmeta.models.base.inference import coefficient_table, prediction_frame
+from evmeta.models.base.protocol import Summary, resolve_level, resolve_newmods
+
+
+class FittedModel:
+    """Inputs, summaries and predictions shared by the frequentist result classes.
+
+    Stored inputs (plain attributes, as metafor keeps ``yi.f``/``vi.f``): ``yi``, ``vi``
+    (arrays of the rows fitted), ``X`` (design matrix), ``names`` (coefficient names),
+    ``data`` (the rows fitted, every input column), ``mods`` (the formula), and the fields
+    ``method``, ``test``, ``level``.
+    """
+
+    # --- stored inputs ----------------------------------------------------------------
+    @property
+    def yi(self) -> np.ndarray:
+        return self.model.yi
+
+    @property
+    def vi(self) -> np.ndarray:
+        return self.model.vi
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.model.X
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.model.names)
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The rows the model was fitted to (with every column of the input)."""
+        return self.model.frame
+
+    @property
+    def mods(self) -> str | None:
+        return self.model.formula
+
+    @property
+    def conf_level(self) -> float:
+        """Confidence level of the stored intervals (same as ``level``)."""
+        return self.level
+
+    @property
+    def is_robust(self) -> bool:
+        return self.robust_cov is not None
+
+    # --- protocol ---------------------------------------------------------------------
+    def _df_for(self, X: np.ndarray) -> float | np.ndarray | None:
+        if self.robust_cov is not None:
+            return self.robust_cov.satterthwaite_df(X)
+        return self.df
+
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """estimate, se, stat, pvalue, ci_low, ci_high (and df when t-based) per coefficient."""
+        level = resolve_level(conf_level, prob, self.level)
+        if level == self.level:
+            return self.coefficients.copy()
+        beta = self.coefficients["estimate"].to_numpy()
+        if self.robust_cov is not None:
+            df = self.coefficients["df"].to_numpy()
+            table = coefficient_table(beta, self.vb, self.names, level, 1.0)
+            table = _t_table(table, df, level)
+            table["df"] = df
+            return table
+        return coefficient_table(beta, self.vb, self.names, level, self.df)
+
+    def predict(
+        self,
+        newmods: Any = None,
+        level: float | None = None,
+        *,
+        conf_level: float | None = None,
+        prob: float | None = None,
+        newdata: Any = None,
+    ) -> pd.DataFrame:
+        """Predicted average effects: pred, se, ci_low, ci_high, pi_low, pi_high.
+
+        Parameters
+        ----------
+        newmods : DataFrame or array-like, optional
+            Moderator values: a DataFrame with the moderator columns, or rows of values in
+            coefficient order without the intercept (as metafor). None: the fitted rows
+            (for a model without moderators, the pooled effect once).
+        level : float, optional
+            Interval level (default: the model's); ``conf_level``/``prob`` are synonyms.
+
+        Robust fits use the CR2 covariance and each row's Satterthwaite df.
+        """
+        newmods = resolve_newmods(newmods, newdata)
+        level = resolve_level(level if level is not None else conf_level, prob, self.level)
+        if newmods is None and self.model.intercept_only:
+            X = np.ones((1, 1))
+        else:
+            X = new_design(self.model, newmods)
+        beta = self.coefficients["estimate"].to_numpy()
+        return prediction_frame(X, beta, self.vb, self.tau2, level, self._df_for(X))
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """A printable summary; ``.table`` holds coefficients and heterogeneity SDs."""
+        level = resolve_level(conf_level, prob, self.level)
+        table = self.coef_table(level)
+        extra = pd.DataFrame(
+            {"estimate": list(self.heterogeneity.values())},
+            index=pd.Index(list(self.heterogeneity), name="term"),
+        )
+        table = pd.concat([table, extra]) if len(extra) else table
+        return Summary(self._title(), self._lines(level), table, level)
+
+    @property
+    def heterogeneity(self) -> dict[str, float]:
+        """Heterogeneity SDs by level, named ``tau[<level>]`` as in Bayesian fits and priors."""
+        return {}
+
+    def _title(self) -> str:
+        raise NotImplementedError
+
+    def _lines(self, level: float) -> list[str]:
+        raise NotImplementedError
+
+    def _plain_dict(self, scalars: list[str]) -> dict[str, Any]:
+        """Scalars as plain Python values, plus mods, the omnibus df, coefficients and versions."""
+        out: dict[str, Any] = {}
+        for name in scalars:
+            value = getattr(self, name)
+            out[name] = value.item() if isinstance(value, (np.generic,)) else value
+        out["qm_df"] = list(self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
+        out["mods"] = self.model.formula
+        out["coefficients"] = self.coefficients.reset_index(names="term").to_dict(orient="records")
+        out["versions"] = dict(self.versions)
+        return out
+
+
+def _t_table(table: pd.DataFrame, df: np.ndarray, level: float) -> pd.DataFrame:
+    """Recompute p-values and intervals of a coefficient table with per-row t df."""
+    from scipy import stats
+
+    crit = stats.t.ppf(1 - (1 - level) / 2, df)
+    table = table.copy()
+    table["pvalue"] = 2 * stats.t.sf(np.abs(table["stat"].to_numpy()), df)
+    table["ci_low"] = table["estimate"] - crit * table["se"]
+    table["ci_high"] = table["estimate"] + crit * table["se"]
+    return table
+
+
+def robust_coefficients(
+    beta: np.ndarray, names: list[str], robust_cov: Any, level: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Coefficient table from a CR2 covariance with per-coefficient Satterthwaite df."""
+    df = robust_cov.satterthwaite_df(np.eye(len(beta)))
+    table = coefficient_table(beta, robust_cov.vcov, names, level, 1.0)
+    table = _t_table(table, df, level)
+    table["df"] = df
+    return table, df
