@@ -114,6 +114,10 @@ def harmonize(
         comparisons = build_comparisons(
             extraction, measure, outcome=outcome or None, timepoint=point, shared_control=shared_control
         )
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(f"error: {problem}")
+        raise typer.Exit(1) from None
     except ValueError as exc:
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None

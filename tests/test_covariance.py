@@ -83,8 +83,14 @@ def test_smd_covariance_by_simulation():
     g1, g2 = g(arm1, n1), g(arm2, n2)
     empirical = np.cov(g1, g2)[0, 1]
     table = pd.DataFrame(
-        {"yi": [d1, d2], "vi": [1.0, 1.0], "measure": "SMD", "control_group_id": "c",
-         "n_treat": [n1, n2], "n_control": [n_c, n_c]}
+        {
+            "yi": [d1, d2],
+            "vi": [1.0, 1.0],
+            "measure": "SMD",
+            "control_group_id": "c",
+            "n_treat": [n1, n2],
+            "n_control": [n_c, n_c],
+        }
     )
     formula = shared_control_covariance(table)[0, 1]
     assert formula == pytest.approx(1 / n_c + d1 * d2 * n_c / (2 * (n1 + n_c) * (n2 + n_c)))
@@ -106,8 +112,14 @@ def test_binary_covariance_by_simulation(measure):
 
     empirical = np.cov(y(a1), y(a2))[0, 1]
     table = pd.DataFrame(
-        {"yi": [0.0, 0.0], "vi": [1.0, 1.0], "measure": measure, "control_group_id": "c",
-         "events_control": [0.4 * n] * 2, "total_control": [float(n)] * 2}
+        {
+            "yi": [0.0, 0.0],
+            "vi": [1.0, 1.0],
+            "measure": measure,
+            "control_group_id": "c",
+            "events_control": [0.4 * n] * 2,
+            "total_control": [float(n)] * 2,
+        }
     )
     assert empirical == pytest.approx(shared_control_covariance(table)[0, 1], rel=0.10)
 
@@ -126,7 +138,7 @@ def test_coverage_of_multilevel_model_with_V():
         for s in range(studies):
             u = rng.normal(0, tau)
             control = rng.normal(0, sigma, n_c).mean()
-            for a in range(arms):
+            for _arm in range(arms):
                 rows.append((f"S{s}", f"S{s}-C", rng.normal(mu + u, sigma, n_t).mean() - control))
         t = pd.DataFrame(rows, columns=["study_id", "control_group_id", "yi"]).assign(
             vi=sigma**2 / n_t + sigma**2 / n_c, measure="MD", sd_control=sigma, n_control=float(n_c)
