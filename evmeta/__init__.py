@@ -31,6 +31,7 @@ _LAZY = {
     "harmonize_dose": "evmeta.harmonize.doses",
     "purity_class": "evmeta.harmonize.doses",
     "effect_size": "evmeta.harmonize.effects",
+    "shared_control_covariance": "evmeta.harmonize.covariance",
     "Comparisons": "evmeta.comparisons",
     "build_comparisons": "evmeta.comparisons",
     "characterization_quality": "evmeta.harmonize.quality",

@@ -134,6 +134,10 @@ def harmonize(
         comparisons = build_comparisons(
             extraction, measure, outcome=outcome or None, timepoint=point, shared_control=shared_control
         )
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(f"error: {problem}")
+        raise typer.Exit(1) from None
     except ValueError as exc:
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None
@@ -283,6 +287,28 @@ def dedupe(
     for name, value in result.counts.items():
         typer.echo(f"{name.replace('_', ' ')}: {value}")
     typer.echo(f"wrote {output} and {output.with_suffix('.prisma.json')}")
+
+
+@app.command("import-wide")
+def import_wide(
+    table: Annotated[Path, typer.Argument(help="Comparison table: CSV or .xlsx, one row per comparison.")],
+    map_path: Annotated[Path, typer.Option("--map", help="Map (TOML): [columns], [constants], [options].")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Extraction workbook to write (.xlsx).")],
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of an .xlsx table (default: the first).")] = None,
+) -> None:
+    """Import a wide comparison table (treatment and control side by side) into a workbook."""
+    from evmeta.errors import EvmetaError
+    from evmeta.schema.wide_import import import_wide as run_import
+
+    try:
+        result = run_import(table, map_path, output, sheet=sheet)
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(result.summary())
+    typer.echo(
+        f"wrote {output} and {output.with_name(output.stem + '.import_log.csv')}; check it with: evmeta validate {output}"
+    )
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from evmeta.errors import InputError
+from evmeta.errors import ExtractionError, InputError, Problem
 from evmeta.harmonize.arm_doses import harmonize_arm_doses
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, mean_sd_from_range, sd_from_ci, sd_from_sem
 from evmeta.harmonize.effects import MEASURES, effect_size
@@ -236,7 +236,10 @@ def build_comparisons(
         closest to this many days.
     shared_control : {"split", "keep"}
         When k EV arms share one control row: ``split`` divides the control n by k
-        (CAMARADES); ``keep`` leaves n, for a multilevel model on ``control_group_id``.
+        (CAMARADES; validity checks still use the reported n); ``keep`` leaves n, and the
+        comparisons sharing a control are correlated: pass
+        :func:`evmeta.shared_control_covariance` of the table as ``V`` to
+        ``multilevel_meta_analysis`` or ``bayesian_meta_analysis``.
     reference_weights, km : mapping, optional
         Per-species overrides of the reference body weight (kg) and FDA Km.
     quartile_method : {"wan", "luo"}
@@ -248,7 +251,10 @@ def build_comparisons(
         ``.table`` columns include ``comparison_id``, ``study_id``, ``experiment_id``,
         ``outcome``, ``timepoint`` (days), ``timepoint_label``, ``label``, ``measure``,
         ``yi``, ``vi``, ``sei``, ``n_treat``, ``n_control`` (after splitting),
-        ``n_control_reported``, ``control_group_id``, ``direction_flipped``,
+        ``n_control_reported``, ``control_group_id``, ``mean_treat``, ``sd_treat``,
+        ``mean_control``, ``sd_control``, ``events_treat``, ``total_treat``,
+        ``events_control``, ``total_control`` (arm statistics as used, control unsplit),
+        ``direction_flipped``,
         ``isolation_method``, ``isolation_family``, ``isolation_gmp_scalable``,
         ``msc_tissue_source``, ``species``, ``disease_model``, ``route``, ``dose_*``,
         ``log10_dose_ug_protein_per_kg``, ``quality_score``, the MISEV item columns,
@@ -273,6 +279,19 @@ def build_comparisons(
         km=dict(km or {}),
         quartile_method=quartile_method,
     )
+    if len(extraction.outcomes) == 0:
+        raise ExtractionError(
+            [
+                Problem(
+                    "outcomes",
+                    None,
+                    None,
+                    None,
+                    "the extraction has no valid outcome rows, so there is nothing to compare; "
+                    "fill in the studies, experiments, arms and outcomes sheets (evmeta validate checks them)",
+                )
+            ]
+        )
     log = _Log()
     rows = _outcome_rows(extraction, quartile_method)
     rows = _select_outcomes(rows, outcome, log)
@@ -343,6 +362,13 @@ def build_comparisons(
     k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
     n_control_reported = pairs["n_c"].astype(float)
     n_control = n_control_reported / k_sharing if shared_control == "split" else n_control_reported
+    if not binary:
+        # Validity rules apply to the reported group sizes; a split n only scales the variance.
+        too_small = (pairs["n"].astype(float) < 2) | (n_control_reported < 2)
+        log.add(pairs[too_small], "effect size not computable: n must be >= 2 in each arm (as reported)")
+        pairs, n_control, n_control_reported, k_sharing = (
+            x[~too_small] for x in (pairs, n_control, n_control_reported, k_sharing)
+        )
     if binary:
         total_c = pairs["total_c"].astype(float)
         events_c = pairs["events_c"].astype(float)
@@ -387,6 +413,18 @@ def build_comparisons(
     table["n_control"] = n_control.to_numpy()
     table["n_control_reported"] = n_control_reported.to_numpy()
     table["control_group_id"] = pairs["outcome_id_c"]
+    # Arm statistics as used (control unsplit): what the shared-control covariance needs.
+    for column, source in [
+        ("mean_treat", "mean_est"),
+        ("sd_treat", "sd_est"),
+        ("mean_control", "mean_est_c"),
+        ("sd_control", "sd_est_c"),
+        ("events_treat", "events"),
+        ("total_treat", "total"),
+        ("events_control", "events_c"),
+        ("total_control", "total_c"),
+    ]:
+        table[column] = pairs[source].astype(float).to_numpy()
     table["direction_flipped"] = flip.to_numpy()
     table["higher_is_better"] = pairs["higher_is_better"] == "yes"
     table["dispersion_source_treat"] = pairs["dispersion_source"]

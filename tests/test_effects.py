@@ -84,7 +84,7 @@ def test_invalid_inputs_give_nan_with_reason():
         "ROM",
         m1i=[5, -1, 5, 5],
         sd1i=[1, 1, 0, 1],
-        n1i=[5, 5, 5, 1],
+        n1i=[5, 5, 5, 0],
         m2i=[4, 4, 4, 4],
         sd2i=[1, 1, 1, 1],
         n2i=[5, 5, 5, 5],
@@ -93,7 +93,7 @@ def test_invalid_inputs_give_nan_with_reason():
         "",
         "ROM needs positive means",
         "SD must be > 0",
-        "n must be >= 2 in each arm",
+        "n must be > 0 in each arm",
     ]
     assert got["yi"].isna().tolist() == [False, True, True, True]
     nmd = effect_size("NMD", m1i=[5], sd1i=[1], n1i=[5], m2i=[4], sd2i=[1], n2i=[5], msi=[4])
@@ -152,3 +152,22 @@ def test_data_frame_interface_keeps_columns():
     assert out.attrs["measure"] == "MD"
     with pytest.raises(KeyError, match="not a column"):
         effect_size("MD", data=frame, m1i="zz", sd1i="b", n1i="c", m2i="d", sd2i="e", n2i="f")
+
+
+@pytest.mark.parametrize("measure", ["MD", "SMD", "ROM"])
+def test_fractional_n_matches_escalc(measure):
+    """Split controls (n = 5/3), a treatment arm of 1 and n1 + n2 - 2 <= 1: effect_size computes
+    exactly what escalc computes (NA included); tolerance 1e-10 (same closed forms)."""
+    ref = GOLDEN["fractional_n"]
+    got = effect_size(measure, **{k: ref[k] for k in ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")})
+    expected_yi = np.array([np.nan if v == "NA" else v for v in ref[measure]["yi"]], dtype=float)
+    expected_vi = np.array([np.nan if v == "NA" else v for v in ref[measure]["vi"]], dtype=float)
+    np.testing.assert_allclose(got["yi"], expected_yi, rtol=1e-10)
+    np.testing.assert_allclose(got["vi"], expected_vi, rtol=1e-10)
+    assert (got["reason"] != "").tolist() == np.isnan(expected_yi).tolist()
+
+
+def test_overflowing_numbers_are_not_an_effect_size():
+    """Means near the float limit give inf differences: a reason, never yi = -inf."""
+    got = effect_size("MD", m1i=[1.5e308], sd1i=[1.0], n1i=[5], m2i=[-1.5e308], sd2i=[1.0], n2i=[5])
+    assert np.isnan(got["yi"][0]) and "not finite" in got["reason"][0]

@@ -192,3 +192,57 @@ def test_experiment_without_control_arm(example_copy):
     book.save(example_copy)
     _, problems = validate_extraction(example_copy)
     assert any("no vehicle_control arm" in p.message and p.sheet == "experiments" for p in problems)
+
+
+def test_duplicated_id_reported_when_the_first_row_has_errors(example_copy):
+    """The first row with the id has another error; the second is still named as a duplicate
+    at its id cell, and rows that refer to the id are told it is duplicated, not that a row
+    'has errors' they cannot find."""
+    book = edit(example_copy)
+    ws = book["studies"]
+    first_id = ws.cell(row=2, column=header_index(ws, "study_id")).value
+    fourth_id = ws.cell(row=4, column=header_index(ws, "study_id")).value
+    set_cell(book, "studies", 2, "year", "twenty")
+    set_cell(book, "studies", 3, "study_id", first_id)
+    set_cell(book, "studies", 4, "year", "nineteen")
+    set_cell(book, "studies", 5, "study_id", fourth_id)
+    book.save(example_copy)
+    _, problems = validate_extraction(example_copy)
+    errors = {(p.sheet, p.row, p.column): p.message for p in problems if p.severity == "error"}
+    assert errors[("studies", 3, "study_id")] == "duplicated id: the same study_id is on row 2"
+    assert errors[("studies", 5, "study_id")].startswith("duplicated id: the same study_id is on row 4")
+    assert "expected a number" in errors[("studies", 2, "year")]
+    dependants = [
+        p
+        for p in problems
+        if p.sheet in {"experiments", "preparations"}
+        and p.column == "study_id"
+        and p.value in {first_id, fourth_id}
+    ]
+    assert dependants
+    for problem in dependants:
+        assert "the id is duplicated" in problem.message, str(problem)
+        assert "rows 2 and 3" in problem.message or "rows 4 and 5" in problem.message
+
+
+@pytest.mark.parametrize("typed", ["inf", "5x10^308", "1x10^999", "NaN", "-Infinity"])
+def test_non_finite_numbers_are_errors_at_their_cell(example_copy, typed):
+    book = edit(example_copy)
+    set_cell(book, "outcomes", 7, "sd", typed)
+    book.save(example_copy)
+    _, problems = validate_extraction(example_copy)
+    found = [p for p in problems if (p.sheet, p.row, p.column) == ("outcomes", 7, "sd")]
+    assert found and found[0].severity == "error"
+    assert "expected a finite number" in found[0].message
+
+
+def test_header_only_template_gives_a_sentence(tmp_path):
+    """An empty book: validate passes with no rows; harmonize says there is nothing to compare."""
+    path = em.write_template(tmp_path / "empty.xlsx")
+    book = em.read_extraction(path)
+    with pytest.raises(em.ExtractionError, match="no valid outcome rows"):
+        em.build_comparisons(book)
+    result = runner.invoke(app, ["harmonize", str(path), "-o", str(tmp_path / "c.csv")])
+    assert result.exit_code == 1
+    assert "no valid outcome rows" in result.output
+    assert isinstance(result.exception, SystemExit)

@@ -97,7 +97,9 @@ def effect_size(
         If given, the other arguments may be column names, and the result is ``data``
         with ``yi``, ``vi``, ``sei`` and ``reason`` appended (like ``escalc``).
     m1i, sd1i, n1i, m2i, sd2i, n2i : array-like
-        Means, SDs and sizes of the EV (1) and control (2) arms.
+        Means, SDs and sizes of the EV (1) and control (2) arms. Sizes may be fractional
+        (a control n split among the arms that share it), as in escalc: validity rules
+        on the *reported* group size (e.g. n >= 2) belong to the caller.
     msi, sdsi, nsi : array-like, optional
         Sham arm (NMD only needs ``msi``).
     ai, bi, ci, di : array-like
@@ -179,8 +181,11 @@ def _continuous(measure: str, a: dict[str, np.ndarray | None]) -> tuple[np.ndarr
         (np.isnan(sd1) | np.isnan(sd2), "SD missing"),
         ((sd1 <= 0) | (sd2 <= 0), "SD must be > 0"),
         (np.isnan(n1) | np.isnan(n2), "n missing"),
-        ((n1 < 2) | (n2 < 2), "n must be >= 2 in each arm"),
+        ((n1 <= 0) | (n2 <= 0), "n must be > 0 in each arm"),
     ]
+    if measure == "SMD":
+        # The exact correction J(m) needs m = n1 + n2 - 2 > 1 (escalc returns NA otherwise).
+        checks.append((n1 + n2 - 2 <= 1, "SMD needs n1 + n2 - 2 > 1"))
     if measure == "ROM":
         checks.append(((m1 <= 0) | (m2 <= 0), "ROM needs positive means"))
     if measure == "NMD":
@@ -188,8 +193,7 @@ def _continuous(measure: str, a: dict[str, np.ndarray | None]) -> tuple[np.ndarr
         checks.append((np.isnan(ms), "sham mean missing"))
         checks.append((ms == m2, "sham mean equals control mean"))
     reason = _reasons(size, checks)
-    ok = reason == ""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if measure == "MD":
             yi = m1 - m2
             vi = sd1**2 / n1 + sd2**2 / n2
@@ -205,6 +209,14 @@ def _continuous(measure: str, a: dict[str, np.ndarray | None]) -> tuple[np.ndarr
             scale = 100 / (m2 - a["msi"])
             yi = scale * (m2 - m1)
             vi = scale**2 * (sd1**2 / n1 + sd2**2 / n2)
+    return _finite(yi, vi, reason)
+
+
+def _finite(yi: np.ndarray, vi: np.ndarray, reason: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NaN where a row failed a check or the arithmetic overflowed (numbers near 1e308)."""
+    overflow = (reason == "") & ~(np.isfinite(yi) & np.isfinite(vi))
+    reason = np.where(overflow, "effect size not finite: the numbers are too large to compute with", reason)
+    ok = reason == ""
     return np.where(ok, yi, np.nan), np.where(ok, vi, np.nan), reason
 
 

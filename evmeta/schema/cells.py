@@ -60,11 +60,25 @@ def parse_number(text: str) -> float:
         )
     power = _POWER_OF_TEN.match(cleaned.replace(" ", "") if "10" in cleaned else cleaned)
     if power:
-        return float(power.group(1)) * 10.0 ** int(power.group(2))
-    value = float(cleaned)  # raises ValueError for anything else
+        try:
+            value = float(power.group(1)) * 10.0 ** int(power.group(2))
+        except OverflowError:  # 10.0 ** 999
+            value = math.inf
+    else:
+        value = float(cleaned)  # raises ValueError for anything else
     if not math.isfinite(value):
-        raise ValueError("not a finite number")
+        raise NonFiniteNumber(cleaned)
     return value
+
+
+class NonFiniteNumber(ValueError):
+    """A number that is infinite, too large for a float (beyond about 1.8e308) or NaN."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(
+            f"expected a finite number, got {text!r} (infinite, not a number, or beyond the "
+            "largest number a computer can hold, about 1.8 x 10^308)"
+        )
 
 
 def _number(cell: Cell) -> tuple[float | None, str | None]:
@@ -73,11 +87,17 @@ def _number(cell: Cell) -> tuple[float | None, str | None]:
         return None, f"expected a number, got the logical value {value}"
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
-            return None, "expected a finite number"
-        return float(value), None
+            return None, f"expected a finite number, got {value!r}"
+        try:
+            number = float(value)
+        except OverflowError:  # an integer cell beyond the float range
+            return None, "expected a finite number, got a number beyond about 1.8 x 10^308"
+        return number, None
     text = str(value).strip()
     try:
         return parse_number(text), None
+    except NonFiniteNumber as exc:
+        return None, str(exc)
     except ValueError as exc:
         detail = str(exc) if "ambiguous" in str(exc) else "expected a number"
         return None, f"{detail}, got {text!r}"
@@ -112,6 +132,17 @@ def coerce(cell: Cell, column: Column) -> Result:
             None,
         )
     value = cell.value
+    if (
+        column.kind in {"int", "float", "year"}
+        and isinstance(value, str)
+        and value.strip().casefold() == "nan"
+    ):
+        # "NaN" in a number column is what software prints for a failed computation, not "not reported".
+        return (
+            None,
+            f"expected a finite number, got {value.strip()!r}; leave the cell empty if not reported",
+            None,
+        )
     if value is None or (isinstance(value, str) and value.strip().casefold() in MISSING_TOKENS | {""}):
         return None, None, None
     if cell.kind == "date" and column.kind in {

@@ -244,8 +244,13 @@ def _validate_rows(sheet_name, sheet, mapped, extras, out, file_label) -> list[d
 
 
 def _check_ids(
-    sheet_name: str, rows: list[dict[str, Any]], out: _Collector, letters: dict[str, str]
+    sheet_name: str,
+    rows: list[dict[str, Any]],
+    out: _Collector,
+    letters: dict[str, str],
+    typed: dict[str, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Drop rows whose id was typed on an earlier row (valid or not) of the same sheet."""
     id_column = ID_COLUMNS.get(sheet_name)
     if sheet_name == "risk_of_bias":
         key = lambda r: (r.get("study_id"), r.get("experiment_id"))  # noqa: E731
@@ -255,11 +260,14 @@ def _check_ids(
         label = id_column
     else:
         return rows
+    # The first row typed with each id, even one with errors (then it is not in ``rows``).
     first: dict[Any, int] = {}
+    if typed and id_column and sheet_name != "risk_of_bias":
+        first = {k: min(r) for k, r in typed.items()}
     kept = []
     for row in rows:
         k = key(row)
-        if k in first:
+        if k in first and first[k] < row["_row"]:
             out.add(
                 sheet_name,
                 row["_row"],
@@ -271,6 +279,20 @@ def _check_ids(
             continue
         first[k] = row["_row"]
         kept.append(row)
+    if typed and id_column and sheet_name != "risk_of_bias":
+        # Later rows with other errors: name the duplicate at its cell too.
+        valid_rows = {row["_row"] for row in rows}
+        for k, typed_rows in typed.items():
+            for excel_row in typed_rows[1:]:
+                if excel_row not in valid_rows:
+                    out.add(
+                        sheet_name,
+                        excel_row,
+                        id_column,
+                        k,
+                        f"duplicated id: the same {label} is on row {typed_rows[0]}",
+                        letter=letters.get(id_column),
+                    )
     return kept
 
 
@@ -287,7 +309,10 @@ _FOREIGN_KEYS = [
 
 
 def _check_keys(
-    tables: dict[str, list[dict[str, Any]]], typed_ids: dict[str, dict[str, int]], out: _Collector, letters
+    tables: dict[str, list[dict[str, Any]]],
+    typed_ids: dict[str, dict[str, list[int]]],
+    out: _Collector,
+    letters,
 ) -> None:
     """Drop rows whose foreign keys do not resolve to a valid row (in sheet order, so drops cascade)."""
     for sheet_name in SHEETS:
@@ -309,17 +334,25 @@ def _check_keys(
                 if value in parent_ids[parent]:
                     continue
                 ok = False
-                typed_row = typed_ids.get(parent, {}).get(value)
-                why = (
-                    f"refers to {parent} row {typed_row}, which has errors"
-                    if typed_row
-                    else f"{value!r} is not a {ID_COLUMNS[parent]} on the {parent} sheet"
-                )
+                why = _unresolved(value, parent, typed_ids.get(parent, {}).get(value, []))
                 out.add(sheet_name, row["_row"], column, value, why, letter=letters[sheet_name].get(column))
             if ok:
                 keep.append(row)
         tables[sheet_name] = keep
     _check_consistency(tables, out, letters)
+
+
+def _unresolved(value: Any, parent: str, typed_rows: list[int]) -> str:
+    """Why a foreign key names no valid row: absent, on a row with errors, or duplicated."""
+    if not typed_rows:
+        return f"{value!r} is not a {ID_COLUMNS[parent]} on the {parent} sheet"
+    if len(typed_rows) == 1:
+        return f"refers to {parent} row {typed_rows[0]}, which has errors"
+    listed = ", ".join(map(str, typed_rows[:-1])) + f" and {typed_rows[-1]}"
+    return (
+        f"refers to {value!r}, which is typed on {parent} rows {listed}: the id is duplicated and "
+        "those rows have errors; fix them first"
+    )
 
 
 def _check_consistency(tables, out: _Collector, letters) -> None:
@@ -436,7 +469,7 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
         )
         return None, out.problems
     tables: dict[str, list[dict[str, Any]]] = {}
-    typed_ids: dict[str, dict[str, int]] = {}
+    typed_ids: dict[str, dict[str, list[int]]] = {}
     letters: dict[str, dict[str, str]] = {}
     for sheet_name in SHEETS:
         sheet = sheets.get(sheet_name)
@@ -455,11 +488,7 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
         id_column = ID_COLUMNS.get(sheet_name)
         if id_column and id_column in letters[sheet_name]:
             index = next(i for i, c in mapped.items() if c.name == id_column)
-            typed_ids[sheet_name] = {
-                str(cells[index].value).strip(): r
-                for r, cells in sheet.rows
-                if index < len(cells) and cells[index].value is not None
-            }
+            typed_ids[sheet_name] = _typed_ids(sheet, index, mapped[index])
         if not usable:
             if sheet.rows:
                 first, last = sheet.rows[0][0], sheet.rows[-1][0]
@@ -473,7 +502,7 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
             tables[sheet_name] = []
             continue
         rows = _validate_rows(sheet_name, sheet, mapped, extras, out, str(raw.path))
-        tables[sheet_name] = _check_ids(sheet_name, rows, out, letters[sheet_name])
+        tables[sheet_name] = _check_ids(sheet_name, rows, out, letters[sheet_name], typed_ids.get(sheet_name))
     _check_keys(tables, typed_ids, out, letters)
     if "studies" in sheets and not sheets["studies"].rows:
         out.add("studies", None, None, None, "no studies entered: the studies sheet has no rows yet", "note")
@@ -482,6 +511,17 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
     errors = [p for p in out.problems if p.severity == "error"]
     extraction = Extraction(frames, raw.path, raw.sha256, notes=notes, problems=errors)
     return extraction, out.problems
+
+
+def _typed_ids(sheet: RawSheet, index: int, column: Column) -> dict[str, list[int]]:
+    """Id as read (same coercion as validation) -> every Excel row it was typed on."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for excel_row, cells in sheet.rows:
+        if index < len(cells):
+            value, _, _ = coerce(cells[index], column)
+            if value is not None:
+                found[value].append(excel_row)
+    return dict(found)
 
 
 def _describe(sheet_name: str) -> str:

@@ -28,10 +28,22 @@ for (m in c("OR", "RR", "RD")) {
 }
 out$binary <- bin
 
-# Real preclinical data: tumour volume comparisons of Mohammad et al. 2024 (shared/validation).
-tv <- read.csv("../shared/validation/cart_tumor_volume.csv", check.names = FALSE, na.strings = c("NA", ""))
+# Real preclinical data: tumour volume comparisons of Mohammad et al. 2024 (tests/data/cart).
+tv <- read.csv("tests/data/cart/cart_tumor_volume.csv", check.names = FALSE, na.strings = c("NA", ""))
 tv <- tv[!is.na(tv$sd.ex) & !is.na(tv$sd.nc) & tv$sd.ex > 0 & tv$sd.nc > 0, ]
 es <- escalc("SMD", m1i = mean.ex, sd1i = sd.ex, n1i = no.ex, m2i = mean.nc, sd2i = sd.nc, n2i = no.nc, data = tv)
 out$cart_tumor_volume <- list(study = tv$Study.ID, yi = as.numeric(es$yi), vi = as.numeric(es$vi))
+
+# Split controls: fractional control n (5 animals shared by 3 arms -> 5/3), n of 1 in a
+# treatment arm, and n1 + n2 - 2 <= 1, where escalc returns NA for SMD only.
+fr <- data.frame(m1i = c(32, 28, 35, 14.5, 12.1, 7.2, 5.0), sd1i = c(6, 5.5, 7, 3, 2.8, 1.4, 1.0),
+                 n1i = c(6, 8, 7, 10, 12, 1, 1), m2i = c(45, 45, 45, 20.3, 20.3, 9.9, 3.0),
+                 sd2i = c(6.5, 6.5, 6.5, 3.1, 3.1, 1.6, 1.2), n2i = c(5/3, 5/3, 5/3, 5.5, 5.5, 2.5, 1.5))
+frac <- as.list(fr)
+for (m in c("MD", "SMD", "ROM")) {
+  es <- escalc(m, m1i = m1i, sd1i = sd1i, n1i = n1i, m2i = m2i, sd2i = sd2i, n2i = n2i, data = fr)
+  frac[[m]] <- list(yi = as.numeric(es$yi), vi = as.numeric(es$vi))
+}
+out$fractional_n <- frac
 
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "tests/reference/escalc_reference.json")

@@ -1,0 +1,481 @@
+"""Import a comparison table (one row per comparison, treatment and control side by side)
+into an extraction workbook: ``evmeta import-wide TABLE --map MAP.toml -o BOOK.xlsx``.
+
+CAMARADES/SyRF-style reviews keep their data as such tables (``n_RIC``, ``Mean_RIC``,
+``n_Control``, ...). A TOML map names the table's header for each evmeta field
+(``[columns]``), gives values for fields the table lacks (``[constants]``) and says whether
+the control n was already divided among the arms sharing it (``[options]
+control_n_is_split``). The importer
+
+- groups rows of one study (outcome, time point, species, strain, sex, disease model) whose
+  control values are identical into one experiment with one control arm shared by their
+  treatment arms, restoring the control's reported n when ``control_n_is_split``;
+- writes studies, preparations, experiments, arms and outcomes rows, so that
+  :func:`evmeta.build_comparisons` (``shared_control="split"``) gives the yi and vi that
+  escalc gives on the table itself;
+- fills required fields the table does not have with a placeholder and says so (README
+  sheet, the row's ``notes``, :attr:`WideImport.notes`), so the book validates and tells
+  the reviewer what to fill in;
+- puts every table row either in the workbook or in the import log with its reason.
+
+It lives in ``schema`` (not ``sheets``) because it needs the column specifications and the
+template writer of layer 2; reading the table itself uses :func:`evmeta.sheets.read_raw`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evmeta.errors import SpecError
+from evmeta.schema.cells import MISSING_TOKENS, parse_number
+from evmeta.schema.template import write_template
+from evmeta.sheets.reader import Cell, RawSheet, UnreadableInput, read_raw
+
+STUDY_FIELDS = ("study_id", "first_author", "year", "title", "doi")
+EXPERIMENT_FIELDS = ("species", "strain", "sex", "disease_model")
+OUTCOME_FIELDS = ("outcome", "unit", "timepoint", "timepoint_unit", "higher_is_better")
+ARM_FIELDS = ("dose_text", "route", "treat_label")
+PREP_FIELDS = ("isolation_method", "msc_tissue_source")
+STATISTICS = ("n", "mean", "sd", "sem", "median", "q1", "q3", "events", "total")
+ARM_STATISTICS = tuple(f"{arm}_{s}" for arm in ("treat", "control") for s in STATISTICS)
+#: Every field a map may name, in [columns] or [constants].
+FIELDS = (*STUDY_FIELDS, *EXPERIMENT_FIELDS, *OUTCOME_FIELDS, *ARM_FIELDS, *PREP_FIELDS, *ARM_STATISTICS)
+OPTIONS = ("control_n_is_split",)
+#: Values written where the table and the map give none for a required field.
+PLACEHOLDERS = {
+    "year": 2000,
+    "species": "rat",
+    "disease_model": "other",
+    "outcome": "unnamed outcome",
+    "higher_is_better": "yes",
+    "isolation_method": "UC",
+    "msc_tissue_source": "other",
+}
+LOG_COLUMNS = ["table_row", "study_id", "status", "treat_outcome_id", "control_outcome_id", "reason"]
+_YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
+
+
+@dataclass(frozen=True)
+class WideMap:
+    """A parsed map: evmeta field -> table header, constants, and options."""
+
+    columns: dict[str, str]
+    constants: dict[str, Any] = field(default_factory=dict)
+    control_n_is_split: bool = False
+
+
+@dataclass
+class WideImport:
+    """What :func:`import_wide` did.
+
+    Attributes
+    ----------
+    data : dict of str -> list of dict
+        Rows written per sheet.
+    log : DataFrame
+        One row per table row: ``table_row`` (row number in the table, header = 1),
+        ``study_id``, ``status`` (imported / skipped), ``treat_outcome_id``,
+        ``control_outcome_id``, ``reason``.
+    notes : list of str
+        Placeholders and other remarks, as sentences.
+    workbook : Path or None
+        The workbook written (None before writing).
+    """
+
+    data: dict[str, list[dict[str, Any]]]
+    log: pd.DataFrame
+    notes: list[str]
+    workbook: Path | None = None
+
+    def summary(self) -> str:
+        imported = int((self.log["status"] == "imported").sum())
+        skipped = len(self.log) - imported
+        controls = sum(1 for a in self.data["arms"] if a["role"] == "vehicle_control")
+        lines = [
+            f"{imported} comparisons from {len(self.data['studies'])} studies imported "
+            f"({controls} control arms); {skipped} table rows skipped"
+        ]
+        for reason, count in self.log.loc[self.log["status"] == "skipped", "reason"].value_counts().items():
+            lines.append(f"  {count:>5}  {reason}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def read_map(path: str | Path) -> WideMap:
+    """Read and check a map TOML file (keys are listed in the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_map(data, source=str(path))
+
+
+def parse_map(data: dict[str, Any], source: str = "map") -> WideMap:
+    """Check a map given as a dict (as read from TOML)."""
+    unknown = sorted(set(data) - {"columns", "constants", "options"})
+    if unknown:
+        raise SpecError(
+            f"{source}: unknown section(s) {unknown}; valid sections: columns, constants, options"
+        )
+    columns, constants, options = (dict(data.get(k, {})) for k in ("columns", "constants", "options"))
+    for section, keys, valid in [
+        ("columns", columns, FIELDS),
+        ("constants", constants, FIELDS),
+        ("options", options, OPTIONS),
+    ]:
+        bad = sorted(set(keys) - set(valid))
+        if bad:
+            raise SpecError(f"{source}: unknown key(s) {bad} in [{section}]; valid keys: {', '.join(valid)}")
+    both = sorted(set(columns) & set(constants))
+    if both:
+        raise SpecError(f"{source}: {both} are in both [columns] and [constants]; keep one")
+    if not isinstance(options.get("control_n_is_split", False), bool):
+        raise SpecError(f"{source}: options.control_n_is_split must be true or false")
+    given = set(columns) | set(constants)
+    missing = [f for f in ("study_id", "treat_n", "control_n") if f not in given]
+    if "study_id" not in columns:
+        missing = sorted(set(missing) | {"study_id"})
+    if missing:
+        raise SpecError(f"{source}: [columns] needs {', '.join(missing)} (the table's header for each)")
+    for arm in ("treat", "control"):
+        if not any(f"{arm}_{s}" in given for s in ("mean", "median", "events")):
+            raise SpecError(
+                f"{source}: [columns] maps no statistic for the {arm} arm; give {arm}_mean with {arm}_sd "
+                f"or {arm}_sem, {arm}_median with {arm}_q1/{arm}_q3, or {arm}_events with {arm}_total"
+            )
+    return WideMap(
+        {k: str(v) for k, v in columns.items()}, constants, bool(options.get("control_n_is_split", False))
+    )
+
+
+def read_table(path: str | Path, sheet: str | None = None) -> RawSheet:
+    """The table's header and rows, from a CSV file or one sheet of an .xlsx workbook."""
+    try:
+        book = read_raw(path)
+    except UnreadableInput as exc:
+        raise SpecError(str(exc)) from None
+    if Path(path).is_dir():
+        raise SpecError(f"{path} is a folder; give the CSV file or workbook holding the table")
+    if sheet is None:
+        return next(iter(book.sheets.values()))
+    if sheet not in book.sheets:
+        raise SpecError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(book.sheets)}")
+    return book.sheets[sheet]
+
+
+def _value(cell: Cell | None) -> Any:
+    if cell is None or cell.value is None or cell.kind in {"formula", "error"}:
+        return None
+    value = cell.value
+    if isinstance(value, str):
+        value = value.strip()
+        if value.casefold() in MISSING_TOKENS | {""}:
+            return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _number(value: Any, name: str) -> tuple[float | None, str | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        try:
+            number = parse_number(str(value))
+        except ValueError:
+            return None, f"{name}: expected a number, got {value!r}"
+    if not math.isfinite(number):
+        return None, f"{name}: expected a finite number, got {value!r}"
+    return number, None
+
+
+def _usable(stats: dict[str, float | None], arm: str) -> str | None:
+    """Why an arm's statistics cannot give an effect size (None when they can)."""
+    if stats["n"] is None:
+        return f"{arm} n is missing"
+    if stats["n"] <= 0:
+        return f"{arm} n must be > 0, got {stats['n']:g}"
+    has = {k for k, v in stats.items() if v is not None}
+    if not (
+        {"mean", "sd"} <= has
+        or {"mean", "sem"} <= has
+        or {"median", "q1", "q3"} <= has
+        or {"events", "total"} <= has
+    ):
+        return f"{arm} arm has no usable statistic (mean with SD or SEM, median with quartiles, or events with total)"
+    return None
+
+
+def _read_rows(table: RawSheet, wide_map: WideMap) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows as field -> value (statistics as floats); and the log of rows that cannot be used."""
+    headers = {h: i for i, h in enumerate(table.header)}
+    absent = sorted(h for h in wide_map.columns.values() if h not in headers)
+    if absent:
+        raise SpecError(
+            f"the map names column(s) {absent} that the table does not have; its columns: {', '.join(table.header)}"
+        )
+    index = {f: headers[h] for f, h in wide_map.columns.items()}
+    rows, skipped = [], []
+    for number, cells in table.rows:
+        row: dict[str, Any] = dict(wide_map.constants)
+        for name, i in index.items():
+            row[name] = _value(cells[i] if i < len(cells) else None)
+        row["_table_row"] = number
+        study = row.get("study_id")
+        reason = None if study not in (None, "") else "study id is empty"
+        for name in ARM_STATISTICS:
+            if reason:
+                break
+            row[name], reason = _number(row.get(name), name)
+            if not reason and row[name] is not None and name.endswith(("_sd", "_sem")) and row[name] <= 0:
+                reason = f"{name} must be > 0, got {row[name]:g}"
+        for arm, label in (("treat", "treatment"), ("control", "control")):
+            if not reason:
+                reason = _usable({s: row.get(f"{arm}_{s}") for s in STATISTICS}, label)
+        if reason:
+            skipped.append(_log(row, "skipped", reason))
+            continue
+        row["study_id"] = _text(study)
+        rows.append(row)
+    return rows, skipped
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _log(row: dict[str, Any], status: str, reason: str, treat: str = "", control: str = "") -> dict[str, Any]:
+    study = row.get("study_id")
+    return {
+        "table_row": row["_table_row"],
+        "study_id": None if study is None else _text(study),
+        "status": status,
+        "treat_outcome_id": treat,
+        "control_outcome_id": control,
+        "reason": reason,
+    }
+
+
+def _group_key(row: dict[str, Any]) -> tuple:
+    shared = (
+        *EXPERIMENT_FIELDS,
+        "outcome",
+        "timepoint",
+        "timepoint_unit",
+        *(f"control_{s}" for s in STATISTICS),
+    )
+    return (row["study_id"], *(None if row.get(f) is None else str(row.get(f)) for f in shared))
+
+
+def _placeholders(wide_map: WideMap) -> dict[str, Any]:
+    """Required fields neither mapped nor given as constants -> the value written instead."""
+    given = set(wide_map.columns) | set(wide_map.constants)
+    return {f: v for f, v in PLACEHOLDERS.items() if f not in given}
+
+
+def _whole(value: float, what: str, notes: list[str]) -> int:
+    whole = round(value)
+    if abs(value - whole) > 0.01:
+        notes.append(f"{what} {value:g} is not a whole number; written as {whole}")
+    return max(int(whole), 1)
+
+
+def _statistics(row: dict[str, Any], arm: str, n: int) -> dict[str, Any]:
+    out = {s: row.get(f"{arm}_{s}") for s in STATISTICS if s != "n"}
+    for s in ("events", "total"):
+        if out[s] is not None and float(out[s]).is_integer():
+            out[s] = int(out[s])
+    return {"n": n, **out}
+
+
+def _study_rows(rows: list[dict[str, Any]], fill: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
+    studies: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["study_id"] in studies:
+            continue
+        study = {f: row.get(f) for f in STUDY_FIELDS}
+        remarks = []
+        if study["first_author"] is None:
+            study["first_author"] = row["study_id"]
+            remarks.append("first_author is the study id (not in the table)")
+        if study["year"] is None:
+            found = _YEAR.search(str(row.get("first_author") or ""))
+            study["year"] = int(found.group(1)) if found else fill.get("year", PLACEHOLDERS["year"])
+            remarks.append("year read from first_author" if found else "year is a placeholder: fill it in")
+        study["notes"] = "; ".join(remarks) or None
+        studies[row["study_id"]] = study
+    if any(s["notes"] and "placeholder" in s["notes"] for s in studies.values()):
+        notes.append("studies: year is a placeholder (2000) where the table gives none; fill it in")
+    return list(studies.values())
+
+
+def _build(
+    rows: list[dict[str, Any]], wide_map: WideMap
+) -> tuple[dict[str, list[dict]], list[dict], list[str]]:
+    fill = _placeholders(wide_map)
+    notes = [
+        f"{name} is not in the table: every row has the placeholder {value!r}; replace it in the workbook"
+        for name, value in fill.items()
+        if name != "year"
+    ]
+    data: dict[str, list[dict[str, Any]]] = {
+        s: [] for s in ("preparations", "experiments", "arms", "outcomes")
+    }
+    data["studies"] = _study_rows(rows, fill, notes)
+    log: list[dict[str, Any]] = []
+    preps: dict[tuple, str] = {}
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[_group_key(row)].append({**fill, **{k: v for k, v in row.items() if v is not None}})
+    experiments_per_study: dict[str, int] = defaultdict(int)
+    for members in groups.values():
+        first = members[0]
+        study = first["study_id"]
+        experiments_per_study[study] += 1
+        exp = f"{study}-E{experiments_per_study[study]}"
+        data["experiments"].append(
+            {"experiment_id": exp, "study_id": study, **{f: first.get(f) for f in EXPERIMENT_FIELDS}}
+        )
+        k = len(members)
+        n_c = first["control_n"] * (k if wide_map.control_n_is_split else 1)
+        row_notes: list[str] = []
+        control_n = _whole(n_c, f"{exp}: control n", row_notes)
+        control_arm, control_outcome = f"{exp}-C", f"{exp}-O0"
+        data["arms"].append(
+            {"arm_id": control_arm, "experiment_id": exp, "role": "vehicle_control", "arm_label": "control"}
+        )
+        outcome = {f: first.get(f) for f in OUTCOME_FIELDS}
+        data["outcomes"].append(
+            {
+                "outcome_id": control_outcome,
+                "experiment_id": exp,
+                "arm_id": control_arm,
+                **outcome,
+                **_statistics(first, "control", control_n),
+                "notes": f"control shared by {k} treatment arms (table rows "
+                f"{', '.join(str(m['_table_row']) for m in members)})"
+                if k > 1
+                else None,
+            }
+        )
+        for j, member in enumerate(members, start=1):
+            prep_key = (study, *(str(member.get(f)) for f in PREP_FIELDS))
+            if prep_key not in preps:
+                preps[prep_key] = f"{study}-P{sum(1 for key in preps if key[0] == study) + 1}"
+                data["preparations"].append(
+                    {"prep_id": preps[prep_key], "study_id": study, **{f: member.get(f) for f in PREP_FIELDS}}
+                )
+            arm, outcome_id = f"{exp}-A{j}", f"{exp}-O{j}"
+            data["arms"].append(
+                {
+                    "arm_id": arm,
+                    "experiment_id": exp,
+                    "role": "ev",
+                    "prep_id": preps[prep_key],
+                    "arm_label": member.get("treat_label"),
+                    "dose_text": member.get("dose_text"),
+                    "route": member.get("route"),
+                }
+            )
+            remarks = list(row_notes)
+            treat_n = _whole(member["treat_n"], "treatment n", remarks)
+            data["outcomes"].append(
+                {
+                    "outcome_id": outcome_id,
+                    "experiment_id": exp,
+                    "arm_id": arm,
+                    **outcome,
+                    **_statistics(member, "treat", treat_n),
+                    "notes": f"table row {member['_table_row']}",
+                }
+            )
+            log.append(_log(member, "imported", "; ".join(remarks), outcome_id, control_outcome))
+    _mark_placeholders(data, fill)
+    return data, log, notes
+
+
+def _mark_placeholders(data: dict[str, list[dict[str, Any]]], fill: dict[str, Any]) -> None:
+    """Say in each row's notes which of its values are placeholders."""
+    where = {"experiments": EXPERIMENT_FIELDS, "outcomes": OUTCOME_FIELDS, "preparations": PREP_FIELDS}
+    for sheet, fields in where.items():
+        names = [f for f in fields if f in fill]
+        if not names:
+            continue
+        remark = f"placeholder (not in the table): {', '.join(names)}"
+        for row in data[sheet]:
+            row["notes"] = f"{row['notes']}; {remark}" if row.get("notes") else remark
+
+
+def wide_to_sheets(table: RawSheet, wide_map: WideMap) -> WideImport:
+    """Map a table to workbook rows (no file written); see :func:`import_wide`."""
+    rows, skipped = _read_rows(table, wide_map)
+    data, imported, notes = _build(rows, wide_map)
+    data["risk_of_bias"] = []
+    log = pd.DataFrame(imported + skipped, columns=LOG_COLUMNS).sort_values("table_row", kind="stable")
+    return WideImport(data, log.reset_index(drop=True), notes)
+
+
+def import_wide(
+    table: str | Path, map_path: str | Path, output: str | Path, *, sheet: str | None = None
+) -> WideImport:
+    """Import a comparison table into an extraction workbook.
+
+    Parameters
+    ----------
+    table : str or Path
+        CSV file or .xlsx workbook, one row per comparison (treatment and control columns
+        side by side).
+    map_path : str or Path
+        The map (TOML): ``[columns]`` evmeta field = the table's header, ``[constants]``
+        a value for fields the table lacks, ``[options] control_n_is_split``. Fields:
+        ``study_id`` (required), ``first_author``, ``year``, ``title``, ``doi``,
+        ``species``, ``strain``, ``sex``, ``disease_model``, ``outcome``, ``unit``,
+        ``timepoint``, ``timepoint_unit``, ``higher_is_better``, ``dose_text``, ``route``,
+        ``isolation_method``, ``msc_tissue_source``, ``treat_label``, and per arm
+        ``treat_``/``control_`` + ``n``, ``mean``, ``sd``, ``sem``, ``median``, ``q1``,
+        ``q3``, ``events``, ``total``.
+    output : str or Path
+        Workbook to write (.xlsx). The import log is written beside it as
+        ``<name>.import_log.csv``.
+    sheet : str, optional
+        Sheet of an .xlsx table (default: the first).
+
+    Returns
+    -------
+    WideImport
+
+    Raises
+    ------
+    SpecError
+        A bad map, a header the table lacks, or an unreadable table (the message says which).
+    """
+    from evmeta.sheets.export import write_csv
+
+    output = Path(output)
+    if output.suffix.lower() != ".xlsx":
+        raise SpecError(f"{output} should end in .xlsx")
+    result = wide_to_sheets(read_table(table, sheet), read_map(map_path))
+    readme = [
+        f"Imported from {Path(table).name} with the map {Path(map_path).name} by evmeta import-wide.",
+        "Each experiment holds one control arm and the treatment arms that share it; "
+        "every outcome row's notes give its table row.",
+        *(f"TO FILL IN: {n}" for n in result.notes),
+    ]
+    result.workbook = write_template(output, data=result.data, readme=readme)
+    write_csv(result.log, output.with_name(f"{output.stem}.import_log.csv"))
+    return result

@@ -1,0 +1,189 @@
+"""import-wide: a real published comparison table (remote ischemic conditioning, 102
+comparisons) and a simulated one round-trip to metafor's escalc and rma; CAR-T data; the
+map contract, placeholders, the import log and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import evmeta as em
+from evmeta.cli import app
+from evmeta.errors import SpecError
+from evmeta.models import meta_analysis
+from evmeta.schema.wide_import import import_wide, parse_map
+from tests.conftest import ROOT
+
+RIC = ROOT / "tests/data/ric/ric_infarct_volume_wide.csv"
+RIC_MAP = ROOT / "extraction/maps/ric_infarct_volume.toml"
+SIMULATED = ROOT / "tests/data/wide/simulated_wide.csv"
+SIMULATED_MAP = ROOT / "tests/data/wide/simulated_wide.toml"
+runner = CliRunner()
+
+
+def _reference(name: str) -> dict:
+    return json.loads((ROOT / "tests/reference" / name).read_text())
+
+
+def _by_table_row(result, table: pd.DataFrame) -> pd.DataFrame:
+    """Comparison rows in table-row order, through the import log."""
+    log = result.log[result.log["status"] == "imported"].set_index("treat_outcome_id")
+    out = table.set_index("treat_outcome_id").join(log["table_row"])
+    return out.sort_values("table_row")
+
+
+@pytest.fixture(scope="module")
+def ric(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ric") / "ric.xlsx"
+    result = import_wide(RIC, RIC_MAP, out)
+    book = em.read_extraction(out)  # strict: the imported book validates
+    return result, book, out
+
+
+def test_real_table_keeps_every_comparison_and_matches_metafor(ric):
+    """102 comparisons from 65 studies (one median-only row logged); yi, vi equal escalc on
+    the table (1e-10: same closed forms; signs flipped because smaller infarcts are better);
+    DL and REML pooled estimates, SEs and tau^2 equal metafor's rma to 1e-6."""
+    result, book, _ = ric
+    ref = _reference("ric_reference.json")
+    comparisons = em.build_comparisons(book, "SMD", shared_control="split")
+    assert len(comparisons) == ref["k"] == 102
+    assert comparisons.table["study_id"].nunique() == ref["studies"]
+    assert comparisons.exclusions.empty
+    ordered = _by_table_row(result, comparisons.table)
+    assert ordered["table_row"].tolist() == ref["table_row"]
+    np.testing.assert_allclose(ordered["yi"], -np.array(ref["yi"]), rtol=1e-10)
+    np.testing.assert_allclose(ordered["vi"], ref["vi"], rtol=1e-10)
+    for method in ("DL", "REML"):
+        fit = meta_analysis(comparisons.table, method=method, test="z")
+        assert fit.estimate == pytest.approx(-ref[method]["estimate"], abs=1e-6)
+        assert fit.se == pytest.approx(ref[method]["se"], abs=1e-6)
+        assert fit.tau2 == pytest.approx(ref[method]["tau2"], abs=1e-6)
+
+
+def test_real_table_shared_controls_and_log(ric):
+    result, book, _ = ric
+    log = result.log
+    assert len(log) == 103 and log["table_row"].tolist() == list(range(2, 105))
+    skipped = log[log["status"] == "skipped"]
+    assert skipped["study_id"].tolist() == ["287"]
+    assert skipped["reason"].iloc[0] == "treatment n is missing"
+    # Study 327: five arms shared one control of 10 animals, typed as 2 each.
+    controls = book.outcomes[book.outcomes["arm_id"].str.endswith("-C")].set_index("experiment_id")
+    assert controls.loc["327-E1", "n"] == 10
+    assert (book.arms["experiment_id"] == "327-E1").sum() == 6
+    # Study 264: two control groups of 5 (typed 1.67), each shared by three arms.
+    assert controls.loc[["264-E1", "264-E2"], "n"].tolist() == [5, 5]
+    # Placeholders are named, in the notes and in the rows.
+    assert any("isolation_method" in n for n in result.notes)
+    assert book.preparations["notes"].str.contains("placeholder").all()
+    assert book.studies.set_index("study_id").loc["115", "year"] == 2019  # read from "Zhao, Y (2019)"
+
+
+def test_simulated_table_round_trip(tmp_path):
+    """Split controls, SEM-only rows, missing values: yi and vi equal escalc on the table
+    (SD from SEM with the arm's real n), 1e-10; unusable rows are logged with their reason."""
+    out = tmp_path / "sim.xlsx"
+    result = import_wide(SIMULATED, SIMULATED_MAP, out)
+    book = em.read_extraction(out)
+    ref = _reference("wide_simulated_reference.json")
+    for measure in ("SMD", "MD"):
+        table = em.build_comparisons(book, measure).table
+        ordered = _by_table_row(result, table)
+        assert ordered["table_row"].tolist() == ref["table_row"]
+        np.testing.assert_allclose(ordered["yi"], -np.array(ref[measure]["yi"]), rtol=1e-10)
+        np.testing.assert_allclose(ordered["vi"], ref[measure]["vi"], rtol=1e-10)
+    reasons = result.log.set_index("table_row")["reason"]
+    assert (
+        reasons[8]
+        == "treatment arm has no usable statistic (mean with SD or SEM, median with quartiles, or events with total)"
+    )
+    assert reasons[9] == "control n is missing"
+    assert reasons[10] == "study id is empty"
+    assert reasons[13] == "treat_sd must be > 0, got 0"
+    assert reasons[14] == "treat_mean: expected a number, got '1.2a'"
+    assert set(result.log["table_row"]) == set(range(2, 16))
+    # S2: one control arm of 9 shared by three arms; S6: two separate controls.
+    controls = book.arms[book.arms["role"] == "vehicle_control"]
+    assert controls["experiment_id"].str.startswith("S2-").sum() == 1
+    assert controls["experiment_id"].str.startswith("S6-").sum() == 2
+    s2 = book.outcomes[(book.outcomes["arm_id"] == "S2-E1-C")]
+    assert s2["n"].tolist() == [9]
+    log_file = tmp_path / "sim.import_log.csv"
+    assert len(pd.read_csv(log_file)) == 14
+
+
+def test_cart_table(tmp_path):
+    """The vendored CAR-T tumour-volume table: every row imported or logged, and the rows
+    escalc can compute give escalc's yi and vi (tolerance 1e-10)."""
+    map_path = tmp_path / "cart.toml"
+    map_path.write_text(
+        '[columns]\nstudy_id = "Study.ID"\nunit = "Unit.of.Analysis"\ntimepoint = "End.point.days"\n'
+        'treat_n = "no.ex"\ntreat_mean = "mean.ex"\ntreat_sd = "sd.ex"\n'
+        'control_n = "no.nc"\ncontrol_mean = "mean.nc"\ncontrol_sd = "sd.nc"\n'
+        '[constants]\noutcome = "tumour volume"\nhigher_is_better = "no"\nspecies = "mouse"\n'
+    )
+    table = pd.read_csv(ROOT / "tests/data/cart/cart_tumor_volume.csv")
+    result = import_wide(ROOT / "tests/data/cart/cart_tumor_volume.csv", map_path, tmp_path / "cart.xlsx")
+    assert len(result.log) == len(table)
+    book = em.read_extraction(tmp_path / "cart.xlsx")
+    comparisons = em.build_comparisons(book, "SMD", shared_control="keep").table
+    ref = _reference("escalc_reference.json")["cart_tumor_volume"]
+    ordered = _by_table_row(result, comparisons)
+    studies = table["Study.ID"].to_numpy()[ordered["table_row"].to_numpy() - 2]
+    assert studies.tolist() == ref["study"]
+    np.testing.assert_allclose(ordered["yi"], -np.array(ref["yi"]), rtol=1e-10)
+    np.testing.assert_allclose(ordered["vi"], ref["vi"], rtol=1e-10)
+    skipped = result.log[result.log["status"] == "skipped"]
+    assert len(skipped) == len(table) - len(ref["yi"])
+    assert skipped["reason"].str.contains("sd", case=False).all()  # a missing SD or an SD of 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"columns": {"study_id": "A"}}, "needs treat_n, control_n"),
+        ({"columns": {"studyid": "A"}}, "unknown key(s) ['studyid'] in [columns]"),
+        ({"mapping": {}}, "unknown section(s) ['mapping']"),
+        (
+            {"columns": {"study_id": "A", "treat_n": "B", "control_n": "C", "treat_mean": "D"}},
+            "maps no statistic for the control arm",
+        ),
+        (
+            {
+                "columns": {
+                    "study_id": "A",
+                    "treat_n": "B",
+                    "control_n": "C",
+                    "treat_mean": "D",
+                    "control_mean": "E",
+                },
+                "options": {"control_n_is_split": "yes"},
+            },
+            "must be true or false",
+        ),
+    ],
+)
+def test_map_errors_name_the_key(data, message):
+    with pytest.raises(SpecError) as info:
+        parse_map(data)
+    assert message in str(info.value)
+
+
+def test_cli_import_wide(tmp_path):
+    out = tmp_path / "book.xlsx"
+    result = runner.invoke(app, ["import-wide", str(SIMULATED), "--map", str(SIMULATED_MAP), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "9 comparisons from 5 studies imported" in result.output
+    assert out.exists() and (tmp_path / "book.import_log.csv").exists()
+    bad_map = tmp_path / "bad.toml"
+    bad_map.write_text(
+        '[columns]\nstudy_id = "Nope"\ntreat_n = "N_T"\ncontrol_n = "N_C"\ntreat_mean = "Mean_T"\ncontrol_mean = "Mean_C"\n'
+    )
+    result = runner.invoke(app, ["import-wide", str(SIMULATED), "--map", str(bad_map), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "the table does not have" in result.output and "Traceback" not in result.output
