@@ -33,17 +33,20 @@ validation can fill ``arms.n_doses`` and ``arms.dose_interval_days`` from ``dose
 from __future__ import annotations
 
 import itertools
-import math
 import re
-import unicodedata
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
+from dataclasses import dataclass
 
-from evmeta.data import load_toml
-from evmeta.errors import DoseError
-from evmeta.schema.cells import parse_number
 from evmeta.schema.dose_schedule import Schedule, read_schedule
+from evmeta.schema.dose_tokens import (
+    PARTICLE_WORD,
+    REASONS,
+    DoseTextError,
+    Token,
+    normalize,
+    scan,
+    span,
+    words,
+)
 
 __all__ = [
     "REASONS",
@@ -54,41 +57,6 @@ __all__ = [
     "read_dose_text",
     "read_schedule",
 ]
-
-#: Refusal reasons (``DoseTextError.reason``) and what each means.
-REASONS = {
-    "empty": "the cell is empty",
-    "not_text": "the value is not text",
-    "not_reported": "the paper does not report the dose",
-    "range": "a range of doses",
-    "several_doses": "several doses in one cell",
-    "concentration_without_volume": "a concentration with no volume injected",
-    "lost_exponent": "a power of ten whose exponent was lost",
-    "volume_only": "a volume with no amount of EVs",
-    "no_unit": "a number with no unit",
-    "infusion": "a continuous infusion",
-    "ambiguous_number": "a number whose comma is ambiguous",
-    "no_amount": "no amount of EVs",
-    "not_positive": "an amount that is zero or negative",
-    "overflow": "a number too large to compute with",
-    "unknown_unit": "a unit or denominator evmeta does not know",
-}
-
-_HINT = (
-    "Expected one amount and a unit, e.g. '100 ug', '0.1 mg/kg', '1.5 x 10^9 particles/kg', "
-    "'EVs from 2x10^6 cells', '30 ug/100 ul, i.v., every 2 weeks, four times'"
-)
-
-
-class DoseTextError(DoseError):
-    """A printed dose that cannot be read; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, text: Any, reason: str, detail: str):
-        self.text = text
-        self.reason = reason
-        self.detail = detail
-        hint = f". {_HINT}" if reason in {"no_unit", "no_amount", "unknown_unit"} else ""
-        super().__init__(f"cannot read dose {text!r}: {detail}{hint}")
 
 
 @dataclass(frozen=True)
@@ -129,211 +97,6 @@ class DoseReading:
     notes: tuple[str, ...] = ()
 
 
-# --- normalization ----------------------------------------------------------------------
-
-_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
-_CHARS = str.maketrans(
-    {
-        "μ": "u",
-        "µ": "u",
-        "×": "x",
-        "·": "x",
-        "⋅": "x",
-        "✕": "x",
-        "−": "-",
-        "–": "-",
-        "—": "-",
-        "‒": "-",
-        "‐": "-",
-        "\u2009": " ",
-        "\u202f": " ",
-        "\xa0": " ",
-    }
-)
-
-
-def normalize(text: str) -> str:
-    """Casefolded text with ``^`` exponents, ``u`` for mu, ``x`` for times and ASCII dashes."""
-    out = re.sub(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+", lambda m: "^" + m.group(0).translate(_SUPERSCRIPTS), text)
-    out = unicodedata.normalize("NFKC", out).translate(_CHARS).casefold()
-    return re.sub(r"\s+", " ", out).strip()
-
-
-@cache
-def words() -> dict[str, Any]:
-    """The unit and word tables of ``evmeta/data/dose_units.toml``."""
-    return load_toml("dose_units.toml")
-
-
-# --- number tokens ----------------------------------------------------------------------
-
-_NUMBER = re.compile(
-    r"""
-    (?<![a-z0-9.^])(?<![a-z]-)
-    (?:
-        10\s*(?:\^|\*\*)\s*\(?\s*(?P<bare>[-+]?[0-9]{1,4})\s*\)?
-      | (?P<mantissa>[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)
-        (?:
-            e(?P<e>[-+]?[0-9]{1,4})(?![0-9])
-          | \s?(?:x|\*)\s?10
-            (?:
-                \s*(?:\^|\*\*)\s*\(?\s*(?P<p1>[-+]?[0-9]{1,4})\s*\)?
-              | \s*\(\s*(?P<p2>[-+]?[0-9]{1,3})\s*\)
-              | (?P<p3>[0-9]{1,2})(?![0-9.,])
-              | \s(?P<p4>[0-9]{1,2})(?![0-9.,]|\s?(?:x|\*)\s?10)
-              | (?P<lost>)(?![0-9])
-            )
-        )?
-    )
-    """,
-    re.VERBOSE,
-)
-_PARTICLE_WORD = (
-    r"[a-z0-9-]*(?:particles?|evs?|exosomes?|exos?|vesicles?|sevs?|mvs?|microvesicles?|nanovesicles?)"
-)
-_MASS = re.compile(r"\s?(ug|mcg|mg|ng|pg|g|micrograms?|milligrams?|nanograms?|grams?)\b")
-_VOLUME = re.compile(r"\s?(ul|ml|l|microlit(?:er|re)s?|millilit(?:er|re)s?)\b")
-_PARTICLES = re.compile(rf"\s?(?:of\s)?({_PARTICLE_WORD})\b")
-_CELLS = re.compile(r"\s?(?:of\s)?(cells?|cell[- ]equivalents?|ce|[a-z-]*mscs?|msc[- ]equivalents?)\b")
-_TIME = re.compile(r"\s?-?\s?(h|hrs?|hours?|d|days?|wks?|weeks?|months?|mo|min|minutes?|years?)\b")
-_COUNT = re.compile(r"\s?(?:[a-z.-]+\s)?(times|doses|injections|administrations|treatments)\b")
-_DESCRIPTOR = re.compile(rf"\s(?:of\s)?(?:exosomal\s|ev\s|total\s)?(?:proteins?|{_PARTICLE_WORD})\b")
-_DENOMINATOR = re.compile(r"\s?(?:/|\bper\b|\beach\b)\s?(?P<num>[0-9]+(?:\.[0-9]+)?\s?)?(?P<word>[a-z]+)")
-_BODY_WEIGHT = re.compile(r"\s?(?:of\s)?(?:body\s?weight|bw|b\.w\.?)")
-_CM_WORDS = re.compile(r"\s(?:of\s)?(?:concentrated\s)?(?:conditioned\s(?:medium|media)|cm)\b")
-
-
-@dataclass
-class _Token:
-    start: int
-    end: int
-    text: str
-    value: float
-    kind: str  # mass, volume, particles, cells, bare, time, count, percent
-    unit: str = ""
-    per_volume_ul: float | None = None  # concentration: amount per this many uL
-    vehicle_ul: float | None = None  # '/100 uL'
-    per_kg: float | None = None  # 1 for /kg, 1000 for /g
-    species: tuple[str, ...] = ()
-    interval_days: float | None = None  # '/day'
-    lost_exponent: bool = False
-    negative: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def is_amount(self) -> bool:
-        return self.kind in {"mass", "particles", "cells", "cm"}
-
-
-def _number_value(match: re.Match, original: str) -> tuple[float, list[str], bool]:
-    """Value of a number match, notes on recovered superscripts, and whether an exponent was lost."""
-    if match.group("bare") is not None:
-        return _power(1.0, int(match.group("bare")), original), [], False
-    mantissa_text = match.group("mantissa")
-    try:
-        mantissa = parse_number(mantissa_text)
-    except ValueError as exc:
-        raise DoseTextError(original, "ambiguous_number", f"{mantissa_text!r}: {exc}") from None
-    notes: list[str] = []
-    exponent = 0
-    for group in ("e", "p1", "p2", "p3", "p4"):
-        if match.group(group) is not None:
-            exponent = int(match.group(group))
-            if group in {"p3", "p4"}:
-                printed = match.string[match.start(group) - (2 if group == "p3" else 3) : match.end(group)]
-                notes.append(f"read {printed!r} as 10^{exponent}: the superscript was lost in copying")
-            if group == "p3" and exponent < 2:
-                raise DoseTextError(original, "no_unit", f"cannot tell the exponent in {match.group(0)!r}")
-    return _power(mantissa, exponent, original), notes, match.group("lost") is not None
-
-
-def _power(mantissa: float, exponent: int, original: str) -> float:
-    try:
-        value = mantissa * 10.0**exponent
-    except OverflowError:
-        value = math.inf
-    if not math.isfinite(value):
-        raise DoseTextError(original, "overflow", "the number is too large to compute with")
-    return value
-
-
-def _unit(s: str, token: _Token) -> None:
-    """Classify a token by the word after its number; moves ``token.end`` past it."""
-    pos = token.end
-    if s.startswith("%", pos) or s.startswith(" %", pos):
-        token.kind = "percent"
-        return
-    for kind, pattern in (
-        ("time", _TIME),
-        ("count", _COUNT),
-        ("mass", _MASS),
-        ("volume", _VOLUME),
-        ("particles", _PARTICLES),
-        ("cells", _CELLS),
-    ):
-        match = pattern.match(s, pos)
-        if match:
-            token.kind, token.unit, token.end = kind, match.group(1), match.end()
-            break
-    if token.kind == "volume":
-        cm = _CM_WORDS.match(s, token.end)
-        if cm:
-            token.kind, token.end = "cm", cm.end()
-    elif token.kind == "mass":
-        descriptor = _DESCRIPTOR.match(s, token.end)
-        if descriptor:
-            token.end = descriptor.end()
-    if token.kind in {"mass", "particles", "cells", "cm", "bare"}:
-        _denominators(s, token)
-
-
-def _denominators(s: str, token: _Token) -> None:
-    """Read ``/kg``, ``/dose``, ``/100 uL``, ``/mL`` and ``/day`` after an amount."""
-    table = words()
-    while True:
-        match = _DENOMINATOR.match(s, token.end)
-        if not match:
-            return
-        word, number = match.group("word"), match.group("num")
-        end = match.end()
-        if word in {"kg", "g", "gram"} and number is None:
-            token.per_kg = 1.0 if word == "kg" else 1000.0
-            body = _BODY_WEIGHT.match(s, end)
-            end = body.end() if body else end
-        elif word in table["volume_ul"]:
-            volume = float(number) * table["volume_ul"][word] if number else table["volume_ul"][word]
-            if number:
-                token.vehicle_ul = volume
-            else:
-                token.per_volume_ul = volume
-        elif word in table["time_days"] and number is None:
-            token.interval_days = table["time_days"][word]
-        elif word in table["animal_words"] and number is None:
-            species = table["animal_words"][word]
-            token.species = tuple(species.split("|")) if species else ()
-        elif s[match.start() :].lstrip().startswith("/"):
-            raise DoseTextError(token.text, "unknown_unit", f"'/{word}' is not a body mass, animal or volume")
-        else:
-            return  # "per" followed by other words is prose, not a denominator
-        token.end = end
-
-
-def _scan(s: str, original: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos = 0
-    while True:
-        match = _NUMBER.search(s, pos)
-        if match is None:
-            return tokens
-        value, notes, lost = _number_value(match, original)
-        token = _Token(match.start(), match.end(), original, value, "bare", lost_exponent=lost, notes=notes)
-        before = s[: match.start()].rstrip()
-        token.negative = before.endswith("-") and not re.search(r"[0-9a-z]\s?-$", before)
-        _unit(s, token)
-        tokens.append(token)
-        pos = max(token.end, match.end(), pos + 1)
-
-
 # --- refusals ---------------------------------------------------------------------------
 
 _NOT_REPORTED = re.compile(
@@ -346,11 +109,7 @@ _INFUSION = re.compile(
 )
 
 
-def _span(s: str, token: _Token) -> str:
-    return s[token.start : token.end].strip(" ,;")
-
-
-def _check_lists(s: str, tokens: list[_Token], original: str) -> None:
+def _check_lists(s: str, tokens: list[Token], original: str) -> None:
     """Ranges ('5-10 ug') and lists ('8, 16, and 32 mg/kg', '0.1 or 1 mg') of amounts."""
     for left, right in itertools.pairwise(tokens):
         between = s[left.end : right.start]
@@ -359,11 +118,11 @@ def _check_lists(s: str, tokens: list[_Token], original: str) -> None:
             raise DoseTextError(
                 original,
                 "range",
-                f"it is a range ({_span(s, left)}-{_span(s, right)}); enter each dose as its own arm",
+                f"it is a range ({span(s, left)}-{span(s, right)}); enter each dose as its own arm",
             )
     amounts = [t for t in tokens if t.is_amount]
-    listed: list[_Token] = []
-    group: list[_Token] = []
+    listed: list[Token] = []
+    group: list[Token] = []
     for t, nxt in zip(tokens, [*tokens[1:], None], strict=False):
         group.append(t)
         joined = nxt is not None and re.fullmatch(r"\s?(?:,|;|or|and|, and|, or)\s?", s[t.end : nxt.start])
@@ -373,13 +132,13 @@ def _check_lists(s: str, tokens: list[_Token], original: str) -> None:
             group = []
     distinct = {(t.kind, t.unit, t.value, t.per_kg) for t in amounts}
     if listed or len(distinct) > 1:
-        shown = ", ".join(dict.fromkeys(_span(s, t) for t in [*listed, *amounts]))
+        shown = ", ".join(dict.fromkeys(span(s, t) for t in [*listed, *amounts]))
         raise DoseTextError(
             original, "several_doses", f"it gives several doses ({shown}); enter each dose as its own arm"
         )
 
 
-def _refuse_without_amount(s: str, tokens: list[_Token], original: str) -> None:
+def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
     volumes = [t for t in tokens if t.kind == "volume"]
     bare = [t for t in tokens if t.kind == "bare"]
     if any(t.lost_exponent for t in bare):
@@ -387,20 +146,20 @@ def _refuse_without_amount(s: str, tokens: list[_Token], original: str) -> None:
             original, "lost_exponent", "the power of ten has lost its exponent; check the paper"
         )
     if bare:
-        shown = _span(s, bare[0])
+        shown = span(s, bare[0])
         raise DoseTextError(
             original, "no_unit", f"{shown!r} has no unit: say what it counts (ug protein, particles, cells)"
         )
     if volumes:
         raise DoseTextError(
-            original, "volume_only", f"{_span(s, volumes[0])!r} is a volume with no amount of EVs in it"
+            original, "volume_only", f"{span(s, volumes[0])!r} is a volume with no amount of EVs in it"
         )
     if _NOT_REPORTED_WORDS.search(s):
         raise DoseTextError(original, "not_reported", "the dose is not reported")
     raise DoseTextError(original, "no_amount", "no amount of EVs found")
 
 
-def _check_infusion(s: str, tokens: list[_Token], original: str) -> None:
+def _check_infusion(s: str, tokens: list[Token], original: str) -> None:
     if not _INFUSION.search(s):
         return
     detail = (
@@ -417,20 +176,20 @@ def _check_infusion(s: str, tokens: list[_Token], original: str) -> None:
     raise DoseTextError(original, "infusion", detail)
 
 
-def _named_count(s: str, tokens: list[_Token]) -> _Token | None:
+def _named_count(s: str, tokens: list[Token]) -> Token | None:
     """'Extracellular vesicles, 100*106/kg': one unitless count after the word that says what it counts."""
     bare = [t for t in tokens if t.kind == "bare"]
     if len(bare) != 1 or bare[0].lost_exponent or bare[0].value < 1e5:
         return None
-    if not re.search(rf"\b{_PARTICLE_WORD}\b", s[: bare[0].start]):
+    if not re.search(rf"\b{PARTICLE_WORD}\b", s[: bare[0].start]):
         return None
     token = bare[0]
     token.kind, token.unit = "particles", "particle"
-    token.notes.append(f"read {_span(s, token)!r} as particles, named before the number")
+    token.notes.append(f"read {span(s, token)!r} as particles, named before the number")
     return token
 
 
-def _choose_amount(s: str, tokens: list[_Token], original: str) -> _Token:
+def _choose_amount(s: str, tokens: list[Token], original: str) -> Token:
     amounts = [t for t in tokens if t.is_amount]
     if not amounts:
         named = _named_count(s, tokens)
@@ -440,13 +199,13 @@ def _choose_amount(s: str, tokens: list[_Token], original: str) -> _Token:
     amount = amounts[0]
     if amount.lost_exponent:
         raise DoseTextError(
-            original, "lost_exponent", f"{_span(s, amount)!r} has lost the exponent of its power of ten"
+            original, "lost_exponent", f"{span(s, amount)!r} has lost the exponent of its power of ten"
         )
     if amount.negative or amount.value <= 0:
         raise DoseTextError(original, "not_positive", "the amount must be a positive number")
     if amount.kind == "particles" and amount.value < 1e3:
         raise DoseTextError(
-            original, "lost_exponent", f"{_span(s, amount)!r} is too few particles to be a dose"
+            original, "lost_exponent", f"{span(s, amount)!r} is too few particles to be a dose"
         )
     if amount.kind == "cm" and re.search(r"\bfrom\s?$", s[: amount.start]):
         raise DoseTextError(
@@ -457,18 +216,18 @@ def _choose_amount(s: str, tokens: list[_Token], original: str) -> _Token:
     return amount
 
 
-def _volumes(tokens: list[_Token], amount: _Token) -> list[float]:
+def _volumes(tokens: list[Token], amount: Token) -> list[float]:
     separate = [t.value * words()["volume_ul"][t.unit] for t in tokens if t.kind == "volume"]
     return ([amount.vehicle_ul] if amount.vehicle_ul else []) + separate
 
 
-def _amount_and_vehicle(s: str, tokens: list[_Token], amount: _Token, original: str):
+def _amount_and_vehicle(s: str, tokens: list[Token], amount: Token, original: str):
     """Amount per administration (concentration x volume when needed) and the vehicle volume (uL)."""
     volumes = _volumes(tokens, amount)
     notes = list(amount.notes)
     value = amount.value
     if amount.per_volume_ul:
-        shown = _span(s, amount)
+        shown = span(s, amount)
         if len(volumes) != 1:
             raise DoseTextError(
                 original,
@@ -490,7 +249,7 @@ _PER_KG = re.compile(r"(?:/|\bper\s)\s?(kg|g)\b")
 _PER_WORD = re.compile(r"(?:/|\bper\s|\beach\s)\s?([a-z]+)\b")
 
 
-def _basis(s: str, amount: _Token) -> tuple[str, float, tuple[str, ...]]:
+def _basis(s: str, amount: Token) -> tuple[str, float, tuple[str, ...]]:
     per_kg = amount.per_kg
     if per_kg is None:
         match = _PER_KG.search(s)
@@ -541,7 +300,7 @@ def read_dose_text(text: str) -> DoseReading:
         raise DoseTextError(text, "empty", "it is empty")
     if _NOT_REPORTED.match(s.strip(" .;:()[]")):
         raise DoseTextError(text, "not_reported", "the paper does not report the dose")
-    tokens = _scan(s, text)
+    tokens = scan(s, text)
     _check_infusion(s, tokens, text)
     _check_lists(s, tokens, text)
     amount = _choose_amount(s, tokens, text)
