@@ -127,7 +127,9 @@ def _check_lists(s: str, tokens: list[Token], original: str) -> None:
         group.append(t)
         joined = nxt is not None and re.fullmatch(r"\s?(?:,|;|or|and|, and|, or)\s?", s[t.end : nxt.start])
         if not joined:
-            if len(group) > 1 and (group[-1].is_amount or group[-1].kind == "volume"):
+            last = group[-1]
+            alike = all(t.kind == "bare" or t.kind == last.kind for t in group)
+            if len(group) > 1 and alike and (last.is_amount or last.kind == "volume"):
                 listed.extend(group)
             group = []
     distinct = {(t.kind, t.unit, t.value, t.per_kg) for t in amounts}
