@@ -94,7 +94,7 @@ def test_at_least_thirty_printed_forms():
         "100 kg",
         "-5 ug",
         "1e400 ug",
-        "100 ug per week",
+        "100 ug/well",
         "EVs from 10 mL CM",
         "0 ug",
         "ug 100",

@@ -12,6 +12,7 @@ import pandas as pd
 from evmeta.errors import DoseError
 from evmeta.harmonize.doses import (
     HARMONIZED_KEYS,
+    PROVENANCE_ORDER,
     Dose,
     dose_from_columns,
     dose_reliability,
@@ -34,6 +35,14 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: Cumulative (total over the schedule) columns and the per-administration column each multiplies.
+TOTAL_KEYS = {
+    "total_ug_protein_per_kg": "ug_protein_per_kg",
+    "total_particles_per_kg": "particles_per_kg",
+    "total_cell_equivalents_per_kg": "cell_equivalents_per_kg",
+}
+
+
 def harmonize_arm_doses(
     arms: pd.DataFrame,
     experiments: pd.DataFrame,
@@ -53,52 +62,60 @@ def harmonize_arm_doses(
     DataFrame
         Indexed by ``arm_id``: ``dose_reported`` (what was read), ``dose_quantity``,
         ``dose_basis``, the eight harmonized keys of :func:`harmonize_dose` prefixed
-        ``dose_`` with a ``dose_provenance_<key>`` column each, ``dose_cumulative_ug_protein_per_kg``
-        and ``dose_cumulative_particles_per_kg`` (x ``n_doses``), ``dose_body_weight_kg_used``,
-        ``dose_reliability`` (ok / low), ``dose_reliability_reason`` and ``dose_note``
-        (why a dose could not be read or converted).
+        ``dose_`` with a ``dose_provenance_<key>`` column each; the schedule
+        ``dose_n_doses`` (from ``arms.n_doses``, else the dose text, else 1),
+        ``dose_n_doses_source`` (``arms``, ``dose_text`` or ``assumed``),
+        ``dose_interval_days`` and ``dose_vehicle_volume_ul``; cumulative doses
+        ``dose_total_ug_protein_per_kg``, ``dose_total_particles_per_kg`` and
+        ``dose_total_cell_equivalents_per_kg`` (per-administration dose x ``n_doses``) with
+        ``dose_provenance_total_<...>`` (that of the per-kg dose, or ``imputed`` when the
+        number of doses is assumed); ``dose_cumulative_ug_protein_per_kg`` and
+        ``dose_cumulative_particles_per_kg`` (same as the totals, kept for older callers);
+        ``dose_body_weight_kg_used``, ``dose_reliability`` (ok / low),
+        ``dose_reliability_reason`` and ``dose_note`` (why a dose could not be read or
+        converted, how it was read, and plausibility remarks).
     """
     experiment = experiments.set_index("experiment_id")
     preparation = preparations.set_index("prep_id") if len(preparations) else pd.DataFrame()
     records = []
     for arm in arms.itertuples(index=False):
-        row: dict[str, object] = {"arm_id": arm.arm_id}
         exp = experiment.loc[arm.experiment_id]
         prep = (
             preparation.loc[arm.prep_id]
             if isinstance(arm.prep_id, str) and arm.prep_id in preparation.index
             else None
         )
-        ratio = _number(prep["particles_per_ug_protein"]) if prep is not None else None
-        method = prep["isolation_method"] if prep is not None else None
-        n_doses = _number(arm.n_doses) or 1.0
-        note = ""
-        dose = None
+        dose, notes = _read_arm_dose(arm)
+        row = _harmonized_row(dose, notes, exp, prep, reference_weights=reference_weights, km=km)
+        if dose is None and arm.role == "ev" and not row["dose_note"]:
+            row["dose_note"] = "no dose reported"
+        row["arm_id"] = arm.arm_id
+        row.update(_schedule_columns(arm, dose, row))
+        records.append(row)
+    columns = ["arm_id"]
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
+    return frame.set_index("arm_id")
+
+
+def _read_arm_dose(arm) -> tuple[Dose | None, list[str]]:
+    try:
+        if _number(arm.dose_value) is not None and isinstance(arm.dose_unit, str):
+            basis = arm.dose_basis if isinstance(arm.dose_basis, str) else None
+            return dose_from_columns(float(arm.dose_value), arm.dose_unit, basis), []
+        if isinstance(arm.dose_text, str) and arm.dose_text.strip():
+            dose = _parse_cached(arm.dose_text.strip())
+            return dose, list(dose.notes)
+    except DoseError as exc:
+        return None, [str(exc)]
+    return None, []
+
+
+def _harmonized_row(dose, notes, exp, prep, *, reference_weights, km) -> dict[str, object]:
+    ratio = _number(prep["particles_per_ug_protein"]) if prep is not None else None
+    method = prep["isolation_method"] if prep is not None else None
+    out = None
+    if dose is not None:
         try:
-            if _number(arm.dose_value) is not None and isinstance(arm.dose_unit, str):
-                dose = dose_from_columns(
-                    float(arm.dose_value),
-                    arm.dose_unit,
-                    arm.dose_basis if isinstance(arm.dose_basis, str) else None,
-                )
-            elif isinstance(arm.dose_text, str) and arm.dose_text.strip():
-                dose = _parse_cached(arm.dose_text.strip())
-        except DoseError as exc:
-            note = str(exc)
-        if dose is None:
-            if arm.role == "ev" and not note:
-                note = "no dose reported"
-            row.update({f"dose_{k}": np.nan for k in HARMONIZED_KEYS})
-            row.update({f"dose_provenance_{k}": "not_convertible" for k in HARMONIZED_KEYS})
-            row.update(
-                dose_reported=None,
-                dose_quantity=None,
-                dose_basis=None,
-                dose_body_weight_kg_used=np.nan,
-                dose_reliability=None,
-                dose_reliability_reason="",
-            )
-        else:
             out = harmonize_dose(
                 dose,
                 species=exp["species"],
@@ -107,23 +124,64 @@ def harmonize_arm_doses(
                 reference_weights=reference_weights,
                 km=km,
             )
-            row.update({f"dose_{k}": out[k] for k in HARMONIZED_KEYS})
-            row.update({f"dose_provenance_{k}": out["provenance"][k] for k in HARMONIZED_KEYS})
-            reliability, reason = dose_reliability(dose.quantity, purity_class(ratio), method)
-            row.update(
-                dose_reported=dose.text,
-                dose_quantity=dose.quantity,
-                dose_basis=dose.basis,
-                dose_body_weight_kg_used=out["body_weight_kg_used"],
-                dose_reliability=reliability,
-                dose_reliability_reason=reason,
-            )
-            note = "; ".join(out["notes"])
-        row["dose_n_doses"] = n_doses
-        row["dose_cumulative_ug_protein_per_kg"] = row["dose_ug_protein_per_kg"] * n_doses
-        row["dose_cumulative_particles_per_kg"] = row["dose_particles_per_kg"] * n_doses
-        row["dose_note"] = note
-        records.append(row)
-    columns = ["arm_id"]
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
-    return frame.set_index("arm_id")
+        except DoseError as exc:
+            notes = [*notes, str(exc)]
+    if out is None:
+        row: dict[str, object] = {f"dose_{k}": np.nan for k in HARMONIZED_KEYS}
+        row.update({f"dose_provenance_{k}": "not_convertible" for k in HARMONIZED_KEYS})
+        row.update(
+            dose_reported=None,
+            dose_quantity=None,
+            dose_basis=None,
+            dose_body_weight_kg_used=np.nan,
+            dose_reliability=None,
+            dose_reliability_reason="",
+            dose_note="; ".join(notes),
+        )
+        return row
+    row = {f"dose_{k}": out[k] for k in HARMONIZED_KEYS}
+    row.update({f"dose_provenance_{k}": out["provenance"][k] for k in HARMONIZED_KEYS})
+    reliability, reason = dose_reliability(dose.quantity, purity_class(ratio), method)
+    row.update(
+        dose_reported=dose.text,
+        dose_quantity=dose.quantity,
+        dose_basis=dose.basis,
+        dose_body_weight_kg_used=out["body_weight_kg_used"],
+        dose_reliability=reliability,
+        dose_reliability_reason=reason,
+        dose_note="; ".join([*notes, *out["notes"]]),
+    )
+    return row
+
+
+def _schedule_columns(arm, dose: Dose | None, row: Mapping[str, object]) -> dict[str, object]:
+    """Number of doses, interval, vehicle and the cumulative doses with their provenance."""
+    n_doses, source = _number(arm.n_doses), "arms"
+    if n_doses is None and dose is not None and dose.n_doses is not None:
+        n_doses, source = float(dose.n_doses), "dose_text"
+    if n_doses is None:
+        n_doses, source = 1.0, "assumed"
+    interval = _number(arm.dose_interval_days)
+    if interval is None and dose is not None:
+        interval = dose.interval_days
+    columns: dict[str, object] = {
+        "dose_n_doses": n_doses,
+        "dose_n_doses_source": source,
+        "dose_interval_days": np.nan if interval is None else interval,
+        "dose_vehicle_volume_ul": np.nan
+        if dose is None or dose.vehicle_volume_ul is None
+        else dose.vehicle_volume_ul,
+    }
+    for total, per_dose in TOTAL_KEYS.items():
+        value, label = row[f"dose_{per_dose}"], row[f"dose_provenance_{per_dose}"]
+        columns[f"dose_{total}"] = value * n_doses
+        if label != "not_convertible" and source == "assumed":
+            label = _weakest(label, "imputed")
+        columns[f"dose_provenance_{total}"] = label
+    columns["dose_cumulative_ug_protein_per_kg"] = columns["dose_total_ug_protein_per_kg"]
+    columns["dose_cumulative_particles_per_kg"] = columns["dose_total_particles_per_kg"]
+    return columns
+
+
+def _weakest(*labels: str) -> str:
+    return max(labels, key=PROVENANCE_ORDER.index)

@@ -21,8 +21,6 @@ Webber J, Clayton A (2013). How pure are your vesicles? J Extracell Vesicles 2:1
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -30,6 +28,8 @@ from typing import Any
 
 from evmeta.data import load_toml
 from evmeta.errors import DoseError, InputError
+from evmeta.harmonize.dose_plausibility import plausibility_notes
+from evmeta.schema.dose_text import DoseTextError, read_dose_text
 from evmeta.schema.vocabulary import species_table, vocabulary
 
 #: Canonical unit of each quantity.
@@ -73,6 +73,17 @@ class Dose:
     scaled : bool
         True when reading it changed the unit prefix (mg -> ug) or the body-mass basis
         (per g -> per kg).
+    n_doses : int or None
+        Number of administrations the text gives ('four times', 'daily for 7 days').
+    interval_days : float or None
+        Days between administrations ('every 2 weeks' -> 14, '/day' -> 1).
+    vehicle_volume_ul : float or None
+        Volume the amount was given in ('30 ug/100 ul' -> 100 uL).
+    notes : tuple of str
+        How the text was read where a reader might ask (lost superscripts, computed amounts).
+    species : tuple of str
+        Canonical species the text gives the dose for ('/mouse'); empty when it names none.
+        :func:`harmonize_dose` refuses a dose whose species contradicts the experiment's.
     """
 
     value: float
@@ -81,6 +92,11 @@ class Dose:
     basis: str
     text: str = ""
     scaled: bool = False
+    n_doses: int | None = None
+    interval_days: float | None = None
+    vehicle_volume_ul: float | None = None
+    notes: tuple[str, ...] = ()
+    species: tuple[str, ...] = ()
 
 
 # --- unit factors (pint) ----------------------------------------------------------------
@@ -106,65 +122,7 @@ def unit_factor(unit: str, canonical: str) -> float:
 _CANONICAL_PINT = {"protein": "microgram", "conditioned_medium": "milliliter"}
 
 
-# --- text normalization -----------------------------------------------------------------
-
-_SUPERSCRIPT = {
-    "⁰": "0",
-    "¹": "1",
-    "²": "2",
-    "³": "3",
-    "⁴": "4",
-    "⁵": "5",
-    "⁶": "6",
-    "⁷": "7",
-    "⁸": "8",
-    "⁹": "9",
-    "⁻": "-",
-    "⁺": "+",
-}
-
-
-def _normalize(text: str) -> str:
-    # Superscript exponents first ("10⁹" must not become "109" under NFKC).
-    out = re.sub(r"([⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)", lambda m: "^" + "".join(_SUPERSCRIPT[c] for c in m.group(1)), text)
-    out = unicodedata.normalize("NFKC", out)
-    out = out.replace("μ", "u").replace("µ", "u").replace("×", "x").replace("·", "x").replace("−", "-")
-    out = out.casefold()
-    out = re.sub(r"(?<=\d),(?=\d{3}\b)", "", out)  # thousands separators: 1,000,000
-    return re.sub(r"\s+", " ", out).strip()
-
-
-_NUMBER = re.compile(
-    r"""
-    (?:
-        10\s*(?:\^|\*\*)\s*\(?\s*(?P<bare>[-+]?\d+)\s*\)?
-      | (?P<mantissa>\d+(?:\.\d*)?|\.\d+)
-        (?:\s*e\s*(?P<e>[-+]?\d+))?
-        (?:\s*(?:x|\*)\s*10\s*(?:\^|\*\*)?\s*\(?\s*(?P<power>[-+]?\d+)\s*\)?)?
-    )
-    """,
-    re.VERBOSE,
-)
-_RANGE = re.compile(r"\d\s*(?:-|–|\bto\b)\s*\d")
-_CELLS_FROM = re.compile(
-    r"^(?:msc-?)?(?:evs?|exosomes?|vesicles?|sevs|extracellular vesicles)\s+"
-    r"(?:(?:derived|secreted|released|isolated|collected|produced)\s+)?(?:from|by|of)\s+(?P<rest>.+)$"
-)
-_PER_MASS = re.compile(r"(?:/|\bper\s+)(?P<unit>kg|g)\b(?:\s*(?:of\s+)?(?:body\s*weight|bw|b\.w\.))?")
-_PER_ANIMAL = re.compile(r"(?:/|\bper\s+|\beach\s+)(?P<word>[a-z]+)\b")
-
-
-def _read_number(text: str) -> tuple[float, str]:
-    match = _NUMBER.match(text)
-    if not match or not match.group(0).strip():
-        raise ValueError("no number")
-    # Build "<mantissa>e<exponent>" so huge exponents give inf (refused later), not OverflowError.
-    if match.group("bare") is not None:
-        mantissa, exponent = "1", int(match.group("bare"))
-    else:
-        mantissa = match.group("mantissa")
-        exponent = int(match.group("e") or 0) + int(match.group("power") or 0)
-    return float(f"{mantissa}e{exponent}"), text[match.end() :].strip()
+# --- reading printed doses ---------------------------------------------------------------
 
 
 @cache
@@ -172,120 +130,65 @@ def _words() -> dict[str, Any]:
     return load_toml("dose_units.toml")
 
 
-def _quantity_of(phrase: str) -> str | None:
-    phrase = phrase.strip(" .,;:()")
-    phrase = re.sub(r"^(?:of|total)\s+", "", phrase)
-    for quantity, words in _words()["quantity_words"].items():
-        if phrase in words:
-            return quantity
-    return None
-
-
-def _fail(text: str, why: str) -> DoseError:
-    return DoseError(
-        f"cannot read dose {text!r}: {why}. Expected an amount and a unit, e.g. '100 ug', '0.1 mg/kg', "
-        "'1.5 x 10^9 particles/kg', '2E10 EVs', 'EVs from 2x10^6 cells', '200 uL conditioned medium'"
-    )
-
-
 def parse_dose(text: str) -> Dose:
-    """Read a dose as printed in a paper.
+    """Read a dose as printed in a paper or review table.
+
+    The grammar (numbers with lost superscripts, units, denominators, schedules, vehicle
+    volumes, and the refusals) is :mod:`evmeta.schema.dose_text`; this converts its reading
+    to the canonical unit of the quantity with pint.
 
     Parameters
     ----------
     text : str
         E.g. ``"100 µg EVs"``, ``"0.1 mg/kg"``, ``"50 ug/g"`` (read as per kg),
-        ``"1.5 x 10^9 particles/kg"``, ``"1.5×10⁹ EVs"``, ``"7.5e8 vesicles per rat"``,
-        ``"EVs from 2×10^6 cells"``, ``"200 uL conditioned medium"``. Without a per-mass
-        denominator the dose is per animal.
+        ``"1.5 x 10^9 particles/kg"``, ``"5 × 1010 EV/dose"`` (superscript lost),
+        ``"EVs from 2×10^6 cells"``, ``"200 uL conditioned medium"``,
+        ``"30 μg/100 μl, i.v., every 2 weeks, four times"``. Without a per-mass denominator
+        the dose is per animal.
 
     Returns
     -------
     Dose
+        Amount per single administration in the canonical unit, with the schedule, vehicle
+        volume (uL) and notes the text gives.
 
     Raises
     ------
     DoseError
-        Quoting the text and saying what was expected.
+        A :class:`~evmeta.schema.dose_text.DoseTextError` quoting the text, with ``reason``
+        (``range``, ``several_doses``, ``concentration_without_volume``, ``lost_exponent``,
+        ``volume_only``, ``no_unit``, ``infusion``, ``not_reported``, ...).
 
     Examples
     --------
-    >>> parse_dose("0.1 mg/kg")
-    Dose(value=100.0, quantity='protein', unit='ug', basis='per_kg', text='0.1 mg/kg', scaled=True)
+    >>> d = parse_dose("0.1 mg/kg")
+    >>> d.value, d.quantity, d.unit, d.basis, d.scaled
+    (100.0, 'protein', 'ug', 'per_kg', True)
+    >>> d = parse_dose("100 μg/5 μl, i.c.v., once per 2 days for 2 weeks")
+    >>> d.value, d.n_doses, d.interval_days, d.vehicle_volume_ul
+    (100.0, 7, 2.0, 5.0)
     """
-    if not isinstance(text, str):
-        raise DoseError(f"cannot read dose {text!r}: expected text")
-    original = text
-    s = _normalize(text)
-    if not s:
-        raise _fail(original, "it is empty")
-    if _RANGE.search(re.sub(r"(e|\^|\()\s*[-+]", r"\1", s)):
-        raise _fail(original, "it is a range; enter each dose as its own arm")
-    basis, factor_to_kg = "per_animal", 1.0
-    per_mass = _PER_MASS.search(s)
-    if per_mass:
-        basis = "per_kg"
-        factor_to_kg = _words()["per_kg_words"][per_mass.group("unit")]
-        s = (s[: per_mass.start()] + " " + s[per_mass.end() :]).strip()
-    else:
-        per_animal = _PER_ANIMAL.search(s)
-        if per_animal and per_animal.group("word") in _words()["per_animal_words"]["words"]:
-            s = (s[: per_animal.start()] + " " + s[per_animal.end() :]).strip()
-        elif per_animal:
-            raise _fail(original, f"'per {per_animal.group('word')}' is not a body mass or an animal")
-    s = re.sub(r"\s+", " ", s).strip(" ,;")
-    cells_from = _CELLS_FROM.match(s)
-    if cells_from:
-        try:
-            value, rest = _read_number(cells_from.group("rest"))
-        except ValueError:
-            raise _fail(original, "no number of cells after 'from'") from None
-        if not math.isfinite(value) or value <= 0:
-            raise _fail(original, "the number of cells must be a positive number")
-        rest = re.sub(
-            r"\b(?:in|over|during|per|after)\s+\d+(?:\.\d+)?\s*(?:h|hours?|d|days?)\b.*$", "", rest
-        ).strip()
-        if _quantity_of(rest) != "cell_equivalents":
-            raise _fail(original, f"expected cells after the number, got {rest!r}")
-        return _finish(value * factor_to_kg, "cell_equivalents", basis, original, factor_to_kg != 1.0)
-    try:
-        value, rest = _read_number(s)
-    except ValueError:
-        raise _fail(original, "no number found") from None
-    if not math.isfinite(value) or value <= 0:
-        raise _fail(original, "the amount must be a positive number")
-    words = _words()
-    tokens = rest.split(" ", 1)
-    unit_word = tokens[0].strip(" .,;()") if tokens else ""
-    after = tokens[1] if len(tokens) > 1 else ""
-    if unit_word in words["mass_units"]:
-        if (
-            after
-            and _quantity_of(after) not in {"protein", "particles"}
-            and not after.startswith(("exosomal", "ev "))
-        ):
-            raise _fail(original, f"unexpected words after the mass unit: {after!r}")
-        factor = unit_factor(words["mass_units"][unit_word], "microgram")
-        scaled = factor != 1.0 or factor_to_kg != 1.0
-        return _finish(value * factor * factor_to_kg, "protein", basis, original, scaled)
-    if unit_word in words["volume_units"]:
-        if _quantity_of(after) != "conditioned_medium":
-            raise _fail(
-                original, "a volume is only a dose as conditioned medium ('200 uL conditioned medium')"
-            )
-        factor = unit_factor(words["volume_units"][unit_word], "milliliter")
-        scaled = factor != 1.0 or factor_to_kg != 1.0
-        return _finish(value * factor * factor_to_kg, "conditioned_medium", basis, original, scaled)
-    quantity = _quantity_of(rest)
-    if quantity in {"particles", "cell_equivalents"}:
-        return _finish(value * factor_to_kg, quantity, basis, original, factor_to_kg != 1.0)
-    if not rest:
-        raise _fail(original, "there is no unit after the number")
-    raise _fail(original, f"unknown unit {rest!r}")
-
-
-def _finish(value: float, quantity: str, basis: str, text: str, scaled: bool) -> Dose:
-    return Dose(float(value), quantity, CANONICAL_UNITS[quantity], basis, text, scaled)
+    reading = read_dose_text(text)
+    factor = 1.0
+    if reading.quantity in _CANONICAL_PINT:
+        table = "mass_units" if reading.quantity == "protein" else "volume_units"
+        factor = unit_factor(_words()[table][reading.unit], _CANONICAL_PINT[reading.quantity])
+    value = reading.value * factor
+    if not math.isfinite(value):
+        raise DoseTextError(text, "overflow", "the amount overflows when converted to the canonical unit")
+    return Dose(
+        value=float(value),
+        quantity=reading.quantity,
+        unit=CANONICAL_UNITS[reading.quantity],
+        basis=reading.basis,
+        text=text,
+        scaled=factor != 1.0 or reading.per_g,
+        n_doses=reading.n_doses,
+        interval_days=reading.interval_days,
+        vehicle_volume_ul=reading.vehicle_volume_ul,
+        notes=reading.notes,
+        species=reading.species,
+    )
 
 
 def dose_from_columns(value: float, unit: str, basis: str | None) -> Dose:
@@ -380,7 +283,15 @@ def harmonize_dose(
         ``hed_ug_protein_per_kg``, ``hed_particles_per_kg`` (NaN where not convertible);
         ``ml_conditioned_medium_per_animal`` and ``_per_kg``; ``provenance`` (key ->
         reported / scaled / derived / imputed / not_convertible); ``notes`` (reasons);
-        ``body_weight_kg_used`` and ``km``.
+        ``body_weight_kg_used`` and ``km``. Notes include amounts outside the plausible
+        range for the species (``evmeta/data/dose_plausibility.toml``), e.g. "implausible
+        for a mouse: check µg vs mg".
+
+    Raises
+    ------
+    DoseError
+        When the text gives the dose per another species ('100 ug/mouse' in a rat
+        experiment), or a conversion overflows.
 
     Notes
     -----
@@ -397,6 +308,11 @@ def harmonize_dose(
     if isinstance(dose, str):
         dose = parse_dose(dose)
     name, reference_weight, species_km = species_factors(species)
+    if dose.species and name not in dose.species:
+        raise DoseError(
+            f"cannot use dose {dose.text!r} in a {name.replace('_', ' ')} experiment: the text gives it per "
+            f"{' or '.join(n.replace('_', ' ') for n in dose.species)}; check the experiment's species or the dose"
+        )
     if reference_weights and name in reference_weights:
         reference_weight = float(reference_weights[name])
     if km and name in km:
@@ -458,6 +374,9 @@ def harmonize_dose(
         else:
             out[hed_key] = out[quantity_key] * species_km / KM_HUMAN
             provenance[hed_key] = _weakest(provenance[quantity_key], "derived")
+    if any(math.isinf(out[key]) for key in out):
+        raise DoseError(f"cannot use dose {dose.text!r}: converting it overflows (check the exponent)")
+    notes.extend(plausibility_notes(out, name))
     out["provenance"] = provenance
     out["notes"] = notes
     out["body_weight_kg_used"] = weight

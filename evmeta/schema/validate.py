@@ -6,6 +6,7 @@ row of every sheet ends up either in the returned ``Extraction`` or named by an 
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -15,9 +16,10 @@ import pandas as pd
 from pydantic import ValidationError
 from rapidfuzz import fuzz, process
 
-from evmeta.errors import ExtractionError, Problem
+from evmeta.errors import DoseError, ExtractionError, Problem
 from evmeta.schema.cells import coerce, show
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column, column_map
+from evmeta.schema.dose_text import read_dose_text
 from evmeta.schema.extraction import Extraction
 from evmeta.schema.records import RECORDS
 from evmeta.schema.vocabulary import isolation_steps
@@ -339,6 +341,7 @@ def _check_keys(
             if ok:
                 keep.append(row)
         tables[sheet_name] = keep
+    _fill_dose_schedules(tables, out, letters)
     _check_consistency(tables, out, letters)
 
 
@@ -353,6 +356,43 @@ def _unresolved(value: Any, parent: str, typed_rows: list[int]) -> str:
         f"refers to {value!r}, which is typed on {parent} rows {listed}: the id is duplicated and "
         "those rows have errors; fix them first"
     )
+
+
+def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
+    """Fill empty ``n_doses`` / ``dose_interval_days`` from the schedule ``dose_text`` prints.
+
+    A filled cell gets a note; a typed value that disagrees with the text is an error on
+    that cell and the arm is left out. Texts that are not a readable dose are left to the
+    dose harmonizer, which logs why.
+    """
+    specs = column_map("arms")
+    keep = []
+    for arm in tables.get("arms", []):
+        text = arm.get("dose_text")
+        try:
+            reading = read_dose_text(text) if isinstance(text, str) and text.strip() else None
+        except DoseError:
+            reading = None
+        ok = True
+        for column, found in (
+            ("n_doses", reading and reading.n_doses),
+            ("dose_interval_days", reading and reading.interval_days),
+        ):
+            spec, given, letter = specs[column], arm.get(column), letters["arms"].get(column)
+            if found is None or not spec.minimum <= found <= spec.maximum:
+                continue
+            if given is None:
+                arm[column] = int(found) if spec.kind == "int" else float(found)
+                note = f"filled from dose_text {text!r}: {found:g}"
+                out.add("arms", arm["_row"], column, None, note, "note", letter)
+            elif not math.isclose(float(given), float(found), rel_tol=1e-9):
+                message = f"{show(given)} disagrees with dose_text {text!r}, which gives {found:g}; correct one of them"
+                out.add("arms", arm["_row"], column, given, message, letter=letter)
+                ok = False
+        if ok:
+            keep.append(arm)
+    if "arms" in tables:
+        tables["arms"] = keep
 
 
 def _check_consistency(tables, out: _Collector, letters) -> None:

@@ -1,0 +1,163 @@
+"""Schedules as papers print them: 'daily for 7 days', 'every 2 weeks, four times', '/day'.
+
+:func:`read_schedule` reads the number of administrations and the days between them from
+a dose text already normalized by :func:`evmeta.schema.dose_text.normalize` (casefolded,
+ASCII dashes). Rules, in the order they are tried:
+
+* interval: 'twice a day' (0.5 d), 'three times weekly' (7/3 d), 'every other day' (2 d),
+  'every 2 weeks' / 'once per 2 days' (14 d / 2 d), 'once a day' / 'per week', 'daily' /
+  'weekly' / 'monthly' (1 / 7 / 30 d; a month is 30 days), 'biweekly' (14 d, with a note
+  that it can also mean twice a week), '/day' after the amount;
+* count: 'four times', '3 doses', 'two intravenous injections', 'twice', 'single', 'once';
+* duration: 'for 7 days', 'over 2 weeks', 'for 7 consecutive days'.
+
+When the count is not printed, it is the duration divided by the interval, if that is a
+whole number ('once per 2 days for 2 weeks' = 7 doses); otherwise it stays unknown, with a
+note.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from evmeta.data import load_toml
+
+__all__ = ["Schedule", "read_schedule"]
+
+#: Tolerance for "duration / interval is a whole number" (relative).
+WHOLE_NUMBER_TOLERANCE = 1e-6
+_ADVERB_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0, "fortnightly": 14.0}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Number of administrations, days between them, total duration (days) and notes."""
+
+    n_doses: int | None = None
+    interval_days: float | None = None
+    duration_days: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+@cache
+def _patterns() -> dict[str, re.Pattern]:
+    table = load_toml("dose_units.toml")
+    numbers = sorted(table["number_words"], key=len, reverse=True)
+    units = sorted(table["time_days"], key=len, reverse=True)
+    alternatives = "[0-9]+(?:\\.[0-9]+)?|" + "|".join(numbers)
+    num = rf"(?P<n>{alternatives})"
+    count_num = r"(?P<n>[0-9]+|" + "|".join(w for w in numbers if w not in {"a", "an"}) + r")"
+    unit = r"(?P<u>" + "|".join(re.escape(u) for u in units) + r")\b"
+    frequency = r"(?!\s?(?:a|an|per|each|every|daily|weekly|monthly|/)\b)"
+    times = rf"(?:(?P<w>twice|thrice)|(?P<k>{alternatives})\s?(?:times|x))"
+    return {
+        "times_per": re.compile(rf"\b{times}\s(?:a|an|per|each|every)\s{unit}"),
+        "times_adverb": re.compile(rf"\b{times}\s(?P<a>daily|weekly|monthly)\b"),
+        "every_other": re.compile(rf"\b(?:every\s(?:other|second|alternate)|alternate)\s{unit}"),
+        "every_n": re.compile(rf"\b(?:once\s)?(?:every|per|each|q)\s?{num}\s?-?{unit}"),
+        "every_unit": re.compile(rf"(?<!for\s)(?<!over\s)\b(?:once\s)?(?:every|a|an|per|each)\s{unit}"),
+        "adverb": re.compile(r"\b(?P<a>daily|weekly|monthly|fortnightly|bi-?weekly)\b"),
+        "slash": re.compile(rf"/\s?{unit}"),
+        "count": re.compile(
+            rf"\b{count_num}\s(?:[a-z.-]+\s)?(?:times|doses|injections|administrations|treatments|applications)\b{frequency}"
+        ),
+        "twice": re.compile(rf"\b(?P<w>twice|thrice)\b{frequency}"),
+        "once": re.compile(rf"\b(?:single|once|one-time)\b{frequency}(?!\s?[0-9])"),
+        "duration": re.compile(
+            rf"\b(?:for|over|during)\s(?:a\s(?:total|period)\sof\s)?{num}\s(?:consecutive\s|successive\s)?{unit}"
+        ),
+    }
+
+
+def _number(word: str) -> float | None:
+    table = load_toml("dose_units.toml")["number_words"]
+    if word in {"twice"}:
+        return 2.0
+    if word in {"thrice"}:
+        return 3.0
+    if word in table:
+        return float(table[word])
+    try:
+        return float(word)
+    except ValueError:
+        return None
+
+
+def _days(unit: str) -> float:
+    return float(load_toml("dose_units.toml")["time_days"][unit])
+
+
+def _interval(s: str) -> tuple[float | None, list[str]]:
+    p = _patterns()
+    for name in ("times_per", "times_adverb"):
+        match = p[name].search(s)
+        if match and (k := _number(match.group("w") or match.group("k"))):
+            period = _days(match.group("u")) if name == "times_per" else _ADVERB_DAYS[match.group("a")]
+            if k >= 1:
+                return period / k, []
+    if match := p["every_other"].search(s):
+        return 2.0 * _days(match.group("u")), []
+    if (match := p["every_n"].search(s)) and (n := _number(match.group("n"))):
+        return n * _days(match.group("u")), []
+    if match := p["every_unit"].search(s):
+        return _days(match.group("u")), []
+    if match := p["adverb"].search(s):
+        adverb = match.group("a")
+        if adverb.replace("-", "") == "biweekly":
+            return 14.0, ["read 'biweekly' as every 14 days (it can also mean twice a week): check the paper"]
+        return _ADVERB_DAYS[adverb], []
+    if match := p["slash"].search(s):
+        return _days(match.group("u")), []
+    return None, []
+
+
+def _count(s: str) -> int | None:
+    p = _patterns()
+    if (match := p["count"].search(s)) and (n := _number(match.group("n"))) and n.is_integer():
+        return int(n)
+    if match := p["twice"].search(s):
+        return 2 if match.group("w") == "twice" else 3
+    if p["once"].search(s):
+        return 1
+    return None
+
+
+def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
+    """Schedule printed in a normalized dose text.
+
+    Parameters
+    ----------
+    s : str
+        Dose text after :func:`evmeta.schema.dose_text.normalize`.
+    interval_days : float, optional
+        Interval already read from the amount's denominator ('100 ug/kg/day').
+
+    Returns
+    -------
+    Schedule
+    """
+    notes: list[str] = []
+    if interval_days is None:
+        interval_days, notes = _interval(s)
+    n_doses = _count(s)
+    duration = None
+    match = _patterns()["duration"].search(s)
+    if match and (n := _number(match.group("n"))):
+        duration = n * _days(match.group("u"))
+    if interval_days and duration:
+        ratio = duration / interval_days
+        whole = round(ratio)
+        if abs(ratio - whole) <= WHOLE_NUMBER_TOLERANCE * max(1.0, ratio) and whole >= 1:
+            if n_doses is None:
+                n_doses = whole
+            elif n_doses != whole:
+                notes.append(
+                    f"{n_doses} doses printed, but the duration and interval give {whole}: kept {n_doses}"
+                )
+        elif n_doses is None:
+            notes.append(
+                f"{duration:g} days is not a whole number of {interval_days:g}-day intervals: number of doses unknown"
+            )
+    return Schedule(n_doses, interval_days, duration, tuple(notes))

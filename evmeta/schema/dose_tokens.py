@@ -1,0 +1,267 @@
+"""Tokens of a printed dose: numbers (with lost superscripts), their units and denominators.
+
+:func:`scan` turns a normalized dose text into :class:`Token` objects, one per number,
+classified by the word after it (mass, volume, particles, cells, time, count, bare) and
+carrying its denominators (``/kg``, ``/g``, ``/dose``, ``/mouse``, ``/100 uL``, ``/mL``,
+``/day``). Numbers are read with :func:`evmeta.schema.cells.parse_number`, so a comma follows
+the same rule as in every other cell ('1,500' is refused as ambiguous). Used by
+:mod:`evmeta.schema.dose_text`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from evmeta.data import load_toml
+from evmeta.errors import DoseError
+from evmeta.schema.cells import parse_number
+
+#: Refusal reasons (``DoseTextError.reason``) and what each means.
+REASONS = {
+    "empty": "the cell is empty",
+    "not_text": "the value is not text",
+    "not_reported": "the paper does not report the dose",
+    "range": "a range of doses",
+    "several_doses": "several doses in one cell",
+    "concentration_without_volume": "a concentration with no volume injected",
+    "lost_exponent": "a power of ten whose exponent was lost",
+    "volume_only": "a volume with no amount of EVs",
+    "no_unit": "a number with no unit",
+    "infusion": "a continuous infusion",
+    "ambiguous_number": "a number whose comma is ambiguous",
+    "no_amount": "no amount of EVs",
+    "not_positive": "an amount that is zero or negative",
+    "overflow": "a number too large to compute with",
+    "unknown_unit": "a unit or denominator evmeta does not know",
+}
+
+_HINT = (
+    "Expected one amount and a unit, e.g. '100 ug', '0.1 mg/kg', '1.5 x 10^9 particles/kg', "
+    "'EVs from 2x10^6 cells', '30 ug/100 ul, i.v., every 2 weeks, four times'"
+)
+
+
+class DoseTextError(DoseError):
+    """A printed dose that cannot be read; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, text: Any, reason: str, detail: str):
+        self.text = text
+        self.reason = reason
+        self.detail = detail
+        hint = f". {_HINT}" if reason in {"no_unit", "no_amount", "unknown_unit"} else ""
+        super().__init__(f"cannot read dose {text!r}: {detail}{hint}")
+
+
+# --- normalization ----------------------------------------------------------------------
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_CHARS = str.maketrans(
+    {
+        "μ": "u",
+        "µ": "u",
+        "×": "x",
+        "·": "x",
+        "⋅": "x",
+        "✕": "x",
+        "−": "-",
+        "–": "-",
+        "—": "-",
+        "‒": "-",
+        "‐": "-",
+        "\u2009": " ",
+        "\u202f": " ",
+        "\xa0": " ",
+    }
+)
+
+
+def normalize(text: str) -> str:
+    """Casefolded text with ``^`` exponents, ``u`` for mu, ``x`` for times and ASCII dashes."""
+    out = re.sub(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+", lambda m: "^" + m.group(0).translate(_SUPERSCRIPTS), text)
+    out = unicodedata.normalize("NFKC", out).translate(_CHARS).casefold()
+    return re.sub(r"\s+", " ", out).strip()
+
+
+@cache
+def words() -> dict[str, Any]:
+    """The unit and word tables of ``evmeta/data/dose_units.toml``."""
+    return load_toml("dose_units.toml")
+
+
+# --- number tokens ----------------------------------------------------------------------
+
+_NUMBER = re.compile(
+    r"""
+    (?<![a-z0-9.^])(?<![a-z]-)
+    (?:
+        10\s*(?:\^|\*\*)\s*\(?\s*(?P<bare>[-+]?[0-9]{1,4})\s*\)?
+      | (?P<mantissa>[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)
+        (?:
+            e(?P<e>[-+]?[0-9]{1,4})(?![0-9])
+          | \s?(?:x|\*)\s?10
+            (?:
+                \s*(?:\^|\*\*)\s*\(?\s*(?P<p1>[-+]?[0-9]{1,4})\s*\)?
+              | \s*\(\s*(?P<p2>[-+]?[0-9]{1,3})\s*\)
+              | (?P<p3>[0-9]{1,2})(?![0-9.,])
+              | \s(?P<p4>[0-9]{1,2})(?![0-9.,]|\s?(?:x|\*)\s?10)
+              | (?P<lost>)(?![0-9])
+            )
+        )?
+    )
+    """,
+    re.VERBOSE,
+)
+PARTICLE_WORD = (
+    r"[a-z0-9-]*(?:particles?|evs?|exosomes?|exos?|vesicles?|sevs?|mvs?|microvesicles?|nanovesicles?)"
+)
+_MASS = re.compile(r"\s?(ug|mcg|mg|ng|pg|g|micrograms?|milligrams?|nanograms?|grams?)\b")
+_VOLUME = re.compile(r"\s?(ul|ml|l|microlit(?:er|re)s?|millilit(?:er|re)s?)\b")
+_PARTICLES = re.compile(rf"\s?(?:of\s)?({PARTICLE_WORD})\b")
+_CELLS = re.compile(r"\s?(?:of\s)?(cells?|cell[- ]equivalents?|ce|[a-z-]*mscs?|msc[- ]equivalents?)\b")
+_TIME = re.compile(r"\s?-?\s?(h|hrs?|hours?|d|days?|wks?|weeks?|months?|mo|min|minutes?|years?)\b")
+_COUNT = re.compile(r"\s?(?:[a-z.-]+\s)?(times|doses|injections|administrations|treatments)\b")
+_DESCRIPTOR = re.compile(rf"\s(?:of\s)?(?:exosomal\s|ev\s|total\s)?(?:proteins?|{PARTICLE_WORD})\b")
+_DENOMINATOR = re.compile(r"\s?(?:/|\bper\b|\beach\b)\s?(?P<num>[0-9]+(?:\.[0-9]+)?\s?)?(?P<word>[a-z]+)")
+_BODY_WEIGHT = re.compile(r"\s?(?:of\s)?(?:body\s?weight|bw|b\.w\.?)")
+_CM_WORDS = re.compile(r"\s(?:of\s)?(?:concentrated\s)?(?:conditioned\s(?:medium|media)|cm)\b")
+
+
+@dataclass
+class Token:
+    start: int
+    end: int
+    text: str
+    value: float
+    kind: str  # mass, volume, particles, cells, bare, time, count, percent
+    unit: str = ""
+    per_volume_ul: float | None = None  # concentration: amount per this many uL
+    vehicle_ul: float | None = None  # '/100 uL'
+    per_kg: float | None = None  # 1 for /kg, 1000 for /g
+    species: tuple[str, ...] = ()
+    interval_days: float | None = None  # '/day'
+    lost_exponent: bool = False
+    negative: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_amount(self) -> bool:
+        return self.kind in {"mass", "particles", "cells", "cm"}
+
+
+def _number_value(match: re.Match, original: str) -> tuple[float, list[str], bool]:
+    """Value of a number match, notes on recovered superscripts, and whether an exponent was lost."""
+    if match.group("bare") is not None:
+        return _power(1.0, int(match.group("bare")), original), [], False
+    mantissa_text = match.group("mantissa")
+    try:
+        mantissa = parse_number(mantissa_text)
+    except ValueError as exc:
+        raise DoseTextError(original, "ambiguous_number", f"{mantissa_text!r}: {exc}") from None
+    notes: list[str] = []
+    exponent = 0
+    for group in ("e", "p1", "p2", "p3", "p4"):
+        if match.group(group) is not None:
+            exponent = int(match.group(group))
+            if group in {"p3", "p4"}:
+                printed = match.string[match.start(group) - (2 if group == "p3" else 3) : match.end(group)]
+                notes.append(f"read {printed!r} as 10^{exponent}: the superscript was lost in copying")
+            if group == "p3" and exponent < 2:
+                raise DoseTextError(original, "no_unit", f"cannot tell the exponent in {match.group(0)!r}")
+    return _power(mantissa, exponent, original), notes, match.group("lost") is not None
+
+
+def _power(mantissa: float, exponent: int, original: str) -> float:
+    try:
+        value = mantissa * 10.0**exponent
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise DoseTextError(original, "overflow", "the number is too large to compute with")
+    return value
+
+
+def _unit(s: str, token: Token) -> None:
+    """Classify a token by the word after its number; moves ``token.end`` past it."""
+    pos = token.end
+    if s.startswith("%", pos) or s.startswith(" %", pos):
+        token.kind = "percent"
+        return
+    for kind, pattern in (
+        ("time", _TIME),
+        ("count", _COUNT),
+        ("mass", _MASS),
+        ("volume", _VOLUME),
+        ("particles", _PARTICLES),
+        ("cells", _CELLS),
+    ):
+        match = pattern.match(s, pos)
+        if match:
+            token.kind, token.unit, token.end = kind, match.group(1), match.end()
+            break
+    if token.kind == "volume":
+        cm = _CM_WORDS.match(s, token.end)
+        if cm:
+            token.kind, token.end = "cm", cm.end()
+    elif token.kind == "mass":
+        descriptor = _DESCRIPTOR.match(s, token.end)
+        if descriptor:
+            token.end = descriptor.end()
+    if token.kind in {"mass", "particles", "cells", "cm", "bare"}:
+        _denominators(s, token)
+
+
+def _denominators(s: str, token: Token) -> None:
+    """Read ``/kg``, ``/dose``, ``/100 uL``, ``/mL`` and ``/day`` after an amount."""
+    table = words()
+    while True:
+        match = _DENOMINATOR.match(s, token.end)
+        if not match:
+            return
+        word, number = match.group("word"), match.group("num")
+        end = match.end()
+        if word in {"kg", "g", "gram"} and number is None:
+            token.per_kg = 1.0 if word == "kg" else 1000.0
+            body = _BODY_WEIGHT.match(s, end)
+            end = body.end() if body else end
+        elif word in table["volume_ul"]:
+            volume = float(number) * table["volume_ul"][word] if number else table["volume_ul"][word]
+            if number:
+                token.vehicle_ul = volume
+            else:
+                token.per_volume_ul = volume
+        elif word in table["time_days"] and number is None:
+            token.interval_days = table["time_days"][word]
+        elif word in table["animal_words"] and number is None:
+            species = table["animal_words"][word]
+            token.species = tuple(species.split("|")) if species else ()
+        elif s[match.start() :].lstrip().startswith("/"):
+            raise DoseTextError(token.text, "unknown_unit", f"'/{word}' is not a body mass, animal or volume")
+        else:
+            return  # "per" followed by other words is prose, not a denominator
+        token.end = end
+
+
+def scan(s: str, original: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while True:
+        match = _NUMBER.search(s, pos)
+        if match is None:
+            return tokens
+        value, notes, lost = _number_value(match, original)
+        token = Token(match.start(), match.end(), original, value, "bare", lost_exponent=lost, notes=notes)
+        before = s[: match.start()].rstrip()
+        token.negative = before.endswith("-") and not re.search(r"[0-9a-z]\s?-$", before)
+        _unit(s, token)
+        tokens.append(token)
+        pos = max(token.end, match.end(), pos + 1)
+
+
+def span(s: str, token: Token) -> str:
+    """The printed text of a token (number, unit and denominators)."""
+    return s[token.start : token.end].strip(" ,;")

@@ -1,0 +1,57 @@
+"""Every real printed dose of tests/data/printed_doses.csv is read as its row says, or
+refused for the reason its row gives (provenance: tests/data/printed_doses.md)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from evmeta.errors import DoseError
+from evmeta.harmonize.doses import parse_dose
+from evmeta.schema.dose_text import REASONS, DoseTextError
+
+CORPUS = Path(__file__).parent / "data" / "printed_doses.csv"
+with CORPUS.open(encoding="utf-8", newline="") as _handle:
+    ROWS = list(csv.DictReader(_handle))
+#: Relative tolerance on amounts: printed numbers times powers of ten, exact up to float rounding.
+REL = 1e-9
+
+
+def _optional(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def test_corpus_is_large_cited_and_mixed():
+    assert len(ROWS) >= 60
+    assert all(row["source"].strip() for row in ROWS)
+    assert all(row["text"].strip() for row in ROWS)
+    assert len({row["text"] for row in ROWS}) == len(ROWS)
+    read = [row for row in ROWS if not row["refusal"]]
+    refused = [row for row in ROWS if row["refusal"]]
+    assert len(read) >= 40 and len(refused) >= 15
+    assert {row["refusal"] for row in refused} <= set(REASONS)
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if not r["refusal"]], ids=lambda r: r["text"][:50])
+def test_printed_dose_is_read(row):
+    dose = parse_dose(row["text"])
+    assert dose.value == pytest.approx(float(row["value"]), rel=REL)
+    assert (dose.quantity, dose.basis) == (row["quantity"], row["basis"])
+    expected_n = _optional(row["n_doses"])
+    assert dose.n_doses == (int(expected_n) if expected_n is not None else None)
+    expected_interval = _optional(row["interval_days"])
+    if expected_interval is None:
+        assert dose.interval_days is None
+    else:
+        assert dose.interval_days == pytest.approx(expected_interval, rel=REL)
+    assert dose.vehicle_volume_ul == _optional(row["vehicle_volume_ul"])
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["refusal"]], ids=lambda r: r["text"][:50])
+def test_printed_dose_is_refused_for_its_reason(row):
+    with pytest.raises(DoseError, match="cannot read dose") as info:
+        parse_dose(row["text"])
+    assert isinstance(info.value, DoseTextError)
+    assert info.value.reason == row["refusal"], str(info.value)
