@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -46,20 +48,66 @@ def _main_options(
     """Meta-analysis of preclinical MSC-EV studies: extraction sheets to forest plots."""
 
 
+#: ``--force`` option shared by every command that writes files.
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn evmeta's own errors and file-system errors into one sentence and exit code 2.
+
+    Wrap a command's body in ``with _refusals():`` so that a refused path (PathError), an
+    unreadable input or a failed write (disk full, ``-o /proc/x/c.csv``) never shows a
+    traceback.
+    """
+    from evmeta.errors import EvmetaError
+
+    try:
+        yield
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _echo_err(f"error: {where}{exc.strerror or exc}")
+        raise typer.Exit(2) from None
+
+
+def _outputs(outputs: Iterable[Path], *, inputs: Iterable[Path] = (), force: bool = False) -> None:
+    """Refuse (exit 2) outputs that are an input, exist without ``--force``, or are unwritable."""
+    from evmeta._paths import check_output
+
+    inputs = list(inputs)
+    with _refusals():
+        for path in outputs:
+            check_output(path, inputs=inputs, force=force)
+
+
 @app.command()
 def template(
     path: Annotated[Path, typer.Argument(help="Workbook to write (.xlsx), or a folder with --csv.")],
     csv: Annotated[
         bool, typer.Option("--csv", help="Write one CSV file per sheet into the folder PATH.")
     ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Write an empty extraction template (workbook with dropdowns, or CSV files)."""
+    from evmeta.schema.columns import SHEETS
     from evmeta.schema.template import write_template
 
     if not csv and path.suffix.lower() != ".xlsx":
         _echo_err(f"error: {path} should end in .xlsx (or use --csv for a folder of CSV files)")
         raise typer.Exit(2)
-    written = write_template(path, csv_dir=csv)
+    if csv:
+        from evmeta._paths import check_output
+
+        with _refusals():
+            check_output(path, folder=True)
+        _outputs([path / f"{sheet}.csv" for sheet in SHEETS], force=force)
+    else:
+        _outputs([path], force=force)
+    with _refusals():
+        written = write_template(path, csv_dir=csv)
     typer.echo(f"wrote {written}")
 
 
@@ -112,6 +160,7 @@ def harmonize(
     ] = None,
     timepoint: Annotated[str, typer.Option(help="last, first, all, or a number of days.")] = "last",
     shared_control: Annotated[str, typer.Option(help="split (divide control n) or keep.")] = "split",
+    force: ForceOption = False,
 ) -> None:
     """Write one row per comparison (yi, vi, moderators) and exclusions.csv beside it."""
     from evmeta.comparisons import build_comparisons
@@ -119,6 +168,8 @@ def harmonize(
     from evmeta.schema.validate import read_extraction
     from evmeta.sheets.export import write_csv
 
+    exclusions_path = output.parent / "exclusions.csv"
+    _outputs([output, exclusions_path], inputs=[workbook], force=force)
     try:
         extraction = read_extraction(workbook)
     except ExtractionError as exc:
@@ -141,8 +192,9 @@ def harmonize(
     except ValueError as exc:
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None
-    write_csv(comparisons.table, output)
-    exclusions = write_csv(comparisons.exclusions, output.parent / "exclusions.csv")
+    with _refusals():
+        write_csv(comparisons.table, output)
+        exclusions = write_csv(comparisons.exclusions, exclusions_path)
     typer.echo(comparisons.summary())
     typer.echo(f"wrote {output} and {exclusions}")
 
@@ -170,6 +222,23 @@ def demo(
     run(spec, output=output / "report", quiet=quiet)
 
 
+def _check_report_folder(output: Path, spec: Path, force: bool) -> None:
+    """A report folder given with -o: a folder, not holding the spec, and evmeta's own unless --force."""
+    from evmeta._paths import check_output, is_within
+
+    with _refusals():
+        check_output(output, inputs=[spec], folder=True)
+    if spec.exists() and is_within(spec, output):
+        _echo_err(f"error: -o {output} holds the spec {spec.name}; choose a folder of its own")
+        raise typer.Exit(2)
+    foreign = output.is_dir() and any(output.iterdir()) and not (output / "report.html").exists()
+    if foreign and not force:
+        _echo_err(
+            f"error: -o {output} is a folder with other files in it; use --force to write the report there"
+        )
+        raise typer.Exit(2)
+
+
 @app.command()
 def run(
     spec: Annotated[Path, typer.Argument(help="Analysis spec, e.g. analyses/example.toml.")],
@@ -177,11 +246,14 @@ def run(
         Path | None, typer.Option("-o", "--output", help="Report folder (default: reports/<name>).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Run an analysis spec end to end and write reports/<name>/."""
     from evmeta.analysis.pipeline import run_analysis
     from evmeta.errors import EvmetaError, ExtractionError
 
+    if output is not None:
+        _check_report_folder(output, spec, force)
     try:
         result = run_analysis(spec, output=output, quiet=quiet)
     except ExtractionError as exc:
@@ -191,6 +263,9 @@ def run(
         raise typer.Exit(1) from None
     except EvmetaError as exc:
         _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        _echo_err(f"error: could not write the report: {exc.filename or ''} {exc.strerror or exc}")
         raise typer.Exit(2) from None
     for note in result.notes:
         typer.echo(f"note: {note}")
@@ -207,15 +282,32 @@ def lookup(
     cache: Annotated[
         Path | None, typer.Option(help="Cache folder (default: .evmeta-cache beside the workbook).")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Stop the whole run after this many seconds; unreached studies are listed."),
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(help="Give up one request (retries included) after this many seconds.")
+    ] = 60.0,
+    force: ForceOption = False,
 ) -> None:
     """Check the studies sheet against Crossref (DOI) and PubMed (PMID)."""
     from evmeta.review.lookup import run_lookup
 
-    try:
-        result, target = run_lookup(workbook, cache=cache, offline=offline, fill=fill_missing)
-    except ValueError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
+    if (timeout is not None and not timeout > 0) or not request_timeout > 0:
+        _echo_err("error: --timeout and --request-timeout must be positive numbers of seconds")
+        raise typer.Exit(2)
+    if fill_missing:
+        _outputs([workbook.with_name(workbook.stem + ".filled.xlsx")], inputs=[workbook], force=force)
+    with _refusals():
+        result, target = run_lookup(
+            workbook,
+            cache=cache,
+            offline=offline,
+            fill=fill_missing,
+            timeout=timeout,
+            request_timeout=request_timeout,
+        )
     for message in result.messages():
         typer.echo(message)
     checked = int((result.rows["source"] != "").sum())
@@ -223,6 +315,11 @@ def lookup(
         f"{checked} of {len(result.rows)} studies found; {len(result.messages())} message(s); "
         f"{result.requests_made} request(s)"
     )
+    if result.not_checked:
+        typer.echo(
+            f"{len(result.not_checked)} studies not checked (time limit of {timeout:g} s reached): "
+            + ", ".join(result.not_checked)
+        )
     if target is not None:
         typer.echo(f"wrote {target}")
 
@@ -238,6 +335,7 @@ def reconcile(
     apply: Annotated[
         Path | None, typer.Option("--apply", help="Build the final workbook from this adjudicated file.")
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Compare two extractions (A B -o reconciliation.xlsx), or apply decisions (--apply FILE)."""
     from evmeta.errors import ExtractionError
@@ -245,23 +343,34 @@ def reconcile(
     from evmeta.review.reconcile import reconcile as compare_books
 
     if apply is not None:
+        final = apply.with_name(apply.stem + ".final.xlsx")
+        consensus = apply.with_name(apply.stem + ".consensus.xlsx")
+        _outputs([final], inputs=[apply, consensus, *(workbooks or [])], force=force)
+        from evmeta.errors import EvmetaError
+
         try:
-            final = apply_decisions(apply)
-        except (ValueError, KeyError, FileNotFoundError) as exc:
+            final = apply_decisions(apply, final)
+        except EvmetaError as exc:  # undecided discrepancies or a broken file: exit 1
             _echo_err(f"error: {exc}")
             raise typer.Exit(1) from None
+        except OSError as exc:
+            _echo_err(f"error: could not write {final}: {exc.strerror or exc}")
+            raise typer.Exit(2) from None
         typer.echo(f"wrote {final}")
         return
     if not workbooks or len(workbooks) != 2:
         _echo_err("error: give two workbooks (reviewer A, reviewer B), or --apply reconciliation.xlsx")
         raise typer.Exit(2)
+    consensus = output.with_name(output.stem + ".consensus.xlsx")
+    _outputs([output, consensus], inputs=workbooks, force=force)
     try:
         result = compare_books(*workbooks)
     except ExtractionError as exc:
         for problem in exc.problems:
             _echo_err(str(problem))
         raise typer.Exit(2) from None
-    path, consensus = write_reconciliation(result, output)
+    with _refusals():
+        path, consensus = write_reconciliation(result, output)
     typer.echo(result.summary())
     typer.echo(f"wrote {path} and {consensus}")
 
@@ -272,18 +381,16 @@ def dedupe(
         Path, typer.Argument(help="Search export: RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV.")
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")] = Path("deduplicated.csv"),
+    force: ForceOption = False,
 ) -> None:
     """Cluster duplicate search records; write every record with cluster_id, keep and score."""
     from evmeta.review.dedupe import dedupe_file
 
-    if not export.exists():
-        _echo_err(f"error: {export} does not exist")
-        raise typer.Exit(2)
-    try:
+    _outputs([output, output.with_suffix(".prisma.json")], inputs=[export], force=force)
+    with _refusals():
         result = dedupe_file(export, output)
-    except ValueError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
+    for warning in result.warnings:
+        _echo_err(f"warning: {warning}")
     for name, value in result.counts.items():
         typer.echo(f"{name.replace('_', ' ')}: {value}")
     typer.echo(f"wrote {output} and {output.with_suffix('.prisma.json')}")

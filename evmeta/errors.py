@@ -106,3 +106,7 @@ class PlotError(EvmetaError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """A Bayesian fit did not meet the convergence criteria (R-hat, ESS, divergences)."""
+
+
+class PathError(EvmetaError, ValueError):
+    """A path cannot be read or written safely as asked (not a regular file, an input, exists)."""

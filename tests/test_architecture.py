@@ -19,6 +19,7 @@ LAYERS = {
     "errors": 0,
     "data": 0,
     "_version": 0,
+    "_paths": 0,
     "sheets": 1,
     "schema": 2,
     "harmonize": 3,

@@ -246,7 +246,7 @@ def test_harmonize_cli(tmp_path):
     table = pd.read_csv(out)
     exclusions = pd.read_csv(out.parent / "exclusions.csv")
     assert len(table) > 50 and len(exclusions) > 0
-    bad = runner.invoke(app, ["harmonize", str(EXAMPLE), "-o", str(out), "--measure", "XYZ"])
+    bad = runner.invoke(app, ["harmonize", str(EXAMPLE), "-o", str(out), "--measure", "XYZ", "--force"])
     assert bad.exit_code == 2 and "valid measures" in bad.output
 
 

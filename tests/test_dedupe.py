@@ -61,6 +61,7 @@ def test_clusters_across_formats(tmp_path):
         "records_after_deduplication": 4,
         "clusters_with_duplicates": 3,
         "pairs_compared": result.counts["pairs_compared"],
+        "blocks_not_compared": 0,
     }
 
 

@@ -23,9 +23,54 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evmeta._paths import PathError, read_bytes_capped
 from evmeta.errors import SpecError
+
+#: Most posterior draws per chain, warm-up draws per chain, and draws over all chains.
+#: 100,000 x 16 chains of a 30-parameter model is about 0.4 GB of float64; far beyond
+#: what convergence needs (a few thousand draws).
+MAX_DRAWS = 100_000
+MAX_TUNE = 100_000
+MAX_TOTAL_DRAWS = 400_000
+#: Figure widths accepted, in mm (a journal page is 85-180 mm wide).
+MIN_WIDTH_MM, MAX_WIDTH_MM = 20.0, 500.0
+#: Largest spec file read, in bytes.
+MAX_SPEC_BYTES = 1024 * 1024
+#: Columns derived by ``build_comparisons`` that may group a forest plot, besides the
+#: extraction's own columns.
+DERIVED_COLUMNS = frozenset(
+    {
+        "measure",
+        "domain",
+        "unit",
+        "label",
+        "timepoint_label",
+        "data_source",
+        "isolation_family",
+        "isolation_gmp_scalable",
+        "evmetric_like",
+        "isct_count",
+        "purity_class",
+        "quality_score",
+        "dose_basis",
+        "dose_reliability",
+        "direction_flipped",
+        "higher_is_better",
+        "rob_low_count",
+        "rob_low_randomization_blinding",
+        "misev_items_reported",
+        "first_author",
+        "year",
+    }
+)
+
+
+def _groupable_columns() -> set[str]:
+    from evmeta.schema.columns import SHEETS
+
+    return {c.name for columns in SHEETS.values() for c in columns} | DERIVED_COLUMNS
 
 
 class _Section(BaseModel):
@@ -33,11 +78,19 @@ class _Section(BaseModel):
 
 
 class AnalysisSection(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     title: str = ""
     question: str = ""
     extraction: str
     output: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _stays_in_reports(cls, value: str) -> str:
+        # The report goes to reports/<name>/: "." and ".." would write elsewhere.
+        if set(value) == {"."}:
+            raise ValueError("must contain a letter or digit (it names the folder reports/<name>/)")
+        return value
 
 
 class ComparisonsSection(_Section):
@@ -70,11 +123,20 @@ class BayesianSection(_Section):
     random: list[str] | None = Field(default_factory=lambda: ["study_id", "experiment_id"])
     method: Literal["auto", "quadrature", "nuts"] = "auto"
     likelihood: Literal["normal", "student_t"] = "normal"
-    draws: int = Field(1000, ge=100)
-    tune: int = Field(1000, ge=0)
+    draws: int = Field(1000, ge=100, le=MAX_DRAWS)
+    tune: int = Field(1000, ge=0, le=MAX_TUNE)
     chains: int = Field(4, ge=1, le=16)
-    seed: int = 1
+    seed: int = Field(1, ge=0, le=2**32 - 1)
     priors: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _total_draws(self) -> BayesianSection:
+        if self.draws * self.chains > MAX_TOTAL_DRAWS:
+            raise ValueError(
+                f"draws x chains = {self.draws} x {self.chains} = {self.draws * self.chains:,} "
+                f"posterior draws; the limit is {MAX_TOTAL_DRAWS:,} (lower bayesian.draws or bayesian.chains)"
+            )
+        return self
 
 
 class SensitivitySection(_Section):
@@ -88,6 +150,29 @@ class FiguresSection(_Section):
     formats: list[Literal["pdf", "svg", "png"]] = Field(default_factory=lambda: ["pdf", "svg", "png"])
     width: Literal["double", "single"] | float = "double"
     forest_by: str | None = "isolation_method"
+
+    @field_validator("width")
+    @classmethod
+    def _width_mm(cls, value: str | float) -> str | float:
+        if isinstance(value, str):
+            return value
+        if not MIN_WIDTH_MM <= value <= MAX_WIDTH_MM:
+            raise ValueError(
+                f"a width in mm must be between {MIN_WIDTH_MM:g} and {MAX_WIDTH_MM:g} "
+                '(or "double" = 180 mm, "single" = 85 mm)'
+            )
+        return value
+
+    @field_validator("forest_by")
+    @classmethod
+    def _known_column(cls, value: str | None) -> str | None:
+        if value is None or value in _groupable_columns():
+            return value
+        from rapidfuzz import process
+
+        guess = process.extractOne(value, sorted(_groupable_columns()), score_cutoff=70)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise ValueError(f"{value!r} is not a column of the comparisons table{hint}")
 
     @field_validator("formats")
     @classmethod
@@ -167,16 +252,45 @@ def parse_spec(data: dict[str, Any], source: Path | None = None) -> AnalysisSpec
     return spec
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = read_bytes_capped(path, what="analysis spec", max_bytes=MAX_SPEC_BYTES)
+    except PathError as exc:
+        raise SpecError(str(exc)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the spec as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not valid TOML: nested too deeply") from None
+
+
+def _check_output(spec: AnalysisSpec, path: Path) -> None:
+    """The report folder must be a folder that holds neither the spec nor the extraction."""
+    out = spec.output_path
+    key = "analysis.output" if spec.analysis.output else "analysis.name"
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"{path}: {key}: {out} is an existing file; the report needs a folder")
+    for what, inside in [("spec", path), ("extraction", spec.extraction_path)]:
+        if out == inside or out in inside.parents:
+            raise SpecError(
+                f"{path}: {key}: the report folder {out} holds the {what} {inside.name}; "
+                "choose a folder of its own (default: reports/<name>)"
+            )
+
+
 def load_spec(path: str | Path) -> AnalysisSpec:
     """Read and validate ``analyses/<name>.toml``."""
     path = Path(path).resolve()
-    if not path.exists():
-        raise SpecError(f"{path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    spec = parse_spec(data, path)
+    spec = parse_spec(_read_toml(path), path)
     if not spec.extraction_path.exists():
         raise SpecError(f"{path}: analysis.extraction: {spec.extraction_path} does not exist")
+    _check_output(spec, path)
     return spec

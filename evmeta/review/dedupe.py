@@ -4,8 +4,12 @@ Records are normalized (DOI; title case, punctuation, accents and HTML entities;
 surnames; year; first page) and clustered in two passes: identical DOIs, then a fuzzy
 comparison of title, authors and year inside blocks (records sharing the first words of
 their title, or the first author and year), so that 50,000 records need a few hundred
-thousand comparisons, not a billion. Two records with different DOIs are never merged.
-Clusters come from a union-find; the most complete record of each cluster is kept.
+thousand comparisons, not a billion. Inside a block, records identical after normalization
+are merged in one pass; a block still larger than ``MAX_BLOCK`` distinct records is
+compared by a vectorized title matcher (rapidfuzz ``cdist``) up to ``MAX_VECTOR_BLOCK``;
+a block larger still is reported (``blocks_not_compared`` and a warning), never skipped
+silently. Two records with different DOIs are never merged. Clusters come from a
+union-find; the most complete record of each cluster is kept.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
-from evmeta.errors import InputError
+from evmeta._paths import PathError, read_bytes_capped
+from evmeta.sheets.reader import UnreadableInput
 
 #: Title similarity (0-100) at which two records with compatible authors and year match.
 TITLE_MATCH = 92.0
@@ -31,7 +36,11 @@ TITLE_MATCH = 92.0
 TITLE_ALONE = 98.0
 #: Minimum length (characters) of a truncated title for a prefix match.
 MIN_PREFIX = 40
+#: Distinct records in a block compared pair by pair.
 MAX_BLOCK = 400
+#: Distinct records in a block compared by the vectorized title matcher (C speed,
+#: 5,000 x 5,000 titles in a few seconds); larger blocks are reported, not compared.
+MAX_VECTOR_BLOCK = 5_000
 
 
 @dataclass
@@ -66,6 +75,10 @@ def read_ris(text: str) -> list[SearchRecord]:
         if not match:
             continue
         tag, value = match.group(1), (match.group(2) or "").strip()
+        if tag == "TY" and (current.title or current.authors or current.doi):
+            # A new record starts without the previous one's ER line: keep them apart.
+            records.append(current)
+            current = SearchRecord(source="ris")
         if tag == "ER":
             records.append(current)
             current = SearchRecord(source="ris")
@@ -83,7 +96,7 @@ def read_ris(text: str) -> list[SearchRecord]:
             current.pages = value
         elif tag == "AN" and value.isdigit():
             current.pmid = value
-    if current.title or current.authors:
+    if current.title or current.authors or current.doi:
         records.append(current)
     return records
 
@@ -122,9 +135,18 @@ def read_medline(text: str) -> list[SearchRecord]:
     return records
 
 
+_CSV_COLUMNS = frozenset({"title", "ti", "article title", "doi", "do", "authors", "author", "au", "pmid"})
+
+
 def read_csv_records(text: str) -> list[SearchRecord]:
     reader = csv.DictReader(io.StringIO(text))
-    names = {n.lower().strip(): n for n in (reader.fieldnames or [])}
+    names = {n.lower().strip(): n for n in (reader.fieldnames or []) if n}
+    if not names.keys() & _CSV_COLUMNS:
+        found = ", ".join(repr(n) for n in names) or "none"
+        raise UnreadableInput(
+            f"the CSV export has none of the columns dedupe reads ({', '.join(sorted(_CSV_COLUMNS))}); "
+            f"its columns are: {found}"
+        )
 
     def get(row: dict, *keys: str) -> str:
         for key in keys:
@@ -153,19 +175,33 @@ def read_csv_records(text: str) -> list[SearchRecord]:
 def read_search_export(path: str | Path) -> list[SearchRecord]:
     """Read a RIS (.ris), MEDLINE (.nbib, .txt) or CSV (.csv) export."""
     path = Path(path)
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        raw = read_bytes_capped(path, what="search export")
+    except PathError as exc:
+        raise UnreadableInput(str(exc)) from None
+    if b"\x00" in raw[:65536] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableInput(f"{path.name} holds binary data; expected a text export (RIS, MEDLINE or CSV)")
+    try:
+        text = raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv_records(text)
-    if suffix == ".ris" or re.search(r"^TY  - ", text, re.MULTILINE):
-        return read_ris(text)
-    if suffix in {".nbib", ".txt", ".medline"} or text.lstrip().startswith("PMID-"):
-        return read_medline(text)
-    raise InputError(f"{path.name}: expected a RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV export")
+        records = read_csv_records(text)
+    elif suffix == ".ris" or re.search(r"^TY  - ", text, re.MULTILINE):
+        records = read_ris(text)
+    elif suffix in {".nbib", ".txt", ".medline"} or text.lstrip().startswith("PMID-"):
+        records = read_medline(text)
+    else:
+        raise UnreadableInput(
+            f"{path.name}: expected a RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV export"
+        )
+    if not records:
+        raise UnreadableInput(
+            f"{path.name}: no records found; expected a {suffix.lstrip('.').upper() or 'search'} export "
+            "(RIS records start with 'TY  - ' and end with 'ER  - ')"
+        )
+    return records
 
 
 # --- normalization ---------------------------------------------------------------------
@@ -201,6 +237,23 @@ def surname(author: str) -> str:
     return normalize_text(name)
 
 
+_NORMALIZED_COLUMNS = [
+    "record_id",
+    "title_norm",
+    "doi_norm",
+    "first_author",
+    "authors_norm",
+    "year",
+    "page",
+    "title",
+    "doi",
+    "journal",
+    "pmid",
+    "source",
+    "n_fields",
+]
+
+
 def normalize(records: list[SearchRecord]) -> pd.DataFrame:
     rows = []
     for index, record in enumerate(records, start=1):
@@ -232,7 +285,7 @@ def normalize(records: list[SearchRecord]) -> pd.DataFrame:
                 ),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=_NORMALIZED_COLUMNS)
 
 
 # --- clustering ------------------------------------------------------------------------
@@ -313,12 +366,58 @@ def _blocks(frame: pd.DataFrame) -> dict[str, list[int]]:
     return blocks
 
 
+def _signature(row: tuple) -> tuple:
+    return (row.title_norm, row.doi_norm, tuple(row.authors_norm), row.year, row.page)
+
+
+def _link(i: int, j: int, rows: list, union: _UnionFind, best_score: list[float], compared: set) -> None:
+    pair = (i, j) if i < j else (j, i)
+    if pair in compared:
+        return
+    compared.add(pair)
+    score = pair_score(rows[i], rows[j])
+    if score > 0:
+        union.union(i, j)
+        best_score[i] = max(best_score[i], score)
+        best_score[j] = max(best_score[j], score)
+
+
+def _compare_block(
+    members: list[int], rows: list, union: _UnionFind, best_score: list[float], compared: set
+) -> bool:
+    """Compare the records of one block; False when it was too large to compare."""
+    # Records identical after normalization: link each to the first (linear, any size).
+    first_of: dict[tuple, int] = {}
+    distinct: list[int] = []
+    for i in members:
+        key = _signature(rows[i])
+        if key in first_of:
+            _link(first_of[key], i, rows, union, best_score, compared)
+        else:
+            first_of[key] = i
+            distinct.append(i)
+    if len(distinct) <= MAX_BLOCK:
+        for position, i in enumerate(distinct):
+            for j in distinct[position + 1 :]:
+                _link(i, j, rows, union, best_score, compared)
+        return True
+    if len(distinct) > MAX_VECTOR_BLOCK:
+        return False
+    titles = [rows[i].title_norm for i in distinct]
+    scores = process.cdist(titles, titles, scorer=fuzz.ratio, score_cutoff=TITLE_MATCH, workers=1)
+    for a, b in zip(*scores.nonzero(), strict=True):
+        if a < b:
+            _link(distinct[a], distinct[b], rows, union, best_score, compared)
+    return True
+
+
 @dataclass
 class Deduplication:
     """Clusters of duplicate records, the record kept per cluster, and PRISMA counts."""
 
     table: pd.DataFrame
     counts: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
 
 
 def deduplicate(records: list[SearchRecord]) -> Deduplication:
@@ -335,21 +434,12 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
             else:
                 by_doi[doi] = position
     rows = list(frame.itertuples(index=False))
-    compared = set()
+    compared: set[tuple[int, int]] = set()
+    too_large: list[int] = []
     for members in _blocks(frame).values():
-        if len(members) < 2 or len(members) > MAX_BLOCK:
-            continue
-        for i_index, i in enumerate(members):
-            for j in members[i_index + 1 :]:
-                pair = (i, j) if i < j else (j, i)
-                if pair in compared:
-                    continue
-                compared.add(pair)
-                score = pair_score(rows[i], rows[j])
-                if score > 0:
-                    union.union(i, j)
-                    best_score[i] = max(best_score[i], score)
-                    best_score[j] = max(best_score[j], score)
+        if len(members) >= 2:
+            if not _compare_block(members, rows, union, best_score, compared):
+                too_large.append(len(members))
     roots = [union.find(i) for i in range(n)]
     frame["cluster"] = roots
     order = frame.assign(has_doi=frame["doi_norm"] != "", title_length=frame["title_norm"].str.len())
@@ -361,7 +451,7 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
         - 1
     )
     keep = set(keep_positions)
-    cluster_ids = {root: index for index, root in enumerate(sorted(set(roots), key=roots.index), start=1)}
+    cluster_ids = {root: index for index, root in enumerate(dict.fromkeys(roots), start=1)}
     kept_of = {roots[p]: p for p in keep}
     scores = []
     for position in range(n):
@@ -392,8 +482,18 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
         "records_after_deduplication": int(table["keep"].sum()),
         "clusters_with_duplicates": int((clusters > 1).sum()),
         "pairs_compared": len(compared),
+        "blocks_not_compared": len(too_large),
     }
-    return Deduplication(table, counts)
+    warnings = (
+        [
+            f"{len(too_large)} block(s) of records with the same title start or first author and year "
+            f"were too large to compare (largest: {max(too_large)} distinct records, limit "
+            f"{MAX_VECTOR_BLOCK}); duplicates inside them may remain"
+        ]
+        if too_large
+        else []
+    )
+    return Deduplication(table, counts, warnings)
 
 
 def dedupe_file(path: str | Path, output: str | Path) -> Deduplication:

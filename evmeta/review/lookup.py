@@ -6,14 +6,22 @@ and a JSON cache on disk so a second run makes no request (``offline=True`` uses
 cache). Base URLs come from ``EVMETA_CROSSREF_URL`` and ``EVMETA_EUTILS_URL``; the contact
 address from ``EVMETA_CONTACT_EMAIL``. Every failure (malformed id, 404, time-out, bad
 JSON) becomes a message on its row, never an exception.
+
+Every request has an overall deadline (``request_timeout``, retries included: a server that
+never answers, or sends a byte every few seconds, is abandoned), answers are read up to
+``MAX_RESPONSE_BYTES``, and a run may have a deadline of its own (``run_timeout``, the CLI's
+``--timeout``): studies not reached by then are listed as not checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -21,14 +29,45 @@ from urllib.parse import quote
 import pandas as pd
 from rapidfuzz import fuzz
 
+from evmeta._paths import PathError, read_bytes_capped
 from evmeta._version import __version__
-from evmeta.errors import InputError
+from evmeta.errors import ExtractionError
 
 CROSSREF_URL = "https://api.crossref.org"
 EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 TITLE_THRESHOLD = 90.0
 AUTHOR_THRESHOLD = 85.0
+#: Largest answer read from a service, in bytes (a Crossref work record is a few kB).
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+#: Default overall deadline of one request, retries included, in seconds.
+REQUEST_TIMEOUT = 60.0
+#: Publication years accepted from a service.
+YEARS = range(1600, 2200)
+NOT_CHECKED = "not checked: the run's time limit (--timeout) was reached"
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name} in JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} out of range in JSON")
+    return value
+
+
+def loads_json(data: bytes | str) -> object:
+    """Parse JSON that came from outside: no NaN/Infinity, no overflowing numbers.
+
+    Raises ValueError for anything else that is not plain, finite JSON (including JSON
+    nested too deeply for the parser).
+    """
+    try:
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 @dataclass
@@ -53,6 +92,11 @@ class LookupResult:
     def messages(self) -> list[str]:
         return [f"studies!{r.row} {r.study_id}: {r.message}" for r in self.rows.itertuples() if r.message]
 
+    @property
+    def not_checked(self) -> list[str]:
+        """Study ids the run's time limit left unchecked."""
+        return [r.study_id for r in self.rows.itertuples() if r.message == NOT_CHECKED]
+
 
 class LookupClient:
     """HTTP client for Crossref and E-utilities with retries and an on-disk JSON cache."""
@@ -66,6 +110,8 @@ class LookupClient:
         retries: int = 4,
         backoff: float = 0.5,
         contact: str | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
+        run_timeout: float | None = None,
     ) -> None:
         import requests
         from requests.adapters import HTTPAdapter
@@ -75,6 +121,8 @@ class LookupClient:
         self.eutils = os.environ.get("EVMETA_EUTILS_URL", EUTILS_URL).rstrip("/")
         self.offline = offline
         self.timeout = timeout
+        self.request_timeout = float(request_timeout)
+        self.deadline = None if run_timeout is None else time.monotonic() + float(run_timeout)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         if self.cache_dir:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -104,21 +152,66 @@ class LookupClient:
             return None
         return self.cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
 
+    def time_left(self) -> float:
+        """Seconds until the run's deadline (infinite without one)."""
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
+    def _read_cache(self, cached: Path | None) -> dict | list | None:
+        if not cached or not cached.exists():
+            return None
+        try:
+            return loads_json(read_bytes_capped(cached, max_bytes=MAX_RESPONSE_BYTES))
+        except (ValueError, PathError):
+            cached.unlink(missing_ok=True)  # a bad cache entry is fetched again
+            return None
+
     def get_json(self, url: str) -> tuple[dict | None, str | None]:
         """(payload, error message); cached payloads are used first."""
-        import requests
-
         cached = self._cache_path(url)
-        if cached and cached.exists():
-            try:
-                return json.loads(cached.read_text(encoding="utf-8")), None
-            except json.JSONDecodeError:
-                cached.unlink()
+        payload = self._read_cache(cached)
+        if payload is not None:
+            return payload, None
         if self.offline:
             return None, "not in the cache (offline)"
+        limit = min(self.request_timeout, self.time_left())
+        if limit <= 0:
+            return None, NOT_CHECKED
+        self.requests_made += 1
+        outcome: dict[str, tuple[bytes | None, str | None]] = {}
+        # A daemon thread bounds the whole request (connect, retries, a trickling body);
+        # one abandoned at the deadline cannot keep the process alive.
+        worker = threading.Thread(target=lambda: outcome.update(r=self._fetch(url)), daemon=True)
+        worker.start()
+        worker.join(limit)
+        if "r" not in outcome:
+            return None, f"the service did not answer within {limit:.0f} s"
+        body, error = outcome["r"]
+        if error:
+            return None, error
         try:
-            self.requests_made += 1
-            response = self.session.get(url, timeout=self.timeout)
+            payload = loads_json(body)
+        except ValueError:
+            return None, "the service answered with invalid JSON"
+        if cached:
+            cached.write_text(json.dumps(payload), encoding="utf-8")
+        return payload, None
+
+    def _fetch(self, url: str) -> tuple[bytes | None, str | None]:
+        """Body of a GET (at most MAX_RESPONSE_BYTES) or an error message; never raises."""
+        import requests
+
+        try:
+            with self.session.get(url, timeout=self.timeout, stream=True) as response:
+                if response.status_code == 404:
+                    return None, "not found (404)"
+                if response.status_code >= 400:
+                    return None, f"the service answered {response.status_code}"
+                body = bytearray()
+                for chunk in response.iter_content(chunk_size=65536):
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        return None, f"the answer is over {MAX_RESPONSE_BYTES // 2**20} MB; not read"
+                return bytes(body), None
         except requests.exceptions.Timeout:
             return None, "the service did not answer in time"
         except requests.exceptions.RetryError as exc:
@@ -133,17 +226,8 @@ class LookupClient:
             return None, f"request failed: {exc.__class__.__name__}"
         except requests.exceptions.RequestException as exc:
             return None, f"request failed: {exc.__class__.__name__}"
-        if response.status_code == 404:
-            return None, "not found (404)"
-        if response.status_code >= 400:
-            return None, f"the service answered {response.status_code}"
-        try:
-            payload = response.json()
-        except ValueError:
-            return None, "the service answered with invalid JSON"
-        if cached:
-            cached.write_text(json.dumps(payload), encoding="utf-8")
-        return payload, None
+        except Exception as exc:  # a broken answer must become a message on its row
+            return None, f"request failed: {exc.__class__.__name__}"
 
     def crossref_work(self, doi: str) -> tuple[Record | None, str | None]:
         if not DOI_PATTERN.match(doi):
@@ -159,12 +243,13 @@ class LookupClient:
                 or message.get("published-online")
                 or {}
             ).get("date-parts")
-            year = int(parts[0][0]) if parts and parts[0] and parts[0][0] else None
+            year = _year(parts[0][0]) if parts and parts[0] and parts[0][0] else None
             authors = message.get("author") or []
             first = authors[0].get("family") if authors else None
-            title = (message.get("title") or [None])[0]
-            journal = (message.get("container-title") or [None])[0]
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            title = _text((message.get("title") or [None])[0])
+            journal = _text((message.get("container-title") or [None])[0])
+            first = _text(first)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
             return None, "Crossref: unexpected record layout"
         return Record(title, first, year, journal, "Crossref"), None
 
@@ -180,7 +265,7 @@ class LookupClient:
                 return None, f"PubMed: {item['error']}"
             authors = item.get("authors") or []
             first = authors[0]["name"].split(" ")[0] if authors else None
-            year_match = re.match(r"(\d{4})", item.get("pubdate", ""))
+            year_match = re.match(r"(\d{4})", str(item.get("pubdate", "")))
             return Record(
                 item.get("title", "").rstrip("."),
                 first,
@@ -188,8 +273,22 @@ class LookupClient:
                 item.get("fulljournalname") or item.get("source"),
                 "PubMed",
             ), None
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
             return None, "PubMed: unexpected record layout"
+
+
+def _year(value: object) -> int:
+    """A publication year from a service's date-parts (ValueError when it is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"year {value!r}")
+    year = int(float(value)) if not isinstance(value, int) else value
+    if year not in YEARS:
+        raise ValueError(f"year {value!r} out of range")
+    return year
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _normalize_title(text: str | None) -> str:
@@ -221,11 +320,16 @@ def lookup_studies(studies: pd.DataFrame, client: LookupClient) -> LookupResult:
         doi = row.get("doi") if isinstance(row.get("doi"), str) and row.get("doi") else None
         pmid = str(row.get("pmid")) if isinstance(row.get("pmid"), str) and row.get("pmid") else None
         record, error = (None, "no DOI or PMID to look up")
+        if (doi or pmid) and client.time_left() <= 0 and not client.offline:
+            doi = pmid = None
+            error = NOT_CHECKED
         if doi:
             record, error = client.crossref_work(doi)
         if record is None and pmid:
             record, pmid_error = client.pubmed_summary(pmid)
             error = pmid_error if record is None else None
+        if error and NOT_CHECKED in error:
+            error = NOT_CHECKED
         problems = compare(row, record) if record else []
         if record:
             records[row["study_id"]] = record
@@ -292,18 +396,27 @@ def run_lookup(
     offline: bool = False,
     fill: bool = False,
     client: LookupClient | None = None,
+    timeout: float | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> tuple[LookupResult, Path | None]:
     """Look up the studies of a workbook (its other sheets need not be valid).
 
     Rows whose DOI or PMID the validator already rejected (malformed) get that message.
+    ``timeout`` bounds the whole run and ``request_timeout`` each request, in seconds
+    (ignored when ``client`` is given); studies not reached in time are listed as not checked.
     """
     from evmeta.schema.validate import validate_extraction
 
     extraction, problems = validate_extraction(workbook)
     if extraction is None:
-        raise InputError("; ".join(str(p) for p in problems))
+        raise ExtractionError(problems, fatal=True)
     studies = extraction.studies
-    client = client or LookupClient(cache or Path(workbook).with_name(".evmeta-cache"), offline=offline)
+    client = client or LookupClient(
+        cache or Path(workbook).with_name(".evmeta-cache"),
+        offline=offline,
+        request_timeout=request_timeout,
+        run_timeout=timeout,
+    )
     result = lookup_studies(studies, client)
     ids = _raw_study_ids(workbook)
     malformed = [
@@ -323,6 +436,6 @@ def run_lookup(
     target = None
     if fill:
         if Path(workbook).suffix.lower() != ".xlsx":
-            raise InputError("--fill-missing writes a workbook; it needs an .xlsx input")
+            raise PathError("--fill-missing writes a workbook; it needs an .xlsx input")
         target, _ = fill_missing(workbook, result, studies)
     return result, target

@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
-from evmeta.errors import ExtractionError, InputError
+from evmeta._paths import PathError
+from evmeta.errors import ExtractionError
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, column_map
 from evmeta.schema.validate import validate_extraction
+from evmeta.sheets.reader import UnreadableInput
 
 #: Columns that legitimately differ between reviewers and are not compared.
 IGNORED_COLUMNS = {"reviewer", "notes"}
@@ -37,6 +39,15 @@ def _key_columns(sheet: str) -> list[str]:
 
 def _key(row: pd.Series, sheet: str) -> str:
     return "/".join("" if pd.isna(row[c]) else str(row[c]) for c in _key_columns(sheet))
+
+
+def _dict_key(values: dict[str, Any], sheet: str) -> str:
+    return "/".join(
+        ""
+        if values.get(c) is None or (isinstance(values.get(c), float) and np.isnan(values.get(c)))
+        else str(values.get(c)).strip()
+        for c in _key_columns(sheet)
+    )
 
 
 def _label(row: pd.Series, sheet: str) -> str:
@@ -58,6 +69,43 @@ def _same(a: Any, b: Any, rtol: float, atol: float) -> bool:
     ):
         return bool(np.isclose(float(a), float(b), rtol=rtol, atol=atol))
     return str(a).strip() == str(b).strip()
+
+
+#: Rows of A matched against B per block of the vectorized label matcher (memory bound).
+PAIRING_CHUNK = 1_000
+
+
+def _pair_by_label(
+    only_a: list[str], only_b: list[str], keys_a: dict, keys_b: dict, sheet: str
+) -> list[tuple[str, str]]:
+    """Pairs (key A, key B) of rows whose labels match at LABEL_THRESHOLD or better.
+
+    Each row of A, in order, takes the best-scoring row of B not taken yet. Scores come
+    from rapidfuzz ``cdist`` (vectorized, in chunks), so 2,000 renamed rows take about a
+    second instead of minutes of pairwise Python calls.
+    """
+    if not only_a or not only_b:
+        return []
+    labels_a = [_label(keys_a[k], sheet) for k in only_a]
+    labels_b = [_label(keys_b[k], sheet) for k in only_b]
+    taken = np.zeros(len(only_b), dtype=bool)
+    pairs = []
+    for start in range(0, len(only_a), PAIRING_CHUNK):
+        scores = process.cdist(
+            labels_a[start : start + PAIRING_CHUNK],
+            labels_b,
+            scorer=fuzz.ratio,
+            score_cutoff=LABEL_THRESHOLD,
+            dtype=np.float32,
+            workers=1,
+        )
+        for offset, row in enumerate(scores):
+            row = np.where(taken, 0.0, row)
+            best = int(np.argmax(row))
+            if row[best] >= LABEL_THRESHOLD:
+                taken[best] = True
+                pairs.append((only_a[start + offset], only_b[best]))
+    return pairs
 
 
 def cohen_kappa(a: list[Any], b: list[Any]) -> float:
@@ -89,6 +137,12 @@ class Reconciliation:
 
     def summary(self) -> str:
         lines = [f"{len(self.discrepancies)} discrepanc{'y' if len(self.discrepancies) == 1 else 'ies'}"]
+        invalid = self.discrepancies["kind"].astype(str).str.startswith("invalid")
+        if invalid.any():
+            lines.append(
+                f"  {int(invalid.sum())} of them are cells or rows the validator rejected "
+                "(kept in the consensus workbook, highlighted, for correction)"
+            )
         for row in self.sheets.itertuples():
             lines.append(
                 f"  {row.sheet:<14} {row.percent_agreement:6.2f}% of {row.cells_compared} cells agree"
@@ -103,12 +157,85 @@ def _read(path: Path):
     return extraction
 
 
+def _snake(text: object) -> str:
+    import re
+
+    return re.sub(r"[^0-9a-z]+", "_", str(text).strip().casefold()).strip("_")
+
+
+def _invalid_rows(path: Path, extraction: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Rows the validator rejected, as typed: sheet -> key -> {column: raw value, _row, _errors}.
+
+    A row with an error is not in the extraction's tables; reconciliation must still carry
+    it into the consensus workbook (for correction) and count it as a discrepancy.
+    """
+    from evmeta.sheets.reader import read_raw
+
+    raw = read_raw(path)
+    errors: dict[tuple[str, int], list[Any]] = {}
+    for problem in extraction.problems:
+        if problem.severity == "error" and problem.row:
+            errors.setdefault((problem.sheet, problem.row), []).append(problem)
+    by_snake = {_snake(name): sheet for name, sheet in raw.sheets.items()}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for sheet_name in SHEETS:
+        sheet = by_snake.get(sheet_name)
+        if sheet is None:
+            continue
+        kept = (
+            set(extraction.sheets[sheet_name]["_row"]) if "_row" in extraction.sheets[sheet_name] else set()
+        )
+        names = {i: _snake(h) for i, h in enumerate(sheet.header)}
+        for excel_row, cells in sheet.rows:
+            if excel_row in kept:
+                continue
+            values = {
+                names[i]: str(c.value) if c.kind != "value" else c.value
+                for i, c in enumerate(cells)
+                if i in names and names[i] in column_map(sheet_name) and c.value is not None
+            }
+            values["_row"] = excel_row
+            values["_errors"] = errors.get((sheet.name, excel_row), [])
+            out.setdefault(sheet_name, {})[_dict_key(values, sheet_name)] = values
+    return out
+
+
+def _problem_column(problem: Any, sheet: str) -> str | None:
+    return problem.column if problem.column in column_map(sheet) else None
+
+
+def _invalid_discrepancies(sheet: str, invalid_a: dict, invalid_b: dict) -> list[dict[str, Any]]:
+    """One discrepancy per rejected cell (or row) of either reviewer, with both values."""
+    found = []
+    for key in dict.fromkeys([*invalid_a, *invalid_b]):
+        row_a, row_b = invalid_a.get(key), invalid_b.get(key)
+        who = "both" if row_a and row_b else ("A" if row_a else "B")
+        problems = [*(row_a or {}).get("_errors", []), *(row_b or {}).get("_errors", [])]
+        columns = dict.fromkeys(_problem_column(p, sheet) for p in problems) or {None: None}
+        for column in columns:
+            message = next((p.message for p in problems if _problem_column(p, sheet) == column), "")
+            found.append(
+                {
+                    "sheet": sheet,
+                    "key": key,
+                    "column": column,
+                    "value_a": (row_a or {}).get(column) if column else ("row present" if row_a else None),
+                    "value_b": (row_b or {}).get(column) if column else ("row present" if row_b else None),
+                    "row_a": (row_a or {}).get("_row"),
+                    "row_b": (row_b or {}).get("_row"),
+                    "kind": f"invalid in {who}: {message}" if message else f"invalid in {who}",
+                }
+            )
+    return found
+
+
 def reconcile(
     a_path: str | Path, b_path: str | Path, *, rtol: float = 1e-6, atol: float = 1e-9
 ) -> Reconciliation:
     """Compare two reviewers' extractions of the same studies (see the module docstring)."""
     a_path, b_path = Path(a_path), Path(b_path)
     a, b = _read(a_path), _read(b_path)
+    invalid_a, invalid_b = _invalid_rows(a_path, a), _invalid_rows(b_path, b)
     discrepancies, field_rows, sheet_rows = [], [], []
     consensus: dict[str, list[dict[str, Any]]] = {}
     disputed: dict[str, set[tuple[str, str]]] = {}
@@ -120,25 +247,22 @@ def reconcile(
         only_a = [k for k in keys_a if k not in keys_b]
         only_b = [k for k in keys_b if k not in keys_a]
         # Rows whose ids differ: pair them by a fuzzy match of their content.
-        for key_a in list(only_a):
-            label = _label(keys_a[key_a], sheet)
-            best = max(((fuzz.ratio(label, _label(keys_b[k], sheet)), k) for k in only_b), default=(0, None))
-            if best[1] is not None and best[0] >= LABEL_THRESHOLD:
-                pairs.append((key_a, keys_a[key_a], keys_b[best[1]]))
-                discrepancies.append(
-                    {
-                        "sheet": sheet,
-                        "key": key_a,
-                        "column": _key_columns(sheet)[0],
-                        "value_a": key_a,
-                        "value_b": best[1],
-                        "row_a": keys_a[key_a]["_row"],
-                        "row_b": keys_b[best[1]]["_row"],
-                        "kind": "id differs",
-                    }
-                )
-                only_a.remove(key_a)
-                only_b.remove(best[1])
+        for key_a, key_b in _pair_by_label(only_a, only_b, keys_a, keys_b, sheet):
+            pairs.append((key_a, keys_a[key_a], keys_b[key_b]))
+            discrepancies.append(
+                {
+                    "sheet": sheet,
+                    "key": key_a,
+                    "column": _key_columns(sheet)[0],
+                    "value_a": key_a,
+                    "value_b": key_b,
+                    "row_a": keys_a[key_a]["_row"],
+                    "row_b": keys_b[key_b]["_row"],
+                    "kind": "id differs",
+                }
+            )
+            only_a.remove(key_a)
+            only_b.remove(key_b)
         columns = [c for c in column_map(sheet).values() if c.name not in IGNORED_COLUMNS]
         compared = agreed = 0
         sheet_disputes: set[tuple[str, str]] = set()
@@ -226,6 +350,16 @@ def reconcile(
                 "percent_agreement": 100 * agreed / compared if compared else np.nan,
             }
         )
+        # Rows a validator rejected (in either workbook) stay in the consensus, as typed.
+        sheet_invalid_a, sheet_invalid_b = invalid_a.get(sheet, {}), invalid_b.get(sheet, {})
+        present = {_dict_key(r, sheet) for r in rows_out}
+        for found in _invalid_discrepancies(sheet, sheet_invalid_a, sheet_invalid_b):
+            discrepancies.append(found)
+            sheet_disputes.add((found["key"], found["column"] or "*"))
+            if found["key"] not in present:
+                typed = sheet_invalid_a.get(found["key"]) or sheet_invalid_b[found["key"]]
+                rows_out.append({c: typed.get(c) for c in column_map(sheet)})
+                present.add(found["key"])
         consensus[sheet] = rows_out
         disputed[sheet] = sheet_disputes
     columns = ["sheet", "key", "column", "value_a", "value_b", "row_a", "row_b", "kind"]
@@ -250,7 +384,6 @@ def write_reconciliation(result: Reconciliation, output: str | Path) -> tuple[Pa
     from openpyxl.worksheet.datavalidation import DataValidation
 
     from evmeta.schema.template import write_template
-    from evmeta.sheets.export import neutralize_formulas
 
     output = Path(output)
     consensus_path = output.with_name(output.stem + ".consensus.xlsx")
@@ -289,10 +422,15 @@ def write_reconciliation(result: Reconciliation, output: str | Path) -> tuple[Pa
     out = openpyxl.Workbook()
     ws = out.active
     ws.title = "discrepancies"
-    table = neutralize_formulas(result.discrepancies.astype(object).where(result.discrepancies.notna(), None))
+    table = result.discrepancies.astype(object).where(result.discrepancies.notna(), None)
     ws.append(list(table.columns))
     for row in table.itertuples(index=False):
         ws.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in row])
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                # Stored as text, never as a formula: no neutralizing apostrophe to leak into
+                # the values apply_decisions copies into the final workbook.
+                cell.data_type = "s"
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
@@ -327,6 +465,53 @@ def _parse_decision(text: str) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def _open_reconciliation(path: Path) -> Any:
+    import openpyxl
+
+    from evmeta.sheets.reader import _check_size, _check_zip
+
+    _check_size(path)
+    _check_zip(path)
+    try:
+        book = openpyxl.load_workbook(path, data_only=False)
+    except Exception as exc:  # openpyxl raises many types for corrupt files
+        raise UnreadableInput(
+            f"{path.name} could not be opened as a reconciliation workbook: {exc}"
+        ) from None
+    for name in ("sources", "discrepancies"):
+        if name not in book.sheetnames:
+            raise UnreadableInput(
+                f"{path.name} has no sheet {name!r}; expected a workbook written by evmeta reconcile"
+            )
+    return book
+
+
+def _consensus_path(reconciliation: Path, book: Any) -> Path:
+    """The consensus workbook named in ``sources``, which must sit beside the reconciliation file.
+
+    The name in the workbook is data a reviewer can edit: it is resolved relative to the
+    reconciliation file's folder and anything outside that folder is refused.
+    """
+    from evmeta._paths import is_within, require_regular_file
+
+    sources = {row[0].value: row[1].value for row in book["sources"].iter_rows() if len(row) >= 2}
+    name = sources.get("consensus")
+    if not isinstance(name, str) or not name.strip():
+        raise UnreadableInput(f"{reconciliation.name}: sheet 'sources' does not name the consensus workbook")
+    folder = reconciliation.resolve().parent
+    candidate = folder / name
+    if Path(name).is_absolute() or not is_within(candidate, folder):
+        raise UnreadableInput(
+            f"{reconciliation.name}: sources names the consensus workbook {name!r}, which is outside "
+            f"{folder}; only a workbook beside the reconciliation file is read"
+        )
+    try:
+        require_regular_file(candidate, what="consensus workbook")
+    except PathError as exc:
+        raise UnreadableInput(str(exc)) from None
+    return candidate
+
+
 def apply_decisions(reconciliation: str | Path, output: str | Path | None = None) -> Path:
     """Build the final workbook from the consensus workbook and the adjudicated decisions.
 
@@ -339,12 +524,20 @@ def apply_decisions(reconciliation: str | Path, output: str | Path | None = None
     from evmeta.schema.template import write_template
 
     reconciliation = Path(reconciliation)
-    book = openpyxl.load_workbook(reconciliation, data_only=False)
-    sources = {row[0].value: row[1].value for row in book["sources"].iter_rows()}
-    consensus_path = reconciliation.parent / sources["consensus"]
+    book = _open_reconciliation(reconciliation)
+    consensus_path = _consensus_path(reconciliation, book)
     sheet = book["discrepancies"]
     header = [c.value for c in sheet[1]]
-    records = [dict(zip(header, [c.value for c in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
+    missing = {"sheet", "key", "column", "value_a", "value_b", "kind", "decision"} - set(header)
+    if missing:
+        raise UnreadableInput(
+            f"{reconciliation.name}: sheet 'discrepancies' lacks the column(s) {', '.join(sorted(missing))}"
+        )
+    records = [
+        dict(zip(header, [c.value for c in row], strict=False))
+        for row in sheet.iter_rows(min_row=2)
+        if any(c.value is not None for c in row)
+    ]
     undecided = [r for r in records if not str(r.get("decision") or "").strip()]
     if undecided:
         where = ", ".join(
@@ -352,7 +545,7 @@ def apply_decisions(reconciliation: str | Path, output: str | Path | None = None
             for i, r in enumerate(records)
             if r in undecided
         )
-        raise InputError(
+        raise UnreadableInput(
             f"{len(undecided)} discrepanc{'y has' if len(undecided) == 1 else 'ies have'} no decision: {where}"
         )
     consensus = openpyxl.load_workbook(consensus_path)
@@ -365,7 +558,9 @@ def apply_decisions(reconciliation: str | Path, output: str | Path | None = None
             for row in ws.iter_rows(min_row=2)
             if any(c.value is not None for c in row)
         ]
-    for record in records:
+    for number, record in enumerate(records, start=2):
+        if record["sheet"] not in data:
+            raise UnreadableInput(f"discrepancies!{number}: unknown sheet {record['sheet']!r}")
         rows = data[record["sheet"]]
         keys = _key_columns(record["sheet"])
         match = [
@@ -374,12 +569,15 @@ def apply_decisions(reconciliation: str | Path, output: str | Path | None = None
             if "/".join("" if r.get(c) is None else str(r.get(c)) for c in keys) == str(record["key"])
         ]
         decision = str(record["decision"]).strip()
-        if record["kind"] in {"row only in A", "row only in B"}:
+        kind = str(record["kind"] or "")
+        if kind in {"row only in A", "row only in B"} or (
+            kind.startswith("invalid") and not record["column"]
+        ):
             if decision.lower() == "drop":
                 for r in match:
                     rows.remove(r)
             continue
-        if record["kind"] == "id differs":
+        if kind == "id differs":
             if decision.lower() == "b":
                 for r in match:
                     r[record["column"]] = record["value_b"]

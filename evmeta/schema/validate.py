@@ -498,6 +498,7 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
         return None, [Problem(Path(path).name, None, None, None, f"could not read the file: {exc}")]
     out.problems.extend(raw.problems)
     sheets = _match_sheets(raw.sheets, out)
+    _note_hidden(sheets, out)
     if not sheets:
         found = ", ".join(repr(n) for n in raw.sheets) or "none"
         out.add(
@@ -562,6 +563,52 @@ def _typed_ids(sheet: RawSheet, index: int, column: Column) -> dict[str, list[in
             if value is not None:
                 found[value].append(excel_row)
     return dict(found)
+
+
+def _row_ranges(rows: list[int]) -> str:
+    """'5, 7-9' for rows [5, 7, 8, 9]."""
+    parts: list[str] = []
+    for row in sorted(rows):
+        if parts and parts[-1][1] == row - 1:
+            parts[-1] = (parts[-1][0], row)
+        else:
+            parts.append((row, row))
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def _note_hidden(sheets: dict[str, RawSheet], out: _Collector) -> None:
+    """A note for every hidden sheet, hidden data row and hidden column that is analysed."""
+    for sheet in sheets.values():
+        if sheet.hidden and sheet.rows:
+            out.add(
+                sheet.name,
+                None,
+                None,
+                None,
+                f"sheet {sheet.name!r} is hidden in the workbook; its {len(sheet.rows)} row(s) were read",
+                "note",
+            )
+        if sheet.hidden_rows:
+            out.add(
+                sheet.name,
+                None,
+                None,
+                None,
+                f"{len(sheet.hidden_rows)} hidden row(s) were read: rows {_row_ranges(sheet.hidden_rows)}",
+                "note",
+            )
+        for index in sheet.hidden_columns:
+            header = sheet.header[index] if index < len(sheet.header) else ""
+            if header:
+                out.add(
+                    sheet.name,
+                    1,
+                    _snake(header) or None,
+                    header,
+                    f"column {header!r} is hidden in the workbook; it was read",
+                    "note",
+                    column_letter(index),
+                )
 
 
 def _describe(sheet_name: str) -> str:

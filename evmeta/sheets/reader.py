@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evmeta.errors import Problem
+from evmeta._paths import MAX_INPUT_BYTES, PathError, read_bytes_capped, require_regular_file
+from evmeta.errors import EvmetaError, Problem
 
 #: Largest input file accepted, in bytes (an extraction workbook is typically < 5 MB).
-MAX_FILE_BYTES = 50 * 1024 * 1024
-#: Largest uncompressed size of an .xlsx archive (zip-bomb guard), in bytes.
-MAX_UNCOMPRESSED_BYTES = 500 * 1024 * 1024
+MAX_FILE_BYTES = MAX_INPUT_BYTES
+#: Largest uncompressed size of an .xlsx archive, in bytes (the bundled example unpacks to
+#: 0.6 MB). Measured: streaming a 100 MB sheet part of small numeric cells, all inside the
+#: header's columns, peaks near 1 GB of memory (benchmarks/README.md), under the 2 GB goal.
+MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+#: Most data rows read per sheet (an extraction sheet holds hundreds to a few thousand).
+MAX_ROWS = 100_000
+#: Most header columns per sheet (the widest schema sheet has well under 100).
+MAX_COLUMNS = 1_000
 
 EXCEL_ERRORS = frozenset(
     {
@@ -52,6 +59,10 @@ class Cell:
     kind: str = "value"
 
 
+#: The empty cell (shared: a row of a wide sheet costs nothing for its blank cells).
+EMPTY = Cell(None)
+
+
 @dataclass
 class RawSheet:
     """One sheet's header and non-empty data rows, with Excel row numbers (header = 1)."""
@@ -61,6 +72,12 @@ class RawSheet:
     rows: list[tuple[int, list[Cell]]]
     merged: list[str] = field(default_factory=list)
     header_row: int = 1
+    #: Excel row numbers of data rows hidden in the workbook (they are still read).
+    hidden_rows: list[int] = field(default_factory=list)
+    #: 0-based indexes of header columns hidden in the workbook.
+    hidden_columns: list[int] = field(default_factory=list)
+    #: True when the sheet itself is hidden (or "very hidden").
+    hidden: bool = False
 
 
 @dataclass
@@ -73,7 +90,7 @@ class RawWorkbook:
     problems: list[Problem] = field(default_factory=list)
 
 
-class UnreadableInput(Exception):
+class UnreadableInput(EvmetaError):
     """The input is not a workbook or CSV folder evmeta can read; the message says why."""
 
 
@@ -92,22 +109,33 @@ def _is_blank(cell: Cell) -> bool:
 
 
 def _check_size(path: Path) -> None:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
+    """Refuse anything but a regular file within MAX_FILE_BYTES (FIFO, device, folder)."""
+    try:
+        require_regular_file(path, max_bytes=MAX_FILE_BYTES)
+    except PathError as exc:
         raise UnreadableInput(
-            f"{path.name} is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB. "
-            "An extraction workbook should be far smaller: remove embedded images or split it."
-        )
+            f"{exc}. An extraction workbook should be far smaller than the limit: "
+            "remove embedded images or split it."
+            if "limit" in str(exc)
+            else str(exc)
+        ) from None
+
+
+def _csv_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.csv") if not p.name.startswith("."))
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, or of every CSV in a folder (sorted by name)."""
+    """SHA-256 of a file, or of every CSV in a folder (sorted by name), read with a byte cap."""
     digest = hashlib.sha256()
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    files = _csv_files(path) if path.is_dir() else [path]
     for item in files:
         if path.is_dir():
             digest.update(item.name.encode())
-        digest.update(item.read_bytes())
+        try:
+            digest.update(read_bytes_capped(item, max_bytes=MAX_FILE_BYTES))
+        except PathError as exc:
+            raise UnreadableInput(str(exc)) from None
     return digest.hexdigest()
 
 
@@ -124,7 +152,7 @@ def read_raw(path: str | Path) -> RawWorkbook:
         raise UnreadableInput(f"{path} does not exist")
     if path.is_dir():
         return _read_csv_folder(path)
-    _check_size(path)
+    _check_size(path)  # before any open(): opening a FIFO blocks until a writer comes
     suffix = path.suffix.lower()
     if suffix == ".csv":
         sheet, problems = _read_csv_file(path)
@@ -153,22 +181,6 @@ def _check_zip(path: Path) -> None:
         raise UnreadableInput(f"{path.name} is a zip archive but not an Excel workbook (no xl/workbook.xml)")
 
 
-def _convert_xlsx_cell(cell: Any) -> Cell:
-    from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
-
-    value = cell.value
-    if value is None:
-        return Cell(None)
-    if cell.data_type == "f" or isinstance(value, (ArrayFormula, DataTableFormula)):
-        text = value.text if isinstance(value, ArrayFormula) else str(value)
-        return Cell(text, "formula")
-    if cell.data_type == "e" or (isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS):
-        return Cell(str(value), "error")
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time, _dt.timedelta)):
-        return Cell(value, "date")
-    return Cell(value)
-
-
 def _read_xlsx(path: Path) -> RawWorkbook:
     _check_zip(path)
     import openpyxl
@@ -178,28 +190,146 @@ def _read_xlsx(path: Path) -> RawWorkbook:
     if not getattr(openpyxl.xml, "DEFUSEDXML", False):
         raise RuntimeError("defusedxml is required to read workbooks safely; pip install defusedxml")
     try:
-        book = openpyxl.load_workbook(path, data_only=False, read_only=False, keep_links=False)
+        # read_only: rows are streamed from the sheet XML, never held as a full grid.
+        book = openpyxl.load_workbook(path, data_only=False, read_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises many types for corrupt files
         raise UnreadableInput(f"{path.name} could not be opened as an Excel workbook: {exc}") from None
     sheets: dict[str, RawSheet] = {}
+    problems: list[Problem] = []
     try:
         for worksheet in book.worksheets:
-            merged = [str(r) for r in worksheet.merged_cells.ranges]
-            rows_iter = worksheet.iter_rows()
-            header: list[str] = []
-            rows: list[tuple[int, list[Cell]]] = []
-            for excel_row, row in enumerate(rows_iter, start=1):
-                cells = [_convert_xlsx_cell(c) for c in row]
-                if excel_row == 1:
-                    header = ["" if c.value is None else str(c.value).strip() for c in cells]
-                    continue
-                if all(_is_blank(c) for c in cells):
-                    continue
-                rows.append((excel_row, cells))
-            sheets[worksheet.title] = RawSheet(worksheet.title, header, rows, merged)
+            try:
+                sheet = _stream_sheet(book, worksheet, problems)
+            except UnreadableInput:
+                raise
+            except Exception as exc:  # a malformed sheet part: name it instead of a traceback
+                raise UnreadableInput(
+                    f"{path.name}: sheet {worksheet.title!r} could not be read: {exc}"
+                ) from None
+            sheets[sheet.name] = sheet
     finally:
         book.close()
-    return RawWorkbook(path, sheets, file_sha256(path))
+    return RawWorkbook(path, sheets, file_sha256(path), problems)
+
+
+def _stream_sheet(book: Any, worksheet: Any, problems: list[Problem]) -> RawSheet:
+    """Read one sheet row by row; the cost follows the cells that hold data.
+
+    openpyxl's read-only worksheet pads every row to the sheet's declared extent (one cell
+    at ``XFD1048576`` means a million rows of 16,384 cells), so the sheet XML is parsed here
+    with openpyxl's own streaming parser, which yields only the cells present in the file.
+    Data rows keep the columns up to the header's last non-empty cell; a value further
+    right is reported as an error at its cell.
+    """
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    name = worksheet.title
+    sheet = RawSheet(name, [], [], hidden=getattr(worksheet, "sheet_state", "visible") != "visible")
+    beyond: list[str] = []
+    with worksheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            worksheet._shared_strings,
+            data_only=False,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        width = 0
+        for excel_row, raw_cells in parser.parse():
+            present = [c for c in raw_cells if c["value"] is not None]
+            if excel_row == 1:
+                sheet.header = _header(present, name, problems)
+                width = len(sheet.header)
+                continue
+            if not present:
+                continue
+            if len(sheet.rows) >= MAX_ROWS:
+                raise UnreadableInput(
+                    f"sheet {name!r} has more than {MAX_ROWS:,} data rows (row {excel_row}); "
+                    "an extraction sheet should be far smaller: delete stray content below the data"
+                )
+            cells = [EMPTY] * width
+            for raw in present:
+                index = raw["column"] - 1
+                if index < width:
+                    cells[index] = _convert_parsed_cell(raw)
+                elif not _is_blank(_convert_parsed_cell(raw)):
+                    beyond.append(f"{column_letter(index)}{excel_row}")
+            if any(not _is_blank(c) for c in cells):
+                sheet.rows.append((excel_row, cells))
+                dimension = parser.row_dimensions.get(str(excel_row), {})
+                if str(dimension.get("hidden", "0")).lower() in {"1", "true"}:
+                    sheet.hidden_rows.append(excel_row)
+        if parser.merged_cells is not None:
+            sheet.merged = [str(m.ref) for m in parser.merged_cells.mergeCell]
+        sheet.hidden_columns = _hidden_columns(parser.column_dimensions, width)
+    if beyond:
+        shown = ", ".join(beyond[:10]) + (f" and {len(beyond) - 10} more" if len(beyond) > 10 else "")
+        problems.append(
+            Problem(
+                name,
+                None,
+                None,
+                None,
+                f"{len(beyond)} cell(s) hold data right of the last header column "
+                f"({column_letter(width - 1) if width else 'none'}): {shown}; name the column or delete the data",
+            )
+        )
+    return sheet
+
+
+def _header(present: list[dict], sheet_name: str, problems: list[Problem]) -> list[str]:
+    """Header texts up to the last non-empty header cell (at most MAX_COLUMNS)."""
+    texts = {c["column"] - 1: str(c["value"]).strip() for c in present}
+    texts = {i: t for i, t in texts.items() if t}
+    too_far = sorted(i for i in texts if i >= MAX_COLUMNS)
+    if too_far:
+        problems.append(
+            Problem(
+                sheet_name,
+                1,
+                None,
+                None,
+                f"header cell(s) beyond column {column_letter(MAX_COLUMNS - 1)} ignored "
+                f"({', '.join(column_letter(i) + '1' for i in too_far[:5])}); "
+                f"a sheet may have at most {MAX_COLUMNS} columns",
+            )
+        )
+    kept = [i for i in texts if i < MAX_COLUMNS]
+    width = max(kept) + 1 if kept else 0
+    return [texts.get(i, "") for i in range(width)]
+
+
+def _hidden_columns(dimensions: dict[str, dict], width: int) -> list[int]:
+    """0-based indexes (< width) of columns marked hidden (``<col min max hidden>``)."""
+    hidden: list[int] = []
+    for attrs in dimensions.values():
+        if str(attrs.get("hidden", "0")).lower() not in {"1", "true"}:
+            continue
+        try:
+            first, last = int(attrs["min"]), int(attrs["max"])
+        except (KeyError, ValueError):
+            continue
+        hidden.extend(range(first - 1, min(last, width)))
+    return sorted(set(hidden))
+
+
+def _convert_parsed_cell(raw: dict) -> Cell:
+    """A cell dict from openpyxl's sheet parser as a :class:`Cell` (formulas never evaluated)."""
+    from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+
+    value, data_type = raw["value"], raw["data_type"]
+    if value is None:
+        return EMPTY
+    if data_type == "f" or isinstance(value, (ArrayFormula, DataTableFormula)):
+        text = value.text if isinstance(value, ArrayFormula) else str(value)
+        return Cell(text, "formula")
+    if data_type == "e" or (isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS):
+        return Cell(str(value), "error")
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time, _dt.timedelta)):
+        return Cell(value, "date")
+    return Cell(value)
 
 
 def _decode(data: bytes, name: str) -> tuple[str, str | None]:
@@ -219,7 +349,11 @@ def _decode(data: bytes, name: str) -> tuple[str, str | None]:
 
 def _read_csv_file(path: Path) -> tuple[RawSheet, list[Problem]]:
     _check_size(path)
-    text, note = _decode(path.read_bytes(), path.name)
+    try:
+        data = read_bytes_capped(path, max_bytes=MAX_FILE_BYTES)
+    except PathError as exc:
+        raise UnreadableInput(str(exc)) from None
+    text, note = _decode(data, path.name)
     problems = []
     sheet_name = path.stem
     if note:
@@ -252,6 +386,8 @@ def _read_csv_file(path: Path) -> tuple[RawSheet, list[Problem]]:
             cells = [_csv_cell(v) for v in raw]
             if all(_is_blank(c) for c in cells):
                 continue
+            if len(rows) >= MAX_ROWS:
+                raise UnreadableInput(f"{path.name} has more than {MAX_ROWS:,} data rows (row {number})")
             rows.append((number, cells))
     except csv.Error as exc:
         raise UnreadableInput(f"{path.name} is not a well-formed CSV file: {exc}") from None
@@ -261,7 +397,7 @@ def _read_csv_file(path: Path) -> tuple[RawSheet, list[Problem]]:
 def _csv_cell(text: str) -> Cell:
     stripped = text.strip()
     if not stripped:
-        return Cell(None)
+        return EMPTY
     if stripped.upper() in EXCEL_ERRORS:
         return Cell(stripped, "error")
     if stripped.startswith("=") and len(stripped) > 1:
@@ -270,7 +406,7 @@ def _csv_cell(text: str) -> Cell:
 
 
 def _read_csv_folder(path: Path) -> RawWorkbook:
-    files = sorted(path.glob("*.csv"))
+    files = _csv_files(path)
     if not files:
         raise UnreadableInput(f"{path} contains no .csv files; expected one CSV file per sheet")
     sheets: dict[str, RawSheet] = {}
