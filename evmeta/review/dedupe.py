@@ -44,6 +44,8 @@ class SearchRecord:
     pages: str = ""
     pmid: str = ""
     source: str = ""
+    #: Name of the export file the record came from (one file per database, for PRISMA).
+    source_file: str = ""
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -157,12 +159,17 @@ def read_search_export(path: str | Path) -> list[SearchRecord]:
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
     suffix = path.suffix.lower()
+    records = None
     if suffix == ".csv":
-        return read_csv_records(text)
-    if suffix == ".ris" or re.search(r"^TY  - ", text, re.MULTILINE):
-        return read_ris(text)
-    if suffix in {".nbib", ".txt", ".medline"} or text.lstrip().startswith("PMID-"):
-        return read_medline(text)
+        records = read_csv_records(text)
+    elif suffix == ".ris" or re.search(r"^TY  - ", text, re.MULTILINE):
+        records = read_ris(text)
+    elif suffix in {".nbib", ".txt", ".medline"} or text.lstrip().startswith("PMID-"):
+        records = read_medline(text)
+    if records is not None:
+        for record in records:
+            record.source_file = path.name
+        return records
     raise ValueError(f"{path.name}: expected a RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV export")
 
 
@@ -217,6 +224,7 @@ def normalize(records: list[SearchRecord]) -> pd.DataFrame:
                 "journal": record.journal,
                 "pmid": record.pmid,
                 "source": record.source,
+                "source_file": record.source_file,
                 "n_fields": sum(
                     bool(x)
                     for x in [
@@ -381,6 +389,7 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
             "journal": frame["journal"],
             "pmid": frame["pmid"],
             "source_format": frame["source"],
+            "source_file": frame["source_file"],
         }
     )
     clusters = table.groupby("cluster_id").size()
@@ -394,11 +403,13 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
     return Deduplication(table, counts)
 
 
-def dedupe_file(path: str | Path, output: str | Path) -> Deduplication:
-    """Read an export, cluster it, write the CSV and ``<output>.prisma.json``."""
+def dedupe_file(path: str | Path | list[str | Path], output: str | Path) -> Deduplication:
+    """Read one export (or several, one per database), cluster the records, write the CSV
+    and ``<output>.prisma.json``; ``source_file`` names the export each record came from."""
     from evmeta.sheets.export import write_csv
 
-    result = deduplicate(read_search_export(path))
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    result = deduplicate([record for item in paths for record in read_search_export(item)])
     output = Path(output)
     write_csv(result.table, output)
     output.with_suffix(".prisma.json").write_text(
