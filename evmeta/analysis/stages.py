@@ -335,7 +335,9 @@ def prisma(run) -> None:
         return
     missing = [k for k in ("dedupe", "screening") if getattr(section, k) is None]
     if missing or not section.search:
-        raise SpecError(f"[prisma] needs search, dedupe and screening; missing: {', '.join(missing or ['search'])}")
+        raise SpecError(
+            f"[prisma] needs search, dedupe and screening; missing: {', '.join(missing or ['search'])}"
+        )
     extraction = run.spec.resolve(section.extraction) if section.extraction else run.spec.extraction_path
     counts = prisma_counts(
         [run.spec.resolve(p) for p in section.search],

@@ -205,12 +205,12 @@ def _studies(extraction: str | Path, screening: Screening, notes: list[str]) -> 
         return len(studies)
     problems = []
     claimed: set[int] = set()
-    for row in studies.itertuples():
-        for rid in _record_ids(row.record_id):
+    for row in studies.to_dict("records"):
+        for rid in _record_ids(row["record_id"]):
             claimed.add(rid)
             if rid not in included:
                 problems.append(
-                    f"studies!{row._row} record_id {rid} is not a report included in the screening log"
+                    f"studies!{row['_row']} record_id {rid} is not a report included in the screening log"
                 )
     problems += [
         f"screening: record_id {rid} is included at full text but no study in the studies sheet carries it"

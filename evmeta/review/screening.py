@@ -119,7 +119,9 @@ def screening_rows(deduplicated: str | Path) -> list[dict[str, Any]]:
                 "title": _clean(record.title),
                 "authors": _clean(record.first_author),
                 "year": None if pd.isna(record.year) else int(record.year),
-                "doi": _clean(record.doi),
+                "doi": re.sub(
+                    r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", _clean(record.doi), flags=re.I
+                ),
                 "databases": "" if databases is None else databases.get(record.cluster_id, ""),
             }
         )
@@ -328,12 +330,12 @@ def _duplicate_ids(sheet: str, table: pd.DataFrame, positions: dict[str, int]) -
     return [
         _problem(
             sheet,
-            int(r._row),
+            int(r["_row"]),
             COLUMN_BY_NAME["record_id"],
             positions.get("record_id"),
-            f"record_id {int(r.record_id)} appears twice",
+            f"record_id {int(r['record_id'])} appears twice",
         )
-        for r in repeated.itertuples()
+        for r in repeated.to_dict("records")
     ]
 
 
@@ -397,11 +399,13 @@ def check_against_deduplicated(screening: Screening, deduplicated: pd.DataFrame)
     kept = set(deduplicated.loc[deduplicated["keep"], "record_id"].astype(int))
     everything = set(deduplicated["record_id"].astype(int))
     out = []
-    for record in screening.table.itertuples():
-        rid = int(record.record_id)
+    for record in screening.table.to_dict("records"):
+        rid = int(record["record_id"])
         if rid not in kept:
             why = "is a duplicate removed by dedupe" if rid in everything else "is not in deduplicated.csv"
-            out.append(Problem(SHEET, int(record._row), "record_id", rid, f"record_id {rid} {why}"))
+            out.append(
+                Problem(SHEET, int(record["_row"]), "record_id", rid, f"record_id {rid} {why}", "error", "A")
+            )
     return out
 
 
