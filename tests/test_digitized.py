@@ -218,3 +218,25 @@ def test_cli_requires_the_error_kind_and_writes_rows(tmp_path):
     assert text.splitlines()[0] == "arm_label,mean,sd,data_source,value_per_pixel,notes"
     bad = runner.invoke(app, ["digitized", str(tmp_path / "none.json"), "--kind", "bar", "--error", "sd"])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_wpd_point_groups_pair_by_tuple_not_by_click_order(tmp_path):
+    figure, ax, _ = _bar_chart()
+    project = _bar_project(figure, ax, ARMS)
+    dataset = project["datasetColl"][0]
+    dataset["groupNames"] = ["Error bar", "Mean"]  # WPD 4.6+ point groups; the means are group 1
+    points = dataset["data"]
+    for number, point in enumerate(points):
+        point["tuple"], point["group"] = number // 2, 1 - number % 2
+    dataset["data"] = points[1::2] + points[0::2]  # every error-bar end clicked before any mean
+    path = tmp_path / "groups.json"
+    path.write_text(json.dumps(project))
+    rows = read_digitized(path, kind="bar", error="sd")
+    step = _resolution(figure, ax)
+    assert list(rows["arm_label"]) == ARMS
+    assert np.abs(rows["mean"] - BAR_MEANS).max() <= PIXEL_TOLERANCE * step
+    assert np.abs(rows["sd"] - BAR_SDS).max() <= PIXEL_TOLERANCE * step
+    dataset["data"] = dataset["data"][1:]
+    path.write_text(json.dumps(project))
+    with pytest.raises(DigitizedError, match=r"point group 0 has 1 mean\(s\) and 0 error-bar end\(s\)"):
+        read_digitized(path, kind="bar", error="sd")

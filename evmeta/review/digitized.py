@@ -13,8 +13,9 @@ them with WebPlotDigitizer (WPD; Rohatgi, https://automeris.io): for every arm, 
 * WPD's CSV export: two columns per dataset (``x,y``, or ``label,value`` for bar charts),
   optionally under a row of dataset names and a row of column names.
 
-Points are paired in the order they were clicked (mean, then error-bar end) within each
-dataset; the error is the distance between the two, reported as SD or SEM as the user says
+Points are paired within each dataset by WPD's point groups when the project defines them
+(``groupNames``, with ``tuple`` and ``group`` on each point; the group named mean/average, else
+the first, holds the means), otherwise in the order they were clicked (mean, then error-bar end); the error is the distance between the two, reported as SD or SEM as the user says
 (``error="sd"`` or ``"sem"``), never guessed. Rows carry ``data_source = "figure"``.
 """
 
@@ -25,7 +26,7 @@ import io
 import json
 import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,9 @@ class DigitizedPoint:
     value: float
     resolution: float
     across_px: float | None = None
+    #: WPD point groups (tuples): which tuple the point belongs to and whether it is the mean.
+    tuple_index: int | None = None
+    is_mean: bool | None = None
 
 
 # --- calibration -------------------------------------------------------------------------
@@ -195,10 +199,23 @@ def read_wpd_json(path: str | Path) -> list[DigitizedPoint]:
             )
         calibration = _calibration(axes, f"{path.name} axes {axes.get('name')!r}")
         keys = dataset.get("metadataKeys") or []
+        mean_group = _mean_group(dataset.get("groupNames"))
         for index, point in enumerate(dataset.get("data") or [], start=1):
             x, y = _number(point.get("x"), where), _number(point.get("y"), where)
-            points.append(_convert(calibration, name, index, _label(point, keys), x, y))
+            converted = _convert(calibration, name, index, _label(point, keys), x, y)
+            if mean_group is not None and point.get("tuple") is not None and point.get("group") is not None:
+                converted = replace(
+                    converted, tuple_index=int(point["tuple"]), is_mean=int(point["group"]) == mean_group
+                )
+            points.append(converted)
     return points
+
+
+def _mean_group(names: object) -> int | None:
+    """Index of the point group holding the means (named mean/average, else the first group)."""
+    if not isinstance(names, list) or not names:
+        return None
+    return next((i for i, n in enumerate(names) if re.search(r"mean|average", str(n), re.I)), 0)
 
 
 def _convert(calibration, dataset: str, index: int, label: str, x: float, y: float) -> DigitizedPoint:
@@ -262,12 +279,7 @@ def _pair(
     datasets = list(dict.fromkeys(p.dataset for p in points))
     for dataset in datasets:
         mine = [p for p in points if p.dataset == dataset]
-        if len(mine) % 2:
-            raise DigitizedError(
-                f"{source} dataset {dataset!r}: {len(mine)} points, an odd number; digitize each arm's mean "
-                "and then the end of its error bar, so every mean has its error-bar end"
-            )
-        for mean, end in zip(mine[::2], mine[1::2], strict=True):
+        for mean, end in _pairs_of(mine, f"{source} dataset {dataset!r}"):
             offset = None
             if mean.across_px is not None and end.across_px is not None:
                 offset = abs(mean.across_px - end.across_px)
@@ -279,6 +291,29 @@ def _pair(
                 )
             pairs.append((mean, end))
     return pairs
+
+
+def _pairs_of(points: list[DigitizedPoint], where: str) -> list[tuple[DigitizedPoint, DigitizedPoint]]:
+    """(mean, error-bar end) pairs: by WPD point groups when present, else in click order."""
+    if points and all(p.tuple_index is not None for p in points):
+        out = []
+        for tuple_index in dict.fromkeys(p.tuple_index for p in points):
+            members = [p for p in points if p.tuple_index == tuple_index]
+            means = [p for p in members if p.is_mean]
+            ends = [p for p in members if not p.is_mean]
+            if len(means) != 1 or len(ends) != 1:
+                raise DigitizedError(
+                    f"{where}: point group {tuple_index} has {len(means)} mean(s) and {len(ends)} error-bar "
+                    "end(s); each needs exactly one of each"
+                )
+            out.append((means[0], ends[0]))
+        return out
+    if len(points) % 2:
+        raise DigitizedError(
+            f"{where}: {len(points)} points, an odd number; digitize each arm's mean "
+            "and then the end of its error bar, so every mean has its error-bar end"
+        )
+    return list(zip(points[::2], points[1::2], strict=True))
 
 
 def _arm_label(mean: DigitizedPoint, end: DigitizedPoint, number: int, kind: str) -> str:
