@@ -23,7 +23,7 @@ from evmeta.review.prisma import PrismaCounts, PrismaError
 from evmeta.review.screening import included_study_rows, read_screening
 from tests.conftest import EXAMPLE
 from tests.test_plots import _text_boxes
-from tests.test_screening import EXPORTS, fill_screening
+from tests.test_screening import EXPORTS, SEARCH, fill_screening
 
 #: Hand count of the bundled example (see the docstring of extraction/search/make_search.py):
 #: PubMed 30 studies + 1 extra report + 6 full-text exclusions + 1 unavailable + 10 off-topic = 48;
@@ -76,6 +76,20 @@ def test_end_to_end_counts_equal_the_hand_count(review):
     counted = {(r.box, r.item): r.n for r in table.itertuples()}
     assert counted == HAND_COUNT
     assert "no record_id column filled" in result.output  # example.xlsx predates the record_id column
+
+
+def test_committed_fixture_is_current_and_counts_the_same(review):
+    """extraction/search/deduplicated.csv and screening.xlsx are what the pipeline makes today."""
+    fresh = pd.read_csv(review["dedupe"])
+    committed = pd.read_csv(SEARCH / "deduplicated.csv")
+    pd.testing.assert_frame_equal(fresh, committed)
+    ours = openpyxl.load_workbook(review["screening"])["screening"]
+    theirs = openpyxl.load_workbook(SEARCH / "screening.xlsx")["screening"]
+    assert [[c.value for c in row] for row in ours.iter_rows()] == [
+        [c.value for c in row] for row in theirs.iter_rows()
+    ]
+    counts = em.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
+    assert {(r.box, r.item): r.n for r in counts.to_frame().itertuples()} == HAND_COUNT
 
 
 def test_counts_with_record_ids_in_the_studies_sheet(review, tmp_path):

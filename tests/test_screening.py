@@ -4,7 +4,7 @@ their record_id into the studies sheet."""
 
 from __future__ import annotations
 
-import csv
+import sys
 from pathlib import Path
 
 import openpyxl
@@ -27,30 +27,8 @@ from tests.conftest import ROOT
 
 SEARCH = ROOT / "extraction" / "search"
 EXPORTS = [SEARCH / "pubmed.nbib", SEARCH / "embase.ris", SEARCH / "scopus.csv"]
-
-
-def fill_screening(
-    sheet_path: Path, output: Path, decisions: Path = SEARCH / "screening_decisions.csv"
-) -> Path:
-    """Fill a screening workbook from the bundled decisions (keyed by DOI), as reviewers would;
-    rows marked removed_before_screening are deleted, as a reviewer deletes a retracted record."""
-    by_doi = {r["doi"]: r for r in csv.DictReader(decisions.read_text(encoding="utf-8").splitlines())}
-    book = openpyxl.load_workbook(sheet_path)
-    sheet = book["screening"]
-    header = [c.value for c in sheet[1]]
-    removed = []
-    for row in range(2, sheet.max_row + 1):
-        decision = by_doi[sheet.cell(row, header.index("doi") + 1).value]
-        if decision["removed_before_screening"] == "yes":
-            removed.append(row)
-            continue
-        for name, value in decision.items():
-            if name in header and name != "doi" and value:
-                sheet.cell(row, header.index(name) + 1, value)
-    for row in reversed(removed):
-        sheet.delete_rows(row)
-    book.save(output)
-    return output
+sys.path.insert(0, str(SEARCH))
+from make_search import fill_screening  # noqa: E402  (the generator of the bundled fixture)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,19 @@ tests/test_prisma.py):
     49 assessed, 8 excluded (not_in_vivo 3, not_msc_ev 2, no_control 1, wrong_publication_type 2)
     40 studies included, from 41 reports
 
-Run ``python extraction/search/make_search.py`` to rewrite the files (deterministic).
+Files written here: the three exports; ``screening_decisions.csv`` (what the two reviewers
+decided, keyed by DOI); and, through evmeta itself, ``deduplicated.csv`` (``evmeta dedupe``)
+and ``screening.xlsx`` (``evmeta screen-sheet``, then filled from the decisions: the filled
+screening fixture). Run ``python extraction/search/make_search.py`` to rewrite them
+(deterministic); tests/test_prisma.py checks that the committed files are current.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+import openpyxl
 
 HERE = Path(__file__).parent
 EXAMPLE_AUTHORS = (
@@ -172,5 +178,41 @@ def main() -> None:
                              final, "yes" if work.get("removed_before_screening") else ""])  # fmt: skip
 
 
+def fill_screening(
+    sheet_path: Path, output: Path, decisions: Path = HERE / "screening_decisions.csv"
+) -> Path:
+    """Fill a screening workbook from the decisions (keyed by DOI), as the reviewers would;
+    rows marked removed_before_screening are deleted, as a reviewer deletes a retracted record."""
+    by_doi = {r["doi"]: r for r in csv.DictReader(decisions.read_text(encoding="utf-8").splitlines())}
+    book = openpyxl.load_workbook(sheet_path)
+    sheet = book["screening"]
+    header = [c.value for c in sheet[1]]
+    removed = []
+    for row in range(2, sheet.max_row + 1):
+        decision = by_doi[sheet.cell(row, header.index("doi") + 1).value]
+        if decision["removed_before_screening"] == "yes":
+            removed.append(row)
+            continue
+        for name, value in decision.items():
+            if name in header and name != "doi" and value:
+                sheet.cell(row, header.index(name) + 1, value)
+    for row in reversed(removed):
+        sheet.delete_rows(row)
+    book.save(output)
+    return output
+
+
+def write_review_files(folder: Path = HERE) -> None:
+    """deduplicated.csv and the filled screening.xlsx, made by evmeta from the exports."""
+    from evmeta.review.dedupe import dedupe_file
+    from evmeta.review.screening import write_screening_sheet
+
+    dedupe_file([HERE / "pubmed.nbib", HERE / "embase.ris", HERE / "scopus.csv"], folder / "deduplicated.csv")
+    blank = write_screening_sheet(folder / "deduplicated.csv", folder / "screening.blank.xlsx")
+    fill_screening(blank, folder / "screening.xlsx")
+    blank.unlink()
+
+
 if __name__ == "__main__":
     main()
+    write_review_files()
