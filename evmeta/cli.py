@@ -336,9 +336,9 @@ def prisma(
     dedupe: Annotated[Path, typer.Option("--dedupe", help="deduplicated.csv from `evmeta dedupe`.")],
     screening: Annotated[Path, typer.Option("--screening", help="Filled screening log.")],
     extraction: Annotated[Path, typer.Option("--extraction", help="Extraction workbook (studies sheet).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Figure: .pdf, .svg or .png.")] = Path(
-        "prisma.pdf"
-    ),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Figure: .pdf, .svg or .png; no suffix writes all three.")
+    ] = Path("prisma.pdf"),
     width: Annotated[str, typer.Option(help="double (180 mm), single (85 mm) or a width in mm.")] = "double",
     more_search: Annotated[
         list[Path] | None, typer.Argument(help="Further search exports (after --search).", show_default=False)
@@ -352,8 +352,8 @@ def prisma(
     from evmeta.sheets.export import write_csv
 
     fmt = output.suffix.lower().lstrip(".")
-    if fmt not in {"pdf", "svg", "png"}:
-        _echo_err(f"error: {output} should end in .pdf, .svg or .png")
+    if fmt not in {"pdf", "svg", "png", ""}:
+        _echo_err(f"error: {output} should end in .pdf, .svg or .png (or have no suffix for all three)")
         raise typer.Exit(2)
     try:
         size: str | float = width if width in {"double", "single"} else float(width)
@@ -366,9 +366,10 @@ def prisma(
         raise typer.Exit(1) from None
     for note in counts.notes:
         typer.echo(f"note: {note}")
-    save_figure(prisma_diagram(counts, width=size), output.with_suffix(""), formats=(fmt,))
+    formats = (fmt,) if fmt else ("pdf", "svg", "png")
+    written = save_figure(prisma_diagram(counts, width=size), output.with_suffix(""), formats=formats)
     table = write_csv(counts.to_frame(), output.with_suffix(".csv"))
-    typer.echo(f"wrote {output} and {table}")
+    typer.echo(f"wrote {', '.join(map(str, written))} and {table}")
 
 
 @app.command()

@@ -128,6 +128,26 @@ def test_cli_reports_disagreement_without_traceback(review):
     assert "48 records" in result.output
 
 
+def test_cli_without_suffix_writes_every_journal_format(tmp_path):
+    args = ["prisma", "--search", *map(str, EXPORTS), "--dedupe", str(SEARCH / "deduplicated.csv")]
+    args += [
+        "--screening",
+        str(SEARCH / "screening.xlsx"),
+        "--extraction",
+        str(EXAMPLE),
+        "-o",
+        str(tmp_path / "flow"),
+    ]
+    args += ["--width", "single"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.csv", "flow.pdf", "flow.png", "flow.svg"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "flow.png") as image:  # 85 mm at 300 dpi
+        assert image.size[0] == pytest.approx(85 / 25.4 * 300, abs=2)
+
+
 def _counts(databases: int = 3, reasons: int = 4) -> PrismaCounts:
     codes = ["not_in_vivo", "not_msc_ev", "no_control", "no_relevant_outcome", "wrong_disease_model",
              "wrong_publication_type", "duplicate_data", "retracted", "language", "other"][:reasons]  # fmt: skip
