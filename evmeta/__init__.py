@@ -72,6 +72,13 @@ _LAZY = {
     "sd_from_ci": "evmeta.harmonize.dispersion",
     "mean_sd_from_quartiles": "evmeta.harmonize.dispersion",
     "mean_sd_from_range": "evmeta.harmonize.dispersion",
+    "write_screening_sheet": "evmeta.review.screening",
+    "read_screening": "evmeta.review.screening",
+    "screening_agreement": "evmeta.review.screening",
+    "PrismaCounts": "evmeta.review.prisma",
+    "prisma_counts": "evmeta.review.prisma",
+    "prisma_diagram": "evmeta.plots.prisma",
+    "read_digitized": "evmeta.review.digitized",
 }
 
 __all__ = [

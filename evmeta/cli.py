@@ -378,7 +378,10 @@ def reconcile(
 @app.command()
 def dedupe(
     export: Annotated[
-        Path, typer.Argument(help="Search export: RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV.")
+        list[Path],
+        typer.Argument(
+            help="Search exports (one per database): RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")] = Path("deduplicated.csv"),
     force: ForceOption = False,
@@ -386,9 +389,9 @@ def dedupe(
     """Cluster duplicate search records; write every record with cluster_id, keep and score."""
     from evmeta.review.dedupe import dedupe_file
 
-    _outputs([output, output.with_suffix(".prisma.json")], inputs=[export], force=force)
+    _outputs([output, output.with_suffix(".prisma.json")], inputs=list(export), force=force)
     with _refusals():
-        result = dedupe_file(export, output)
+        result = dedupe_file(list(export), output)
     for warning in result.warnings:
         _echo_err(f"warning: {warning}")
     for name, value in result.counts.items():
@@ -416,6 +419,144 @@ def import_wide(
     typer.echo(
         f"wrote {output} and {output.with_name(output.stem + '.import_log.csv')}; check it with: evmeta validate {output}"
     )
+
+
+def _print_problems(problems) -> None:
+    for problem in problems:
+        _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
+
+
+@app.command("screen-sheet")
+def screen_sheet(
+    deduplicated: Annotated[
+        Path | None, typer.Argument(help="deduplicated.csv written by `evmeta dedupe`.")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Screening workbook to write.")] = Path(
+        "screening.xlsx"
+    ),
+    check: Annotated[
+        Path | None,
+        typer.Option("--check", help="Validate a filled screening log and print the screeners' kappa."),
+    ] = None,
+    studies: Annotated[
+        Path | None,
+        typer.Option(
+            "--studies",
+            help="With --check: write an extraction workbook whose studies sheet "
+            "lists the reports included at full text, each with its record_id.",
+        ),
+    ] = None,
+) -> None:
+    """Write the title/abstract and full-text screening log (or --check a filled one)."""
+    from evmeta.errors import EvmetaError
+    from evmeta.review.screening import (
+        ScreeningError,
+        check_against_deduplicated,
+        included_study_rows,
+        raise_if_errors,
+        read_deduplicated,
+        read_screening,
+        screening_agreement,
+        write_screening_sheet,
+    )
+
+    try:
+        if check is None:
+            if deduplicated is None:
+                _echo_err("error: give deduplicated.csv (from `evmeta dedupe`), or --check screening.xlsx")
+                raise typer.Exit(2)
+            written = write_screening_sheet(deduplicated, output)
+            typer.echo(f"wrote {written}")
+            return
+        screening = read_screening(check)
+        if deduplicated is not None:
+            raise_if_errors(check_against_deduplicated(screening, read_deduplicated(deduplicated)))
+    except ScreeningError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for row in screening_agreement(screening).itertuples():
+        typer.echo(
+            f"{ {'title_abstract': 'title/abstract', 'full_text': 'full text'}[row.stage] }: {row.n_agree} of {row.n_compared} decisions agree "
+            f"({row.percent_agreement:.1f}%), Cohen's kappa {row.kappa:.3f}"
+        )
+    typer.echo(f"{len(screening.table)} records screened, {len(screening.included)} reports included")
+    if studies is not None:
+        from evmeta.schema.template import write_template
+
+        write_template(studies, data={"studies": included_study_rows(screening)})
+        typer.echo(f"wrote {studies} (studies sheet: one row per included report, with its record_id)")
+
+
+@app.command()
+def prisma(
+    search: Annotated[
+        list[Path],
+        typer.Option("--search", help="Search exports, one per database: --search a.nbib b.ris c.csv."),
+    ],
+    dedupe: Annotated[Path, typer.Option("--dedupe", help="deduplicated.csv from `evmeta dedupe`.")],
+    screening: Annotated[Path, typer.Option("--screening", help="Filled screening log.")],
+    extraction: Annotated[Path, typer.Option("--extraction", help="Extraction workbook (studies sheet).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Figure: .pdf, .svg or .png; no suffix writes all three.")
+    ] = Path("prisma.pdf"),
+    width: Annotated[str, typer.Option(help="double (180 mm), single (85 mm) or a width in mm.")] = "double",
+    more_search: Annotated[
+        list[Path] | None, typer.Argument(help="Further search exports (after --search).", show_default=False)
+    ] = None,
+) -> None:
+    """Draw the PRISMA 2020 flow diagram from the review's files; counts also go to <output>.csv."""
+    from evmeta.errors import EvmetaError
+    from evmeta.plots._style import save_figure
+    from evmeta.plots.prisma import prisma_diagram
+    from evmeta.review.prisma import prisma_counts, problems_of
+    from evmeta.sheets.export import write_csv
+
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in {"pdf", "svg", "png", ""}:
+        _echo_err(f"error: {output} should end in .pdf, .svg or .png (or have no suffix for all three)")
+        raise typer.Exit(2)
+    try:
+        size: str | float = width if width in {"double", "single"} else float(width)
+        counts = prisma_counts([*search, *(more_search or [])], dedupe, screening, extraction)
+    except ValueError:
+        _echo_err(f"error: --width must be double, single or a number of mm, got {width!r}")
+        raise typer.Exit(2) from None
+    except EvmetaError as exc:
+        _print_problems(problems_of(exc))
+        raise typer.Exit(1) from None
+    for note in counts.notes:
+        typer.echo(f"note: {note}")
+    formats = (fmt,) if fmt else ("pdf", "svg", "png")
+    written = save_figure(prisma_diagram(counts, width=size), output.with_suffix(""), formats=formats)
+    table = write_csv(counts.to_frame(), output.with_suffix(".csv"))
+    typer.echo(f"wrote {', '.join(map(str, written))} and {table}")
+
+
+@app.command()
+def digitized(
+    file: Annotated[Path, typer.Argument(help="WebPlotDigitizer project (.json/.tar) or CSV export.")],
+    kind: Annotated[str, typer.Option("--kind", help="bar or point chart.")],
+    error: Annotated[
+        str, typer.Option("--error", help="sd or sem: what the figure legend says the error bars are.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Outcome rows (CSV) to write.")] = Path(
+        "rows.csv"
+    ),
+) -> None:
+    """Outcome rows (arm, mean, sd or sem, data_source=figure) from a WebPlotDigitizer export."""
+    from evmeta.review.digitized import DigitizedError, read_digitized
+    from evmeta.sheets.export import write_csv
+
+    try:
+        rows = read_digitized(file, kind=kind.strip().lower(), error=error.strip().lower())
+    except DigitizedError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    write_csv(rows, output)
+    typer.echo(f"{len(rows)} arm(s); wrote {output}")
 
 
 def main() -> None:

@@ -229,6 +229,7 @@ def run_analysis(
         bar.done()
         bar.stage("figures")
         stages.figures(run, table, extraction)
+        stages.prisma(run)
         bar.done()
         bar.stage("tables, posterior, report")
         run.provenance = {

@@ -12,6 +12,8 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
 ``[figures]``       formats, width, forest_by
 ``[validation]``    truth (a JSON file of true parameters, for simulated data)
+``[prisma]``        search (exports, one per database), dedupe, screening, extraction (default:
+                    analysis.extraction): when set, the report shows the PRISMA 2020 flow diagram
 
 Unknown keys and bad values raise :class:`evmeta.SpecError` naming the key and listing
 the valid choices.
@@ -185,6 +187,19 @@ class ValidationSection(_Section):
     truth: str | None = None
 
 
+class PrismaSection(_Section):
+    """Files the PRISMA 2020 flow diagram is counted from (paths relative to the spec)."""
+
+    search: list[str] = Field(default_factory=list)
+    dedupe: str | None = None
+    screening: str | None = None
+    extraction: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.search or self.dedupe or self.screening)
+
+
 class AnalysisSpec(_Section):
     """A parsed, validated analysis spec (paths resolved relative to the spec file)."""
 
@@ -197,6 +212,7 @@ class AnalysisSpec(_Section):
     sensitivity: SensitivitySection = Field(default_factory=SensitivitySection)
     figures: FiguresSection = Field(default_factory=FiguresSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)
+    prisma: PrismaSection = Field(default_factory=PrismaSection)
     source: Path | None = None
 
     def resolve(self, relative: str) -> Path:

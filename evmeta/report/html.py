@@ -138,6 +138,7 @@ def write_report(run: Any) -> Path:
         "notes": run.notes,
         "figures": figures,
         "provenance": run.provenance,
+        "prisma_counts": _table(run.tables.get("prisma"), 0) if "prisma" in run.tables else "",
     }
     path = run.output / "report.html"
     path.write_text(template.render(**context), encoding="utf-8")

@@ -55,6 +55,8 @@ class SearchRecord:
     pages: str = ""
     pmid: str = ""
     source: str = ""
+    #: Name of the export file the record came from (one file per database, for PRISMA).
+    source_file: str = ""
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -186,6 +188,7 @@ def read_search_export(path: str | Path) -> list[SearchRecord]:
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
     suffix = path.suffix.lower()
+    records = None
     if suffix == ".csv":
         records = read_csv_records(text)
     elif suffix == ".ris" or re.search(r"^TY  - ", text, re.MULTILINE):
@@ -201,6 +204,8 @@ def read_search_export(path: str | Path) -> list[SearchRecord]:
             f"{path.name}: no records found; expected a {suffix.lstrip('.').upper() or 'search'} export "
             "(RIS records start with 'TY  - ' and end with 'ER  - ')"
         )
+    for record in records:
+        record.source_file = path.name
     return records
 
 
@@ -272,6 +277,7 @@ def normalize(records: list[SearchRecord]) -> pd.DataFrame:
                 "journal": record.journal,
                 "pmid": record.pmid,
                 "source": record.source,
+                "source_file": record.source_file,
                 "n_fields": sum(
                     bool(x)
                     for x in [
@@ -473,6 +479,7 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
             "journal": frame["journal"],
             "pmid": frame["pmid"],
             "source_format": frame["source"],
+            "source_file": frame["source_file"],
         }
     )
     clusters = table.groupby("cluster_id").size()
@@ -496,11 +503,13 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
     return Deduplication(table, counts, warnings)
 
 
-def dedupe_file(path: str | Path, output: str | Path) -> Deduplication:
-    """Read an export, cluster it, write the CSV and ``<output>.prisma.json``."""
+def dedupe_file(path: str | Path | list[str | Path], output: str | Path) -> Deduplication:
+    """Read one export (or several, one per database), cluster the records, write the CSV
+    and ``<output>.prisma.json``; ``source_file`` names the export each record came from."""
     from evmeta.sheets.export import write_csv
 
-    result = deduplicate(read_search_export(path))
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    result = deduplicate([record for item in paths for record in read_search_export(item)])
     output = Path(output)
     write_csv(result.table, output)
     output.with_suffix(".prisma.json").write_text(

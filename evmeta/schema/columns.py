@@ -94,6 +94,11 @@ STUDIES = [
     Column("funding_industry", "vocab", "Industry funding declared: yes / no.", vocabulary="yes_no"),
     Column("reviewer", "text", "Initials of the reviewer who extracted this row."),
     Column("notes", "text", "Free text."),
+    Column(
+        "record_id",
+        "text",
+        "record_id(s) of this study's report(s) in the screening log, e.g. 12 or 12; 40 (for PRISMA).",
+    ),
 ]
 
 PREPARATIONS = [

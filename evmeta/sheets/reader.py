@@ -159,8 +159,13 @@ def read_raw(path: str | Path) -> RawWorkbook:
         return RawWorkbook(path, {sheet.name: sheet}, file_sha256(path), problems)
     if suffix in {".xlsx", ".xlsm"}:
         return _read_xlsx(path)
+    if suffix == ".ods":  # LibreOffice Calc; same RawSheet rows and cell names (evmeta.sheets.ods)
+        from evmeta.sheets.ods import read_ods
+
+        return read_ods(path)
     raise UnreadableInput(
-        f"{path.name}: expected an Excel workbook (.xlsx) or a folder of CSV files, got '{suffix or 'no extension'}'"
+        f"{path.name}: expected an Excel (.xlsx) or LibreOffice (.ods) workbook, or a folder of CSV files, "
+        f"got '{suffix or 'no extension'}'"
     )
 
 

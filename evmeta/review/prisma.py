@@ -1,0 +1,286 @@
+"""PRISMA 2020 flow counts, derived from the review's files (never typed).
+
+``prisma_counts`` reads the search exports (one file per database), the de-duplicated
+records, the screening log and the extraction workbook, checks that they tell one story
+(every kept record is screened or counted as removed, every included report belongs to a
+study), and returns the numbers of the PRISMA 2020 flow diagram for new systematic reviews
+that searched databases and registers:
+
+* identification: records per database, duplicate records removed, records removed for
+  other reasons (kept by dedupe but deleted from the screening log, e.g. retracted);
+* screening: records screened, records excluded, reports sought for retrieval, reports not
+  retrieved, reports assessed for eligibility, reports excluded with reasons;
+* included: studies included in the review, reports of included studies.
+
+Reference: Page MJ, McKenzie JE, Bossuyt PM, et al. The PRISMA 2020 statement: an updated
+guideline for reporting systematic reviews. BMJ 2021;372:n71 (Figure 1, the flow diagram
+template for new reviews that included searches of databases and registers only).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from evmeta.errors import EvmetaError, Problem
+from evmeta.review.dedupe import read_search_export
+from evmeta.review.screening import (
+    EXCLUSION_REASONS,
+    Screening,
+    ScreeningError,
+    check_against_deduplicated,
+    read_deduplicated,
+    read_screening,
+)
+
+
+class PrismaError(EvmetaError):
+    """The files of a review disagree, so a PRISMA count cannot be derived; says which and where."""
+
+
+@dataclass(frozen=True)
+class PrismaCounts:
+    """Every number of the PRISMA 2020 flow diagram (databases and registers).
+
+    Attributes
+    ----------
+    databases : dict of str -> int
+        Records identified per database (export file stem -> records in it).
+    duplicates_removed, removed_other : int
+        Records removed before screening: duplicates, and kept records absent from the
+        screening log (``removed_other_ids`` lists their record_id).
+    screened, excluded_screening : int
+        Records screened on title/abstract; records excluded there.
+    sought, not_retrieved, assessed : int
+        Reports sought for retrieval, not retrieved, assessed for eligibility.
+    excluded_reasons : dict of str -> int
+        Reports excluded at full text, per reason (standard reason codes).
+    studies_included, reports_included : int
+        New studies included in the review; reports of those studies.
+    notes : list of str
+        Checks that could not be made (e.g. no record_id column in the studies sheet).
+    """
+
+    databases: dict[str, int]
+    duplicates_removed: int
+    removed_other: int
+    screened: int
+    excluded_screening: int
+    sought: int
+    not_retrieved: int
+    assessed: int
+    excluded_reasons: dict[str, int]
+    studies_included: int
+    reports_included: int
+    removed_other_ids: tuple[int, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identified(self) -> int:
+        """Records identified across all databases."""
+        return sum(self.databases.values())
+
+    @property
+    def excluded_full_text(self) -> int:
+        return sum(self.excluded_reasons.values())
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per box line: stage, box, item, n (the counts CSV)."""
+        rows = [
+            ("identification", "records identified", f"database: {name}", n)
+            for name, n in self.databases.items()
+        ]
+        rows += [
+            ("identification", "records identified", "total", self.identified),
+            (
+                "identification",
+                "records removed before screening",
+                "duplicate records removed",
+                self.duplicates_removed,
+            ),
+            (
+                "identification",
+                "records removed before screening",
+                "records removed for other reasons",
+                self.removed_other,
+            ),
+            ("screening", "records screened", "records screened", self.screened),
+            ("screening", "records excluded", "records excluded", self.excluded_screening),
+            ("screening", "reports sought for retrieval", "reports sought for retrieval", self.sought),
+            ("screening", "reports not retrieved", "reports not retrieved", self.not_retrieved),
+            (
+                "screening",
+                "reports assessed for eligibility",
+                "reports assessed for eligibility",
+                self.assessed,
+            ),
+        ]
+        rows += [
+            ("screening", "reports excluded", f"reason: {r}", n) for r, n in self.excluded_reasons.items()
+        ]
+        rows += [
+            ("screening", "reports excluded", "total", self.excluded_full_text),
+            ("included", "studies included in review", "studies included in review", self.studies_included),
+            ("included", "studies included in review", "reports of included studies", self.reports_included),
+        ]
+        return pd.DataFrame(rows, columns=["stage", "box", "item", "n"])
+
+
+def database_name(path: Path) -> str:
+    """Name shown for one export: the file stem, e.g. ``pubmed.nbib`` -> ``pubmed``."""
+    return path.stem
+
+
+def count_exports(exports: list[str | Path]) -> dict[str, int]:
+    """Records in each search export (one file per database)."""
+    counts: dict[str, int] = {}
+    for item in exports:
+        path = Path(item)
+        if not path.exists():
+            raise PrismaError(f"search export {path} does not exist")
+        try:
+            counts[database_name(path)] = counts.get(database_name(path), 0) + len(read_search_export(path))
+        except ValueError as exc:
+            raise PrismaError(str(exc)) from None
+    return counts
+
+
+def _check_identification(databases: dict[str, int], exports: list[Path], dedupe: pd.DataFrame) -> None:
+    if sum(databases.values()) != len(dedupe):
+        raise PrismaError(
+            f"the search exports hold {sum(databases.values())} records but the de-duplicated file has "
+            f"{len(dedupe)}: run `evmeta dedupe` on exactly these exports ({', '.join(p.name for p in exports)})"
+        )
+    if "source_file" in dedupe:
+        by_file = dedupe["source_file"].fillna("").value_counts().to_dict()
+        for path in exports:
+            expected = len(read_search_export(path))
+            if by_file.get(path.name, 0) != expected:
+                raise PrismaError(
+                    f"{path.name}: {expected} records in the export, {by_file.get(path.name, 0)} in the "
+                    "de-duplicated file; run `evmeta dedupe` again on these exports"
+                )
+
+
+def _screening_counts(screening: Screening) -> dict[str, object]:
+    table = screening.table
+    ft = table["ft_decision"]
+    reasons = table.loc[ft == "exclude", "exclusion_reason"].value_counts()
+    ordered = {r: int(reasons[r]) for r in EXCLUSION_REASONS if r in reasons.index}
+    return {
+        "screened": len(table),
+        "excluded_screening": int((table["ta_decision"] == "exclude").sum()),
+        "sought": int((table["ta_decision"] == "include").sum()),
+        "not_retrieved": int((ft == "not_retrieved").sum()),
+        "assessed": int(ft.isin(["include", "exclude"]).sum()),
+        "excluded_reasons": ordered,
+        "reports_included": int((table["final_decision"] == "include").sum()),
+    }
+
+
+def _record_ids(text: object) -> list[int]:
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return []
+    return [int(x) for x in re.findall(r"\d+", str(text))]
+
+
+def _studies(extraction: str | Path, screening: Screening, notes: list[str]) -> int:
+    """Studies in the extraction; checks that their record_ids are the included reports."""
+    from evmeta.schema.validate import validate_extraction
+
+    book, problems = validate_extraction(extraction)
+    errors = [p for p in problems if p.severity == "error" and p.sheet == "studies"]
+    if book is None or errors:
+        shown = "; ".join(str(p) for p in (errors or problems)[:5])
+        raise PrismaError(f"{Path(extraction).name}: the studies sheet cannot be counted: {shown}")
+    studies = book.sheets["studies"]
+    included = set(screening.included["record_id"].astype(int))
+    if "record_id" not in studies or studies["record_id"].isna().all():
+        notes.append(
+            "the studies sheet has no record_id column filled, so included reports were not matched to studies"
+        )
+        return len(studies)
+    problems = []
+    claimed: set[int] = set()
+    for row in studies.to_dict("records"):
+        for rid in _record_ids(row["record_id"]):
+            claimed.add(rid)
+            if rid not in included:
+                problems.append(
+                    f"studies!{row['_row']} record_id {rid} is not a report included in the screening log"
+                )
+    problems += [
+        f"screening: record_id {rid} is included at full text but no study in the studies sheet carries it"
+        for rid in sorted(included - claimed)
+    ]
+    if problems:
+        raise PrismaError(
+            "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        )
+    return len(studies)
+
+
+def prisma_counts(
+    search: list[str | Path],
+    dedupe: str | Path,
+    screening: str | Path | Screening,
+    extraction: str | Path,
+) -> PrismaCounts:
+    """Derive the PRISMA 2020 counts from the review's files (see the module docstring).
+
+    Parameters
+    ----------
+    search : list of path
+        Search exports, one per database (RIS, MEDLINE or CSV), as given to ``evmeta dedupe``.
+    dedupe : path
+        ``deduplicated.csv`` written by ``evmeta dedupe`` from those exports.
+    screening : path or Screening
+        The filled screening log (``evmeta screen-sheet``).
+    extraction : path
+        The extraction workbook; its ``studies`` sheet holds one row per included study.
+
+    Raises
+    ------
+    PrismaError
+        When the files disagree (counts, record ids), naming the file and row.
+    """
+    exports = [Path(p) for p in search]
+    if not exports:
+        raise PrismaError("give at least one search export (--search)")
+    databases = count_exports(exports)
+    table = read_deduplicated(dedupe)
+    _check_identification(databases, exports, table)
+    if not isinstance(screening, Screening):
+        screening = read_screening(screening)
+    unknown = check_against_deduplicated(screening, table)
+    if unknown:
+        raise ScreeningError(unknown)
+    kept = set(table.loc[table["keep"], "record_id"].astype(int))
+    missing = tuple(sorted(kept - set(screening.table["record_id"].astype(int))))
+    notes: list[str] = []
+    if missing:
+        notes.append(
+            f"{len(missing)} record(s) kept by dedupe are not in the screening log and are counted as "
+            f"removed for other reasons: record_id {', '.join(map(str, missing))}"
+        )
+    counts = _screening_counts(screening)
+    studies = _studies(extraction, screening, notes)
+    return PrismaCounts(
+        databases=databases,
+        duplicates_removed=int((~table["keep"]).sum()),
+        removed_other=len(missing),
+        studies_included=studies,
+        removed_other_ids=missing,
+        notes=notes,
+        **counts,  # type: ignore[arg-type]
+    )
+
+
+def problems_of(error: Exception) -> list[Problem]:
+    """The problems of a ScreeningError, or one problem for any other PRISMA error."""
+    if isinstance(error, ScreeningError):
+        return error.problems
+    return [Problem("prisma", None, None, None, str(error))]
