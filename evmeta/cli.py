@@ -559,6 +559,56 @@ def digitized(
     typer.echo(f"{len(rows)} arm(s); wrote {output}")
 
 
+@app.command()
+def multiverse(
+    spec: Annotated[Path, typer.Argument(help="Analysis spec with a multiverse section.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder to write (default: reports/<name>).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Existing Dask scheduler, e.g. tcp://host:8786, or 'serial' (no Dask)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Workers of the local cluster (default: CPU cores)."),
+    ] = None,
+    null_resamples: Annotated[
+        int | None,
+        typer.Option("--null-resamples", min=0, help="Resamples of the specification-curve test (0: none)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Fit every specification of the spec's multiverse on Dask; write multiverse.csv and the curve."""
+    from evmeta.analysis.multiverse import run_multiverse
+    from evmeta.errors import EvmetaError, ExtractionError
+
+    if scheduler and workers:
+        _echo_err("note: --workers sizes the local cluster; it is ignored with --scheduler")
+    try:
+        result = run_multiverse(
+            spec,
+            output=output,
+            scheduler=scheduler,
+            workers=workers,
+            null_resamples=null_resamples,
+            quiet=quiet,
+        )
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
+        _echo_err("the extraction has errors; fix them (evmeta validate lists them) and run again")
+        raise typer.Exit(1) from None
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for sentence in result.sentences:
+        typer.echo(sentence)
+    typer.echo(f"wrote {result.output / 'multiverse.csv'} and {result.output / 'multiverse.html'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -14,6 +14,9 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[validation]``    truth (a JSON file of true parameters, for simulated data)
 ``[prisma]``        search (exports, one per database), dedupe, screening, extraction (default:
                     analysis.extraction): when set, the report shows the PRISMA 2020 flow diagram
+``[multiverse]``    choices to cross for ``evmeta multiverse``: quoted spec keys such as
+                    ``"comparisons.measure" = ["SMD", "ROM"]``, ``outliers``, ``model`` and
+                    ``[multiverse.options]`` (see :class:`MultiverseSection`)
 
 Unknown keys and bad values raise :class:`evmeta.SpecError` naming the key and listing
 the valid choices.
@@ -200,6 +203,119 @@ class PrismaSection(_Section):
         return bool(self.search or self.dedupe or self.screening)
 
 
+#: Spec keys a multiverse may cross: they change the data or the fitted model of the
+#: pooled effect. (Other keys exist but do not change a multiverse specification.)
+MULTIVERSE_KEYS = (
+    "comparisons.measure",
+    "comparisons.outcomes",
+    "comparisons.timepoint",
+    "comparisons.shared_control",
+    "filters.species",
+    "filters.disease_model",
+    "filters.isolation_family",
+    "filters.min_quality_score",
+    "filters.low_risk_of_bias_only",
+    "frequentist.method",
+    "frequentist.test",
+    "frequentist.multilevel",
+)
+MULTIVERSE_MODELS = ("random_effects", "three_level", "bayes_quadrature")
+_OUTLIER_RULE = r"^(none|studentized_residual_gt_\d+(\.\d+)?)$"
+
+
+class MultiverseOptions(_Section):
+    """``[multiverse.options]``: how the multiverse is run and summarized."""
+
+    min_k: int = Field(3, ge=2)
+    null_resamples: int = Field(0, ge=0, le=100_000)
+    seed: int = 1
+    batch_size: int | None = Field(None, ge=1)
+
+
+class MultiverseSection(_Section):
+    """``[multiverse]``: the choices to cross, each a list of values.
+
+    Quoted dotted keys (``"comparisons.measure"``) name a key of this spec
+    (:data:`MULTIVERSE_KEYS`); each value must be valid for that key. ``outliers`` takes
+    ``"none"`` or ``"studentized_residual_gt_<c>"`` (drop comparisons whose studentized deleted
+    residual exceeds c in absolute value); ``model`` takes ``random_effects``, ``three_level``
+    and ``bayes_quadrature``.
+    """
+
+    choices: dict[str, list[Any]] = Field(default_factory=dict)
+    outliers: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    model: list[Literal["random_effects", "three_level", "bayes_quadrature"]] = Field(
+        default_factory=lambda: ["random_effects"], min_length=1
+    )
+    options: MultiverseOptions = Field(default_factory=MultiverseOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_choices(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fixed = {"choices", "outliers", "model", "options"}
+        out = {k: v for k, v in data.items() if k in fixed}
+        dotted = {k: v for k, v in data.items() if k not in fixed}
+        out["choices"] = {**data.get("choices", {}), **dotted}
+        return out
+
+    @field_validator("outliers")
+    @classmethod
+    def _outlier_rules(cls, value: list[str]) -> list[str]:
+        import re
+
+        for rule in value:
+            if not re.match(_OUTLIER_RULE, str(rule)):
+                raise ValueError(
+                    f"outlier rule {rule!r} is not allowed; valid: 'none', 'studentized_residual_gt_<number>'"
+                )
+        return _unique(value, "outliers")
+
+    @field_validator("model")
+    @classmethod
+    def _unique_models(cls, value: list[str]) -> list[str]:
+        return _unique(value, "model")
+
+    @field_validator("choices")
+    @classmethod
+    def _check_choices(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {key: _check_choice(key, values) for key, values in value.items()}
+
+
+def _unique(values: list[Any], key: str) -> list[Any]:
+    seen = [repr(v) for v in values]
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"{key}: values repeat in {values!r}")
+    return values
+
+
+def _check_choice(key: str, values: Any) -> list[Any]:
+    """Validate each value of a multiverse choice with the spec's own section model."""
+    section, _, name = key.partition(".")
+    model = {
+        "comparisons": ComparisonsSection,
+        "filters": FiltersSection,
+        "frequentist": FrequentistSection,
+    }.get(section)
+    if key not in MULTIVERSE_KEYS or model is None or name not in model.model_fields:
+        raise ValueError(
+            f"{key!r} is not a spec key the multiverse can cross; valid keys: {', '.join(MULTIVERSE_KEYS)}, "
+            "outliers, model, options"
+        )
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{key!r} needs a non-empty list of values, got {values!r}")
+    checked = []
+    for value in values:
+        try:
+            parsed = model.model_validate({name: value})
+        except ValidationError as exc:
+            detail = "; ".join(_message(e) for e in exc.errors())
+            raise ValueError(f"{key!r}: value {value!r} is not valid ({detail})") from None
+        checked.append(getattr(parsed, name))
+    return _unique(checked, key)
+
+
 class AnalysisSpec(_Section):
     """A parsed, validated analysis spec (paths resolved relative to the spec file)."""
 
@@ -213,6 +329,7 @@ class AnalysisSpec(_Section):
     figures: FiguresSection = Field(default_factory=FiguresSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)
     prisma: PrismaSection = Field(default_factory=PrismaSection)
+    multiverse: MultiverseSection | None = None
     source: Path | None = None
 
     def resolve(self, relative: str) -> Path:
@@ -252,6 +369,8 @@ def _message(error: dict[str, Any]) -> str:
         return f"unknown key {where!r}; valid keys{' in [' + location[0] + ']' if len(location) > 1 else ''}: {', '.join(valid)}"
     if error["type"] == "missing":
         return f"missing required key {where!r}"
+    if error["type"] == "value_error":
+        return f"{where.removesuffix('.choices')}: {error['msg'].removeprefix('Value error, ')}"
     if error["type"] in {"literal_error", "enum"}:
         return f"{where}: {error['input']!r} is not allowed; valid choices: {error['ctx']['expected']}"
     return f"{where}: {error['msg']} (got {error.get('input')!r})"

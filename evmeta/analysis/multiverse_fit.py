@@ -1,0 +1,314 @@
+"""Fitting the specifications of a multiverse: data choices, outlier rule, models, results.
+
+The functions here run on Dask workers (they are plain top-level functions of picklable
+arguments) and equally in-process for the serial reference run. Work is batched: a
+comparisons table is built once per distinct comparisons choice (:func:`build_table`) and a
+batch of specifications that share it is fitted in one task (:func:`fit_batch`), reusing the
+filtered tables and outlier sets inside the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evmeta.comparisons import build_comparisons
+from evmeta.errors import ModelError
+
+#: Columns of the comparisons table that the multiverse needs (the rest stays behind).
+TABLE_COLUMNS = [
+    "comparison_id",
+    "study_id",
+    "experiment_id",
+    "control_group_id",
+    "outcome",
+    "measure",
+    "yi",
+    "vi",
+    "species",
+    "disease_model",
+    "isolation_family",
+    "quality_score",
+    "rob_low_randomization_blinding",
+]
+_FIT_ERRORS = (ModelError, ValueError, np.linalg.LinAlgError, FloatingPointError)
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What every fit needs besides its own settings (shared by all tasks)."""
+
+    min_k: int = 3
+    outlier_method: str = "REML"
+    outlier_test: str = "knha"
+    bayes_random: tuple[str, ...] | None = ("study_id", "experiment_id")
+    bayes_priors: tuple[tuple[str, str], ...] = ()
+    bayes_draws: int = 1000
+    seed: int = 1
+
+
+@dataclass
+class BuiltTable:
+    """One comparisons table, reduced to the columns the multiverse needs."""
+
+    table: pd.DataFrame
+    measure: str
+    build_seconds: float = 0.0
+
+
+@dataclass
+class Prepared:
+    """An analysis table after the filters and the outlier rule, ready to fit."""
+
+    table: pd.DataFrame
+    n_outliers: int = 0
+    reason: str = ""
+    fingerprint: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_table(extraction: Any, settings: dict[str, Any]) -> BuiltTable:
+    """Build the comparisons table of one comparisons choice (``comparisons.*`` settings)."""
+    clock = time.perf_counter()
+    comparisons = build_comparisons(
+        extraction,
+        settings["comparisons.measure"],
+        outcome=settings["comparisons.outcomes"] or None,
+        timepoint=settings["comparisons.timepoint"],
+        shared_control=settings["comparisons.shared_control"],
+    )
+    table = comparisons.table
+    table = table[[c for c in TABLE_COLUMNS if c in table.columns]].reset_index(drop=True)
+    return BuiltTable(table, comparisons.measure, time.perf_counter() - clock)
+
+
+def apply_filters(table: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
+    """The ``filters.*`` data choices (the same rules as ``evmeta run``).
+
+    After issue 12 lands this should call its analysis-table function (filters, outcome and
+    time-point rules, reference levels) instead of repeating the rules here.
+    """
+    keep = np.ones(len(table), dtype=bool)
+    for column in ("species", "disease_model", "isolation_family"):
+        allowed = settings[f"filters.{column}"]
+        if allowed:
+            keep &= table[column].astype(str).isin(allowed).to_numpy()
+    minimum = settings["filters.min_quality_score"]
+    if minimum > 0:
+        keep &= (table["quality_score"] >= minimum).to_numpy()
+    if settings["filters.low_risk_of_bias_only"]:
+        keep &= table["rob_low_randomization_blinding"].fillna(False).astype(bool).to_numpy()
+    return table[keep].reset_index(drop=True)
+
+
+def outlier_threshold(rule: str) -> float | None:
+    """``studentized_residual_gt_3`` -> 3.0; ``none`` -> None."""
+    match = re.fullmatch(r"studentized_residual_gt_(\d+(?:\.\d+)?)", rule)
+    return float(match.group(1)) if match else None
+
+
+def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> np.ndarray:
+    """Comparisons whose studentized deleted residual exceeds ``threshold`` in absolute value.
+
+    Judged once per analysis table on the spec's random-effects model (its ``[frequentist]``
+    estimator and test), so every model and estimator of the multiverse sees the same data
+    (Viechtbauer & Cheung 2010).
+    """
+    from evmeta.models import meta_analysis
+
+    fit = meta_analysis(
+        yi=table["yi"].to_numpy(),
+        vi=table["vi"].to_numpy(),
+        method=context.outlier_method,
+        test=context.outlier_test,
+    )
+    rstudent = fit.influence()["rstudent"].to_numpy()
+    return np.abs(np.nan_to_num(rstudent, nan=0.0)) > threshold
+
+
+def table_fingerprint(table: pd.DataFrame) -> str:
+    """SHA-256 of the analysed comparisons (ids, yi, vi): equal tables, equal fingerprints."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(table["comparison_id"].astype(str)).encode())
+    for column in ("yi", "vi"):
+        digest.update(np.ascontiguousarray(table[column].to_numpy(dtype=float)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, cache: dict) -> Prepared:
+    """Filters and outlier rule for one specification, cached within a batch."""
+    key = ("table", *(repr(settings[k]) for k in sorted(settings) if k.startswith("filters.")))
+    if key not in cache:
+        clock = time.perf_counter()
+        cache[key] = apply_filters(built.table, settings)
+        cache[("seconds", key)] = time.perf_counter() - clock
+    table = cache[key]
+    seconds = {"filter": cache.pop(("seconds", key), 0.0)}
+    threshold = outlier_threshold(settings["outliers"])
+    n_outliers = 0
+    if threshold is not None and len(table) >= context.min_k:
+        okey = (*key, threshold)
+        if okey not in cache:
+            clock = time.perf_counter()
+            try:
+                with np.errstate(all="ignore"):
+                    cache[okey] = outlier_mask(table, threshold, context)
+            except _FIT_ERRORS as exc:
+                cache[okey] = f"outlier rule not applied: the random-effects model failed ({exc})"
+            seconds["outliers"] = time.perf_counter() - clock
+        mask = cache[okey]
+        if isinstance(mask, str):
+            return Prepared(table, reason=mask, seconds=seconds)
+        n_outliers = int(mask.sum())
+        table = table[~mask].reset_index(drop=True)
+    reason = ""
+    if len(table) < context.min_k:
+        reason = f"k = {len(table)} comparisons after the data choices, fewer than min_k = {context.min_k}"
+    return Prepared(table, n_outliers, reason, table_fingerprint(table), seconds)
+
+
+def derived_seed(spec_hash: str, base_seed: int, *spawn: int) -> int:
+    """A 32-bit seed from the specification's hash (independent of workers and batches)."""
+    entropy = [base_seed, int(spec_hash[:16], 16)]
+    sequence = np.random.SeedSequence(entropy, spawn_key=tuple(spawn))
+    return int(sequence.generate_state(1)[0])
+
+
+def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext, seed: int) -> Any:
+    """Fit the specification's model on its analysis table (intercept only: the pooled effect)."""
+    from evmeta.models import bayesian_meta_analysis, meta_analysis, multilevel_meta_analysis
+
+    model = settings["model"]
+    if model == "random_effects":
+        return meta_analysis(
+            yi=table["yi"].to_numpy(),
+            vi=table["vi"].to_numpy(),
+            method=settings["frequentist.method"],
+            test=settings["frequentist.test"],
+        )
+    if model == "three_level":
+        # Knapp-Hartung has no multilevel form; its small-sample analogue is a t test.
+        test = "t" if settings["frequentist.test"] == "knha" else "z"
+        return multilevel_meta_analysis(
+            table,
+            random=list(settings["frequentist.multilevel"]),
+            method=settings["frequentist.method"],
+            test=test,
+        )
+    return bayesian_meta_analysis(
+        table,
+        random=list(context.bayes_random) if context.bayes_random else None,
+        priors=dict(context.bayes_priors),
+        method="quadrature",
+        draws=context.bayes_draws,
+        chains=1,
+        seed=seed,
+        progress=False,
+    )
+
+
+def _first(result: Any, *names: str) -> float:
+    for name in names:
+        if hasattr(result, name):
+            return float(getattr(result, name))
+    return float("nan")
+
+
+def typical_variance(vi: np.ndarray) -> float:
+    """Higgins & Thompson's (2002) typical within-comparison variance, for I^2."""
+    w = 1.0 / vi
+    return float((len(vi) - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum()))
+
+
+def extract_result(result: Any, vi: np.ndarray) -> dict[str, float]:
+    """Estimate, interval, p, tau^2 and I^2 of a fitted model.
+
+    The only place that reads result objects (issue 13 may rename their attributes: the
+    alternatives are tried in order). Bayesian fits give the posterior mean and 95%
+    equal-tailed credible interval of the pooled effect, the posterior mean of the total
+    tau^2 (sum over levels) and I^2 from it with the typical within-comparison variance; they
+    have no p-value.
+    """
+    if hasattr(result, "tau_draws"):
+        average = result.predict().iloc[0]
+        draws = np.asarray(result.tau_draws, dtype=float)
+        tau2 = float(np.mean(np.sum(draws.reshape(-1, draws.shape[-1]) ** 2, axis=1)))
+        return {
+            "estimate": float(average["mean"]),
+            "ci_low": float(average["lower"]),
+            "ci_high": float(average["upper"]),
+            "p": float("nan"),
+            "tau2": tau2,
+            "i2": 100 * tau2 / (tau2 + typical_variance(vi)),
+        }
+    return {
+        "estimate": _first(result, "estimate"),
+        "ci_low": _first(result, "ci_low", "ci_lb"),
+        "ci_high": _first(result, "ci_high", "ci_ub"),
+        "p": _first(result, "pvalue", "pval", "p_value"),
+        "tau2": _first(result, "tau2"),
+        "i2": _first(result, "i2", "I2"),
+    }
+
+
+def checked_fit(
+    table: pd.DataFrame, settings: dict[str, Any], context: FitContext, seed: int
+) -> tuple[dict[str, float], str, str]:
+    """Fit and extract; a model that fails or gives a non-finite estimate is ``failed``.
+
+    Floating-point warnings are silenced (``np.errstate`` is thread-local, unlike the
+    warnings filters) because the outcome is judged from the result instead.
+    """
+    try:
+        with np.errstate(all="ignore"):
+            result = fit_model(table, settings, context, seed)
+            values = extract_result(result, table["vi"].to_numpy())
+    except _FIT_ERRORS as exc:
+        return EMPTY_RESULT, "failed", f"{settings['model']}: {exc}"
+    if not all(np.isfinite(values[name]) for name in ("estimate", "ci_low", "ci_high")):
+        return EMPTY_RESULT, "failed", f"{settings['model']}: non-finite estimate or interval"
+    return values, "ok", ""
+
+
+EMPTY_RESULT = {name: float("nan") for name in ("estimate", "ci_low", "ci_high", "p", "tau2", "i2")}
+
+
+def fit_one(built: BuiltTable, item: tuple[int, dict, str], context: FitContext, cache: dict) -> dict:
+    """One specification: its row of ``multiverse.csv`` (and timings in seconds)."""
+    spec_id, settings, hash_ = item
+    row: dict[str, Any] = {"spec_id": spec_id, "measure_used": built.measure}
+    prepared = prepare(built, settings, context, cache)
+    row.update(k=len(prepared.table), n_outliers=prepared.n_outliers, fingerprint=prepared.fingerprint)
+    row.update({f"seconds_{name}": value for name, value in prepared.seconds.items()})
+    if prepared.reason:
+        return {**row, **EMPTY_RESULT, "status": "skipped", "reason": prepared.reason}
+    clock = time.perf_counter()
+    values, status, reason = checked_fit(prepared.table, settings, context, derived_seed(hash_, context.seed))
+    row["seconds_fit"] = time.perf_counter() - clock
+    return {**row, **values, "status": status, "reason": reason}
+
+
+def fit_batch(built: BuiltTable, items: list[tuple[int, dict, str]], context: FitContext) -> list[dict]:
+    """Fit a batch of specifications that share one comparisons table (one Dask task)."""
+    cache: dict = {}
+    return [fit_one(built, item, context, cache) for item in items]
+
+
+__all__ = [
+    "BuiltTable",
+    "FitContext",
+    "apply_filters",
+    "build_table",
+    "derived_seed",
+    "extract_result",
+    "fit_batch",
+    "fit_model",
+    "outlier_mask",
+    "prepare",
+]

@@ -1,0 +1,384 @@
+"""Multiverse analysis: spec section, plan and skip rules, each fit against the public API,
+the Dask run against the serial run, the null test, the summary rules, figure and CLI.
+
+Tolerances: a specification must reproduce a direct call of the public model functions on
+the same table exactly (1e-12: same code path, same arithmetic); Dask and serial runs must
+be identical to the last bit (the design promises identical results whatever the workers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import evmeta as em
+from evmeta.analysis.multiverse import make_batches, run_multiverse
+from evmeta.analysis.multiverse_fit import apply_filters, outlier_threshold
+from evmeta.analysis.multiverse_null import resample_rows, study_draws
+from evmeta.analysis.multiverse_plan import plan, spec_hash
+from evmeta.analysis.multiverse_summary import choice_influence, curve_summary
+from evmeta.analysis.spec import load_spec, parse_spec
+from evmeta.cli import app
+from evmeta.errors import SpecError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRACTION = ROOT / "extraction" / "example.xlsx"
+OUTCOMES = ["serum creatinine", "infarct volume", "infarct size"]
+MULTIVERSE = """
+[multiverse]
+"comparisons.measure" = ["SMD", "ROM"]
+"frequentist.method" = ["REML", "DL"]
+"filters.min_quality_score" = [0.0, 0.5]
+outliers = ["none", "studentized_residual_gt_2.5"]
+model = ["random_effects", "three_level", "bayes_quadrature"]
+"""
+EXACT = 1e-12
+RESULT_COLUMNS = [
+    "spec_id",
+    "k",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p",
+    "tau2",
+    "i2",
+    "fingerprint",
+    "status",
+    "reason",
+]
+
+
+def write_spec(folder: Path, multiverse: str = MULTIVERSE, options: str = "") -> Path:
+    path = folder / "mv.toml"
+    path.write_text(
+        f"""
+[analysis]
+name = "mv"
+extraction = "{EXTRACTION.as_posix()}"
+[comparisons]
+measure = "SMD"
+outcomes = {OUTCOMES!r}
+[bayesian]
+random = ["study_id", "experiment_id"]
+[bayesian.priors]
+tau = "halfnormal(2)"
+{multiverse}
+[multiverse.options]
+seed = 7
+{options}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def spec_path(tmp_path_factory) -> Path:
+    return write_spec(tmp_path_factory.mktemp("mv"))
+
+
+@pytest.fixture(scope="module")
+def serial(spec_path, tmp_path_factory):
+    return run_multiverse(spec_path, output=tmp_path_factory.mktemp("serial"), scheduler="serial", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def book():
+    return em.read_extraction(EXTRACTION)
+
+
+# --- spec section -------------------------------------------------------------------------
+def test_section_parses_dotted_keys_and_options(spec_path):
+    section = load_spec(spec_path).multiverse
+    assert section.choices == {
+        "comparisons.measure": ["SMD", "ROM"],
+        "frequentist.method": ["REML", "DL"],
+        "filters.min_quality_score": [0.0, 0.5],
+    }
+    assert section.outliers == ["none", "studentized_residual_gt_2.5"]
+    assert section.options.seed == 7 and section.options.min_k == 3
+
+
+@pytest.mark.parametrize(
+    ("multiverse", "message"),
+    [
+        (
+            '[multiverse]\n"figures.width" = ["single"]',
+            "'figures.width' is not a spec key the multiverse can cross",
+        ),
+        (
+            '[multiverse]\n"comparisons.measure" = ["SMD", "XYZ"]',
+            "'comparisons.measure': value 'XYZ' is not valid",
+        ),
+        ('[multiverse]\n"frequentist.method" = []', "needs a non-empty list"),
+        ('[multiverse]\n"frequentist.method" = ["DL", "DL"]', "values repeat"),
+        ('[multiverse]\noutliers = ["cook_d_gt_1"]', "outlier rule 'cook_d_gt_1' is not allowed"),
+        ('[multiverse]\nmodel = ["random_effects", "nuts"]', "multiverse.model.1: 'nuts' is not allowed"),
+    ],
+)
+def test_bad_choices_name_the_key(tmp_path, multiverse, message):
+    with pytest.raises(SpecError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_spec(write_spec(tmp_path, multiverse))
+
+
+def test_example_spec_without_multiverse_is_refused(tmp_path):
+    with pytest.raises(SpecError, match="no \\[multiverse\\] section"):
+        run_multiverse(ROOT / "analyses" / "example.toml", output=tmp_path, scheduler="serial", quiet=True)
+
+
+def test_example_multiverse_spec_is_valid():
+    spec = load_spec(ROOT / "analyses" / "example_multiverse.toml")
+    assert len(plan(spec)) == 3 * 2 * 3 * 3 * 2 * 2 * 3
+
+
+# --- plan ---------------------------------------------------------------------------------
+def test_plan_crosses_every_choice_and_skips_with_reasons(spec_path):
+    specs = plan(load_spec(spec_path))
+    assert len(specs) == 2 * 2 * 2 * 2 * 3
+    assert [s.spec_id for s in specs] == list(range(1, 49))
+    by_id = {s.spec_id: s for s in specs}
+    three_dl = [s for s in specs if s.model == "three_level" and s.settings["frequentist.method"] == "DL"]
+    assert three_dl and all(s.status == "skipped" and "REML or ML only" in s.reason for s in three_dl)
+    bayes_dl = [
+        s for s in specs if s.model == "bayes_quadrature" and s.settings["frequentist.method"] == "DL"
+    ]
+    for item in bayes_dl:
+        twin = by_id[int(item.reason.split("specification ")[1].split(":")[0])]
+        assert twin.status == "planned" and twin.model == "bayes_quadrature"
+        assert twin.settings["frequentist.method"] == "REML"
+        assert {k: v for k, v in twin.choices.items() if k != "frequentist.method"} == {
+            k: v for k, v in item.choices.items() if k != "frequentist.method"
+        }
+    assert sum(s.status == "planned" for s in specs) == 48 - 8 - 8
+
+
+def test_shared_control_keep_is_skipped_with_its_reason(tmp_path):
+    spec = load_spec(write_spec(tmp_path, '[multiverse]\n"comparisons.shared_control" = ["split", "keep"]'))
+    status = {s.settings["comparisons.shared_control"]: (s.status, s.reason) for s in plan(spec)}
+    assert status["split"] == ("planned", "")
+    assert status["keep"][0] == "skipped" and "sampling covariance" in status["keep"][1]
+
+
+def test_spec_hash_ignores_key_order():
+    assert spec_hash({"a": 1, "b": [1, 2]}) == spec_hash({"b": [1, 2], "a": 1})
+    assert spec_hash({"a": 1}) != spec_hash({"a": 2})
+
+
+def test_batches_share_one_table_and_cover_every_spec(spec_path):
+    specs = [s for s in plan(load_spec(spec_path)) if s.status == "planned"]
+    for workers, size in [(1, None), (8, None), (2, 3)]:
+        batches = make_batches(specs, workers, size)
+        assert sorted(s.spec_id for _, b in batches for s in b) == sorted(s.spec_id for s in specs)
+        assert all(len({s.build_key for s in b}) == 1 and key == b[0].build_key for key, b in batches)
+        if size:
+            assert max(len(b) for _, b in batches) <= size
+
+
+# --- each specification against the public API --------------------------------------------
+def test_random_effects_rows_equal_direct_fits(serial, book):
+    from evmeta.models import meta_analysis
+
+    rows = serial.results[(serial.results["model"] == "random_effects") & (serial.results["status"] == "ok")]
+    assert len(rows) == 16
+    tables = {m: em.build_comparisons(book, m, outcome=OUTCOMES).table for m in ("SMD", "ROM")}
+    for row in rows.to_dict("records"):
+        table = tables[row["comparisons.measure"]]
+        table = table[table["quality_score"] >= row["filters.min_quality_score"]].reset_index(drop=True)
+        if row["outliers"] != "none":
+            first = meta_analysis(table, method="REML", test="knha")  # the spec's [frequentist]
+            table = table[~(first.influence()["rstudent"].abs() > 2.5).to_numpy()].reset_index(drop=True)
+        fit = meta_analysis(table, method=row["frequentist.method"], test="knha")
+        assert row["k"] == fit.k
+        for name, theirs in [("estimate", fit.estimate), ("ci_low", fit.ci_low), ("p", fit.pvalue)]:
+            assert row[name] == pytest.approx(theirs, abs=EXACT)
+        assert row["tau2"] == pytest.approx(fit.tau2, abs=EXACT)
+        assert row["i2"] == pytest.approx(fit.i2, abs=EXACT)
+
+
+def test_three_level_and_bayes_rows_equal_direct_fits(serial, book):
+    from evmeta.models import bayesian_meta_analysis, multilevel_meta_analysis
+
+    table = em.build_comparisons(book, "SMD", outcome=OUTCOMES).table
+    r = serial.results
+    base = (
+        (r["comparisons.measure"] == "SMD")
+        & (r["filters.min_quality_score"] == 0.0)
+        & (r["outliers"] == "none")
+    )
+    row = r[base & (r["model"] == "three_level") & (r["frequentist.method"] == "REML")].iloc[0]
+    fit = multilevel_meta_analysis(table, random=["study_id", "experiment_id"], test="t")
+    assert row["estimate"] == pytest.approx(fit.estimate, abs=EXACT)
+    assert row["ci_high"] == pytest.approx(fit.ci_high, abs=EXACT)
+    assert row["tau2"] == pytest.approx(float(np.sum(fit.sigma2)), abs=EXACT)
+    row = r[base & (r["model"] == "bayes_quadrature") & (r["status"] == "ok")].iloc[0]
+    bfit = bayesian_meta_analysis(
+        table,
+        random=["study_id", "experiment_id"],
+        priors={"tau": "halfnormal(2)"},
+        method="quadrature",
+        draws=1000,
+        chains=1,
+        seed=1,
+        progress=False,
+    )
+    average = bfit.predict().iloc[0]
+    # The posterior mean and interval are exact (quadrature): the seed does not change them.
+    assert row["estimate"] == pytest.approx(average["mean"], abs=EXACT)
+    assert row["ci_low"] == pytest.approx(average["lower"], abs=EXACT)
+    assert np.isnan(row["p"])
+
+
+def test_filters_and_outlier_rule():
+    table = pd.DataFrame(
+        {
+            "species": ["rat", "mouse", "rat", "rat"],
+            "disease_model": ["a", "a", "b", "a"],
+            "isolation_family": ["x", "x", "x", "y"],
+            "quality_score": [0.2, 0.6, 0.7, 0.9],
+            "rob_low_randomization_blinding": [True, True, None, False],
+        }
+    )
+    settings = {
+        "filters.species": ["rat"],
+        "filters.disease_model": [],
+        "filters.isolation_family": [],
+        "filters.min_quality_score": 0.5,
+        "filters.low_risk_of_bias_only": False,
+    }
+    assert apply_filters(table, settings)["quality_score"].tolist() == [0.7, 0.9]
+    settings["filters.low_risk_of_bias_only"] = True
+    assert apply_filters(table, settings).empty
+    assert outlier_threshold("studentized_residual_gt_2.5") == 2.5 and outlier_threshold("none") is None
+
+
+def test_small_tables_are_skipped_with_k(serial):
+    skipped = serial.results[serial.results["status"] != "ok"]
+    assert set(skipped["status"]) <= {"skipped", "failed"}
+    assert (skipped["reason"].str.len() > 0).all()
+    assert (
+        serial.summary["specifications"] == 48
+        and serial.summary["fitted"] == (serial.results["status"] == "ok").sum()
+    )
+
+
+# --- Dask equals serial ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dask_client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_dask_run_equals_serial_run(serial, spec_path, dask_client, tmp_path):
+    run = run_multiverse(spec_path, output=tmp_path, client=dask_client, quiet=True)
+    assert run.provenance["workers"] == 2
+    pd.testing.assert_frame_equal(
+        run.results[RESULT_COLUMNS], serial.results[RESULT_COLUMNS], check_exact=True
+    )
+    written = pd.read_csv(tmp_path / "multiverse.csv")
+    assert list(written.columns[:8]) == ["spec_id", *serial.results.columns[1:8]]
+    assert written["estimate"].to_numpy() == pytest.approx(serial.results["estimate"].to_numpy(), nan_ok=True)
+
+
+def test_null_test_is_identical_across_workers_and_batches(tmp_path, dask_client):
+    multiverse = (
+        '[multiverse]\n"frequentist.method" = ["REML", "DL"]\n"comparisons.timepoint" = ["first", "last"]'
+    )
+    path = write_spec(tmp_path, multiverse, "null_resamples = 19\nbatch_size = 1")
+    serial = run_multiverse(path, output=tmp_path / "a", scheduler="serial", quiet=True, figures=False)
+    path = write_spec(tmp_path, multiverse, "null_resamples = 19")
+    parallel = run_multiverse(path, output=tmp_path / "b", client=dask_client, quiet=True, figures=False)
+    pd.testing.assert_frame_equal(serial.null_test, parallel.null_test, check_exact=True)
+    test = serial.null_test.set_index("statistic")
+    assert (test["resamples"] == 19).all()
+    # Every pooled SMD is near 1.6-1.9 with tight intervals: no null curve reaches it.
+    assert test.loc["median estimate", "p"] == pytest.approx(1 / 20)
+    assert test.loc["share significant in the observed direction", "observed"] == 1.0
+    assert abs(test.loc["median estimate", "null_median"]) < 0.5
+
+
+def test_resampling_draws_whole_studies():
+    codes = np.array([0, 0, 1, 2, 2, 2])
+    draw = np.array([2, 0, 2])
+    rows, copy = resample_rows(codes, draw, 3)
+    assert rows.tolist() == [0, 1, 3, 3, 4, 4, 5, 5]
+    assert copy.tolist() == [0, 0, 0, 1, 0, 1, 0, 1]
+    a, b = study_draws(list("abcd"), 5, 3), study_draws(list("abcd"), 7, 3)
+    assert np.array_equal(a, b[:5]) and a.shape == (5, 4)
+
+
+# --- summary rules ------------------------------------------------------------------------
+def test_summary_shares_and_choice_influence():
+    frame = pd.DataFrame(
+        {
+            "spec_id": range(1, 7),
+            "a": ["x", "x", "x", "y", "y", "y"],
+            "b": [1, 2, 1, 2, 1, 2],
+            "estimate": [0.1, 0.2, 0.3, 1.1, 1.2, -0.1],
+            "ci_low": [-0.1, 0.1, 0.2, 0.9, 1.0, -0.3],
+            "ci_high": [0.3, 0.3, 0.4, 1.3, 1.4, 0.1],
+            "status": "ok",
+            "measure_used": "SMD",
+        }
+    )
+    s = curve_summary(frame)
+    assert s["median"] == pytest.approx(0.25)
+    assert s["share_same_sign"] == pytest.approx(5 / 6)
+    assert s["share_significant"] == pytest.approx(4 / 6)
+    influence = choice_influence(frame, ["a", "b"]).set_index("choice")
+    assert influence.loc["a", "range_of_medians"] == pytest.approx(1.1 - 0.2)
+    total = np.sum((frame["estimate"] - frame["estimate"].mean()) ** 2)
+    mean = 2.8 / 6
+    between = 3 * (0.6 / 3 - mean) ** 2 + 3 * (2.2 / 3 - mean) ** 2
+    assert influence.loc["a", "eta2"] == pytest.approx(between / total, rel=1e-9)
+    assert influence.index[0] == "a"
+
+
+# --- figure, report section and CLI ---------------------------------------------------------
+def test_specification_curve_figure_and_section(serial):
+    figure = em.specification_curve_plot(serial.results)
+    top, bottom = figure.axes
+    assert len(top.collections) >= 2
+    points = sum(
+        len(c.get_offsets()) for c in top.collections if hasattr(c, "get_sizes") and len(c.get_sizes())
+    )
+    assert points == serial.summary["fitted"]
+    assert len(bottom.get_yticks()) == 2 + 2 + 2 + 2 + 3
+    names = {p.name for p in serial.files}
+    assert {
+        "multiverse.csv",
+        "specification_curve.pdf",
+        "specification_curve.svg",
+        "multiverse.html",
+    } <= names
+    page = (serial.output / "multiverse.html").read_text(encoding="utf-8")
+    assert "Specification curve" in page and "<svg" in page and "moves the estimate most" in page
+
+
+def test_cli_multiverse_serial(tmp_path):
+    spec_path = write_spec(tmp_path, '[multiverse]\n"frequentist.method" = ["REML", "DL"]')
+    result = CliRunner().invoke(
+        app, ["multiverse", str(spec_path), "-o", str(tmp_path), "--scheduler", "serial", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "specifications fitted" in result.output
+    assert (tmp_path / "multiverse.csv").exists() and (tmp_path / "specification_curve.png").exists()
+
+
+def test_cli_reports_a_bad_spec_without_traceback(tmp_path):
+    path = write_spec(tmp_path, '[multiverse]\n"filters.nonsense" = [1]')
+    result = CliRunner().invoke(app, ["multiverse", str(path), "--scheduler", "serial"])
+    assert result.exit_code == 2 and "filters.nonsense" in result.output and "Traceback" not in result.output
+
+
+def test_parse_spec_keeps_other_sections_unchanged():
+    spec = parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}})
+    assert spec.multiverse is None
