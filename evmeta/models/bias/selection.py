@@ -1,0 +1,354 @@
+"""Step-function selection models (``selection_model``): publication-bias-adjusted estimates.
+
+Fits the Vevea & Hedges (1995) model by maximum likelihood (as metafor's ``selmodel(type =
+"stepfun")``: the unadjusted model is refitted by ML, the standard errors come from the inverse
+Hessian of (beta, tau^2, delta), and the likelihood-ratio test compares against the ML fit of the
+unadjusted model with one degree of freedom per estimated delta). The likelihood itself lives in
+:mod:`evmeta.models.bias.step_likelihood`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from evmeta.errors import ModelError
+from evmeta.models.base.inference import coefficient_table
+from evmeta.models.bias.step_likelihood import (
+    ALTERNATIVES,
+    interval_index,
+    normal_ml_profile,
+    normalize_steps,
+    step_loglik,
+    step_pvalues,
+)
+
+
+@dataclass(frozen=True)
+class SelectionInputs:
+    """What a selection model needs from a fitted meta-analysis."""
+
+    yi: np.ndarray
+    vi: np.ndarray
+    X: np.ndarray
+    names: list[str]
+    fixed_effect: bool
+    level: float
+
+
+def inputs_from_fit(fit: Any) -> SelectionInputs:
+    """The one adapter from a ``meta_analysis`` result to arrays (yi, vi, X).
+
+    Accepts results that carry their inputs directly (``fit.yi``, ``fit.vi``, ``fit.X``) or
+    through ``fit.model`` (the first-wave ``MetaResult``).
+    """
+    model = getattr(fit, "model", None)
+    X = getattr(fit, "X", None)
+    if X is None and model is not None:
+        X = getattr(model, "X", None)
+    if X is None or not hasattr(fit, "yi") or not hasattr(fit, "vi"):
+        raise ModelError("selection_model needs a meta_analysis result (with yi, vi and a design X)")
+    names = list(getattr(model, "names", None) or [f"b{j}" for j in range(np.shape(X)[1])])
+    return SelectionInputs(
+        np.asarray(fit.yi, float),
+        np.asarray(fit.vi, float),
+        np.asarray(X, float),
+        names,
+        str(getattr(fit, "method", "REML")).upper() in ("EE", "FE", "CE"),
+        float(getattr(fit, "level", 0.95)),
+    )
+
+
+@dataclass
+class SelectionResult:
+    """A fitted step-function selection model.
+
+    ``estimate``/``se``/``ci_low``/``ci_high`` describe the intercept (the adjusted pooled effect
+    in a model without moderators); ``coefficients`` holds every coefficient. ``delta`` are the
+    relative selection weights per p-value interval (the first fixed at 1), ``delta_se`` their
+    standard errors (NaN for the fixed one). ``lrt`` is the likelihood-ratio statistic against the
+    ML fit of the unadjusted model, with ``lrt_df`` degrees of freedom.
+    """
+
+    k: int
+    steps: np.ndarray
+    alternative: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    pvalue: float
+    tau2: float
+    tau2_se: float
+    delta: np.ndarray
+    delta_se: np.ndarray
+    k_per_interval: np.ndarray
+    lrt: float
+    lrt_df: int
+    lrt_pvalue: float
+    log_likelihood: float
+    log_likelihood_unadjusted: float
+    coefficients: pd.DataFrame
+    level: float
+    vb: np.ndarray = field(repr=False)
+
+    def interval_labels(self) -> list[str]:
+        """``"0 < p <= 0.025"``-style labels of the p-value intervals."""
+        lower = np.concatenate([[0.0], self.steps[:-1]])
+        return [f"{lo:g} < p <= {hi:g}" for lo, hi in zip(lower, self.steps, strict=False)]
+
+    def weights_frame(self) -> pd.DataFrame:
+        """One row per p-value interval: k, delta and its SE."""
+        return pd.DataFrame(
+            {"k": self.k_per_interval, "delta": self.delta, "delta_se": self.delta_se},
+            index=pd.Index(self.interval_labels(), name="interval"),
+        )
+
+    def summary(self) -> str:
+        """A metafor-like printout."""
+        lines = [
+            f"Step-function selection model (k = {self.k}; alternative: {self.alternative}; "
+            f"cut-points: {', '.join(f'{s:g}' for s in self.steps[:-1])})",
+            "",
+            f"tau^2 = {self.tau2:.4f} (SE = {self.tau2_se:.4f})",
+            f"LRT for selection: X2({self.lrt_df}) = {self.lrt:.4f}, p = {self.lrt_pvalue:.4g}",
+            "",
+            self.coefficients.to_string(float_format=lambda x: f"{x:.4f}"),
+            "",
+            self.weights_frame().to_string(float_format=lambda x: f"{x:.4f}"),
+        ]
+        return "\n".join(lines)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per coefficient with the model-level statistics repeated."""
+        out = self.coefficients.reset_index(names="term")
+        for name in ["k", "tau2", "lrt", "lrt_df", "lrt_pvalue", "alternative"]:
+            out[name] = getattr(self, name)
+        out["steps"] = ", ".join(f"{s:g}" for s in self.steps[:-1])
+        out["model"] = "selection_model"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values."""
+        scalars = [
+            "k",
+            "alternative",
+            "estimate",
+            "se",
+            "ci_low",
+            "ci_high",
+            "pvalue",
+            "tau2",
+            "tau2_se",
+            "lrt",
+            "lrt_df",
+            "lrt_pvalue",
+            "log_likelihood",
+            "log_likelihood_unadjusted",
+            "level",
+        ]
+        out: dict[str, Any] = {name: getattr(self, name) for name in scalars}
+        for name in ["steps", "delta", "delta_se", "k_per_interval"]:
+            out[name] = [float(x) for x in getattr(self, name)]
+        out["coefficients"] = self.coefficients.reset_index(names="term").to_dict(orient="records")
+        return out
+
+
+def selection_model(fit: Any, steps: Any = (0.025,), *, alternative: str = "greater") -> SelectionResult:
+    """Fit a step-function selection model to the data and design of a meta-analysis.
+
+    Parameters
+    ----------
+    fit : MetaResult
+        A ``meta_analysis`` result (with or without moderators). A common-effect fit
+        (``method="EE"``) keeps tau^2 = 0; any other estimator is replaced by ML.
+    steps : sequence of float
+        Cut-points of the p-value intervals, in (0, 1); 1 is appended.
+    alternative : {"greater", "less", "two.sided"}
+        Direction of the p-values that drive selection (metafor's default ``"greater"``:
+        significant positive effects are favoured).
+
+    Returns
+    -------
+    SelectionResult
+
+    Raises
+    ------
+    ModelError
+        Unknown alternative, cut-points outside (0, 1), an interval without any p-value, or
+        too few comparisons for the number of parameters.
+
+    References
+    ----------
+    Vevea JL, Hedges LV (1995). Psychometrika 60:419-435. Viechtbauer W (2010). J Stat Softw 36(3).
+    """
+    if alternative not in ALTERNATIVES:
+        raise ModelError(f"unknown alternative {alternative!r}; valid: {', '.join(ALTERNATIVES)}")
+    raw = np.atleast_1d(np.asarray(steps, dtype=float))
+    if raw.size == 0 or np.any((raw <= 0) | (raw > 1)) or np.any(~np.isfinite(raw)):
+        raise ModelError(f"steps must be cut-points in (0, 1), got {list(raw)}")
+    data = inputs_from_fit(fit)
+    cuts = normalize_steps(raw)
+    counts = np.bincount(
+        interval_index(step_pvalues(data.yi, data.vi, alternative), cuts), minlength=cuts.size
+    )
+    if np.any(counts == 0):
+        empty = [
+            f"({lo:g}, {hi:g}]"
+            for lo, hi, c in zip(np.r_[0, cuts[:-1]], cuts, counts, strict=False)
+            if c == 0
+        ]
+        raise ModelError(f"no p-values in interval(s) {', '.join(empty)}: choose other steps")
+    k, p = data.X.shape
+    n_par = p + (0 if data.fixed_effect else 1) + cuts.size - 1
+    if k <= n_par:
+        raise ModelError(f"k = {k} comparisons are too few for {n_par} selection-model parameters")
+    return _fit(data, cuts, alternative, counts)
+
+
+def _scaling(X: np.ndarray) -> np.ndarray:
+    """Matrix M with beta = M @ beta_scaled for standardized non-dummy moderators (conditioning)."""
+    p = X.shape[1]
+    M = np.eye(p)
+    if p == 1 or not np.allclose(X[:, 0], 1):
+        return M
+    for j in range(1, p):
+        column = X[:, j]
+        if np.all(np.isin(column, (0.0, 1.0))):
+            continue
+        mean, sd = column.mean(), column.std(ddof=1)
+        M[j, j] = 1 / sd
+        M[0, j] = -mean / sd
+    return M
+
+
+def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.ndarray):
+    yi, vi, X = data.yi, data.vi, data.X
+    M = _scaling(X)
+    Xs = X @ M  # columns standardized; beta = M @ beta_s
+    m = cuts.size
+    ml = _normal_ml(yi, vi, Xs, data.fixed_effect)
+    start_tau = [] if data.fixed_effect else [np.log(ml["tau2"] + 1e-3)]
+    start = np.concatenate([ml["beta"], start_tau, np.zeros(m - 1)])
+
+    def unpack(theta):
+        beta = theta[:p]
+        tau2 = 0.0 if data.fixed_effect else float(np.exp(theta[p]))
+        delta = np.concatenate([[1.0], np.exp(theta[p + (0 if data.fixed_effect else 1) :])])
+        return beta, tau2, delta
+
+    def negll(theta):
+        beta, tau2, delta = unpack(theta)
+        return -step_loglik(beta, tau2, delta, yi, vi, Xs, cuts, alternative)
+
+    p = X.shape[1]
+    theta = _maximize(negll, start)
+    beta_s, tau2, delta = unpack(theta)
+    ll = -negll(theta)
+    natural = np.concatenate([beta_s, [] if data.fixed_effect else [tau2], delta[1:]])
+
+    def negll_natural(x):
+        tau = 0.0 if data.fixed_effect else max(x[p], 0.0)
+        rest = x[p + (0 if data.fixed_effect else 1) :]
+        return -step_loglik(x[:p], tau, np.concatenate([[1.0], rest]), yi, vi, Xs, cuts, alternative)
+
+    cov = np.linalg.inv(_hessian(negll_natural, natural))
+    vb = M @ cov[:p, :p] @ M.T
+    beta = M @ beta_s
+    coefficients = coefficient_table(beta, vb, data.names, data.level, None)
+    tau2_se = np.nan if data.fixed_effect else float(np.sqrt(cov[p, p]))
+    offset = p + (0 if data.fixed_effect else 1)
+    delta_se = np.concatenate([[np.nan], np.sqrt(np.diag(cov)[offset:])])
+    lrt = max(0.0, 2 * (ll - ml["ll"]))
+    row = coefficients.iloc[0]
+    return SelectionResult(
+        k=len(yi),
+        steps=cuts,
+        alternative=alternative,
+        estimate=float(row["estimate"]),
+        se=float(row["se"]),
+        ci_low=float(row["ci_low"]),
+        ci_high=float(row["ci_high"]),
+        pvalue=float(row["pvalue"]),
+        tau2=float(tau2),
+        tau2_se=tau2_se,
+        delta=delta,
+        delta_se=delta_se,
+        k_per_interval=counts,
+        lrt=float(lrt),
+        lrt_df=m - 1,
+        lrt_pvalue=float(stats.chi2.sf(lrt, m - 1)),
+        log_likelihood=float(ll),
+        log_likelihood_unadjusted=float(ml["ll"]),
+        coefficients=coefficients,
+        level=data.level,
+        vb=vb,
+    )
+
+
+def _normal_ml(yi, vi, X, fixed_effect: bool) -> dict:
+    """ML fit of the unadjusted normal model (the LRT's null and the starting values)."""
+    if fixed_effect:
+        beta, ll = normal_ml_profile(yi, vi, X, 0.0)
+        return {"beta": beta, "tau2": 0.0, "ll": ll}
+    upper = 10 * (np.var(yi) + np.max(vi)) + 1.0
+    res = optimize.minimize_scalar(
+        lambda t: -normal_ml_profile(yi, vi, X, t)[1],
+        bounds=(0.0, upper),
+        method="bounded",
+        options={"xatol": 1e-12, "maxiter": 500},
+    )
+    tau2 = (
+        float(res.x)
+        if -normal_ml_profile(yi, vi, X, res.x)[1] < -normal_ml_profile(yi, vi, X, 0.0)[1]
+        else 0.0
+    )
+    beta, ll = normal_ml_profile(yi, vi, X, tau2)
+    return {"beta": beta, "tau2": tau2, "ll": ll}
+
+
+def _maximize(negll, start: np.ndarray) -> np.ndarray:
+    """BFGS from the ML start, then Nelder-Mead and BFGS again to polish (bounded effort)."""
+    best = optimize.minimize(negll, start, method="BFGS", options={"gtol": 1e-9, "maxiter": 2000})
+    polish = optimize.minimize(
+        negll,
+        best.x,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000, "maxfev": 40000},
+    )
+    final = optimize.minimize(negll, polish.x, method="BFGS", options={"gtol": 1e-10, "maxiter": 2000})
+    candidates = [best, polish, final]
+    chosen = min(candidates, key=lambda r: r.fun)
+    if not np.isfinite(chosen.fun):
+        raise ModelError("the selection-model likelihood could not be maximized (non-finite value)")
+    return chosen.x
+
+
+def _hessian(func, x: np.ndarray, rel_step: float = 1e-4) -> np.ndarray:
+    """Central-difference Hessian with Richardson extrapolation (two step sizes)."""
+
+    def central(h):
+        n = x.size
+        H = np.empty((n, n))
+        f0 = func(x)
+        for i in range(n):
+            for j in range(i, n):
+                ei = np.zeros(n)
+                ej = np.zeros(n)
+                ei[i], ej[j] = h[i], h[j]
+                if i == j:
+                    value = (func(x + ei) - 2 * f0 + func(x - ei)) / h[i] ** 2
+                else:
+                    value = (
+                        func(x + ei + ej) - func(x + ei - ej) - func(x - ei + ej) + func(x - ei - ej)
+                    ) / (4 * h[i] * h[j])
+                H[i, j] = H[j, i] = value
+        return H
+
+    h = rel_step * np.maximum(np.abs(x), 1e-2)
+    coarse, fine = central(2 * h), central(h)
+    return fine + (fine - coarse) / 3
