@@ -340,6 +340,9 @@ def prisma(
         Path, typer.Option("-o", "--output", help="Figure: .pdf, .svg or .png; no suffix writes all three.")
     ] = Path("prisma.pdf"),
     width: Annotated[str, typer.Option(help="double (180 mm), single (85 mm) or a width in mm.")] = "double",
+    register: Annotated[
+        list[Path] | None, typer.Option("--register", help="Export of a study register searched (repeatable).")
+    ] = None,
     more_search: Annotated[
         list[Path] | None, typer.Argument(help="Further search exports (after --search).", show_default=False)
     ] = None,
@@ -357,7 +360,9 @@ def prisma(
         raise typer.Exit(2)
     try:
         size: str | float = width if width in {"double", "single"} else float(width)
-        counts = prisma_counts([*search, *(more_search or [])], dedupe, screening, extraction)
+        counts = prisma_counts(
+            [*search, *(more_search or [])], dedupe, screening, extraction, registers=register or []
+        )
     except ValueError:
         _echo_err(f"error: --width must be double, single or a number of mm, got {width!r}")
         raise typer.Exit(2) from None

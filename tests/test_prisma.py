@@ -278,3 +278,29 @@ def test_screening_sheet_of_an_edited_workbook_is_reread(review, tmp_path):
     counts = em.prisma_counts(EXPORTS, review["dedupe"], tmp_path / "edited.xlsx", EXAMPLE)
     assert counts.removed_other == 2 and counts.screened == 64
     assert "record_id" in counts.notes[0] and len(counts.removed_other_ids) == 2
+
+
+def test_registers_are_counted_beside_databases(tmp_path):
+    register = tmp_path / "preclinicaltrials.csv"
+    register.write_text(
+        "Title,Authors,Year,DOI\n"
+        "Mesenchymal stromal cell-derived extracellular vesicles in a mouse model of ischemia/reperfusion AKI,"
+        "Zhang A,2020,10.9999/evmeta.example.001\n"  # registered protocol of a study found in PubMed
+        "MSC-EVs in canine myocardial infarction: registered protocol,Vet A,2024,10.9999/evmeta.register.001\n",
+        encoding="utf-8",
+    )
+    dedupe = tmp_path / "deduplicated.csv"
+    em.review.dedupe.dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
+    counts = em.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
+    assert counts.registers == {"preclinicaltrials": 2} and counts.identified == 108
+    assert counts.duplicates_removed == 41  # the registered protocol shares the study's DOI
+    assert counts.removed_other == 2  # the retracted record and the unscreened register record
+    shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    assert "Databases (n = 106)" in shown and "Registers (n = 2)" in shown
+    with pytest.raises(PrismaError, match="run `evmeta dedupe` on exactly these exports"):
+        em.prisma_counts(
+            EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE, registers=[register]
+        )
+    shutil.copy(EXPORTS[0], tmp_path / "pubmed.nbib")
+    with pytest.raises(PrismaError, match="two exports are named 'pubmed'"):
+        em.prisma_counts([*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE)

@@ -344,6 +344,7 @@ def prisma(run) -> None:
         run.spec.resolve(section.dedupe),
         run.spec.resolve(section.screening),
         extraction,
+        registers=[run.spec.resolve(p) for p in section.registers],
     )
     run.notes.extend(f"PRISMA: {note}" for note in counts.notes)
     run.tables["prisma"] = counts.to_frame()
