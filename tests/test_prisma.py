@@ -19,6 +19,9 @@ from typer.testing import CliRunner
 
 import evmeta as em
 from evmeta.cli import app
+from evmeta.plots import save_figure
+from evmeta.plots._style import width_inches
+from evmeta.review.dedupe import dedupe_file
 from evmeta.review.prisma import PrismaCounts, PrismaError
 from evmeta.review.screening import included_study_rows, read_screening
 from tests.conftest import EXAMPLE
@@ -205,7 +208,7 @@ def test_nothing_overlaps_and_text_stays_in_its_box(width, databases, reasons):
             & (boxes[:, 3] >= y1 - 0.5)
         )
         assert inside.sum() == 1, (x0, y0, x1, y1)
-    assert figure.get_figwidth() == pytest.approx(em.plots._style.width_inches(width))
+    assert figure.get_figwidth() == pytest.approx(width_inches(width))
 
 
 def test_diagram_shows_every_count_and_keeps_text_as_text(tmp_path):
@@ -218,7 +221,7 @@ def test_diagram_shows_every_count_and_keeps_text_as_text(tmp_path):
                    "Reports sought for retrieval", "Reports not retrieved", "Reports assessed for eligibility",
                    "Studies included in review", "Reports of included studies", "No control group"]:  # fmt: skip
         assert phrase in re.sub(r"\s+", " ", shown), phrase
-    paths = em.plots.save_figure(figure, tmp_path / "prisma")
+    paths = save_figure(figure, tmp_path / "prisma")
     pdf = paths[0].read_bytes()
     assert b"/FontFile2" in pdf and b"/Type3" not in pdf
     svg = paths[1].read_text(encoding="utf-8")
@@ -290,7 +293,7 @@ def test_registers_are_counted_beside_databases(tmp_path):
         encoding="utf-8",
     )
     dedupe = tmp_path / "deduplicated.csv"
-    em.review.dedupe.dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
+    dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
     counts = em.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
     assert counts.registers == {"preclinicaltrials": 2} and counts.identified == 108
     assert counts.duplicates_removed == 41  # the registered protocol shares the study's DOI
