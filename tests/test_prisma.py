@@ -251,6 +251,8 @@ def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
     assert run.figures["prisma"][0].read_text(encoding="utf-8").count("<text") > 20
     assert run.tables["prisma"]["n"].tolist() == list(HAND_COUNT.values())
     assert (tmp_path / "report" / "prisma.csv").exists()
+    inputs = stages.prisma_inputs(spec)
+    assert len(inputs) == 5 and all(len(digest) == 64 for digest in inputs.values())
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("evmeta.report", "templates"), autoescape=True)

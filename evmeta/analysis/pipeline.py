@@ -238,6 +238,7 @@ def run_analysis(
             "inputs": {
                 str(spec.source): _sha256(spec.source),
                 str(spec.extraction_path): _sha256(spec.extraction_path),
+                **stages.prisma_inputs(spec),
             },
             "extraction_sha256": extraction.sha256,
             "seeds": {"bayesian": spec.bayesian.seed},

@@ -351,3 +351,15 @@ def prisma(run) -> None:
     run.files.append(write_csv(run.tables["prisma"], run.output / "prisma.csv"))
     figure = prisma_diagram(counts, width=run.spec.figures.width)
     run.figures["prisma"] = save_figure(figure, run.output / "prisma", tuple(run.spec.figures.formats))
+
+
+def prisma_inputs(spec) -> dict[str, str]:
+    """SHA-256 of the files the PRISMA diagram was counted from (for provenance.json)."""
+    from evmeta.sheets.reader import file_sha256
+
+    section = spec.prisma
+    if not section.enabled:
+        return {}
+    paths = [*section.search, *section.registers, section.dedupe, section.screening, section.extraction]
+    resolved = [spec.resolve(p) for p in paths if p]
+    return {str(path): file_sha256(path) for path in resolved if path.exists()}
