@@ -39,7 +39,7 @@ def _loglik(mu, tau, slope=0.0, x=None):
     return np.sum(stats.norm.logpdf(YI, mean, np.sqrt(VI + tau**2)), axis=-1)
 
 
-def _brute_normal(effect, heterogeneity, slope):
+def _brute_normal(effect, heterogeneity, slope, priors=PRIORS):
     x = None if slope is None else (np.sqrt(VI) if slope == "pet" else VI)
     slope_sd = PRIORS.pet_sd if slope == "pet" else PRIORS.peese_sd
     b, b_w = _gl(0.0, 8.0 * slope_sd if slope == "pet" else 60.0)
@@ -54,7 +54,7 @@ def _brute_normal(effect, heterogeneity, slope):
 
     if not heterogeneity:
         return given_tau(0.0)
-    prior = lambda t: stats.invgamma.pdf(t, PRIORS.tau_shape, scale=PRIORS.tau_scale)  # noqa: E731
+    prior = lambda t: np.exp(priors.log_tau_density(t)) if t > 0 else 0.0  # noqa: E731
     parts = [
         integrate.quad(lambda t: given_tau(t) * prior(t), lo, hi, epsabs=0, epsrel=1e-9, limit=200)[0]
         for lo, hi in [(0, 0.3), (0.3, 2), (2, np.inf)]
@@ -68,6 +68,24 @@ def _brute_normal(effect, heterogeneity, slope):
 def test_normal_marginal_matches_brute_force(effect, heterogeneity, slope):
     fit = normal_marginal(YI, VI, PRIORS, effect=effect, heterogeneity=heterogeneity, slope=slope)
     assert np.exp(fit.log_ml) == pytest.approx(_brute_normal(effect, heterogeneity, slope), rel=REL)
+
+
+def test_preclinical_prior_marginal_matches_brute_force():
+    preclinical = EnsemblePriors(tau_lognormal=(0.0, 0.5))
+    for slope in (None, "pet"):
+        fit = normal_marginal(YI, VI, preclinical, effect=True, heterogeneity=True, slope=slope)
+        assert np.exp(fit.log_ml) == pytest.approx(_brute_normal(True, True, slope, preclinical), rel=REL)
+
+
+def test_preclinical_prior_is_documented_and_used():
+    from evmeta.models.priors import preclinical_tau_prior
+
+    prior = preclinical_tau_prior()
+    assert prior.family == "lognormal" and prior.params == (0.0, 0.5)
+    bma = em.bias_model_averaging(yi=YI, vi=VI, priors="preclinical")
+    assert bma.to_dict()["priors"]["tau"] == "lognormal(0, 0.5)"
+    default = em.bias_model_averaging(yi=YI, vi=VI)
+    assert bma.models["log_marginal_likelihood"].iloc[0] != default.models["log_marginal_likelihood"].iloc[0]
 
 
 def _brute_selection(effect, heterogeneity, cut=0.025):

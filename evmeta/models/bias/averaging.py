@@ -107,7 +107,7 @@ class BiasAveragingResult:
         out["k"] = int(self.k)
         out["inclusion_bf"] = {key: float(value) for key, value in self.inclusion_bf.items()}
         out["models"] = self.models.to_dict(orient="records")
-        out["priors"] = vars(self.priors).copy()
+        out["priors"] = self.priors.describe()
         return out
 
 
@@ -249,8 +249,7 @@ def _resolve_priors(priors) -> EnsemblePriors:
     if priors == "preclinical":
         from evmeta.models.priors import preclinical_tau_prior
 
-        shape, scale = preclinical_tau_prior().params
-        return replace(EnsemblePriors(), tau_shape=shape, tau_scale=scale)
+        return replace(EnsemblePriors(), tau_lognormal=tuple(preclinical_tau_prior().params))
     raise ModelError(f"unknown priors {priors!r}; valid: 'default', 'preclinical' or an EnsemblePriors")
 
 

@@ -50,10 +50,29 @@ class EnsemblePriors:
     tau_scale: float = 0.15
     pet_sd: float = 1.0
     peese_sd: float = 5.0
+    tau_lognormal: tuple[float, float] | None = None  # (mu, sigma): replaces the inverse gamma
 
     def log_tau_density(self, tau: np.ndarray) -> np.ndarray:
         """Log prior density of tau (per unit tau)."""
+        if self.tau_lognormal is not None:
+            mu, sigma = self.tau_lognormal
+            return stats.lognorm.logpdf(tau, sigma, scale=np.exp(mu))
         return stats.invgamma.logpdf(tau, self.tau_shape, scale=self.tau_scale)
+
+    def describe(self) -> dict[str, str]:
+        """The priors as printable strings."""
+        tau = (
+            f"lognormal({self.tau_lognormal[0]:g}, {self.tau_lognormal[1]:g})"
+            if self.tau_lognormal
+            else f"inverse_gamma({self.tau_shape:g}, {self.tau_scale:g})"
+        )
+        return {
+            "mu": f"normal(0, {self.mu_sd:g})",
+            "tau": tau,
+            "pet": f"halfnormal({self.pet_sd:g})",
+            "peese": f"halfnormal({self.peese_sd:g})",
+            "omega": "uniform(0, 1)",
+        }
 
 
 @dataclass
@@ -72,9 +91,15 @@ class MarginalFit:
 
 def tau_grid(yi: np.ndarray, vi: np.ndarray, priors: EnsemblePriors) -> tuple[np.ndarray, float]:
     """Equally spaced log-tau nodes (and their spacing) covering prior and likelihood mass."""
-    lower = np.log(priors.tau_scale / 80.0)  # inverse-gamma mass below: exp(-80 shape)-small
+    if priors.tau_lognormal is not None:
+        mu, sigma = priors.tau_lognormal
+        lower = mu - 9 * sigma  # lognormal mass below: about 1e-19
+    else:
+        lower = np.log(priors.tau_scale / 80.0)  # inverse-gamma mass below: exp(-80 shape)-small
     spread = np.std(yi) + np.sqrt(np.max(vi)) + priors.tau_scale
     upper = np.log(60.0 * spread)
+    if priors.tau_lognormal is not None:
+        upper = max(upper, priors.tau_lognormal[0] + 9 * priors.tau_lognormal[1])
     nodes = np.linspace(lower, upper, N_TAU)
     return nodes, float(nodes[1] - nodes[0])
 
