@@ -221,7 +221,7 @@ def bias_model_averaging(
 
 def _arrays(data, yi, vi) -> tuple[np.ndarray, np.ndarray]:
     if data is not None:
-        frame = getattr(data, "frame", data)
+        frame = data.table if hasattr(data, "table") else data
         for name in (yi, vi):
             if isinstance(name, str) and name not in frame.columns:
                 raise ModelError(f"column {name!r} not found; columns: {', '.join(map(str, frame.columns))}")
