@@ -178,3 +178,23 @@ def test_bad_input():
         em.bias_model_averaging(pd.DataFrame({"y": [1, 2]}))
     with pytest.raises(ModelError, match="priors"):
         em.bias_model_averaging(yi=[0.1, 0.2], vi=[0.1, 0.1], priors="flat")
+
+
+def test_bias_panel_draws_the_results():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from evmeta.plots.bias_panel import bias_panel
+
+    bma = em.bias_model_averaging(yi=YI, vi=VI)
+    sel = em.selection_model(em.meta_analysis(yi=YI, vi=VI))
+    figure = bias_panel(bma, sel)
+    funnel, weights, components = figure.axes
+    assert weights.get_title(loc="left") == "Selection weights"
+    assert len(funnel.collections[0].get_offsets()) == len(YI)
+    assert [t.get_text() for t in components.get_yticklabels()][-1] == "model-averaged"
+    host = Figure()
+    axes = [host.add_subplot(1, 3, j) for j in (1, 2, 3)]
+    assert bias_panel(bma, None, ax=axes) is host

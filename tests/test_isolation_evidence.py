@@ -87,3 +87,19 @@ def test_bad_input():
         em.isolation_method_evidence(FRAME, reference="ultrasound")
     with pytest.raises(ModelError, match="missing column"):
         em.isolation_method_evidence(FRAME.drop(columns="experiment_id"))
+
+
+def test_isolation_figure(evidence):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from evmeta.plots.isolation_evidence import isolation_evidence_plot
+
+    figure = isolation_evidence_plot(evidence, truth={"SEC": 0.5, "precipitation": -0.5})
+    ax = figure.axes[0]
+    assert len(ax.get_yticklabels()) == len(evidence)
+    assert "precipitation (k within" in ax.get_yticklabels()[-1].get_text()
+    host = Figure()
+    assert isolation_evidence_plot(evidence, ax=host.add_subplot()) is host

@@ -47,7 +47,8 @@ class BiasAveragingResult:
     """Model-averaged, publication-bias-adjusted meta-analysis.
 
     ``models`` has one row per model (effect, heterogeneity, bias, prior_prob, posterior_prob,
-    log_marginal_likelihood, mu_mean); ``inclusion_bf`` maps "effect", "heterogeneity" and "bias"
+    log_marginal_likelihood, mu_mean, slope_mean: posterior means of mu and of the PET/PEESE
+    slope); ``inclusion_bf`` maps "effect", "heterogeneity" and "bias"
     to inclusion Bayes factors. ``estimate`` is the model-averaged posterior mean of mu (models
     without an effect contribute mu = 0), ``ci_low``/``ci_high`` the equal-tailed credible
     interval of that mixture; ``conditional_*`` are the same over the effect models only.
@@ -66,6 +67,8 @@ class BiasAveragingResult:
     priors: EnsemblePriors
     cut: float
     components: dict[str, MarginalFit] = field(repr=False, default_factory=dict)
+    yi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    vi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     def summary(self) -> str:
         """A RoBMA-like printout."""
@@ -178,6 +181,7 @@ def bias_model_averaging(
                         "prior_prob": 0.25 * bias_prior,
                         "log_marginal_likelihood": fit.log_ml,
                         "mu_mean": fit.mu_mean,
+                        "slope_mean": fit.slope_mean,
                     }
                 )
     models = pd.DataFrame(rows)
@@ -193,6 +197,7 @@ def bias_model_averaging(
             "posterior_prob",
             "log_marginal_likelihood",
             "mu_mean",
+            "slope_mean",
         ]
     ]
     inclusion = {
@@ -216,6 +221,8 @@ def bias_model_averaging(
         priors=ensemble_priors,
         cut=selection_cut,
         components=fits,
+        yi=y,
+        vi=v,
     )
 
 

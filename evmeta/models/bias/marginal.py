@@ -83,6 +83,7 @@ class MarginalFit:
     mu_means: np.ndarray
     mu_sds: np.ndarray
     mu_weights: np.ndarray
+    slope_mean: float = float("nan")  # posterior mean of the PET/PEESE slope (NaN otherwise)
 
     @property
     def mu_mean(self) -> float:
@@ -138,11 +139,16 @@ def normal_marginal(
     log_terms = log_l + log_prior
     log_ml = float(special.logsumexp(log_terms) + np.log(du))
     weights = np.exp(log_terms - special.logsumexp(log_terms))
+    slope_mean = float("nan")
+    if slope is not None:  # mean of the posterior truncated to b > 0, averaged over tau
+        ratio = post_mean[:, -1] / sd_b
+        truncated = post_mean[:, -1] + sd_b * np.exp(stats.norm.logpdf(ratio) - stats.norm.logcdf(ratio))
+        slope_mean = float(np.sum(weights * truncated))
     if not effect:
-        return MarginalFit(log_ml, np.zeros(1), np.zeros(1), np.ones(1))
+        return MarginalFit(log_ml, np.zeros(1), np.zeros(1), np.ones(1), slope_mean)
     keep = weights > 1e-12 * weights.max()
     means, sdevs, comp_w = _mu_components(post_mean[keep], post_cov[keep], weights[keep], slope)
-    return MarginalFit(log_ml, means, sdevs, comp_w / comp_w.sum())
+    return MarginalFit(log_ml, means, sdevs, comp_w / comp_w.sum(), slope_mean)
 
 
 def _gaussian_coefficients(yi, vi, X, prior_var, tau2):
