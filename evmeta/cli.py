@@ -452,11 +452,9 @@ def screen_sheet(
     from evmeta.review.screening import (
         ScreeningError,
         check_against_deduplicated,
-        included_study_rows,
         raise_if_errors,
         read_deduplicated,
         read_screening,
-        screening_agreement,
         write_screening_sheet,
     )
 
@@ -477,9 +475,17 @@ def screen_sheet(
     except EvmetaError as exc:
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None
+    _report_screening(screening, studies)
+
+
+def _report_screening(screening, studies: Path | None) -> None:
+    """Print the screeners' agreement; write the studies sheet of the included reports."""
+    from evmeta.review.screening import included_study_rows, screening_agreement
+
+    stages = {"title_abstract": "title/abstract", "full_text": "full text"}
     for row in screening_agreement(screening).itertuples():
         typer.echo(
-            f"{ {'title_abstract': 'title/abstract', 'full_text': 'full text'}[row.stage] }: {row.n_agree} of {row.n_compared} decisions agree "
+            f"{stages[row.stage]}: {row.n_agree} of {row.n_compared} decisions agree "
             f"({row.percent_agreement:.1f}%), Cohen's kappa {row.kappa:.3f}"
         )
     typer.echo(f"{len(screening.table)} records screened, {len(screening.included)} reports included")
@@ -503,6 +509,10 @@ def prisma(
         Path, typer.Option("-o", "--output", help="Figure: .pdf, .svg or .png; no suffix writes all three.")
     ] = Path("prisma.pdf"),
     width: Annotated[str, typer.Option(help="double (180 mm), single (85 mm) or a width in mm.")] = "double",
+    register: Annotated[
+        list[Path] | None,
+        typer.Option("--register", help="Export of a study register searched (repeatable)."),
+    ] = None,
     more_search: Annotated[
         list[Path] | None, typer.Argument(help="Further search exports (after --search).", show_default=False)
     ] = None,
@@ -520,7 +530,9 @@ def prisma(
         raise typer.Exit(2)
     try:
         size: str | float = width if width in {"double", "single"} else float(width)
-        counts = prisma_counts([*search, *(more_search or [])], dedupe, screening, extraction)
+        counts = prisma_counts(
+            [*search, *(more_search or [])], dedupe, screening, extraction, registers=register or []
+        )
     except ValueError:
         _echo_err(f"error: --width must be double, single or a number of mm, got {width!r}")
         raise typer.Exit(2) from None

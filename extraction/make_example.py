@@ -24,6 +24,19 @@ drawn from their exact sampling distributions for n animals, so the observed Hed
 has the right sampling error. Outcomes are reported with SD (about 60%), SEM (30%) or
 median/IQR (10%, from the same normal data); some experiments have a sham arm and a second
 time point; some studies compare two preparations or two doses against one shared control.
+
+Appended studies (issue 16; drawn from a separate random stream, seed + 16, so every row of
+the 40 studies above is unchanged):
+
+* ``N_HEAD_TO_HEAD`` head-to-head studies: one experiment, one vehicle control and three EV
+  arms from the same cells that differ only in ``isolation_method`` (UC, SEC, precipitation
+  with ExoQuick-TC), same dose and same characterization, as in the seed paper;
+* ``N_CONFOUNDED`` single-method studies with a between-study confounder: labs that use
+  precipitation kits here also use milder injury models, in which every EV effect is larger by
+  ``lab_confounder_precipitation`` (+1.5 SMD); labs using UC here add nothing. A comparison of
+  methods *between* studies therefore makes precipitation look better than UC, although its
+  true effect is 0.5 lower; the within-study contrasts of the head-to-head studies are free of
+  the confounder.
 """
 
 from __future__ import annotations
@@ -42,6 +55,8 @@ from evmeta.schema.template import write_template  # noqa: E402
 
 SEED = 20241126
 N_STUDIES = 40
+N_HEAD_TO_HEAD = 8
+N_CONFOUNDED = 20
 
 TRUTH = {
     "scale": "SMD, positive = benefit of EVs",
@@ -61,6 +76,7 @@ TRUTH = {
     "tau_study": 0.5,
     "tau_experiment": 0.3,
     "sigma_comparison": 0.1,
+    "lab_confounder_precipitation": 1.5,
 }
 
 # How each method is written in papers; the reviewer types one of these.
@@ -444,8 +460,175 @@ def generate(seed: int = SEED) -> tuple[dict[str, list[dict]], dict]:
                         )
         judgement = lambda p_low: str(rng.choice(["low", "unclear", "high"], p=[p_low, 0.85 - p_low, 0.15]))  # noqa: E731
         tables["risk_of_bias"].append({"study_id": study_id, **{c: judgement(0.35) for c in SYRCLE}})
-    truth = {**TRUTH, "seed": seed, "n_studies": N_STUDIES, "comparisons": truths}
+    _append_isolation_studies(tables, truths, np.random.default_rng(seed + 16))
+    truth = {
+        **TRUTH,
+        "seed": seed,
+        "n_studies": N_STUDIES + N_HEAD_TO_HEAD + N_CONFOUNDED,
+        "n_head_to_head": N_HEAD_TO_HEAD,
+        "n_confounded": N_CONFOUNDED,
+        "comparisons": truths,
+    }
     return tables, truth
+
+
+def _append_isolation_studies(tables: dict, truths: list, rng: np.random.Generator) -> None:
+    """Head-to-head studies (UC vs SEC vs precipitation) and confounded single-method studies."""
+    used = {row["study_id"] for row in tables["studies"]}
+    plans = [("head_to_head", ["UC", "SEC", "precipitation"], 0.0)] * N_HEAD_TO_HEAD
+    for j in range(N_CONFOUNDED):
+        method = "precipitation" if j % 2 == 0 else "UC"
+        lab = TRUTH["lab_confounder_precipitation"] if method == "precipitation" else 0.0
+        plans.append(("single", [method], lab))
+    for index, (kind, methods, lab_effect) in enumerate(plans):
+        s = N_STUDIES + index
+        author = AUTHORS[(7 * s) % len(AUTHORS)]
+        year = int(rng.integers(2018, 2026))
+        study_id = f"{author.upper()}{year}"
+        while study_id in used:
+            study_id += "b"
+        used.add(study_id)
+        disease = list(DISEASES)[s % 3]
+        dinfo = DISEASES[disease]
+        design = "head-to-head comparison of isolation methods" if kind == "head_to_head" else "single method"
+        tables["studies"].append(
+            {
+                "study_id": study_id,
+                "first_author": author,
+                "year": year,
+                "title": f"MSC-derived extracellular vesicles in {dinfo['label']}: {design}",
+                "doi": f"10.9999/evmeta.example.{s + 1:03d}",
+                "journal": str(rng.choice(JOURNALS)),
+                "reviewer": str(rng.choice(["AB", "CD"])),
+                "notes": f"SIMULATED study (evmeta example; {design})",
+            }
+        )
+        items = rng.random(8) < 1 / (1 + np.exp(-(rng.normal(0, 1.3) + MISEV_PROPENSITY)))
+        preps = [_isolation_prep(rng, study_id, p, method, items) for p, method in enumerate(methods, 1)]
+        tables["preparations"].extend(preps)
+        _isolation_experiment(
+            rng, tables, truths, study_id, s, dinfo, disease, preps, methods, items, lab_effect
+        )
+        judgement = lambda p_low: str(rng.choice(["low", "unclear", "high"], p=[p_low, 0.85 - p_low, 0.15]))  # noqa: E731
+        tables["risk_of_bias"].append({"study_id": study_id, **{c: judgement(0.35) for c in SYRCLE}})
+
+
+def _isolation_prep(rng, study_id: str, index: int, method: str, items: np.ndarray) -> dict:
+    """One preparation; all preparations of a study share cells, culture and characterization."""
+    prep = {
+        "prep_id": f"{study_id}-P{index}",
+        "study_id": study_id,
+        "msc_tissue_source": "umbilical cord",
+        "msc_species": "human",
+        "donor_match": "xenogeneic",
+        "passage": 4,
+        "culture_system": "2D",
+        "medium": "serum-free",
+        "preconditioning": "none",
+        "isolation_method": str(rng.choice(METHOD_SPELLINGS[method])),
+        "cm_collection_hours": 48.0,
+        "mean_size_nm": round(float(rng.normal(125, 20)), 1),
+        "particles_per_ug_protein": None,
+        **{c: ("yes" if flag else "no") for c, flag in zip(MISEV_COLUMNS, items, strict=True)},
+        "evm_electron_microscopy": "yes" if items[6] else "no",
+    }
+    return prep
+
+
+def _isolation_experiment(
+    rng, tables, truths, study_id, s, dinfo, disease, preps, methods, items, lab_effect
+):
+    """One experiment: vehicle control and one EV arm per preparation, both outcomes, one time."""
+    experiment_id = f"{study_id}-E1"
+    species = "rat" if s % 2 else "mouse"
+    tables["experiments"].append(
+        {
+            "experiment_id": experiment_id,
+            "study_id": study_id,
+            "species": species,
+            "strain": "Sprague-Dawley" if species == "rat" else "C57BL/6",
+            "sex": "male",
+            "age_weeks": 10.0,
+            "disease_model": disease,
+            "induction_method": str(rng.choice(dinfo["induction"])),
+        }
+    )
+    u_study = rng.normal(0, TRUTH["tau_study"]) + rng.normal(0, TRUTH["tau_experiment"])
+    n_per_arm = int(rng.integers(6, 13))
+    mass_per_animal = (100.0 if species == "rat" else 20.0) * float(10 ** rng.normal(0, 0.3))
+    dose_ug_per_kg = mass_per_animal / (0.25 if species == "rat" else 0.025)
+    quality = float(items.mean())
+    control = {
+        "arm_id": f"{experiment_id}-C",
+        "experiment_id": experiment_id,
+        "role": "vehicle_control",
+        "arm_label": "vehicle (PBS)",
+        "n_animals": n_per_arm,
+    }
+    arms = [control]
+    for a_index, (prep, method) in enumerate(zip(preps, methods, strict=True), start=1):
+        arms.append(
+            {
+                "arm_id": f"{experiment_id}-EV{a_index}",
+                "experiment_id": experiment_id,
+                "role": "ev",
+                "arm_label": f"EV {method}",
+                "prep_id": prep["prep_id"],
+                "n_doses": 1,
+                "route": "intravenous",
+                "timing_hours": 2.0,
+                "n_animals": n_per_arm,
+                "dose_value": round(mass_per_animal, 1),
+                "dose_unit": "ug",
+                "dose_basis": "per_animal",
+            }
+        )
+    tables["arms"].extend(arms)
+    timepoint, time_unit = dinfo["times"][int(rng.integers(0, 2))]
+    counter = 0
+    for outcome, domain, unit, higher_better, control_mean, sigma, _sham in dinfo["outcomes"]:
+        rows = [(control, *_draw_arm(rng, control_mean, sigma, n_per_arm, higher_better))]
+        for arm, method in zip(arms[1:], methods, strict=True):
+            delta = (
+                TRUTH["mu_reference_UC"]
+                + TRUTH["isolation_effects"][method]
+                + TRUTH["quality_slope"] * (quality - TRUTH["quality_centre"])
+                + TRUTH["log10_dose_slope"] * (math.log10(dose_ug_per_kg) - TRUTH["log10_dose_centre"])
+                + u_study
+                + lab_effect
+                + rng.normal(0, TRUTH["sigma_comparison"])
+            )
+            true_mean = control_mean + (delta if higher_better else -delta) * sigma
+            rows.append((arm, *_draw_arm(rng, true_mean, sigma, n_per_arm, higher_better)))
+            truths.append(
+                {
+                    "study_id": study_id,
+                    "experiment_id": experiment_id,
+                    "arm_id": arm["arm_id"],
+                    "outcome": outcome,
+                    "timepoint": timepoint,
+                    "isolation_method": method,
+                    "quality_score": quality,
+                    "true_smd_benefit": delta,
+                    "lab_effect": lab_effect,
+                }
+            )
+        for arm, m, sd in rows:
+            counter += 1
+            row = {
+                "outcome_id": f"{experiment_id}-O{counter}",
+                "experiment_id": experiment_id,
+                "arm_id": arm["arm_id"],
+                "outcome": outcome,
+                "domain": domain,
+                "unit": unit,
+                "timepoint": timepoint,
+                "timepoint_unit": time_unit,
+                "higher_is_better": "yes" if higher_better else "no",
+                "n": arm["n_animals"],
+                "data_source": "table",
+            }
+            tables["outcomes"].append(_report(rng, row, m, sd, arm["n_animals"], positive_only=True))
 
 
 README = [

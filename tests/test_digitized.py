@@ -240,3 +240,33 @@ def test_wpd_point_groups_pair_by_tuple_not_by_click_order(tmp_path):
     path.write_text(json.dumps(project))
     with pytest.raises(DigitizedError, match=r"point group 0 has 1 mean\(s\) and 0 error-bar end\(s\)"):
         read_digitized(path, kind="bar", error="sd")
+
+
+def test_horizontal_bars_on_a_log_axis(tmp_path):
+    means, sds = [3.0, 45.0, 120.0], [1.0, 20.0, 60.0]
+    figure = Figure(figsize=(4, 3), dpi=100)
+    ax = figure.add_subplot()
+    ax.barh(range(3), means, xerr=[[0, 0, 0], sds], color="#AA3377", capsize=3, log=True)
+    ax.set_xlim(1, 1000)
+    ax.set_ylim(-0.6, 2.6)
+    FigureCanvasAgg(figure).draw()
+    calibration = []
+    for value in (1, 1000):
+        px, py = _pixel(figure, ax, value, -0.6)
+        calibration.append({"px": px, "py": py, "dx": "0", "dy": str(value)})
+    data = []
+    for index, (mean, sd) in enumerate(zip(means, sds, strict=True)):
+        for value in (mean, mean + sd):
+            px, py = _pixel(figure, ax, value, index)
+            data.append({"x": px, "y": py, "metadata": {"label": ARMS[index]}})
+    project = {"version": [4, 2], "axesColl": [{"name": "Bar", "type": "BarAxes", "isLog": True, "isRotated": False,
+               "calibrationPoints": calibration}], "datasetColl": [{"name": "d", "axesName": "Bar", "data": data}]}  # fmt: skip
+    path = tmp_path / "barh.json"
+    path.write_text(json.dumps(project))
+    rows = read_digitized(path, kind="bar", error="sd")
+    step = rows["value_per_pixel"].to_numpy()  # local resolution: a pixel is worth more at larger values
+    assert list(rows["arm_label"]) == ARMS
+    assert (np.abs(rows["mean"] - means) <= PIXEL_TOLERANCE * step).all()
+    # sd = end - mean; the end's pixel is worth (mean + sd) / mean times the mean's.
+    ratio = (np.add(means, sds) / means).max()
+    assert (np.abs(rows["sd"] - sds) <= PIXEL_TOLERANCE * step * (1 + ratio)).all()

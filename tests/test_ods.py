@@ -142,18 +142,20 @@ def _soffice() -> str:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> dict[str, Path]:
-    """template.xlsx, example.xlsx and a copy of the example with planted mistakes, as .ods."""
+    """template.xlsx, example.xlsx, a copy of the example with planted mistakes and the filled
+    screening log, as .ods."""
     soffice = _soffice()
     folder = tmp_path_factory.mktemp("ods")
     shutil.copy(TEMPLATE, folder / "template.xlsx")
     shutil.copy(EXAMPLE, folder / "example.xlsx")
+    shutil.copy(ROOT / "extraction" / "search" / "screening.xlsx", folder / "screening.xlsx")
     book = openpyxl.load_workbook(EXAMPLE)
     set_cell(book, "outcomes", 5, "sd", -2.1)
     set_cell(book, "outcomes", 6, "mean", "=1+1")
     set_cell(book, "arms", 4, "n_animals", "twelve")
     set_cell(book, "studies", 3, "year", 1850)
     book.save(folder / "mistakes.xlsx")
-    sources = [folder / n for n in ["template.xlsx", "example.xlsx", "mistakes.xlsx"]]
+    sources = [folder / n for n in ["template.xlsx", "example.xlsx", "mistakes.xlsx", "screening.xlsx"]]
     profile = (folder / "profile").as_uri()  # a private profile: parallel runs do not share a lock
     subprocess.run(
         [soffice, f"-env:UserInstallation={profile}", "--headless", "--convert-to", "ods", "--outdir", str(folder), *map(str, sources)],
@@ -198,3 +200,11 @@ def test_mistakes_are_named_at_the_same_cells(converted):
     assert any("outcomes!" in p and " sd:" in p for p in expected)
     assert any("formula" in p for p in expected) and any("studies!" in p and "1850" in p for p in expected)
     assert _problems(converted["mistakes_ods"]) == expected
+
+
+def test_screening_log_saved_by_libreoffice_reads_the_same(converted):
+    from evmeta.review.screening import read_screening, screening_agreement
+
+    xlsx, ods = read_screening(converted["screening"]), read_screening(converted["screening_ods"])
+    pd.testing.assert_frame_equal(xlsx.table, ods.table)
+    pd.testing.assert_frame_equal(screening_agreement(xlsx), screening_agreement(ods))

@@ -19,6 +19,9 @@ from typer.testing import CliRunner
 
 import evmeta as em
 from evmeta.cli import app
+from evmeta.plots import save_figure
+from evmeta.plots._style import width_inches
+from evmeta.review.dedupe import dedupe_file
 from evmeta.review.prisma import PrismaCounts, PrismaError
 from evmeta.review.screening import included_study_rows, read_screening
 from tests.conftest import EXAMPLE
@@ -205,7 +208,7 @@ def test_nothing_overlaps_and_text_stays_in_its_box(width, databases, reasons):
             & (boxes[:, 3] >= y1 - 0.5)
         )
         assert inside.sum() == 1, (x0, y0, x1, y1)
-    assert figure.get_figwidth() == pytest.approx(em.plots._style.width_inches(width))
+    assert figure.get_figwidth() == pytest.approx(width_inches(width))
 
 
 def test_diagram_shows_every_count_and_keeps_text_as_text(tmp_path):
@@ -218,7 +221,7 @@ def test_diagram_shows_every_count_and_keeps_text_as_text(tmp_path):
                    "Reports sought for retrieval", "Reports not retrieved", "Reports assessed for eligibility",
                    "Studies included in review", "Reports of included studies", "No control group"]:  # fmt: skip
         assert phrase in re.sub(r"\s+", " ", shown), phrase
-    paths = em.plots.save_figure(figure, tmp_path / "prisma")
+    paths = save_figure(figure, tmp_path / "prisma")
     pdf = paths[0].read_bytes()
     assert b"/FontFile2" in pdf and b"/Type3" not in pdf
     svg = paths[1].read_text(encoding="utf-8")
@@ -248,6 +251,8 @@ def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
     assert run.figures["prisma"][0].read_text(encoding="utf-8").count("<text") > 20
     assert run.tables["prisma"]["n"].tolist() == list(HAND_COUNT.values())
     assert (tmp_path / "report" / "prisma.csv").exists()
+    inputs = stages.prisma_inputs(spec)
+    assert len(inputs) == 5 and all(len(digest) == 64 for digest in inputs.values())
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("evmeta.report", "templates"), autoescape=True)
@@ -278,3 +283,29 @@ def test_screening_sheet_of_an_edited_workbook_is_reread(review, tmp_path):
     counts = em.prisma_counts(EXPORTS, review["dedupe"], tmp_path / "edited.xlsx", EXAMPLE)
     assert counts.removed_other == 2 and counts.screened == 64
     assert "record_id" in counts.notes[0] and len(counts.removed_other_ids) == 2
+
+
+def test_registers_are_counted_beside_databases(tmp_path):
+    register = tmp_path / "preclinicaltrials.csv"
+    register.write_text(
+        "Title,Authors,Year,DOI\n"
+        "Mesenchymal stromal cell-derived extracellular vesicles in a mouse model of ischemia/reperfusion AKI,"
+        "Zhang A,2020,10.9999/evmeta.example.001\n"  # registered protocol of a study found in PubMed
+        "MSC-EVs in canine myocardial infarction: registered protocol,Vet A,2024,10.9999/evmeta.register.001\n",
+        encoding="utf-8",
+    )
+    dedupe = tmp_path / "deduplicated.csv"
+    dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
+    counts = em.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
+    assert counts.registers == {"preclinicaltrials": 2} and counts.identified == 108
+    assert counts.duplicates_removed == 41  # the registered protocol shares the study's DOI
+    assert counts.removed_other == 2  # the retracted record and the unscreened register record
+    shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    assert "Databases (n = 106)" in shown and "Registers (n = 2)" in shown
+    with pytest.raises(PrismaError, match="run `evmeta dedupe` on exactly these exports"):
+        em.prisma_counts(
+            EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE, registers=[register]
+        )
+    shutil.copy(EXPORTS[0], tmp_path / "pubmed.nbib")
+    with pytest.raises(PrismaError, match="two exports are named 'pubmed'"):
+        em.prisma_counts([*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE)

@@ -240,9 +240,9 @@ def extract_result(result: Any, vi: np.ndarray) -> dict[str, float]:
         draws = np.asarray(result.tau_draws, dtype=float)
         tau2 = float(np.mean(np.sum(draws.reshape(-1, draws.shape[-1]) ** 2, axis=1)))
         return {
-            "estimate": float(average["mean"]),
-            "ci_low": float(average["lower"]),
-            "ci_high": float(average["upper"]),
+            "estimate": float(average["pred"]),
+            "ci_low": float(average["ci_low"]),
+            "ci_high": float(average["ci_high"]),
             "p": float("nan"),
             "tau2": tau2,
             "i2": 100 * tau2 / (tau2 + typical_variance(vi)),

@@ -221,6 +221,9 @@ def run_analysis(
         bar.stage("bias diagnostics")
         stages.bias(run)
         bar.done()
+        bar.stage("selection models, bias model averaging, isolation-method evidence")
+        stages.bias_and_isolation_evidence(run, table)
+        bar.done()
         bar.stage("Bayesian model")
         stages.bayesian(run, table)
         bar.done()
@@ -239,6 +242,7 @@ def run_analysis(
             "inputs": {
                 str(spec.source): _sha256(spec.source),
                 str(spec.extraction_path): _sha256(spec.extraction_path),
+                **stages.prisma_inputs(spec),
             },
             "extraction_sha256": extraction.sha256,
             "seeds": {"bayesian": spec.bayesian.seed},

@@ -12,7 +12,7 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
 ``[figures]``       formats, width, forest_by
 ``[validation]``    truth (a JSON file of true parameters, for simulated data)
-``[prisma]``        search (exports, one per database), dedupe, screening, extraction (default:
+``[prisma]``        search (exports, one per database), registers, dedupe, screening, extraction (default:
                     analysis.extraction): when set, the report shows the PRISMA 2020 flow diagram
 ``[multiverse]``    choices to cross for ``evmeta multiverse``: quoted spec keys such as
                     ``"comparisons.measure" = ["SMD", "ROM"]``, ``outliers``, ``model`` and
@@ -194,6 +194,7 @@ class PrismaSection(_Section):
     """Files the PRISMA 2020 flow diagram is counted from (paths relative to the spec)."""
 
     search: list[str] = Field(default_factory=list)
+    registers: list[str] = Field(default_factory=list)
     dedupe: str | None = None
     screening: str | None = None
     extraction: str | None = None

@@ -351,9 +351,74 @@ def prisma(run) -> None:
         run.spec.resolve(section.dedupe),
         run.spec.resolve(section.screening),
         extraction,
+        registers=[run.spec.resolve(p) for p in section.registers],
     )
     run.notes.extend(f"PRISMA: {note}" for note in counts.notes)
     run.tables["prisma"] = counts.to_frame()
     run.files.append(write_csv(run.tables["prisma"], run.output / "prisma.csv"))
     figure = prisma_diagram(counts, width=run.spec.figures.width)
     run.figures["prisma"] = save_figure(figure, run.output / "prisma", tuple(run.spec.figures.formats))
+
+
+def prisma_inputs(spec) -> dict[str, str]:
+    """SHA-256 of the files the PRISMA diagram was counted from (for provenance.json)."""
+    from evmeta.sheets.reader import file_sha256
+
+    section = spec.prisma
+    if not section.enabled:
+        return {}
+    paths = [*section.search, *section.registers, section.dedupe, section.screening, section.extraction]
+    resolved = [spec.resolve(p) for p in paths if p]
+    return {str(path): file_sha256(path) for path in resolved if path.exists()}
+
+
+def bias_and_isolation_evidence(run, table: pd.DataFrame) -> None:
+    """Selection model, bias model averaging (default and preclinical heterogeneity priors),
+    within- vs between-study isolation-method contrasts, and their two figures (issue 16)."""
+    from evmeta.models import bias_model_averaging, isolation_method_evidence, selection_model
+    from evmeta.plots._style import save_figure
+    from evmeta.plots.bias_panel import bias_panel
+    from evmeta.plots.isolation_evidence import isolation_evidence_plot
+
+    main = run.models["random_effects"]
+    selection = _try(run, "step-function selection model", lambda: selection_model(main))
+    if selection is not None:
+        run.models["selection_model"] = selection
+        run.tables["selection_model"] = selection.weights_frame().reset_index()
+    rows = []
+    for priors in ("default", "preclinical"):
+        bma = _try(
+            run,
+            f"bias model averaging ({priors} priors)",
+            lambda p=priors: bias_model_averaging(table, priors=p),
+        )
+        if bma is None:
+            continue
+        run.models["bias_averaging" if priors == "default" else f"bias_averaging:{priors}"] = bma
+        rows.append(
+            {
+                "priors": priors,
+                "tau_prior": bma.priors.describe()["tau"],
+                "estimate": bma.estimate,
+                "ci_low": bma.ci_low,
+                "ci_high": bma.ci_high,
+                **{f"bf_{k}": v for k, v in bma.inclusion_bf.items()},
+            }
+        )
+    if rows:
+        if "bias_averaging" in run.models:
+            run.tables["bias_averaging"] = run.models["bias_averaging"].models
+        run.tables["preclinical_prior_sensitivity"] = pd.DataFrame(rows)
+    if "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
+        evidence = _try(
+            run, "isolation-method evidence", lambda: isolation_method_evidence(table, reference="UC")
+        )
+        if evidence is not None:
+            run.tables["isolation_evidence"] = evidence
+    formats = tuple(run.spec.figures.formats)
+    if "bias_averaging" in run.models:
+        figure = bias_panel(run.models["bias_averaging"], selection)
+        run.figures["bias_panel"] = save_figure(figure, run.output / "bias_panel", formats)
+    if "isolation_evidence" in run.tables:
+        figure = isolation_evidence_plot(run.tables["isolation_evidence"])
+        run.figures["isolation_evidence"] = save_figure(figure, run.output / "isolation_evidence", formats)

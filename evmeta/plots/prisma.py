@@ -52,11 +52,13 @@ class _Box:
 
 def _boxes(counts: Any) -> list[tuple[_Box, _Box | None]]:
     """Rows of (main box, side box) with the PRISMA 2020 wording."""
-    identified = _Box(
-        ["Records identified from:", f"Databases {_n(counts.identified)}"]
-        + [f"    {name} {_n(n)}" for name, n in counts.databases.items()],
-        center=False,
-    )
+    lines = ["Records identified from:", f"Databases {_n(sum(counts.databases.values()))}"]
+    lines += [f"    {name} {_n(n)}" for name, n in counts.databases.items()]
+    registers = getattr(counts, "registers", {})
+    if registers:
+        lines += [f"Registers {_n(sum(registers.values()))}"]
+        lines += [f"    {name} {_n(n)}" for name, n in registers.items()]
+    identified = _Box(lines, center=False)
     removed = _Box(
         [
             "Records removed before screening:",

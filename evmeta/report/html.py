@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from evmeta.report.bias_section import bias_context
 from evmeta.report.methods import REFERENCES, methods_paragraph
 
 
@@ -139,6 +140,7 @@ def write_report(run: Any) -> Path:
         "figures": figures,
         "provenance": run.provenance,
         "prisma_counts": _table(run.tables.get("prisma"), 0) if "prisma" in run.tables else "",
+        "evidence": bias_context(run),
     }
     path = run.output / "report.html"
     path.write_text(template.render(**context), encoding="utf-8")

@@ -255,6 +255,7 @@ _NORMALIZED_COLUMNS = [
     "journal",
     "pmid",
     "source",
+    "source_file",
     "n_fields",
 ]
 

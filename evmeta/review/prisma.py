@@ -20,6 +20,7 @@ template for new reviews that included searches of databases and registers only)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class PrismaCounts:
     ----------
     databases : dict of str -> int
         Records identified per database (export file stem -> records in it).
+    registers : dict of str -> int
+        Records identified per register (e.g. PreclinicalTrials.eu), the same way.
     duplicates_removed, removed_other : int
         Records removed before screening: duplicates, and kept records absent from the
         screening log (``removed_other_ids`` lists their record_id).
@@ -77,21 +80,24 @@ class PrismaCounts:
     reports_included: int
     removed_other_ids: tuple[int, ...] = ()
     notes: list[str] = field(default_factory=list)
+    registers: dict[str, int] = field(default_factory=dict)
 
     @property
     def identified(self) -> int:
-        """Records identified across all databases."""
-        return sum(self.databases.values())
+        """Records identified across all databases and registers."""
+        return sum(self.databases.values()) + sum(self.registers.values())
 
     @property
     def excluded_full_text(self) -> int:
+        """Reports excluded at full text, all reasons."""
         return sum(self.excluded_reasons.values())
 
     def to_frame(self) -> pd.DataFrame:
         """One row per box line: stage, box, item, n (the counts CSV)."""
         rows = [
-            ("identification", "records identified", f"database: {name}", n)
-            for name, n in self.databases.items()
+            ("identification", "records identified", f"{kind}: {name}", n)
+            for kind, sources in [("database", self.databases), ("register", self.registers)]
+            for name, n in sources.items()
         ]
         rows += [
             ("identification", "records identified", "total", self.identified),
@@ -135,14 +141,19 @@ def database_name(path: Path) -> str:
 
 
 def count_exports(exports: list[str | Path]) -> dict[str, int]:
-    """Records in each search export (one file per database)."""
+    """Records in each search export (one file per database or register, named by its stem)."""
     counts: dict[str, int] = {}
     for item in exports:
         path = Path(item)
         if not path.exists():
             raise PrismaError(f"search export {path} does not exist")
+        if database_name(path) in counts:
+            raise PrismaError(
+                f"two exports are named {database_name(path)!r}; give each database's export its own file "
+                "name (the name labels the database in the diagram)"
+            )
         try:
-            counts[database_name(path)] = counts.get(database_name(path), 0) + len(read_search_export(path))
+            counts[database_name(path)] = len(read_search_export(path))
         except ValueError as exc:
             raise PrismaError(str(exc)) from None
     return counts
@@ -228,6 +239,8 @@ def prisma_counts(
     dedupe: str | Path,
     screening: str | Path | Screening,
     extraction: str | Path,
+    *,
+    registers: Sequence[str | Path] = (),
 ) -> PrismaCounts:
     """Derive the PRISMA 2020 counts from the review's files (see the module docstring).
 
@@ -241,6 +254,8 @@ def prisma_counts(
         The filled screening log (``evmeta screen-sheet``).
     extraction : path
         The extraction workbook; its ``studies`` sheet holds one row per included study.
+    registers : list of path, optional
+        Exports of study registers searched, also given to ``evmeta dedupe``.
 
     Raises
     ------
@@ -248,11 +263,13 @@ def prisma_counts(
         When the files disagree (counts, record ids), naming the file and row.
     """
     exports = [Path(p) for p in search]
+    register_exports = [Path(p) for p in registers]
     if not exports:
         raise PrismaError("give at least one search export (--search)")
-    databases = count_exports(exports)
+    identified = count_exports([*exports, *register_exports])
+    databases = {database_name(p): identified[database_name(p)] for p in exports}
     table = read_deduplicated(dedupe)
-    _check_identification(databases, exports, table)
+    _check_identification(identified, [*exports, *register_exports], table)
     if not isinstance(screening, Screening):
         screening = read_screening(screening)
     unknown = check_against_deduplicated(screening, table)
@@ -270,6 +287,7 @@ def prisma_counts(
     studies = _studies(extraction, screening, notes)
     return PrismaCounts(
         databases=databases,
+        registers={database_name(p): identified[database_name(p)] for p in register_exports},
         duplicates_removed=int((~table["keep"]).sum()),
         removed_other=len(missing),
         studies_included=studies,

@@ -58,6 +58,23 @@ REASON_LABELS: dict[str, str] = {
 }
 
 
+README_LINES = [
+    "evmeta screening log (PRISMA 2020 items 8 and 16a)",
+    "",
+    "One row per record kept by `evmeta dedupe`; record_id links the row to deduplicated.csv: do not edit it.",
+    "1. Title/abstract: two reviewers fill ta_reviewer_1 and ta_reviewer_2 independently (include, exclude,",
+    "   unsure); ta_decision is the consensus (include or exclude).",
+    "2. Full text, for records included at title/abstract: ft_reviewer_1, ft_reviewer_2, then the consensus",
+    "   ft_decision (include, exclude, or not_retrieved when the report could not be obtained).",
+    "3. exclusion_reason: required when ft_decision is exclude (sheet exclusion_reasons lists the reasons).",
+    "4. final_decision: include when ft_decision is include, else exclude.",
+    "Delete a row only to remove a record before screening (e.g. retracted): `evmeta prisma` counts it as",
+    "'removed for other reasons' and names it in a note.",
+    "Check the log with `evmeta screen-sheet --check screening.xlsx` (errors name sheet, row and column;",
+    "agreement of the two reviewers as Cohen's kappa).",
+]
+
+
 @dataclass(frozen=True)
 class ScreeningColumn:
     """One column of the screening sheet: ``kind`` is int, text or choice."""
@@ -186,6 +203,10 @@ def write_screening_sheet(deduplicated: str | Path, output: str | Path) -> Path:
                 cell = sheet.cell(row=row_index, column=index + 1, value=value)
                 if isinstance(value, str):
                     cell.data_type = "s"  # a title starting with '=' stays text
+    readme = book.create_sheet("README", 0)
+    for line in README_LINES:
+        readme.append([line])
+    readme.column_dimensions["A"].width = 110
     reasons = book.create_sheet("exclusion_reasons")
     reasons.append(["reason", "meaning"])
     for code, meaning in EXCLUSION_REASONS.items():

@@ -27,6 +27,7 @@ from evmeta.sheets.reader import (
     RawSheet,
     RawWorkbook,
     UnreadableInput,
+    _check_size,
     column_letter,
     file_sha256,
 )
@@ -223,6 +224,7 @@ def read_ods(path: str | Path) -> RawWorkbook:
     from defusedxml.ElementTree import ParseError, iterparse
 
     path = Path(path)
+    _check_size(path)  # the 50 MB limit of every workbook, also when called directly
     _check_archive(path)
     sheets: dict[str, RawSheet] = {}
     builder: _SheetBuilder | None = None
