@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from evmeta.sheets.reader import (
+from evmeta.sheets.raw import (
     EXCEL_ERRORS,
     MAX_UNCOMPRESSED_BYTES,
     Cell,

@@ -9,134 +9,30 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import io
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evmeta._paths import MAX_INPUT_BYTES, PathError, read_bytes_capped, require_regular_file
-from evmeta.errors import EvmetaError, Problem
-
-#: Largest input file accepted, in bytes (an extraction workbook is typically < 5 MB).
-MAX_FILE_BYTES = MAX_INPUT_BYTES
-#: Largest uncompressed size of an .xlsx archive, in bytes (the bundled example unpacks to
-#: 0.6 MB). Measured: streaming a 100 MB sheet part of small numeric cells, all inside the
-#: header's columns, peaks near 1 GB of memory (benchmarks/README.md), under the 2 GB goal.
-MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
-#: Most data rows read per sheet (an extraction sheet holds hundreds to a few thousand).
-MAX_ROWS = 100_000
-#: Most header columns per sheet (the widest schema sheet has well under 100).
-MAX_COLUMNS = 1_000
-
-EXCEL_ERRORS = frozenset(
-    {
-        "#DIV/0!",
-        "#N/A",
-        "#NAME?",
-        "#NULL!",
-        "#NUM!",
-        "#REF!",
-        "#VALUE!",
-        "#GETTING_DATA",
-        "#SPILL!",
-        "#CALC!",
-        "#FIELD!",
-        "#BLOCKED!",
-        "#CONNECT!",
-        "#BUSY!",
-        "#UNKNOWN!",
-    }
+from evmeta._paths import PathError, read_bytes_capped
+from evmeta.errors import Problem
+from evmeta.sheets.raw import (  # re-exported: callers import them from here too
+    EMPTY,
+    EXCEL_ERRORS,
+    MAX_COLUMNS,
+    MAX_FILE_BYTES,
+    MAX_ROWS,
+    MAX_UNCOMPRESSED_BYTES,
+    Cell,
+    RawSheet,
+    RawWorkbook,
+    UnreadableInput,
+    _check_size,
+    _csv_files,
+    _is_blank,
+    column_letter,
+    file_sha256,
 )
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell as stored: ``kind`` is value, formula, error or date."""
-
-    value: Any
-    kind: str = "value"
-
-
-#: The empty cell (shared: a row of a wide sheet costs nothing for its blank cells).
-EMPTY = Cell(None)
-
-
-@dataclass
-class RawSheet:
-    """One sheet's header and non-empty data rows, with Excel row numbers (header = 1)."""
-
-    name: str
-    header: list[str]
-    rows: list[tuple[int, list[Cell]]]
-    merged: list[str] = field(default_factory=list)
-    header_row: int = 1
-    #: Excel row numbers of data rows hidden in the workbook (they are still read).
-    hidden_rows: list[int] = field(default_factory=list)
-    #: 0-based indexes of header columns hidden in the workbook.
-    hidden_columns: list[int] = field(default_factory=list)
-    #: True when the sheet itself is hidden (or "very hidden").
-    hidden: bool = False
-
-
-@dataclass
-class RawWorkbook:
-    """Every sheet of one input, plus what was noticed while reading it."""
-
-    path: Path
-    sheets: dict[str, RawSheet]
-    sha256: str
-    problems: list[Problem] = field(default_factory=list)
-
-
-class UnreadableInput(EvmetaError):
-    """The input is not a workbook or CSV folder evmeta can read; the message says why."""
-
-
-def column_letter(index: int) -> str:
-    """Excel column letter for a 0-based column index (0 -> A, 26 -> AA)."""
-    letters = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
-
-
-def _is_blank(cell: Cell) -> bool:
-    return cell.value is None or (isinstance(cell.value, str) and not cell.value.strip())
-
-
-def _check_size(path: Path) -> None:
-    """Refuse anything but a regular file within MAX_FILE_BYTES (FIFO, device, folder)."""
-    try:
-        require_regular_file(path, max_bytes=MAX_FILE_BYTES)
-    except PathError as exc:
-        raise UnreadableInput(
-            f"{exc}. An extraction workbook should be far smaller than the limit: "
-            "remove embedded images or split it."
-            if "limit" in str(exc)
-            else str(exc)
-        ) from None
-
-
-def _csv_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.csv") if not p.name.startswith("."))
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, or of every CSV in a folder (sorted by name), read with a byte cap."""
-    digest = hashlib.sha256()
-    files = _csv_files(path) if path.is_dir() else [path]
-    for item in files:
-        if path.is_dir():
-            digest.update(item.name.encode())
-        try:
-            digest.update(read_bytes_capped(item, max_bytes=MAX_FILE_BYTES))
-        except PathError as exc:
-            raise UnreadableInput(str(exc)) from None
-    return digest.hexdigest()
 
 
 def read_raw(path: str | Path) -> RawWorkbook:
