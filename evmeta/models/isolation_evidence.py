@@ -110,7 +110,7 @@ def isolation_method_evidence(
     ModelError
         Missing columns, an unknown reference, or no second method.
     """
-    from evmeta.models import multilevel_meta_analysis
+    from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
 
     frame = comparisons.table if hasattr(comparisons, "table") else pd.DataFrame(comparisons)
     needed = [yi, vi, method, *random]
