@@ -342,3 +342,60 @@ def test_fuzz_dose_like_text_gives_a_dose_or_a_dose_error_quickly(text):
 def test_long_text_stays_within_budget():
     text = "100 µg " + "daily for 7 days, " * 50 + "x 10 " * 200
     assert _parse_timed(text) < BUDGET_SECONDS * 5  # 3 kB of text: well above any dose cell
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "quantity", "basis", "n_doses", "interval_days"),
+    [
+        ("6.1 ± 2.1 × 107 cells", 6.1e7, "cell_equivalents", "per_animal", None, None),  # mean of mean ± SD
+        ("100 ug per mouse (20-25 g)", 100, "protein", "per_animal", None, None),  # body weight, not a range
+        ("EVs isolated at 100,000 g; 100 µg per rat", 100, "protein", "per_animal", None, None),
+        ("100 μg kg⁻¹ d⁻¹", 100, "protein", "per_kg", None, 1),
+        ("1.2 E10 particles", 1.2e10, "particles", "per_animal", None, None),
+        ("(n=6/group) 100 µg", 100, "protein", "per_animal", None, None),
+        (
+            "1 × 106 cells/kg BW (two doses with a two-week interval)",
+            1e6,
+            "cell_equivalents",
+            "per_kg",
+            2,
+            14,
+        ),
+        ("100 µg, 3 times/week for 2 weeks", 100, "protein", "per_animal", 6, 7 / 3),
+        ("100 µg on days 1, 3 and 5", 100, "protein", "per_animal", 3, 2),
+        ("100 µg at 1, 3 and 5 days after ischaemia", 100, "protein", "per_animal", 3, 2),
+        ("100 µg weekly x 4", 100, "protein", "per_animal", 4, 7),
+        ("100 µg qod for 10 days", 100, "protein", "per_animal", 5, 2),
+        ("100 µg b.i.d. for 3 days", 100, "protein", "per_animal", 6, 0.5),
+        ("200 µL of EVs (1 µg/µL)", 200, "protein", "per_animal", None, None),
+        ("10^10 particles/ml, 100 µl", 1e9, "particles", "per_animal", None, None),
+        ("100 μg/mL × 100 μL", 10, "protein", "per_animal", None, None),
+        ("2.5 × 10^9 EVs/g", 2.5e12, "particles", "per_kg", None, None),
+        ("MSC-EVs (equivalent to 2 × 10^6 cells)", 2e6, "cell_equivalents", "per_animal", None, None),
+    ],
+)
+def test_more_printed_forms(text, value, quantity, basis, n_doses, interval_days):
+    dose = parse_dose(text)
+    assert dose.value == pytest.approx(value, rel=1e-12)
+    assert (dose.quantity, dose.basis, dose.n_doses) == (quantity, basis, n_doses)
+    assert dose.interval_days == (None if interval_days is None else pytest.approx(interval_days))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("between 10 and 20 µg", "range"),
+        ("10 to 20 µg", "range"),
+        ("100 µg (2 × 10^10 particles)", "several_doses"),
+        ("ND", "not_reported"),
+        ("not described", "not_reported"),
+        ("100 ug/well", "unknown_unit"),
+        ("EVs from 250,000 cells", "ambiguous_number"),
+        ("-5 ug", "not_positive"),
+        ("0 particles", "not_positive"),
+    ],
+)
+def test_more_refusals(text, reason):
+    with pytest.raises(DoseTextError) as info:
+        parse_dose(text)
+    assert info.value.reason == reason

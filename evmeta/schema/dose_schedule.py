@@ -18,6 +18,7 @@ note.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +30,7 @@ __all__ = ["Schedule", "read_schedule"]
 #: Tolerance for "duration / interval is a whole number" (relative).
 WHOLE_NUMBER_TOLERANCE = 1e-6
 _ADVERB_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0, "fortnightly": 14.0}
+_ABBREVIATION_DAYS = {"qod": 2.0, "qd": 1.0, "bid": 0.5}
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,12 @@ def _patterns() -> dict[str, re.Pattern]:
     frequency = r"(?!\s?(?:a|an|per|each|every|daily|weekly|monthly|/)\b)"
     times = rf"(?:(?P<w>twice|thrice)|(?P<k>{alternatives})\s?(?:times|x))"
     return {
-        "times_per": re.compile(rf"\b{times}\s(?:a|an|per|each|every)\s{unit}"),
+        "times_per": re.compile(rf"\b{times}\s?(?:(?:a|an|per|each|every)\s|/\s?){unit}"),
+        "interval_of": re.compile(
+            rf"\b(?:intervals?\sof\s{num}\s?-?{unit}"
+            rf"|{num.replace('<n>', '<n2>')}\s?-?\s?{unit.replace('<u>', '<u2>')}\s?-?\s?intervals?\b)"
+        ),
+        "abbreviation": re.compile(r"\b(?P<a>q\.?o\.?d|q\.?d|b\.?i\.?d)\b\.?"),
         "times_adverb": re.compile(rf"\b{times}\s(?P<a>daily|weekly|monthly)\b"),
         "every_other": re.compile(rf"\b(?:every\s(?:other|second|alternate)|alternate)\s{unit}"),
         "every_n": re.compile(rf"\b(?:once\s)?(?:every|per|each|q)\s?{num}\s?-?{unit}"),
@@ -62,6 +69,13 @@ def _patterns() -> dict[str, re.Pattern]:
         "slash": re.compile(rf"/\s?{unit}"),
         "count": re.compile(
             rf"\b{count_num}\s(?:[a-z.-]+\s)?(?:times|doses|injections|administrations|treatments|applications)\b{frequency}"
+        ),
+        "times_x": re.compile(
+            r"\b(?:daily|weekly|monthly|doses?|injections?)\s?x\s?(?P<n>[0-9]+)\b(?!\s?10)"
+        ),
+        "day_list": re.compile(
+            r"\b(?:days?\s(?P<list>[0-9]+(?:\s?(?:,|and|&)\s?(?:and\s)?[0-9]+)+)\b"
+            r"|(?P<list2>[0-9]+(?:\s?(?:,|and|&)\s?(?:and\s)?[0-9]+)+)\s(?P<u>days?|weeks?)\s(?:after|post|following))"
         ),
         "twice": re.compile(rf"\b(?P<w>twice|thrice)\b{frequency}"),
         "once": re.compile(rf"\b(?:single|once|one-time)\b{frequency}(?!\s?[0-9])"),
@@ -97,6 +111,8 @@ def _interval(s: str) -> tuple[float | None, list[str]]:
             period = _days(match.group("u")) if name == "times_per" else _ADVERB_DAYS[match.group("a")]
             if k >= 1:
                 return period / k, []
+    if (match := p["interval_of"].search(s)) and (n := _number(match.group("n") or match.group("n2"))):
+        return n * _days(match.group("u") or match.group("u2")), []
     if match := p["every_other"].search(s):
         return 2.0 * _days(match.group("u")), []
     if (match := p["every_n"].search(s)) and (n := _number(match.group("n"))):
@@ -110,7 +126,23 @@ def _interval(s: str) -> tuple[float | None, list[str]]:
         return _ADVERB_DAYS[adverb], []
     if match := p["slash"].search(s):
         return _days(match.group("u")), []
+    if match := p["abbreviation"].search(s):
+        return _ABBREVIATION_DAYS[match.group("a").replace(".", "")], []
+    if days := _day_list(s):
+        steps = {b - a for a, b in itertools.pairwise(days[0])}
+        if len(steps) == 1 and steps != {0}:
+            return steps.pop() * days[1], []
     return None, []
+
+
+def _day_list(s: str) -> tuple[list[float], float] | None:
+    """'on days 1, 3 and 5' or '1, 3 and 5 days after injury': the days and the unit (days)."""
+    match = _patterns()["day_list"].search(s)
+    if not match:
+        return None
+    listed = match.group("list") or match.group("list2")
+    unit = _days(match.group("u")) if match.group("u") else 1.0
+    return [float(x) for x in re.findall(r"[0-9]+", listed)], unit
 
 
 def _count(s: str) -> int | None:
@@ -119,6 +151,10 @@ def _count(s: str) -> int | None:
         return int(n)
     if match := p["twice"].search(s):
         return 2 if match.group("w") == "twice" else 3
+    if match := p["times_x"].search(s):
+        return int(match.group("n"))
+    if days := _day_list(s):
+        return len(days[0])
     if p["once"].search(s):
         return 1
     return None
