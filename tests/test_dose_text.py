@@ -372,6 +372,13 @@ def test_long_text_stays_within_budget():
         ("100 μg/mL × 100 μL", 10, "protein", "per_animal", None, None),
         ("2.5 × 10^9 EVs/g", 2.5e12, "particles", "per_kg", None, None),
         ("MSC-EVs (equivalent to 2 × 10^6 cells)", 2e6, "cell_equivalents", "per_animal", None, None),
+        ("400 μg/kg exosomes at 0, 24 and 48 h", 400, "protein", "per_kg", 3, 1),
+        ("50 µg × 2", 50, "protein", "per_animal", 2, None),
+        ("20 μg/100 g body weight", 200, "protein", "per_kg", None, None),
+        ("100 µg at weeks 1, 2 and 3", 100, "protein", "per_animal", 3, 7),
+        ("100 µg for 3 consecutive days", 100, "protein", "per_animal", 3, 1),
+        ("0.5 mg/kg, three doses at 48 h intervals", 500, "protein", "per_kg", 3, 2),
+        ("Dose: 90 μl (i.v.) [26], 100 µg", 100, "protein", "per_animal", None, None),
     ],
 )
 def test_more_printed_forms(text, value, quantity, basis, n_doses, interval_days):
@@ -393,6 +400,8 @@ def test_more_printed_forms(text, value, quantity, basis, n_doses, interval_days
         ("EVs from 250,000 cells", "ambiguous_number"),
         ("-5 ug", "not_positive"),
         ("0 particles", "not_positive"),
+        ("90 μl (i.v. injection) [26]", "volume_only"),
+        ("Dose not reported (n = 6)", "not_reported"),
     ],
 )
 def test_more_refusals(text, reason):

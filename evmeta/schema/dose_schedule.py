@@ -54,6 +54,7 @@ def _patterns() -> dict[str, re.Pattern]:
     unit = r"(?P<u>" + "|".join(re.escape(u) for u in units) + r")\b"
     frequency = r"(?!\s?(?:a|an|per|each|every|daily|weekly|monthly|/)\b)"
     times = rf"(?:(?P<w>twice|thrice)|(?P<k>{alternatives})\s?(?:times|x))"
+    listed = r"[0-9]+(?:\s?(?:,|and|&)\s?(?:and\s)?[0-9]+)+"
     return {
         "times_per": re.compile(rf"\b{times}\s?(?:(?:a|an|per|each|every)\s|/\s?){unit}"),
         "interval_of": re.compile(
@@ -71,16 +72,18 @@ def _patterns() -> dict[str, re.Pattern]:
             rf"\b{count_num}\s(?:[a-z.-]+\s)?(?:times|doses|injections|administrations|treatments|applications)\b{frequency}"
         ),
         "times_x": re.compile(
-            r"\b(?:daily|weekly|monthly|doses?|injections?)\s?x\s?(?P<n>[0-9]+)\b(?!\s?10)"
+            r"\b(?:daily|weekly|monthly|doses?|injections?|ug|mcg|mg|ng|particles|evs|exosomes|cells)"
+            r"\s?x\s?(?P<n>[0-9]{1,2})\b(?![\^(*.])"
         ),
         "day_list": re.compile(
-            r"\b(?:days?\s(?P<list>[0-9]+(?:\s?(?:,|and|&)\s?(?:and\s)?[0-9]+)+)\b"
-            r"|(?P<list2>[0-9]+(?:\s?(?:,|and|&)\s?(?:and\s)?[0-9]+)+)\s(?P<u>days?|weeks?)\s(?:after|post|following))"
+            rf"\b(?:(?P<u1>days?|weeks?)\s(?P<list>{listed})\b"
+            rf"|(?P<list2>{listed})\s?(?P<u2>days?|weeks?|h|hours?)\s(?:after|post|following)"
+            rf"|(?:at|on)\s(?P<list3>{listed})\s?(?P<u3>days?|weeks?|h|hours?)\b)"
         ),
         "twice": re.compile(rf"\b(?P<w>twice|thrice)\b{frequency}"),
         "once": re.compile(rf"\b(?:single|once|one-time)\b{frequency}(?!\s?[0-9])"),
         "duration": re.compile(
-            rf"\b(?:for|over|during)\s(?:a\s(?:total|period)\sof\s)?{num}\s(?:consecutive\s|successive\s)?{unit}"
+            rf"\b(?:for|over|during)\s(?:a\s(?:total|period)\sof\s)?{num}\s(?P<c>consecutive\s|successive\s)?{unit}"
         ),
     }
 
@@ -140,9 +143,9 @@ def _day_list(s: str) -> tuple[list[float], float] | None:
     match = _patterns()["day_list"].search(s)
     if not match:
         return None
-    listed = match.group("list") or match.group("list2")
-    unit = _days(match.group("u")) if match.group("u") else 1.0
-    return [float(x) for x in re.findall(r"[0-9]+", listed)], unit
+    listed = match.group("list") or match.group("list2") or match.group("list3")
+    unit = match.group("u1") or match.group("u2") or match.group("u3")
+    return [float(x) for x in re.findall(r"[0-9]+", listed)], _days(unit)
 
 
 def _count(s: str) -> int | None:
@@ -182,6 +185,8 @@ def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
     match = _patterns()["duration"].search(s)
     if match and (n := _number(match.group("n"))):
         duration = n * _days(match.group("u"))
+        if match.group("c") and interval_days is None:  # 'for 3 consecutive days': one a day
+            interval_days = _days(match.group("u"))
     if interval_days and duration:
         ratio = duration / interval_days
         whole = round(ratio)

@@ -174,12 +174,16 @@ def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
     bare = [t for t in tokens if t.kind == "bare"]
     if ambiguous := next((t.ambiguous for t in tokens if t.ambiguous), None):
         raise DoseTextError(original, "ambiguous_number", ambiguous)
+    # Small plain integers are reference numbers, days or group sizes, not lost amounts.
+    counts = [t for t in bare if t.exponent or t.value >= 1000 or not float(t.value).is_integer()]
     if any(t.lost_exponent for t in bare):
         raise DoseTextError(
             original, "lost_exponent", "the power of ten has lost its exponent; check the paper"
         )
-    if bare:
-        shown = span(s, bare[0])
+    if _NOT_REPORTED_WORDS.search(s):
+        raise DoseTextError(original, "not_reported", "the dose is not reported")
+    if counts or (bare and not volumes):
+        shown = span(s, (counts or bare)[0])
         raise DoseTextError(
             original, "no_unit", f"{shown!r} has no unit: say what it counts (ug protein, particles, cells)"
         )
@@ -187,8 +191,6 @@ def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
         raise DoseTextError(
             original, "volume_only", f"{span(s, volumes[0])!r} is a volume with no amount of EVs in it"
         )
-    if _NOT_REPORTED_WORDS.search(s):
-        raise DoseTextError(original, "not_reported", "the dose is not reported")
     raise DoseTextError(original, "no_amount", "no amount of EVs found")
 
 
