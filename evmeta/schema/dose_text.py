@@ -189,7 +189,7 @@ def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
         )
     if volumes:
         raise DoseTextError(
-            original, "volume_only", f"{span(s, volumes[0])!r} is a volume with no amount of EVs in it"
+            original, "volume_only", f"a volume only ({span(s, volumes[0])!r}), with no amount of EVs"
         )
     raise DoseTextError(original, "no_amount", "no amount of EVs found")
 
@@ -269,8 +269,12 @@ def _amount_and_vehicle(s: str, tokens: list[Token], amount: Token, original: st
             raise DoseTextError(
                 original,
                 "concentration_without_volume",
-                f"{shown!r} is a concentration and the volume given is "
-                + ("not stated" if not volumes else "ambiguous (several volumes)"),
+                f"a concentration ({shown!r}) with "
+                + (
+                    "no volume: the volume given is not stated"
+                    if not volumes
+                    else "several volumes: which one?"
+                ),
             )
         value = amount.value * volumes[0] / amount.per_volume_ul
         notes.append(f"amount = {shown} x {volumes[0]:g} uL = {value:g} {amount.unit}")
@@ -336,7 +340,7 @@ def read_dose_text(text: str) -> DoseReading:
     if not s.strip(" .,;:()[]"):
         raise DoseTextError(text, "empty", "it is empty")
     if _NOT_REPORTED.match(s.strip(" .;:()[]")):
-        raise DoseTextError(text, "not_reported", "the paper does not report the dose")
+        raise DoseTextError(text, "not_reported", "the dose is not reported")
     tokens = _merge_mean_sd(s, scan(s, text))
     _check_infusion(s, tokens, text)
     _check_lists(s, tokens, text)

@@ -54,7 +54,7 @@ class DoseTextError(DoseError):
         self.reason = reason
         self.detail = detail
         hint = f". {_HINT}" if reason in {"no_unit", "no_amount", "unknown_unit"} else ""
-        super().__init__(f"cannot read dose {text!r}: {detail}{hint}")
+        super().__init__(f"cannot read dose {text!r}: {detail} [{reason}]{hint}")
 
 
 # --- normalization ----------------------------------------------------------------------
