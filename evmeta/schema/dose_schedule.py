@@ -19,6 +19,7 @@ note.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -180,10 +181,14 @@ def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
     notes: list[str] = []
     if interval_days is None:
         interval_days, notes = _interval(s)
+    if interval_days is not None and not 0 < interval_days < math.inf:
+        interval_days = None  # 'every 0 days' is no schedule
     n_doses = _count(s)
+    if n_doses is not None and n_doses < 1:
+        n_doses = None
     duration = None
     match = _patterns()["duration"].search(s)
-    if match and (n := _number(match.group("n"))):
+    if match and (n := _number(match.group("n"))) and n > 0:
         duration = n * _days(match.group("u"))
         if match.group("c") and interval_days is None:  # 'for 3 consecutive days': one a day
             interval_days = _days(match.group("u"))

@@ -346,6 +346,8 @@ def read_dose_text(text: str) -> DoseReading:
     _check_lists(s, tokens, text)
     amount = _choose_amount(s, tokens, text)
     value, vehicle, notes = _amount_and_vehicle(s, tokens, amount, text)
+    if not value > 0:
+        raise DoseTextError(text, "not_positive", "the amount must be a positive number")
     basis, per_kg, species = _basis(s, amount)
     schedule = read_schedule(s, interval_days=amount.interval_days)
     return DoseReading(

@@ -243,7 +243,7 @@ def _denominators(s: str, token: Token) -> None:
             return
         word, number = match.group("word"), match.groupdict().get("num")
         end = match.end()
-        if word in _PER_KG_WORDS:  # '/kg', '/g', '/100 g body weight'
+        if word in _PER_KG_WORDS and (number is None or float(number) > 0):  # '/kg', '/100 g body weight'
             token.per_kg = _PER_KG_WORDS[word] / (float(number) if number else 1.0)
             body = _BODY_WEIGHT.match(s, end)
             end = body.end() if body else end
