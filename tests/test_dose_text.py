@@ -408,3 +408,13 @@ def test_more_refusals(text, reason):
     with pytest.raises(DoseTextError) as info:
         parse_dose(text)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("text", ["0,0", "⁻¹/0kg(³ for ×qparticles or g", "100 µg x 0", "50 ug/ml in 0 ul"])
+def test_fuzzing_findings_stay_fixed(text):
+    try:
+        dose = parse_dose(text)
+    except DoseError:
+        return
+    assert dose.value > 0 and math.isfinite(dose.value)
+    assert dose.n_doses is None or dose.n_doses >= 1
