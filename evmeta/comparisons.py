@@ -256,7 +256,10 @@ def build_comparisons(
         ``events_control``, ``total_control`` (arm statistics as used, control unsplit),
         ``direction_flipped``,
         ``isolation_method``, ``isolation_family``, ``isolation_gmp_scalable``,
-        ``msc_tissue_source``, ``species``, ``disease_model``, ``route``, ``dose_*``,
+        ``msc_tissue_source``, ``species``, ``disease_model``, ``route``, ``dose_*``
+        (per administration, and cumulative ``dose_total_ug_protein_per_kg``,
+        ``dose_total_particles_per_kg``, ``dose_total_cell_equivalents_per_kg`` with
+        ``dose_provenance_total_*``: see :func:`harmonize_arm_doses`),
         ``log10_dose_ug_protein_per_kg``, ``quality_score``, the MISEV item columns,
         ``evmetric_like``, ``isct_count``, ``purity_class``, the SYRCLE item columns,
         ``rob_low_count``, ``rob_low_randomization_blinding``, and provenance:

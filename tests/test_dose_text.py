@@ -342,3 +342,79 @@ def test_fuzz_dose_like_text_gives_a_dose_or_a_dose_error_quickly(text):
 def test_long_text_stays_within_budget():
     text = "100 µg " + "daily for 7 days, " * 50 + "x 10 " * 200
     assert _parse_timed(text) < BUDGET_SECONDS * 5  # 3 kB of text: well above any dose cell
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "quantity", "basis", "n_doses", "interval_days"),
+    [
+        ("6.1 ± 2.1 × 107 cells", 6.1e7, "cell_equivalents", "per_animal", None, None),  # mean of mean ± SD
+        ("100 ug per mouse (20-25 g)", 100, "protein", "per_animal", None, None),  # body weight, not a range
+        ("EVs isolated at 100,000 g; 100 µg per rat", 100, "protein", "per_animal", None, None),
+        ("100 μg kg⁻¹ d⁻¹", 100, "protein", "per_kg", None, 1),
+        ("1.2 E10 particles", 1.2e10, "particles", "per_animal", None, None),
+        ("(n=6/group) 100 µg", 100, "protein", "per_animal", None, None),
+        (
+            "1 × 106 cells/kg BW (two doses with a two-week interval)",
+            1e6,
+            "cell_equivalents",
+            "per_kg",
+            2,
+            14,
+        ),
+        ("100 µg, 3 times/week for 2 weeks", 100, "protein", "per_animal", 6, 7 / 3),
+        ("100 µg on days 1, 3 and 5", 100, "protein", "per_animal", 3, 2),
+        ("100 µg at 1, 3 and 5 days after ischaemia", 100, "protein", "per_animal", 3, 2),
+        ("100 µg weekly x 4", 100, "protein", "per_animal", 4, 7),
+        ("100 µg qod for 10 days", 100, "protein", "per_animal", 5, 2),
+        ("100 µg b.i.d. for 3 days", 100, "protein", "per_animal", 6, 0.5),
+        ("200 µL of EVs (1 µg/µL)", 200, "protein", "per_animal", None, None),
+        ("10^10 particles/ml, 100 µl", 1e9, "particles", "per_animal", None, None),
+        ("100 μg/mL × 100 μL", 10, "protein", "per_animal", None, None),
+        ("2.5 × 10^9 EVs/g", 2.5e12, "particles", "per_kg", None, None),
+        ("MSC-EVs (equivalent to 2 × 10^6 cells)", 2e6, "cell_equivalents", "per_animal", None, None),
+        ("400 μg/kg exosomes at 0, 24 and 48 h", 400, "protein", "per_kg", 3, 1),
+        ("50 µg × 2", 50, "protein", "per_animal", 2, None),
+        ("20 μg/100 g body weight", 200, "protein", "per_kg", None, None),
+        ("100 µg at weeks 1, 2 and 3", 100, "protein", "per_animal", 3, 7),
+        ("100 µg for 3 consecutive days", 100, "protein", "per_animal", 3, 1),
+        ("0.5 mg/kg, three doses at 48 h intervals", 500, "protein", "per_kg", 3, 2),
+        ("Dose: 90 μl (i.v.) [26], 100 µg", 100, "protein", "per_animal", None, None),
+    ],
+)
+def test_more_printed_forms(text, value, quantity, basis, n_doses, interval_days):
+    dose = parse_dose(text)
+    assert dose.value == pytest.approx(value, rel=1e-12)
+    assert (dose.quantity, dose.basis, dose.n_doses) == (quantity, basis, n_doses)
+    assert dose.interval_days == (None if interval_days is None else pytest.approx(interval_days))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("between 10 and 20 µg", "range"),
+        ("10 to 20 µg", "range"),
+        ("100 µg (2 × 10^10 particles)", "several_doses"),
+        ("ND", "not_reported"),
+        ("not described", "not_reported"),
+        ("100 ug/well", "unknown_unit"),
+        ("EVs from 250,000 cells", "ambiguous_number"),
+        ("-5 ug", "not_positive"),
+        ("0 particles", "not_positive"),
+        ("90 μl (i.v. injection) [26]", "volume_only"),
+        ("Dose not reported (n = 6)", "not_reported"),
+    ],
+)
+def test_more_refusals(text, reason):
+    with pytest.raises(DoseTextError) as info:
+        parse_dose(text)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("text", ["0,0", "⁻¹/0kg(³ for ×qparticles or g", "100 µg x 0", "50 ug/ml in 0 ul"])
+def test_fuzzing_findings_stay_fixed(text):
+    try:
+        dose = parse_dose(text)
+    except DoseError:
+        return
+    assert dose.value > 0 and math.isfinite(dose.value)
+    assert dose.n_doses is None or dose.n_doses >= 1

@@ -161,7 +161,7 @@ def _schedule_columns(arm, dose: Dose | None, row: Mapping[str, object]) -> dict
         n_doses, source = float(dose.n_doses), "dose_text"
     if n_doses is None:
         n_doses, source = 1.0, "assumed"
-    interval = _number(arm.dose_interval_days)
+    interval = _number(getattr(arm, "dose_interval_days", None))
     if interval is None and dose is not None:
         interval = dose.interval_days
     columns: dict[str, object] = {

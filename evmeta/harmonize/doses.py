@@ -3,10 +3,13 @@
 Papers print MSC-EV doses as protein mass ("100 µg EVs", "0.1 mg/kg"), particle counts
 ("1.5×10⁹ particles/kg", "2E10 exosomes"), cell equivalents ("EVs from 2×10^6 cells") or
 conditioned-medium volume ("200 uL conditioned medium"), per animal or per body mass.
-:func:`parse_dose` reads them into a :class:`Dose`; :func:`harmonize_dose` converts a dose
-to every basis the study's own numbers (or reference values) allow, saying for each how it
-was obtained (``reported``, ``scaled``, ``derived``, ``imputed`` or ``not_convertible``;
-see ``shared/domain/doses_and_species.md``).
+:func:`parse_dose` reads them, with their schedule and vehicle volume, into a :class:`Dose`
+(the grammar, and the refusals of ranges, lists, concentrations without a volume and the
+like, is :mod:`evmeta.schema.dose_text`); :func:`harmonize_dose` converts a dose to every
+basis the study's own numbers (or reference values) allow, saying for each how it was
+obtained (``reported``, ``scaled``, ``derived``, ``imputed`` or ``not_convertible``; see
+``shared/domain/doses_and_species.md``), and notes amounts outside the range seen in the
+literature for the species (:mod:`evmeta.harmonize.dose_plausibility`).
 
 Unit spellings and quantity words are data (``evmeta/data/dose_units.toml``); unit factors
 come from pint, with ``particle`` and ``cell_equivalent`` defined as units of their own.

@@ -18,6 +18,8 @@ note.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +31,7 @@ __all__ = ["Schedule", "read_schedule"]
 #: Tolerance for "duration / interval is a whole number" (relative).
 WHOLE_NUMBER_TOLERANCE = 1e-6
 _ADVERB_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0, "fortnightly": 14.0}
+_ABBREVIATION_DAYS = {"qod": 2.0, "qd": 1.0, "bid": 0.5}
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,14 @@ def _patterns() -> dict[str, re.Pattern]:
     unit = r"(?P<u>" + "|".join(re.escape(u) for u in units) + r")\b"
     frequency = r"(?!\s?(?:a|an|per|each|every|daily|weekly|monthly|/)\b)"
     times = rf"(?:(?P<w>twice|thrice)|(?P<k>{alternatives})\s?(?:times|x))"
+    listed = r"[0-9]+(?:\s?(?:,|and|&)\s?(?:and\s)?[0-9]+)+"
     return {
-        "times_per": re.compile(rf"\b{times}\s(?:a|an|per|each|every)\s{unit}"),
+        "times_per": re.compile(rf"\b{times}\s?(?:(?:a|an|per|each|every)\s|/\s?){unit}"),
+        "interval_of": re.compile(
+            rf"\b(?:intervals?\sof\s{num}\s?-?{unit}"
+            rf"|{num.replace('<n>', '<n2>')}\s?-?\s?{unit.replace('<u>', '<u2>')}\s?-?\s?intervals?\b)"
+        ),
+        "abbreviation": re.compile(r"\b(?P<a>q\.?o\.?d|q\.?d|b\.?i\.?d)\b\.?"),
         "times_adverb": re.compile(rf"\b{times}\s(?P<a>daily|weekly|monthly)\b"),
         "every_other": re.compile(rf"\b(?:every\s(?:other|second|alternate)|alternate)\s{unit}"),
         "every_n": re.compile(rf"\b(?:once\s)?(?:every|per|each|q)\s?{num}\s?-?{unit}"),
@@ -63,10 +72,19 @@ def _patterns() -> dict[str, re.Pattern]:
         "count": re.compile(
             rf"\b{count_num}\s(?:[a-z.-]+\s)?(?:times|doses|injections|administrations|treatments|applications)\b{frequency}"
         ),
+        "times_x": re.compile(
+            r"\b(?:daily|weekly|monthly|doses?|injections?|ug|mcg|mg|ng|particles|evs|exosomes|cells)"
+            r"\s?x\s?(?P<n>[0-9]{1,2})\b(?![\^(*.])"
+        ),
+        "day_list": re.compile(
+            rf"\b(?:(?P<u1>days?|weeks?)\s(?P<list>{listed})\b"
+            rf"|(?P<list2>{listed})\s?(?P<u2>days?|weeks?|h|hours?)\s(?:after|post|following)"
+            rf"|(?:at|on)\s(?P<list3>{listed})\s?(?P<u3>days?|weeks?|h|hours?)\b)"
+        ),
         "twice": re.compile(rf"\b(?P<w>twice|thrice)\b{frequency}"),
         "once": re.compile(rf"\b(?:single|once|one-time)\b{frequency}(?!\s?[0-9])"),
         "duration": re.compile(
-            rf"\b(?:for|over|during)\s(?:a\s(?:total|period)\sof\s)?{num}\s(?:consecutive\s|successive\s)?{unit}"
+            rf"\b(?:for|over|during)\s(?:a\s(?:total|period)\sof\s)?{num}\s(?P<c>consecutive\s|successive\s)?{unit}"
         ),
     }
 
@@ -97,6 +115,8 @@ def _interval(s: str) -> tuple[float | None, list[str]]:
             period = _days(match.group("u")) if name == "times_per" else _ADVERB_DAYS[match.group("a")]
             if k >= 1:
                 return period / k, []
+    if (match := p["interval_of"].search(s)) and (n := _number(match.group("n") or match.group("n2"))):
+        return n * _days(match.group("u") or match.group("u2")), []
     if match := p["every_other"].search(s):
         return 2.0 * _days(match.group("u")), []
     if (match := p["every_n"].search(s)) and (n := _number(match.group("n"))):
@@ -110,7 +130,23 @@ def _interval(s: str) -> tuple[float | None, list[str]]:
         return _ADVERB_DAYS[adverb], []
     if match := p["slash"].search(s):
         return _days(match.group("u")), []
+    if match := p["abbreviation"].search(s):
+        return _ABBREVIATION_DAYS[match.group("a").replace(".", "")], []
+    if days := _day_list(s):
+        steps = {b - a for a, b in itertools.pairwise(days[0])}
+        if len(steps) == 1 and steps != {0}:
+            return steps.pop() * days[1], []
     return None, []
+
+
+def _day_list(s: str) -> tuple[list[float], float] | None:
+    """'on days 1, 3 and 5' or '1, 3 and 5 days after injury': the days and the unit (days)."""
+    match = _patterns()["day_list"].search(s)
+    if not match:
+        return None
+    listed = match.group("list") or match.group("list2") or match.group("list3")
+    unit = match.group("u1") or match.group("u2") or match.group("u3")
+    return [float(x) for x in re.findall(r"[0-9]+", listed)], _days(unit)
 
 
 def _count(s: str) -> int | None:
@@ -119,6 +155,10 @@ def _count(s: str) -> int | None:
         return int(n)
     if match := p["twice"].search(s):
         return 2 if match.group("w") == "twice" else 3
+    if match := p["times_x"].search(s):
+        return int(match.group("n"))
+    if days := _day_list(s):
+        return len(days[0])
     if p["once"].search(s):
         return 1
     return None
@@ -141,11 +181,17 @@ def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
     notes: list[str] = []
     if interval_days is None:
         interval_days, notes = _interval(s)
+    if interval_days is not None and not 0 < interval_days < math.inf:
+        interval_days = None  # 'every 0 days' is no schedule
     n_doses = _count(s)
+    if n_doses is not None and n_doses < 1:
+        n_doses = None
     duration = None
     match = _patterns()["duration"].search(s)
-    if match and (n := _number(match.group("n"))):
+    if match and (n := _number(match.group("n"))) and n > 0:
         duration = n * _days(match.group("u"))
+        if match.group("c") and interval_days is None:  # 'for 3 consecutive days': one a day
+            interval_days = _days(match.group("u"))
     if interval_days and duration:
         ratio = duration / interval_days
         whole = round(ratio)

@@ -100,13 +100,39 @@ class DoseReading:
 # --- refusals ---------------------------------------------------------------------------
 
 _NOT_REPORTED = re.compile(
-    r"^(?:nk|nr|n\.r\.?|n/a|na|n\.a\.?|not (?:reported|known|specified|stated|mentioned|given|available|applicable)"
-    r"|unknown|unclear|none|-+|\?)$"
+    r"^(?:nk|nr|n\.r\.?|n/a|na|n\.a\.?|nd|n\.d\.?|ng|n\.g\.?|unspecified|unknown|unclear|none|-+|\?"
+    r"|not (?:reported|known|specified|stated|mentioned|given|available|applicable|described|determined|clear))$"
 )
-_NOT_REPORTED_WORDS = re.compile(r"\b(?:not (?:reported|specified|stated|mentioned|given)|nr|nk|n/a)\b")
+_NOT_REPORTED_WORDS = re.compile(
+    r"\b(?:not (?:reported|specified|stated|mentioned|given|described)|nr|nk|n/a)\b"
+)
 _INFUSION = re.compile(
     r"\b(?:infus\w*|continuous(?:ly)?|osmotic|mini-?pumps?|pumps?)\b|\b(?:ul|ml)\s?/\s?(?:h|hr|hours?|min|d|day)\b"
 )
+
+
+def _merge_mean_sd(s: str, tokens: list[Token]) -> list[Token]:
+    """'6.1 ± 2.1 × 10^7 cells' is a mean and SD sharing one unit and power: keep the mean."""
+    merged: list[Token] = []
+    skip = False
+    for left, right in itertools.pairwise([*tokens, None]):
+        if skip:
+            skip = False
+            continue
+        if (
+            right is not None
+            and left.kind == "bare"
+            and not left.exponent
+            and (right.is_amount or right.kind == "volume")
+            and re.fullmatch(r"\s?(?:\+/-|\+-|±)\s?", s[left.end : right.start])
+        ):
+            right.notes.append(f"read the mean of {s[left.start : right.end].strip()!r}")
+            right.value, right.start = left.value * 10.0**right.exponent, left.start
+            skip = True
+            merged.append(right)
+            continue
+        merged.append(left)
+    return merged
 
 
 def _check_lists(s: str, tokens: list[Token], original: str) -> None:
@@ -114,7 +140,10 @@ def _check_lists(s: str, tokens: list[Token], original: str) -> None:
     for left, right in itertools.pairwise(tokens):
         between = s[left.end : right.start]
         dose_like = right.is_amount or right.kind == "volume"
-        if re.fullmatch(r"\s?(?:-|to|~)\s?", between) and dose_like and left.kind == "bare":
+        ranged = re.fullmatch(r"\s?(?:-|to|~)\s?", between) or (
+            re.fullmatch(r"\s?and\s?", between) and re.search(r"\bbetween\s?$", s[: left.start])
+        )
+        if ranged and dose_like and left.kind == "bare":
             raise DoseTextError(
                 original,
                 "range",
@@ -143,21 +172,25 @@ def _check_lists(s: str, tokens: list[Token], original: str) -> None:
 def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
     volumes = [t for t in tokens if t.kind == "volume"]
     bare = [t for t in tokens if t.kind == "bare"]
+    if ambiguous := next((t.ambiguous for t in tokens if t.ambiguous), None):
+        raise DoseTextError(original, "ambiguous_number", ambiguous)
+    # Small plain integers are reference numbers, days or group sizes, not lost amounts.
+    counts = [t for t in bare if t.exponent or t.value >= 1000 or not float(t.value).is_integer()]
     if any(t.lost_exponent for t in bare):
         raise DoseTextError(
             original, "lost_exponent", "the power of ten has lost its exponent; check the paper"
         )
-    if bare:
-        shown = span(s, bare[0])
+    if _NOT_REPORTED_WORDS.search(s):
+        raise DoseTextError(original, "not_reported", "the dose is not reported")
+    if counts or (bare and not volumes):
+        shown = span(s, (counts or bare)[0])
         raise DoseTextError(
             original, "no_unit", f"{shown!r} has no unit: say what it counts (ug protein, particles, cells)"
         )
     if volumes:
         raise DoseTextError(
-            original, "volume_only", f"{span(s, volumes[0])!r} is a volume with no amount of EVs in it"
+            original, "volume_only", f"a volume only ({span(s, volumes[0])!r}), with no amount of EVs"
         )
-    if _NOT_REPORTED_WORDS.search(s):
-        raise DoseTextError(original, "not_reported", "the dose is not reported")
     raise DoseTextError(original, "no_amount", "no amount of EVs found")
 
 
@@ -199,6 +232,8 @@ def _choose_amount(s: str, tokens: list[Token], original: str) -> Token:
             _refuse_without_amount(s, tokens, original)
         amounts = [named]
     amount = amounts[0]
+    if amount.ambiguous:
+        raise DoseTextError(original, "ambiguous_number", amount.ambiguous)
     if amount.lost_exponent:
         raise DoseTextError(
             original, "lost_exponent", f"{span(s, amount)!r} has lost the exponent of its power of ten"
@@ -234,8 +269,12 @@ def _amount_and_vehicle(s: str, tokens: list[Token], amount: Token, original: st
             raise DoseTextError(
                 original,
                 "concentration_without_volume",
-                f"{shown!r} is a concentration and the volume given is "
-                + ("not stated" if not volumes else "ambiguous (several volumes)"),
+                f"a concentration ({shown!r}) with "
+                + (
+                    "no volume: the volume given is not stated"
+                    if not volumes
+                    else "several volumes: which one?"
+                ),
             )
         value = amount.value * volumes[0] / amount.per_volume_ul
         notes.append(f"amount = {shown} x {volumes[0]:g} uL = {value:g} {amount.unit}")
@@ -301,12 +340,14 @@ def read_dose_text(text: str) -> DoseReading:
     if not s.strip(" .,;:()[]"):
         raise DoseTextError(text, "empty", "it is empty")
     if _NOT_REPORTED.match(s.strip(" .;:()[]")):
-        raise DoseTextError(text, "not_reported", "the paper does not report the dose")
-    tokens = scan(s, text)
+        raise DoseTextError(text, "not_reported", "the dose is not reported")
+    tokens = _merge_mean_sd(s, scan(s, text))
     _check_infusion(s, tokens, text)
     _check_lists(s, tokens, text)
     amount = _choose_amount(s, tokens, text)
     value, vehicle, notes = _amount_and_vehicle(s, tokens, amount, text)
+    if not value > 0:
+        raise DoseTextError(text, "not_positive", "the amount must be a positive number")
     basis, per_kg, species = _basis(s, amount)
     schedule = read_schedule(s, interval_days=amount.interval_days)
     return DoseReading(

@@ -54,7 +54,7 @@ class DoseTextError(DoseError):
         self.reason = reason
         self.detail = detail
         hint = f". {_HINT}" if reason in {"no_unit", "no_amount", "unknown_unit"} else ""
-        super().__init__(f"cannot read dose {text!r}: {detail}{hint}")
+        super().__init__(f"cannot read dose {text!r}: {detail} [{reason}]{hint}")
 
 
 # --- normalization ----------------------------------------------------------------------
@@ -102,7 +102,7 @@ _NUMBER = re.compile(
         10\s*(?:\^|\*\*)\s*\(?\s*(?P<bare>[-+]?[0-9]{1,4})\s*\)?
       | (?P<mantissa>[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)
         (?:
-            e(?P<e>[-+]?[0-9]{1,4})(?![0-9])
+            \s?e(?P<e>[-+]?[0-9]{1,4})(?![0-9])
           | \s?(?:x|\*)\s?10
             (?:
                 \s*(?:\^|\*\*)\s*\(?\s*(?P<p1>[-+]?[0-9]{1,4})\s*\)?
@@ -127,6 +127,10 @@ _TIME = re.compile(r"\s?-?\s?(h|hrs?|hours?|d|days?|wks?|weeks?|months?|mo|min|m
 _COUNT = re.compile(r"\s?(?:[a-z.-]+\s)?(times|doses|injections|administrations|treatments)\b")
 _DESCRIPTOR = re.compile(rf"\s(?:of\s)?(?:exosomal\s|ev\s|total\s)?(?:proteins?|{PARTICLE_WORD})\b")
 _DENOMINATOR = re.compile(r"\s?(?:/|\bper\b|\beach\b)\s?(?P<num>[0-9]+(?:\.[0-9]+)?\s?)?(?P<word>[a-z]+)")
+_INVERSE = re.compile(r"\s?(?:x\s?)?(?P<word>kg|g|d|day)\s?\^?-1\b")  # SI style: 'ug kg^-1 d^-1'
+_PER_KG_WORDS = {"kg": 1.0, "kilogram": 1.0, "kilograms": 1.0, "g": 1000.0, "gram": 1000.0}
+#: A mass in grams at least this large is a body weight or a centrifugal force, not a dose.
+BODY_WEIGHT_MIN_G = 5.0
 _BODY_WEIGHT = re.compile(r"\s?(?:of\s)?(?:body\s?weight|bw|b\.w\.?)")
 _CM_WORDS = re.compile(r"\s(?:of\s)?(?:concentrated\s)?(?:conditioned\s(?:medium|media)|cm)\b")
 
@@ -137,7 +141,7 @@ class Token:
     end: int
     text: str
     value: float
-    kind: str  # mass, volume, particles, cells, bare, time, count, percent
+    kind: str  # mass, volume, particles, cells, cm, bare, time, count, percent, weight
     unit: str = ""
     per_volume_ul: float | None = None  # concentration: amount per this many uL
     vehicle_ul: float | None = None  # '/100 uL'
@@ -146,6 +150,10 @@ class Token:
     interval_days: float | None = None  # '/day'
     lost_exponent: bool = False
     negative: bool = False
+    ambiguous: str | None = None  # why the number itself cannot be read (a comma)
+    mantissa: float = 1.0
+    exponent: int = 0
+    loose: float = math.nan
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -153,15 +161,20 @@ class Token:
         return self.kind in {"mass", "particles", "cells", "cm"}
 
 
-def _number_value(match: re.Match, original: str) -> tuple[float, list[str], bool]:
-    """Value of a number match, notes on recovered superscripts, and whether an exponent was lost."""
+def _number(match: re.Match, original: str) -> Token:
+    """A token for a number match: value, recovered superscripts, lost exponent, ambiguity."""
+    token = Token(match.start(), match.end(), original, 1.0, "bare")
     if match.group("bare") is not None:
-        return _power(1.0, int(match.group("bare")), original), [], False
+        token.exponent = int(match.group("bare"))
+        token.value = _power(1.0, token.exponent, original)
+        return token
     mantissa_text = match.group("mantissa")
     try:
-        mantissa = parse_number(mantissa_text)
+        token.mantissa = parse_number(mantissa_text)
     except ValueError as exc:
-        raise DoseTextError(original, "ambiguous_number", f"{mantissa_text!r}: {exc}") from None
+        token.ambiguous, token.value = f"{mantissa_text!r}: {exc}", math.nan
+        token.loose = float(mantissa_text.replace(",", ""))  # only to recognise '100,000 g'
+        return token
     notes: list[str] = []
     exponent = 0
     for group in ("e", "p1", "p2", "p3", "p4"):
@@ -172,7 +185,9 @@ def _number_value(match: re.Match, original: str) -> tuple[float, list[str], boo
                 notes.append(f"read {printed!r} as 10^{exponent}: the superscript was lost in copying")
             if group == "p3" and exponent < 2:
                 raise DoseTextError(original, "no_unit", f"cannot tell the exponent in {match.group(0)!r}")
-    return _power(mantissa, exponent, original), notes, match.group("lost") is not None
+    token.exponent, token.notes, token.lost_exponent = exponent, notes, match.group("lost") is not None
+    token.value = _power(token.mantissa, exponent, original)
+    return token
 
 
 def _power(mantissa: float, exponent: int, original: str) -> float:
@@ -208,6 +223,10 @@ def _unit(s: str, token: Token) -> None:
         if cm:
             token.kind, token.end = "cm", cm.end()
     elif token.kind == "mass":
+        grams = token.loose if token.ambiguous else token.value
+        if token.unit in {"g", "gram", "grams"} and grams >= BODY_WEIGHT_MIN_G:
+            token.kind = "weight"  # '250 g rats', '100,000 g'
+            return
         descriptor = _DESCRIPTOR.match(s, token.end)
         if descriptor:
             token.end = descriptor.end()
@@ -219,13 +238,13 @@ def _denominators(s: str, token: Token) -> None:
     """Read ``/kg``, ``/dose``, ``/100 uL``, ``/mL`` and ``/day`` after an amount."""
     table = words()
     while True:
-        match = _DENOMINATOR.match(s, token.end)
+        match = _DENOMINATOR.match(s, token.end) or _INVERSE.match(s, token.end)
         if not match:
             return
-        word, number = match.group("word"), match.group("num")
+        word, number = match.group("word"), match.groupdict().get("num")
         end = match.end()
-        if word in {"kg", "g", "gram"} and number is None:
-            token.per_kg = 1.0 if word == "kg" else 1000.0
+        if word in _PER_KG_WORDS and (number is None or float(number) > 0):  # '/kg', '/100 g body weight'
+            token.per_kg = _PER_KG_WORDS[word] / (float(number) if number else 1.0)
             body = _BODY_WEIGHT.match(s, end)
             end = body.end() if body else end
         elif word in table["volume_ul"]:
@@ -239,7 +258,7 @@ def _denominators(s: str, token: Token) -> None:
         elif word in table["animal_words"] and number is None:
             species = table["animal_words"][word]
             token.species = tuple(species.split("|")) if species else ()
-        elif s[match.start() :].lstrip().startswith("/"):
+        elif token.kind != "bare" and s[match.start() :].lstrip().startswith("/"):
             raise DoseTextError(token.text, "unknown_unit", f"'/{word}' is not a body mass, animal or volume")
         else:
             return  # "per" followed by other words is prose, not a denominator
@@ -253,8 +272,7 @@ def scan(s: str, original: str) -> list[Token]:
         match = _NUMBER.search(s, pos)
         if match is None:
             return tokens
-        value, notes, lost = _number_value(match, original)
-        token = Token(match.start(), match.end(), original, value, "bare", lost_exponent=lost, notes=notes)
+        token = _number(match, original)
         before = s[: match.start()].rstrip()
         token.negative = before.endswith("-") and not re.search(r"[0-9a-z]\s?-$", before)
         _unit(s, token)
