@@ -23,11 +23,15 @@ def _neutralize(value: object) -> object:
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Copy of ``frame`` with formula-like text cells prefixed by an apostrophe."""
     out = frame.copy()
-    for position, name in enumerate(out.columns):
+    for position in range(out.shape[1]):
         column = out.iloc[:, position]
         dtype = column.dtype
         # Every column that can hold text: object, string and categorical (moderator levels).
-        if dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        if (
+            pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+        ):
             out.isetitem(position, column.astype(object).map(_neutralize).astype(object))
     out.columns = [_neutralize(c) if isinstance(c, str) else c for c in out.columns]
     return out
