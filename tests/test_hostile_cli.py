@@ -173,3 +173,13 @@ def test_harmonize_neutralizes_a_formula_typed_as_text(example_copy, tmp_path):
 
     strains = pd.read_csv(out)["strain"].astype(str)
     assert (strains.str.startswith("'=HYPERLINK")).any() and not strains.str.startswith("=").any()
+
+
+def test_lookup_fill_missing_needs_force_over_an_earlier_result(example_copy, tmp_path):
+    filled = example_copy.with_name("book.filled.xlsx")
+    filled.write_text("an earlier, edited result")
+    args = ["lookup", str(example_copy), "--offline", "--fill-missing", "--cache", str(tmp_path / "c")]
+    _clean_refusal(runner.invoke(app, args), "book.filled.xlsx already exists", "--force")
+    assert filled.read_text() == "an earlier, edited result"
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert runner.invoke(app, ["lookup", str(example_copy), "--timeout", "0"]).exit_code == 2

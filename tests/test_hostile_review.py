@@ -348,3 +348,10 @@ def test_dedupe_on_a_folder_or_fifo(tmp_path):
 
 def test_json_helper_is_plain():
     assert loads_json(json.dumps({"a": [1, 2.5, "x"]})) == {"a": [1, 2.5, "x"]}
+
+
+def test_a_csv_field_over_the_parser_limit_is_a_sentence(tmp_path):
+    export = tmp_path / "huge.csv"
+    export.write_text('title,doi\n"' + "x" * 200_000 + '",10.1/x\n')
+    result = runner.invoke(app, ["dedupe", str(export), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2 and "not a well-formed CSV file" in result.output, result.output

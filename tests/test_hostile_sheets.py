@@ -188,3 +188,15 @@ def test_a_hidden_template_sheet_gets_no_note(tmp_path):
     hidden = [ws.title for ws in book.worksheets if ws.sheet_state != "visible"]
     _, problems = validate_extraction(path)
     assert not [p for p in problems if "hidden" in p.message and p.sheet in hidden]
+
+
+def test_many_cells_right_of_the_header_are_counted_not_listed(tmp_path):
+    book = edit(EXAMPLE)
+    for row in range(2, 40):
+        book["studies"].cell(row=row, column=200, value="stray")
+    path = tmp_path / "wide.xlsx"
+    book.save(path)
+    raw = read_raw(path)
+    [problem] = [p for p in raw.problems if "right of the last header column" in p.message]
+    assert problem.message.startswith("38 cell(s)") and "GR2, GR3" in problem.message
+    assert "and 28 more" in problem.message
