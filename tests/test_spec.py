@@ -53,3 +53,93 @@ def test_missing_required_and_files(tmp_path):
     spec.write_text("not = [toml")
     with pytest.raises(em.SpecError, match="not valid TOML"):
         load_spec(spec)
+
+
+# --- issue 17: hostile specs are errors naming the key, before anything runs ------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"bayesian": {"draws": 200_000_000, "chains": 16}}, "bayesian.draws"),
+        ({"bayesian": {"draws": 100_000, "chains": 16}}, "draws x chains = 100000 x 16"),
+        ({"bayesian": {"tune": 10**9}}, "bayesian.tune"),
+        ({"bayesian": {"chains": 64}}, "bayesian.chains"),
+        ({"bayesian": {"seed": -1}}, "bayesian.seed"),
+        ({"figures": {"width": 1e6}}, "figures.width"),
+        ({"figures": {"width": float("inf")}}, "figures.width"),
+        (
+            {"figures": {"forest_by": "nonexistent"}},
+            "figures.forest_by: Value error, 'nonexistent' is not a column",
+        ),
+        ({"figures": {"forest_by": "isolation_methd"}}, "did you mean 'isolation_method'?"),
+    ],
+)
+def test_hostile_values_name_the_key(data, message):
+    with pytest.raises(em.SpecError) as info:
+        parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, **data})
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["." * 2, ".", "." * 3, "." * 2 + "/x", "/etc", "a/b"])
+def test_a_name_that_escapes_reports_is_an_error(name):
+    with pytest.raises(em.SpecError, match=r"analysis\.name"):
+        parse_spec({"analysis": {"name": name, "extraction": "e.xlsx"}})
+
+
+def test_groupable_columns_are_accepted():
+    for column in ["isolation_method", "disease_model", "species", "purity_class", None]:
+        spec = parse_spec(
+            {"analysis": {"name": "x", "extraction": "e.xlsx"}, "figures": {"forest_by": column}}
+        )
+        assert spec.figures.forest_by == column
+
+
+def _spec_file(folder, body: str = "", *, name: str = "a"):
+    (folder / "e.xlsx").write_bytes((ROOT / "extraction" / "example.xlsx").read_bytes())
+    spec = folder / "analyses" / f"{name}.toml"
+    spec.parent.mkdir(exist_ok=True)
+    extraction = (folder / "e.xlsx").as_posix()
+    spec.write_text(f'[analysis]\nname = "{name}"\nextraction = "{extraction}"\n{body}', encoding="utf-8")
+    return spec
+
+
+def test_output_that_is_an_existing_file_is_an_error(tmp_path):
+    (tmp_path / "taken.txt").write_text("keep me")
+    spec = _spec_file(tmp_path, f'output = "{(tmp_path / "taken.txt").as_posix()}"\n')
+    with pytest.raises(em.SpecError, match=r"analysis.output: .*taken.txt is an existing file"):
+        load_spec(spec)
+    assert (tmp_path / "taken.txt").read_text() == "keep me"
+
+
+def test_output_holding_the_spec_or_extraction_is_an_error(tmp_path):
+    for output in ['"."', '"' + "." * 2 + '"']:
+        spec = _spec_file(tmp_path, f"output = {output}\n")
+        with pytest.raises(em.SpecError, match=r"analysis\.output: the report folder .* holds the"):
+            load_spec(spec)
+
+
+def test_latin1_byte_directory_and_fifo_specs_are_sentences(tmp_path):
+    spec = _spec_file(tmp_path, 'title = "Müller"\n')
+    spec.write_bytes(spec.read_text(encoding="utf-8").encode("latin-1"))
+    with pytest.raises(em.SpecError, match="line 4: byte 0xfc is not UTF-8"):
+        load_spec(spec)
+    with pytest.raises(em.SpecError, match="is a folder; expected a regular file"):
+        load_spec(tmp_path)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(em.SpecError, match="not valid TOML"):
+        load_spec(deep)
+
+
+def test_run_cli_turns_spec_problems_into_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from evmeta.cli import app
+
+    for target in [tmp_path, tmp_path / "missing.toml"]:
+        result = CliRunner().invoke(app, ["run", str(target), "--quiet"])
+        assert result.exit_code == 2 and result.output.startswith("error: "), result.output
+    spec = _spec_file(tmp_path, "[bayesian]\ndraws = 200000000\nchains = 16\n")
+    result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])
+    assert result.exit_code == 2 and "bayesian.draws" in result.output

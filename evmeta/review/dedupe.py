@@ -190,7 +190,10 @@ def read_search_export(path: str | Path) -> list[SearchRecord]:
     suffix = path.suffix.lower()
     records = None
     if suffix == ".csv":
-        records = read_csv_records(text)
+        try:
+            records = read_csv_records(text)
+        except csv.Error as exc:
+            raise UnreadableInput(f"{path.name} is not a well-formed CSV file: {exc}") from None
     elif suffix == ".ris" or re.search(r"^TY  - ", text, re.MULTILINE):
         records = read_ris(text)
     elif suffix in {".nbib", ".txt", ".medline"} or text.lstrip().startswith("PMID-"):

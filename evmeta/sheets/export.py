@@ -23,16 +23,26 @@ def _neutralize(value: object) -> object:
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Copy of ``frame`` with formula-like text cells prefixed by an apostrophe."""
     out = frame.copy()
-    for name in out.columns:
-        column = out[name]
-        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            out[name] = column.map(_neutralize).astype(object)
-    out.columns = [_neutralize(c) for c in out.columns]
+    for position in range(out.shape[1]):
+        column = out.iloc[:, position]
+        dtype = column.dtype
+        # Every column that can hold text: object, string and categorical (moderator levels).
+        if (
+            pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+        ):
+            out.isetitem(position, column.astype(object).map(_neutralize).astype(object))
+    out.columns = [_neutralize(c) if isinstance(c, str) else c for c in out.columns]
     return out
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as UTF-8 CSV with formula injection neutralized; returns the path."""
+    """Write ``frame`` as UTF-8 CSV with formula injection neutralized; returns the path.
+
+    Callers check the path first (:func:`evmeta._paths.check_output`); an ``OSError`` here
+    (disk full, unwritable folder) is for the caller to turn into a message.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     neutralize_formulas(frame).to_csv(path, index=False)

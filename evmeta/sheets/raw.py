@@ -17,11 +17,12 @@ from evmeta.errors import EvmetaError, Problem
 #: Largest input file accepted, in bytes (an extraction workbook is typically < 5 MB).
 MAX_FILE_BYTES = MAX_INPUT_BYTES
 #: Largest uncompressed size of an .xlsx archive, in bytes (the bundled example unpacks to
-#: 0.6 MB). Measured: streaming a 100 MB sheet part of small numeric cells, all inside the
-#: header's columns, peaks near 1 GB of memory (benchmarks/README.md), under the 2 GB goal.
-MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+#: 0.6 MB; 5,000 outcome rows to about 10 MB). Measured (benchmarks/bench_reader_limits.py):
+#: a sheet part of small numeric cells at this size peaks near 250 MB and parses in well
+#: under a minute; a larger limit only buys longer parses of hostile files.
+MAX_UNCOMPRESSED_BYTES = 32 * 1024 * 1024
 #: Most data rows read per sheet (an extraction sheet holds hundreds to a few thousand).
-MAX_ROWS = 100_000
+MAX_ROWS = 50_000
 #: Most header columns per sheet (the widest schema sheet has well under 100).
 MAX_COLUMNS = 1_000
 

@@ -126,7 +126,8 @@ def _stream_sheet(book: Any, worksheet: Any, problems: list[Problem]) -> RawShee
 
     name = worksheet.title
     sheet = RawSheet(name, [], [], hidden=getattr(worksheet, "sheet_state", "visible") != "visible")
-    beyond: list[str] = []
+    beyond: list[str] = []  # the first few cells right of the header, for the message
+    beyond_count = 0
     with worksheet._get_source() as source:
         parser = WorkSheetParser(
             source,
@@ -156,7 +157,9 @@ def _stream_sheet(book: Any, worksheet: Any, problems: list[Problem]) -> RawShee
                 if index < width:
                     cells[index] = _convert_parsed_cell(raw)
                 elif not _is_blank(_convert_parsed_cell(raw)):
-                    beyond.append(f"{column_letter(index)}{excel_row}")
+                    beyond_count += 1
+                    if len(beyond) < 10:
+                        beyond.append(f"{column_letter(index)}{excel_row}")
             if any(not _is_blank(c) for c in cells):
                 sheet.rows.append((excel_row, cells))
                 dimension = parser.row_dimensions.get(str(excel_row), {})
@@ -166,14 +169,14 @@ def _stream_sheet(book: Any, worksheet: Any, problems: list[Problem]) -> RawShee
             sheet.merged = [str(m.ref) for m in parser.merged_cells.mergeCell]
         sheet.hidden_columns = _hidden_columns(parser.column_dimensions, width)
     if beyond:
-        shown = ", ".join(beyond[:10]) + (f" and {len(beyond) - 10} more" if len(beyond) > 10 else "")
+        shown = ", ".join(beyond) + (f" and {beyond_count - 10} more" if beyond_count > 10 else "")
         problems.append(
             Problem(
                 name,
                 None,
                 None,
                 None,
-                f"{len(beyond)} cell(s) hold data right of the last header column "
+                f"{beyond_count} cell(s) hold data right of the last header column "
                 f"({column_letter(width - 1) if width else 'none'}): {shown}; name the column or delete the data",
             )
         )
