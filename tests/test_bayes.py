@@ -141,9 +141,16 @@ def test_two_level_matches_dense_brute_force():
 
 
 def test_recovers_the_example_effects():
-    """The isolation-method and quality effects built into the example lie in their 95% intervals."""
+    """The isolation-method and quality effects built into the example lie in their 95% intervals.
+
+    The studies whose lab carries the between-study confounder (appended for issue 16: milder
+    injury models in labs using precipitation kits) are left out: a between-study moderator
+    cannot separate the method from the lab there, which tests/test_isolation_evidence.py shows.
+    """
     book = em.read_extraction(ROOT / "extraction" / "example.xlsx")
     table = em.build_comparisons(book).table
+    confounded = {row["study_id"] for row in TRUTH["comparisons"] if row.get("lab_effect", 0) != 0}
+    table = table[~table["study_id"].isin(confounded)].reset_index(drop=True)
     levels = ["UC", *sorted(m for m in table["isolation_method"].unique() if m != "UC")]
     table["isolation_method"] = pd.Categorical(table["isolation_method"], categories=levels)
     fit = em.bayesian_meta_analysis(

@@ -92,7 +92,10 @@ def _brute_selection(effect, heterogeneity, cut=0.025):
     steps = np.array([cut, 1.0])
     above = interval_index(step_pvalues(YI, VI), steps) == 1
 
-    def given(omega, tau):
+    omegas, omega_w = _gl(0.0, 1.0, 64)  # dense Gauss-Legendre over omega in (0, 1)
+
+    def given(tau):
+        """Integral over mu for every omega node at one tau."""
         mus, mu_w = (MU, MU_W * stats.norm.pdf(MU, 0, PRIORS.mu_sd)) if effect else (np.zeros(1), np.ones(1))
         var = VI + tau**2
         probs = interval_probabilities(
@@ -102,27 +105,19 @@ def _brute_selection(effect, heterogeneity, cut=0.025):
             steps,
             "greater",
         )
-        log_a = np.log(probs[..., 0] + omega * probs[..., 1])
-        ll = _loglik(mus, tau) - log_a.sum(axis=1) + above.sum() * np.log(omega)
-        return float(np.sum(mu_w * np.exp(ll)))
+        log_a = np.log(probs[None, ..., 0] + omegas[:, None, None] * probs[None, ..., 1]).sum(axis=2)
+        ll = _loglik(mus, tau)[None, :] - log_a + above.sum() * np.log(omegas)[:, None]
+        return np.exp(ll) @ mu_w
 
-    # dense Gauss-Legendre over omega in (0, 1) and over tau in pieces (mass above tau = 30 < 1e-9)
-    omegas, omega_w = _gl(0.0, 1.0, 64)
     if not heterogeneity:
-        return float(sum(w * given(o, 0.0) for o, w in zip(omegas, omega_w, strict=True)))
+        return float(omega_w @ given(0.0))
+    # tau in pieces (prior x likelihood mass above tau = 30 is below 1e-9)
     pieces = [_gl(lo, hi, 48) for lo, hi in [(0, 0.1), (0.1, 0.4), (0.4, 1.2), (1.2, 4), (4, 30)]]
     taus = np.concatenate([t for t, _ in pieces])
     tau_w = np.concatenate([w for _, w in pieces]) * stats.invgamma.pdf(
         taus, PRIORS.tau_shape, scale=PRIORS.tau_scale
     )
-    return float(
-        sum(
-            wo * wt * given(o, t)
-            for o, wo in zip(omegas, omega_w, strict=True)
-            for t, wt in zip(taus, tau_w, strict=True)
-            if wt > 0
-        )
-    )
+    return float(sum(wt * (omega_w @ given(t)) for t, wt in zip(taus, tau_w, strict=True) if wt > 0))
 
 
 @pytest.mark.parametrize("effect", [True, False])

@@ -23,7 +23,16 @@ EXPECTED = [
     "provenance.json",
     *[
         f"{name}.{ext}"
-        for name in ["forest", "funnel", "risk_of_bias", "dose_response", "moderators", "posterior"]
+        for name in [
+            "forest",
+            "funnel",
+            "risk_of_bias",
+            "dose_response",
+            "moderators",
+            "posterior",
+            "bias_panel",
+            "isolation_evidence",
+        ]
         for ext in ["pdf", "svg", "png"]
     ],
 ]
@@ -45,8 +54,18 @@ def test_report_names_every_included_study_and_states_recovery(run):
     table = pd.read_csv(run.output / "comparisons.csv")
     for study in table["study_id"].unique():
         assert f"({study})" in text, study
-    assert "the model recovers the simulated truth" in text
-    assert run.recovery["covered"].all()
+    # Since issue 16 the example contains labs whose milder injury models travel with the
+    # precipitation method, so the between-study Bayesian contrasts need not all cover the truth;
+    # the report states the coverage and shows the within-study evidence that does recover it.
+    assert "lie within their 95% credible intervals" in text
+    assert "Isolation methods: within- versus between-study evidence" in text
+    assert "Trust the within-study estimate" in text
+    covered = run.recovery.set_index("parameter")["covered"]
+    assert covered.sum() >= len(covered) - 2
+    assert not covered["isolation_method[T.precipitation]"]  # the contrast the lab confounds
+    evidence = run.tables["isolation_evidence"].set_index("method")
+    within = evidence.loc["precipitation", ["within_ci_low", "within_ci_high"]]
+    assert within.iloc[0] <= -0.5 <= within.iloc[1]  # the within-study contrast recovers it
     assert "SEC minus UC" in text and "P(&gt; 0)" in text
     # Self-contained: figures inline, nothing fetched from the network.
     assert "<svg" in text
