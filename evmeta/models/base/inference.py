@@ -17,7 +17,7 @@ def critical_value(level: float, df: float | None) -> float:
 def coefficient_table(
     beta: np.ndarray, vb: np.ndarray, names: list[str], level: float, df: float | None
 ) -> pd.DataFrame:
-    """estimate, se, stat, pvalue, ci_low, ci_high per coefficient (z, or t with df)."""
+    """estimate, se, ci_low, ci_high, stat, pvalue per coefficient (z, or t with df)."""
     se = np.sqrt(np.diag(vb))
     stat = beta / se
     pvalue = 2 * (stats.t.sf(np.abs(stat), df) if df else stats.norm.sf(np.abs(stat)))
@@ -26,10 +26,10 @@ def coefficient_table(
         {
             "estimate": beta,
             "se": se,
-            "stat": stat,
-            "pvalue": pvalue,
             "ci_low": beta - crit * se,
             "ci_high": beta + crit * se,
+            "stat": stat,
+            "pvalue": pvalue,
         },
         index=pd.Index(names, name="term"),
     )

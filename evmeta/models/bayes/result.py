@@ -218,18 +218,17 @@ class BayesResult:
         return old
 
     def _title(self) -> str:
-        d = self.diagnostics
-        engine = self.method_used if self.method_used == "quadrature" else f"nuts, {d['sampler']}"
+        engine = "quadrature" if self.method_used == "quadrature" else f"nuts, {self.diagnostics['sampler']}"
         return (
             f"Bayesian meta-analysis (k = {self.k}; levels: {', '.join(self.levels)}; {engine}; "
             f"likelihood {self.likelihood})"
         )
 
     def _lines(self) -> list[str]:
-        d = self.diagnostics
         if self.method_used == "quadrature":
-            status = f"exact posterior (quadrature; grid-refinement error {d['grid_error']:.1e})"
+            status = "exact posterior (quadrature; grid-refinement error in .diagnostics['grid_error'])"
         else:
+            d = self.diagnostics
             status = (
                 f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, divergences "
                 f"{d['divergences']}{'' if self.converged else '  ** NOT CONVERGED: do not treat as final **'}"
