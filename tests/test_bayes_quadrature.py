@@ -168,4 +168,6 @@ def test_interpolated_quantiles_invert_a_known_density():
     tent = 1 - np.abs(fine - 1)
     got = quantiles(fine, tent, [0.02, 0.125, 0.5, 0.875])
     np.testing.assert_allclose(got, [np.sqrt(0.04), 0.5, 1.0, 1.5], atol=1e-6)
-    assert quantiles(np.linspace(0, 2, 3), np.array([0.0, 1.0, 0.0]), [0.5])[0] == pytest.approx(1.0, abs=1e-9)
+    assert quantiles(np.linspace(0, 2, 3), np.array([0.0, 1.0, 0.0]), [0.5])[0] == pytest.approx(
+        1.0, abs=1e-9
+    )

@@ -30,18 +30,24 @@ TOL = dict(rtol=1e-6, atol=1e-10)
 def test_htz_omnibus_test_matches_clubsandwich_three_level():
     ref = REF["htz_threelevel"]
     fit = em.multilevel_meta_analysis(K11, random=["district", "school"], mods="~ y2 + I(y2**2)").robust()
-    np.testing.assert_allclose([fit.qm, fit.qm_df[1], fit.qm_pvalue], [ref["F"], ref["df_denom"], ref["p"]], **TOL)
+    np.testing.assert_allclose(
+        [fit.qm, fit.qm_df[1], fit.qm_pvalue], [ref["F"], ref["df_denom"], ref["p"]], **TOL
+    )
     assert fit.qm_df[0] == ref["df_num"] == 2
     np.testing.assert_allclose(fit.coefficients["se"], ref["se"], **TOL)
     np.testing.assert_allclose(fit.coefficients["df"], ref["df"], **TOL)
     one = em.multilevel_meta_analysis(K11, random=["district", "school"], mods="~ y2", robust=True)
-    np.testing.assert_allclose([one.qm, one.qm_df[1], one.qm_pvalue], [ref["F1"], ref["df_denom1"], ref["p1"]], **TOL)
+    np.testing.assert_allclose(
+        [one.qm, one.qm_df[1], one.qm_pvalue], [ref["F1"], ref["df_denom1"], ref["p1"]], **TOL
+    )
 
 
 def test_htz_and_cr2_match_clubsandwich_for_rma_uni():
     ref = REF["htz_bcg"]
     fit = em.meta_analysis(BCG, mods="~ ablat + year").robust()
-    np.testing.assert_allclose([fit.qm, fit.qm_df[1], fit.qm_pvalue], [ref["F"], ref["df_denom"], ref["p"]], **TOL)
+    np.testing.assert_allclose(
+        [fit.qm, fit.qm_df[1], fit.qm_pvalue], [ref["F"], ref["df_denom"], ref["p"]], **TOL
+    )
     np.testing.assert_allclose(fit.coefficients["se"], ref["se"], **TOL)
     np.testing.assert_allclose(fit.coefficients["df"], ref["df"], **TOL)
     np.testing.assert_allclose(fit.coefficients["pvalue"], ref["pval"], rtol=1e-5)
@@ -81,7 +87,9 @@ def test_refit_uses_the_stored_inputs_not_the_frame_columns():
     reference = em.meta_analysis(BCG)
     assert fit.estimate == pytest.approx(reference.estimate, abs=1e-12)
     assert fit.refit().estimate == pytest.approx(reference.estimate, abs=1e-12)
-    assert fit.refit(method="DL").estimate == pytest.approx(em.meta_analysis(BCG, method="DL").estimate, abs=1e-12)
+    assert fit.refit(method="DL").estimate == pytest.approx(
+        em.meta_analysis(BCG, method="DL").estimate, abs=1e-12
+    )
     loo = fit.leave_one_out()
     np.testing.assert_allclose(loo["estimate"], reference.leave_one_out()["estimate"], atol=1e-12)
     keep = np.arange(len(BCG)) < 8

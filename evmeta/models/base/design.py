@@ -15,6 +15,10 @@ import pandas as pd
 
 from evmeta.errors import ModelError
 
+#: Largest |yi| and vi (and smallest positive vi, as its inverse) a model accepts: beyond it
+#: the squares and products of the fitting algebra overflow double precision.
+SAFE_MAGNITUDE = 1e100
+
 
 @dataclass(frozen=True, eq=False)
 class ModelData:
@@ -137,6 +141,12 @@ def prepare(data: Any, yi: Any, vi: Any, mods: str | None, *, allow_zero_varianc
     if bad.any():
         raise ModelError(
             f"sampling variances must be positive and finite; not so in row(s): {_row_names(frame, bad)}"
+        )
+    extreme = (np.abs(y) > SAFE_MAGNITUDE) | (v > SAFE_MAGNITUDE) | ((v > 0) & (v < 1 / SAFE_MAGNITUDE))
+    if extreme.any():
+        raise ModelError(
+            f"effect sizes must lie within +-{SAFE_MAGNITUDE:g} and variances within [{1 / SAFE_MAGNITUDE:g}, "
+            f"{SAFE_MAGNITUDE:g}] (their squares must stay finite); not so in row(s): {_row_names(frame, extreme)}"
         )
     if len(y) < 2:
         raise ModelError(f"a meta-analysis needs at least 2 comparisons, got {len(y)}")
