@@ -171,3 +171,47 @@ def test_interpolated_quantiles_invert_a_known_density():
     assert quantiles(np.linspace(0, 2, 3), np.array([0.0, 1.0, 0.0]), [0.5])[0] == pytest.approx(
         1.0, abs=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "normal(0.5, 2)",
+        "student_t(3, -1, 0.5)",
+        "halfnormal(0.7)",
+        "halfcauchy(0.4)",
+        "halfstudent_t(4, 0.6)",
+        "exponential(2)",
+        "uniform(0.1, 3)",
+        "lognormal(-0.5, 0.8)",
+    ],
+)
+def test_closed_form_prior_densities_and_quantiles_equal_scipy(text):
+    """Priors are evaluated without scipy.stats on the exact path; scipy is the reference."""
+    from evmeta.models.priors import parse_prior
+
+    prior = parse_prior(text)
+    x = np.array([-1.0, 0.0, 0.05, 0.5, 1.7, 4.0])
+    expected = prior.scipy().logpdf(x)
+    got = prior.logpdf(x)
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isfinite(got), finite)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
+    for q in (0.025, 0.5, 0.999):
+        assert prior.ppf(q) == pytest.approx(float(prior.scipy().ppf(q)), rel=1e-10)
+
+
+def test_exact_path_imports_neither_arviz_pymc_matplotlib_nor_scipy_stats():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pandas as pd, evmeta as em\n"
+        "fit = em.bayesian_meta_analysis(pd.DataFrame({'yi': [0.1, 0.5, 0.9, 0.4], 'vi': [0.1, 0.1, 0.2, 0.1],"
+        " 's': [1, 1, 2, 2], 'x': [0.0, 1.0, 0.5, 0.2]}), mods='~ x', random=['s'], seed=1)\n"
+        "str(fit.summary()); fit.coef_table(); fit.predict(newmods=[[0.3]])\n"
+        "print(','.join(m for m in ('arviz', 'pymc', 'pytensor', 'matplotlib', 'scipy.stats', 'formulaic')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == ""

@@ -376,7 +376,7 @@ def integrate(
 
 
 def _finite_quantile(prior: Prior, q: float, cap: float) -> float:
-    value = float(prior.scipy().ppf(q))
+    value = prior.ppf(q)
     return min(value, cap) if np.isfinite(value) else cap
 
 
