@@ -209,3 +209,10 @@ def test_public_names_resolve():
 
     for name in evmeta.__all__:
         assert getattr(evmeta, name) is not None, name
+
+
+def test_model_public_names_resolve():
+    import evmeta.models
+
+    for name in evmeta.models.__all__:
+        assert getattr(evmeta.models, name) is not None, name

@@ -27,10 +27,11 @@ BCG = pd.DataFrame(REF["bcg"])
 def _within_mcse(nuts, exact, limit=4.0):
     dataset = az.convert_to_dataset({"beta": nuts.beta_draws, "tau": nuts.tau_draws})
     mcse = np.concatenate([az.mcse(dataset)["beta"].values, az.mcse(dataset)["tau"].values])
-    difference = nuts.summary()["mean"].to_numpy() - exact.summary()["mean"].to_numpy()
+    ours, theirs = nuts.summary().table, exact.summary().table
+    difference = ours["estimate"].to_numpy() - theirs["estimate"].to_numpy()
     z = difference / mcse
-    assert np.all(np.abs(z) < limit), dict(zip(exact.summary().index, np.round(z, 2), strict=True))
-    sd_ratio = nuts.summary()["sd"].to_numpy() / exact.summary()["sd"].to_numpy()
+    assert np.all(np.abs(z) < limit), dict(zip(theirs.index, np.round(z, 2), strict=True))
+    sd_ratio = ours["se"].to_numpy() / theirs["se"].to_numpy()
     assert np.all(np.abs(sd_ratio - 1) < 0.15), sd_ratio
 
 
@@ -69,7 +70,13 @@ def test_student_t_and_known_covariance_need_nuts():
     assert "nu" in robust.idata.posterior and "u_comparison" in robust.idata.posterior
     assert robust.priors["nu"].startswith("exponential")
     normal = em.bayesian_meta_analysis(BCG, seed=3)
-    assert abs(robust.summary().loc["intercept", "mean"] - normal.summary().loc["intercept", "mean"]) < 0.2
+    assert (
+        abs(
+            robust.summary().table.loc["intercept", "estimate"]
+            - normal.summary().table.loc["intercept", "estimate"]
+        )
+        < 0.2
+    )
     # A diagonal known covariance reproduces the vi model.
     with_v = em.bayesian_meta_analysis(
         BCG, V=np.diag(BCG["vi"]), draws=1000, tune=1000, seed=4, progress=False
@@ -102,11 +109,11 @@ def test_more_than_two_levels_uses_nuts():
         data, random=["study", "experiment", "comparison"], draws=1000, tune=1000, seed=2, progress=False
     )
     assert fit.method_used == "nuts" and fit.converged, fit.diagnostics
-    summary = fit.summary()
+    summary = fit.summary().table
     assert list(summary.index[-3:]) == ["tau[study]", "tau[experiment]", "tau[comparison]"]
     for name, value in [("tau[study]", 0.5), ("tau[experiment]", 0.3), ("tau[comparison]", 0.2)]:
-        assert summary.loc[name, "lower"] <= value <= summary.loc[name, "upper"], name
-    assert len(fit.idata.posterior["u_experiment"].coords["experiment_group"]) == 90
+        assert summary.loc[name, "ci_low"] <= value <= summary.loc[name, "ci_high"], name
+    assert len(fit.idata.posterior["u_experiment"].coords["experiment"]) == 90
 
 
 def test_poor_convergence_is_flagged_after_a_retry():
@@ -116,7 +123,7 @@ def test_poor_convergence_is_flagged_after_a_retry():
         )
     assert not fit.converged
     assert fit.settings["attempts"] == 2 and fit.settings["target_accept"] == 0.99
-    assert "NOT CONVERGED" in fit.summary_text()
+    assert "NOT CONVERGED" in str(fit.summary())
 
 
 def _simulate(rng, truth):
@@ -166,11 +173,20 @@ def test_interval_coverage_over_simulated_data_sets():
         data = _simulate(rng, truth)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            summary = em.bayesian_meta_analysis(
-                data, mods="~ method + quality", random=["study", "experiment"], draws=200, chains=2, seed=1
-            ).summary()
+            summary = (
+                em.bayesian_meta_analysis(
+                    data,
+                    mods="~ method + quality",
+                    random=["study", "experiment"],
+                    draws=200,
+                    chains=2,
+                    seed=1,
+                )
+                .summary()
+                .table
+            )
         for key, name in names.items():
-            hits[key] += summary.loc[name, "lower"] <= truth[key] <= summary.loc[name, "upper"]
+            hits[key] += summary.loc[name, "ci_low"] <= truth[key] <= summary.loc[name, "ci_high"]
     coefficient_rate = sum(hits[k] for k in ["intercept", "B", "C", "quality"]) / (4 * n_sets)
     # 240 intervals: nominal 0.95, binomial SD 0.014; the bounds are about 3.5 SD wide.
     assert 0.90 <= coefficient_rate <= 0.995, hits

@@ -212,3 +212,32 @@ def test_knha_uses_t_distribution():
     fit = em.meta_analysis(BCG, test="knha")
     crit = stats.t.ppf(0.975, fit.k - 1)
     assert fit.ci_high - fit.estimate == pytest.approx(crit * fit.se)
+
+
+def test_fast_design_path_equals_formulaic():
+    """The fast path for ``~ a + b`` builds exactly formulaic's matrix, names and terms."""
+    from evmeta.models.base.design import _formulaic_design, design_matrix
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=30),
+            "n": rng.integers(0, 5, size=30),
+            "g": rng.choice(["UC", "SEC", "TFF+SEC", "precipitation"], size=30),
+            "c": pd.Categorical(rng.choice(["b", "a", "c"], size=30), categories=["c", "b", "a"]),
+        }
+    )
+    for formula in ["~ x", "~ g", "~ x + g + c + n", "~ c + x"]:
+        X, names, terms, spec = design_matrix(frame, formula)
+        assert type(spec).__name__ == "SimpleSpec", formula  # the fast path was taken
+        X_ref, names_ref, terms_ref, spec_ref = _formulaic_design(formula, frame)
+        assert names == names_ref and terms == terms_ref, formula
+        np.testing.assert_array_equal(X, X_ref)
+        new = frame.iloc[[3, 0, 7]]
+        np.testing.assert_array_equal(spec.get_model_matrix(new), np.asarray(spec_ref.get_model_matrix(new)))
+    # Anything else goes to formulaic.
+    _, names, _, spec = design_matrix(frame, "~ x + I(x**2)")
+    assert type(spec).__name__ != "SimpleSpec" and names[-1] == "I(x ** 2)"
+    fit = em.meta_analysis(BCG.assign(g=np.where(BCG["ablat"] > 30, "far", "near")), mods="~ g")
+    with pytest.raises(em.ModelError, match="unknown level"):
+        fit.predict(pd.DataFrame({"g": ["middle"]}))

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import evmeta as em
 from tests.conftest import ROOT
@@ -159,4 +160,16 @@ def test_cumulative_and_pet_peese():
     classic = em.egger_test(fit, model="lm")
     # PET is the classic Egger regression: its intercept is the lm limit estimate.
     assert result.pet_estimate == pytest.approx(classic.limit_estimate, rel=1e-10)
-    assert result.selected in {"PET", "PEESE"}
+    # PET p-value from an independent weighted least-squares fit (t with k - 2 df).
+    y, v = BCG["yi"].to_numpy(), BCG["vi"].to_numpy()
+    X = np.column_stack([np.ones_like(v), np.sqrt(v)])
+    w = 1 / v
+    xtwx_inv = np.linalg.inv((X * w[:, None]).T @ X)
+    beta = xtwx_inv @ ((X * w[:, None]).T @ y)
+    sigma2 = np.sum(w * (y - X @ beta) ** 2) / (len(y) - 2)
+    t = beta[0] / np.sqrt(sigma2 * xtwx_inv[0, 0])
+    pvalue = 2 * stats.t.sf(abs(t), len(y) - 2)
+    assert result.pet_pvalue == pytest.approx(pvalue, rel=1e-10)
+    expected = "PEESE" if pvalue < 0.10 else "PET"
+    assert result.selected == expected
+    assert result.estimate == (result.peese_estimate if expected == "PEESE" else result.pet_estimate)

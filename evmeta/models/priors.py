@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from evmeta.errors import ModelError
 
@@ -62,7 +62,9 @@ class Prior:
         return self.family == "normal"
 
     def scipy(self):
-        """The frozen scipy distribution."""
+        """The frozen scipy distribution (scipy.stats is imported here, not on the exact path)."""
+        from scipy import stats
+
         f, p = self.family, self.params
         if f == "normal":
             return stats.norm(p[0], p[1])
@@ -83,13 +85,70 @@ class Prior:
         raise ModelError(f"unknown prior family {f!r}")
 
     def logpdf(self, x: np.ndarray) -> np.ndarray:
-        return self.scipy().logpdf(x)
+        """Log density (closed forms; equal to scipy.stats, tested), -inf outside the support."""
+        f, p = self.family, self.params
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore"):
+            if f == "normal":
+                return _normal_log(x, p[0], p[1])
+            if f == "student_t":
+                return _student_log(x, p[0], p[1], p[2])
+            if f == "uniform":
+                return np.where((x >= p[0]) & (x <= p[1]), -math.log(p[1] - p[0]), -np.inf)
+            if f == "lognormal":
+                safe = np.where(x > 0, x, 1.0)
+                value = -np.log(safe * p[1] * math.sqrt(2 * math.pi)) - (np.log(safe) - p[0]) ** 2 / (
+                    2 * p[1] ** 2
+                )
+                return np.where(x > 0, value, -np.inf)
+            if f == "halfnormal":
+                value = math.log(2) + _normal_log(x, 0.0, p[0])
+            elif f == "halfcauchy":
+                value = math.log(2 / (math.pi * p[0])) - np.log1p((x / p[0]) ** 2)
+            elif f == "halfstudent_t":
+                value = math.log(2) + _student_log(x, p[0], 0.0, p[1])
+            elif f == "exponential":
+                value = math.log(p[0]) - p[0] * x
+            else:
+                raise ModelError(f"unknown prior family {f!r}")
+        return np.where(x >= 0, value, -np.inf)
+
+    def ppf(self, q: float) -> float:
+        """Quantile function (closed forms through scipy.special)."""
+        f, p = self.family, self.params
+        values = {
+            "normal": lambda: p[0] + p[1] * special.ndtri(q),
+            "student_t": lambda: p[1] + p[2] * special.stdtrit(p[0], q),
+            "halfnormal": lambda: p[0] * special.ndtri((1 + q) / 2),
+            "halfcauchy": lambda: p[0] * math.tan(math.pi * q / 2),
+            "halfstudent_t": lambda: p[1] * special.stdtrit(p[0], (1 + q) / 2),
+            "exponential": lambda: -math.log1p(-q) / p[0],
+            "uniform": lambda: p[0] + q * (p[1] - p[0]),
+            "lognormal": lambda: math.exp(p[0] + p[1] * special.ndtri(q)),
+        }
+        return float(values[f]())
+
+
+def _normal_log(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    return -0.5 * math.log(2 * math.pi) - math.log(sigma) - 0.5 * ((x - mu) / sigma) ** 2
+
+
+def _student_log(x: np.ndarray, nu: float, mu: float, sigma: float) -> np.ndarray:
+    const = (
+        special.gammaln((nu + 1) / 2)
+        - special.gammaln(nu / 2)
+        - 0.5 * math.log(nu * math.pi)
+        - math.log(sigma)
+    )
+    return const - (nu + 1) / 2 * np.log1p(((x - mu) / sigma) ** 2 / nu)
 
 
 class _HalfT:
     """Half Student-t with nu degrees of freedom and scale sigma (|t_nu| x sigma)."""
 
     def __init__(self, nu: float, sigma: float) -> None:
+        from scipy import stats
+
         self.nu, self.sigma = nu, sigma
         self._t = stats.t(nu, 0, sigma)
 

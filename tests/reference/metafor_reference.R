@@ -139,5 +139,28 @@ cm <- cumul(res, order = bcg$year)
 out$cumulative <- list(order = order(bcg$year), estimate = as.numeric(cm$estimate), se = as.numeric(cm$se),
                        tau2 = as.numeric(cm$tau2), ci_lb = as.numeric(cm$ci.lb), ci_ub = as.numeric(cm$ci.ub))
 
+# 8. clubSandwich HTZ Wald tests (Tipton & Pustejovsky 2015) and CR2 linear contrasts with
+#    Satterthwaite df: three-level model with two moderators (clusters: districts) and the
+#    BCG meta-regression (clusters: trials, i.e. every row its own cluster).
+k11$y2 <- k11$year - 2000
+r2 <- rma.mv(yi, vi, mods = ~ y2 + I(y2^2), random = ~ 1 | district/school, data = k11, method = "REML",
+             control = list(rel.tol = 1e-12, iter.max = 10000, eval.max = 10000))
+htz2 <- Wald_test(r2, constraints = constrain_zero(2:3), vcov = "CR2", cluster = k11$district, test = "HTZ")
+htz1 <- Wald_test(r, constraints = constrain_zero(2), vcov = "CR2", cluster = k11$district, test = "HTZ")
+newx <- rbind(c(1, -10, 100), c(1, 5, 25))
+lc <- linear_contrast(r2, vcov = "CR2", cluster = k11$district, contrasts = newx, test = "Satterthwaite", level = 0.9)
+cs2 <- coef_test(r2, vcov = "CR2", cluster = k11$district, test = "Satterthwaite")
+out$htz_threelevel <- list(F = htz2$Fstat, df_num = htz2$df_num, df_denom = htz2$df_denom, p = htz2$p_val,
+                           F1 = htz1$Fstat, df_denom1 = htz1$df_denom, p1 = htz1$p_val,
+                           se = as.numeric(cs2$SE), df = as.numeric(cs2$df_Satt),
+                           newx = lapply(seq_len(nrow(newx)), function(i) newx[i, -1]),
+                           lc_est = as.numeric(lc$Est), lc_se = as.numeric(lc$SE), lc_df = as.numeric(lc$df),
+                           lc_lower = as.numeric(lc$CI_L), lc_upper = as.numeric(lc$CI_U))
+ru <- rma(yi, vi, mods = ~ ablat + year, data = bcg, method = "REML", control = tight)
+htzu <- Wald_test(ru, constraints = constrain_zero(2:3), vcov = "CR2", cluster = seq_len(nrow(bcg)), test = "HTZ")
+csu <- coef_test(ru, vcov = "CR2", cluster = seq_len(nrow(bcg)), test = "Satterthwaite")
+out$htz_bcg <- list(F = htzu$Fstat, df_num = htzu$df_num, df_denom = htzu$df_denom, p = htzu$p_val,
+                    se = as.numeric(csu$SE), df = as.numeric(csu$df_Satt), pval = as.numeric(csu$p_Satt))
+
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"), "tests/reference/metafor_reference.json")
 cat("wrote tests/reference/metafor_reference.json\n")

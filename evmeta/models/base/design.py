@@ -14,6 +14,11 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import ModelError
+from evmeta.models.base.simple_formula import simple_design, simple_terms
+
+#: Largest |yi| and vi (and smallest positive vi, as its inverse) a model accepts: beyond it
+#: the squares and products of the fitting algebra overflow double precision.
+SAFE_MAGNITUDE = 1e100
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +143,12 @@ def prepare(data: Any, yi: Any, vi: Any, mods: str | None, *, allow_zero_varianc
         raise ModelError(
             f"sampling variances must be positive and finite; not so in row(s): {_row_names(frame, bad)}"
         )
+    extreme = (np.abs(y) > SAFE_MAGNITUDE) | (v > SAFE_MAGNITUDE) | ((v > 0) & (v < 1 / SAFE_MAGNITUDE))
+    if extreme.any():
+        raise ModelError(
+            f"effect sizes must lie within +-{SAFE_MAGNITUDE:g} and variances within [{1 / SAFE_MAGNITUDE:g}, "
+            f"{SAFE_MAGNITUDE:g}] (their squares must stay finite); not so in row(s): {_row_names(frame, extreme)}"
+        )
     if len(y) < 2:
         raise ModelError(f"a meta-analysis needs at least 2 comparisons, got {len(y)}")
     X, names, terms, spec = design_matrix(frame, mods)
@@ -155,10 +166,14 @@ def design_matrix(
     formula = str(mods).strip()
     if not formula.startswith("~"):
         formula = "~ " + formula
-    import formulaic
-    from formulaic.errors import FormulaicError
-
-    variables = _formula_variables(formula, frame)
+    terms = simple_terms(formula)
+    if terms is not None:
+        unknown = [n for n in terms if n not in frame.columns]
+        if unknown:
+            raise ModelError(
+                f"unknown moderator(s) {', '.join(map(repr, unknown))}; columns: {', '.join(map(str, frame.columns))}"
+            )
+    variables = terms if terms is not None else _formula_variables(formula, frame)
     for name in variables:
         column = frame[name]
         missing = column.isna().to_numpy()
@@ -171,23 +186,33 @@ def design_matrix(
             raise ModelError(
                 f"moderator {name!r} has a single value ({column.iloc[0]!r}) in these data; it cannot be estimated"
             )
-    try:
-        matrix = formulaic.model_matrix(formula, frame, na_action="raise")
-    except FormulaicError as exc:
-        raise ModelError(f"cannot build the design matrix for {formula!r}: {exc}") from None
-    X = np.asarray(matrix, dtype=float)
-    names = ["intercept" if n == "Intercept" else n for n in matrix.model_spec.column_names]
-    terms = {
-        ("intercept" if str(t) == "1" else str(t)): list(range(s.start, s.stop))
-        for t, s in matrix.model_spec.term_slices.items()
-    }
+    built = simple_design(frame, terms) if terms is not None else None
+    if built is None:
+        built = _formulaic_design(formula, frame)
+    X, names, term_columns, spec = built
     rank = np.linalg.matrix_rank(X)
     if rank < X.shape[1]:
         raise ModelError(
             f"the design for {formula!r} is rank deficient ({rank} of {X.shape[1]} columns independent): "
             "two moderators carry the same information, or a level combination never occurs"
         )
-    return X, names, terms, matrix.model_spec
+    return X, names, term_columns, spec
+
+
+def _formulaic_design(formula: str, frame: pd.DataFrame):
+    import formulaic
+    from formulaic.errors import FormulaicError
+
+    try:
+        matrix = formulaic.model_matrix(formula, frame, na_action="raise")
+    except FormulaicError as exc:
+        raise ModelError(f"cannot build the design matrix for {formula!r}: {exc}") from None
+    names = ["intercept" if n == "Intercept" else n for n in matrix.model_spec.column_names]
+    terms = {
+        ("intercept" if str(t) == "1" else str(t)): list(range(s.start, s.stop))
+        for t, s in matrix.model_spec.term_slices.items()
+    }
+    return np.asarray(matrix, dtype=float), names, terms, matrix.model_spec
 
 
 def new_design(model: ModelData, newmods: Any) -> np.ndarray:

@@ -149,11 +149,11 @@ class FittedModel:
 
 def _t_table(table: pd.DataFrame, df: np.ndarray, level: float) -> pd.DataFrame:
     """Recompute p-values and intervals of a coefficient table with per-row t df."""
-    from scipy import stats
+    from scipy import special
 
-    crit = stats.t.ppf(1 - (1 - level) / 2, df)
+    crit = special.stdtrit(df, 1 - (1 - level) / 2)
     table = table.copy()
-    table["pvalue"] = 2 * stats.t.sf(np.abs(table["stat"].to_numpy()), df)
+    table["pvalue"] = 2 * special.stdtr(df, -np.abs(table["stat"].to_numpy()))
     table["ci_low"] = table["estimate"] - crit * table["se"]
     table["ci_high"] = table["estimate"] + crit * table["se"]
     return table

@@ -5,31 +5,31 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 
 def critical_value(level: float, df: float | None) -> float:
     """Two-sided critical value: t with ``df`` degrees of freedom, or normal when None."""
     tail = 1 - (1 - level) / 2
-    return float(stats.t.ppf(tail, df)) if df else float(stats.norm.ppf(tail))
+    return float(special.stdtrit(df, tail)) if df else float(special.ndtri(tail))
 
 
 def coefficient_table(
     beta: np.ndarray, vb: np.ndarray, names: list[str], level: float, df: float | None
 ) -> pd.DataFrame:
-    """estimate, se, stat, pvalue, ci_low, ci_high per coefficient (z, or t with df)."""
+    """estimate, se, ci_low, ci_high, stat, pvalue per coefficient (z, or t with df)."""
     se = np.sqrt(np.diag(vb))
     stat = beta / se
-    pvalue = 2 * (stats.t.sf(np.abs(stat), df) if df else stats.norm.sf(np.abs(stat)))
+    pvalue = 2 * (special.stdtr(df, -np.abs(stat)) if df else special.ndtr(-np.abs(stat)))
     crit = critical_value(level, df)
     return pd.DataFrame(
         {
             "estimate": beta,
             "se": se,
-            "stat": stat,
-            "pvalue": pvalue,
             "ci_low": beta - crit * se,
             "ci_high": beta + crit * se,
+            "stat": stat,
+            "pvalue": pvalue,
         },
         index=pd.Index(names, name="term"),
     )
@@ -41,8 +41,8 @@ def omnibus_test(beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float 
     chi = float(b @ np.linalg.solve(vb[np.ix_(tested, tested)], b))
     m = len(tested)
     if df:
-        return chi / m, (m, int(df)), float(stats.f.sf(chi / m, m, df))
-    return chi, m, float(stats.chi2.sf(chi, m))
+        return chi / m, (m, int(df)), float(special.fdtrc(m, df, chi / m))
+    return chi, m, float(special.chdtrc(m, chi))
 
 
 def prediction_frame(
@@ -62,7 +62,7 @@ def prediction_frame(
     if df is None or np.ndim(df) == 0:
         crit = critical_value(level, df)
     else:
-        crit = stats.t.ppf(1 - (1 - level) / 2, np.asarray(df, dtype=float))
+        crit = special.stdtrit(np.asarray(df, dtype=float), 1 - (1 - level) / 2)
     sd = np.sqrt(se**2 + tau2)
     out = pd.DataFrame(
         {

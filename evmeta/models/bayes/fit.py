@@ -154,7 +154,13 @@ def bayesian_meta_analysis(
         fitter=bayesian_meta_analysis,
     )
     if chosen == "quadrature":
-        return _fit_quadrature(common, settings, draws, chains, seed)
+        try:
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                return _fit_quadrature(common, settings, draws, chains, seed)
+        except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as exc:
+            raise ModelError(
+                f"the posterior cannot be computed numerically ({exc}); check for extreme effect sizes or variances"
+            ) from None
     return _fit_nuts(common, settings, draws, tune, chains, seed, progress)
 
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from evmeta.errors import ModelError
 from evmeta.models.base.nesting import NestedStructure
-from evmeta.models.bayes.grid_sampling import linear_quantiles, sample_taus
+from evmeta.models.bayes.grid_sampling import quantiles, sample_taus
 from evmeta.models.priors import Prior
 
 #: Posterior density (relative to its maximum) below which the grid is cut.
@@ -214,18 +214,30 @@ class QuadratureFit:
         return means, np.sqrt(np.maximum(variances, 0.0))
 
     def mixture_quantiles(self, means: np.ndarray, sds: np.ndarray, probs: list[float]) -> list[float]:
-        lo = float(np.min(means - 12 * sds))
-        hi = float(np.max(means + 12 * sds))
+        """Quantiles of the Gaussian mixture sum_g w_g N(means_g, sds_g^2): safeguarded Newton
+        (bisection whenever a Newton step leaves the bracket), to |F(x) - p| < 1e-13."""
+        keep = self.weights > 1e-16 * self.weights.max()  # nodes that cannot move a quantile
+        w, means, sds = self.weights[keep], means[keep], np.maximum(sds[keep], 1e-300)
+        w = w / w.sum()
+        centre = float(w @ means)
+        spread = float(np.sqrt(max(w @ (sds**2 + means**2) - centre**2, 1e-300)))
         out = []
         for prob in probs:
-            a, b = lo, hi
-            for _ in range(80):
-                mid = (a + b) / 2
-                if self.weights @ ndtr((mid - means) / np.where(sds > 0, sds, 1e-300)) < prob:
-                    a = mid
+            lo, hi = float(np.min(means - 40 * sds)), float(np.max(means + 40 * sds))
+            x = min(max(centre + spread * float(ndtri(prob)), lo), hi)
+            for _ in range(100):
+                z = (x - means) / sds
+                excess = float(w @ ndtr(z)) - prob
+                if abs(excess) < 1e-13:
+                    break
+                if excess > 0:
+                    hi = x
                 else:
-                    b = mid
-            out.append((a + b) / 2)
+                    lo = x
+                density = float(w @ (np.exp(-0.5 * z * z) / sds)) / np.sqrt(2 * np.pi)
+                step = x - excess / density if density > 0 else np.nan
+                x = step if lo < step < hi else (lo + hi) / 2
+            out.append(x)
         return out
 
     def mixture_cdf(self, means: np.ndarray, sds: np.ndarray, x: float) -> float:
@@ -235,7 +247,7 @@ class QuadratureFit:
         """Mean and SD (Simpson) and quantiles of the interpolated marginal (as the draws)."""
         mean = float(self.weights @ self.taus[:, level])
         sd = float(np.sqrt(max(self.weights @ self.taus[:, level] ** 2 - mean**2, 0.0)))
-        return mean, sd, linear_quantiles(self.axes[level], self.axis_density[level], probs)
+        return mean, sd, quantiles(self.axes[level], self.axis_density[level], probs)
 
     def density_at_zero(self, columns: list[int]) -> float:
         """Posterior density of beta[columns] at 0 (exact mixture of Gaussians)."""
@@ -296,19 +308,16 @@ def fit_quadrature(pre: Precomputed, tau_priors: list[Prior], scale: float) -> Q
         log_post, _, _, count = _evaluate(pre, axes, tau_priors)
         evaluations += count
         post = np.exp(log_post - log_post.max())
-        expanded = False
-        new_lower, new_upper = [], []
+        found = []
         for level in range(levels):
             marginal = post.sum(axis=tuple(a for a in range(levels) if a != level)) if levels > 1 else post
-            lo, hi, at_top = _bounds(axes[level], marginal)
-            if at_top:
-                hi = upper[level] * 2
-                expanded = True
-            new_lower.append(lo)
-            new_upper.append(hi)
-        lower, upper = new_lower, new_upper
-        if not expanded:
+            found.append(_bounds(axes[level], marginal))
+        if not any(at_top for _, _, at_top in found):
+            lower, upper = [lo for lo, _, _ in found], [hi for _, hi, _ in found]
             break
+        # Widen only the levels whose mass reaches the top; shrink nothing until all settle
+        # (shrinking one level while widening another made the search oscillate).
+        upper = [hi * 2 if at_top else hi_old for (_, hi, at_top), hi_old in zip(found, upper, strict=True)]
     else:
         raise ModelError("the posterior of tau did not settle on a finite range; use a proper prior on tau")
     fine = FINE_1D if levels == 1 else FINE_2D
@@ -323,19 +332,24 @@ def integrate(
     fine: int,
     evaluations: int = 0,
 ) -> QuadratureFit:
-    """Simpson integration on a ``fine``-point grid per level within ``bounds``."""
+    """Simpson integration on a ``fine``-point grid per level within ``bounds``.
+
+    Nodes are uniform in sqrt(tau) (Simpson in u = sqrt(tau), Jacobian dtau = 2u du), so they
+    are densest near 0, where tau posteriors rise steeply.
+    """
     levels = len(tau_priors)
-    axes = [np.linspace(lo, hi, fine) for lo, hi in bounds]
+    roots = [np.linspace(np.sqrt(lo), np.sqrt(hi), fine) for lo, hi in bounds]
+    axes = [u**2 for u in roots]
     log_post, mean, cov, count = _evaluate(pre, axes, tau_priors)
     evaluations += count
     rule = _simpson(fine)
     weights_nd = np.exp(log_post - log_post.max())
-    steps = [a[1] - a[0] for a in axes]
+    node = [rule * (u[1] - u[0]) * 2 * u for u in roots]  # dtau weight of every node
     if levels == 1:
-        quad = weights_nd * rule * steps[0]
+        quad = weights_nd * node[0]
         taus = axes[0][:, None]
     else:
-        quad = weights_nd * np.outer(rule, rule) * steps[0] * steps[1]
+        quad = weights_nd * np.outer(node[0], node[1])
         grid = np.meshgrid(*axes, indexing="ij")
         taus = np.column_stack([g.ravel() for g in grid])
     weights = (quad / quad.sum()).ravel()
@@ -345,8 +359,8 @@ def integrate(
             marginal = weights_nd
         else:
             other = 1 - level
-            marginal = np.tensordot(weights_nd, rule * steps[other], axes=([other], [0]))
-        densities.append(marginal / np.sum(marginal * rule * steps[level]))
+            marginal = np.tensordot(weights_nd, node[other], axes=([other], [0]))
+        densities.append(marginal / np.sum(marginal * node[level]))
     return QuadratureFit(
         taus,
         weights,
@@ -362,7 +376,7 @@ def integrate(
 
 
 def _finite_quantile(prior: Prior, q: float, cap: float) -> float:
-    value = float(prior.scipy().ppf(q))
+    value = prior.ppf(q)
     return min(value, cap) if np.isfinite(value) else cap
 
 

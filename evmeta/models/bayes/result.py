@@ -21,7 +21,7 @@ from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
 from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
 from evmeta.models.base.protocol import Summary, heterogeneity_name, resolve_level, resolve_newmods
-from evmeta.models.bayes import arviz_io
+from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet
 
@@ -127,7 +127,7 @@ class BayesResult:
         )
         return self.tau_names
 
-    def _tau_index(self, parameter: str) -> int | None:
+    def tau_index(self, parameter: str) -> int | None:
         """Level index of a tau name (``tau[<level>]``; plain ``tau`` for one level, deprecated)."""
         if parameter in self.tau_names:
             return self.tau_names.index(parameter)
@@ -149,21 +149,16 @@ class BayesResult:
     # --- diagnostics --------------------------------------------------------------------
     @cached_property
     def diagnostics(self) -> dict[str, Any]:
-        """max R-hat, min bulk/tail ESS, divergences, min BFMI (NUTS draws); under quadrature
-        the grid-refinement error instead (no Monte Carlo error, no ArviZ import)."""
+        """max R-hat, min bulk/tail ESS, divergences, min BFMI of the draws (ArviZ, imported
+        here only); under quadrature also ``grid_error``, the largest change of any reported
+        mean, SD or quantile on a grid of twice the density."""
+        out = arviz_io.sampler_diagnostics(self)
         if self.method_used == "quadrature":
-            nan = float("nan")
-            return {
-                "method": "quadrature",
-                "max_r_hat": nan,
-                "min_ess_bulk": nan,
-                "min_ess_tail": nan,
-                "divergences": 0,
-                "min_bfmi": nan,
-                "sampler": "exact quadrature (no Monte Carlo error)",
-                "grid_error": self.quadrature.refinement_error if self.quadrature is not None else nan,
-            }
-        return arviz_io.sampler_diagnostics(self)
+            out["sampler"] = "exact quadrature (no Monte Carlo error)"
+            out["grid_error"] = (
+                self.quadrature.refinement_error if self.quadrature is not None else float("nan")
+            )
+        return out
 
     @property
     def converged(self) -> bool:
@@ -218,18 +213,17 @@ class BayesResult:
         return old
 
     def _title(self) -> str:
-        d = self.diagnostics
-        engine = self.method_used if self.method_used == "quadrature" else f"nuts, {d['sampler']}"
+        engine = "quadrature" if self.method_used == "quadrature" else f"nuts, {self.diagnostics['sampler']}"
         return (
             f"Bayesian meta-analysis (k = {self.k}; levels: {', '.join(self.levels)}; {engine}; "
             f"likelihood {self.likelihood})"
         )
 
     def _lines(self) -> list[str]:
-        d = self.diagnostics
         if self.method_used == "quadrature":
-            status = f"exact posterior (quadrature; grid-refinement error {d['grid_error']:.1e})"
+            status = "exact posterior (quadrature; grid-refinement error in .diagnostics['grid_error'])"
         else:
+            d = self.diagnostics
             status = (
                 f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, divergences "
                 f"{d['divergences']}{'' if self.converged else '  ** NOT CONVERGED: do not treat as final **'}"
@@ -426,90 +420,9 @@ class BayesResult:
                 out.insert(0, column, frame[column].to_numpy())
         return out
 
-    def density(self, parameter: str, x: np.ndarray) -> np.ndarray:
-        """Posterior density of ``parameter`` (a coefficient name or a tau name) at ``x``.
-
-        Exact under quadrature (the grid marginal of a tau; the Gaussian mixture of a
-        coefficient); a kernel density estimate of the draws under NUTS.
-        """
-        x = np.asarray(x, dtype=float)
-        level = self._tau_index(parameter)
-        if parameter not in self.names and level is None:
-            raise ModelError(
-                f"unknown parameter {parameter!r}; valid: {', '.join([*self.names, *self.tau_names])}"
-            )
-        if self.quadrature is not None:
-            if level is not None:
-                return np.interp(
-                    x, self.quadrature.axes[level], self.quadrature.axis_density[level], left=0.0, right=0.0
-                )
-            means, sds = self.quadrature.linear_mixture(np.eye(len(self.names))[self.names.index(parameter)])
-            from scipy import stats
-
-            return self.quadrature.weights @ (
-                stats.norm.pdf((x[None, :] - means[:, None]) / sds[:, None]) / sds[:, None]
-            )
-        from scipy import stats
-
-        beta, tau = self.flat_draws()
-        draws = tau[:, level] if level is not None else beta[:, self.names.index(parameter)]
-        return stats.gaussian_kde(draws)(x)
-
-    def prior_density(self, parameter: str, x: np.ndarray) -> np.ndarray:
-        """Prior density of ``parameter`` at ``x``."""
-        level = self._tau_index(parameter)
-        if level is not None:
-            prior = list(self.prior_set.taus.values())[level]
-        elif parameter in self.prior_set.coefficients:
-            prior = self.prior_set.coefficients[parameter]
-        else:
-            raise ModelError(
-                f"unknown parameter {parameter!r}; valid: {', '.join([*self.names, *self.tau_names])}"
-            )
-        return np.exp(prior.logpdf(np.asarray(x, dtype=float)))
-
-    def bayes_factor(self, term: str) -> dict[str, float]:
-        """Savage-Dickey Bayes factor for coefficient(s) = 0 (a coefficient name or a term).
-
-        Exact under quadrature (posterior density of a Gaussian mixture at 0); under NUTS
-        a Gaussian approximation of the posterior (a kernel density for one coefficient).
-        Returns ``bf10`` (evidence for a non-zero effect), ``bf01`` and ``log_bf10``.
-        """
-        if term in self.names:
-            columns = [self.names.index(term)]
-        elif term in self.model.term_columns and term != "intercept":
-            columns = self.model.term_columns[term]
-        else:
-            raise ModelError(f"unknown term {term!r}; valid: {', '.join(n for n in self.names)}")
-        priors = [list(self.prior_set.coefficients.values())[c] for c in columns]
-        from scipy import stats
-
-        if not all(p.is_normal for p in priors):
-            prior_density = float(np.prod([np.exp(p.logpdf(0.0)) for p in priors]))
-        else:
-            prior_density = float(np.prod([stats.norm.pdf(0, p.params[0], p.params[1]) for p in priors]))
-        if self.quadrature is not None:
-            posterior_density = self.quadrature.density_at_zero(columns)
-            how = "exact"
-        else:
-            beta = self.flat_draws()[0][:, columns]
-            if len(columns) == 1:
-                posterior_density = float(stats.gaussian_kde(beta[:, 0])(0.0)[0])
-                how = "kernel density"
-            else:
-                posterior_density = float(
-                    stats.multivariate_normal(beta.mean(axis=0), np.cov(beta.T)).pdf(np.zeros(len(columns)))
-                )
-                how = "normal approximation"
-        bf01 = posterior_density / prior_density
-        with np.errstate(divide="ignore"):
-            return {
-                "term": term,
-                "bf10": 1 / bf01 if bf01 > 0 else np.inf,
-                "bf01": bf01,
-                "log_bf10": float(-np.log(bf01)) if bf01 > 0 else np.inf,
-                "method": how,
-            }
+    density = densities.density
+    prior_density = densities.prior_density
+    bayes_factor = densities.bayes_factor
 
     # --- ArviZ, refits --------------------------------------------------------------------
     @cached_property

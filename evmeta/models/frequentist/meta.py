@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, prepare
@@ -366,7 +366,7 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
     # Heterogeneity from the fixed-effect projector (W = 1 / v).
     fixed = gls(y, v, X, 0.0)
     q = max(0.0, fixed.rss)
-    q_pvalue = float(stats.chi2.sf(q, k - p))
+    q_pvalue = float(special.chdtrc(k - p, q))
     if method == "EE":
         i2 = max(0.0, 100 * (q - (k - p)) / q) if q > 0 else 0.0
         h2 = q / (k - p)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, prepare
@@ -420,7 +420,7 @@ def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult
         i2=float(np.sum(i2_levels)),
         q=float(q),
         q_df=k - p,
-        q_pvalue=float(stats.chi2.sf(q, k - p)),
+        q_pvalue=float(special.chdtrc(k - p, q)),
         pi_low=pi[0],
         pi_high=pi[1],
         coefficients=coefficients,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from evmeta.errors import ModelError
 from evmeta.models.base.frequentist_protocol import robust_coefficients
@@ -97,7 +97,7 @@ class RobustCovariance:
                 f"the HTZ test has {df2:.3g} denominator df: too few clusters for {q} constraints"
             )
         F = wald * df2 / (eta * q)
-        return float(F), (float(q), float(df2)), float(stats.f.sf(F, q, df2))
+        return float(F), (float(q), float(df2)), float(special.fdtrc(q, df2, F))
 
 
 def cr2(y: np.ndarray, X: np.ndarray, blocks: list, cluster: str) -> tuple[np.ndarray, RobustCovariance]:
