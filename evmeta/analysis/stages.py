@@ -116,6 +116,11 @@ def frequentist(run, table: pd.DataFrame) -> None:
             if fit is not None:
                 run.models["multilevel_regression"] = fit
                 run.tables["results:multilevel_regression"] = fit.to_frame()
+    _dose_response(run, table)
+
+
+def _dose_response(run, table: pd.DataFrame) -> None:
+    s = run.spec.frequentist
     dosed = table[table["log10_dose_ug_protein_per_kg"].notna()].reset_index(drop=True)
     if len(dosed) < MIN_DOSED:
         run.notes.append(
