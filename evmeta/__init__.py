@@ -26,6 +26,7 @@ _LAZY = {
     "read_extraction": "evmeta.schema.validate",
     "validate_extraction": "evmeta.schema.validate",
     "write_template": "evmeta.schema.template",
+    "import_wide": "evmeta.schema.wide_import",
     "Dose": "evmeta.harmonize.doses",
     "parse_dose": "evmeta.harmonize.doses",
     "harmonize_dose": "evmeta.harmonize.doses",

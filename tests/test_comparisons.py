@@ -3,6 +3,8 @@ binary outcomes, time-point rules, and the harmonize CLI."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,6 @@ from typer.testing import CliRunner
 
 import evmeta as em
 from evmeta.cli import app
-from evmeta.harmonize.dispersion import mean_sd_from_quartiles, sd_from_sem
 from evmeta.harmonize.quality import syrcle_columns
 from tests.conftest import EXAMPLE, ROOT
 
@@ -38,33 +39,25 @@ def test_every_outcome_row_is_used_or_excluded(example, comparisons):
     assert set(excluded.columns) >= {"sheet", "row", "reason"}
 
 
-def test_yi_recomputed_from_raw_rows(example, comparisons):
-    """yi from effect_size on the raw sheet rows equals the table after the sign flip."""
-    outcomes = example.outcomes.set_index("_row")
-    table = comparisons.table
-    treat = outcomes.loc[table["treat_outcome_row"]]
-    control = outcomes.loc[table["control_outcome_row"]]
-
-    def mean_sd(rows):
-        n = rows["n"].astype(float).to_numpy()
-        sd = rows["sd"].astype(float).to_numpy()
-        sd = np.where(np.isnan(sd), sd_from_sem(rows["sem"].astype(float), n), sd)
-        mean = rows["mean"].astype(float).to_numpy()
-        q_mean, q_sd = mean_sd_from_quartiles(
-            rows["q1"].astype(float), rows["median"].astype(float), rows["q3"].astype(float), n
-        )
-        return np.where(np.isnan(mean), q_mean, mean), np.where(np.isnan(sd), q_sd, sd), n
-
-    m1, s1, n1 = mean_sd(treat)
-    m2, s2, n2 = mean_sd(control)
-    n2 = n2 / table.groupby("control_group_id")["comparison_id"].transform("count").to_numpy()
-    raw = em.effect_size("SMD", m1i=m1, sd1i=s1, n1i=n1, m2i=m2, sd2i=s2, n2i=n2)
-    sign = np.where(treat["higher_is_better"].to_numpy() == "no", -1.0, 1.0)
-    np.testing.assert_allclose(table["yi"], raw["yi"] * sign, rtol=1e-12)
-    np.testing.assert_allclose(table["vi"], raw["vi"], rtol=1e-12)
-    assert (table["direction_flipped"] == (sign < 0)).all()
-    # Benefit is positive: most simulated comparisons favour EVs.
-    assert (table["yi"] > 0).mean() > 0.8
+@pytest.mark.parametrize("measure", ["SMD", "MD", "ROM"])
+def test_yi_matches_escalc_on_the_raw_rows(example, measure):
+    """yi and vi equal metafor's escalc on the workbook's raw outcome rows (read by readxl in
+    tests/reference/example_escalc.R: SD from SEM, Wan et al. 2014 from quartiles, control n
+    split among the arms sharing it), sign flipped where lower is better; tolerance 1e-10
+    (same closed forms). The pairing itself is pinned in example_pairs.csv."""
+    ref = json.loads((ROOT / "tests/reference/example_escalc.json").read_text())[measure]
+    pairs = pd.read_csv(ROOT / "tests/reference/example_pairs.csv")
+    table = em.build_comparisons(example, measure).table.set_index("treat_outcome_row")
+    expected = pd.DataFrame(ref).set_index("treat_outcome_row").dropna()
+    assert sorted(table.index) == sorted(expected.index)
+    got = table.loc[expected.index]
+    assert got["control_outcome_row"].tolist() == pairs.set_index("treat_outcome_row").loc[
+        expected.index, "control_outcome_row"
+    ].tolist()
+    np.testing.assert_allclose(got["yi"], expected["yi"], rtol=1e-10)
+    np.testing.assert_allclose(got["vi"], expected["vi"], rtol=1e-10)
+    if measure == "SMD":
+        assert (table["yi"] > 0).mean() > 0.8  # benefit is positive in the simulated data
 
 
 def test_contract_columns(comparisons):

@@ -135,3 +135,87 @@ def test_filters_keep_every_row_accounted_for(tmp_path):
     used = set(table["treat_outcome_row"]) | set(table["control_outcome_row"])
     logged = set(exclusions["row"])
     assert used | logged == set(book.outcomes["_row"]) and not used & logged
+
+
+RIC = ROOT / "tests/data/ric/ric_infarct_volume_wide.csv"
+RIC_MAP = ROOT / "extraction/maps/ric_infarct_volume.toml"
+RAW_EXCEPTION = re.compile(r"\('[^']*'\)\s*$|Traceback|KeyError|\bnan\b")
+
+
+def test_plain_spec_on_a_real_table_gives_a_complete_report(tmp_path):
+    """Only [analysis] and [comparisons], on an imported real table where every preparation
+    has the same (placeholder) isolation method and no quality items or risk of bias are
+    entered: forest plot (ungrouped), funnel, multilevel and Bayesian models, report; the
+    single-level moderators are left out with notes in plain sentences."""
+    from evmeta.schema.wide_import import import_wide
+
+    import_wide(RIC, RIC_MAP, tmp_path / "ric.xlsx")
+    spec = tmp_path / "plain.toml"
+    spec.write_text('[analysis]\nname = "plain"\nextraction = "ric.xlsx"\n[comparisons]\nmeasure = "SMD"\n')
+    run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
+    assert run.models["random_effects"].k == 102
+    for model in ["multilevel", "bayesian"]:
+        assert model in run.models, run.notes
+    for figure in ["forest", "funnel", "posterior"]:
+        assert (run.output / f"{figure}.svg").exists(), run.notes
+    assert (run.output / "report.html").exists()
+    notes = " ".join(run.notes)
+    assert "moderator 'isolation_method' left out, because every comparison has the same value" in notes
+    assert "subgroups by isolation_method: not analysed" in notes
+    for note in run.notes:
+        assert not RAW_EXCEPTION.search(note), note
+    html = (run.output / "report.html").read_text()
+    assert "not drawn ('" not in html and "not fitted ('" not in html
+
+
+def test_sensitivity_tables_share_the_filters(tmp_path):
+    """NMD vs SMD is built by the same function as the main analysis: [filters] apply to it."""
+    spec = tmp_path / "nmd.toml"
+    spec.write_text(
+        f'[analysis]\nname = "nmd"\nextraction = "{EXAMPLE}"\n'
+        '[comparisons]\noutcomes = ["serum creatinine", "infarct volume", "infarct size"]\n'
+        '[filters]\nspecies = ["rat"]\n[moderators]\nisolation_method = "UC"\n'
+        "[bayesian]\nenabled = false\n[sensitivity]\nleave_one_out = false\n"
+        '[figures]\nformats = ["svg"]\n'
+    )
+    run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
+    rows = run.tables["sensitivity"].set_index("analysis")
+    main_k = int(rows.loc["main analysis", "k"])
+    nmd = rows[rows.index.str.startswith("measure by the NMD rule")]
+    assert len(nmd) == 1
+    book = em.read_extraction(EXAMPLE)
+    unfiltered = em.build_comparisons(
+        book, "NMD_or_SMD", outcome=["serum creatinine", "infarct volume", "infarct size"]
+    )
+    rat = unfiltered.table[unfiltered.table["species"] == "rat"]
+    assert int(nmd["k"].iloc[0]) == len(rat) < len(unfiltered.table)
+    assert main_k >= int(nmd["k"].iloc[0])
+
+
+def test_keep_is_refused_by_run_while_controls_are_shared(tmp_path):
+    spec = tmp_path / "keep.toml"
+    spec.write_text(
+        f'[analysis]\nname = "keep"\nextraction = "{EXAMPLE}"\n[comparisons]\nshared_control = "keep"\n'
+    )
+    with pytest.raises(
+        em.SpecError, match=r"shared_control = 'keep'.*count the control animals more than once"
+    ):
+        em.run_analysis(spec, output=tmp_path / "out", quiet=True)
+    result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])
+    assert result.exit_code == 2 and "shared_control_covariance" in result.output
+
+
+def test_usable_moderators_drop_what_the_data_cannot_estimate():
+    import numpy as np
+
+    from evmeta.analysis.table import usable_moderators
+
+    table = pd.DataFrame({"a": ["UC", "UC"], "b": [0.0, 0.0], "c": [np.nan, np.nan], "d": [1.0, 2.0]})
+    formula, notes = usable_moderators(table, "~ a + b + c + d + np.log(d)", "model")
+    assert formula == "~ d + np.log(d)"
+    assert notes == [
+        "model: moderator 'a' left out, because every comparison has the same value ('UC'), so its effect cannot be estimated.",
+        "model: moderator 'b' left out, because every comparison has the same value (0), so its effect cannot be estimated.",
+        "model: moderator 'c' left out, because no comparison has a value for it.",
+    ]
+    assert usable_moderators(table, "~ a", "model")[0] is None

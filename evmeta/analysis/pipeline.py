@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from evmeta.analysis.spec import AnalysisSpec, load_spec
-from evmeta.comparisons import Comparisons, build_comparisons
+from evmeta.analysis.table import analysis_table
+from evmeta.comparisons import Comparisons
 from evmeta.errors import ExtractionError, ModelError, Problem
 from evmeta.models.base.provenance import versions
 from evmeta.schema.validate import read_extraction
@@ -48,78 +49,6 @@ class AnalysisRun:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _apply_reference_levels(table: pd.DataFrame, reference: dict[str, str]) -> pd.DataFrame:
-    table = table.copy()
-    for column, level in reference.items():
-        if column not in table.columns:
-            raise ModelError(f"[moderators] {column!r} is not a column of the comparisons")
-        levels = sorted(table[column].dropna().astype(str).unique())
-        if level not in levels:
-            raise ModelError(
-                f"[moderators] reference level {level!r} of {column!r} is not in the data; levels: {', '.join(levels)}"
-            )
-        table[column] = pd.Categorical(
-            table[column].astype(str), categories=[level, *[v for v in levels if v != level]]
-        )
-    return table
-
-
-def _filter(table: pd.DataFrame, spec: AnalysisSpec) -> tuple[pd.DataFrame, list[tuple[pd.Series, str]]]:
-    f = spec.filters
-    dropped = []
-    keep = pd.Series(True, index=table.index)
-    for column, allowed in [
-        ("species", f.species),
-        ("disease_model", f.disease_model),
-        ("isolation_family", f.isolation_family),
-    ]:
-        if allowed:
-            bad = ~table[column].astype(str).isin(allowed) & keep
-            dropped.append((bad, f"filter: {column} not in {allowed}"))
-            keep &= ~bad
-    if f.min_quality_score > 0:
-        bad = (table["quality_score"] < f.min_quality_score) & keep
-        dropped.append((bad, f"filter: quality_score < {f.min_quality_score:g}"))
-        keep &= ~bad
-    if f.low_risk_of_bias_only:
-        bad = ~table["rob_low_randomization_blinding"].fillna(False).astype(bool) & keep
-        dropped.append((bad, "filter: not at low risk on randomization and blinding"))
-        keep &= ~bad
-    return table[keep].reset_index(drop=True), [(mask[mask].index, reason) for mask, reason in dropped]
-
-
-def _filter_log(table: pd.DataFrame, dropped, kept: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    used_controls = set(kept["control_outcome_row"])
-    for index, reason in dropped:
-        for _, row in table.loc[index].iterrows():
-            rows.append(
-                {
-                    "sheet": "outcomes",
-                    "row": row["treat_outcome_row"],
-                    "outcome_id": row["treat_outcome_id"],
-                    "arm_id": row["arm_id"],
-                    "experiment_id": row["experiment_id"],
-                    "outcome": row["outcome"],
-                    "reason": reason,
-                }
-            )
-            if row["control_outcome_row"] not in used_controls:
-                used_controls.add(row["control_outcome_row"])
-                rows.append(
-                    {
-                        "sheet": "outcomes",
-                        "row": row["control_outcome_row"],
-                        "outcome_id": row["control_outcome_id"],
-                        "arm_id": row["control_arm_id"],
-                        "experiment_id": row["experiment_id"],
-                        "outcome": row["outcome"],
-                        "reason": f"control row of comparisons removed by {reason}",
-                    }
-                )
-    return pd.DataFrame(rows)
 
 
 class _Progress:
@@ -194,22 +123,10 @@ def run_analysis(
         _require_studies(extraction)
         bar.done()
         bar.stage("comparisons: effect sizes, doses, quality")
-        c = spec.comparisons
-        comparisons = build_comparisons(
-            extraction,
-            c.measure,
-            outcome=c.outcomes or None,
-            timepoint=c.timepoint,
-            shared_control=c.shared_control,
-        )
-        table, dropped = _filter(comparisons.table, spec)
-        exclusions = pd.concat(
-            [comparisons.exclusions, _filter_log(comparisons.table, dropped, table)], ignore_index=True
-        )
-        exclusions = exclusions.sort_values("row", kind="stable").reset_index(drop=True)
+        built = analysis_table(extraction, spec)
+        table, comparisons, exclusions = built.table, built.comparisons, built.exclusions
         if len(table) < 2:
             raise ModelError(f"only {len(table)} comparison(s) remain after the filters; nothing to pool")
-        table = _apply_reference_levels(table, spec.moderators)
         run = AnalysisRun(spec, out, comparisons, exclusions)
         run.tables["comparisons"] = table
         bar.done()

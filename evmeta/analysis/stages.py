@@ -12,13 +12,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.comparisons import build_comparisons
+from evmeta.analysis.table import analysis_table, levels_present, usable_moderators
 from evmeta.errors import EvmetaError, ModelError
-from evmeta.models.bayes.fit import bayesian_meta_analysis
-from evmeta.models.bias.small_study import cumulative_meta_analysis, egger_test, pet_peese, trim_and_fill
-from evmeta.models.frequentist.meta import meta_analysis
-from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
-from evmeta.models.frequentist.subgroup import adjust_pvalues, subgroup_analysis
+from evmeta.harmonize.quality import syrcle_columns
+from evmeta.models import (
+    adjust_pvalues,
+    bayesian_meta_analysis,
+    cumulative_meta_analysis,
+    egger_test,
+    meta_analysis,
+    multilevel_meta_analysis,
+    pet_peese,
+    subgroup_analysis,
+    trim_and_fill,
+)
+
+_ROB_ITEMS = syrcle_columns()
+#: Comparisons with a dose in ug protein per kg needed for the dose-response model.
+MIN_DOSED = 5
 
 
 def _try(run, name: str, fit):
@@ -27,13 +38,6 @@ def _try(run, name: str, fit):
     except EvmetaError as exc:  # only errors raised on purpose; a bug surfaces as a traceback
         run.notes.append(f"{name}: not fitted ({exc})")
         return None
-
-
-def _fitted(run, name: str):
-    """A model fitted in an earlier stage, or a ModelError saying it was not."""
-    if name not in run.models:
-        raise ModelError(f"no {name} model was fitted")
-    return run.models[name]
 
 
 def _summary_row(name: str, fit: Any) -> dict[str, Any]:
@@ -57,7 +61,15 @@ def frequentist(run, table: pd.DataFrame) -> None:
     pvalues, names = [], []
     for by in s.subgroups:
         if by not in table.columns:
-            run.notes.append(f"subgroups by {by}: no such column")
+            run.notes.append(
+                f"subgroups by {by}: not analysed, because the comparisons have no column {by!r}."
+            )
+            continue
+        if levels_present(table, by) < 2:
+            run.notes.append(
+                f"subgroups by {by}: not analysed, because every comparison has the same {by} "
+                "(a subgroup analysis needs at least two groups)."
+            )
             continue
         result = _try(
             run,
@@ -80,11 +92,12 @@ def frequentist(run, table: pd.DataFrame) -> None:
         run.tables["subgroup_tests"] = pd.DataFrame(
             {"by": names, "pvalue": pvalues, "pvalue_bonferroni": adjusted}
         )
-    if s.meta_regression:
+    mods = _moderators(run, table, s.meta_regression, "meta-regression")
+    if mods:
         fit = _try(
             run,
             "meta-regression",
-            lambda: meta_analysis(table, mods=s.meta_regression, method=s.method, test=s.test),
+            lambda: meta_analysis(table, mods=mods, method=s.method, test=s.test),
         )
         if fit is not None:
             run.models["meta_regression"] = fit
@@ -94,19 +107,29 @@ def frequentist(run, table: pd.DataFrame) -> None:
         if fit is not None:
             run.models["multilevel"] = fit
             run.tables["results:multilevel"] = fit.to_frame()
-        if s.meta_regression:
+        if mods:
             fit = _try(
                 run,
                 "multilevel meta-regression",
-                lambda: multilevel_meta_analysis(
-                    table, random=s.multilevel, mods=s.meta_regression, robust=s.robust
-                ),
+                lambda: multilevel_meta_analysis(table, random=s.multilevel, mods=mods, robust=s.robust),
             )
             if fit is not None:
                 run.models["multilevel_regression"] = fit
                 run.tables["results:multilevel_regression"] = fit.to_frame()
+    _dose_response(run, table)
+
+
+def _dose_response(run, table: pd.DataFrame) -> None:
+    s = run.spec.frequentist
     dosed = table[table["log10_dose_ug_protein_per_kg"].notna()].reset_index(drop=True)
-    if len(dosed) >= 5:
+    if len(dosed) < MIN_DOSED:
+        run.notes.append(
+            f"dose-response: not fitted, because {len(dosed)} of {len(table)} comparisons have a dose "
+            f"convertible to ug protein per kg ({MIN_DOSED} needed)."
+        )
+    elif levels_present(dosed, "log10_dose_ug_protein_per_kg") < 2:
+        run.notes.append("dose-response: not fitted, because every comparison with a dose has the same dose.")
+    else:
         fit = _try(
             run,
             "dose-response",
@@ -119,6 +142,17 @@ def frequentist(run, table: pd.DataFrame) -> None:
                 f"dose-response: {len(dosed)} of {len(table)} comparisons have a dose convertible to "
                 "ug protein per kg"
             )
+
+
+def _moderators(run, table: pd.DataFrame, formula: str | None, model: str) -> str | None:
+    """The spec's moderator formula without the terms these data cannot estimate (noted)."""
+    mods, notes = usable_moderators(table, formula, model)
+    run.notes.extend(notes)
+    if formula and not mods:
+        run.notes.append(
+            f"{model}: not fitted, because none of its moderators varies across the comparisons."
+        )
+    return mods
 
 
 def bias(run) -> None:
@@ -179,12 +213,14 @@ def bayesian(run, table: pd.DataFrame) -> None:
     b = run.spec.bayesian
     if not b.enabled:
         return
+    mods, notes = usable_moderators(table, b.mods, "Bayesian model")
+    run.notes.extend(notes)
     fit = _try(
         run,
         "Bayesian model",
         lambda: bayesian_meta_analysis(
             table,
-            mods=b.mods,
+            mods=mods,
             random=b.random,
             priors=b.priors,
             method=b.method,
@@ -241,7 +277,7 @@ def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: 
 
 
 def sensitivity(run, table: pd.DataFrame, extraction) -> None:
-    spec, s = run.spec, run.spec.sensitivity
+    s = run.spec.sensitivity
     main = run.models["random_effects"]
     rows = [_summary_row("main analysis", main)]
     if s.leave_one_out and main.k >= 3:
@@ -264,30 +300,22 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
         subset = table[table["rob_low_randomization_blinding"].fillna(False).astype(bool)].reset_index(
             drop=True
         )
-        fit = _try(
-            run, "low risk of bias subset", lambda: meta_analysis(subset, method=main.method, test=main.test)
-        )
+        fit = None
+        if len(subset) < 2:
+            run.notes.append(
+                "sensitivity analysis at low risk of bias: not run, because "
+                f"{len(subset)} comparison(s) are at low risk on randomization and blinding (2 needed)."
+            )
+        else:
+            fit = _try(
+                run,
+                "low risk of bias subset",
+                lambda: meta_analysis(subset, method=main.method, test=main.test),
+            )
         if fit is not None:
             rows.append(_summary_row("low risk on randomization and blinding", fit))
     if s.nmd_vs_smd:
-        c = spec.comparisons
-        alternative = build_comparisons(
-            extraction,
-            "NMD_or_SMD",
-            outcome=c.outcomes or None,
-            timepoint=c.timepoint,
-            shared_control=c.shared_control,
-        )
-        fit = _try(
-            run, "NMD vs SMD", lambda: meta_analysis(alternative.table, method=main.method, test=main.test)
-        )
-        if fit is not None:
-            share = alternative.settings.get("nmd_share", np.nan)
-            rows.append(
-                _summary_row(
-                    f"measure by the NMD rule: {alternative.measure} (sham available for {share:.0%})", fit
-                )
-            )
+        _nmd_vs_smd(run, extraction, rows)
     run.tables["sensitivity"] = pd.DataFrame(rows)
     bayes = run.models.get("bayesian")
     if bayes is not None and s.alternative_priors:
@@ -296,6 +324,28 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
             run.tables["prior_sensitivity"] = table_priors
     if "year" in table.columns:
         run.tables["cumulative"] = cumulative_meta_analysis(main, order="year")
+
+
+def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
+    """The main analysis with the measure chosen by the NMD rule, on the same analysis table."""
+    main = run.models["random_effects"]
+    try:
+        alternative = analysis_table(extraction, run.spec, measure="NMD_or_SMD")
+    except EvmetaError as exc:
+        run.notes.append(f"NMD vs SMD: not run: {exc}")
+        return
+    if len(alternative.table) < 2:
+        run.notes.append(
+            f"NMD vs SMD: not run, because {len(alternative.table)} comparison(s) remain under the NMD rule."
+        )
+        return
+    fit = _try(
+        run, "NMD vs SMD", lambda: meta_analysis(alternative.table, method=main.method, test=main.test)
+    )
+    if fit is not None:
+        measure = alternative.comparisons.measure
+        share = alternative.comparisons.settings.get("nmd_share", np.nan)
+        rows.append(_summary_row(f"measure by the NMD rule: {measure} (sham available for {share:.0%})", fit))
 
 
 def figures(run, table: pd.DataFrame, extraction) -> None:
@@ -311,20 +361,36 @@ def figures(run, table: pd.DataFrame, extraction) -> None:
 
     spec = run.spec.figures
     main = run.models["random_effects"]
-    by = spec.forest_by if spec.forest_by in table.columns else None
+    # Grouping by a moderator with one observed level would add nothing: draw it ungrouped.
+    by = spec.forest_by if levels_present(table, spec.forest_by) >= 2 else None
+    subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
+    bayes = run.models.get("bayesian")
+    term = (
+        "isolation_method" if bayes is not None and "isolation_method" in bayes.model.term_columns else None
+    )
     wanted = {
         "forest": lambda: forest_plot(main, by=by, width=spec.width),
         "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill")),
         "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
-        "dose_response": lambda: dose_response_plot(_fitted(run, "dose_response")),
-        "moderators": lambda: moderator_plot(_fitted(run, f"subgroup:{by or 'isolation_method'}")),
-        "posterior": lambda: posterior_plot(_fitted(run, "bayesian"), term="isolation_method"),
+        "dose_response": lambda: dose_response_plot(run.models["dose_response"]),
+        "moderators": lambda: moderator_plot(subgroups),
+        "posterior": lambda: posterior_plot(bayes, term=term),
+    }
+    missing = {
+        "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
+        "moderators": subgroups is None and "no subgroup analysis was fitted",
+        "posterior": bayes is None and "no Bayesian model was fitted",
+        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
+        and "no risk-of-bias judgements are entered",
     }
     for name, draw in wanted.items():
+        if missing.get(name):
+            run.notes.append(f"figure {name}: not drawn, because {missing[name]}.")
+            continue
         try:
             figure = draw()
         except EvmetaError as exc:
-            run.notes.append(f"figure {name}: not drawn ({exc})")
+            run.notes.append(f"figure {name}: not drawn, because the data do not allow it ({exc}).")
             continue
         run.figures[name] = save_figure(figure, run.output / name, tuple(spec.formats))
 

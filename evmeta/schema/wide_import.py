@@ -327,6 +327,7 @@ def _study_rows(rows: list[dict[str, Any]], fill: dict[str, Any], notes: list[st
 def _build(
     rows: list[dict[str, Any]], wide_map: WideMap
 ) -> tuple[dict[str, list[dict]], list[dict], list[str]]:
+    """Workbook rows for the usable table rows: one experiment per shared control arm."""
     fill = _placeholders(wide_map)
     notes = [
         f"{name} is not in the table: every row has the placeholder {value!r}; replace it in the workbook"
@@ -344,69 +345,79 @@ def _build(
         groups[_group_key(row)].append({**fill, **{k: v for k, v in row.items() if v is not None}})
     experiments_per_study: dict[str, int] = defaultdict(int)
     for members in groups.values():
-        first = members[0]
-        study = first["study_id"]
+        study = members[0]["study_id"]
         experiments_per_study[study] += 1
         exp = f"{study}-E{experiments_per_study[study]}"
-        data["experiments"].append(
-            {"experiment_id": exp, "study_id": study, **{f: first.get(f) for f in EXPERIMENT_FIELDS}}
-        )
-        k = len(members)
-        n_c = first["control_n"] * (k if wide_map.control_n_is_split else 1)
-        row_notes: list[str] = []
-        control_n = _whole(n_c, f"{exp}: control n", row_notes)
-        control_arm, control_outcome = f"{exp}-C", f"{exp}-O0"
-        data["arms"].append(
-            {"arm_id": control_arm, "experiment_id": exp, "role": "vehicle_control", "arm_label": "control"}
-        )
-        outcome = {f: first.get(f) for f in OUTCOME_FIELDS}
-        data["outcomes"].append(
-            {
-                "outcome_id": control_outcome,
-                "experiment_id": exp,
-                "arm_id": control_arm,
-                **outcome,
-                **_statistics(first, "control", control_n),
-                "notes": f"control shared by {k} treatment arms (table rows "
-                f"{', '.join(str(m['_table_row']) for m in members)})"
-                if k > 1
-                else None,
-            }
-        )
-        for j, member in enumerate(members, start=1):
-            prep_key = (study, *(str(member.get(f)) for f in PREP_FIELDS))
-            if prep_key not in preps:
-                preps[prep_key] = f"{study}-P{sum(1 for key in preps if key[0] == study) + 1}"
-                data["preparations"].append(
-                    {"prep_id": preps[prep_key], "study_id": study, **{f: member.get(f) for f in PREP_FIELDS}}
-                )
-            arm, outcome_id = f"{exp}-A{j}", f"{exp}-O{j}"
-            data["arms"].append(
-                {
-                    "arm_id": arm,
-                    "experiment_id": exp,
-                    "role": "ev",
-                    "prep_id": preps[prep_key],
-                    "arm_label": member.get("treat_label"),
-                    "dose_text": member.get("dose_text"),
-                    "route": member.get("route"),
-                }
-            )
-            remarks = list(row_notes)
-            treat_n = _whole(member["treat_n"], "treatment n", remarks)
-            data["outcomes"].append(
-                {
-                    "outcome_id": outcome_id,
-                    "experiment_id": exp,
-                    "arm_id": arm,
-                    **outcome,
-                    **_statistics(member, "treat", treat_n),
-                    "notes": f"table row {member['_table_row']}",
-                }
-            )
-            log.append(_log(member, "imported", "; ".join(remarks), outcome_id, control_outcome))
+        log.extend(_experiment(members, exp, wide_map, data, preps))
     _mark_placeholders(data, fill)
     return data, log, notes
+
+
+def _experiment(
+    members: list[dict[str, Any]],
+    exp: str,
+    wide_map: WideMap,
+    data: dict[str, list[dict[str, Any]]],
+    preps: dict[tuple, str],
+) -> list[dict[str, Any]]:
+    """Rows of one experiment (a control arm and the treatment arms sharing it); log rows."""
+    first, k, study = members[0], len(members), members[0]["study_id"]
+    data["experiments"].append(
+        {"experiment_id": exp, "study_id": study, **{f: first.get(f) for f in EXPERIMENT_FIELDS}}
+    )
+    row_notes: list[str] = []
+    n_c = first["control_n"] * (k if wide_map.control_n_is_split else 1)
+    control_n = _whole(n_c, f"{exp}: control n", row_notes)
+    control_arm, control_outcome = f"{exp}-C", f"{exp}-O0"
+    data["arms"].append(
+        {"arm_id": control_arm, "experiment_id": exp, "role": "vehicle_control", "arm_label": "control"}
+    )
+    outcome = {f: first.get(f) for f in OUTCOME_FIELDS}
+    shared = ", ".join(str(m["_table_row"]) for m in members)
+    data["outcomes"].append(
+        {
+            "outcome_id": control_outcome,
+            "experiment_id": exp,
+            "arm_id": control_arm,
+            **outcome,
+            **_statistics(first, "control", control_n),
+            "notes": f"control shared by {k} treatment arms (table rows {shared})" if k > 1 else None,
+        }
+    )
+    log = []
+    for j, member in enumerate(members, start=1):
+        prep_key = (study, *(str(member.get(f)) for f in PREP_FIELDS))
+        if prep_key not in preps:
+            preps[prep_key] = f"{study}-P{sum(1 for key in preps if key[0] == study) + 1}"
+            data["preparations"].append(
+                {"prep_id": preps[prep_key], "study_id": study, **{f: member.get(f) for f in PREP_FIELDS}}
+            )
+        arm, outcome_id = f"{exp}-A{j}", f"{exp}-O{j}"
+        data["arms"].append(
+            {
+                "arm_id": arm,
+                "experiment_id": exp,
+                "role": "ev",
+                "prep_id": preps[prep_key],
+                "arm_label": member.get("treat_label"),
+                "dose_text": member.get("dose_text"),
+                "route": member.get("route"),
+            }
+        )
+        remarks = list(row_notes)
+        treat_n = _whole(member["treat_n"], "treatment n", remarks)
+        data["outcomes"].append(
+            {
+                "outcome_id": outcome_id,
+                "experiment_id": exp,
+                "arm_id": arm,
+                **outcome,
+                **_statistics(member, "treat", treat_n),
+                "notes": f"table row {member['_table_row']}",
+            }
+        )
+        log.append(_log(member, "imported", "; ".join(remarks), outcome_id, control_outcome))
+    return log
 
 
 def _mark_placeholders(data: dict[str, list[dict[str, Any]]], fill: dict[str, Any]) -> None:
