@@ -83,7 +83,11 @@ def frequentist(run, table: pd.DataFrame) -> None:
             run.models["meta_regression"] = fit
             run.tables["results:meta_regression"] = fit.to_frame()
     if s.multilevel:
-        fit = _try(run, "multilevel model", lambda: multilevel_meta_analysis(table, random=s.multilevel))
+        fit = _try(
+            run,
+            "multilevel model",
+            lambda: multilevel_meta_analysis(table, random=s.multilevel, robust=s.robust),
+        )
         if fit is not None:
             run.models["multilevel"] = fit
             run.tables["results:multilevel"] = fit.to_frame()
@@ -291,32 +295,47 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
         run.tables["cumulative"] = cumulative_meta_analysis(main, order="year")
 
 
-def figures(run, table: pd.DataFrame, extraction) -> None:
-    from evmeta.plots import (
-        dose_response_plot,
-        forest_plot,
-        funnel_plot,
-        moderator_plot,
-        posterior_plot,
-        risk_of_bias_plot,
-        save_figure,
-    )
+def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
+    """The frequentist figures: name -> function that draws it (nothing is drawn here)."""
+    from evmeta.plots import dose_response_plot, forest_plot, funnel_plot, moderator_plot, risk_of_bias_plot
 
     spec = run.spec.figures
     main = run.models["random_effects"]
     by = spec.forest_by if spec.forest_by in table.columns else None
-    wanted = {
+    return {
         "forest": lambda: forest_plot(main, by=by, width=spec.width),
-        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill")),
+        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill"), width="single"),
         "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
-        "dose_response": lambda: dose_response_plot(run.models["dose_response"]),
+        "dose_response": lambda: dose_response_plot(run.models["dose_response"], total=len(table)),
         "moderators": lambda: moderator_plot(run.models[f"subgroup:{by or 'isolation_method'}"]),
-        "posterior": lambda: posterior_plot(run.models["bayesian"], term="isolation_method"),
     }
-    for name, draw in wanted.items():
-        try:
-            figure = draw()
-        except (KeyError, ValueError, ModelError) as exc:
-            run.notes.append(f"figure {name}: not drawn ({exc})")
-            continue
-        run.figures[name] = save_figure(figure, run.output / name, tuple(spec.formats))
+
+
+def start_figures(run, table: pd.DataFrame):
+    """Start drawing the frequentist figures in worker processes (returns the batch that
+    :func:`finish_figures` waits for); call once the frequentist and bias stages are done."""
+    from evmeta.analysis import figures as batch_figures
+
+    formats = tuple(run.spec.figures.formats)
+    return batch_figures.start(_figure_jobs(run, table), run.output, formats)
+
+
+def finish_figures(run, batch) -> None:
+    """Draw the posterior figure (the Bayesian model is fitted by now) and wait for the rest."""
+    from evmeta.analysis import figures as batch_figures
+    from evmeta.plots import posterior_plot
+
+    bayes = run.models.get("bayesian")
+    if bayes is not None:
+        batch_figures.add(batch, {"posterior": lambda: posterior_plot(bayes, width=run.spec.figures.width)})
+    else:
+        run.notes.append("figure posterior: not drawn (no Bayesian model)")
+    paths, notes = batch_figures.collect(batch)
+    order = ["forest", "funnel", "risk_of_bias", "dose_response", "moderators", "posterior"]
+    run.figures.update({name: paths[name] for name in order if name in paths})
+    run.notes.extend(notes)
+
+
+def figures(run, table: pd.DataFrame, extraction) -> None:
+    """Draw and save every figure (all at once; the pipeline starts them earlier instead)."""
+    finish_figures(run, start_figures(run, table))
