@@ -154,7 +154,6 @@ def test_every_figure_on_a_real_100_comparison_data_set(curtis, width):
     assert any(t.get_text().endswith("(continued)") for page in forest[1:] for t in page.axes[0].texts)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 def test_posterior_figure_fits(example, width):
     fit = em.bayesian_meta_analysis(

@@ -85,11 +85,12 @@ def posterior_plot(result: Any, *, term: str | None = None, width: str | float =
     in_cell = n % per_row != 0  # the legend takes the first free cell, else a strip below
     rows = int(np.ceil(n / per_row))
     with journal_style():
-        figure = new_figure(width, 1.45 * rows + 0.1) if ax is None else ax.figure
+        height = 1.45 * rows + (0.1 if in_cell else 0.3)
+        figure = new_figure(width, height) if ax is None else ax.figure
         if ax is None:
-            top = 1 - 0.32 / (1.45 * rows + 0.1)
+            bottom = (0.4 if in_cell else 0.62) / height
             figure.subplots_adjust(
-                hspace=1.1, wspace=0.18, left=0.03, right=0.97, top=top, bottom=0.3 / (1.45 * rows)
+                hspace=1.1, wspace=0.18, left=0.03, right=0.97, top=1 - 0.32 / height, bottom=bottom
             )
         for index, name in enumerate(names):
             axis = ax if (ax is not None and n == 1) else figure.add_subplot(rows, per_row, index + 1)
