@@ -114,7 +114,7 @@ def frequentist(run, table: pd.DataFrame) -> None:
             run.tables["results:dose_response"] = fit.to_frame()
             run.notes.append(
                 f"dose-response: {len(dosed)} of {len(table)} comparisons have a dose convertible to "
-                "ug protein per kg"
+                "µg protein per kg"
             )
 
 

@@ -194,24 +194,47 @@ def paginate(
     pages: list[list[Row]] = [[header]]
     used = 0.0
     for index, row in enumerate(rows):
-        need = row.height + (rows[index + 1].height if row.kind == "group" and index + 1 < len(rows) else 0)
+        # A heading stays with its first row, a subtotal with its heterogeneity note, and the
+        # overall diamond with the prediction interval.
+        joined = row.kind in {"group", "pooled", "overall"} and index + 1 < len(rows)
+        need = row.height + (rows[index + 1].height if joined else 0)
         if used > 0 and used + need > room:
+            # A subtotal never starts a page alone: its last two comparisons come along.
+            carry = []
+            while row.kind == "pooled" and len(carry) < 2 and pages[-1][-1].kind == "study":
+                carry.insert(0, pages[-1].pop())
             pages.append([header])
             used = 0.0
             if row.group is not None and row.kind not in {"group", "blank"}:
                 cont = text_row("group", row.group, f"{row.group} (continued)", geo, True, bold=True)
                 pages[-1].append(cont)
                 used += cont.height
+            pages[-1].extend(carry)
+            used += sum(r.height for r in carry)
         if row.kind == "blank" and used == 0:
             continue
         pages[-1].append(row)
         used += row.height
     if used + last_extra > room and len(pages[-1]) > 2:
-        # The notes do not fit under the last page: its last rows start a page of their own.
+        # The notes do not fit under the last page: its last rows start a page of their own,
+        # from a subgroup heading if one fits, else from a comparison a few rows up.
         tail = pages[-1][1:]
-        count = min(4, len(tail) - 1)
-        moved = tail[-count:]
-        pages[-1] = [header, *tail[:-count]]
+        heights = [r.height for r in tail]
+        start = next(
+            (
+                i
+                for i in range(len(tail) - 1, 0, -1)
+                if tail[i].kind == "group" and sum(heights[i:]) + last_extra <= room
+            ),
+            None,
+        )
+        if start is None:
+            start = max(1, len(tail) - 4)
+            while start > 1 and tail[start].kind != "study":
+                start -= 1
+            start = max(1, start - 2)
+        moved = tail[start:]
+        pages[-1] = [header, *tail[:start]]
         pages.append([header])
         first = moved[0]
         if first.group is not None and first.kind not in {"group", "blank"}:
