@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from evmeta.plots._text import format_p, number
+from evmeta.report.methods import prior_words
 
 
 def small_study_summary(run: Any) -> str:
@@ -62,19 +63,20 @@ def bayes_factor_notes(run: Any) -> list[str]:
         towards = row["bf10"] > 3 and p > 0.05
         if not (against or towards):
             continue
-        prior = next(
+        given = next(
             (v for k, v in bayes.priors.items() if k.startswith(f"{row['term']}[") or k == row["term"]), ""
         )
+        prior = prior_words(given) if given else "the prior"
         name = row["term"].replace("_", " ")
         if against:
             notes.append(
                 f"For {name}, the {test} finds differences ({format_p(p)}) while the Bayes factor favours no effect "
                 f"(BF₁₀ = {row['bf10']:.3g}). The two answer different questions. The Savage-Dickey Bayes factor "
-                f"compares the posterior with the prior density at zero; under a wide prior ({prior}) the "
+                f"compares the posterior with the prior density at zero; under a wide prior ({prior} per coefficient) the "
                 "alternative spreads its belief over effects far larger than those observed, so moderate, real "
                 "differences are penalized (Lindley's paradox), and the more so the more coefficients the term "
-                "has. The frequentist test only asks whether zero is compatible with the data. The prior "
-                "sensitivity table shows how the Bayes factor changes with a narrower prior."
+                "has. The frequentist test only asks whether zero is compatible with the data. A narrower prior, "
+                "closer to the size of the effects observed, typically raises the Bayes factor."
             )
         else:
             notes.append(
