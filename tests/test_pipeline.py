@@ -18,23 +18,20 @@ EXPECTED = [
     "comparisons.csv",
     "exclusions.csv",
     "results.csv",
+    "heterogeneity.csv",
     "posterior.nc",
     "report.html",
     "provenance.json",
     *[
         f"{name}.{ext}"
-        for name in [
-            "forest",
-            "funnel",
-            "risk_of_bias",
-            "dose_response",
-            "moderators",
-            "posterior",
-            "bias_panel",
-            "isolation_evidence",
-        ]
+        for name in ["funnel", "risk_of_bias", "dose_response", "moderators", "posterior", "bias_panel", "isolation_evidence"]
         for ext in ["pdf", "svg", "png"]
     ],
+    # The forest plot is taller than a journal page: one multi-page PDF, numbered PNG/SVG.
+    "forest.pdf",
+    "forest_1.svg",
+    "forest_2.svg",
+    "forest_1.png",
 ]
 
 
@@ -94,9 +91,7 @@ def test_every_outcome_row_is_accounted_for(run):
 
 def test_results_and_posterior(run):
     results = pd.read_csv(run.output / "results.csv")
-    assert {"random_effects", "meta_regression", "multilevel_regression", "bayesian"} <= set(
-        results["analysis"]
-    )
+    assert {"random_effects", "meta_regression", "multilevel_regression", "bayesian"} <= set(results["model"])
     import arviz as az
 
     idata = az.from_netcdf(run.output / "posterior.nc")

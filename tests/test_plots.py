@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import evmeta as em
@@ -22,6 +21,7 @@ from evmeta.plots import (
     save_figure,
 )
 from tests.conftest import EXAMPLE
+from tests.test_figure_layout import layout_problems, pages_of
 
 
 @pytest.fixture(scope="module")
@@ -47,51 +47,43 @@ def _synthetic(k: int, seed: int = 1) -> pd.DataFrame:
     )
 
 
-def _text_boxes(figure: Figure) -> np.ndarray:
-    canvas = FigureCanvasAgg(figure)
-    renderer = canvas.get_renderer()
-    boxes = []
-    for ax in figure.axes:
-        for text in ax.texts:
-            if text.get_text().strip():
-                box = text.get_window_extent(renderer)
-                boxes.append((box.x0, box.y0, box.x1, box.y1))
-    return np.array(boxes)
-
-
 @pytest.mark.parametrize("k", [5, 40, 300])
 @pytest.mark.parametrize("width", ["double", "single"])
 def test_forest_text_never_overlaps_or_leaves_the_figure(k, width):
     fit = em.meta_analysis(_synthetic(k))
-    figure = forest_plot(fit, width=width)
-    boxes = _text_boxes(figure)
-    w, h = figure.bbox.width, figure.bbox.height
-    assert (boxes[:, 0] >= -0.5).all() and (boxes[:, 2] <= w + 0.5).all(), "text cut off at the sides"
-    assert (boxes[:, 1] >= -0.5).all() and (boxes[:, 3] <= h + 0.5).all(), "text cut off at top or bottom"
-    # Pairwise overlap of text boxes (shrunk by half a pixel to ignore touching edges).
-    x0, y0, x1, y1 = (boxes[:, i][:, None] for i in range(4))
-    overlap = (np.minimum(x1, x1.T) - np.maximum(x0, x0.T) > 0.5) & (
-        np.minimum(y1, y1.T) - np.maximum(y0, y0.T) > 0.5
-    )
-    np.fill_diagonal(overlap, False)
-    assert not overlap.any(), f"{overlap.sum() // 2} overlapping text pairs"
-    assert figure.get_figheight() > (0.14 * k)  # height grows with the rows
+    result = forest_plot(fit, width=width)
+    pages = pages_of(result)
+    for page in pages:
+        assert not layout_problems(page)
+        assert page.get_figheight() * 25.4 <= 240 + 1e-6
+    total = sum(page.get_figheight() for page in pages)
+    assert total > (0.14 * k)  # height grows with the rows
+    if k == 300:
+        assert len(pages) > 1
+    if k == 5:
+        assert len(pages) == 1
+    one_page = forest_plot(fit, width=width, max_height_mm=None)
+    assert isinstance(one_page, Figure) and not layout_problems(one_page)
+
+
+def _all_texts(result) -> list[str]:
+    return [t.get_text() for page in pages_of(result) for t in page.axes[0].texts]
 
 
 def test_forest_variants(comparisons):
     fit = em.meta_analysis(comparisons)
     by = forest_plot(fit, by="isolation_method", sort_by="yi")
-    texts = [t.get_text() for t in by.axes[0].texts]
+    texts = _all_texts(by)
     assert any(t.startswith("Test for subgroup differences") for t in texts)
     assert "favours EVs →" in texts and "← favours control" in texts
     assert any("Prediction" in t for t in texts)
     multilevel = em.multilevel_meta_analysis(comparisons, random=["study_id", "experiment_id"])
-    assert isinstance(forest_plot(multilevel), Figure)
+    assert all(isinstance(page, Figure) for page in pages_of(forest_plot(multilevel)))
     bayes = em.bayesian_meta_analysis(comparisons, random=["study_id"], seed=1, draws=300, chains=2)
     shrunk = forest_plot(bayes, shrinkage=True)
-    assert any("Bayesian" in t.get_text() for t in shrunk.axes[0].texts)
+    assert any("Bayesian" in t for t in _all_texts(shrunk))
     plain = forest_plot(comparisons)  # rows only, no pooling
-    assert not any(t.get_text().startswith("Overall") for t in plain.axes[0].texts)
+    assert not any(t.startswith("Overall") for t in _all_texts(plain))
     host = Figure(figsize=(7, 12))
     ax = host.add_subplot()
     assert forest_plot(fit, ax=ax) is host
@@ -122,7 +114,7 @@ def test_other_figures_accept_ax_and_return_figures(comparisons):
 
 
 def test_pdf_embeds_truetype_and_svg_keeps_text(tmp_path, comparisons):
-    paths = save_figure(forest_plot(em.meta_analysis(comparisons)), tmp_path / "forest")
+    paths = save_figure(forest_plot(em.meta_analysis(comparisons), max_height_mm=None), tmp_path / "forest")
     pdf = (tmp_path / "forest.pdf").read_bytes()
     # pdf.fonttype 42: TrueType outlines (FontFile2, as CIDFontType2), never Type 3 bitmaps/procedures.
     assert b"/FontFile2" in pdf and b"/CIDFontType2" in pdf and b"/Type3" not in pdf

@@ -45,6 +45,8 @@ class AnalysisRun:
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    #: Optional report sections (evmeta.report.sections.ReportSection), each from its own partial.
+    report_sections: list[Any] = field(default_factory=list)
 
 
 def _sha256(path: Path) -> str:
@@ -137,6 +139,7 @@ def run_analysis(
         bar.done()
         bar.stage("bias diagnostics")
         stages.bias(run)
+        figure_batch = stages.start_figures(run, table)  # drawn while the Bayesian model runs
         bar.done()
         bar.stage("selection models, bias model averaging, isolation-method evidence")
         stages.bias_and_isolation_evidence(run, table)
@@ -148,7 +151,7 @@ def run_analysis(
         stages.sensitivity(run, table, extraction)
         bar.done()
         bar.stage("figures")
-        stages.figures(run, table, extraction)
+        stages.finish_figures(run, figure_batch)
         stages.prisma(run)
         bar.done()
         bar.stage("tables, posterior, report")
@@ -196,16 +199,13 @@ def _require_studies(extraction: Any) -> None:
 
 def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:
     from evmeta.report.html import write_report
+    from evmeta.report.results import heterogeneity_table, tidy_results
 
     out = run.output
     run.files.append(write_csv(table, out / "comparisons.csv"))
     run.files.append(write_csv(run.exclusions, out / "exclusions.csv"))
-    results = pd.concat(
-        [frame.assign(analysis=name) for name, frame in run.tables.items() if name.startswith("results:")],
-        ignore_index=True,
-    )
-    results["analysis"] = results["analysis"].str.removeprefix("results:")
-    run.files.append(write_csv(results, out / "results.csv"))
+    run.files.append(write_csv(tidy_results(run.models), out / "results.csv"))
+    run.files.append(write_csv(heterogeneity_table(run.models), out / "heterogeneity.csv"))
     bayes = run.models.get("bayesian")
     if bayes is not None:
         posterior = out / "posterior.nc"

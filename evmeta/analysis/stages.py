@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.analysis.table import analysis_table, levels_present, usable_moderators
-from evmeta.errors import EvmetaError, ModelError
+from evmeta.errors import EvmetaError
 from evmeta.harmonize.quality import syrcle_columns
 from evmeta.models import (
     adjust_pvalues,
@@ -103,7 +103,11 @@ def frequentist(run, table: pd.DataFrame) -> None:
             run.models["meta_regression"] = fit
             run.tables["results:meta_regression"] = fit.to_frame()
     if s.multilevel:
-        fit = _try(run, "multilevel model", lambda: multilevel_meta_analysis(table, random=s.multilevel))
+        fit = _try(
+            run,
+            "multilevel model",
+            lambda: multilevel_meta_analysis(table, random=s.multilevel, robust=s.robust),
+        )
         if fit is not None:
             run.models["multilevel"] = fit
             run.tables["results:multilevel"] = fit.to_frame()
@@ -140,7 +144,7 @@ def _dose_response(run, table: pd.DataFrame) -> None:
             run.tables["results:dose_response"] = fit.to_frame()
             run.notes.append(
                 f"dose-response: {len(dosed)} of {len(table)} comparisons have a dose convertible to "
-                "ug protein per kg"
+                "µg protein per kg"
             )
 
 
@@ -348,51 +352,63 @@ def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
         rows.append(_summary_row(f"measure by the NMD rule: {measure} (sham available for {share:.0%})", fit))
 
 
-def figures(run, table: pd.DataFrame, extraction) -> None:
-    from evmeta.plots import (
-        dose_response_plot,
-        forest_plot,
-        funnel_plot,
-        moderator_plot,
-        posterior_plot,
-        risk_of_bias_plot,
-        save_figure,
-    )
+def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
+    """The frequentist figures the data allow: name -> function that draws it (nothing is drawn
+    here); a figure the data do not allow is named in a note instead."""
+    from evmeta.plots import dose_response_plot, forest_plot, funnel_plot, moderator_plot, risk_of_bias_plot
 
     spec = run.spec.figures
     main = run.models["random_effects"]
     # Grouping by a moderator with one observed level would add nothing: draw it ungrouped.
-    by = spec.forest_by if levels_present(table, spec.forest_by) >= 2 else None
+    by = spec.forest_by if spec.forest_by in table.columns and levels_present(table, spec.forest_by) >= 2 else None
     subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
-    bayes = run.models.get("bayesian")
-    term = (
-        "isolation_method" if bayes is not None and "isolation_method" in bayes.model.term_columns else None
-    )
     wanted = {
         "forest": lambda: forest_plot(main, by=by, width=spec.width),
-        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill")),
+        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill"), width="single"),
         "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
-        "dose_response": lambda: dose_response_plot(run.models["dose_response"]),
+        "dose_response": lambda: dose_response_plot(run.models["dose_response"], total=len(table)),
         "moderators": lambda: moderator_plot(subgroups),
-        "posterior": lambda: posterior_plot(bayes, term=term),
     }
     missing = {
         "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
         "moderators": subgroups is None and "no subgroup analysis was fitted",
-        "posterior": bayes is None and "no Bayesian model was fitted",
-        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
-        and "no risk-of-bias judgements are entered",
+        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any() and "no risk-of-bias judgements are entered",
     }
-    for name, draw in wanted.items():
-        if missing.get(name):
-            run.notes.append(f"figure {name}: not drawn, because {missing[name]}.")
-            continue
-        try:
-            figure = draw()
-        except EvmetaError as exc:
-            run.notes.append(f"figure {name}: not drawn, because the data do not allow it ({exc}).")
-            continue
-        run.figures[name] = save_figure(figure, run.output / name, tuple(spec.formats))
+    for name, why in missing.items():
+        if why:
+            run.notes.append(f"figure {name}: not drawn, because {why}.")
+            wanted.pop(name)
+    return wanted
+
+
+def start_figures(run, table: pd.DataFrame):
+    """Start drawing the frequentist figures in worker processes (returns the batch that
+    :func:`finish_figures` waits for); call once the frequentist and bias stages are done."""
+    from evmeta.analysis import figures as batch_figures
+
+    formats = tuple(run.spec.figures.formats)
+    return batch_figures.start(_figure_jobs(run, table), run.output, formats)
+
+
+def finish_figures(run, batch) -> None:
+    """Draw the posterior figure (the Bayesian model is fitted by now) and wait for the rest."""
+    from evmeta.analysis import figures as batch_figures
+    from evmeta.plots import posterior_plot
+
+    bayes = run.models.get("bayesian")
+    if bayes is not None:
+        batch_figures.add(batch, {"posterior": lambda: posterior_plot(bayes, width=run.spec.figures.width)})
+    else:
+        run.notes.append("figure posterior: not drawn, because no Bayesian model was fitted.")
+    paths, notes = batch_figures.collect(batch)
+    order = ["forest", "funnel", "risk_of_bias", "dose_response", "moderators", "posterior"]
+    run.figures.update({name: paths[name] for name in order if name in paths})
+    run.notes.extend(notes)
+
+
+def figures(run, table: pd.DataFrame, extraction) -> None:
+    """Draw and save every figure (all at once; the pipeline starts them earlier instead)."""
+    finish_figures(run, start_figures(run, table))
 
 
 def prisma(run) -> None:

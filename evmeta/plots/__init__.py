@@ -1,7 +1,7 @@
 """Publication figures. Every function takes a result, returns a matplotlib Figure,
 accepts ``ax=``, computes no statistics of its own and never calls ``show()``."""
 
-from evmeta.plots._style import save_figure
+from evmeta.plots._style import FigureError, FigurePages, save_figure
 from evmeta.plots.dose_response import dose_response_plot
 from evmeta.plots.forest import forest_plot
 from evmeta.plots.funnel import funnel_plot
@@ -10,6 +10,8 @@ from evmeta.plots.posterior import posterior_plot
 from evmeta.plots.risk_of_bias import risk_of_bias_plot
 
 __all__ = [
+    "FigureError",
+    "FigurePages",
     "dose_response_plot",
     "forest_plot",
     "funnel_plot",

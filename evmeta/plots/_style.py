@@ -18,6 +18,19 @@ import matplotlib as mpl
 
 from evmeta.errors import PlotError
 
+
+class FigureError(PlotError):
+    """A figure cannot be drawn from these data as asked (the message says how to choose)."""
+
+
+class FigurePages(list):
+    """The pages of a figure too tall for one journal page (a list of Figures).
+
+    :func:`save_figure` writes them as one multi-page PDF and numbered PNG/SVG files
+    (``stem_1.png``, ``stem_2.png``, ...).
+    """
+
+
 MM = 1 / 25.4
 WIDTHS_MM = {"double": 180.0, "single": 85.0}
 BASE_FONT_PT = 7.0
@@ -39,6 +52,9 @@ RC = {
     "svg.fonttype": "none",
     "savefig.dpi": 300,
     "figure.dpi": 100,
+    # Labels are data (author names, units): "$" is a dollar sign, never mathtext.
+    "text.parse_math": False,
+    "axes.unicode_minus": True,
 }
 #: Colours per isolation-method family / a qualitative palette (colour-blind safe, Okabe-Ito).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -68,15 +84,32 @@ def new_figure(width: str | float, height_in: float):
 
 
 def save_figure(figure, stem: str | Path, formats=("pdf", "svg", "png")) -> list[Path]:
-    """Save ``figure`` as ``stem.<format>`` for each format; returns the paths."""
+    """Save ``figure`` as ``stem.<format>`` for each format; returns the paths.
+
+    ``figure`` is a Figure or :class:`FigurePages`: pages go into one multi-page PDF
+    (``stem.pdf``) and into numbered PNG and SVG files (``stem_1.svg``, ``stem_2.svg``, ...).
+    The figure is laid out once; every format is rendered from that layout.
+    """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    pages = list(figure) if isinstance(figure, FigurePages) else [figure]
     out = []
     with journal_style():
         for fmt in formats:
-            path = stem.with_suffix(f".{fmt}")
-            figure.savefig(path, format=fmt, dpi=300, metadata=_metadata(fmt))
-            out.append(path)
+            if fmt == "pdf" and len(pages) > 1:
+                from matplotlib.backends.backend_pdf import PdfPages
+
+                path = stem.with_suffix(".pdf")
+                with PdfPages(path, metadata=_metadata("pdf")) as pdf:
+                    for page in pages:
+                        pdf.savefig(page)
+                out.append(path)
+                continue
+            for number, page in enumerate(pages, start=1):
+                name = stem.name if len(pages) == 1 else f"{stem.name}_{number}"
+                path = stem.with_name(f"{name}.{fmt}")
+                page.savefig(path, format=fmt, dpi=300, metadata=_metadata(fmt))
+                out.append(path)
     return out
 
 

@@ -1,4 +1,5 @@
-"""Dose-response bubble plot: effect against log10 dose with the meta-regression line."""
+"""Dose-response bubble plot: effect against dose (log scale, labelled in doses) with the
+meta-regression line."""
 
 from __future__ import annotations
 
@@ -8,8 +9,24 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
-from evmeta.plots._style import PALETTE, journal_style, new_figure
-from evmeta.plots.forest import MEASURE_LABELS
+from evmeta.plots._forest_draw import MEASURE_LABELS
+from evmeta.plots._style import journal_style, new_figure, width_inches
+from evmeta.plots._text import minus, wrap
+
+#: Okabe-Ito colours in an order that keeps neighbours apart (no two blues next to each other).
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000", "#56B4E9", "#F0E442"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+UNITS = {
+    "log10_dose_ug_protein_per_kg": "Dose (µg protein per kg, log scale)",
+    "log10_dose_particles_per_kg": "Dose (particles per kg, log scale)",
+    "log10_dose_cell_equivalents_per_kg": "Dose (cell equivalents per kg, log scale)",
+}
+
+
+def _dose_label(value: float, _pos: Any = None) -> str:
+    """A tick at log10 dose ``value`` written as the dose itself (0.1, 1, 10, 1000, 1e+05)."""
+    dose = 10**value
+    return f"{dose:g}" if 1e-3 <= dose < 1e5 else f"{dose:.0e}".replace("e+0", "e").replace("e-0", "e−")
 
 
 def dose_response_plot(
@@ -18,68 +35,119 @@ def dose_response_plot(
     x: str = "log10_dose_ug_protein_per_kg",
     color_by: str | None = "isolation_method",
     width: str | float = "single",
+    total: int | None = None,
     ax: Any = None,
 ):
-    """Effect sizes against ``x`` (bubble area by weight, colour by ``color_by``), with the
-    fitted meta-regression line and its 95% confidence band.
+    """Effect sizes against dose (bubble area proportional to the comparison's weight, colour
+    and marker by ``color_by``), with the fitted meta-regression line and its 95% confidence band.
 
-    ``result`` is a MetaResult whose moderators include ``x``; other moderators are held
-    at their most common level (categorical) or mean (numeric) for the line.
+    ``result`` is a MetaResult whose moderators include ``x`` (a log10 dose); the axis is
+    labelled in doses. ``total``: the number of comparisons of the whole analysis, so the
+    figure says how many of them had a convertible dose ('38 of 69 comparisons'). Other
+    moderators are held at their most common level (categorical) or mean (numeric) for the line.
     """
+    import matplotlib.ticker as ticker
+
     frame = result.data
     if x not in frame.columns:
         raise PlotError(f"{x!r} is not a column of the model's data")
     values = frame[x].to_numpy(float)
-    grid = np.linspace(np.nanmin(values), np.nanmax(values), 100)
-    newdata = pd.DataFrame({x: grid})
-    for column in frame.columns:
-        if column != x and result.model.formula and column in result.model.formula:
-            series = frame[column]
-            newdata[column] = (
-                series.mode().iloc[0] if not pd.api.types.is_numeric_dtype(series) else series.mean()
-            )
-    line = result.predict(newdata) if result.model.formula and x in result.model.formula else None
+    line = _line(result, frame, x, values)
     with journal_style():
         if ax is None:
-            figure = new_figure(width, 2.6)
-            ax = figure.add_axes((0.15, 0.17, 0.52 if color_by else 0.8, 0.76))
+            narrow = width_inches(width) < 4.5
+            height = 3.4 if narrow else 2.8
+            figure = new_figure(width, height)
+            bottom = (1.15 if narrow else 0.95) / height
+            ax = figure.add_axes(
+                (0.14 if narrow else 0.08, bottom, 0.83 if narrow else 0.9, 1 - bottom - 0.36 / height)
+            )
         figure = ax.figure
-        sizes = 8 + 120 * result.weights / np.max(result.weights)
-        if color_by and color_by in frame.columns:
-            for index, (level, part) in enumerate(frame.groupby(color_by, sort=True)):
-                take = frame.index.get_indexer(part.index)
+        weights = np.asarray(result.weights, float)
+        sizes = 8 + 120 * weights / np.max(weights)
+        handles = []
+        groups = (
+            frame.groupby(color_by, sort=True, observed=True)
+            if color_by in frame.columns
+            else [("all", frame)]
+        )
+        for index, (level, part) in enumerate(groups):
+            take = frame.index.get_indexer(part.index)
+            handles.append(
                 ax.scatter(
                     values[take],
                     result.yi[take],
                     s=sizes[take],
-                    color=PALETTE[index % len(PALETTE)],
-                    alpha=0.75,
+                    color=COLOURS[index % len(COLOURS)],
+                    marker=MARKERS[index % len(MARKERS)],
+                    alpha=0.8,
                     edgecolor="white",
                     lw=0.3,
                     label=str(level),
                 )
-            ax.legend(
-                title=color_by.replace("_", " "),
-                loc="center left",
-                bbox_to_anchor=(1.02, 0.5),
-                frameon=False,
-                fontsize=6,
-                title_fontsize=6,
-                markerscale=0.6,
             )
-        else:
-            ax.scatter(values, result.yi, s=sizes, color=PALETTE[0], alpha=0.75, edgecolor="white", lw=0.3)
         if line is not None:
-            ax.fill_between(grid, line["ci_low"], line["ci_high"], color="0.6", alpha=0.3, lw=0)
-            ax.plot(grid, line["pred"], color="0.1", lw=1.0)
+            ax.fill_between(line[0], line[1]["ci_low"], line[1]["ci_high"], color="0.6", alpha=0.3, lw=0)
+            ax.plot(line[0], line[1]["pred"], color="0.1", lw=1.0)
         ax.axhline(0, color="0.4", lw=0.5)
-        ax.set_xlabel(
-            x.replace("log10_dose_", "log10 dose (")
-            .replace("_per_", " per ")
-            .replace("ug_protein", "µg protein")
-            + (")" if x.startswith("log10_dose_") else "")
-        )
-        ax.set_ylabel(MEASURE_LABELS.get(getattr(result, "measure", None) or "", "Effect size"))
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(_dose_label))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: minus(f"{v:g}")))
+        ax.set_xlabel(UNITS.get(x, x.replace("_", " ")))
+        ax.set_ylabel(MEASURE_LABELS.get(getattr(result, "measure", None) or "", "Effect size"), fontsize=6.5)
+        shown = f"{len(frame)} of {total} comparisons" if total else f"{len(frame)} comparisons"
+        title = f"{shown} have a dose in these units; bubble area proportional to weight"
+        room = ax.get_position().width * figure.get_figwidth() * 72
+        ax.set_title("\n".join(wrap(title, room, 6.5)), fontsize=6.5, loc="left", linespacing=1.1)
+        _legends(figure, handles, weights, color_by)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return figure
+
+
+def _line(result: Any, frame: pd.DataFrame, x: str, values: np.ndarray):
+    if not (result.model.formula and x in result.model.formula):
+        return None
+    grid = np.linspace(np.nanmin(values), np.nanmax(values), 100)
+    newdata = pd.DataFrame({x: grid})
+    for column in frame.columns:
+        if column != x and column in result.model.formula:
+            series = frame[column]
+            newdata[column] = (
+                series.mode().iloc[0] if not pd.api.types.is_numeric_dtype(series) else series.mean()
+            )
+    return grid, result.predict(newdata)
+
+
+def _legends(figure, handles, weights: np.ndarray, color_by: str | None) -> None:
+    """One legend under the axes: the groups (colour and marker), then bubble sizes (weight, %)."""
+    from matplotlib.lines import Line2D
+
+    maximum = float(np.max(weights))
+    marks = sorted({round(v, 1) for v in (maximum / 4, maximum / 2, maximum)})
+    sizes = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            color="0.55",
+            markersize=np.sqrt(8 + 120 * v / maximum),
+            label=("weight " if i == 0 else "") + f"{v:g}%",
+        )
+        for i, v in enumerate(marks)
+    ]
+    narrow = figure.get_figwidth() < 4.5
+    figure.legend(
+        handles=[*handles, *sizes],
+        title=(color_by or "").replace("_", " ").capitalize() or None,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=3 if narrow else 5,
+        frameon=False,
+        fontsize=6,
+        title_fontsize=6,
+        handletextpad=0.3,
+        columnspacing=1.0,
+        labelspacing=0.5,
+    )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
+import matplotlib.ticker as ticker
 import numpy as np
 from scipy import stats
 
 from evmeta.errors import PlotError
-from evmeta.plots._style import PALETTE, journal_style, new_figure
-from evmeta.plots.forest import MEASURE_LABELS
+from evmeta.plots._forest_draw import MEASURE_LABELS
+from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
+from evmeta.plots._text import minus, number
 
-CONTOURS = ((0.10, "0.95"), (0.05, "0.85"), (0.01, "0.72"))
+#: Shades from the outside in: p < 0.01, 0.01-0.05, 0.05-0.10, p > 0.10 (light: the points stay legible).
+BANDS = ((0.01, "0.86"), (0.05, "0.92"), (0.10, "0.97"), (None, "white"))
 
 
 def funnel_plot(
@@ -50,61 +54,97 @@ def funnel_plot(
         raise PlotError(f"precision must be 'se' or 'sqrt_inv_n', got {precision!r}")
     with journal_style():
         if ax is None:
-            figure = new_figure(width, 2.6)
-            ax = figure.add_axes((0.14, 0.16, 0.5, 0.78))
+            narrow = width_inches(width) < 4.5
+            entries = (
+                6 + (2 if trim_fill is not None and len(trim_fill.filled) else 0) - (0 if contours else 4)
+            )
+            columns = 2 if narrow else 3
+            legend_in = 0.14 * np.ceil(entries / columns) + 0.12
+            height = 2.4 + legend_in
+            figure = new_figure(width, height)
+            bottom = (legend_in + 0.4) / height
+            ax = figure.add_axes(
+                (0.13 if narrow else 0.08, bottom, 0.83 if narrow else 0.88, 1 - bottom - 0.1 / height)
+            )
         figure = ax.figure
         top = float(np.max(y)) * 1.08
         grid = np.linspace(0, top, 100)
+        handles = []
         if contours and precision == "se":
-            # Darkest outside (p < 0.01), lighter towards the centre, white where p > 0.10.
-            span = stats.norm.ppf(0.995) * top * 1.05
-            ax.fill_betweenx(
-                grid,
-                -span - abs(result.estimate),
-                span + abs(result.estimate),
-                color="0.62",
-                lw=0,
-                zorder=0,
-                label="p < 0.01",
-            )
-            for (alpha, shade), label in zip(
-                [(0.01, "0.78"), (0.05, "0.90"), (0.10, "white")],
-                ["0.01 < p < 0.05", "0.05 < p < 0.10", "p > 0.10"],
-                strict=True,
-            ):
-                z = stats.norm.ppf(1 - alpha / 2)
-                ax.fill_betweenx(grid, -z * grid, z * grid, color=shade, lw=0, zorder=0, label=label)
+            handles += _contours(ax, grid, top, result.estimate)
         estimate = result.estimate
         if precision == "se":
-            ax.plot(
+            (region,) = ax.plot(
                 [estimate - 1.96 * top, estimate, estimate + 1.96 * top],
                 [top, 0, top],
                 color="0.3",
                 lw=0.6,
                 ls="--",
+                label="95% pseudo-confidence region",
             )
-        ax.axvline(estimate, color=PALETTE[3], lw=0.8)
-        ax.axvline(0, color="0.4", lw=0.5)
-        ax.scatter(
-            yi, y, s=12, color=PALETTE[0], edgecolor="white", linewidth=0.3, zorder=3, label="comparisons"
+            handles.append(region)
+        handles.append(
+            ax.axvline(estimate, color=PALETTE[3], lw=0.8, label=f"pooled estimate ({number(estimate)})")
         )
-        if trim_fill is not None and len(trim_fill.filled):
-            filled_y = np.sqrt(trim_fill.filled["vi"].to_numpy(float)) if precision == "se" else None
-            if filled_y is not None:
+        ax.axvline(0, color="0.4", lw=0.5)
+        handles.append(
+            ax.scatter(
+                yi, y, s=12, color=PALETTE[0], edgecolor="white", linewidth=0.3, zorder=3, label="comparisons"
+            )
+        )
+        if trim_fill is not None and len(trim_fill.filled) and precision == "se":
+            handles.append(
                 ax.scatter(
                     trim_fill.filled["yi"],
-                    filled_y,
+                    np.sqrt(trim_fill.filled["vi"].to_numpy(float)),
                     s=12,
                     facecolor="white",
                     edgecolor=PALETTE[0],
                     zorder=3,
-                    label=f"filled (k0 = {trim_fill.k0})",
+                    label=f"filled by trim-and-fill (k0 = {trim_fill.k0})",
                 )
-                ax.axvline(trim_fill.estimate, color=PALETTE[1], lw=0.8, ls=":", label="adjusted estimate")
+            )
+            handles.append(
+                ax.axvline(
+                    trim_fill.estimate,
+                    color=PALETTE[1],
+                    lw=0.8,
+                    ls=":",
+                    label=f"adjusted estimate ({number(trim_fill.estimate)})",
+                )
+            )
         ax.set_ylim(top, 0)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(MEASURE_LABELS.get(getattr(result, "measure", None) or "", "Effect size"))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=6)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: minus(f"{v:g}")))
+        figure.legend(
+            handles=handles,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncols=2 if figure.get_figwidth() < 4.5 else 3,
+            frameon=False,
+            fontsize=6,
+            handlelength=1.6,
+            columnspacing=1.2,
+            labelspacing=0.3,
+        )
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return figure
+
+
+def _contours(ax, grid: np.ndarray, top: float, estimate: float) -> list:
+    """Significance contours around 0 (two-sided): light greys, darkest where p < 0.01;
+    every band has a legend swatch (p > 0.10 is white with an outline)."""
+    from matplotlib.patches import Patch
+
+    span = stats.norm.ppf(0.995) * top * 1.05 + abs(estimate)
+    ax.fill_betweenx(grid, -span, span, color=BANDS[0][1], lw=0, zorder=0)
+    for (alpha, _), (_, shade) in itertools.pairwise(BANDS):
+        z = stats.norm.ppf(1 - alpha / 2)
+        ax.fill_betweenx(grid, -z * grid, z * grid, color=shade, lw=0, zorder=0)
+    labels = ["p < 0.01", "0.01 < p < 0.05", "0.05 < p < 0.10", "p > 0.10"]
+    return [
+        Patch(facecolor=shade, edgecolor="0.55", lw=0.4, label=label)
+        for (_, shade), label in zip(BANDS, labels, strict=True)
+    ]

@@ -10,6 +10,7 @@ import pandas as pd
 from evmeta.data import load_csv
 from evmeta.errors import PlotError
 from evmeta.plots._style import journal_style, new_figure
+from evmeta.plots._text import study_labels
 
 COLOURS = {"low": "#1A9850", "unclear": "#FEE08B", "high": "#D73027"}
 SYMBOLS = {"low": "+", "unclear": "?", "high": "−"}
@@ -20,21 +21,33 @@ def _items() -> list[tuple[str, str]]:
 
 
 def _table(data: Any) -> pd.DataFrame:
+    """One row per study (per experiment only where a study's experiments were judged
+    differently), labelled 'Author Year' with a/b suffixes for namesakes."""
     frame = getattr(data, "table", data)
     if hasattr(data, "risk_of_bias") and hasattr(data, "studies"):
         frame = data.risk_of_bias.merge(
             data.studies[["study_id", "first_author", "year"]], on="study_id", how="left"
         )
-        frame["label"] = frame["first_author"].astype(str) + " " + frame["year"].astype(str)
     frame = frame.copy()
-    if "label" not in frame.columns:
+    if {"first_author", "year", "study_id"} <= set(frame.columns):
+        frame["label"] = study_labels(frame).to_numpy()
+    elif "label" not in frame.columns:
         frame["label"] = frame["study_id"].astype(str)
-    if "study_id" in frame.columns:
-        frame["label"] = (
-            frame.groupby("study_id")["label"].transform("first").str.replace(r",.*$", "", regex=True)
-        )
-        frame = frame.drop_duplicates("study_id")
-    return frame
+    if "study_id" not in frame.columns:
+        return frame
+    items = [c for c, _ in _items() if c in frame.columns]
+    keep = []
+    for _, part in frame.groupby("study_id", sort=False):
+        judged = part.drop_duplicates(items)
+        if len(judged) > 1 and "experiment_id" in part.columns:
+            for _, row in judged.iterrows():
+                row = row.copy()
+                row["label"] = f"{row['label']} ({str(row['experiment_id']).rsplit('-', 1)[-1]})"
+                keep.append(row)
+        else:
+            keep.append(judged.iloc[0])
+    out = pd.DataFrame(keep).reset_index(drop=True)
+    return out.sort_values("label", kind="stable").reset_index(drop=True)
 
 
 def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "double", ax: Any = None):
@@ -49,63 +62,74 @@ def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "do
     if missing:
         raise PlotError(f"no risk-of-bias columns {', '.join(missing)} in these data")
     n = len(frame)
+    summary_in = 0.16 * len(items) + 0.75  # bars, x label, legend above
+    pitch = min(0.15, max(0.1, (240 / 25.4 - summary_in - 0.8) / max(n, 1)))  # fit a 240 mm page
+    light_in = pitch * n + 0.6
+    heights = {"summary": summary_in, "traffic_light": light_in, "both": summary_in + light_in + 0.15}
+    height = heights[kind]
     with journal_style():
-        summary_h = 0.16 * len(items) + 0.6
-        light_h = 0.13 * n + 1.3
-        height = {"summary": summary_h, "traffic_light": light_h, "both": summary_h + light_h}[kind]
-        if ax is None:
-            figure = new_figure(width, height)
-        else:
-            figure = ax.figure
+        figure = new_figure(width, height) if ax is None else ax.figure
+        narrow = figure.get_figwidth() <= 4.5
+        left = 0.42 if not narrow else 0.5
+        if narrow:  # the bias domain in brackets does not fit a single column
+            items = [(c, label.split(" (")[0]) for c, label in items]
         if kind in {"summary", "both"}:
-            axis = (
-                ax
-                if (ax is not None and kind == "summary")
-                else figure.add_axes(
-                    (0.42, 1 - (summary_h - 0.25) / height, 0.53, (summary_h - 0.55) / height)
-                )
-            )
-            left = np.zeros(len(items))
-            for level in ("low", "unclear", "high"):
-                shares = np.array([np.mean(frame[c] == level) * 100 for c, _ in items])
-                axis.barh(
-                    range(len(items)),
-                    shares,
-                    left=left,
-                    color=COLOURS[level],
-                    edgecolor="white",
-                    lw=0.4,
-                    label=f"{level} risk",
-                )
-                left += shares
-            axis.set_yticks(range(len(items)), [label for _, label in items])
-            axis.invert_yaxis()
-            axis.set_xlim(0, 100)
-            axis.set_xlabel(f"Studies (%), n = {n}")
-            axis.legend(ncols=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=6)
-            for side in ("top", "right"):
-                axis.spines[side].set_visible(False)
+            box = (left, 1 - (summary_in - 0.2) / height, 0.95 - left, (summary_in - 0.75) / height)
+            axis = ax if (ax is not None and kind == "summary") else figure.add_axes(box)
+            _summary(axis, frame, items, n)
         if kind in {"traffic_light", "both"}:
-            axis = (
-                ax
-                if (ax is not None and kind == "traffic_light")
-                else figure.add_axes((0.25, 0.02 + 0.5 / height, 0.7, (light_h - 1.1) / height))
-            )
-            for row, (_, record) in enumerate(frame.iterrows()):
-                for column_index, (column, _) in enumerate(items):
-                    judgement = record[column] if isinstance(record[column], str) else "unclear"
-                    axis.scatter(
-                        column_index, row, s=42, color=COLOURS.get(judgement, "0.8"), edgecolor="0.3", lw=0.3
-                    )
-                    axis.text(
-                        column_index, row, SYMBOLS.get(judgement, ""), ha="center", va="center", fontsize=6
-                    )
-            axis.set_yticks(range(n), frame["label"].tolist())
-            axis.set_xticks(range(len(items)), [str(i + 1) for i in range(len(items))])
-            axis.set_xlim(-0.6, len(items) - 0.4)
-            axis.set_ylim(n - 0.5, -0.5)
-            axis.set_xlabel("SYRCLE item")
-            axis.tick_params(length=0)
-            for side in axis.spines.values():
-                side.set_visible(False)
+            light_left = left if not narrow else 0.3
+            box = (light_left, 0.4 / height, 0.95 - light_left, (pitch * n) / height)
+            axis = ax if (ax is not None and kind == "traffic_light") else figure.add_axes(box)
+            _traffic_light(axis, frame, items, n)
     return figure
+
+
+def _summary(axis, frame: pd.DataFrame, items, n: int) -> None:
+    left = np.zeros(len(items))
+    for level in ("low", "unclear", "high"):
+        shares = np.array([np.mean(frame[c] == level) * 100 for c, _ in items])
+        axis.barh(
+            range(len(items)),
+            shares,
+            left=left,
+            color=COLOURS[level],
+            edgecolor="white",
+            lw=0.4,
+            label=f"{level} risk",
+        )
+        left += shares
+    axis.set_yticks(range(len(items)), [label for _, label in items], fontsize=6)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 100)
+    axis.set_xlabel(f"Studies (%), n = {n}", fontsize=6.5, labelpad=1)
+    axis.tick_params(labelsize=6)
+    axis.legend(
+        ncols=3,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+        fontsize=6,
+        handlelength=1.2,
+        columnspacing=0.8,
+    )
+    for side in ("top", "right"):
+        axis.spines[side].set_visible(False)
+
+
+def _traffic_light(axis, frame: pd.DataFrame, items, n: int) -> None:
+    for row, (_, record) in enumerate(frame.iterrows()):
+        for column_index, (column, _) in enumerate(items):
+            judgement = record[column] if isinstance(record[column], str) else "unclear"
+            axis.scatter(
+                column_index, row, s=30, color=COLOURS.get(judgement, "0.8"), edgecolor="0.3", lw=0.3
+            )
+            axis.text(column_index, row, SYMBOLS.get(judgement, ""), ha="center", va="center", fontsize=5.5)
+    axis.set_yticks(range(n), frame["label"].tolist(), fontsize=6)
+    axis.set_xticks(range(len(items)), [str(i + 1) for i in range(len(items))], fontsize=6)
+    axis.set_xlim(-0.6, len(items) - 0.4)
+    axis.set_ylim(n - 0.5, -0.5)
+    axis.set_xlabel("SYRCLE item\n(+ low, ? unclear, − high risk of bias)", fontsize=6.5, labelpad=1)
+    axis.tick_params(length=0, pad=1)
+    for side in axis.spines.values():
+        side.set_visible(False)

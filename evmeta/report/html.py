@@ -7,44 +7,43 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from evmeta.plots._text import format_p, number
 from evmeta.report.bias_section import bias_context
+from evmeta.report.interpret import bayes_factor_notes, small_study_summary
 from evmeta.report.methods import REFERENCES, methods_paragraph
+from evmeta.report.sections import CAPTIONS, render_sections
+from evmeta.report.tables import html_table
 
 
 def _svg(path: Path | None) -> str:
+    """An SVG file inline, scaled to the page width (text stays text)."""
     if path is None or not path.exists():
         return ""
     text = path.read_text(encoding="utf-8")
     text = re.sub(r"<\?xml[^>]*\?>", "", text)
     text = re.sub(r"<!DOCTYPE[^>]*>", "", text, flags=re.DOTALL)
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
-    # Scale to the page width, keep the aspect ratio.
-    return re.sub(r"<svg ", '<svg style="max-width:100%;height:auto" ', text, count=1).strip()
+    return re.sub(r"<svg ", '<svg class="figure" ', text, count=1).strip()
+
+
+def _figure_svgs(paths: list[Path]) -> list[str]:
+    """Every SVG page of a figure, in page order."""
+    return [_svg(p) for p in sorted(p for p in paths if p.suffix == ".svg")]
 
 
 def _table(
-    frame: pd.DataFrame | None, digits: int = 3, index: bool = False, max_rows: int | None = None
+    frame: pd.DataFrame | None, digits: int = 2, index: bool = False, max_rows: int | None = None
 ) -> str:
-    if frame is None or len(frame) == 0:
-        return "<p><em>none</em></p>"
-    shown = frame if max_rows is None else frame.head(max_rows)
-    out = shown.to_html(
-        index=index,
-        float_format=lambda x: f"{x:.{digits}f}",
-        na_rep="",
-        border=0,
-        classes="table",
-        escape=True,
-    )
-    if max_rows is not None and len(frame) > max_rows:
-        out += f"<p><em>first {max_rows} of {len(frame)} rows; all in the CSV files</em></p>"
-    return out
+    if frame is not None and index:
+        frame = frame.reset_index()
+    return html_table(frame, digits, max_rows=max_rows)
 
 
 def _interval(mean: float, lower: float, upper: float) -> str:
-    return f"{mean:.2f} [{lower:.2f}, {upper:.2f}]"
+    return f"{number(mean)} [{number(lower)}, {number(upper)}]"
 
 
 def _contrast_sentences(run: Any) -> list[str]:
@@ -72,10 +71,7 @@ def write_report(run: Any) -> Path:
         .sort_values(["first_author", "year"])
     )
     bayes = run.models.get("bayesian")
-    figures = {
-        name: _svg(next((p for p in paths if p.suffix == ".svg"), None))
-        for name, paths in run.figures.items()
-    }
+    figures = {name: _figure_svgs(paths) for name, paths in run.figures.items()}
     coverage = None
     if run.recovery is not None and len(run.recovery):
         covered = int(run.recovery["covered"].sum())
@@ -89,9 +85,15 @@ def write_report(run: Any) -> Path:
         if key.startswith("subgroup:"):
             subgroup_blocks.append(
                 {
-                    "by": model.by,
-                    "table": _table(model.table.reset_index(), 3),
-                    "test": html.escape(model.summary().splitlines()[-2 if not model.skipped else -3]),
+                    "by": model.by.replace("_", " "),
+                    "table": _table(
+                        model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")})
+                    ),
+                    "test": html.escape(
+                        f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
+                        f"{format_p(model.q_between_pvalue)} (separate τ²); "
+                        f"{format_p(model.q_between_common_pvalue)} (common τ²)"
+                    ),
                 }
             )
     context = {
@@ -104,39 +106,43 @@ def write_report(run: Any) -> Path:
         "n_experiments": table["experiment_id"].nunique(),
         "main": {
             "estimate": _interval(main.estimate, main.ci_low, main.ci_high),
-            "pi": f"[{main.pi_low:.2f}, {main.pi_high:.2f}]",
+            "pi": f"[{number(main.pi_low)}, {number(main.pi_high)}]",
             "tau2": f"{main.tau2:.3f}",
             "i2": f"{main.i2:.1f}",
             "q": f"{main.q:.2f}",
             "q_df": main.q_df,
-            "q_p": f"{main.q_pvalue:.3g}",
+            "q_p": format_p(main.q_pvalue),
+            "p": format_p(main.pvalue),
             "method": main.method,
             "test": main.test,
         },
-        "models_table": _table(_model_overview(run), 3),
-        "meta_regression": _table(run.tables.get("results:meta_regression"), 3),
-        "multilevel": _table(run.tables.get("results:multilevel_regression"), 3),
+        "small_study": small_study_summary(run),
+        "bf_notes": bayes_factor_notes(run),
+        "captions": CAPTIONS,
+        "extra_sections": render_sections(run),
+        "models_table": _table(_model_overview(run)),
+        "meta_regression": _coefficients(run.models.get("meta_regression")),
+        "multilevel": _coefficients(run.models.get("multilevel_regression")),
         "subgroups": subgroup_blocks,
-        "subgroup_tests": _table(run.tables.get("subgroup_tests"), 4),
+        "subgroup_tests": _table(_readable(run.tables.get("subgroup_tests"), "by")),
         "bayes": bayes is not None,
-        "bayes_summary": _table(
-            bayes.summary().table.reset_index(names="parameter") if bayes is not None else None, 3
-        ),
+        "bayes_summary": _table(_bayes_summary(bayes)),
         "bayes_converged": bayes.converged if bayes is not None else None,
         "bayes_method": bayes.method_used if bayes is not None else "",
         "diagnostics": bayes.diagnostics if bayes is not None else {},
         "contrasts": _contrast_sentences(run),
-        "contrast_table": _table(run.tables.get("contrasts:isolation_method"), 3),
-        "bayes_factors": _table(run.tables.get("bayes_factors"), 3),
+        "contrast_table": _table(run.tables.get("contrasts:isolation_method")),
+        "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term")),
         "recovery": _table(run.recovery, 3),
         "coverage": coverage,
         "bias": _table(run.tables.get("bias"), 3),
-        "sensitivity": _table(run.tables.get("sensitivity"), 3),
-        "prior_sensitivity": _table(run.tables.get("prior_sensitivity"), 3, max_rows=60),
+        "sensitivity": _table(_sensitivity(run.tables.get("sensitivity")), 2),
+        "prior_sensitivity": _table(_readable_parameters(run), max_rows=60),
         "exclusions": _table(run.exclusions, 0, max_rows=400),
         "n_exclusions": len(run.exclusions),
         "studies": [f"{r.first_author} {r.year} ({r.study_id})" for r in studies.itertuples()],
-        "notes": run.notes,
+        "notes": [note.replace("ug protein", "µg protein") for note in run.notes],
+        "seeds": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in run.provenance.get("seeds", {}).items()),
         "figures": figures,
         "provenance": run.provenance,
         "prisma_counts": _table(run.tables.get("prisma"), 0) if "prisma" in run.tables else "",
@@ -145,6 +151,61 @@ def write_report(run: Any) -> Path:
     path = run.output / "report.html"
     path.write_text(template.render(**context), encoding="utf-8")
     return path
+
+
+def _readable(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    return frame.assign(**{column: frame[column].astype(str).str.replace("_", " ")})
+
+
+def _readable_parameters(run: Any) -> pd.DataFrame | None:
+    frame, bayes = run.tables.get("prior_sensitivity"), run.models.get("bayesian")
+    if frame is None or bayes is None or "parameter" not in frame.columns:
+        return frame
+    from evmeta.plots.posterior import _reference_levels, readable_name
+
+    references = _reference_levels(bayes)
+    return frame.assign(parameter=[readable_name(str(n), references) for n in frame["parameter"]])
+
+
+def _bayes_summary(bayes: Any) -> pd.DataFrame | None:
+    """Posterior summary with readable parameter names; no sampler diagnostics under quadrature."""
+    if bayes is None:
+        return None
+    from evmeta.plots.posterior import _reference_levels, readable_name
+
+    references = _reference_levels(bayes)
+    table = bayes.summary().table.reset_index(names="parameter")
+    table["parameter"] = [readable_name(name, references) for name in table["parameter"]]
+    if bayes.method_used == "quadrature":
+        table = table.drop(columns=[c for c in ("r_hat", "ess_bulk", "ess_tail") if c in table.columns])
+    return table
+
+
+def _coefficients(fit: Any) -> str:
+    """A model's coefficient table (the model-level statistics are stated in its heading)."""
+    if fit is None:
+        return "<p><em>not fitted</em></p>"
+    table = fit.coefficients.reset_index(names="term")
+    table["term"] = table["term"].str.replace("_", " ").str.replace("[T.", ": ", regex=False).str.rstrip("]")
+    return _table(table.rename(columns={"stat": "t" if fit.test in {"knha", "t", "CR2"} else "z"}))
+
+
+def _sensitivity(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The leave-one-out range goes in its own column, not in the CI columns."""
+    if frame is None:
+        return None
+    frame = frame.copy()
+    loo = frame["analysis"].str.startswith("leave-one-out")
+    frame["range"] = ""
+    frame.loc[loo, "range"] = [
+        f"{number(lo)} to {number(hi)}" for lo, hi in frame.loc[loo, ["ci_low", "ci_high"]].to_numpy()
+    ]
+    frame.loc[loo, ["ci_low", "ci_high"]] = np.nan
+    if not frame["range"].str.len().any():
+        frame = frame.drop(columns="range")
+    return frame
 
 
 def _model_overview(run: Any) -> pd.DataFrame:

@@ -39,9 +39,87 @@ REFERENCES = [
 ]
 
 
+FAMILY_WORDS = {
+    "normal": "a normal prior with mean {0:g} and standard deviation {1:g}",
+    "halfnormal": "a half-normal prior with scale {0:g}",
+    "halfcauchy": "a half-Cauchy prior with scale {0:g}",
+    "student_t": "a Student-t prior with {0:g} degrees of freedom, location {1:g} and scale {2:g}",
+    "halft": "a half-Student-t prior with {0:g} degrees of freedom and scale {1:g}",
+    "exponential": "an exponential prior with rate {0:g}",
+    "uniform": "a uniform prior from {0:g} to {1:g}",
+    "gamma": "a gamma prior with shape {0:g} and rate {1:g}",
+}
+LEVEL_WORDS = {
+    "study_id": "studies",
+    "experiment_id": "experiments within studies",
+    "comparison": "comparisons",
+}
+
+
+def term_words(formula: str | None) -> str:
+    """'~ isolation_method + quality_score' -> 'isolation method and quality score'."""
+    if not formula:
+        return "no moderators"
+    terms = [t.strip().replace("_", " ") for t in formula.strip().lstrip("~").split("+") if t.strip()]
+    return terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + " and " + terms[-1]
+
+
+def prior_words(text: str) -> str:
+    """'normal(0, 2.5)' -> 'a normal prior with mean 0 and standard deviation 2.5'."""
+    from evmeta.models.priors import parse_prior
+
+    prior = parse_prior(text)
+    template = FAMILY_WORDS.get(prior.family)
+    try:
+        return template.format(*prior.params) if template else f"a {prior.family} prior"
+    except IndexError:
+        return f"a {prior.family} prior"
+
+
+def bayesian_sentences(run: Any, bayes: Any) -> str:
+    """The Bayesian model in words: structure, priors in plain language, how it was computed."""
+    b = run.spec.bayesian
+    given = bayes.priors
+    coefficients = [v for k, v in given.items() if not k.startswith("tau") and k != "intercept"]
+    taus = [v for k, v in given.items() if k.startswith("tau")]
+    levels = " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in bayes.levels)
+    parts = [
+        f"A Bayesian hierarchical meta-regression on {term_words(b.mods)}, with random effects for {levels}, "
+        "was fitted with weakly informative priors."
+    ]
+    plain = []
+    if "intercept" in given:
+        plain.append(f"the mean effect in the reference group had {prior_words(given['intercept'])}")
+    if coefficients and len(set(coefficients)) == 1:
+        plain.append(f"each moderator coefficient had {prior_words(coefficients[0])}")
+    if taus and len(set(taus)) == 1:
+        plain.append(f"each between-group standard deviation had {prior_words(taus[0])}")
+    if plain:
+        parts.append(
+            "In plain terms, " + "; ".join(plain) + ", all on the effect-size scale: these priors rule out "
+            "nothing plausible and let the data dominate, while keeping implausibly large effects unlikely."
+        )
+    if bayes.method_used == "quadrature":
+        parts.append(
+            "Its posterior was computed exactly by numerical integration over the between-group standard "
+            "deviations (quadrature), so it carries no Monte Carlo error and needs no convergence diagnostics."
+        )
+    else:
+        parts.append(
+            "It was sampled with the No-U-Turn sampler; convergence was judged by R-hat of at most 1.01, a bulk "
+            "effective sample size of at least 400 and no divergent transitions."
+        )
+    parts.append(
+        "Bayes factors for a moderator were computed as Savage-Dickey density ratios (posterior over prior density "
+        "of the coefficients at zero)."
+    )
+    return " ".join(parts)
+
+
 def methods_paragraph(run: Any) -> str:
+    """The Methods text in words (no code identifiers), from the spec and the fitted models."""
     spec = run.spec
-    c, f, b = spec.comparisons, spec.frequentist, spec.bayesian
+    c, f = spec.comparisons, spec.frequentist
     main = run.models["random_effects"]
     outcomes = ", ".join(c.outcomes) if c.outcomes else "all outcomes"
     parts = [
@@ -54,44 +132,32 @@ def methods_paragraph(run: Any) -> str:
             if c.shared_control == "split"
             else "Shared control groups were kept whole and modelled as a level of nesting."
         ),
-        f"Effects were pooled with a random-effects model, tau² estimated by {ESTIMATORS[f.method]}"
+        f"Effects were pooled with a random-effects model, the between-comparison variance (τ²) estimated by "
+        f"{ESTIMATORS[f.method]}"
         + (" and confidence intervals by the Knapp-Hartung method" if f.test == "knha" else "")
         + ", with a 95% prediction interval.",
     ]
     if f.subgroups:
         parts.append(
-            f"Subgroups ({', '.join(f.subgroups)}) were compared with tests for subgroup differences under separate "
-            "and common tau², Bonferroni-corrected for the number of stratifications."
+            f"Subgroups ({term_words(' + '.join(f.subgroups))}) were compared with tests for subgroup differences "
+            "under separate and common τ², Bonferroni-corrected for the number of stratifications."
         )
     if f.meta_regression:
-        parts.append(f"Meta-regression ({f.meta_regression.strip('~ ')}) was fitted with the same estimator")
+        sentence = f"A meta-regression on {term_words(f.meta_regression)} was fitted with the same estimator"
         if f.multilevel:
-            parts[-1] += (
-                f", and as a multilevel model with random effects for {' and '.join(f.multilevel)}"
-                + (
-                    " and cluster-robust (CR2) standard errors with Satterthwaite degrees of freedom"
-                    if f.robust
-                    else ""
-                )
+            levels = " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in f.multilevel)
+            sentence += f", and as a multilevel model with random effects for {levels}" + (
+                " and cluster-robust (CR2) standard errors with Satterthwaite degrees of freedom"
+                if f.robust
+                else ""
             )
-        parts[-1] += "."
+        parts.append(sentence + ".")
     bayes = run.models.get("bayesian")
     if bayes is not None:
-        how = (
-            "its exact posterior was computed by numerical integration over the random-effect standard deviations "
-            "(no Monte Carlo error)"
-            if bayes.method_used == "quadrature"
-            else f"it was sampled with NUTS ({bayes.diagnostics['sampler']}), convergence judged by R-hat <= 1.01, "
-            "bulk ESS >= 400 and no divergent transitions"
-        )
-        priors = "; ".join(f"{k} ~ {v}" for k, v in bayes.priors.items())
-        parts.append(
-            f"A Bayesian hierarchical meta-regression ({b.mods.strip('~ ') if b.mods else 'no moderators'}; "
-            f"levels: {', '.join(bayes.levels)}) was fitted with priors {priors}; {how}."
-        )
+        parts.append(bayesian_sentences(run, bayes))
     parts.append(
-        "Small-study effects were assessed with Egger regression on the standard error and on sqrt(1/n) "
-        "(Zwetsloot et al. 2017), trim-and-fill (L0) and PET-PEESE. Risk of bias was judged with SYRCLE's tool "
+        "Small-study effects were assessed with Egger regression on the standard error and on the square root of "
+        "1/n (Zwetsloot et al. 2017), trim-and-fill (L0) and PET-PEESE. Risk of bias was judged with SYRCLE's tool "
         "and characterization quality scored as the fraction of MISEV2018 minimal items reported."
     )
     versions = run.provenance.get("versions", {})

@@ -1,0 +1,119 @@
+"""``results.csv`` and ``heterogeneity.csv``: every fitted model in tidy long form.
+
+``results.csv`` has one row per model x term with the columns ``model, term, estimate,
+se, ci_low, ci_high, p, k, test`` (k an integer; test ``knha`` = Knapp-Hartung t, ``z``,
+``CR2`` = cluster-robust with Satterthwaite df, ``posterior`` = Bayesian posterior mean,
+SD and 95% credible interval). ``heterogeneity.csv`` has one row per model and variance
+component: ``model, component, k, tau2, i2, q, q_df, q_p``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RESULT_COLUMNS = ["model", "term", "estimate", "se", "ci_low", "ci_high", "p", "k", "test"]
+HETEROGENEITY_COLUMNS = ["model", "component", "k", "tau2", "i2", "q", "q_df", "q_p"]
+
+
+def _test(fit: Any) -> str:
+    if getattr(fit, "robust", False):
+        return "CR2"
+    return str(getattr(fit, "test", ""))
+
+
+def _coefficient_rows(name: str, fit: Any) -> list[dict[str, Any]]:
+    table = fit.coefficients
+    return [
+        {
+            "model": name,
+            "term": term,
+            "estimate": row["estimate"],
+            "se": row["se"],
+            "ci_low": row["ci_low"],
+            "ci_high": row["ci_high"],
+            "p": row["pvalue"],
+            "k": int(fit.k),
+            "test": _test(fit),
+        }
+        for term, row in table.iterrows()
+    ]
+
+
+def _subgroup_rows(name: str, result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for level, fit in result.fits.items():
+        if fit is None:
+            continue
+        for row in _coefficient_rows(name, fit):
+            row["term"] = f"{result.by} = {level}"
+            rows.append(row)
+    return rows
+
+
+def _bayes_rows(name: str, fit: Any) -> list[dict[str, Any]]:
+    summary = fit.summary().table
+    return [
+        {
+            "model": name,
+            "term": term,
+            "estimate": summary.loc[term, "estimate"],
+            "se": summary.loc[term, "se"],
+            "ci_low": summary.loc[term, "ci_low"],
+            "ci_high": summary.loc[term, "ci_high"],
+            "p": np.nan,
+            "k": int(fit.k),
+            "test": "posterior",
+        }
+        for term in fit.names
+    ]
+
+
+def tidy_results(models: dict[str, Any]) -> pd.DataFrame:
+    """One row per model x term for every model of a run (``run.models``)."""
+    rows: list[dict[str, Any]] = []
+    for name, fit in models.items():
+        if name.startswith("subgroup:"):
+            rows += _subgroup_rows(name, fit)
+        elif name == "bayesian":
+            rows += _bayes_rows(name, fit)
+        elif _is_frequentist(fit):
+            rows += _coefficient_rows(name, fit)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame["k"] = frame["k"].astype("int64")
+    return frame
+
+
+def _is_frequentist(fit: Any) -> bool:
+    """A (multilevel) meta-analysis result: coefficients and a variance component (this
+    leaves out bias diagnostics such as Egger's regression or trim-and-fill)."""
+    return hasattr(fit, "coefficients") and (hasattr(fit, "tau2") or hasattr(fit, "sigma2"))
+
+
+def _components(name: str, fit: Any) -> list[dict[str, Any]]:
+    base = {"model": name, "k": int(fit.k), "q": fit.q, "q_df": int(fit.q_df), "q_p": fit.q_pvalue}
+    if hasattr(fit, "sigma2"):
+        return [
+            {**base, "component": level, "tau2": s2, "i2": i2}
+            for level, s2, i2 in zip(fit.random, fit.sigma2, fit.i2_levels, strict=True)
+        ]
+    return [{**base, "component": "between comparisons", "tau2": fit.tau2, "i2": fit.i2}]
+
+
+def heterogeneity_table(models: dict[str, Any]) -> pd.DataFrame:
+    """tau², I² and Q for every frequentist model (per level for multilevel models, per
+    subgroup for subgroup analyses). The Bayesian model's tau posteriors are in the report."""
+    rows: list[dict[str, Any]] = []
+    for name, fit in models.items():
+        if name.startswith("subgroup:"):
+            for level, part in fit.fits.items():
+                if part is not None:
+                    rows += [{**r, "component": f"{fit.by} = {level}"} for r in _components(name, part)]
+        elif _is_frequentist(fit):
+            rows += _components(name, fit)
+    frame = pd.DataFrame(rows, columns=HETEROGENEITY_COLUMNS)
+    frame["k"] = frame["k"].astype("int64")
+    frame["q_df"] = frame["q_df"].astype("Int64")
+    return frame

@@ -1,0 +1,85 @@
+"""Figure captions and optional report sections.
+
+A stage that wants its own section in ``report.html`` (a specification curve, a bias
+panel, ...) appends a :class:`ReportSection` to ``run.report_sections``; the section is
+rendered from its own partial template (``evmeta/report/templates/partials/<name>.html.j2``,
+or any template a ``loader`` finds) with its own context, and placed, in order, after the
+sensitivity analyses. Inside a partial: ``context`` (the section's dict), ``figures``
+(inline SVG pages of the run's figures by name), ``table(frame, digits=2)`` (a page-fitting
+HTML table) and ``caption(name)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CAPTIONS = {
+    "forest": (
+        "Forest plot. Squares: comparisons (area proportional to the weight in the overall model) with 95% "
+        "confidence intervals; diamonds: pooled estimates per subgroup and overall; bar: 95% prediction interval. "
+        "Weights are given in percent of the overall model and within the subgroup. Long plots continue over pages."
+    ),
+    "moderators": (
+        "Moderator (orchard) plot. Points: comparisons (size by precision); per subgroup the pooled estimate with "
+        "its 95% confidence interval (thick) and prediction interval (thin)."
+    ),
+    "dose_response": (
+        "Dose-response. Comparisons with a dose convertible to µg protein per kg (log scale; bubble area "
+        "proportional to weight); line and band: meta-regression on log dose with its 95% confidence band."
+    ),
+    "posterior": (
+        "Bayesian model: prior (dashed) and posterior (filled) density of every model term - the intercept "
+        "(reference level), each moderator coefficient and each between-group standard deviation (τ)."
+    ),
+    "funnel": (
+        "Contour-enhanced funnel plot. Shading: regions where a comparison would be significant at p < 0.01, "
+        "0.01-0.05 and 0.05-0.10 (two-sided, against zero); vertical line: pooled estimate; open circles: "
+        "comparisons imputed by trim-and-fill with the adjusted estimate (dotted)."
+    ),
+    "risk_of_bias": (
+        "Risk of bias (SYRCLE). Top: share of studies judged at low, unclear or high risk per item; bottom: "
+        "judgement per study and item. Studies sharing author and year are told apart by a/b."
+    ),
+}
+
+
+@dataclass
+class ReportSection:
+    """An optional section of the report, rendered from its own partial template."""
+
+    id: str
+    title: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+
+
+def _environment(loader: Any = None):
+    import jinja2
+
+    loader = loader or jinja2.PackageLoader("evmeta.report", "templates")
+    return jinja2.Environment(loader=loader, autoescape=True)
+
+
+def render_sections(run: Any, loader: Any = None) -> list[dict[str, str]]:
+    """Render ``run.report_sections`` (if any) to ``[{"id", "title", "html"}]``."""
+    from evmeta.report.html import _figure_svgs
+    from evmeta.report.tables import html_table
+
+    sections = list(getattr(run, "report_sections", None) or [])
+    if not sections:
+        return []
+    env = _environment(loader)
+    out = []
+    for section in sections:
+        template = env.get_template(section.template)
+        figures = {name: _figure_svgs(run.figures.get(name, [])) for name in section.figures}
+        body = template.render(
+            context=section.context,
+            figures=figures,
+            table=html_table,
+            caption=lambda name: CAPTIONS.get(name, ""),
+        )
+        out.append({"id": section.id, "title": section.title, "html": body})
+    return out

@@ -1,0 +1,113 @@
+"""HTML tables for the report that fit the page: readable column names, integers as
+integers, p-values as journals print them, columns that are the same on every row stated
+once above the table, and a scroll box (inside the page) for whatever is still wide."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evmeta.plots._text import minus
+
+INTEGER_COLUMNS = {"k", "q_df", "q_between_df", "k0", "row", "divergences"}
+ROUNDED_COLUMNS = {"ess_bulk", "ess_tail"}  # effective sample sizes: whole draws
+HEADINGS = {
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
+    "pi_low": "95% PI low",
+    "pi_high": "95% PI high",
+    "tau2": "τ²",
+    "i2": "I² (%)",
+    "q": "Q",
+    "q_pvalue": "p (Q)",
+    "pvalue": "p",
+    "pvalue_bonferroni": "p (Bonferroni)",
+    "se": "SE",
+    "sd": "SD",
+    "bf10": "BF₁₀",
+    "bf01": "BF₀₁",
+    "log_bf10": "log BF₁₀",
+    "p_gt_0": "P(> 0)",
+    "r_hat": "R-hat",
+    "ess_bulk": "bulk ESS",
+    "ess_tail": "tail ESS",
+}
+
+
+def format_p_value(p: float) -> str:
+    """'< 0.001', else three decimals."""
+    if p is None or not np.isfinite(p):
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _is_p(column: str) -> bool:
+    name = column.lower()
+    return name in {"p", "pvalue", "q_pvalue", "p_value"} or name.startswith(("pvalue", "p (", "q_between_p"))
+
+
+def format_cell(column: str, value: Any, digits: int = 2) -> str:
+    """One cell: integers without decimals, p-values, numbers with a true minus sign."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "" if value is None or np.isnan(value) else ("∞" if value > 0 else "−∞")
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return minus(str(int(value)))
+    if isinstance(value, (float, np.floating)):
+        if _is_p(column):
+            return format_p_value(float(value))
+        if column in ROUNDED_COLUMNS:
+            return f"{value:.0f}"
+        if column in INTEGER_COLUMNS and float(value).is_integer():
+            return minus(str(int(value)))
+        if abs(value) >= 1e5 or (0 < abs(value) < 10 ** (-digits)):
+            return minus(f"{value:.2e}")
+        return minus(f"{value:.{digits}f}")
+    return str(value)
+
+
+def html_table(
+    frame: pd.DataFrame | None,
+    digits: int = 2,
+    max_rows: int | None = None,
+    constant_note: bool = True,
+    caption: str | None = None,
+) -> str:
+    """A scrollable, readable HTML table (escaped), constant columns stated once above it."""
+    if frame is None or len(frame) == 0:
+        return "<p><em>none</em></p>"
+    shown = frame.reset_index(drop=True)
+    notes = []
+    if constant_note and len(shown) > 1:
+        for column in list(shown.columns):
+            values = shown[column].dropna()
+            if len(values) == len(shown) and values.astype(str).nunique() == 1 and column not in {"estimate"}:
+                notes.append(
+                    f"{HEADINGS.get(column, column).replace('_', ' ')}: {format_cell(column, values.iloc[0], digits)}"
+                )
+                shown = shown.drop(columns=column)
+    total = len(shown)
+    if max_rows is not None:
+        shown = shown.head(max_rows)
+    head = "".join(
+        f"<th>{html.escape(HEADINGS.get(c, str(c).replace('_', ' ')))}</th>" for c in shown.columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(format_cell(c, row[c], digits))}</td>" for c in shown.columns)
+        + "</tr>"
+        for _, row in shown.iterrows()
+    )
+    out = ""
+    if caption:
+        out += f'<p class="caption">{html.escape(caption)}</p>'
+    if notes:
+        out += '<p class="small">Same on every row: ' + html.escape("; ".join(notes)) + ".</p>"
+    out += f'<div class="scroll"><table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    if max_rows is not None and total > max_rows:
+        out += f"<p><em>first {max_rows} of {total} rows; all in the CSV files</em></p>"
+    return out
