@@ -93,13 +93,21 @@ def _is_frequentist(fit: Any) -> bool:
 
 
 def _components(name: str, fit: Any) -> list[dict[str, Any]]:
-    base = {"model": name, "k": int(fit.k), "q": fit.q, "q_df": int(fit.q_df), "q_p": fit.q_pvalue}
+    # Models without a Q test (e.g. a selection model) leave those columns empty.
+    q_df = getattr(fit, "q_df", None)
+    base = {
+        "model": name,
+        "k": int(fit.k),
+        "q": getattr(fit, "q", np.nan),
+        "q_df": pd.NA if q_df is None else int(q_df),
+        "q_p": getattr(fit, "q_pvalue", np.nan),
+    }
     if hasattr(fit, "sigma2"):
         return [
             {**base, "component": level, "tau2": s2, "i2": i2}
             for level, s2, i2 in zip(fit.random, fit.sigma2, fit.i2_levels, strict=True)
         ]
-    return [{**base, "component": "between comparisons", "tau2": fit.tau2, "i2": fit.i2}]
+    return [{**base, "component": "between comparisons", "tau2": fit.tau2, "i2": getattr(fit, "i2", np.nan)}]
 
 
 def heterogeneity_table(models: dict[str, Any]) -> pd.DataFrame:
