@@ -118,17 +118,22 @@ def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> 
 
     Judged once per analysis table on the spec's random-effects model (its ``[frequentist]``
     estimator and test), so every model and estimator of the multiverse sees the same data
-    (Viechtbauer & Cheung 2010).
+    (Viechtbauer & Cheung 2010). The residuals come from the vectorized leave-one-out of
+    :mod:`evmeta.analysis.multiverse_outliers` where it covers the estimator, else from
+    ``MetaResult.influence()``.
     """
+    from evmeta.analysis.multiverse_outliers import MAX_K, VECTORIZED, studentized_deleted_residuals
     from evmeta.models import meta_analysis
 
-    fit = meta_analysis(
-        yi=table["yi"].to_numpy(),
-        vi=table["vi"].to_numpy(),
-        method=context.outlier_method,
-        test=context.outlier_test,
-    )
-    rstudent = fit.influence()["rstudent"].to_numpy()
+    yi, vi = table["yi"].to_numpy(dtype=float), table["vi"].to_numpy(dtype=float)
+    method = str(context.outlier_method).upper()
+    if method in VECTORIZED and len(yi) <= MAX_K:
+        if np.any(~np.isfinite(vi) | (vi <= 0)):  # the model's own error message
+            meta_analysis(yi=yi, vi=vi, method=method)
+        rstudent = studentized_deleted_residuals(yi, vi, method, context.outlier_test)
+    else:
+        fit = meta_analysis(yi=yi, vi=vi, method=method, test=context.outlier_test)
+        rstudent = fit.influence()["rstudent"].to_numpy()
     return np.abs(np.nan_to_num(rstudent, nan=0.0)) > threshold
 
 
