@@ -77,7 +77,7 @@ def on_cluster(spec: Path, small: Path, out: Path, workers: int, repeats: int = 
 
     from evmeta.analysis.multiverse import run_multiverse
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster:
         with Client(cluster) as client:
             run_multiverse(small, output=out / "warm", client=client, quiet=True, figures=False)
             best = None

@@ -283,7 +283,7 @@ def test_small_tables_are_skipped_with_k(serial):
 def dask_client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")
     client = Client(cluster)
     yield client
     client.close()

@@ -144,12 +144,13 @@ class _Bar:
 def _local_client(workers: int | None):
     from distributed import Client, LocalCluster
 
-    n = workers or os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = workers or cores or 1
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: 8787 may belong to another cluster
         silence_logs=logging.ERROR,
     )
     return Client(cluster), cluster
