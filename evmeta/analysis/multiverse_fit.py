@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.comparisons import build_comparisons
 from evmeta.errors import ModelError
 
 #: Columns of the comparisons table that the multiverse needs (the rest stays behind).
@@ -75,6 +74,8 @@ class Prepared:
 
 def build_table(extraction: Any, settings: dict[str, Any]) -> BuiltTable:
     """Build the comparisons table of one comparisons choice (``comparisons.*`` settings)."""
+    from evmeta.comparisons import build_comparisons  # only the workers that build tables need it
+
     clock = time.perf_counter()
     comparisons = build_comparisons(
         extraction,
@@ -187,10 +188,10 @@ def derived_seed(spec_hash: str, base_seed: int, *spawn: int) -> int:
 
 def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext, seed: int) -> Any:
     """Fit the specification's model on its analysis table (intercept only: the pooled effect)."""
-    from evmeta.models import bayesian_meta_analysis, meta_analysis, multilevel_meta_analysis
-
     model = settings["model"]
     if model == "random_effects":
+        from evmeta.models import meta_analysis
+
         return meta_analysis(
             yi=table["yi"].to_numpy(),
             vi=table["vi"].to_numpy(),
@@ -198,6 +199,8 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             test=settings["frequentist.test"],
         )
     if model == "three_level":
+        from evmeta.models import multilevel_meta_analysis
+
         # Knapp-Hartung has no multilevel form; its small-sample analogue is a t test.
         test = "t" if settings["frequentist.test"] == "knha" else "z"
         return multilevel_meta_analysis(
@@ -206,6 +209,8 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             method=settings["frequentist.method"],
             test=test,
         )
+    from evmeta.models import bayesian_meta_analysis
+
     return bayesian_meta_analysis(
         table,
         random=list(context.bayes_random) if context.bayes_random else None,
