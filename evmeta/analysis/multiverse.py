@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,25 @@ def _local_client(workers: int | None):
             silence_logs=logging.ERROR,
         )
     return Client(cluster), cluster
+
+
+@contextmanager
+def _dask_client(client: Any, scheduler: str | None, workers: int | None):
+    """The client to run on (None: serial); clusters and clients made here are closed after."""
+    if client is not None or scheduler == "serial":
+        yield client
+        return
+    cluster = None
+    if scheduler:
+        client = _remote_client(scheduler)
+    else:
+        client, cluster = _local_client(workers)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 class _Executor:
@@ -375,24 +395,12 @@ def run_multiverse(
     specs = plan(spec)
     extraction = read_extraction(spec.extraction_path)
     resamples = spec.multiverse.options.null_resamples if null_resamples is None else null_resamples
-    client_to_close = cluster_to_close = None
-    if client is None and scheduler != "serial":
-        if scheduler:
-            client = _remote_client(scheduler)
-        else:
-            client, cluster_to_close = _local_client(workers)
-        client_to_close = client
-    try:
-        executor = _Executor(client)
+    with _dask_client(client, scheduler, workers) as active:
+        executor = _Executor(active)
         workers_used = executor.n_workers
         frame, test, timings = execute(
             spec, extraction, specs, executor, null_resamples=resamples, quiet=quiet
         )
-    finally:
-        if client_to_close is not None:
-            client_to_close.close()
-        if cluster_to_close is not None:
-            cluster_to_close.close()
     run = MultiverseRun(
         spec, out, frame, curve_summary(frame), choice_influence(frame, list(choice_lists(spec)))
     )
@@ -401,7 +409,7 @@ def run_multiverse(
         "analysis": spec.analysis.name,
         "spec_file": str(spec.source),
         "extraction_sha256": extraction.sha256,
-        "scheduler": "serial" if client is None else (scheduler or "local cluster"),
+        "scheduler": "client given" if client is not None else (scheduler or "local cluster"),
         "workers": workers_used,
         "seed": spec.multiverse.options.seed,
         "null_resamples": resamples,
