@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_frequentist.py
 	$(BIN)/python benchmarks/bench_bayes.py
 	$(BIN)/python benchmarks/bench_dedupe.py
+	$(BIN)/python benchmarks/bench_multiverse.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,6 +5,9 @@ arguments) and equally in-process for the serial reference run. Work is batched:
 comparisons table is built once per distinct comparisons choice (:func:`build_table`) and a
 batch of specifications that share it is fitted in one task (:func:`fit_batch`), reusing the
 filtered tables and outlier sets inside the batch.
+
+Timings (``seconds_*`` columns, ``build_seconds``) are CPU seconds of the working thread
+(``time.thread_time``), so the cost per step does not depend on how loaded the machine is.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.comparisons import build_comparisons
 from evmeta.errors import ModelError
 
 #: Columns of the comparisons table that the multiverse needs (the rest stays behind).
@@ -75,7 +77,9 @@ class Prepared:
 
 def build_table(extraction: Any, settings: dict[str, Any]) -> BuiltTable:
     """Build the comparisons table of one comparisons choice (``comparisons.*`` settings)."""
-    clock = time.perf_counter()
+    from evmeta.comparisons import build_comparisons  # only the workers that build tables need it
+
+    clock = time.thread_time()
     comparisons = build_comparisons(
         extraction,
         settings["comparisons.measure"],
@@ -85,7 +89,7 @@ def build_table(extraction: Any, settings: dict[str, Any]) -> BuiltTable:
     )
     table = comparisons.table
     table = table[[c for c in TABLE_COLUMNS if c in table.columns]].reset_index(drop=True)
-    return BuiltTable(table, comparisons.measure, time.perf_counter() - clock)
+    return BuiltTable(table, comparisons.measure, time.thread_time() - clock)
 
 
 def apply_filters(table: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
@@ -118,17 +122,22 @@ def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> 
 
     Judged once per analysis table on the spec's random-effects model (its ``[frequentist]``
     estimator and test), so every model and estimator of the multiverse sees the same data
-    (Viechtbauer & Cheung 2010).
+    (Viechtbauer & Cheung 2010). The residuals come from the vectorized leave-one-out of
+    :mod:`evmeta.analysis.multiverse_outliers` where it covers the estimator, else from
+    ``MetaResult.influence()``.
     """
+    from evmeta.analysis.multiverse_outliers import MAX_K, VECTORIZED, studentized_deleted_residuals
     from evmeta.models import meta_analysis
 
-    fit = meta_analysis(
-        yi=table["yi"].to_numpy(),
-        vi=table["vi"].to_numpy(),
-        method=context.outlier_method,
-        test=context.outlier_test,
-    )
-    rstudent = fit.influence()["rstudent"].to_numpy()
+    yi, vi = table["yi"].to_numpy(dtype=float), table["vi"].to_numpy(dtype=float)
+    method = str(context.outlier_method).upper()
+    if method in VECTORIZED and len(yi) <= MAX_K:
+        if np.any(~np.isfinite(vi) | (vi <= 0)):  # the model's own error message
+            meta_analysis(yi=yi, vi=vi, method=method)
+        rstudent = studentized_deleted_residuals(yi, vi, method, context.outlier_test)
+    else:
+        fit = meta_analysis(yi=yi, vi=vi, method=method, test=context.outlier_test)
+        rstudent = fit.influence()["rstudent"].to_numpy()
     return np.abs(np.nan_to_num(rstudent, nan=0.0)) > threshold
 
 
@@ -145,9 +154,9 @@ def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, ca
     """Filters and outlier rule for one specification, cached within a batch."""
     key = ("table", *(repr(settings[k]) for k in sorted(settings) if k.startswith("filters.")))
     if key not in cache:
-        clock = time.perf_counter()
+        clock = time.thread_time()
         cache[key] = apply_filters(built.table, settings)
-        cache[("seconds", key)] = time.perf_counter() - clock
+        cache[("seconds", key)] = time.thread_time() - clock
     table = cache[key]
     seconds = {"filter": cache.pop(("seconds", key), 0.0)}
     threshold = outlier_threshold(settings["outliers"])
@@ -155,13 +164,13 @@ def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, ca
     if threshold is not None and len(table) >= context.min_k:
         okey = (*key, threshold)
         if okey not in cache:
-            clock = time.perf_counter()
+            clock = time.thread_time()
             try:
                 with np.errstate(all="ignore"):
                     cache[okey] = outlier_mask(table, threshold, context)
             except _FIT_ERRORS as exc:
                 cache[okey] = f"outlier rule not applied: the random-effects model failed ({exc})"
-            seconds["outliers"] = time.perf_counter() - clock
+            seconds["outliers"] = time.thread_time() - clock
         mask = cache[okey]
         if isinstance(mask, str):
             return Prepared(table, reason=mask, seconds=seconds)
@@ -182,10 +191,10 @@ def derived_seed(spec_hash: str, base_seed: int, *spawn: int) -> int:
 
 def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext, seed: int) -> Any:
     """Fit the specification's model on its analysis table (intercept only: the pooled effect)."""
-    from evmeta.models import bayesian_meta_analysis, meta_analysis, multilevel_meta_analysis
-
     model = settings["model"]
     if model == "random_effects":
+        from evmeta.models import meta_analysis
+
         return meta_analysis(
             yi=table["yi"].to_numpy(),
             vi=table["vi"].to_numpy(),
@@ -193,6 +202,8 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             test=settings["frequentist.test"],
         )
     if model == "three_level":
+        from evmeta.models import multilevel_meta_analysis
+
         # Knapp-Hartung has no multilevel form; its small-sample analogue is a t test.
         test = "t" if settings["frequentist.test"] == "knha" else "z"
         return multilevel_meta_analysis(
@@ -201,6 +212,8 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             method=settings["frequentist.method"],
             test=test,
         )
+    from evmeta.models import bayesian_meta_analysis
+
     return bayesian_meta_analysis(
         table,
         random=list(context.bayes_random) if context.bayes_random else None,
@@ -288,9 +301,9 @@ def fit_one(built: BuiltTable, item: tuple[int, dict, str], context: FitContext,
     row.update({f"seconds_{name}": value for name, value in prepared.seconds.items()})
     if prepared.reason:
         return {**row, **EMPTY_RESULT, "status": "skipped", "reason": prepared.reason}
-    clock = time.perf_counter()
+    clock = time.thread_time()
     values, status, reason = checked_fit(prepared.table, settings, context, derived_seed(hash_, context.seed))
-    row["seconds_fit"] = time.perf_counter() - clock
+    row["seconds_fit"] = time.thread_time() - clock
     return {**row, **values, "status": status, "reason": reason}
 
 
