@@ -28,28 +28,30 @@ from tests.conftest import EXAMPLE
 from tests.test_plots import _text_boxes
 from tests.test_screening import EXPORTS, SEARCH, fill_screening
 
-#: Hand count of the bundled example (see the docstring of extraction/search/make_search.py):
-#: PubMed 30 studies + 1 extra report + 6 full-text exclusions + 1 unavailable + 10 off-topic = 48;
-#: Embase 31 + 5 + 1 + 8 = 45; Scopus 10 + 3 = 13. 66 distinct works, so 40 duplicates.
+#: Hand count of the bundled example (see the docstring of extraction/search/make_search.py,
+#: 68 studies in extraction/example.xlsx; studies 41-68 are 28, 14 of them even, 5 multiples of 5):
+#: PubMed 30 + 28 studies + 1 extra report + 6 full-text exclusions + 1 unavailable + 10 off-topic = 76;
+#: Embase 31 + 14 studies + 5 + 1 + 8 = 59; Scopus 10 + 5 studies + 3 = 18.
+#: 94 distinct works (68 + 1 + 8 + 2 + 15), so 153 - 94 = 59 duplicates.
 HAND_COUNT = {
-    ("records identified", "database: pubmed"): 48,
-    ("records identified", "database: embase"): 45,
-    ("records identified", "database: scopus"): 13,
-    ("records identified", "total"): 106,
-    ("records removed before screening", "duplicate records removed"): 40,
+    ("records identified", "database: pubmed"): 76,
+    ("records identified", "database: embase"): 59,
+    ("records identified", "database: scopus"): 18,
+    ("records identified", "total"): 153,
+    ("records removed before screening", "duplicate records removed"): 59,
     ("records removed before screening", "records removed for other reasons"): 1,  # the retracted record
-    ("records screened", "records screened"): 65,
+    ("records screened", "records screened"): 93,
     ("records excluded", "records excluded"): 14,  # 15 off-topic minus the retracted one
-    ("reports sought for retrieval", "reports sought for retrieval"): 51,  # 40 + 1 + 8 + 2
+    ("reports sought for retrieval", "reports sought for retrieval"): 79,  # 68 + 1 + 8 + 2
     ("reports not retrieved", "reports not retrieved"): 2,
-    ("reports assessed for eligibility", "reports assessed for eligibility"): 49,
+    ("reports assessed for eligibility", "reports assessed for eligibility"): 77,
     ("reports excluded", "reason: not_in_vivo"): 3,
     ("reports excluded", "reason: not_msc_ev"): 2,
     ("reports excluded", "reason: no_control"): 1,
     ("reports excluded", "reason: wrong_publication_type"): 2,
     ("reports excluded", "total"): 8,
-    ("studies included in review", "studies included in review"): 40,  # studies of example.xlsx
-    ("studies included in review", "reports of included studies"): 41,  # ZHANG2020 has two reports
+    ("studies included in review", "studies included in review"): 68,  # studies of example.xlsx
+    ("studies included in review", "reports of included studies"): 69,  # ZHANG2020 has two reports
 }
 
 
@@ -99,7 +101,7 @@ def test_counts_with_record_ids_in_the_studies_sheet(review, tmp_path):
     screening = read_screening(review["screening"])
     book = em.write_template(tmp_path / "book.xlsx", data={"studies": included_study_rows(screening)})
     counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
-    assert (counts.studies_included, counts.reports_included) == (41, 41)
+    assert (counts.studies_included, counts.reports_included) == (69, 69)
     assert counts.notes == [f"1 record(s) kept by dedupe are not in the screening log and are counted as removed "
                             f"for other reasons: record_id {counts.removed_other_ids[0]}"]  # fmt: skip
     # Two reports of one study: one row carries both record ids.
@@ -107,7 +109,7 @@ def test_counts_with_record_ids_in_the_studies_sheet(review, tmp_path):
     rows[0]["record_id"] = f"{rows[0]['record_id']}; {rows[1]['record_id']}"
     both = em.write_template(tmp_path / "both.xlsx", data={"studies": [rows[0], *rows[2:]]})
     counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, both)
-    assert (counts.studies_included, counts.reports_included) == (40, 41)
+    assert (counts.studies_included, counts.reports_included) == (68, 69)
 
 
 def test_files_that_disagree_are_refused(review, tmp_path):
@@ -128,7 +130,7 @@ def test_cli_reports_disagreement_without_traceback(review):
     args += ["--screening", str(review["screening"]), "--extraction", str(EXAMPLE), "-o", "x.png"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "48 records" in result.output
+    assert "76 records" in result.output
 
 
 def test_cli_without_suffix_writes_every_journal_format(tmp_path):
@@ -275,14 +277,70 @@ def test_spec_without_prisma_section_does_nothing(tmp_path):
         parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, "prisma": {"searches": []}})
 
 
+def _delete_screening_row(source: Path, output: Path, doi: str) -> Path:
+    book = openpyxl.load_workbook(source)
+    sheet = book["screening"]
+    column = [c.value for c in sheet[1]].index("doi") + 1
+    sheet.delete_rows(next(r for r in range(2, sheet.max_row + 1) if sheet.cell(r, column).value == doi))
+    book.save(output)
+    return output
+
+
 def test_screening_sheet_of_an_edited_workbook_is_reread(review, tmp_path):
-    """A record deleted by mistake is counted as removed and named in a note, never lost silently."""
-    book = openpyxl.load_workbook(review["screening"])
-    book["screening"].delete_rows(2)
-    book.save(tmp_path / "edited.xlsx")
-    counts = em.prisma_counts(EXPORTS, review["dedupe"], tmp_path / "edited.xlsx", EXAMPLE)
-    assert counts.removed_other == 2 and counts.screened == 64
+    """A record deleted by mistake is counted as removed and named in a note, never lost silently;
+    deleting the record of an included study is refused, since the study then has no report."""
+    edited = _delete_screening_row(review["screening"], tmp_path / "edited.xlsx", "10.9999/evmeta.title.001")
+    counts = em.prisma_counts(EXPORTS, review["dedupe"], edited, EXAMPLE)
+    assert counts.removed_other == 2 and counts.screened == 92
     assert "record_id" in counts.notes[0] and len(counts.removed_other_ids) == 2
+    edited = _delete_screening_row(review["screening"], tmp_path / "study.xlsx", "10.9999/evmeta.example.002")
+    with pytest.raises(
+        PrismaError, match=r"studies!3 doi 10.9999/evmeta.example.002 \(no record_id\) is not a "
+    ):
+        em.prisma_counts(EXPORTS, review["dedupe"], edited, EXAMPLE)
+
+
+def test_example_studies_are_matched_to_included_reports_by_doi(review):
+    """example.xlsx has no record_id: its 68 studies are matched by DOI to the 69 included reports,
+    and the one report no study carries (ZHANG2020's follow-up) is named in a note."""
+    screening = read_screening(review["screening"])
+    counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, EXAMPLE)
+    follow_up = screening.table.loc[screening.table["doi"] == "10.9999/evmeta.report.041", "record_id"]
+    assert counts.notes[1:] == [
+        "the studies sheet has no record_id column filled, so included reports were matched to studies by DOI",
+        "1 included report(s) carried by no study (another report of a study matched by DOI, or a study "
+        f"missing from the studies sheet): record_id {int(follow_up.iloc[0])}",
+    ]
+
+
+def test_studies_the_screening_log_never_included_are_refused(review, tmp_path):
+    """A studies sheet holding more studies than the screening log included is never silently counted."""
+    screening = read_screening(review["screening"])
+    rows = [{k: v for k, v in row.items() if k != "record_id"} for row in included_study_rows(screening)]
+    excluded_doi = "10.9999/evmeta.fulltext.001"  # excluded at full text (not_in_vivo)
+    extra = [
+        {"study_id": "EXTRA2025", "first_author": "Extra", "year": 2025, "doi": "10.9999/evmeta.example.999"},
+        {"study_id": "FULLTEXT2019", "first_author": "Fulltext", "year": 2019, "doi": excluded_doi},
+    ]
+    book = em.write_template(tmp_path / "extra.xlsx", data={"studies": [*rows, *extra]})
+    with pytest.raises(PrismaError) as caught:
+        em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
+    message = str(caught.value)
+    assert f"studies!{len(rows) + 2} doi 10.9999/evmeta.example.999 (no record_id) is not a record" in message
+    rid = int(screening.table.loc[screening.table["doi"] == excluded_doi, "record_id"].iloc[0])
+    assert (
+        f"studies!{len(rows) + 3} doi {excluded_doi} (no record_id) is record_id {rid} of the screening log, "
+        "which is not included (final_decision exclude)"
+    ) in message
+    # Rows that carry record_ids are strict; a row with neither record_id nor doi is named in a note.
+    with_ids = included_study_rows(screening)
+    anonymous = {"study_id": "ANON2025", "first_author": "Anon", "year": 2025}
+    book = em.write_template(tmp_path / "anon.xlsx", data={"studies": [*with_ids, anonymous]})
+    counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
+    assert counts.studies_included == 70
+    assert counts.notes[-1] == (
+        f"1 study without record_id or doi counted but not matched to an included report: studies!{len(with_ids) + 2}"
+    )
 
 
 def test_registers_are_counted_beside_databases(tmp_path):
@@ -297,11 +355,11 @@ def test_registers_are_counted_beside_databases(tmp_path):
     dedupe = tmp_path / "deduplicated.csv"
     dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
     counts = em.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
-    assert counts.registers == {"preclinicaltrials": 2} and counts.identified == 108
-    assert counts.duplicates_removed == 41  # the registered protocol shares the study's DOI
+    assert counts.registers == {"preclinicaltrials": 2} and counts.identified == 155
+    assert counts.duplicates_removed == 60  # the registered protocol shares the study's DOI
     assert counts.removed_other == 2  # the retracted record and the unscreened register record
     shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
-    assert "Databases (n = 106)" in shown and "Registers (n = 2)" in shown
+    assert "Databases (n = 153)" in shown and "Registers (n = 2)" in shown
     with pytest.raises(PrismaError, match="run `evmeta dedupe` on exactly these exports"):
         em.prisma_counts(
             EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE, registers=[register]

@@ -50,7 +50,7 @@ def test_sheet_has_one_row_per_kept_record_and_dropdowns(deduplicated, tmp_path)
     sheet = book["screening"]
     assert [c.value for c in sheet[1]] == [c.name for c in COLUMNS]
     ids = [sheet.cell(r, 1).value for r in range(2, sheet.max_row + 1)]
-    assert len(ids) == 66  # 106 records, 40 duplicates (hand count in make_search.py)
+    assert len(ids) == 94  # 153 records, 59 duplicates (hand count in make_search.py)
     zhang = next(
         r for r in range(2, sheet.max_row + 1) if sheet.cell(r, 5).value == "10.9999/evmeta.example.001"
     )
@@ -79,7 +79,7 @@ def test_unscreened_rows_are_named_by_sheet_row_and_column(deduplicated, tmp_pat
         str(first)
         == "screening!I2 ta_decision: title/abstract consensus is empty: screen this record (include or exclude)"
     )
-    assert len(caught.value.problems) == 66
+    assert len(caught.value.problems) == 94
 
 
 def _small_book(tmp_path: Path, rows: list[dict]) -> Path:
@@ -150,9 +150,9 @@ def test_kappa_equals_a_hand_count(tmp_path):
 
 def test_filled_fixture_reads_and_included_reports_carry_record_ids(filled, tmp_path):
     screening = read_screening(filled)
-    assert len(screening.table) == 65 and len(screening.included) == 41
+    assert len(screening.table) == 93 and len(screening.included) == 69
     rows = included_study_rows(screening)
-    assert len({r["study_id"] for r in rows}) == 41  # ids made unique (ZHANG2020, ZHANG2020a, ...)
+    assert len({r["study_id"] for r in rows}) == 69  # ids made unique (ZHANG2020, ZHANG2020a, ...)
     book = em.write_template(tmp_path / "book.xlsx", data={"studies": rows})
     extraction, problems = em.validate_extraction(book)
     assert not [p for p in problems if p.sheet == "studies" and p.severity == "error"]
@@ -172,5 +172,5 @@ def test_cli_writes_and_checks(deduplicated, filled, tmp_path):
         ["screen-sheet", str(deduplicated), "--check", str(filled), "--studies", str(tmp_path / "b.xlsx")],
     )
     assert result.exit_code == 0, result.output
-    assert "65 records screened, 41 reports included" in result.output
+    assert "93 records screened, 69 reports included" in result.output
     assert "Cohen's kappa" in result.output and (tmp_path / "b.xlsx").exists()

@@ -3,7 +3,9 @@
 ``prisma_counts`` reads the search exports (one file per database), the de-duplicated
 records, the screening log and the extraction workbook, checks that they tell one story
 (every kept record is screened or counted as removed, every included report belongs to a
-study), and returns the numbers of the PRISMA 2020 flow diagram for new systematic reviews
+study, every study comes from a report included in the screening log: matched by the
+study's record_id, or by its DOI when it has none; a study that cannot be matched is
+refused, or named in a note when it carries neither), and returns the numbers of the PRISMA 2020 flow diagram for new systematic reviews
 that searched databases and registers:
 
 * identification: records per database, duplicate records removed, records removed for
@@ -27,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from evmeta.errors import EvmetaError, Problem
-from evmeta.review.dedupe import read_search_export
+from evmeta.review.dedupe import normalize_doi, read_search_export
 from evmeta.review.screening import (
     EXCLUSION_REASONS,
     Screening,
@@ -198,8 +200,7 @@ def _record_ids(text: object) -> list[int]:
     return [int(x) for x in re.findall(r"\d+", str(text))]
 
 
-def _studies(extraction: str | Path, screening: Screening, notes: list[str]) -> int:
-    """Studies in the extraction; checks that their record_ids are the included reports."""
+def _studies_sheet(extraction: str | Path) -> pd.DataFrame:
     from evmeta.schema.validate import validate_extraction
 
     book, problems = validate_extraction(extraction)
@@ -207,31 +208,98 @@ def _studies(extraction: str | Path, screening: Screening, notes: list[str]) -> 
     if book is None or errors:
         shown = "; ".join(str(p) for p in (errors or problems)[:5])
         raise PrismaError(f"{Path(extraction).name}: the studies sheet cannot be counted: {shown}")
-    studies = book.sheets["studies"]
+    return book.sheets["studies"]
+
+
+def _match_by_doi(row: dict, by_doi: dict[str, tuple[int, str]], problems: list[str]) -> int | None:
+    """record_id of the included report whose DOI the study carries; a problem when there is none."""
+    doi = normalize_doi(str(row.get("doi") or ""))
+    if doi not in by_doi:
+        problems.append(
+            f"studies!{row['_row']} doi {doi} (no record_id) is not a record of the screening log: "
+            "a study must come from a report included at full text"
+        )
+        return None
+    rid, decision = by_doi[doi]
+    if decision != "include":
+        problems.append(
+            f"studies!{row['_row']} doi {doi} (no record_id) is record_id {rid} of the screening log, "
+            f"which is not included (final_decision {decision or 'empty'})"
+        )
+        return None
+    return rid
+
+
+def _studies(extraction: str | Path, screening: Screening, notes: list[str]) -> int:
+    """Studies in the extraction, each matched to a report included in the screening log.
+
+    A study is matched by its record_id(s) or, when it has none, by its DOI. A study that
+    names a report the log did not include is refused (PrismaError); a study with neither
+    record_id nor DOI cannot be matched and is named in a note, as are included reports that
+    no DOI-matched study claims (other reports of a study, or a study missing from the sheet).
+    """
+    studies = _studies_sheet(extraction)
+    table = screening.table
     included = set(screening.included["record_id"].astype(int))
+    by_doi = {
+        normalize_doi(str(doi)): (int(rid), str(decision or ""))
+        for rid, doi, decision in zip(table["record_id"], table["doi"], table["final_decision"], strict=True)
+        if isinstance(doi, str) and normalize_doi(doi)
+    }
+    all_record_ids = "record_id" in studies and studies["record_id"].notna().all()
     if "record_id" not in studies or studies["record_id"].isna().all():
         notes.append(
-            "the studies sheet has no record_id column filled, so included reports were not matched to studies"
+            "the studies sheet has no record_id column filled, so included reports were matched to "
+            "studies by DOI"
         )
-        return len(studies)
-    problems = []
-    claimed: set[int] = set()
+    problems: list[str] = []
+    claimed: dict[int, list[int]] = {}
+    unmatched: list[int] = []
     for row in studies.to_dict("records"):
-        for rid in _record_ids(row["record_id"]):
-            claimed.add(rid)
+        rids = _record_ids(row.get("record_id"))
+        for rid in rids:
             if rid not in included:
                 problems.append(
                     f"studies!{row['_row']} record_id {rid} is not a report included in the screening log"
                 )
-    problems += [
-        f"screening: record_id {rid} is included at full text but no study in the studies sheet carries it"
-        for rid in sorted(included - claimed)
-    ]
+        if not rids and normalize_doi(str(row.get("doi") or "")):
+            rids = [rid for rid in [_match_by_doi(row, by_doi, problems)] if rid is not None]
+        elif not rids:
+            unmatched.append(int(row["_row"]))
+        for rid in rids:
+            claimed.setdefault(rid, []).append(int(row["_row"]))
+    unclaimed = sorted(included - set(claimed))
+    if all_record_ids:
+        problems += [
+            f"screening: record_id {rid} is included at full text but no study in the studies sheet carries it"
+            for rid in unclaimed
+        ]
     if problems:
         raise PrismaError(
             "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         )
+    _note_unmatched(unmatched, [] if all_record_ids else unclaimed, claimed, notes)
     return len(studies)
+
+
+def _note_unmatched(
+    rows: list[int], unclaimed: list[int], claimed: dict[int, list[int]], notes: list[str]
+) -> None:
+    if rows:
+        notes.append(
+            f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} without record_id or doi counted but not "
+            f"matched to an included report: studies!{', studies!'.join(map(str, rows))}"
+        )
+    if unclaimed:
+        notes.append(
+            f"{len(unclaimed)} included report(s) carried by no study (another report of a study matched by "
+            f"DOI, or a study missing from the studies sheet): record_id {', '.join(map(str, unclaimed))}"
+        )
+    shared = {rid: rows for rid, rows in claimed.items() if len(rows) > 1}
+    for rid, rows in sorted(shared.items()):
+        notes.append(
+            f"record_id {rid} is the report of several studies: studies!{', studies!'.join(map(str, rows))}"
+        )
 
 
 def prisma_counts(

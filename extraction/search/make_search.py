@@ -1,22 +1,49 @@
 """Write the bundled example search exports and the screening decisions that go with them.
 
 The records are invented (DOIs under the unused prefix 10.9999) and tied to the simulated
-example workbook: its 40 studies (10.9999/evmeta.example.001-040) are found by the search,
-one of them (ZHANG2020) has a second report, and 25 further records are excluded along the
-way. Hand count of what the PRISMA 2020 flow diagram must show (checked by
-tests/test_prisma.py):
+example workbook: every study of its ``studies`` sheet (read from extraction/example.xlsx:
+first_author, year, title, doi, journal; today 68 studies, 10.9999/evmeta.example.001-068)
+is found by the search, one of them (ZHANG2020, the first row) has a second report, and 25
+further records are excluded along the way.
 
-    PubMed 48 + Embase 45 + Scopus 13 = 106 records identified
-    66 unique works -> 40 duplicates removed; 1 record (retracted) removed before screening
-    65 screened, 14 excluded at title/abstract; 51 reports sought, 2 not retrieved
-    49 assessed, 8 excluded (not_in_vivo 3, not_msc_ev 2, no_control 1, wrong_publication_type 2)
-    40 studies included, from 41 reports
+Which database finds study number i (its row in the studies sheet, counted from 1):
+
+* PubMed: i <= 30, and every study from i = 41 on;
+* Embase: 10 <= i <= 40, and the even i from 41 on;
+* Scopus: i <= 5, 35 <= i <= 39, and the multiples of 5 from 41 on.
+
+So every study is found at least once, whatever the workbook holds. Besides the studies,
+PubMed finds the second report of ZHANG2020, full-text exclusions F1-F6, unretrievable N1
+and off-topic T1-T10; Embase finds F4-F8, N2 and T8-T15; Scopus finds T1-T3 (T1 without a
+DOI, matched by title and author). T15 is retracted and deleted from the screening log.
+
+Hand count of what the PRISMA 2020 flow diagram must show for the 68 studies of today's
+workbook (checked by tests/test_prisma.py); studies 41-68 are 28 studies, 14 of them even,
+and 45, 50, 55, 60, 65 are the 5 multiples of 5 among them:
+
+    PubMed: 30 + 28 studies + 1 second report + 6 (F1-F6) + 1 (N1) + 10 (T1-T10) = 76
+    Embase: 31 + 14 studies + 5 (F4-F8) + 1 (N2) + 8 (T8-T15)                     = 59
+    Scopus: 10 + 5 studies + 3 (T1-T3)                                             = 18
+    76 + 59 + 18 = 153 records identified
+    unique works: 68 studies + 1 second report + 8 F + 2 N + 15 T = 94,
+        so 153 - 94 = 59 duplicates removed; counted the other way, one per extra copy:
+        studies 10-30 in PubMed and Embase 21, studies 1-5 and 35-39 also in Scopus 10,
+        F4-F6 3, T8-T10 3, T1-T3 3 (= 40, the count before the extension), the 14 even
+        studies from 41 on also in Embase, the 5 multiples of 5 from 41 on also in Scopus
+        (50 and 60 so found three times): 40 + 14 + 5 = 59;
+    1 record (T15, retracted) removed before screening, so 93 records screened;
+    14 excluded at title/abstract (T1-T14); 93 - 14 = 79 reports sought (68 + 1 + 8 + 2),
+        2 not retrieved (N1, N2), 77 assessed;
+    8 excluded at full text (not_in_vivo 3, not_msc_ev 2, no_control 1,
+        wrong_publication_type 2);
+    68 studies included, from 69 reports (77 - 8).
 
 Files written here: the three exports; ``screening_decisions.csv`` (what the two reviewers
 decided, keyed by DOI); and, through evmeta itself, ``deduplicated.csv`` (``evmeta dedupe``)
 and ``screening.xlsx`` (``evmeta screen-sheet``, then filled from the decisions: the filled
 screening fixture). Run ``python extraction/search/make_search.py`` to rewrite them
-(deterministic); tests/test_prisma.py checks that the committed files are current.
+(deterministic) after the example workbook changes, then update the hand count above and in
+tests/test_prisma.py; tests/test_prisma.py checks that the committed files are current.
 """
 
 from __future__ import annotations
@@ -27,15 +54,9 @@ from pathlib import Path
 import openpyxl
 
 HERE = Path(__file__).parent
-EXAMPLE_AUTHORS = (
-    "Zhang Wang Li Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Kim Park Lee Garcia Martinez Rossi Müller Schmidt "
-    "Nakamura Tanaka Silva Santos Kowalski Novak Dubois Smith Brown Taylor Nguyen Ahmed Ivanova Zhang Wang Li "
-    "Liu Chen Yang Huang"
-).split()
-EXAMPLE_YEARS = [2020, 2018, 2019, 2019, 2016, 2015, 2017, 2016, 2020, 2022, 2019, 2020, 2019, 2017, 2015,
-                 2017, 2024, 2024, 2020, 2019, 2019, 2022, 2018, 2024, 2020, 2024, 2024, 2017, 2016, 2019,
-                 2019, 2015, 2021, 2020, 2022, 2019, 2021, 2017, 2021, 2023]  # fmt: skip
-MODELS = ["ischemia/reperfusion AKI", "MCAO", "LAD ligation"]
+EXAMPLE = HERE.parent / "example.xlsx"
+#: Columns of the studies sheet a search record is made from.
+STUDY_COLUMNS = ("first_author", "year", "title", "doi", "journal")
 FT_REASONS = ["not_in_vivo"] * 3 + ["not_msc_ev"] * 2 + ["no_control"] + ["wrong_publication_type"] * 2
 FT_TITLES = [
     "MSC-derived exosomes reduce apoptosis of tubular epithelial cells in vitro",
@@ -66,22 +87,47 @@ TA_TITLES = [
 ]
 
 
-def _works() -> dict[str, dict]:
+def read_studies(workbook: Path = EXAMPLE) -> list[dict]:
+    """The studies sheet of the example workbook, one dict per study (STUDY_COLUMNS), in order.
+
+    Raises ValueError when a study lacks an author, a year, a title or a DOI under 10.9999
+    (a search record is made from each, and the invented records must never use a real DOI).
+    """
+    book = openpyxl.load_workbook(workbook, read_only=True)
+    try:
+        rows = list(book["studies"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    header = [str(name).strip() if name is not None else "" for name in rows[0]]
+    missing = [c for c in STUDY_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{workbook.name} studies sheet: no column {', '.join(missing)}")
+    studies = []
+    for number, row in enumerate(rows[1:], start=2):
+        if all(v is None for v in row):
+            continue
+        study = {c: row[header.index(c)] for c in STUDY_COLUMNS}
+        if not (study["first_author"] and study["year"] and study["title"]):
+            raise ValueError(f"{workbook.name} studies!{number}: first_author, year and title are needed")
+        if not str(study["doi"] or "").startswith("10.9999/"):
+            raise ValueError(f"{workbook.name} studies!{number}: doi {study['doi']!r} is not under 10.9999/")
+        studies.append(study)
+    return studies
+
+
+def _works(studies: list[dict]) -> dict[str, dict]:
     works = {}
-    for i, (author, year) in enumerate(zip(EXAMPLE_AUTHORS, EXAMPLE_YEARS, strict=True), start=1):
-        species = "mouse" if i % 2 else "rat"
+    for i, study in enumerate(studies, start=1):
         works[f"S{i}"] = {
-            "title": f"Mesenchymal stromal cell-derived extracellular vesicles in a {species} model of {MODELS[(i - 1) % 3]}",
-            "authors": [f"{author}, A", "Evans, B"],
-            "year": year,
-            "doi": f"10.9999/evmeta.example.{i:03d}",
-            "journal": "Stem Cell Research & Therapy",
-            "ta": "include", "ft": "include",
+            "title": str(study["title"]), "authors": [f"{study['first_author']}, A", "Evans, B"],
+            "year": int(study["year"]), "doi": str(study["doi"]),
+            "journal": study["journal"] or "Stem Cell Research & Therapy", "ta": "include", "ft": "include",
         }  # fmt: skip
+    # The second report (a follow-up) of the first study, ZHANG2020 today.
     works["R41"] = {
         "title": "Long-term renal outcomes after MSC extracellular vesicle treatment of AKI in mice: follow-up report",
-        "authors": ["Zhang, A", "Evans, B"], "year": 2021, "doi": "10.9999/evmeta.report.041",
-        "journal": "Kidney International", "ta": "include", "ft": "include",
+        "authors": works["S1"]["authors"], "year": works["S1"]["year"] + 1,
+        "doi": "10.9999/evmeta.report.041", "journal": "Kidney International", "ta": "include", "ft": "include",
     }  # fmt: skip
     for i, (title, reason) in enumerate(zip(FT_TITLES, FT_REASONS, strict=True), start=1):
         works[f"F{i}"] = {
@@ -104,20 +150,19 @@ def _works() -> dict[str, dict]:
     return works
 
 
-PUBMED = (
-    [f"S{i}" for i in range(1, 31)]
-    + ["R41"]
-    + [f"F{i}" for i in range(1, 7)]
-    + ["N1"]
-    + [f"T{i}" for i in range(1, 11)]
-)
-EMBASE = (
-    [f"S{i}" for i in range(10, 41)]
-    + [f"F{i}" for i in range(4, 9)]
-    + ["N2"]
-    + [f"T{i}" for i in range(8, 16)]
-)
-SCOPUS = [f"S{i}" for i in (1, 2, 3, 4, 5, 35, 36, 37, 38, 39)] + ["T1", "T2", "T3"]  # fmt: skip
+def databases(n_studies: int) -> dict[str, list[str]]:
+    """Keys of the works each database finds (the rule in the module docstring)."""
+    later = range(41, n_studies + 1)
+    pubmed = [*range(1, min(n_studies, 30) + 1), *later]
+    embase = [*range(10, min(n_studies, 40) + 1), *(i for i in later if i % 2 == 0)]
+    scopus = [i for i in [*range(1, 6), *range(35, 40)] if i <= n_studies] + [i for i in later if i % 5 == 0]
+    return {
+        "pubmed": [f"S{i}" for i in pubmed] + ["R41", *(f"F{i}" for i in range(1, 7)), "N1"]
+        + [f"T{i}" for i in range(1, 11)],
+        "embase": [f"S{i}" for i in embase] + [*(f"F{i}" for i in range(4, 9)), "N2"]
+        + [f"T{i}" for i in range(8, 16)],
+        "scopus": [f"S{i}" for i in scopus] + ["T1", "T2", "T3"],
+    }  # fmt: skip
 
 
 def _medline(work: dict, pmid: int) -> str:
@@ -141,17 +186,21 @@ def _ris(work: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    works = _works()
+def main(workbook: Path = EXAMPLE) -> None:
+    studies = read_studies(workbook)
+    works = _works(studies)
+    found = databases(len(studies))
     (HERE / "pubmed.nbib").write_text(
-        "\n\n".join(_medline(works[k], 30000000 + n) for n, k in enumerate(PUBMED, start=1)) + "\n",
+        "\n\n".join(_medline(works[k], 30000000 + n) for n, k in enumerate(found["pubmed"], start=1)) + "\n",
         encoding="utf-8",
     )
-    (HERE / "embase.ris").write_text("\n\n".join(_ris(works[k]) for k in EMBASE) + "\n", encoding="utf-8")
+    (HERE / "embase.ris").write_text(
+        "\n\n".join(_ris(works[k]) for k in found["embase"]) + "\n", encoding="utf-8"
+    )
     with (HERE / "scopus.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Authors", "Title", "Year", "Source title", "DOI"])
-        for key in SCOPUS:
+        for key in found["scopus"]:
             work = works[key]
             doi = "" if key == "T1" else work["doi"]  # T1 has no DOI here: matched by title and author
             title = work["title"].upper() if key == "T1" else work["title"]
