@@ -165,9 +165,9 @@ def test_micro_sign_spellings_in_dose_units(example_copy):
 
 
 def test_file_over_the_size_limit(tmp_path, monkeypatch):
-    import evmeta.sheets.reader as reader
+    import evmeta.sheets.raw as raw
 
-    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(raw, "MAX_FILE_BYTES", 1000)
     copy = tmp_path / "big.xlsx"
     shutil.copy(EXAMPLE, copy)
     extraction, problems = validate_extraction(copy)

@@ -25,7 +25,7 @@ from evmeta.review.dedupe import dedupe_file
 from evmeta.review.prisma import PrismaCounts, PrismaError
 from evmeta.review.screening import included_study_rows, read_screening
 from tests.conftest import EXAMPLE
-from tests.test_plots import _text_boxes
+from tests.test_figure_layout import layout_problems
 from tests.test_screening import EXPORTS, SEARCH, fill_screening
 
 #: Hand count of the bundled example (see the docstring of extraction/search/make_search.py,
@@ -194,8 +194,8 @@ def _overlaps(boxes: np.ndarray, tolerance: float = 0.5) -> int:
 @pytest.mark.parametrize(("databases", "reasons"), [(1, 1), (3, 4), (8, 10)])
 def test_nothing_overlaps_and_text_stays_in_its_box(width, databases, reasons):
     figure = em.prisma_diagram(_counts(databases, reasons), width=width)
-    text = _text_boxes(figure)  # the helper of the forest-plot overlap test
-    assert _overlaps(text) == 0
+    problems = layout_problems(figure)  # the overlap check every figure passes
+    assert not problems, problems
     boxes, texts = _geometry(figure)
     assert len(boxes) == 3 + 9 + 1  # 3 phase bars, 9 flow boxes, the header
     assert _overlaps(boxes) == 0
