@@ -297,9 +297,10 @@ def resolve_priors(
 # * the typical sampling variance of an animal SMD (n = 8 per arm, g about 2) is
 #   2/8 + 4/32 = 0.375, so tau^2 = v I^2 / (1 - I^2) gives tau = 0.75 (I^2 60%), 1.06 (75%)
 #   and 1.84 (90%);
-# * published rodent meta-analyses report tau near 1 SMD (e.g. tau^2 = 0.985 in a rodent
-#   minocycline meta-analysis re-analysed in 2025; tau about 1.4-2.0 in the vendored CAR-T
-#   tumour-volume data, tests/data/cart).
+# * rodent meta-analyses report tau near 1 SMD (e.g. tau^2 = 0.985, I^2 77%, in a public
+#   replication report of a rodent minocycline meta-analysis,
+#   https://matheusglls.github.io/minocycline/meta_analyses_main_report.html; tau about 1.4-2.0
+#   in the vendored CAR-T tumour-volume data, tests/data/cart). Anecdotes, not a survey.
 #
 # Fitted distribution: tau ~ lognormal(0, 0.5): median 1.0 SMD, central 95% [0.38, 2.66],
 # which puts 60-90% I^2 at typical animal sample sizes well inside and keeps 0.2-5 plausible.
