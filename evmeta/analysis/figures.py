@@ -40,7 +40,8 @@ def _workers() -> int:
         return max(0, int(wanted))
     if "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    return min(2, os.cpu_count() or 1)
+    # One core stays with the main process (Bayesian model, sensitivity analyses).
+    return min(2, (os.cpu_count() or 1) - 1)
 
 
 @dataclass
