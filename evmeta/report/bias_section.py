@@ -5,11 +5,11 @@ computes no statistics."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from evmeta.report.svg import figure_svgs
 
 
 def _html(frame: pd.DataFrame | None, digits: int = 3) -> str:
@@ -23,14 +23,6 @@ def _html(frame: pd.DataFrame | None, digits: int = 3) -> str:
         classes="table",
         escape=True,
     )
-
-
-def _svg(paths: list[Path] | None) -> str:
-    path = next((p for p in paths or [] if p.suffix == ".svg"), None)
-    if path is None or not path.exists():
-        return ""
-    text = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>", "", path.read_text(encoding="utf-8"))
-    return re.sub(r"<svg ", '<svg style="max-width:100%;height:auto" ', text, count=1).strip()
 
 
 def bias_context(run: Any) -> dict[str, Any] | None:
@@ -68,5 +60,5 @@ def bias_context(run: Any) -> dict[str, Any] | None:
             "difference_pvalue",
         ]
         out["evidence"] = {"table": _html(evidence[columns])}
-    out["figures"] = {name: _svg(run.figures.get(name)) for name in ("bias_panel", "isolation_evidence")}
+    out["figures"] = {name: "".join(figure_svgs(run.figures.get(name))) for name in ("bias_panel", "isolation_evidence")}
     return out

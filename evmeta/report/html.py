@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +14,8 @@ from evmeta.report.bias_section import bias_context
 from evmeta.report.interpret import bayes_factor_notes, small_study_summary
 from evmeta.report.methods import REFERENCES, methods_paragraph
 from evmeta.report.sections import CAPTIONS, render_sections
+from evmeta.report.svg import figure_svgs
 from evmeta.report.tables import html_table
-
-
-def _svg(path: Path | None) -> str:
-    """An SVG file inline, scaled to the page width (text stays text)."""
-    if path is None or not path.exists():
-        return ""
-    text = path.read_text(encoding="utf-8")
-    text = re.sub(r"<\?xml[^>]*\?>", "", text)
-    text = re.sub(r"<!DOCTYPE[^>]*>", "", text, flags=re.DOTALL)
-    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
-    return re.sub(r"<svg ", '<svg class="figure" ', text, count=1).strip()
-
-
-def _figure_svgs(paths: list[Path]) -> list[str]:
-    """Every SVG page of a figure, in page order."""
-    return [_svg(p) for p in sorted(p for p in paths if p.suffix == ".svg")]
 
 
 def _table(
@@ -71,7 +55,7 @@ def write_report(run: Any) -> Path:
         .sort_values(["first_author", "year"])
     )
     bayes = run.models.get("bayesian")
-    figures = {name: _figure_svgs(paths) for name, paths in run.figures.items()}
+    figures = {name: figure_svgs(paths) for name, paths in run.figures.items()}
     coverage = None
     if run.recovery is not None and len(run.recovery):
         covered = int(run.recovery["covered"].sum())

@@ -64,7 +64,7 @@ def _environment(loader: Any = None):
 
 def render_sections(run: Any, loader: Any = None) -> list[dict[str, str]]:
     """Render ``run.report_sections`` (if any) to ``[{"id", "title", "html"}]``."""
-    from evmeta.report.html import _figure_svgs
+    from evmeta.report.svg import figure_svgs
     from evmeta.report.tables import html_table
 
     sections = list(getattr(run, "report_sections", None) or [])
@@ -74,7 +74,7 @@ def render_sections(run: Any, loader: Any = None) -> list[dict[str, str]]:
     out = []
     for section in sections:
         template = env.get_template(section.template)
-        figures = {name: _figure_svgs(run.figures.get(name, [])) for name in section.figures}
+        figures = {name: figure_svgs(run.figures.get(name, [])) for name in section.figures}
         body = template.render(
             context=section.context,
             figures=figures,

@@ -6,9 +6,7 @@ row of every sheet ends up either in the returned ``Extraction`` or named by an 
 
 from __future__ import annotations
 
-import math
 import re
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +14,14 @@ import pandas as pd
 from pydantic import ValidationError
 from rapidfuzz import fuzz, process
 
-from evmeta.errors import DoseError, ExtractionError, Problem
+from evmeta.errors import ExtractionError, Problem
 from evmeta.schema.cells import coerce, show
+from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column, column_map
-from evmeta.schema.dose_text import read_dose_text
 from evmeta.schema.extraction import Extraction
+from evmeta.schema.keys import _check_ids, _check_keys, _typed_ids
 from evmeta.schema.records import RECORDS
+from evmeta.schema.row_rules import _note_hidden
 from evmeta.schema.vocabulary import isolation_steps
 from evmeta.sheets.reader import Cell, RawSheet, UnreadableInput, column_letter, read_raw
 
@@ -33,14 +33,6 @@ HEADER_THRESHOLD = 75.0
 
 def _snake(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(text).strip().casefold()).strip("_")
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def add(self, sheet, row, column, value, message, severity="error", letter=None) -> None:
-        self.problems.append(Problem(sheet, row, column, value, message, severity, letter))
 
 
 def _match_sheets(raw: dict[str, RawSheet], out: _Collector) -> dict[str, RawSheet]:
@@ -245,221 +237,6 @@ def _validate_rows(sheet_name, sheet, mapped, extras, out, file_label) -> list[d
     return valid
 
 
-def _check_ids(
-    sheet_name: str,
-    rows: list[dict[str, Any]],
-    out: _Collector,
-    letters: dict[str, str],
-    typed: dict[str, list[int]] | None = None,
-) -> list[dict[str, Any]]:
-    """Drop rows whose id was typed on an earlier row (valid or not) of the same sheet."""
-    id_column = ID_COLUMNS.get(sheet_name)
-    if sheet_name == "risk_of_bias":
-        key = lambda r: (r.get("study_id"), r.get("experiment_id"))  # noqa: E731
-        label = "study_id/experiment_id"
-    elif id_column:
-        key = lambda r: r.get(id_column)  # noqa: E731
-        label = id_column
-    else:
-        return rows
-    # The first row typed with each id, even one with errors (then it is not in ``rows``).
-    first: dict[Any, int] = {}
-    if typed and id_column and sheet_name != "risk_of_bias":
-        first = {k: min(r) for k, r in typed.items()}
-    kept = []
-    for row in rows:
-        k = key(row)
-        if k in first and first[k] < row["_row"]:
-            out.add(
-                sheet_name,
-                row["_row"],
-                label.split("/")[0],
-                k if not isinstance(k, tuple) else "/".join(filter(None, k)),
-                f"duplicated id: the same {label} is on row {first[k]}",
-                letter=letters.get(label.split("/")[0]),
-            )
-            continue
-        first[k] = row["_row"]
-        kept.append(row)
-    if typed and id_column and sheet_name != "risk_of_bias":
-        # Later rows with other errors: name the duplicate at its cell too.
-        valid_rows = {row["_row"] for row in rows}
-        for k, typed_rows in typed.items():
-            for excel_row in typed_rows[1:]:
-                if excel_row not in valid_rows:
-                    out.add(
-                        sheet_name,
-                        excel_row,
-                        id_column,
-                        k,
-                        f"duplicated id: the same {label} is on row {typed_rows[0]}",
-                        letter=letters.get(id_column),
-                    )
-    return kept
-
-
-_FOREIGN_KEYS = [
-    ("preparations", "study_id", "studies"),
-    ("experiments", "study_id", "studies"),
-    ("arms", "experiment_id", "experiments"),
-    ("arms", "prep_id", "preparations"),
-    ("outcomes", "experiment_id", "experiments"),
-    ("outcomes", "arm_id", "arms"),
-    ("risk_of_bias", "study_id", "studies"),
-    ("risk_of_bias", "experiment_id", "experiments"),
-]
-
-
-def _check_keys(
-    tables: dict[str, list[dict[str, Any]]],
-    typed_ids: dict[str, dict[str, list[int]]],
-    out: _Collector,
-    letters,
-) -> None:
-    """Drop rows whose foreign keys do not resolve to a valid row (in sheet order, so drops cascade)."""
-    for sheet_name in SHEETS:
-        rows = tables.get(sheet_name)
-        if rows is None:
-            continue
-        keep = []
-        parent_ids = {
-            parent: {r[ID_COLUMNS[parent]] for r in tables[parent]}
-            for child, _, parent in _FOREIGN_KEYS
-            if child == sheet_name and parent in tables
-        }
-        for row in rows:
-            ok = True
-            for child, column, parent in _FOREIGN_KEYS:
-                if child != sheet_name or not row.get(column) or parent not in tables:
-                    continue
-                value = row[column]
-                if value in parent_ids[parent]:
-                    continue
-                ok = False
-                why = _unresolved(value, parent, typed_ids.get(parent, {}).get(value, []))
-                out.add(sheet_name, row["_row"], column, value, why, letter=letters[sheet_name].get(column))
-            if ok:
-                keep.append(row)
-        tables[sheet_name] = keep
-    _fill_dose_schedules(tables, out, letters)
-    _check_consistency(tables, out, letters)
-
-
-def _unresolved(value: Any, parent: str, typed_rows: list[int]) -> str:
-    """Why a foreign key names no valid row: absent, on a row with errors, or duplicated."""
-    if not typed_rows:
-        return f"{value!r} is not a {ID_COLUMNS[parent]} on the {parent} sheet"
-    if len(typed_rows) == 1:
-        return f"refers to {parent} row {typed_rows[0]}, which has errors"
-    listed = ", ".join(map(str, typed_rows[:-1])) + f" and {typed_rows[-1]}"
-    return (
-        f"refers to {value!r}, which is typed on {parent} rows {listed}: the id is duplicated and "
-        "those rows have errors; fix them first"
-    )
-
-
-def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
-    """Fill empty ``n_doses`` / ``dose_interval_days`` from the schedule ``dose_text`` prints.
-
-    A filled cell gets a note; a typed value that disagrees with the text is an error on
-    that cell and the arm is left out. Texts that are not a readable dose are left to the
-    dose harmonizer, which logs why.
-    """
-    specs = column_map("arms")
-    keep = []
-    for arm in tables.get("arms", []):
-        text = arm.get("dose_text")
-        try:
-            reading = read_dose_text(text) if isinstance(text, str) and text.strip() else None
-        except DoseError:
-            reading = None
-        ok = True
-        for column, found in (
-            ("n_doses", reading and reading.n_doses),
-            ("dose_interval_days", reading and reading.interval_days),
-        ):
-            spec, given, letter = specs[column], arm.get(column), letters["arms"].get(column)
-            if found is None or not spec.minimum <= found <= spec.maximum:
-                continue
-            if given is None:
-                arm[column] = int(found) if spec.kind == "int" else float(found)
-                note = f"filled from dose_text {text!r}: {found:g}"
-                out.add("arms", arm["_row"], column, None, note, "note", letter)
-            elif not math.isclose(float(given), float(found), rel_tol=1e-9):
-                message = f"{show(given)} disagrees with dose_text {text!r}, which gives {found:g}; correct one of them"
-                out.add("arms", arm["_row"], column, given, message, letter=letter)
-                ok = False
-        if ok:
-            keep.append(arm)
-    if "arms" in tables:
-        tables["arms"] = keep
-
-
-def _check_consistency(tables, out: _Collector, letters) -> None:
-    experiments = {r["experiment_id"]: r for r in tables.get("experiments", [])}
-    preparations = {r["prep_id"]: r for r in tables.get("preparations", [])}
-    arms = {r["arm_id"]: r for r in tables.get("arms", [])}
-    keep_arms = []
-    for arm in tables.get("arms", []):
-        prep = preparations.get(arm.get("prep_id"))
-        exp = experiments.get(arm["experiment_id"])
-        if prep and exp and prep["study_id"] != exp["study_id"]:
-            out.add(
-                "arms",
-                arm["_row"],
-                "prep_id",
-                arm["prep_id"],
-                f"preparation belongs to study {prep['study_id']!r} but the experiment to {exp['study_id']!r}",
-                letter=letters["arms"].get("prep_id"),
-            )
-            continue
-        keep_arms.append(arm)
-    if "arms" in tables:
-        tables["arms"] = keep_arms
-        arms = {r["arm_id"]: r for r in keep_arms}
-    keep_outcomes = []
-    for outcome in tables.get("outcomes", []):
-        arm = arms.get(outcome["arm_id"])
-        if arm is None:
-            out.add(
-                "outcomes",
-                outcome["_row"],
-                "arm_id",
-                outcome["arm_id"],
-                "refers to an arm that has errors",
-                letter=letters["outcomes"].get("arm_id"),
-            )
-            continue
-        if arm["experiment_id"] != outcome["experiment_id"]:
-            out.add(
-                "outcomes",
-                outcome["_row"],
-                "arm_id",
-                outcome["arm_id"],
-                f"arm belongs to experiment {arm['experiment_id']!r}, not {outcome['experiment_id']!r}",
-                letter=letters["outcomes"].get("arm_id"),
-            )
-            continue
-        keep_outcomes.append(outcome)
-    if "outcomes" in tables:
-        tables["outcomes"] = keep_outcomes
-    roles: dict[str, set[str]] = defaultdict(set)
-    for arm in arms.values():
-        roles[arm["experiment_id"]].add(arm["role"])
-    with_outcomes = {o["experiment_id"] for o in keep_outcomes}
-    for exp_id in sorted(with_outcomes):
-        if "vehicle_control" not in roles[exp_id]:
-            exp = experiments[exp_id]
-            out.add(
-                "experiments",
-                exp["_row"],
-                "experiment_id",
-                exp_id,
-                "experiment has outcomes but no vehicle_control arm to compare the EV arms with",
-                letter=letters["experiments"].get("experiment_id"),
-            )
-
-
 def _frame(sheet_name: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
     columns = [c.name for c in SHEETS[sheet_name]]
     frame = pd.DataFrame(rows)
@@ -552,63 +329,6 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
     errors = [p for p in out.problems if p.severity == "error"]
     extraction = Extraction(frames, raw.path, raw.sha256, notes=notes, problems=errors)
     return extraction, out.problems
-
-
-def _typed_ids(sheet: RawSheet, index: int, column: Column) -> dict[str, list[int]]:
-    """Id as read (same coercion as validation) -> every Excel row it was typed on."""
-    found: dict[str, list[int]] = defaultdict(list)
-    for excel_row, cells in sheet.rows:
-        if index < len(cells):
-            value, _, _ = coerce(cells[index], column)
-            if value is not None:
-                found[value].append(excel_row)
-    return dict(found)
-
-
-def _row_ranges(rows: list[int]) -> str:
-    """'5, 7-9' for rows [5, 7, 8, 9]."""
-    parts: list[str] = []
-    for row in sorted(rows):
-        if parts and parts[-1][1] == row - 1:
-            parts[-1] = (parts[-1][0], row)
-        else:
-            parts.append((row, row))
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
-
-
-def _note_hidden(sheets: dict[str, RawSheet], out: _Collector) -> None:
-    """A note for every hidden sheet, hidden data row and hidden column that is analysed."""
-    for sheet in sheets.values():
-        if sheet.hidden and sheet.rows:
-            out.add(
-                sheet.name,
-                None,
-                None,
-                None,
-                f"sheet {sheet.name!r} is hidden in the workbook; its {len(sheet.rows)} row(s) were read",
-                "note",
-            )
-        if sheet.hidden_rows:
-            out.add(
-                sheet.name,
-                None,
-                None,
-                None,
-                f"{len(sheet.hidden_rows)} hidden row(s) were read: rows {_row_ranges(sheet.hidden_rows)}",
-                "note",
-            )
-        for index in sheet.hidden_columns:
-            header = sheet.header[index] if index < len(sheet.header) else ""
-            if header:
-                out.add(
-                    sheet.name,
-                    1,
-                    _snake(header) or None,
-                    header,
-                    f"column {header!r} is hidden in the workbook; it was read",
-                    "note",
-                    column_letter(index),
-                )
 
 
 def _describe(sheet_name: str) -> str:

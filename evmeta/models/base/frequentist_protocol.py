@@ -7,6 +7,7 @@ dataclasses holding ``model`` (the inputs), ``coefficients``, ``vb``, ``df``, ``
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -128,11 +129,13 @@ class FittedModel:
         """Heterogeneity SDs by level, named ``tau[<level>]`` as in Bayesian fits and priors."""
         return {}
 
+    @abstractmethod
     def _title(self) -> str:
-        raise NotImplementedError
+        """The summary's heading (each result class names its model)."""
 
+    @abstractmethod
     def _lines(self, level: float) -> list[str]:
-        raise NotImplementedError
+        """The summary's text lines at confidence ``level`` (each result class lays out its own)."""
 
     def _plain_dict(self, scalars: list[str]) -> dict[str, Any]:
         """Scalars as plain Python values, plus mods, the omnibus df, coefficients and versions."""

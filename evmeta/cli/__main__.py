@@ -1,0 +1,5 @@
+"""``python -m evmeta.cli``: the same as the ``evmeta`` command."""
+
+from evmeta.cli import main
+
+main()

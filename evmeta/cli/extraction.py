@@ -1,0 +1,149 @@
+"""Reviewer commands on extraction workbooks: template, validate, harmonize, import-wide."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evmeta.cli._app import ForceOption, _echo_err, _outputs, _refusals, app
+
+
+@app.command()
+def template(
+    path: Annotated[Path, typer.Argument(help="Workbook to write (.xlsx), or a folder with --csv.")],
+    csv: Annotated[
+        bool, typer.Option("--csv", help="Write one CSV file per sheet into the folder PATH.")
+    ] = False,
+    force: ForceOption = False,
+) -> None:
+    """Write an empty extraction template (workbook with dropdowns, or CSV files)."""
+    from evmeta.schema.columns import SHEETS
+    from evmeta.schema.template import write_template
+
+    if not csv and path.suffix.lower() != ".xlsx":
+        _echo_err(f"error: {path} should end in .xlsx (or use --csv for a folder of CSV files)")
+        raise typer.Exit(2)
+    if csv:
+        from evmeta._paths import check_output
+
+        with _refusals():
+            check_output(path, folder=True)
+        _outputs([path / f"{sheet}.csv" for sheet in SHEETS], force=force)
+    else:
+        _outputs([path], force=force)
+    with _refusals():
+        written = write_template(path, csv_dir=csv)
+    typer.echo(f"wrote {written}")
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Extraction workbook (.xlsx) or folder of CSV files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the problems as JSON.")] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="Also print rows per sheet.")] = False,
+) -> None:
+    """Check an extraction; exit 0 = no errors, 1 = errors found, 2 = not readable."""
+    from evmeta.schema.validate import sort_problems, validate_extraction
+
+    extraction, problems = validate_extraction(path)
+    problems = sort_problems(problems)
+    errors = [p for p in problems if p.severity == "error"]
+    notes = [p for p in problems if p.severity == "note"]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "errors": len(errors),
+                    "notes": len(notes),
+                    "problems": [p.to_dict() for p in problems],
+                },
+                indent=1,
+                default=str,
+            )
+        )
+    else:
+        for problem in problems:
+            typer.echo(str(problem) if problem.severity == "error" else f"note: {problem}")
+        if summary and extraction is not None:
+            typer.echo(extraction.summary())
+        typer.echo(f"{len(errors)} error(s), {len(notes)} note(s)")
+    if extraction is None:
+        raise typer.Exit(2)
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def harmonize(
+    workbook: Annotated[Path, typer.Argument(help="Extraction workbook (.xlsx) or folder of CSV files.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Comparisons CSV to write.")] = Path(
+        "comparisons.csv"
+    ),
+    measure: Annotated[str, typer.Option(help="SMD, MD, ROM, NMD, OR, RR, RD or NMD_or_SMD.")] = "SMD",
+    outcome: Annotated[
+        list[str] | None, typer.Option(help="Outcome to keep (repeatable); all by default.")
+    ] = None,
+    timepoint: Annotated[str, typer.Option(help="last, first, all, or a number of days.")] = "last",
+    shared_control: Annotated[str, typer.Option(help="split (divide control n) or keep.")] = "split",
+    force: ForceOption = False,
+) -> None:
+    """Write one row per comparison (yi, vi, moderators) and exclusions.csv beside it."""
+    from evmeta.comparisons import build_comparisons
+    from evmeta.errors import ExtractionError
+    from evmeta.schema.validate import read_extraction
+    from evmeta.sheets.export import write_csv
+
+    exclusions_path = output.parent / "exclusions.csv"
+    _outputs([output, exclusions_path], inputs=[workbook], force=force)
+    try:
+        extraction = read_extraction(workbook)
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
+        _echo_err("fix the errors above (evmeta validate lists them), then run harmonize again")
+        raise typer.Exit(2 if exc.fatal else 1) from None
+    try:
+        point: str | float = float(timepoint)
+    except ValueError:
+        point = timepoint
+    try:
+        comparisons = build_comparisons(
+            extraction, measure, outcome=outcome or None, timepoint=point, shared_control=shared_control
+        )
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(f"error: {problem}")
+        raise typer.Exit(1) from None
+    except ValueError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    with _refusals():
+        write_csv(comparisons.table, output)
+        exclusions = write_csv(comparisons.exclusions, exclusions_path)
+    typer.echo(comparisons.summary())
+    typer.echo(f"wrote {output} and {exclusions}")
+
+
+@app.command("import-wide")
+def import_wide(
+    table: Annotated[Path, typer.Argument(help="Comparison table: CSV or .xlsx, one row per comparison.")],
+    map_path: Annotated[Path, typer.Option("--map", help="Map (TOML): [columns], [constants], [options].")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Extraction workbook to write (.xlsx).")],
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of an .xlsx table (default: the first).")] = None,
+) -> None:
+    """Import a wide comparison table (treatment and control side by side) into a workbook."""
+    from evmeta.errors import EvmetaError
+    from evmeta.schema.wide_import import import_wide as run_import
+
+    try:
+        result = run_import(table, map_path, output, sheet=sheet)
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(result.summary())
+    typer.echo(
+        f"wrote {output} and {output.with_name(output.stem + '.import_log.csv')}; check it with: evmeta validate {output}"
+    )

@@ -1,0 +1,282 @@
+"""Systematic-review chores: lookup, reconcile, dedupe, screen-sheet, prisma, digitized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evmeta.cli._app import ForceOption, _echo_err, _outputs, _print_problems, _refusals, app
+
+
+@app.command()
+def lookup(
+    workbook: Annotated[Path, typer.Argument(help="Extraction workbook (.xlsx) or folder of CSV files.")],
+    fill_missing: Annotated[
+        bool, typer.Option("--fill-missing", help="Write <name>.filled.xlsx with empty cells filled.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Use only the cache; make no request.")] = False,
+    cache: Annotated[
+        Path | None, typer.Option(help="Cache folder (default: .evmeta-cache beside the workbook).")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Stop the whole run after this many seconds; unreached studies are listed."),
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(help="Give up one request (retries included) after this many seconds.")
+    ] = 60.0,
+    force: ForceOption = False,
+) -> None:
+    """Check the studies sheet against Crossref (DOI) and PubMed (PMID)."""
+    from evmeta.review.lookup import run_lookup
+
+    if (timeout is not None and not timeout > 0) or not request_timeout > 0:
+        _echo_err("error: --timeout and --request-timeout must be positive numbers of seconds")
+        raise typer.Exit(2)
+    if fill_missing:
+        _outputs([workbook.with_name(workbook.stem + ".filled.xlsx")], inputs=[workbook], force=force)
+    with _refusals():
+        result, target = run_lookup(
+            workbook,
+            cache=cache,
+            offline=offline,
+            fill=fill_missing,
+            timeout=timeout,
+            request_timeout=request_timeout,
+        )
+    for message in result.messages():
+        typer.echo(message)
+    checked = int((result.rows["source"] != "").sum())
+    typer.echo(
+        f"{checked} of {len(result.rows)} studies found; {len(result.messages())} message(s); "
+        f"{result.requests_made} request(s)"
+    )
+    if result.not_checked:
+        typer.echo(
+            f"{len(result.not_checked)} studies not checked (time limit of {timeout:g} s reached): "
+            + ", ".join(result.not_checked)
+        )
+    if target is not None:
+        typer.echo(f"wrote {target}")
+
+
+@app.command()
+def reconcile(
+    workbooks: Annotated[
+        list[Path] | None, typer.Argument(help="The two reviewers' workbooks, A then B.")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Reconciliation workbook to write.")] = Path(
+        "reconciliation.xlsx"
+    ),
+    apply: Annotated[
+        Path | None, typer.Option("--apply", help="Build the final workbook from this adjudicated file.")
+    ] = None,
+    force: ForceOption = False,
+) -> None:
+    """Compare two extractions (A B -o reconciliation.xlsx), or apply decisions (--apply FILE)."""
+    from evmeta.errors import ExtractionError
+    from evmeta.review.reconcile import apply_decisions, write_reconciliation
+    from evmeta.review.reconcile import reconcile as compare_books
+
+    if apply is not None:
+        final = apply.with_name(apply.stem + ".final.xlsx")
+        consensus = apply.with_name(apply.stem + ".consensus.xlsx")
+        _outputs([final], inputs=[apply, consensus, *(workbooks or [])], force=force)
+        from evmeta.errors import EvmetaError
+
+        try:
+            final = apply_decisions(apply, final)
+        except EvmetaError as exc:  # undecided discrepancies or a broken file: exit 1
+            _echo_err(f"error: {exc}")
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            _echo_err(f"error: could not write {final}: {exc.strerror or exc}")
+            raise typer.Exit(2) from None
+        typer.echo(f"wrote {final}")
+        return
+    if not workbooks or len(workbooks) != 2:
+        _echo_err("error: give two workbooks (reviewer A, reviewer B), or --apply reconciliation.xlsx")
+        raise typer.Exit(2)
+    consensus = output.with_name(output.stem + ".consensus.xlsx")
+    _outputs([output, consensus], inputs=workbooks, force=force)
+    try:
+        result = compare_books(*workbooks)
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem))
+        raise typer.Exit(2) from None
+    with _refusals():
+        path, consensus = write_reconciliation(result, output)
+    typer.echo(result.summary())
+    typer.echo(f"wrote {path} and {consensus}")
+
+
+@app.command()
+def dedupe(
+    export: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Search exports (one per database): RIS (.ris), PubMed MEDLINE (.nbib/.txt) or CSV."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write.")] = Path("deduplicated.csv"),
+    force: ForceOption = False,
+) -> None:
+    """Cluster duplicate search records; write every record with cluster_id, keep and score."""
+    from evmeta.review.dedupe import dedupe_file
+
+    _outputs([output, output.with_suffix(".prisma.json")], inputs=list(export), force=force)
+    with _refusals():
+        result = dedupe_file(list(export), output)
+    for warning in result.warnings:
+        _echo_err(f"warning: {warning}")
+    for name, value in result.counts.items():
+        typer.echo(f"{name.replace('_', ' ')}: {value}")
+    typer.echo(f"wrote {output} and {output.with_suffix('.prisma.json')}")
+
+
+@app.command("screen-sheet")
+def screen_sheet(
+    deduplicated: Annotated[
+        Path | None, typer.Argument(help="deduplicated.csv written by `evmeta dedupe`.")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Screening workbook to write.")] = Path(
+        "screening.xlsx"
+    ),
+    check: Annotated[
+        Path | None,
+        typer.Option("--check", help="Validate a filled screening log and print the screeners' kappa."),
+    ] = None,
+    studies: Annotated[
+        Path | None,
+        typer.Option(
+            "--studies",
+            help="With --check: write an extraction workbook whose studies sheet "
+            "lists the reports included at full text, each with its record_id.",
+        ),
+    ] = None,
+) -> None:
+    """Write the title/abstract and full-text screening log (or --check a filled one)."""
+    from evmeta.errors import EvmetaError
+    from evmeta.review.screening import (
+        ScreeningError,
+        check_against_deduplicated,
+        raise_if_errors,
+        read_deduplicated,
+        read_screening,
+        write_screening_sheet,
+    )
+
+    try:
+        if check is None:
+            if deduplicated is None:
+                _echo_err("error: give deduplicated.csv (from `evmeta dedupe`), or --check screening.xlsx")
+                raise typer.Exit(2)
+            written = write_screening_sheet(deduplicated, output)
+            typer.echo(f"wrote {written}")
+            return
+        screening = read_screening(check)
+        if deduplicated is not None:
+            raise_if_errors(check_against_deduplicated(screening, read_deduplicated(deduplicated)))
+    except ScreeningError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    _report_screening(screening, studies)
+
+
+def _report_screening(screening, studies: Path | None) -> None:
+    """Print the screeners' agreement; write the studies sheet of the included reports."""
+    from evmeta.review.screening import included_study_rows, screening_agreement
+
+    stages = {"title_abstract": "title/abstract", "full_text": "full text"}
+    for row in screening_agreement(screening).itertuples():
+        typer.echo(
+            f"{stages[row.stage]}: {row.n_agree} of {row.n_compared} decisions agree "
+            f"({row.percent_agreement:.1f}%), Cohen's kappa {row.kappa:.3f}"
+        )
+    typer.echo(f"{len(screening.table)} records screened, {len(screening.included)} reports included")
+    if studies is not None:
+        from evmeta.schema.template import write_template
+
+        write_template(studies, data={"studies": included_study_rows(screening)})
+        typer.echo(f"wrote {studies} (studies sheet: one row per included report, with its record_id)")
+
+
+@app.command()
+def prisma(
+    search: Annotated[
+        list[Path],
+        typer.Option("--search", help="Search exports, one per database: --search a.nbib b.ris c.csv."),
+    ],
+    dedupe: Annotated[Path, typer.Option("--dedupe", help="deduplicated.csv from `evmeta dedupe`.")],
+    screening: Annotated[Path, typer.Option("--screening", help="Filled screening log.")],
+    extraction: Annotated[Path, typer.Option("--extraction", help="Extraction workbook (studies sheet).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Figure: .pdf, .svg or .png; no suffix writes all three.")
+    ] = Path("prisma.pdf"),
+    width: Annotated[str, typer.Option(help="double (180 mm), single (85 mm) or a width in mm.")] = "double",
+    register: Annotated[
+        list[Path] | None,
+        typer.Option("--register", help="Export of a study register searched (repeatable)."),
+    ] = None,
+    more_search: Annotated[
+        list[Path] | None, typer.Argument(help="Further search exports (after --search).", show_default=False)
+    ] = None,
+) -> None:
+    """Draw the PRISMA 2020 flow diagram from the review's files; counts also go to <output>.csv."""
+    from evmeta.errors import EvmetaError
+    from evmeta.plots._style import save_figure
+    from evmeta.plots.prisma import prisma_diagram
+    from evmeta.review.prisma import prisma_counts, problems_of
+    from evmeta.sheets.export import write_csv
+
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in {"pdf", "svg", "png", ""}:
+        _echo_err(f"error: {output} should end in .pdf, .svg or .png (or have no suffix for all three)")
+        raise typer.Exit(2)
+    try:
+        size: str | float = width if width in {"double", "single"} else float(width)
+        counts = prisma_counts(
+            [*search, *(more_search or [])], dedupe, screening, extraction, registers=register or []
+        )
+    except ValueError:
+        _echo_err(f"error: --width must be double, single or a number of mm, got {width!r}")
+        raise typer.Exit(2) from None
+    except EvmetaError as exc:
+        _print_problems(problems_of(exc))
+        raise typer.Exit(1) from None
+    for note in counts.notes:
+        typer.echo(f"note: {note}")
+    formats = (fmt,) if fmt else ("pdf", "svg", "png")
+    written = save_figure(prisma_diagram(counts, width=size), output.with_suffix(""), formats=formats)
+    table = write_csv(counts.to_frame(), output.with_suffix(".csv"))
+    typer.echo(f"wrote {', '.join(map(str, written))} and {table}")
+
+
+@app.command()
+def digitized(
+    file: Annotated[Path, typer.Argument(help="WebPlotDigitizer project (.json/.tar) or CSV export.")],
+    kind: Annotated[str, typer.Option("--kind", help="bar or point chart.")],
+    error: Annotated[
+        str, typer.Option("--error", help="sd or sem: what the figure legend says the error bars are.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Outcome rows (CSV) to write.")] = Path(
+        "rows.csv"
+    ),
+) -> None:
+    """Outcome rows (arm, mean, sd or sem, data_source=figure) from a WebPlotDigitizer export."""
+    from evmeta.review.digitized import DigitizedError, read_digitized
+    from evmeta.sheets.export import write_csv
+
+    try:
+        rows = read_digitized(file, kind=kind.strip().lower(), error=error.strip().lower())
+    except DigitizedError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    write_csv(rows, output)
+    typer.echo(f"{len(rows)} arm(s); wrote {output}")
