@@ -5,6 +5,9 @@
 # control_outcome_row: Excel rows; k_sharing: EV rows sharing the control; flipped: 1 where
 # lower is better). SD from SEM as sem * sqrt(n); mean and SD from median/quartiles by
 # Wan et al. (2014) eqs. 14 and 16, written out here; the control n split by k_sharing.
+# The pairs of the 28 studies appended for issue 16 (Excel rows past 383) were pinned from
+# evmeta's pairing of the extended workbook; the 138 earlier pairs, pinned before, were
+# unchanged by it (checked when the file was extended).
 suppressMessages({library(metafor); library(jsonlite); library(readxl)})
 o <- as.data.frame(read_excel("extraction/example.xlsx", sheet = "outcomes"))
 o$excel_row <- seq_len(nrow(o)) + 1
