@@ -70,7 +70,7 @@ def test_missing_required_and_files(tmp_path):
         ({"figures": {"width": float("inf")}}, "figures.width"),
         (
             {"figures": {"forest_by": "nonexistent"}},
-            "figures.forest_by: Value error, 'nonexistent' is not a column",
+            "figures.forest_by: 'nonexistent' is not a column",
         ),
         ({"figures": {"forest_by": "isolation_methd"}}, "did you mean 'isolation_method'?"),
     ],

@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from evmeta.errors import PathError
+
 EXAMPLE_FILES = ("example.xlsx", "example_truth.json", "example.toml")
 
 
@@ -18,7 +20,7 @@ def copy_example(folder: str | Path) -> Path:
 
     Raises
     ------
-    FileExistsError
+    PathError
         When ``folder`` already holds a file of the same name with other content (a user's
         edited copy is never overwritten).
     """
@@ -28,7 +30,7 @@ def copy_example(folder: str | Path) -> Path:
     for name, data in payload.items():
         target = folder / name
         if target.exists() and (not target.is_file() or target.read_bytes() != data):
-            raise FileExistsError(
+            raise PathError(
                 f"{target} exists and differs from the bundled example; choose another folder with -o"
             )
     folder.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,11 @@ def demo(
     package) into OUTPUT, then runs the spec; the report goes to OUTPUT/report/.
     """
     from evmeta.analysis.demo import copy_example
+    from evmeta.errors import PathError
 
     try:
         spec = copy_example(output)
-    except FileExistsError as exc:
+    except PathError as exc:
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None
     typer.echo(f"copied the example workbook and spec to {output}")

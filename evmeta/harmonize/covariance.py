@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from evmeta.errors import InputError
 from evmeta.harmonize.effects import MEASURES
 
 _NEEDED = {
@@ -74,7 +75,7 @@ def _shared_term(measure: str, t: pd.DataFrame, i: np.ndarray, j: np.ndarray) ->
         parts = col("sd_treat") ** 2 / col("n_treat") + col("sd_control") ** 2 / col("n_control")
         scale2 = col("vi") / parts
         return np.sqrt(scale2[i] * scale2[j]) * col("sd_control")[i] ** 2 / n_c
-    raise ValueError(f"no shared-control covariance for measure {measure!r}")
+    raise InputError(f"no shared-control covariance for measure {measure!r}")
 
 
 def _binary_term(measure: str, events: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -130,18 +131,18 @@ def shared_control_covariance(
     if measure is None:
         measures = pd.unique(table["measure"]) if "measure" in table.columns else []
         if len(measures) != 1:
-            raise ValueError(f"give measure=...; the table has measures {list(measures)}")
+            raise InputError(f"give measure=...; the table has measures {list(measures)}")
         measure = str(measures[0])
     measure = measure.upper()
     if measure not in MEASURES:
-        raise ValueError(f"unknown measure {measure!r}; valid measures: {', '.join(MEASURES)}")
+        raise InputError(f"unknown measure {measure!r}; valid measures: {', '.join(MEASURES)}")
     missing = [c for c in ("yi", "vi", group, *_NEEDED[measure]) if c not in table.columns]
     if missing:
-        raise ValueError(f"the comparison table lacks column(s) {', '.join(missing)} needed for {measure}")
+        raise InputError(f"the comparison table lacks column(s) {', '.join(missing)} needed for {measure}")
     if "n_control_reported" in table.columns:
         split = ~np.isclose(table["n_control"].astype(float), table["n_control_reported"].astype(float))
         if split.any():
-            raise ValueError(
+            raise InputError(
                 "the control n was split among the arms sharing it; build the comparisons with "
                 "shared_control='keep' to model the shared control by its covariance instead"
             )
@@ -157,5 +158,5 @@ def shared_control_covariance(
         off = i != j
         V[i[off], j[off]] = _shared_term(measure, table, i[off], j[off])
     if k and not np.all(np.isfinite(V)):
-        raise ValueError("the shared-control covariance is not finite; check the arm statistics")
+        raise InputError("the shared-control covariance is not finite; check the arm statistics")
     return V

@@ -62,7 +62,7 @@ def _rows(frame: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, weights: np.ndarr
 
 
 def _test_name(fit: Any) -> str:
-    if getattr(fit, "robust", False):
+    if getattr(fit, "is_robust", False):
         return "CR2"
     return TESTS.get(getattr(fit, "test", ""), str(getattr(fit, "test", "")))
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from evmeta.data import load_csv
 from evmeta.errors import PlotError
-from evmeta.plots._style import journal_style, new_figure
+from evmeta.plots._style import FigurePages, journal_style, new_figure
 from evmeta.plots._text import study_labels
 
 COLOURS = {"low": "#1A9850", "unclear": "#FEE08B", "high": "#D73027"}
@@ -54,16 +54,45 @@ def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "do
     """Risk-of-bias figure from an Extraction, Comparisons or a table with the ``rob_*`` columns.
 
     ``kind``: ``summary`` (stacked bars: share of studies judged low / unclear / high per
-    item), ``traffic_light`` (one row per study, one circle per item) or ``both``.
+    item), ``traffic_light`` (one row per study, one circle per item) or ``both``. A traffic
+    light too long for one 240 mm page continues on further pages (a :class:`FigurePages`;
+    the summary, over every study, stays on the first).
     """
     items = _items()
     frame = _table(data)
     missing = [c for c, _ in items if c not in frame.columns]
     if missing:
         raise PlotError(f"no risk-of-bias columns {', '.join(missing)} in these data")
-    n = len(frame)
     summary_in = 0.16 * len(items) + 0.75  # bars, x label, legend above
-    pitch = min(0.15, max(0.1, (240 / 25.4 - summary_in - 0.8) / max(n, 1)))  # fit a 240 mm page
+    if ax is not None or kind == "summary":
+        return _page(frame, frame, items, kind, width, ax, summary_in)
+    first = int((PAGE_IN - summary_in - 0.15 - 0.6) / MIN_PITCH_IN) if kind == "both" else ROWS_PER_PAGE
+    if len(frame) <= first:
+        return _page(frame, frame, items, kind, width, ax, summary_in)
+    # As few pages as fit, with the studies spread evenly (no page of a few orphan rows).
+    count = 1 + -(-(len(frame) - first) // ROWS_PER_PAGE)
+    head = min(first, -(-len(frame) // count))
+    rest = len(frame) - head
+    per_page = -(-rest // -(-rest // ROWS_PER_PAGE))
+    pages = [_page(frame, frame.iloc[:head], items, kind, width, None, summary_in)]
+    for start in range(head, len(frame), per_page):
+        chunk = frame.iloc[start : start + per_page]
+        pages.append(_page(frame, chunk, items, "traffic_light", width, None, summary_in))
+    return FigurePages(pages)
+
+
+#: Page height (240 mm) and the smallest row pitch that keeps 7 pt study labels apart, in inches.
+PAGE_IN = 240 / 25.4
+MIN_PITCH_IN = 0.1
+#: Traffic-light rows on a page without the summary.
+ROWS_PER_PAGE = int((PAGE_IN - 0.6) / MIN_PITCH_IN)
+
+
+def _page(summary_frame, frame, items, kind: str, width, ax, summary_in: float):
+    """One figure: the summary bars over ``summary_frame`` and/or the traffic light of ``frame``."""
+    n = len(frame)
+    above = summary_in + 0.15 if kind == "both" else 0.0
+    pitch = min(0.15, max(MIN_PITCH_IN, (PAGE_IN - above - 0.6) / max(n, 1)))  # fit a 240 mm page
     light_in = pitch * n + 0.6
     heights = {"summary": summary_in, "traffic_light": light_in, "both": summary_in + light_in + 0.15}
     height = heights[kind]
@@ -76,7 +105,7 @@ def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "do
         if kind in {"summary", "both"}:
             box = (left, 1 - (summary_in - 0.2) / height, 0.95 - left, (summary_in - 0.75) / height)
             axis = ax if (ax is not None and kind == "summary") else figure.add_axes(box)
-            _summary(axis, frame, items, n)
+            _summary(axis, summary_frame, items, len(summary_frame))
         if kind in {"traffic_light", "both"}:
             light_left = left if not narrow else 0.3
             box = (light_left, 0.4 / height, 0.95 - light_left, (pitch * n) / height)

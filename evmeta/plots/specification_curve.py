@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evmeta.errors import PlotError
 from evmeta.plots._style import journal_style, new_figure
 
 COLOURS = {1: "#0072B2", -1: "#D55E00", 0: "#8C8C8C"}  # Okabe-Ito blue, vermillion; grey
@@ -25,7 +26,7 @@ def _choices(results: pd.DataFrame) -> list[str]:
     columns = list(results.columns)
     if "spec_id" in columns and "k" in columns:
         return columns[columns.index("spec_id") + 1 : columns.index("k")]
-    raise ValueError("results need the columns of multiverse.csv (spec_id, the choices, k, ...)")
+    raise PlotError("results need the columns of multiverse.csv (spec_id, the choices, k, ...)")
 
 
 def _rows(results: pd.DataFrame, ok: pd.DataFrame, choices: list[str]) -> list[tuple[str, str, Any]]:
@@ -66,7 +67,7 @@ def specification_curve_plot(
     choices = list(choices) if choices is not None else _choices(results)
     ok = results[results["status"] == "ok"]
     if ok.empty:
-        raise ValueError("no fitted specification to draw")
+        raise PlotError("no fitted specification to draw")
     ok = ok.sort_values(["estimate", "spec_id"], kind="stable").reset_index(drop=True)
     rank = np.arange(1, len(ok) + 1)
     side = np.where(ok["ci_low"] > 0, 1, np.where(ok["ci_high"] < 0, -1, 0))

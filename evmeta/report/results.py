@@ -19,7 +19,7 @@ HETEROGENEITY_COLUMNS = ["model", "component", "k", "tau2", "i2", "q", "q_df", "
 
 
 def _test(fit: Any) -> str:
-    if getattr(fit, "robust", False):
+    if getattr(fit, "is_robust", False):
         return "CR2"
     return str(getattr(fit, "test", ""))
 

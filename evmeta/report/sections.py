@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CAPTIONS = {
+    "bias_panel": (
+        "Publication bias. Left: funnel plot with the PET and PEESE lines of the model ensemble; middle: "
+        "relative publication probability of non-significant results (step selection model, significant "
+        "results = 1); right: model-averaged effect with its component models (posterior probability as size)."
+    ),
+    "isolation_evidence": (
+        "Isolation methods against ultracentrifugation (UC): within-study estimates (studies that compared "
+        "methods on the same animals' model) and between-study estimates, each with its 95% confidence interval."
+    ),
     "forest": (
         "Forest plot. Squares: comparisons (area proportional to the weight in the overall model) with 95% "
         "confidence intervals; diamonds: pooled estimates per subgroup and overall; bar: 95% prediction interval. "
