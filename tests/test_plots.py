@@ -94,7 +94,7 @@ def test_other_figures_accept_ax_and_return_figures(comparisons):
     figures = [
         funnel_plot(fit, trim_fill=em.trim_and_fill(fit)),
         funnel_plot(fit, precision="sqrt_inv_n"),
-        risk_of_bias_plot(comparisons),
+        risk_of_bias_plot(comparisons, kind="summary"),
         dose_response_plot(
             em.meta_analysis(
                 comparisons.table.dropna(subset=["log10_dose_ug_protein_per_kg"]),
@@ -108,6 +108,9 @@ def test_other_figures_accept_ax_and_return_figures(comparisons):
         ),
     ]
     assert all(isinstance(f, Figure) for f in figures)
+    # The example's 68 studies need two pages of traffic lights (each page a Figure).
+    pages = risk_of_bias_plot(comparisons)
+    assert len(pages) == 2 and all(isinstance(f, Figure) for f in pages)
     host = Figure()
     ax = host.add_subplot()
     assert funnel_plot(fit, ax=ax) is host
