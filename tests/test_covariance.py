@@ -214,7 +214,7 @@ def test_bayesian_model_uses_V():
     )
     mean, sd = _exact_posterior_of_mu(table, V, 50.0, 0.5)
     naive, _ = _exact_posterior_of_mu(table, np.diag(np.diag(V)), 50.0, 0.5)
-    got = fit.summary().loc["intercept"]
-    assert got["mean"] == pytest.approx(mean, abs=0.15 * sd)
-    assert got["sd"] == pytest.approx(sd, rel=0.15)
+    got = fit.summary().table.loc["intercept"]
+    assert got["estimate"] == pytest.approx(mean, abs=0.15 * sd)
+    assert got["se"] == pytest.approx(sd, rel=0.15)
     assert abs(naive - mean) > 0.8 * sd  # so the first assert fails if V is ignored
