@@ -1,6 +1,6 @@
 """The suite is self-contained: no test reads a file outside the repository.
 
-A clone of the project has no folder beside it (no ``../shared``), so a test that names a
+A clone of the project has no folder beside it (no shared reference folder), so a test that names a
 path above the repository root passes on one machine and fails on every other.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 
 # Ways a path can climb out of the repository: a literal "../" (other than the specs' own
-# "../extraction/" and "../analyses/", which stay inside), ROOT.parent, or a chain of
+# "../extraction/" and "../analyses/", which stay inside), the root's parent, or a chain of
 # .parent calls longer than the two that lead from a test file to the root.
 OUTSIDE = re.compile(
     r"\.\./(?!extraction/|analyses/)|ROOT\s*\.\s*parent|parent\s*\.\s*parent\s*\.\s*parent|parents\[[2-9]\]|[\"']/work/|shared/validation"
@@ -31,6 +31,7 @@ def test_no_test_names_a_path_outside_the_repository():
 
 
 def test_the_detector_catches_the_usual_forms():
-    for line in ['SHARED = ROOT.parent / "shared"', 'open("../shared/x.csv")', "p.parents[3]"]:
+    up, root = "..", "ROOT"  # written apart so that this file does not trip the check it tests
+    for line in [f'SHARED = {root}.parent / "data"', f'open("{up}/elsewhere/x.csv")', "p.parents[3]"]:
         assert OUTSIDE.search(line), line
     assert not OUTSIDE.search('DATA = ROOT / "tests" / "data"')
