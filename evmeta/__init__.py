@@ -19,6 +19,7 @@ from evmeta.errors import (
     Problem,
     SpecError,
 )
+from evmeta.models import _LAZY as _MODEL_NAMES
 
 # Public name -> module that defines it (imported on first use).
 _LAZY = {
@@ -36,26 +37,7 @@ _LAZY = {
     "Comparisons": "evmeta.comparisons",
     "build_comparisons": "evmeta.comparisons",
     "characterization_quality": "evmeta.harmonize.quality",
-    "MetaResult": "evmeta.models.frequentist.meta",
-    "meta_analysis": "evmeta.models.frequentist.meta",
-    "SubgroupResult": "evmeta.models.frequentist.subgroup",
-    "subgroup_analysis": "evmeta.models.frequentist.subgroup",
-    "adjust_pvalues": "evmeta.models.frequentist.subgroup",
-    "MultilevelResult": "evmeta.models.frequentist.multilevel",
-    "multilevel_meta_analysis": "evmeta.models.frequentist.multilevel",
-    "egger_test": "evmeta.models.bias.small_study",
-    "trim_and_fill": "evmeta.models.bias.small_study",
-    "pet_peese": "evmeta.models.bias.small_study",
-    "cumulative_meta_analysis": "evmeta.models.bias.small_study",
-    "SelectionResult": "evmeta.models.bias.selection",
-    "selection_model": "evmeta.models.bias.selection",
-    "BiasAveragingResult": "evmeta.models.bias.averaging",
-    "bias_model_averaging": "evmeta.models.bias.averaging",
-    "isolation_method_evidence": "evmeta.models.isolation_evidence",
-    "BayesResult": "evmeta.models.bayes.result",
-    "bayesian_meta_analysis": "evmeta.models.bayes.fit",
-    "compare_models": "evmeta.models.bayes.arviz_io",
-    "Prior": "evmeta.models.priors",
+    **_MODEL_NAMES,  # every public model name, from the models namespace (one list, not two)
     "forest_plot": "evmeta.plots.forest",
     "funnel_plot": "evmeta.plots.funnel",
     "risk_of_bias_plot": "evmeta.plots.risk_of_bias",
