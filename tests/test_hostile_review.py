@@ -43,7 +43,9 @@ class _SlowServer:
         self.trickle = trickle
         self.stop = threading.Event()
         self.connections: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.lock = threading.Lock()
+        self.server_thread = threading.Thread(target=self._serve, daemon=True)
+        self.server_thread.start()
 
     @property
     def url(self) -> str:
@@ -56,7 +58,11 @@ class _SlowServer:
                 connection, _ = self.sock.accept()
             except OSError:
                 continue
-            self.connections.append(connection)
+            with self.lock:
+                if self.stop.is_set():  # accepted while closing: a retrying client
+                    connection.close()
+                    return
+                self.connections.append(connection)
             if self.trickle:
                 threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
 
@@ -72,10 +78,15 @@ class _SlowServer:
             pass
 
     def close(self) -> None:
-        self.stop.set()
+        # Stop accepting before closing the accepted connections: the client's abandoned
+        # request retries at once when its connection drops, and a connection accepted
+        # after the list was closed would be garbage-collected open (ResourceWarning).
+        with self.lock:
+            self.stop.set()
+        self.server_thread.join(5)
+        self.sock.close()
         for connection in self.connections:
             connection.close()
-        self.sock.close()
 
 
 def _studies_workbook(folder: Path, n: int) -> Path:

@@ -180,7 +180,12 @@ class LookupClient:
         outcome: dict[str, tuple[bytes | None, str | None]] = {}
         # A daemon thread bounds the whole request (connect, retries, a trickling body);
         # one abandoned at the deadline cannot keep the process alive.
-        worker = threading.Thread(target=lambda: outcome.update(r=self._fetch(url)), daemon=True)
+        # Each attempt's time-outs are capped by the deadline too, so an abandoned request
+        # ends soon after it and does not linger on the server's connection.
+        attempt_timeout = (min(self.timeout[0], limit), min(self.timeout[1], limit))
+        worker = threading.Thread(
+            target=lambda: outcome.update(r=self._fetch(url, attempt_timeout)), daemon=True
+        )
         worker.start()
         worker.join(limit)
         if "r" not in outcome:
@@ -196,12 +201,14 @@ class LookupClient:
             cached.write_text(json.dumps(payload), encoding="utf-8")
         return payload, None
 
-    def _fetch(self, url: str) -> tuple[bytes | None, str | None]:
+    def _fetch(
+        self, url: str, timeout: tuple[float, float] | None = None
+    ) -> tuple[bytes | None, str | None]:
         """Body of a GET (at most MAX_RESPONSE_BYTES) or an error message; never raises."""
         import requests
 
         try:
-            with self.session.get(url, timeout=self.timeout, stream=True) as response:
+            with self.session.get(url, timeout=timeout or self.timeout, stream=True) as response:
                 if response.status_code == 404:
                     return None, "not found (404)"
                 if response.status_code >= 400:
