@@ -36,18 +36,18 @@ def _table(data: Any) -> pd.DataFrame:
     if "study_id" not in frame.columns:
         return frame
     items = [c for c, _ in _items() if c in frame.columns]
-    keep = []
-    for _, part in frame.groupby("study_id", sort=False):
-        judged = part.drop_duplicates(items)
-        if len(judged) > 1 and "experiment_id" in part.columns:
-            for _, row in judged.iterrows():
-                row = row.copy()
-                row["label"] = f"{row['label']} ({str(row['experiment_id']).rsplit('-', 1)[-1]})"
-                keep.append(row)
-        else:
-            keep.append(judged.iloc[0])
-    out = pd.DataFrame(keep).reset_index(drop=True)
-    return out.sort_values("label", kind="stable").reset_index(drop=True)
+    # One row per distinct set of judgements within a study; a study judged differently
+    # in its experiments keeps one row per experiment, tagged with the experiment.
+    judged = frame.drop_duplicates(["study_id", *items]).copy()
+    if "experiment_id" in judged.columns:
+        several = judged["study_id"].duplicated(keep=False).to_numpy()
+        judged.loc[several, "label"] = [
+            f"{label} ({str(experiment).rsplit('-', 1)[-1]})"
+            for label, experiment in zip(
+                judged["label"][several], judged["experiment_id"][several], strict=True
+            )
+        ]
+    return judged.sort_values("label", kind="stable").reset_index(drop=True)
 
 
 def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "double", ax: Any = None):
@@ -146,14 +146,37 @@ def _summary(axis, frame: pd.DataFrame, items, n: int) -> None:
         axis.spines[side].set_visible(False)
 
 
+def _symbol_marker(judgement: str) -> tuple[Any, float, float]:
+    """Marker, size (pt²) and line width of a judgement's symbol inside its circle: the
+    plus and minus are line markers, the question mark the glyph's outline, centred."""
+    if judgement == "low":
+        return "+", 12, 0.7
+    if judgement == "high":
+        return "_", 12, 0.7
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path as MarkerPath
+    from matplotlib.textpath import TextPath
+
+    glyph = TextPath((0, 0), "?", size=1, prop=FontProperties(family="DejaVu Sans", weight="bold"))
+    box = glyph.get_extents()
+    centred = MarkerPath(glyph.vertices - [box.x0 + box.width / 2, box.y0 + box.height / 2], glyph.codes)
+    return centred, 9, 0.0
+
+
 def _traffic_light(axis, frame: pd.DataFrame, items, n: int) -> None:
-    for row, (_, record) in enumerate(frame.iterrows()):
-        for column_index, (column, _) in enumerate(items):
-            judgement = record[column] if isinstance(record[column], str) else "unclear"
-            axis.scatter(
-                column_index, row, s=30, color=COLOURS.get(judgement, "0.8"), edgecolor="0.3", lw=0.3
-            )
-            axis.text(column_index, row, SYMBOLS.get(judgement, ""), ha="center", va="center", fontsize=5.5)
+    # One marker collection per judgement (not one per cell): a 68-study grid is 680 cells.
+    columns = [column for column, _ in items]
+    judgements = frame[columns].where(frame[columns].map(lambda v: isinstance(v, str)), "unclear")
+    grid = judgements.to_numpy(dtype=object)
+    rows, cols = np.indices(grid.shape)
+    for judgement in pd.unique(grid.ravel()):
+        cell = grid == judgement
+        axis.scatter(
+            cols[cell], rows[cell], s=30, color=COLOURS.get(judgement, "0.8"), edgecolor="0.3", lw=0.3
+        )
+        if judgement in SYMBOLS:
+            marker, size, width = _symbol_marker(judgement)
+            axis.scatter(cols[cell], rows[cell], s=size, marker=marker, color="black", lw=width)
     axis.set_yticks(range(n), frame["label"].tolist(), fontsize=6)
     axis.set_xticks(range(len(items)), [str(i + 1) for i in range(len(items))], fontsize=6)
     axis.set_xlim(-0.6, len(items) - 0.4)
