@@ -105,13 +105,28 @@ class Dose:
 # --- unit factors (pint) ----------------------------------------------------------------
 
 
+#: The only units and prefixes doses need (protein mass, conditioned-medium volume and the
+#: two counts): pint's full default registry takes longer to build than a whole dose table.
+_UNIT_DEFINITIONS = (
+    "gram = [mass] = g",
+    "liter = [volume] = l = L",
+    "particle = [particle_count]",
+    "cell_equivalent = [cell_count]",
+    "pico- = 1e-12 = p-",
+    "nano- = 1e-9 = n-",
+    "micro- = 1e-6 = µ- = μ- = u-",
+    "milli- = 1e-3 = m-",
+    "kilo- = 1e3 = k-",
+)
+
+
 @cache
 def _registry():
     import pint
 
-    registry = pint.UnitRegistry()
-    registry.define("particle = [particle_count]")
-    registry.define("cell_equivalent = [cell_count]")
+    registry = pint.UnitRegistry(None)
+    for definition in _UNIT_DEFINITIONS:
+        registry.define(definition)
     return registry
 
 
