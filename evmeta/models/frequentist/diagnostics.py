@@ -61,6 +61,27 @@ def confint_tau2(result: MetaResult, level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows, index=["estimate", "ci_low", "ci_high"]).T
 
 
+def case_deleted_fits(result: MetaResult) -> list[MetaResult | None]:
+    """The model refitted without each comparison in turn (None where a refit is impossible).
+
+    Leave-one-out and influence diagnostics both need these k refits; a result is immutable,
+    so they are computed once per result and kept with it.
+    """
+    cached = result.__dict__.get("_case_deleted_fits")
+    if cached is None:
+        model = result.model
+        cached = []
+        for i in range(model.k):
+            keep = np.ones(model.k, dtype=bool)
+            keep[i] = False
+            try:
+                cached.append(result.fit_subset(keep))
+            except ModelError:
+                cached.append(None)
+        result.__dict__["_case_deleted_fits"] = cached  # frozen dataclass: a cache, not a field
+    return cached
+
+
 def leave_one_out(result: MetaResult) -> pd.DataFrame:
     """Refit without each comparison in turn (models without moderators, as metafor)."""
     model = result.model
@@ -69,10 +90,9 @@ def leave_one_out(result: MetaResult) -> pd.DataFrame:
     if model.k < 3:
         raise ModelError("leave-one-out needs at least 3 comparisons")
     rows = []
-    for i in range(model.k):
-        keep = np.ones(model.k, dtype=bool)
-        keep[i] = False
-        fit = result.fit_subset(keep)
+    for i, fit in enumerate(case_deleted_fits(result)):
+        if fit is None:
+            raise ModelError(f"leave-one-out: the model cannot be refitted without comparison {i + 1}")
         rows.append(
             {
                 "left_out": model.frame.index[i],
@@ -116,12 +136,8 @@ def influence(result: MetaResult) -> pd.DataFrame:
     out = {
         name: np.full(k, np.nan) for name in ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "q_del"]
     }
-    for i in range(k):
-        keep = np.ones(k, dtype=bool)
-        keep[i] = False
-        try:
-            fit = result.fit_subset(keep)
-        except ModelError:
+    for i, fit in enumerate(case_deleted_fits(result)):
+        if fit is None:
             continue
         b_del = fit.coefficients["estimate"].to_numpy()
         pred_del = X[i] @ b_del
