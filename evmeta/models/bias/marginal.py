@@ -235,7 +235,7 @@ def selection_marginal(
     return MarginalFit(log_ml, points[keep, 0], np.zeros(keep.sum()), weights[keep] / weights[keep].sum())
 
 
-def _selected_normal_loglik(yi, vi, mu, tau2, omega, steps, chunk: int = 4096) -> np.ndarray:
+def _selected_normal_loglik(yi, vi, mu, tau2, omega, steps, chunk: int = 512) -> np.ndarray:
     """sum_i log N(y_i; mu, v_i + tau2) - log A_i for many (mu, tau2, omega) at once."""
     out = np.empty(len(mu))
     for start in range(0, len(mu), chunk):

@@ -19,7 +19,7 @@ Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package. J 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 ALTERNATIVES = ("greater", "less", "two.sided")
 
@@ -61,11 +61,13 @@ def interval_probabilities(
         mean = -mean
     inner = steps[:-1] / 2 if alternative == "two.sided" else steps[:-1]
     # cut_j: |y| (two-sided) or y (one-sided) at which p = steps[j]; decreasing in j.
-    cuts = se[..., None] * stats.norm.isf(inner)
-    upper = stats.norm.sf((cuts - mean[..., None]) / sd[..., None])  # P(y >= cut_j)
+    # special.ndtr/ndtri are what stats.norm's sf/cdf/isf evaluate, without their argument
+    # checks (this runs on every grid point of the Bayesian ensemble).
+    cuts = se[..., None] * -special.ndtri(inner)
+    upper = special.ndtr((mean[..., None] - cuts) / sd[..., None])  # P(y >= cut_j)
     tail = np.concatenate([np.zeros((*upper.shape[:-1], 1)), upper, np.ones((*upper.shape[:-1], 1))], -1)
     if alternative == "two.sided":
-        lower = stats.norm.cdf((-cuts - mean[..., None]) / sd[..., None])  # P(y <= -cut_j)
+        lower = special.ndtr((-cuts - mean[..., None]) / sd[..., None])  # P(y <= -cut_j)
         zeros = np.zeros((*lower.shape[:-1], 1))
         tail = tail + np.concatenate([zeros, lower, zeros], -1)
         tail[..., -1] = 1.0
