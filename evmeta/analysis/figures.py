@@ -1,18 +1,22 @@
-"""Draw and save the run's figures in worker processes, while the main process goes on.
+"""Draw figures (and other slow output) in forked worker processes while the main process goes on.
 
 Each figure is laid out once and every format (PDF, SVG, PNG) is rendered from that
-layout. Workers are forked (they inherit the fitted models, nothing is pickled but the
-figure's name and the paths written), so the frequentist figures are drawn while the
-Bayesian model and the sensitivity analyses run; :func:`collect` waits for them.
-``EVMETA_FIGURE_WORKERS=0`` draws everything in the main process instead.
+layout. Workers are forked, so they inherit everything fitted so far and nothing is
+pickled but the job's name and what it returns. Every call to :func:`add` forks a fresh
+worker that sees the models fitted up to that moment: the frequentist figures are drawn
+while the Bayesian model and the bias ensembles run, the posterior figure and
+``posterior.nc`` while the sensitivity analyses run; :func:`collect` waits for them all.
+``EVMETA_FIGURE_WORKERS=0`` does everything in the main process instead.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +30,57 @@ EXPECTED = (KeyError, ValueError, ModelError)
 
 def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> tuple[list[Path], str | None]:
     from evmeta.plots import save_figure
+    from evmeta.plots._style import FigurePages
 
     try:
         figure = _JOBS[name]()
     except EXPECTED as exc:
         return [], f"figure {name}: not drawn ({exc})"
+    if isinstance(figure, FigurePages) and "png" in formats and len(formats) > 1 and _in_worker():
+        return _save_png_beside(figure, stem, formats), None
     return save_figure(figure, stem, formats), None
+
+
+def _in_worker() -> bool:
+    return multiprocessing.parent_process() is not None
+
+
+def _save_png_beside(figure, stem: str, formats: tuple[str, ...]) -> list[Path]:
+    """Save a multi-page figure's PNG pages in a child forked from the laid-out figure while
+    this process writes the other formats (the forest plot's pages take longest to render,
+    and the rest of the run would otherwise wait for them on one core)."""
+    from evmeta.plots._style import page_paths, save_figure
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child, which reports by exit code
+        code = 1
+        try:
+            save_figure(figure, stem, ("png",))
+            code = 0
+        finally:
+            os._exit(code)
+    written = save_figure(figure, stem, tuple(f for f in formats if f != "png"))
+    _, status = os.waitpid(child, 0)
+    if status != 0:  # the child failed: render the PNGs here instead
+        return written + save_figure(figure, stem, ("png",))
+    pngs = page_paths(stem, len(figure), "png")
+    order = {fmt: i for i, fmt in enumerate(formats)}
+    return sorted([*written, *pngs], key=lambda path: order[path.suffix[1:]])
+
+
+def _run_task(name: str) -> Any:
+    return _JOBS[name]()
+
+
+def limit_blas_threads():
+    """One BLAS thread per process while figure workers share the cores: OpenBLAS threads
+    spin while they wait, taking the cores the workers need (about 10% of a run's CPU).
+    The limit is lifted when the block ends; without workers nothing changes."""
+    if _workers() == 0:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _workers() -> int:
@@ -40,42 +89,88 @@ def _workers() -> int:
         return max(0, int(wanted))
     if "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    # One core stays with the main process (Bayesian model, sensitivity analyses).
-    return min(2, (os.cpu_count() or 1) - 1)
+    # Two workers even on two cores: the main process's later stages and the workers'
+    # figures then share both cores to the end, rather than one worker's queue of
+    # figures finishing alone after the models are done.
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(4, max(2, cores - 1))
 
 
 @dataclass
 class FigureBatch:
-    """Figures being drawn: name -> future (or finished result when drawn in-process)."""
+    """Work under way: figure name -> future (or the finished result when done in-process),
+    and tasks (name -> future or value) whose results the main process needs back."""
 
     output: Path
     formats: tuple[str, ...]
     pending: dict[str, Future | tuple[list[Path], str | None]] = field(default_factory=dict)
-    pool: ProcessPoolExecutor | None = None
+    tasks: dict[str, Future | Any] = field(default_factory=dict)
+    #: Figures to draw later, once the models they need are fitted (name -> function).
+    deferred: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    pools: list[ProcessPoolExecutor] = field(default_factory=list)
+
+
+def _import_plotting() -> None:
+    """Import the figure modules and the three backends once, before the first fork, so
+    that every worker inherits them instead of importing them again (about 0.4 s each)."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.backends.backend_pdf
+    import matplotlib.backends.backend_svg  # noqa: F401
+
+    import evmeta.plots  # noqa: F401
 
 
 def start(jobs: dict[str, Callable[[], Any]], output: Path, formats: tuple[str, ...]) -> FigureBatch:
     """Start drawing ``jobs`` (name -> function returning a Figure or FigurePages)."""
     batch = FigureBatch(output, tuple(formats))
+    if _workers() > 0:
+        _import_plotting()
     add(batch, jobs)
     return batch
 
 
-def add(batch: FigureBatch, jobs: dict[str, Callable[[], Any]]) -> None:
-    """Add figures to a batch. The first call forks the workers; figures added later (the
-    posterior, once the Bayesian model is fitted) are drawn in this process, which would
-    otherwise only wait, because the workers cannot see models fitted after the fork."""
+def add(
+    batch: FigureBatch,
+    jobs: dict[str, Callable[[], Any]],
+    tasks: dict[str, Callable[[], Any]] | None = None,
+) -> None:
+    """Draw ``jobs`` and run ``tasks`` (name -> function; its return value, which must
+    pickle, comes back from :func:`result`) in a worker forked now, so that it sees every
+    model fitted so far."""
+    tasks = tasks or {}
+    if not jobs and not tasks:
+        return
     _JOBS.update(jobs)
-    workers = _workers()
-    fork_now = workers > 0 and batch.pool is None and not batch.pending
-    if fork_now:
-        batch.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    _JOBS.update(tasks)
+    workers = min(_workers(), len(jobs) + len(tasks))
+    pool = None
+    if workers > 0:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        batch.pools.append(pool)
+    if pool:
+        # The workers fork at the first submit. Objects frozen then are never traversed by
+        # the workers' garbage collector, which would otherwise touch (and so copy) every
+        # page of the inherited heap.
+        gc.freeze()
+        try:
+            # Tasks first: the main process awaits their results before the figures.
+            for name in tasks:
+                batch.tasks[name] = pool.submit(_run_task, name)
+            for name in jobs:
+                batch.pending[name] = pool.submit(_draw_and_save, name, str(batch.output / name), batch.formats)
+        finally:
+            gc.unfreeze()
+        return
+    for name in tasks:
+        batch.tasks[name] = _run_task(name)
     for name in jobs:
-        stem = str(batch.output / name)
-        if fork_now:
-            batch.pending[name] = batch.pool.submit(_draw_and_save, name, stem, batch.formats)
-        else:
-            batch.pending[name] = _draw_and_save(name, stem, batch.formats)
+        batch.pending[name] = _draw_and_save(name, str(batch.output / name), batch.formats)
+
+
+def result(batch: FigureBatch, name: str) -> Any:
+    """The return value of task ``name`` (waits for it)."""
+    item = batch.tasks[name]
+    return item.result() if isinstance(item, Future) else item
 
 
 def collect(batch: FigureBatch) -> tuple[dict[str, list[Path]], list[str]]:
@@ -90,7 +185,13 @@ def collect(batch: FigureBatch) -> tuple[dict[str, list[Path]], list[str]]:
             else:
                 paths[name] = written
     finally:
-        if batch.pool is not None:
-            batch.pool.shutdown(wait=True)
-        _JOBS.clear()
+        close(batch)
     return paths, notes
+
+
+def close(batch: FigureBatch) -> None:
+    """Shut the workers down (after :func:`collect`, or when the run fails)."""
+    for pool in batch.pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+    batch.pools.clear()
+    _JOBS.clear()

@@ -2,8 +2,11 @@
 
 Stages: read and validate the extraction -> comparisons -> filters -> frequentist models
 (random effects, subgroups, meta-regression, multilevel with CR2) -> bias diagnostics ->
-Bayesian model (contrasts, predictions, prior sensitivity) -> sensitivity analyses ->
-figures -> tables, posterior, report and provenance in ``reports/<name>/``.
+Bayesian model (contrasts, predictions) -> selection model, bias model averaging and
+isolation-method evidence -> sensitivity analyses (prior sensitivity among them) ->
+figures -> tables, report and provenance in ``reports/<name>/``. Figures and
+``posterior.nc`` are written by forked workers while later stages run
+(:mod:`evmeta.analysis.figures`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ from evmeta.models.base.provenance import versions
 from evmeta.schema.validate import read_extraction
 from evmeta.sheets.export import write_csv
 
-STAGES = ["extraction", "comparisons", "frequentist", "bias", "bayesian", "sensitivity", "figures", "report"]
+STAGES = [
+    "extraction",
+    "comparisons",
+    "frequentist",
+    "bias",
+    "bayesian",
+    "bias_averaging",
+    "sensitivity",
+    "figures",
+    "report",
+]
 
 
 @dataclass
@@ -119,7 +132,9 @@ def run_analysis(
     spec = load_spec(path)
     out = Path(output).resolve() if output else spec.output_path
     out.mkdir(parents=True, exist_ok=True)
-    with _Progress(quiet, progress) as bar:
+    from evmeta.analysis import figures as batch_figures
+
+    with _Progress(quiet, progress) as bar, batch_figures.limit_blas_threads():
         bar.stage("extraction: reading and validating")
         extraction = read_extraction(spec.extraction_path)
         _require_studies(extraction)
@@ -136,22 +151,26 @@ def run_analysis(
 
         bar.stage("frequentist models")
         stages.frequentist(run, table)
-        bar.done()
-        bar.stage("bias diagnostics")
-        stages.bias(run)
-        figure_batch = stages.start_figures(run, table)  # drawn while the Bayesian model runs
-        bar.done()
-        bar.stage("selection models, bias model averaging, isolation-method evidence")
-        stages.bias_and_isolation_evidence(run, table)
-        bar.done()
-        bar.stage("Bayesian model")
-        stages.bayesian(run, table)
-        bar.done()
-        bar.stage("sensitivity analyses")
-        stages.sensitivity(run, table, extraction)
-        bar.done()
-        bar.stage("figures")
-        stages.finish_figures(run, figure_batch)
+        figure_batch = stages.start_figures(run, table)  # drawn while the models below run
+        try:
+            bar.done()
+            bar.stage("bias diagnostics")
+            stages.bias(run)
+            bar.done()
+            bar.stage("Bayesian model")
+            stages.bayesian(run, table)
+            stages.start_posterior_outputs(run, figure_batch)  # figure and posterior.nc
+            bar.done()
+            bar.stage("selection models, bias model averaging, isolation-method evidence")
+            stages.bias_and_isolation_evidence(run, table, figure_batch)
+            bar.done()
+            bar.stage("sensitivity analyses")
+            stages.sensitivity(run, table, extraction)
+            bar.done()
+            bar.stage("figures")
+            stages.finish_figures(run, figure_batch)
+        finally:
+            batch_figures.close(figure_batch)  # no worker outlives a failed stage
         stages.prisma(run)
         bar.done()
         bar.stage("tables, posterior, report")
@@ -206,14 +225,7 @@ def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:
     run.files.append(write_csv(run.exclusions, out / "exclusions.csv"))
     run.files.append(write_csv(tidy_results(run.models), out / "results.csv"))
     run.files.append(write_csv(heterogeneity_table(run.models), out / "heterogeneity.csv"))
-    bayes = run.models.get("bayesian")
-    if bayes is not None:
-        posterior = out / "posterior.nc"
-        if posterior.exists():
-            posterior.unlink()
-        bayes.idata.to_netcdf(str(posterior))
-        run.files.append(posterior)
-    run.files.append(write_report(run))
+    run.files.append(write_report(run))  # posterior.nc was written beside the figures
 
 
 __all__ = ["AnalysisRun", "run_analysis"]

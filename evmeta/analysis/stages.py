@@ -7,6 +7,7 @@ crash; nothing here implements statistics itself.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -381,34 +382,79 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     return wanted
 
 
+#: Figures that need the bias diagnostics (trim-and-fill): drawn with the posterior figure.
+AFTER_BIAS = ("funnel",)
+
+
 def start_figures(run, table: pd.DataFrame):
-    """Start drawing the frequentist figures in worker processes (returns the batch that
-    :func:`finish_figures` waits for); call once the frequentist and bias stages are done."""
+    """Start drawing the frequentist figures in worker processes, as soon as the frequentist
+    models are fitted (returns the batch that :func:`finish_figures` waits for). The
+    figures of :data:`AFTER_BIAS` wait in the batch for :func:`start_posterior_outputs`."""
     from evmeta.analysis import figures as batch_figures
 
-    formats = tuple(run.spec.figures.formats)
-    return batch_figures.start(_figure_jobs(run, table), run.output, formats)
+    jobs = _figure_jobs(run, table)
+    later = {name: jobs.pop(name) for name in AFTER_BIAS if name in jobs}
+    batch = batch_figures.start(jobs, run.output, tuple(run.spec.figures.formats))
+    batch.deferred.update(later)
+    return batch
 
 
-def finish_figures(run, batch) -> None:
-    """Draw the posterior figure (the Bayesian model is fitted by now) and wait for the rest."""
+def start_posterior_outputs(run, batch) -> None:
+    """Once the bias diagnostics and the Bayesian model are fitted: draw the figures that
+    waited for them and write ``posterior.nc`` (with the ArviZ import and the refined-grid
+    check that go with it) in fresh workers, while the main process fits the bias
+    ensembles and the sensitivity analyses."""
     from evmeta.analysis import figures as batch_figures
     from evmeta.plots import posterior_plot
 
+    jobs, tasks = dict(batch.deferred), {}
+    batch.deferred.clear()
     bayes = run.models.get("bayesian")
-    if bayes is not None:
-        batch_figures.add(batch, {"posterior": lambda: posterior_plot(bayes, width=run.spec.figures.width)})
-    else:
+    if bayes is None:
         run.notes.append("figure posterior: not drawn, because no Bayesian model was fitted.")
+    else:
+        path = run.output / "posterior.nc"
+        jobs["posterior"] = lambda: posterior_plot(bayes, width=run.spec.figures.width)
+        tasks["posterior.nc"] = lambda: _write_posterior(bayes, path)
+    batch_figures.add(batch, jobs, tasks)
+
+
+def _write_posterior(bayes, path: Path) -> dict[str, Any]:
+    """Write the InferenceData to ``path``; returns the fit's diagnostics (computed here)."""
+    if path.exists():
+        path.unlink()
+    bayes.idata.to_netcdf(str(path))
+    return bayes.diagnostics
+
+
+def finish_figures(run, batch) -> None:
+    """Wait for the figures and for ``posterior.nc``."""
+    from evmeta.analysis import figures as batch_figures
+
+    bayes = run.models.get("bayesian")
+    if bayes is not None and "posterior.nc" in batch.tasks:
+        bayes.adopt_diagnostics(batch_figures.result(batch, "posterior.nc"))
+        run.files.append(run.output / "posterior.nc")
     paths, notes = batch_figures.collect(batch)
-    order = ["forest", "funnel", "risk_of_bias", "dose_response", "moderators", "posterior"]
+    order = [
+        "forest",
+        "funnel",
+        "risk_of_bias",
+        "dose_response",
+        "moderators",
+        "posterior",
+        "bias_panel",
+        "isolation_evidence",
+    ]
     run.figures.update({name: paths[name] for name in order if name in paths})
     run.notes.extend(notes)
 
 
 def figures(run, table: pd.DataFrame, extraction) -> None:
     """Draw and save every figure (all at once; the pipeline starts them earlier instead)."""
-    finish_figures(run, start_figures(run, table))
+    batch = start_figures(run, table)
+    start_posterior_outputs(run, batch)
+    finish_figures(run, batch)
 
 
 def prisma(run) -> None:
@@ -454,9 +500,10 @@ def prisma_inputs(spec) -> dict[str, str]:
     return {str(path): file_sha256(path) for path in resolved if path.exists()}
 
 
-def bias_and_isolation_evidence(run, table: pd.DataFrame) -> None:
+def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     """Selection model, bias model averaging (default and preclinical heterogeneity priors),
-    within- vs between-study isolation-method contrasts, and their two figures (issue 16)."""
+    within- vs between-study isolation-method contrasts, and their two figures (issue 16),
+    drawn in a worker of ``batch`` when one is given."""
     from evmeta.models import bias_model_averaging, isolation_method_evidence, selection_model
     from evmeta.plots._style import save_figure
     from evmeta.plots.bias_panel import bias_panel
@@ -497,10 +544,16 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame) -> None:
         )
         if evidence is not None:
             run.tables["isolation_evidence"] = evidence
-    formats = tuple(run.spec.figures.formats)
+    jobs = {}
     if "bias_averaging" in run.models:
-        figure = bias_panel(run.models["bias_averaging"], selection)
-        run.figures["bias_panel"] = save_figure(figure, run.output / "bias_panel", formats)
+        jobs["bias_panel"] = lambda: bias_panel(run.models["bias_averaging"], selection)
     if "isolation_evidence" in run.tables:
-        figure = isolation_evidence_plot(run.tables["isolation_evidence"])
-        run.figures["isolation_evidence"] = save_figure(figure, run.output / "isolation_evidence", formats)
+        jobs["isolation_evidence"] = lambda: isolation_evidence_plot(run.tables["isolation_evidence"])
+    if batch is None:
+        formats = tuple(run.spec.figures.formats)
+        for name, draw in jobs.items():
+            run.figures[name] = save_figure(draw(), run.output / name, formats)
+    else:
+        from evmeta.analysis import figures as batch_figures
+
+        batch_figures.add(batch, jobs)

@@ -4,6 +4,7 @@ over an existing file)."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -92,3 +93,7 @@ def main() -> None:
     except KeyboardInterrupt:
         _echo_err("interrupted")
         sys.exit(130)
+    finally:
+        # The process ends next: spare it the final garbage collection of everything a run
+        # built (about 0.6 s after `evmeta run`); the operating system frees the memory.
+        gc.freeze()

@@ -160,6 +160,16 @@ class BayesResult:
             )
         return out
 
+    def adopt_diagnostics(self, diagnostics: dict[str, Any]) -> None:
+        """Take :attr:`diagnostics` computed for this same fit elsewhere (a forked worker
+        that also wrote ``posterior.nc``), so this process need not import ArviZ or refine
+        the grid again. The values are cached exactly as if computed here."""
+        if "diagnostics" in self.__dict__:
+            return
+        self.__dict__["diagnostics"] = dict(diagnostics)  # the cached_property's slot
+        if self.quadrature is not None and "grid_error" in diagnostics:
+            self.quadrature.__dict__["refinement_error"] = diagnostics["grid_error"]
+
     @property
     def converged(self) -> bool:
         if self.method_used == "quadrature":
