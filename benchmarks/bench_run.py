@@ -31,7 +31,8 @@ def one_run(checkout: Path, spec: Path, env_extra: dict[str, str] | None = None)
     """Wall time (s) of one ``evmeta run`` process from ``checkout``."""
     out = Path(tempfile.mkdtemp(prefix="bench_run_"))
     env = {**os.environ, "PYTHONPATH": str(checkout), **(env_extra or {})}
-    code = "import sys; from evmeta.cli import app; sys.argv = ['evmeta', *sys.argv[1:]]; app()"
+    # What the `evmeta` console script runs (its entry point, evmeta.cli:main).
+    code = "import sys; from evmeta.cli import main; sys.argv = ['evmeta', *sys.argv[1:]]; main()"
     start = time.perf_counter()
     try:
         subprocess.run(
