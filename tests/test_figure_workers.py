@@ -113,3 +113,25 @@ def test_diagnostics_computed_in_a_worker_are_those_of_the_fit():
     # Computed here instead, they are the same numbers (the fit is deterministic).
     third = em.bayesian_meta_analysis(table, method="quadrature", seed=1)
     assert third.quadrature.refinement_error == pytest.approx(computed["grid_error"], rel=1e-9, abs=1e-15)
+
+
+def test_a_worker_that_dies_is_replaced_by_this_process(tmp_path, two_workers):
+    import signal
+
+    main = os.getpid()
+
+    def killed_in_worker():
+        if os.getpid() != main:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+        return "done here"
+
+    def figure_killed_in_worker():
+        if os.getpid() != main:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _pages(1)[0]
+
+    batch = batch_figures.start({"figure": figure_killed_in_worker}, tmp_path, ("svg",))
+    batch_figures.add(batch, {}, tasks={"task": killed_in_worker})
+    assert batch_figures.result(batch, "task") == "done here"
+    paths, notes = batch_figures.collect(batch)
+    assert paths["figure"] == [tmp_path / "figure.svg"] and not notes

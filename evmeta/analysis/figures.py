@@ -16,6 +16,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,10 @@ def add(
         # The workers fork at the first submit. Objects frozen then are never traversed by
         # the workers' garbage collector, which would otherwise touch (and so copy) every
         # page of the inherited heap.
-        gc.freeze()
+        # (A caller that froze objects itself keeps them frozen.)
+        ours = gc.get_freeze_count() == 0
+        if ours:
+            gc.freeze()
         try:
             # Tasks first: the main process awaits their results before the figures.
             for name in tasks:
@@ -159,7 +163,8 @@ def add(
             for name in jobs:
                 batch.pending[name] = pool.submit(_draw_and_save, name, str(batch.output / name), batch.formats)
         finally:
-            gc.unfreeze()
+            if ours:
+                gc.unfreeze()
         return
     for name in tasks:
         batch.tasks[name] = _run_task(name)
@@ -168,9 +173,14 @@ def add(
 
 
 def result(batch: FigureBatch, name: str) -> Any:
-    """The return value of task ``name`` (waits for it)."""
+    """The return value of task ``name`` (waits for it; done here if its worker died)."""
     item = batch.tasks[name]
-    return item.result() if isinstance(item, Future) else item
+    if not isinstance(item, Future):
+        return item
+    try:
+        return item.result()
+    except BrokenProcessPool:  # killed (out of memory, a signal): the work is deterministic
+        return _run_task(name)
 
 
 def collect(batch: FigureBatch) -> tuple[dict[str, list[Path]], list[str]]:
@@ -179,7 +189,12 @@ def collect(batch: FigureBatch) -> tuple[dict[str, list[Path]], list[str]]:
     notes: list[str] = []
     try:
         for name, item in batch.pending.items():
-            written, note = item.result() if isinstance(item, Future) else item
+            if isinstance(item, Future):
+                try:
+                    item = item.result()
+                except BrokenProcessPool:  # its worker was killed: draw it here instead
+                    item = _draw_and_save(name, str(batch.output / name), batch.formats)
+            written, note = item
             if note:
                 notes.append(note)
             else:
