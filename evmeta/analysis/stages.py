@@ -450,13 +450,6 @@ def finish_figures(run, batch) -> None:
     run.notes.extend(notes)
 
 
-def figures(run, table: pd.DataFrame, extraction) -> None:
-    """Draw and save every figure (all at once; the pipeline starts them earlier instead)."""
-    batch = start_figures(run, table)
-    start_posterior_outputs(run, batch)
-    finish_figures(run, batch)
-
-
 def prisma(run) -> None:
     """PRISMA 2020 flow diagram and counts, when the spec's ``[prisma]`` section names the files."""
     from evmeta.errors import SpecError
