@@ -133,7 +133,7 @@ def test_example_spec_without_multiverse_is_refused(tmp_path):
 
 def test_example_multiverse_spec_is_valid():
     spec = load_spec(ROOT / "analyses" / "example_multiverse.toml")
-    assert len(plan(spec)) == 3 * 2 * 3 * 3 * 2 * 2 * 3
+    assert len(plan(spec)) == 3 * 2 * 2 * 3 * 3 * 2 * 2 * 3
 
 
 # --- plan ---------------------------------------------------------------------------------
@@ -157,11 +157,43 @@ def test_plan_crosses_every_choice_and_skips_with_reasons(spec_path):
     assert sum(s.status == "planned" for s in specs) == 24 - 4 - 4
 
 
-def test_shared_control_keep_is_skipped_with_its_reason(tmp_path):
-    spec = load_spec(write_spec(tmp_path, '[multiverse]\n"comparisons.shared_control" = ["split", "keep"]'))
-    status = {s.settings["comparisons.shared_control"]: (s.status, s.reason) for s in plan(spec)}
-    assert status["split"] == ("planned", "")
-    assert status["keep"][0] == "skipped" and "sampling covariance" in status["keep"][1]
+def test_shared_control_keep_fits_three_level_with_the_covariance(tmp_path, book):
+    """Under shared_control = "keep", comparisons sharing a control are correlated: the
+    three-level model takes their sampling covariance (rma.mv's V); the univariate models and
+    the univariate outlier rule are skipped, each with its reason."""
+    from evmeta.models import multilevel_meta_analysis
+
+    multiverse = """
+[multiverse]
+"comparisons.shared_control" = ["split", "keep"]
+outliers = ["none", "studentized_residual_gt_2.5"]
+model = ["random_effects", "three_level", "bayes_quadrature"]
+"""
+    spec = load_spec(write_spec(tmp_path, multiverse))
+    assert all(item.status == "planned" for item in plan(spec))  # decided per table, when fitted
+    rows = run_multiverse(spec.source, output=tmp_path / "out", scheduler="serial", quiet=True).results
+    keep = rows[rows["comparisons.shared_control"] == "keep"].set_index(["model", "outliers"])
+    assert (keep["status"] == "skipped").sum() == 5
+    for model in ("random_effects", "bayes_quadrature"):
+        assert "independent sampling errors" in keep.loc[(model, "none"), "reason"]
+    assert "univariate" in keep.loc[("three_level", "studentized_residual_gt_2.5"), "reason"]
+    row = keep.loc[("three_level", "none")]
+    assert row["status"] == "ok"
+
+    table = em.build_comparisons(book, "SMD", outcome=OUTCOMES, shared_control="keep").table
+    table = table[table["quality_score"] >= 0.3].reset_index(drop=True)  # the spec's [filters]
+    assert table["control_group_id"].duplicated().any()  # the example does share controls
+    V = em.shared_control_covariance(table)
+    fit = multilevel_meta_analysis(table, random=["study_id", "experiment_id"], test="t", V=V)
+    assert row["k"] == len(table)
+    assert row["estimate"] == pytest.approx(fit.estimate, abs=EXACT)
+    assert row["ci_low"] == pytest.approx(fit.ci_low, abs=EXACT)
+    assert row["tau2"] == pytest.approx(float(np.sum(fit.sigma2)), abs=EXACT)
+    # The covariance matters: ignoring it gives another answer.
+    naive = multilevel_meta_analysis(table, random=["study_id", "experiment_id"], test="t")
+    assert abs(naive.estimate - fit.estimate) > 1e-6
+    split = rows[(rows["comparisons.shared_control"] == "split") & (rows["status"] == "ok")]
+    assert len(split) == 6  # every split specification is fitted
 
 
 def test_spec_hash_ignores_key_order():

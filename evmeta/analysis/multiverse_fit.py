@@ -38,7 +38,19 @@ TABLE_COLUMNS = [
     "isolation_family",
     "quality_score",
     "rob_low_randomization_blinding",
+    # The arm statistics of the sampling covariance under shared_control = "keep".
+    "n_treat",
+    "n_control",
+    "n_control_reported",
+    "sd_treat",
+    "sd_control",
+    "mean_control",
+    "events_control",
+    "total_control",
 ]
+#: The one model of the multiverse that takes the sampling covariance of comparisons sharing
+#: a control (``shared_control = "keep"``): the others assume independent sampling errors.
+COVARIANCE_MODELS = ("three_level",)
 _FIT_ERRORS = (ModelError, ValueError, np.linalg.LinAlgError, FloatingPointError)
 
 
@@ -160,6 +172,13 @@ def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, ca
     table = cache[key]
     seconds = {"filter": cache.pop(("seconds", key), 0.0)}
     threshold = outlier_threshold(settings["outliers"])
+    if threshold is not None and shares_controls(table, settings):
+        return Prepared(
+            table,
+            reason="the outlier rule's leave-one-out is univariate and does not apply to comparisons "
+            "that share a control (shared_control = 'keep')",
+            seconds=seconds,
+        )
     n_outliers = 0
     if threshold is not None and len(table) >= context.min_k:
         okey = (*key, threshold)
@@ -182,6 +201,33 @@ def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, ca
     return Prepared(table, n_outliers, reason, table_fingerprint(table), seconds)
 
 
+def shares_controls(table: pd.DataFrame, settings: dict[str, Any]) -> bool:
+    """Whether ``shared_control = "keep"`` left comparisons that share a control arm."""
+    if settings["comparisons.shared_control"] != "keep" or "control_group_id" not in table.columns:
+        return False
+    return bool(table["control_group_id"].duplicated().any())
+
+
+def sampling_covariance(table: pd.DataFrame) -> np.ndarray:
+    """V of the comparisons (:func:`evmeta.shared_control_covariance`), per effect measure
+    where the measure was chosen per comparison (``NMD_or_SMD``)."""
+    from evmeta.harmonize.covariance import shared_control_covariance
+
+    measures = table["measure"].astype(str)
+    mixed = table.groupby("control_group_id")["measure"].nunique()
+    if (mixed > 1).any():
+        raise ModelError(
+            f"control arm {mixed[mixed > 1].index[0]!r} is shared by comparisons on different "
+            "measures; their covariance is not defined"
+        )
+    V = np.zeros((len(table), len(table)))
+    for measure in pd.unique(measures):
+        rows = np.flatnonzero((measures == measure).to_numpy())
+        part = table.iloc[rows].reset_index(drop=True)
+        V[np.ix_(rows, rows)] = shared_control_covariance(part, measure=measure)
+    return V
+
+
 def derived_seed(spec_hash: str, base_seed: int, *spawn: int) -> int:
     """A 32-bit seed from the specification's hash (independent of workers and batches)."""
     entropy = [base_seed, int(spec_hash[:16], 16)]
@@ -190,7 +236,11 @@ def derived_seed(spec_hash: str, base_seed: int, *spawn: int) -> int:
 
 
 def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext, seed: int) -> Any:
-    """Fit the specification's model on its analysis table (intercept only: the pooled effect)."""
+    """Fit the specification's model on its analysis table (intercept only: the pooled effect).
+
+    Under ``shared_control = "keep"`` with shared controls, ``three_level`` takes their
+    sampling covariance ``V`` (rma.mv's ``V``); the other models are skipped before this.
+    """
     model = settings["model"]
     if model == "random_effects":
         from evmeta.models import meta_analysis
@@ -211,6 +261,7 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             random=list(settings["frequentist.multilevel"]),
             method=settings["frequentist.method"],
             test=test,
+            V=sampling_covariance(table) if shares_controls(table, settings) else None,
         )
     from evmeta.models import bayesian_meta_analysis
 
@@ -301,6 +352,12 @@ def fit_one(built: BuiltTable, item: tuple[int, dict, str], context: FitContext,
     row.update({f"seconds_{name}": value for name, value in prepared.seconds.items()})
     if prepared.reason:
         return {**row, **EMPTY_RESULT, "status": "skipped", "reason": prepared.reason}
+    if settings["model"] not in COVARIANCE_MODELS and shares_controls(prepared.table, settings):
+        reason = (
+            f"{settings['model']} assumes independent sampling errors, but comparisons share a "
+            "control (shared_control = 'keep'); three_level fits them with their covariance"
+        )
+        return {**row, **EMPTY_RESULT, "status": "skipped", "reason": reason}
     clock = time.thread_time()
     values, status, reason = checked_fit(prepared.table, settings, context, derived_seed(hash_, context.seed))
     row["seconds_fit"] = time.thread_time() - clock
@@ -324,4 +381,6 @@ __all__ = [
     "fit_model",
     "outlier_mask",
     "prepare",
+    "sampling_covariance",
+    "shares_controls",
 ]

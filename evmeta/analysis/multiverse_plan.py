@@ -114,9 +114,10 @@ def plan(spec: AnalysisSpec) -> list[Specification]:
 
     Rules (checked before any data is read):
 
-    * ``comparisons.shared_control = "keep"`` counts a shared control once per comparison;
-      the models here do not yet take the resulting sampling covariance, so such
-      specifications are skipped (until the analysis-table builder supplies it).
+    * ``comparisons.shared_control = "keep"`` is decided per table when it is fitted
+      (:mod:`evmeta.analysis.multiverse_fit`): where comparisons share a control,
+      ``three_level`` takes their sampling covariance and the univariate models and the
+      outlier rule are skipped with that reason.
     * ``three_level`` fits REML or ML only: other tau^2 estimators are skipped.
     * A setting that does not apply to the model (the tau^2 estimator or the test for
       ``bayes_quadrature``, the multilevel levels outside ``three_level``) would repeat
@@ -143,11 +144,6 @@ def plan(spec: AnalysisSpec) -> list[Specification]:
 
 def _skip_reason(item: Specification, lists: dict[str, list[Any]], by_hash: dict[str, int]) -> str:
     s, model = item.settings, item.model
-    if s["comparisons.shared_control"] == "keep":
-        return (
-            "shared_control='keep' needs the sampling covariance of comparisons that share a "
-            "control, which the analysis table does not provide yet"
-        )
     if model == "three_level" and str(s["frequentist.method"]).upper() not in MULTILEVEL_METHODS:
         return f"three_level fits REML or ML only; frequentist.method = {s['frequentist.method']!r} does not apply"
     if model == "three_level" and not s["frequentist.multilevel"]:
