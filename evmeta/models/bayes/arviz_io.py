@@ -15,9 +15,21 @@ import pandas as pd
 from evmeta.models.base.nesting import inner_block_loglik
 
 
+def _arviz():
+    """ArviZ, imported without its once-a-day notice about its coming refactor (a
+    FutureWarning that would otherwise reach the user of `evmeta run` on a fresh account)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"(?s).*ArviZ is undergoing a major refactor", category=FutureWarning
+        )
+        import arviz
+
+    return arviz
+
+
 def sampler_diagnostics(result: Any) -> dict[str, Any]:
     """max R-hat, min bulk/tail ESS, divergences and min BFMI of a NUTS fit."""
-    import arviz as az
+    az = _arviz()
 
     data = {"beta": result.beta_draws, "tau": result.tau_draws}
     with warnings.catch_warnings():
@@ -41,7 +53,7 @@ def sampler_diagnostics(result: Any) -> dict[str, Any]:
 
 def parameter_diagnostics(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """R-hat, bulk ESS and tail ESS of every coefficient, then every tau (NUTS draws)."""
-    import arviz as az
+    az = _arviz()
 
     dataset = az.convert_to_dataset({"beta": result.beta_draws, "tau": result.tau_draws})
     out = []
@@ -53,7 +65,7 @@ def parameter_diagnostics(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def inference_data(result: Any):
     """ArviZ InferenceData: posterior (random effects labelled by their group ids),
     log_likelihood per innermost group, observed data, prior draws."""
-    import arviz as az
+    az = _arviz()
 
     chains, draws = result.beta_draws.shape[:2]
     structure = result.structure
@@ -93,7 +105,7 @@ def inference_data(result: Any):
 
 def loo(result: Any, **kwargs: Any):
     """PSIS-LOO through ArviZ (units: the innermost groups)."""
-    import arviz as az
+    az = _arviz()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -102,7 +114,7 @@ def loo(result: Any, **kwargs: Any):
 
 def compare_models(results: dict[str, Any], **kwargs: Any) -> pd.DataFrame:
     """Compare fitted Bayesian models by PSIS-LOO (ArviZ ``compare``); keys name the models."""
-    import arviz as az
+    az = _arviz()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
