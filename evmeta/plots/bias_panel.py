@@ -6,10 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from evmeta.plots._style import PALETTE, journal_style, new_figure
 
 BIAS_COLOURS = {"none": PALETTE[0], "selection": PALETTE[1], "pet": PALETTE[2], "peese": PALETTE[3]}
+BIAS_NAMES = {"none": "no bias", "selection": "selection", "pet": "PET", "peese": "PEESE"}
+
+
+def _probability(p: float) -> str:
+    """A posterior model probability as a reader wants it: never "0.00" or "1.00"."""
+    if p < 0.005:
+        return "P < 0.01"
+    if p > 0.995:
+        return "P > 0.99"
+    return f"P = {p:.2f}"
 
 
 def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "double", ax: Any = None):
@@ -32,8 +43,7 @@ def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "d
     """
     with journal_style():
         if ax is None:
-            figure = new_figure(width, 2.4)
-            boxes = [(0.06, 0.17, 0.24, 0.72), (0.38, 0.17, 0.22, 0.72), (0.77, 0.17, 0.21, 0.72)]
+            figure, boxes = _layout(width)
             axes = [figure.add_axes(box) for box in boxes]
         else:
             axes = list(ax)
@@ -45,6 +55,25 @@ def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "d
             for side in ("top", "right"):
                 a.spines[side].set_visible(False)
     return figure
+
+
+def _layout(width: str | float):
+    """The figure and its three axes boxes: side by side at 180 mm, stacked at 85 mm."""
+    probe = new_figure(width, 1.0)
+    inches = probe.get_figwidth()
+    if inches > 4.5:
+        figure = new_figure(width, 2.4)
+        return figure, [(0.06, 0.17, 0.24, 0.72), (0.38, 0.17, 0.22, 0.72), (0.77, 0.17, 0.21, 0.72)]
+    # One column: three panels stacked, each 1.6 in tall with room for its title and x label;
+    # the last panel's left margin holds the component models' names.
+    panel, gap, bottom = 1.6, 0.72, 0.45
+    height = bottom + 3 * panel + 2 * gap + 0.3
+    figure = new_figure(width, height)
+    boxes = []
+    for row, left in enumerate((0.55, 0.55, 1.45)):
+        y = bottom + (2 - row) * (panel + gap)
+        boxes.append((left / inches, y / height, (inches - left - 0.12) / inches, panel / height))
+    return figure, boxes
 
 
 def _funnel(ax, averaging) -> None:
@@ -60,7 +89,7 @@ def _funnel(ax, averaging) -> None:
             grid,
             color=BIAS_COLOURS[bias],
             lw=1.0,
-            label=f"{bias.upper()} (P = {row['posterior_prob']:.2f})",
+            label=f"{BIAS_NAMES[bias]} ({_probability(row['posterior_prob'])})",
         )
     ax.axvline(averaging.estimate, color="black", lw=0.8, ls="--", label="model-averaged")
     ax.axvline(0, color="0.6", lw=0.5)
@@ -68,7 +97,10 @@ def _funnel(ax, averaging) -> None:
     ax.set_xlabel("Effect size")
     ax.set_ylabel("Standard error")
     ax.set_title("Funnel with PET / PEESE", loc="left")
-    ax.legend(frameon=False, fontsize=5.5, loc="lower left")
+    # A white box keeps the legend readable where the lines and the points pass under it.
+    ax.legend(
+        frameon=True, facecolor="white", edgecolor="none", framealpha=0.9, fontsize=5.5, loc="lower left"
+    )
 
 
 def _weights(ax, selection) -> None:
@@ -95,6 +127,9 @@ def _weights(ax, selection) -> None:
     ax.axhline(1, color="0.6", lw=0.5, ls=":")
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlim(0, 1)
+    # Plain-text ticks: the symlog axis's own labels are mathtext, which journal_style turns off.
+    ax.set_xticks([0, 0.01, 0.1, 1], ["0", "0.01", "0.1", "1"])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_ylim(0, 1.3 * max(1.0, float(np.nanmax(selection.delta))))
     ax.set_xlabel(f"one-sided p-value ({selection.alternative})")
     ax.set_ylabel("relative probability of publication")
@@ -103,7 +138,10 @@ def _weights(ax, selection) -> None:
 def _components(ax, averaging) -> None:
     rows = averaging.models[averaging.models["effect"] & averaging.models["heterogeneity"]]
     labels = [
-        *(f"{b} (P = {p:.2f})" for b, p in zip(rows["bias"], rows["posterior_prob"], strict=True)),
+        *(
+            f"{BIAS_NAMES[b]} ({_probability(p)})"
+            for b, p in zip(rows["bias"], rows["posterior_prob"], strict=True)
+        ),
         "model-averaged",
     ]
     y = np.arange(len(labels))[::-1]
