@@ -135,3 +135,17 @@ def test_a_worker_that_dies_is_replaced_by_this_process(tmp_path, two_workers):
     assert batch_figures.result(batch, "task") == "done here"
     paths, notes = batch_figures.collect(batch)
     assert paths["figure"] == [tmp_path / "figure.svg"] and not notes
+
+
+def test_a_bug_in_a_figure_is_a_traceback_not_a_note(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVMETA_FIGURE_WORKERS", "0")
+
+    def buggy():
+        return {}["dose_response"]  # a coding error, not a property of the data
+
+    with pytest.raises(KeyError):  # drawn at once without workers
+        batch_figures.collect(batch_figures.start({"funnel": buggy}, tmp_path, ("svg",)))
+    monkeypatch.setenv("EVMETA_FIGURE_WORKERS", "2")
+    batch = batch_figures.start({"funnel": buggy}, tmp_path, ("svg",))
+    with pytest.raises(KeyError):  # raised in the worker, re-raised here
+        batch_figures.collect(batch)

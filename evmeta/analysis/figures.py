@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evmeta.errors import ModelError
+from evmeta.errors import EvmetaError
 
 #: The jobs of the run being drawn; forked workers read their job from here by name.
 _JOBS: dict[str, Callable[[], Any]] = {}
-EXPECTED = (KeyError, ValueError, ModelError)
+#: A figure the data do not allow raises one of evmeta's own errors, whose message says why;
+#: anything else is a bug and surfaces as a traceback instead of a "not drawn" note.
+EXPECTED = (EvmetaError,)
 
 
 def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> tuple[list[Path], str | None]:

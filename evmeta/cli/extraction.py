@@ -92,7 +92,7 @@ def harmonize(
 ) -> None:
     """Write one row per comparison (yi, vi, moderators) and exclusions.csv beside it."""
     from evmeta.comparisons import build_comparisons
-    from evmeta.errors import ExtractionError
+    from evmeta.errors import EvmetaError, ExtractionError
     from evmeta.schema.validate import read_extraction
     from evmeta.sheets.export import write_csv
 
@@ -117,7 +117,7 @@ def harmonize(
         for problem in exc.problems:
             _echo_err(f"error: {problem}")
         raise typer.Exit(1) from None
-    except ValueError as exc:
+    except EvmetaError as exc:  # only errors raised on purpose; a bug surfaces as a traceback
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None
     with _refusals():
