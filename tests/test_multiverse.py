@@ -387,6 +387,10 @@ def test_summary_shares_and_choice_influence():
 
 # --- figure, report section and CLI ---------------------------------------------------------
 def test_specification_curve_figure_and_section(serial):
+    from tests.test_figure_layout import WIDTHS, assert_journal_ready
+
+    for width in WIDTHS:  # no text overlaps or leaves the figure, at 85 and 180 mm
+        assert_journal_ready(em.specification_curve_plot(serial.results, width=width), WIDTHS[width])
     figure = em.specification_curve_plot(serial.results)
     top, bottom = figure.axes
     assert len(top.collections) >= 2

@@ -120,34 +120,54 @@ def _line(result: Any, frame: pd.DataFrame, x: str, values: np.ndarray):
 
 
 def _legends(figure, handles, weights: np.ndarray, color_by: str | None) -> None:
-    """One legend under the axes: the groups (colour and marker), then bubble sizes (weight, %)."""
+    """Two legends under the axes: the groups (colour and marker, at one size) on the left,
+    the bubble sizes (weight, %) on the right, each with its own title."""
     from matplotlib.lines import Line2D
 
     maximum = float(np.max(weights))
     marks = sorted({round(v, 1) for v in (maximum / 4, maximum / 2, maximum)})
-    sizes = [
+    groups = [
         Line2D(
             [],
             [],
             ls="",
-            marker="o",
-            color="0.55",
-            markersize=np.sqrt(8 + 120 * v / maximum),
-            label=("weight " if i == 0 else "") + f"{v:g}%",
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=4.5,
+            color=COLOURS[i % len(COLOURS)],
+            alpha=0.8,
+            label=handle.get_label(),
         )
-        for i, v in enumerate(marks)
+        for i, handle in enumerate(handles)
+    ]
+    sizes = [
+        Line2D(
+            [], [], ls="", marker="o", color="0.55", markersize=np.sqrt(8 + 120 * v / maximum), label=f"{v:g}"
+        )
+        for v in marks
     ]
     narrow = figure.get_figwidth() < 4.5
-    figure.legend(
-        handles=[*handles, *sizes],
-        title=(color_by or "").replace("_", " ").capitalize() or None,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncols=3 if narrow else 5,
-        frameon=False,
-        fontsize=6,
-        title_fontsize=6,
-        handletextpad=0.3,
+    common = {"frameon": False, "fontsize": 6, "title_fontsize": 6, "handletextpad": 0.4}
+    title = (color_by or "").replace("_", " ").capitalize() or None
+    left = figure.legend(
+        handles=groups,
+        title=title,
+        loc="lower left",
+        bbox_to_anchor=(0.02, 0.0),
+        ncols=2 if narrow else 3,
         columnspacing=1.0,
         labelspacing=0.5,
+        **common,
+    )
+    left._legend_box.align = "left"
+    # Rows at least as tall as the largest bubble, so the bubbles never touch.
+    spacing = max(0.5, (float(np.sqrt(128)) + 1.5) / 6 - 1)
+    figure.legend(
+        handles=sizes,
+        title="Weight (%)",
+        loc="lower right",
+        bbox_to_anchor=(0.98, 0.0),
+        ncols=1 if narrow else 3,
+        columnspacing=1.2,
+        labelspacing=spacing,
+        **common,
     )

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
-from evmeta.plots._style import journal_style, new_figure
+from evmeta.plots._style import journal_style, new_figure, width_inches
+from evmeta.plots._text import text_width_pt, wrap
 
 COLOURS = {1: "#0072B2", -1: "#D55E00", 0: "#8C8C8C"}  # Okabe-Ito blue, vermillion; grey
 LABELS = {1: "interval above 0", -1: "interval below 0", 0: "interval includes 0"}
@@ -72,25 +73,45 @@ def specification_curve_plot(
     rank = np.arange(1, len(ok) + 1)
     side = np.where(ok["ci_low"] > 0, 1, np.where(ok["ci_high"] < 0, -1, 0))
     rows = _rows(results, ok, choices)
+    figure_pt = width_inches(width) * 72
+    narrow = figure_pt < 4.5 * 72
+    size = 6.0 if narrow else 7.0
+    labels = _row_labels(rows, short=narrow)
+    # The left margin holds the longest row label, the tick pad and the curve's y label.
+    left = (max(text_width_pt(label, size) for label in labels) + 30) / figure_pt
+    heading = title or f"Specification curve: {len(ok)} fitted of {len(results)} specifications"
+    heading_lines = wrap(heading, (0.98 - left) * figure_pt, 8)
     curve_in, bottom_in = 2.2, ROW_IN * len(rows) + 0.35
+    top_in = 0.12 + 0.15 * len(heading_lines)
     with journal_style():
-        figure = new_figure(width, curve_in + bottom_in + 0.5)
+        figure = new_figure(width, curve_in + bottom_in + 0.2 + top_in)
         grid = figure.add_gridspec(2, 1, height_ratios=[curve_in, bottom_in], hspace=0.06)
         top = figure.add_subplot(grid[0])
         bottom = figure.add_subplot(grid[1], sharex=top)
-        _draw_curve(top, ok, rank, side)
-        _draw_indicators(bottom, rows, rank, side)
+        _draw_curve(top, ok, rank, side, narrow)
+        _draw_indicators(bottom, rows, labels, rank, side, size)
         measures = ", ".join(sorted(ok["measure_used"].astype(str).unique())) if "measure_used" in ok else ""
-        top.set_ylabel(f"Pooled estimate{f' ({measures})' if measures else ''}\nwith 95% interval")
-        heading = title or f"Specification curve: {len(ok)} fitted of {len(results)} specifications"
-        top.set_title(heading, loc="left")
-        figure.subplots_adjust(
-            left=0.3, right=0.98, top=1 - 0.3 / figure.get_figheight(), bottom=0.35 / figure.get_figheight()
+        top.set_ylabel(
+            f"Pooled estimate{f' ({measures})' if measures else ''}\nwith 95% interval", fontsize=size
         )
+        top.set_title("\n".join(heading_lines), loc="left")
+        height = figure.get_figheight()
+        figure.subplots_adjust(left=left, right=0.98, top=1 - top_in / height, bottom=0.35 / height)
     return figure
 
 
-def _draw_curve(ax, ok: pd.DataFrame, rank: np.ndarray, side: np.ndarray) -> None:
+def _row_labels(rows: list, *, short: bool) -> list[str]:
+    """'key: value' on a choice's first row, the value alone below it; at one column width
+    the key loses its section prefix ('comparisons.measure' -> 'measure')."""
+    labels, previous = [], None
+    for key, value, _ in rows:
+        name = key.rsplit(".", 1)[-1] if short else key
+        labels.append(f"{name}: {value}" if key != previous else value)
+        previous = key
+    return labels
+
+
+def _draw_curve(ax, ok: pd.DataFrame, rank: np.ndarray, side: np.ndarray, narrow: bool = False) -> None:
     from matplotlib.collections import LineCollection
 
     thin = 0.4 if len(ok) > 200 else 0.8
@@ -121,16 +142,25 @@ def _draw_curve(ax, ok: pd.DataFrame, rank: np.ndarray, side: np.ndarray) -> Non
     low, high = float(ok["ci_low"].min()), float(ok["ci_high"].max())
     pad = 0.05 * (high - low if high > low else 1.0)
     ax.set_ylim(min(low, 0) - pad, max(high, 0) + pad)
-    ax.legend(loc="upper left", frameon=False, ncols=4, handletextpad=0.3, columnspacing=1.0)
+    ax.legend(
+        loc="upper left",
+        frameon=False,
+        ncols=2 if narrow else 4,
+        handletextpad=0.3,
+        columnspacing=1.0,
+        fontsize=6 if narrow else 7,
+    )
     ax.tick_params(labelbottom=False)
     for spine in ("top", "right"):
         ax.spines[spine].set_visible(False)
 
 
-def _draw_indicators(ax, rows: list, rank: np.ndarray, side: np.ndarray) -> None:
+def _draw_indicators(
+    ax, rows: list, labels: list[str], rank: np.ndarray, side: np.ndarray, size: float
+) -> None:
     marker = 3 if len(rank) > 200 else 6
-    labels, previous = [], None
-    for position, (key, value, used) in enumerate(rows):
+    previous = None
+    for position, (key, _value, used) in enumerate(rows):
         y = -position
         used = np.asarray(used)
         ax.scatter(
@@ -141,11 +171,10 @@ def _draw_indicators(ax, rows: list, rank: np.ndarray, side: np.ndarray) -> None
             linewidths=0,
             color=[COLOURS[v] for v in side[used]],
         )
-        labels.append(f"{key}: {value}" if key != previous else value)
         if previous is not None and key != previous:
             ax.axhline(y + 0.5, color="#BBBBBB", linewidth=0.4)
         previous = key
-    ax.set_yticks([-i for i in range(len(rows))], labels)
+    ax.set_yticks([-i for i in range(len(rows))], labels, fontsize=size)
     ax.set_ylim(-len(rows) + 0.4, 0.6)
     ax.set_xlabel("Specification (ordered by estimate)")
     for spine in ("top", "right"):
