@@ -105,22 +105,16 @@ def build_table(extraction: Any, settings: dict[str, Any]) -> BuiltTable:
 
 
 def apply_filters(table: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
-    """The ``filters.*`` data choices (the same rules as ``evmeta run``).
+    """The ``filters.*`` data choices, by the same function as ``evmeta run``
+    (:func:`evmeta.analysis.table.filter_comparisons`)."""
+    from evmeta.analysis.spec import FiltersSection
+    from evmeta.analysis.table import filter_comparisons
 
-    After issue 12 lands this should call its analysis-table function (filters, outcome and
-    time-point rules, reference levels) instead of repeating the rules here.
-    """
-    keep = np.ones(len(table), dtype=bool)
-    for column in ("species", "disease_model", "isolation_family"):
-        allowed = settings[f"filters.{column}"]
-        if allowed:
-            keep &= table[column].astype(str).isin(allowed).to_numpy()
-    minimum = settings["filters.min_quality_score"]
-    if minimum > 0:
-        keep &= (table["quality_score"] >= minimum).to_numpy()
-    if settings["filters.low_risk_of_bias_only"]:
-        keep &= table["rob_low_randomization_blinding"].fillna(False).astype(bool).to_numpy()
-    return table[keep].reset_index(drop=True)
+    names = FiltersSection.model_fields
+    filters = FiltersSection(
+        **{name: settings[f"filters.{name}"] for name in names if f"filters.{name}" in settings}
+    )
+    return filter_comparisons(table, filters)[0]
 
 
 def outlier_threshold(rule: str) -> float | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evmeta.analysis.spec import AnalysisSpec
+from evmeta.analysis.spec import AnalysisSpec, FiltersSection
 from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError, SpecError
 
@@ -68,7 +68,7 @@ def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None
         timepoint=c.timepoint,
         shared_control=c.shared_control,
     )
-    table, dropped = filter_comparisons(comparisons.table, spec)
+    table, dropped = filter_comparisons(comparisons.table, spec.filters)
     _refuse_unmodelled_sharing(table, c.shared_control)
     exclusions = pd.concat(
         [comparisons.exclusions, _filter_log(comparisons.table, dropped, table)], ignore_index=True
@@ -111,9 +111,13 @@ def apply_reference_levels(table: pd.DataFrame, reference: dict[str, str]) -> pd
     return table
 
 
-def filter_comparisons(table: pd.DataFrame, spec: AnalysisSpec) -> tuple[pd.DataFrame, list]:
-    """Comparisons that pass ``[filters]``; and (row index, reason) of those that do not."""
-    f = spec.filters
+def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd.DataFrame, list]:
+    """Comparisons that pass ``[filters]``; and (row index, reason) of those that do not.
+
+    The one implementation of the filters: ``evmeta run`` and every multiverse
+    specification (:func:`evmeta.analysis.multiverse_fit.apply_filters`) use it.
+    """
+    f = filters
     dropped = []
     keep = pd.Series(True, index=table.index)
     for column, allowed in [
