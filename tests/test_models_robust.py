@@ -108,7 +108,7 @@ def test_bayes_refit_and_prior_sensitivity_use_the_stored_inputs():
     base = reference.summary().table["estimate"]
     np.testing.assert_allclose(fit.refit().summary().table["estimate"], base, atol=1e-12)
     table = fit.prior_sensitivity({"same": {}})
-    same = table[table["alternative"] == "same"].set_index("parameter")["mean"]
+    same = table[table["alternative"] == "same"].set_index("parameter")["estimate"]
     np.testing.assert_allclose(same.to_numpy(), base.to_numpy(), atol=1e-12)
 
 
