@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 import evmeta as em
+from evmeta.models.base.protocol import Summary
 from tests.conftest import ROOT
 
 REF = json.loads((ROOT / "tests" / "reference" / "metafor_reference.json").read_text())
@@ -43,8 +44,24 @@ def test_subgroup_tests_match_metafor():
         [result.q_total, result.q_within], [ref["QE_fixed_total"], ref["QE_fixed_within"]], **EST
     )
     assert result.q_between_fixed == pytest.approx(ref["QE_fixed_total"] - ref["QE_fixed_within"])
-    assert "alloc" in str(result.summary())
     assert len(result.to_frame()) == 3
+
+
+def test_subgroup_summary_is_the_common_summary():
+    result = em.subgroup_analysis(BCG, "alloc")
+    summary = result.summary()
+    assert isinstance(summary, Summary) and summary.conf_level == 0.95
+    assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(summary.table[result.table.columns], result.table)
+    text = str(summary)
+    assert text.startswith("Subgroup analysis by alloc") and "Q(2) = 1.861" in text and "systematic" in text
+    narrow = result.summary(prob=0.5).table
+    for level, fit in result.fits.items():
+        row = fit.coef_table(conf_level=0.5).iloc[0]
+        np.testing.assert_allclose(narrow.loc[level, ["ci_low", "ci_high"]], row[["ci_low", "ci_high"]])
+        assert narrow.loc[level, "pi_low"] > result.table.loc[level, "pi_low"]
+    with pytest.warns(DeprecationWarning):
+        assert "Partition of Q" in summary  # the old text surface, for one release
 
 
 def test_adjust_pvalues():

@@ -160,6 +160,8 @@ def test_old_names_warn_but_work():
     with pytest.warns(DeprecationWarning):
         lines = freq.summary().splitlines()
     assert lines[0].startswith("Random-effects model")
+    with pytest.warns(DeprecationWarning):
+        assert "Random-effects model" in freq.summary()  # not answered character by character
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         str(freq.summary())  # the new surface does not warn

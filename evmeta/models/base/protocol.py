@@ -111,3 +111,8 @@ class Summary:
 
     def __getitem__(self, key: Any) -> Any:
         return self._old("[...]")[key]
+
+    def __contains__(self, item: Any) -> bool:
+        # Without this, `"text" in summary` would iterate __getitem__ character by character
+        # and answer False where the old text summary answered True.
+        return item in self._old("__contains__")
