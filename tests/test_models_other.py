@@ -166,6 +166,29 @@ def test_trim_and_fill_matches_metafor(estimator):
     np.testing.assert_allclose(bcg.estimate, REF["trimfill_bcg"]["beta"], **EST)
 
 
+def test_small_study_results_follow_the_protocol():
+    """Egger, trim-and-fill and PET-PEESE: summary() is the common Summary, its table repeats
+    the stored estimates and intervals, conf_level narrows them, to_frame() has its rows."""
+    fit = em.meta_analysis(BCG, test="knha")
+    egger, filled, pp = em.egger_test(fit), em.trim_and_fill(fit), em.pet_peese(fit)
+    for result, row, stored in [
+        (egger, "limit estimate", (egger.limit_estimate, egger.limit_ci_low, egger.limit_ci_high)),
+        (filled, "intercept", (filled.estimate, filled.ci_low, filled.ci_high)),
+        (pp, pp.selected, (pp.estimate, pp.ci_low, pp.ci_high)),
+    ]:
+        summary = result.summary()
+        assert isinstance(summary, Summary)
+        assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
+        columns = ["estimate", "ci_low", "ci_high"]
+        np.testing.assert_allclose(summary.table.loc[row, columns].to_numpy(float), stored, rtol=1e-10)
+        narrow = result.summary(conf_level=0.5).table.loc[row]
+        assert stored[1] < narrow["ci_low"] < stored[0] < narrow["ci_high"] < stored[2]
+        assert len(result.to_frame()) == len(summary.table)
+    slope = egger.summary().table.loc["sei"]
+    assert (slope["stat"], slope["pvalue"]) == (pytest.approx(egger.stat), pytest.approx(egger.pvalue))
+    assert str(egger.summary()).startswith("Regression test for funnel plot asymmetry")
+
+
 def test_cumulative_and_pet_peese():
     fit = em.meta_analysis(BCG)
     cumulative = em.cumulative_meta_analysis(fit, order="year")
