@@ -216,7 +216,7 @@ def test_result_surface_and_arviz():
     text = str(fit.summary())
     assert "exact posterior" in text and "tau ~ halfnormal" not in text and "tau[comparison]" in text
     frame = fit.to_frame()
-    assert set(frame["parameter"]) == set(summary.index)
+    assert set(frame["term"]) == set(summary.index)
     json.dumps(fit.to_dict(), default=float)
 
 

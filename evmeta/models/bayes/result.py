@@ -253,10 +253,12 @@ class BayesResult:
         return str(self.summary())
 
     def to_frame(self) -> pd.DataFrame:
-        out = self.summary().table.reset_index(names="parameter")
+        """One row per coefficient and tau (``term``, as the frequentist results), with the
+        prior, engine, k and formula repeated."""
+        out = self.summary().table.reset_index(names="term")
         out["model"] = "bayesian_meta_analysis"
         out["method"] = self.method_used
-        out["prior"] = [self.priors.get(p, "") for p in out["parameter"]]
+        out["prior"] = [self.priors.get(p, "") for p in out["term"]]
         out["k"] = self.k
         out["mods"] = self.model.formula or ""
         return out
@@ -272,7 +274,7 @@ class BayesResult:
             "mods": self.model.formula,
             "converged": self.converged,
             "diagnostics": self.diagnostics,
-            "summary": self.summary().table.reset_index(names="parameter").to_dict(orient="records"),
+            "summary": self.summary().table.reset_index(names="term").to_dict(orient="records"),
             "settings": dict(self.settings),
             "measure": self.measure,
             "fingerprint": self.fingerprint,
