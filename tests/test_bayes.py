@@ -189,7 +189,7 @@ def test_recovers_the_example_effects_as_coverage_over_seeds():
     assert covered >= 102, f"{covered} of {total} intervals cover the truth"
     contrasts = fit.contrasts("isolation_method").set_index("contrast")
     sec_uc = contrasts.loc["SEC - UC"]
-    assert sec_uc["mean"] == pytest.approx(table.loc["isolation_method[T.SEC]", "estimate"], abs=1e-9)
+    assert sec_uc["estimate"] == pytest.approx(table.loc["isolation_method[T.SEC]", "estimate"], abs=1e-9)
     column = fit.names.index("isolation_method[T.SEC]")
     share = float(np.mean(fit.beta_draws[..., column] > 0))
     assert sec_uc["p_gt_0"] == pytest.approx(share, abs=4 * np.sqrt(0.25 / fit.beta_draws[..., 0].size))
@@ -212,12 +212,39 @@ def test_result_surface_and_arviz():
     )
     assert set(table.index) == {"alloc", "none"}
     estimates = fit.study_estimates()
-    assert len(estimates) == 13 and (estimates["sd"] > 0).all()
+    assert len(estimates) == 13 and (estimates["se"] > 0).all()
     text = str(fit.summary())
     assert "exact posterior" in text and "tau ~ halfnormal" not in text and "tau[comparison]" in text
     frame = fit.to_frame()
-    assert set(frame["parameter"]) == set(summary.index)
+    assert set(frame["term"]) == set(summary.index)
     json.dumps(fit.to_dict(), default=float)
+
+
+def test_contrasts_and_study_estimates_follow_the_protocol():
+    """Contrasts use coef_table's columns and level arguments: the contrast of a level
+    against the reference is that level's coefficient, at any interval probability."""
+    fit = em.bayesian_meta_analysis(BCG, mods="~ alloc", seed=1)
+    assert fit.method_used == "quadrature"
+    columns = ["estimate", "se", "ci_low", "ci_high", "p_gt_0"]
+    table = fit.contrasts("alloc")
+    assert list(table.columns) == ["contrast", "level", "versus", *columns]
+    assert list(table["contrast"]) == ["random - alternate", "systematic - alternate", "systematic - random"]
+    narrow = fit.contrasts("alloc", prob=0.8).set_index("contrast")
+    coefficients = fit.coef_table(conf_level=0.8)
+    np.testing.assert_allclose(
+        narrow.loc["random - alternate", columns].to_numpy(float),
+        coefficients.loc["alloc[T.random]", columns].to_numpy(float),
+        atol=1e-12,
+    )
+    pd.testing.assert_frame_equal(fit.contrasts("alloc", conf_level=0.8).set_index("contrast"), narrow)
+    wide = table.set_index("contrast")
+    assert (wide["ci_low"] < narrow["ci_low"]).all() and (narrow["ci_high"] < wide["ci_high"]).all()
+    with pytest.raises(em.ModelError, match="not both"):
+        fit.contrasts("alloc", conf_level=0.8, prob=0.9)
+    estimates = fit.study_estimates()
+    assert list(estimates.columns[-4:]) == ["estimate", "se", "ci_low", "ci_high"]
+    inner = fit.study_estimates(prob=0.5)
+    assert (inner["ci_low"] > estimates["ci_low"]).all() and (inner["ci_high"] < estimates["ci_high"]).all()
 
 
 def test_predictions_and_shrinkage():
@@ -230,7 +257,7 @@ def test_predictions_and_shrinkage():
     estimates = fit.study_estimates()
     pooled = summary.loc["intercept", "estimate"]
     # Shrinkage: every estimate moves from its observed value towards the pooled mean.
-    assert (np.abs(estimates["mean"] - pooled) <= np.abs(estimates["yi"] - pooled) + 1e-9).all()
+    assert (np.abs(estimates["estimate"] - pooled) <= np.abs(estimates["yi"] - pooled) + 1e-9).all()
     with_mods = em.bayesian_meta_analysis(BCG, mods="~ ablat", seed=1)
     rows = with_mods.predict(pd.DataFrame({"ablat": [10, 50]}))
     assert rows.loc[0, "pred"] > rows.loc[1, "pred"]  # higher latitude, stronger protection

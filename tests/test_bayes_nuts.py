@@ -58,7 +58,7 @@ def test_nuts_matches_quadrature_three_level_with_moderators():
     assert nuts.converged, nuts.diagnostics
     _within_mcse(nuts, exact)
     # Shrunken estimates from both paths agree (both draw the random effects exactly).
-    difference = np.abs(nuts.study_estimates()["mean"] - exact.study_estimates()["mean"])
+    difference = np.abs(nuts.study_estimates()["estimate"] - exact.study_estimates()["estimate"])
     assert difference.max() < 0.1
 
 

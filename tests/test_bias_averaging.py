@@ -11,6 +11,7 @@ from scipy import integrate, stats
 
 import evmeta as em
 from evmeta.errors import ModelError
+from evmeta.models.base.protocol import Summary
 from evmeta.models.bias.marginal import EnsemblePriors, normal_marginal, selection_marginal
 from evmeta.models.bias.step_likelihood import interval_index, interval_probabilities, step_pvalues
 
@@ -141,7 +142,30 @@ def test_ensemble_probabilities_and_inclusion_bayes_factors():
     assert bma.inclusion_bf["bias"] == pytest.approx(post_bias / (1 - post_bias))
     assert bma.ci_low < bma.estimate < bma.ci_high
     assert set(bma.inclusion_bf) == {"effect", "heterogeneity", "bias"}
-    assert "Inclusion Bayes factors" in bma.summary() and len(bma.to_frame()) == 16
+    summary = bma.summary()
+    assert isinstance(summary, Summary)
+    assert "Inclusion Bayes factors" in str(summary) and len(bma.to_frame()) == 16
+    table = summary.table
+    assert list(table.columns) == ["estimate", "se", "ci_low", "ci_high"]
+    np.testing.assert_allclose(
+        table.iloc[0][["estimate", "ci_low", "ci_high"]].to_numpy(float),
+        [bma.estimate, bma.ci_low, bma.ci_high],
+    )
+    narrow = bma.summary(conf_level=0.5).table
+    np.testing.assert_allclose(narrow["estimate"], table["estimate"])
+    assert (table["ci_low"] < narrow["ci_low"]).all() and (narrow["ci_high"] < table["ci_high"]).all()
+    # The posterior SD of the averaged mixture against draws from it (Monte Carlo, 400,000 draws).
+    rng = np.random.default_rng(3)
+    means, sds, weights = [], [], []
+    for _, row in bma.models.iterrows():
+        fit = bma.components[row["model"]]
+        means.append(fit.mu_means)
+        sds.append(fit.mu_sds)
+        weights.append(fit.mu_weights * row["posterior_prob"])
+    m, s, w = np.concatenate(means), np.concatenate(sds), np.concatenate(weights)
+    pick = rng.choice(len(m), size=400_000, p=w / w.sum())
+    draws = rng.normal(m[pick], s[pick])
+    assert table.iloc[0]["se"] == pytest.approx(draws.std(), rel=0.01)
     assert bma.to_dict()["k"] == len(YI)
 
 

@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 import evmeta as em
+from evmeta.models.base.protocol import Summary
 from tests.conftest import ROOT
 
 REF = json.loads((ROOT / "tests" / "reference" / "metafor_reference.json").read_text())
@@ -43,8 +44,24 @@ def test_subgroup_tests_match_metafor():
         [result.q_total, result.q_within], [ref["QE_fixed_total"], ref["QE_fixed_within"]], **EST
     )
     assert result.q_between_fixed == pytest.approx(ref["QE_fixed_total"] - ref["QE_fixed_within"])
-    assert "alloc" in str(result.summary())
     assert len(result.to_frame()) == 3
+
+
+def test_subgroup_summary_is_the_common_summary():
+    result = em.subgroup_analysis(BCG, "alloc")
+    summary = result.summary()
+    assert isinstance(summary, Summary) and summary.conf_level == 0.95
+    assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(summary.table[result.table.columns], result.table)
+    text = str(summary)
+    assert text.startswith("Subgroup analysis by alloc") and "Q(2) = 1.861" in text and "systematic" in text
+    narrow = result.summary(prob=0.5).table
+    for level, fit in result.fits.items():
+        row = fit.coef_table(conf_level=0.5).iloc[0]
+        np.testing.assert_allclose(narrow.loc[level, ["ci_low", "ci_high"]], row[["ci_low", "ci_high"]])
+        assert narrow.loc[level, "pi_low"] > result.table.loc[level, "pi_low"]
+    with pytest.warns(DeprecationWarning):
+        assert "Partition of Q" in summary  # the old text surface, for one release
 
 
 def test_adjust_pvalues():
@@ -147,6 +164,29 @@ def test_trim_and_fill_matches_metafor(estimator):
     bcg = em.trim_and_fill(em.meta_analysis(BCG))
     assert (bcg.k0, bcg.side) == (REF["trimfill_bcg"]["k0"], REF["trimfill_bcg"]["side"])
     np.testing.assert_allclose(bcg.estimate, REF["trimfill_bcg"]["beta"], **EST)
+
+
+def test_small_study_results_follow_the_protocol():
+    """Egger, trim-and-fill and PET-PEESE: summary() is the common Summary, its table repeats
+    the stored estimates and intervals, conf_level narrows them, to_frame() has its rows."""
+    fit = em.meta_analysis(BCG, test="knha")
+    egger, filled, pp = em.egger_test(fit), em.trim_and_fill(fit), em.pet_peese(fit)
+    for result, row, stored in [
+        (egger, "limit estimate", (egger.limit_estimate, egger.limit_ci_low, egger.limit_ci_high)),
+        (filled, "intercept", (filled.estimate, filled.ci_low, filled.ci_high)),
+        (pp, pp.selected, (pp.estimate, pp.ci_low, pp.ci_high)),
+    ]:
+        summary = result.summary()
+        assert isinstance(summary, Summary)
+        assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
+        columns = ["estimate", "ci_low", "ci_high"]
+        np.testing.assert_allclose(summary.table.loc[row, columns].to_numpy(float), stored, rtol=1e-10)
+        narrow = result.summary(conf_level=0.5).table.loc[row]
+        assert stored[1] < narrow["ci_low"] < stored[0] < narrow["ci_high"] < stored[2]
+        assert len(result.to_frame()) == len(summary.table)
+    slope = egger.summary().table.loc["sei"]
+    assert (slope["stat"], slope["pvalue"]) == (pytest.approx(egger.stat), pytest.approx(egger.pvalue))
+    assert str(egger.summary()).startswith("Regression test for funnel plot asymmetry")
 
 
 def test_cumulative_and_pet_peese():

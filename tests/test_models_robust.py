@@ -108,7 +108,7 @@ def test_bayes_refit_and_prior_sensitivity_use_the_stored_inputs():
     base = reference.summary().table["estimate"]
     np.testing.assert_allclose(fit.refit().summary().table["estimate"], base, atol=1e-12)
     table = fit.prior_sensitivity({"same": {}})
-    same = table[table["alternative"] == "same"].set_index("parameter")["mean"]
+    same = table[table["alternative"] == "same"].set_index("parameter")["estimate"]
     np.testing.assert_allclose(same.to_numpy(), base.to_numpy(), atol=1e-12)
 
 
@@ -160,6 +160,8 @@ def test_old_names_warn_but_work():
     with pytest.warns(DeprecationWarning):
         lines = freq.summary().splitlines()
     assert lines[0].startswith("Random-effects model")
+    with pytest.warns(DeprecationWarning):
+        assert "Random-effects model" in freq.summary()  # not answered character by character
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         str(freq.summary())  # the new surface does not warn

@@ -11,6 +11,7 @@ import pytest
 
 import evmeta as em
 from evmeta.errors import ModelError
+from evmeta.models.base.protocol import Summary
 from evmeta.models.bias.step_likelihood import interval_probabilities, normalize_steps, step_loglik
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "selmodel_reference.json").read_text())
@@ -89,7 +90,16 @@ def test_no_selection_reduces_to_the_normal_likelihood():
 def test_result_protocol():
     fit = em.meta_analysis(_frame("baskerville2012"))
     sel = em.selection_model(fit)
-    assert "selection model" in sel.summary() and "0.025 < p <= 1" in sel.summary()
+    summary = sel.summary()
+    assert isinstance(summary, Summary)
+    assert "selection model" in str(summary) and "0.025 < p <= 1" in str(summary)
+    np.testing.assert_allclose(
+        summary.table.loc["intercept", ["estimate", "se", "ci_low", "ci_high"]].to_numpy(float),
+        [sel.estimate, sel.se, sel.ci_low, sel.ci_high],
+        rtol=1e-12,
+    )
+    narrow = sel.summary(prob=0.5).table.loc["intercept"]
+    assert sel.ci_low < narrow["ci_low"] < sel.estimate < narrow["ci_high"] < sel.ci_high
     frame = sel.to_frame()
     assert list(frame["term"]) == ["intercept"] and frame["model"].iloc[0] == "selection_model"
     out = sel.to_dict()

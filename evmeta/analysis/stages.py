@@ -251,7 +251,9 @@ def bayesian(run, table: pd.DataFrame) -> None:
     truth_path = run.spec.validation.truth
     if truth_path:
         truth = json.loads(run.spec.resolve(truth_path).read_text(encoding="utf-8"))
-        run.recovery = summarize_recovery(fit.summary().table, truth, run.spec.moderators.get("isolation_method"))
+        run.recovery = summarize_recovery(
+            fit.summary().table, truth, run.spec.moderators.get("isolation_method")
+        )
 
 
 def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: str | None) -> pd.DataFrame:
@@ -272,9 +274,9 @@ def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: 
             {
                 "parameter": name,
                 "true_value": value,
-                "mean": row["estimate"],
-                "lower": row["ci_low"],
-                "upper": row["ci_high"],
+                "estimate": row["estimate"],
+                "ci_low": row["ci_low"],
+                "ci_high": row["ci_high"],
                 "covered": bool(row["ci_low"] <= value <= row["ci_high"]),
             }
         )
@@ -361,7 +363,11 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     spec = run.spec.figures
     main = run.models["random_effects"]
     # Grouping by a moderator with one observed level would add nothing: draw it ungrouped.
-    by = spec.forest_by if spec.forest_by in table.columns and levels_present(table, spec.forest_by) >= 2 else None
+    by = (
+        spec.forest_by
+        if spec.forest_by in table.columns and levels_present(table, spec.forest_by) >= 2
+        else None
+    )
     subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
     wanted = {
         "forest": lambda: forest_plot(main, by=by, width=spec.width),
@@ -373,7 +379,8 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     missing = {
         "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
         "moderators": subgroups is None and "no subgroup analysis was fitted",
-        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any() and "no risk-of-bias judgements are entered",
+        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
+        and "no risk-of-bias judgements are entered",
     }
     for name, why in missing.items():
         if why:

@@ -123,9 +123,9 @@ def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
         if shrinkage:
             shrunk = obj.study_estimates()
             rows["_shrunk"], rows["_shrunk_lo"], rows["_shrunk_hi"] = (
-                shrunk["mean"],
-                shrunk["lower"],
-                shrunk["upper"],
+                shrunk["estimate"],
+                shrunk["ci_low"],
+                shrunk["ci_high"],
             )
         overall = (
             _pooled_from_bayes(obj, "Overall (Bayesian, posterior mean [95% CrI])")

@@ -35,7 +35,7 @@ def _contrast_sentences(run: Any) -> list[str]:
     if frame is None:
         return []
     return [
-        f"{row['level']} minus {row['versus']}: {_interval(row['mean'], row['lower'], row['upper'])}, "
+        f"{row['level']} minus {row['versus']}: {_interval(row['estimate'], row['ci_low'], row['ci_high'])}, "
         f"P(&gt; 0) = {row['p_gt_0']:.2f}"
         for _, row in frame.iterrows()
     ]

@@ -35,6 +35,15 @@ def coefficient_table(
     )
 
 
+def at_level(table: pd.DataFrame, level: float, df: float | None) -> pd.DataFrame:
+    """``table`` with ci_low/ci_high recomputed at ``level`` from its estimate and se."""
+    crit = critical_value(level, df)
+    table = table.copy()
+    table["ci_low"] = table["estimate"] - crit * table["se"]
+    table["ci_high"] = table["estimate"] + crit * table["se"]
+    return table
+
+
 def omnibus_test(beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None):
     """Wald test of ``beta[tested] = 0``: (QM, df, p); an F test with (m, df) when df is given."""
     b = beta[tested]

@@ -10,6 +10,10 @@ carries its inputs (``yi``, ``vi``, ``X``, ``data``) and answers:
 * ``predict(newmods=None, level=None)`` -> ``pred, se, ci_low, ci_high, pi_low, pi_high``.
 
 ``conf_level`` and ``prob`` are accepted by both engines (``prob`` is the Bayesian word).
+Subgroup analyses and the bias diagnostics (selection model, Egger, trim-and-fill,
+PET-PEESE, bias model averaging) answer ``summary(conf_level=None)`` -> :class:`Summary`
+(their estimates under the same columns), ``coef_table`` where they have coefficients, and
+``to_frame()``.
 Old spellings (``predict(newdata=...)``, ``summary()`` as text or as a DataFrame with
 ``mean/sd/lower/upper``) keep working for one release with a ``DeprecationWarning``.
 """
@@ -111,3 +115,8 @@ class Summary:
 
     def __getitem__(self, key: Any) -> Any:
         return self._old("[...]")[key]
+
+    def __contains__(self, item: Any) -> bool:
+        # Without this, `"text" in summary` would iterate __getitem__ character by character
+        # and answer False where the old text summary answered True.
+        return item in self._old("__contains__")

@@ -28,6 +28,15 @@ from evmeta.models.priors import PriorSet
 #: Default probability of credible intervals (equal-tailed).
 PROB = 0.95
 
+#: ``_linear``'s posterior summaries under the protocol's column names (as coef_table).
+PROTOCOL_NAMES = {
+    "mean": "estimate",
+    "sd": "se",
+    "lower": "ci_low",
+    "upper": "ci_high",
+    "p_greater": "p_gt_0",
+}
+
 
 @dataclass(frozen=True, eq=False)
 class BayesResult:
@@ -184,9 +193,7 @@ class BayesResult:
         level = resolve_level(conf_level, prob, PROB)
         identity = np.eye(len(self.names))
         rows = {name: self._linear(identity[j], level) for j, name in enumerate(self.names)}
-        table = pd.DataFrame.from_dict(rows, orient="index")
-        table = table.rename(columns={"mean": "estimate", "sd": "se", "lower": "ci_low", "upper": "ci_high"})
-        table = table.rename(columns={"p_greater": "p_gt_0"})
+        table = pd.DataFrame.from_dict(rows, orient="index").rename(columns=PROTOCOL_NAMES)
         table.index.name = "term"
         return table
 
@@ -246,10 +253,12 @@ class BayesResult:
         return str(self.summary())
 
     def to_frame(self) -> pd.DataFrame:
-        out = self.summary().table.reset_index(names="parameter")
+        """One row per coefficient and tau (``term``, as the frequentist results), with the
+        prior, engine, k and formula repeated."""
+        out = self.summary().table.reset_index(names="term")
         out["model"] = "bayesian_meta_analysis"
         out["method"] = self.method_used
-        out["prior"] = [self.priors.get(p, "") for p in out["parameter"]]
+        out["prior"] = [self.priors.get(p, "") for p in out["term"]]
         out["k"] = self.k
         out["mods"] = self.model.formula or ""
         return out
@@ -265,7 +274,7 @@ class BayesResult:
             "mods": self.model.formula,
             "converged": self.converged,
             "diagnostics": self.diagnostics,
-            "summary": self.summary().table.reset_index(names="parameter").to_dict(orient="records"),
+            "summary": self.summary().table.reset_index(names="term").to_dict(orient="records"),
             "settings": dict(self.settings),
             "measure": self.measure,
             "fingerprint": self.fingerprint,
@@ -326,12 +335,27 @@ class BayesResult:
         reference = [lv for lv in map(str, levels) if lv not in by_level]
         return [*reference[:1], *by_level], by_level
 
-    def contrasts(self, term: str, prob: float = PROB) -> pd.DataFrame:
+    def contrasts(
+        self, term: str, conf_level: float | None = None, *, prob: float | None = None
+    ) -> pd.DataFrame:
         """Every pairwise difference between levels of a categorical moderator.
 
-        Returns one row per pair ``a - b`` (a listed after b) with mean, sd, lower, upper
-        (equal-tailed at ``prob``) and P(> 0).
+        Parameters
+        ----------
+        term : str
+            A categorical moderator of the model.
+        conf_level : float, optional
+            Probability of the equal-tailed credible intervals (default 0.95); ``prob`` is a
+            synonym, as in :meth:`coef_table`.
+
+        Returns
+        -------
+        DataFrame
+            One row per pair ``a - b`` (a listed after b): ``contrast``, ``level``, ``versus``
+            and the columns of :meth:`coef_table`: ``estimate`` (posterior mean), ``se``
+            (posterior SD), ``ci_low``, ``ci_high`` and ``p_gt_0`` (posterior P(a - b > 0)).
         """
+        level = resolve_level(conf_level, prob, PROB)
         levels, columns = self._categorical_levels(term)
         rows = []
         for i, b in enumerate(levels):
@@ -341,9 +365,10 @@ class BayesResult:
                     vector[columns[a]] += 1
                 if b in columns:
                     vector[columns[b]] -= 1
-                rows.append({"contrast": f"{a} - {b}", "level": a, "versus": b, **self._linear(vector, prob)})
-        out = pd.DataFrame(rows).rename(columns={"p_greater": "p_gt_0"})
-        return out
+                rows.append(
+                    {"contrast": f"{a} - {b}", "level": a, "versus": b, **self._linear(vector, level)}
+                )
+        return pd.DataFrame(rows).rename(columns=PROTOCOL_NAMES)
 
     def predict(
         self,
@@ -410,18 +435,24 @@ class BayesResult:
         )
         return fixed + outer + inner[:, self.structure.inner]
 
-    def study_estimates(self) -> pd.DataFrame:
-        """Shrunken estimates of each comparison's true effect (for forest plots)."""
+    def study_estimates(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """Shrunken estimates of each comparison's true effect (for forest plots).
+
+        Returns one row per fitted comparison: ``yi``, ``vi`` and, under the protocol's names,
+        ``estimate`` (posterior mean), ``se`` (posterior SD), ``ci_low``, ``ci_high``
+        (equal-tailed at ``conf_level``, synonym ``prob``, default 0.95).
+        """
+        level = resolve_level(conf_level, prob, PROB)
         theta = self._theta_draws()
         frame = self.model.frame
         out = pd.DataFrame(
             {
                 "yi": self.model.yi,
                 "vi": self.model.vi,
-                "mean": theta.mean(axis=0),
-                "sd": theta.std(axis=0, ddof=1),
-                "lower": np.quantile(theta, (1 - PROB) / 2, axis=0),
-                "upper": np.quantile(theta, 1 - (1 - PROB) / 2, axis=0),
+                "estimate": theta.mean(axis=0),
+                "se": theta.std(axis=0, ddof=1),
+                "ci_low": np.quantile(theta, (1 - level) / 2, axis=0),
+                "ci_high": np.quantile(theta, 1 - (1 - level) / 2, axis=0),
             },
             index=frame.index,
         )
@@ -486,16 +517,37 @@ class BayesResult:
         V = None if self.V is None else self.V[np.ix_(keep, keep)]
         return self.fitter(self.data[keep], self.yi[keep], self.vi[keep], V=V, **settings)
 
-    def prior_sensitivity(self, alternatives: dict[str, dict[str, str]]) -> pd.DataFrame:
+    def prior_sensitivity(
+        self,
+        alternatives: dict[str, dict[str, str]],
+        conf_level: float | None = None,
+        *,
+        prob: float | None = None,
+    ) -> pd.DataFrame:
         """Refit (on the stored inputs) under alternative priors and tabulate how each
-        summary moves. ``alternatives`` maps a label to prior overrides (merged into the
-        priors given)."""
-        base = self.summary().table
+        summary moves.
+
+        Parameters
+        ----------
+        alternatives : dict
+            Maps a label to prior overrides (merged into the priors given).
+        conf_level : float, optional
+            Probability of the credible intervals (default 0.95); ``prob`` is a synonym.
+
+        Returns
+        -------
+        DataFrame
+            One row per alternative x parameter: ``alternative``, ``parameter``, ``priors``,
+            ``estimate`` (posterior mean), ``ci_low``, ``ci_high``, ``shift`` (of the mean
+            from the base fit) and ``shift_in_sd`` (in base posterior SDs).
+        """
+        level = resolve_level(conf_level, prob, PROB)
+        base = self.summary(level).table
         rows = []
         for label, overrides in {"base": {}, **alternatives}.items():
             priors = {**self.settings.get("priors_given", {}), **overrides}
             fit = self if label == "base" else self.refit(priors=priors)
-            for parameter, row in fit.summary().table.iterrows():
+            for parameter, row in fit.summary(level).table.iterrows():
                 shift = row["estimate"] - base.loc[parameter, "estimate"]
                 sd = base.loc[parameter, "se"]
                 rows.append(
@@ -503,9 +555,9 @@ class BayesResult:
                         "alternative": label,
                         "parameter": parameter,
                         "priors": "; ".join(f"{k}={v}" for k, v in overrides.items()),
-                        "mean": row["estimate"],
-                        "lower": row["ci_low"],
-                        "upper": row["ci_high"],
+                        "estimate": row["estimate"],
+                        "ci_low": row["ci_low"],
+                        "ci_high": row["ci_high"],
                         "shift": shift,
                         "shift_in_sd": shift / sd if sd > 0 else np.nan,
                     }

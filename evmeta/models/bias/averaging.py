@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from evmeta.errors import ModelError
+from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.bias.marginal import EnsemblePriors, MarginalFit, normal_marginal, selection_marginal
 
 BIAS_PRIOR = {"none": 0.5, "selection": 0.25, "pet": 0.125, "peese": 0.125}
@@ -70,21 +71,59 @@ class BiasAveragingResult:
     yi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     vi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
-    def summary(self) -> str:
-        """A RoBMA-like printout."""
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """The effect mu, model-averaged and conditional on an effect: estimate (posterior
+        mean), se (posterior SD), ci_low, ci_high (equal-tailed at ``conf_level``)."""
+        level = resolve_level(conf_level, prob, self.level)
+        if level == self.level:
+            rows = {
+                "mu (model-averaged)": (self.estimate, self.ci_low, self.ci_high),
+                "mu (conditional on an effect)": (
+                    self.conditional_estimate,
+                    self.conditional_ci_low,
+                    self.conditional_ci_high,
+                ),
+            }
+        elif self.components:
+            rows = {
+                "mu (model-averaged)": _mixture(self.models, self.components, level, effect_only=False),
+                "mu (conditional on an effect)": _mixture(
+                    self.models, self.components, level, effect_only=True
+                ),
+            }
+        else:
+            raise ModelError("this result keeps no component fits; refit it to change the level")
+        table = pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "ci_low", "ci_high"])
+        # The posterior SD of each mixture (NaN when the result keeps no component fits).
+        table.insert(1, "se", [self._mixture_sd(effect_only) for effect_only in (False, True)])
+        table.index.name = "term"
+        return table
+
+    def _mixture_sd(self, effect_only: bool) -> float:
+        if not self.components:
+            return float("nan")
+        rows = self.models[self.models["effect"]] if effect_only else self.models
+        total = rows["posterior_prob"].sum()
+        moment1 = moment2 = 0.0
+        for _, row in rows.iterrows():
+            fit = self.components[row["model"]]
+            weights = fit.mu_weights * row["posterior_prob"] / total
+            moment1 += float(np.sum(weights * fit.mu_means))
+            moment2 += float(np.sum(weights * (fit.mu_sds**2 + fit.mu_means**2)))
+        return float(np.sqrt(max(moment2 - moment1**2, 0.0)))
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """A RoBMA-like printout (:class:`~evmeta.models.base.protocol.Summary`): inclusion
+        Bayes factors and the models, above the table of the effect."""
+        level = resolve_level(conf_level, prob, self.level)
+        title = f"Bayesian model averaging over publication-bias models (k = {self.k}; 16 models)"
         lines = [
-            f"Bayesian model averaging over publication-bias models (k = {self.k}; 16 models)",
-            "",
             "Inclusion Bayes factors: "
             + "; ".join(f"{name} {value:.3g}" for name, value in self.inclusion_bf.items()),
-            f"Model-averaged effect: {self.estimate:.4f} "
-            f"[{self.ci_low:.4f}, {self.ci_high:.4f}] ({100 * self.level:g}% CrI)",
-            f"Conditional on an effect: {self.conditional_estimate:.4f} "
-            f"[{self.conditional_ci_low:.4f}, {self.conditional_ci_high:.4f}]",
             "",
-            self.models.to_string(index=False, float_format=lambda x: f"{x:.4g}"),
+            *self.models.to_string(index=False, float_format=lambda x: f"{x:.4g}").splitlines(),
         ]
-        return "\n".join(lines)
+        return Summary(title, lines, self.coef_table(level), level)
 
     def to_frame(self) -> pd.DataFrame:
         """The models table with the ensemble results repeated."""

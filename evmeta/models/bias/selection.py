@@ -17,7 +17,8 @@ import pandas as pd
 from scipy import optimize, stats
 
 from evmeta.errors import ModelError
-from evmeta.models.base.inference import coefficient_table
+from evmeta.models.base.inference import at_level, coefficient_table
+from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.bias.step_likelihood import (
     ALTERNATIVES,
     interval_index,
@@ -108,20 +109,26 @@ class SelectionResult:
             index=pd.Index(self.interval_labels(), name="interval"),
         )
 
-    def summary(self) -> str:
-        """A metafor-like printout."""
-        lines = [
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """estimate, se, ci_low, ci_high, stat, pvalue per coefficient (intervals at ``conf_level``)."""
+        level = resolve_level(conf_level, prob, self.level)
+        return self.coefficients.copy() if level == self.level else at_level(self.coefficients, level, None)
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """A metafor-like printout (:class:`~evmeta.models.base.protocol.Summary`): tau^2, the
+        likelihood-ratio test and the selection weights above the coefficient table."""
+        level = resolve_level(conf_level, prob, self.level)
+        title = (
             f"Step-function selection model (k = {self.k}; alternative: {self.alternative}; "
-            f"cut-points: {', '.join(f'{s:g}' for s in self.steps[:-1])})",
-            "",
+            f"cut-points: {', '.join(f'{s:g}' for s in self.steps[:-1])})"
+        )
+        lines = [
             f"tau^2 = {self.tau2:.4f} (SE = {self.tau2_se:.4f})",
             f"LRT for selection: X2({self.lrt_df}) = {self.lrt:.4f}, p = {self.lrt_pvalue:.4g}",
-            "",
-            self.coefficients.to_string(float_format=lambda x: f"{x:.4f}"),
-            "",
-            self.weights_frame().to_string(float_format=lambda x: f"{x:.4f}"),
+            "Selection weights:",
+            *self.weights_frame().to_string(float_format=lambda x: f"{x:.4f}").splitlines(),
         ]
-        return "\n".join(lines)
+        return Summary(title, lines, self.coef_table(level), level)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per coefficient with the model-level statistics repeated."""

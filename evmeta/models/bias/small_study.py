@@ -21,6 +21,8 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
+from evmeta.models.base.inference import coefficient_table
+from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.frequentist.meta import MetaResult, fit_design, meta_analysis
 
 PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtninv", "sqrt_inv_n")
@@ -44,14 +46,34 @@ class EggerResult:
     limit_estimate: float
     limit_ci_low: float
     limit_ci_high: float
+    limit_se: float = float("nan")
+    level: float = 0.95
 
-    def summary(self) -> str:
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """The limit estimate (intercept) and the predictor's slope: estimate, se, ci_low,
+        ci_high, stat, pvalue (z, or t with ``df``)."""
+        level = resolve_level(conf_level, prob, self.level)
+        beta = np.array([self.limit_estimate, self.slope])
+        vb = np.diag(np.array([self.limit_se, self.slope_se]) ** 2)
+        return coefficient_table(beta, vb, ["limit estimate", self.predictor], level, self.df)
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """The test of the slope above the coefficient table (:class:`Summary`)."""
+        level = resolve_level(conf_level, prob, self.level)
         dist = f"t({self.df:g})" if self.df else "z"
-        return (
-            f"Regression test for funnel plot asymmetry ({self.model}, predictor {self.predictor}): "
-            f"{dist} = {self.stat:.3f}, p = {self.pvalue:.4g}; limit estimate {self.limit_estimate:.4f} "
-            f"[{self.limit_ci_low:.4f}, {self.limit_ci_high:.4f}]"
-        )
+        title = f"Regression test for funnel plot asymmetry ({self.model}, predictor {self.predictor})"
+        lines = [
+            f"Test for asymmetry: {dist} = {self.stat:.3f}, p = {self.pvalue:.4g}",
+            f"Limit estimate (as the predictor goes to 0): {self.limit_estimate:.4f} "
+            f"[{self.limit_ci_low:.4f}, {self.limit_ci_high:.4f}]",
+        ]
+        return Summary(title, lines, self.coef_table(level), level)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per coefficient (limit estimate, slope) with the test repeated."""
+        out = self.coef_table().reset_index(names="term")
+        out["predictor"], out["regression"], out["model"] = self.predictor, self.model, "egger_test"
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -117,6 +139,8 @@ def egger_test(
             float(fit.params[0]),
             float(ci[0, 0]),
             float(ci[0, 1]),
+            float(fit.bse[0]),
+            result.level,
         )
     if model != "rma":
         raise ModelError(f"unknown model {model!r}; valid models: rma, lm")
@@ -135,6 +159,8 @@ def egger_test(
         float(limit["estimate"]),
         float(limit["ci_low"]),
         float(limit["ci_high"]),
+        float(limit["se"]),
+        result.level,
     )
 
 
@@ -153,11 +179,24 @@ class TrimFillResult:
     filled: pd.DataFrame
     fit: MetaResult = field(repr=False)
 
-    def summary(self) -> str:
-        return (
-            f"Trim-and-fill ({self.estimator}): {self.k0} comparison(s) filled on the {self.side}; "
-            f"adjusted estimate {self.estimate:.4f} [{self.ci_low:.4f}, {self.ci_high:.4f}]"
-        )
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """The adjusted estimate (the filled model's intercept): estimate, se, ci_low, ci_high, ..."""
+        return self.fit.coef_table(conf_level, prob=prob)
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """The number of filled comparisons above the filled model's table (:class:`Summary`)."""
+        level = resolve_level(conf_level, prob, self.fit.level)
+        title = f"Trim-and-fill ({self.estimator}): {self.k0} comparison(s) filled on the {self.side}"
+        lines = [f"Filled model: k = {self.fit.k}; tau^2 = {self.tau2:.4f}"]
+        return Summary(title, lines, self.coef_table(level), level)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The adjusted estimate with the estimator, k0 and side."""
+        out = self.coef_table().reset_index(names="term")
+        for name in ["estimator", "k0", "side", "tau2"]:
+            out[name] = getattr(self, name)
+        out["model"] = "trim_and_fill"
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,7 +276,11 @@ def trim_and_fill(
 
 @dataclass
 class PetPeeseResult:
-    """PET and PEESE estimates and which one the conditional rule selects."""
+    """PET and PEESE estimates and which one the conditional rule selects.
+
+    ``estimate``/``ci_low``/``ci_high`` are the selected model's intercept; ``df`` is the
+    residual df of the weighted least-squares fits (t intervals and tests).
+    """
 
     pet_estimate: float
     pet_se: float
@@ -248,15 +291,36 @@ class PetPeeseResult:
     estimate: float
     ci_low: float
     ci_high: float
+    df: float | None = None
+    level: float = 0.95
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def summary(self) -> str:
-        return (
-            f"PET {self.pet_estimate:.4f} (p = {self.pet_pvalue:.4g}); PEESE {self.peese_estimate:.4f}; "
-            f"selected {self.selected}: {self.estimate:.4f} [{self.ci_low:.4f}, {self.ci_high:.4f}]"
-        )
+    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+        """PET and PEESE intercepts: estimate, se, ci_low, ci_high, stat, pvalue, selected."""
+        level = resolve_level(conf_level, prob, self.level)
+        beta = np.array([self.pet_estimate, self.peese_estimate])
+        vb = np.diag(np.array([self.pet_se, self.peese_se]) ** 2)
+        table = coefficient_table(beta, vb, ["PET", "PEESE"], level, self.df)
+        table["selected"] = table.index == self.selected
+        return table
+
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """The selected estimate above both intercepts (:class:`Summary`)."""
+        level = resolve_level(conf_level, prob, self.level)
+        title = "PET-PEESE (weighted least squares, weights 1 / vi)"
+        lines = [
+            f"PET intercept p = {self.pet_pvalue:.4g}; selected {self.selected}: {self.estimate:.4f} "
+            f"[{self.ci_low:.4f}, {self.ci_high:.4f}]"
+        ]
+        return Summary(title, lines, self.coef_table(level), level)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row each for PET and PEESE."""
+        out = self.coef_table().reset_index(names="term")
+        out["model"] = "pet_peese"
+        return out
 
 
 def pet_peese(result: MetaResult, alpha: float = 0.10) -> PetPeeseResult:
@@ -284,6 +348,8 @@ def pet_peese(result: MetaResult, alpha: float = 0.10) -> PetPeeseResult:
         float(chosen.params[0]),
         float(ci[0]),
         float(ci[1]),
+        float(chosen.df_resid),
+        result.level,
     )
 
 

@@ -24,6 +24,7 @@ from scipy import stats
 
 from evmeta.errors import ModelError
 from evmeta.models.base.design import as_frame
+from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.frequentist.meta import MetaResult, meta_analysis
 
 
@@ -70,27 +71,49 @@ class SubgroupResult:
     mixed: MetaResult
     skipped: list = field(default_factory=list)
 
-    def summary(self) -> str:
-        lines = [f"Subgroup analysis by {self.by} ({self.overall.method}, test {self.overall.test})", ""]
-        lines.append(self.table.to_string(float_format=lambda x: f"{x:.4f}"))
-        lines.append("")
-        lines.append(
+    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+        """A printable summary, as every result's: ``print(summary)`` shows the tests for
+        subgroup differences and the subgroup table; ``.table`` has one row per subgroup.
+
+        Parameters
+        ----------
+        conf_level : float, optional
+            Level of the confidence and prediction intervals (default: the fits' level);
+            ``prob`` is a synonym.
+
+        Returns
+        -------
+        Summary
+            ``.table`` columns: estimate, se, ci_low, ci_high, pi_low, pi_high, k, tau2, i2,
+            q, q_pvalue; indexed by subgroup level.
+        """
+        level = resolve_level(conf_level, prob, self.overall.level)
+        table = self.table if level == self.overall.level else self._table_at(level)
+        first = ["estimate", "se", "ci_low", "ci_high"]
+        table = table[[*first, *(c for c in table.columns if c not in first)]]
+        title = f"Subgroup analysis by {self.by} ({self.overall.method}, test {self.overall.test})"
+        lines = [
             f"Test for subgroup differences (separate tau^2): Q({self.q_between_df}) = {self.q_between:.3f}, "
-            f"p = {self.q_between_pvalue:.4g}"
-        )
-        lines.append(
+            f"p = {self.q_between_pvalue:.4g}",
             f"Test for subgroup differences (common tau^2 = {self.tau2_common:.4f}): "
-            f"{self.q_between_common:.3f} on {self.q_between_common_df} df, p = {self.q_between_common_pvalue:.4g}"
-        )
-        lines.append(
+            f"{self.q_between_common:.3f} on {self.q_between_common_df} df, p = {self.q_between_common_pvalue:.4g}",
             f"Partition of Q (common effect): total {self.q_total:.3f} = within {self.q_within:.3f} "
-            f"+ between {self.q_between_fixed:.3f} (p = {self.q_between_fixed_pvalue:.4g})"
-        )
+            f"+ between {self.q_between_fixed:.3f} (p = {self.q_between_fixed_pvalue:.4g})",
+        ]
         if self.skipped:
             lines.append(
                 f"Subgroups with fewer than 2 comparisons, not pooled: {', '.join(map(str, self.skipped))}"
             )
-        return "\n".join(lines)
+        return Summary(title, lines, table, level)
+
+    def _table_at(self, level: float) -> pd.DataFrame:
+        """``table`` with its confidence and prediction intervals at another level."""
+        table = self.table.copy()
+        for name, fit in self.fits.items():
+            pooled = fit.predict(level=level).iloc[0]
+            for column in ["ci_low", "ci_high", "pi_low", "pi_high"]:
+                table.loc[name, column] = pooled[column]
+        return table
 
     def to_frame(self) -> pd.DataFrame:
         out = self.table.reset_index(names="subgroup")
