@@ -235,8 +235,13 @@ def build_comparisons(
         Which time point per experiment and outcome: the last, the first, all, or the one
         closest to this many days.
     shared_control : {"split", "keep"}
-        When k EV arms share one control row: ``split`` divides the control n by k
-        (CAMARADES; validity checks still use the reported n); ``keep`` leaves n, and the
+        When k EV arms share one control row: ``split`` divides the control n (events and
+        total for binary measures) by k, the number of comparisons in the returned table
+        that use it (CAMARADES; as metafor users split a shared group among the comparisons
+        they analyse): arms left out for any reason do not count, so their share goes to the
+        others. Validity checks use the reported n; an arm whose effect size fails only
+        with the split n (SMD's n1 + n2 - 2 > 1) is logged, and the control is split again
+        among the arms left. ``keep`` leaves n, and the
         comparisons sharing a control are correlated: pass
         :func:`evmeta.shared_control_covariance` of the table as ``V`` to
         ``multilevel_meta_analysis`` or ``bayesian_meta_analysis``.
@@ -362,43 +367,43 @@ def build_comparisons(
     mismatch = pairs["higher_is_better"] != pairs["higher_is_better_c"]
     log.add(pairs[mismatch], "higher_is_better differs between the EV row and its control row")
     pairs = pairs[~mismatch]
-    k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
-    n_control_reported = pairs["n_c"].astype(float)
-    n_control = n_control_reported / k_sharing if shared_control == "split" else n_control_reported
     if not binary:
         # Validity rules apply to the reported group sizes; a split n only scales the variance.
-        too_small = (pairs["n"].astype(float) < 2) | (n_control_reported < 2)
+        too_small = (pairs["n"].astype(float) < 2) | (pairs["n_c"].astype(float) < 2)
         log.add(pairs[too_small], "effect size not computable: n must be >= 2 in each arm (as reported)")
-        pairs, n_control, n_control_reported, k_sharing = (
-            x[~too_small] for x in (pairs, n_control, n_control_reported, k_sharing)
-        )
-    if binary:
-        total_c = pairs["total_c"].astype(float)
-        events_c = pairs["events_c"].astype(float)
-        if shared_control == "split":
-            events_c, total_c = events_c / k_sharing, total_c / k_sharing
-        es = effect_size(used_measure, ai=pairs["events"], n1i=pairs["total"], ci=events_c, n2i=total_c)
-    else:
-        es = effect_size(
-            used_measure,
-            m1i=pairs["mean_est"],
-            sd1i=pairs["sd_est"],
-            n1i=pairs["n"],
-            m2i=pairs["mean_est_c"],
-            sd2i=pairs["sd_est_c"],
-            n2i=n_control,
-            msi=pairs["mean_est_s"],
-        )
-    es.index = pairs.index
-    if not binary:
-        treat_binary_only = pairs["dispersion_source"] == "events"
-        es.loc[treat_binary_only & (es["reason"] != ""), "reason"] = (
-            f"binary data (events/total) cannot give {used_measure}"
-        )
+        pairs = pairs[~too_small]
+    # What cannot be computed even with the control unsplit is dropped first, so that a split
+    # control is divided only among the comparisons that use it (metafor practice: the shared
+    # group is split among the comparisons in the analysis).
+    es = _effects(pairs, used_measure, 1.0)
     bad = es["reason"] != ""
     log.add(pairs[bad], "effect size not computable: " + es.loc[bad, "reason"].astype(str))
     pairs, es = pairs[~bad], es[~bad]
-    n_control, n_control_reported = n_control[~bad], n_control_reported[~bad]
+    k_sharing: float | pd.Series = 1.0
+    while shared_control == "split" and len(pairs):
+        k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
+        es = _effects(pairs, used_measure, k_sharing)
+        bad = es["reason"] != ""
+        if not bad.any():
+            break
+        # Only a split n can fail here (SMD's n1 + n2 - 2 > 1, a binary arm below one animal);
+        # the control is split again among the arms left.
+        split_n = pairs["total_c" if binary else "n_c"].astype(float) / k_sharing
+        log.add(
+            pairs[bad],
+            "effect size not computable: "
+            + es.loc[bad, "reason"].astype(str)
+            + " (control n split among "
+            + k_sharing[bad].map("{:g}".format)
+            + " arms: "
+            + split_n[bad].map("{:.3g}".format)
+            + ")",
+        )
+        pairs, es = pairs[~bad], es[~bad]
+    if shared_control == "split":
+        k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
+    n_control_reported = pairs["n_c"].astype(float)
+    n_control = n_control_reported / k_sharing
 
     flip = (pairs["higher_is_better"] == "no") & (used_measure != "NMD")
     sign = np.where(flip, -1.0, 1.0)
@@ -476,6 +481,51 @@ def build_comparisons(
         ["study_id", "experiment_id", "outcome", "timepoint", "treat_outcome_row"], kind="stable"
     )
     return Comparisons(table.reset_index(drop=True), log.frame(), used_measure, settings)
+
+
+def _effects(pairs: pd.DataFrame, measure: str, k_sharing: float | pd.Series) -> pd.DataFrame:
+    """Effect sizes of EV-control pairs, the control divided among ``k_sharing`` arms.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        One row per EV arm with its control's columns (suffix ``_c``) and sham mean.
+    measure : str
+        The measure used (after the NMD/SMD rule).
+    k_sharing : float or Series
+        Number of comparisons the control is split among (1: unsplit).
+
+    Returns
+    -------
+    DataFrame
+        ``yi``, ``vi``, ``sei``, ``reason`` on the index of ``pairs``.
+    """
+    if measure in {"OR", "RR", "RD"}:
+        es = effect_size(
+            measure,
+            ai=pairs["events"],
+            n1i=pairs["total"],
+            ci=pairs["events_c"].astype(float) / k_sharing,
+            n2i=pairs["total_c"].astype(float) / k_sharing,
+        )
+        es.index = pairs.index
+        return es
+    es = effect_size(
+        measure,
+        m1i=pairs["mean_est"],
+        sd1i=pairs["sd_est"],
+        n1i=pairs["n"],
+        m2i=pairs["mean_est_c"],
+        sd2i=pairs["sd_est_c"],
+        n2i=pairs["n_c"].astype(float) / k_sharing,
+        msi=pairs["mean_est_s"],
+    )
+    es.index = pairs.index
+    treat_binary_only = pairs["dispersion_source"] == "events"
+    es.loc[treat_binary_only & (es["reason"] != ""), "reason"] = (
+        f"binary data (events/total) cannot give {measure}"
+    )
+    return es
 
 
 def _add_moderators(table: pd.DataFrame, extraction: Extraction, reference_weights, km) -> pd.DataFrame:

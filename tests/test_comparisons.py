@@ -51,9 +51,10 @@ def test_yi_matches_escalc_on_the_raw_rows(example, measure):
     expected = pd.DataFrame(ref).set_index("treat_outcome_row").dropna()
     assert sorted(table.index) == sorted(expected.index)
     got = table.loc[expected.index]
-    assert got["control_outcome_row"].tolist() == pairs.set_index("treat_outcome_row").loc[
-        expected.index, "control_outcome_row"
-    ].tolist()
+    assert (
+        got["control_outcome_row"].tolist()
+        == pairs.set_index("treat_outcome_row").loc[expected.index, "control_outcome_row"].tolist()
+    )
     np.testing.assert_allclose(got["yi"], expected["yi"], rtol=1e-10)
     np.testing.assert_allclose(got["vi"], expected["vi"], rtol=1e-10)
     if measure == "SMD":
@@ -229,6 +230,87 @@ def test_binary_outcomes_and_dose_reliability(tmp_path):
     reliability = dict(zip(table["isolation_method"], table["dose_reliability"], strict=True))
     assert reliability == {"SEC": "ok", "precipitation": "low"}
     assert table.set_index("study_id").loc["S1", "rob_low_count"] == 10
+
+
+def _three_arms(tmp_path, treat_n: list[int], control_n: int, name: str):
+    """One experiment: a control arm (mean 40, SD 7) shared by three EV arms (SD 6)."""
+    folder = tmp_path / name
+    arms = [{"arm_id": "C", "experiment_id": "E", "role": "vehicle_control"}]
+    outcomes = [
+        {"outcome_id": "O-C", "arm_id": "C", "n": control_n, "mean": 40.0, "sd": 7.0},
+    ]
+    for j, (n, mean) in enumerate(zip(treat_n, [25.0, 28.0, 30.0], strict=True), start=1):
+        arms.append({"arm_id": f"V{j}", "experiment_id": "E", "role": "ev", "prep_id": "P"})
+        outcomes.append({"outcome_id": f"O-V{j}", "arm_id": f"V{j}", "n": n, "mean": mean, "sd": 6.0})
+    for row in outcomes:
+        row.update(experiment_id="E", outcome="infarct volume", higher_is_better="yes", timepoint=1)
+    em.write_template(
+        folder,
+        csv_dir=True,
+        data={
+            "studies": [{"study_id": "S", "first_author": "Author", "year": 2020}],
+            "preparations": [
+                {
+                    "prep_id": "P",
+                    "study_id": "S",
+                    "msc_tissue_source": "bone marrow",
+                    "isolation_method": "UC",
+                }
+            ],
+            "experiments": [
+                {"experiment_id": "E", "study_id": "S", "species": "rat", "disease_model": "MCAO"}
+            ],
+            "arms": arms,
+            "outcomes": outcomes,
+            "risk_of_bias": [],
+        },
+    )
+    return em.read_extraction(folder)
+
+
+def test_split_control_is_divided_among_the_comparisons_kept(tmp_path):
+    """Three EV arms share a control of 9; one arm (n = 1) cannot give an effect size. The
+    two comparisons left share the control: n_control = 9/2 = 4.5, not 9/3 (escalc with
+    n2i = 4.5: MD vi = 6^2/8 + 7^2/4.5). ``keep`` leaves n_control at 9."""
+    book = _three_arms(tmp_path, [8, 1, 8], 9, "dropped_arm")
+    result = em.build_comparisons(book, "MD", shared_control="split")
+    table = result.table.set_index("comparison_id")
+    assert list(table.index) == ["O-V1", "O-V3"]
+    np.testing.assert_allclose(table["n_control"], [4.5, 4.5])
+    np.testing.assert_allclose(table["n_control_reported"], [9.0, 9.0])
+    np.testing.assert_allclose(table["yi"], [25.0 - 40.0, 30.0 - 40.0])
+    np.testing.assert_allclose(table["vi"], [6**2 / 8 + 7**2 / 4.5] * 2, rtol=1e-12)
+    assert (
+        result.exclusions.set_index("outcome_id")
+        .loc["O-V2", "reason"]
+        .startswith("effect size not computable: n must be >= 2")
+    )
+    smd = em.build_comparisons(book, "SMD").table
+    expected = em.effect_size(
+        "SMD", m1i=[25.0, 30.0], sd1i=[6.0, 6.0], n1i=[8, 8], m2i=[40.0] * 2, sd2i=[7.0] * 2, n2i=[4.5] * 2
+    )
+    np.testing.assert_allclose(smd["yi"], expected["yi"], rtol=1e-12)
+    np.testing.assert_allclose(smd["vi"], expected["vi"], rtol=1e-12)
+    kept = em.build_comparisons(book, "MD", shared_control="keep").table
+    np.testing.assert_allclose(kept["n_control"], [9.0, 9.0])
+
+
+def test_split_that_leaves_too_few_animals_is_logged_and_the_rest_resplit(tmp_path):
+    """A control of 3 split among three arms gives 1 animal each: SMD then needs
+    n1 + n2 - 2 > 1, which the arms of n = 2 fail (logged with the split). The arm left
+    uses the whole control."""
+    book = _three_arms(tmp_path, [2, 2, 5], 3, "too_few")
+    result = em.build_comparisons(book, "SMD")
+    assert result.table["comparison_id"].tolist() == ["O-V3"]
+    assert result.table["n_control"].tolist() == [3.0]
+    reasons = result.exclusions.set_index("outcome_id")["reason"]
+    for dropped in ("O-V1", "O-V2"):
+        assert reasons[dropped] == (
+            "effect size not computable: SMD needs n1 + n2 - 2 > 1 (control n split among 3 arms: 1)"
+        )
+    # Every outcome row is still either used or logged.
+    used = set(result.table["treat_outcome_row"]) | set(result.table["control_outcome_row"])
+    assert used | set(result.exclusions["row"]) == set(book.outcomes["_row"])
 
 
 def test_harmonize_cli(tmp_path):

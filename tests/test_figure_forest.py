@@ -12,6 +12,7 @@ import pytest
 
 import evmeta as em
 from evmeta.plots import FigureError, FigurePages, forest_plot, save_figure
+from evmeta.plots._forest_layout import cell
 from evmeta.plots._text import MINUS, comparison_labels, format_p, minus, wrap
 from tests.conftest import EXAMPLE
 from tests.test_figure_layout import layout_problems, pages_of
@@ -93,6 +94,82 @@ def test_weights_minus_footnotes_and_test_label():
     numbers = [float(t) for t in texts if t.replace(".", "", 1).isdigit()]
     assert numbers.count(100.0) >= 3  # two subgroup rows and the overall row
     assert np.isclose(np.sum(fit.weights), 100)
+
+
+def test_split_control_marked_whenever_n_differs_from_the_reported_n():
+    """A split control is marked even when its share is whole (6 animals, 3 arms: 2), and
+    a fractional share is shown to one decimal; an unsplit control is not marked."""
+    assert cell(pd.Series({"n_treat": 11.0, "n_control": 2.0, "n_control_reported": 6.0}), "n") == "11/2*"
+    assert (
+        cell(pd.Series({"n_treat": 10.0, "n_control": 10 / 3, "n_control_reported": 10.0}), "n") == "10/3.3*"
+    )
+    assert cell(pd.Series({"n_treat": 8.0, "n_control": 8.0, "n_control_reported": 8.0}), "n") == "8/8"
+    # A table without n_control_reported: a fractional control n still says it was split.
+    assert cell(pd.Series({"n_treat": 7.0, "n_control": 3.5}), "n") == "7/3.5*"
+    frame = _frame().assign(n_control=[6, 2, 2, 5, 5, 10 / 3], n_control_reported=[6, 6, 6, 5, 5, 10])
+    texts = _texts(forest_plot(em.meta_analysis(frame)))
+    assert "8/2*" in texts and "7/3.3*" in texts and "6/6" in texts
+    assert any(t.startswith("* Control group shared") for t in texts)
+    assert not any(re.search(r"\d\.\d\d+\*", t) for t in texts)  # never more than one decimal
+
+
+def _long_frame(k: int = 150) -> pd.DataFrame:
+    """Enough comparisons for three or more pages; split controls on rows 3 and 100 only,
+    a particle dose (p/kg) on row 140 only."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "yi": rng.normal(0.5, 0.6, k),
+            "vi": rng.uniform(0.05, 0.5, k),
+            "label": [f"S{i}" for i in range(k)],
+            "n_treat": 10.0,
+            "n_control": 10.0,
+            "n_control_reported": 10.0,
+            "dose_ug_protein_per_kg": 100.0,
+            "dose_particles_per_kg": np.nan,
+            "dose_cell_equivalents_per_kg": np.nan,
+            "group": np.where(np.arange(k) < 75, "A", "B"),
+            "measure": "SMD",
+        }
+    )
+    frame.loc[[3, 100], "n_control"] = 10 / 3
+    frame.loc[140, ["dose_ug_protein_per_kg", "dose_particles_per_kg"]] = [np.nan, 2e10]
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("width", "columns"), [("single", ("n", "dose")), ("double", ("label", "n", "dose"))]
+)
+def test_footnotes_on_every_page_whose_rows_need_them(width, columns):
+    """A multi-page forest plot explains '*' and 'p' on each page that shows them (not only
+    on the last), and only there; every page still fits 240 mm with nothing overlapping.
+    (At 85 mm the label column would push the dose column out.)"""
+    fit = em.meta_analysis(_long_frame())
+    pages = pages_of(forest_plot(fit, by="group", columns=columns, width=width, show_weights=False))
+    assert len(pages) >= 3
+    marked_pages, dosed_pages = [], []
+    for number, page in enumerate(pages, start=1):
+        texts = [t.get_text() for t in page.axes[0].texts]
+        flat = [t.replace("\n", " ") for t in texts]
+        marked = any(re.fullmatch(r"10/\d+(\.\d)?\*", t) for t in texts)
+        particles = any(t.endswith(" p/kg") for t in texts)
+        assert marked == any(t.startswith("* Control group shared") for t in flat), f"page {number}"
+        assert particles == any("p = particles" in t for t in flat), f"page {number}"
+        marked_pages += [number] * marked
+        dosed_pages += [number] * particles
+        assert page.get_figheight() * 25.4 <= 240 + 1e-6
+        assert not layout_problems(page), layout_problems(page)[:5]
+    assert marked_pages and marked_pages[0] < len(pages)  # a page before the last needs it
+    assert dosed_pages and len(set(marked_pages) | set(dosed_pages)) >= 2
+
+
+def test_weights_footnote_on_every_page():
+    pages = pages_of(forest_plot(em.meta_analysis(_long_frame()), by="group", columns=("label", "n")))
+    assert len(pages) >= 2
+    for page in pages:
+        flat = [t.get_text().replace("\n", " ") for t in page.axes[0].texts]
+        assert any(t.startswith("Weights: percent of the overall model") for t in flat)
+        assert not layout_problems(page)
 
 
 def test_multilevel_overall_row_names_cr2():

@@ -225,6 +225,39 @@ def test_duplicated_id_reported_when_the_first_row_has_errors(example_copy):
         assert "rows 2 and 3" in problem.message or "rows 4 and 5" in problem.message
 
 
+def test_duplicated_composite_key_reported_when_the_first_row_has_errors(example_copy):
+    """risk_of_bias rows are keyed by study_id/experiment_id: a copy of a row whose first
+    occurrence has an invalid judgement is still named as a duplicate, as a single id is."""
+    book = edit(example_copy)
+    ws = book["risk_of_bias"]
+    copy_row = ws.max_row + 1
+    for cell in ws[2]:
+        ws.cell(row=copy_row, column=cell.column).value = cell.value
+    set_cell(book, "risk_of_bias", 2, "rob_sequence_generation", "maybe")
+    book.save(example_copy)
+    _, problems = validate_extraction(example_copy)
+    errors = {(p.sheet, p.row, p.column): p.message for p in problems if p.severity == "error"}
+    assert "unknown value 'maybe'" in errors[("risk_of_bias", 2, "rob_sequence_generation")]
+    assert errors[("risk_of_bias", copy_row, "study_id")] == (
+        "duplicated id: the same study_id/experiment_id is on row 2"
+    )
+
+
+def test_duplicated_composite_key_with_a_later_row_in_error(example_copy):
+    """The duplicate itself has another error: it is named at its key cell too, once."""
+    book = edit(example_copy)
+    ws = book["risk_of_bias"]
+    copy_row = ws.max_row + 1
+    for cell in ws[2]:
+        ws.cell(row=copy_row, column=cell.column).value = cell.value
+    set_cell(book, "risk_of_bias", copy_row, "rob_other", "maybe")
+    book.save(example_copy)
+    _, problems = validate_extraction(example_copy)
+    duplicates = [p for p in problems if p.sheet == "risk_of_bias" and "duplicated id" in p.message]
+    assert [(p.row, p.column) for p in duplicates] == [(copy_row, "study_id")]
+    assert "row 2" in duplicates[0].message
+
+
 @pytest.mark.parametrize("typed", ["inf", "5x10^308", "1x10^999", "NaN", "-Infinity"])
 def test_non_finite_numbers_are_errors_at_their_cell(example_copy, typed):
     book = edit(example_copy)

@@ -117,6 +117,48 @@ def test_simulated_table_round_trip(tmp_path):
     assert len(pd.read_csv(log_file)) == 14
 
 
+def test_split_control_restored_from_every_row_sharing_it(tmp_path):
+    """S2's control of 9 is typed as 3 on three rows; with one of those rows left out (its
+    SD blanked) the control is still 9 animals (3 x 3, not 3 x 2), the left-out row is named
+    in the control row's notes and its log row points at the control, and build_comparisons
+    divides the 9 animals between the two arms imported (escalc with n2i = 4.5)."""
+    lines = SIMULATED.read_text().splitlines()
+    assert lines[3].startswith("S2,Beta,2020,EV mid,") and ",1.30,0.30,," in lines[3]  # table row 4
+    lines[3] = lines[3].replace(",1.30,0.30,,", ",1.30,,,")
+    table = tmp_path / "sim.csv"
+    table.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "sim.xlsx"
+    result = import_wide(table, SIMULATED_MAP, out)
+    book = em.read_extraction(out)
+    control = book.outcomes.set_index("outcome_id").loc["S2-E1-O0"]
+    assert control["n"] == 9
+    assert "n restored as 3 x 3 = 9" in control["notes"]
+    assert "table row 4 not imported: treatment arm has no usable statistic" in control["notes"]
+    assert "the 2 imported arms share all 9 control animals" in control["notes"]
+    log = result.log.set_index("table_row")
+    assert log.loc[4, "status"] == "skipped"
+    assert log.loc[4, "control_outcome_id"] == "S2-E1-O0"
+    assert log.loc[4, "treat_outcome_id"] == ""
+    # A row left out that shares no control keeps an empty control id.
+    assert log.loc[8, "control_outcome_id"] == ""
+    s2 = em.build_comparisons(book, "MD").table.query("study_id == 'S2'")
+    np.testing.assert_allclose(s2["n_control"], [4.5, 4.5])
+    # Table rows 3 and 5: N_T 6 and 7, means 1.50 and 1.05, SDs 0.35 and 0.28; control 2.10 (0.45).
+    np.testing.assert_allclose(s2["yi"], [-(1.50 - 2.10), -(1.05 - 2.10)], rtol=1e-12)
+    np.testing.assert_allclose(
+        s2["vi"], [0.35**2 / 6 + 0.45**2 / 4.5, 0.28**2 / 7 + 0.45**2 / 4.5], rtol=1e-12
+    )
+
+
+def test_split_control_note_without_left_out_rows(tmp_path):
+    """The unchanged fixture: S2's control note says how n was restored and nothing more."""
+    out = tmp_path / "sim.xlsx"
+    import_wide(SIMULATED, SIMULATED_MAP, out)
+    book = em.read_extraction(out)
+    note = book.outcomes.set_index("outcome_id").loc["S2-E1-O0", "notes"]
+    assert note == "control shared by 3 treatment arms (table rows 3, 4, 5); n restored as 3 x 3 = 9"
+
+
 def test_cart_table(tmp_path):
     """The vendored CAR-T tumour-volume table: every row imported or logged, and the rows
     escalc can compute give escalc's yi and vi (tolerance 1e-10)."""

@@ -16,7 +16,6 @@ from evmeta.plots._forest_layout import (
     PT,
     Geometry,
     Row,
-    fractional,
     geometry,
     interval,
     paginate,
@@ -64,36 +63,30 @@ def _right_columns(show_weights: bool, grouped: bool, narrow: bool) -> list[tupl
     return right
 
 
-def footnotes(rows: pd.DataFrame, columns: tuple[str, ...], grouped: bool, weights: bool) -> list[str]:
-    """Footnotes for what the cells abbreviate: split control n, dose units, the weights."""
-    notes = []
-    if "n" in columns and {"n_treat", "n_control"} <= set(rows.columns):
-        if rows["n_control"].map(fractional).any() or rows["n_treat"].map(fractional).any():
-            notes.append(
-                "* Control group shared by several EV arms: its animals are divided among them "
-                "(fractional n)."
-            )
-    if "dose" in columns:
-        from evmeta.plots._forest_layout import dose_text
+#: Dose units the dose column abbreviates: footnote key -> what it stands for.
+DOSE_ABBREVIATIONS = {"p": "p = particles", "CE": "CE = cell equivalents"}
 
-        texts = " ".join(dose_text(r) for _, r in rows.iterrows())
-        used = [
-            a
-            for a, token in [("p = particles", " p/kg"), ("CE = cell equivalents", " CE/kg")]
-            if token in texts
-        ]
-        if used:
-            notes.append("Dose per kg body weight: " + "; ".join(used) + " (where protein was not reported).")
+
+def footnotes(keys: frozenset[str], grouped: bool, weights: bool) -> list[str]:
+    """Footnotes for what a page's cells mark or abbreviate (``keys``: see
+    :func:`~evmeta.plots._forest_layout.note_keys`), and for the weight columns."""
+    notes = []
+    if "split" in keys:
+        notes.append(
+            "* Control group shared by several EV arms: its animals are divided among the "
+            "comparisons that use it (n to one decimal)."
+        )
+    used = [text for key, text in DOSE_ABBREVIATIONS.items() if key in keys]
+    if used:
+        notes.append("Dose per kg body weight: " + "; ".join(used) + " (where protein was not reported).")
     if weights and grouped:
         notes.append("Weights: percent of the overall model, and percent within the subgroup.")
     return notes
 
 
-def build_rows(
-    data: Any, geo: Geometry, show_prediction: bool, notes: list[str]
-) -> tuple[list[Row], list[Row]]:
+def build_rows(data: Any, geo: Geometry, show_prediction: bool) -> tuple[list[Row], list[Row]]:
     """Body rows (groups, comparisons, diamonds) and trailer rows (overall heterogeneity,
-    subgroup test, footnotes) that go under the axis of the last page."""
+    subgroup test) that go under the axis of the last page; footnotes are per page."""
     body: list[Row] = []
     for group in data.groups:
         name = None if group.name is None else str(group.name)
@@ -115,7 +108,7 @@ def build_rows(
         if show_prediction and np.isfinite(data.overall.pi_low):
             body.append(text_row("prediction", data.overall, "Prediction interval", geo))
         trailer.append(text_row("note", None, data.overall.note, geo, full_width=True))
-    for line in [*data.footer, *notes]:
+    for line in data.footer:
         trailer.append(text_row("note", None, line, geo, full_width=True))
     return body, trailer
 
@@ -128,28 +121,36 @@ def draw_pages(
     grouped = any(g.name is not None for g in data.groups)
     right = _right_columns(show_weights, grouped, width_in <= 4.5)
     geo, columns = geometry(all_rows, columns, right, width_in, limits(data))
-    body, trailer = build_rows(
-        data, geo, show_prediction, footnotes(all_rows, columns, grouped, show_weights)
-    )
+    body, trailer = build_rows(data, geo, show_prediction)
+    notes_cache: dict[frozenset[str], list[Row]] = {}
+
+    def page_notes(keys: frozenset[str]) -> list[Row]:
+        # The footnotes a page needs: its rows' marks and abbreviations, and the weights.
+        if keys not in notes_cache:
+            lines = footnotes(keys, grouped, show_weights)
+            notes_cache[keys] = [text_row("note", None, line, geo, full_width=True) for line in lines]
+        return notes_cache[keys]
+
     header_lines = 2 if any("\n" in h for _, _, h in geo.right) else 1
     header = Row("header", None, {}, geo.row_height(header_lines))
     top = 0.06 + (geo.row_height(1) * 1.6 if title else 0)
     axis_block = 0.12 + 3 * geo.row_height(1)
     trailer_h = sum(r.height for r in trailer)
     room = None if ax is not None or max_height is None else max_height - top - axis_block
-    pages = paginate(body, header, geo, room, trailer_h)
+    pages = paginate(body, header, geo, room, trailer_h, lambda keys: sum(r.height for r in page_notes(keys)))
     max_weight = float(np.nanmax(all_rows["_weight"])) if all_rows["_weight"].notna().any() else np.nan
     figures = []
     for number_, rows in enumerate(pages, start=1):
         last = number_ == len(pages)
-        height = top + sum(r.height for r in rows) + axis_block + (trailer_h if last else 0)
+        under = [*(trailer if last else []), *page_notes(frozenset().union(*(r.notes for r in rows)))]
+        height = top + sum(r.height for r in rows) + axis_block + sum(r.height for r in under)
         if ax is None:
             figure = new_figure(geo.width * 25.4, height)
             axes = figure.add_axes((0, 0, 1, 1))
         else:
             axes, figure = ax, ax.figure
         page_title = title if len(pages) == 1 or not title else f"{title} ({number_} of {len(pages)})"
-        _draw_page(axes, geo, rows, trailer if last else [], page_title, top, height, data, max_weight)
+        _draw_page(axes, geo, rows, under, page_title, top, height, data, max_weight)
         figures.append(figure)
     return figures[0] if len(figures) == 1 else FigurePages(figures)
 

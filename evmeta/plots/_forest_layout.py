@@ -7,6 +7,7 @@ numbers), measured as matplotlib renders them, so what fits here fits on the pag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ COLUMN_TITLES = {
     "timepoint_label": "Time",
 }
 DOSE_UNITS = [("dose_particles_per_kg", "p/kg"), ("dose_cell_equivalents_per_kg", "CE/kg")]
+#: Footnote key of each abbreviated dose unit (see ``note_keys``).
+DOSE_NOTE_KEYS = {"p/kg": "p", "CE/kg": "CE"}
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Row:
     cells: dict[str, list[str]] = field(default_factory=dict)
     height: float = 0.0
     group: str | None = None
+    notes: frozenset[str] = frozenset()  # footnotes its cells need (see ``note_keys``)
 
 
 @dataclass
@@ -67,12 +71,28 @@ def fractional(value: float) -> bool:
     return pd.notna(value) and abs(value - round(value)) > 1e-9
 
 
+def split_control(row: pd.Series) -> bool:
+    """Whether the row's control n was divided among arms sharing it.
+
+    ``n_control`` differing from ``n_control_reported`` says so even when the split n is
+    whole (6 animals shared by 3 arms: 2); a table without ``n_control_reported`` falls
+    back to a fractional ``n_control``.
+    """
+    n_control = row.get("n_control", np.nan)
+    reported = row.get("n_control_reported", np.nan)
+    if pd.notna(n_control) and pd.notna(reported):
+        return not np.isclose(float(n_control), float(reported))
+    return fractional(n_control)
+
+
 def cell(row: pd.Series, column: str) -> str:
-    """Text of one annotation cell (``n``: EV/control animals, ``*`` marks a split control)."""
+    """Text of one annotation cell (``n``: EV/control animals, ``*`` marks a split control,
+    whose n is shown to one decimal)."""
     if column == "n":
         if "n_treat" in row and "n_control" in row and pd.notna(row["n_treat"]):
-            mark = "*" if fractional(row["n_control"]) or fractional(row["n_treat"]) else ""
-            return f"{row['n_treat']:g}/{row['n_control']:g}{mark}"
+            if split_control(row):
+                return f"{row['n_treat']:g}/{round(float(row['n_control']), 1):g}*"
+            return f"{row['n_treat']:g}/{row['n_control']:g}"
         return ""
     if column == "dose":
         return dose_text(row)
@@ -162,10 +182,24 @@ def geometry(
     return Geometry(width_in, font, left, panel, right_cols, limits), tuple(kept)
 
 
+def note_keys(row: pd.Series, columns: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """Footnotes a comparison's cells need: ``split`` (a ``*`` in the n column) and the
+    dose units abbreviated in the dose column (``p``, ``CE``)."""
+    keys = set()
+    if "n" in columns and cell(row, "n").endswith("*"):
+        keys.add("split")
+    if "dose" in columns:
+        unit = dose_text(row).rsplit(" ", 1)[-1]
+        if unit in DOSE_NOTE_KEYS:
+            keys.add(DOSE_NOTE_KEYS[unit])
+    return frozenset(keys)
+
+
 def study_row(row: pd.Series, geo: Geometry) -> Row:
     cells = {c: wrap(cell(row, c), (w - PAD_IN) / PT, geo.font) for c, _, w in geo.left}
     lines = max([1] + [len(v) for v in cells.values()])
-    return Row("study", row, cells, geo.row_height(lines))
+    notes = note_keys(row, [c for c, _, _ in geo.left])
+    return Row("study", row, cells, geo.row_height(lines), notes=notes)
 
 
 def text_row(
@@ -184,12 +218,22 @@ def paginate(
     geo: Geometry,
     room: float | None,
     last_extra: float = 0.0,
+    notes_height: Callable[[frozenset[str]], float] | None = None,
 ) -> list[list[Row]]:
-    """Split body rows into pages whose rows take at most ``room`` inches (None: one page);
-    the last page also holds ``last_extra`` inches (the notes under its axis). A subgroup
-    broken by a page restarts under '<name> (continued)'; a heading never ends a page."""
+    """Split body rows into pages whose rows take at most ``room`` inches (None: one page).
+
+    Each page also holds the footnotes its rows need (``notes_height`` of the union of their
+    ``notes``: every page explains its own marks and abbreviations), and the last page
+    ``last_extra`` inches more (the notes under its axis). A subgroup broken by a page
+    restarts under '<name> (continued)'; a heading never ends a page.
+    """
     if room is None:
         return [[header, *rows]]
+
+    def notes_of(page_rows: list[Row]) -> float:
+        keys = frozenset().union(*(r.notes for r in page_rows))
+        return notes_height(keys) if notes_height is not None else 0.0
+
     room -= header.height
     pages: list[list[Row]] = [[header]]
     used = 0.0
@@ -197,8 +241,9 @@ def paginate(
         # A heading stays with its first row, a subtotal with its heterogeneity note, and the
         # overall diamond with the prediction interval.
         joined = row.kind in {"group", "pooled", "overall"} and index + 1 < len(rows)
-        need = row.height + (rows[index + 1].height if joined else 0)
-        if used > 0 and used + need > room:
+        coming = [row, rows[index + 1]] if joined else [row]
+        need = sum(r.height for r in coming)
+        if used > 0 and used + need + notes_of(pages[-1] + coming) > room:
             # A subtotal never starts a page alone: its last two comparisons come along.
             carry = []
             while row.kind == "pooled" and len(carry) < 2 and pages[-1][-1].kind == "study":
@@ -215,7 +260,7 @@ def paginate(
             continue
         pages[-1].append(row)
         used += row.height
-    if used + last_extra > room and len(pages[-1]) > 2:
+    if used + notes_of(pages[-1]) + last_extra > room and len(pages[-1]) > 2:
         # The notes do not fit under the last page: its last rows start a page of their own,
         # from a subgroup heading if one fits, else from a comparison a few rows up.
         tail = pages[-1][1:]
@@ -224,7 +269,7 @@ def paginate(
             (
                 i
                 for i in range(len(tail) - 1, 0, -1)
-                if tail[i].kind == "group" and sum(heights[i:]) + last_extra <= room
+                if tail[i].kind == "group" and sum(heights[i:]) + notes_of(tail[i:]) + last_extra <= room
             ),
             None,
         )

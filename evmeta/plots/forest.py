@@ -254,8 +254,10 @@ def forest_plot(
     sort_by : str, optional
         Column to order rows by within groups (e.g. ``"yi"``, ``"year"``, ``"_weight"``).
     columns : tuple of str
-        Annotation columns on the left: ``label``, ``n`` (EV/control animals), ``dose``,
-        or any column of the comparisons (``isolation_method``, ``species``, ...).
+        Annotation columns on the left: ``label``, ``n`` (EV/control animals; a control
+        split among the arms sharing it, ``n_control`` differing from
+        ``n_control_reported``, is marked ``*`` and shown to one decimal), ``dose``, or any
+        column of the comparisons (``isolation_method``, ``species``, ...).
     show_weights, show_prediction : bool
         Weight column (percent) and prediction-interval row.
     shrinkage : bool
@@ -283,7 +285,9 @@ def forest_plot(
     -----
     Labels wrap, never truncate, and are unique: 'Author Year' gets a/b suffixes when two
     studies share it, and the arm (and experiment) where a study has several. Weights are
-    percent of the overall model and, with ``by``, percent within the subgroup.
+    percent of the overall model and, with ``by``, percent within the subgroup. Footnotes
+    (the split-control mark, the dose abbreviations p and CE, the weights) are printed on
+    every page whose rows need them.
     """
     _check_one_outcome(result_or_comparisons, by)
     data = _collect(result_or_comparisons, by, shrinkage)

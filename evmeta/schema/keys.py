@@ -12,44 +12,76 @@ from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column
 from evmeta.schema.row_rules import _check_consistency, _fill_dose_schedules
 from evmeta.sheets.reader import RawSheet
 
+#: The columns that identify a row of each sheet (risk_of_bias rows by study and experiment).
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    **{sheet: (column,) for sheet, column in ID_COLUMNS.items()},
+    "risk_of_bias": ("study_id", "experiment_id"),
+}
+
+
+def _row_key(row: dict[str, Any], columns: tuple[str, ...]) -> Any:
+    """The key of a validated row: the id itself, or a tuple for a composite key."""
+    return row.get(columns[0]) if len(columns) == 1 else tuple(row.get(c) for c in columns)
+
+
+def _show_key(key: Any) -> Any:
+    """A composite key as typed (``'ZHANG2020/E1'``); a single id unchanged."""
+    return "/".join(str(part) for part in key if part is not None) if isinstance(key, tuple) else key
+
 
 def _check_ids(
     sheet_name: str,
     rows: list[dict[str, Any]],
     out: _Collector,
     letters: dict[str, str],
-    typed: dict[str, list[int]] | None = None,
+    typed: dict[Any, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Drop rows whose id was typed on an earlier row (valid or not) of the same sheet."""
-    id_column = ID_COLUMNS.get(sheet_name)
-    if sheet_name == "risk_of_bias":
-        key = lambda r: (r.get("study_id"), r.get("experiment_id"))  # noqa: E731
-        label = "study_id/experiment_id"
-    elif id_column:
-        key = lambda r: r.get(id_column)  # noqa: E731
-        label = id_column
-    else:
+    """Drop rows whose key was typed on an earlier row (valid or not) of the same sheet.
+
+    Parameters
+    ----------
+    sheet_name
+        The sheet the rows come from.
+    rows
+        Rows that passed cell and row validation, in sheet order.
+    out
+        Collects the problems.
+    letters
+        Column name -> Excel column letter on this sheet.
+    typed
+        Key as read -> every Excel row it was typed on, rows with errors included (from
+        :func:`_typed_keys`); keys of :data:`KEY_COLUMNS`, tuples for composite keys. Without it
+        only duplicates among valid rows are found.
+
+    Returns
+    -------
+    list of dict
+        The rows whose key was not typed on an earlier row.
+    """
+    columns = KEY_COLUMNS.get(sheet_name)
+    if not columns:
         return rows
-    # The first row typed with each id, even one with errors (then it is not in ``rows``).
-    first: dict[Any, int] = {}
-    if typed and id_column and sheet_name != "risk_of_bias":
-        first = {k: min(r) for k, r in typed.items()}
+    label = "/".join(columns)
+    # Problems are named at the first key column (the id, or study_id of a composite key).
+    column = columns[0]
+    # The first row typed with each key, even one with errors (then it is not in ``rows``).
+    first: dict[Any, int] = {k: min(r) for k, r in typed.items()} if typed else {}
     kept = []
     for row in rows:
-        k = key(row)
+        k = _row_key(row, columns)
         if k in first and first[k] < row["_row"]:
             out.add(
                 sheet_name,
                 row["_row"],
-                label.split("/")[0],
-                k if not isinstance(k, tuple) else "/".join(filter(None, k)),
+                column,
+                _show_key(k),
                 f"duplicated id: the same {label} is on row {first[k]}",
-                letter=letters.get(label.split("/")[0]),
+                letter=letters.get(column),
             )
             continue
         first[k] = row["_row"]
         kept.append(row)
-    if typed and id_column and sheet_name != "risk_of_bias":
+    if typed:
         # Later rows with other errors: name the duplicate at its cell too.
         valid_rows = {row["_row"] for row in rows}
         for k, typed_rows in typed.items():
@@ -58,10 +90,10 @@ def _check_ids(
                     out.add(
                         sheet_name,
                         excel_row,
-                        id_column,
-                        k,
+                        column,
+                        _show_key(k),
                         f"duplicated id: the same {label} is on row {typed_rows[0]}",
-                        letter=letters.get(id_column),
+                        letter=letters.get(column),
                     )
     return kept
 
@@ -128,10 +160,43 @@ def _unresolved(value: Any, parent: str, typed_rows: list[int]) -> str:
 
 def _typed_ids(sheet: RawSheet, index: int, column: Column) -> dict[str, list[int]]:
     """Id as read (same coercion as validation) -> every Excel row it was typed on."""
-    found: dict[str, list[int]] = defaultdict(list)
+    return _typed_keys(sheet, {index: column}, (column.name,))
+
+
+def _typed_keys(sheet: RawSheet, mapped: dict[int, Column], columns: tuple[str, ...]) -> dict[Any, list[int]]:
+    """Key as read (same coercion as validation) -> every Excel row it was typed on.
+
+    Parameters
+    ----------
+    sheet
+        The sheet as read.
+    mapped
+        Header index -> column spec, as the header was mapped.
+    columns
+        The key columns (see :data:`KEY_COLUMNS`); one without a header reads as empty, as it
+        does in the validated rows.
+
+    Returns
+    -------
+    dict
+        The id itself for a one-column key, a tuple of the parts for a composite key -> Excel
+        rows. Rows whose first key cell is empty, or whose key cell holds an unreadable value,
+        are left out: their key is not known.
+    """
+    where = {c.name: (i, c) for i, c in mapped.items()}
+    found: dict[Any, list[int]] = defaultdict(list)
     for excel_row, cells in sheet.rows:
-        if index < len(cells):
-            value, _, _ = coerce(cells[index], column)
-            if value is not None:
-                found[value].append(excel_row)
+        parts = []
+        for name in columns:
+            index, column = where.get(name, (None, None))
+            if index is None or index >= len(cells):
+                parts.append(None)
+                continue
+            value, error, _ = coerce(cells[index], column)
+            if error:
+                break
+            parts.append(value)
+        else:
+            if parts[0] is not None:
+                found[parts[0] if len(parts) == 1 else tuple(parts)].append(excel_row)
     return dict(found)

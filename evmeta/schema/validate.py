@@ -19,7 +19,7 @@ from evmeta.schema.cells import coerce, show
 from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column, column_map
 from evmeta.schema.extraction import Extraction
-from evmeta.schema.keys import _check_ids, _check_keys, _typed_ids
+from evmeta.schema.keys import KEY_COLUMNS, _check_ids, _check_keys, _typed_ids, _typed_keys
 from evmeta.schema.records import RECORDS
 from evmeta.schema.row_rules import _note_hidden
 from evmeta.schema.vocabulary import isolation_steps
@@ -320,7 +320,11 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
             tables[sheet_name] = []
             continue
         rows = _validate_rows(sheet_name, sheet, mapped, extras, out, str(raw.path))
-        tables[sheet_name] = _check_ids(sheet_name, rows, out, letters[sheet_name], typed_ids.get(sheet_name))
+        typed_keys = typed_ids.get(sheet_name)
+        if typed_keys is None and sheet_name in KEY_COLUMNS:
+            # Composite keys (risk_of_bias): duplicates of a row with errors are found as for ids.
+            typed_keys = _typed_keys(sheet, mapped, KEY_COLUMNS[sheet_name])
+        tables[sheet_name] = _check_ids(sheet_name, rows, out, letters[sheet_name], typed_keys)
     _check_keys(tables, typed_ids, out, letters)
     if "studies" in sheets and not sheets["studies"].rows:
         out.add("studies", None, None, None, "no studies entered: the studies sheet has no rows yet", "note")

@@ -9,10 +9,13 @@ control_n_is_split``). The importer
 
 - groups rows of one study (outcome, time point, species, strain, sex, disease model) whose
   control values are identical into one experiment with one control arm shared by their
-  treatment arms, restoring the control's reported n when ``control_n_is_split``;
+  treatment arms, restoring the control's reported n when ``control_n_is_split`` from every
+  row sharing it (a row left out for its treatment arm included: the group had those
+  animals; the control row's notes name it);
 - writes studies, preparations, experiments, arms and outcomes rows, so that
   :func:`evmeta.build_comparisons` (``shared_control="split"``) gives the yi and vi that
-  escalc gives on the table itself;
+  escalc gives on the table itself (where a row sharing a control is left out, the
+  control is divided among the arms imported, as build_comparisons always does);
 - fills required fields the table does not have with a placeholder and says so (README
   sheet, the row's ``notes``, :attr:`WideImport.notes`), so the book validates and tells
   the reviewer what to fill in;
@@ -83,7 +86,8 @@ class WideImport:
     log : DataFrame
         One row per table row: ``table_row`` (row number in the table, header = 1),
         ``study_id``, ``status`` (imported / skipped), ``treat_outcome_id``,
-        ``control_outcome_id``, ``reason``.
+        ``control_outcome_id``, ``reason``. A skipped row whose control arm was imported
+        with other rows sharing it has that control's ``control_outcome_id``.
     notes : list of str
         Placeholders and other remarks, as sentences.
     workbook : Path or None
@@ -219,8 +223,20 @@ def _usable(stats: dict[str, float | None], arm: str) -> str | None:
     return None
 
 
-def _read_rows(table: RawSheet, wide_map: WideMap) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows as field -> value (statistics as floats); and the log of rows that cannot be used."""
+def _read_rows(
+    table: RawSheet, wide_map: WideMap
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str, bool]]]:
+    """Rows as field -> value (statistics as floats), and the rows that cannot be used.
+
+    Returns
+    -------
+    rows : list of dict
+        Usable rows.
+    unusable : list of (dict, str, bool)
+        Each row that cannot be used, as parsed; the reason (the first problem found); and
+        whether its control arm is readable, so that it still counts among the arms sharing
+        that control (a control n typed split was divided among all of them).
+    """
     headers = {h: i for i, h in enumerate(table.header)}
     absent = sorted(h for h in wide_map.columns.values() if h not in headers)
     if absent:
@@ -228,29 +244,40 @@ def _read_rows(table: RawSheet, wide_map: WideMap) -> tuple[list[dict[str, Any]]
             f"the map names column(s) {absent} that the table does not have; its columns: {', '.join(table.header)}"
         )
     index = {f: headers[h] for f, h in wide_map.columns.items()}
-    rows, skipped = [], []
+    rows: list[dict[str, Any]] = []
+    unusable: list[tuple[dict[str, Any], str, bool]] = []
     for number, cells in table.rows:
         row: dict[str, Any] = dict(wide_map.constants)
         for name, i in index.items():
             row[name] = _value(cells[i] if i < len(cells) else None)
         row["_table_row"] = number
         study = row.get("study_id")
-        reason = None if study not in (None, "") else "study id is empty"
+        # Every statistic is read (not only up to the first problem): a row whose treatment
+        # arm is unusable may still share a control arm with rows that are imported.
+        problems: dict[str, str | None] = {"treat": None, "control": None}
         for name in ARM_STATISTICS:
-            if reason:
-                break
-            row[name], reason = _number(row.get(name), name)
-            if not reason and row[name] is not None and name.endswith(("_sd", "_sem")) and row[name] <= 0:
-                reason = f"{name} must be > 0, got {row[name]:g}"
+            row[name], why = _number(row.get(name), name)
+            if not why and row[name] is not None and name.endswith(("_sd", "_sem")) and row[name] <= 0:
+                why = f"{name} must be > 0, got {row[name]:g}"
+            arm = name.split("_")[0]
+            problems[arm] = problems[arm] or why
+        unreadable = problems["treat"] or problems["control"]
         for arm, label in (("treat", "treatment"), ("control", "control")):
-            if not reason:
-                reason = _usable({s: row.get(f"{arm}_{s}") for s in STATISTICS}, label)
+            problems[arm] = problems[arm] or _usable({s: row.get(f"{arm}_{s}") for s in STATISTICS}, label)
+        has_study = study not in (None, "")
+        if has_study:
+            row["study_id"] = _text(study)
+        reason = (
+            ("study id is empty" if not has_study else None)
+            or unreadable
+            or problems["treat"]
+            or problems["control"]
+        )
         if reason:
-            skipped.append(_log(row, "skipped", reason))
+            unusable.append((row, reason, has_study and problems["control"] is None))
             continue
-        row["study_id"] = _text(study)
         rows.append(row)
-    return rows, skipped
+    return rows, unusable
 
 
 def _text(value: Any) -> str:
@@ -325,9 +352,16 @@ def _study_rows(rows: list[dict[str, Any]], fill: dict[str, Any], notes: list[st
 
 
 def _build(
-    rows: list[dict[str, Any]], wide_map: WideMap
+    rows: list[dict[str, Any]],
+    unusable: list[tuple[dict[str, Any], str, bool]],
+    wide_map: WideMap,
 ) -> tuple[dict[str, list[dict]], list[dict], list[str]]:
-    """Workbook rows for the usable table rows: one experiment per shared control arm."""
+    """Workbook rows for the usable table rows: one experiment per shared control arm.
+
+    Rows that cannot be used but whose control values equal those of an imported control
+    arm count among the arms sharing it (its n is restored from all of them) and are named
+    in that control row's notes and, as ``control_outcome_id``, in their log row.
+    """
     fill = _placeholders(wide_map)
     notes = [
         f"{name} is not in the table: every row has the placeholder {value!r}; replace it in the workbook"
@@ -343,37 +377,51 @@ def _build(
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[_group_key(row)].append({**fill, **{k: v for k, v in row.items() if v is not None}})
+    left_out: dict[tuple, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+    for row, reason, control_readable in unusable:
+        key = _group_key(row) if control_readable else None
+        if key in groups:
+            left_out[key].append((row, reason))
+        else:
+            log.append(_log(row, "skipped", reason))
     experiments_per_study: dict[str, int] = defaultdict(int)
-    for members in groups.values():
+    for key, members in groups.items():
         study = members[0]["study_id"]
         experiments_per_study[study] += 1
         exp = f"{study}-E{experiments_per_study[study]}"
-        log.extend(_experiment(members, exp, wide_map, data, preps))
+        log.extend(_experiment(members, left_out[key], exp, wide_map, data, preps))
     _mark_placeholders(data, fill)
     return data, log, notes
 
 
 def _experiment(
     members: list[dict[str, Any]],
+    left_out: list[tuple[dict[str, Any], str]],
     exp: str,
     wide_map: WideMap,
     data: dict[str, list[dict[str, Any]]],
     preps: dict[tuple, str],
 ) -> list[dict[str, Any]]:
-    """Rows of one experiment (a control arm and the treatment arms sharing it); log rows."""
+    """Rows of one experiment (a control arm and the treatment arms sharing it); log rows.
+
+    ``left_out`` are table rows sharing this control whose treatment arm cannot be used
+    (with the reason): a split control n was divided among them too, so the control's n is
+    restored from every row sharing it; :func:`evmeta.build_comparisons` then divides it
+    among the arms that are imported.
+    """
     first, k, study = members[0], len(members), members[0]["study_id"]
+    k_table = k + len(left_out)
     data["experiments"].append(
         {"experiment_id": exp, "study_id": study, **{f: first.get(f) for f in EXPERIMENT_FIELDS}}
     )
     row_notes: list[str] = []
-    n_c = first["control_n"] * (k if wide_map.control_n_is_split else 1)
+    n_c = first["control_n"] * (k_table if wide_map.control_n_is_split else 1)
     control_n = _whole(n_c, f"{exp}: control n", row_notes)
     control_arm, control_outcome = f"{exp}-C", f"{exp}-O0"
     data["arms"].append(
         {"arm_id": control_arm, "experiment_id": exp, "role": "vehicle_control", "arm_label": "control"}
     )
     outcome = {f: first.get(f) for f in OUTCOME_FIELDS}
-    shared = ", ".join(str(m["_table_row"]) for m in members)
     data["outcomes"].append(
         {
             "outcome_id": control_outcome,
@@ -381,10 +429,10 @@ def _experiment(
             "arm_id": control_arm,
             **outcome,
             **_statistics(first, "control", control_n),
-            "notes": f"control shared by {k} treatment arms (table rows {shared})" if k > 1 else None,
+            "notes": _control_note(members, left_out, first["control_n"], control_n, wide_map),
         }
     )
-    log = []
+    log = [_log(row, "skipped", reason, control=control_outcome) for row, reason in left_out]
     for j, member in enumerate(members, start=1):
         prep_key = (study, *(str(member.get(f)) for f in PREP_FIELDS))
         if prep_key not in preps:
@@ -420,6 +468,31 @@ def _experiment(
     return log
 
 
+def _control_note(
+    members: list[dict[str, Any]],
+    left_out: list[tuple[dict[str, Any], str]],
+    typed_n: float,
+    control_n: int,
+    wide_map: WideMap,
+) -> str | None:
+    """The control row's notes: which table rows share it, how its n was restored, and
+    which of those rows were not imported (and why)."""
+    k_table = len(members) + len(left_out)
+    if k_table == 1:
+        return None
+    table_rows = sorted(m["_table_row"] for m in members) + [r["_table_row"] for r, _ in left_out]
+    shown = ", ".join(map(str, sorted(table_rows)))
+    note = f"control shared by {k_table} treatment arms (table rows {shown})"
+    if wide_map.control_n_is_split:
+        note += f"; n restored as {typed_n:g} x {k_table} = {control_n}"
+    for row, reason in left_out:
+        note += f"; table row {row['_table_row']} not imported: {reason}"
+    if left_out:
+        arms = "the imported arm uses" if len(members) == 1 else f"the {len(members)} imported arms share"
+        note += f"; {arms} all {control_n} control animals"
+    return note
+
+
 def _mark_placeholders(data: dict[str, list[dict[str, Any]]], fill: dict[str, Any]) -> None:
     """Say in each row's notes which of its values are placeholders."""
     where = {"experiments": EXPERIMENT_FIELDS, "outcomes": OUTCOME_FIELDS, "preparations": PREP_FIELDS}
@@ -434,10 +507,10 @@ def _mark_placeholders(data: dict[str, list[dict[str, Any]]], fill: dict[str, An
 
 def wide_to_sheets(table: RawSheet, wide_map: WideMap) -> WideImport:
     """Map a table to workbook rows (no file written); see :func:`import_wide`."""
-    rows, skipped = _read_rows(table, wide_map)
-    data, imported, notes = _build(rows, wide_map)
+    rows, unusable = _read_rows(table, wide_map)
+    data, log_rows, notes = _build(rows, unusable, wide_map)
     data["risk_of_bias"] = []
-    log = pd.DataFrame(imported + skipped, columns=LOG_COLUMNS).sort_values("table_row", kind="stable")
+    log = pd.DataFrame(log_rows, columns=LOG_COLUMNS).sort_values("table_row", kind="stable")
     return WideImport(data, log.reset_index(drop=True), notes)
 
 
