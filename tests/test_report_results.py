@@ -44,16 +44,38 @@ def test_results_csv_is_tidy(run):
     assert set(bayes["term"]) == set(run.models["bayesian"].names) and (bayes["test"] == "posterior").all()
 
 
+def test_every_results_row_names_its_test(run):
+    results = pd.read_csv(run.output / "results.csv")
+    assert results["test"].notna().all(), results.loc[results["test"].isna(), "model"].unique()
+    # The selection model's coefficients are Wald z tests (SEs from its likelihood).
+    assert set(results.loc[results["model"] == "selection_model", "test"]) == {"z"}
+
+
 def test_heterogeneity_csv(run):
     table = pd.read_csv(run.output / "heterogeneity.csv")
     assert list(table.columns) == HETEROGENEITY_COLUMNS
     main = run.models["random_effects"]
     row = table[table["model"] == "random_effects"].iloc[0]
-    assert (row["tau2"], row["i2"], row["q"], row["q_df"]) == pytest.approx(
-        (main.tau2, main.i2, main.q, main.q_df)
+    assert (row["tau2"], row["tau"], row["i2"], row["q"], row["q_df"]) == pytest.approx(
+        (main.tau2, np.sqrt(main.tau2), main.i2, main.q, main.q_df)
     )
     multilevel = table[table["model"] == "multilevel"]
     assert list(multilevel["component"]) == ["study_id", "experiment_id"]
+
+
+def test_heterogeneity_csv_has_the_bayesian_taus(run):
+    table = pd.read_csv(run.output / "heterogeneity.csv")
+    bayes = run.models["bayesian"]
+    rows = table[table["model"] == "bayesian"].set_index("component")
+    assert list(rows.index) == bayes.levels == ["study_id", "experiment_id"]
+    summary = bayes.summary().table
+    for level, name in zip(bayes.levels, bayes.tau_names, strict=True):
+        expected = summary.loc[name, ["estimate", "ci_low", "ci_high"]].to_numpy(float)
+        got = rows.loc[level, ["tau", "tau_ci_low", "tau_ci_high"]].to_numpy(float)
+        assert got == pytest.approx(expected, rel=1e-9)
+        assert got[1] < got[0] < got[2] and rows.loc[level, "k"] == bayes.k
+    # Posterior summaries of tau, not of tau²: no tau2, I² or Q is claimed for them.
+    assert rows[["tau2", "i2", "q"]].isna().all().all()
 
 
 def test_cells_and_tables():
