@@ -82,6 +82,14 @@ def test_cells_and_tables():
     assert format_cell("k", 17.0) == "17"
     assert format_cell("pvalue", 0.0) == "< 0.001" and format_cell("p", 0.0312) == "0.031"
     assert format_cell("estimate", -0.5) == "\u22120.50"
+    assert format_cell("estimate", -0.00213) == "\u22122.13e\u221203"  # the exponent's minus too
+    assert format_cell("posterior_prob", 1e-9) == "< 0.001" and format_cell("prior_prob", 0.03125) == "0.031"
+    assert format_cell("posterior_prob", 0.99995) == "> 0.999"
+    assert format_cell("difference_pvalue", 0.0004) == "< 0.001"
+    renamed = html_table(
+        pd.DataFrame({"difference_pvalue": [0.2, 0.0001]}), headings={"difference_pvalue": "p (x)"}
+    )
+    assert "<th>p (x)</th>" in renamed and "<td>&lt; 0.001</td>" in renamed
     frame = pd.DataFrame(
         {"term": ["a", "b"], "k": [17.0, 17.0], "estimate": [0.1, 0.2], "method": ["REML"] * 2}
     )
@@ -106,15 +114,102 @@ def test_report_text(run):
     assert "{'bayesian'" not in body and "bayesian 20241126" in body
 
 
+def _body(run) -> str:
+    return re.sub(r"<svg.*?</svg>", "", (run.output / "report.html").read_text(), flags=re.DOTALL)
+
+
 def test_bayes_factor_disagreement_is_explained(run):
-    body = (run.output / "report.html").read_text()
-    factors = run.tables["bayes_factors"].set_index("term")
-    tests = run.tables["subgroup_tests"].set_index("by")
-    bf, p = factors.loc["isolation_method", "bf10"], tests.loc["isolation_method", "pvalue"]
-    if bf < 1 / 3 and p < 0.05:
-        assert "Lindley" in body and "Savage-Dickey" in body
-    else:
-        assert "Lindley" not in body
+    """The example has BF₁₀ < 1/3 for the isolation method while the subgroup test under
+    separate τ², meta-regression coefficients and some credible intervals find an effect
+    (the common-τ² subgroup test alone does not): the report must explain it."""
+    body = _body(run)
+    bf = run.tables["bayes_factors"].set_index("term").loc["isolation_method", "bf10"]
+    subgroups = run.models["subgroup:isolation_method"]
+    assert bf < 1 / 3 and subgroups.q_between_pvalue < 0.05 <= subgroups.q_between_common_pvalue
+    notes = [n for n in re.findall(r'<p class="key">(.*?)</p>', body, flags=re.DOTALL) if "Lindley" in n]
+    assert len(notes) == 1 and "For isolation method" in notes[0] and "Savage-Dickey" in notes[0]
+    assert "separate τ²" in notes[0] and "credible interval of TFF+SEC minus UC" in notes[0]
+    assert "quality score" not in notes[0]  # BF₁₀ and p agree there
+
+
+def _stub_run(bf10: float, lower: float, upper: float, p_separate: float, p_common: float):
+    from types import SimpleNamespace
+
+    bayes = SimpleNamespace(
+        priors={"method[T.b]": "normal(0, 2.5)", "tau[study_id]": "halfnormal(2)"},
+        model=SimpleNamespace(term_columns={"intercept": [0], "method": [1]}),
+    )
+    subgroups = SimpleNamespace(q_between_pvalue=p_separate, q_between_common_pvalue=p_common)
+    return SimpleNamespace(
+        models={"bayesian": bayes, "subgroup:method": subgroups},
+        tables={
+            "bayes_factors": pd.DataFrame({"term": ["method"], "bf10": [bf10]}),
+            "contrasts:method": pd.DataFrame(
+                {"level": ["b"], "versus": ["a"], "lower": [lower], "upper": [upper]}
+            ),
+        },
+    )
+
+
+def test_bayes_factor_note_rule():
+    from evmeta.report.interpret import bayes_factor_notes
+
+    # Against an effect, while only the credible interval (no p-value) finds one.
+    notes = bayes_factor_notes(_stub_run(0.1, 0.2, 1.0, 0.3, 0.4))
+    assert len(notes) == 1 and "Lindley" in notes[0] and "credible interval of b minus a" in notes[0]
+    # Against an effect, while only the separate-τ² subgroup test finds one.
+    notes = bayes_factor_notes(_stub_run(0.1, -0.2, 1.0, 0.01, 0.4))
+    assert len(notes) == 1 and "separate τ² (p = 0.01)" in notes[0]
+    # For an effect, while nothing else finds one; and no note where all agree.
+    assert "favours an effect" in bayes_factor_notes(_stub_run(10.0, -0.2, 1.0, 0.3, 0.4))[0]
+    assert bayes_factor_notes(_stub_run(0.1, -0.2, 1.0, 0.3, 0.4)) == []
+    assert bayes_factor_notes(_stub_run(10.0, 0.2, 1.0, 0.01, 0.02)) == []
+
+
+def test_bias_section_uses_the_report_tables(run):
+    """Selection weights, the 16 models, the prior sensitivity and the isolation evidence:
+    readable headings, a true minus, probabilities never printed '0.000'."""
+    body = _body(run)
+    section = body[body.index("<h2>Publication bias") : body.index("<h2>Sensitivity analyses</h2>")]
+    assert 'class="dataframe' not in section and section.count('<div class="scroll">') == 4
+    for code in ["log_marginal_likelihood", "prior_prob", "posterior_prob", "mu_mean", "tau_prior", "ci_low"]:
+        assert code not in section, code
+    headings = re.findall(r"<th>(.*?)</th>", section)
+    assert not [h for h in headings if "_" in h or h in {"delta", "bias", "priors"}], headings
+    assert "log marginal likelihood" in headings and "posterior probability" in headings
+    assert "p (within vs between)" in headings and "95% CrI low" in headings
+    cells = re.findall(r"<td>(.*?)</td>", section)
+    assert not [c for c in cells if re.fullmatch(r"-[\d.]+.*|0\.000|1\.000", c)]
+    assert "&lt; 0.001" in cells and any(c.startswith("\u2212") for c in cells)
+    assert "X2(" not in section and "χ²(1)" in section
+
+
+def test_report_has_no_source_paths(run):
+    body = _body(run)
+    assert not re.search(r"evmeta/[\w/]+\.py", body)
+    prior = body[body.index("Sensitivity to the heterogeneity prior") :][:1500]
+    assert "log-normal(0, 0.5)" in prior and "Vesterinen" in prior and "median τ 1 SMD" in prior
+
+
+def test_recovery_table_uses_readable_terms(run):
+    body = _body(run)
+    table = body[body.index("<h3>Recovery of the simulated truth</h3>") :]
+    table = table[: table.index("</table>")]
+    assert "[T." not in table and "isolation_method" not in table and "quality_score" not in table
+    assert "<td>Isolation method: SEC vs UC</td>" in table and "<td>Quality score (per unit)</td>" in table
+
+
+def test_single_column_figures_are_marked_single(run):
+    from evmeta.report.svg import is_single_column, svg_width_mm
+
+    text = (run.output / "report.html").read_text()
+    tags = dict(re.findall(r'<figure id="([\w-]+)"([^>]*)>', text))
+    assert tags["isolation-evidence"] == ' class="single"' and tags["forest"] == ""
+    for name, paths in run.figures.items():
+        single = is_single_column(paths)
+        assert (tags[name.replace("_", "-")] == ' class="single"') == single, name
+        svg = next(p for p in sorted(paths) if p.suffix == ".svg")
+        assert single == (svg_width_mm(svg) == pytest.approx(85.0, abs=0.5))
 
 
 def test_optional_sections_render_from_their_own_partial(run, tmp_path):
