@@ -212,6 +212,48 @@ def test_single_column_figures_are_marked_single(run):
         assert single == (svg_width_mm(svg) == pytest.approx(85.0, abs=0.5))
 
 
+def test_report_states_the_quadrature_grid_error(run):
+    from evmeta.plots._text import scientific
+
+    body = _body(run)
+    error = run.models["bayesian"].diagnostics["grid_error"]
+    assert 0 <= error < 1e-4
+    section = body[body.index("<h2>Bayesian hierarchical meta-regression</h2>") :][:800]
+    assert (
+        f"largest change of any reported summary on a grid of twice the density: {scientific(error, 1)}"
+        in section
+    )
+    assert "twice the density" in body[body.index("<h2>Methods</h2>") : body.index("<h2>Forest plot</h2>")]
+    assert "may be inaccurate" not in body  # below the limit: no warning
+
+
+def test_a_large_grid_error_is_a_note_and_a_warning():
+    from types import SimpleNamespace
+
+    from evmeta.analysis.stages import bayesian_diagnostics
+    from evmeta.report.html import _grid_error
+
+    bayes = SimpleNamespace(
+        method_used="quadrature",
+        diagnostics={"grid_error": 3.2e-3, "sampler": "exact quadrature", "max_r_hat": 1.0},
+    )
+    run = SimpleNamespace(models={"bayesian": bayes}, notes=[])
+    recorded = bayesian_diagnostics(run)
+    assert recorded == {
+        "method": "quadrature",
+        "sampler": "exact quadrature",
+        "diagnostics": {"grid_error": 3.2e-3},
+    }
+    assert (
+        len(run.notes) == 1 and "3.2e\u221203" in run.notes[0] and "inaccurate to that degree" in run.notes[0]
+    )
+    assert _grid_error(bayes) == {"text": "3.2e\u221203", "large": True, "limit": "0.0001"}
+    bayes.diagnostics["grid_error"] = 5e-6
+    run.notes.clear()
+    bayesian_diagnostics(run)
+    assert run.notes == [] and not _grid_error(bayes)["large"]
+
+
 def test_optional_sections_render_from_their_own_partial(run, tmp_path):
     import jinja2
 

@@ -251,7 +251,9 @@ def bayesian(run, table: pd.DataFrame) -> None:
     truth_path = run.spec.validation.truth
     if truth_path:
         truth = json.loads(run.spec.resolve(truth_path).read_text(encoding="utf-8"))
-        run.recovery = summarize_recovery(fit.summary().table, truth, run.spec.moderators.get("isolation_method"))
+        run.recovery = summarize_recovery(
+            fit.summary().table, truth, run.spec.moderators.get("isolation_method")
+        )
 
 
 def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: str | None) -> pd.DataFrame:
@@ -361,7 +363,11 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     spec = run.spec.figures
     main = run.models["random_effects"]
     # Grouping by a moderator with one observed level would add nothing: draw it ungrouped.
-    by = spec.forest_by if spec.forest_by in table.columns and levels_present(table, spec.forest_by) >= 2 else None
+    by = (
+        spec.forest_by
+        if spec.forest_by in table.columns and levels_present(table, spec.forest_by) >= 2
+        else None
+    )
     subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
     wanted = {
         "forest": lambda: forest_plot(main, by=by, width=spec.width),
@@ -373,7 +379,8 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     missing = {
         "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
         "moderators": subgroups is None and "no subgroup analysis was fitted",
-        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any() and "no risk-of-bias judgements are entered",
+        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
+        and "no risk-of-bias judgements are entered",
     }
     for name, why in missing.items():
         if why:
@@ -448,6 +455,45 @@ def finish_figures(run, batch) -> None:
     ]
     run.figures.update({name: paths[name] for name in order if name in paths})
     run.notes.extend(notes)
+
+
+def bayesian_diagnostics(run) -> dict[str, Any] | None:
+    """The Bayesian model's engine and diagnostics for ``provenance.json`` (JSON values), and
+    a note when the quadrature grid's refinement error exceeds
+    :data:`evmeta.models.bayes.quadrature.GRID_ERROR_LIMIT`.
+
+    Call only after :func:`finish_figures`: the diagnostics were computed in the worker that
+    wrote ``posterior.nc`` and adopted there; read earlier, they would be computed again
+    here (the ArviZ import and the refined grid, seconds of `evmeta run`).
+    """
+    from evmeta.models.bayes.quadrature import GRID_ERROR_LIMIT
+
+    bayes = run.models.get("bayesian")
+    if bayes is None:
+        return None
+    found = bayes.diagnostics
+    if bayes.method_used == "quadrature":
+        # R-hat and ESS of exact quadrature draws say nothing; the grid error is its accuracy.
+        wanted = ["grid_error"]
+    else:
+        wanted = ["max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"]
+    values = {}
+    for name in wanted:
+        value = found.get(name)
+        if isinstance(value, (int, np.integer)):
+            values[name] = int(value)
+        elif value is not None:
+            values[name] = float(value) if np.isfinite(value) else None
+    error = values.get("grid_error")
+    if error is not None and error > GRID_ERROR_LIMIT:
+        from evmeta.plots._text import scientific
+
+        run.notes.append(
+            f"Bayesian model: its reported posterior summaries changed by up to {scientific(error, 1)} when the "
+            f"quadrature grid was made twice as dense (more than {GRID_ERROR_LIMIT:g}); the estimates may "
+            "be inaccurate to that degree."
+        )
+    return {"method": bayes.method_used, "sampler": found.get("sampler"), "diagnostics": values}
 
 
 def prisma(run) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._text import format_p, number
+from evmeta.plots._text import format_p, number, scientific
 from evmeta.report.bias_section import bias_context
 from evmeta.report.interpret import bayes_factor_notes, small_study_summary
 from evmeta.report.methods import REFERENCES, methods_paragraph
@@ -115,6 +115,7 @@ def write_report(run: Any) -> Path:
         "bayes_converged": bayes.converged if bayes is not None else None,
         "bayes_method": bayes.method_used if bayes is not None else "",
         "diagnostics": bayes.diagnostics if bayes is not None else {},
+        "grid_error": _grid_error(bayes),
         "contrasts": _contrast_sentences(run),
         "contrast_table": _table(run.tables.get("contrasts:isolation_method")),
         "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term")),
@@ -171,6 +172,23 @@ def _recovery(run: Any) -> str:
         "covered": "in the interval",
     }
     return html_table(frame, 3, headings=headings)
+
+
+def _grid_error(bayes: Any) -> dict[str, Any] | None:
+    """The quadrature grid's refinement error as text, and whether it exceeds the limit
+    (read in the report step, after the worker's diagnostics were adopted)."""
+    if bayes is None or bayes.method_used != "quadrature":
+        return None
+    from evmeta.models.bayes.quadrature import GRID_ERROR_LIMIT
+
+    error = bayes.diagnostics.get("grid_error")
+    if error is None or not np.isfinite(error):
+        return None
+    return {
+        "text": scientific(error, 1),
+        "large": bool(error > GRID_ERROR_LIMIT),
+        "limit": f"{GRID_ERROR_LIMIT:g}",
+    }
 
 
 def _bayes_summary(bayes: Any) -> pd.DataFrame | None:
