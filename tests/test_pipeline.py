@@ -81,6 +81,11 @@ def test_provenance(run):
     assert {"evmeta", "numpy", "pymc"} <= set(provenance["versions"])
     assert provenance["started"] < provenance["finished"]
     assert provenance["spec"]["analysis"]["name"] == "example"
+    # The Bayesian model's engine and accuracy (computed in the posterior.nc worker, adopted here).
+    bayesian = provenance["bayesian"]
+    assert bayesian["method"] == "quadrature" and bayesian["sampler"].startswith("exact quadrature")
+    assert bayesian["diagnostics"]["grid_error"] == run.models["bayesian"].diagnostics["grid_error"]
+    assert 0 <= bayesian["diagnostics"]["grid_error"] < 1e-4
 
 
 def test_every_outcome_row_is_accounted_for(run):

@@ -44,22 +44,52 @@ def test_results_csv_is_tidy(run):
     assert set(bayes["term"]) == set(run.models["bayesian"].names) and (bayes["test"] == "posterior").all()
 
 
+def test_every_results_row_names_its_test(run):
+    results = pd.read_csv(run.output / "results.csv")
+    assert results["test"].notna().all(), results.loc[results["test"].isna(), "model"].unique()
+    # The selection model's coefficients are Wald z tests (SEs from its likelihood).
+    assert set(results.loc[results["model"] == "selection_model", "test"]) == {"z"}
+
+
 def test_heterogeneity_csv(run):
     table = pd.read_csv(run.output / "heterogeneity.csv")
     assert list(table.columns) == HETEROGENEITY_COLUMNS
     main = run.models["random_effects"]
     row = table[table["model"] == "random_effects"].iloc[0]
-    assert (row["tau2"], row["i2"], row["q"], row["q_df"]) == pytest.approx(
-        (main.tau2, main.i2, main.q, main.q_df)
+    assert (row["tau2"], row["tau"], row["i2"], row["q"], row["q_df"]) == pytest.approx(
+        (main.tau2, np.sqrt(main.tau2), main.i2, main.q, main.q_df)
     )
     multilevel = table[table["model"] == "multilevel"]
     assert list(multilevel["component"]) == ["study_id", "experiment_id"]
+
+
+def test_heterogeneity_csv_has_the_bayesian_taus(run):
+    table = pd.read_csv(run.output / "heterogeneity.csv")
+    bayes = run.models["bayesian"]
+    rows = table[table["model"] == "bayesian"].set_index("component")
+    assert list(rows.index) == bayes.levels == ["study_id", "experiment_id"]
+    summary = bayes.summary().table
+    for level, name in zip(bayes.levels, bayes.tau_names, strict=True):
+        expected = summary.loc[name, ["estimate", "ci_low", "ci_high"]].to_numpy(float)
+        got = rows.loc[level, ["tau", "tau_ci_low", "tau_ci_high"]].to_numpy(float)
+        assert got == pytest.approx(expected, rel=1e-9)
+        assert got[1] < got[0] < got[2] and rows.loc[level, "k"] == bayes.k
+    # Posterior summaries of tau, not of tau²: no tau2, I² or Q is claimed for them.
+    assert rows[["tau2", "i2", "q"]].isna().all().all()
 
 
 def test_cells_and_tables():
     assert format_cell("k", 17.0) == "17"
     assert format_cell("pvalue", 0.0) == "< 0.001" and format_cell("p", 0.0312) == "0.031"
     assert format_cell("estimate", -0.5) == "\u22120.50"
+    assert format_cell("estimate", -0.00213) == "\u22122.13e\u221203"  # the exponent's minus too
+    assert format_cell("posterior_prob", 1e-9) == "< 0.001" and format_cell("prior_prob", 0.03125) == "0.031"
+    assert format_cell("posterior_prob", 0.99995) == "> 0.999"
+    assert format_cell("difference_pvalue", 0.0004) == "< 0.001"
+    renamed = html_table(
+        pd.DataFrame({"difference_pvalue": [0.2, 0.0001]}), headings={"difference_pvalue": "p (x)"}
+    )
+    assert "<th>p (x)</th>" in renamed and "<td>&lt; 0.001</td>" in renamed
     frame = pd.DataFrame(
         {"term": ["a", "b"], "k": [17.0, 17.0], "estimate": [0.1, 0.2], "method": ["REML"] * 2}
     )
@@ -84,15 +114,144 @@ def test_report_text(run):
     assert "{'bayesian'" not in body and "bayesian 20241126" in body
 
 
+def _body(run) -> str:
+    return re.sub(r"<svg.*?</svg>", "", (run.output / "report.html").read_text(), flags=re.DOTALL)
+
+
 def test_bayes_factor_disagreement_is_explained(run):
-    body = (run.output / "report.html").read_text()
-    factors = run.tables["bayes_factors"].set_index("term")
-    tests = run.tables["subgroup_tests"].set_index("by")
-    bf, p = factors.loc["isolation_method", "bf10"], tests.loc["isolation_method", "pvalue"]
-    if bf < 1 / 3 and p < 0.05:
-        assert "Lindley" in body and "Savage-Dickey" in body
-    else:
-        assert "Lindley" not in body
+    """The example has BF₁₀ < 1/3 for the isolation method while the subgroup test under
+    separate τ², meta-regression coefficients and some credible intervals find an effect
+    (the common-τ² subgroup test alone does not): the report must explain it."""
+    body = _body(run)
+    bf = run.tables["bayes_factors"].set_index("term").loc["isolation_method", "bf10"]
+    subgroups = run.models["subgroup:isolation_method"]
+    assert bf < 1 / 3 and subgroups.q_between_pvalue < 0.05 <= subgroups.q_between_common_pvalue
+    notes = [n for n in re.findall(r'<p class="key">(.*?)</p>', body, flags=re.DOTALL) if "Lindley" in n]
+    assert len(notes) == 1 and "For isolation method" in notes[0] and "Savage-Dickey" in notes[0]
+    assert "separate τ²" in notes[0] and "credible interval of TFF+SEC minus UC" in notes[0]
+    assert "quality score" not in notes[0]  # BF₁₀ and p agree there
+
+
+def _stub_run(bf10: float, lower: float, upper: float, p_separate: float, p_common: float):
+    from types import SimpleNamespace
+
+    bayes = SimpleNamespace(
+        priors={"method[T.b]": "normal(0, 2.5)", "tau[study_id]": "halfnormal(2)"},
+        model=SimpleNamespace(term_columns={"intercept": [0], "method": [1]}),
+    )
+    subgroups = SimpleNamespace(q_between_pvalue=p_separate, q_between_common_pvalue=p_common)
+    return SimpleNamespace(
+        models={"bayesian": bayes, "subgroup:method": subgroups},
+        tables={
+            "bayes_factors": pd.DataFrame({"term": ["method"], "bf10": [bf10]}),
+            "contrasts:method": pd.DataFrame(
+                {"level": ["b"], "versus": ["a"], "lower": [lower], "upper": [upper]}
+            ),
+        },
+    )
+
+
+def test_bayes_factor_note_rule():
+    from evmeta.report.interpret import bayes_factor_notes
+
+    # Against an effect, while only the credible interval (no p-value) finds one.
+    notes = bayes_factor_notes(_stub_run(0.1, 0.2, 1.0, 0.3, 0.4))
+    assert len(notes) == 1 and "Lindley" in notes[0] and "credible interval of b minus a" in notes[0]
+    # Against an effect, while only the separate-τ² subgroup test finds one.
+    notes = bayes_factor_notes(_stub_run(0.1, -0.2, 1.0, 0.01, 0.4))
+    assert len(notes) == 1 and "separate τ² (p = 0.01)" in notes[0]
+    # For an effect, while nothing else finds one; and no note where all agree.
+    assert "favours an effect" in bayes_factor_notes(_stub_run(10.0, -0.2, 1.0, 0.3, 0.4))[0]
+    assert bayes_factor_notes(_stub_run(0.1, -0.2, 1.0, 0.3, 0.4)) == []
+    assert bayes_factor_notes(_stub_run(10.0, 0.2, 1.0, 0.01, 0.02)) == []
+
+
+def test_bias_section_uses_the_report_tables(run):
+    """Selection weights, the 16 models, the prior sensitivity and the isolation evidence:
+    readable headings, a true minus, probabilities never printed '0.000'."""
+    body = _body(run)
+    section = body[body.index("<h2>Publication bias") : body.index("<h2>Sensitivity analyses</h2>")]
+    assert 'class="dataframe' not in section and section.count('<div class="scroll">') == 4
+    for code in ["log_marginal_likelihood", "prior_prob", "posterior_prob", "mu_mean", "tau_prior", "ci_low"]:
+        assert code not in section, code
+    headings = re.findall(r"<th>(.*?)</th>", section)
+    assert not [h for h in headings if "_" in h or h in {"delta", "bias", "priors"}], headings
+    assert "log marginal likelihood" in headings and "posterior probability" in headings
+    assert "p (within vs between)" in headings and "95% CrI low" in headings
+    cells = re.findall(r"<td>(.*?)</td>", section)
+    assert not [c for c in cells if re.fullmatch(r"-[\d.]+.*|0\.000|1\.000", c)]
+    assert "&lt; 0.001" in cells and any(c.startswith("\u2212") for c in cells)
+    assert "X2(" not in section and "χ²(1)" in section
+
+
+def test_report_has_no_source_paths(run):
+    body = _body(run)
+    assert not re.search(r"evmeta/[\w/]+\.py", body)
+    prior = body[body.index("Sensitivity to the heterogeneity prior") :][:1500]
+    assert "log-normal(0, 0.5)" in prior and "Vesterinen" in prior and "median τ 1 SMD" in prior
+
+
+def test_recovery_table_uses_readable_terms(run):
+    body = _body(run)
+    table = body[body.index("<h3>Recovery of the simulated truth</h3>") :]
+    table = table[: table.index("</table>")]
+    assert "[T." not in table and "isolation_method" not in table and "quality_score" not in table
+    assert "<td>Isolation method: SEC vs UC</td>" in table and "<td>Quality score (per unit)</td>" in table
+
+
+def test_single_column_figures_are_marked_single(run):
+    from evmeta.report.svg import is_single_column, svg_width_mm
+
+    text = (run.output / "report.html").read_text()
+    tags = dict(re.findall(r'<figure id="([\w-]+)"([^>]*)>', text))
+    assert tags["isolation-evidence"] == ' class="single"' and tags["forest"] == ""
+    for name, paths in run.figures.items():
+        single = is_single_column(paths)
+        assert (tags[name.replace("_", "-")] == ' class="single"') == single, name
+        svg = next(p for p in sorted(paths) if p.suffix == ".svg")
+        assert single == (svg_width_mm(svg) == pytest.approx(85.0, abs=0.5))
+
+
+def test_report_states_the_quadrature_grid_error(run):
+    from evmeta.plots._text import scientific
+
+    body = _body(run)
+    error = run.models["bayesian"].diagnostics["grid_error"]
+    assert 0 <= error < 1e-4
+    section = body[body.index("<h2>Bayesian hierarchical meta-regression</h2>") :][:800]
+    assert (
+        f"largest change of any reported summary on a grid of twice the density: {scientific(error, 1)}"
+        in section
+    )
+    assert "twice the density" in body[body.index("<h2>Methods</h2>") : body.index("<h2>Forest plot</h2>")]
+    assert "may be inaccurate" not in body  # below the limit: no warning
+
+
+def test_a_large_grid_error_is_a_note_and_a_warning():
+    from types import SimpleNamespace
+
+    from evmeta.analysis.stages import bayesian_diagnostics
+    from evmeta.report.html import _grid_error
+
+    bayes = SimpleNamespace(
+        method_used="quadrature",
+        diagnostics={"grid_error": 3.2e-3, "sampler": "exact quadrature", "max_r_hat": 1.0},
+    )
+    run = SimpleNamespace(models={"bayesian": bayes}, notes=[])
+    recorded = bayesian_diagnostics(run)
+    assert recorded == {
+        "method": "quadrature",
+        "sampler": "exact quadrature",
+        "diagnostics": {"grid_error": 3.2e-3},
+    }
+    assert (
+        len(run.notes) == 1 and "3.2e\u221203" in run.notes[0] and "inaccurate to that degree" in run.notes[0]
+    )
+    assert _grid_error(bayes) == {"text": "3.2e\u221203", "large": True, "limit": "0.0001"}
+    bayes.diagnostics["grid_error"] = 5e-6
+    run.notes.clear()
+    bayesian_diagnostics(run)
+    assert run.notes == [] and not _grid_error(bayes)["large"]
 
 
 def test_optional_sections_render_from_their_own_partial(run, tmp_path):

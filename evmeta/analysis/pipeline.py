@@ -174,6 +174,7 @@ def run_analysis(
         stages.prisma(run)
         bar.done()
         bar.stage("tables, posterior, report")
+        bayesian = stages.bayesian_diagnostics(run)  # adopted from the worker by finish_figures
         run.provenance = {
             "analysis": spec.analysis.name,
             "spec_file": str(spec.source),
@@ -185,6 +186,7 @@ def run_analysis(
             },
             "extraction_sha256": extraction.sha256,
             "seeds": {"bayesian": spec.bayesian.seed},
+            **({"bayesian": bayesian} if bayesian is not None else {}),
             "versions": versions(),
             "started": started.isoformat(),
         }

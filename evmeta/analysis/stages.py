@@ -457,6 +457,45 @@ def finish_figures(run, batch) -> None:
     run.notes.extend(notes)
 
 
+def bayesian_diagnostics(run) -> dict[str, Any] | None:
+    """The Bayesian model's engine and diagnostics for ``provenance.json`` (JSON values), and
+    a note when the quadrature grid's refinement error exceeds
+    :data:`evmeta.models.bayes.quadrature.GRID_ERROR_LIMIT`.
+
+    Call only after :func:`finish_figures`: the diagnostics were computed in the worker that
+    wrote ``posterior.nc`` and adopted there; read earlier, they would be computed again
+    here (the ArviZ import and the refined grid, seconds of `evmeta run`).
+    """
+    from evmeta.models.bayes.quadrature import GRID_ERROR_LIMIT
+
+    bayes = run.models.get("bayesian")
+    if bayes is None:
+        return None
+    found = bayes.diagnostics
+    if bayes.method_used == "quadrature":
+        # R-hat and ESS of exact quadrature draws say nothing; the grid error is its accuracy.
+        wanted = ["grid_error"]
+    else:
+        wanted = ["max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"]
+    values = {}
+    for name in wanted:
+        value = found.get(name)
+        if isinstance(value, (int, np.integer)):
+            values[name] = int(value)
+        elif value is not None:
+            values[name] = float(value) if np.isfinite(value) else None
+    error = values.get("grid_error")
+    if error is not None and error > GRID_ERROR_LIMIT:
+        from evmeta.plots._text import scientific
+
+        run.notes.append(
+            f"Bayesian model: its reported posterior summaries changed by up to {scientific(error, 1)} when the "
+            f"quadrature grid was made twice as dense (more than {GRID_ERROR_LIMIT:g}); the estimates may "
+            "be inaccurate to that degree."
+        )
+    return {"method": bayes.method_used, "sampler": found.get("sampler"), "diagnostics": values}
+
+
 def prisma(run) -> None:
     """PRISMA 2020 flow diagram and counts, when the spec's ``[prisma]`` section names the files."""
     from evmeta.errors import SpecError

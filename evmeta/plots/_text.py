@@ -28,6 +28,16 @@ def number(value: float, digits: int = 2) -> str:
     return minus(f"{value:.{digits}f}")
 
 
+def scientific(value: float, digits: int = 2) -> str:
+    """``value`` in e-notation with true minus signs, the exponent's too: ``2.13e−03``."""
+    return minus(f"{value:.{digits}e}").replace("e-", f"e{MINUS}")
+
+
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant figures (``:g``) with true minus signs: ``0.00213``."""
+    return minus(f"{value:.{digits}g}").replace("e-", f"e{MINUS}")
+
+
 def format_p(p: float) -> str:
     """A p-value as journals print it: ``p < 0.001``, ``p = 0.004`` below 0.01, else two decimals."""
     if p is None or not np.isfinite(p):

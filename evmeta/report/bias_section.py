@@ -1,7 +1,8 @@
 """Context of the optional report section ``templates/bias.html.j2`` (issue 16): selection
 model, bias model averaging with the preclinical-prior sensitivity analysis, and the within- vs
 between-study isolation-method evidence. Reads what the pipeline stage stored on the run;
-computes no statistics."""
+computes no statistics. Its tables go through the report's own formatter
+(:func:`evmeta.report.tables.html_table`), like every other table of the report."""
 
 from __future__ import annotations
 
@@ -9,20 +10,81 @@ from typing import Any
 
 import pandas as pd
 
+from evmeta.plots._text import format_p, number, significant
 from evmeta.report.svg import figure_svgs
+from evmeta.report.tables import html_table
+
+#: The ensemble's publication-bias components in words (as in the bias panel figure).
+BIAS_WORDS = {"none": "no bias", "selection": "step selection", "pet": "PET", "peese": "PEESE"}
+#: The two heterogeneity priors of the sensitivity analysis.
+PRIOR_WORDS = {"default": "weakly informative (RoBMA default)", "preclinical": "preclinical"}
+
+SELECTION_HEADINGS = {
+    "interval": "one-sided p-value",
+    "delta": "relative publication probability",
+    "delta_se": "SE",
+}
+MODEL_HEADINGS = {"bias": "publication bias", "mu_mean": "mean effect"}
+SENSITIVITY_HEADINGS = {
+    "priors": "heterogeneity prior",
+    "tau_prior": "prior on τ",
+    "estimate": "model-averaged effect",
+    "ci_low": "95% CrI low",
+    "ci_high": "95% CrI high",
+    "bf_effect": "BF₁₀ effect",
+    "bf_heterogeneity": "BF₁₀ heterogeneity",
+    "bf_bias": "BF₁₀ bias",
+}
+EVIDENCE_HEADINGS = {
+    "method": "method vs UC",
+    "within_estimate": "within-study estimate",
+    "within_ci_low": "within 95% CI low",
+    "within_ci_high": "within 95% CI high",
+    "k_within_studies": "studies comparing methods",
+    "between_estimate": "between-study estimate",
+    "between_ci_low": "between 95% CI low",
+    "between_ci_high": "between 95% CI high",
+    "difference_pvalue": "p (within vs between)",
+}
 
 
-def _html(frame: pd.DataFrame | None, digits: int = 3) -> str:
+def _prior_text(text: str) -> str:
+    """'inverse_gamma(1, 0.15)' -> 'inverse-gamma(1, 0.15)' (distribution names as printed)."""
+    return str(text).replace("inverse_gamma", "inverse-gamma").replace("lognormal", "log-normal")
+
+
+def _selection_table(selection: Any) -> str:
+    frame = selection.weights_frame().reset_index()
+    frame["interval"] = frame["interval"].str.replace("<=", "≤", regex=False)
+    return html_table(frame, headings=SELECTION_HEADINGS, constant_note=False)
+
+
+def _models_table(bma: Any) -> str:
+    """The 16 models, most probable first: effect and heterogeneity as yes/no, bias in words."""
+    frame = bma.models.sort_values("posterior_prob", ascending=False)
+    frame = frame[
+        [
+            "effect",
+            "heterogeneity",
+            "bias",
+            "prior_prob",
+            "posterior_prob",
+            "log_marginal_likelihood",
+            "mu_mean",
+        ]
+    ]
+    frame = frame.assign(bias=frame["bias"].map(BIAS_WORDS).fillna(frame["bias"]))
+    return html_table(frame, headings=MODEL_HEADINGS, constant_note=False)
+
+
+def _sensitivity_table(frame: pd.DataFrame | None) -> str:
     if frame is None or len(frame) == 0:
         return ""
-    return frame.to_html(
-        index=False,
-        float_format=lambda x: f"{x:.{digits}g}" if abs(x) >= 1e4 else f"{x:.{digits}f}",
-        na_rep="",
-        border=0,
-        classes="table",
-        escape=True,
+    frame = frame.assign(
+        priors=frame["priors"].map(PRIOR_WORDS).fillna(frame["priors"]),
+        tau_prior=frame["tau_prior"].map(_prior_text),
     )
+    return html_table(frame, headings=SENSITIVITY_HEADINGS, constant_note=False)
 
 
 def bias_context(run: Any) -> dict[str, Any] | None:
@@ -35,30 +97,20 @@ def bias_context(run: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {"selection": None, "averaging": None, "evidence": None}
     if selection is not None:
         out["selection"] = {
-            "estimate": f"{selection.estimate:.2f} [{selection.ci_low:.2f}, {selection.ci_high:.2f}]",
-            "lrt": f"X2({selection.lrt_df}) = {selection.lrt:.2f}, p = {selection.lrt_pvalue:.3g}",
-            "weights": _html(selection.weights_frame().reset_index()),
+            "estimate": f"{number(selection.estimate)} [{number(selection.ci_low)}, {number(selection.ci_high)}]",
+            "lrt": f"χ²({selection.lrt_df}) = {selection.lrt:.2f}, {format_p(selection.lrt_pvalue)}",
+            "weights": _selection_table(selection),
         }
     if bma is not None:
-        shown = bma.models[["model", "prior_prob", "posterior_prob", "log_marginal_likelihood", "mu_mean"]]
         out["averaging"] = {
-            "estimate": f"{bma.estimate:.2f} [{bma.ci_low:.2f}, {bma.ci_high:.2f}]",
-            "bf": "; ".join(f"{k} {v:.3g}" for k, v in bma.inclusion_bf.items()),
-            "models": _html(shown.sort_values("posterior_prob", ascending=False)),
-            "sensitivity": _html(run.tables.get("preclinical_prior_sensitivity")),
+            "estimate": f"{number(bma.estimate)} [{number(bma.ci_low)}, {number(bma.ci_high)}]",
+            "bf": "; ".join(f"{k} {significant(v)}" for k, v in bma.inclusion_bf.items()),
+            "models": _models_table(bma),
+            "sensitivity": _sensitivity_table(run.tables.get("preclinical_prior_sensitivity")),
         }
     if evidence is not None:
-        columns = [
-            "method",
-            "within_estimate",
-            "within_ci_low",
-            "within_ci_high",
-            "k_within_studies",
-            "between_estimate",
-            "between_ci_low",
-            "between_ci_high",
-            "difference_pvalue",
-        ]
-        out["evidence"] = {"table": _html(evidence[columns])}
-    out["figures"] = {name: "".join(figure_svgs(run.figures.get(name))) for name in ("bias_panel", "isolation_evidence")}
+        out["evidence"] = {"table": html_table(evidence[list(EVIDENCE_HEADINGS)], headings=EVIDENCE_HEADINGS)}
+    out["figures"] = {
+        name: "".join(figure_svgs(run.figures.get(name))) for name in ("bias_panel", "isolation_evidence")
+    }
     return out

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._text import format_p, number
+from evmeta.plots._text import format_p, number, scientific
 from evmeta.report.bias_section import bias_context
 from evmeta.report.interpret import bayes_factor_notes, small_study_summary
 from evmeta.report.methods import REFERENCES, methods_paragraph
 from evmeta.report.sections import CAPTIONS, render_sections
-from evmeta.report.svg import figure_svgs
+from evmeta.report.svg import figure_svgs, is_single_column
 from evmeta.report.tables import html_table
 
 
@@ -56,6 +56,7 @@ def write_report(run: Any) -> Path:
     )
     bayes = run.models.get("bayesian")
     figures = {name: figure_svgs(paths) for name, paths in run.figures.items()}
+    single_figures = {name for name, paths in run.figures.items() if is_single_column(paths)}
     coverage = None
     if run.recovery is not None and len(run.recovery):
         covered = int(run.recovery["covered"].sum())
@@ -114,10 +115,11 @@ def write_report(run: Any) -> Path:
         "bayes_converged": bayes.converged if bayes is not None else None,
         "bayes_method": bayes.method_used if bayes is not None else "",
         "diagnostics": bayes.diagnostics if bayes is not None else {},
+        "grid_error": _grid_error(bayes),
         "contrasts": _contrast_sentences(run),
         "contrast_table": _table(run.tables.get("contrasts:isolation_method")),
         "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term")),
-        "recovery": _table(run.recovery, 3),
+        "recovery": _recovery(run),
         "coverage": coverage,
         "bias": _table(run.tables.get("bias"), 3),
         "sensitivity": _table(_sensitivity(run.tables.get("sensitivity")), 2),
@@ -128,6 +130,7 @@ def write_report(run: Any) -> Path:
         "notes": [note.replace("ug protein", "µg protein") for note in run.notes],
         "seeds": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in run.provenance.get("seeds", {}).items()),
         "figures": figures,
+        "single_figures": single_figures,
         "provenance": run.provenance,
         "prisma_counts": _table(run.tables.get("prisma"), 0) if "prisma" in run.tables else "",
         "evidence": bias_context(run),
@@ -151,6 +154,41 @@ def _readable_parameters(run: Any) -> pd.DataFrame | None:
 
     references = _reference_levels(bayes)
     return frame.assign(parameter=[readable_name(str(n), references) for n in frame["parameter"]])
+
+
+def _recovery(run: Any) -> str:
+    """Recovery of the simulated truth, terms named as in the rest of the report."""
+    frame, bayes = run.recovery, run.models.get("bayesian")
+    if frame is None or bayes is None or "parameter" not in frame.columns:
+        return _table(frame, 3)
+    from evmeta.plots.posterior import _reference_levels, readable_name
+
+    references = _reference_levels(bayes)
+    frame = frame.assign(parameter=[readable_name(str(n), references) for n in frame["parameter"]])
+    headings = {
+        "mean": "posterior mean",
+        "lower": "95% CrI low",
+        "upper": "95% CrI high",
+        "covered": "in the interval",
+    }
+    return html_table(frame, 3, headings=headings)
+
+
+def _grid_error(bayes: Any) -> dict[str, Any] | None:
+    """The quadrature grid's refinement error as text, and whether it exceeds the limit
+    (read in the report step, after the worker's diagnostics were adopted)."""
+    if bayes is None or bayes.method_used != "quadrature":
+        return None
+    from evmeta.models.bayes.quadrature import GRID_ERROR_LIMIT
+
+    error = bayes.diagnostics.get("grid_error")
+    if error is None or not np.isfinite(error):
+        return None
+    return {
+        "text": scientific(error, 1),
+        "large": bool(error > GRID_ERROR_LIMIT),
+        "limit": f"{GRID_ERROR_LIMIT:g}",
+    }
 
 
 def _bayes_summary(bayes: Any) -> pd.DataFrame | None:

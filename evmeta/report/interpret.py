@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evmeta.plots._text import format_p, number
+from evmeta.plots._text import format_p, number, significant
 from evmeta.report.methods import prior_words
 
 
@@ -33,56 +33,111 @@ def small_study_summary(run: Any) -> str:
     return "Small-study effects: " + "; ".join(parts) + "."
 
 
-def _frequentist_p(run: Any, term: str) -> tuple[float, str] | None:
-    """The frequentist p-value for ``term``: the subgroup test (common τ²) for a
-    categorical moderator, else the meta-regression coefficient."""
+def _coefficient_names(names: list[str], term: str) -> list[str]:
+    """The coefficients of ``term`` among ``names`` (``term`` itself or ``term[T.level]``)."""
+    return [n for n in names if n == term or n.startswith(f"{term}[")]
+
+
+def _level(name: str, term: str) -> str:
+    """'isolation_method[T.SEC]' -> 'SEC'; a continuous term keeps its readable name."""
+    return name[len(term) + 3 : -1] if name.startswith(f"{term}[T.") else term.replace("_", " ")
+
+
+def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
+    """Every frequentist p-value the report shows for ``term`` and every 95% credible
+    interval of its Bayesian contrasts (of its coefficients for a continuous term), each as
+    (words for the report, whether it points to an effect: p < 0.05 or the interval
+    excludes 0)."""
+    found: list[tuple[str, bool]] = []
+    subgroups = run.models.get(f"subgroup:{term}")
+    if subgroups is not None:
+        for p, variance in (
+            (subgroups.q_between_pvalue, "separate"),
+            (subgroups.q_between_common_pvalue, "common"),
+        ):
+            if p is not None and np.isfinite(p):
+                found.append(
+                    (f"the test for subgroup differences under {variance} τ² ({format_p(p)})", p < 0.05)
+                )
     tests = run.tables.get("subgroup_tests")
     if tests is not None and term in set(tests["by"]):
-        row = tests[tests["by"] == term].iloc[0]
-        return float(row["pvalue"]), "test for subgroup differences"
-    regression = run.models.get("meta_regression")
-    if regression is not None and term in regression.coefficients.index:
-        return float(regression.coefficients.loc[term, "pvalue"]), "meta-regression"
-    return None
+        p = float(tests.loc[tests["by"] == term, "pvalue_bonferroni"].iloc[0])
+        found.append((f"the Bonferroni-corrected subgroup test ({format_p(p)})", p < 0.05))
+    for key, model in (
+        ("meta_regression", "meta-regression"),
+        ("multilevel_regression", "multilevel meta-regression"),
+    ):
+        fit = run.models.get(key)
+        if fit is None:
+            continue
+        table = fit.coefficients
+        for name in _coefficient_names(list(table.index), term):
+            p = float(table.loc[name, "pvalue"])
+            found.append((f"the {model} coefficient for {_level(name, term)} ({format_p(p)})", p < 0.05))
+    contrasts = run.tables.get(f"contrasts:{term}")
+    if contrasts is not None:
+        intervals = [
+            (f"{row['level']} minus {row['versus']}", row["lower"], row["upper"])
+            for _, row in contrasts.iterrows()
+        ]
+    else:
+        bayes = run.models.get("bayesian")
+        table = bayes.coef_table() if bayes is not None else None
+        names = _coefficient_names(list(table.index), term) if table is not None else []
+        intervals = [(_level(n, term), table.loc[n, "ci_low"], table.loc[n, "ci_high"]) for n in names]
+    for label, lower, upper in intervals:
+        words = f"the 95% credible interval of {label} [{number(lower)}, {number(upper)}]"
+        found.append((words, bool(lower > 0 or upper < 0)))
+    return found
+
+
+def _listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def bayes_factor_notes(run: Any) -> list[str]:
-    """An explanation for each moderator whose Bayes factor and frequentist test disagree
-    (BF₁₀ < 1/3 with p < 0.05, or BF₁₀ > 3 with p > 0.05)."""
+    """An explanation for each moderator whose Bayes factor disagrees with any frequentist
+    p-value or Bayesian credible interval the report shows for it (:func:`term_evidence`):
+    BF₁₀ < 1/3 while some p < 0.05 or some interval excludes 0, or BF₁₀ > 3 while none does."""
     factors = run.tables.get("bayes_factors")
     bayes = run.models.get("bayesian")
     if factors is None or bayes is None:
         return []
     notes = []
     for _, row in factors.iterrows():
-        found = _frequentist_p(run, row["term"])
-        if found is None or not np.isfinite(row["bf10"]):
+        term, bf = row["term"], row["bf10"]
+        evidence = term_evidence(run, term)
+        if not evidence or not np.isfinite(bf):
             continue
-        p, test = found
-        against = row["bf10"] < 1 / 3 and p < 0.05
-        towards = row["bf10"] > 3 and p > 0.05
+        effect = [words for words, finds in evidence if finds]
+        against = bf < 1 / 3 and bool(effect)
+        towards = bf > 3 and not effect
         if not (against or towards):
             continue
-        given = next(
-            (v for k, v in bayes.priors.items() if k.startswith(f"{row['term']}[") or k == row["term"]), ""
-        )
+        given = next((v for k, v in bayes.priors.items() if k.startswith(f"{term}[") or k == term), "")
         prior = prior_words(given) if given else "the prior"
-        name = row["term"].replace("_", " ")
+        name = term.replace("_", " ")
+        n_coefficients = len(bayes.model.term_columns.get(term, [term]))
+        jointly = f", jointly for its {n_coefficients} coefficients" if n_coefficients > 1 else ""
         if against:
             notes.append(
-                f"For {name}, the {test} finds differences ({format_p(p)}) while the Bayes factor favours no effect "
-                f"(BF₁₀ = {row['bf10']:.3g}). The two answer different questions. The Savage-Dickey Bayes factor "
-                f"compares the posterior with the prior density at zero; under a wide prior ({prior} per coefficient) the "
-                "alternative spreads its belief over effects far larger than those observed, so moderate, real "
-                "differences are penalized (Lindley's paradox), and the more so the more coefficients the term "
-                "has. The frequentist test only asks whether zero is compatible with the data. A narrower prior, "
-                "closer to the size of the effects observed, typically raises the Bayes factor."
+                f"For {name}, the Bayes factor favours no effect (BF₁₀ = {significant(bf)}) while "
+                f"{_listing(effect)} point to an effect. They answer different questions. The Savage-Dickey "
+                f"Bayes factor compares the posterior with the prior density at zero{jointly}; under a wide prior "
+                f"({prior} per coefficient) the alternative spreads its belief over effects far larger than those "
+                "observed, so moderate, real differences are penalized (Lindley's paradox), and the more so the "
+                "more coefficients the term has. A p-value only asks whether zero is compatible with the data, and "
+                "a credible interval says where a contrast lies if the moderator matters (with many pairwise "
+                "contrasts, one excluding 0 is also less surprising); neither weighs an exact zero against the "
+                "prior's spread. A narrower prior, closer to the size of the effects observed, typically raises "
+                "the Bayes factor."
             )
         else:
             notes.append(
-                f"For {name}, the Bayes factor favours an effect (BF₁₀ = {row['bf10']:.3g}) while the {test} does "
-                f"not reach significance ({format_p(p)}): the prior ({prior}) concentrates the alternative near "
-                "the observed effect size, and the Bayes factor weighs that against exactly zero, whereas the "
-                "test keeps its 5% error rate with wider, small-sample intervals."
+                f"For {name}, the Bayes factor favours an effect (BF₁₀ = {significant(bf)}) while no p-value "
+                "reported for it is below 0.05 and every 95% credible interval of its contrasts includes 0: "
+                f"the prior ({prior}) concentrates the alternative near the observed effect size, and the "
+                "Bayes factor weighs that against exactly zero, whereas the test keeps its 5% error rate with "
+                "wider, small-sample intervals."
             )
     return notes

@@ -1,10 +1,16 @@
 """``results.csv`` and ``heterogeneity.csv``: every fitted model in tidy long form.
 
 ``results.csv`` has one row per model x term with the columns ``model, term, estimate,
-se, ci_low, ci_high, p, k, test`` (k an integer; test ``knha`` = Knapp-Hartung t, ``z``,
-``CR2`` = cluster-robust with Satterthwaite df, ``posterior`` = Bayesian posterior mean,
-SD and 95% credible interval). ``heterogeneity.csv`` has one row per model and variance
-component: ``model, component, k, tau2, i2, q, q_df, q_p``.
+se, ci_low, ci_high, p, k, test`` (k an integer; test ``knha`` = Knapp-Hartung t, ``z`` =
+Wald z (also the step-function selection model's coefficients, with standard errors from
+its likelihood; its likelihood-ratio test for selection is in the report), ``CR2`` =
+cluster-robust with Satterthwaite df, ``posterior`` = Bayesian posterior mean, SD and 95%
+credible interval). ``heterogeneity.csv`` has one row per model and variance component:
+``model, component, k, tau2, tau, tau_ci_low, tau_ci_high, i2, q, q_df, q_p``. For the
+frequentist models tau is the square root of the estimated tau2 (no interval); for the
+Bayesian model (``model = bayesian``, one row per level) tau is the posterior mean of each
+level's standard deviation and ``tau_ci_low``/``tau_ci_high`` its 95% credible interval,
+with tau2, I² and Q left empty (the posterior mean of tau² is not the square of tau's).
 """
 
 from __future__ import annotations
@@ -15,13 +21,29 @@ import numpy as np
 import pandas as pd
 
 RESULT_COLUMNS = ["model", "term", "estimate", "se", "ci_low", "ci_high", "p", "k", "test"]
-HETEROGENEITY_COLUMNS = ["model", "component", "k", "tau2", "i2", "q", "q_df", "q_p"]
+HETEROGENEITY_COLUMNS = [
+    "model",
+    "component",
+    "k",
+    "tau2",
+    "tau",
+    "tau_ci_low",
+    "tau_ci_high",
+    "i2",
+    "q",
+    "q_df",
+    "q_p",
+]
 
 
 def _test(fit: Any) -> str:
     if getattr(fit, "is_robust", False):
         return "CR2"
-    return str(getattr(fit, "test", ""))
+    test = getattr(fit, "test", None)
+    if test:
+        return str(test)
+    # No test attribute (a selection model): coefficient_table gives t with a df column, else z.
+    return "t" if "df" in fit.coefficients.columns else "z"
 
 
 def _coefficient_rows(name: str, fit: Any) -> list[dict[str, Any]]:
@@ -104,21 +126,49 @@ def _components(name: str, fit: Any) -> list[dict[str, Any]]:
     }
     if hasattr(fit, "sigma2"):
         return [
-            {**base, "component": level, "tau2": s2, "i2": i2}
+            {**base, "component": level, "tau2": s2, "tau": np.sqrt(s2), "i2": i2}
             for level, s2, i2 in zip(fit.random, fit.sigma2, fit.i2_levels, strict=True)
         ]
-    return [{**base, "component": "between comparisons", "tau2": fit.tau2, "i2": getattr(fit, "i2", np.nan)}]
+    return [
+        {
+            **base,
+            "component": "between comparisons",
+            "tau2": fit.tau2,
+            "tau": np.sqrt(fit.tau2),
+            "i2": getattr(fit, "i2", np.nan),
+        }
+    ]
+
+
+def _bayes_components(name: str, fit: Any) -> list[dict[str, Any]]:
+    """Posterior mean and 95% credible interval of each level's tau (named like the
+    multilevel model's components: ``study_id``, ``experiment_id``, ``comparison``)."""
+    summary = fit.summary().table
+    return [
+        {
+            "model": name,
+            "component": level,
+            "k": int(fit.k),
+            "tau": summary.loc[tau, "estimate"],
+            "tau_ci_low": summary.loc[tau, "ci_low"],
+            "tau_ci_high": summary.loc[tau, "ci_high"],
+        }
+        for level, tau in zip(fit.levels, fit.tau_names, strict=True)
+    ]
 
 
 def heterogeneity_table(models: dict[str, Any]) -> pd.DataFrame:
-    """tau², I² and Q for every frequentist model (per level for multilevel models, per
-    subgroup for subgroup analyses). The Bayesian model's tau posteriors are in the report."""
+    """tau², tau, I² and Q for every frequentist model (per level for multilevel models, per
+    subgroup for subgroup analyses), and the Bayesian model's tau per level (posterior mean
+    and 95% credible interval)."""
     rows: list[dict[str, Any]] = []
     for name, fit in models.items():
         if name.startswith("subgroup:"):
             for level, part in fit.fits.items():
                 if part is not None:
                     rows += [{**r, "component": f"{fit.by} = {level}"} for r in _components(name, part)]
+        elif name == "bayesian":
+            rows += _bayes_components(name, fit)
         elif _is_frequentist(fit):
             rows += _components(name, fit)
     frame = pd.DataFrame(rows, columns=HETEROGENEITY_COLUMNS)

@@ -20,3 +20,27 @@ def inline_svg(path: Path | None) -> str:
 def figure_svgs(paths: list[Path] | None) -> list[str]:
     """Every SVG page of a figure, in page order."""
     return [inline_svg(p) for p in sorted(p for p in paths or [] if p.suffix == ".svg")]
+
+
+#: Widest figure shown at single-column size: 85 mm plus a margin for rounding.
+SINGLE_COLUMN_MM = 100.0
+_UNITS_MM = {"pt": 25.4 / 72, "in": 25.4, "mm": 1.0, "cm": 10.0, "px": 25.4 / 96, "": 25.4 / 96}
+
+
+def svg_width_mm(path: Path) -> float | None:
+    """Width of an SVG file in mm from its root ``width`` attribute (None if not stated)."""
+    head = path.read_text(encoding="utf-8")[:4000]
+    match = re.search(r"<svg\b[^>]*?\swidth=\"([\d.]+)\s*(pt|in|mm|cm|px|)\"", head)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNITS_MM[match.group(2)]
+
+
+def is_single_column(paths: list[Path] | None) -> bool:
+    """Whether a figure was drawn at single-column width (its first SVG page at most
+    :data:`SINGLE_COLUMN_MM` wide); the report then shows it at that size, not page-wide."""
+    pages = sorted(p for p in paths or [] if p.suffix == ".svg" and p.exists())
+    if not pages:
+        return False
+    width = svg_width_mm(pages[0])
+    return width is not None and width <= SINGLE_COLUMN_MM

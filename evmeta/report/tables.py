@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._text import minus
+from evmeta.plots._text import minus, scientific
 
 INTEGER_COLUMNS = {"k", "q_df", "q_between_df", "k0", "row", "divergences"}
 ROUNDED_COLUMNS = {"ess_bulk", "ess_tail"}  # effective sample sizes: whole draws
+#: Probabilities that are not p-values (posterior model probabilities, P(> 0)).
+PROBABILITY_COLUMNS = {"prior_prob", "posterior_prob", "p_gt_0"}
 HEADINGS = {
     "ci_low": "95% CI low",
     "ci_high": "95% CI high",
@@ -34,6 +36,9 @@ HEADINGS = {
     "r_hat": "R-hat",
     "ess_bulk": "bulk ESS",
     "ess_tail": "tail ESS",
+    "prior_prob": "prior probability",
+    "posterior_prob": "posterior probability",
+    "log_marginal_likelihood": "log marginal likelihood",
 }
 
 
@@ -44,9 +49,22 @@ def format_p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def format_probability(p: float) -> str:
+    """'< 0.001' and '> 0.999' at the ends (never '0.000' or '1.000'), else three decimals."""
+    if p is None or not np.isfinite(p):
+        return ""
+    if p < 0.001:
+        return "< 0.001"
+    return "> 0.999" if p > 0.999 else f"{p:.3f}"
+
+
 def _is_p(column: str) -> bool:
     name = column.lower()
-    return name in {"p", "pvalue", "q_pvalue", "p_value"} or name.startswith(("pvalue", "p (", "q_between_p"))
+    return (
+        name in {"p", "pvalue", "q_pvalue", "p_value"}
+        or name.startswith(("pvalue", "p (", "q_between_p"))
+        or name.endswith("_pvalue")
+    )
 
 
 def format_cell(column: str, value: Any, digits: int = 2) -> str:
@@ -60,12 +78,14 @@ def format_cell(column: str, value: Any, digits: int = 2) -> str:
     if isinstance(value, (float, np.floating)):
         if _is_p(column):
             return format_p_value(float(value))
+        if column in PROBABILITY_COLUMNS:
+            return format_probability(float(value))
         if column in ROUNDED_COLUMNS:
             return f"{value:.0f}"
         if column in INTEGER_COLUMNS and float(value).is_integer():
             return minus(str(int(value)))
         if abs(value) >= 1e5 or (0 < abs(value) < 10 ** (-digits)):
-            return minus(f"{value:.2e}")
+            return scientific(value)
         return minus(f"{value:.{digits}f}")
     return str(value)
 
@@ -76,10 +96,34 @@ def html_table(
     max_rows: int | None = None,
     constant_note: bool = True,
     caption: str | None = None,
+    headings: dict[str, str] | None = None,
 ) -> str:
-    """A scrollable, readable HTML table (escaped), constant columns stated once above it."""
+    """A scrollable, readable HTML table (escaped), constant columns stated once above it.
+
+    Parameters
+    ----------
+    frame : DataFrame or None
+        Cells are formatted by their column's (code) name, see :func:`format_cell`.
+    digits : int
+        Decimals of plain numbers.
+    max_rows : int, optional
+        Show only the first rows (the note says how many the CSV files hold).
+    constant_note : bool
+        State columns that are the same on every row once above the table.
+    caption : str, optional
+        A caption above the table.
+    headings : dict, optional
+        Column headings for this table, over :data:`HEADINGS` (cells are still formatted by
+        the code name, so a renamed p-value column keeps its p-value format).
+
+    Returns
+    -------
+    str
+        HTML.
+    """
     if frame is None or len(frame) == 0:
         return "<p><em>none</em></p>"
+    names = {**HEADINGS, **(headings or {})}
     shown = frame.reset_index(drop=True)
     notes = []
     if constant_note and len(shown) > 1:
@@ -87,15 +131,13 @@ def html_table(
             values = shown[column].dropna()
             if len(values) == len(shown) and values.astype(str).nunique() == 1 and column not in {"estimate"}:
                 notes.append(
-                    f"{HEADINGS.get(column, column).replace('_', ' ')}: {format_cell(column, values.iloc[0], digits)}"
+                    f"{names.get(column, column).replace('_', ' ')}: {format_cell(column, values.iloc[0], digits)}"
                 )
                 shown = shown.drop(columns=column)
     total = len(shown)
     if max_rows is not None:
         shown = shown.head(max_rows)
-    head = "".join(
-        f"<th>{html.escape(HEADINGS.get(c, str(c).replace('_', ' ')))}</th>" for c in shown.columns
-    )
+    head = "".join(f"<th>{html.escape(names.get(c, str(c).replace('_', ' ')))}</th>" for c in shown.columns)
     body = "".join(
         "<tr>"
         + "".join(f"<td>{html.escape(format_cell(c, row[c], digits))}</td>" for c in shown.columns)

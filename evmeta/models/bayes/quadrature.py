@@ -36,6 +36,9 @@ from evmeta.models.priors import Prior
 CUT = 1e-11
 FINE_1D = 1601
 FINE_2D = 97
+#: ``refinement_error`` above which reported summaries may be inaccurate to that degree
+#: (`evmeta run` says so in a note and in the report).
+GRID_ERROR_LIMIT = 1e-4
 #: Draws per batch when computing beta | taus at the drawn taus (bounds memory).
 DRAW_BATCH = 20_000
 #: Probabilities at which the refinement check compares quantiles.
