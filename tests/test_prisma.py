@@ -258,10 +258,13 @@ def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("evmeta.report", "templates"), autoescape=True)
-    html = env.get_template("prisma.html.j2").render(
-        figures={"prisma": "<svg>diagram</svg>"}, prisma_counts="<table/>"
-    )
-    assert "PRISMA 2020" in html and "<svg>diagram</svg>" in html
+    # As the report passes them: the diagram's pages as a list of inline SVG documents.
+    from evmeta.report.svg import figure_svgs
+
+    pages = figure_svgs(run.figures["prisma"])
+    html = env.get_template("prisma.html.j2").render(figures={"prisma": pages}, prisma_counts="<table/>")
+    assert "PRISMA 2020" in html and pages[0] in html
+    assert "[" not in html.split('<figure id="prisma">')[1][:5]  # not the list's repr
     assert env.get_template("prisma.html.j2").render(figures={}, prisma_counts="").strip() == ""
 
 
