@@ -172,6 +172,7 @@ def test_plain_spec_on_a_real_table_gives_a_complete_report(tmp_path):
         assert not RAW_EXCEPTION.search(note), note
     html = (run.output / "report.html").read_text()
     assert "not drawn ('" not in html and "not fitted ('" not in html
+    assert "<em>not fitted</em>" not in html  # a model not fitted always says why
 
 
 def test_sensitivity_tables_share_the_filters(tmp_path):

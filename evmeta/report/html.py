@@ -106,8 +106,14 @@ def write_report(run: Any) -> Path:
         "captions": CAPTIONS,
         "extra_sections": render_sections(run),
         "models_table": _table(_model_overview(run)),
-        "meta_regression": _coefficients(run.models.get("meta_regression")),
-        "multilevel": _coefficients(run.models.get("multilevel_regression")),
+        "meta_regression": _coefficients(
+            run.models.get("meta_regression"), _why_not_fitted(run, "meta-regression")
+        ),
+        "multilevel": _coefficients(
+            run.models.get("multilevel_regression"),
+            _why_not_fitted(run, "multilevel meta-regression", "multilevel model", "meta-regression")
+            or ("[frequentist] multilevel names no levels" if not run.spec.frequentist.multilevel else None),
+        ),
         "subgroups": subgroup_blocks,
         "subgroup_tests": _table(_readable(run.tables.get("subgroup_tests"), "by")),
         "bayes": bayes is not None,
@@ -205,10 +211,20 @@ def _bayes_summary(bayes: Any) -> pd.DataFrame | None:
     return table
 
 
-def _coefficients(fit: Any) -> str:
-    """A model's coefficient table (the model-level statistics are stated in its heading)."""
+def _why_not_fitted(run: Any, *models: str) -> str | None:
+    """The reason the run's notes give for not fitting the first of ``models`` noted."""
+    for model in models:
+        for note in run.notes:
+            if note.startswith(f"{model}: not fitted"):
+                return note[len(model) + 2 :].removeprefix("not fitted").strip(" ,()").removeprefix("because ")
+    return None
+
+
+def _coefficients(fit: Any, why: str | None = None) -> str:
+    """A model's coefficient table (the model-level statistics are stated in its heading), or
+    why it was not fitted."""
     if fit is None:
-        return "<p><em>not fitted</em></p>"
+        return f"<p><em>not fitted{f': {html.escape(why)}' if why else ''}</em></p>"
     table = fit.coefficients.reset_index(names="term")
     table["term"] = table["term"].str.replace("_", " ").str.replace("[T.", ": ", regex=False).str.rstrip("]")
     return _table(table.rename(columns={"stat": "t" if fit.test in {"knha", "t", "CR2"} else "z"}))
