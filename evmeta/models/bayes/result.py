@@ -23,7 +23,7 @@ from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
 from evmeta.models.base.protocol import Summary, heterogeneity_name, resolve_level, resolve_newmods
 from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
-from evmeta.models.priors import PriorSet
+from evmeta.models.priors import PriorSet, prior_dict
 
 #: Default probability of credible intervals (equal-tailed).
 PROB = 0.95
@@ -486,14 +486,17 @@ class BayesResult:
         V = None if self.V is None else self.V[np.ix_(keep, keep)]
         return self.fitter(self.data[keep], self.yi[keep], self.vi[keep], V=V, **settings)
 
-    def prior_sensitivity(self, alternatives: dict[str, dict[str, str]]) -> pd.DataFrame:
+    def prior_sensitivity(self, alternatives: dict[str, dict[str, str] | str]) -> pd.DataFrame:
         """Refit (on the stored inputs) under alternative priors and tabulate how each
-        summary moves. ``alternatives`` maps a label to prior overrides (merged into the
-        priors given)."""
+        summary moves. ``alternatives`` maps a label to prior overrides (a dict, merged into
+        the priors given) or to a named prior set that replaces them (``"default"``, or
+        ``"preclinical"``: the preclinical tau prior with the default coefficient priors)."""
         base = self.summary().table
         rows = []
-        for label, overrides in {"base": {}, **alternatives}.items():
-            priors = {**self.settings.get("priors_given", {}), **overrides}
+        for label, given in {"base": {}, **alternatives}.items():
+            overrides = prior_dict(given)
+            named = isinstance(given, str)
+            priors = overrides if named else {**self.settings.get("priors_given", {}), **overrides}
             fit = self if label == "base" else self.refit(priors=priors)
             for parameter, row in fit.summary().table.iterrows():
                 shift = row["estimate"] - base.loc[parameter, "estimate"]
@@ -502,7 +505,7 @@ class BayesResult:
                     {
                         "alternative": label,
                         "parameter": parameter,
-                        "priors": "; ".join(f"{k}={v}" for k, v in overrides.items()),
+                        "priors": given if named else "; ".join(f"{k}={v}" for k, v in overrides.items()),
                         "mean": row["estimate"],
                         "lower": row["ci_low"],
                         "upper": row["ci_high"],
