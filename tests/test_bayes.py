@@ -308,6 +308,65 @@ def test_prior_sensitivity_table():
     assert (base["shift"] == 0).all()
 
 
+def test_preclinical_priors_are_the_bias_ensembles_tau_prior():
+    from types import SimpleNamespace
+
+    from evmeta.models.priors import preclinical_tau_prior
+    from evmeta.report.methods import bayesian_sentences
+
+    rng = np.random.default_rng(16)
+    vi = rng.uniform(0.1, 0.5, 15)
+    smd = pd.DataFrame({"yi": rng.normal(1.5, np.sqrt(vi + 0.8)), "vi": vi, "measure": "SMD"})
+    fit = em.bayesian_meta_analysis(smd, priors="preclinical", method="quadrature", seed=1)
+    bma = em.bias_model_averaging(smd, priors="preclinical")
+    tau_prior = fit.prior_set.taus["comparison"]
+    assert tau_prior == preclinical_tau_prior() and tau_prior.params == bma.priors.tau_lognormal
+    assert fit.priors["tau[comparison]"] == bma.priors.describe()["tau"] == "lognormal(0, 0.5)"
+    taus = np.linspace(0.05, 6, 50)
+    assert np.allclose(tau_prior.logpdf(taus), bma.priors.log_tau_density(taus), rtol=1e-12)
+    assert fit.priors["intercept"] == "normal(0, 5)"  # coefficient priors stay the defaults
+    explicit = em.bayesian_meta_analysis(
+        smd, priors={"tau": "lognormal(0, 0.5)"}, method="quadrature", seed=1
+    )
+    pd.testing.assert_frame_equal(fit.summary().table, explicit.summary().table)
+    # Stored as the dict it stands for: refits keep it, a named alternative replaces it.
+    assert fit.settings["priors_given"] == {"tau": "preclinical"}
+    assert fit.refit().priors == fit.priors
+    table = fit.prior_sensitivity({"default": "default"})
+    default_tau = table[(table["alternative"] == "default") & (table["parameter"] == "tau[comparison]")]
+    assert default_tau["priors"].iloc[0] == "default" and default_tau["shift"].iloc[0] != 0
+    # Two levels: every tau, or one level as a dict value; other measures on their scale.
+    nested = _two_level_data().assign(measure="SMD")
+    both = em.bayesian_meta_analysis(nested, random=["study", "experiment"], priors="preclinical", seed=1)
+    assert both.priors["tau[study]"] == both.priors["tau[experiment]"] == "lognormal(0, 0.5)"
+    one = em.bayesian_meta_analysis(
+        nested, random=["study", "experiment"], priors={"tau[study]": "preclinical"}, seed=1
+    )
+    assert (
+        one.priors["tau[study]"] == "lognormal(0, 0.5)" and one.priors["tau[experiment]"] == "halfnormal(2)"
+    )
+    nmd = em.bayesian_meta_analysis(smd.assign(measure="NMD"), priors="preclinical", seed=1)
+    assert nmd.prior_set.taus["comparison"] == preclinical_tau_prior(25.0)  # median 25 percentage points
+    run = SimpleNamespace(spec=SimpleNamespace(bayesian=SimpleNamespace(mods=None)))
+    assert "derived from published animal meta-analyses" in bayesian_sentences(run, fit)
+    assert "derived from" not in bayesian_sentences(run, explicit)
+
+
+def test_unknown_named_priors_are_errors():
+    with pytest.raises(
+        em.ModelError, match=r"unknown priors 'flat'; valid: 'default', 'preclinical' or a dict"
+    ):
+        em.bayesian_meta_analysis(BCG, priors="flat")
+    with pytest.raises(em.ModelError, match="priors must be 'default', 'preclinical' or a dict"):
+        em.bayesian_meta_analysis(BCG, priors=["tau", "halfnormal(1)"])
+    with pytest.raises(em.ModelError, match="'preclinical' is the heterogeneity prior; use it for tau"):
+        em.bayesian_meta_analysis(BCG, priors={"intercept": "preclinical"})
+    assert (
+        em.bayesian_meta_analysis(BCG, priors="default", seed=1).priors
+        == em.bayesian_meta_analysis(BCG, seed=1).priors
+    )
+
+
 def test_quadrature_never_imports_pymc():
     code = (
         "import sys, pandas as pd, evmeta as em\n"

@@ -35,12 +35,30 @@ def test_example_spec_loads():
             {"bayesian": {"method": "gibbs"}},
             "'gibbs' is not allowed; valid choices: 'auto', 'quadrature' or 'nuts'",
         ),
+        (
+            {"bayesian": {"priors": "flat"}},
+            "bayesian.priors: 'flat' is not a named prior set; valid choices: 'default', 'preclinical' or a "
+            "[bayesian.priors] table",
+        ),
+        ({"bayesian": {"priors": 3}}, "bayesian.priors: 3 is not a prior set; valid choices: 'default'"),
+        (
+            {"bayesian": {"priors": {"tau": 1}}},
+            'bayesian.priors: priors are strings such as "normal(0, 1)"; got tau = 1',
+        ),
     ],
 )
 def test_bad_specs(data, message):
     with pytest.raises(em.SpecError, match=None) as info:
         parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, **data})
     assert message in str(info.value)
+
+
+def test_bayesian_priors_take_a_table_or_a_named_set():
+    base = {"analysis": {"name": "x", "extraction": "e.xlsx"}}
+    assert parse_spec(base).bayesian.priors == {}
+    assert parse_spec({**base, "bayesian": {"priors": "preclinical"}}).bayesian.priors == "preclinical"
+    table = {"tau": "halfnormal(1)", "intercept": "normal(0, 5)"}
+    assert parse_spec({**base, "bayesian": {"priors": table}}).bayesian.priors == table
 
 
 def test_missing_required_and_files(tmp_path):

@@ -32,6 +32,7 @@ from evmeta.analysis.multiverse_plan import Specification, choice_lists, plan
 from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
 from evmeta.analysis.spec import AnalysisSpec, load_spec
 from evmeta.errors import EvmetaError, SpecError
+from evmeta.models.priors import prior_dict
 
 #: Relative cost of one fit (random effects = 1), for sizing batches.
 COST = {"random_effects": 1.0, "three_level": 12.0, "bayes_quadrature": 60.0}
@@ -80,7 +81,7 @@ def _context(spec: AnalysisSpec) -> FitContext:
         outlier_method=spec.frequentist.method,
         outlier_test=spec.frequentist.test,
         bayes_random=tuple(b.random) if b.random else None,
-        bayes_priors=tuple(sorted(b.priors.items())),
+        bayes_priors=tuple(sorted(prior_dict(b.priors).items())),
         bayes_draws=max(100, min(b.draws, 1000)),
         seed=options.seed,
     )

@@ -9,6 +9,8 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[moderators]``    reference levels of categorical moderators, e.g. isolation_method = "UC"
 ``[frequentist]``   method, test, subgroups, meta_regression, multilevel, robust
 ``[bayesian]``      enabled, mods, random, method, likelihood, draws, tune, chains, seed, priors
+                    (a ``[bayesian.priors]`` table, or ``"preclinical"``: the preclinical
+                    heterogeneity prior on every tau with the default coefficient priors)
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
 ``[figures]``       formats, width, forest_by
 ``[validation]``    truth (a JSON file of true parameters, for simulated data)
@@ -132,7 +134,28 @@ class BayesianSection(_Section):
     tune: int = Field(1000, ge=0, le=MAX_TUNE)
     chains: int = Field(4, ge=1, le=16)
     seed: int = Field(1, ge=0, le=2**32 - 1)
-    priors: dict[str, str] = Field(default_factory=dict)
+    #: A table of priors (``[bayesian.priors]``) or a named set: ``"default"``, ``"preclinical"``.
+    priors: dict[str, str] | str = Field(default_factory=dict)
+
+    @field_validator("priors", mode="before")
+    @classmethod
+    def _named_priors(cls, value: Any) -> Any:
+        # Checked here so that a bad value gets one sentence, not one per member of the union.
+        from evmeta.models.priors import NAMED_PRIORS  # numpy and scipy only when needed
+
+        valid = (
+            f'{", ".join(map(repr, NAMED_PRIORS))} or a [bayesian.priors] table (e.g. tau = "halfnormal(1)")'
+        )
+        if isinstance(value, dict):
+            bad = [f"{key} = {prior!r}" for key, prior in value.items() if not isinstance(prior, str)]
+            if bad:
+                raise ValueError(f'priors are strings such as "normal(0, 1)"; got {", ".join(bad)}')
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a prior set; valid choices: {valid}")
+        if value.strip().lower() not in NAMED_PRIORS:
+            raise ValueError(f"{value!r} is not a named prior set; valid choices: {valid}")
+        return value
 
     @model_validator(mode="after")
     def _total_draws(self) -> BayesianSection:

@@ -16,12 +16,19 @@ shared/domain/effect_sizes.md), so the defaults must not pull such effects towar
 
 ``s`` is 1 for SMD and the log-scale measures (ROM, OR, RR), 0.25 for RD, 25 for NMD
 (percent) and the empirical SD of yi for MD or an unknown measure.
+
+Named prior sets (``priors="default"`` or ``priors="preclinical"`` instead of a dict, also
+``[bayesian] priors = "preclinical"`` in an analysis spec): ``"preclinical"`` puts the
+preclinical heterogeneity prior (:func:`preclinical_tau_prior`, lognormal(log s, 0.5): median
+s, i.e. 1 SMD) on every tau and keeps the default coefficient priors. In a dict, the value
+``"preclinical"`` does the same for one key: ``{"tau[study_id]": "preclinical"}``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,8 +231,46 @@ class PriorSet:
         return all(p.is_normal for p in self.coefficients.values())
 
 
+#: Named prior sets accepted instead of a dict, and the dict each stands for.
+NAMED_PRIORS: dict[str, dict[str, str]] = {"default": {}, "preclinical": {"tau": "preclinical"}}
+#: The prior value (for ``tau`` or ``tau[<level>]``) that names the preclinical tau prior.
+PRECLINICAL = "preclinical"
+
+
+def prior_dict(given: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """The user's priors as a dict: a dict as given, a named set as the dict it stands for.
+
+    Parameters
+    ----------
+    given : dict, str or None
+        A dict of priors, ``"default"`` (the documented defaults: ``{}``) or
+        ``"preclinical"`` (``{"tau": "preclinical"}``); None means ``{}``.
+
+    Returns
+    -------
+    dict
+        A new dict (safe to store and to merge overrides into).
+
+    Raises
+    ------
+    ModelError
+        An unknown name, or neither a dict nor a string.
+    """
+    valid = f"{', '.join(map(repr, NAMED_PRIORS))} or a dict such as {{'tau': 'halfnormal(0.5)'}}"
+    if given is None:
+        return {}
+    if isinstance(given, str):
+        name = given.strip().lower()
+        if name not in NAMED_PRIORS:
+            raise ModelError(f"unknown priors {given!r}; valid: {valid}")
+        return dict(NAMED_PRIORS[name])
+    if isinstance(given, Mapping):
+        return dict(given)
+    raise ModelError(f"priors must be {valid}; got a {type(given).__name__}")
+
+
 def resolve_priors(
-    given: dict[str, Any] | None,
+    given: Mapping[str, Any] | str | None,
     *,
     names: list[str],
     terms: dict[str, list[int]],
@@ -238,9 +283,11 @@ def resolve_priors(
     Keys: ``intercept``; ``coefficients`` (every non-intercept coefficient); a formula term
     (``isolation_method``, all its columns) or a coefficient name
     (``isolation_method[T.SEC]``); ``tau`` (every level) or ``tau[<level>]``; ``nu``
-    (Student-t degrees of freedom). More specific keys win.
+    (Student-t degrees of freedom). More specific keys win. ``given`` may also name a prior
+    set (:func:`prior_dict`), and a tau key may take the value ``"preclinical"``
+    (:func:`preclinical_tau_prior` at ``scale``).
     """
-    given = dict(given or {})
+    given = prior_dict(given)
     term_names = [t for t in terms if t != "intercept"]
     valid = [
         "intercept",
@@ -257,7 +304,7 @@ def resolve_priors(
         raise ModelError(
             f"unknown prior name(s) {', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}"
         )
-    parsed = {key: parse_prior(value, key) for key, value in given.items()}
+    parsed = {key: _parse_named(key, value, scale) for key, value in given.items()}
     coefficient_priors: dict[str, Prior] = {}
     default_coefficient = parsed.get("coefficients", Prior("normal", (0.0, 2.5 * scale)))
     for index, name in enumerate(names):
@@ -281,9 +328,21 @@ def resolve_priors(
     return PriorSet(coefficient_priors, tau_priors, nu)
 
 
+def _parse_named(key: str, value: Any, scale: float) -> Prior:
+    """parse_prior, plus ``"preclinical"`` for a heterogeneity SD."""
+    if not (isinstance(value, str) and value.strip().lower() == PRECLINICAL):
+        return parse_prior(value, key)
+    if key != "tau" and not key.startswith("tau["):
+        raise ModelError(
+            f"{key}: 'preclinical' is the heterogeneity prior; use it for tau or tau[<level>], not {key}"
+        )
+    return preclinical_tau_prior(scale)
+
+
 # --- Preclinical heterogeneity prior (issue 16) ---------------------------------------------
-# A separate block: ``priors="preclinical"`` in ``bias_model_averaging`` (and
-# ``{"tau": str(preclinical_tau_prior())}`` in ``bayesian_meta_analysis``) uses it.
+# A separate block: ``priors="preclinical"`` in ``bias_model_averaging`` and in
+# ``bayesian_meta_analysis`` (every tau; or ``{"tau[<level>]": "preclinical"}`` for one level)
+# uses it.
 #
 # Source and honesty note. No published survey that fits a distribution to the tau estimates
 # of many animal meta-analyses was found (searched: surveys of heterogeneity in preclinical /

@@ -48,6 +48,7 @@ FAMILY_WORDS = {
     "exponential": "an exponential prior with rate {0:g}",
     "uniform": "a uniform prior from {0:g} to {1:g}",
     "gamma": "a gamma prior with shape {0:g} and rate {1:g}",
+    "lognormal": "a lognormal prior with log-scale mean {0:g} and log-scale standard deviation {1:g}",
 }
 LEVEL_WORDS = {
     "study_id": "studies",
@@ -99,9 +100,20 @@ def bayesian_sentences(run: Any, bayes: Any) -> str:
     coefficients = [v for k, v in given.items() if not k.startswith("tau") and k != "intercept"]
     taus = [v for k, v in given.items() if k.startswith("tau")]
     levels = " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in bayes.levels)
+    # a heterogeneity prior named "preclinical" (priors = "preclinical" in the spec) is informative
+    preclinical = any(
+        k.startswith("tau") and str(v).strip().lower() == "preclinical"
+        for k, v in bayes.settings.get("priors_given", {}).items()
+    )
+    which = (
+        "weakly informative priors on the coefficients and the heterogeneity prior derived from published "
+        "animal meta-analyses"
+        if preclinical
+        else "weakly informative priors"
+    )
     parts = [
         f"A Bayesian hierarchical meta-regression on {term_words(b.mods)}, with random effects for {levels}, "
-        "was fitted with weakly informative priors."
+        f"was fitted with {which}."
     ]
     plain = []
     if "intercept" in given:

@@ -22,7 +22,7 @@ from evmeta.models.base.nesting import NestedStructure, nested_structure, sample
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.bayes.quadrature import fit_quadrature, precompute
 from evmeta.models.bayes.result import BayesResult
-from evmeta.models.priors import measure_scale, resolve_priors
+from evmeta.models.priors import measure_scale, prior_dict, resolve_priors
 
 METHODS = ("auto", "quadrature", "nuts")
 LIKELIHOODS = ("normal", "student_t")
@@ -54,7 +54,7 @@ def bayesian_meta_analysis(
     *,
     mods: str | None = None,
     random: list[str] | str | None = None,
-    priors: dict[str, str] | None = None,
+    priors: dict[str, str] | str | None = None,
     method: str = "auto",
     likelihood: str = "normal",
     draws: int = 2000,
@@ -74,10 +74,15 @@ def bayesian_meta_analysis(
         Moderator formula (same contrasts and coefficient order as :func:`meta_analysis`).
     random : list of str, optional
         Nested grouping columns, outermost first; None: every comparison its own group.
-    priors : dict, optional
+    priors : dict or {"default", "preclinical"}, optional
         E.g. ``{"intercept": "normal(0, 1)", "isolation_method": "normal(0, 0.5)",
         "tau": "halfnormal(0.5)", "tau[experiment_id]": "halfnormal(0.3)"}``; see
         :mod:`evmeta.models.priors` for the families and the documented defaults.
+        ``"preclinical"``: the heterogeneity prior from animal meta-analyses
+        (:func:`evmeta.models.priors.preclinical_tau_prior`, tau ~ lognormal(0, 0.5) on the SMD
+        scale, the measure's scale otherwise) on every tau, default coefficient priors; the
+        same prior as ``bias_model_averaging(priors="preclinical")``. As a dict value it
+        applies to one key: ``{"tau[study_id]": "preclinical"}``.
     method : {"auto", "quadrature", "nuts"}
     likelihood : {"normal", "student_t"}
         ``student_t`` makes the outermost random effects Student-t (robust to outlying
@@ -96,6 +101,11 @@ def bayesian_meta_analysis(
     -------
     BayesResult
 
+    Raises
+    ------
+    ModelError
+        Unknown method, likelihood or named priors, a bad prior, or invalid data.
+
     Warns
     -----
     ConvergenceWarning
@@ -107,6 +117,7 @@ def bayesian_meta_analysis(
     if likelihood not in LIKELIHOODS:
         raise ModelError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
     _check_sampling(draws, tune, chains, seed)
+    priors_given = prior_dict(priors)  # a named set as its dict: refit and prior_sensitivity merge into it
     model = prepare(data, yi, vi, mods)
     random_list = [random] if isinstance(random, str) else (list(random) if random is not None else None)
     structure = nested_structure(model.frame, random_list)
@@ -118,7 +129,7 @@ def bayesian_meta_analysis(
     )
     scale = measure_scale(measure, model.yi)
     prior_set = resolve_priors(
-        priors,
+        priors_given,
         names=model.names,
         terms=model.term_columns,
         levels=structure.levels,
@@ -138,7 +149,7 @@ def bayesian_meta_analysis(
         "draws": draws,
         "tune": tune,
         "chains": chains,
-        "priors_given": dict(priors or {}),
+        "priors_given": priors_given,
         "scale": scale,
     }
     common = dict(

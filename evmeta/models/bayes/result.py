@@ -23,7 +23,7 @@ from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
 from evmeta.models.base.protocol import Summary, heterogeneity_name, resolve_level, resolve_newmods
 from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
-from evmeta.models.priors import PriorSet
+from evmeta.models.priors import PriorSet, prior_dict
 
 #: Default probability of credible intervals (equal-tailed).
 PROB = 0.95
@@ -519,7 +519,7 @@ class BayesResult:
 
     def prior_sensitivity(
         self,
-        alternatives: dict[str, dict[str, str]],
+        alternatives: dict[str, dict[str, str] | str],
         conf_level: float | None = None,
         *,
         prob: float | None = None,
@@ -530,7 +530,9 @@ class BayesResult:
         Parameters
         ----------
         alternatives : dict
-            Maps a label to prior overrides (merged into the priors given).
+            Maps a label to prior overrides (a dict, merged into the priors given) or to a
+            named prior set that replaces them (``"default"``, or ``"preclinical"``: the
+            preclinical tau prior with the default coefficient priors).
         conf_level : float, optional
             Probability of the credible intervals (default 0.95); ``prob`` is a synonym.
 
@@ -544,8 +546,10 @@ class BayesResult:
         level = resolve_level(conf_level, prob, PROB)
         base = self.summary(level).table
         rows = []
-        for label, overrides in {"base": {}, **alternatives}.items():
-            priors = {**self.settings.get("priors_given", {}), **overrides}
+        for label, given in {"base": {}, **alternatives}.items():
+            overrides = prior_dict(given)
+            named = isinstance(given, str)
+            priors = overrides if named else {**self.settings.get("priors_given", {}), **overrides}
             fit = self if label == "base" else self.refit(priors=priors)
             for parameter, row in fit.summary(level).table.iterrows():
                 shift = row["estimate"] - base.loc[parameter, "estimate"]
@@ -554,7 +558,7 @@ class BayesResult:
                     {
                         "alternative": label,
                         "parameter": parameter,
-                        "priors": "; ".join(f"{k}={v}" for k, v in overrides.items()),
+                        "priors": given if named else "; ".join(f"{k}={v}" for k, v in overrides.items()),
                         "estimate": row["estimate"],
                         "ci_low": row["ci_low"],
                         "ci_high": row["ci_high"],

@@ -6,10 +6,12 @@
   ``P(b > 0 | y, tau) / P(b > 0)``. tau is integrated by the trapezoid rule in ``log tau`` on a
   dense grid (the integrand is smooth and decays double-exponentially at the lower end).
 * Step-function selection models: the selection weight enters the likelihood through the
-  normalizing constants ``A_i``, so (mu, log tau, logit omega) are integrated numerically on a
-  tensor trapezoid grid in whitened coordinates (centred at the posterior mode, rotated by the
-  Cholesky factor of the inverse Hessian), widened until the posterior at the faces is below
-  ``exp(-FACE_DROP)`` of its maximum.
+  normalizing constants ``A_i``, so (mu, log tau, probit omega) are integrated numerically by
+  the trapezoid rule on a lattice in whitened coordinates (centred at the posterior mode,
+  rotated and scaled by the Hessian there), filled outwards from the mode to wherever the
+  posterior is within ``exp(-DROP)`` of its maximum: a box probed along the whitened axes
+  alone misses mass off those axes (omega near 1 at another tau), up to 3e-3 of the marginal
+  likelihood.
 
 Each function returns the log marginal likelihood and the posterior of mu as a Gaussian mixture
 (means, sds, weights; sd 0 for point masses), which the ensemble combines into the model-averaged
@@ -23,17 +25,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-from evmeta.models.bias.step_likelihood import interval_index, interval_probabilities, step_pvalues
+from evmeta.errors import ModelError
+from evmeta.models.bias.step_likelihood import interval_index, step_pvalues
 
 #: Grid points in log tau for the normal models.
 N_TAU = 2001
 #: Nodes over the truncated slope when splitting mu's posterior into Gaussian components.
 N_SLOPE = 24
-#: Trapezoid step in whitened units, and the log drop required at the faces of the grid.
-STEP = 0.35
-FACE_DROP = 28.0
-MAX_HALF_WIDTH = 12.0
-MAX_NODES = 45
+#: Lattice spacing in whitened units; log drop below the maximum beyond which the lattice is
+#: not extended (exp(-28) ~ 7e-13); largest relative difference allowed between the trapezoid
+#: sums at spacings STEP and 2 STEP before the spacing is refined (at most MAX_REFINE times).
+STEP = 0.5
+DROP = 28.0
+REFINE_TOL = 1e-3
+MAX_REFINE = 2
+#: Most lattice points of one integral (a few seconds for k = 100).
+MAX_POINTS = 400_000
 
 
 @dataclass(frozen=True)
@@ -198,26 +205,31 @@ def selection_marginal(
     heterogeneity: bool,
     cut: float,
 ) -> MarginalFit:
-    """Marginal likelihood of a one-cut-point, one-sided step selection model (grid quadrature)."""
-    steps = np.array([cut, 1.0])
-    group = interval_index(step_pvalues(yi, vi, "greater"), steps)
-    n_above = int(np.sum(group == 1))
+    """Marginal likelihood of a one-cut-point, one-sided step selection model (grid quadrature).
 
-    def log_post(theta):  # theta: (N, d) in (mu, log tau, logit omega) order, absent ones dropped
+    The selection weight is integrated as ``z = probit(omega)``. The uniform prior leaves mass
+    at omega near 1 (no selection) whenever the data allow it; in ``z`` that tail decays like a
+    Gaussian, in ``logit(omega)`` only exponentially (a ridge some 30 units long to cover).
+    """
+    steps = np.array([cut, 1.0])
+    n_above = int(np.sum(interval_index(step_pvalues(yi, vi, "greater"), steps) == 1))
+    cut_y = np.sqrt(vi) * -special.ndtri(cut)  # p_i <= cut exactly when y_i >= cut_y[i]
+
+    def log_post(theta):  # theta: (N, d) in (mu, log tau, probit omega) order, absent ones dropped
         theta = np.atleast_2d(theta)
         col = 0
         mu = theta[:, col] if effect else np.zeros(len(theta))
         col += effect
         log_tau = theta[:, col] if heterogeneity else None
         col += heterogeneity
-        logit_w = theta[:, col]
-        omega = special.expit(logit_w)
+        z = theta[:, col]
         tau2 = np.exp(2 * log_tau) if heterogeneity else np.zeros(len(theta))
-        log_w, log_1mw = special.log_expit(logit_w), special.log_expit(-logit_w)
-        out = (n_above + 1) * log_w + log_1mw  # selection weights + uniform prior's Jacobian
-        out = out + _selected_normal_loglik(yi, vi, mu, tau2, omega, steps)
+        # omega^n_above from the weights of the published p-values; phi(z): the uniform
+        # prior's Jacobian.
+        out = n_above * special.log_ndtr(z) - 0.5 * (z**2 + np.log(2 * np.pi))
+        out = out + _selected_normal_loglik(yi, vi, cut_y, mu, tau2, z)
         if effect:
-            out = out + stats.norm.logpdf(mu, 0, priors.mu_sd)
+            out = out - 0.5 * (mu / priors.mu_sd) ** 2 - np.log(priors.mu_sd * np.sqrt(2 * np.pi))
         if heterogeneity:
             out = out + priors.log_tau_density(np.exp(log_tau)) + log_tau
         return out
@@ -235,51 +247,115 @@ def selection_marginal(
     return MarginalFit(log_ml, points[keep, 0], np.zeros(keep.sum()), weights[keep] / weights[keep].sum())
 
 
-def _selected_normal_loglik(yi, vi, mu, tau2, omega, steps, chunk: int = 512) -> np.ndarray:
-    """sum_i log N(y_i; mu, v_i + tau2) - log A_i for many (mu, tau2, omega) at once."""
+def _selected_normal_loglik(yi, vi, cut_y, mu, tau2, z) -> np.ndarray:
+    """sum_i log N(y_i; mu, v_i + tau2) - log A_i for many (mu, tau2, z = probit omega) at once.
+
+    ``A_i = omega + (1 - omega) P(y_i >= cut_y[i])``: a sum of two non-negative terms, so it
+    keeps its precision when omega and that probability are both tiny.
+    """
     out = np.empty(len(mu))
+    chunk = max(1, 2**18 // len(yi))  # rows per block: a few MB of temporaries
+    omega, one_minus = special.ndtr(z), special.ndtr(-z)
     for start in range(0, len(mu), chunk):
         sl = slice(start, start + chunk)
         var = vi[None, :] + tau2[sl, None]
-        mean = np.broadcast_to(mu[sl, None], var.shape)
-        probs = interval_probabilities(mean, var, vi, steps, "greater")
-        expected = probs[..., 0] + omega[sl, None] * probs[..., 1]
-        normal = -0.5 * (np.log(2 * np.pi * var) + (yi[None, :] - mean) ** 2 / var)
-        out[sl] = np.sum(normal - np.log(expected), axis=1)
+        resid = yi[None, :] - mu[sl, None]
+        significant = special.ndtr((mu[sl, None] - cut_y[None, :]) / np.sqrt(var))
+        expected = omega[sl, None] + one_minus[sl, None] * significant
+        out[sl] = -0.5 * np.sum(np.log(2 * np.pi * var) + resid**2 / var, axis=1) - np.sum(
+            np.log(expected), axis=1
+        )
     return out
 
 
 def grid_integrate(log_density, start: np.ndarray):
-    """log of the integral of ``exp(log_density)`` over R^d, d <= 3, on a whitened trapezoid grid.
+    """log of the integral of ``exp(log_density)`` over R^d, d <= 3, on a whitened trapezoid lattice.
 
-    The grid is centred at the mode and rotated along the eigenvectors of the Hessian there;
-    along each axis it extends until the density has dropped by ``FACE_DROP`` (searched in
-    half-unit steps, at most ``MAX_HALF_WIDTH`` units), with spacing ``STEP`` (coarsened so that no
-    axis has more than ``MAX_NODES`` nodes). Returns the log integral, the grid points (N, d)
-    and their normalized posterior weights.
+    The lattice is centred at the mode and rotated and scaled by the Hessian there (spacing
+    ``STEP`` in whitened units). It is filled outwards from the mode: every neighbour of a
+    point whose log density is within ``DROP`` of the maximum is evaluated too, so the
+    lattice follows the posterior wherever it goes (a curved ridge or a long tail off the
+    whitened axes included) and stops one layer beyond the ``exp(-DROP)`` contour. The
+    trapezoid rule is checked against the same sum on the lattice of twice the spacing; when
+    they differ by more than ``REFINE_TOL`` (relative) the spacing is divided by sqrt(2)
+    (the error of the trapezoid rule on a smooth integrand falls exponentially with the
+    spacing). Returns the log integral, the grid points (N, d) and their normalized
+    posterior weights.
+
+    Raises
+    ------
+    ModelError
+        When the posterior needs more than ``MAX_POINTS`` lattice points (it is then far from
+        any Gaussian shape, e.g. improper).
     """
     d = start.size
     found = optimize.minimize(lambda x: -log_density(x)[0], start, method="BFGS")
     mode = found.x
-    top = log_density(mode)[0]
     eigval, eigvec = np.linalg.eigh(_hessian(lambda x: -log_density(x)[0], mode))
     L = eigvec / np.sqrt(np.maximum(eigval, 1e-6))  # columns: whitened axes
-    probe = np.arange(0.5, MAX_HALF_WIDTH + 1e-9, 0.5)
-    axes = []
-    for j in range(d):
-        extent = []
-        for sign in (-1.0, 1.0):
-            values = log_density(mode + sign * probe[:, None] * L[:, j][None, :])
-            below = np.nonzero(values < top - FACE_DROP)[0]
-            extent.append(probe[below[0]] if below.size else probe[-1])
-        n = min(MAX_NODES, int(np.ceil((extent[0] + extent[1]) / STEP)) + 1)
-        axes.append(np.linspace(-extent[0], extent[1], n))
-    z = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
-    values = log_density(mode + z @ L.T)
-    cell = float(np.sum([np.log(a[1] - a[0]) for a in axes]))
-    log_z = float(special.logsumexp(values) + cell + np.log(abs(np.linalg.det(L))))
+    log_det = float(np.log(abs(np.linalg.det(L))))
+    step, result = STEP, None
+    for _ in range(MAX_REFINE + 1):
+        index, values = _fill_lattice(log_density, mode, L * step)
+        if index is None:  # too many points: keep the coarser answer when there is one
+            if result is None:
+                raise ModelError(
+                    f"the posterior of a selection model needs more than {MAX_POINTS:,} grid points; "
+                    "it is too far from a Gaussian shape to integrate"
+                )
+            break
+        log_z = float(special.logsumexp(values) + d * np.log(step) + log_det)
+        coarse = np.all(index % 2 == 0, axis=1)
+        log_z_coarse = float(special.logsumexp(values[coarse]) + d * np.log(2 * step) + log_det)
+        result = (log_z, mode + index @ (L * step).T, values)
+        if abs(np.expm1(log_z_coarse - log_z)) <= REFINE_TOL:
+            break
+        step /= np.sqrt(2.0)
+    log_z, points, values = result
     weights = np.exp(values - np.max(values))
-    return log_z, mode + z @ L.T, weights / weights.sum()
+    return log_z, points, weights / weights.sum()
+
+
+def _fill_lattice(log_density, mode: np.ndarray, basis: np.ndarray):
+    """Integer lattice points ``n`` (positions ``mode + basis @ n``) reached from the mode through
+    neighbours of points within ``DROP`` of the largest log density, and their log densities;
+    ``(None, None)`` beyond ``MAX_POINTS``."""
+    d = mode.size
+    moves = np.vstack([np.eye(d, dtype=np.int64), -np.eye(d, dtype=np.int64)])
+    # Visited points in a dense boolean box (grown when the fill reaches its edge): numpy
+    # indexing instead of a set of tuples.
+    low = np.full(d, -8, dtype=np.int64)
+    visited = np.zeros((17,) * d, dtype=bool)
+    visited[(8,) * d] = True
+    frontier = np.zeros((1, d), dtype=np.int64)
+    top = float(log_density(mode)[0])
+    indices, values = [frontier], [np.array([top])]
+    count = 1
+    while len(frontier):
+        candidates = (frontier[:, None, :] + moves[None]).reshape(-1, d)
+        below, above = candidates.min(axis=0), candidates.max(axis=0)
+        shape = np.array(visited.shape)
+        if np.any(below < low) or np.any(above >= low + shape):
+            new_low = np.minimum(low, below - shape // 2)
+            new_high = np.maximum(low + shape, above + 1 + shape // 2)
+            grown = np.zeros(tuple(new_high - new_low), dtype=bool)
+            grown[tuple(slice(a, a + s) for a, s in zip(low - new_low, shape, strict=True))] = visited
+            visited, low = grown, new_low
+        flat = np.unique(np.ravel_multi_index(tuple((candidates - low).T), visited.shape))
+        flat = flat[~visited.flat[flat]]
+        if not flat.size:
+            break
+        visited.flat[flat] = True
+        fresh = np.column_stack(np.unravel_index(flat, visited.shape)) + low
+        count += len(fresh)
+        if count > MAX_POINTS:
+            return None, None
+        level = log_density(mode + fresh @ basis.T)
+        indices.append(fresh)
+        values.append(level)
+        top = max(top, float(np.max(level)))
+        frontier = fresh[level > top - DROP]
+    return np.concatenate(indices), np.concatenate(values)
 
 
 def _hessian(func, x: np.ndarray, h: float = 1e-4) -> np.ndarray:

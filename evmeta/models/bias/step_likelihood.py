@@ -52,7 +52,7 @@ def interval_probabilities(
     """``P_ij``: probability that ``y ~ N(mean_i, var_i)`` has its p-value in interval ``j``.
 
     Returns a (k, m) array whose rows sum to one. Broadcasts over a leading grid axis of
-    ``mean``/``var`` (shape (..., k)), used by the Bayesian ensemble.
+    ``mean``/``var`` (shape (..., k)).
     """
     mean = np.asarray(mean, float)
     sd = np.sqrt(var)
@@ -62,7 +62,7 @@ def interval_probabilities(
     inner = steps[:-1] / 2 if alternative == "two.sided" else steps[:-1]
     # cut_j: |y| (two-sided) or y (one-sided) at which p = steps[j]; decreasing in j.
     # special.ndtr/ndtri are what stats.norm's sf/cdf/isf evaluate, without their argument
-    # checks (this runs on every grid point of the Bayesian ensemble).
+    # checks (this runs in every likelihood evaluation of the optimizer).
     cuts = se[..., None] * -special.ndtri(inner)
     upper = special.ndtr((mean[..., None] - cuts) / sd[..., None])  # P(y >= cut_j)
     tail = np.concatenate([np.zeros((*upper.shape[:-1], 1)), upper, np.ones((*upper.shape[:-1], 1))], -1)
