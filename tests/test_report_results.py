@@ -145,7 +145,7 @@ def _stub_run(bf10: float, lower: float, upper: float, p_separate: float, p_comm
         tables={
             "bayes_factors": pd.DataFrame({"term": ["method"], "bf10": [bf10]}),
             "contrasts:method": pd.DataFrame(
-                {"level": ["b"], "versus": ["a"], "lower": [lower], "upper": [upper]}
+                {"level": ["b"], "versus": ["a"], "ci_low": [lower], "ci_high": [upper]}
             ),
         },
     )

@@ -172,9 +172,9 @@ def _recovery(run: Any) -> str:
     references = _reference_levels(bayes)
     frame = frame.assign(parameter=[readable_name(str(n), references) for n in frame["parameter"]])
     headings = {
-        "mean": "posterior mean",
-        "lower": "95% CrI low",
-        "upper": "95% CrI high",
+        "estimate": "posterior mean",
+        "ci_low": "95% CrI low",
+        "ci_high": "95% CrI high",
         "covered": "in the interval",
     }
     return html_table(frame, 3, headings=headings)

@@ -77,7 +77,7 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
     contrasts = run.tables.get(f"contrasts:{term}")
     if contrasts is not None:
         intervals = [
-            (f"{row['level']} minus {row['versus']}", row["lower"], row["upper"])
+            (f"{row['level']} minus {row['versus']}", row["ci_low"], row["ci_high"])
             for _, row in contrasts.iterrows()
         ]
     else:
