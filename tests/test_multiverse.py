@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 import evmeta as em
 from evmeta.analysis.multiverse import make_batches, run_multiverse
 from evmeta.analysis.multiverse_fit import apply_filters, outlier_threshold
-from evmeta.analysis.multiverse_null import resample_rows, study_draws
+from evmeta.analysis.multiverse_null import null_test, resample_rows, study_draws
 from evmeta.analysis.multiverse_outliers import VECTORIZED, studentized_deleted_residuals
 from evmeta.analysis.multiverse_plan import plan, spec_hash
-from evmeta.analysis.multiverse_summary import choice_influence, curve_summary
+from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
 from evmeta.analysis.spec import load_spec, parse_spec
 from evmeta.cli import app
 from evmeta.errors import SpecError
@@ -392,10 +392,13 @@ def test_specification_curve_figure_and_section(serial):
     for width in WIDTHS:  # no text overlaps or leaves the figure, at 85 and 180 mm
         assert_journal_ready(em.specification_curve_plot(serial.results, width=width), WIDTHS[width])
     figure = em.specification_curve_plot(serial.results)
-    top, bottom = figure.axes
-    assert len(top.collections) >= 2
+    *tops, bottom = figure.axes
+    assert len(tops) == 2  # SMD and ROM: one panel each
     points = sum(
-        len(c.get_offsets()) for c in top.collections if hasattr(c, "get_sizes") and len(c.get_sizes())
+        len(c.get_offsets())
+        for top in tops
+        for c in top.collections
+        if hasattr(c, "get_sizes") and len(c.get_sizes())
     )
     assert points == serial.summary["fitted"]
     assert len(bottom.get_yticks()) == 2 + 2 + 2 + 3
@@ -408,6 +411,87 @@ def test_specification_curve_figure_and_section(serial):
     } <= names
     page = (serial.output / "multiverse.html").read_text(encoding="utf-8")
     assert "Specification curve" in page and "<svg" in page and "moves the estimate most" in page
+    assert "each has its own panel" in page and "pooled over the measures ROM, SMD" in page
+
+
+def mixed_measures() -> pd.DataFrame:
+    """Four SMD specifications near 1.6-2 and four ROM (log ratio) near 0.5: two scales."""
+    return pd.DataFrame(
+        {
+            "spec_id": range(1, 9),
+            "comparisons.measure": ["SMD"] * 4 + ["ROM"] * 4,
+            "model": ["random_effects", "three_level"] * 4,
+            "k": 10,
+            "estimate": [1.6, 1.7, 1.9, 2.0, 0.4, 0.5, 0.6, -0.1],
+            "ci_low": [1.2, 1.3, 1.5, 1.6, 0.1, 0.2, -0.1, -0.3],
+            "ci_high": [2.0, 2.1, 2.3, 2.4, 0.7, 0.8, 1.3, 0.1],
+            "p": [0.001, 0.001, 0.001, 0.001, 0.01, 0.01, 0.09, 0.3],
+            "status": "ok",
+            "measure_used": ["SMD"] * 4 + ["ROM"] * 4,
+        }
+    )
+
+
+def test_summary_is_per_measure_when_measures_differ():
+    """A median over SMD and log-ratio estimates describes neither: each measure used gets
+    its own median, range, IQR and shares; only the scale-free shares are pooled."""
+    frame = mixed_measures()
+    s = curve_summary(frame)
+    assert "median" not in s and "minimum" not in s  # no statistic mixing the two scales
+    by = {m["measure"]: m for m in s["by_measure"]}
+    assert by["SMD"]["median"] == pytest.approx(1.8) and by["SMD"]["fitted"] == 4
+    assert by["ROM"]["median"] == pytest.approx(0.45)
+    assert (by["ROM"]["minimum"], by["ROM"]["maximum"]) == (-0.1, 0.6)
+    assert by["ROM"]["share_same_sign"] == pytest.approx(3 / 4)
+    assert by["ROM"]["share_significant"] == pytest.approx(2 / 4)
+    assert s["share_same_sign"] == pytest.approx(7 / 8)  # pooled: the sign is scale-free
+    assert s["share_significant"] == pytest.approx(6 / 8)
+    lines = summary_sentences(s, choice_influence(frame, ["model"]))
+    assert any(line.startswith("ROM (4 fitted): median estimate 0.450") for line in lines)
+    assert any(line.startswith("SMD (4 fitted): median estimate 1.800") for line in lines)
+    assert any("pooled over the measures ROM, SMD" in line for line in lines)
+    assert not any("measures ROM, SMD)" in line for line in lines)  # the old pooled median line
+    # One measure: the summary and its sentences are as before.
+    smd = curve_summary(frame[frame["measure_used"] == "SMD"])
+    assert smd["median"] == pytest.approx(1.8) and len(smd["by_measure"]) == 1
+    assert summary_sentences(smd, pd.DataFrame())[1].startswith("median estimate 1.800 (range 1.600")
+
+
+def test_null_test_is_computed_per_measure():
+    frame = mixed_measures()
+    rng = np.random.default_rng(1)
+    null = {}
+    for row in frame.itertuples():
+        estimate = rng.normal(0, 0.05, size=5)
+        null[row.spec_id] = np.column_stack([estimate, np.zeros(5), estimate / 0.05])
+    test = null_test(frame, null).set_index(["measure_used", "statistic"])
+    assert sorted(set(test.index.get_level_values(0))) == ["ROM", "SMD"]
+    assert test.loc[("SMD", "median estimate"), "observed"] == pytest.approx(1.8)
+    assert test.loc[("ROM", "median estimate"), "observed"] == pytest.approx(0.45)
+    assert test.loc[("ROM", "share significant in the observed direction"), "observed"] == 0.5
+
+
+def test_specification_curve_has_one_panel_per_measure():
+    from tests.test_figure_layout import WIDTHS, assert_journal_ready
+
+    frame = mixed_measures()
+    for width in WIDTHS:
+        assert_journal_ready(em.specification_curve_plot(frame, width=width), WIDTHS[width])
+    figure = em.specification_curve_plot(frame)
+    *tops, bottom = figure.axes
+    assert [ax.get_title(loc="left").split(" ")[0] for ax in tops] == ["ROM", "SMD"]
+    for ax, median in zip(tops, [0.45, 1.8], strict=True):
+        dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+        assert len(dotted) == 1 and dotted[0].get_ydata()[0] == pytest.approx(median)
+        low, high = ax.get_ylim()
+        assert high < 1.5 if median < 1 else low < 0 < 1.2 < high  # each on its own scale
+    # Each panel's points sit above their own specifications in the indicator panel.
+    indicator_x = sorted(x for c in bottom.collections for x, _ in c.get_offsets())
+    curve_x = sorted(
+        x for ax in tops for c in ax.collections if hasattr(c, "get_sizes") for x, _ in c.get_offsets()
+    )
+    assert np.allclose(sorted(set(indicator_x)), curve_x)
+    assert len(em.specification_curve_plot(frame[frame["measure_used"] == "SMD"]).axes) == 2
 
 
 def test_cli_multiverse_serial(tmp_path):

@@ -6,7 +6,8 @@ specification while heterogeneity and the dependence between specifications are 
 resample ``b`` the same studies are drawn with replacement for every specification (a
 cluster bootstrap by study, so specifications built from the same studies stay dependent as
 in the data), every specification is refitted, and the curve's summary statistics are
-recomputed. The p-value of each statistic is the share of resampled curves at least as
+recomputed, separately for the specifications of each effect measure used (their estimates
+are on different scales). The p-value of each statistic is the share of resampled curves at least as
 extreme as the observed one, ``(1 + count) / (1 + B)``.
 
 The studies drawn in each resample come from ``SeedSequence(seed, spawn_key=(b,))``, and a
@@ -119,21 +120,42 @@ def curve_statistics(
 
 
 def null_test(observed: pd.DataFrame, null: dict[int, np.ndarray]) -> pd.DataFrame:
-    """Observed curve statistics against their under-the-null distribution.
+    """Observed curve statistics against their under-the-null distribution, per measure used.
+
+    Estimates of different effect measures (SMD, ROM, NMD) are on different scales, so the
+    curve statistics are computed separately for the specifications of each measure used
+    (``measure_used``), each with its own observed direction; resample ``b`` uses the same
+    study draw for every measure.
 
     Parameters
     ----------
     observed : DataFrame
-        The ``ok`` rows of ``multiverse.csv`` (spec_id, estimate, ci_low, ci_high, p).
+        The ``ok`` rows of ``multiverse.csv`` (spec_id, estimate, ci_low, ci_high, p,
+        measure_used).
     null : dict
         spec_id -> ``(B, 3)`` array from :func:`null_batch`.
 
     Returns
     -------
     DataFrame
-        One row per statistic: ``observed``, ``null_median``, ``null_q95`` (in the observed
-        direction), ``p`` and ``resamples`` (curves with at least one refit).
+        One row per measure used and statistic: ``measure_used``, ``statistic``,
+        ``observed``, ``null_median``, ``null_q95`` (in the observed direction), ``p`` and
+        ``resamples`` (curves with at least one refit).
     """
+    if "measure_used" in observed:
+        measure = observed["measure_used"].astype(str)
+    else:
+        measure = pd.Series("", index=observed.index)
+    frames = [
+        _null_test_one(group, null).assign(measure_used=name)
+        for name, group in observed.groupby(measure, sort=True)
+    ]
+    out = pd.concat(frames, ignore_index=True)
+    return out[["measure_used", *[c for c in out.columns if c != "measure_used"]]]
+
+
+def _null_test_one(observed: pd.DataFrame, null: dict[int, np.ndarray]) -> pd.DataFrame:
+    """The test over the specifications of one measure."""
     ids = observed["spec_id"].to_numpy()
     obs = np.array(
         [_statistics(r) for r in observed[["estimate", "ci_low", "ci_high", "p"]].to_dict("records")]

@@ -25,7 +25,9 @@ TEST_RULE = (
     "Under-the-null resampling (Simonsohn, Simmons & Nelson 2020): every specification's effect "
     "sizes are shifted by its pooled estimate, studies are drawn with replacement (the same draw "
     "for all specifications), all specifications are refitted and the curve's statistics "
-    "recomputed; p = (1 + resampled curves at least as extreme) / (1 + resamples)."
+    "recomputed; p = (1 + resampled curves at least as extreme) / (1 + resamples). The statistics "
+    "are computed separately for each effect measure used (one block of rows per measure), as "
+    "estimates of different measures are on different scales."
 )
 
 
@@ -63,6 +65,7 @@ def section_context(run: Any) -> dict[str, Any]:
         "n_specs": len(results),
         "choices": html.escape(", ".join(keys)),
         "sentences": run.sentences,
+        "measures": run.summary.get("measures", []),
         "figure": _svg(svg),
         "rule": RULE,
         "influence": _table(run.influence),

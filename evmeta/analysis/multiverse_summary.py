@@ -11,10 +11,13 @@ Computed over the specifications with ``status == "ok"``:
   one-way variance decomposition). The choice that moves the estimate most is the one with
   the largest range of medians; eta^2 is shown beside it.
 
-Different effect measures (SMD, ROM, NMD) are on different scales. When the multiverse
-crosses the measure, the ranking is computed within each measure actually used
-(``measure_used``) and the headline comes from the largest group; the measure choice itself
-is then judged by its sign and significance shares.
+Different effect measures (SMD, ROM, NMD) are on different scales: a median over SMD and
+log-ratio estimates describes neither. When more than one measure is used (column
+``measure_used``), the distribution (median, range, IQR) and the shares are computed within
+each measure used (``summary["by_measure"]``), and so is the ranking of choices, whose
+headline comes from the largest group. Only the sign and significance shares are also pooled
+across measures (the sign of an estimate and whether its interval excludes 0 do not depend on
+the scale); the pooled direction is then the majority sign.
 """
 
 from __future__ import annotations
@@ -31,8 +34,49 @@ def significance(frame: pd.DataFrame) -> np.ndarray:
     return np.where(frame["ci_low"] > 0, 1, np.where(frame["ci_high"] < 0, -1, 0))
 
 
+def _distribution(ok: pd.DataFrame) -> dict[str, Any]:
+    """Median, range, IQR and sign/significance shares of fitted rows on one scale."""
+    estimate = ok["estimate"].to_numpy()
+    median = float(np.median(estimate))
+    out = {
+        "median": median,
+        "minimum": float(estimate.min()),
+        "maximum": float(estimate.max()),
+        "q25": float(np.quantile(estimate, 0.25)),
+        "q75": float(np.quantile(estimate, 0.75)),
+    }
+    return out | _shares(ok, 1 if median >= 0 else -1)
+
+
+def _shares(ok: pd.DataFrame, direction: int) -> dict[str, Any]:
+    sig = significance(ok)
+    return {
+        "share_same_sign": float(np.mean(np.sign(ok["estimate"].to_numpy()) == direction)),
+        "share_significant": float(np.mean(sig != 0)),
+        "share_significant_same_sign": float(np.mean(sig == direction)),
+        "direction": "positive" if direction > 0 else "negative",
+    }
+
+
 def curve_summary(rows: pd.DataFrame) -> dict[str, Any]:
-    """Counts, shares and the distribution of the estimates of the fitted specifications."""
+    """Counts, shares and the distribution of the estimates of the fitted specifications.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        ``multiverse.csv`` rows (``status``, ``estimate``, ``ci_low``, ``ci_high``,
+        ``measure_used``).
+
+    Returns
+    -------
+    dict
+        Counts; ``measures`` (the measures used); ``by_measure``: one dict per measure used
+        (``measure``, ``fitted``, ``median``, ``minimum``, ``maximum``, ``q25``, ``q75``,
+        ``share_same_sign``, ``share_significant``, ``share_significant_same_sign``,
+        ``direction``). With a single measure its entries are also at the top level. With
+        several, only the scale-free shares are at the top level, pooled over measures (the
+        direction is the majority sign); there is no pooled median or range.
+    """
     ok = rows[rows["status"] == "ok"]
     out: dict[str, Any] = {
         "specifications": len(rows),
@@ -42,22 +86,17 @@ def curve_summary(rows: pd.DataFrame) -> dict[str, Any]:
     }
     if ok.empty:
         return out
-    estimate = ok["estimate"].to_numpy()
-    median = float(np.median(estimate))
-    direction = 1 if median >= 0 else -1
-    sig = significance(ok)
-    out.update(
-        median=median,
-        minimum=float(estimate.min()),
-        maximum=float(estimate.max()),
-        q25=float(np.quantile(estimate, 0.25)),
-        q75=float(np.quantile(estimate, 0.75)),
-        share_same_sign=float(np.mean(np.sign(estimate) == direction)),
-        share_significant=float(np.mean(sig != 0)),
-        share_significant_same_sign=float(np.mean(sig == direction)),
-        direction="positive" if direction > 0 else "negative",
-        measures=sorted(ok["measure_used"].astype(str).unique()),
-    )
+    measure = ok["measure_used"].astype(str)
+    out["measures"] = sorted(measure.unique())
+    out["by_measure"] = [
+        {"measure": name, "fitted": len(group), **_distribution(group)}
+        for name, group in ok.groupby(measure, sort=True)
+    ]
+    if len(out["measures"]) == 1:
+        out.update({k: v for k, v in out["by_measure"][0].items() if k not in ("measure", "fitted")})
+    else:
+        # The sign of a median over mixed scales is still the majority sign, so it is meaningful.
+        out.update(_shares(ok, 1 if np.median(ok["estimate"]) >= 0 else -1))
     return out
 
 
@@ -106,17 +145,34 @@ def choice_influence(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def summary_sentences(summary: dict[str, Any], influence: pd.DataFrame) -> list[str]:
-    """Plain-language summary for the report and the command line."""
+    """Plain-language summary for the report and the command line.
+
+    With several measures used: one line per measure (its own median, range, IQR and
+    shares), then the sign and significance shares pooled over measures, said to be pooled.
+    """
     if not summary.get("fitted"):
         return [f"none of the {summary['specifications']} specifications could be fitted"]
     s = summary
     lines = [
-        f"{s['fitted']} of {s['specifications']} specifications fitted ({s['skipped']} skipped, {s['failed']} failed)",
-        f"median estimate {s['median']:.3f} (range {s['minimum']:.3f} to {s['maximum']:.3f}; "
-        f"IQR {s['q25']:.3f} to {s['q75']:.3f}; measures {', '.join(s['measures'])})",
-        f"{s['share_same_sign']:.0%} have the median's sign ({s['direction']}); {s['share_significant']:.0%} "
-        f"are significant, {s['share_significant_same_sign']:.0%} significant in that direction",
+        f"{s['fitted']} of {s['specifications']} specifications fitted ({s['skipped']} skipped, {s['failed']} failed)"
     ]
+    if len(s["by_measure"]) == 1:
+        lines += [
+            f"median estimate {s['median']:.3f} (range {s['minimum']:.3f} to {s['maximum']:.3f}; "
+            f"IQR {s['q25']:.3f} to {s['q75']:.3f}; measures {', '.join(s['measures'])})",
+            _shares_sentence(s, "have the median's sign"),
+        ]
+    else:
+        for m in s["by_measure"]:
+            lines.append(
+                f"{m['measure']} ({m['fitted']} fitted): median estimate {m['median']:.3f} (range "
+                f"{m['minimum']:.3f} to {m['maximum']:.3f}; IQR {m['q25']:.3f} to {m['q75']:.3f}); "
+                + _shares_sentence(m, "have the median's sign")
+            )
+        lines.append(
+            f"pooled over the measures {', '.join(s['measures'])} (signs and significance do not "
+            "depend on the scale; estimates are not pooled): " + _shares_sentence(s, "have the majority sign")
+        )
     if not influence.empty:
         top = influence.iloc[0]
         lines.append(
@@ -124,6 +180,13 @@ def summary_sentences(summary: dict[str, Any], influence: pd.DataFrame) -> list[
             f"{top['range_of_medians']:.3f} {top['measure_used']}, eta^2 {top['eta2']:.2f}: {top['medians']})"
         )
     return lines
+
+
+def _shares_sentence(s: dict[str, Any], sign: str) -> str:
+    return (
+        f"{s['share_same_sign']:.0%} {sign} ({s['direction']}); {s['share_significant']:.0%} "
+        f"are significant, {s['share_significant_same_sign']:.0%} significant in that direction"
+    )
 
 
 __all__ = ["choice_influence", "curve_summary", "significance", "summary_sentences"]

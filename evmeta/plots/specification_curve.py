@@ -5,6 +5,11 @@ largest, with its 95% interval; colour says whether the interval excludes zero (
 which side). Bottom panel: one row per value of each crossed choice, with a mark under
 every specification that uses it, so a reader sees which choices sit at either end of the
 curve. The figure only draws the rows of ``multiverse.csv``; it computes no statistics.
+
+Estimates of different effect measures (SMD, ROM, NMD) are on different scales, so when
+more than one measure is used (``measure_used``) the top panel is split into one panel per
+measure, each with its own y axis, median line and label, and the specifications are ordered
+by estimate within each measure; the indicator panel below spans all of them.
 """
 
 from __future__ import annotations
@@ -40,6 +45,19 @@ def _rows(results: pd.DataFrame, ok: pd.DataFrame, choices: list[str]) -> list[t
     return rows
 
 
+MEASURE_NAMES = {
+    "SMD": "SMD (standardized mean difference)",
+    "MD": "MD (mean difference)",
+    "ROM": "ROM (log ratio of means)",
+    "NMD": "NMD (normalized mean difference, %)",
+    "OR": "log odds ratio",
+    "RR": "log risk ratio",
+    "RD": "risk difference",
+}
+GAP_IN = 0.42  # between measure panels: room for the y tick labels of the next panel
+MIN_SHARE = 0.15  # a measure panel is at least this share of the width, however few its points
+
+
 def specification_curve_plot(
     results: pd.DataFrame,
     choices: list[str] | None = None,
@@ -64,13 +82,21 @@ def specification_curve_plot(
     Returns
     -------
     matplotlib.figure.Figure
+        With one measure: two axes (curve, indicators). With several measures used: one
+        curve axes per measure (in alphabetical order, each titled with its measure) and the
+        indicator axes last.
     """
     choices = list(choices) if choices is not None else _choices(results)
     ok = results[results["status"] == "ok"]
     if ok.empty:
         raise PlotError("no fitted specification to draw")
-    ok = ok.sort_values(["estimate", "spec_id"], kind="stable").reset_index(drop=True)
-    rank = np.arange(1, len(ok) + 1)
+    measure = ok["measure_used"].astype(str) if "measure_used" in ok else pd.Series("", index=ok.index)
+    ok = (
+        ok.assign(_measure=measure)
+        .sort_values(["_measure", "estimate", "spec_id"], kind="stable")
+        .reset_index(drop=True)
+    )
+    groups = [(name, len(g)) for name, g in ok.groupby("_measure", sort=False)]
     side = np.where(ok["ci_low"] > 0, 1, np.where(ok["ci_high"] < 0, -1, 0))
     rows = _rows(results, ok, choices)
     figure_pt = width_inches(width) * 72
@@ -81,23 +107,99 @@ def specification_curve_plot(
     left = (max(text_width_pt(label, size) for label in labels) + 30) / figure_pt
     heading = title or f"Specification curve: {len(ok)} fitted of {len(results)} specifications"
     heading_lines = wrap(heading, (0.98 - left) * figure_pt, 8)
+    blocks = _blocks(groups, (0.98 - left) * figure_pt / 72)
+    x = np.concatenate([start + 0.5 + (np.arange(n) + 0.5) * span / n for start, span, n in blocks])
+    several = len(groups) > 1
+    entries = len(set(side.tolist())) + 1  # colours used and the median line
+    legend_lines = -(-entries // (2 if narrow else 4)) if several else 0
     curve_in, bottom_in = 2.2, ROW_IN * len(rows) + 0.35
-    top_in = 0.12 + 0.15 * len(heading_lines)
+    # One figure-level heading and legend above the panels' measure titles when split.
+    top_in = (0.26 + 0.15 * legend_lines if several else 0.12) + 0.15 * len(heading_lines)
     with journal_style():
         figure = new_figure(width, curve_in + bottom_in + 0.2 + top_in)
-        grid = figure.add_gridspec(2, 1, height_ratios=[curve_in, bottom_in], hspace=0.06)
-        top = figure.add_subplot(grid[0])
-        bottom = figure.add_subplot(grid[1], sharex=top)
-        _draw_curve(top, ok, rank, side, narrow)
-        _draw_indicators(bottom, rows, labels, rank, side, size)
-        measures = ", ".join(sorted(ok["measure_used"].astype(str).unique())) if "measure_used" in ok else ""
-        top.set_ylabel(
-            f"Pooled estimate{f' ({measures})' if measures else ''}\nwith 95% interval", fontsize=size
+        ratios = [blocks[0][1]]
+        for _, span, _ in blocks[1:]:
+            ratios += [_gap(blocks), span]  # a narrow empty column between measure panels
+        grid = figure.add_gridspec(
+            2, len(ratios), height_ratios=[curve_in, bottom_in], width_ratios=ratios, hspace=0.06, wspace=0
         )
-        top.set_title("\n".join(heading_lines), loc="left")
+        tops = []
+        for i, ((name, _), (start, span, n)) in enumerate(zip(groups, blocks, strict=True)):
+            ax = figure.add_subplot(grid[0, 2 * i])
+            chosen = slice(sum(g[1] for g in groups[:i]), sum(g[1] for g in groups[: i + 1]))
+            _draw_curve(ax, ok.iloc[chosen], x[chosen], side[chosen], narrow, legend=not several)
+            ax.set_xlim(start + 0.5, start + span + 0.5)
+            if several:
+                ax.set_xticks([])  # positions are not ranks across the panels
+                ax.set_title(f"{_measure_name(name, narrow)}, n = {n}", loc="left", fontsize=size)
+            tops.append(ax)
+        bottom = figure.add_subplot(grid[1, :])
+        _draw_indicators(bottom, rows, labels, x, side, size)
+        bottom.set_xlim(0.5, blocks[-1][0] + blocks[-1][1] + 0.5)
+        for start, _, _ in blocks[1:]:
+            bottom.axvline(start + 0.5 - _gap(blocks) / 2, color="#BBBBBB", linewidth=0.4)
         height = figure.get_figheight()
+        if several:
+            bottom.set_xticks([])  # positions run across blocks; each panel's title gives its n
+            bottom.set_xlabel(
+                "Ordered by estimate within measure"
+                if narrow
+                else "Specification (ordered by estimate within each measure)"
+            )
+            tops[0].set_ylabel("Pooled estimate\nwith 95% interval", fontsize=size)
+            figure.text(left, 1 - 0.08 / height, "\n".join(heading_lines), ha="left", va="top", fontsize=8)
+            handles = {}
+            for ax in tops:
+                for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                    handles.setdefault(label, handle)
+            order = [LABELS[v] for v in (0, -1, 1)] + ["median"]
+            figure.legend(
+                [handles[k] for k in order if k in handles],
+                [k for k in order if k in handles],
+                loc="upper left",
+                bbox_to_anchor=(left, 1 - (0.1 + 0.15 * len(heading_lines)) / height),
+                frameon=False,
+                ncols=2 if narrow else 4,
+                handletextpad=0.3,
+                columnspacing=1.0,
+                fontsize=6 if narrow else 7,
+                borderaxespad=0,
+                borderpad=0,
+            )
+        else:
+            measures = groups[0][0]
+            tops[0].set_ylabel(
+                f"Pooled estimate{f' ({measures})' if measures else ''}\nwith 95% interval", fontsize=size
+            )
+            tops[0].set_title("\n".join(heading_lines), loc="left")
         figure.subplots_adjust(left=left, right=0.98, top=1 - top_in / height, bottom=0.35 / height)
     return figure
+
+
+def _measure_name(measure: str, short: bool) -> str:
+    return measure if short else MEASURE_NAMES.get(measure, measure)
+
+
+def _blocks(groups: list[tuple[str, int]], panels_in: float) -> list[tuple[float, float, int]]:
+    """(start, span, n) of each measure's block on the shared x axis, in specification units.
+
+    A block spans ``n`` units (at least ``MIN_SHARE`` of all when split); blocks are
+    separated by ``GAP_IN`` inches converted to the same units, so that the curve panels
+    (one grid column each, gaps in between) line up with the indicator panel below.
+    """
+    total = sum(n for _, n in groups)
+    spans = [float(max(n, MIN_SHARE * total)) if len(groups) > 1 else float(n) for _, n in groups]
+    unit_in = (panels_in - GAP_IN * (len(groups) - 1)) / sum(spans)
+    gap = GAP_IN / unit_in
+    out, start = [], 0.0
+    for (_, n), span in zip(groups, spans, strict=True):
+        out.append((start, span, n))
+        start += span + gap
+    return out
+
+
+def _gap(blocks: list[tuple[float, float, int]]) -> float:
+    return blocks[1][0] - blocks[0][0] - blocks[0][1] if len(blocks) > 1 else 0.0
 
 
 def _row_labels(rows: list, *, short: bool) -> list[str]:
@@ -111,9 +213,13 @@ def _row_labels(rows: list, *, short: bool) -> list[str]:
     return labels
 
 
-def _draw_curve(ax, ok: pd.DataFrame, rank: np.ndarray, side: np.ndarray, narrow: bool = False) -> None:
+def _draw_curve(
+    ax, ok: pd.DataFrame, x: np.ndarray, side: np.ndarray, narrow: bool = False, *, legend: bool = True
+) -> None:
+    """The estimates of one measure at positions ``x``, their intervals, 0 and their median."""
     from matplotlib.collections import LineCollection
 
+    low_values, high_values, estimate = (ok[c].to_numpy() for c in ("ci_low", "ci_high", "estimate"))
     thin = 0.4 if len(ok) > 200 else 0.8
     for value in (0, -1, 1):
         chosen = side == value
@@ -121,15 +227,15 @@ def _draw_curve(ax, ok: pd.DataFrame, rank: np.ndarray, side: np.ndarray, narrow
             continue
         segments = np.stack(
             [
-                np.column_stack([rank[chosen], ok["ci_low"][chosen]]),
-                np.column_stack([rank[chosen], ok["ci_high"][chosen]]),
+                np.column_stack([x[chosen], low_values[chosen]]),
+                np.column_stack([x[chosen], high_values[chosen]]),
             ],
             axis=1,
         )
         ax.add_collection(LineCollection(segments, colors=COLOURS[value], linewidths=thin, alpha=0.35))
         ax.scatter(
-            rank[chosen],
-            ok["estimate"][chosen],
+            x[chosen],
+            estimate[chosen],
             s=4 if len(ok) > 200 else 9,
             color=COLOURS[value],
             label=LABELS[value],
@@ -137,34 +243,32 @@ def _draw_curve(ax, ok: pd.DataFrame, rank: np.ndarray, side: np.ndarray, narrow
             linewidths=0,
         )
     ax.axhline(0, color="black", linewidth=0.6)
-    ax.axhline(float(np.median(ok["estimate"])), color="black", linewidth=0.6, linestyle=":", label="median")
-    ax.set_xlim(0.5, len(ok) + 0.5)
-    low, high = float(ok["ci_low"].min()), float(ok["ci_high"].max())
+    ax.axhline(float(np.median(estimate)), color="black", linewidth=0.6, linestyle=":", label="median")
+    low, high = float(low_values.min()), float(high_values.max())
     pad = 0.05 * (high - low if high > low else 1.0)
     ax.set_ylim(min(low, 0) - pad, max(high, 0) + pad)
-    ax.legend(
-        loc="upper left",
-        frameon=False,
-        ncols=2 if narrow else 4,
-        handletextpad=0.3,
-        columnspacing=1.0,
-        fontsize=6 if narrow else 7,
-    )
+    if legend:
+        ax.legend(
+            loc="upper left",
+            frameon=False,
+            ncols=2 if narrow else 4,
+            handletextpad=0.3,
+            columnspacing=1.0,
+            fontsize=6 if narrow else 7,
+        )
     ax.tick_params(labelbottom=False)
     for spine in ("top", "right"):
         ax.spines[spine].set_visible(False)
 
 
-def _draw_indicators(
-    ax, rows: list, labels: list[str], rank: np.ndarray, side: np.ndarray, size: float
-) -> None:
-    marker = 3 if len(rank) > 200 else 6
+def _draw_indicators(ax, rows: list, labels: list[str], x: np.ndarray, side: np.ndarray, size: float) -> None:
+    marker = 3 if len(x) > 200 else 6
     previous = None
     for position, (key, _value, used) in enumerate(rows):
         y = -position
         used = np.asarray(used)
         ax.scatter(
-            rank[used],
+            x[used],
             np.full(used.sum(), y),
             s=marker,
             marker="s",
