@@ -183,3 +183,22 @@ def test_lookup_fill_missing_needs_force_over_an_earlier_result(example_copy, tm
     assert filled.read_text() == "an earlier, edited result"
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert runner.invoke(app, ["lookup", str(example_copy), "--timeout", "0"]).exit_code == 2
+
+
+@pytest.mark.parametrize("suffix", [".ods", ".csv", ""])
+def test_workbook_outputs_must_be_named_xlsx(example_copy, tmp_path, suffix):
+    # Issue 18: screen-sheet, screen-sheet --studies and reconcile wrote Excel content under
+    # an .ods name, which evmeta then refused to read. Refused before writing, as `template`.
+    search = EXAMPLE.parent / "search"
+    target = tmp_path / f"out{suffix}"
+    other = tmp_path / "b.xlsx"
+    shutil.copy(EXAMPLE, other)
+    commands = [
+        ["screen-sheet", str(search / "deduplicated.csv"), "-o", str(target)],
+        ["screen-sheet", "--check", str(search / "screening.xlsx"), "--studies", str(target)],
+        ["reconcile", str(example_copy), str(other), "-o", str(target)],
+        ["template", str(target)],
+    ]
+    for command in commands:
+        _clean_refusal(runner.invoke(app, command), f"{target} should end in .xlsx")
+        assert not target.exists(), command

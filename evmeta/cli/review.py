@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from evmeta.cli._app import ForceOption, _echo_err, _outputs, _print_problems, _refusals, app
+from evmeta.cli._app import (
+    ForceOption,
+    _echo_err,
+    _outputs,
+    _print_problems,
+    _refusals,
+    _require_xlsx,
+    app,
+)
 
 
 @app.command()
@@ -99,6 +107,7 @@ def reconcile(
     if not workbooks or len(workbooks) != 2:
         _echo_err("error: give two workbooks (reviewer A, reviewer B), or --apply reconciliation.xlsx")
         raise typer.Exit(2)
+    _require_xlsx(output, "the reconciliation")
     consensus = output.with_name(output.stem + ".consensus.xlsx")
     _outputs([output, consensus], inputs=workbooks, force=force)
     try:
@@ -169,6 +178,10 @@ def screen_sheet(
         write_screening_sheet,
     )
 
+    if check is None:
+        _require_xlsx(output, "the screening log")
+    elif studies is not None:
+        _require_xlsx(studies, "the extraction workbook of --studies")
     try:
         if check is None:
             if deduplicated is None:
