@@ -270,3 +270,18 @@ def test_horizontal_bars_on_a_log_axis(tmp_path):
     # sd = end - mean; the end's pixel is worth (mean + sd) / mean times the mean's.
     ratio = (np.add(means, sds) / means).max()
     assert (np.abs(rows["sd"] - sds) <= PIXEL_TOLERANCE * step * (1 + ratio)).all()
+
+
+def test_values_are_written_to_six_significant_digits(tmp_path):
+    # Issue 18: `evmeta digitized` wrote 1.9299999999999997 (float noise of 14.24 - 12.31).
+    export = tmp_path / "bars.csv"
+    export.write_text("Vehicle,12.31\nVehicle,14.24\nEV,0.1\nEV,0.4\nBig,123456789\nBig,123456790.5\n")
+    rows = read_digitized(export, kind="bar", error="sd")
+    assert rows["sd"].tolist() == [1.93, 0.3, 1.5] and rows["mean"].tolist() == [12.31, 0.1, 123457000.0]
+    out = tmp_path / "rows.csv"
+    result = CliRunner().invoke(
+        app, ["digitized", str(export), "--kind", "bar", "--error", "sd", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "Vehicle,12.31,1.93,figure" in text and "99999" not in text and "00000000" not in text

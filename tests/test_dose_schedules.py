@@ -114,3 +114,42 @@ def test_comparisons_carry_the_cumulative_columns():
     assert protein.any()
     expected = table.loc[protein, "dose_ug_protein_per_kg"] * table.loc[protein, "dose_n_doses"]
     assert table.loc[protein, "dose_total_ug_protein_per_kg"].to_numpy() == pytest.approx(expected.to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1 ug daily for 99999999999999999 days", "too_many_doses"),  # issue 11: n_doses was 1e17
+        ("1 ug, 5000 injections", "too_many_doses"),
+        ("1 ug every 0.000001 days for 7 days", "too_many_doses"),
+        ("1 ug daily for 1001 days", "too_many_doses"),
+        ("1 ug daily for " + "9" * 400 + " days", "overflow"),  # was an OverflowError
+    ],
+)
+def test_schedules_of_more_than_a_thousand_doses_are_refused(text, reason):
+    from evmeta.schema.dose_text import DoseTextError
+
+    with pytest.raises(DoseTextError) as info:
+        em.parse_dose(text)
+    assert info.value.reason == reason
+
+
+def test_a_thousand_doses_is_the_limit_shared_with_the_arms_sheet():
+    from evmeta.schema.columns import SHEETS
+    from evmeta.schema.dose_schedule import MAX_DOSES
+
+    assert em.parse_dose("1 ug daily for 1000 days").n_doses == MAX_DOSES == 1000
+    [column] = [c for c in SHEETS["arms"] if c.name == "n_doses"]
+    assert column.maximum == MAX_DOSES
+
+
+def test_cumulative_doses_need_a_count_in_range():
+    # arms given to the API unvalidated: an n_doses beyond the limit is not multiplied in.
+    arms, experiments, preparations = _frames([("100 µg", 1e17), ("100 µg", 0)])
+    frame = harmonize_arm_doses(arms, experiments, preparations)
+    for arm in ("a0", "a1"):
+        row = frame.loc[arm]
+        assert math.isnan(row["dose_total_ug_protein_per_kg"])
+        assert row["dose_provenance_total_ug_protein_per_kg"] == "not_convertible"
+        assert "outside 1-1,000: cumulative doses not computed" in row["dose_note"]
+    assert frame.loc["a0", "dose_ug_protein_per_kg"] == pytest.approx(400)

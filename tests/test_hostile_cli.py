@@ -183,3 +183,51 @@ def test_lookup_fill_missing_needs_force_over_an_earlier_result(example_copy, tm
     assert filled.read_text() == "an earlier, edited result"
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert runner.invoke(app, ["lookup", str(example_copy), "--timeout", "0"]).exit_code == 2
+
+
+@pytest.mark.parametrize("suffix", [".ods", ".csv", ""])
+def test_workbook_outputs_must_be_named_xlsx(example_copy, tmp_path, suffix):
+    # Issue 18: screen-sheet, screen-sheet --studies and reconcile wrote Excel content under
+    # an .ods name, which evmeta then refused to read. Refused before writing, as `template`.
+    search = EXAMPLE.parent / "search"
+    target = tmp_path / f"out{suffix}"
+    other = tmp_path / "b.xlsx"
+    shutil.copy(EXAMPLE, other)
+    commands = [
+        ["screen-sheet", str(search / "deduplicated.csv"), "-o", str(target)],
+        ["screen-sheet", "--check", str(search / "screening.xlsx"), "--studies", str(target)],
+        ["reconcile", str(example_copy), str(other), "-o", str(target)],
+        ["template", str(target)],
+    ]
+    for command in commands:
+        _clean_refusal(runner.invoke(app, command), f"{target} should end in .xlsx")
+        assert not target.exists(), command
+
+
+def test_reconcile_apply_writes_where_o_says(example_copy, tmp_path):
+    # Issue 17: `reconcile --apply rec.xlsx -o final.xlsx` ignored -o and wrote rec.final.xlsx.
+    other = tmp_path / "b.xlsx"
+    shutil.copy(EXAMPLE, other)
+    rec = tmp_path / "rec.xlsx"
+    assert runner.invoke(app, ["reconcile", str(example_copy), str(other), "-o", str(rec)]).exit_code == 0
+    final = tmp_path / "out" / "final.xlsx"
+    final.parent.mkdir()
+    result = runner.invoke(app, ["reconcile", "--apply", str(rec), "-o", str(final)])
+    assert result.exit_code == 0, result.output
+    assert final.exists() and not (tmp_path / "rec.final.xlsx").exists()
+    assert f"wrote {final}" in result.output
+    # The usual output rules: an existing file needs --force, an input never, .xlsx only.
+    _clean_refusal(runner.invoke(app, ["reconcile", "--apply", str(rec), "-o", str(final)]), "--force")
+    assert runner.invoke(app, ["reconcile", "--apply", str(rec), "-o", str(final), "--force"]).exit_code == 0
+    for target in [rec, tmp_path / "rec.consensus.xlsx"]:
+        before = _digest(target)
+        result = runner.invoke(app, ["reconcile", "--apply", str(rec), "-o", str(target), "--force"])
+        _clean_refusal(result, "is one of this command's inputs")
+        assert _digest(target) == before
+    _clean_refusal(
+        runner.invoke(app, ["reconcile", "--apply", str(rec), "-o", str(tmp_path / "f.ods")]),
+        "should end in .xlsx",
+    )
+    # Without -o the final workbook still sits next to the reconciliation file.
+    assert runner.invoke(app, ["reconcile", "--apply", str(rec)]).exit_code == 0
+    assert (tmp_path / "rec.final.xlsx").exists()

@@ -366,3 +366,36 @@ def test_a_csv_field_over_the_parser_limit_is_a_sentence(tmp_path):
     export.write_text('title,doi\n"' + "x" * 200_000 + '",10.1/x\n')
     result = runner.invoke(app, ["dedupe", str(export), "-o", str(tmp_path / "out.csv")])
     assert result.exit_code == 2 and "not a well-formed CSV file" in result.output, result.output
+
+
+def test_formula_text_reaches_the_screening_log_as_text_without_an_apostrophe(tmp_path):
+    # Issue 17: dedupe's CSV holds '=HYPERLINK(...) (neutralized: right for a CSV), but
+    # screen-sheet stored the apostrophe in the workbook cell. The cell holds the original
+    # text, typed as a string (never a formula).
+    hostile = '=HYPERLINK("http://evil","x")'
+    export = tmp_path / "export.ris"
+    export.write_text(
+        f"TY  - JOUR\nTI  - {hostile}\nAU  - Smith, A\nPY  - 2020\nER  - \n\n"
+        "TY  - JOUR\nTI  - A plain title about exosomes\nAU  - Doe, J\nPY  - 2021\nER  - \n"
+    )
+    deduplicated = tmp_path / "d.csv"
+    runner = CliRunner()
+    assert runner.invoke(app, ["dedupe", str(export), "-o", str(deduplicated)]).exit_code == 0
+    assert f"'{hostile}" in set(pd.read_csv(deduplicated)["title"])  # the CSV stays neutralized
+    out = tmp_path / "s.xlsx"
+    result = runner.invoke(app, ["screen-sheet", str(deduplicated), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(out)["screening"]
+    header = [c.value for c in sheet[1]]
+    cells = {sheet.cell(row, header.index("title") + 1).value: row for row in range(2, sheet.max_row + 1)}
+    assert hostile in cells and f"'{hostile}" not in cells
+    title = sheet.cell(cells[hostile], header.index("title") + 1)
+    assert title.data_type == "s"
+
+
+def test_restore_neutralized_undoes_exactly_the_export_rule():
+    from evmeta.sheets.export import _neutralize, restore_neutralized
+
+    for text in ["=1+1", "+44 20", "-5", "@SUM(A1)", "\tx", "\rx", "plain", "'quoted", "", "O'Brien"]:
+        assert restore_neutralized(_neutralize(text)) == text
+    assert restore_neutralized("'plain") == "'plain" and restore_neutralized(3.5) == 3.5

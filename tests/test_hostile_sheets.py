@@ -200,3 +200,60 @@ def test_many_cells_right_of_the_header_are_counted_not_listed(tmp_path):
     [problem] = [p for p in raw.problems if "right of the last header column" in p.message]
     assert problem.message.startswith("38 cell(s)") and "GR2, GR3" in problem.message
     assert "and 28 more" in problem.message
+
+
+def _repeating_ods(path: Path, rows: int, columns: int, header: str = "") -> Path:
+    """A few hundred bytes of .ods: one row repeated ``rows`` times, its cell ``columns`` times."""
+    namespaces = (
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+    )
+    cell = '<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>'
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {namespaces}><office:body>'
+        '<office:spreadsheet><table:table table:name="outcomes">'
+        + (f"<table:table-row>{cell.format(header)}</table:table-row>" if header else "")
+        + f'<table:table-row table:number-rows-repeated="{rows}">'
+        f'<table:table-cell table:number-columns-repeated="{columns}" office:value-type="string">'
+        "<text:p>x</text:p></table:table-cell></table:table-row>"
+        "</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+    return path
+
+
+@pytest.mark.parametrize("rows", [10_000, 100_000])
+def test_a_tiny_ods_cannot_repeat_its_way_past_the_limits(tmp_path, rows):
+    # Issue 17: 532 bytes (10,000 rows x 1,000 repeated cells) took 26 s and ended in a bare
+    # MemoryError; 100,000 rows reached 8.7 GB. Now refused like an .xlsx, within bounds.
+    path = _repeating_ods(tmp_path / "tiny.ods", rows, 1_000)
+    assert path.stat().st_size < 1_000
+    with time_limit(20), memory_limit(1 * GB):
+        done = CliRunner().invoke(app, ["validate", str(path)])
+    assert done.exit_code == 2, done.output
+    assert "tiny.ods" in done.output and "sheet 'outcomes'" in done.output
+    assert ("more than" in done.output or "at most" in done.output) and "Traceback" not in done.output
+
+
+def test_ods_columns_are_bounded_by_the_header(tmp_path):
+    # A cell repeated across Calc's 16,384 columns costs the header's width, and the data
+    # right of the header is reported at its cells, as for an .xlsx.
+    path = _repeating_ods(tmp_path / "wide.ods", 3, 16_384, header="outcome_id")
+    with time_limit(20), memory_limit(1 * GB):
+        raw = read_raw(path)
+    sheet = raw.sheets["outcomes"]
+    assert sheet.header == ["outcome_id"] and all(len(cells) == 1 for _, cells in sheet.rows)
+    [problem] = [p for p in raw.problems if "right of the last header column" in p.message]
+    assert (
+        problem.message.startswith("49,149 cell(s)") and "(A): B2, B3, B4 and 49,146 more;" in problem.message
+    )
+
+
+def test_ods_header_wider_than_the_column_limit_is_cut_with_a_note(tmp_path):
+    path = _repeating_ods(tmp_path / "header.ods", 1, 16_384)
+    raw = read_raw(path)
+    assert len(raw.sheets["outcomes"].header) == reader.MAX_COLUMNS
+    assert [p for p in raw.problems if "header cell(s) beyond column" in p.message]

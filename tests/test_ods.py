@@ -82,9 +82,11 @@ def test_repeats_comments_formulas_and_merges(tmp_path):
     values = {n: [(c.value, c.kind) for c in cells] for n, cells in sheet.rows}
     assert values[2] == [("O1", "value"), (2.5, "value"), ("a   bc", "value")]
     assert values[7] == [("O2", "value"), ("=1+[.B2]", "formula"), ("#N/A", "error")]
-    assert values[8] == values[9] == [("same", "value")]
-    assert values[10][0] == ("O5", "value") and values[10][4] == ("far", "value")
-    assert values[10][5][1] == "date" and str(values[10][5][0]) == "2021-03-04"
+    # Rows keep the header's columns, as the .xlsx reader does; data further right is an error.
+    assert values[8] == values[9] == [("same", "value"), (None, "value"), (None, "value")]
+    assert values[10] == [("O5", "value"), (None, "value"), (None, "value")]
+    [beyond] = [p.message for p in book.problems if "right of the last header column" in p.message]
+    assert beyond.startswith("2 cell(s)") and "(C): E10, F10;" in beyond
     assert sheet.merged == ["A10:B11"]
 
 

@@ -34,9 +34,9 @@ from tests.test_screening import EXPORTS, SEARCH, fill_screening
 #: Embase 31 + 14 studies + 5 + 1 + 8 = 59; Scopus 10 + 5 studies + 3 = 18.
 #: 94 distinct works (68 + 1 + 8 + 2 + 15), so 153 - 94 = 59 duplicates.
 HAND_COUNT = {
-    ("records identified", "database: pubmed"): 76,
-    ("records identified", "database: embase"): 59,
-    ("records identified", "database: scopus"): 18,
+    ("records identified", "database: PubMed"): 76,
+    ("records identified", "database: Embase"): 59,
+    ("records identified", "database: Scopus"): 18,
     ("records identified", "total"): 153,
     ("records removed before screening", "duplicate records removed"): 59,
     ("records removed before screening", "records removed for other reasons"): 1,  # the retracted record
@@ -358,7 +358,7 @@ def test_registers_are_counted_beside_databases(tmp_path):
     dedupe = tmp_path / "deduplicated.csv"
     dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
     counts = em.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
-    assert counts.registers == {"preclinicaltrials": 2} and counts.identified == 155
+    assert counts.registers == {"PreclinicalTrials.eu": 2} and counts.identified == 155
     assert counts.duplicates_removed == 60  # the registered protocol shares the study's DOI
     assert counts.removed_other == 2  # the retracted record and the unscreened register record
     shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
@@ -370,3 +370,37 @@ def test_registers_are_counted_beside_databases(tmp_path):
     shutil.copy(EXPORTS[0], tmp_path / "pubmed.nbib")
     with pytest.raises(PrismaError, match="two exports are named 'pubmed'"):
         em.prisma_counts([*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE)
+
+
+def test_databases_are_named_as_the_exports_state_or_as_known(tmp_path):
+    # Issue 18: the diagram said "pubmed (n = 76)" (the lowercase file stem).
+    from evmeta.review.dedupe import SearchRecord
+    from evmeta.review.prisma import count_exports, database_name
+
+    counts = em.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
+    assert list(counts.databases) == ["PubMed", "Embase", "Scopus"]
+    shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    assert "PubMed (n = 76)" in shown and "pubmed" not in shown
+    for stem, name in [
+        ("web_of_science_2024", "Web of Science"),
+        ("WoS", "Web of Science"),
+        ("cochrane-central", "Cochrane Library"),
+        ("my_database", "My database"),
+        ("LILACS export", "LILACS"),
+        ("CNKIsearch", "CNKIsearch"),
+    ]:
+        assert database_name(Path(f"{stem}.ris")) == name, stem
+    stated = [
+        SearchRecord(database="Embase Classic"),
+        SearchRecord(database="Embase Classic"),
+        SearchRecord(),
+    ]
+    assert database_name(Path("export1.ris"), stated) == "Embase Classic"
+    # The name a RIS export states (DB tag) wins; two exports of one database keep apart.
+    record = "TY  - JOUR\nTI  - A title {}\nDB  - Embase\nPY  - 2020\nER  - \n"
+    for part in ("part1", "part2"):
+        (tmp_path / f"{part}.ris").write_text(record.format(part) * 2)
+    assert count_exports([tmp_path / "part1.ris", tmp_path / "part2.ris"]) == {
+        "Embase (part1)": 2,
+        "Embase (part2)": 2,
+    }

@@ -161,3 +161,58 @@ def test_run_cli_turns_spec_problems_into_exit_2(tmp_path):
     spec = _spec_file(tmp_path, "[bayesian]\ndraws = 200000000\nchains = 16\n")
     result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])
     assert result.exit_code == 2 and "bayesian.draws" in result.output
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"bayesian": {"priors": {"tau": "halfnormal(inf)"}}},
+            "bayesian.priors: tau = 'halfnormal(inf)': prior parameters of 'halfnormal(inf)' must be finite",
+        ),
+        (
+            {"bayesian": {"priors": {"intercept": "gauss(0, 1)"}}},
+            "intercept = 'gauss(0, 1)': unknown prior family",
+        ),
+        (
+            {"bayesian": {"priors": {"tau": "halfnormal(-1)"}}},
+            "tau = 'halfnormal(-1)': halfnormal parameter sigma",
+        ),
+        ({"bayesian": {"priors": {"intercept": "preclinical"}}}, "intercept = 'preclinical'"),
+        (
+            {"sensitivity": {"alternative_priors": {"wide": {"tau": "normal(0)"}}}},
+            "sensitivity.alternative_priors: wide: tau = 'normal(0)': normal takes 2 parameter(s)",
+        ),
+    ],
+)
+def test_bad_priors_stop_at_the_spec(data, message):
+    # Issue 17: `tau = "halfnormal(inf)"` let `evmeta run` exit 0 with "Bayesian model: not fitted".
+    with pytest.raises(em.SpecError) as info:
+        parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, **data})
+    assert message in str(info.value)
+    assert "valid forms: normal(mu, sigma)" in str(info.value) and "'preclinical' for tau" in str(info.value)
+
+
+def test_good_priors_still_load():
+    base = {"analysis": {"name": "x", "extraction": "e.xlsx"}}
+    table = {"tau[study_id]": "preclinical", "coefficients": "student_t(3, 0, 2.5)", "nu": "exponential(0.1)"}
+    assert parse_spec({**base, "bayesian": {"priors": table}}).bayesian.priors == table
+    alternatives = {"tight": {"tau": "HalfNormal( 0.5 )"}, "pre": {"tau": "preclinical"}}
+    spec = parse_spec({**base, "sensitivity": {"alternative_priors": alternatives}})
+    assert spec.sensitivity.alternative_priors == alternatives
+
+
+def test_run_refuses_a_bad_prior(tmp_path):
+    from typer.testing import CliRunner
+
+    from evmeta.cli import app
+
+    spec = tmp_path / "a.toml"
+    spec.write_text(
+        f'[analysis]\nname = "a"\nextraction = "{ROOT / "extraction" / "example.xlsx"}"\n'
+        f'output = "{tmp_path / "out"}"\n[bayesian.priors]\ntau = "halfnormal(inf)"\n'
+    )
+    result = CliRunner().invoke(app, ["run", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert "bayesian.priors: tau = 'halfnormal(inf)'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -150,6 +150,7 @@ class BayesianSection(_Section):
             bad = [f"{key} = {prior!r}" for key, prior in value.items() if not isinstance(prior, str)]
             if bad:
                 raise ValueError(f'priors are strings such as "normal(0, 1)"; got {", ".join(bad)}')
+            _check_priors(value)
             return value
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a prior set; valid choices: {valid}")
@@ -167,11 +168,32 @@ class BayesianSection(_Section):
         return self
 
 
+def _check_priors(priors: dict[str, Any], where: str = "") -> None:
+    """Parse every prior of a table now, so a bad one stops the run at the spec, naming its key
+    (a prior the model cannot read used to leave the Bayesian model silently not fitted)."""
+    from evmeta.errors import ModelError
+    from evmeta.models.priors import check_prior, prior_forms
+
+    for key, value in priors.items():
+        try:
+            check_prior(key, value)
+        except ModelError as exc:
+            reason = str(exc).removeprefix(f"{key}: ")
+            raise ValueError(f"{where}{key} = {value!r}: {reason}; valid forms: {prior_forms()}") from None
+
+
 class SensitivitySection(_Section):
     leave_one_out: bool = True
     low_risk_of_bias: bool = True
     nmd_vs_smd: bool = True
     alternative_priors: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("alternative_priors")
+    @classmethod
+    def _parsable_priors(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for name, priors in value.items():
+            _check_priors(priors, where=f"{name}: ")
+        return value
 
 
 class FiguresSection(_Section):

@@ -38,9 +38,7 @@ def _print_version(value: bool) -> None:
 def _main_options(
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-        ),
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """Meta-analysis of preclinical MSC-EV studies: extraction sheets to forest plots."""
@@ -79,6 +77,17 @@ def _outputs(outputs: Iterable[Path], *, inputs: Iterable[Path] = (), force: boo
     with _refusals():
         for path in outputs:
             check_output(path, inputs=inputs, force=force)
+
+
+def _require_xlsx(path: Path, what: str, *, alternative: str = "") -> None:
+    """Refuse (exit 2) a workbook output not named .xlsx: evmeta writes Excel workbooks only,
+    and content under another name (``-o s.ods``) is a file evmeta itself then refuses."""
+    if path.suffix.lower() != ".xlsx":
+        _echo_err(
+            f"error: {path} should end in .xlsx: {what} is written as an Excel workbook"
+            f"{alternative} (LibreOffice opens .xlsx; save it as .ods from there if needed)"
+        )
+        raise typer.Exit(2)
 
 
 def _print_problems(problems) -> None:

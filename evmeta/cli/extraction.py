@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from evmeta.cli._app import ForceOption, _echo_err, _outputs, _refusals, app
+from evmeta.cli._app import ForceOption, _echo_err, _outputs, _refusals, _require_xlsx, app
 
 
 @app.command()
@@ -23,9 +23,8 @@ def template(
     from evmeta.schema.columns import SHEETS
     from evmeta.schema.template import write_template
 
-    if not csv and path.suffix.lower() != ".xlsx":
-        _echo_err(f"error: {path} should end in .xlsx (or use --csv for a folder of CSV files)")
-        raise typer.Exit(2)
+    if not csv:
+        _require_xlsx(path, "the template", alternative=" (or use --csv for a folder of CSV files)")
     if csv:
         from evmeta._paths import check_output
 
@@ -132,7 +131,9 @@ def import_wide(
     table: Annotated[Path, typer.Argument(help="Comparison table: CSV or .xlsx, one row per comparison.")],
     map_path: Annotated[Path, typer.Option("--map", help="Map (TOML): [columns], [constants], [options].")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Extraction workbook to write (.xlsx).")],
-    sheet: Annotated[str | None, typer.Option("--sheet", help="Sheet of an .xlsx table (default: the first).")] = None,
+    sheet: Annotated[
+        str | None, typer.Option("--sheet", help="Sheet of an .xlsx table (default: the first).")
+    ] = None,
 ) -> None:
     """Import a wide comparison table (treatment and control side by side) into a workbook."""
     from evmeta.errors import EvmetaError

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from evmeta.cli._app import ForceOption, _echo_err, _outputs, _print_problems, _refusals, app
+from evmeta.cli._app import (
+    ForceOption,
+    _echo_err,
+    _outputs,
+    _print_problems,
+    _refusals,
+    _require_xlsx,
+    app,
+)
 
 
 @app.command()
@@ -67,9 +75,15 @@ def reconcile(
     workbooks: Annotated[
         list[Path] | None, typer.Argument(help="The two reviewers' workbooks, A then B.")
     ] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Reconciliation workbook to write.")] = Path(
-        "reconciliation.xlsx"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Workbook to write: the reconciliation (default reconciliation.xlsx), or with "
+            "--apply the final workbook (default <FILE>.final.xlsx).",
+        ),
+    ] = None,
     apply: Annotated[
         Path | None, typer.Option("--apply", help="Build the final workbook from this adjudicated file.")
     ] = None,
@@ -81,7 +95,9 @@ def reconcile(
     from evmeta.review.reconcile import reconcile as compare_books
 
     if apply is not None:
-        final = apply.with_name(apply.stem + ".final.xlsx")
+        # -o names the final workbook; without it, it sits next to the reconciliation file.
+        final = output if output is not None else apply.with_name(apply.stem + ".final.xlsx")
+        _require_xlsx(final, "the final workbook")
         consensus = apply.with_name(apply.stem + ".consensus.xlsx")
         _outputs([final], inputs=[apply, consensus, *(workbooks or [])], force=force)
         from evmeta.errors import EvmetaError
@@ -99,6 +115,8 @@ def reconcile(
     if not workbooks or len(workbooks) != 2:
         _echo_err("error: give two workbooks (reviewer A, reviewer B), or --apply reconciliation.xlsx")
         raise typer.Exit(2)
+    output = output if output is not None else Path("reconciliation.xlsx")
+    _require_xlsx(output, "the reconciliation")
     consensus = output.with_name(output.stem + ".consensus.xlsx")
     _outputs([output, consensus], inputs=workbooks, force=force)
     try:
@@ -169,6 +187,10 @@ def screen_sheet(
         write_screening_sheet,
     )
 
+    if check is None:
+        _require_xlsx(output, "the screening log")
+    elif studies is not None:
+        _require_xlsx(studies, "the extraction workbook of --studies")
     try:
         if check is None:
             if deduplicated is None:

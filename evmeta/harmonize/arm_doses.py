@@ -20,6 +20,7 @@ from evmeta.harmonize.doses import (
     parse_dose,
     purity_class,
 )
+from evmeta.schema.dose_schedule import MAX_DOSES
 
 
 @lru_cache(maxsize=65536)
@@ -161,6 +162,9 @@ def _schedule_columns(arm, dose: Dose | None, row: Mapping[str, object]) -> dict
         n_doses, source = float(dose.n_doses), "dose_text"
     if n_doses is None:
         n_doses, source = 1.0, "assumed"
+    # The range validation and read_schedule keep; checked again here because the count
+    # multiplies into the totals (arms given to the API need not have been validated).
+    usable = 1 <= n_doses <= MAX_DOSES
     interval = _number(getattr(arm, "dose_interval_days", None))
     if interval is None and dose is not None:
         interval = dose.interval_days
@@ -174,10 +178,15 @@ def _schedule_columns(arm, dose: Dose | None, row: Mapping[str, object]) -> dict
     }
     for total, per_dose in TOTAL_KEYS.items():
         value, label = row[f"dose_{per_dose}"], row[f"dose_provenance_{per_dose}"]
-        columns[f"dose_{total}"] = value * n_doses
-        if label != "not_convertible" and source == "assumed":
+        columns[f"dose_{total}"] = value * n_doses if usable else np.nan
+        if not usable:
+            label = "not_convertible"
+        elif label != "not_convertible" and source == "assumed":
             label = _weakest(label, "imputed")
         columns[f"dose_provenance_{total}"] = label
+    if not usable:
+        note = f"n_doses {n_doses:g} is outside 1-{MAX_DOSES:,}: cumulative doses not computed"
+        columns["dose_note"] = "; ".join(filter(None, [str(row.get("dose_note") or ""), note]))
     columns["dose_cumulative_ug_protein_per_kg"] = columns["dose_total_ug_protein_per_kg"]
     columns["dose_cumulative_particles_per_kg"] = columns["dose_total_particles_per_kg"]
     return columns

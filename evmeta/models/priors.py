@@ -339,6 +339,22 @@ def _parse_named(key: str, value: Any, scale: float) -> Prior:
     return preclinical_tau_prior(scale)
 
 
+def prior_forms() -> str:
+    """The prior strings a user may write, for error messages."""
+    forms = ", ".join(f"{family}({', '.join(params)})" for family, params in FAMILIES.items())
+    return f"{forms}, or {PRECLINICAL!r} for tau or tau[<level>]"
+
+
+def check_prior(key: str, value: Any) -> None:
+    """Raise ModelError naming ``key`` when ``value`` is not a prior it can take.
+
+    The parser the models use (:func:`parse_prior`, ``"preclinical"`` for a tau key), so a
+    spec is checked when it is loaded rather than when the model is fitted. The scale is
+    irrelevant to validity and taken as 1.
+    """
+    _parse_named(key, value, 1.0)
+
+
 # --- Preclinical heterogeneity prior (issue 16) ---------------------------------------------
 # A separate block: ``priors="preclinical"`` in ``bias_model_averaging`` and in
 # ``bayesian_meta_analysis`` (every tau; or ``{"tau[<level>]": "preclinical"}`` for one level)

@@ -57,6 +57,8 @@ class SearchRecord:
     source: str = ""
     #: Name of the export file the record came from (one file per database, for PRISMA).
     source_file: str = ""
+    #: Database the export names for the record (RIS ``DB``, a CSV ``Database`` column), or "".
+    database: str = ""
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -98,6 +100,8 @@ def read_ris(text: str) -> list[SearchRecord]:
             current.pages = value
         elif tag == "AN" and value.isdigit():
             current.pmid = value
+        elif tag == "DB":  # RIS "name of database"
+            current.database = value
     if current.title or current.authors or current.doi:
         records.append(current)
     return records
@@ -169,6 +173,7 @@ def read_csv_records(text: str) -> list[SearchRecord]:
                 pages=get(row, "pages", "sp", "start page"),
                 pmid=get(row, "pmid"),
                 source="csv",
+                database=get(row, "database", "db"),
             )
         )
     return records

@@ -38,6 +38,10 @@ from evmeta.errors import EvmetaError
 MAX_BYTES = 20 * 1024 * 1024
 #: Largest distance (pixels) across the category axis between a mean and its error-bar end.
 MAX_PAIR_OFFSET_PX = 8.0
+#: Significant digits of the values written: a figure is read to about 1 part in 1,000 (a
+#: pixel of a plot a few hundred pixels tall), so 6 digits keep every digit the click holds
+#: and drop float noise such as 1.9299999999999997.
+SIGNIFICANT_DIGITS = 6
 
 
 class DigitizedError(EvmetaError):
@@ -323,6 +327,11 @@ def _arm_label(mean: DigitizedPoint, end: DigitizedPoint, number: int, kind: str
     return mean.dataset if kind == "point" else f"{mean.dataset} {number}"
 
 
+def _significant(value: float) -> float:
+    """``value`` rounded to :data:`SIGNIFICANT_DIGITS` significant digits (NaN stays NaN)."""
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
 def read_digitized(path: str | Path, *, kind: str, error: str) -> pd.DataFrame:
     """Outcome rows from a WebPlotDigitizer export (see the module docstring).
 
@@ -340,6 +349,7 @@ def read_digitized(path: str | Path, *, kind: str, error: str) -> pd.DataFrame:
     pandas.DataFrame
         ``arm_label``, ``timepoint`` (point charts), ``mean``, ``sd`` or ``sem``,
         ``data_source`` ("figure"), ``value_per_pixel`` (resolution; NaN for CSV), ``notes``.
+        Numbers are rounded to :data:`SIGNIFICANT_DIGITS` significant digits.
     """
     if kind not in {"bar", "point"}:
         raise DigitizedError(f"kind must be 'bar' or 'point', got {kind!r}")
@@ -363,12 +373,12 @@ def read_digitized(path: str | Path, *, kind: str, error: str) -> pd.DataFrame:
     for number, (mean, end) in enumerate(_pair(points, kind, path.name), start=1):
         row = {"arm_label": _arm_label(mean, end, number, kind)}
         if kind == "point":
-            row["timepoint"] = mean.x
+            row["timepoint"] = _significant(mean.x)
         row |= {
-            "mean": mean.value,
-            error: abs(end.value - mean.value),
+            "mean": _significant(mean.value),
+            error: _significant(abs(end.value - mean.value)),
             "data_source": "figure",
-            "value_per_pixel": mean.resolution,
+            "value_per_pixel": _significant(mean.resolution),
             "notes": f"WebPlotDigitizer {path.name}, dataset {mean.dataset!r}, points {mean.index}-{end.index}; "
             f"error bars read as {error.upper()}",
         }

@@ -22,6 +22,7 @@ template for new reviews that included searches of databases and registers only)
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from evmeta.errors import EvmetaError, Problem
-from evmeta.review.dedupe import normalize_doi, read_search_export
+from evmeta.review.dedupe import SearchRecord, normalize_doi, read_search_export
 from evmeta.review.screening import (
     EXCLUSION_REASONS,
     Screening,
@@ -137,28 +138,80 @@ class PrismaCounts:
         return pd.DataFrame(rows, columns=["stage", "box", "item", "n"])
 
 
-def database_name(path: Path) -> str:
-    """Name shown for one export: the file stem, e.g. ``pubmed.nbib`` -> ``pubmed``."""
-    return path.stem
+#: Databases and registers as the diagram names them, by the words reviewers name their
+#: export files with (lowercase, letters and digits only).
+KNOWN_DATABASES = {
+    "pubmed": "PubMed",
+    "medline": "MEDLINE",
+    "embase": "Embase",
+    "scopus": "Scopus",
+    "wos": "Web of Science",
+    "webofscience": "Web of Science",
+    "webofknowledge": "Web of Science",
+    "cochrane": "Cochrane Library",
+    "central": "CENTRAL",
+    "cinahl": "CINAHL",
+    "psycinfo": "PsycINFO",
+    "biosis": "BIOSIS Previews",
+    "lilacs": "LILACS",
+    "cnki": "CNKI",
+    "wanfang": "Wanfang Data",
+    "europepmc": "Europe PMC",
+    "googlescholar": "Google Scholar",
+    "clinicaltrials": "ClinicalTrials.gov",
+    "clinicaltrialsgov": "ClinicalTrials.gov",
+    "ictrp": "WHO ICTRP",
+    "preclinicaltrials": "PreclinicalTrials.eu",
+    "preclinicaltrialseu": "PreclinicalTrials.eu",
+}
+
+
+def database_name(path: Path, records: Sequence[SearchRecord] = ()) -> str:
+    """Name shown for one export in the diagram.
+
+    The database the export itself names (RIS ``DB``, a CSV ``Database`` column; the most
+    frequent one), else a known database the file name starts with (``pubmed.nbib`` ->
+    PubMed, ``web_of_science_2024.ris`` -> Web of Science), else the file stem, capitalized.
+    """
+    stated = Counter(r.database.strip() for r in records if r.database.strip())
+    if stated:
+        return stated.most_common(1)[0][0]
+    words = [w for w in re.split(r"[^0-9a-z]+", path.stem.casefold()) if w]
+    for end in range(len(words), 0, -1):
+        if (known := KNOWN_DATABASES.get("".join(words[:end]))) is not None:
+            return known
+    stem = path.stem.replace("_", " ")
+    return stem[:1].upper() + stem[1:] if stem.islower() else stem
+
+
+def _export_names(exports: list[Path]) -> dict[Path, tuple[str, int]]:
+    """Each export's diagram name and number of records; names shared by several exports
+    (two Embase files) get the file stem in parentheses."""
+    read: dict[Path, tuple[str, int]] = {}
+    stems: set[str] = set()
+    for path in exports:
+        if not path.exists():
+            raise PrismaError(f"search export {path} does not exist")
+        if path.stem in stems:
+            raise PrismaError(
+                f"two exports are named {path.stem!r}; give each database's export its own file "
+                "name (the name labels the database in the diagram)"
+            )
+        stems.add(path.stem)
+        try:
+            records = read_search_export(path)
+        except ValueError as exc:
+            raise PrismaError(str(exc)) from None
+        read[path] = (database_name(path, records), len(records))
+    shared = Counter(name for name, _ in read.values())
+    return {
+        path: (f"{name} ({path.stem})" if shared[name] > 1 else name, n) for path, (name, n) in read.items()
+    }
 
 
 def count_exports(exports: list[str | Path]) -> dict[str, int]:
-    """Records in each search export (one file per database or register, named by its stem)."""
-    counts: dict[str, int] = {}
-    for item in exports:
-        path = Path(item)
-        if not path.exists():
-            raise PrismaError(f"search export {path} does not exist")
-        if database_name(path) in counts:
-            raise PrismaError(
-                f"two exports are named {database_name(path)!r}; give each database's export its own file "
-                "name (the name labels the database in the diagram)"
-            )
-        try:
-            counts[database_name(path)] = len(read_search_export(path))
-        except ValueError as exc:
-            raise PrismaError(str(exc)) from None
-    return counts
+    """Records in each search export (one file per database or register), by diagram name."""
+    return dict(_export_names([Path(p) for p in exports]).values())
 
 
 def _check_identification(databases: dict[str, int], exports: list[Path], dedupe: pd.DataFrame) -> None:
@@ -334,8 +387,9 @@ def prisma_counts(
     register_exports = [Path(p) for p in registers]
     if not exports:
         raise PrismaError("give at least one search export (--search)")
-    identified = count_exports([*exports, *register_exports])
-    databases = {database_name(p): identified[database_name(p)] for p in exports}
+    named = _export_names([*exports, *register_exports])
+    identified = dict(named.values())
+    databases = dict(named[p] for p in exports)
     table = read_deduplicated(dedupe)
     _check_identification(identified, [*exports, *register_exports], table)
     if not isinstance(screening, Screening):
@@ -355,7 +409,7 @@ def prisma_counts(
     studies = _studies(extraction, screening, notes)
     return PrismaCounts(
         databases=databases,
-        registers={database_name(p): identified[database_name(p)] for p in register_exports},
+        registers=dict(named[p] for p in register_exports),
         duplicates_removed=int((~table["keep"]).sum()),
         removed_other=len(missing),
         studies_included=studies,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from evmeta.errors import EvmetaError, Problem
 from evmeta.review.reconcile import cohen_kappa
+from evmeta.sheets.export import restore_neutralized
 from evmeta.sheets.reader import UnreadableInput, column_letter, read_raw
 
 SHEET = "screening"
@@ -161,6 +162,13 @@ def read_deduplicated(path: str | Path) -> pd.DataFrame:
             f"{path.name}: not a file written by `evmeta dedupe` (missing column(s) {', '.join(sorted(missing))})"
         )
     table["keep"] = table["keep"].astype(str).str.casefold().isin({"true", "1", "yes"})
+    # The export's apostrophe before '=', '+', ... guards the CSV; the workbook cells written
+    # from this table are typed as text, so they get the text as it was found.
+    for column in table.columns:
+        if pd.api.types.is_object_dtype(table[column].dtype) or pd.api.types.is_string_dtype(
+            table[column].dtype
+        ):
+            table[column] = table[column].map(restore_neutralized)
     return table
 
 

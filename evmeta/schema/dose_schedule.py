@@ -25,8 +25,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from evmeta.data import load_toml
+from evmeta.schema.dose_tokens import DoseTextError
 
-__all__ = ["Schedule", "read_schedule"]
+__all__ = ["MAX_DOSES", "Schedule", "read_schedule"]
+
+#: Most administrations one schedule may give (``arms.n_doses`` has the same maximum). More
+#: is a misprint or hostile text, and the count multiplies into the cumulative doses.
+MAX_DOSES = 1000
 
 #: Tolerance for "duration / interval is a whole number" (relative).
 WHOLE_NUMBER_TOLERANCE = 1e-6
@@ -164,7 +169,7 @@ def _count(s: str) -> int | None:
     return None
 
 
-def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
+def read_schedule(s: str, *, interval_days: float | None = None, text: str | None = None) -> Schedule:
     """Schedule printed in a normalized dose text.
 
     Parameters
@@ -173,10 +178,18 @@ def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
         Dose text after :func:`evmeta.schema.dose_text.normalize`.
     interval_days : float, optional
         Interval already read from the amount's denominator ('100 ug/kg/day').
+    text : str, optional
+        The text as printed, for error messages (default ``s``).
 
     Returns
     -------
     Schedule
+
+    Raises
+    ------
+    DoseTextError
+        ``too_many_doses`` when the schedule gives more than :data:`MAX_DOSES`
+        administrations; ``overflow`` when its duration is too large to compute with.
     """
     notes: list[str] = []
     if interval_days is None:
@@ -190,6 +203,10 @@ def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
     match = _patterns()["duration"].search(s)
     if match and (n := _number(match.group("n"))) and n > 0:
         duration = n * _days(match.group("u"))
+        if not math.isfinite(duration):
+            raise DoseTextError(
+                s if text is None else text, "overflow", f"the duration {match.group(0)!r} is too large"
+            )
         if match.group("c") and interval_days is None:  # 'for 3 consecutive days': one a day
             interval_days = _days(match.group("u"))
     if interval_days and duration:
@@ -206,4 +223,11 @@ def read_schedule(s: str, *, interval_days: float | None = None) -> Schedule:
             notes.append(
                 f"{duration:g} days is not a whole number of {interval_days:g}-day intervals: number of doses unknown"
             )
+    if n_doses is not None and n_doses > MAX_DOSES:
+        raise DoseTextError(
+            s if text is None else text,
+            "too_many_doses",
+            f"the schedule gives {n_doses:,} administrations; at most {MAX_DOSES:,} are read "
+            "(check the count, the interval and the duration)",
+        )
     return Schedule(n_doses, interval_days, duration, tuple(notes))

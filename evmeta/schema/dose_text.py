@@ -349,7 +349,7 @@ def read_dose_text(text: str) -> DoseReading:
     if not value > 0:
         raise DoseTextError(text, "not_positive", "the amount must be a positive number")
     basis, per_kg, species = _basis(s, amount)
-    schedule = read_schedule(s, interval_days=amount.interval_days)
+    schedule = read_schedule(s, interval_days=amount.interval_days, text=text)
     return DoseReading(
         value=value * per_kg,
         unit=_UNIT.get(amount.kind, amount.unit),

@@ -37,6 +37,7 @@ REASONS = {
     "no_amount": "no amount of EVs",
     "not_positive": "an amount that is zero or negative",
     "overflow": "a number too large to compute with",
+    "too_many_doses": "a schedule of more administrations than any experiment gives (over 1,000)",
     "unknown_unit": "a unit or denominator evmeta does not know",
 }
 

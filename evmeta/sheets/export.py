@@ -2,7 +2,8 @@
 
 A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is executed
 by Excel and LibreOffice when a CSV file is opened (CSV/formula injection, OWASP). Text
-cells starting so get a leading apostrophe; numbers are left alone.
+cells starting so get a leading apostrophe; numbers are left alone. Reading such a CSV back
+into a workbook (which stores the text as text), :func:`restore_neutralized` removes it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 def _neutralize(value: object) -> object:
     if isinstance(value, str) and value.startswith(_TRIGGERS):
         return "'" + value
+    return value
+
+
+def restore_neutralized(value: object) -> object:
+    """Undo :func:`_neutralize` on a value read back from evmeta's own CSV export.
+
+    Only the one apostrophe the export adds is removed (text whose rest starts with a
+    trigger), so the original text can be stored in a workbook as text, where it is safe.
+    """
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(_TRIGGERS):
+        return value[1:]
     return value
 
 

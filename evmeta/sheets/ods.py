@@ -5,7 +5,9 @@ is streamed through defusedxml (no DTDs, no entity expansion) and turned into th
 ``RawSheet`` rows the .xlsx reader returns, so validation and cell names (``outcomes!H14``)
 are identical. ``table:number-rows-repeated`` and ``table:number-columns-repeated`` are
 honoured without expanding empty extents (Calc writes a trailing empty row repeated a
-million times); repeated non-empty rows or cells are expanded up to the sheet limits.
+million times); repeated non-empty rows are expanded, and repeated cells only within the
+header's columns, under the limits of every workbook (``MAX_ROWS``, ``MAX_COLUMNS``,
+``MAX_CELLS`` in ``evmeta.sheets.raw``).
 Formulas (``table:formula``) are reported, never evaluated; comments (``office:annotation``)
 are not cell text.
 
@@ -20,23 +22,28 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from evmeta.errors import Problem
 from evmeta.sheets.raw import (
+    EMPTY,
     EXCEL_ERRORS,
+    MAX_CELLS,
+    MAX_COLUMNS,
+    MAX_ROWS,
     MAX_UNCOMPRESSED_BYTES,
     Cell,
     RawSheet,
     RawWorkbook,
     UnreadableInput,
     _check_size,
+    _is_blank,
     column_letter,
     file_sha256,
 )
 
 MIMETYPE = "application/vnd.oasis.opendocument.spreadsheet"
-#: Sheet limits of LibreOffice Calc (rows, columns); repeats beyond them are refused.
-MAX_ROWS = 1_048_576
-MAX_COLUMNS = 16_384
-#: Largest number of identical non-empty rows or cells expanded from one repeat attribute.
+#: Last column of a LibreOffice Calc sheet: cells past it cannot exist and are not read.
+MAX_ODS_COLUMNS = 16_384
+#: Largest number of identical data rows expanded from one ``table:number-rows-repeated``.
 MAX_REPEAT_EXPANDED = 10_000
 
 _NS = {
@@ -155,49 +162,120 @@ def _repeat(element, attribute: str) -> int:
 
 
 class _SheetBuilder:
-    """Collects one table's rows, without materializing repeated empty rows or cells."""
+    """Collects one table's rows, without materializing repeated empty rows or cells.
 
-    def __init__(self, name: str) -> None:
+    The header (row 1) is read up to its last non-empty cell, at most ``MAX_COLUMNS``; data
+    rows keep only the header's columns (a value further right is counted and reported at its
+    cell, as the .xlsx reader does), so a cell repeated 16,384 times costs the header's width.
+    Data rows are counted against ``MAX_ROWS`` and the materialized cells against ``MAX_CELLS``
+    before a repeated row is expanded.
+    """
+
+    def __init__(self, name: str, problems: list[Problem]) -> None:
         self.name = name
+        self.problems = problems
         self.row_number = 0
         self.header: list[str] = []
+        self.width = 0
         self.rows: list[tuple[int, list[Cell]]] = []
         self.merged: list[str] = []
+        self.cells = 0
+        self.beyond: list[str] = []  # the first few cells right of the header, for the message
+        self.beyond_count = 0
 
-    def add_row(self, row) -> None:
-        cells: list[Cell] = []
-        pending_blank = 0
+    def _runs(self, row) -> list[tuple[int, int, Cell]]:
+        """The row's non-empty cells as (first column, repeat count, cell); blanks are skipped."""
+        runs: list[tuple[int, int, Cell]] = []
+        column = 0
         for element in row:
             if element.tag not in {CELL, COVERED}:
                 continue
             count = _repeat(element, "number-columns-repeated")
-            cell = convert_cell(element) if element.tag == CELL else Cell(None)
-            self._note_merge(element, len(cells) + pending_blank)
-            if cell.value is None:
-                pending_blank += count  # trailing blanks are never materialized
-                continue
-            if len(cells) + pending_blank + count > MAX_COLUMNS or count > MAX_REPEAT_EXPANDED:
-                raise UnreadableInput(
-                    f"{self.name}: row {self.row_number + 1} repeats a cell beyond the sheet limits"
-                )
-            cells.extend([Cell(None)] * pending_blank + [cell] * count)
-            pending_blank = 0
+            if column >= MAX_ODS_COLUMNS:
+                break  # past Calc's last column: nothing a sheet can hold
+            self._note_merge(element, column)
+            cell = convert_cell(element) if element.tag == CELL else EMPTY
+            if cell.value is not None:
+                runs.append((column, count, cell))
+            column += count
+        return runs
+
+    def add_row(self, row) -> None:
+        runs = self._runs(row)
         repeat = _repeat(row, "number-rows-repeated")
-        if not cells:
-            self.row_number += repeat
+        if not any(not _is_blank(cell) for _, _, cell in runs):
+            self.row_number += repeat  # blank rows are counted, never expanded
             return
-        if repeat > MAX_REPEAT_EXPANDED or self.row_number + repeat > MAX_ROWS:
-            raise UnreadableInput(
-                f"{self.name}: row {self.row_number + 1} is repeated {repeat} times; expected data rows"
+        if self.row_number == 0:
+            self._read_header(runs)
+            self.row_number = 1
+            repeat -= 1
+            if repeat == 0:
+                return
+        self._add_data_rows(runs, repeat, row)
+
+    def _read_header(self, runs: list[tuple[int, int, Cell]]) -> None:
+        texts: dict[int, str] = {}
+        too_far: list[int] = []
+        for column, count, cell in runs:
+            text = str(cell.value).strip()
+            if not text:
+                continue
+            if column >= MAX_COLUMNS:
+                too_far.append(column)
+                continue
+            for index in range(column, min(column + count, MAX_COLUMNS)):
+                texts[index] = text
+            if column + count > MAX_COLUMNS:
+                too_far.append(MAX_COLUMNS)
+        if too_far:
+            self.problems.append(
+                Problem(
+                    self.name,
+                    1,
+                    None,
+                    None,
+                    f"header cell(s) beyond column {column_letter(MAX_COLUMNS - 1)} ignored "
+                    f"({', '.join(column_letter(i) + '1' for i in too_far[:5])}); "
+                    f"a sheet may have at most {MAX_COLUMNS} columns",
+                )
             )
-        for _ in range(repeat):
-            self.row_number += 1
-            if self.row_number == 1:
-                self.header = ["" if c.value is None else str(c.value).strip() for c in cells]
-            elif any(
-                c.value is not None and not (isinstance(c.value, str) and not c.value.strip()) for c in cells
-            ):
-                self.rows.append((self.row_number, list(cells)))
+        self.width = max(texts) + 1 if texts else 0
+        self.header = [texts.get(i, "") for i in range(self.width)]
+
+    def _add_data_rows(self, runs: list[tuple[int, int, Cell]], repeat: int, row) -> None:
+        first = self.row_number + 1
+        if repeat > MAX_REPEAT_EXPANDED:
+            raise UnreadableInput(
+                f"sheet {self.name!r}: row {first} is repeated {repeat:,} times "
+                f"(at most {MAX_REPEAT_EXPANDED:,} identical data rows are read); expected data rows"
+            )
+        if len(self.rows) + repeat > MAX_ROWS:
+            raise UnreadableInput(
+                f"sheet {self.name!r} has more than {MAX_ROWS:,} data rows (row {first}); "
+                "an extraction sheet should be far smaller: delete stray content below the data"
+            )
+        if self.cells + repeat * self.width > MAX_CELLS:
+            raise UnreadableInput(
+                f"sheet {self.name!r} holds more than {MAX_CELLS:,} cells within its header's "
+                f"{self.width} columns (row {first}); an extraction sheet should be far smaller"
+            )
+        cells = [EMPTY] * self.width
+        beyond: list[int] = []
+        for column, count, cell in runs:
+            for index in range(column, min(column + count, self.width)):
+                cells[index] = cell
+            if column + count > self.width and not _is_blank(cell):
+                beyond.append(max(column, self.width))
+                self.beyond_count += repeat * (column + count - max(column, self.width))
+        data = any(not _is_blank(c) for c in cells)
+        for number in range(first, first + repeat):
+            if len(self.beyond) < 10:
+                self.beyond.extend(f"{column_letter(i)}{number}" for i in beyond[: 10 - len(self.beyond)])
+            if data:
+                self.rows.append((number, list(cells)))
+                self.cells += self.width
+        self.row_number += repeat
 
     def _note_merge(self, element, column: int) -> None:
         rows = _repeat(element, "number-rows-spanned")
@@ -209,6 +287,20 @@ class _SheetBuilder:
             )
 
     def build(self) -> RawSheet:
+        if self.beyond:
+            extra = self.beyond_count - len(self.beyond)
+            shown = ", ".join(self.beyond) + (f" and {extra:,} more" if extra > 0 else "")
+            self.problems.append(
+                Problem(
+                    self.name,
+                    None,
+                    None,
+                    None,
+                    f"{self.beyond_count:,} cell(s) hold data right of the last header column "
+                    f"({column_letter(self.width - 1) if self.width else 'none'}): {shown}; "
+                    "name the column or delete the data",
+                )
+            )
         return RawSheet(self.name, self.header, self.rows, self.merged)
 
 
@@ -227,13 +319,16 @@ def read_ods(path: str | Path) -> RawWorkbook:
     _check_size(path)  # the 50 MB limit of every workbook, also when called directly
     _check_archive(path)
     sheets: dict[str, RawSheet] = {}
+    problems: list[Problem] = []
     builder: _SheetBuilder | None = None
     try:
         with zipfile.ZipFile(path) as archive, archive.open("content.xml") as stream:
             for event, element in iterparse(stream, events=("start", "end")):
                 if event == "start":
                     if element.tag == TABLE:
-                        builder = _SheetBuilder(element.get(_q("table", "name"), f"Sheet{len(sheets) + 1}"))
+                        builder = _SheetBuilder(
+                            element.get(_q("table", "name"), f"Sheet{len(sheets) + 1}"), problems
+                        )
                     continue
                 if element.tag == ROW and builder is not None:
                     builder.add_row(element)
@@ -246,4 +341,4 @@ def read_ods(path: str | Path) -> RawWorkbook:
         raise UnreadableInput(
             f"{path.name}: content.xml is not well-formed or not safe to parse ({exc})"
         ) from None
-    return RawWorkbook(path, sheets, file_sha256(path))
+    return RawWorkbook(path, sheets, file_sha256(path), problems)

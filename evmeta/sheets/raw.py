@@ -25,6 +25,10 @@ MAX_UNCOMPRESSED_BYTES = 32 * 1024 * 1024
 MAX_ROWS = 50_000
 #: Most header columns per sheet (the widest schema sheet has well under 100).
 MAX_COLUMNS = 1_000
+#: Most cells held per sheet, data rows x header columns (5,000 outcome rows of the widest
+#: schema sheet hold about 300,000). An .xlsx is bounded by its unpacked size; an .ods can
+#: repeat a row and a cell any number of times in a few bytes, so the count is capped.
+MAX_CELLS = 2_000_000
 
 EXCEL_ERRORS = frozenset(
     {
