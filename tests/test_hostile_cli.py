@@ -204,6 +204,37 @@ def test_workbook_outputs_must_be_named_xlsx(example_copy, tmp_path, suffix):
         assert not target.exists(), command
 
 
+def test_screen_sheet_and_digitized_never_overwrite_without_force(tmp_path):
+    # Issue 17: every command that writes refuses an existing output without --force and
+    # never overwrites its own input, even with --force.
+    search = EXAMPLE.parent / "search"
+    earlier = tmp_path / "screening.xlsx"
+    earlier.write_text("an earlier, edited log")
+    write = ["screen-sheet", str(search / "deduplicated.csv"), "-o", str(earlier)]
+    _clean_refusal(runner.invoke(app, write), "screening.xlsx already exists", "--force")
+    assert earlier.read_text() == "an earlier, edited log"
+    assert runner.invoke(app, [*write, "--force"]).exit_code == 0
+    log = search / "screening.xlsx"
+    before = log.read_bytes()
+    studies = ["screen-sheet", "--check", str(log), "--studies", str(log), "--force"]
+    assert runner.invoke(app, studies).exit_code == 2  # its own input, even with --force
+    assert log.read_bytes() == before
+    export = tmp_path / "wpd.csv"
+    export.write_text("x")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("earlier rows")
+    digitize = ["digitized", str(export), "--kind", "bar", "--error", "sd", "-o", str(rows)]
+    _clean_refusal(runner.invoke(app, digitize), "rows.csv already exists", "--force")
+    assert rows.read_text() == "earlier rows"
+    assert (
+        runner.invoke(
+            app, ["digitized", str(export), "--kind", "bar", "--error", "sd", "-o", str(export), "--force"]
+        ).exit_code
+        == 2
+    )
+    assert export.read_text() == "x"
+
+
 def test_reconcile_apply_writes_where_o_says(example_copy, tmp_path):
     # Issue 17: `reconcile --apply rec.xlsx -o final.xlsx` ignored -o and wrote rec.final.xlsx.
     other = tmp_path / "b.xlsx"

@@ -175,6 +175,7 @@ def screen_sheet(
             "lists the reports included at full text, each with its record_id.",
         ),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Write the title/abstract and full-text screening log (or --check a filled one)."""
     from evmeta.errors import EvmetaError
@@ -187,10 +188,13 @@ def screen_sheet(
         write_screening_sheet,
     )
 
+    inputs = [p for p in (deduplicated, check) if p is not None]
     if check is None:
         _require_xlsx(output, "the screening log")
+        _outputs([output], inputs=inputs, force=force)
     elif studies is not None:
         _require_xlsx(studies, "the extraction workbook of --studies")
+        _outputs([studies], inputs=inputs, force=force)
     try:
         if check is None:
             if deduplicated is None:
@@ -290,10 +294,13 @@ def digitized(
     output: Annotated[Path, typer.Option("-o", "--output", help="Outcome rows (CSV) to write.")] = Path(
         "rows.csv"
     ),
+    force: ForceOption = False,
 ) -> None:
     """Outcome rows (arm, mean, sd or sem, data_source=figure) from a WebPlotDigitizer export."""
     from evmeta.review.digitized import DigitizedError, read_digitized
     from evmeta.sheets.export import write_csv
+
+    _outputs([output], inputs=[file], force=force)
 
     try:
         rows = read_digitized(file, kind=kind.strip().lower(), error=error.strip().lower())
