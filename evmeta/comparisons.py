@@ -420,6 +420,8 @@ def build_comparisons(
     table["n_treat"] = pairs["n"].astype(float)
     table["n_control"] = n_control.to_numpy()
     table["n_control_reported"] = n_control_reported.to_numpy()
+    # How many comparisons the control was divided among (1: not split).
+    table["control_split_among"] = np.broadcast_to(np.asarray(k_sharing, dtype=float), len(pairs)).copy()
     table["control_group_id"] = pairs["outcome_id_c"]
     # Arm statistics as used (control unsplit): what the shared-control covariance needs.
     for column, source in [
@@ -431,6 +433,7 @@ def build_comparisons(
         ("total_treat", "total"),
         ("events_control", "events_c"),
         ("total_control", "total_c"),
+        ("mean_sham", "mean_est_s"),
     ]:
         table[column] = pairs[source].astype(float).to_numpy()
     table["direction_flipped"] = flip.to_numpy()
@@ -481,6 +484,66 @@ def build_comparisons(
         ["study_id", "experiment_id", "outcome", "timepoint", "treat_outcome_row"], kind="stable"
     )
     return Comparisons(table.reset_index(drop=True), log.frame(), used_measure, settings)
+
+
+def resplit_shared_controls(table: pd.DataFrame) -> pd.DataFrame:
+    """Divide each split control again among the comparisons of ``table`` that still use it.
+
+    :func:`build_comparisons` with ``shared_control="split"`` divides a control shared by k
+    EV arms among those k comparisons. When an analysis then leaves some of them out (the
+    spec's ``[filters]``), the control belongs to the m < k comparisons left: their control
+    n (events and total for binary measures) is divided by m instead, and ``yi``, ``vi``,
+    ``sei``, ``n_control`` and ``control_split_among`` are recomputed from the arm statistics
+    the table carries. Rows whose control is not split, and tables without those columns,
+    are returned unchanged.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows of :attr:`Comparisons.table`, possibly a subset.
+
+    Returns
+    -------
+    DataFrame
+        A copy with the affected rows recomputed (the same rows, in the same order).
+    """
+    needed = {"control_split_among", "control_group_id", "measure", "n_control_reported"}
+    if table.empty or not needed <= set(table.columns):
+        return table
+    using = table.groupby("control_group_id")["control_group_id"].transform("count").astype(float)
+    stale = (table["control_split_among"] > 1) & (using != table["control_split_among"])
+    if not stale.any():
+        return table
+    table = table.copy()
+    rows = table[stale]
+    pairs = pd.DataFrame(
+        {
+            "mean_est": rows["mean_treat"],
+            "sd_est": rows["sd_treat"],
+            "n": rows["n_treat"],
+            "mean_est_c": rows["mean_control"],
+            "sd_est_c": rows["sd_control"],
+            "n_c": rows["n_control_reported"],
+            "mean_est_s": rows.get("mean_sham", pd.Series(np.nan, index=rows.index)),
+            "events": rows["events_treat"],
+            "total": rows["total_treat"],
+            "events_c": rows["events_control"],
+            "total_c": rows["total_control"],
+            "dispersion_source": rows.get("dispersion_source_treat", pd.Series("", index=rows.index)),
+        },
+        index=rows.index,
+    )
+    for measure in pd.unique(rows["measure"]):
+        part = (rows["measure"] == measure).to_numpy()
+        index = rows.index[part]
+        es = _effects(pairs.loc[index], str(measure), using.loc[index])
+        flip = table.loc[index, "direction_flipped"].astype(bool) if "direction_flipped" in table else False
+        table.loc[index, "yi"] = es["yi"].to_numpy() * np.where(flip, -1.0, 1.0)
+        table.loc[index, "vi"] = es["vi"].to_numpy()
+    table.loc[stale, "sei"] = np.sqrt(table.loc[stale, "vi"].astype(float))
+    table.loc[stale, "n_control"] = table.loc[stale, "n_control_reported"] / using[stale]
+    table.loc[stale, "control_split_among"] = using[stale]
+    return table
 
 
 def _effects(pairs: pd.DataFrame, measure: str, k_sharing: float | pd.Series) -> pd.DataFrame:

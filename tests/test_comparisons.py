@@ -332,3 +332,51 @@ def test_make_demo_runs_the_example_spec():
     start = next(i for i, line in enumerate(lines) if line.startswith("demo:")) + 1
     recipe = [line.strip() for line in lines[start:] if line.startswith("\t")]
     assert "$(BIN)/evmeta run analyses/example.toml" in recipe[:3]
+
+
+def test_a_filtered_arm_leaves_its_share_of_the_control_to_the_arms_left():
+    """[filters] after build_comparisons: a control split among 3 arms of which one is
+    filtered out is divided between the 2 left (as if the third arm had not been entered),
+    checked against a direct escalc-style computation with n2i = n_control / 2."""
+    from evmeta.analysis.spec import FiltersSection
+    from evmeta.analysis.table import filter_comparisons
+    from evmeta.comparisons import resplit_shared_controls
+
+    book = em.read_extraction(EXAMPLE)
+    table = em.build_comparisons(book, outcome=["serum creatinine", "infarct volume", "infarct size"]).table
+    unchanged = resplit_shared_controls(table)
+    pd.testing.assert_frame_equal(unchanged, table)  # nothing removed: nothing changes
+    group = table.loc[table["control_split_among"] == 3, "control_group_id"].iloc[0]
+    subset = table.drop(index=table.index[table["control_group_id"] == group][0]).reset_index(drop=True)
+    left = resplit_shared_controls(subset)
+    rows = left[left["control_group_id"] == group]
+    assert len(rows) == 2 and (rows["control_split_among"] == 2).all()
+    for _, row in rows.iterrows():
+        direct = em.effect_size(
+            "SMD",
+            m1i=[row["mean_treat"]],
+            sd1i=[row["sd_treat"]],
+            n1i=[row["n_treat"]],
+            m2i=[row["mean_control"]],
+            sd2i=[row["sd_control"]],
+            n2i=[row["n_control_reported"] / 2],
+        )
+        sign = -1.0 if row["direction_flipped"] else 1.0
+        assert row["yi"] == pytest.approx(sign * direct["yi"].iloc[0], abs=1e-12)
+        assert row["vi"] == pytest.approx(direct["vi"].iloc[0], abs=1e-12)
+        assert row["n_control"] == pytest.approx(row["n_control_reported"] / 2)
+    # Rows of other controls are untouched.
+    others = subset["control_group_id"] != group
+    pd.testing.assert_frame_equal(left[others], subset[others])
+    # Through the spec's filters: every split control is divided among the rows that use it.
+    filtered, _ = filter_comparisons(table, FiltersSection(min_quality_score=0.3))
+    split = filtered[filtered["control_split_among"] > 1]
+    using = filtered.groupby("control_group_id")["control_group_id"].transform("count")
+    assert (split["control_split_among"] == using[split.index]).all()
+    assert np.allclose(split["n_control"], split["n_control_reported"] / using[split.index])
+    assert (
+        table.groupby("control_group_id").size()
+        > filtered.groupby("control_group_id")
+        .size()
+        .reindex(table["control_group_id"].unique(), fill_value=0)
+    ).any()  # the filter did remove arms of some shared control

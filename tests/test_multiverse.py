@@ -78,6 +78,15 @@ seed = 7
     return path
 
 
+def spec_filters(table: pd.DataFrame) -> pd.DataFrame:
+    """The test spec's [filters] (min_quality_score = 0.3), shared controls re-divided among
+    the comparisons left, as evmeta run does."""
+    from evmeta.analysis.spec import FiltersSection
+    from evmeta.analysis.table import filter_comparisons
+
+    return filter_comparisons(table, FiltersSection(min_quality_score=0.3))[0]
+
+
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory) -> Path:
     return write_spec(tmp_path_factory.mktemp("mv"))
@@ -181,7 +190,7 @@ model = ["random_effects", "three_level", "bayes_quadrature"]
     assert row["status"] == "ok"
 
     table = em.build_comparisons(book, "SMD", outcome=OUTCOMES, shared_control="keep").table
-    table = table[table["quality_score"] >= 0.3].reset_index(drop=True)  # the spec's [filters]
+    table = spec_filters(table)
     assert table["control_group_id"].duplicated().any()  # the example does share controls
     V = em.shared_control_covariance(table)
     fit = multilevel_meta_analysis(table, random=["study_id", "experiment_id"], test="t", V=V)
@@ -220,7 +229,7 @@ def test_random_effects_rows_equal_direct_fits(serial, book):
     tables = {m: em.build_comparisons(book, m, outcome=OUTCOMES).table for m in ("SMD", "ROM")}
     for row in rows.to_dict("records"):
         table = tables[row["comparisons.measure"]]
-        table = table[table["quality_score"] >= 0.3].reset_index(drop=True)  # the spec's [filters]
+        table = spec_filters(table)
         if row["outliers"] != "none":
             first = meta_analysis(table, method="REML", test="knha")  # the spec's [frequentist]
             table = table[~(first.influence()["rstudent"].abs() > 2.5).to_numpy()].reset_index(drop=True)
@@ -236,7 +245,7 @@ def test_three_level_and_bayes_rows_equal_direct_fits(serial, book):
     from evmeta.models import bayesian_meta_analysis, multilevel_meta_analysis
 
     table = em.build_comparisons(book, "SMD", outcome=OUTCOMES).table
-    table = table[table["quality_score"] >= 0.3].reset_index(drop=True)
+    table = spec_filters(table)
     r = serial.results
     base = (r["comparisons.measure"] == "SMD") & (r["outliers"] == "none")
     row = r[base & (r["model"] == "three_level") & (r["frequentist.method"] == "REML")].iloc[0]

@@ -38,7 +38,15 @@ TABLE_COLUMNS = [
     "isolation_family",
     "quality_score",
     "rob_low_randomization_blinding",
-    # The arm statistics of the sampling covariance under shared_control = "keep".
+    # The arm statistics of the sampling covariance under shared_control = "keep", and of
+    # the re-divided control when the filters remove some arms sharing it.
+    "control_split_among",
+    "direction_flipped",
+    "dispersion_source_treat",
+    "mean_treat",
+    "events_treat",
+    "total_treat",
+    "mean_sham",
     "n_treat",
     "n_control",
     "n_control_reported",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from evmeta.analysis.spec import AnalysisSpec, FiltersSection
-from evmeta.comparisons import Comparisons, build_comparisons
+from evmeta.comparisons import Comparisons, build_comparisons, resplit_shared_controls
 from evmeta.errors import ModelError, SpecError
 
 
@@ -115,7 +115,9 @@ def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd
     """Comparisons that pass ``[filters]``; and (row index, reason) of those that do not.
 
     The one implementation of the filters: ``evmeta run`` and every multiverse
-    specification (:func:`evmeta.analysis.multiverse_fit.apply_filters`) use it.
+    specification (:func:`evmeta.analysis.multiverse_fit.apply_filters`) use it. A shared
+    control split among comparisons of which some are filtered out is divided again among
+    those left (:func:`evmeta.comparisons.resplit_shared_controls`).
     """
     f = filters
     dropped = []
@@ -137,7 +139,9 @@ def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd
         bad = ~table["rob_low_randomization_blinding"].fillna(False).astype(bool) & keep
         dropped.append((bad, "filter: not at low risk on randomization and blinding"))
         keep &= ~bad
-    return table[keep].reset_index(drop=True), [(mask[mask].index, reason) for mask, reason in dropped]
+    # A control split among arms the filters removed belongs to the arms left.
+    kept = resplit_shared_controls(table[keep].reset_index(drop=True))
+    return kept, [(mask[mask].index, reason) for mask, reason in dropped]
 
 
 def _filter_log(table: pd.DataFrame, dropped, kept: pd.DataFrame) -> pd.DataFrame:
