@@ -340,7 +340,7 @@ def test_a_filtered_arm_leaves_its_share_of_the_control_to_the_arms_left():
     checked against a direct escalc-style computation with n2i = n_control / 2."""
     from evmeta.analysis.spec import FiltersSection
     from evmeta.analysis.table import filter_comparisons
-    from evmeta.comparisons import resplit_shared_controls
+    from evmeta.harmonize.control_split import resplit_shared_controls
 
     book = em.read_extraction(EXAMPLE)
     table = em.build_comparisons(book, outcome=["serum creatinine", "infarct volume", "infarct size"]).table

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from evmeta.analysis.spec import AnalysisSpec, FiltersSection
-from evmeta.comparisons import Comparisons, build_comparisons, resplit_shared_controls
+from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError, SpecError
+from evmeta.harmonize.control_split import resplit_shared_controls
 
 
 @dataclass
@@ -117,7 +118,7 @@ def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd
     The one implementation of the filters: ``evmeta run`` and every multiverse
     specification (:func:`evmeta.analysis.multiverse_fit.apply_filters`) use it. A shared
     control split among comparisons of which some are filtered out is divided again among
-    those left (:func:`evmeta.comparisons.resplit_shared_controls`).
+    those left (:func:`evmeta.harmonize.control_split.resplit_shared_controls`).
     """
     f = filters
     dropped = []
