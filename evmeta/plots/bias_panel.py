@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from evmeta.plots._style import PALETTE, journal_style, new_figure
+from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 
 BIAS_COLOURS = {"none": PALETTE[0], "selection": PALETTE[1], "pet": PALETTE[2], "peese": PALETTE[3]}
 BIAS_NAMES = {"none": "no bias", "selection": "selection", "pet": "PET", "peese": "PEESE"}
@@ -59,8 +59,7 @@ def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "d
 
 def _layout(width: str | float):
     """The figure and its three axes boxes: side by side at 180 mm, stacked at 85 mm."""
-    probe = new_figure(width, 1.0)
-    inches = probe.get_figwidth()
+    inches = width_inches(width)
     if inches > 4.5:
         figure = new_figure(width, 2.4)
         return figure, [(0.06, 0.17, 0.24, 0.72), (0.38, 0.17, 0.22, 0.72), (0.77, 0.17, 0.21, 0.72)]
