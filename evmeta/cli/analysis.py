@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +36,27 @@ def demo(
     run(spec, output=output / "report", quiet=quiet)
 
 
+@contextmanager
+def _analysis_errors(outputs: str) -> Iterator[None]:
+    """The analysis commands' answers: errors in the extraction (exit 1, each at its cell),
+    evmeta's own refusals and unwritable outputs (exit 2), never a traceback."""
+    from evmeta.errors import EvmetaError, ExtractionError
+
+    try:
+        yield
+    except ExtractionError as exc:
+        for problem in exc.problems:
+            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
+        _echo_err("the extraction has errors; fix them (evmeta validate lists them) and run again")
+        raise typer.Exit(1) from None
+    except EvmetaError as exc:
+        _echo_err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        _echo_err(f"error: could not write {outputs}: {exc.filename or ''} {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+
+
 def _check_report_folder(output: Path, spec: Path, force: bool) -> None:
     """A report folder given with -o: a folder, not holding the spec, and evmeta's own unless --force."""
     from evmeta._paths import check_output, is_within
@@ -62,23 +85,11 @@ def run(
 ) -> None:
     """Run an analysis spec end to end and write reports/<name>/."""
     from evmeta.analysis.pipeline import run_analysis
-    from evmeta.errors import EvmetaError, ExtractionError
 
     if output is not None:
         _check_report_folder(output, spec, force)
-    try:
+    with _analysis_errors("the report"):
         result = run_analysis(spec, output=output, quiet=quiet)
-    except ExtractionError as exc:
-        for problem in exc.problems:
-            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
-        _echo_err("the extraction has errors; fix them (evmeta validate lists them) and run again")
-        raise typer.Exit(1) from None
-    except EvmetaError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        _echo_err(f"error: could not write the report: {exc.filename or ''} {exc.strerror or exc}")
-        raise typer.Exit(2) from None
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report: {result.output / 'report.html'}")
@@ -108,11 +119,10 @@ def multiverse(
 ) -> None:
     """Fit every specification of the spec's multiverse on Dask; write multiverse.csv and the curve."""
     from evmeta.analysis.multiverse import run_multiverse
-    from evmeta.errors import EvmetaError, ExtractionError
 
     if scheduler and workers:
         _echo_err("note: --workers sizes the local cluster; it is ignored with --scheduler")
-    try:
+    with _analysis_errors("the multiverse outputs"):
         result = run_multiverse(
             spec,
             output=output,
@@ -121,14 +131,6 @@ def multiverse(
             null_resamples=null_resamples,
             quiet=quiet,
         )
-    except ExtractionError as exc:
-        for problem in exc.problems:
-            _echo_err(str(problem) if problem.severity == "error" else f"note: {problem}")
-        _echo_err("the extraction has errors; fix them (evmeta validate lists them) and run again")
-        raise typer.Exit(1) from None
-    except EvmetaError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
     for sentence in result.sentences:
         typer.echo(sentence)
     typer.echo(f"wrote {result.output / 'multiverse.csv'} and {result.output / 'multiverse.html'}")
