@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make demo` and `make test`.
-# Both create .venv (once) and install evmeta with its test extra into it.
+# Both create .venv (once) and install evmeta with every extra and the test tools into it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@echo "Installing evmeta and its dependencies into .venv (about 2 minutes, once)..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,test]"
 	@touch $(STAMP)
 	@echo "Installed: $$($(BIN)/evmeta --version)"
 

@@ -110,3 +110,10 @@ class ConvergenceWarning(UserWarning):
 
 class PathError(EvmetaError, ValueError):
     """A path cannot be read or written safely as asked (not a regular file, an input, exists)."""
+
+
+class MissingExtraError(EvmetaError, ImportError):
+    """A feature needs an optional dependency group (an *extra*) that is not installed.
+
+    The message names the feature and the ``pip install`` line that brings it.
+    """

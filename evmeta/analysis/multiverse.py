@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evmeta._extras import require
 from evmeta.analysis.multiverse_fit import BuiltTable, FitContext, build_table, fit_batch
 from evmeta.analysis.multiverse_plan import Specification, choice_lists, plan
 from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
@@ -42,12 +43,17 @@ MIN_TASK_COST = 40.0
 RESULT_COLUMNS = ["k", "estimate", "ci_low", "ci_high", "p", "tau2", "i2", "fingerprint", "status", "reason"]
 
 
+def _distributed():
+    """dask.distributed, or a sentence naming ``evmeta[distributed]``."""
+    return require("distributed", "evmeta multiverse (Dask)")
+
+
 class SchedulerError(EvmetaError):
     """The Dask scheduler given by address cannot be reached."""
 
 
 def _remote_client(address: str):
-    from distributed import Client
+    Client = _distributed().Client
 
     try:
         return Client(address, timeout="15s")
@@ -163,8 +169,9 @@ def _local_client(workers: int | None):
     """
     import multiprocessing
 
-    import dask
-    from distributed import Client, LocalCluster
+    distributed = _distributed()
+    dask = require("dask", "evmeta multiverse (Dask)")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n = workers or cores or 1
@@ -227,7 +234,7 @@ class _Executor:
                 bar.advance(task, count(result))
                 yield result
             return
-        from distributed import as_completed
+        as_completed = _distributed().as_completed
 
         futures = [
             self.client.submit(function, tables[key], batch, *args, pure=False) for key, batch in batches

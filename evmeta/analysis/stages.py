@@ -420,9 +420,17 @@ def start_posterior_outputs(run, batch) -> None:
     if bayes is None:
         run.notes.append("figure posterior: not drawn, because no Bayesian model was fitted.")
     else:
-        path = run.output / "posterior.nc"
+        from evmeta._extras import available, install_line
+
         jobs["posterior"] = lambda: posterior_plot(bayes, width=run.spec.figures.width)
-        tasks["posterior.nc"] = lambda: _write_posterior(bayes, path)
+        if available("arviz") and available("h5netcdf"):
+            path = run.output / "posterior.nc"
+            tasks["posterior.nc"] = lambda: _write_posterior(bayes, path)
+        else:
+            run.notes.append(
+                "posterior.nc: not written, because it needs ArviZ and h5netcdf, which are not "
+                f"installed; install them with: {install_line('sampling')}"
+            )
     batch_figures.add(batch, jobs, tasks)
 
 

@@ -17,18 +17,33 @@ from evmeta.models.base.nesting import inner_block_loglik
 
 def _arviz():
     """ArviZ, imported without its once-a-day notice about its coming refactor (a
-    FutureWarning that would otherwise reach the user of `evmeta run` on a fresh account)."""
+    FutureWarning that would otherwise reach the user of `evmeta run` on a fresh account);
+    without ArviZ, a sentence naming ``evmeta[sampling]``."""
+    from evmeta._extras import require
+
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r"(?s).*ArviZ is undergoing a major refactor", category=FutureWarning
         )
-        import arviz
-
-    return arviz
+        return require("arviz", "ArviZ output (InferenceData, posterior.nc, PSIS-LOO, R-hat and ESS)")
 
 
 def sampler_diagnostics(result: Any) -> dict[str, Any]:
-    """max R-hat, min bulk/tail ESS, divergences and min BFMI of a NUTS fit."""
+    """max R-hat, min bulk/tail ESS, divergences and min BFMI of a NUTS fit.
+
+    Exact quadrature draws are independent by construction: R-hat and ESS say nothing about
+    them (they are NaN here), and ArviZ is not imported for them."""
+    if result.method_used == "quadrature":
+        nan = float("nan")
+        return {
+            "method": result.method_used,
+            "max_r_hat": nan,
+            "min_ess_bulk": nan,
+            "min_ess_tail": nan,
+            "divergences": 0,
+            "min_bfmi": nan,
+            "sampler": "exact quadrature (no Monte Carlo error)",
+        }
     az = _arviz()
 
     data = {"beta": result.beta_draws, "tau": result.tau_draws}

@@ -21,11 +21,14 @@ from evmeta.models.priors import Prior, PriorSet
 
 
 def _import_pymc():
+    """PyMC and PyTensor's tensor module, or a sentence naming ``evmeta[sampling]``."""
+    from evmeta._extras import require
+
     with warnings.catch_warnings():
         # PyTensor warns at import that pip-installed BLAS may be slow; it is not an error.
         warnings.simplefilter("ignore")
-        import pymc as pm
-        import pytensor.tensor as pt
+        pm = require("pymc", "NUTS sampling (bayesian method='nuts')")
+        pt = require("pytensor.tensor", "NUTS sampling (bayesian method='nuts')")
     return pm, pt
 
 
