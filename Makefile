@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fresh test-slow lint install clean-venv bench
+.PHONY: docs demo test test-fresh test-slow lint install clean-venv bench
 
 $(STAMP): pyproject.toml
 	@echo "Installing evmeta and its dependencies into .venv (about 2 minutes, once)..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,test]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,test,docs]"
 	@touch $(STAMP)
 	@echo "Installed: $$($(BIN)/evmeta --version)"
 
@@ -36,6 +36,12 @@ test-fresh: $(STAMP)
 # MCMC tests (NUTS against exact quadrature, coverage simulation); about a minute.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The documentation site (guides, spec reference, API from the docstrings); warnings are errors.
+docs: $(STAMP)
+	rm -rf docs/_build docs/generated
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "Documentation: docs/_build/html/index.html"
 
 lint: $(STAMP)
 	$(BIN)/ruff check evmeta tests extraction benchmarks

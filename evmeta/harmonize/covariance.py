@@ -125,7 +125,7 @@ def shared_control_covariance(
     >>> t = pd.DataFrame({"yi": [2.0, 1.0], "vi": [0.3, 0.3], "measure": "MD",
     ...                   "control_group_id": ["c1", "c1"], "sd_control": [1.0, 1.0],
     ...                   "n_control": [5.0, 5.0]})
-    >>> shared_control_covariance(t)[0, 1]
+    >>> float(shared_control_covariance(t)[0, 1])
     0.2
     """
     if measure is None:
