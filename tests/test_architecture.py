@@ -24,6 +24,7 @@ LAYERS = {
     "schema": 2,
     "harmonize": 3,
     "review": 3,
+    "project": 3,  # the review project's database sits beside review/; its refit is analysis/living
     "comparisons": 4,
     "models": 5,
     "results": 6,
