@@ -136,6 +136,9 @@ class ExtractionVersion(Base):
     imported_by: Mapped[str] = mapped_column(String(200))
     n_studies: Mapped[int] = mapped_column(Integer)
     n_cells_changed: Mapped[int] = mapped_column(Integer)
+    #: The newest search export held when this version was imported (the PRISMA boundary
+    #: between "previous" and "new" studies of the next update).
+    searches_through: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class CellChange(Base):

@@ -103,6 +103,7 @@ def _screening_and_extraction() -> None:
         sa.Column("imported_by", sa.String(200), nullable=False),
         sa.Column("n_studies", sa.Integer, nullable=False),
         sa.Column("n_cells_changed", sa.Integer, nullable=False),
+        sa.Column("searches_through", sa.Integer, nullable=False),
     )
     op.create_table(
         "cell_changes",
