@@ -62,8 +62,8 @@ def _pooled_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[
     out += ["| | before | now | change |", "|---|---|---|---|"]
     for label, key in [("estimate", "estimate"), ("tau²", "tau2"), ("I² (%)", "i2"), ("k", "k")]:
         old = None if q is None else q.get(key)
-        change = "–" if old is None or p.get(key) is None else f"{p[key] - old:+.2f}"
         digits = 0 if key == "k" else 2
+        change = "–" if old is None or p.get(key) is None else f"{p[key] - old:+.{digits}f}"
         out.append(f"| {label} | {_f(old, digits)} | {_f(p.get(key), digits)} | {change} |")
     for label, low, high in [("95% CI", "ci_low", "ci_high"), ("95% PI", "pi_low", "pi_high")]:
         old = "–" if q is None else _interval(q.get(low), q.get(high))
