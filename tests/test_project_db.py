@@ -156,3 +156,21 @@ def test_two_reviewers_writing_at_once_lose_nothing(tmp_path, database):
         with project.engine.connect() as connection:
             rows = connection.execute(select(ScreeningDecision.reviewer, ScreeningDecision.batch_id)).all()
     assert {r for r, _ in rows} == {"ana", "ben"} and len({b for _, b in rows}) == 16
+
+
+def test_search_update_dedupes_against_everything_held(tmp_path, database):
+    """The same de-duplication on both databases: the second export brings 4 new works."""
+    from evmeta.project.update import update_searches
+    from tests.project_support import PROJECT_DATA
+
+    with init_project(tmp_path / "review", database=database) as project:
+        first = update_searches(project, BUNDLED_EXPORTS)
+        assert first.update.n_new_unique == 94 and first.sheet.name == "screening_003.xlsx"
+        second = update_searches(project, [PROJECT_DATA / "pubmed_update.ris"])
+        kept = second.update.new_records[second.update.new_records["keep"]]
+        assert sorted(kept["doi"]) == [f"10.9999/evmeta.update.00{i}" for i in (1, 2, 3, 4)]
+        assert (second.update.duplicates_of_held, second.update.duplicates_within) == (4, 1)
+        again = update_searches(project, [PROJECT_DATA / "pubmed_update.ris"])
+        assert again.sheet is None and again.update.exports[0].already_held
+        with pytest.raises(ProjectError, match="given twice"):
+            update_searches(project, [PROJECT_DATA / "pubmed_update.ris", PROJECT_DATA / "pubmed_update.ris"])
