@@ -119,6 +119,11 @@ def updated_prisma(project: Project, version: int) -> UpdatedPrisma:
         previous_reports = sum(decisions.get((r.id, "final"), (None,))[0] == "include" for r in old)
         now, before = _studies(session, version), _studies(session, previous.version if previous else None)
     notes: list[str] = []
+    if before - now:
+        notes.append(
+            f"{len(before - now)} stud{'y' if len(before - now) == 1 else 'ies'} of the previous version "
+            f"no longer in the extraction workbook: {', '.join(sorted(before - now))}"
+        )
     databases: dict[str, int] = {}
     for search in new_searches:
         databases[search.database] = databases.get(search.database, 0) + search.n_records
