@@ -245,6 +245,9 @@ def _refit_one(project: Project, spec: Any, version: Any, *, force: bool) -> Ref
     except EvmetaError as exc:
         finish_run(project, run_id, status="failed", message=str(exc))
         return Refit(spec.name, run_id, "failed", message=str(exc))
+    except BaseException as exc:  # a bug or an interrupt: log the run as failed, then surface it
+        finish_run(project, run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+        raise
     finish_run(project, run_id, status="done", results=summary, report_path=str(out / "report.html"),
                changes_path=str(changes[0]))  # fmt: skip
     return Refit(spec.name, run_id, "done", out / "report.html", changes)
