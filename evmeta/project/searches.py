@@ -225,10 +225,13 @@ def _assign(session, table: pd.DataFrame, held_rows: list, new: list, search_row
         update.duplicates_within += len(fresh) - 1
     session.flush()
     rows = []
+    first_of: dict[int, int] = {}  # export row -> index of its first record
+    for i, (search, _) in enumerate(search_rows):
+        first_of.setdefault(search.id, i)
     for index, cluster, keep, score in sorted(pending, key=lambda item: item[0]):  # ids in file order
         search, _ = search_rows[index]
         cluster_id = cluster if isinstance(cluster, int) else cluster.id
-        position = index - next(i for i, (s, _) in enumerate(search_rows) if s is search)
+        position = index - first_of[search.id]
         rows.append((index, cluster, _record_row(new[index], position + 1, search, cluster_id, keep, score)))
     session.add_all([row for _, _, row in rows])
     session.flush()
