@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -174,3 +175,50 @@ def test_search_update_dedupes_against_everything_held(tmp_path, database):
         assert again.sheet is None and again.update.exports[0].already_held
         with pytest.raises(ProjectError, match="given twice"):
             update_searches(project, [PROJECT_DATA / "pubmed_update.ris", PROJECT_DATA / "pubmed_update.ris"])
+
+
+def _hold_sqlite_lock(path, seconds: float):
+    """Hold SQLite's write lock from a plain sqlite3 connection for ``seconds`` (in a thread)."""
+    import sqlite3
+    import threading
+
+    locked = threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait(10)
+    return thread
+
+
+def test_a_locked_sqlite_database_is_retried_then_refused(tmp_path, monkeypatch):
+    import evmeta.project.database as database
+    from evmeta.project.models import ScreeningDecision
+
+    folder = tmp_path / "review"
+    with init_project(folder) as project:
+        import_searches(project, BUNDLED_EXPORTS)
+    # A busy timeout far shorter than the lock: the write fails with "database is locked"
+    # and succeeds on a later attempt of the retry loop, once the lock is gone.
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.05)
+    with open_project(folder) as project:
+        holder = _hold_sqlite_lock(folder / "project.sqlite", 0.4)
+        add_decisions(project, [Decision(1, "title_abstract", "ana", "include")], file_name="a", sha256="a")
+        holder.join()
+        assert _count(project, ScreeningDecision) == 1
+        # A lock that outlasts every attempt: a sentence, nothing written.
+        monkeypatch.setattr(database, "MAX_ATTEMPTS", 2)
+        holder = _hold_sqlite_lock(folder / "project.sqlite", 1.5)
+        with pytest.raises(ProjectError, match="stayed locked by another writer through 2 attempts"):
+            add_decisions(
+                project, [Decision(2, "title_abstract", "ana", "include")], file_name="b", sha256="b"
+            )
+        holder.join()
+        assert _count(project, ScreeningDecision) == 1

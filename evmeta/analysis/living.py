@@ -225,8 +225,9 @@ def _refit_one(project: Project, spec: Any, version: Any, *, force: bool) -> Ref
 
     spec_path, out = derived_spec(project, spec, version, force=force)
     extraction = project.path("extraction", version.stored_path)
+
     inputs = {"spec": spec.sha256, "derived_spec": _sha256(spec_path), "extraction": version.sha256,
-              "extraction_version": version.version}  # fmt: skip
+              "extraction_version": version.version, "project_state": project_state(project)}  # fmt: skip
     run_id = start_run(project, spec.id, version.id, inputs)
     try:
         run = run_analysis(spec_path, quiet=True)
