@@ -50,5 +50,7 @@ def test_refusals_are_sentences(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "not an analysis spec" in result.output
     result = invoke("update", folder, "--screening", SEARCH / "screening.xlsx", "--reviewer", "ana")
     assert result.exit_code == 2 and "--reviewer twice" in result.output
+    result = invoke("update", folder, "--refit")
+    assert result.exit_code == 2 and "needs an extraction version first" in result.output
     log = invoke("log", folder)
     assert log.exit_code == 0 and "search exports: 0" in log.output

@@ -174,6 +174,7 @@ def test_outputs_are_never_replaced_without_force(review, tmp_path):
     again = tmp_path / "again.xlsx"
     shutil.copy(folder / "extraction" / "v002.xlsx", again)
     assert "already imported as version 2" in invoke("update", folder, "--extraction", again)
+    assert "already holds a report; use --force" in invoke("update", folder, "--refit", code=2)
     invoke("init", folder, code=2)  # an existing project is not re-created
     output = invoke("update", folder, code=2)
     assert "give --search" in output

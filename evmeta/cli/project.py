@@ -111,7 +111,24 @@ def _extraction_step(project, workbook: Path, force: bool) -> None:
         f"{workbook.name}: extraction version {imported.version} ({imported.path.name}), {imported.n_studies} studies; "
         f"cells: {imported.added} new, {imported.changed} changed, {imported.removed} emptied"
     )
-    refits = refit_project(project, imported.version, force=force)
+    _report_refits(refit_project(project, imported.version, force=force))
+
+
+def _refit_step(project, force: bool) -> None:
+    from sqlalchemy import func, select
+
+    from evmeta.analysis.living import refit_project
+    from evmeta.project.models import ExtractionVersion
+
+    with project.engine.connect() as connection:
+        version = connection.execute(select(func.max(ExtractionVersion.version))).scalar_one()
+    if version is None:
+        _echo_err("error: --refit needs an extraction version first (evmeta update DIR --extraction FILE)")
+        raise typer.Exit(2)
+    _report_refits(refit_project(project, version, force=force))
+
+
+def _report_refits(refits) -> None:
     if not refits:
         typer.echo("no analysis spec registered (evmeta update DIR --spec FILE); nothing refitted")
     for refit in refits:
@@ -148,6 +165,9 @@ def update_command(
     reviewer: Annotated[
         list[str] | None, typer.Option("--reviewer", help="With --screening: names of reviewer 1 and 2.")
     ] = None,
+    refit: Annotated[
+        bool, typer.Option("--refit", help="Refit the specs on the newest extraction version again.")
+    ] = False,
     database: DatabaseOption = None,
     force: ForceOption = False,
 ) -> None:
@@ -156,8 +176,8 @@ def update_command(
     from evmeta.project.runs import add_spec
 
     exports = [*(search or []), *(more_search or [])]
-    if not (exports or screening or extraction or spec):
-        _echo_err("error: give --search FILE..., --screening FILE, --extraction FILE or --spec FILE")
+    if not (exports or screening or extraction or spec or refit):
+        _echo_err("error: give --search FILE..., --screening FILE, --extraction FILE, --spec FILE or --refit")
         raise typer.Exit(2)
     with _refusals(), open_project(folder, database=database) as project:
         for path in spec or []:
@@ -169,6 +189,8 @@ def update_command(
             _screening_step(project, screening, reviewer)
         if extraction is not None:
             _extraction_step(project, extraction, force)
+        elif refit:
+            _refit_step(project, force)
 
 
 @app.command("log")
