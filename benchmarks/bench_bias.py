@@ -45,9 +45,9 @@ def timed(func, reps: int) -> float:
 def main(k: int = 100, reps: int = 3) -> None:
     yi, vi = simulate(k)
     fit = em.meta_analysis(yi=yi, vi=vi)
-    ensemble = timed(lambda: em.bias_model_averaging(yi=yi, vi=vi), reps)
+    ensemble = timed(lambda: em.models.bias_model_averaging(yi=yi, vi=vi), reps)
     reml = timed(lambda: em.meta_analysis(yi=yi, vi=vi), reps)
-    selection = timed(lambda: em.selection_model(fit), reps)
+    selection = timed(lambda: em.models.selection_model(fit), reps)
     print(f"k = {k}, median of {reps} runs")
     print(f"| ensemble (16 models) | {ensemble:.2f} s | goal <= 5 s |")
     print(f"| REML meta_analysis | {1000 * reml:.1f} ms | ensemble / REML = {ensemble / reml:.0f} |")

@@ -1,14 +1,30 @@
 """evmeta: meta-analysis of preclinical studies of MSC-derived extracellular vesicles.
 
-The public API is listed in ``__all__``; names load lazily so that ``import evmeta`` (and
-``evmeta --help``) stays fast and never imports PyMC, ArviZ or matplotlib.
+The top level holds the path most analyses take (read, validate, build comparisons, fit,
+draw, run) and the errors; everything else lives in a namespace with its own ``__all__``:
+
+=====================  ==========================================================
+``evmeta.models``      every model, its result type, and the ``FitResult`` protocol
+``evmeta.harmonize``   doses, effect sizes, dispersion conversions, quality scores
+``evmeta.plots``       every figure and ``save_figure``
+``evmeta.review``      look-up, reconciliation, de-duplication, screening, PRISMA, digitizing
+``evmeta.schema``      the extraction workbook's sheets, columns and vocabularies
+``evmeta.analysis``    analysis specs, ``evmeta run`` and the multiverse
+``evmeta.errors``      every error evmeta raises on purpose (one base: ``EvmetaError``)
+=====================  ==========================================================
+
+Names load lazily, so ``import evmeta`` (and ``evmeta --help``) stays fast and never
+imports PyMC, ArviZ or matplotlib. One meaning per argument word across the API:
+``level`` is always a confidence or credible level in (0, 1) (95 is read as 0.95);
+``method`` always names an estimator or engine of the function's own model; ``test``
+always names the reference distribution of tests (``"z"`` or ``"knha"``/``"t"``);
+``mods`` a moderator formula; ``random`` nesting levels; ``by`` a grouping column;
+``output`` a path written to, refused when it exists unless ``overwrite=True``/``--force``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from evmeta._lazy import lazy_namespace
 from evmeta._version import __version__
 from evmeta.errors import (
     ConvergenceWarning,
@@ -19,7 +35,6 @@ from evmeta.errors import (
     Problem,
     SpecError,
 )
-from evmeta.models import _LAZY as _MODEL_NAMES
 
 # Public name -> module that defines it (imported on first use).
 _LAZY = {
@@ -28,52 +43,23 @@ _LAZY = {
     "validate_extraction": "evmeta.schema.validate",
     "write_template": "evmeta.schema.template",
     "import_wide": "evmeta.schema.wide_import",
-    "Dose": "evmeta.harmonize.doses",
     "parse_dose": "evmeta.harmonize.doses",
     "harmonize_dose": "evmeta.harmonize.doses",
-    "purity_class": "evmeta.harmonize.doses",
     "effect_size": "evmeta.harmonize.effects",
-    "shared_control_covariance": "evmeta.harmonize.covariance",
     "Comparisons": "evmeta.comparisons",
     "build_comparisons": "evmeta.comparisons",
-    "characterization_quality": "evmeta.harmonize.quality",
-    **_MODEL_NAMES,  # every public model name, from the models namespace (one list, not two)
+    "meta_analysis": "evmeta.models.frequentist.meta",
+    "multilevel_meta_analysis": "evmeta.models.frequentist.multilevel",
+    "subgroup_analysis": "evmeta.models.frequentist.subgroup",
+    "bayesian_meta_analysis": "evmeta.models.bayes.fit",
     "forest_plot": "evmeta.plots.forest",
-    "funnel_plot": "evmeta.plots.funnel",
-    "risk_of_bias_plot": "evmeta.plots.risk_of_bias",
-    "dose_response_plot": "evmeta.plots.dose_response",
-    "moderator_plot": "evmeta.plots.moderators",
-    "posterior_plot": "evmeta.plots.posterior",
     "save_figure": "evmeta.plots._style",
-    "FigurePages": "evmeta.plots._style",
-    "FigureError": "evmeta.plots._style",
     "load_spec": "evmeta.analysis.spec",
-    "AnalysisRun": "evmeta.analysis.pipeline",
     "run_analysis": "evmeta.analysis.pipeline",
-    "MultiverseRun": "evmeta.analysis.multiverse",
+    "AnalysisRun": "evmeta.analysis.pipeline",
     "run_multiverse": "evmeta.analysis.multiverse",
-    "specification_curve_plot": "evmeta.plots.specification_curve",
-    "LookupClient": "evmeta.review.lookup",
-    "run_lookup": "evmeta.review.lookup",
-    "reconcile": "evmeta.review.reconcile",
-    "write_reconciliation": "evmeta.review.reconcile",
-    "apply_decisions": "evmeta.review.reconcile",
-    "cohen_kappa": "evmeta.review.reconcile",
-    "deduplicate": "evmeta.review.dedupe",
-    "read_search_export": "evmeta.review.dedupe",
-    "risk_of_bias_summary": "evmeta.harmonize.quality",
-    "sd_from_sem": "evmeta.harmonize.dispersion",
-    "sd_from_ci": "evmeta.harmonize.dispersion",
-    "mean_sd_from_quartiles": "evmeta.harmonize.dispersion",
-    "mean_sd_from_range": "evmeta.harmonize.dispersion",
-    "write_screening_sheet": "evmeta.review.screening",
-    "read_screening": "evmeta.review.screening",
-    "screening_agreement": "evmeta.review.screening",
-    "PrismaCounts": "evmeta.review.prisma",
-    "prisma_counts": "evmeta.review.prisma",
-    "prisma_diagram": "evmeta.plots.prisma",
-    "read_digitized": "evmeta.review.digitized",
 }
+_NAMESPACES = ("models", "harmonize", "plots", "review", "schema", "analysis", "errors")
 
 __all__ = [
     "ConvergenceWarning",
@@ -87,15 +73,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evmeta' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_namespace(__name__, _LAZY, _NAMESPACES)

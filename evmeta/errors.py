@@ -117,3 +117,69 @@ class MissingExtraError(EvmetaError, ImportError):
 
     The message names the feature and the ``pip install`` line that brings it.
     """
+
+
+#: What a dose cell should hold, appended to the messages of unreadable doses.
+DOSE_HINT = (
+    "Expected one amount and a unit, e.g. '100 ug', '0.1 mg/kg', '1.5 x 10^9 particles/kg', "
+    "'EVs from 2x10^6 cells', '30 ug/100 ul, i.v., every 2 weeks, four times'"
+)
+
+
+class FigureError(PlotError):
+    """A figure cannot be drawn from these data as asked (the message says how to choose)."""
+
+
+class PrismaError(EvmetaError):
+    """The files of a review disagree, so a PRISMA count cannot be derived; says which and where."""
+
+
+class DigitizedError(EvmetaError):
+    """A WebPlotDigitizer export cannot be read or paired; the message names the place."""
+
+
+class ScreeningError(EvmetaError):
+    """A screening workbook cannot be read or disagrees with itself; ``problems`` lists why."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        errors = [p for p in problems if p.severity == "error"]
+        super().__init__(f"{len(errors)} error(s) in the screening log:\n" + "\n".join(map(str, errors[:10])))
+
+
+class SchedulerError(EvmetaError):
+    """The Dask scheduler given by address cannot be reached."""
+
+
+class UnreadableInput(EvmetaError):
+    """The input is not a workbook or CSV folder evmeta can read; the message says why."""
+
+
+class NonFiniteNumber(ValueError):
+    """A number that is infinite, too large for a float (beyond about 1.8e308) or NaN.
+
+    Raised inside cell coercion and turned into a :class:`Problem` at the cell; it never
+    reaches a user as an exception."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(
+            f"expected a finite number, got {text!r} (infinite, not a number, or beyond the "
+            "largest number a computer can hold, about 1.8 x 10^308)"
+        )
+
+
+class DoseTextError(DoseError):
+    """A printed dose that cannot be read; ``reason`` is one of
+    :data:`evmeta.schema.dose_tokens.REASONS`."""
+
+    def __init__(self, text: Any, reason: str, detail: str):
+        self.text = text
+        self.reason = reason
+        self.detail = detail
+        hint = f". {DOSE_HINT}" if reason in {"no_unit", "no_amount", "unknown_unit"} else ""
+        super().__init__(f"cannot read dose {text!r}: {detail} [{reason}]{hint}")
+
+
+class ProjectError(EvmetaError):
+    """A review project cannot be created, opened or updated; the message names the folder,
+    file or database and what to do."""

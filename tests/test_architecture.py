@@ -8,9 +8,12 @@ bias), no import cycle exists anywhere in evmeta (imports inside functions inclu
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "evmeta"
 
@@ -21,6 +24,7 @@ LAYERS = {
     "_version": 0,
     "_paths": 0,
     "_extras": 0,
+    "_lazy": 0,
     "sheets": 1,
     "schema": 2,
     "harmonize": 3,
@@ -219,3 +223,64 @@ def test_model_public_names_resolve():
 
     for name in evmeta.models.__all__:
         assert getattr(evmeta.models, name) is not None, name
+
+
+NAMESPACES = ["evmeta.models", "evmeta.harmonize", "evmeta.plots", "evmeta.review", "evmeta.schema", "evmeta.analysis"]
+
+
+def test_the_top_level_is_curated():
+    import evmeta
+
+    assert len(evmeta.__all__) <= 30
+    assert len(set(evmeta.__all__)) == len(evmeta.__all__)
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_every_namespace_lists_names_that_resolve(namespace):
+    module = importlib.import_module(namespace)
+    assert module.__all__, namespace
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{namespace}.{name}"
+    with pytest.raises(AttributeError, match="has no attribute"):
+        module.no_such_name  # noqa: B018
+
+
+def test_types_that_public_functions_return_are_exported():
+    import evmeta as em
+
+    for name in ("EggerResult", "TrimFillResult", "PetPeeseResult", "SelectionResult", "BiasAveragingResult",
+                 "MetaResult", "MultilevelResult", "BayesResult", "SubgroupResult"):
+        assert isinstance(getattr(em.models, name), type), name
+    for name in ("Reconciliation", "Deduplication", "Screening", "PrismaCounts", "LookupResult"):
+        assert isinstance(getattr(em.review, name), type), name
+    assert isinstance(em.schema.WideImport, type)
+    assert isinstance(em.harmonize.Dose, type)
+
+
+def test_every_error_raised_on_purpose_lives_in_evmeta_errors():
+    """No module outside evmeta/errors.py defines an exception class (they import theirs)."""
+    import ast
+
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "errors.py" and path.parent == PACKAGE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Exception")) for b in node.bases
+            ):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    assert not offenders, f"move these to evmeta/errors.py: {offenders}"
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_no_public_function_is_shadowed_by_its_module(namespace):
+    """A function named like its module (review.reconcile, plots.bias_panel) stays the function
+    after the module itself has been imported."""
+    module = importlib.import_module(namespace)
+    for name in module.__all__:
+        try:
+            importlib.import_module(f"{namespace}.{name}")
+        except ModuleNotFoundError:
+            continue
+        assert not isinstance(getattr(module, name), type(module)), f"{namespace}.{name} is a module"

@@ -207,7 +207,7 @@ def test_result_surface_and_arviz():
     assert idata.posterior["beta"].shape == (2, 500, 3)
     loo = fit.loo()
     assert np.isfinite(loo.elpd_loo)
-    table = em.compare_models(
+    table = em.models.compare_models(
         {"alloc": fit, "none": em.bayesian_meta_analysis(BCG, seed=2, draws=500, chains=2)}
     )
     assert set(table.index) == {"alloc", "none"}
@@ -318,7 +318,7 @@ def test_preclinical_priors_are_the_bias_ensembles_tau_prior():
     vi = rng.uniform(0.1, 0.5, 15)
     smd = pd.DataFrame({"yi": rng.normal(1.5, np.sqrt(vi + 0.8)), "vi": vi, "measure": "SMD"})
     fit = em.bayesian_meta_analysis(smd, priors="preclinical", method="quadrature", seed=1)
-    bma = em.bias_model_averaging(smd, priors="preclinical")
+    bma = em.models.bias_model_averaging(smd, priors="preclinical")
     tau_prior = fit.prior_set.taus["comparison"]
     assert tau_prior == preclinical_tau_prior() and tau_prior.params == bma.priors.tau_lognormal
     assert fit.priors["tau[comparison]"] == bma.priors.describe()["tau"] == "lognormal(0, 0.5)"

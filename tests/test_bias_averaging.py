@@ -84,9 +84,9 @@ def test_preclinical_prior_is_documented_and_used():
 
     prior = preclinical_tau_prior()
     assert prior.family == "lognormal" and prior.params == (0.0, 0.5)
-    bma = em.bias_model_averaging(yi=YI, vi=VI, priors="preclinical")
+    bma = em.models.bias_model_averaging(yi=YI, vi=VI, priors="preclinical")
     assert bma.to_dict()["priors"]["tau"] == "lognormal(0, 0.5)"
-    default = em.bias_model_averaging(yi=YI, vi=VI)
+    default = em.models.bias_model_averaging(yi=YI, vi=VI)
     assert bma.models["log_marginal_likelihood"].iloc[0] != default.models["log_marginal_likelihood"].iloc[0]
 
 
@@ -251,7 +251,7 @@ def test_every_ensemble_marginal_likelihood_matches_brute_force(k, seed, mu, pri
     rng = np.random.default_rng(seed)
     vi = rng.uniform(0.05, 0.4, k)
     yi = rng.normal(mu, np.sqrt(vi + 0.1))
-    bma = em.bias_model_averaging(yi=yi, vi=vi, priors=priors)
+    bma = em.models.bias_model_averaging(yi=yi, vi=vi, priors=priors)
     assert len(bma.models) == 16
     for row in bma.models.itertuples():
         brute = _brute_log_ml(yi, vi, bma.priors, row.effect, row.heterogeneity, row.bias)
@@ -282,7 +282,7 @@ def test_grid_integration_refuses_a_posterior_it_cannot_cover(monkeypatch):
 
 
 def test_ensemble_probabilities_and_inclusion_bayes_factors():
-    bma = em.bias_model_averaging(pd.DataFrame({"yi": YI, "vi": VI}))
+    bma = em.models.bias_model_averaging(pd.DataFrame({"yi": YI, "vi": VI}))
     models = bma.models
     assert len(models) == 16 and models["prior_prob"].sum() == pytest.approx(1)
     assert models["posterior_prob"].sum() == pytest.approx(1)
@@ -337,7 +337,7 @@ def test_strong_selection_is_detected():
     vi = rng.uniform(0.02, 0.3, 400)
     yi = rng.normal(0.0, np.sqrt(vi))
     published = (stats.norm.sf(yi / np.sqrt(vi)) < 0.025) | (rng.uniform(size=400) < 0.15)
-    bma = em.bias_model_averaging(yi=yi[published], vi=vi[published])
+    bma = em.models.bias_model_averaging(yi=yi[published], vi=vi[published])
     naive = np.average(yi[published], weights=1 / vi[published])
     assert bma.inclusion_bf["bias"] > 3 and bma.inclusion_bf["effect"] < 1 / 3
     assert abs(bma.estimate) < 0.05 < naive
@@ -345,11 +345,11 @@ def test_strong_selection_is_detected():
 
 def test_bad_input():
     with pytest.raises(ModelError, match="at least 2"):
-        em.bias_model_averaging(yi=[0.1], vi=[0.1])
+        em.models.bias_model_averaging(yi=[0.1], vi=[0.1])
     with pytest.raises(ModelError, match="column"):
-        em.bias_model_averaging(pd.DataFrame({"y": [1, 2]}))
+        em.models.bias_model_averaging(pd.DataFrame({"y": [1, 2]}))
     with pytest.raises(ModelError, match="priors"):
-        em.bias_model_averaging(yi=[0.1, 0.2], vi=[0.1, 0.1], priors="flat")
+        em.models.bias_model_averaging(yi=[0.1, 0.2], vi=[0.1, 0.1], priors="flat")
 
 
 def test_bias_panel_draws_the_results():
@@ -360,8 +360,8 @@ def test_bias_panel_draws_the_results():
 
     from evmeta.plots.bias_panel import bias_panel
 
-    bma = em.bias_model_averaging(yi=YI, vi=VI)
-    sel = em.selection_model(em.meta_analysis(yi=YI, vi=VI))
+    bma = em.models.bias_model_averaging(yi=YI, vi=VI)
+    sel = em.models.selection_model(em.meta_analysis(yi=YI, vi=VI))
     figure = bias_panel(bma, sel)
     funnel, weights, components = figure.axes
     assert weights.get_title(loc="left") == "Selection weights"

@@ -46,7 +46,7 @@ def test_clusters_across_formats(tmp_path):
         *read_search_export(DATA / "export.nbib"),
         *read_search_export(DATA / "export.csv"),
     ]
-    result = em.deduplicate(records)
+    result = em.review.deduplicate(records)
     table = result.table
     cluster = dict(zip(table["record_id"], table["cluster_id"], strict=True))
     assert cluster[1] == cluster[2]  # case, punctuation, swapped authors, DOI missing
@@ -68,7 +68,7 @@ def test_clusters_across_formats(tmp_path):
 def test_precision_and_recall_on_5000_simulated_records():
     records, truth = simulate_records(3200, seed=11)
     assert len(records) >= 5000
-    result = em.deduplicate(records)
+    result = em.review.deduplicate(records)
     precision, recall = pairwise_precision_recall(list(result.table["cluster_id"]), truth)
     assert precision >= 0.98 and recall >= 0.95, (precision, recall)
 

@@ -40,3 +40,12 @@ def test_every_docs_page_is_in_the_site():
     for page in pages:
         entry = str(page.relative_to(ROOT / "docs").with_suffix(""))
         assert entry in index, f"docs/{entry}.md is not in the table of contents of docs/index.md"
+
+
+def test_every_public_name_is_in_the_api_reference():
+    import importlib
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    for namespace in ("evmeta.models", "evmeta.harmonize", "evmeta.plots", "evmeta.review", "evmeta.analysis"):
+        for name in importlib.import_module(namespace).__all__:
+            assert f"   {name}\n" in api, f"{namespace}.{name} is missing from docs/api.md"

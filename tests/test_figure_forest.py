@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import evmeta as em
-from evmeta.plots import FigureError, FigurePages, forest_plot, save_figure
+from evmeta.errors import FigureError
+from evmeta.plots import FigurePages, forest_plot, save_figure
 from evmeta.plots._forest_layout import cell
 from evmeta.plots._text import MINUS, comparison_labels, format_p, minus, wrap
 from tests.conftest import EXAMPLE

@@ -118,7 +118,7 @@ def test_every_example_figure_fits_and_nothing_overlaps(example, width):
     figures = {
         "forest": forest_plot(fit, by="isolation_method", width=width),
         "forest, no subgroups": forest_plot(fit, width=width),
-        "funnel": funnel_plot(fit, trim_fill=em.trim_and_fill(fit), width=width),
+        "funnel": funnel_plot(fit, trim_fill=em.models.trim_and_fill(fit), width=width),
         "risk of bias": risk_of_bias_plot(example["comparisons"], width=width),
         "dose-response": dose_response_plot(example["dose"], width=width, total=len(example["table"])),
         "moderators": moderator_plot(example["subgroups"], width=width),
@@ -139,7 +139,7 @@ def test_every_figure_on_a_real_100_comparison_data_set(curtis, width):
     for figure in [
         forest,
         forest_plot(fit, width=width),
-        funnel_plot(fit, trim_fill=em.trim_and_fill(fit), width=width),
+        funnel_plot(fit, trim_fill=em.models.trim_and_fill(fit), width=width),
         moderator_plot(em.subgroup_analysis(curtis, "fungrp"), width=width),
     ]:
         assert_journal_ready(figure, WIDTHS[width])

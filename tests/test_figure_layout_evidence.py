@@ -122,7 +122,7 @@ def test_posterior_panels_are_named_in_words(table):
 
 
 def test_funnel_legend_has_a_swatch_for_every_band_and_the_pooled_line(evidence):
-    figure = funnel_plot(evidence["fit"], trim_fill=em.trim_and_fill(evidence["fit"]), width="single")
+    figure = funnel_plot(evidence["fit"], trim_fill=em.models.trim_and_fill(evidence["fit"]), width="single")
     legend = figure.legends[0] if figure.legends else figure.axes[0].get_legend()
     labels = [t.get_text() for t in legend.get_texts()]
     assert len(legend.legend_handles) == len(labels)

@@ -216,12 +216,12 @@ def _invalid_in_both(folder: Path) -> tuple[Path, Path]:
 
 def test_the_same_invalid_cell_in_both_workbooks_is_kept_and_counted(tmp_path):
     a, b = _invalid_in_both(tmp_path)
-    result = em.reconcile(a, b)
+    result = em.review.reconcile(a, b)
     invalid = result.discrepancies[result.discrepancies["kind"].str.startswith("invalid in both")]
     assert len(invalid) == 1 and invalid.iloc[0]["column"] == "n" and invalid.iloc[0]["value_a"] == "many"
     assert "0 discrepancies" not in result.summary() and "validator rejected" in result.summary()
     out = tmp_path / "rec.xlsx"
-    _, consensus = em.write_reconciliation(result, out)
+    _, consensus = em.review.write_reconciliation(result, out)
     ws = openpyxl.load_workbook(consensus)["outcomes"]
     key = invalid.iloc[0]["key"]
     ids = [ws.cell(r, header_index(ws, "outcome_id")).value for r in range(2, ws.max_row + 1)]
@@ -292,7 +292,7 @@ def test_fifty_thousand_identical_records_are_one_cluster(tmp_path):
     export = tmp_path / "same.ris"
     export.write_text(record * 50_000)
     started = time.perf_counter()
-    result = em.deduplicate(em.read_search_export(export))
+    result = em.review.deduplicate(em.review.read_search_export(export))
     assert time.perf_counter() - started < 60
     assert result.counts["duplicates_removed"] == 49_999 and result.counts["blocks_not_compared"] == 0
 
@@ -311,12 +311,12 @@ def test_large_blocks_of_distinct_records_are_compared_by_cdist(monkeypatch):
     records.append(
         SearchRecord(title=title.format(3).replace("number", "numbr"), authors=["Diaz"], year=2020)
     )
-    result = em.deduplicate(records)
+    result = em.review.deduplicate(records)
     assert result.counts["duplicates_removed"] == 1 and result.counts["blocks_not_compared"] == 0
     clusters = result.table.set_index("record_id")["cluster_id"]
     assert clusters[4] == clusters[31]
     monkeypatch.setattr("evmeta.review.dedupe.MAX_VECTOR_BLOCK", 20)
-    result = em.deduplicate(records)
+    result = em.review.deduplicate(records)
     assert result.counts["blocks_not_compared"] >= 1 and "too large to compare" in result.warnings[0]
 
 
@@ -325,7 +325,7 @@ def test_ris_without_er_lines_keeps_every_record(tmp_path):
     export.write_text(
         "".join(f"TY  - JOUR\nTI  - Title number {i} about vesicles\nPY  - 2020\n" for i in range(5))
     )
-    assert len(em.read_search_export(export)) == 5
+    assert len(em.review.read_search_export(export)) == 5
 
 
 @pytest.mark.parametrize(

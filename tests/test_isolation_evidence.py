@@ -24,7 +24,7 @@ REL = 1e-5
 
 @pytest.fixture(scope="module")
 def evidence():
-    return em.isolation_method_evidence(FRAME, reference="UC").set_index("method")
+    return em.models.isolation_method_evidence(FRAME, reference="UC").set_index("method")
 
 
 def test_parity_with_rma_mv(evidence):
@@ -84,9 +84,9 @@ def test_columns_and_counts(evidence):
 
 def test_bad_input():
     with pytest.raises(ModelError, match="reference"):
-        em.isolation_method_evidence(FRAME, reference="ultrasound")
+        em.models.isolation_method_evidence(FRAME, reference="ultrasound")
     with pytest.raises(ModelError, match="missing column"):
-        em.isolation_method_evidence(FRAME.drop(columns="experiment_id"))
+        em.models.isolation_method_evidence(FRAME.drop(columns="experiment_id"))
 
 
 def test_isolation_figure(evidence):

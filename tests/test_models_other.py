@@ -65,8 +65,8 @@ def test_subgroup_summary_is_the_common_summary():
 
 
 def test_adjust_pvalues():
-    np.testing.assert_allclose(em.adjust_pvalues([0.01, 0.04, 0.5]), [0.03, 0.12, 1.0])
-    np.testing.assert_allclose(em.adjust_pvalues([0.01, 0.04, 0.5], "holm"), [0.03, 0.08, 0.5])
+    np.testing.assert_allclose(em.models.adjust_pvalues([0.01, 0.04, 0.5]), [0.03, 0.12, 1.0])
+    np.testing.assert_allclose(em.models.adjust_pvalues([0.01, 0.04, 0.5], "holm"), [0.03, 0.08, 0.5])
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
@@ -138,21 +138,21 @@ def test_multilevel_equals_two_level_model_with_one_level():
 def test_regtest_matches_metafor():
     fit = em.meta_analysis(BCG)
     ref = REF["regtest"]
-    egger = em.egger_test(fit)
+    egger = em.models.egger_test(fit)
     np.testing.assert_allclose([egger.stat, egger.limit_estimate], [ref["zval"], ref["est"]], **EST)
     np.testing.assert_allclose(egger.pvalue, ref["pval"], **PVAL)
-    classic = em.egger_test(fit, model="lm")
+    classic = em.models.egger_test(fit, model="lm")
     np.testing.assert_allclose([classic.stat, classic.limit_estimate], [ref["lm_zval"], ref["lm_est"]], **EST)
     np.testing.assert_allclose(classic.pvalue, ref["lm_pval"], **PVAL)
     assert classic.df == ref["lm_dfs"]
-    by_n = em.egger_test(fit, predictor="sqrt_inv_n", ni="ni")
+    by_n = em.models.egger_test(fit, predictor="sqrt_inv_n", ni="ni")
     np.testing.assert_allclose([by_n.stat, by_n.limit_estimate], [ref["n_zval"], ref["n_est"]], **EST)
 
 
 @pytest.mark.parametrize("estimator", ["L0", "R0"])
 def test_trim_and_fill_matches_metafor(estimator):
     fit = em.meta_analysis(pd.DataFrame(REF["hackshaw"]))
-    result = em.trim_and_fill(fit, estimator)
+    result = em.models.trim_and_fill(fit, estimator)
     ref = REF[f"trimfill_{estimator}"]
     assert (result.k0, result.side) == (ref["k0"], ref["side"])
     np.testing.assert_allclose(
@@ -161,7 +161,7 @@ def test_trim_and_fill_matches_metafor(estimator):
         **EST,
     )
     np.testing.assert_allclose(np.sort(result.filled["yi"]), np.sort(ref["filled_yi"]), **EST)
-    bcg = em.trim_and_fill(em.meta_analysis(BCG))
+    bcg = em.models.trim_and_fill(em.meta_analysis(BCG))
     assert (bcg.k0, bcg.side) == (REF["trimfill_bcg"]["k0"], REF["trimfill_bcg"]["side"])
     np.testing.assert_allclose(bcg.estimate, REF["trimfill_bcg"]["beta"], **EST)
 
@@ -170,7 +170,7 @@ def test_small_study_results_follow_the_protocol():
     """Egger, trim-and-fill and PET-PEESE: summary() is the common Summary, its table repeats
     the stored estimates and intervals, conf_level narrows them, to_frame() has its rows."""
     fit = em.meta_analysis(BCG, test="knha")
-    egger, filled, pp = em.egger_test(fit), em.trim_and_fill(fit), em.pet_peese(fit)
+    egger, filled, pp = em.models.egger_test(fit), em.models.trim_and_fill(fit), em.models.pet_peese(fit)
     for result, row, stored in [
         (egger, "limit estimate", (egger.limit_estimate, egger.limit_ci_low, egger.limit_ci_high)),
         (filled, "intercept", (filled.estimate, filled.ci_low, filled.ci_high)),
@@ -191,13 +191,13 @@ def test_small_study_results_follow_the_protocol():
 
 def test_cumulative_and_pet_peese():
     fit = em.meta_analysis(BCG)
-    cumulative = em.cumulative_meta_analysis(fit, order="year")
+    cumulative = em.models.cumulative_meta_analysis(fit, order="year")
     ref = REF["cumulative"]
     np.testing.assert_allclose(cumulative["estimate"], ref["estimate"], **EST)
     np.testing.assert_allclose(cumulative["tau2"], ref["tau2"], rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(cumulative["ci_low"], ref["ci_lb"], **EST)
-    result = em.pet_peese(fit)
-    classic = em.egger_test(fit, model="lm")
+    result = em.models.pet_peese(fit)
+    classic = em.models.egger_test(fit, model="lm")
     # PET is the classic Egger regression: its intercept is the lm limit estimate.
     assert result.pet_estimate == pytest.approx(classic.limit_estimate, rel=1e-10)
     # PET p-value from an independent weighted least-squares fit (t with k - 2 df).

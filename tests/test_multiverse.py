@@ -192,7 +192,7 @@ model = ["random_effects", "three_level", "bayes_quadrature"]
     table = em.build_comparisons(book, "SMD", outcome=OUTCOMES, shared_control="keep").table
     table = spec_filters(table)
     assert table["control_group_id"].duplicated().any()  # the example does share controls
-    V = em.shared_control_covariance(table)
+    V = em.harmonize.shared_control_covariance(table)
     fit = multilevel_meta_analysis(table, random=["study_id", "experiment_id"], test="t", V=V)
     assert row["k"] == len(table)
     assert row["estimate"] == pytest.approx(fit.estimate, abs=EXACT)
@@ -399,8 +399,8 @@ def test_specification_curve_figure_and_section(serial):
     from tests.test_figure_layout import WIDTHS, assert_journal_ready
 
     for width in WIDTHS:  # no text overlaps or leaves the figure, at 85 and 180 mm
-        assert_journal_ready(em.specification_curve_plot(serial.results, width=width), WIDTHS[width])
-    figure = em.specification_curve_plot(serial.results)
+        assert_journal_ready(em.plots.specification_curve_plot(serial.results, width=width), WIDTHS[width])
+    figure = em.plots.specification_curve_plot(serial.results)
     *tops, bottom = figure.axes
     assert len(tops) == 2  # SMD and ROM: one panel each
     points = sum(
@@ -485,8 +485,8 @@ def test_specification_curve_has_one_panel_per_measure():
 
     frame = mixed_measures()
     for width in WIDTHS:
-        assert_journal_ready(em.specification_curve_plot(frame, width=width), WIDTHS[width])
-    figure = em.specification_curve_plot(frame)
+        assert_journal_ready(em.plots.specification_curve_plot(frame, width=width), WIDTHS[width])
+    figure = em.plots.specification_curve_plot(frame)
     *tops, bottom = figure.axes
     assert [ax.get_title(loc="left").split(" ")[0] for ax in tops] == ["ROM", "SMD"]
     for ax, median in zip(tops, [0.45, 1.8], strict=True):
@@ -500,7 +500,7 @@ def test_specification_curve_has_one_panel_per_measure():
         x for ax in tops for c in ax.collections if hasattr(c, "get_sizes") for x, _ in c.get_offsets()
     )
     assert np.allclose(sorted(set(indicator_x)), curve_x)
-    assert len(em.specification_curve_plot(frame[frame["measure_used"] == "SMD"]).axes) == 2
+    assert len(em.plots.specification_curve_plot(frame[frame["measure_used"] == "SMD"]).axes) == 2
 
 
 def test_cli_multiverse_serial(tmp_path):

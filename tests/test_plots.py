@@ -92,7 +92,7 @@ def test_forest_variants(comparisons):
 def test_other_figures_accept_ax_and_return_figures(comparisons):
     fit = em.meta_analysis(comparisons)
     figures = [
-        funnel_plot(fit, trim_fill=em.trim_and_fill(fit)),
+        funnel_plot(fit, trim_fill=em.models.trim_and_fill(fit)),
         funnel_plot(fit, precision="sqrt_inv_n"),
         risk_of_bias_plot(comparisons, kind="summary"),
         dose_response_plot(

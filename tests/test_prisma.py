@@ -93,14 +93,14 @@ def test_committed_fixture_is_current_and_counts_the_same(review):
     assert [[c.value for c in row] for row in ours.iter_rows()] == [
         [c.value for c in row] for row in theirs.iter_rows()
     ]
-    counts = em.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
+    counts = em.review.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
     assert {(r.box, r.item): r.n for r in counts.to_frame().itertuples()} == HAND_COUNT
 
 
 def test_counts_with_record_ids_in_the_studies_sheet(review, tmp_path):
     screening = read_screening(review["screening"])
     book = em.write_template(tmp_path / "book.xlsx", data={"studies": included_study_rows(screening)})
-    counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
+    counts = em.review.prisma_counts(EXPORTS, review["dedupe"], screening, book)
     assert (counts.studies_included, counts.reports_included) == (69, 69)
     assert counts.notes == [f"1 record(s) kept by dedupe are not in the screening log and are counted as removed "
                             f"for other reasons: record_id {counts.removed_other_ids[0]}"]  # fmt: skip
@@ -108,19 +108,19 @@ def test_counts_with_record_ids_in_the_studies_sheet(review, tmp_path):
     rows = included_study_rows(screening)
     rows[0]["record_id"] = f"{rows[0]['record_id']}; {rows[1]['record_id']}"
     both = em.write_template(tmp_path / "both.xlsx", data={"studies": [rows[0], *rows[2:]]})
-    counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, both)
+    counts = em.review.prisma_counts(EXPORTS, review["dedupe"], screening, both)
     assert (counts.studies_included, counts.reports_included) == (68, 69)
 
 
 def test_files_that_disagree_are_refused(review, tmp_path):
     screening = read_screening(review["screening"])
     with pytest.raises(PrismaError, match="run `evmeta dedupe` on exactly these exports"):
-        em.prisma_counts(EXPORTS[:2], review["dedupe"], screening, EXAMPLE)
+        em.review.prisma_counts(EXPORTS[:2], review["dedupe"], screening, EXAMPLE)
     rows = included_study_rows(screening)
     rows[3]["record_id"] = "9999"
     book = em.write_template(tmp_path / "bad.xlsx", data={"studies": rows})
     with pytest.raises(PrismaError) as caught:
-        em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
+        em.review.prisma_counts(EXPORTS, review["dedupe"], screening, book)
     assert "studies!5 record_id 9999 is not a report included in the screening log" in str(caught.value)
     assert "is included at full text but no study in the studies sheet carries it" in str(caught.value)
 
@@ -193,7 +193,7 @@ def _overlaps(boxes: np.ndarray, tolerance: float = 0.5) -> int:
 @pytest.mark.parametrize("width", ["double", "single", 120.0])
 @pytest.mark.parametrize(("databases", "reasons"), [(1, 1), (3, 4), (8, 10)])
 def test_nothing_overlaps_and_text_stays_in_its_box(width, databases, reasons):
-    figure = em.prisma_diagram(_counts(databases, reasons), width=width)
+    figure = em.plots.prisma_diagram(_counts(databases, reasons), width=width)
     problems = layout_problems(figure)  # the overlap check every figure passes
     assert not problems, problems
     boxes, texts = _geometry(figure)
@@ -215,7 +215,7 @@ def test_nothing_overlaps_and_text_stays_in_its_box(width, databases, reasons):
 
 def test_diagram_shows_every_count_and_keeps_text_as_text(tmp_path):
     counts = _counts(3, 4)
-    figure = em.prisma_diagram(counts)
+    figure = em.plots.prisma_diagram(counts)
     shown = " ".join(t.get_text() for t in figure.axes[0].texts).replace("\u00a0", " ").replace("\n", " ")
     for number in [3003, 12345, 3, 9876, 9000, 876, 12, 864, 10, 11, 12, 13, 46, 100, 120]:
         assert f"(n = {number:,})" in shown, number
@@ -293,21 +293,21 @@ def test_screening_sheet_of_an_edited_workbook_is_reread(review, tmp_path):
     """A record deleted by mistake is counted as removed and named in a note, never lost silently;
     deleting the record of an included study is refused, since the study then has no report."""
     edited = _delete_screening_row(review["screening"], tmp_path / "edited.xlsx", "10.9999/evmeta.title.001")
-    counts = em.prisma_counts(EXPORTS, review["dedupe"], edited, EXAMPLE)
+    counts = em.review.prisma_counts(EXPORTS, review["dedupe"], edited, EXAMPLE)
     assert counts.removed_other == 2 and counts.screened == 92
     assert "record_id" in counts.notes[0] and len(counts.removed_other_ids) == 2
     edited = _delete_screening_row(review["screening"], tmp_path / "study.xlsx", "10.9999/evmeta.example.002")
     with pytest.raises(
         PrismaError, match=r"studies!3 doi 10.9999/evmeta.example.002 \(no record_id\) is not a "
     ):
-        em.prisma_counts(EXPORTS, review["dedupe"], edited, EXAMPLE)
+        em.review.prisma_counts(EXPORTS, review["dedupe"], edited, EXAMPLE)
 
 
 def test_example_studies_are_matched_to_included_reports_by_doi(review):
     """example.xlsx has no record_id: its 68 studies are matched by DOI to the 69 included reports,
     and the one report no study carries (ZHANG2020's follow-up) is named in a note."""
     screening = read_screening(review["screening"])
-    counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, EXAMPLE)
+    counts = em.review.prisma_counts(EXPORTS, review["dedupe"], screening, EXAMPLE)
     follow_up = screening.table.loc[screening.table["doi"] == "10.9999/evmeta.report.041", "record_id"]
     assert counts.notes[1:] == [
         "the studies sheet has no record_id column filled, so included reports were matched to studies by DOI",
@@ -327,7 +327,7 @@ def test_studies_the_screening_log_never_included_are_refused(review, tmp_path):
     ]
     book = em.write_template(tmp_path / "extra.xlsx", data={"studies": [*rows, *extra]})
     with pytest.raises(PrismaError) as caught:
-        em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
+        em.review.prisma_counts(EXPORTS, review["dedupe"], screening, book)
     message = str(caught.value)
     assert f"studies!{len(rows) + 2} doi 10.9999/evmeta.example.999 (no record_id) is not a record" in message
     rid = int(screening.table.loc[screening.table["doi"] == excluded_doi, "record_id"].iloc[0])
@@ -339,7 +339,7 @@ def test_studies_the_screening_log_never_included_are_refused(review, tmp_path):
     with_ids = included_study_rows(screening)
     anonymous = {"study_id": "ANON2025", "first_author": "Anon", "year": 2025}
     book = em.write_template(tmp_path / "anon.xlsx", data={"studies": [*with_ids, anonymous]})
-    counts = em.prisma_counts(EXPORTS, review["dedupe"], screening, book)
+    counts = em.review.prisma_counts(EXPORTS, review["dedupe"], screening, book)
     assert counts.studies_included == 70
     assert counts.notes[-1] == (
         f"1 study without record_id or doi counted but not matched to an included report: studies!{len(with_ids) + 2}"
@@ -357,19 +357,19 @@ def test_registers_are_counted_beside_databases(tmp_path):
     )
     dedupe = tmp_path / "deduplicated.csv"
     dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
-    counts = em.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
+    counts = em.review.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
     assert counts.registers == {"PreclinicalTrials.eu": 2} and counts.identified == 155
     assert counts.duplicates_removed == 60  # the registered protocol shares the study's DOI
     assert counts.removed_other == 2  # the retracted record and the unscreened register record
-    shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    shown = " ".join(t.get_text() for t in em.plots.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
     assert "Databases (n = 153)" in shown and "Registers (n = 2)" in shown
     with pytest.raises(PrismaError, match="run `evmeta dedupe` on exactly these exports"):
-        em.prisma_counts(
+        em.review.prisma_counts(
             EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE, registers=[register]
         )
     shutil.copy(EXPORTS[0], tmp_path / "pubmed.nbib")
     with pytest.raises(PrismaError, match="two exports are named 'pubmed'"):
-        em.prisma_counts([*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE)
+        em.review.prisma_counts([*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE)
 
 
 def test_databases_are_named_as_the_exports_state_or_as_known(tmp_path):
@@ -377,9 +377,9 @@ def test_databases_are_named_as_the_exports_state_or_as_known(tmp_path):
     from evmeta.review.dedupe import SearchRecord
     from evmeta.review.prisma import count_exports, database_name
 
-    counts = em.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
+    counts = em.review.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
     assert list(counts.databases) == ["PubMed", "Embase", "Scopus"]
-    shown = " ".join(t.get_text() for t in em.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    shown = " ".join(t.get_text() for t in em.plots.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
     assert "PubMed (n = 76)" in shown and "pubmed" not in shown
     for stem, name in [
         ("web_of_science_2024", "Web of Science"),

@@ -98,7 +98,7 @@ def pair(tmp_path):
 
 def test_finds_exactly_the_planted_disagreements(pair):
     a, b, planted = pair
-    result = em.reconcile(a, b)
+    result = em.review.reconcile(a, b)
     found = {(r.sheet, str(r.key), r.column) for r in result.discrepancies.itertuples()}
     assert found == planted
     assert (result.discrepancies["kind"] == "value").all()
@@ -106,7 +106,7 @@ def test_finds_exactly_the_planted_disagreements(pair):
 
 def test_kappa_matches_a_hand_calculation(pair):
     a, b, _ = pair
-    result = em.reconcile(a, b)
+    result = em.review.reconcile(a, b)
     first = openpyxl.load_workbook(a)["risk_of_bias"]
     second = openpyxl.load_workbook(b)["risk_of_bias"]
     column = header_index(first, ROB)
@@ -119,8 +119,8 @@ def test_kappa_matches_a_hand_calculation(pair):
     row = result.fields.set_index(["sheet", "column"]).loc[("risk_of_bias", ROB)]
     assert row["kappa"] == pytest.approx(by_hand, abs=1e-12)
     assert row["percent_agreement"] == pytest.approx(100 * (n - 5) / n)
-    assert em.cohen_kappa(["a", "a", "b", "b"], ["a", "a", "b", "b"]) == 1.0
-    assert em.cohen_kappa(["a", "b"], ["b", "a"]) == pytest.approx(-1.0)
+    assert em.review.cohen_kappa(["a", "a", "b", "b"], ["a", "a", "b", "b"]) == 1.0
+    assert em.review.cohen_kappa(["a", "b"], ["b", "a"]) == pytest.approx(-1.0)
 
 
 def test_workbooks_and_apply(pair, tmp_path):

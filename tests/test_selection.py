@@ -42,7 +42,7 @@ def test_selmodel_parity(ds, name):
     case = REFERENCE[ds]["cases"][name]
     fit = em.meta_analysis(_frame(ds), mods=case["mods"] or None)
     steps = tuple(np.atleast_1d(case["steps_in"]))
-    sel = em.selection_model(fit, steps=steps, alternative=case["alternative"])
+    sel = em.models.selection_model(fit, steps=steps, alternative=case["alternative"])
     _close(sel.coefficients["estimate"], case["beta"])
     _close(sel.coefficients["se"], case["se"])
     _close(sel.coefficients["ci_low"], case["ci_lb"])
@@ -89,7 +89,7 @@ def test_no_selection_reduces_to_the_normal_likelihood():
 
 def test_result_protocol():
     fit = em.meta_analysis(_frame("baskerville2012"))
-    sel = em.selection_model(fit)
+    sel = em.models.selection_model(fit)
     summary = sel.summary()
     assert isinstance(summary, Summary)
     assert "selection model" in str(summary) and "0.025 < p <= 1" in str(summary)
@@ -109,10 +109,10 @@ def test_result_protocol():
 def test_bad_input_is_reported():
     fit = em.meta_analysis(_frame("baskerville2012"))
     with pytest.raises(ModelError, match="steps"):
-        em.selection_model(fit, steps=(1.5,))
+        em.models.selection_model(fit, steps=(1.5,))
     with pytest.raises(ModelError, match="alternative"):
-        em.selection_model(fit, alternative="up")
+        em.models.selection_model(fit, alternative="up")
     with pytest.raises(ModelError, match="no p-values in interval"):
-        em.selection_model(fit, steps=(1e-12,))
+        em.models.selection_model(fit, steps=(1e-12,))
     with pytest.raises(ModelError, match="meta_analysis result"):
-        em.selection_model(object())
+        em.models.selection_model(object())

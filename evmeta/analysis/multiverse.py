@@ -32,7 +32,7 @@ from evmeta.analysis.multiverse_fit import BuiltTable, FitContext, build_table, 
 from evmeta.analysis.multiverse_plan import Specification, choice_lists, plan
 from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
 from evmeta.analysis.spec import AnalysisSpec, load_spec
-from evmeta.errors import EvmetaError, SpecError
+from evmeta.errors import SchedulerError, SpecError
 from evmeta.models.priors import prior_dict
 
 #: Relative cost of one fit (random effects = 1), for sizing batches.
@@ -46,10 +46,6 @@ RESULT_COLUMNS = ["k", "estimate", "ci_low", "ci_high", "p", "tau2", "i2", "fing
 def _distributed():
     """dask.distributed, or a sentence naming ``evmeta[distributed]``."""
     return require("distributed", "evmeta multiverse (Dask)")
-
-
-class SchedulerError(EvmetaError):
-    """The Dask scheduler given by address cannot be reached."""
 
 
 def _remote_client(address: str):

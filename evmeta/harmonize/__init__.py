@@ -1,0 +1,27 @@
+"""Harmonizing what papers report: doses to canonical units (per animal, per kg,
+human-equivalent), effect sizes and their variances, dispersion conversions, the
+characterization quality score and risk-of-bias summaries, shared control arms."""
+
+from __future__ import annotations
+
+from evmeta._lazy import lazy_namespace
+
+_LAZY = {
+    "Dose": "evmeta.harmonize.doses",
+    "parse_dose": "evmeta.harmonize.doses",
+    "harmonize_dose": "evmeta.harmonize.doses",
+    "purity_class": "evmeta.harmonize.doses",
+    "effect_size": "evmeta.harmonize.effects",
+    "sd_from_sem": "evmeta.harmonize.dispersion",
+    "sd_from_ci": "evmeta.harmonize.dispersion",
+    "mean_sd_from_quartiles": "evmeta.harmonize.dispersion",
+    "mean_sd_from_range": "evmeta.harmonize.dispersion",
+    "characterization_quality": "evmeta.harmonize.quality",
+    "risk_of_bias_summary": "evmeta.harmonize.quality",
+    "shared_control_covariance": "evmeta.harmonize.covariance",
+    "resplit_shared_controls": "evmeta.harmonize.control_split",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__, __dir__ = lazy_namespace(__name__, _LAZY)

@@ -8,8 +8,7 @@ never pulls in PyMC or ArviZ.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from evmeta._lazy import lazy_namespace
 
 _LAZY = {
     "MetaResult": "evmeta.models.frequentist.meta",
@@ -19,6 +18,9 @@ _LAZY = {
     "adjust_pvalues": "evmeta.models.frequentist.subgroup",
     "MultilevelResult": "evmeta.models.frequentist.multilevel",
     "multilevel_meta_analysis": "evmeta.models.frequentist.multilevel",
+    "EggerResult": "evmeta.models.bias.small_study",
+    "TrimFillResult": "evmeta.models.bias.small_study",
+    "PetPeeseResult": "evmeta.models.bias.small_study",
     "egger_test": "evmeta.models.bias.small_study",
     "trim_and_fill": "evmeta.models.bias.small_study",
     "pet_peese": "evmeta.models.bias.small_study",
@@ -36,15 +38,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evmeta.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_namespace(__name__, _LAZY)

@@ -19,10 +19,6 @@ import matplotlib as mpl
 from evmeta.errors import PlotError
 
 
-class FigureError(PlotError):
-    """A figure cannot be drawn from these data as asked (the message says how to choose)."""
-
-
 class FigurePages(list):
     """The pages of a figure too tall for one journal page (a list of Figures).
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.errors import ModelError, PlotError
+from evmeta.errors import FigureError, ModelError, PlotError
 from evmeta.plots._forest_draw import MEASURE_LABELS, draw_pages  # noqa: F401 (re-exported)
-from evmeta.plots._style import FigureError, journal_style, width_inches
+from evmeta.plots._style import journal_style, width_inches
 from evmeta.plots._text import comparison_labels, format_p, number
 
 TESTS = {"knha": "Knapp-Hartung", "z": "z test", "t": "t test"}

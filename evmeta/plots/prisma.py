@@ -143,7 +143,7 @@ def prisma_diagram(counts: Any, *, width: str | float = "double", fontsize: floa
     Parameters
     ----------
     counts : PrismaCounts
-        From :func:`evmeta.review.prisma.prisma_counts` (``em.prisma_counts``).
+        From :func:`evmeta.review.prisma.prisma_counts` (``em.review.prisma_counts``).
     width : "double", "single" or float
         Journal column width (180 mm, 85 mm) or a width in mm.
     fontsize : float, optional

@@ -1,13 +1,7 @@
-"""The review project's own error: a refused project operation, said in one sentence."""
+"""The review project's own error, defined with every other in :mod:`evmeta.errors`."""
 
 from __future__ import annotations
 
-from evmeta.errors import EvmetaError
-
-
-class ProjectError(EvmetaError):
-    """A review project cannot be created, opened or updated; the message names the folder,
-    file or database and what to do."""
-
+from evmeta.errors import ProjectError
 
 __all__ = ["ProjectError"]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evmeta.errors import EvmetaError
+from evmeta.errors import DigitizedError
 
 #: Largest export read, in bytes (a WPD project without its image is a few kB).
 MAX_BYTES = 20 * 1024 * 1024
@@ -42,10 +42,6 @@ MAX_PAIR_OFFSET_PX = 8.0
 #: pixel of a plot a few hundred pixels tall), so 6 digits keep every digit the click holds
 #: and drop float noise such as 1.9299999999999997.
 SIGNIFICANT_DIGITS = 6
-
-
-class DigitizedError(EvmetaError):
-    """A WebPlotDigitizer export cannot be read or paired; the message names the place."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evmeta.errors import EvmetaError, Problem
+from evmeta.errors import PrismaError, Problem
 from evmeta.review.dedupe import SearchRecord, normalize_doi, read_search_export
 from evmeta.review.screening import (
     EXCLUSION_REASONS,
@@ -39,10 +39,6 @@ from evmeta.review.screening import (
     read_deduplicated,
     read_screening,
 )
-
-
-class PrismaError(EvmetaError):
-    """The files of a review disagree, so a PRISMA count cannot be derived; says which and where."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from evmeta.errors import EvmetaError, Problem
+from evmeta.errors import EvmetaError, Problem, ScreeningError
 from evmeta.review.reconcile import cohen_kappa
 from evmeta.sheets.export import restore_neutralized
 from evmeta.sheets.reader import UnreadableInput, column_letter, read_raw
@@ -107,15 +107,6 @@ COLUMNS = [
     ScreeningColumn("notes", "text", "Free text."),
 ]
 COLUMN_BY_NAME = {c.name: c for c in COLUMNS}
-
-
-class ScreeningError(EvmetaError):
-    """A screening workbook cannot be read or disagrees with itself; ``problems`` lists why."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        errors = [p for p in problems if p.severity == "error"]
-        super().__init__(f"{len(errors)} error(s) in the screening log:\n" + "\n".join(map(str, errors[:10])))
 
 
 # --- writing -----------------------------------------------------------------------------

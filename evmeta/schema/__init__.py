@@ -18,6 +18,7 @@ comparison
     effect size ``yi`` with sampling variance ``vi``.
 """
 
+from evmeta._lazy import lazy_namespace
 from evmeta.schema.columns import ID_COLUMNS, SHEET_DESCRIPTIONS, SHEETS, Column, column_map
 from evmeta.schema.records import RECORDS
 from evmeta.schema.vocabulary import (
@@ -31,7 +32,19 @@ from evmeta.schema.vocabulary import (
     vocabulary,
 )
 
+# The workbook's readers and writers load lazily (they import openpyxl and pydantic models).
+_LAZY = {
+    "Extraction": "evmeta.schema.extraction",
+    "read_extraction": "evmeta.schema.validate",
+    "validate_extraction": "evmeta.schema.validate",
+    "write_template": "evmeta.schema.template",
+    "WideMap": "evmeta.schema.wide_import",
+    "WideImport": "evmeta.schema.wide_import",
+    "import_wide": "evmeta.schema.wide_import",
+}
+
 __all__ = [
+    *_LAZY,
     "ID_COLUMNS",
     "RECORDS",
     "SHEETS",
@@ -47,3 +60,5 @@ __all__ = [
     "vocabularies",
     "vocabulary",
 ]
+
+__getattr__, __dir__ = lazy_namespace(__name__, _LAZY)

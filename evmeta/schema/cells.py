@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from evmeta.errors import NonFiniteNumber
 from evmeta.schema.columns import Column
 from evmeta.schema.vocabulary import parse_isolation_method, vocabulary
 from evmeta.sheets.reader import Cell
@@ -69,16 +70,6 @@ def parse_number(text: str) -> float:
     if not math.isfinite(value):
         raise NonFiniteNumber(cleaned)
     return value
-
-
-class NonFiniteNumber(ValueError):
-    """A number that is infinite, too large for a float (beyond about 1.8e308) or NaN."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(
-            f"expected a finite number, got {text!r} (infinite, not a number, or beyond the "
-            "largest number a computer can hold, about 1.8 x 10^308)"
-        )
 
 
 def _number(cell: Cell) -> tuple[float | None, str | None]:

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from evmeta.data import load_toml
-from evmeta.errors import DoseError
+from evmeta.errors import DoseTextError
 from evmeta.schema.cells import parse_number
 
 #: Refusal reasons (``DoseTextError.reason``) and what each means.
@@ -41,21 +41,6 @@ REASONS = {
     "unknown_unit": "a unit or denominator evmeta does not know",
 }
 
-_HINT = (
-    "Expected one amount and a unit, e.g. '100 ug', '0.1 mg/kg', '1.5 x 10^9 particles/kg', "
-    "'EVs from 2x10^6 cells', '30 ug/100 ul, i.v., every 2 weeks, four times'"
-)
-
-
-class DoseTextError(DoseError):
-    """A printed dose that cannot be read; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, text: Any, reason: str, detail: str):
-        self.text = text
-        self.reason = reason
-        self.detail = detail
-        hint = f". {_HINT}" if reason in {"no_unit", "no_amount", "unknown_unit"} else ""
-        super().__init__(f"cannot read dose {text!r}: {detail} [{reason}]{hint}")
 
 
 # --- normalization ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evmeta._paths import MAX_INPUT_BYTES, PathError, read_bytes_capped, require_regular_file
-from evmeta.errors import EvmetaError, Problem
+from evmeta.errors import Problem, UnreadableInput
 
 #: Largest input file accepted, in bytes (an extraction workbook is typically < 5 MB).
 MAX_FILE_BYTES = MAX_INPUT_BYTES
@@ -88,10 +88,6 @@ class RawWorkbook:
     sheets: dict[str, RawSheet]
     sha256: str
     problems: list[Problem] = field(default_factory=list)
-
-
-class UnreadableInput(EvmetaError):
-    """The input is not a workbook or CSV folder evmeta can read; the message says why."""
 
 
 def column_letter(index: int) -> str:
