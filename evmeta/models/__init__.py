@@ -32,6 +32,8 @@ _LAZY = {
     "bayesian_meta_analysis": "evmeta.models.bayes.fit",
     "compare_models": "evmeta.models.bayes.arviz_io",
     "Prior": "evmeta.models.priors",
+    "DoseResponseResult": "evmeta.models.dose_response.result",
+    "dose_response_meta_analysis": "evmeta.models.dose_response.fit",
 }
 
 __all__ = list(_LAZY)

@@ -1,0 +1,238 @@
+"""One-stage dose-response meta-analysis (evmeta.models.dose_response).
+
+Parity: metafor 3.8.1 ``rma.mv(yi, V, mods = ~ ns(log10(dose), knots, Boundary.knots),
+random = ~ 1 | study)`` on the example's 82 comparisons with a dose in ug protein per kg
+(tests/reference/dose_response.R -> dose_response.json; data in tests/data/dose_response/).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import evmeta as em
+from evmeta.errors import ModelError
+from evmeta.models.dose_response.spline import NaturalSpline, spline_at_quantiles
+
+ROOT = Path(__file__).resolve().parent
+REFERENCE = json.loads((ROOT / "reference" / "dose_response.json").read_text())
+DATA = ROOT / "data" / "dose_response"
+# Both sides maximize the same REML/ML likelihood to ~1e-10 relative change; 1e-6 leaves
+# room for the two optimizers stopping at slightly different points on a flat likelihood.
+TOL = 1e-6
+# The Emax ED50 sits on a nearly flat profile likelihood (R's optimize and scipy's bounded
+# Brent stop within ~1e-7 of each other in log10 ED50 but the curve is flat there).
+TOL_FLAT = 1e-4
+
+
+@pytest.fixture(scope="module")
+def example() -> pd.DataFrame:
+    table = pd.read_csv(DATA / "example_dosed.csv")
+    table["n_control_reported"] = table["n_control"]
+    return table
+
+
+@pytest.fixture(scope="module")
+def V() -> np.ndarray:
+    entries = pd.read_csv(DATA / "example_dosed_V.csv")
+    k = REFERENCE["k"]
+    out = np.zeros((k, k))
+    out[entries.i - 1, entries.j - 1] = entries.v
+    out[entries.j - 1, entries.i - 1] = entries.v
+    return out
+
+
+@pytest.fixture(scope="module")
+def spline_fit(example):
+    return em.dose_response_meta_analysis(example, model="spline", random="study_id")
+
+
+def test_fixture_covariance_is_the_shared_control_covariance(example, V):
+    """The V written for R is what evmeta.shared_control_covariance gives for these rows."""
+    mine = em.shared_control_covariance(
+        example.assign(sd_control=1.0, mean_control=1.0, events_control=0, total_control=1)
+    )
+    np.testing.assert_allclose(mine, V, rtol=1e-12, atol=1e-15)
+    assert (V[~np.eye(len(V), dtype=bool)] != 0).sum() > 0  # shared controls really occur
+
+
+def test_natural_spline_basis_is_r_ns(example):
+    x = np.log10(example["dose_ug_protein_per_kg"].to_numpy())
+    spline = spline_at_quantiles(x)
+    np.testing.assert_allclose([*spline.boundary[:1], *spline.knots, spline.boundary[1]], REFERENCE["knots_x"],
+                               atol=1e-12)
+    np.testing.assert_allclose(spline.basis(x), REFERENCE["ns_basis"], atol=1e-12)
+    # the grid starts below the lower boundary knot: linear extrapolation as in R
+    np.testing.assert_allclose(spline.basis(REFERENCE["grid_x"]), REFERENCE["ns_grid"], atol=1e-12)
+
+
+def test_natural_spline_is_linear_beyond_the_boundary():
+    spline = NaturalSpline((0.0,), (-1.0, 1.0))
+    left = spline.basis([-3.0, -2.0, -1.0])
+    np.testing.assert_allclose(left[0] - left[1], left[1] - left[2], atol=1e-12)
+    np.testing.assert_allclose(spline.basis([-1.0]), 0.0, atol=1e-12)  # vanishes at the lower knot
+
+
+def _check_fit(result, reference, grid_doses):
+    np.testing.assert_allclose(result.coefficients["estimate"], reference["beta"], atol=TOL)
+    np.testing.assert_allclose(result.coefficients["se"], reference["se"], atol=TOL)
+    np.testing.assert_allclose(result.sigma2, np.atleast_1d(reference["sigma2"]), atol=TOL)
+    np.testing.assert_allclose(result.fit.log_likelihood, reference["logLik"], atol=TOL)
+    pred = result.predict(grid_doses)
+    for mine, theirs in [("pred", "pred"), ("se", "pred_se"), ("ci_low", "ci_lb"), ("ci_high", "ci_ub"),
+                         ("pi_low", "pi_lb"), ("pi_high", "pi_ub")]:
+        np.testing.assert_allclose(pred[mine], reference[theirs], atol=TOL, err_msg=mine)
+
+
+def test_linear_curve_matches_metafor(example):
+    fit = em.dose_response_meta_analysis(example, model="linear", random="study_id")
+    _check_fit(fit, REFERENCE["linear_study"], 10 ** np.array(REFERENCE["grid_x"]))
+    assert list(fit.coefficients.index) == ["intercept", "log10_dose"]
+
+
+def test_spline_curve_matches_metafor(spline_fit):
+    _check_fit(spline_fit, REFERENCE["spline_study"], 10 ** np.array(REFERENCE["grid_x"]))
+
+
+def test_spline_nested_random_effects_match_metafor(example):
+    fit = em.dose_response_meta_analysis(example, model="spline")  # auto: study/experiment
+    assert fit.random == ["study_id", "experiment_id"]
+    _check_fit(fit, REFERENCE["spline_study_experiment"], 10 ** np.array(REFERENCE["grid_x"]))
+
+
+def test_spline_ml_matches_metafor(example):
+    fit = em.dose_response_meta_analysis(example, model="spline", random="study_id", method="ML")
+    _check_fit(fit, REFERENCE["spline_study_ml"], 10 ** np.array(REFERENCE["grid_x"]))
+
+
+def test_within_between_slopes_and_test_match_metafor(spline_fit):
+    wb = spline_fit.within_between
+    within, contextual = REFERENCE["within"], REFERENCE["within_between"]
+    assert wb.within == pytest.approx(within["slope"], abs=TOL)
+    assert wb.within_se == pytest.approx(within["se"], abs=TOL)
+    assert wb.difference == pytest.approx(contextual["diff"], abs=TOL)
+    assert wb.difference_se == pytest.approx(contextual["diff_se"], abs=TOL)
+    assert wb.pvalue == pytest.approx(contextual["diff_p"], abs=TOL)
+    assert wb.n_multi_dose_studies == 9
+    table = wb.to_frame()
+    assert table.loc["within - between (contextual)", "pvalue"] == pytest.approx(contextual["diff_p"], abs=TOL)
+
+
+def test_emax_profile_likelihood_matches_metafor(example):
+    fit = em.dose_response_meta_analysis(example, model="emax", random="study_id")
+    reference = REFERENCE["emax_study_ml"]
+    assert fit.method == "ML"
+    assert fit.fit.log_likelihood == pytest.approx(reference["logLik"], abs=TOL)
+    assert fit.coefficients.loc["log10_ed50", "estimate"] == pytest.approx(reference["log10_ed50"], abs=TOL_FLAT)
+    assert fit.coefficients.loc["emax", "estimate"] == pytest.approx(reference["emax"], abs=TOL_FLAT)
+    assert fit.sigma2[0] == pytest.approx(reference["sigma2"], abs=TOL_FLAT)
+    ed = fit.effective_dose
+    assert ed.dose == pytest.approx(10 ** reference["log10_ed50"], rel=1e-3)
+    assert ed.ci_low < ed.dose < ed.ci_high
+    curve = fit.curve(5)
+    assert np.all(np.diff(curve["pred"]) > 0) and np.all(curve["pred"] < fit.coefficients.loc["emax", "estimate"])
+
+
+def test_reported_only_sensitivity_matches_metafor(example):
+    fit = em.dose_response_meta_analysis(example, model="linear", random="study_id", reported_only=True)
+    reference = REFERENCE["linear_reported"]
+    assert fit.k == reference["k"]
+    np.testing.assert_allclose(fit.coefficients["estimate"], reference["beta"], atol=TOL)
+    np.testing.assert_allclose(fit.coefficients["se"], reference["se"], atol=TOL)
+    assert set(fit.data["dose_provenance"]) <= {"reported", "scaled", "derived"}
+    assert len(fit.excluded) == len(example) - reference["k"]
+    assert fit.excluded["reason"].str.contains("imputed").all()
+
+
+def test_only_converted_doses_enter_and_the_rest_are_listed_with_a_reason(example):
+    table = example.copy()
+    table.loc[:2, "dose_ug_protein_per_kg"] = np.nan
+    table["dose_note"] = ""
+    table.loc[:2, "dose_note"] = "protein <-> particles needs the preparation's particles_per_ug_protein"
+    table.loc[3, "dose_ug_protein_per_kg"] = 0.0
+    fit = em.dose_response_meta_analysis(table, model="linear", random="study_id")
+    assert fit.k == len(table) - 4
+    reasons = fit.excluded.set_index("comparison_id")["reason"]
+    assert reasons.iloc[0].startswith("dose not convertible to ug protein per kg: protein <-> particles")
+    assert "not positive" in reasons.iloc[3]
+    assert set(fit.excluded["comparison_id"]) == set(table["comparison_id"][:4])
+
+
+def test_any_harmonized_basis_is_accepted(example):
+    fit = em.dose_response_meta_analysis(example, dose="dose_hed_ug_protein_per_kg", model="linear",
+                                         random="study_id")
+    assert fit.dose == "dose_hed_ug_protein_per_kg" and fit.k == len(example)
+    # a human-equivalent dose is the animal dose times a species constant: within a species
+    # the slope on log10 dose is unchanged, only the intercept and the spread move.
+    assert fit.dose_range[1] < example["dose_ug_protein_per_kg"].max()
+    with pytest.raises(ModelError, match="unknown dose basis 'dose_ug_per_mouse'; valid doses: dose_ug_protein_per_kg"):
+        em.dose_response_meta_analysis(example, dose="dose_ug_per_mouse")
+    with pytest.raises(ModelError, match="lacks column"):
+        em.dose_response_meta_analysis(example, dose="dose_particles_per_kg")
+
+
+def test_bad_arguments_are_named(example):
+    with pytest.raises(ModelError, match="unknown dose-response model 'cubic'; valid models: linear, spline, emax"):
+        em.dose_response_meta_analysis(example, model="cubic")
+    with pytest.raises(ModelError, match="unknown dose scale"):
+        em.dose_response_meta_analysis(example, scale="ln")
+    with pytest.raises(ModelError, match="share must lie strictly between 0 and 1"):
+        em.dose_response_meta_analysis(example, share=1.0)
+
+
+def test_small_data_give_a_sentence_not_a_traceback(example):
+    few = example[example["study_id"].isin(["AHMED2015", "AHMED2023"])]
+    with pytest.raises(ModelError, match=r"needs at least 4 comparisons from 2 or more studies"):
+        em.dose_response_meta_analysis(few, model="linear")
+    one_dose = example.assign(dose_ug_protein_per_kg=100.0)
+    with pytest.raises(ModelError, match="1 distinct doses"):
+        em.dose_response_meta_analysis(one_dose, model="linear")
+    # three distinct doses: a linear curve, but no spline with three knots
+    three = example.assign(dose_ug_protein_per_kg=np.resize([10.0, 100.0, 1000.0], len(example)))
+    assert em.dose_response_meta_analysis(three, model="linear", random="study_id").k == len(example)
+    with pytest.raises(ModelError, match="spline dose-response curve needs"):
+        em.dose_response_meta_analysis(three, model="spline")
+
+
+def test_result_protocol(spline_fit):
+    fit = spline_fit
+    assert fit.k == 82 and fit.measure == "SMD" and fit.level == 0.95 and fit.n_studies == 55
+    with pytest.raises(AttributeError):
+        fit.model = "linear"  # frozen
+    assert list(fit.coef_table().columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
+    narrow = fit.coef_table(0.5)
+    assert np.all(narrow["ci_high"] - narrow["ci_low"] < fit.coef_table()["ci_high"] - fit.coef_table()["ci_low"])
+    het = fit.heterogeneity_table()
+    assert list(het["component"]) == ["study_id"] and het["tau"].iloc[0] == pytest.approx(np.sqrt(fit.sigma2[0]))
+    summary = fit.summary()
+    assert "tau[study_id]" in summary.table.index and "Spline knots" in str(summary)
+    frame = fit.to_frame()
+    assert {"term", "estimate", "k", "model", "dose"} <= set(frame.columns)
+    curve = fit.curve(11)
+    assert len(curve) == 11 and curve["dose"].iloc[0] == pytest.approx(fit.dose_range[0])
+    assert np.all(curve["pi_low"] < curve["ci_low"]) and np.all(curve["ci_low"] < curve["pred"])
+    by_frame = fit.predict(pd.DataFrame({"dose": [100.0, 1000.0]}))
+    np.testing.assert_allclose(by_frame["pred"], fit.predict([100.0, 1000.0])["pred"])
+    with pytest.raises(ModelError, match="positive"):
+        fit.predict([0.0])
+
+
+def test_effective_dose_of_a_rising_curve_is_located_with_an_interval():
+    """A curve rising from 0 over the doses studied has its ED50 inside the range."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(12):
+        for j, dose in enumerate([1.0, 10.0, 100.0, 1000.0]):
+            x = np.log10(dose)
+            rows.append({"study_id": f"S{s}", "comparison_id": f"S{s}-{j}", "dose_ug_protein_per_kg": dose,
+                         "yi": 0.5 * x + rng.normal(0, 0.2), "vi": 0.04})
+    fit = em.dose_response_meta_analysis(pd.DataFrame(rows), model="linear")
+    ed = fit.effective_dose
+    # linear in log10 dose from 0 at 1 to 1.5 at 1000: half the maximum at about 10^1.5
+    assert 10**1.2 < ed.dose < 10**1.8
+    assert ed.ci_low < ed.dose < ed.ci_high
+    assert "V = diag(vi)" in " ".join(fit.notes)  # no control ids: independence, said so
