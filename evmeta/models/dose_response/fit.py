@@ -56,6 +56,7 @@ def dose_response_meta_analysis(
     shared_control: bool = True,
     reported_only: bool = False,
     share: float = 0.5,
+    contrast_within_between: bool = True,
     level: float = 0.95,
 ) -> DoseResponseResult:
     """Fit a dose-response curve across and within studies on a harmonized dose.
@@ -93,6 +94,9 @@ def dose_response_meta_analysis(
         assumed numbers of administrations).
     share : float
         The share of the maximum effect for the effective dose (0.5: ED50).
+    contrast_within_between : bool
+        Also fit the within-study (study fixed effects) and between-study (study means)
+        slopes and test their difference (``result.within_between``; three more fits).
     level : float
         Confidence level.
 
@@ -124,7 +128,7 @@ def dose_response_meta_analysis(
     common = dict(dose=selection.column, scale=scale, excluded=selection.excluded, V=V,
                   dose_range=(float(doses.min()), float(doses.max())), level=level, test=test,
                   reported_only=reported_only)
-    wb = within_between(rows, x, V, random)
+    wb = within_between(rows, x, V, random) if contrast_within_between else None
     if model == "emax":
         return _emax(rows, doses, random, wb, notes, share, **common)
     spline = spline_at_quantiles(x, knots) if model == "spline" else None
