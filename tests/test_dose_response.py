@@ -157,7 +157,7 @@ def test_only_converted_doses_enter_and_the_rest_are_listed_with_a_reason(exampl
     fit = em.dose_response_meta_analysis(table, model="linear", random="study_id")
     assert fit.k == len(table) - 4
     reasons = fit.excluded.set_index("comparison_id")["reason"]
-    assert reasons.iloc[0].startswith("dose not convertible to ug protein per kg: protein <-> particles")
+    assert reasons.iloc[0].startswith("dose not convertible to µg protein per kg: protein <-> particles")
     assert "not positive" in reasons.iloc[3]
     assert set(fit.excluded["comparison_id"]) == set(table["comparison_id"][:4])
 
@@ -340,3 +340,59 @@ def test_dose_plot_draws_the_curve_bands_and_human_equivalent_axes(spline_fit, e
     rat = next(t for t in tops if "rat" in t.get_xlabel())
     assert rat._functions[0](np.log10(370.0)) == pytest.approx(np.log10(60.0))
     assert "82 of 113 comparisons" in ax.get_title(loc="left").replace("\n", " ")
+
+
+# --- evmeta run: the [dose_response] spec section and its report section ------------------
+
+
+def _run(tmp_path, section: dict):
+    from types import SimpleNamespace
+
+    from evmeta.analysis.spec import parse_spec
+
+    spec = parse_spec({"analysis": {"name": "t", "extraction": "x.xlsx"}, "dose_response": section})
+    return SimpleNamespace(spec=spec, models={}, tables={}, notes=[], files=[], report_sections=[],
+                           output=tmp_path, figures={})
+
+
+def test_spec_section_is_validated():
+    from evmeta.analysis.spec import parse_spec
+    from evmeta.errors import SpecError
+
+    base = {"analysis": {"name": "t", "extraction": "x.xlsx"}}
+    assert parse_spec(base).dose_response is None  # absent: the meta-regression on log dose
+    assert parse_spec({**base, "dose_response": {}}).dose_response.model == "spline"
+    with pytest.raises(SpecError, match=r"unknown key 'dose_response.modle'; valid keys in \[dose_response\]: dose, model"):
+        parse_spec({**base, "dose_response": {"modle": "emax"}})
+    with pytest.raises(SpecError, match=r"dose_response\.dose: unknown dose 'dose_mg_per_rat'; valid doses: dose_ug_protein"):
+        parse_spec({**base, "dose_response": {"dose": "dose_mg_per_rat"}})
+    with pytest.raises(SpecError, match=r"dose_response\.model: 'cubic' is not allowed"):
+        parse_spec({**base, "dose_response": {"model": "cubic"}})
+
+
+def test_stage_fits_the_curve_and_renders_its_section(tmp_path, example):
+    from evmeta.analysis.dose_response import dose_response_stage
+    from evmeta.report.sections import render_sections
+
+    run = _run(tmp_path, {"model": "linear"})
+    dose_response_stage(run, example)
+    fit = run.models["dose_response"]
+    assert fit.model == "linear" and fit.test == "t"  # the spec's knha maps to t tests
+    assert (tmp_path / "dose_response_curve.csv").exists()
+    (section,) = render_sections(run)
+    html = section["html"]
+    assert "fitted in one stage to 82 of 82 comparisons from 55 studies" in html
+    assert "sampling covariance of comparisons sharing a control arm" in html
+    assert "9 of 55 studies gave two or more doses" in html
+    assert "Sensitivity: doses reported, not imputed (25 comparisons)" in html
+    assert "<table" in html and "&lt;table" not in html
+    assert "ED50 not located" not in html and "ED50 = not located" in html
+
+
+def test_stage_turns_an_unfittable_curve_into_a_note(tmp_path, example):
+    from evmeta.analysis.dose_response import dose_response_stage
+
+    run = _run(tmp_path, {"model": "spline"})
+    dose_response_stage(run, example.assign(dose_ug_protein_per_kg=100.0))
+    assert "dose_response" not in run.models and not run.report_sections
+    assert run.notes[0].startswith("dose-response (spline curve on µg protein per kg): not fitted (a spline")

@@ -209,4 +209,10 @@ def _covariance(rows: pd.DataFrame, shared_control: bool) -> tuple[np.ndarray, l
     try:
         return shared_control_covariance(rows), []
     except InputError as exc:
+        if "split" in str(exc):
+            return diagonal, [
+                "the shared controls were split among their arms (shared_control='split'), which approximates "
+                "their correlation, so V = diag(vi); build the comparisons with shared_control='keep' to "
+                "model it by the shared-control covariance"
+            ]
         return diagonal, [f"V = diag(vi), not the shared-control covariance: {exc}"]

@@ -108,6 +108,23 @@ class DoseResponseResult:
         return float(np.sum(self.fit.sigma2))
 
     @property
+    def i2_levels(self) -> list[float]:
+        return list(self.fit.i2_levels)
+
+    @property
+    def q(self) -> float:
+        """Residual heterogeneity Q of the fit behind the curve (known V only)."""
+        return self.fit.q
+
+    @property
+    def q_df(self) -> int:
+        return self.fit.q_df
+
+    @property
+    def q_pvalue(self) -> float:
+        return self.fit.q_pvalue
+
+    @property
     def n_studies(self) -> int:
         return int(self.data["study_id"].nunique())
 
@@ -199,6 +216,8 @@ class DoseResponseResult:
             lines.append(f"Spline knots (dose): boundary {self.from_scale(self.spline.boundary).round(4).tolist()}, "
                          f"interior {knots}")
         ed = f"ED{e.share * 100:.0f} = {e.dose:.4g} ({e.level:.0%} CI {e.ci_low:.4g} to {e.ci_high:.4g}; {e.method})"
+        if not np.isfinite(e.dose):
+            ed = f"ED{e.share * 100:.0f} not located"
         lines.append(ed + (f"; {e.note}" if e.note else ""))
         wb = self.within_between
         if wb is not None:

@@ -62,6 +62,12 @@ class DoseSelection:
     excluded: pd.DataFrame
 
 
+def readable_basis(basis: str) -> str:
+    """``hed_ug_protein_per_kg`` -> ``human-equivalent µg protein per kg`` (for sentences)."""
+    words = basis.removeprefix("dose_").replace("_", " ").replace("ug ", "µg ")
+    return words.replace("hed ", "human-equivalent ").replace("total ", "cumulative ")
+
+
 def dose_basis(dose: str) -> str:
     """``ug_protein_per_kg`` from ``dose_ug_protein_per_kg`` or ``ug_protein_per_kg``."""
     basis = str(dose).removeprefix("log10_").removeprefix("dose_")
@@ -119,7 +125,7 @@ def _reasons(table, values, provenance, basis: str, reported_only: bool) -> pd.S
             out[index] = "no effect size or sampling variance"
         elif not np.isfinite(values[position]):
             why = f": {note[index]}" if note is not None and note[index] else ""
-            out[index] = f"dose not convertible to {basis.replace('_', ' ')}{why}"
+            out[index] = f"dose not convertible to {readable_basis(basis)}{why}"
         elif values[position] <= 0:
             out[index] = f"dose {values[position]:g} is not positive, so it has no logarithm"
         elif reported_only and provenance[index] not in NOT_IMPUTED:

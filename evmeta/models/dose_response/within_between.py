@@ -6,7 +6,7 @@ different doses mix dose with everything else that differs between studies. Thre
 the log-linear slope (per decade of dose on the log10 scale, per unit of dose otherwise):
 
 * **within**: study fixed effects (one intercept per study) and a random effect per
-  comparison, with the shared-control covariance; only studies with two or more
+  comparison (REML), with the shared-control covariance; only studies with two or more
   distinct doses inform the slope;
 * **between**: the study means (mean effect with variance 1' V_s 1 / n_s^2, mean dose)
   in a random-effects meta-regression;
@@ -91,9 +91,37 @@ def within_between(frame: pd.DataFrame, x: np.ndarray, V: np.ndarray, random: li
 
 
 def _within(data: pd.DataFrame, V: np.ndarray) -> tuple[float, float]:
-    fit = multilevel_meta_analysis(data, "yi", "vi", random=["study_id", "comparison_id"], mods="~ study_id + x_dose", V=V)
-    row = fit.coefficients.loc["x_dose"]
-    return float(row["estimate"]), float(row["se"])
+    """Slope with one fixed intercept per study and a comparison-level variance by REML.
+
+    y = D alpha + x beta + e, e ~ N(0, V + sigma2 I): one variance component over a dense V
+    (comparisons sharing a control are correlated, so V is not diagonal by comparison and
+    the block algebra of the multilevel fitter does not apply); the REML criterion is
+    minimized over sigma2 in [0, 10 var(y) + 1] by bounded Brent search (as metafor's
+    ``rma.mv(yi, V, mods = ~ factor(study) + x, random = ~ 1 | comparison)``).
+    """
+    from scipy import optimize
+
+    y = data["yi"].to_numpy(float)
+    codes = pd.factorize(data["study_id"])[0]
+    X = np.column_stack([(codes[:, None] == np.arange(codes.max() + 1)[None, :]).astype(float), data["x_dose"]])
+    upper = 10 * float(np.var(y)) + 1.0
+    found = optimize.minimize_scalar(lambda s2: _reml(y, X, V, s2)[0], bounds=(0.0, upper), method="bounded",
+                                     options={"xatol": 1e-10})
+    s2 = float(found.x) if _reml(y, X, V, found.x)[0] <= _reml(y, X, V, 0.0)[0] else 0.0
+    _, beta, vb = _reml(y, X, V, s2)
+    return float(beta[-1]), float(np.sqrt(vb[-1, -1]))
+
+
+def _reml(y: np.ndarray, X: np.ndarray, V: np.ndarray, s2: float):
+    """(REML criterion = -log restricted likelihood up to a constant, beta, cov(beta))."""
+    L = np.linalg.cholesky(V + s2 * np.eye(len(y)))
+    Xw, yw = np.linalg.solve(L, X), np.linalg.solve(L, y)
+    A = Xw.T @ Xw
+    vb = np.linalg.inv(A)
+    beta = vb @ (Xw.T @ yw)
+    r = yw - Xw @ beta
+    value = float(np.sum(np.log(np.diag(L))) + 0.5 * np.linalg.slogdet(A)[1] + 0.5 * r @ r)
+    return value, beta, vb
 
 
 def _between(data: pd.DataFrame, V: np.ndarray) -> tuple[float, float]:
