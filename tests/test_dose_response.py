@@ -396,3 +396,58 @@ def test_stage_turns_an_unfittable_curve_into_a_note(tmp_path, example):
     dose_response_stage(run, example.assign(dose_ug_protein_per_kg=100.0))
     assert "dose_response" not in run.models and not run.report_sections
     assert run.notes[0].startswith("dose-response (spline curve on µg protein per kg): not fitted (a spline")
+
+
+# --- Bayesian counterpart ---------------------------------------------------------------------
+
+
+def _bayes_vs_reml(table: pd.DataFrame, draws: int):
+    """The Bayesian spline curve with isolation method (reference UC) and wide priors, and
+    the REML fit of the same mean model (same spline columns and contrasts)."""
+    fit = em.bayesian_dose_response(table, random="study_id", reference="UC", seed=1, draws=draws,
+                                    priors={"coefficients": "normal(0, 10)", "intercept": "normal(0, 10)"})
+    x = np.log10(table["dose_ug_protein_per_kg"].to_numpy())
+    B = spline_at_quantiles(x).basis(x)
+    data = table.assign(ns1=B[:, 0], ns2=B[:, 1],
+                        isolation_method=pd.Categorical(table["isolation_method"], categories=list(fit.levels)))
+    reml = em.multilevel_meta_analysis(data, random=["study_id"], mods="~ ns1 + ns2 + isolation_method")
+    return fit, reml
+
+
+def _check_bayes(fit, reml, tolerance):
+    assert fit.method == "quadrature"  # no shared-control covariance: the exact engine
+    assert fit.levels[0] == "UC" and fit.level_by == "isolation_method"
+    np.testing.assert_allclose(fit.coef_table()["estimate"], reml.coefficients["estimate"], atol=tolerance)
+    np.testing.assert_allclose(fit.coef_table()["se"], reml.coefficients["se"], rtol=0.1)
+    # isolation method moves the curve's level only: a constant shift, its coefficient
+    shift = fit.curve(5, at="SEC")["pred"] - fit.curve(5)["pred"]
+    np.testing.assert_allclose(shift, fit.coef_table().loc["isolation_method[T.SEC]", "estimate"], atol=1e-10)
+    assert {"dose", "pred", "ci_low", "ci_high", "pi_low", "pi_high"} <= set(fit.curve(3).columns)
+    assert list(fit.heterogeneity_table()["component"]) == ["tau[study_id]"]
+    with pytest.raises(ModelError, match="level 'XX' is not in the model"):
+        fit.predict([100.0], at="XX")
+
+
+def test_bayesian_curve_agrees_with_reml_under_wide_priors_fast():
+    """Simulated 16-study design with two isolation methods: with normal(0, 10) priors the
+    exact posterior means lie within 0.05 of the REML estimates (the posterior integrates
+    over tau where REML plugs in its estimate; the difference is a fraction of an SE)."""
+    rng = np.random.default_rng(5)
+    design = _design(rng)
+    design["isolation_method"] = np.where(pd.factorize(design["study_id"])[0] % 2 == 0, "UC", "SEC")
+    codes = pd.factorize(design["study_id"])[0]
+    x = np.log10(design["dose_ug_protein_per_kg"].to_numpy())
+    table = design.drop(columns="control_group_id").assign(
+        yi=0.3 * x + 0.4 * (design["isolation_method"] == "SEC") + rng.normal(0, 0.3, codes.max() + 1)[codes]
+        + rng.normal(0, np.sqrt(design["vi"]))
+    )
+    fit, reml = _bayes_vs_reml(table, draws=200)
+    _check_bayes(fit, reml, 0.05)
+    with pytest.raises(ModelError, match="linear or spline"):
+        em.bayesian_dose_response(table, model="emax")
+
+
+@pytest.mark.slow
+def test_bayesian_curve_agrees_with_reml_on_the_example(example):
+    fit, reml = _bayes_vs_reml(example.drop(columns="control_group_id"), draws=1000)
+    _check_bayes(fit, reml, 0.02)

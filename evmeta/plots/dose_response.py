@@ -54,16 +54,8 @@ def dose_response_plot(
     """
     import matplotlib.ticker as ticker
 
-    frame = result.data
     curve = hasattr(result, "curve")
-    if curve:
-        x = f"log10_{result.dose}"
-        frame = frame.assign(**{x: np.log10(frame["dose"].to_numpy(float))})
-    if x not in frame.columns:
-        raise PlotError(f"{x!r} is not a column of the model's data")
-    values = frame[x].to_numpy(float)
-    line = _curve(result) if curve else _line(result, frame, x, values)
-    shifts = _human_shifts(frame, result.dose) if curve else pd.Series(dtype=float)
+    frame, x, values, line, shifts = _inputs(result, x, curve)
     top = 0.32 * len(shifts)  # inches for the human-equivalent axes
     with journal_style():
         if ax is None:
@@ -98,11 +90,7 @@ def dose_response_plot(
                     label=str(level),
                 )
             )
-        if line is not None:
-            if "pi_low" in line[1] and curve:
-                ax.fill_between(line[0], line[1]["pi_low"], line[1]["pi_high"], color="0.85", alpha=0.4, lw=0)
-            ax.fill_between(line[0], line[1]["ci_low"], line[1]["ci_high"], color="0.6", alpha=0.3, lw=0)
-            ax.plot(line[0], line[1]["pred"], color="0.1", lw=1.0)
+        _draw_line(ax, line, curve)
         ax.axhline(0, color="0.4", lw=0.5)
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(_dose_label))
@@ -134,6 +122,30 @@ def _line(result: Any, frame: pd.DataFrame, x: str, values: np.ndarray):
                 series.mode().iloc[0] if not pd.api.types.is_numeric_dtype(series) else series.mean()
             )
     return grid, result.predict(newdata)
+
+
+def _inputs(result: Any, x: str, curve: bool):
+    """(rows, x column, its values, the line, human-equivalent shifts) for the figure."""
+    frame = result.data
+    if curve:
+        x = f"log10_{result.dose}"
+        frame = frame.assign(**{x: np.log10(frame["dose"].to_numpy(float))})
+    if x not in frame.columns:
+        raise PlotError(f"{x!r} is not a column of the model's data")
+    values = frame[x].to_numpy(float)
+    line = _curve(result) if curve else _line(result, frame, x, values)
+    shifts = _human_shifts(frame, result.dose) if curve else pd.Series(dtype=float)
+    return frame, x, values, line, shifts
+
+
+def _draw_line(ax, line, curve: bool) -> None:
+    """The fitted line with its confidence band (and, for a curve, its prediction band)."""
+    if line is None:
+        return
+    if curve:
+        ax.fill_between(line[0], line[1]["pi_low"], line[1]["pi_high"], color="0.85", alpha=0.4, lw=0)
+    ax.fill_between(line[0], line[1]["ci_low"], line[1]["ci_high"], color="0.6", alpha=0.3, lw=0)
+    ax.plot(line[0], line[1]["pred"], color="0.1", lw=1.0)
 
 
 def _curve(result: Any):

@@ -75,17 +75,15 @@ def dose_response_meta_analysis(
     model : {"linear", "spline", "emax"}
         Linear in the dose scale, natural cubic spline in it, or E(d) = Emax d / (ED50 + d).
     scale : {"log10", "dose"}
-        Dose scale of the linear and spline curves.
+        Dose scale of the linear and spline curves (``log10``: per decade of dose).
     knots : sequence of float
         Quantiles of the fitted rows' dose scale for the spline knots; the outer two are
         the boundary knots (default 10%, 50%, 90%: two basis columns).
     random : list of str or "auto"
         Nested grouping columns, outermost first; ``auto``: ``study_id``, plus
         ``experiment_id`` when some study has several experiments.
-    method : {"REML", "ML"}
-        Variance components (the Emax curve is always fitted by ML).
-    test : {"z", "t"}
-        Normal or t (k - p df) tests and intervals.
+    method, test : str
+        REML or ML variance components (Emax: always ML); z or t (k - p df) inference.
     shared_control : bool
         Model comparisons that share a control arm by their covariance (needs a table
         built with ``shared_control="keep"``; otherwise V = diag(vi) with a note).
@@ -98,7 +96,7 @@ def dose_response_meta_analysis(
         Also fit the within-study (study fixed effects) and between-study (study means)
         slopes and test their difference (``result.within_between``; three more fits).
     level : float
-        Confidence level.
+        Confidence level. See docs/dose_response.md for the methods.
 
     Returns
     -------
@@ -108,21 +106,11 @@ def dose_response_meta_analysis(
     ------
     ModelError
         Unknown model, scale or dose; too few comparisons, studies or distinct doses.
-
-    Examples
-    --------
-    >>> fit = em.dose_response_meta_analysis(comparisons, "dose_ug_protein_per_kg", "spline")  # doctest: +SKIP
-    >>> fit.curve().head()  # doctest: +SKIP
     """
     _check(model, scale, share)
-    frame = getattr(table, "table", table)
-    selection = select_dosed(frame, dose, reported_only=reported_only)
-    rows = selection.rows.reset_index(drop=True)
-    if "comparison_id" not in rows.columns:
-        rows["comparison_id"] = [f"row{i + 1}" for i in range(len(rows))]
-    _check_size(rows, model, selection.column)
-    random = _random(rows, random)
-    V, notes = _covariance(rows, shared_control)
+    selection, rows = entering(table, dose, model, reported_only)
+    random = random_levels(rows, random)
+    V, notes = shared_covariance(rows, shared_control)
     doses = rows["dose"].to_numpy(float)
     x = np.log10(doses) if scale == "log10" else doses
     common = dict(dose=selection.column, scale=scale, excluded=selection.excluded, V=V,
@@ -132,19 +120,33 @@ def dose_response_meta_analysis(
     if model == "emax":
         return _emax(rows, doses, random, wb, notes, share, **common)
     spline = spline_at_quantiles(x, knots) if model == "spline" else None
-    name = "log10_dose" if scale == "log10" else "dose_value"
+    return _curve(rows, x, spline, random, method, wb, notes, share, **common)
+
+
+def _curve(rows, x, spline, random, method, wb, notes, share, **common) -> DoseResponseResult:
+    """The linear (``spline`` None) or spline curve by ``multilevel_meta_analysis``, and its ED-p."""
+    name = "log10_dose" if common["scale"] == "log10" else "dose_value"
     columns = spline.basis(x) if spline is not None else x[:, None]
     names = spline.names if spline is not None else [name]
     data = rows.assign(**{n: columns[:, j] for j, n in enumerate(names)})
-    fit = multilevel_meta_analysis(data, "yi", "vi", random=random, mods="~ " + " + ".join(names), V=V,
-                                   method=method, test=test, level=level)
-    coefficients, vb = fit.coefficients, fit.vb
-    result = DoseResponseResult(model, spline=spline, fit=fit, coefficients=coefficients, vb=vb,
-                                effective_dose=None, within_between=wb, method=fit.method,
-                                df=fit.df, notes=tuple(notes) + tuple(fit.notes), **common)
-    ed = curve_effective_dose(result.design, coefficients["estimate"].to_numpy(), vb,
-                              (float(x.min()), float(x.max())), result.from_scale, share, level)
+    fit = multilevel_meta_analysis(data, "yi", "vi", random=random, mods="~ " + " + ".join(names),
+                                   V=common["V"], method=method, test=common["test"], level=common["level"])
+    result = DoseResponseResult("spline" if spline is not None else "linear", spline=spline, fit=fit,
+                                coefficients=fit.coefficients, vb=fit.vb, effective_dose=None, within_between=wb,
+                                method=fit.method, df=fit.df, notes=tuple(notes) + tuple(fit.notes), **common)
+    ed = curve_effective_dose(result.design, fit.coefficients["estimate"].to_numpy(), fit.vb,
+                              (float(x.min()), float(x.max())), result.from_scale, share, common["level"])
     return _with(result, effective_dose=ed)
+
+
+def entering(table: Any, dose: str, model: str, reported_only: bool):
+    """(the DoseSelection, its rows renumbered with a ``comparison_id``), checked for size."""
+    selection = select_dosed(getattr(table, "table", table), dose, reported_only=reported_only)
+    rows = selection.rows.reset_index(drop=True)
+    if "comparison_id" not in rows.columns:
+        rows["comparison_id"] = [f"row{i + 1}" for i in range(len(rows))]
+    check_size(rows, model, selection.column)
+    return selection, rows
 
 
 def _with(result: DoseResponseResult, **changes) -> DoseResponseResult:
@@ -182,7 +184,7 @@ def _check(model: str, scale: str, share: float) -> None:
         raise ModelError(f"share must lie strictly between 0 and 1, got {share}")
 
 
-def _check_size(rows: pd.DataFrame, model: str, column: str) -> None:
+def check_size(rows: pd.DataFrame, model: str, column: str) -> None:
     distinct = rows["dose"].round(12).nunique()
     if len(rows) < MIN_COMPARISONS or distinct < MIN_DOSES[model] or rows["study_id"].nunique() < 2:
         raise ModelError(
@@ -192,7 +194,7 @@ def _check_size(rows: pd.DataFrame, model: str, column: str) -> None:
         )
 
 
-def _random(rows: pd.DataFrame, random: list[str] | str) -> list[str]:
+def random_levels(rows: pd.DataFrame, random: list[str] | str) -> list[str]:
     if random != "auto":
         return [random] if isinstance(random, str) else list(random)
     if "experiment_id" in rows.columns and (rows.groupby("study_id")["experiment_id"].nunique() > 1).any():
@@ -200,7 +202,7 @@ def _random(rows: pd.DataFrame, random: list[str] | str) -> list[str]:
     return ["study_id"]
 
 
-def _covariance(rows: pd.DataFrame, shared_control: bool) -> tuple[np.ndarray, list[str]]:
+def shared_covariance(rows: pd.DataFrame, shared_control: bool) -> tuple[np.ndarray, list[str]]:
     diagonal = np.diag(rows["vi"].to_numpy(float))
     if not shared_control:
         return diagonal, []
