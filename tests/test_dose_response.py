@@ -114,6 +114,8 @@ def test_within_between_slopes_and_test_match_metafor(spline_fit):
     within, contextual = REFERENCE["within"], REFERENCE["within_between"]
     assert wb.within == pytest.approx(within["slope"], abs=TOL)
     assert wb.within_se == pytest.approx(within["se"], abs=TOL)
+    assert wb.between == pytest.approx(REFERENCE["between"]["slope"], abs=TOL)
+    assert wb.between_se == pytest.approx(REFERENCE["between"]["se"], abs=TOL)
     assert wb.difference == pytest.approx(contextual["diff"], abs=TOL)
     assert wb.difference_se == pytest.approx(contextual["diff_se"], abs=TOL)
     assert wb.pvalue == pytest.approx(contextual["diff_p"], abs=TOL)

@@ -54,6 +54,15 @@ out$spline_study_ml <- fit_out(spl_ml, unname(grid_basis[, 1:2]))
 within <- rma.mv(yi, V, mods = ~ factor(study_id) + x, random = ~ 1 | comparison_id, data = d, control = tight)
 out$within <- list(slope = as.numeric(tail(within$b, 1)), se = as.numeric(tail(within$se, 1)),
                    sigma2 = as.numeric(within$sigma2))
+# Between-study information only: study means (variance 1' V_s 1 / n_s^2) on mean log dose.
+g <- factor(d$study_id, levels = unique(d$study_id))
+A <- sapply(levels(g), function(s) as.numeric(g == s))
+n_s <- colSums(A)
+means <- data.frame(y = colSums(A * d$yi) / n_s, v = diag(t(A) %*% V %*% A) / n_s^2,
+                    x = colSums(A * d$x) / n_s)
+between <- rma(y, v, mods = ~ x, data = means, method = "REML")
+out$between <- list(slope = as.numeric(between$b[2]), se = as.numeric(between$se[2]),
+                    tau2 = as.numeric(between$tau2))
 # Within and between slopes in one model (study-mean and within-study-centred log dose).
 d$x_between <- ave(d$x, d$study_id)
 d$x_within <- d$x - d$x_between
