@@ -23,6 +23,13 @@ UNITS = {
     "log10_dose_cell_equivalents_per_kg": "Dose (cell equivalents per kg, log scale)",
     "log10_dose_hed_ug_protein_per_kg": "Human-equivalent dose (µg protein per kg, log scale)",
     "log10_dose_hed_particles_per_kg": "Human-equivalent dose (particles per kg, log scale)",
+    **{
+        f"log10_dose_{prefix}{quantity}_per_{per}": f"{label} ({unit} per {per}, log scale)"
+        for prefix, label, pers in (("", "Dose", ("kg", "animal")), ("total_", "Cumulative dose", ("kg",)))
+        for quantity, unit in (("ug_protein", "µg protein"), ("particles", "particles"),
+                               ("cell_equivalents", "cell equivalents"))
+        for per in pers
+    },
 }
 
 
