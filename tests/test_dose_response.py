@@ -134,7 +134,16 @@ def test_emax_profile_likelihood_matches_metafor(example):
     assert fit.sigma2[0] == pytest.approx(reference["sigma2"], abs=TOL_FLAT)
     ed = fit.effective_dose
     assert ed.dose == pytest.approx(10 ** reference["log10_ed50"], rel=1e-3)
-    assert ed.ci_low < ed.dose < ed.ci_high
+    # the profile likelihood interval: R's uniroot on the same profile for the upper limit;
+    # the profile at two decades below the lowest dose is still above the cutoff (open)
+    assert np.log10(ed.ci_high) == pytest.approx(reference["profile_upper"], abs=1e-5)
+    assert reference["profile_at_lower_bound"] > reference["logLik"] - 3.8415 / 2
+    assert np.isnan(ed.ci_low) and "lower limit is open" in ed.note
+    from evmeta.models.dose_response.emax import _profile_fit
+
+    profile = [_profile_fit(fit.data, fit.data["dose"].to_numpy(), t, ["study_id"], fit.V).log_likelihood
+               for t in reference["profile_at"]]
+    np.testing.assert_allclose(profile, reference["profile_logLik"], atol=TOL)
     curve = fit.curve(5)
     assert np.all(np.diff(curve["pred"]) > 0) and np.all(curve["pred"] < fit.coefficients.loc["emax", "estimate"])
 

@@ -86,7 +86,11 @@ d$g <- d$dose_ug_protein_per_kg / (10^best$maximum + d$dose_ug_protein_per_kg)
 em <- rma.mv(yi, V, mods = ~ 0 + g, random = ~ 1 | study_id, data = d, method = "ML", control = tight)
 out$emax_study_ml <- list(log10_ed50 = best$maximum, logLik = as.numeric(best$objective),
                           emax = as.numeric(em$b), sigma2 = as.numeric(em$sigma2),
-                          profile_at = c(1, 2, 3), profile_logLik = sapply(c(1, 2, 3), profile))
+                          profile_at = c(1, 2, 3), profile_logLik = sapply(c(1, 2, 3), function(t) as.numeric(profile(t))),
+                          # upper limit of the 95% profile likelihood interval of log10 ED50
+                          profile_upper = uniroot(function(t) profile(t) - (best$objective - qchisq(0.95, 1) / 2),
+                                                  c(best$maximum, lims[2]), tol = 1e-10)$root,
+                          profile_at_lower_bound = as.numeric(profile(lims[1])))
 
 # Sensitivity: doses reported (or converted with the study's own body weight), not imputed.
 r <- d[d$dose_provenance_ug_protein_per_kg != "imputed", ]

@@ -2,7 +2,8 @@
 reaches a share p of its maximum (p = 0.5: an ED50).
 
 * Emax curve: the maximum is Emax (the plateau), ED_p = ED50 p / (1 - p); the interval is
-  Wald on log10 ED50 (delta method, :mod:`.emax`).
+  the profile likelihood interval of log10 ED50 (:mod:`.emax`), open where the profile
+  stays above its cutoff over the range searched.
 * Linear and spline curves: the maximum is the largest predicted effect over the doses
   studied (the curves are not extrapolated), and ED_p is the lowest studied dose where the
   curve reaches p x that maximum (linear interpolation on a grid of 401 points in the
@@ -89,17 +90,17 @@ def curve_effective_dose(
                          level, method, "; ".join(notes))
 
 
-def emax_effective_dose(log10_ed50: float, se: float, share: float, level: float, at_bound: bool) -> EffectiveDose:
-    """ED-p of the Emax curve, ED50 p / (1 - p), with a Wald interval on the log10 scale."""
-    from scipy import special
-
+def emax_effective_dose(log10_ed50: float, interval: tuple[float, float], share: float, level: float,
+                        at_bound: bool) -> EffectiveDose:
+    """ED-p of the Emax curve, ED50 p / (1 - p), with the profile likelihood interval of
+    log10 ED50 (``interval``) shifted by log10(p / (1 - p))."""
     shift = np.log10(share / (1 - share))
-    z = float(special.ndtri(1 - (1 - level) / 2))
-    centre = log10_ed50 + shift
-    note = ""
+    method = "profile likelihood on log10 ED50"
     if at_bound:
         note = "the ED50 estimate is at the edge of the range searched (two decades beyond the doses studied)"
-    if not np.isfinite(se) or at_bound:
-        return EffectiveDose(share, 10**centre, np.nan, np.nan, level, "delta method on log10 ED50", note)
-    return EffectiveDose(share, 10**centre, 10 ** (centre - z * se), 10 ** (centre + z * se), level,
-                         "delta method on log10 ED50", note)
+        return EffectiveDose(share, 10 ** (log10_ed50 + shift), np.nan, np.nan, level, method, note)
+    low, high = (10 ** (v + shift) if np.isfinite(v) else np.nan for v in interval)
+    notes = [f"the {side} limit is open: the profile likelihood stays above the cutoff over the two decades "
+             f"{where} the doses studied" for side, where, v in (("lower", "below", low), ("upper", "above", high))
+             if not np.isfinite(v)]
+    return EffectiveDose(share, 10 ** (log10_ed50 + shift), low, high, level, method, "; ".join(notes))

@@ -11,7 +11,10 @@ mean that is nonlinear in its parameters, so the Emax model is fitted by ML.
 The covariance of (Emax, theta) is the inverse of the Gauss-Newton information J' M^-1 J
 (J the Jacobian of the curve at the fitted rows, M = V + the random-effect covariance at
 the ML variance components), as for nonlinear generalized least squares (Seber & Wild
-1989, sec. 2.1); curve bands and the ED50 interval use it by the delta method.
+1989, sec. 2.1); curve bands use it by the delta method. The ED50 interval is the profile
+likelihood interval of theta (where the profile falls chi2_1(0.95) / 2 below its maximum;
+open on a side where it does not fall that far within the range searched), which, unlike
+a Wald interval, follows the often very asymmetric profile.
 
 References
 ----------
@@ -45,6 +48,7 @@ class EmaxFit:
     vcov: np.ndarray
     bounds: tuple[float, float]
     at_bound: bool
+    profile_interval: tuple[float, float] = (np.nan, np.nan)
 
 
 def _profile_fit(frame: pd.DataFrame, dose: np.ndarray, theta: float, random, V) -> MultilevelResult:
@@ -52,9 +56,11 @@ def _profile_fit(frame: pd.DataFrame, dose: np.ndarray, theta: float, random, V)
     return multilevel_meta_analysis(data, "yi", "vi", random=random, mods="~ 0 + emax_g", V=V, method="ML")
 
 
-def fit_emax(frame: pd.DataFrame, dose: np.ndarray, random: list[str], V: np.ndarray) -> EmaxFit:
+def fit_emax(frame: pd.DataFrame, dose: np.ndarray, random: list[str], V: np.ndarray, level: float = 0.95) -> EmaxFit:
     """Profile-ML fit of the Emax curve to the rows of ``frame`` (``yi``, ``vi``, the random
-    grouping columns) at doses ``dose`` with sampling covariance ``V``."""
+    grouping columns) at doses ``dose`` with sampling covariance ``V``, with the profile
+    likelihood interval of log10 ED50 at ``level`` (NaN on a side where the profile does
+    not fall below the cutoff within the range searched)."""
     from scipy import optimize
 
     logs = np.log10(dose)
@@ -74,7 +80,31 @@ def fit_emax(frame: pd.DataFrame, dose: np.ndarray, random: list[str], V: np.nda
     emax = float(fit.coefficients["estimate"].iloc[0])
     vcov = _vcov(fit, dose, emax, theta, V)
     at_bound = min(theta - bounds[0], bounds[1] - theta) < 1e-3
-    return EmaxFit(fit, emax, theta, vcov, bounds, at_bound)
+    interval = _profile_interval(lambda t: _profile_fit(frame, dose, t, random, V).log_likelihood,
+                                 grid, values, theta, fit.log_likelihood, level)
+    return EmaxFit(fit, emax, theta, vcov, bounds, at_bound, interval)
+
+
+def _profile_interval(profile, grid, values, theta: float, top: float, level: float) -> tuple[float, float]:
+    """Where the profile log-likelihood falls chi2_1(level) / 2 below its maximum, each side
+    of ``theta`` (root by Brent between the grid point below the cutoff and the next one)."""
+    from scipy import optimize, special
+
+    cutoff = top - float(special.chdtri(1, 1 - level)) / 2
+    out = []
+    for side in (-1, 1):
+        points = np.flatnonzero((np.sign(grid - theta) == side) & (values < cutoff))
+        if len(points) == 0:
+            out.append(np.nan)
+            continue
+        outer = grid[points.max() if side < 0 else points.min()]
+        inner = min((g for g in grid if np.sign(g - theta) == side and abs(g - theta) < abs(outer - theta)),
+                    key=lambda g: abs(g - outer), default=theta)
+        if profile(inner) < cutoff:
+            inner = theta
+        out.append(float(optimize.brentq(lambda t: profile(t) - cutoff, min(outer, inner), max(outer, inner),
+                                         xtol=1e-6)))
+    return out[0], out[1]
 
 
 def marginal_covariance(fit: MultilevelResult, V: np.ndarray) -> np.ndarray:

@@ -156,14 +156,13 @@ def _with(result: DoseResponseResult, **changes) -> DoseResponseResult:
 
 
 def _emax(rows, doses, random, wb, notes, share, **common) -> DoseResponseResult:
-    fitted = fit_emax(rows, doses, random, common["V"])
+    fitted = fit_emax(rows, doses, random, common["V"], common["level"])
     beta = np.array([fitted.emax, fitted.log10_ed50])
     df = float(len(rows) - 2) if common["test"] == "t" else None
     coefficients = coefficient_table(beta, fitted.vcov, ["emax", "log10_ed50"], common["level"], df)
     if df is not None:
         coefficients["df"] = df
-    se = float(np.sqrt(fitted.vcov[1, 1]))
-    ed = emax_effective_dose(fitted.log10_ed50, se, share, common["level"], fitted.at_bound)
+    ed = emax_effective_dose(fitted.log10_ed50, fitted.profile_interval, share, common["level"], fitted.at_bound)
     notes = list(notes) + list(fitted.fit.notes)
     if fitted.at_bound:
         notes.append(
