@@ -244,7 +244,7 @@ def build_comparisons(
         with the split n (SMD's n1 + n2 - 2 > 1) is logged, and the control is split again
         among the arms left. ``keep`` leaves n, and the
         comparisons sharing a control are correlated: pass
-        :func:`evmeta.shared_control_covariance` of the table as ``V`` to
+        :func:`evmeta.harmonize.shared_control_covariance` of the table as ``V`` to
         ``multilevel_meta_analysis`` or ``bayesian_meta_analysis``.
     reference_weights, km : mapping, optional
         Per-species overrides of the reference body weight (kg) and FDA Km.

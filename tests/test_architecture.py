@@ -59,6 +59,7 @@ MODEL_LAYERS = {
     "frequentist": 2,
     "bayes": 2,
     "bias": 3,
+    "dose_response": 3,
     "isolation_evidence": 4,
     "__init__": 5,
 }

@@ -211,7 +211,7 @@ def shares_controls(table: pd.DataFrame, settings: dict[str, Any]) -> bool:
 
 
 def sampling_covariance(table: pd.DataFrame) -> np.ndarray:
-    """V of the comparisons (:func:`evmeta.shared_control_covariance`), per effect measure
+    """V of the comparisons (:func:`evmeta.harmonize.shared_control_covariance`), per effect measure
     where the measure was chosen per comparison (``NMD_or_SMD``)."""
     from evmeta.harmonize.covariance import shared_control_covariance
 

@@ -13,6 +13,9 @@ Sections (all but ``[analysis]`` optional, every key has a default):
                     heterogeneity prior on every tau with the default coefficient priors)
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
 ``[figures]``       formats, width, forest_by
+``[dose_response]`` dose, model, scale, knots, share, reported_only_sensitivity: when set, the
+                    one-stage dose-response curve (docs/dose_response.md) replaces the
+                    meta-regression on log dose in the report
 ``[validation]``    truth (a JSON file of true parameters, for simulated data)
 ``[prisma]``        search (exports, one per database), registers, dedupe, screening, extraction (default:
                     analysis.extraction): when set, the report shows the PRISMA 2020 flow diagram
@@ -231,6 +234,24 @@ class FiguresSection(_Section):
         return value if "svg" in value else [*value, "svg"]
 
 
+class DoseResponseSection(_Section):
+    dose: str = "dose_ug_protein_per_kg"
+    model: Literal["linear", "spline", "emax"] = "spline"
+    scale: Literal["log10", "dose"] = "log10"
+    knots: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9], min_length=3)
+    share: float = Field(0.5, gt=0, lt=1)
+    reported_only_sensitivity: bool = True
+
+    @field_validator("dose")
+    @classmethod
+    def _known_basis(cls, value: str) -> str:
+        from evmeta.models.dose_response.selection import DOSE_BASES
+
+        if value.removeprefix("dose_") not in DOSE_BASES:
+            raise ValueError(f"unknown dose {value!r}; valid doses: {', '.join('dose_' + b for b in DOSE_BASES)}")
+        return value
+
+
 class ValidationSection(_Section):
     truth: str | None = None
 
@@ -375,6 +396,7 @@ class AnalysisSpec(_Section):
     figures: FiguresSection = Field(default_factory=FiguresSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)
     prisma: PrismaSection = Field(default_factory=PrismaSection)
+    dose_response: DoseResponseSection | None = None
     multiverse: MultiverseSection | None = None
     source: Path | None = None
 
@@ -402,6 +424,7 @@ def _valid_keys(location: tuple) -> list[str]:
     if len(location) <= 1:
         return [k for k in AnalysisSpec.model_fields if k != "source"]
     model = _SECTIONS.get(location[0])
+    model = next((a for a in getattr(model, "__args__", ()) if a is not type(None)), model)  # X | None
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []

@@ -125,6 +125,10 @@ def frequentist(run, table: pd.DataFrame) -> None:
 
 
 def _dose_response(run, table: pd.DataFrame) -> None:
+    if run.spec.dose_response is not None:  # the one-stage curve of [dose_response]
+        from evmeta.analysis.dose_response import dose_response_stage
+
+        return dose_response_stage(run, table)
     s = run.spec.frequentist
     dosed = table[table["log10_dose_ug_protein_per_kg"].notna()].reset_index(drop=True)
     if len(dosed) < MIN_DOSED:

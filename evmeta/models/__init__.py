@@ -34,6 +34,10 @@ _LAZY = {
     "bayesian_meta_analysis": "evmeta.models.bayes.fit",
     "compare_models": "evmeta.models.bayes.arviz_io",
     "Prior": "evmeta.models.priors",
+    "DoseResponseResult": "evmeta.models.dose_response.result",
+    "dose_response_meta_analysis": "evmeta.models.dose_response.fit",
+    "BayesDoseResponseResult": "evmeta.models.dose_response.bayes",
+    "bayesian_dose_response": "evmeta.models.dose_response.bayes",
 }
 
 __all__ = list(_LAZY)

@@ -1,5 +1,6 @@
 """Dose-response bubble plot: effect against dose (log scale, labelled in doses) with the
-meta-regression line."""
+meta-regression line, or a dose-response curve with its confidence and prediction bands and
+human-equivalent dose axes on top."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ UNITS = {
     "log10_dose_ug_protein_per_kg": "Dose (µg protein per kg, log scale)",
     "log10_dose_particles_per_kg": "Dose (particles per kg, log scale)",
     "log10_dose_cell_equivalents_per_kg": "Dose (cell equivalents per kg, log scale)",
+    "log10_dose_hed_ug_protein_per_kg": "Human-equivalent dose (µg protein per kg, log scale)",
+    "log10_dose_hed_particles_per_kg": "Human-equivalent dose (particles per kg, log scale)",
+    **{
+        f"log10_dose_{prefix}{quantity}_per_{per}": f"{label} ({unit} per {per}, log scale)"
+        for prefix, label, pers in (("", "Dose", ("kg", "animal")), ("total_", "Cumulative dose", ("kg",)))
+        for quantity, unit in (("ug_protein", "µg protein"), ("particles", "particles"),
+                               ("cell_equivalents", "cell equivalents"))
+        for per in pers
+    },
 }
 
 
@@ -41,26 +51,27 @@ def dose_response_plot(
     """Effect sizes against dose (bubble area proportional to the comparison's weight, colour
     and marker by ``color_by``), with the fitted meta-regression line and its 95% confidence band.
 
-    ``result`` is a MetaResult whose moderators include ``x`` (a log10 dose); the axis is
+    ``result`` is a MetaResult whose moderators include ``x`` (a log10 dose), or a
+    DoseResponseResult (its fitted curve with the 95% confidence band, dark, and prediction
+    band, light; ``x`` is then its dose column, and one human-equivalent dose axis per
+    species is drawn on top where ``dose_hed_*`` columns give the conversion); the axis is
     labelled in doses. ``total``: the number of comparisons of the whole analysis, so the
     figure says how many of them had a convertible dose ('38 of 69 comparisons'). Other
     moderators are held at their most common level (categorical) or mean (numeric) for the line.
     """
     import matplotlib.ticker as ticker
 
-    frame = result.data
-    if x not in frame.columns:
-        raise PlotError(f"{x!r} is not a column of the model's data")
-    values = frame[x].to_numpy(float)
-    line = _line(result, frame, x, values)
+    curve = hasattr(result, "curve")
+    frame, x, values, line, shifts = _inputs(result, x, curve)
+    top = 0.32 * len(shifts)  # inches for the human-equivalent axes
     with journal_style():
         if ax is None:
             narrow = width_inches(width) < 4.5
-            height = 3.4 if narrow else 2.8
+            height = (3.4 if narrow else 2.8) + top
             figure = new_figure(width, height)
             bottom = (1.15 if narrow else 0.95) / height
             ax = figure.add_axes(
-                (0.14 if narrow else 0.08, bottom, 0.83 if narrow else 0.9, 1 - bottom - 0.36 / height)
+                (0.14 if narrow else 0.08, bottom, 0.83 if narrow else 0.9, 1 - bottom - (0.36 + top) / height)
             )
         figure = ax.figure
         weights = np.asarray(result.weights, float)
@@ -86,9 +97,7 @@ def dose_response_plot(
                     label=str(level),
                 )
             )
-        if line is not None:
-            ax.fill_between(line[0], line[1]["ci_low"], line[1]["ci_high"], color="0.6", alpha=0.3, lw=0)
-            ax.plot(line[0], line[1]["pred"], color="0.1", lw=1.0)
+        _draw_line(ax, line, curve)
         ax.axhline(0, color="0.4", lw=0.5)
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(_dose_label))
@@ -97,8 +106,11 @@ def dose_response_plot(
         ax.set_ylabel(MEASURE_LABELS.get(getattr(result, "measure", None) or "", "Effect size"), fontsize=6.5)
         shown = f"{len(frame)} of {total} comparisons" if total else f"{len(frame)} comparisons"
         title = f"{shown} have a dose in these units; bubble area proportional to weight"
+        if curve:
+            title = f"{title}; {result.model} curve, 95% confidence and prediction bands"
+            _human_axes(ax, shifts, UNITS.get(x, "").removeprefix("Dose (").split(",")[0])
         room = ax.get_position().width * figure.get_figwidth() * 72
-        ax.set_title("\n".join(wrap(title, room, 6.5)), fontsize=6.5, loc="left", linespacing=1.1)
+        ax.set_title("\n".join(wrap(title, room, 6.5)), fontsize=6.5, loc="left", linespacing=1.1, pad=3 + 72 * top)
         _legends(figure, handles, weights, color_by)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
@@ -117,6 +129,64 @@ def _line(result: Any, frame: pd.DataFrame, x: str, values: np.ndarray):
                 series.mode().iloc[0] if not pd.api.types.is_numeric_dtype(series) else series.mean()
             )
     return grid, result.predict(newdata)
+
+
+def _inputs(result: Any, x: str, curve: bool):
+    """(rows, x column, its values, the line, human-equivalent shifts) for the figure."""
+    frame = result.data
+    if curve:
+        x = f"log10_{result.dose}"
+        frame = frame.assign(**{x: np.log10(frame["dose"].to_numpy(float))})
+    if x not in frame.columns:
+        raise PlotError(f"{x!r} is not a column of the model's data")
+    values = frame[x].to_numpy(float)
+    line = _curve(result) if curve else _line(result, frame, x, values)
+    shifts = _human_shifts(frame, result.dose) if curve else pd.Series(dtype=float)
+    return frame, x, values, line, shifts
+
+
+def _draw_line(ax, line, curve: bool) -> None:
+    """The fitted line with its confidence band (and, for a curve, its prediction band)."""
+    if line is None:
+        return
+    if curve:
+        ax.fill_between(line[0], line[1]["pi_low"], line[1]["pi_high"], color="0.85", alpha=0.4, lw=0)
+    ax.fill_between(line[0], line[1]["ci_low"], line[1]["ci_high"], color="0.6", alpha=0.3, lw=0)
+    ax.plot(line[0], line[1]["pred"], color="0.1", lw=1.0)
+
+
+def _curve(result: Any):
+    """The fitted curve of a DoseResponseResult over the doses studied (log10 dose, frame)."""
+    table = result.curve(101)
+    return np.log10(table["dose"].to_numpy(float)), table
+
+
+def _human_shifts(frame: pd.DataFrame, dose: str) -> pd.Series:
+    """log10 (human-equivalent / animal dose) per species (FDA Km scaling), from the rows'
+    ``dose_hed_*`` column; empty when the dose is already human-equivalent or not per kg."""
+    hed = dose.replace("dose_", "dose_hed_", 1)
+    if "hed" in dose or hed not in frame.columns or "species" not in frame.columns:
+        return pd.Series(dtype=float)
+    ratio = np.log10(pd.to_numeric(frame[hed], errors="coerce") / frame["dose"])
+    return ratio.groupby(frame["species"]).median().dropna()
+
+
+#: Top-axis ticks: 1, 2 and 5 times the powers of ten.
+_NICE = np.outer([1.0, 2.0, 5.0], 10.0 ** np.arange(-12, 19)).ravel()
+
+
+def _human_axes(ax, shifts: pd.Series, unit: str) -> None:
+    """One top axis per species: the human-equivalent dose of the bottom axis's dose."""
+    import matplotlib.ticker as ticker
+
+    height = ax.get_position().height * ax.figure.get_figheight()
+    for i, (species, shift) in enumerate(shifts.items()):
+        where = 1.0 + 0.32 * i / height
+        top = ax.secondary_xaxis(where, functions=(lambda v, s=shift: v + s, lambda v, s=shift: v - s))
+        top.xaxis.set_major_locator(ticker.FixedLocator(np.log10(_NICE)))
+        top.xaxis.set_major_formatter(ticker.FuncFormatter(_dose_label))
+        top.tick_params(labelsize=5.5, pad=1)
+        top.set_xlabel(f"Human-equivalent dose from {species} ({unit})", fontsize=5.5, labelpad=1)
 
 
 def _legends(figure, handles, weights: np.ndarray, color_by: str | None) -> None:

@@ -34,8 +34,10 @@ CAPTIONS = {
         "its 95% confidence interval (thick) and prediction interval (thin)."
     ),
     "dose_response": (
-        "Dose-response. Comparisons with a dose convertible to µg protein per kg (log scale; bubble area "
-        "proportional to weight); line and band: meta-regression on log dose with its 95% confidence band."
+        "Dose-response. Comparisons with a dose in the units of the axis (log scale; bubble area proportional "
+        "to weight); line and band: meta-regression on log dose with its 95% confidence band, or with a "
+        "[dose_response] spec the fitted curve with its 95% confidence (dark) and prediction (light) bands and "
+        "human-equivalent doses per species on the top axes."
     ),
     "posterior": (
         "Bayesian model: prior (dashed) and posterior (filled) density of every model term - the intercept "
