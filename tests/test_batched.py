@@ -196,6 +196,47 @@ def null_both_ways(tmp_path, text, resamples=12):
     return out
 
 
+def cluster_resamples(frame, cluster, resamples, seed):
+    """Row counts of a cluster bootstrap and the built resamples (copies relabelled)."""
+    codes = pd.factorize(frame[cluster])[0]
+    rng = np.random.default_rng(seed)
+    n = codes.max() + 1
+    draws = rng.integers(0, n, size=(resamples, n))
+    counts = np.stack([np.bincount(d, minlength=n) for d in draws])[:, codes]
+    built = []
+    for row_counts in counts:
+        rows = np.repeat(np.arange(len(frame)), row_counts)
+        copy = np.concatenate([np.arange(c) for c in row_counts])
+        sample = frame.iloc[rows].reset_index(drop=True)
+        for column in (cluster, "id"):
+            sample[column] = sample[column].astype(str) + "#" + pd.Series(copy).astype(str)
+        built.append(sample)
+    return counts, built
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_three_level_over_cluster_resamples_equals_single_fits(method):
+    """dat.curtis1998, comparisons (id) within papers: resamples of papers, batched against
+    multilevel_meta_analysis of each built resample (t tests, as the multiverse's knha)."""
+    from evmeta.models.base.nesting import nested_structure
+    from evmeta.models.frequentist.batched_multilevel import batched_multilevel_meta_analysis
+
+    frame = pd.read_csv(DATA / "curtis1998.csv").iloc[:60]
+    random = ["paper", "id"]
+    counts, built = cluster_resamples(frame, "paper", 5, seed=4)
+    codes = nested_structure(frame, random).codes
+    batch = batched_multilevel_meta_analysis(frame["yi"], frame["vi"], codes, counts, method=method, test="t")
+    for j, sample in enumerate(built):
+        single = em.multilevel_meta_analysis(sample, random=random, method=method, test="t")
+        assert batch.valid[j]
+        np.testing.assert_allclose(batch.sigma2[j], single.sigma2, rtol=TOL, atol=TOL)
+        for name in ("estimate", "se", "ci_low", "ci_high", "pvalue"):
+            value = batch.estimate[j] if name == "estimate" else getattr(batch, name)[j, 0]
+            assert abs(value - getattr(single, name)) <= TOL * max(1.0, abs(getattr(single, name)))
+    with pytest.raises(ModelError, match="equal within each outermost group"):
+        batched_multilevel_meta_analysis(frame["yi"], frame["vi"], codes, np.eye(len(frame))[:2])
+
+
 def check_null(results, minimum):
     assert len(results) >= minimum
     methods = set()
@@ -220,3 +261,33 @@ def test_null_test_batched_equals_unbatched(tmp_path):
 @pytest.mark.slow
 def test_null_test_batched_equals_unbatched_every_choice(tmp_path):
     check_null(null_both_ways(tmp_path, NULL_SPEC, resamples=25), 20)
+
+
+THREE_LEVEL = NULL_SPEC.replace('model = ["random_effects"]', 'model = ["three_level"]').replace(
+    '"frequentist.method" = ["REML", "DL", "PM", "ML"]',
+    '"frequentist.method" = ["REML", "ML"]\n"comparisons.shared_control" = ["split", "keep"]',
+)
+
+
+def test_null_test_three_level_batched_equals_unbatched(tmp_path):
+    """Three-level null refits, with shared controls kept (their covariance) and split."""
+    small = THREE_LEVEL.replace('["SMD", "ROM"]', '["SMD"]').replace('["REML", "ML"]', '["REML"]')
+    small = small.replace('["z", "knha"]', '["knha"]').replace(
+        '["none", "studentized_residual_gt_2.5"]', '["none"]'
+    )
+    results = null_both_ways(tmp_path, small, resamples=4)
+    assert {r[0]["comparisons.shared_control"] for r in results} == {"split", "keep"}
+    for _, fast, slow in results:
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+        np.testing.assert_allclose(fast, slow, rtol=TOL, atol=TOL, equal_nan=True)
+
+
+@pytest.mark.slow
+def test_null_test_three_level_every_choice(tmp_path):
+    results = null_both_ways(
+        tmp_path, THREE_LEVEL.replace('["none", "studentized_residual_gt_2.5"]', '["none"]'), 10
+    )
+    assert len(results) == 16
+    for _, fast, slow in results:
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+        np.testing.assert_allclose(fast, slow, rtol=TOL, atol=TOL, equal_nan=True)

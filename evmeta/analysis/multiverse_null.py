@@ -77,10 +77,10 @@ def null_one(
 ) -> np.ndarray:
     """Refits of one specification in every resample: array ``(B, 3)``: estimate, sig, z.
 
-    With ``batched`` (the default), a random-effects specification is refitted in all
-    resamples at once (:func:`evmeta.models.frequentist.batched.batched_meta_analysis`,
-    each resample as the multiplicities of the rows); the other models, and
-    ``batched=False``, refit resample by resample. Both give the same numbers (tested).
+    With ``batched`` (the default), random-effects and three-level specifications are
+    refitted in all resamples at once (:mod:`evmeta.analysis.multiverse_null_batched`);
+    the other models, and ``batched=False``, refit resample by resample. Both give the
+    same numbers (tests/test_batched.py).
     """
     _, settings, hash_, estimate = item
     out = np.full((len(draws), 3), np.nan)
@@ -90,8 +90,12 @@ def null_one(
     table = prepared.table
     position = {study: i for i, study in enumerate(studies)}
     codes = np.array([position[s] for s in table["study_id"].astype(str)], dtype=np.int64)
-    if batched and _batchable(settings):
-        return _null_random_effects(table, settings, context, draws, codes, len(studies), estimate)
+    if batched:
+        from evmeta.analysis.multiverse_null_batched import batched_null
+
+        fast = batched_null(table, settings, context, draws, codes, len(studies), estimate)
+        if fast is not None:
+            return fast
     for b, draw in enumerate(draws):
         rows, copy = resample_rows(codes, draw, len(studies))
         if len(rows) < context.min_k:
@@ -100,45 +104,6 @@ def null_one(
         values, status, _ = checked_fit(sample, settings, context, derived_seed(hash_, context.seed, b + 1))
         if status == "ok":
             out[b] = _statistics(values)
-    return out
-
-
-def _batchable(settings: dict) -> bool:
-    from evmeta.models.frequentist.batched import BATCHED_METHODS
-
-    method = str(settings["frequentist.method"]).upper()
-    return settings["model"] == "random_effects" and method in BATCHED_METHODS
-
-
-def _null_random_effects(
-    table: pd.DataFrame,
-    settings: dict,
-    context: FitContext,
-    draws: np.ndarray,
-    codes: np.ndarray,
-    n_studies: int,
-    shift: float,
-) -> np.ndarray:
-    """All resamples of a random-effects specification in one batched fit (``(B, 3)``)."""
-    from evmeta.models.frequentist.batched import batched_meta_analysis
-
-    multiplicity = np.stack([np.bincount(draw, minlength=n_studies) for draw in draws])
-    counts = multiplicity[:, codes]  # (B, k): copies of each row in each resample
-    fit = batched_meta_analysis(
-        table["yi"].to_numpy(dtype=float) - shift,
-        table["vi"].to_numpy(dtype=float),
-        counts=counts,
-        method=settings["frequentist.method"],
-        test=settings["frequentist.test"],
-    )
-    estimate, low, high, p = fit.estimate, fit.ci_low[:, 0], fit.ci_high[:, 0], fit.pvalue[:, 0]
-    ok = fit.valid & (counts.sum(axis=1) >= context.min_k)
-    ok &= np.isfinite(estimate) & np.isfinite(low) & np.isfinite(high)
-    out = np.full((len(draws), 3), np.nan)
-    with np.errstate(invalid="ignore"):
-        z = np.where(np.isfinite(p), np.sign(estimate) * stats.norm.isf(p / 2), np.nan)
-    significant = np.where(low > 0, 1.0, np.where(high < 0, -1.0, 0.0))
-    out[ok] = np.column_stack([estimate, significant, z])[ok]
     return out
 
 
