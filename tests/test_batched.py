@@ -291,3 +291,19 @@ def test_null_test_three_level_every_choice(tmp_path):
     for _, fast, slow in results:
         np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
         np.testing.assert_allclose(fast, slow, rtol=TOL, atol=TOL, equal_nan=True)
+
+
+def test_three_level_resamples_too_small_to_fit_are_marked():
+    from evmeta.models.base.nesting import nested_structure
+    from evmeta.models.frequentist.batched_multilevel import batched_multilevel_meta_analysis
+
+    frame = pd.read_csv(DATA / "curtis1998.csv").iloc[:20]
+    codes = nested_structure(frame, ["paper", "id"]).codes
+    counts = np.ones((3, len(frame)))
+    counts[1] = 0  # nothing drawn (a resample of studies outside this table)
+    counts[2] = (frame["paper"] == frame["paper"].iloc[0]).to_numpy()
+    fit = batched_multilevel_meta_analysis(frame["yi"], frame["vi"], codes, counts)
+    assert fit.valid[0] and not fit.valid[1]
+    assert "fewer than 2 rows" in fit.reason[1] and np.isnan(fit.estimate[1])
+    single = em.multilevel_meta_analysis(frame, random=["paper", "id"])
+    assert abs(fit.estimate[0] - single.estimate) <= TOL

@@ -33,6 +33,7 @@ DerSimonian R, Laird N (1986). Control Clin Trials 7:177-188 (DL).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -436,4 +437,53 @@ def _fit_ok(data: _Data, method: str, test: str, level: float) -> dict[str, np.n
         }
 
 
-__all__ = ["BATCHED_METHODS", "BatchedFit", "batched_meta_analysis"]
+@dataclass(frozen=True)
+class DeletedFit:
+    """One case-deleted refit: the attributes leave-one-out and influence read."""
+
+    estimate: float
+    se: float
+    stat: float
+    pvalue: float
+    ci_low: float
+    ci_high: float
+    q: float
+    q_pvalue: float
+    tau2: float
+    i2: float
+    h2: float
+    s2w: float
+    vb: np.ndarray
+    coefficients: Any  # DataFrame with an "estimate" column, one row per coefficient
+
+
+def case_deletions(result: Any) -> list[DeletedFit | None] | None:
+    """The k refits of a fitted ``MetaResult`` without each row in turn, batched.
+
+    Equal to ``result.fit_subset`` without row i (same design columns, method, test and
+    level; None where that refit raises a ModelError). Returns None when the estimator or
+    test has no batched form (the caller then refits one by one).
+    """
+    import pandas as pd
+
+    if result.method not in BATCHED_METHODS or result.test not in ("z", "knha"):
+        return None
+    model = result.model
+    counts = 1.0 - np.eye(model.k)
+    fit = batched_meta_analysis(
+        model.yi, model.vi, model.X, counts=counts, method=result.method, test=result.test, level=result.level
+    )
+    q_pvalue = fit.q_pvalue
+    out: list[DeletedFit | None] = []
+    for i in range(model.k):
+        if not fit.valid[i]:
+            out.append(None)
+            continue
+        coefficients = pd.DataFrame({"estimate": fit.beta[i]}, index=pd.Index(model.names, name="term"))
+        scalars = [fit.estimate[i], fit.se[i, 0], fit.stat[i, 0], fit.pvalue[i, 0], fit.ci_low[i, 0]]
+        scalars += [fit.ci_high[i, 0], fit.q[i], q_pvalue[i], fit.tau2[i], fit.i2[i], fit.h2[i], fit.s2w[i]]
+        out.append(DeletedFit(*(float(x) for x in scalars), vb=fit.vb[i], coefficients=coefficients))
+    return out
+
+
+__all__ = ["BATCHED_METHODS", "BatchedFit", "DeletedFit", "batched_meta_analysis", "case_deletions"]

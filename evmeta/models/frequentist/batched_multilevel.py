@@ -385,6 +385,17 @@ def batched_multilevel_meta_analysis(
     for b in batches:
         if np.any(counts[:, b.rows] != counts[:, b.rows[:, :1]]):
             raise ModelError("counts must be equal within each outermost group (copies of whole groups)")
+    k, p = counts.sum(axis=1), X.shape[1]
+    fittable = k - p >= 1
+    fittable[fittable] = np.linalg.matrix_rank(np.einsum("rk,kp,kq->rpq", counts[fittable], X, X)) == p
+    if not fittable.all():
+        settings = dict(X=X, V=V, intercept=intercept, method=method, test=test, level=level)
+        part = (
+            batched_multilevel_meta_analysis(y, v, level_codes, counts[fittable], **settings)
+            if fittable.any()
+            else None
+        )
+        return _expanded(part, fittable, k, len(level_codes), p, method, test)
     groups = _padded(batches, y, X)
     s = _Structure(
         y,
@@ -434,6 +445,25 @@ def _inference(s, ev, sigma2, iterations, converged, method, test, level) -> Bat
     return BatchedMultilevelFit(
         method, test, k=k, df=df, iterations=iterations, log_likelihood=ll, valid=valid, reason=reason, **out
     )
+
+
+def _expanded(part, fittable, k, L, p, method, test) -> BatchedMultilevelFit:
+    """The fit of the ``fittable`` resamples, with the others NaN and their reason."""
+    n = len(fittable)
+    out = {
+        "sigma2": np.full((n, L), np.nan),
+        "vb": np.full((n, p, p), np.nan),
+        **{name: np.full((n, p), np.nan) for name in ("beta", "se", "stat", "pvalue", "ci_low", "ci_high")},
+        "df": np.full(n, np.nan),
+        "iterations": np.zeros(n, dtype=int),
+        "log_likelihood": np.full(n, np.nan),
+        "valid": np.zeros(n, dtype=bool),
+        "reason": np.full(n, f"fewer than {p + 1} rows, or a rank-deficient design", dtype=object),
+    }
+    if part is not None:
+        for name in out:
+            out[name][fittable] = getattr(part, name)
+    return BatchedMultilevelFit(method, test, k=k, **out)
 
 
 __all__ = ["BatchedMultilevelFit", "batched_multilevel_meta_analysis"]
