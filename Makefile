@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fresh test-slow lint install clean-venv bench
+.PHONY: demo test test-fast test-fresh test-slow lint install clean-venv bench
 
 $(STAMP): pyproject.toml
 	@echo "Installing evmeta and its dependencies into .venv (about 2 minutes, once)..."
@@ -32,6 +32,11 @@ test-fresh: $(STAMP)
 	@fresh=$$(mktemp -d) && echo "Test suite with an empty HOME and caches ($$fresh)..." && \
 	HOME=$$fresh XDG_CACHE_HOME= MPLCONFIGDIR= PYTENSOR_FLAGS=compiledir=$$fresh/pytensor \
 	$(MAKE) --no-print-directory test; status=$$?; rm -rf $$fresh; exit $$status
+
+# The inner development loop: fast unit tests, no end-to-end runs (tests/conftest.py lists
+# those); goal under 60 s on 2 cores. `make test` still runs everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "fast and not slow"
 
 # MCMC tests (NUTS against exact quadrature, coverage simulation); about a minute.
 test-slow: $(STAMP)
