@@ -307,3 +307,52 @@ def test_three_level_resamples_too_small_to_fit_are_marked():
     assert "fewer than 2 rows" in fit.reason[1] and np.isnan(fit.estimate[1])
     single = em.multilevel_meta_analysis(frame, random=["paper", "id"])
     assert abs(fit.estimate[0] - single.estimate) <= TOL
+
+
+PERMUTATION = Path(__file__).resolve().parent / "reference" / "permutation_reference.json"
+
+
+@pytest.mark.parametrize("case", ["intercept", "ablat"])
+@pytest.mark.parametrize("method", ["REML", "DL"])
+@pytest.mark.parametrize("test", ["z", "knha"])
+def test_exact_permutation_test_equals_metafor_permutest(case, method, test):
+    """metafor 3.8.1 permutest(exact = TRUE) on dat.bcg: the 2^10 sign patterns of trials
+    1-10 (no moderators) and the 360 distinct row permutations of trials 1-6 (~ ablat). The p-values
+    are counts over the same permutations, so they must agree exactly (1e-12)."""
+    import json
+
+    from evmeta.models.frequentist.permutation import permutation_test
+
+    reference = json.loads(PERMUTATION.read_text())
+    bcg = pd.DataFrame(reference["bcg"])
+    expected = reference["cases"][f"{case} {method} {test}"]
+    if case == "intercept":
+        fit = em.meta_analysis(bcg.iloc[:10], method=method, test=test)
+    else:
+        fit = em.meta_analysis(bcg.iloc[:6], mods="~ ablat", method=method, test=test)
+    np.testing.assert_allclose(fit.coefficients["stat"], expected["zval"], rtol=1e-6)
+    result = permutation_test(fit, exact=True)
+    assert result.exact and result.failed == 0
+    np.testing.assert_allclose(
+        result.coefficients["pvalue_perm"], np.atleast_1d(expected["perm_pval"]), atol=1e-12
+    )
+    if case == "ablat":
+        assert abs(result.qm_pvalue_perm - expected["perm_QMp"]) <= 1e-12
+        assert result.permutations == 360  # two of the six trials share a latitude: 6! / 2!
+
+
+def test_random_permutations_start_from_the_data_and_approach_the_exact_test():
+    from evmeta.models.frequentist.permutation import permutation_test
+
+    frame = pd.read_csv(DATA / "curtis1998.csv").iloc[:14]
+    fit = em.meta_analysis(frame, mods="~ time", method="REML")
+    exact_intercept = permutation_test(em.meta_analysis(frame.iloc[:10]), exact=True)
+    assert exact_intercept.permutations == 1024
+    random = permutation_test(fit, permutations=2000, seed=1)
+    assert not random.exact and random.permutations + random.failed == 2000
+    p = random.coefficients["pvalue_perm"].to_numpy()
+    assert np.all((p >= 1 / 2000) & (p <= 1))  # the observed data are the first permutation
+    again = permutation_test(fit, permutations=2000, seed=1)
+    pd.testing.assert_frame_equal(random.coefficients, again.coefficients)
+    with pytest.raises(ModelError, match="methods"):
+        permutation_test(em.meta_analysis(frame, method="SJ"))

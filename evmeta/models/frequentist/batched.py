@@ -367,8 +367,9 @@ def _as_data(yi, vi, X, counts) -> _Data:
     Y = np.atleast_2d(np.asarray(yi, dtype=float))
     V = np.atleast_2d(np.asarray(vi, dtype=float))
     C = np.atleast_2d(np.ones(1) if counts is None else np.asarray(counts, dtype=float))
+    n = np.shape(X)[0] if X is not None and np.ndim(X) == 3 else 1  # stacked designs set n
     try:
-        Y, V, C = (np.array(a) for a in np.broadcast_arrays(Y, V, C))
+        Y, V, C = (np.array(a) for a in np.broadcast_arrays(Y, V, C, np.empty((n, 1)))[:3])
     except ValueError:
         raise ModelError(f"yi {Y.shape}, vi {V.shape} and counts {C.shape} do not broadcast") from None
     k = Y.shape[1]
