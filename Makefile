@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: docs demo test test-fresh test-slow lint install clean-venv bench
+.PHONY: docs demo test test-fast test-fresh test-slow lint install clean-venv bench
 
 $(STAMP): pyproject.toml
 	@echo "Installing evmeta and its dependencies into .venv (about 2 minutes, once)..."
@@ -33,6 +33,11 @@ test-fresh: $(STAMP)
 	HOME=$$fresh XDG_CACHE_HOME= MPLCONFIGDIR= PYTENSOR_FLAGS=compiledir=$$fresh/pytensor \
 	$(MAKE) --no-print-directory test; status=$$?; rm -rf $$fresh; exit $$status
 
+# The inner development loop: fast unit tests, no end-to-end runs (tests/conftest.py lists
+# those); goal under 60 s on 2 cores. `make test` still runs everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "fast and not slow"
+
 # MCMC tests (NUTS against exact quadrature, coverage simulation); about a minute.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
@@ -40,6 +45,7 @@ test-slow: $(STAMP)
 # The documentation site (guides, spec reference, API from the docstrings); warnings are errors.
 docs: $(STAMP)
 	rm -rf docs/_build docs/generated
+	$(BIN)/python docs/_ext/api_page.py
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 	@echo "Documentation: docs/_build/html/index.html"
 

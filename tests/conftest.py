@@ -42,3 +42,37 @@ def set_cell(book, sheet: str, row: int, column: str, value, data_type: str | No
 def edit(path: Path):
     """Open a workbook for editing (caller saves)."""
     return openpyxl.load_workbook(path)
+
+
+#: Test modules outside the inner-loop tier (``make test-fast``, ``-m fast``): end-to-end
+#: runs of the pipeline, CLI, report, figures and LibreOffice, and the hostile-input suites.
+#: Every other test is marked ``fast``; the full suite (``make test``) runs them all.
+END_TO_END = {
+    "test_cli_newcomer",
+    "test_digitized",
+    "test_figure_forest",
+    "test_figure_layout",
+    "test_figure_layout_evidence",
+    "test_figure_workers",
+    "test_hostile_cli",
+    "test_hostile_fuzz",
+    "test_hostile_review",
+    "test_hostile_sheets",
+    "test_multiverse",
+    "test_ods",
+    "test_pipeline",
+    "test_plots",
+    "test_prisma",
+    "test_readme",
+    "test_report_browser",
+    "test_report_results",
+    "test_screening",
+    "test_template",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test outside :data:`END_TO_END` as ``fast``."""
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] not in END_TO_END:
+            item.add_marker(pytest.mark.fast)

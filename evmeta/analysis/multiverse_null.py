@@ -73,8 +73,15 @@ def null_one(
     draws: np.ndarray,
     studies: list[str],
     cache: dict,
+    batched: bool = True,
 ) -> np.ndarray:
-    """Refits of one specification in every resample: array ``(B, 3)``: estimate, sig, z."""
+    """Refits of one specification in every resample: array ``(B, 3)``: estimate, sig, z.
+
+    With ``batched`` (the default), random-effects and three-level specifications are
+    refitted in all resamples at once (:mod:`evmeta.analysis.multiverse_null_batched`);
+    the other models, and ``batched=False``, refit resample by resample. Both give the
+    same numbers (tests/test_batched.py).
+    """
     _, settings, hash_, estimate = item
     out = np.full((len(draws), 3), np.nan)
     prepared = prepare(built, settings, context, cache)
@@ -83,6 +90,12 @@ def null_one(
     table = prepared.table
     position = {study: i for i, study in enumerate(studies)}
     codes = np.array([position[s] for s in table["study_id"].astype(str)], dtype=np.int64)
+    if batched:
+        from evmeta.analysis.multiverse_null_batched import batched_null
+
+        fast = batched_null(table, settings, context, draws, codes, len(studies), estimate)
+        if fast is not None:
+            return fast
     for b, draw in enumerate(draws):
         rows, copy = resample_rows(codes, draw, len(studies))
         if len(rows) < context.min_k:
@@ -100,10 +113,12 @@ def null_batch(
     context: FitContext,
     draws: np.ndarray,
     studies: list[str],
+    batched: bool = True,
 ) -> dict[int, np.ndarray]:
-    """One Dask task: the null refits of a batch of specifications sharing a table."""
+    """One Dask task: the null refits of a batch of specifications sharing a table
+    (``batched``: see :func:`null_one`)."""
     cache: dict = {}
-    return {item[0]: null_one(built, item, context, draws, studies, cache) for item in items}
+    return {item[0]: null_one(built, item, context, draws, studies, cache, batched) for item in items}
 
 
 def curve_statistics(

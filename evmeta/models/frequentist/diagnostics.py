@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from evmeta.errors import ModelError
+from evmeta.models.frequentist.batched import case_deletions
 from evmeta.models.frequentist.estimators import gls
 
 #: A fitted MetaResult (typed loosely: this module is imported by meta.py, never the reverse;
@@ -68,6 +69,9 @@ def case_deleted_fits(result: MetaResult) -> list[MetaResult | None]:
     so they are computed once per result and kept with it.
     """
     cached = result.__dict__.get("_case_deleted_fits")
+    if cached is None:
+        cached = case_deletions(result)  # all k refits in one batched fit (None: no batched form)
+        result.__dict__["_case_deleted_fits"] = cached
     if cached is None:
         model = result.model
         cached = []
