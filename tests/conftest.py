@@ -49,6 +49,7 @@ def edit(path: Path):
 #: Every other test is marked ``fast``; the full suite (``make test``) runs them all.
 END_TO_END = {
     "test_cli_newcomer",
+    "test_project_update",
     "test_digitized",
     "test_figure_forest",
     "test_figure_layout",
@@ -63,7 +64,9 @@ END_TO_END = {
     "test_pipeline",
     "test_plots",
     "test_prisma",
-    "test_readme",
+    "test_docs_examples",
+    "test_core_only",
+    "test_export_r",
     "test_report_browser",
     "test_report_results",
     "test_screening",
