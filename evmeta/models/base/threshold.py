@@ -101,3 +101,82 @@ def reject_prob(removed: dict[str, Any]) -> None:
             "exceeds a value (column p_true_above)"
         )
     raise ModelError(f"predict() got unexpected keyword(s): {', '.join(sorted(removed))}")
+
+
+#: Most distinct design rows listed one by one in :func:`threshold_table`.
+MAX_ROWS = 12
+
+
+def threshold_table(result: Any, thresholds: Any) -> pd.DataFrame:
+    """``p_true_above`` and ``share_true_above`` for each threshold and each group.
+
+    Groups: the subgroups of a subgroup analysis (``result.fits``); the distinct values of
+    the scale moderators of a location-scale model (their own tau^2); the distinct
+    moderator rows of a meta-regression (at most ``MAX_ROWS``); else the pooled effect.
+
+    Returns
+    -------
+    DataFrame
+        ``group``, ``threshold``, ``pred``, ``se``, ``pi_low``, ``pi_high``,
+        ``p_true_above``, ``share_true_above`` (one row per group and threshold).
+    """
+    values = [check_threshold(t) for t in np.atleast_1d(np.asarray(thresholds, dtype=object))]
+    frames = []
+    for group, rows in _groups(result):
+        for value in values:
+            out = add_threshold_columns(rows[0], value, rows[1], rows[2])
+            out.insert(0, "group", group)
+            frames.append(out)
+    columns = ["group", "threshold", "pred", "se", "pi_low", "pi_high", "p_true_above", "share_true_above"]
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _groups(result: Any) -> list[tuple[str, tuple[pd.DataFrame, Any, Any]]]:
+    """(label, (prediction rows, tau2, df)) per group of ``result``."""
+    fits = getattr(result, "fits", None)
+    if isinstance(fits, dict):
+        return [(str(name), _pooled(fit)) for name, fit in fits.items()]
+    if hasattr(result, "scale_model"):
+        # Location-scale: every fitted row predicts with its own tau^2; one row per group.
+        fitted = result.predict()
+        table = result.heterogeneity_table()
+        out = []
+        for label, first, defined in zip(
+            table["label"], table["first_row"], table["pred"].notna(), strict=True
+        ):
+            if defined:
+                row = fitted.iloc[[int(first)]].reset_index(drop=True)
+                out.append((str(label), (row, row["tau2"].to_numpy(), None)))
+        return out
+    if result.model.intercept_only:
+        return [("all", _pooled(result))]
+    X = result.model.X
+    unique, first = np.unique(X, axis=0, return_index=True)
+    if len(unique) > MAX_ROWS:
+        return []
+    frame = result.model.frame
+    variables = [c for c in _mod_variables(result) if c in frame.columns]
+    out = []
+    for index in sorted(first):
+        label = ", ".join(f"{frame.iloc[index][v]}" for v in variables) or str(index)
+        rows = (
+            result.predict(frame.iloc[[index]])
+            if result.model.spec is not None
+            else result.predict(X[[index], 1:])
+        )
+        out.append((label, (rows, result.tau2, result._df_for(X[[index]]))))
+    return out
+
+
+def _pooled(fit: Any) -> tuple[pd.DataFrame, Any, Any]:
+    rows = fit.predict()
+    return rows, fit.tau2, fit._df_for(np.ones((1, 1)))
+
+
+def _mod_variables(result: Any) -> list[str]:
+    names = []
+    for term in result.model.term_columns:
+        for part in str(term).split(":"):
+            if part != "intercept" and part not in names:
+                names.append(part)
+    return names

@@ -61,7 +61,8 @@ def level_table(result: Any, level: float) -> pd.DataFrame:
         row = {
             **values,
             "label": label,
-            "k": len(members) if len(members) > 1 or _categorical(result) else np.nan,
+            "k": len(members) if _categorical(result) else np.nan,
+            "first_row": int(members[0]),
         }
         tau2 = np.exp(eta)
         row.update(
