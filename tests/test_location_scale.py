@@ -145,9 +145,15 @@ def test_small_and_degenerate_data_give_sentences():
             "g": ["a"] * 4 + ["b"] * 4,
         }
     )
-    fit = em.meta_analysis(flat, scale="~ g", method="ML")
+    fit = em.meta_analysis(flat, mods="~ g", scale="~ g", method="ML")
     assert fit.notes and "boundary" in fit.notes[0]
-    assert fit.scale_coef_table()["se"].isna().any()
+    assert fit.scale_coef_table()["se"].isna().all()  # both coefficients involve level a
+    at = fit.tau2_at(pd.DataFrame({"g": ["a", "b"]}))
+    assert np.isnan(at["ci_high"].iloc[0]) and at["tau2"].iloc[0] < 1e-8
+    # Level b's tau^2 stays identified; with its own mean, its ML estimate is that of b alone.
+    alone = em.meta_analysis(flat[flat["g"] == "b"], method="ML")
+    assert at["tau2"].iloc[1] == pytest.approx(alone.tau2, rel=1e-6)
+    assert 0 < at["ci_low"].iloc[1] < at["tau2"].iloc[1] < at["ci_high"].iloc[1] < np.inf
     assert np.isfinite(fit.lrt) and fit.lrt > 0
     assert np.all(np.isfinite(fit.coefficients["se"])) and fit.coefficients["se"].iloc[0] > 0
 

@@ -122,6 +122,9 @@ def frequentist(run, table: pd.DataFrame) -> None:
                 run.models["multilevel_regression"] = fit
                 run.tables["results:multilevel_regression"] = fit.to_frame()
     _dose_response(run, table)
+    from evmeta.analysis.consistency import consistency
+
+    consistency(run, table)  # location-scale model, threshold probabilities, multilevel I²
 
 
 def _dose_response(run, table: pd.DataFrame) -> None:

@@ -120,7 +120,7 @@ def heterogeneity_test(
     if "intercept" not in fit.scale_model.names:
         raise ModelError(f"the scale formula {scale!r} must keep its intercept for this test")
     score, tau2_null, notes = _score_test(fit)
-    df = fit.q - 1
+    df = fit.n_scale - 1
     return HeterogeneityTestResult(
         by=str(by).strip().lstrip("~").strip(), method=fit.method, k=fit.k, df=df, lrt=fit.lrt,
         lrt_pvalue=fit.lrt_pvalue, score=score,

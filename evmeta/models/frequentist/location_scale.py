@@ -50,7 +50,7 @@ class LocationScaleResult(FittedModel):
 
     k: int
     p: int
-    q: int
+    n_scale: int
     method: str
     level: float
     estimate: float
@@ -63,6 +63,7 @@ class LocationScaleResult(FittedModel):
     vb: np.ndarray
     scale_coefficients: pd.DataFrame
     va: np.ndarray
+    weak: np.ndarray = field(repr=False)
     tau2_rows: np.ndarray
     qm: float
     qm_df: int
@@ -135,6 +136,7 @@ class LocationScaleResult(FittedModel):
         alpha = self.scale_coefficients["estimate"].to_numpy()
         log_tau2 = Z @ alpha
         se = np.sqrt(np.einsum("ij,jk,ik->i", Z, self.va, Z))
+        se = np.where(identified(Z, self.weak), se, np.nan)
         crit = critical_value(level, None)
         return pd.DataFrame(
             {
@@ -251,7 +253,7 @@ class LocationScaleResult(FittedModel):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (scalars, both coefficient tables, settings, provenance)."""
-        scalars = ["k", "p", "q", "method", "test", "level", "estimate", "se", "pvalue", "ci_low",
+        scalars = ["k", "p", "n_scale", "method", "test", "level", "estimate", "se", "pvalue", "ci_low",
                    "ci_high", "qm", "qm_pvalue", "qs", "qs_df", "qs_pvalue", "lrt", "lrt_df",
                    "lrt_pvalue", "log_likelihood", "log_likelihood_null", "aic", "bic", "measure",
                    "fingerprint", "converged"]  # fmt: skip
@@ -343,21 +345,27 @@ def _fit(model: ModelData, scale_model: ModelData, method: str, level: float) ->
     if not converged:
         raise ModelError(f"the {method} location-scale fit did not converge in {core.MAX_ITER} iterations")
     _, hessian, _ = core.derivatives(s, Z, reml)
-    va = _inverse_information(-hessian)
+    at_boundary = s.tau2 < core.BOUNDARY * float(np.median(v))
+    va, weak = _identified_covariance(-hessian, Z, at_boundary)
     ones = np.ones((len(y), 1))
     null, _, _, _ = core.maximize(y, v, X, ones, core.start(y, v, X, ones), reml)
     coefficients = coefficient_table(s.beta, s.vb, model.names, level, None)
-    scale_table = coefficient_table(s.alpha, va, scale_model.names, level, None)
+    with np.errstate(divide="ignore", invalid="ignore"):  # unidentified rows: SE 0, set NaN below
+        scale_table = coefficient_table(s.alpha, va, scale_model.names, level, None)
     notes: tuple[str, ...] = ()
-    if boundary or not np.all(np.isfinite(np.diag(va))):
+    unidentified = ~identified(np.eye(scale_model.p), weak)
+    if boundary or unidentified.any():
         notes = (
-            "A between-study variance reached its boundary 0 for some scale-moderator values: "
-            "their log-linear coefficients are not finite, so their SE, interval and p-value are "
-            "not reported; the likelihood-ratio test still applies.",
+            "A between-study variance reached its boundary 0 for some scale-moderator values "
+            "(their effects agree more closely than their sampling error implies): the log-linear "
+            "coefficients that involve them run off to minus infinity, so their SE, interval and "
+            "p-value are not reported; the likelihood-ratio test still applies.",
         )
-        scale_table[["se", "ci_low", "ci_high", "stat", "pvalue"]] = np.nan
+        scale_table.loc[unidentified, ["se", "ci_low", "ci_high", "stat", "pvalue"]] = np.nan
     tested = scale_model.moderator_columns
-    qs, qs_df, qs_p = omnibus_test(s.alpha, va, tested, None) if not notes else (np.nan, len(tested), np.nan)
+    qs, qs_df, qs_p = (np.nan, len(tested), np.nan)
+    if not unidentified[tested].any():
+        qs, qs_df, qs_p = omnibus_test(s.alpha, va, tested, None)
     location_tested = model.moderator_columns if not model.intercept_only else [0]
     qm, qm_df, qm_p = omnibus_test(s.beta, s.vb, location_tested, None)
     lrt = max(0.0, 2 * (s.loglik - null.loglik))
@@ -366,10 +374,10 @@ def _fit(model: ModelData, scale_model: ModelData, method: str, level: float) ->
     n_eff = model.k - model.p if reml else model.k
     row = coefficients.iloc[0]
     return LocationScaleResult(
-        k=model.k, p=model.p, q=scale_model.p, method=method, level=level,
+        k=model.k, p=model.p, n_scale=scale_model.p, method=method, level=level,
         estimate=float(row["estimate"]), se=float(row["se"]), stat=float(row["stat"]),
         pvalue=float(row["pvalue"]), ci_low=float(row["ci_low"]), ci_high=float(row["ci_high"]),
-        coefficients=coefficients, vb=s.vb, scale_coefficients=scale_table, va=va, tau2_rows=s.tau2,
+        coefficients=coefficients, vb=s.vb, scale_coefficients=scale_table, va=va, weak=weak, tau2_rows=s.tau2,
         qm=float(qm), qm_df=qm_df, qm_pvalue=float(qm_p), qs=float(qs), qs_df=int(qs_df),
         qs_pvalue=float(qs_p), log_likelihood=s.loglik, log_likelihood_null=null.loglik,
         lrt=float(lrt), lrt_df=lrt_df, lrt_pvalue=float(special.chdtrc(lrt_df, lrt)) if lrt_df else np.nan,
@@ -379,13 +387,43 @@ def _fit(model: ModelData, scale_model: ModelData, method: str, level: float) ->
     )  # fmt: skip
 
 
-def _inverse_information(info: np.ndarray) -> np.ndarray:
-    """Inverse of the observed information; NaN where it is not positive definite."""
+def _identified_covariance(
+    info: np.ndarray, Z: np.ndarray, at_boundary: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(covariance of alpha, orthonormal basis of the unidentified directions).
+
+    Without boundary rows: the inverse observed information (all directions unidentified
+    if it is not positive definite). With rows whose tau^2 reached 0 (``at_boundary``):
+    the combinations z' alpha that the other rows' design spans stay identified, and the
+    covariance is the inverse information on that subspace; if the other rows span every
+    direction (a continuous scale moderator), nothing is reported as identified.
+    """
+    q = info.shape[0]
+    if not at_boundary.any():
+        try:
+            np.linalg.cholesky(info)
+        except np.linalg.LinAlgError:
+            return np.full_like(info, np.nan), np.eye(q)
+        return np.linalg.inv(info), np.zeros((q, 0))
+    rest = Z[~at_boundary]
+    _, singular, vt = np.linalg.svd(rest, full_matrices=True) if len(rest) else (None, np.zeros(0), np.eye(q))
+    rank = int(np.sum(singular > 1e-10 * (singular.max() if singular.size else 1.0)))
+    if rank in (0, q):
+        return np.full_like(info, np.nan), np.eye(q)
+    basis, weak = vt[:rank].T, vt[rank:].T
     try:
-        np.linalg.cholesky(info)
+        reduced = np.linalg.inv(basis.T @ info @ basis)
     except np.linalg.LinAlgError:
-        return np.full_like(info, np.nan)
-    return np.linalg.inv(info)
+        return np.full_like(info, np.nan), np.eye(q)
+    return basis @ reduced @ basis.T, weak
+
+
+def identified(rows: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """True for each row z (a combination z' alpha) orthogonal to the unidentified directions."""
+    rows = np.atleast_2d(rows)
+    if weak.size == 0:
+        return np.ones(len(rows), dtype=bool)
+    return np.linalg.norm(rows @ weak, axis=1) <= 1e-6 * np.linalg.norm(rows, axis=1)
 
 
 def _with_nan(table: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:

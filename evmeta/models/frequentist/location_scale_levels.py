@@ -55,7 +55,10 @@ def level_table(result: Any, level: float) -> pd.DataFrame:
     rows = []
     for members in _groups(result):
         z = result.Z[members[0]]
-        eta, se_eta = float(z @ alpha), float(np.sqrt(z @ result.va @ z))
+        eta, se_eta = (
+            float(z @ alpha),
+            float(result.tau2_at(z[None, 1:] if _has_intercept(result) else z[None])["se"].iloc[0]),
+        )
         values = {name: frame.iloc[members[0]][name] for name in variables}
         label = ", ".join(str(values[n]) for n in variables) or "all"
         row = {
@@ -82,3 +85,7 @@ def level_table(result: Any, level: float) -> pd.DataFrame:
 
 def _categorical(result: Any) -> bool:
     return len(np.unique(result.Z, axis=0)) <= MAX_GROUPS
+
+
+def _has_intercept(result: Any) -> bool:
+    return "intercept" in result.scale_model.names
