@@ -18,8 +18,9 @@ References
 ----------
 Higgins JPT, Thompson SG, Spiegelhalter DJ (2009). J R Stat Soc A 172:137-159.
 Mathur MB, VanderWeele TJ (2018). Stat Med 38:938-949.
-Siemens W, Meerpohl JJ, Rohe MS, et al. (2025). BMJ Evid Based Med (expected proportions
-of comparable studies with clinically important benefit or harm).
+Siemens W, et al. (2025): expected proportions of comparable studies with clinically
+important benefit or harm, derived from the prediction interval (R package meta,
+``cidprop``).
 """
 
 from __future__ import annotations
