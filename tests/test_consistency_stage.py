@@ -76,8 +76,8 @@ def test_stage_fits_writes_and_renders_the_consistency_section(tmp_path):
     assert section.title == TITLE
     [rendered] = render_sections(run)
     html = rendered["html"]
-    assert "Between-study SD by isolation_method" in html and "likelihood-ratio test p =" in html
-    assert "probability of a true benefit above 0.5 SD" in html
+    assert "Between-study SD (τ) by isolation_method" in html and "likelihood-ratio test p" in html
+    assert "of a true effect above 0.5 SD" in html and "of a true benefit (effect above 0)" in html
     assert "Heterogeneity per level of the multilevel model" in html and "30 refits" in html
     assert html.count("<svg") == 2 and "Orchard plot by isolation_method" in html
     assert (tmp_path / "orchard.svg").exists() and (tmp_path / "caterpillar.svg").exists()
@@ -103,16 +103,17 @@ def test_a_scale_model_that_cannot_be_fitted_becomes_a_note(tmp_path):
 def test_threshold_sentences_read_as_the_issue_asks():
     frame = pd.DataFrame(
         {
-            "group": ["SEC"],
-            "threshold": [0.5],
-            "p_true_above": [0.84],
-            "share_true_above": [0.86],
-            "model": ["location_scale"],
+            "group": ["SEC", "SEC"],
+            "threshold": [0.0, 0.5],
+            "p_true_above": [0.999, 0.84],
+            "share_true_above": [0.999, 0.86],
+            "model": ["location_scale"] * 2,
         }
     )
     [sentence] = threshold_sentences(frame, "SMD")
-    assert sentence.startswith(
-        "A new comparable comparison with SEC has a 84% probability of a true benefit above 0.5 SD"
+    assert sentence == (
+        "A new comparable comparison with SEC has a probability of > 99% of a true benefit (effect above 0) "
+        "and 84% of a true effect above 0.5 SD (location-scale model)."
     )
 
 

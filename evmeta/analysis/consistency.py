@@ -124,44 +124,57 @@ def _scale_model(run: Any, table: pd.DataFrame, context: dict[str, Any]) -> list
 def consistency_answer(fit: Any, test: Any, levels: pd.DataFrame) -> str:
     """One paragraph answering the consistency question from the fitted model."""
     ordered = levels.sort_values("tau")
-    parts = [
-        f"{row.label}: τ = {row.tau:.2f} (95% CI {np.sqrt(row.tau2_ci_low):.2f} to {np.sqrt(row.tau2_ci_high):.2f}"
-        + (
-            f"; 95% prediction interval {row.pi_low:.2f} to {row.pi_high:.2f})"
-            if np.isfinite(row.pred)
-            else ")"
-        )
-        for row in ordered.itertuples()
-    ]
-    most, least = ordered.iloc[0], ordered.iloc[-1]
-    text = f"Between-study SD by {fit.scale.lstrip('~ ').strip()}: " + "; ".join(parts) + ". "
+    text = f"Between-study SD (τ) by {fit.scale.lstrip('~ ').strip()}: "
+    text += "; ".join(_level_phrase(row) for row in ordered.itertuples()) + ". "
     if len(ordered) > 1:
-        text += f"Effects are most consistent with {most.label} and least with {least.label}. "
+        text += f"Effects are most consistent with {ordered.iloc[0].label} and least with {ordered.iloc[-1].label}. "
     if test is not None and np.isfinite(test.lrt_pvalue):
-        strength = "are" if test.lrt_pvalue < 0.05 else "are not"
-        text += (
-            f"The data {strength} clear evidence that the between-study variance differs "
-            f"(likelihood-ratio test p = {test.lrt_pvalue:.3g}"
-            + (f", score test p = {test.score_pvalue:.3g}" if np.isfinite(test.score_pvalue) else "")
-            + ")."
-        )
+        verdict = "give clear evidence" if test.lrt_pvalue < 0.05 else "do not give clear evidence"
+        score = f", score test {_p(test.score_pvalue)}" if np.isfinite(test.score_pvalue) else ""
+        text += f"The data {verdict} that the between-study variance differs (likelihood-ratio test {_p(test.lrt_pvalue)}{score})."
     if fit.notes:
         text += " " + " ".join(fit.notes)
     return text
 
 
+def _level_phrase(row: Any) -> str:
+    if np.isfinite(row.tau2_ci_low):
+        interval = f"95% CI {np.sqrt(row.tau2_ci_low):.2f} to {np.sqrt(row.tau2_ci_high):.2f}"
+    else:
+        interval = "at the boundary 0, no interval"
+    if np.isfinite(row.pred):
+        interval += f"; 95% prediction interval {row.pi_low:.2f} to {row.pi_high:.2f}"
+    return f"{row.label} τ = {row.tau:.2f} ({interval}, k = {row.k})"
+
+
+def _p(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def _percent(p: float) -> str:
+    if p > 0.995:
+        return "> 99%"
+    if p < 0.005:
+        return "< 1%"
+    return f"{100 * p:.0f}%"
+
+
 def threshold_sentences(frame: pd.DataFrame, measure: str | None) -> list[str]:
-    """'A new comparison (SEC) has an 84% probability of a true benefit above 0.5 SD.'"""
+    """One sentence per model and group: 'A new comparable comparison with SEC has a 99%
+    probability of a true benefit (effect above 0) and 84% of one above 0.5 SD (...)'."""
     unit = " SD" if measure == "SMD" else ""
     out = []
-    for row in frame.itertuples():
-        where = "" if row.group == "all" else f" with {row.group}"
-        source = "location-scale model" if row.model == "location_scale" else "random-effects model"
-        word = "benefit" if row.threshold > 0 else "effect"
+    for (model, group), part in frame.groupby(["model", "group"], sort=False):
+        where = "" if group == "all" else f" with {group}"
+        phrases = [
+            f"{_percent(row.p_true_above)} of a true benefit (effect above 0)"
+            if row.threshold == 0
+            else f"{_percent(row.p_true_above)} of a true effect above {row.threshold:g}{unit}"
+            for row in part.itertuples()
+        ]
+        source = "location-scale model" if model == "location_scale" else "random-effects model"
         out.append(
-            f"A new comparable comparison{where} has a {100 * row.p_true_above:.0f}% probability of a true "
-            f"{word} above {row.threshold:g}{unit} ({source}; an expected {100 * row.share_true_above:.0f}% "
-            "of true effects lie above it)."
+            f"A new comparable comparison{where} has a probability of {' and '.join(phrases)} ({source})."
         )
     return out
 

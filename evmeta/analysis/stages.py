@@ -206,6 +206,9 @@ def bias(run) -> None:
                 "ci_high": pp.ci_high,
             }
         )
+    from evmeta.analysis.multilevel_bias import multilevel_bias_rows
+
+    rows += multilevel_bias_rows(run)  # Egger and PET-PEESE as moderators of the multilevel model
     run.tables["bias"] = pd.DataFrame(rows)
 
 

@@ -27,6 +27,7 @@ _LAZY = {
     "trim_and_fill": "evmeta.models.bias.small_study",
     "pet_peese": "evmeta.models.bias.small_study",
     "cumulative_meta_analysis": "evmeta.models.bias.small_study",
+    "multilevel_small_study": "evmeta.models.bias.multilevel_small_study",
     "SelectionResult": "evmeta.models.bias.selection",
     "selection_model": "evmeta.models.bias.selection",
     "BiasAveragingResult": "evmeta.models.bias.averaging",
