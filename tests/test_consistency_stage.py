@@ -80,6 +80,8 @@ def test_stage_fits_writes_and_renders_the_consistency_section(tmp_path):
     assert "of a true effect above 0.5 SD" in html and "of a true benefit (effect above 0)" in html
     assert "Heterogeneity per level of the multilevel model" in html and "30 refits" in html
     assert html.count("<svg") == 2 and "Orchard plot by isolation_method" in html
+    contrasts = run.tables["bayes_tau_contrasts"]
+    assert len(contrasts) == 2 and contrasts["p_tau_less"].between(0, 1).all() and "P(τ_level" in html
     assert (tmp_path / "orchard.svg").exists() and (tmp_path / "caterpillar.svg").exists()
 
 

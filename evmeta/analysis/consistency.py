@@ -116,9 +116,41 @@ def _scale_model(run: Any, table: pd.DataFrame, context: dict[str, Any]) -> list
         test=None if test is None else test.to_frame(),
         answer=consistency_answer(fit, test, levels),
     )  # fmt: skip
+    _bayes_contrasts(run, table, fit, context)
     if not s.thresholds:
         return []
     return [threshold_table(fit, s.thresholds).assign(model="location_scale")]
+
+
+def _bayes_contrasts(run: Any, table: pd.DataFrame, fit: Any, context: dict[str, Any]) -> None:
+    """P(tau_level < tau_reference) from the exact Bayesian location-scale model, when the
+    scale formula is one categorical column (the levels' posteriors then factorize)."""
+    from evmeta.models import bayesian_location_scale
+
+    terms = [t for t in fit.scale_model.term_columns if t != "intercept"]
+    if len(terms) != 1 or terms[0] not in table.columns or pd.api.types.is_numeric_dtype(table[terms[0]]):
+        return
+    by = terms[0]
+    given = getattr(getattr(run.spec, "bayesian", None), "priors", {})
+    given = given if isinstance(given, dict) else {}
+    priors = {"mu": given.get("intercept", "normal(0, 5)"), "tau": given.get("tau", "halfnormal(1)")}
+    result = _attempt(
+        run, "Bayesian location-scale model",
+        lambda: bayesian_location_scale(table, by, mu_prior=priors["mu"], tau_prior=priors["tau"]),
+    )  # fmt: skip
+    if result is None:
+        return
+    levels = list(result.levels)
+    named = {n.split("[T.", 1)[1].rstrip("]") for n in fit.scale_model.names if "[T." in n}
+    reference = next((v for v in levels if str(v) not in named), levels[0])
+    rows = [
+        {"level": v, "versus": reference, "p_tau_less": result.p_tau_less(v, reference)}
+        for v in levels
+        if v != reference
+    ]
+    context["bayes_contrasts"] = pd.DataFrame(rows)
+    context["bayes_priors"] = priors
+    run.tables["bayes_tau_contrasts"] = context["bayes_contrasts"]
 
 
 def consistency_answer(fit: Any, test: Any, levels: pd.DataFrame) -> str:

@@ -35,6 +35,7 @@ _LAZY = {
     "isolation_method_evidence": "evmeta.models.isolation_evidence",
     "BayesResult": "evmeta.models.bayes.result",
     "bayesian_meta_analysis": "evmeta.models.bayes.fit",
+    "bayesian_location_scale": "evmeta.models.bayes.location_scale",
     "compare_models": "evmeta.models.bayes.arviz_io",
     "Prior": "evmeta.models.priors",
 }
