@@ -65,3 +65,19 @@ def test_moderators_are_kept_and_errors_are_sentences():
         multilevel_small_study(fit, predictor="sqrt_inv_n")
     with pytest.raises(em.ModelError, match="predictor must be"):
         multilevel_small_study(fit, predictor="ni")
+
+
+def test_bias_table_gets_the_multilevel_rows_and_a_note_when_n_is_missing():
+    from types import SimpleNamespace
+
+    from evmeta.analysis.multilevel_bias import extend_bias_table
+
+    fit = em.multilevel_meta_analysis(K11, random=RANDOM)
+    run = SimpleNamespace(
+        models={"multilevel": fit}, tables={"bias": pd.DataFrame([{"test": "Egger"}])}, notes=[]
+    )
+    extend_bias_table(run)
+    table = run.tables["bias"]
+    assert len(table) == 2 and table["test"].iloc[1].startswith("Multilevel Egger / PET-PEESE, predictor sei")
+    assert table["estimate"].iloc[1] == pytest.approx(REF["REML"]["peese_beta"][0], rel=1e-5)
+    assert any("sqrt_inv_n" in note and "n_treat" in note for note in run.notes)

@@ -18,9 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evmeta.analysis.multilevel_bias import extend_bias_table
 from evmeta.errors import EvmetaError
 from evmeta.models import heterogeneity_test, meta_analysis, multilevel_i2, multilevel_r2
 from evmeta.models.base.threshold import threshold_table
+
+__all__ = ["consistency", "consistency_answer", "extend_bias_table", "threshold_sentences"]
 
 TITLE = "Is the effect more consistent with some isolation methods?"
 #: Parametric-bootstrap refits for the intervals of the multilevel I^2 (about 25 ms each

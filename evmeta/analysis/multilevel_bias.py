@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from evmeta.errors import EvmetaError
 from evmeta.models import multilevel_small_study
 
@@ -35,3 +37,10 @@ def multilevel_bias_rows(run: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def extend_bias_table(run: Any) -> None:
+    """Append :func:`multilevel_bias_rows` to ``run.tables["bias"]`` (after the bias stage)."""
+    rows = multilevel_bias_rows(run)
+    if rows:
+        run.tables["bias"] = pd.concat([run.tables.get("bias"), pd.DataFrame(rows)], ignore_index=True)

@@ -122,9 +122,6 @@ def frequentist(run, table: pd.DataFrame) -> None:
                 run.models["multilevel_regression"] = fit
                 run.tables["results:multilevel_regression"] = fit.to_frame()
     _dose_response(run, table)
-    from evmeta.analysis.consistency import consistency
-
-    consistency(run, table)  # location-scale model, threshold probabilities, multilevel I²
 
 
 def _dose_response(run, table: pd.DataFrame) -> None:
@@ -206,9 +203,6 @@ def bias(run) -> None:
                 "ci_high": pp.ci_high,
             }
         )
-    from evmeta.analysis.multilevel_bias import multilevel_bias_rows
-
-    rows += multilevel_bias_rows(run)  # Egger and PET-PEESE as moderators of the multilevel model
     run.tables["bias"] = pd.DataFrame(rows)
 
 
