@@ -92,3 +92,19 @@ def test_errors_are_sentences():
         em.multilevel_i2(single)
     with pytest.raises(em.ModelError, match="ratio, matrix"):
         em.multilevel_i2(_fit("intercept", "REML"), method="other")
+
+
+def test_weights_by_type_match_metafor_and_rowsums_reproduce_the_mean():
+    from evmeta.models.frequentist.multilevel_weights import multilevel_weights
+
+    ref = REF["weights"]
+    fit = _fit("intercept", "REML")
+    np.testing.assert_allclose(multilevel_weights(fit, "diagonal"), ref["diagonal"], rtol=1e-5)
+    rowsum = multilevel_weights(fit, "rowsum")
+    np.testing.assert_allclose(rowsum, ref["rowsum"], rtol=1e-5)
+    assert np.sum(rowsum * fit.yi) / np.sum(rowsum) == pytest.approx(fit.estimate, rel=1e-10)
+    assert np.sum(fit.weights * fit.yi) / 100 != pytest.approx(fit.estimate, rel=1e-3)  # diagonal ones do not
+    with pytest.raises(em.ModelError, match="without moderators"):
+        multilevel_weights(_fit("year", "REML"), "rowsum")
+    with pytest.raises(em.ModelError, match="type must be"):
+        multilevel_weights(fit, "matrix")

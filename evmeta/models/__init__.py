@@ -22,6 +22,7 @@ _LAZY = {
     "MultilevelResult": "evmeta.models.frequentist.multilevel",
     "multilevel_i2": "evmeta.models.frequentist.multilevel_heterogeneity",
     "multilevel_r2": "evmeta.models.frequentist.multilevel_heterogeneity",
+    "multilevel_weights": "evmeta.models.frequentist.multilevel_weights",
     "multilevel_meta_analysis": "evmeta.models.frequentist.multilevel",
     "egger_test": "evmeta.models.bias.small_study",
     "trim_and_fill": "evmeta.models.bias.small_study",

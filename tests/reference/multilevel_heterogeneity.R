@@ -39,4 +39,8 @@ for (m in c("REML", "ML")) {
               control = tight)
   out[[paste0("year_", m)]] <- heterogeneity(r)
 }
+# Weights of the three-level model (metafor weights(type = "diagonal" | "rowsum"), percent).
+r <- rma.mv(yi, vi, random = ~ 1 | district/school, data = k11, method = "REML", control = tight)
+out$weights <- list(diagonal = as.numeric(weights(r, type = "diagonal")), rowsum = as.numeric(weights(r, type = "rowsum")),
+                    beta = as.numeric(r$beta))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "tests/reference/multilevel_heterogeneity.json")
