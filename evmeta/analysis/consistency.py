@@ -51,6 +51,10 @@ def consistency(run: Any, table: pd.DataFrame) -> None:
         context["sentences"] += threshold_sentences(frame, _measure(table))
     _multilevel(run, context)
     figures = _figures(run)
+    if "caterpillar" in figures:
+        from evmeta.report.svg import is_single_column
+
+        context["caterpillar_single"] = is_single_column(run.figures["caterpillar"])
     if "heterogeneity_levels" in run.tables:
         run.files.append(
             write_csv(run.tables["heterogeneity_levels"], run.output / "heterogeneity_levels.csv")
