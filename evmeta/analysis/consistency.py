@@ -26,9 +26,9 @@ from evmeta.models.base.threshold import threshold_table
 __all__ = ["consistency", "consistency_answer", "extend_bias_table", "threshold_sentences"]
 
 TITLE = "Is the effect more consistent with some isolation methods?"
-#: Parametric-bootstrap refits for the intervals of the multilevel I^2 (about 25 ms each
-#: for k = 60 on one core; 200 gives percentile limits to about +-2 points of I^2).
-N_BOOT = 200
+#: Parametric-bootstrap refits for the intervals of the multilevel I^2 (a few ms each for
+#: k ~ 100 with one BLAS thread; 100 give percentile limits to about +-3 points of I^2).
+N_BOOT = 100
 
 
 def consistency(run: Any, table: pd.DataFrame) -> None:

@@ -146,13 +146,16 @@ def bootstrap_components(fit: Any, n_boot: int, seed: int) -> list[tuple[np.ndar
     start = np.asarray(fit.sigma2, dtype=float)
     reml = fit.method == "REML"
     out = []
-    for _ in range(n_boot):
-        y = mean + sampling @ rng.standard_normal(fit.k)
-        for code, s2 in zip(codes, fit.sigma2, strict=True):
-            y = y + rng.normal(0.0, np.sqrt(s2), code.max() + 1)[code]
-        sigma2, beta, converged = fit_components(y, X, V, G, start, reml)
-        if converged:
-            out.append((sigma2, float(beta[0])))
+    from threadpoolctl import threadpool_limits  # small dense matrices: BLAS threads only spin
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(n_boot):
+            y = mean + sampling @ rng.standard_normal(fit.k)
+            for code, s2 in zip(codes, fit.sigma2, strict=True):
+                y = y + rng.normal(0.0, np.sqrt(s2), code.max() + 1)[code]
+            sigma2, beta, converged = fit_components(y, X, V, G, start, reml)
+            if converged:
+                out.append((sigma2, float(beta[0])))
     return out
 
 
