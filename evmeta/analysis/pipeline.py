@@ -148,14 +148,17 @@ def run_analysis(
         run.tables["comparisons"] = table
         bar.done()
         import evmeta.analysis.stages as stages
+        from evmeta.analysis.consistency import consistency, extend_bias_table
 
         bar.stage("frequentist models")
         stages.frequentist(run, table)
+        consistency(run, table)  # location-scale model, threshold probabilities, multilevel I²
         figure_batch = stages.start_figures(run, table)  # drawn while the models below run
         try:
             bar.done()
             bar.stage("bias diagnostics")
             stages.bias(run)
+            extend_bias_table(run)  # Egger and PET-PEESE as moderators of the multilevel model
             bar.done()
             bar.stage("Bayesian model")
             stages.bayesian(run, table)

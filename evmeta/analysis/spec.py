@@ -7,7 +7,8 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[filters]``       species, disease_model, isolation_family, min_quality_score,
                     low_risk_of_bias_only
 ``[moderators]``    reference levels of categorical moderators, e.g. isolation_method = "UC"
-``[frequentist]``   method, test, subgroups, meta_regression, multilevel, robust
+``[frequentist]``   method, test, subgroups, meta_regression, multilevel, robust, scale
+                    (location-scale model, e.g. ``"~ isolation_method"``), thresholds
 ``[bayesian]``      enabled, mods, random, method, likelihood, draws, tune, chains, seed, priors
                     (a ``[bayesian.priors]`` table, or ``"preclinical"``: the preclinical
                     heterogeneity prior on every tau with the default coefficient priors)
@@ -125,6 +126,10 @@ class FrequentistSection(_Section):
     meta_regression: str | None = "~ isolation_method + quality_score"
     multilevel: list[str] = Field(default_factory=lambda: ["study_id", "experiment_id"])
     robust: bool = True
+    #: Location-scale model: moderators of the between-study variance (None: not fitted).
+    scale: str | None = None
+    #: Effect sizes for "the probability that a new study's true effect exceeds c".
+    thresholds: list[float] = Field(default_factory=lambda: [0.0, 0.5], max_length=10)
 
 
 class BayesianSection(_Section):

@@ -6,7 +6,10 @@ Wald z (also the step-function selection model's coefficients, with standard err
 its likelihood; its likelihood-ratio test for selection is in the report), ``CR2`` =
 cluster-robust with Satterthwaite df, ``posterior`` = Bayesian posterior mean, SD and 95%
 credible interval). ``heterogeneity.csv`` has one row per model and variance component:
-``model, component, k, tau2, tau, tau_ci_low, tau_ci_high, i2, q, q_df, q_p``. For the
+``model, component, k, tau2, tau, tau_ci_low, tau_ci_high, i2, i2_ratio, q, q_df, q_p``
+(``i2`` is the matrix-method I², ``i2_ratio`` Nakagawa & Santos' ratio method, for the
+multilevel models; a location-scale model gives one row per value of its scale moderators
+with tau's Wald interval from the log scale). For the
 frequentist models tau is the square root of the estimated tau2 (no interval); for the
 Bayesian model (``model = bayesian``, one row per level) tau is the posterior mean of each
 level's standard deviation and ``tau_ci_low``/``tau_ci_high`` its 95% credible interval,
@@ -30,6 +33,7 @@ HETEROGENEITY_COLUMNS = [
     "tau_ci_low",
     "tau_ci_high",
     "i2",
+    "i2_ratio",
     "q",
     "q_df",
     "q_p",
@@ -48,6 +52,9 @@ def _test(fit: Any) -> str:
 
 def _coefficient_rows(name: str, fit: Any) -> list[dict[str, Any]]:
     table = fit.coefficients
+    scale = getattr(fit, "scale_coefficients", None)  # location-scale: log tau² terms too
+    if scale is not None:
+        table = pd.concat([table, scale.rename(index=lambda term: f"log tau2: {term}")])
     return [
         {
             "model": name,
@@ -124,10 +131,19 @@ def _components(name: str, fit: Any) -> list[dict[str, Any]]:
         "q_df": pd.NA if q_df is None else int(q_df),
         "q_p": getattr(fit, "q_pvalue", np.nan),
     }
-    if hasattr(fit, "sigma2"):
+    if hasattr(fit, "scale_model"):  # location-scale: tau per value of the scale moderators
         return [
-            {**base, "component": level, "tau2": s2, "tau": np.sqrt(s2), "i2": i2}
-            for level, s2, i2 in zip(fit.random, fit.sigma2, fit.i2_levels, strict=True)
+            {**base, "component": f"{fit.scale} : {row.label}", "tau2": row.tau2, "tau": row.tau,
+             "tau_ci_low": np.sqrt(row.tau2_ci_low), "tau_ci_high": np.sqrt(row.tau2_ci_high)}
+            for row in fit.heterogeneity_table().itertuples()
+        ]  # fmt: skip
+    if hasattr(fit, "sigma2"):
+        from evmeta.models import multilevel_i2
+
+        ratio = multilevel_i2(fit, method="ratio")["i2"]
+        return [
+            {**base, "component": level, "tau2": s2, "tau": np.sqrt(s2), "i2": i2, "i2_ratio": r}
+            for level, s2, i2, r in zip(fit.random, fit.sigma2, fit.i2_levels, ratio, strict=False)
         ]
     return [
         {

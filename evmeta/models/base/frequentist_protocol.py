@@ -16,6 +16,7 @@ import pandas as pd
 from evmeta.models.base.design import new_design
 from evmeta.models.base.inference import coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level, resolve_newmods
+from evmeta.models.base.threshold import add_threshold_columns, check_threshold, reject_prob
 
 
 class FittedModel:
@@ -88,8 +89,9 @@ class FittedModel:
         level: float | None = None,
         *,
         conf_level: float | None = None,
-        prob: float | None = None,
+        threshold: float | None = None,
         newdata: Any = None,
+        **removed: Any,
     ) -> pd.DataFrame:
         """Predicted average effects: pred, se, ci_low, ci_high, pi_low, pi_high.
 
@@ -100,18 +102,27 @@ class FittedModel:
             coefficient order without the intercept (as metafor). None: the fitted rows
             (for a model without moderators, the pooled effect once).
         level : float, optional
-            Interval level (default: the model's); ``conf_level``/``prob`` are synonyms.
+            Interval level (default: the model's); ``conf_level`` is a synonym.
+        threshold : float, optional
+            Adds ``p_true_above``, the probability that a new comparable study's true
+            effect exceeds ``threshold``, and ``share_true_above``
+            (:mod:`evmeta.models.base.threshold`).
 
         Robust fits use the CR2 covariance and each row's Satterthwaite df.
         """
+        reject_prob(removed)
         newmods = resolve_newmods(newmods, newdata)
-        level = resolve_level(level if level is not None else conf_level, prob, self.level)
+        level = resolve_level(level if level is not None else conf_level, None, self.level)
         if newmods is None and self.model.intercept_only:
             X = np.ones((1, 1))
         else:
             X = new_design(self.model, newmods)
         beta = self.coefficients["estimate"].to_numpy()
-        return prediction_frame(X, beta, self.vb, self.tau2, level, self._df_for(X))
+        out = prediction_frame(X, beta, self.vb, self.tau2, level, self._df_for(X))
+        threshold = check_threshold(threshold)
+        if threshold is None:
+            return out
+        return add_threshold_columns(out, threshold, self.tau2, self._df_for(X))
 
     def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
         """A printable summary; ``.table`` holds coefficients and heterogeneity SDs."""

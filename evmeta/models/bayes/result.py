@@ -21,6 +21,7 @@ from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
 from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
 from evmeta.models.base.protocol import Summary, heterogeneity_name, resolve_level, resolve_newmods
+from evmeta.models.base.threshold import reject_prob
 from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet, prior_dict
@@ -376,19 +377,22 @@ class BayesResult:
         level: float | None = None,
         *,
         conf_level: float | None = None,
-        prob: float | None = None,
         threshold: float = 0.0,
         newdata: Any = None,
+        **removed: Any,
     ) -> pd.DataFrame:
         """Posterior of the average effect and of the effect in a new study.
 
         Returns per row: ``pred``/``se``/``ci_low``/``ci_high`` of the average effect x'beta
         (posterior mean, SD, credible interval at ``level``), ``pi_low``/``pi_high`` and
         ``pred_sd`` of the effect in a new study (new random effects at every level), and
-        ``p_effect_gt_threshold``. ``newmods`` as :meth:`MetaResult.predict`.
+        ``p_effect_gt_threshold`` (also as ``p_true_above``, the frequentist column name:
+        the posterior predictive probability that a new study's true effect exceeds
+        ``threshold``). ``newmods`` as :meth:`MetaResult.predict`.
         """
+        reject_prob(removed)
         newmods = resolve_newmods(newmods, newdata)
-        level = resolve_level(level if level is not None else conf_level, prob, PROB)
+        level = resolve_level(level if level is not None else conf_level, None, PROB)
         X = (
             np.ones((1, 1))
             if newmods is None and self.model.intercept_only
@@ -408,6 +412,7 @@ class BayesResult:
                     "pi_high": new["upper"],
                     "pred_sd": new["sd"],
                     "p_effect_gt_threshold": new["p_greater"],
+                    "p_true_above": new["p_greater"],
                     "threshold": threshold,
                 }
             )

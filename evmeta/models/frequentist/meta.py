@@ -238,6 +238,7 @@ def meta_analysis(
     method: str = "REML",
     test: str = "z",
     level: float = 0.95,
+    scale: str | None = None,
 ) -> MetaResult:
     """Fit a random-effects meta-analysis or mixed-effects meta-regression.
 
@@ -256,6 +257,10 @@ def meta_analysis(
         Normal-theory tests, or Knapp-Hartung (t with k - p df, variance scaled).
     level : float
         Confidence level of intervals.
+    scale : str, optional
+        Formula of moderators of the between-study variance, e.g. ``"~ isolation_method"``:
+        fits a location-scale model (log tau^2 linear in them; ML or REML) and returns a
+        :class:`~evmeta.models.frequentist.location_scale.LocationScaleResult`.
 
     Returns
     -------
@@ -272,6 +277,10 @@ def meta_analysis(
     >>> fit = meta_analysis(yi=[0.5, 1.2, 0.8, 1.9], vi=[0.1, 0.2, 0.15, 0.3])
     >>> round(fit.estimate, 3)  # doctest: +SKIP
     """
+    if scale is not None:
+        from evmeta.models.frequentist.location_scale import location_scale_analysis
+
+        return location_scale_analysis(data, yi, vi, scale=scale, mods=mods, method=method, test=test, level=level)
     method = str(method).upper()
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")

@@ -98,6 +98,14 @@ class MultilevelResult(FittedModel):
     def heterogeneity(self) -> dict[str, float]:
         return {f"tau[{name}]": float(np.sqrt(s)) for name, s in zip(self.random, self.sigma2, strict=True)}
 
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """sigma^2, tau, I^2 (ratio and matrix methods), CVH, M and R^2 per random level
+        (:mod:`evmeta.models.frequentist.multilevel_heterogeneity`); ``level`` is unused
+        (no intervals: see ``multilevel_i2(..., ci=True)``)."""
+        from evmeta.models.frequentist.multilevel_heterogeneity import heterogeneity_levels_table
+
+        return heterogeneity_levels_table(self)
+
     def robust(self, cluster: str | None = None) -> MultilevelResult:
         """A new result with CR2 inference, clustered by ``cluster`` (default: the outermost
         random level), as clubSandwich's ``vcovCR(type = "CR2")`` with Satterthwaite df

@@ -1,0 +1,46 @@
+"""Rows of the report's bias table from the multilevel model: Egger's test and PET-PEESE as
+moderators of the three-level model, with the bias-corrected mean
+(:mod:`evmeta.models.bias.multilevel_small_study`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from evmeta.errors import EvmetaError
+from evmeta.models import multilevel_small_study
+
+
+def multilevel_bias_rows(run: Any) -> list[dict[str, Any]]:
+    """One row per predictor (SE and sqrt(1/n~)) for ``run.tables["bias"]``; the results go
+    to ``run.models["multilevel_egger:<predictor>"]``, failures to ``run.notes``."""
+    fit = run.models.get("multilevel")
+    if fit is None:
+        return []
+    rows = []
+    for predictor in ("sei", "sqrt_inv_n"):
+        try:
+            result = multilevel_small_study(fit, predictor)
+        except EvmetaError as exc:
+            run.notes.append(f"multilevel Egger / PET-PEESE ({predictor}): not fitted ({exc})")
+            continue
+        run.models[f"multilevel_egger:{predictor}"] = result
+        rows.append(
+            {
+                "test": f"Multilevel Egger / PET-PEESE, predictor {predictor} ({result.selected} selected)",
+                "statistic": result.slope / result.slope_se,
+                "pvalue": result.slope_pvalue,
+                "estimate": result.estimate,
+                "ci_low": result.ci_low,
+                "ci_high": result.ci_high,
+            }
+        )
+    return rows
+
+
+def extend_bias_table(run: Any) -> None:
+    """Append :func:`multilevel_bias_rows` to ``run.tables["bias"]`` (after the bias stage)."""
+    rows = multilevel_bias_rows(run)
+    if rows:
+        run.tables["bias"] = pd.concat([run.tables.get("bias"), pd.DataFrame(rows)], ignore_index=True)
