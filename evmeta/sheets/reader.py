@@ -268,14 +268,17 @@ def _read_csv_file(path: Path) -> tuple[RawSheet, list[Problem]]:
         delimiter = dialect.delimiter
     except csv.Error:
         delimiter = ","
+    # A semicolon is what a spreadsheet writes where the comma is the decimal separator.
+    decimal = "," if delimiter == ";" else "."
     if delimiter != ",":
+        also = "; numbers are read with ',' as the decimal separator (8,4 = 8.4)" if decimal == "," else ""
         problems.append(
             Problem(
                 sheet_name,
                 None,
                 None,
                 None,
-                f"read with {delimiter!r} as the delimiter (not a comma)",
+                f"read with {delimiter!r} as the delimiter (not a comma){also}",
                 "note",
             )
         )
@@ -295,7 +298,7 @@ def _read_csv_file(path: Path) -> tuple[RawSheet, list[Problem]]:
             rows.append((number, cells))
     except csv.Error as exc:
         raise UnreadableInput(f"{path.name} is not a well-formed CSV file: {exc}") from None
-    return RawSheet(sheet_name, header, rows), problems
+    return RawSheet(sheet_name, header, rows, decimal=decimal), problems
 
 
 def _csv_cell(text: str) -> Cell:
