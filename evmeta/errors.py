@@ -32,7 +32,8 @@ class Problem:
         Name of the data check that made a note (``sd_sem_ratio``, ``sd_notes_say_sem``,
         ``cv_outlier``, ``dose_text``; see docs/validation.md); None for reading remarks.
     dependents : tuple of (sheet, row)
-        Rows left out only because they refer to this row (folded into this one line).
+        Rows left out because of this finding and named only in this one line: rows that
+        refer to this row, or the other EV rows of a group that cannot be paired.
     """
 
     sheet: str

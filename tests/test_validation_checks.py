@@ -53,6 +53,8 @@ def test_two_controls_without_pairing_column_is_one_error_with_the_fix(tmp_path)
     assert (error.sheet, error.row, error.column) == ("outcomes", row, "arm_id")
     assert "2 vehicle_control rows" in error.message and "nor EV rows" in error.message
     assert "arms.control_arm_id" in error.message and "one experiment per control" in error.message
+    other, _ = row_of(sheets, "outcomes", "outcome_id", "PARK2021-E1-EV2-O")
+    assert error.dependents == (("outcomes", other),)  # the other EV row, named in this line
     # Harmonize (strict=False keeps the rest) agrees: both EV rows of PARK2021 are out.
     book = em.read_extraction(write_review(tmp_path / "lenient", sheets), strict=False)
     result = em.build_comparisons(book)
@@ -194,3 +196,18 @@ def test_validation_notes_table_and_harmonize_writes_it(tmp_path):
     assert "sd_sem_ratio" in set(written["check"])
     shown = CliRunner().invoke(app, ["validate", str(folder)])
     assert "note: outcomes!" in shown.output and "sd / sem = 1.00" in shown.output
+
+
+def test_did_you_mean_for_arm_references(tmp_path):
+    from evmeta.schema.suggest import did_you_mean
+
+    assert did_you_mean("li2019-e1-ev", ["LI2019-E1-EV", "LI2019-E1-C"]) == "; did you mean 'LI2019-E1-EV'?"
+    assert did_you_mean("SMTH2021", ["SMITH2021", "JONES2020"]) == "; did you mean 'SMITH2021'?"
+    assert did_you_mean("XYZ", ["SMITH2021"]) == ""
+    sheets = five_studies()
+    row, outcome = row_of(sheets, "outcomes", "outcome_id", "LI2019-E1-EV-O")
+    outcome["arm_id"] = "LI2019-E1-Ev"
+    _, problems = _validate(tmp_path, sheets)
+    (error,) = _errors(problems)
+    assert (error.row, error.column) == (row, "arm_id")
+    assert error.message.endswith("did you mean 'LI2019-E1-EV'?")

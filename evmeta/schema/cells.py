@@ -52,7 +52,7 @@ def _from_decimal_comma(text: str) -> str:
     Without a comma the text is returned for the usual rules, except a point followed by
     one group of three digits (``1.500``: 1500 or 1.5?), which is refused as ambiguous.
     """
-    if _POINT_GROUPS.match(text):
+    if _POINT_GROUPS.match(text) and not re.match(r"^[-+]?0\.", text):  # 0.215 has no thousands
         if "," not in text and text.count(".") == 1:
             raise ValueError(
                 "a point here is ambiguous in a file whose decimal separator is a comma (1500 or 1.5?); "
@@ -138,7 +138,7 @@ _PLUS_MINUS = re.compile(
 _WITH_TIME_UNIT = re.compile(
     rf"^\s*({_NUM})\s*(h|hr|hrs|hours?|d|days?|wk|wks|weeks?|min|minutes?|mo|months?)\.?\s*$", re.I
 )
-_WITH_WORD = re.compile(rf"^\s*(?:n\s*=\s*)?({_NUM})\s*([^\d\s].*)?$", re.I)
+_WITH_WORD = re.compile(rf"^\s*(?:n\s*=\s*)?({_NUM})\s*([a-zµμ%°].*)?$", re.I)
 _TIME_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 

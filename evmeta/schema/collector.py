@@ -24,8 +24,10 @@ class _Collector:
         #: (sheet, row) of a dependent row -> (sheet, row) of the row it depends on.
         self.dependents: dict[Where, Where] = {}
 
-    def add(self, sheet, row, column, value, message, severity="error", letter=None, check=None) -> None:
-        self.problems.append(Problem(sheet, row, column, value, message, severity, letter, check))
+    def add(
+        self, sheet, row, column, value, message, severity="error", letter=None, check=None, dependents=()
+    ) -> None:
+        self.problems.append(Problem(sheet, row, column, value, message, severity, letter, check, dependents))
 
     def depend(self, sheet: str, row: int, on_sheet: str, on_row: int) -> None:
         """Row ``sheet!row`` is left out because row ``on_sheet!on_row`` has errors."""
@@ -50,7 +52,7 @@ class _Collector:
                 self.add(root[0], root[1], None, None, f"this row has errors; {text}")
                 index = len(self.problems) - 1
             first = self.problems[index]
-            folded = tuple(sorted(set(rows)))
+            folded = tuple(sorted(set(rows) | set(first.dependents)))
             self.problems[index] = replace(first, message=f"{first.message}; {text}", dependents=folded)
         self.dependents = {}
 

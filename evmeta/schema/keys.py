@@ -3,12 +3,8 @@ valid row (rows that depend on a rejected row are left out with a message saying
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
-
-from rapidfuzz import fuzz, process
 
 from evmeta.schema.cells import coerce
 from evmeta.schema.collector import _Collector
@@ -16,6 +12,7 @@ from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column
 from evmeta.schema.dose_check import check_dose_texts
 from evmeta.schema.pairing import check_pairing
 from evmeta.schema.row_rules import _check_consistency, _fill_dose_schedules
+from evmeta.schema.suggest import did_you_mean
 from evmeta.sheets.reader import RawSheet
 
 #: The columns that identify a row of each sheet (risk_of_bias rows by study and experiment).
@@ -198,28 +195,6 @@ def _unresolved(value: Any, parent: str, typed_rows: list[int], typed: dict[Any,
         f"refers to {value!r}, which is typed on {parent} rows {listed}: the id is duplicated and "
         "those rows have errors; fix them first"
     )
-
-
-#: Minimum similarity (0-100, rapidfuzz WRatio) for an id to be offered as "did you mean".
-ID_SUGGESTION_SCORE = 80.0
-
-
-def did_you_mean(value: Any, ids: Iterable[Any]) -> str:
-    """``"; did you mean 'SMITH2021'?"`` for the id closest to ``value``, or ``""``.
-
-    Case and separators are ignored first (``smith-2021`` for ``SMITH2021``); otherwise the
-    closest id by rapidfuzz's weighted ratio, when it scores at least
-    :data:`ID_SUGGESTION_SCORE`.
-    """
-    candidates = [str(i) for i in ids if i is not None and str(i) != str(value)]
-    if not candidates:
-        return ""
-    squeeze = lambda s: re.sub(r"[^0-9a-z]", "", s.casefold())  # noqa: E731
-    same = [c for c in candidates if squeeze(c) == squeeze(str(value))]
-    if same:
-        return f"; did you mean {same[0]!r}?"
-    best = process.extractOne(str(value), candidates, scorer=fuzz.WRatio, score_cutoff=ID_SUGGESTION_SCORE)
-    return f"; did you mean {best[0]!r}?" if best else ""
 
 
 def _typed_ids(sheet: RawSheet, index: int, column: Column) -> dict[str, list[int]]:

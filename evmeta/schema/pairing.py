@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 from evmeta.schema.collector import _Collector, _row_ranges
+from evmeta.schema.suggest import did_you_mean
 
 _TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
 _ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
@@ -35,7 +36,10 @@ def check_control_arms(tables: dict[str, list[dict[str, Any]]], out: _Collector,
         if control_id and arm["role"] == "vehicle_control":
             problem = "a vehicle_control arm is not paired with a control; leave control_arm_id empty"
         elif control_id and control is None:
-            problem = f"{control_id!r} is not a valid arm_id on the arms sheet"
+            same = [a for a, r in arms.items() if r["experiment_id"] == arm["experiment_id"]]
+            problem = (
+                f"{control_id!r} is not a valid arm_id on the arms sheet{did_you_mean(control_id, same)}"
+            )
         elif control is not None and control["role"] != "vehicle_control":
             problem = f"arm {control_id!r} is a {control['role']} arm; control_arm_id must name a vehicle_control arm"
         elif control is not None and control["experiment_id"] != arm["experiment_id"]:
@@ -166,6 +170,7 @@ def _report_group(unnamed, controls, outcomes, arms, out: _Collector, letters) -
         first["arm_id"],
         message,
         letter=letters["outcomes"].get("arm_id"),
+        dependents=tuple(("outcomes", r["_row"]) for r in others),
     )
 
 

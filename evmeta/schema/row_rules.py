@@ -13,6 +13,7 @@ from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import column_map
 from evmeta.schema.dose_text import read_dose_text
 from evmeta.schema.pairing import check_control_arms
+from evmeta.schema.suggest import did_you_mean
 from evmeta.sheets.reader import RawSheet, column_letter
 
 
@@ -102,7 +103,11 @@ def _check_consistency(tables, out: _Collector, letters, typed_ids=None) -> None
                 outcome["_row"],
                 "arm_id",
                 outcome["arm_id"],
-                f"arm belongs to experiment {arm['experiment_id']!r}, not {outcome['experiment_id']!r}",
+                f"arm belongs to experiment {arm['experiment_id']!r}, not {outcome['experiment_id']!r}"
+                + did_you_mean(
+                    outcome["arm_id"],
+                    [a for a, r in arms.items() if r["experiment_id"] == outcome["experiment_id"]],
+                ),
                 letter=letters["outcomes"].get("arm_id"),
             )
             continue
