@@ -5,6 +5,11 @@ effect size ``yi`` with variance ``vi`` per comparison, the moderators (isolatio
 characterization quality, dose, risk of bias, ...) and the provenance of both rows. Every
 outcome row that is not used appears in ``Comparisons.exclusions`` with its reason.
 
+Steps: select (outcomes, time points) -> pair (each EV row with the control row its arm
+names in ``arms.control_arm_id``, else the only vehicle_control row of its experiment,
+outcome and time point: :mod:`evmeta.harmonize.pairing`) -> size (effect sizes, shared
+controls split) -> sign -> annotate (moderators, labels, provenance).
+
 Sign convention: ``yi`` is EV minus control (metafor's group 1 minus group 2), multiplied
 by -1 where lower values are better, so that **positive always means benefit of EVs**;
 ``direction_flipped`` records where that happened. NMD is oriented by construction and is

@@ -86,21 +86,35 @@ def test_ev_row_without_control_row_names_the_time_points_the_control_has(tmp_pa
     _, problems = _validate(tmp_path, sheets)
     (error,) = _errors(problems)
     ev_row, _ = row_of(sheets, "outcomes", "outcome_id", "LI2019-E1-EV-O")
-    assert (error.sheet, error.row, error.column) == ("outcomes", ev_row, "arm_id")
+    # Named at the cell most likely wrong: the control has the outcome at another time.
+    assert (error.sheet, error.row, error.column) == ("outcomes", ev_row, "timepoint")
     assert "no vehicle_control row for 'infarct volume' at 28 d" in error.message
     assert "the control arm has this outcome at 7 d" in error.message
 
 
-def test_control_row_with_errors_folds_its_ev_row(tmp_path):
+def test_control_row_with_errors_is_the_one_line(tmp_path):
+    """The EV row is valid; it only lacks its (broken) control: one line, at the control."""
     sheets = five_studies()
     row, control = row_of(sheets, "outcomes", "outcome_id", "LI2019-E1-C-O")
     control["sd"] = -7
-    _, problems = _validate(tmp_path, sheets)
+    extraction, problems = _validate(tmp_path, sheets)
     (error,) = _errors(problems)
     assert (error.row, error.column) == (row, "sd")
+    # Kept for harmonize, which logs why it is not compared while the control is broken.
     ev_row, _ = row_of(sheets, "outcomes", "outcome_id", "LI2019-E1-EV-O")
-    assert error.dependents == (("outcomes", ev_row),)
-    assert "and 1 row that depends on it is left out" in error.message
+    assert ev_row in set(extraction.outcomes["_row"])
+    exclusions = em.build_comparisons(extraction).exclusions.set_index("row")
+    assert exclusions.loc[ev_row, "reason"] == "no vehicle_control row for this outcome and time point"
+
+
+def test_misspelled_outcome_is_named_at_the_outcome_cell(tmp_path):
+    sheets = five_studies()
+    row, outcome = row_of(sheets, "outcomes", "outcome_id", "LI2019-E1-EV-O")
+    outcome["outcome"] = "Infarct volume"
+    _, problems = _validate(tmp_path, sheets)
+    (error,) = _errors(problems)
+    assert (error.row, error.column) == (row, "outcome")
+    assert "the control rows spell the outcome 'infarct volume'" in error.message
 
 
 def test_named_control_must_be_a_vehicle_control_of_the_same_experiment(tmp_path):

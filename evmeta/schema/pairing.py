@@ -120,11 +120,11 @@ def check_pairing(
                     _named_missing(row, control_id, found, out, letters)
                     dropped.add(row["_row"])
         if unnamed and len(controls) != 1:
-            cause = _broken_control(unnamed, arms, broken or []) if not controls else None
-            if cause is None:
-                _report_group(unnamed, controls, outcomes, arms, out, letters)
-            for row in unnamed if cause is not None else ():
-                out.depend("outcomes", row["_row"], "outcomes", cause)
+            if not controls and _broken_control(unnamed, arms, broken or []) is not None:
+                # The control row is there but has errors: its own line says so, and these
+                # rows pair once it is fixed (harmonize logs them while it is not).
+                continue
+            _report_group(unnamed, controls, outcomes, arms, out, letters)
             dropped.update(r["_row"] for r in unnamed)
     if "outcomes" in tables:
         tables["outcomes"] = [r for r in outcomes if r["_row"] not in dropped]
@@ -147,6 +147,7 @@ def _report_group(unnamed, controls, outcomes, arms, out: _Collector, letters) -
     """One line for a group whose EV rows cannot be paired: no control row, or several."""
     first, others = unnamed[0], unnamed[1:]
     experiment, name = first["experiment_id"], first["outcome"]
+    column = "arm_id"
     also = f" (nor EV rows {_row_ranges([r['_row'] for r in others])})" if others else ""
     if controls:
         rows = _row_ranges([c["_row"] for c in controls])
@@ -158,24 +159,26 @@ def _report_group(unnamed, controls, outcomes, arms, out: _Collector, letters) -
             "experiment per control"
         )
     else:
+        hint, column = _near_misses(first, outcomes, arms)
         message = (
             f"no vehicle_control row for {name!r} {_when(first)} in experiment {experiment!r}, so "
             f"this EV row cannot be compared{also}: add the control arm's row for this outcome and "
-            f"time point{_near_misses(first, outcomes, arms)}"
+            f"time point{hint}"
         )
     out.add(
         "outcomes",
         first["_row"],
-        "arm_id",
-        first["arm_id"],
+        column,
+        first.get(column),
         message,
-        letter=letters["outcomes"].get("arm_id"),
+        letter=letters["outcomes"].get(column),
         dependents=tuple(("outcomes", r["_row"]) for r in others),
     )
 
 
-def _near_misses(row, outcomes, arms) -> str:
-    """What the experiment's control rows do have: the outcome spelled otherwise, other times."""
+def _near_misses(row, outcomes, arms) -> tuple[str, str]:
+    """What the experiment's control rows do have (the outcome spelled otherwise, other time
+    points), and the cell most likely wrong: ``outcome``, ``timepoint`` or ``arm_id``."""
     controls = [
         o
         for o in outcomes
@@ -191,13 +194,16 @@ def _near_misses(row, outcomes, arms) -> str:
         - {row["outcome"]}
     )
     hints = []
+    column = "arm_id"
     if spelled:
         hints.append(f"the control rows spell the outcome {spelled[0]!r}")
+        column = "outcome"
     if same_name:
         times = sorted({_days(o) for o in same_name})
         shown = ", ".join(_when(next(o for o in same_name if _days(o) == t)) for t in times)
         hints.append(f"the control arm has this outcome {shown}")
-    return f" ({'; '.join(hints)})" if hints else ""
+        column = "timepoint"
+    return (f" ({'; '.join(hints)})" if hints else ""), column
 
 
 __all__ = ["check_control_arms", "check_pairing"]
