@@ -36,7 +36,7 @@ from evmeta.harmonize.quality import (
     risk_of_bias_summary,
     syrcle_columns,
 )
-from evmeta.schema.extraction import Extraction
+from evmeta.schema.extraction import NOTE_COLUMNS, Extraction
 
 #: Share of comparisons with a sham arm needed for NMD under ``measure="NMD_or_SMD"``.
 NMD_SHARE = 0.70
@@ -62,12 +62,17 @@ class Comparisons:
         Effect measure used (after the NMD/SMD rule).
     settings : dict
         Arguments of the build, for provenance.
+    validation_notes : DataFrame
+        The extraction's validation notes (:meth:`evmeta.schema.extraction.Extraction.notes_frame`:
+        ``sheet, row, cell, column, value, check, message``), what ``validation_notes.csv``
+        holds: rows analysed with a remark (SD-or-SEM signs, unreadable dose texts, ...).
     """
 
     table: pd.DataFrame
     exclusions: pd.DataFrame
     measure: str
     settings: dict = field(default_factory=dict)
+    validation_notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NOTE_COLUMNS))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -304,7 +309,7 @@ def build_comparisons(
     table = _signed_table(pairs, es, used_measure, k_sharing)
     table = _annotate(table, pairs, extraction, reference_weights, km)
     _log_unused(pairing, table, used_measure, log)
-    return Comparisons(table, log.frame(), used_measure, settings)
+    return Comparisons(table, log.frame(), used_measure, settings, extraction.notes_frame())
 
 
 def _check_arguments(measure: str, shared_control: str) -> str:

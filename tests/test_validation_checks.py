@@ -207,6 +207,7 @@ def test_validation_notes_table_and_harmonize_writes_it(tmp_path):
     result = CliRunner().invoke(app, ["harmonize", str(folder), "-o", str(out)])
     assert result.exit_code == 0, result.output
     written = pd.read_csv(out.parent / "validation_notes.csv")
+    assert em.build_comparisons(book).validation_notes.equals(book.notes_frame())
     assert "sd_sem_ratio" in set(written["check"])
     shown = CliRunner().invoke(app, ["validate", str(folder)])
     assert "note: outcomes!" in shown.output and "sd / sem = 1.00" in shown.output

@@ -123,9 +123,11 @@ def harmonize(
     with _refusals():
         write_csv(comparisons.table, output)
         exclusions = write_csv(comparisons.exclusions, exclusions_path)
-        notes = write_csv(extraction.notes_frame(), notes_path)
+        notes = write_csv(comparisons.validation_notes, notes_path)
     typer.echo(comparisons.summary())
-    typer.echo(f"wrote {output}, {exclusions} and {notes} ({len(extraction.notes)} validation notes)")
+    typer.echo(
+        f"wrote {output}, {exclusions} and {notes} ({len(comparisons.validation_notes)} validation notes)"
+    )
 
 
 @app.command("import-wide")
