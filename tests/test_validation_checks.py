@@ -226,3 +226,30 @@ def test_did_you_mean_for_arm_references(tmp_path):
     (error,) = _errors(problems)
     assert (error.row, error.column) == (row, "arm_id")
     assert error.message.endswith("did you mean 'LI2019-E1-EV'?")
+
+
+def test_four_mistakes_give_four_lines_in_validate(tmp_path):
+    """The issue's newcomer: four mistakes were 19 error lines; now one line each."""
+    from typer.testing import CliRunner
+
+    from evmeta.cli import app
+
+    sheets = five_studies()
+    _, arm = row_of(sheets, "arms", "arm_id", "ROSSI2018-E1-EV")
+    arm["experiment_id"] = "ROSSI2018-El"  # a letter l for the digit 1
+    for a in sheets["arms"]:
+        a["control_arm_id"] = None  # PARK2021: two controls, no pairing
+    _, outcome = row_of(sheets, "outcomes", "outcome_id", "KIM2022-E1-EV-O")
+    outcome["mean"] = "27.5 ± 7.0"
+    _, outcome = row_of(sheets, "outcomes", "outcome_id", "CHEN2020-E1-EV-O")
+    outcome.update(sd=0.2, notes="mean ± SEM")  # SEM typed as SD: a note, not an error
+    result = CliRunner().invoke(app, ["validate", str(write_review(tmp_path, sheets))])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    errors = [line for line in lines if not line.startswith("note:") and "!" in line]
+    assert len(errors) == 3, errors
+    assert any("did you mean 'ROSSI2018-E1'?" in e and "1 row that depends on it" in e for e in errors)
+    assert any("2 vehicle_control rows" in e for e in errors)
+    assert any("type 27.5 in mean and 7.0 in sd or sem" in e for e in errors)
+    assert any(line.startswith("note:") and "'SEM'" in line for line in lines)
+    assert lines[-1].startswith("3 error(s)")
