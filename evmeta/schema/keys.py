@@ -174,7 +174,7 @@ def broken_rows(
         for index, column in mapped.items():
             if index >= len(cells):
                 continue
-            value, error, _ = coerce(cells[index], column)
+            value, error, _ = coerce(cells[index], column, sheet.decimal)
             if error and column.name == "timepoint":
                 row["_time_unreadable"] = True
             if value is not None:
@@ -231,7 +231,7 @@ def _typed_keys(sheet: RawSheet, mapped: dict[int, Column], columns: tuple[str, 
             if index is None or index >= len(cells):
                 parts.append(None)
                 continue
-            value, error, _ = coerce(cells[index], column, sheet.decimal)
+            value, error, _ = coerce(cells[index], column)
             if error:
                 break
             parts.append(value)
