@@ -5,6 +5,11 @@ effect size ``yi`` with variance ``vi`` per comparison, the moderators (isolatio
 characterization quality, dose, risk of bias, ...) and the provenance of both rows. Every
 outcome row that is not used appears in ``Comparisons.exclusions`` with its reason.
 
+Steps: select (outcomes, time points) -> pair (each EV row with the control row its arm
+names in ``arms.control_arm_id``, else the only vehicle_control row of its experiment,
+outcome and time point: :mod:`evmeta.harmonize.pairing`) -> size (effect sizes, shared
+controls split) -> sign -> annotate (moderators, labels, provenance).
+
 Sign convention: ``yi`` is EV minus control (metafor's group 1 minus group 2), multiplied
 by -1 where lower values are better, so that **positive always means benefit of EVs**;
 ``direction_flipped`` records where that happened. NMD is oriented by construction and is
@@ -24,18 +29,21 @@ from evmeta.harmonize.arm_doses import harmonize_arm_doses
 from evmeta.harmonize.control_split import pair_effects
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, mean_sd_from_range, sd_from_ci, sd_from_sem
 from evmeta.harmonize.effects import MEASURES
+from evmeta.harmonize.pairing import Pairing, pair_with_controls
 from evmeta.harmonize.quality import (
     characterization_quality,
     misev_columns,
     risk_of_bias_summary,
     syrcle_columns,
 )
-from evmeta.schema.extraction import Extraction
+from evmeta.schema.extraction import NOTE_COLUMNS, Extraction
 
 #: Share of comparisons with a sham arm needed for NMD under ``measure="NMD_or_SMD"``.
 NMD_SHARE = 0.70
 _TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
 _TIME_ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
+#: One outcome at one time point in one experiment (``_time_key``: days, -1 when not given).
+_GROUP = ["experiment_id", "outcome", "_time_key"]
 EXCLUSION_COLUMNS = ["sheet", "row", "outcome_id", "arm_id", "experiment_id", "outcome", "reason"]
 
 
@@ -54,12 +62,17 @@ class Comparisons:
         Effect measure used (after the NMD/SMD rule).
     settings : dict
         Arguments of the build, for provenance.
+    validation_notes : DataFrame
+        The extraction's validation notes (:meth:`evmeta.schema.extraction.Extraction.notes_frame`:
+        ``sheet, row, cell, column, value, check, message``), what ``validation_notes.csv``
+        holds: rows analysed with a remark (SD-or-SEM signs, unreadable dose texts, ...).
     """
 
     table: pd.DataFrame
     exclusions: pd.DataFrame
     measure: str
     settings: dict = field(default_factory=dict)
+    validation_notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NOTE_COLUMNS))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -119,9 +132,20 @@ def _arm_statistics(rows: pd.DataFrame, quartile_method: str) -> pd.DataFrame:
 
 def _outcome_rows(extraction: Extraction, quartile_method: str) -> pd.DataFrame:
     outcomes = extraction.outcomes.copy()
-    arms = extraction.arms[
-        ["arm_id", "role", "prep_id", "arm_label", "route", "n_doses", "timing_hours", "experiment_id"]
-    ]
+    arms = extraction.arms.reindex(
+        columns=[
+            "arm_id",
+            "role",
+            "prep_id",
+            "arm_label",
+            "route",
+            "n_doses",
+            "timing_hours",
+            "experiment_id",
+            "control_arm_id",
+        ]
+    )
+    arms = arms.assign(control_arm_id=arms["control_arm_id"].where(arms["control_arm_id"].notna(), None))
     experiments = extraction.experiments[
         ["experiment_id", "study_id", "species", "strain", "sex", "disease_model", "body_weight_kg"]
     ]
@@ -272,6 +296,24 @@ def build_comparisons(
         ``source_file``, ``treat_outcome_row``, ``control_outcome_row``,
         ``sham_outcome_row``, ``treat_outcome_id``, ``control_outcome_id``.
     """
+    requested = _check_arguments(measure, shared_control)
+    settings = _settings(measure, outcome, timepoint, shared_control, reference_weights, km, quartile_method)
+    _require_outcomes(extraction)
+    log = _Log()
+    rows = _select(extraction, outcome, timepoint, quartile_method, log)
+    pairing = pair_with_controls(rows, _GROUP)
+    for dropped, reason in pairing.dropped:
+        log.add(dropped, reason)
+    used_measure = _choose_measure(requested, pairing.pairs, settings)
+    pairs, es, k_sharing = _size(pairing.pairs, used_measure, shared_control, log)
+    table = _signed_table(pairs, es, used_measure, k_sharing)
+    table = _annotate(table, pairs, extraction, reference_weights, km)
+    _log_unused(pairing, table, used_measure, log)
+    return Comparisons(table, log.frame(), used_measure, settings, extraction.notes_frame())
+
+
+def _check_arguments(measure: str, shared_control: str) -> str:
+    """The requested measure, upper-cased; refuse unknown measures and control rules."""
     requested = str(measure).upper() if measure != "NMD_or_SMD" else measure
     if requested not in (*MEASURES, "NMD_or_SMD"):
         raise InputError(
@@ -279,7 +321,12 @@ def build_comparisons(
         )
     if shared_control not in {"split", "keep"}:
         raise InputError(f"shared_control must be 'split' or 'keep', got {shared_control!r}")
-    settings = dict(
+    return requested
+
+
+def _settings(measure, outcome, timepoint, shared_control, reference_weights, km, quartile_method) -> dict:
+    """The arguments of a build, for provenance."""
+    return dict(
         measure=measure,
         outcome=outcome,
         timepoint=timepoint,
@@ -288,6 +335,9 @@ def build_comparisons(
         km=dict(km or {}),
         quartile_method=quartile_method,
     )
+
+
+def _require_outcomes(extraction: Extraction) -> None:
     if len(extraction.outcomes) == 0:
         raise ExtractionError(
             [
@@ -301,70 +351,36 @@ def build_comparisons(
                 )
             ]
         )
-    log = _Log()
+
+
+def _select(extraction: Extraction, outcome, timepoint, quartile_method: str, log: _Log) -> pd.DataFrame:
+    """Step 1, select: the outcome rows of the chosen outcomes and time points, with arm statistics."""
     rows = _outcome_rows(extraction, quartile_method)
     rows = _select_outcomes(rows, outcome, log)
     positive = rows["role"] == "positive_control"
     log.add(rows[positive], "positive_control arm: not compared with EVs")
-    rows = rows[~positive]
-    rows = _select_timepoints(rows, timepoint, log)
+    rows = _select_timepoints(rows[~positive], timepoint, log)
+    return rows.assign(_time_key=rows["timepoint_days"].fillna(-1.0))
 
-    rows = rows.assign(_time_key=rows["timepoint_days"].fillna(-1.0))
-    group = ["experiment_id", "outcome", "_time_key"]
-    is_control = rows["role"] == "vehicle_control"
-    is_sham = rows["role"] == "sham"
-    is_ev = rows["role"] == "ev"
-    n_controls = is_control.groupby([rows[g] for g in group]).transform("sum")
-    ambiguous = n_controls > 1
-    log.add(
-        rows[ambiguous],
-        "more than one vehicle_control row for this outcome and time point; keep one per experiment",
-    )
-    rows = rows[~ambiguous]
-    is_control, is_sham, is_ev = (s.loc[rows.index] for s in (is_control, is_sham, is_ev))
-    controls = rows[is_control]
-    shams = rows[is_sham]
-    first_sham = ~shams.duplicated(group)
-    log.add(shams[~first_sham], "second sham row for this outcome and time point; the first is used")
-    shams = shams[first_sham]
-    evs = rows[is_ev]
 
-    control_cols = [
-        "outcome_id",
-        "arm_id",
-        "_row",
-        "n",
-        "mean_est",
-        "sd_est",
-        "dispersion_source",
-        "events",
-        "total",
-        "higher_is_better",
-    ]
-    pairs = evs.merge(
-        controls[group + control_cols], on=group, how="left", suffixes=("", "_c"), validate="many_to_one"
-    )
-    pairs.index = evs.index
-    pairs = pairs.merge(
-        shams[[*group, "_row", "mean_est", "outcome_id"]].rename(
-            columns={"_row": "_row_s", "mean_est": "mean_est_s", "outcome_id": "outcome_id_s"}
-        ),
-        on=group,
-        how="left",
-    )
-    pairs.index = evs.index
-    no_control = pairs["outcome_id_c"].isna()
-    log.add(evs[no_control], "no vehicle_control row for this outcome and time point")
-    pairs = pairs[~no_control]
+def _choose_measure(requested: str, pairs: pd.DataFrame, settings: dict) -> str:
+    """The measure, after the NMD/SMD rule (NMD when enough comparisons have a sham row)."""
+    if requested != "NMD_or_SMD":
+        return requested
+    share = pairs["mean_est_s"].notna().mean() if len(pairs) else 0.0
+    settings["nmd_share"] = float(share)
+    return "NMD" if share >= NMD_SHARE else "SMD"
 
-    # The measure, after the NMD/SMD rule.
-    used_measure = requested
-    if requested == "NMD_or_SMD":
-        share = pairs["mean_est_s"].notna().mean() if len(pairs) else 0.0
-        used_measure = "NMD" if share >= NMD_SHARE else "SMD"
-        settings["nmd_share"] = float(share)
-    binary = used_measure in {"OR", "RR", "RD"}
 
+def _size(
+    pairs: pd.DataFrame, measure: str, shared_control: str, log: _Log
+) -> tuple[pd.DataFrame, pd.DataFrame, float | pd.Series]:
+    """Step 3, size: effect sizes, the shared control split among the comparisons that use it.
+
+    Returns the pairs kept, their effect sizes and the number of comparisons each control is
+    divided among (1.0 when not split).
+    """
+    binary = measure in {"OR", "RR", "RD"}
     mismatch = pairs["higher_is_better"] != pairs["higher_is_better_c"]
     log.add(pairs[mismatch], "higher_is_better differs between the EV row and its control row")
     pairs = pairs[~mismatch]
@@ -376,14 +392,16 @@ def build_comparisons(
     # What cannot be computed even with the control unsplit is dropped first, so that a split
     # control is divided only among the comparisons that use it (metafor practice: the shared
     # group is split among the comparisons in the analysis).
-    es = pair_effects(pairs, used_measure, 1.0)
+    es = pair_effects(pairs, measure, 1.0)
     bad = es["reason"] != ""
     log.add(pairs[bad], "effect size not computable: " + es.loc[bad, "reason"].astype(str))
     pairs, es = pairs[~bad], es[~bad]
-    k_sharing: float | pd.Series = 1.0
-    while shared_control == "split" and len(pairs):
-        k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
-        es = pair_effects(pairs, used_measure, k_sharing)
+    if shared_control != "split":
+        return pairs, es, 1.0
+    # Bounded: every pass that does not break drops at least one pair.
+    while len(pairs):
+        k_sharing = _sharing(pairs)
+        es = pair_effects(pairs, measure, k_sharing)
         bad = es["reason"] != ""
         if not bad.any():
             break
@@ -401,41 +419,52 @@ def build_comparisons(
             + ")",
         )
         pairs, es = pairs[~bad], es[~bad]
-    if shared_control == "split":
-        k_sharing = pairs.groupby(group)["outcome_id"].transform("count").astype(float)
-    n_control_reported = pairs["n_c"].astype(float)
-    n_control = n_control_reported / k_sharing
+    return pairs, es, _sharing(pairs)
 
-    flip = (pairs["higher_is_better"] == "no") & (used_measure != "NMD")
-    sign = np.where(flip, -1.0, 1.0)
+
+def _sharing(pairs: pd.DataFrame) -> pd.Series:
+    """Number of comparisons that use each pair's control row."""
+    return pairs.groupby("outcome_id_c")["outcome_id"].transform("count").astype(float)
+
+
+#: Comparison column -> pairs column copied as float (arm statistics as used, control unsplit).
+_ARM_STATISTICS = {
+    "mean_treat": "mean_est",
+    "sd_treat": "sd_est",
+    "mean_control": "mean_est_c",
+    "sd_control": "sd_est_c",
+    "events_treat": "events",
+    "total_treat": "total",
+    "events_control": "events_c",
+    "total_control": "total_c",
+    "mean_sham": "mean_est_s",
+}
+_CARRIED = ["species", "strain", "sex", "disease_model", "route", "timing_hours", "first_author", "year"]
+
+
+def _signed_table(
+    pairs: pd.DataFrame, es: pd.DataFrame, measure: str, k_sharing: float | pd.Series
+) -> pd.DataFrame:
+    """Step 4, sign: yi oriented so that positive means benefit of EVs, with the arm statistics."""
+    n_control_reported = pairs["n_c"].astype(float)
+    flip = (pairs["higher_is_better"] == "no") & (measure != "NMD")
     table = pd.DataFrame(index=pairs.index)
     table["comparison_id"] = pairs["outcome_id"]
     for column in ["study_id", "experiment_id", "outcome"]:
         table[column] = pairs[column]
     table["timepoint"] = pairs["timepoint_days"]
     table["timepoint_label"] = pairs["timepoint_label"]
-    table["measure"] = used_measure
-    table["yi"] = es["yi"].to_numpy() * sign
+    table["measure"] = measure
+    table["yi"] = es["yi"].to_numpy() * np.where(flip, -1.0, 1.0)
     table["vi"] = es["vi"].to_numpy()
     table["sei"] = np.sqrt(table["vi"])
     table["n_treat"] = pairs["n"].astype(float)
-    table["n_control"] = n_control.to_numpy()
+    table["n_control"] = (n_control_reported / k_sharing).to_numpy()
     table["n_control_reported"] = n_control_reported.to_numpy()
     # How many comparisons the control was divided among (1: not split).
     table["control_split_among"] = np.broadcast_to(np.asarray(k_sharing, dtype=float), len(pairs)).copy()
     table["control_group_id"] = pairs["outcome_id_c"]
-    # Arm statistics as used (control unsplit): what the shared-control covariance needs.
-    for column, source in [
-        ("mean_treat", "mean_est"),
-        ("sd_treat", "sd_est"),
-        ("mean_control", "mean_est_c"),
-        ("sd_control", "sd_est_c"),
-        ("events_treat", "events"),
-        ("total_treat", "total"),
-        ("events_control", "events_c"),
-        ("total_control", "total_c"),
-        ("mean_sham", "mean_est_s"),
-    ]:
+    for column, source in _ARM_STATISTICS.items():
         table[column] = pairs[source].astype(float).to_numpy()
     table["direction_flipped"] = flip.to_numpy()
     table["higher_is_better"] = pairs["higher_is_better"] == "yes"
@@ -445,19 +474,13 @@ def build_comparisons(
     table["arm_id"] = pairs["arm_id"]
     table["control_arm_id"] = pairs["arm_id_c"]
     table["prep_id"] = pairs["prep_id"]
-    for column in [
-        "species",
-        "strain",
-        "sex",
-        "disease_model",
-        "route",
-        "timing_hours",
-        "first_author",
-        "year",
-        "unit",
-        "domain",
-    ]:
+    for column in [*_CARRIED, "unit", "domain"]:
         table[column] = pairs[column]
+    return table
+
+
+def _annotate(table: pd.DataFrame, pairs: pd.DataFrame, extraction: Extraction, reference_weights, km):
+    """Step 5, annotate: moderators, labels and the provenance of every row used."""
     table = _add_moderators(table, extraction, reference_weights, km)
     table = _add_labels(table, pairs)
     table["source_file"] = pairs["_file"]
@@ -466,25 +489,25 @@ def build_comparisons(
     table["sham_outcome_row"] = pairs["_row_s"].astype("Int64")
     table["treat_outcome_id"] = pairs["outcome_id"]
     table["control_outcome_id"] = pairs["outcome_id_c"]
+    return table.sort_values(
+        ["study_id", "experiment_id", "outcome", "timepoint", "treat_outcome_row"], kind="stable"
+    ).reset_index(drop=True)
 
-    # Control and sham rows that ended up in no comparison are logged too.
+
+def _log_unused(pairing: Pairing, table: pd.DataFrame, measure: str, log: _Log) -> None:
+    """Control and sham rows that ended up in no comparison are logged too."""
     used = set(table["treat_outcome_row"]) | set(table["control_outcome_row"])
-    if used_measure == "NMD":
+    if measure == "NMD":
         used |= set(table["sham_outcome_row"].dropna().astype(int))
-    leftover_controls = controls[~controls["_row"].isin(used)]
     log.add(
-        leftover_controls,
+        pairing.controls[~pairing.controls["_row"].isin(used)],
         "control row used in no comparison (no valid EV row on this outcome and time point)",
     )
-    leftover_shams = shams[~shams["_row"].isin(used)]
+    leftover_shams = pairing.shams[~pairing.shams["_row"].isin(used)]
     log.add(
         leftover_shams,
-        "sham arm: used only for NMD" if used_measure != "NMD" else "sham row used in no comparison",
+        "sham arm: used only for NMD" if measure != "NMD" else "sham row used in no comparison",
     )
-    table = table.sort_values(
-        ["study_id", "experiment_id", "outcome", "timepoint", "treat_outcome_row"], kind="stable"
-    )
-    return Comparisons(table.reset_index(drop=True), log.frame(), used_measure, settings)
 
 
 def _add_moderators(table: pd.DataFrame, extraction: Extraction, reference_weights, km) -> pd.DataFrame:

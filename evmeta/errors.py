@@ -28,6 +28,12 @@ class Problem:
         Errors keep the row out of the analysis; notes are accepted with a remark.
     column_letter : str or None
         Excel column letter (``H``), when known.
+    check : str or None
+        Name of the data check that made a note (``sd_sem_ratio``, ``sd_notes_say_sem``,
+        ``cv_outlier``, ``dose_text``; see docs/validation.md); None for reading remarks.
+    dependents : tuple of (sheet, row)
+        Rows left out because of this finding and named only in this one line: rows that
+        refer to this row, or the other EV rows of a group that cannot be paired.
     """
 
     sheet: str
@@ -37,6 +43,8 @@ class Problem:
     message: str
     severity: Severity = "error"
     column_letter: str | None = None
+    check: str | None = None
+    dependents: tuple[tuple[str, int], ...] = ()
 
     @property
     def cell(self) -> str:
@@ -110,6 +118,10 @@ class ConvergenceWarning(UserWarning):
 
 class PathError(EvmetaError, ValueError):
     """A path cannot be read or written safely as asked (not a regular file, an input, exists)."""
+
+
+class OutputExistsError(PathError):
+    """A Python writer was asked to write over an existing file without ``overwrite=True``."""
 
 
 class MissingExtraError(EvmetaError, ImportError):

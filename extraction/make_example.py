@@ -641,7 +641,7 @@ README = [
 def main(out: Path = HERE / "example.xlsx") -> None:
     tables, truth = generate()
     readme = [README[0], README[1] % SEED, README[2]]
-    write_template(out, data=tables, readme=readme)
+    write_template(out, data=tables, readme=readme, overwrite=True)
     (out.parent / "example_truth.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
     counts = ", ".join(f"{k} {len(v)}" for k, v in tables.items())
     print(f"wrote {out} ({counts})")

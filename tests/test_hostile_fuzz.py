@@ -140,8 +140,10 @@ def _assert_every_row_accounted_for(path: Path) -> None:
         sheet_level = any(p.row in (None, 1) for p in mine)
         # "merged cells D2:E3: unmerge them" names every row of its range.
         merged = {r for p in mine if p.message.startswith("merged cells") for r in _range_rows(p.value)}
+        # Rows folded into the line of the row they depend on ("and 3 rows that depend on it").
+        folded = {r for p in errors for s, r in p.dependents if s in {name, sheet.name}}
         for row, _cells in sheet.rows:
-            named = row in merged or any(p.row == row for p in mine)
+            named = row in merged or row in folded or any(p.row == row for p in mine)
             assert row in kept or named or sheet_level, f"{name}!{row} vanished"
 
 

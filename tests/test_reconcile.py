@@ -44,7 +44,10 @@ def _plant(path) -> set[tuple[str, str, str]]:
         ws = book["outcomes"]
         current = ws.cell(row, header_index(ws, "n")).value
         change("outcomes", row, "n", current + 1)
-    change("outcomes", 10, "timepoint", 99)
+    # Not a time point: an EV row at a time its control lacks is now an error of B's workbook
+    # (validation checks every EV row has its control row), not a value disagreement.
+    ws = book["outcomes"]
+    change("outcomes", 10, "n", ws.cell(10, header_index(ws, "n")).value + 2)
     change("studies", 3, "title", "A different title typed by reviewer B")
     change("studies", 4, "year", 2001)
     change("experiments", 5, "species", "rabbit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import openpyxl
+import pytest
 from typer.testing import CliRunner
 
 import evmeta as em
@@ -75,3 +76,32 @@ def test_example_is_reproducible(tmp_path):
         left = again.sheets[name].drop(columns=["_file"])
         right = original.sheets[name].drop(columns=["_file"])
         assert left.equals(right), name
+
+
+def test_write_template_refuses_an_existing_file_unless_overwrite(tmp_path):
+    from evmeta.errors import EvmetaError, OutputExistsError, PathError
+
+    path = em.write_template(tmp_path / "my_review.xlsx")
+    path.write_bytes(b"a filled workbook")
+    with pytest.raises(OutputExistsError, match=r"already exists.*overwrite=True") as info:
+        em.write_template(path)
+    assert isinstance(info.value, (PathError, EvmetaError))
+    assert path.read_bytes() == b"a filled workbook"  # nothing written
+    em.write_template(path, overwrite=True)
+    assert openpyxl.load_workbook(path).sheetnames[0] == "README"
+    with pytest.raises(PathError, match="is a folder"):
+        em.write_template(tmp_path, overwrite=True)
+
+
+def test_write_template_csv_folder_checks_every_file_first(tmp_path):
+    from evmeta.errors import OutputExistsError
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "outcomes.csv").write_text("precious")
+    with pytest.raises(OutputExistsError, match=r"outcomes\.csv"):
+        em.write_template(folder, csv_dir=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["outcomes.csv"]  # nothing else written
+    assert (folder / "outcomes.csv").read_text() == "precious"
+    em.write_template(folder, csv_dir=True, overwrite=True)
+    assert (folder / "outcomes.csv").read_text().startswith("outcome_id")

@@ -34,7 +34,7 @@ def template(
     else:
         _outputs([path], force=force)
     with _refusals():
-        written = write_template(path, csv_dir=csv)
+        written = write_template(path, csv_dir=csv, overwrite=force)
     typer.echo(f"wrote {written}")
 
 
@@ -96,7 +96,8 @@ def harmonize(
     from evmeta.sheets.export import write_csv
 
     exclusions_path = output.parent / "exclusions.csv"
-    _outputs([output, exclusions_path], inputs=[workbook], force=force)
+    notes_path = output.parent / "validation_notes.csv"
+    _outputs([output, exclusions_path, notes_path], inputs=[workbook], force=force)
     try:
         extraction = read_extraction(workbook)
     except ExtractionError as exc:
@@ -122,8 +123,11 @@ def harmonize(
     with _refusals():
         write_csv(comparisons.table, output)
         exclusions = write_csv(comparisons.exclusions, exclusions_path)
+        notes = write_csv(comparisons.validation_notes, notes_path)
     typer.echo(comparisons.summary())
-    typer.echo(f"wrote {output} and {exclusions}")
+    typer.echo(
+        f"wrote {output}, {exclusions} and {notes} ({len(comparisons.validation_notes)} validation notes)"
+    )
 
 
 @app.command("import-wide")

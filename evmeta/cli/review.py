@@ -229,7 +229,8 @@ def _report_screening(screening, studies: Path | None) -> None:
     if studies is not None:
         from evmeta.schema.template import write_template
 
-        write_template(studies, data={"studies": included_study_rows(screening)})
+        # The path was checked (exists only with --force) before the work started.
+        write_template(studies, data={"studies": included_study_rows(screening)}, overwrite=True)
         typer.echo(f"wrote {studies} (studies sheet: one row per included report, with its record_id)")
 
 

@@ -337,45 +337,10 @@ def harmonize_dose(
         species_km = float(km[name])
     weight_given = body_weight_kg is not None and math.isfinite(body_weight_kg) and body_weight_kg > 0
     weight = float(body_weight_kg) if weight_given else reference_weight
-    weight_label = "derived" if weight_given else "imputed"
-    ratio_given = particles_per_ug is not None and math.isfinite(particles_per_ug) and particles_per_ug > 0
-    first_step = "scaled" if dose.scaled else "reported"
-    out: dict[str, Any] = {}
-    provenance: dict[str, str] = {}
+    ratio = float(particles_per_ug) if _positive(particles_per_ug) else None
+    out, provenance = _convert(dose, weight, "derived" if weight_given else "imputed", ratio)
     notes: list[str] = []
-
-    def amount(quantity: str) -> tuple[float, str]:
-        if quantity == dose.quantity:
-            return dose.value, first_step
-        pair = {quantity, dose.quantity}
-        if pair == {"protein", "particles"}:
-            if not ratio_given:
-                return math.nan, "not_convertible"
-            value = (
-                dose.value * particles_per_ug if quantity == "particles" else dose.value / particles_per_ug
-            )
-            return value, _weakest(first_step, "derived")
-        return math.nan, "not_convertible"
-
-    for quantity, stem in [
-        ("protein", "ug_protein"),
-        ("particles", "particles"),
-        ("cell_equivalents", "cell_equivalents"),
-        ("conditioned_medium", "ml_conditioned_medium"),
-    ]:
-        value, label = amount(quantity)
-        for basis in ("per_animal", "per_kg"):
-            key = f"{stem}_{basis}"
-            if label == "not_convertible":
-                out[key], provenance[key] = math.nan, "not_convertible"
-                continue
-            if basis == dose.basis:
-                out[key], provenance[key] = value, label
-            elif basis == "per_kg":
-                out[key], provenance[key] = value / weight, _weakest(label, weight_label)
-            else:
-                out[key], provenance[key] = value * weight, _weakest(label, weight_label)
-    if not ratio_given and {dose.quantity} & {"protein", "particles"}:
+    if ratio is None and {dose.quantity} & {"protein", "particles"}:
         notes.append("protein <-> particles needs the preparation's particles_per_ug_protein")
     if dose.quantity in {"cell_equivalents", "conditioned_medium"}:
         notes.append(f"{dose.quantity.replace('_', ' ')} cannot be converted to protein or particles")
@@ -383,6 +348,64 @@ def harmonize_dose(
         notes.append(
             f"per-kg dose uses a body weight of {weight:g} kg ({'reported' if weight_given else 'reference'})"
         )
+    _add_human_equivalent(out, provenance, species_km)
+    if any(math.isinf(out[key]) for key in out):
+        raise DoseError(f"cannot use dose {dose.text!r}: converting it overflows (check the exponent)")
+    notes.extend(plausibility_notes(out, name))
+    out["provenance"] = provenance
+    out["notes"] = notes
+    out["body_weight_kg_used"] = weight
+    out["km"] = species_km
+    return out
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+#: Quantity -> stem of its harmonized keys.
+_STEMS = {
+    "protein": "ug_protein",
+    "particles": "particles",
+    "cell_equivalents": "cell_equivalents",
+    "conditioned_medium": "ml_conditioned_medium",
+}
+
+
+def _amount(dose: Dose, quantity: str, ratio: float | None) -> tuple[float, str]:
+    """The dose as ``quantity`` (protein <-> particles only through the preparation's ratio)."""
+    first_step = "scaled" if dose.scaled else "reported"
+    if quantity == dose.quantity:
+        return dose.value, first_step
+    if {quantity, dose.quantity} == {"protein", "particles"} and ratio is not None:
+        value = dose.value * ratio if quantity == "particles" else dose.value / ratio
+        return value, _weakest(first_step, "derived")
+    return math.nan, "not_convertible"
+
+
+def _convert(
+    dose: Dose, weight: float, weight_label: str, ratio: float | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every quantity per animal and per kg (``weight`` in kg), with provenance labels."""
+    out: dict[str, Any] = {}
+    provenance: dict[str, str] = {}
+    for quantity, stem in _STEMS.items():
+        value, label = _amount(dose, quantity, ratio)
+        for basis in ("per_animal", "per_kg"):
+            key = f"{stem}_{basis}"
+            if label == "not_convertible":
+                out[key], provenance[key] = math.nan, "not_convertible"
+            elif basis == dose.basis:
+                out[key], provenance[key] = value, label
+            elif basis == "per_kg":
+                out[key], provenance[key] = value / weight, _weakest(label, weight_label)
+            else:
+                out[key], provenance[key] = value * weight, _weakest(label, weight_label)
+    return out, provenance
+
+
+def _add_human_equivalent(out: dict[str, Any], provenance: dict[str, str], species_km: float) -> None:
+    """HED per kg = animal dose per kg x Km_animal / 37 (FDA 2005), at least ``derived``."""
     for quantity_key, hed_key in [
         ("ug_protein_per_kg", "hed_ug_protein_per_kg"),
         ("particles_per_kg", "hed_particles_per_kg"),
@@ -392,14 +415,6 @@ def harmonize_dose(
         else:
             out[hed_key] = out[quantity_key] * species_km / KM_HUMAN
             provenance[hed_key] = _weakest(provenance[quantity_key], "derived")
-    if any(math.isinf(out[key]) for key in out):
-        raise DoseError(f"cannot use dose {dose.text!r}: converting it overflows (check the exponent)")
-    notes.extend(plausibility_notes(out, name))
-    out["provenance"] = provenance
-    out["notes"] = notes
-    out["body_weight_kg_used"] = weight
-    out["km"] = species_km
-    return out
 
 
 # --- purity and reliability ------------------------------------------------------------

@@ -122,34 +122,8 @@ def effect_size(
     measure = str(measure).upper()
     if measure not in MEASURES:
         raise InputError(f"unknown measure {measure!r}; valid measures: {', '.join(MEASURES)}")
-    given = dict(
-        m1i=m1i,
-        sd1i=sd1i,
-        n1i=n1i,
-        m2i=m2i,
-        sd2i=sd2i,
-        n2i=n2i,
-        msi=msi,
-        sdsi=sdsi,
-        nsi=nsi,
-        ai=ai,
-        bi=bi,
-        ci=ci,
-        di=di,
-    )
-    size = len(data) if data is not None else None
-    if size is None:
-        lengths = [np.size(v) for v in given.values() if v is not None and not isinstance(v, str)]
-        size = max(lengths) if lengths else 0
-    arrays = {k: _get(data, v, k, size) for k, v in given.items()}
-    missing = [k for k in _REQUIRED[measure] if arrays[k] is None]
-    if measure in {"OR", "RR", "RD"}:
-        if arrays["bi"] is None and arrays["n1i"] is None:
-            missing.append("bi or n1i")
-        if arrays["di"] is None and arrays["n2i"] is None:
-            missing.append("di or n2i")
-    if missing:
-        raise InputError(f"measure {measure} needs {', '.join(missing)}")
+    given = dict(m1i=m1i, sd1i=sd1i, n1i=n1i, m2i=m2i, sd2i=sd2i, n2i=n2i, msi=msi, sdsi=sdsi, nsi=nsi)
+    arrays = _arrays(measure, data, {**given, "ai": ai, "bi": bi, "ci": ci, "di": di})
     if measure in {"OR", "RR", "RD"}:
         yi, vi, reason = _binary(measure, arrays, add, to)
     else:
@@ -163,6 +137,24 @@ def effect_size(
         out.attrs["measure"] = measure
         return out
     return result
+
+
+def _arrays(measure: str, data: pd.DataFrame | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as float arrays of one length; refuse a measure's missing inputs."""
+    size = len(data) if data is not None else None
+    if size is None:
+        lengths = [np.size(v) for v in given.values() if v is not None and not isinstance(v, str)]
+        size = max(lengths) if lengths else 0
+    arrays = {k: _get(data, v, k, size) for k, v in given.items()}
+    missing = [k for k in _REQUIRED[measure] if arrays[k] is None]
+    if measure in {"OR", "RR", "RD"}:
+        if arrays["bi"] is None and arrays["n1i"] is None:
+            missing.append("bi or n1i")
+        if arrays["di"] is None and arrays["n2i"] is None:
+            missing.append("di or n2i")
+    if missing:
+        raise InputError(f"measure {measure} needs {', '.join(missing)}")
+    return arrays
 
 
 def _reasons(size: int, checks: list[tuple[np.ndarray, str]]) -> np.ndarray:

@@ -311,6 +311,7 @@ def write_reconciliation(result: Reconciliation, output: str | Path) -> tuple[Pa
     consensus_path = output.with_name(output.stem + ".consensus.xlsx")
     write_template(
         consensus_path,
+        overwrite=True,  # as before write_template refused existing files; callers check the path
         data=result.consensus,
         readme=[
             "CONSENSUS of two extractions: agreed cells are filled; disputed cells are blank and highlighted.",
@@ -512,6 +513,7 @@ def apply_decisions(reconciliation: str | Path, output: str | Path | None = None
     output = Path(output) if output else reconciliation.with_name(reconciliation.stem + ".final.xlsx")
     write_template(
         output,
+        overwrite=True,  # as before write_template refused existing files; callers check the path
         data=data,
         readme=[f"FINAL extraction built from {reconciliation.name} and {consensus_path.name}."],
     )

@@ -27,6 +27,8 @@ _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+
 _MINUS = str.maketrans({"−": "-", "–": "-", "‒": "-", "\u2009": "", "\u202f": "", "\xa0": ""})
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3}){2,}(\.\d+)?$|^[-+]?\d{1,3}(,\d{3})+\.\d+$")
 _AMBIGUOUS_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+_POINT_GROUPS = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$")
+_SPACE_GROUPS = re.compile(r"^[-+]?\d{1,3}( \d{3})+(,\d+)?$")
 _POWER_OF_TEN = re.compile(
     r"^([-+]?\d*\.?\d+)\s*(?:[x×*]|\\times)\s*10\s*(?:\^|\*\*)?\s*\(?\s*([-+]?\d+)\s*\)?$", re.IGNORECASE
 )
@@ -45,14 +47,40 @@ def show(value: Any) -> str:
     return repr(value)
 
 
-def parse_number(text: str) -> float:
+def _from_decimal_comma(text: str) -> str:
+    """``8,4`` -> ``8.4``, ``1.234,5`` -> ``1234.5``, ``1 234,5`` -> ``1234.5``.
+
+    Without a comma the text is returned for the usual rules, except a point followed by
+    one group of three digits (``1.500``: 1500 or 1.5?), which is refused as ambiguous.
+    """
+    if _POINT_GROUPS.match(text) and not re.match(r"^[-+]?0\.", text):  # 0.215 has no thousands
+        if "," not in text and text.count(".") == 1:
+            raise ValueError(
+                "a point here is ambiguous in a file whose decimal separator is a comma (1500 or 1.5?); "
+                "type the number with a decimal comma and no thousands separators"
+            )
+        return text.replace(".", "").replace(",", ".")
+    if _SPACE_GROUPS.match(text):
+        return text.replace(" ", "").replace(",", ".")
+    if text.count(",") == 1 and "." not in text:
+        return text.replace(",", ".")
+    if "," in text:
+        raise ValueError("expected a number with one decimal comma")
+    return text
+
+
+def parse_number(text: str, *, decimal: str = ".") -> float:
     """Read a number as printed in papers and spreadsheets.
 
     Accepts plain and E notation, thousands separators with at least two groups or a
     decimal part (``25,600,000,000.00``), ``a x 10^b`` and ``a×10⁹``, and Unicode minus
-    signs. Raises ValueError (with the reason) otherwise.
+    signs. With ``decimal=","`` (a semicolon CSV, as a decimal-comma spreadsheet exports
+    it) the comma is the decimal separator: ``8,4``, ``1.234,5``, ``1 234,5``, ``9,08E+11``.
+    Raises ValueError (with the reason) otherwise.
     """
     cleaned = text.strip().translate(_MINUS).translate(_SUPERSCRIPTS)
+    if decimal == ",":
+        cleaned = _from_decimal_comma(cleaned)
     if _THOUSANDS.match(cleaned):
         cleaned = cleaned.replace(",", "")
     elif _AMBIGUOUS_COMMA.match(cleaned):
@@ -72,7 +100,7 @@ def parse_number(text: str) -> float:
     return value
 
 
-def _number(cell: Cell) -> tuple[float | None, str | None]:
+def _number(cell: Cell, decimal: str = ".") -> tuple[float | None, str | None]:
     value = cell.value
     if isinstance(value, bool):
         return None, f"expected a number, got the logical value {value}"
@@ -86,12 +114,48 @@ def _number(cell: Cell) -> tuple[float | None, str | None]:
         return number, None
     text = str(value).strip()
     try:
-        return parse_number(text), None
+        return parse_number(text, decimal=decimal), None
     except NonFiniteNumber as exc:
         return None, str(exc)
     except ValueError as exc:
-        detail = str(exc) if "ambiguous" in str(exc) else "expected a number"
+        detail = str(exc) if "ambiguous" in str(exc) or "comma" in str(exc) else "expected a number"
         return None, f"{detail}, got {text!r}"
+
+
+_NUM = r"[-+−]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?"
+_PLUS_MINUS = re.compile(
+    rf"^\s*({_NUM})\s*(?:±|\+/-|\+-|\+/−)\s*({_NUM})\s*(?:\(?\s*(sd|se|sem|s\.e\.m\.)\s*\)?)?\s*$", re.I
+)
+_WITH_TIME_UNIT = re.compile(
+    rf"^\s*({_NUM})\s*(h|hr|hrs|hours?|d|days?|wk|wks|weeks?|min|minutes?|mo|months?)\.?\s*$", re.I
+)
+_WITH_WORD = re.compile(rf"^\s*(?:n\s*=\s*)?({_NUM})\s*([a-zµμ%°].*)?$", re.I)
+_TIME_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def _number_hint(text: str, column: Column) -> str:
+    """Where the parts of a number typed with more than a number go ("27.5 ± 7.0", "28 d")."""
+    pm = _PLUS_MINUS.match(text)
+    if pm and column.name == "mean":
+        which = (pm.group(3) or "").casefold().replace(".", "")
+        target = {"sd": "sd", "se": "sem", "sem": "sem"}.get(which, "sd or sem (whichever the paper reports)")
+        return f"; type {pm.group(1)} in mean and {pm.group(2)} in {target}"
+    if pm:
+        return f"; type one number here; '± {pm.group(2)}' belongs in sd or sem beside a mean"
+    unit = _WITH_TIME_UNIT.match(text)
+    if unit and column.name == "timepoint":
+        word = _TIME_UNITS.get(unit.group(2)[0].casefold())
+        if word:
+            return f"; type {unit.group(1)} in timepoint and {word!r} in timepoint_unit"
+        return "; convert it to hours, days or weeks: the number in timepoint, the unit in timepoint_unit"
+    word = _WITH_WORD.match(text)
+    if word and (word.group(2) or text.strip().casefold().startswith("n")):
+        return (
+            f"; type the number alone, in {column.unit}"
+            if column.unit
+            else f"; type the number alone ({word.group(1)})"
+        )
+    return ""
 
 
 def _text(value: Any) -> str:
@@ -106,8 +170,11 @@ _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 
 
-def coerce(cell: Cell, column: Column) -> Result:
-    """Coerce ``cell`` for ``column``: returns (value, error, note)."""
+def coerce(cell: Cell, column: Column, decimal: str = ".") -> Result:
+    """Coerce ``cell`` for ``column``: returns (value, error, note).
+
+    ``decimal`` is the decimal separator of numbers typed as text (``","`` in a semicolon CSV).
+    """
     if cell.kind == "formula":
         return (
             None,
@@ -156,8 +223,10 @@ def coerce(cell: Cell, column: Column) -> Result:
         )
     kind = column.kind
     if kind in {"int", "float", "year"}:
-        number, error = _number(cell)
+        number, error = _number(cell, decimal)
         if error:
+            if isinstance(value, str) and error.startswith("expected a number"):
+                error += _number_hint(value, column)
             return None, error, None
         if kind in {"int", "year"}:
             if not float(number).is_integer():

@@ -189,6 +189,13 @@ ARMS = [
         True,
         references="preparations.prep_id",
     ),
+    Column(
+        "control_arm_id",
+        "ref",
+        "For an ev arm: the arm_id of its vehicle_control arm. Needed when the experiment has "
+        "several vehicle controls for one outcome and time point (e.g. one per route); optional otherwise.",
+        references="arms.arm_id",
+    ),
     Column("dose_value", "float", "Dose per administration, number only.", positive=True),
     Column(
         "dose_unit",

@@ -12,6 +12,8 @@ from evmeta.schema.columns import SHEETS
 
 #: Provenance columns carried by every row of every sheet.
 PROVENANCE_COLUMNS = ("_file", "_sheet", "_row")
+#: Columns of :meth:`Extraction.notes_frame` (and of ``validation_notes.csv``).
+NOTE_COLUMNS = ["sheet", "row", "cell", "column", "value", "check", "message"]
 
 
 @dataclass
@@ -25,7 +27,9 @@ class Extraction:
         ``outcomes``, ``risk_of_bias``); every row carries ``_file``, ``_sheet`` and
         ``_row`` (the Excel row number, header = 1).
     notes : list of Problem
-        Accepted with a remark (fuzzy vocabulary matches, extra columns, ...).
+        Accepted with a remark (fuzzy vocabulary matches, extra columns, ...) and the notes
+        of the data checks (``Problem.check`` set: ``sd_sem_ratio``, ``sd_notes_say_sem``,
+        ``cv_outlier``, ``dose_text``); :meth:`notes_frame` tabulates them.
     problems : list of Problem
         Errors; empty unless the extraction was read with ``strict=False``, in which case
         the rows they name are not in ``sheets``.
@@ -70,6 +74,25 @@ class Extraction:
     @property
     def risk_of_bias(self) -> pd.DataFrame:
         return self.sheets["risk_of_bias"]
+
+    def notes_frame(self, *, checks_only: bool = False) -> pd.DataFrame:
+        """The validation notes as a table (what ``validation_notes.csv`` holds).
+
+        Parameters
+        ----------
+        checks_only : bool
+            Only the notes of the data checks (``check`` set: SD-or-SEM signs, unreadable
+            dose texts; docs/validation.md), not the reading remarks (fuzzy matches, ...).
+
+        Returns
+        -------
+        DataFrame
+            Columns :data:`NOTE_COLUMNS`: ``sheet``, ``row`` (Excel row, header = 1),
+            ``cell`` (``outcomes!L14``), ``column``, ``value``, ``check``, ``message``.
+        """
+        notes = [n for n in self.notes if n.check or not checks_only]
+        rows = [{k: n.to_dict()[k] for k in NOTE_COLUMNS} for n in notes]
+        return pd.DataFrame(rows, columns=NOTE_COLUMNS).astype({"row": "Int64"})
 
     def counts(self) -> dict[str, int]:
         """Rows per sheet."""

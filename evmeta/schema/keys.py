@@ -9,7 +9,10 @@ from typing import Any
 from evmeta.schema.cells import coerce
 from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column
+from evmeta.schema.dose_check import check_dose_texts
+from evmeta.schema.pairing import check_pairing
 from evmeta.schema.row_rules import _check_consistency, _fill_dose_schedules
+from evmeta.schema.suggest import did_you_mean
 from evmeta.sheets.reader import RawSheet
 
 #: The columns that identify a row of each sheet (risk_of_bias rows by study and experiment).
@@ -103,6 +106,7 @@ _FOREIGN_KEYS = [
     ("experiments", "study_id", "studies"),
     ("arms", "experiment_id", "experiments"),
     ("arms", "prep_id", "preparations"),
+    ("arms", "control_arm_id", "arms"),
     ("outcomes", "experiment_id", "experiments"),
     ("outcomes", "arm_id", "arms"),
     ("risk_of_bias", "study_id", "studies"),
@@ -115,6 +119,7 @@ def _check_keys(
     typed_ids: dict[str, dict[str, list[int]]],
     out: _Collector,
     letters,
+    broken: list[dict[str, Any]] | None = None,
 ) -> None:
     """Drop rows whose foreign keys do not resolve to a valid row (in sheet order, so drops cascade)."""
     for sheet_name in SHEETS:
@@ -136,19 +141,53 @@ def _check_keys(
                 if value in parent_ids[parent]:
                     continue
                 ok = False
-                why = _unresolved(value, parent, typed_ids.get(parent, {}).get(value, []))
+                typed_rows = typed_ids.get(parent, {}).get(value, [])
+                if len(typed_rows) == 1:
+                    # Only a consequence: folded into the line of the row with errors.
+                    out.depend(sheet_name, row["_row"], parent, typed_rows[0])
+                    continue
+                why = _unresolved(value, parent, typed_rows, typed_ids.get(parent, {}))
                 out.add(sheet_name, row["_row"], column, value, why, letter=letters[sheet_name].get(column))
             if ok:
                 keep.append(row)
         tables[sheet_name] = keep
     _fill_dose_schedules(tables, out, letters)
-    _check_consistency(tables, out, letters)
+    check_dose_texts(tables, out, letters)
+    _check_consistency(tables, out, letters, typed_ids)
+    check_pairing(tables, out, letters, broken)
 
 
-def _unresolved(value: Any, parent: str, typed_rows: list[int]) -> str:
-    """Why a foreign key names no valid row: absent, on a row with errors, or duplicated."""
+def broken_rows(
+    sheet: RawSheet, mapped: dict[int, Column], valid: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The cells that could be read of the rows of ``sheet`` not in ``valid`` (rows with errors).
+
+    Each dict has the readable values by column name, ``_row``, and ``_time_unreadable``
+    (True when the ``timepoint`` cell holds something that is not a number).
+    """
+    good = {row["_row"] for row in valid}
+    out = []
+    for excel_row, cells in sheet.rows:
+        if excel_row in good:
+            continue
+        row: dict[str, Any] = {"_row": excel_row, "_time_unreadable": False}
+        for index, column in mapped.items():
+            if index >= len(cells):
+                continue
+            value, error, _ = coerce(cells[index], column, sheet.decimal)
+            if error and column.name == "timepoint":
+                row["_time_unreadable"] = True
+            if value is not None:
+                row[column.name] = value
+        out.append(row)
+    return out
+
+
+def _unresolved(value: Any, parent: str, typed_rows: list[int], typed: dict[Any, list[int]]) -> str:
+    """Why a foreign key names no valid row: absent (with the closest id), on a row with
+    errors, or duplicated."""
     if not typed_rows:
-        return f"{value!r} is not a {ID_COLUMNS[parent]} on the {parent} sheet"
+        return f"{value!r} is not a {ID_COLUMNS[parent]} on the {parent} sheet{did_you_mean(value, typed)}"
     if len(typed_rows) == 1:
         return f"refers to {parent} row {typed_rows[0]}, which has errors"
     listed = ", ".join(map(str, typed_rows[:-1])) + f" and {typed_rows[-1]}"

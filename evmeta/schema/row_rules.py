@@ -12,6 +12,8 @@ from evmeta.schema.cells import show
 from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import column_map
 from evmeta.schema.dose_text import read_dose_text
+from evmeta.schema.pairing import check_control_arms
+from evmeta.schema.suggest import did_you_mean
 from evmeta.sheets.reader import RawSheet, column_letter
 
 
@@ -56,10 +58,9 @@ def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
         tables["arms"] = keep
 
 
-def _check_consistency(tables, out: _Collector, letters) -> None:
+def _check_consistency(tables, out: _Collector, letters, typed_ids=None) -> None:
     experiments = {r["experiment_id"]: r for r in tables.get("experiments", [])}
     preparations = {r["prep_id"]: r for r in tables.get("preparations", [])}
-    arms = {r["arm_id"]: r for r in tables.get("arms", [])}
     keep_arms = []
     for arm in tables.get("arms", []):
         prep = preparations.get(arm.get("prep_id"))
@@ -77,10 +78,15 @@ def _check_consistency(tables, out: _Collector, letters) -> None:
         keep_arms.append(arm)
     if "arms" in tables:
         tables["arms"] = keep_arms
-        arms = {r["arm_id"]: r for r in keep_arms}
+    check_control_arms(tables, out, letters)
+    arms = {r["arm_id"]: r for r in tables.get("arms", [])}
     keep_outcomes = []
     for outcome in tables.get("outcomes", []):
         arm = arms.get(outcome["arm_id"])
+        typed_rows = (typed_ids or {}).get("arms", {}).get(outcome["arm_id"], [])
+        if arm is None and len(typed_rows) == 1:
+            out.depend("outcomes", outcome["_row"], "arms", typed_rows[0])
+            continue
         if arm is None:
             out.add(
                 "outcomes",
@@ -97,7 +103,11 @@ def _check_consistency(tables, out: _Collector, letters) -> None:
                 outcome["_row"],
                 "arm_id",
                 outcome["arm_id"],
-                f"arm belongs to experiment {arm['experiment_id']!r}, not {outcome['experiment_id']!r}",
+                f"arm belongs to experiment {arm['experiment_id']!r}, not {outcome['experiment_id']!r}"
+                + did_you_mean(
+                    outcome["arm_id"],
+                    [a for a, r in arms.items() if r["experiment_id"] == outcome["experiment_id"]],
+                ),
                 letter=letters["outcomes"].get("arm_id"),
             )
             continue

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from evmeta.schema.columns import SHEET_DESCRIPTIONS, SHEETS, Column
 from evmeta.schema.vocabulary import isolation_steps, vocabulary
+from evmeta.sheets.export import check_new_output
 from evmeta.sheets.reader import column_letter
 
 #: Rows of data validation written per sheet (Excel applies it to empty rows too).
@@ -27,7 +28,9 @@ README_LINES = [
     "Rules:",
     "- Type values, never formulas: evmeta does not evaluate formulas and reports them as errors.",
     "- Leave a cell empty (or type NA) when the paper does not report it.",
-    "- Numbers: a point as decimal separator; 1.5e9 or 1.5 x 10^9 are fine.",
+    "- Numbers: a point as decimal separator (a comma in a CSV saved with ';'); 1.5e9 or 1.5 x 10^9 are fine.",
+    "- Type mean and sd (or sem) in their own cells, not '27.5 ± 7.0'; the time point's unit goes in timepoint_unit.",
+    "- An experiment with several vehicle controls (one per route): name each EV arm's control in arms.control_arm_id.",
     "- Chain isolation steps with '+', in order: TFF+SEC, UC+DG.",
     "- Row numbers in messages (outcomes!H14) are the row numbers you see in Excel.",
     "",
@@ -66,6 +69,7 @@ def write_template(
     csv_dir: bool = False,
     data: dict[str, list[dict]] | None = None,
     readme: list[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write an empty extraction template.
 
@@ -79,14 +83,35 @@ def write_template(
         Rows to fill in (used for example workbooks and reconciliation output).
     readme : list of str, optional
         Lines added at the top of the README sheet.
+    overwrite : bool
+        Replace an existing workbook (or existing CSV files in the folder). By default an
+        existing file is refused, so that a filled workbook is never lost by mistake.
 
     Returns
     -------
     Path
         What was written.
+
+    Raises
+    ------
+    OutputExistsError
+        The file (or, with ``csv_dir``, one of the CSV files) exists and ``overwrite`` is
+        False; nothing is written.
+    PathError
+        The path is a folder (or, with ``csv_dir``, a file) or cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, evmeta as em
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> em.write_template(folder / "my_review.xlsx").name
+    'my_review.xlsx'
     """
     path = Path(path)
     if csv_dir:
+        check_new_output(path, overwrite=overwrite, folder=True)
+        for sheet in SHEETS:
+            check_new_output(path / f"{sheet}.csv", overwrite=overwrite)
         path.mkdir(parents=True, exist_ok=True)
         for sheet, columns in SHEETS.items():
             names = [c.name for c in columns]
@@ -96,6 +121,7 @@ def write_template(
                 for row in (data or {}).get(sheet, []):
                     writer.writerow({k: _safe(v) for k, v in row.items()})
         return path
+    check_new_output(path, overwrite=overwrite)
     return _write_xlsx(path, data or {}, readme or [])
 
 

@@ -18,8 +18,9 @@ from evmeta.errors import ExtractionError, Problem
 from evmeta.schema.cells import coerce, show
 from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column, column_map
+from evmeta.schema.dispersion_check import check_dispersion
 from evmeta.schema.extraction import Extraction
-from evmeta.schema.keys import KEY_COLUMNS, _check_ids, _check_keys, _typed_ids, _typed_keys
+from evmeta.schema.keys import KEY_COLUMNS, _check_ids, _check_keys, _typed_ids, _typed_keys, broken_rows
 from evmeta.schema.records import RECORDS
 from evmeta.schema.row_rules import _note_hidden
 from evmeta.schema.vocabulary import isolation_steps
@@ -180,7 +181,7 @@ def _validate_rows(sheet_name, sheet, mapped, extras, out, file_label) -> list[d
         row_errors = 0
         for index, column in mapped.items():
             cell = cells[index] if index < len(cells) else Cell(None)
-            value, error, note = coerce(cell, column)
+            value, error, note = coerce(cell, column, sheet.decimal)
             if error:
                 out.add(sheet_name, excel_row, column.name, cell.value, error, letter=letters[column.name])
                 row_errors += 1
@@ -289,6 +290,7 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
     tables: dict[str, list[dict[str, Any]]] = {}
     typed_ids: dict[str, dict[str, list[int]]] = {}
     letters: dict[str, dict[str, str]] = {}
+    broken: list[dict[str, Any]] = []
     for sheet_name in SHEETS:
         sheet = sheets.get(sheet_name)
         letters[sheet_name] = {}
@@ -325,7 +327,11 @@ def validate_extraction(path: str | Path) -> tuple[Extraction | None, list[Probl
             # Composite keys (risk_of_bias): duplicates of a row with errors are found as for ids.
             typed_keys = _typed_keys(sheet, mapped, KEY_COLUMNS[sheet_name])
         tables[sheet_name] = _check_ids(sheet_name, rows, out, letters[sheet_name], typed_keys)
-    _check_keys(tables, typed_ids, out, letters)
+        if sheet_name == "outcomes":
+            broken = broken_rows(sheet, mapped, tables[sheet_name])
+    _check_keys(tables, typed_ids, out, letters, broken)
+    check_dispersion(tables, out, letters)
+    out.fold()
     if "studies" in sheets and not sheets["studies"].rows:
         out.add("studies", None, None, None, "no studies entered: the studies sheet has no rows yet", "note")
     frames = {name: _frame(name, tables.get(name, [])) for name in SHEETS}

@@ -560,6 +560,7 @@ def import_wide(
         "every outcome row's notes give its table row.",
         *(f"TO FILL IN: {n}" for n in result.notes),
     ]
-    result.workbook = write_template(output, data=result.data, readme=readme)
+    # As before write_template refused existing files (the CLI checks the path first).
+    result.workbook = write_template(output, data=result.data, readme=readme, overwrite=True)
     write_csv(result.log, output.with_name(f"{output.stem}.import_log.csv"))
     return result

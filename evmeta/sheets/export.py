@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from evmeta._paths import check_output
+from evmeta.errors import OutputExistsError
+
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -47,6 +50,29 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             out.isetitem(position, column.astype(object).map(_neutralize).astype(object))
     out.columns = [_neutralize(c) if isinstance(c, str) else c for c in out.columns]
     return out
+
+
+def check_new_output(path: str | Path, *, overwrite: bool = False, folder: bool = False) -> Path:
+    """Check, before anything is written, that a Python writer may write ``path``.
+
+    The rules are the CLI's (:func:`evmeta._paths.check_output`): never a folder where a file
+    is meant (or the reverse), never an unwritable place; an existing file only with
+    ``overwrite=True`` (the Python spelling of ``--force``).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` is an existing file and ``overwrite`` is False.
+    PathError
+        Any other refusal of :func:`evmeta._paths.check_output`.
+    """
+    path = Path(path)
+    if not folder and not overwrite and (path.is_symlink() or (path.exists() and not path.is_dir())):
+        raise OutputExistsError(
+            f"{path} already exists; nothing was written. Pass overwrite=True to replace it, "
+            "or choose another file name"
+        )
+    return check_output(path, force=overwrite, folder=folder)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

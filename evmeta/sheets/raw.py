@@ -78,6 +78,9 @@ class RawSheet:
     hidden_columns: list[int] = field(default_factory=list)
     #: True when the sheet itself is hidden (or "very hidden").
     hidden: bool = False
+    #: Decimal separator of numbers typed as text: "," for a semicolon CSV (a decimal-comma
+    #: spreadsheet's export), else ".".
+    decimal: str = "."
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -295,7 +296,40 @@ def _read_csv_file(path: Path) -> tuple[RawSheet, list[Problem]]:
             rows.append((number, cells))
     except csv.Error as exc:
         raise UnreadableInput(f"{path.name} is not a well-formed CSV file: {exc}") from None
-    return RawSheet(sheet_name, header, rows), problems
+    # A semicolon is what a spreadsheet writes where the comma is the decimal separator.
+    decimal = _decimal_separator(rows) if delimiter == ";" else "."
+    if decimal == ",":
+        problems.append(
+            Problem(
+                sheet_name,
+                None,
+                None,
+                None,
+                "numbers are read with ',' as the decimal separator (8,4 = 8.4): the file is "
+                "separated by ';' and its numbers have decimal commas",
+                "note",
+            )
+        )
+    return RawSheet(sheet_name, header, rows, decimal=decimal), problems
+
+
+#: Whole cells that only a decimal-comma program writes: 8,4; 9,08E+11; 1.234,50; 1.500.000.000.
+_DECIMAL_COMMA = re.compile(
+    r"^\s*[-+−]?(?:\d*,\d+(?:[eE][-+]?\d+)?|\d{1,3}(?:\.\d{3})+,\d+|\d{1,3}(?:\.\d{3}){2,})\s*$"
+)
+
+
+def _decimal_separator(rows: list[tuple[int, list[Cell]]]) -> str:
+    """ "," when a semicolon file's cells hold numbers with a decimal comma (``8,4``), else ".".
+
+    A semicolon file from a point-decimal program keeps the usual rules; one cell with a
+    decimal comma is enough to read the whole file the decimal-comma way.
+    """
+    for _, cells in rows:
+        for cell in cells:
+            if isinstance(cell.value, str) and _DECIMAL_COMMA.match(cell.value):
+                return ","
+    return "."
 
 
 def _csv_cell(text: str) -> Cell:
