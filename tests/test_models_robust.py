@@ -67,7 +67,9 @@ def test_robust_predict_uses_cr2_and_satterthwaite_df():
     normal = pred["pred"] + stats.norm.ppf(0.95) * pred["se"]
     assert (pred["ci_high"] > normal + 1e-3).all()
     # robust() returns a new result: the model-based fit is unchanged.
-    assert model.robust_cov is None and model.test == "z" and robust.test == "CR2"
+    assert model.robust_cov is None and model.inference == "model"
+    # Robustness is an inference setting, separate from the test.
+    assert robust.test == "z" and robust.inference == "CR2" and robust.is_robust
     assert "df" not in model.predict(ref["newx"]).columns
 
 

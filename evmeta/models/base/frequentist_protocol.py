@@ -2,7 +2,11 @@
 
 ``FittedModel`` is mixed into ``MetaResult`` and ``MultilevelResult``, which are frozen
 dataclasses holding ``model`` (the inputs), ``coefficients``, ``vb``, ``df``, ``level``,
-``robust_cov`` (None unless :meth:`robust` made the result) and the variance components.
+the inference setting (``inference`` ``"model"`` or ``"CR2"``, ``cluster``),
+``robust_cov`` (the CR2 covariance where CR2 was applied, else None) and the variance
+components. The intercept's scalars (``estimate``, ``se``, ``stat``, ``pvalue``,
+``ci_low``, ``ci_high``) and the prediction interval (``pi_low``, ``pi_high``) are read
+from the stored coefficients and covariance, never stored twice.
 """
 
 from __future__ import annotations
@@ -60,7 +64,68 @@ class FittedModel:
 
     @property
     def is_robust(self) -> bool:
+        """True when cluster-robust (CR2) inference was applied (``inference="CR2"`` can
+        fall back to model-based inference with a note; then this is False)."""
         return self.robust_cov is not None
+
+    # --- scalars of the intercept (the pooled effect without moderators) ---------------
+    def _first(self, column: str) -> float:
+        return float(self.coefficients[column].iloc[0])
+
+    @property
+    def estimate(self) -> float:
+        """First coefficient: the pooled effect in a model without moderators."""
+        return self._first("estimate")
+
+    @property
+    def se(self) -> float:
+        return self._first("se")
+
+    @property
+    def stat(self) -> float:
+        return self._first("stat")
+
+    @property
+    def pvalue(self) -> float:
+        return self._first("pvalue")
+
+    @property
+    def ci_low(self) -> float:
+        return self._first("ci_low")
+
+    @property
+    def ci_high(self) -> float:
+        return self._first("ci_high")
+
+    @property
+    def pi_low(self) -> float:
+        """Lower prediction-interval bound of a model without moderators (NaN with moderators)."""
+        return float(self.predict().iloc[0]["pi_low"]) if self.model.intercept_only else float("nan")
+
+    @property
+    def pi_high(self) -> float:
+        return float(self.predict().iloc[0]["pi_high"]) if self.model.intercept_only else float("nan")
+
+    @property
+    def measure(self) -> str | None:
+        """The effect measure of the fitted rows (:func:`evmeta.models.base.design.detect_measure`)."""
+        return self.model.measure
+
+    def _inference_settings(self) -> dict[str, Any]:
+        """The inference setting that refits, subsets and case deletions carry over."""
+        return {"inference": self.inference, "cluster": self.cluster}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """``method``, ``test``, ``level``, ``inference`` and ``cluster``: the keywords that
+        fit the same model again (e.g. ``subgroup_analysis(data, by, **fit.settings)``)."""
+        return {"method": self.method, "test": self.test, "level": self.level, **self._inference_settings()}
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
 
     # --- protocol ---------------------------------------------------------------------
     def _df_for(self, X: np.ndarray) -> float | np.ndarray | None:

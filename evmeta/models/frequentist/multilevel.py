@@ -19,7 +19,7 @@ from scipy import special
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, prepare
 from evmeta.models.base.frequentist_protocol import FittedModel
-from evmeta.models.base.inference import coefficient_table, omnibus_test, prediction_frame
+from evmeta.models.base.inference import check_inference, coefficient_table, omnibus_test
 from evmeta.models.base.nesting import nested_structure
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.frequentist.blocks import evaluate, make_batches, score_and_information
@@ -32,16 +32,17 @@ MAX_ITER = 500
 MAX_HALVINGS = 40
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class MultilevelResult(FittedModel):
     """A fitted multilevel model (immutable); the same estimate/CI/coefficient fields as
     MetaResult, and the same stored inputs (``yi``, ``vi``, ``X``, ``data``, ``V``).
 
     ``sigma2`` lists the variance components in the order of ``random``; ``i2_levels``
     the share of total variance per level (percent, metafor FAQ definition). After
-    :meth:`robust` (or ``robust=True``) standard errors, tests, intervals and predictions
-    are cluster-robust (CR2 with Satterthwaite df in ``coefficients['df']``; HTZ moderator
-    test). ``notes`` records variance components fixed at their boundary.
+    :meth:`robust` (or ``inference="CR2"``) standard errors, tests, intervals and
+    predictions are cluster-robust (CR2 with Satterthwaite df in ``coefficients['df']``;
+    HTZ moderator test); refits keep the setting. ``notes`` records variance components
+    fixed at their boundary, and CR2 falling back to model-based inference (with why).
     """
 
     k: int
@@ -51,20 +52,12 @@ class MultilevelResult(FittedModel):
     level: float
     random: list[str]
     n_groups: list[int]
-    estimate: float
-    se: float
-    stat: float
-    pvalue: float
-    ci_low: float
-    ci_high: float
     sigma2: list[float]
     i2_levels: list[float]
     i2: float
     q: float
     q_df: int
     q_pvalue: float
-    pi_low: float
-    pi_high: float
     coefficients: pd.DataFrame
     qm: float
     qm_df: Any
@@ -80,10 +73,11 @@ class MultilevelResult(FittedModel):
     converged: bool = True
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
-    measure: str | None = None
     batches: Any = field(default=None, repr=False)
     level_codes: Any = field(default=None, repr=False)
     V: np.ndarray | None = field(default=None, repr=False)
+    inference: str = "model"
+    cluster: str | None = None
     robust_cov: RobustCovariance | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
     yi_column: str | None = None
@@ -107,34 +101,38 @@ class MultilevelResult(FittedModel):
             raise ModelError(
                 f"CR2 clusters must be the outermost random level ({self.random[0]}), got {cluster!r}"
             )
-        blocks = []
-        for batch in self.batches:
-            M = batch.V + np.tensordot(np.asarray(self.sigma2), batch.G, axes=1)
+        base = self if self.robust_cov is None else self.refit(inference="model", cluster=None)
+        blocks, labels = [], []
+        for batch in base.batches:
+            M = batch.V + np.tensordot(np.asarray(base.sigma2), batch.G, axes=1)
             blocks += [(batch.rows[i], M[i]) for i in range(len(batch.rows))]
-        return with_robust(self, cluster, blocks)
+            labels += [str(base.data[cluster].iloc[rows[0]]) for rows in batch.rows]
+        return with_robust(base, cluster, blocks, labels)
 
     def refit(self, data: Any = None, *, rows: Any = None, **changes: Any) -> MultilevelResult:
         """The same model on the stored inputs (optionally only ``rows``, index labels or a
         mask of ``data``) or on new ``data`` with the original columns; ``changes`` set
-        ``mods``, ``method``, ``test`` or ``level``."""
+        ``mods``, ``method``, ``test``, ``level``, ``inference`` or ``cluster``."""
         settings = dict(
-            random=self.random, mods=self.model.formula, method=self.method, test=self.test, level=self.level
+            random=self.random,
+            mods=self.model.formula,
+            method=self.method,
+            test=self.test,
+            level=self.level,
+            **self._inference_settings(),
         )
         settings.update(changes)
-        robust = self.robust_cov is not None
         if data is None:
             keep = np.ones(self.k, dtype=bool) if rows is None else _row_mask(self.data, rows)
             V = None if self.V is None else self.V[np.ix_(keep, keep)]
-            fit = multilevel_meta_analysis(
-                self.data[keep], self.yi[keep], self.vi[keep], V=V, robust=robust, **settings
-            )
+            fit = multilevel_meta_analysis(self.data[keep], self.yi[keep], self.vi[keep], V=V, **settings)
             return replace(fit, yi_column=self.yi_column, vi_column=self.vi_column)
         if self.yi_column is None or self.vi_column is None:
             raise ModelError("this model was fitted from arrays; refit(data=...) needs yi and vi columns")
         if self.V is not None:
             raise ModelError("a model with a known V cannot be refitted to new data; pass V again")
         data = data if rows is None else data.loc[rows]
-        return multilevel_meta_analysis(data, self.yi_column, self.vi_column, robust=robust, **settings)
+        return multilevel_meta_analysis(data, self.yi_column, self.vi_column, **settings)
 
     def _title(self) -> str:
         robust = f"; cluster-robust CR2 by {self.robust_cov.cluster}" if self.robust_cov is not None else ""
@@ -157,7 +155,12 @@ class MultilevelResult(FittedModel):
 
     def to_frame(self) -> pd.DataFrame:
         out = self.coefficients.reset_index(names="term")
-        out["k"], out["method"], out["test"] = self.k, self.method, self.test
+        out["k"], out["method"], out["test"], out["inference"] = (
+            self.k,
+            self.method,
+            self.test,
+            self.inference,
+        )
         for name, value in zip(self.random, self.sigma2, strict=True):
             out[f"sigma2[{name}]"] = value
         out["model"] = "multilevel_meta_analysis"
@@ -192,6 +195,8 @@ class MultilevelResult(FittedModel):
             "converged",
             "fingerprint",
             "measure",
+            "inference",
+            "cluster",
         ]
         out = self._plain_dict(scalars)
         out["robust"] = self.robust_cov is not None
@@ -214,6 +219,8 @@ def multilevel_meta_analysis(
     V: Any = None,
     robust: bool = False,
     level: float = 0.95,
+    inference: str = "model",
+    cluster: str | None = None,
 ) -> MultilevelResult:
     """Fit a multilevel (nested random-effects) meta-analysis or meta-regression.
 
@@ -235,16 +242,22 @@ def multilevel_meta_analysis(
         Known sampling covariance (e.g. comparisons sharing a control); it must be block
         diagonal by the outermost level. Its diagonal replaces ``vi``.
     robust : bool
-        Cluster-robust (CR2) standard errors with Satterthwaite df, clustered by the
-        outermost level (Pustejovsky & Tipton 2018; clubSandwich).
+        Shorthand for ``inference="CR2"``.
     level : float
         Confidence level.
+    inference : {"model", "CR2"}
+        Model-based, or cluster-robust (CR2) standard errors with Satterthwaite df and the
+        HTZ moderator test (Pustejovsky & Tipton 2018; clubSandwich). Where CR2 is not
+        defined the model-based fit comes back with a note.
+    cluster : str, optional
+        CR2 clusters: the outermost random level (the default), the only one allowed.
     """
     method = str(method).upper()
     if method not in {"REML", "ML"}:
         raise ModelError(f"unknown method {method!r} for a multilevel model; valid methods: REML, ML")
     if test not in {"z", "t"}:
         raise ModelError(f"unknown test {test!r} for a multilevel model; valid tests: z, t")
+    inference = check_inference("CR2" if robust else inference, cluster)
     random = [random] if isinstance(random, str) else list(random)
     if not random:
         raise ModelError("random needs at least one grouping column, e.g. ['study_id', 'experiment_id']")
@@ -273,16 +286,8 @@ def multilevel_meta_analysis(
             f"the multilevel model cannot be fitted numerically ({exc}); check V, vi and extreme effect sizes"
         ) from None
     columns = (yi, vi) if isinstance(yi, str) and isinstance(vi, str) else (None, None)
-    result = replace(
-        result, V=V_matrix, measure=_measure(model.frame), yi_column=columns[0], vi_column=columns[1]
-    )
-    return result.robust() if robust else result
-
-
-def _measure(frame: pd.DataFrame) -> str | None:
-    if "measure" in frame.columns and frame["measure"].nunique() == 1:
-        return str(frame["measure"].iloc[0])
-    return None
+    result = replace(result, V=V_matrix, yi_column=columns[0], vi_column=columns[1])
+    return result.robust(cluster) if inference == "CR2" else result
 
 
 def _row_mask(frame: pd.DataFrame, rows: Any) -> np.ndarray:
@@ -396,11 +401,6 @@ def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult
     for batch, minv in zip(batches, ev.minv, strict=True):
         weights[batch.rows] = np.diagonal(minv, axis1=1, axis2=2)
     weights = 100 * weights / weights.sum()
-    row = coefficients.iloc[0]
-    pi = (np.nan, np.nan)
-    if model.intercept_only:
-        one = prediction_frame(np.ones((1, 1)), beta, vb, float(np.sum(sigma2)), level, df).iloc[0]
-        pi = (float(one["pi_low"]), float(one["pi_high"]))
     return MultilevelResult(
         k=k,
         p=p,
@@ -409,20 +409,12 @@ def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult
         level=level,
         random=random,
         n_groups=[len(np.unique(c)) for c in codes],
-        estimate=float(row["estimate"]),
-        se=float(row["se"]),
-        stat=float(row["stat"]),
-        pvalue=float(row["pvalue"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
         sigma2=[float(s) for s in sigma2],
         i2_levels=[float(i) for i in i2_levels],
         i2=float(np.sum(i2_levels)),
         q=float(q),
         q_df=k - p,
         q_pvalue=float(special.chdtrc(k - p, q)),
-        pi_low=pi[0],
-        pi_high=pi[1],
         coefficients=coefficients,
         qm=float(qm),
         qm_df=qm_df,
