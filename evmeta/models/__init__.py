@@ -12,6 +12,11 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "FitResult": "evmeta.models.base.protocol",
+    "Summary": "evmeta.models.base.protocol",
+    "EggerResult": "evmeta.models.bias.small_study",
+    "TrimFillResult": "evmeta.models.bias.small_study",
+    "PetPeeseResult": "evmeta.models.bias.small_study",
     "MetaResult": "evmeta.models.frequentist.meta",
     "meta_analysis": "evmeta.models.frequentist.meta",
     "SubgroupResult": "evmeta.models.frequentist.subgroup",

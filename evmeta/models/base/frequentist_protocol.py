@@ -19,7 +19,7 @@ import pandas as pd
 
 from evmeta.models.base.design import new_design
 from evmeta.models.base.inference import coefficient_table, prediction_frame
-from evmeta.models.base.protocol import Summary, resolve_level, resolve_newmods
+from evmeta.models.base.protocol import Summary, resolve_level
 
 
 class FittedModel:
@@ -58,9 +58,9 @@ class FittedModel:
         return self.model.formula
 
     @property
-    def conf_level(self) -> float:
-        """Confidence level of the stored intervals (same as ``level``)."""
-        return self.level
+    def inputs(self) -> Any:
+        """The stored inputs (:class:`~evmeta.models.base.design.ModelData`)."""
+        return self.model
 
     @property
     def is_robust(self) -> bool:
@@ -133,9 +133,9 @@ class FittedModel:
             return self.robust_cov.satterthwaite_df(X)
         return self.df
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
-        """estimate, se, stat, pvalue, ci_low, ci_high (and df when t-based) per coefficient."""
-        level = resolve_level(conf_level, prob, self.level)
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        """estimate, se, ci_low, ci_high, stat, pvalue (and df when t-based) per coefficient."""
+        level = resolve_level(level, self.level)
         if level == self.level:
             return self.coefficients.copy()
         beta = self.coefficients["estimate"].to_numpy()
@@ -147,15 +147,7 @@ class FittedModel:
             return table
         return coefficient_table(beta, self.vb, self.names, level, self.df)
 
-    def predict(
-        self,
-        newmods: Any = None,
-        level: float | None = None,
-        *,
-        conf_level: float | None = None,
-        prob: float | None = None,
-        newdata: Any = None,
-    ) -> pd.DataFrame:
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
         """Predicted average effects: pred, se, ci_low, ci_high, pi_low, pi_high.
 
         Parameters
@@ -165,12 +157,11 @@ class FittedModel:
             coefficient order without the intercept (as metafor). None: the fitted rows
             (for a model without moderators, the pooled effect once).
         level : float, optional
-            Interval level (default: the model's); ``conf_level``/``prob`` are synonyms.
+            Interval level (default: the model's).
 
         Robust fits use the CR2 covariance and each row's Satterthwaite df.
         """
-        newmods = resolve_newmods(newmods, newdata)
-        level = resolve_level(level if level is not None else conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         if newmods is None and self.model.intercept_only:
             X = np.ones((1, 1))
         else:
@@ -178,9 +169,9 @@ class FittedModel:
         beta = self.coefficients["estimate"].to_numpy()
         return prediction_frame(X, beta, self.vb, self.tau2, level, self._df_for(X))
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def summary(self, level: float | None = None) -> Summary:
         """A printable summary; ``.table`` holds coefficients and heterogeneity SDs."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         table = self.coef_table(level)
         extra = pd.DataFrame(
             {"estimate": list(self.heterogeneity.values())},

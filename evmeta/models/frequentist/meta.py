@@ -17,12 +17,16 @@ from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, prepare
 from evmeta.models.base.frequentist_protocol import FittedModel
 from evmeta.models.base.inference import check_inference, coefficient_table, omnibus_test
+from evmeta.models.base.protocol import check_level, empty_heterogeneity, resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.frequentist import diagnostics
 from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
 from evmeta.models.frequentist.robust import RobustCovariance, cluster_codes, with_robust
 
 TESTS = ("z", "knha")
+#: metafor's spellings: ``test="t"`` is Knapp-Hartung in ``rma.uni``; ``method="FE"`` is EE.
+TEST_SYNONYMS = {"t": "knha", "hksj": "knha"}
+METHOD_SYNONYMS = {"FE": "EE", "CE": "EE"}
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -80,14 +84,39 @@ class MetaResult(FittedModel):
     notes: tuple[str, ...] = ()
     yi_column: str | None = None
     vi_column: str | None = None
+    #: Values derived on first use from the fields (the case-deleted refits of
+    #: leave-one-out and influence); never part of the result's identity.
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def tau(self) -> float:
         return float(np.sqrt(self.tau2))
 
-    def confint_tau2(self, level: float | None = None) -> pd.DataFrame:
-        """Q-profile confidence intervals for tau^2, tau, I^2 and H^2 (Viechtbauer 2007)."""
-        return diagnostics.confint_tau2(self, level or self.level)
+    def confint(self, level: float | None = None) -> pd.DataFrame:
+        """Confidence intervals, as metafor's ``confint.rma.uni``: every coefficient (Wald,
+        with the fit's test and inference), then tau^2, tau, I^2 (percent) and H^2 with
+        Q-profile intervals (Viechtbauer 2007). Columns estimate, ci_low, ci_high."""
+        level = resolve_level(level, self.level)
+        table = self.coef_table(level)[["estimate", "ci_low", "ci_high"]]
+        if self.method == "EE":
+            return table
+        return pd.concat([table, diagnostics.confint_tau2(self, level)])
+
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """One row (``comparison``): tau2, tau with its Q-profile interval (ci_low, ci_high),
+        i2 (percent) and h2; no rows for a common-effect (EE) model."""
+        if self.method == "EE":
+            return empty_heterogeneity()
+        ci = diagnostics.confint_tau2(self, resolve_level(level, self.level))
+        row = {
+            "tau2": self.tau2,
+            "tau": self.tau,
+            "ci_low": ci.loc["tau", "ci_low"],
+            "ci_high": ci.loc["tau", "ci_high"],
+            "i2": self.i2,
+            "h2": self.h2,
+        }
+        return pd.DataFrame([row], index=pd.Index(["comparison"], name="component"))
 
     def leave_one_out(self) -> pd.DataFrame:
         """The model refitted without each comparison in turn (models without moderators)."""
@@ -270,11 +299,12 @@ def meta_analysis(
         Moderator formula, e.g. ``"~ isolation_method + quality_score"``; categorical
         moderators get treatment contrasts against their first level.
     method : {"EE", "DL", "REML", "ML", "PM", "HE", "SJ", "EB"}
-        Estimator of tau^2, as metafor defines each.
+        Estimator of tau^2, as metafor defines each (``"FE"`` reads as ``"EE"``).
     test : {"z", "knha"}
-        Normal-theory tests, or Knapp-Hartung (t with k - p df, variance scaled).
+        Normal-theory tests, or Knapp-Hartung (t with k - p df, variance scaled); ``"t"``
+        (metafor's spelling) reads as ``"knha"``.
     level : float
-        Confidence level of intervals.
+        Confidence level of intervals (0.95, or 95 as a percent).
     inference : {"model", "CR2"}
         Model-based standard errors and tests, or cluster-robust CR2 ones (as
         :meth:`MetaResult.robust`; clubSandwich's CR2 with Satterthwaite df and the HTZ
@@ -297,13 +327,13 @@ def meta_analysis(
     >>> fit = meta_analysis(yi=[0.5, 1.2, 0.8, 1.9], vi=[0.1, 0.2, 0.15, 0.3])
     >>> round(fit.estimate, 3)  # doctest: +SKIP
     """
-    method = str(method).upper()
+    method = METHOD_SYNONYMS.get(str(method).upper(), str(method).upper())
     if method not in METHODS:
-        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)} (FE reads as EE)")
+    test = TEST_SYNONYMS.get(test, test)
     if test not in TESTS:
-        raise ModelError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)}")
-    if not 0 < level < 1:
-        raise ModelError(f"level must lie between 0 and 1, got {level}")
+        raise ModelError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)} (t reads as knha)")
+    level = check_level(level)
     inference = check_inference(inference, cluster)
     model = prepare(data, yi, vi, mods)
     result = _fit(model, method, test, level)
