@@ -48,7 +48,7 @@ def test_one_level_matches_brute_force_grid():
         mean = float(np.sum(weight * grid))
         sd = float(np.sqrt(np.sum(weight * grid**2) - mean**2))
         assert summary.loc[name, "estimate"] == pytest.approx(mean, abs=1e-4)
-        assert summary.loc[name, "se"] == pytest.approx(sd, abs=1e-4)
+        assert summary.loc[name, "posterior_sd"] == pytest.approx(sd, abs=1e-4)
     density = np.exp(log_post - log_post.max())
     marginal_mu = simpson(density, x=tau, axis=1)
     cdf = np.concatenate([[0], np.cumsum((marginal_mu[1:] + marginal_mu[:-1]) / 2 * np.diff(mu))])
@@ -133,11 +133,11 @@ def test_two_level_matches_dense_brute_force():
     tau_sd = np.sqrt(tau2_acc / total - tau_mean**2)
     summary = fit.summary().table
     np.testing.assert_allclose(summary.loc[["intercept", "x"], "estimate"], mean, atol=1e-4)
-    np.testing.assert_allclose(summary.loc[["intercept", "x"], "se"], sd, atol=1e-4)
+    np.testing.assert_allclose(summary.loc[["intercept", "x"], "posterior_sd"], sd, atol=1e-4)
     np.testing.assert_allclose(
         summary.loc[["tau[study]", "tau[experiment]"], "estimate"], tau_mean, atol=1e-3
     )
-    np.testing.assert_allclose(summary.loc[["tau[study]", "tau[experiment]"], "se"], tau_sd, atol=1e-3)
+    np.testing.assert_allclose(summary.loc[["tau[study]", "tau[experiment]"], "posterior_sd"], tau_sd, atol=1e-3)
 
 
 def test_recovers_the_example_effects_as_coverage_over_seeds():
@@ -200,7 +200,7 @@ def test_result_surface_and_arviz():
     fit = em.bayesian_meta_analysis(BCG, mods="~ alloc", seed=2, draws=500, chains=2)
     summary = fit.summary().table
     assert list(summary.index) == ["intercept", "alloc[T.random]", "alloc[T.systematic]", "tau[comparison]"]
-    assert list(summary.columns) == ["estimate", "se", "ci_low", "ci_high", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(summary.columns) == ["estimate", "posterior_sd", "ci_low", "ci_high", "r_hat", "ess_bulk", "ess_tail"]
     assert fit.converged and fit.diagnostics["divergences"] == 0
     idata = fit.idata
     assert {"posterior", "log_likelihood", "observed_data", "prior"} <= set(idata.groups())
@@ -212,7 +212,7 @@ def test_result_surface_and_arviz():
     )
     assert set(table.index) == {"alloc", "none"}
     estimates = fit.study_estimates()
-    assert len(estimates) == 13 and (estimates["se"] > 0).all()
+    assert len(estimates) == 13 and (estimates["posterior_sd"] > 0).all()
     text = str(fit.summary())
     assert "exact posterior" in text and "tau ~ halfnormal" not in text and "tau[comparison]" in text
     frame = fit.to_frame()
@@ -225,25 +225,25 @@ def test_contrasts_and_study_estimates_follow_the_protocol():
     against the reference is that level's coefficient, at any interval probability."""
     fit = em.bayesian_meta_analysis(BCG, mods="~ alloc", seed=1)
     assert fit.method_used == "quadrature"
-    columns = ["estimate", "se", "ci_low", "ci_high", "p_gt_0"]
+    columns = ["estimate", "posterior_sd", "ci_low", "ci_high", "p_gt_0"]
     table = fit.contrasts("alloc")
     assert list(table.columns) == ["contrast", "level", "versus", *columns]
     assert list(table["contrast"]) == ["random - alternate", "systematic - alternate", "systematic - random"]
-    narrow = fit.contrasts("alloc", prob=0.8).set_index("contrast")
-    coefficients = fit.coef_table(conf_level=0.8)
+    narrow = fit.contrasts("alloc", 0.8).set_index("contrast")
+    coefficients = fit.coef_table(0.8)
     np.testing.assert_allclose(
         narrow.loc["random - alternate", columns].to_numpy(float),
         coefficients.loc["alloc[T.random]", columns].to_numpy(float),
         atol=1e-12,
     )
-    pd.testing.assert_frame_equal(fit.contrasts("alloc", conf_level=0.8).set_index("contrast"), narrow)
+    pd.testing.assert_frame_equal(fit.contrasts("alloc", level=80).set_index("contrast"), narrow)
     wide = table.set_index("contrast")
     assert (wide["ci_low"] < narrow["ci_low"]).all() and (narrow["ci_high"] < wide["ci_high"]).all()
-    with pytest.raises(em.ModelError, match="not both"):
-        fit.contrasts("alloc", conf_level=0.8, prob=0.9)
+    with pytest.raises(em.ModelError, match="between 0 and 1"):
+        fit.contrasts("alloc", 150)
     estimates = fit.study_estimates()
-    assert list(estimates.columns[-4:]) == ["estimate", "se", "ci_low", "ci_high"]
-    inner = fit.study_estimates(prob=0.5)
+    assert list(estimates.columns[-4:]) == ["estimate", "posterior_sd", "ci_low", "ci_high"]
+    inner = fit.study_estimates(0.5)
     assert (inner["ci_low"] > estimates["ci_low"]).all() and (inner["ci_high"] < estimates["ci_high"]).all()
 
 

@@ -31,9 +31,9 @@ def test_each_level_matches_the_quadrature_engine(level):
     )
     table = bayes.summary().table
     assert row["mu_mean"] == pytest.approx(table.loc["intercept", "estimate"], rel=1e-4)
-    assert row["mu_sd"] == pytest.approx(table.loc["intercept", "se"], rel=1e-4)
+    assert row["mu_sd"] == pytest.approx(table.loc["intercept", "posterior_sd"], rel=1e-4)
     assert row["tau_mean"] == pytest.approx(table.loc["tau[comparison]", "estimate"], rel=1e-4)
-    assert row["tau_sd"] == pytest.approx(table.loc["tau[comparison]", "se"], rel=1e-4)
+    assert row["tau_sd"] == pytest.approx(table.loc["tau[comparison]", "posterior_sd"], rel=1e-4)
     assert row["tau_ci_low"] == pytest.approx(table.loc["tau[comparison]", "ci_low"], rel=2e-3, abs=1e-3)
     assert row["tau_ci_high"] == pytest.approx(table.loc["tau[comparison]", "ci_high"], rel=2e-3)
     ours = result.predict(0.2).set_index("meta").loc[level, "p_true_above"]

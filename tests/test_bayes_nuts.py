@@ -31,7 +31,7 @@ def _within_mcse(nuts, exact, limit=4.0):
     difference = ours["estimate"].to_numpy() - theirs["estimate"].to_numpy()
     z = difference / mcse
     assert np.all(np.abs(z) < limit), dict(zip(theirs.index, np.round(z, 2), strict=True))
-    sd_ratio = ours["se"].to_numpy() / theirs["se"].to_numpy()
+    sd_ratio = ours["posterior_sd"].to_numpy() / theirs["posterior_sd"].to_numpy()
     assert np.all(np.abs(sd_ratio - 1) < 0.15), sd_ratio
 
 

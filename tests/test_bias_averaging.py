@@ -299,12 +299,12 @@ def test_ensemble_probabilities_and_inclusion_bayes_factors():
     assert isinstance(summary, Summary)
     assert "Inclusion Bayes factors" in str(summary) and len(bma.to_frame()) == 16
     table = summary.table
-    assert list(table.columns) == ["estimate", "se", "ci_low", "ci_high"]
+    assert list(table.columns) == ["estimate", "posterior_sd", "ci_low", "ci_high"]
     np.testing.assert_allclose(
         table.iloc[0][["estimate", "ci_low", "ci_high"]].to_numpy(float),
         [bma.estimate, bma.ci_low, bma.ci_high],
     )
-    narrow = bma.summary(conf_level=0.5).table
+    narrow = bma.summary(0.5).table
     np.testing.assert_allclose(narrow["estimate"], table["estimate"])
     assert (table["ci_low"] < narrow["ci_low"]).all() and (narrow["ci_high"] < table["ci_high"]).all()
     # The posterior SD of the averaged mixture against draws from it (Monte Carlo, 400,000 draws).
@@ -318,7 +318,7 @@ def test_ensemble_probabilities_and_inclusion_bayes_factors():
     m, s, w = np.concatenate(means), np.concatenate(sds), np.concatenate(weights)
     pick = rng.choice(len(m), size=400_000, p=w / w.sum())
     draws = rng.normal(m[pick], s[pick])
-    assert table.iloc[0]["se"] == pytest.approx(draws.std(), rel=0.01)
+    assert table.iloc[0]["posterior_sd"] == pytest.approx(draws.std(), rel=0.01)
     assert bma.to_dict()["k"] == len(YI)
 
 

@@ -433,7 +433,7 @@ def _check_bayes(fit, reml, tolerance):
     assert fit.method == "quadrature"  # no shared-control covariance: the exact engine
     assert fit.levels[0] == "UC" and fit.level_by == "isolation_method"
     np.testing.assert_allclose(fit.coef_table()["estimate"], reml.coefficients["estimate"], atol=tolerance)
-    np.testing.assert_allclose(fit.coef_table()["se"], reml.coefficients["se"], rtol=0.1)
+    np.testing.assert_allclose(fit.coef_table()["posterior_sd"], reml.coefficients["se"], rtol=0.1)
     # isolation method moves the curve's level only: a constant shift, its coefficient
     shift = fit.curve(5, at="SEC")["pred"] - fit.curve(5)["pred"]
     np.testing.assert_allclose(shift, fit.coef_table().loc["isolation_method[T.SEC]", "estimate"], atol=1e-10)

@@ -123,7 +123,7 @@ def test_protocol_methods_and_threshold_probability():
     assert set(frame["part"]) == {"location", "scale"}
     assert fit.to_dict()["scale"] == "~ log_ni"
     assert "Location-scale model" in str(fit.summary())
-    with pytest.raises(em.ModelError, match="no longer a synonym"):
+    with pytest.raises(TypeError, match="prob"):  # one word for the level: level=
         fit.predict(prob=0.9)
 
 

@@ -105,11 +105,11 @@ def test_predict_with_newmods():
 
 def test_q_profile_interval():
     fit = em.meta_analysis(BCG)
-    ci = fit.confint_tau2()
+    ci = fit.confint()
     ref = REF["confint_tau2"]
     for ours, theirs in [("tau2", "tau2"), ("tau", "tau"), ("i2", "I2"), ("h2", "H2")]:
         np.testing.assert_allclose(ci.loc[ours].to_numpy(dtype=float), ref[theirs], **EST)
-    mods = em.meta_analysis(BCG, mods="~ ablat").confint_tau2()
+    mods = em.meta_analysis(BCG, mods="~ ablat").confint()
     np.testing.assert_allclose(
         mods.loc["tau2"].to_numpy(dtype=float), REF["confint_tau2_mods"]["tau2"], **EST
     )

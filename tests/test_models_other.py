@@ -50,18 +50,17 @@ def test_subgroup_tests_match_metafor():
 def test_subgroup_summary_is_the_common_summary():
     result = em.subgroup_analysis(BCG, "alloc")
     summary = result.summary()
-    assert isinstance(summary, Summary) and summary.conf_level == 0.95
+    assert isinstance(summary, Summary) and summary.level == 0.95
     assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
     pd.testing.assert_frame_equal(summary.table[result.table.columns], result.table)
     text = str(summary)
     assert text.startswith("Subgroup analysis by alloc") and "Q(2) = 1.861" in text and "systematic" in text
-    narrow = result.summary(prob=0.5).table
+    narrow = result.summary(0.5).table
     for level, fit in result.fits.items():
-        row = fit.coef_table(conf_level=0.5).iloc[0]
+        row = fit.coef_table(0.5).iloc[0]
         np.testing.assert_allclose(narrow.loc[level, ["ci_low", "ci_high"]], row[["ci_low", "ci_high"]])
         assert narrow.loc[level, "pi_low"] > result.table.loc[level, "pi_low"]
-    with pytest.warns(DeprecationWarning):
-        assert "Partition of Q" in summary  # the old text surface, for one release
+    assert "Partition of Q" in str(result)  # print(result) prints the summary
 
 
 def test_adjust_pvalues():
@@ -168,7 +167,7 @@ def test_trim_and_fill_matches_metafor(estimator):
 
 def test_small_study_results_follow_the_protocol():
     """Egger, trim-and-fill and PET-PEESE: summary() is the common Summary, its table repeats
-    the stored estimates and intervals, conf_level narrows them, to_frame() has its rows."""
+    the stored estimates and intervals, level narrows them, to_frame() has its rows."""
     fit = em.meta_analysis(BCG, test="knha")
     egger, filled, pp = em.models.egger_test(fit), em.models.trim_and_fill(fit), em.models.pet_peese(fit)
     for result, row, stored in [
@@ -181,7 +180,7 @@ def test_small_study_results_follow_the_protocol():
         assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
         columns = ["estimate", "ci_low", "ci_high"]
         np.testing.assert_allclose(summary.table.loc[row, columns].to_numpy(float), stored, rtol=1e-10)
-        narrow = result.summary(conf_level=0.5).table.loc[row]
+        narrow = result.summary(level=0.5).table.loc[row]
         assert stored[1] < narrow["ci_low"] < stored[0] < narrow["ci_high"] < stored[2]
         assert len(result.to_frame()) == len(summary.table)
     slope = egger.summary().table.loc["sei"]

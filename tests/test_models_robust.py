@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -67,7 +66,9 @@ def test_robust_predict_uses_cr2_and_satterthwaite_df():
     normal = pred["pred"] + stats.norm.ppf(0.95) * pred["se"]
     assert (pred["ci_high"] > normal + 1e-3).all()
     # robust() returns a new result: the model-based fit is unchanged.
-    assert model.robust_cov is None and model.test == "z" and robust.test == "CR2"
+    assert model.robust_cov is None and model.inference == "model"
+    # Robustness is an inference setting, separate from the test.
+    assert robust.test == "z" and robust.inference == "CR2" and robust.is_robust
     assert "df" not in model.predict(ref["newx"]).columns
 
 
@@ -115,21 +116,22 @@ def test_bayes_refit_and_prior_sensitivity_use_the_stored_inputs():
 def test_summary_protocol_is_the_same_for_both_engines():
     freq = em.meta_analysis(BCG, mods="~ ablat")
     bayes = em.bayesian_meta_analysis(BCG, mods="~ ablat", seed=1)
-    for fit in (freq, bayes):
-        summary = fit.summary(conf_level=0.9)
-        assert list(summary.table.columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
+    for fit, spread in ((freq, "se"), (bayes, "posterior_sd")):  # a posterior SD says so
+        summary = fit.summary(0.9)
+        assert list(summary.table.columns[:4]) == ["estimate", spread, "ci_low", "ci_high"]
         assert list(summary.table.index) == ["intercept", "ablat", "tau[comparison]"]
         assert "ablat" in str(summary)
         assert list(fit.coef_table().index) == ["intercept", "ablat"]
         prediction = fit.predict(newmods=[[10.0]], level=0.8)
-        assert list(prediction.columns[:6]) == ["pred", "se", "ci_low", "ci_high", "pi_low", "pi_high"]
-    # conf_level and prob are synonyms; a narrower level gives a narrower interval.
-    wide, narrow = freq.coef_table(0.95).loc["ablat"], freq.coef_table(prob=0.5).loc["ablat"]
+        assert list(prediction.columns[:6]) == ["pred", spread, "ci_low", "ci_high", "pi_low", "pi_high"]
+        assert fit.summary(90).table.equals(summary.table)  # a percent reads as 0.90
+    # A narrower level gives a narrower interval.
+    wide, narrow = freq.coef_table(0.95).loc["ablat"], freq.coef_table(0.5).loc["ablat"]
     assert narrow["ci_high"] - narrow["ci_low"] < wide["ci_high"] - wide["ci_low"]
     z = stats.norm.ppf(0.75)
     assert narrow["ci_high"] == pytest.approx(narrow["estimate"] + z * narrow["se"], rel=1e-12)
-    b90 = bayes.coef_table(prob=0.9).loc["ablat"]
-    b95 = bayes.coef_table(conf_level=0.95).loc["ablat"]
+    b90 = bayes.coef_table(0.9).loc["ablat"]
+    b95 = bayes.coef_table(level=0.95).loc["ablat"]
     assert b95["ci_low"] < b90["ci_low"] < b90["ci_high"] < b95["ci_high"]
     # Heterogeneity names agree across summary, priors and InferenceData (tau by level).
     assert "tau[comparison]" in bayes.priors
@@ -143,25 +145,3 @@ def test_inference_data_labels_random_effects_by_group_ids():
     effects = fit.idata.posterior["u_district"]
     assert effects.dims == ("chain", "draw", "district")
     assert list(effects.coords["district"].values) == [str(d) for d in pd.unique(K11["district"])]
-
-
-def test_old_names_warn_but_work():
-    bayes = em.bayesian_meta_analysis(BCG, seed=1)
-    with pytest.warns(DeprecationWarning):
-        old = bayes.summary().loc["tau", "mean"]
-    assert old == pytest.approx(bayes.summary().table.loc["tau[comparison]", "estimate"])
-    with_mods = em.meta_analysis(BCG, mods="~ ablat")
-    with pytest.warns(DeprecationWarning):
-        rows = with_mods.predict(newdata=pd.DataFrame({"ablat": [10.0]}))
-    assert rows.loc[0, "pred"] == pytest.approx(with_mods.predict(newmods=[[10.0]]).loc[0, "pred"])
-    with pytest.warns(DeprecationWarning):
-        assert bayes._tau_names() == ["tau[comparison]"]
-    freq = em.meta_analysis(BCG)
-    with pytest.warns(DeprecationWarning):
-        lines = freq.summary().splitlines()
-    assert lines[0].startswith("Random-effects model")
-    with pytest.warns(DeprecationWarning):
-        assert "Random-effects model" in freq.summary()  # not answered character by character
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        str(freq.summary())  # the new surface does not warn

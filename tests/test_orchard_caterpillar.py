@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import evmeta as em
-from evmeta.plots._style import FigureError, save_figure
+from evmeta.errors import FigureError
+from evmeta.plots._style import save_figure
 from evmeta.plots.caterpillar import caterpillar_plot
 from evmeta.plots.orchard import orchard_plot, orchard_rows
 from tests.conftest import ROOT

@@ -98,7 +98,7 @@ def test_result_protocol():
         [sel.estimate, sel.se, sel.ci_low, sel.ci_high],
         rtol=1e-12,
     )
-    narrow = sel.summary(prob=0.5).table.loc["intercept"]
+    narrow = sel.summary(0.5).table.loc["intercept"]
     assert sel.ci_low < narrow["ci_low"] < sel.estimate < narrow["ci_high"] < sel.ci_high
     frame = sel.to_frame()
     assert list(frame["term"]) == ["intercept"] and frame["model"].iloc[0] == "selection_model"

@@ -98,8 +98,8 @@ def test_threshold_errors_and_removed_prob():
         fit.predict(threshold=[0, 0.5])
     with pytest.raises(em.ModelError, match="must be a number"):
         fit.predict(threshold="big")
-    with pytest.raises(em.ModelError, match="no longer a synonym"):
+    with pytest.raises(TypeError, match="prob"):  # the interval level is level=, one word everywhere
         fit.predict(prob=0.9)
-    with pytest.raises(em.ModelError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match="prbo"):
         fit.predict(prbo=0.9)
     assert "p_true_above" not in fit.predict().columns

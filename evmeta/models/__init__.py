@@ -11,6 +11,11 @@ from __future__ import annotations
 from evmeta._lazy import lazy_namespace
 
 _LAZY = {
+    "FitResult": "evmeta.models.base.protocol",
+    "Summary": "evmeta.models.base.protocol",
+    "EggerResult": "evmeta.models.bias.small_study",
+    "TrimFillResult": "evmeta.models.bias.small_study",
+    "PetPeeseResult": "evmeta.models.bias.small_study",
     "MetaResult": "evmeta.models.frequentist.meta",
     "meta_analysis": "evmeta.models.frequentist.meta",
     "SubgroupResult": "evmeta.models.frequentist.subgroup",
@@ -23,9 +28,6 @@ _LAZY = {
     "multilevel_r2": "evmeta.models.frequentist.multilevel_heterogeneity",
     "multilevel_weights": "evmeta.models.frequentist.multilevel_weights",
     "multilevel_meta_analysis": "evmeta.models.frequentist.multilevel",
-    "EggerResult": "evmeta.models.bias.small_study",
-    "TrimFillResult": "evmeta.models.bias.small_study",
-    "PetPeeseResult": "evmeta.models.bias.small_study",
     "egger_test": "evmeta.models.bias.small_study",
     "trim_and_fill": "evmeta.models.bias.small_study",
     "pet_peese": "evmeta.models.bias.small_study",

@@ -103,7 +103,8 @@ def isolation_method_evidence(
         are compared head to head), ``between_estimate``, ``between_ci_low``,
         ``between_ci_high``, ``k_between_studies``, ``difference`` (within - between) and
         ``difference_pvalue`` (Wald test of equality), with standard errors. The frame's
-        ``attrs["fit"]`` holds the multilevel fit.
+        ``attrs["fit"]`` holds the multilevel fit and ``attrs["notes"]`` sentences about
+        rows left out (e.g. comparisons without an isolation method), never dropped silently.
 
     Raises
     ------
@@ -117,7 +118,7 @@ def isolation_method_evidence(
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise ModelError(f"isolation_method_evidence: missing column(s) {', '.join(missing)}")
-    frame = frame.dropna(subset=needed)
+    frame, notes = _complete_rows(frame, needed, method)
     methods = sorted(frame[method].unique())
     if reference not in methods:
         raise ModelError(
@@ -145,7 +146,28 @@ def isolation_method_evidence(
         rows.append(row)
     out = pd.DataFrame(rows, columns=COLUMNS)
     out.attrs["fit"] = fit
+    out.attrs["notes"] = notes
     return out
+
+
+def _complete_rows(frame: pd.DataFrame, needed: list[str], method: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows with every needed value, and one sentence per reason a row was left out."""
+    notes = []
+    for column in needed:
+        missing = frame[column].isna()
+        if missing.any():
+            ids = (
+                frame.loc[missing, "comparison_id"]
+                if "comparison_id" in frame.columns
+                else frame.index[missing]
+            )
+            shown = ", ".join(map(str, list(ids)[:5])) + (" and more" if missing.sum() > 5 else "")
+            what = "an isolation method" if column == method else f"a value of {column}"
+            notes.append(
+                f"{int(missing.sum())} comparison(s) without {what} left out of the within- vs "
+                f"between-study isolation analysis ({shown})"
+            )
+    return frame.dropna(subset=needed), notes
 
 
 def _terms(table: pd.DataFrame, vb: np.ndarray, names: list[str], within: str, between: str) -> dict:

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from evmeta.errors import FigureError
 from evmeta.models.base.inference import critical_value
-from evmeta.plots._style import PALETTE, FigureError, journal_style, new_figure, width_inches
+from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 from evmeta.plots.forest import MEASURE_LABELS
 
 #: Height per comparison (inches) and the tallest figure drawn on one page.

@@ -170,7 +170,7 @@ def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
             from evmeta.models.frequentist.subgroup import subgroup_analysis
 
             stored = obj.data.assign(yi=obj.yi, vi=obj.vi)  # the stored inputs, not the frame's columns
-            result = subgroup_analysis(stored, by, method=obj.method, test=obj.test, level=obj.level)
+            result = subgroup_analysis(stored, by, **obj.settings)  # keeps CR2 inference
             groups = []
             for name, part in rows.groupby(by, sort=True, observed=True):
                 fit = result.fits.get(name)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._style import PALETTE, FigureError, journal_style, new_figure, width_inches
+from evmeta.errors import FigureError
+from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 from evmeta.plots.forest import MEASURE_LABELS
 
 

@@ -117,8 +117,9 @@ def _panel(axis, result: Any, row: pd.Series, name: str, title: str, measure: st
 
     panel_pt = axis.get_position().width * axis.figure.get_figwidth() * 72
     is_tau = name.startswith("tau")
-    low = max(0.0, row["estimate"] - 4.5 * row["se"]) if is_tau else row["estimate"] - 4.5 * row["se"]
-    grid = np.linspace(low, row["estimate"] + 4.5 * row["se"], 300)
+    spread = row["posterior_sd"]
+    low = max(0.0, row["estimate"] - 4.5 * spread) if is_tau else row["estimate"] - 4.5 * spread
+    grid = np.linspace(low, row["estimate"] + 4.5 * spread, 300)
     posterior = result.density(name, grid)
     axis.fill_between(grid, posterior, color=PALETTE[0], alpha=0.3, lw=0)
     axis.plot(grid, posterior, color=PALETTE[0], lw=1.0)

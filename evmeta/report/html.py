@@ -227,7 +227,8 @@ def _coefficients(fit: Any, why: str | None = None) -> str:
         return f"<p><em>not fitted{f': {html.escape(why)}' if why else ''}</em></p>"
     table = fit.coefficients.reset_index(names="term")
     table["term"] = table["term"].str.replace("_", " ").str.replace("[T.", ": ", regex=False).str.rstrip("]")
-    return _table(table.rename(columns={"stat": "t" if fit.test in {"knha", "t", "CR2"} else "z"}))
+    t_based = fit.test in {"knha", "t"} or getattr(fit, "is_robust", False)
+    return _table(table.rename(columns={"stat": "t" if t_based else "z"}))
 
 
 def _sensitivity(frame: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -89,7 +89,7 @@ def _bayes_rows(name: str, fit: Any) -> list[dict[str, Any]]:
             "model": name,
             "term": term,
             "estimate": summary.loc[term, "estimate"],
-            "se": summary.loc[term, "se"],
+            "se": summary.loc[term, "posterior_sd"],  # results.csv: se is the posterior SD here
             "ci_low": summary.loc[term, "ci_low"],
             "ci_high": summary.loc[term, "ci_high"],
             "p": np.nan,

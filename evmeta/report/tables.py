@@ -28,6 +28,7 @@ HEADINGS = {
     "pvalue": "p",
     "pvalue_bonferroni": "p (Bonferroni)",
     "se": "SE",
+    "posterior_sd": "posterior SD",
     "sd": "SD",
     "bf10": "BF₁₀",
     "bf01": "BF₀₁",

@@ -50,6 +50,7 @@ class ModelData:
     intercept_only: bool
     formula: str | None
     spec: Any = None
+    measure: str | None = None
 
     @property
     def k(self) -> int:
@@ -72,12 +73,27 @@ class ModelData:
             self.intercept_only,
             self.formula,
             self.spec,
+            self.measure,
         )
 
     @property
     def moderator_columns(self) -> list[int]:
         """Columns tested by the omnibus moderator test (all but the intercept)."""
         return [j for j, name in enumerate(self.names) if name != "intercept"]
+
+
+def detect_measure(frame: pd.DataFrame) -> str | None:
+    """The effect measure of the rows: one value of a ``measure`` column, else ``attrs["measure"]``.
+
+    The one place every engine (frequentist, multilevel, Bayesian) learns the measure, so
+    that they agree on it and on the priors scaled by it. A column with several measures,
+    or no column and no attribute, gives None.
+    """
+    if "measure" in frame.columns:
+        values = frame["measure"].dropna().unique()
+        return str(values[0]) if len(values) == 1 else None
+    value = frame.attrs.get("measure") if getattr(frame, "attrs", None) else None
+    return None if value is None else str(value)
 
 
 def as_frame(data: Any) -> pd.DataFrame | None:
@@ -154,7 +170,8 @@ def prepare(data: Any, yi: Any, vi: Any, mods: str | None, *, allow_zero_varianc
     X, names, terms, spec = design_matrix(frame, mods)
     if X.shape[0] - X.shape[1] < 1:
         raise ModelError(f"{X.shape[1]} coefficients cannot be estimated from {X.shape[0]} comparisons")
-    return ModelData(y, v, X, names, terms, frame, X.shape[1] == 1 and names == ["intercept"], mods, spec)
+    intercept_only = X.shape[1] == 1 and names == ["intercept"]
+    return ModelData(y, v, X, names, terms, frame, intercept_only, mods, spec, detect_measure(frame))
 
 
 def design_matrix(

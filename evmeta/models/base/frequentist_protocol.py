@@ -2,7 +2,11 @@
 
 ``FittedModel`` is mixed into ``MetaResult`` and ``MultilevelResult``, which are frozen
 dataclasses holding ``model`` (the inputs), ``coefficients``, ``vb``, ``df``, ``level``,
-``robust_cov`` (None unless :meth:`robust` made the result) and the variance components.
+the inference setting (``inference`` ``"model"`` or ``"CR2"``, ``cluster``),
+``robust_cov`` (the CR2 covariance where CR2 was applied, else None) and the variance
+components. The intercept's scalars (``estimate``, ``se``, ``stat``, ``pvalue``,
+``ci_low``, ``ci_high``) and the prediction interval (``pi_low``, ``pi_high``) are read
+from the stored coefficients and covariance, never stored twice.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import pandas as pd
 
 from evmeta.models.base.design import new_design
 from evmeta.models.base.inference import coefficient_table, prediction_frame
-from evmeta.models.base.protocol import Summary, resolve_level, resolve_newmods
-from evmeta.models.base.threshold import add_threshold_columns, check_threshold, reject_prob
+from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.threshold import add_threshold_columns, check_threshold
 
 
 class FittedModel:
@@ -55,13 +59,74 @@ class FittedModel:
         return self.model.formula
 
     @property
-    def conf_level(self) -> float:
-        """Confidence level of the stored intervals (same as ``level``)."""
-        return self.level
+    def inputs(self) -> Any:
+        """The stored inputs (:class:`~evmeta.models.base.design.ModelData`)."""
+        return self.model
 
     @property
     def is_robust(self) -> bool:
+        """True when cluster-robust (CR2) inference was applied (``inference="CR2"`` can
+        fall back to model-based inference with a note; then this is False)."""
         return self.robust_cov is not None
+
+    # --- scalars of the intercept (the pooled effect without moderators) ---------------
+    def _first(self, column: str) -> float:
+        return float(self.coefficients[column].iloc[0])
+
+    @property
+    def estimate(self) -> float:
+        """First coefficient: the pooled effect in a model without moderators."""
+        return self._first("estimate")
+
+    @property
+    def se(self) -> float:
+        return self._first("se")
+
+    @property
+    def stat(self) -> float:
+        return self._first("stat")
+
+    @property
+    def pvalue(self) -> float:
+        return self._first("pvalue")
+
+    @property
+    def ci_low(self) -> float:
+        return self._first("ci_low")
+
+    @property
+    def ci_high(self) -> float:
+        return self._first("ci_high")
+
+    @property
+    def pi_low(self) -> float:
+        """Lower prediction-interval bound of a model without moderators (NaN with moderators)."""
+        return float(self.predict().iloc[0]["pi_low"]) if self.model.intercept_only else float("nan")
+
+    @property
+    def pi_high(self) -> float:
+        return float(self.predict().iloc[0]["pi_high"]) if self.model.intercept_only else float("nan")
+
+    @property
+    def measure(self) -> str | None:
+        """The effect measure of the fitted rows (:func:`evmeta.models.base.design.detect_measure`)."""
+        return self.model.measure
+
+    def _inference_settings(self) -> dict[str, Any]:
+        """The inference setting that refits, subsets and case deletions carry over."""
+        return {"inference": self.inference, "cluster": self.cluster}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """``method``, ``test``, ``level``, ``inference`` and ``cluster``: the keywords that
+        fit the same model again (e.g. ``subgroup_analysis(data, by, **fit.settings)``)."""
+        return {"method": self.method, "test": self.test, "level": self.level, **self._inference_settings()}
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
 
     # --- protocol ---------------------------------------------------------------------
     def _df_for(self, X: np.ndarray) -> float | np.ndarray | None:
@@ -69,9 +134,9 @@ class FittedModel:
             return self.robust_cov.satterthwaite_df(X)
         return self.df
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
-        """estimate, se, stat, pvalue, ci_low, ci_high (and df when t-based) per coefficient."""
-        level = resolve_level(conf_level, prob, self.level)
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        """estimate, se, ci_low, ci_high, stat, pvalue (and df when t-based) per coefficient."""
+        level = resolve_level(level, self.level)
         if level == self.level:
             return self.coefficients.copy()
         beta = self.coefficients["estimate"].to_numpy()
@@ -84,14 +149,7 @@ class FittedModel:
         return coefficient_table(beta, self.vb, self.names, level, self.df)
 
     def predict(
-        self,
-        newmods: Any = None,
-        level: float | None = None,
-        *,
-        conf_level: float | None = None,
-        threshold: float | None = None,
-        newdata: Any = None,
-        **removed: Any,
+        self, newmods: Any = None, level: float | None = None, *, threshold: float | None = None
     ) -> pd.DataFrame:
         """Predicted average effects: pred, se, ci_low, ci_high, pi_low, pi_high.
 
@@ -102,7 +160,7 @@ class FittedModel:
             coefficient order without the intercept (as metafor). None: the fitted rows
             (for a model without moderators, the pooled effect once).
         level : float, optional
-            Interval level (default: the model's); ``conf_level`` is a synonym.
+            Interval level (default: the model's).
         threshold : float, optional
             Adds ``p_true_above``, the probability that a new comparable study's true
             effect exceeds ``threshold``, and ``share_true_above``
@@ -110,9 +168,7 @@ class FittedModel:
 
         Robust fits use the CR2 covariance and each row's Satterthwaite df.
         """
-        reject_prob(removed)
-        newmods = resolve_newmods(newmods, newdata)
-        level = resolve_level(level if level is not None else conf_level, None, self.level)
+        level = resolve_level(level, self.level)
         if newmods is None and self.model.intercept_only:
             X = np.ones((1, 1))
         else:
@@ -124,9 +180,9 @@ class FittedModel:
             return out
         return add_threshold_columns(out, threshold, self.tau2, self._df_for(X))
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def summary(self, level: float | None = None) -> Summary:
         """A printable summary; ``.table`` holds coefficients and heterogeneity SDs."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         table = self.coef_table(level)
         extra = pd.DataFrame(
             {"estimate": list(self.heterogeneity.values())},

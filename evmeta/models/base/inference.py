@@ -7,6 +7,21 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from evmeta.errors import ModelError
+
+#: Inference settings: model-based standard errors, or cluster-robust CR2 ones.
+INFERENCES = ("model", "CR2")
+
+
+def check_inference(inference: str, cluster: str | None) -> str:
+    """The inference setting, checked (``"model"`` or ``"CR2"``; ``"robust"`` reads as CR2)."""
+    value = {"robust": "CR2", "cr2": "CR2"}.get(str(inference), str(inference))
+    if value not in INFERENCES:
+        raise ModelError(f"unknown inference {inference!r}; valid: {', '.join(INFERENCES)}")
+    if cluster is not None and value != "CR2":
+        raise ModelError(f"cluster={cluster!r} is given but inference is {value!r}; use inference='CR2'")
+    return value
+
 
 def critical_value(level: float, df: float | None) -> float:
     """Two-sided critical value: t with ``df`` degrees of freedom, or normal when None."""

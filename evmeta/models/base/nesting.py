@@ -56,6 +56,32 @@ class NestedStructure:
         return self.sizes[-1]
 
 
+def parse_random(random: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Random levels, outermost first, from a list of columns or a metafor formula.
+
+    ``"~ 1 | study_id/experiment_id"`` (metafor's ``random`` for nested effects) and
+    ``"study_id/experiment_id"`` give ``["study_id", "experiment_id"]``; a single column
+    name gives a one-element list; None stays None.
+    """
+    if random is None:
+        return None
+    if not isinstance(random, str):
+        return [str(r) for r in random]
+    text = random.strip()
+    if text.startswith("~"):
+        head, bar, tail = text[1:].partition("|")
+        if not bar or head.strip() != "1":
+            raise ModelError(
+                f"random={random!r}: only nested random intercepts are supported, "
+                "e.g. '~ 1 | study_id/experiment_id'"
+            )
+        text = tail
+    levels = [part.strip() for part in text.split("/")]
+    if not all(levels):
+        raise ModelError(f"random={random!r}: empty level name; e.g. '~ 1 | study_id/experiment_id'")
+    return levels
+
+
 def nested_structure(frame: pd.DataFrame, random: list[str] | None) -> NestedStructure:
     """Build the structure; ``random=None`` makes every row its own group (one level)."""
     k = len(frame)

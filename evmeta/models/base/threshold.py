@@ -85,25 +85,6 @@ def add_threshold_columns(frame: pd.DataFrame, threshold: float, tau2: Any, df: 
     return out
 
 
-def reject_prob(removed: dict[str, Any]) -> None:
-    """Refuse ``predict(prob=...)`` and any other unknown keyword with a sentence.
-
-    ``prob`` was a synonym of ``level`` in ``predict``; metafor 5.1 uses the word for the
-    probability of an effect beyond a value, so the synonym is gone to avoid reading one
-    as the other (``coef_table`` and ``summary`` keep ``prob`` as the Bayesian word for
-    the interval level).
-    """
-    if not removed:
-        return
-    if "prob" in removed:
-        raise ModelError(
-            "predict(prob=...) is no longer a synonym of the interval level: use level= for the "
-            "interval level and threshold= for the probability that a new study's true effect "
-            "exceeds a value (column p_true_above)"
-        )
-    raise ModelError(f"predict() got unexpected keyword(s): {', '.join(sorted(removed))}")
-
-
 #: Most distinct design rows listed one by one in :func:`threshold_table`.
 MAX_ROWS = 12
 

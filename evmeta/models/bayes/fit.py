@@ -18,7 +18,7 @@ import numpy as np
 
 from evmeta.errors import ConvergenceWarning, ModelError
 from evmeta.models.base.design import prepare
-from evmeta.models.base.nesting import NestedStructure, nested_structure, sample_random_effects
+from evmeta.models.base.nesting import NestedStructure, nested_structure, parse_random, sample_random_effects
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.bayes.quadrature import fit_quadrature, precompute
 from evmeta.models.bayes.result import BayesResult
@@ -119,14 +119,9 @@ def bayesian_meta_analysis(
     _check_sampling(draws, tune, chains, seed)
     priors_given = prior_dict(priors)  # a named set as its dict: refit and prior_sensitivity merge into it
     model = prepare(data, yi, vi, mods)
-    random_list = [random] if isinstance(random, str) else (list(random) if random is not None else None)
+    random_list = parse_random(random)
     structure = nested_structure(model.frame, random_list)
-    frame = model.frame
-    measure = (
-        str(frame["measure"].iloc[0])
-        if "measure" in frame.columns and frame["measure"].nunique() == 1
-        else None
-    )
+    measure = model.measure
     scale = measure_scale(measure, model.yi)
     prior_set = resolve_priors(
         priors_given,
@@ -158,7 +153,6 @@ def bayesian_meta_analysis(
         prior_set=prior_set,
         seed=seed,
         likelihood=likelihood,
-        measure=measure,
         fingerprint=fingerprint(model.yi, model.vi, model.X),
         versions=versions(),
         V=V_matrix,

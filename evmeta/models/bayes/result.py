@@ -8,10 +8,8 @@ Under NUTS summaries come from the draws, with R-hat and ESS.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,8 +18,7 @@ import pandas as pd
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
 from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
-from evmeta.models.base.protocol import Summary, heterogeneity_name, resolve_level, resolve_newmods
-from evmeta.models.base.threshold import reject_prob
+from evmeta.models.base.protocol import POSTERIOR_SD, Summary, heterogeneity_name, resolve_level
 from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet, prior_dict
@@ -29,19 +26,20 @@ from evmeta.models.priors import PriorSet, prior_dict
 #: Default probability of credible intervals (equal-tailed).
 PROB = 0.95
 
-#: ``_linear``'s posterior summaries under the protocol's column names (as coef_table).
+#: ``_linear``'s posterior summaries under the protocol's column names (as coef_table); the
+#: spread is a posterior SD and says so.
 PROTOCOL_NAMES = {
     "mean": "estimate",
-    "sd": "se",
+    "sd": POSTERIOR_SD,
     "lower": "ci_low",
     "upper": "ci_high",
     "p_greater": "p_gt_0",
 }
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BayesResult:
-    """A fitted Bayesian meta-analysis (immutable).
+    """A fitted Bayesian meta-analysis (immutable; ``print(fit)`` prints its summary).
 
     Attributes
     ----------
@@ -60,6 +58,13 @@ class BayesResult:
     converged : bool
         False when R-hat > 1.01, bulk ESS < 400 or any divergence (NUTS); quadrature is
         exact and always converged.
+    level : float
+        Default probability of the equal-tailed credible intervals.
+
+    ``_cache`` holds values derived on first use from the fields (``diagnostics``,
+    ``idata``); it is the only thing written after construction, never part of the result's
+    identity, and :meth:`adopt_diagnostics` may fill it from a worker that computed the
+    same values.
     """
 
     method_used: str
@@ -77,11 +82,28 @@ class BayesResult:
     energy: np.ndarray | None = field(default=None, repr=False)
     sampler: str = ""
     settings: dict = field(default_factory=dict)
-    measure: str | None = None
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
     V: np.ndarray | None = field(default=None, repr=False)
     fitter: Callable[..., BayesResult] | None = field(default=None, repr=False)
+    level: float = PROB
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    @property
+    def inputs(self) -> ModelData:
+        """The stored inputs (:class:`~evmeta.models.base.design.ModelData`)."""
+        return self.model
+
+    @property
+    def measure(self) -> str | None:
+        """The effect measure (:func:`evmeta.models.base.design.detect_measure`)."""
+        return self.model.measure
 
     # --- stored inputs and basic facts ----------------------------------------------------
     @property
@@ -131,24 +153,9 @@ class BayesResult:
         """Names of the heterogeneity SDs: ``tau[<level>]``, as in priors and summaries."""
         return [heterogeneity_name(level) for level in self.levels]
 
-    def _tau_names(self) -> list[str]:
-        warnings.warn(
-            "_tau_names() is deprecated; use the tau_names property", DeprecationWarning, stacklevel=2
-        )
-        return self.tau_names
-
     def tau_index(self, parameter: str) -> int | None:
-        """Level index of a tau name (``tau[<level>]``; plain ``tau`` for one level, deprecated)."""
-        if parameter in self.tau_names:
-            return self.tau_names.index(parameter)
-        if parameter == "tau" and len(self.levels) == 1:
-            warnings.warn(
-                f"the parameter name 'tau' is deprecated; use {self.tau_names[0]!r}",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            return 0
-        return None
+        """Level index of a tau name (``tau[<level>]``), or None."""
+        return self.tau_names.index(parameter) if parameter in self.tau_names else None
 
     def flat_draws(self) -> tuple[np.ndarray, np.ndarray]:
         """Draws of beta (N x p) and of the taus (N x levels), chains stacked."""
@@ -157,28 +164,26 @@ class BayesResult:
         )
 
     # --- diagnostics --------------------------------------------------------------------
-    @cached_property
+    @property
     def diagnostics(self) -> dict[str, Any]:
         """max R-hat, min bulk/tail ESS, divergences, min BFMI of the draws (ArviZ, imported
         here only); under quadrature also ``grid_error``, the largest change of any reported
-        mean, SD or quantile on a grid of twice the density."""
-        out = arviz_io.sampler_diagnostics(self)
-        if self.method_used == "quadrature":
-            out["sampler"] = "exact quadrature (no Monte Carlo error)"
-            out["grid_error"] = (
-                self.quadrature.refinement_error if self.quadrature is not None else float("nan")
-            )
-        return out
+        mean, SD or quantile on a grid of twice the density. Computed once (``_cache``)."""
+        if "diagnostics" not in self._cache:
+            out = arviz_io.sampler_diagnostics(self)
+            if self.method_used == "quadrature":
+                out["sampler"] = "exact quadrature (no Monte Carlo error)"
+                out["grid_error"] = (
+                    self.quadrature.refinement_error if self.quadrature is not None else float("nan")
+                )
+            self._cache["diagnostics"] = out
+        return self._cache["diagnostics"]
 
     def adopt_diagnostics(self, diagnostics: dict[str, Any]) -> None:
-        """Take :attr:`diagnostics` computed for this same fit elsewhere (a forked worker
-        that also wrote ``posterior.nc``), so this process need not import ArviZ or refine
-        the grid again. The values are cached exactly as if computed here."""
-        if "diagnostics" in self.__dict__:
-            return
-        self.__dict__["diagnostics"] = dict(diagnostics)  # the cached_property's slot
-        if self.quadrature is not None and "grid_error" in diagnostics:
-            self.quadrature.__dict__["refinement_error"] = diagnostics["grid_error"]
+        """Fill the ``diagnostics`` cache with values computed for this same fit elsewhere (a
+        worker that also wrote ``posterior.nc``), so this process need not import ArviZ or
+        refine the grid again. The values are cached exactly as if computed here."""
+        self._cache.setdefault("diagnostics", dict(diagnostics))
 
     @property
     def converged(self) -> bool:
@@ -188,21 +193,18 @@ class BayesResult:
         return d["max_r_hat"] <= 1.01 and d["min_ess_bulk"] >= 400 and d["divergences"] == 0
 
     # --- protocol -------------------------------------------------------------------------
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
-        """Per coefficient: estimate (posterior mean), se (posterior SD), ci_low, ci_high
-        (equal-tailed credible interval, ``prob``) and P(> 0) as ``p_gt_0``."""
-        level = resolve_level(conf_level, prob, PROB)
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        """Per coefficient: estimate (posterior mean), posterior_sd, ci_low, ci_high
+        (equal-tailed credible interval at ``level``) and P(> 0) as ``p_gt_0``."""
+        level = resolve_level(level, self.level)
         identity = np.eye(len(self.names))
         rows = {name: self._linear(identity[j], level) for j, name in enumerate(self.names)}
         table = pd.DataFrame.from_dict(rows, orient="index").rename(columns=PROTOCOL_NAMES)
         table.index.name = "term"
         return table
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
-        """Coefficients and heterogeneity SDs (``tau[<level>]``): estimate (mean), se (SD),
-        ci_low, ci_high (equal-tailed, ``prob``), r_hat, ess_bulk, ess_tail (NUTS only)."""
-        level = resolve_level(conf_level, prob, PROB)
-        table = self.coef_table(level).drop(columns="p_gt_0")
+    def _tau_rows(self, level: float) -> dict[str, dict[str, float]]:
+        """Posterior mean, SD and equal-tailed interval of every tau, by name."""
         flat_tau = self.flat_draws()[1]
         probs = [(1 - level) / 2, 1 - (1 - level) / 2]
         taus = {}
@@ -213,22 +215,37 @@ class BayesResult:
                 draws = flat_tau[:, index]
                 mean, sd = float(draws.mean()), float(draws.std(ddof=1))
                 lower, upper = (float(q) for q in np.quantile(draws, probs))
-            taus[name] = {"estimate": mean, "se": sd, "ci_low": lower, "ci_high": upper}
-        table = pd.concat([table, pd.DataFrame.from_dict(taus, orient="index")])
+            taus[name] = {"estimate": mean, POSTERIOR_SD: sd, "ci_low": lower, "ci_high": upper}
+        return taus
+
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """One row per random level: tau (posterior mean) with posterior_sd and its credible
+        interval (ci_low, ci_high), and tau2, the posterior mean of tau^2 (= mean^2 + SD^2)."""
+        level = resolve_level(level, self.level)
+        rows = {
+            name: {
+                "tau2": row["estimate"] ** 2 + row[POSTERIOR_SD] ** 2,
+                "tau": row["estimate"],
+                POSTERIOR_SD: row[POSTERIOR_SD],
+                "ci_low": row["ci_low"],
+                "ci_high": row["ci_high"],
+            }
+            for name, row in zip(self.levels, self._tau_rows(level).values(), strict=True)
+        }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("component")
+
+    def summary(self, level: float | None = None) -> Summary:
+        """Coefficients and heterogeneity SDs (``tau[<level>]``): estimate (mean),
+        posterior_sd, ci_low, ci_high (equal-tailed), r_hat, ess_bulk, ess_tail (NUTS only)."""
+        level = resolve_level(level, self.level)
+        table = self.coef_table(level).drop(columns="p_gt_0")
+        table = pd.concat([table, pd.DataFrame.from_dict(self._tau_rows(level), orient="index")])
         table.index.name = "term"
         if self.method_used == "nuts":
             table["r_hat"], table["ess_bulk"], table["ess_tail"] = arviz_io.parameter_diagnostics(self)
         else:
             table["r_hat"] = table["ess_bulk"] = table["ess_tail"] = np.nan
-        return Summary(self._title(), self._lines(), table, level, legacy=lambda: self._legacy_summary(table))
-
-    def _legacy_summary(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The pre-protocol summary DataFrame (mean/sd/lower/upper; ``tau`` for one level)."""
-        old = table.rename(columns={"estimate": "mean", "se": "sd", "ci_low": "lower", "ci_high": "upper"})
-        if self.levels == ["comparison"]:
-            old = old.rename(index={"tau[comparison]": "tau"})
-        old.index.name = None
-        return old
+        return Summary(self._title(), self._lines(), table, level)
 
     def _title(self) -> str:
         engine = "quadrature" if self.method_used == "quadrature" else f"nuts, {self.diagnostics['sampler']}"
@@ -247,11 +264,6 @@ class BayesResult:
                 f"{d['divergences']}{'' if self.converged else '  ** NOT CONVERGED: do not treat as final **'}"
             )
         return [status, "Priors: " + "; ".join(f"{k} ~ {v}" for k, v in self.priors.items())]
-
-    def summary_text(self) -> str:
-        """Deprecated: use ``print(fit.summary())``."""
-        warnings.warn("summary_text() is deprecated; use str(summary())", DeprecationWarning, stacklevel=2)
-        return str(self.summary())
 
     def to_frame(self) -> pd.DataFrame:
         """One row per coefficient and tau (``term``, as the frequentist results), with the
@@ -277,6 +289,7 @@ class BayesResult:
             "diagnostics": self.diagnostics,
             "summary": self.summary().table.reset_index(names="term").to_dict(orient="records"),
             "settings": dict(self.settings),
+            "level": self.level,
             "measure": self.measure,
             "fingerprint": self.fingerprint,
             "versions": dict(self.versions),
@@ -336,27 +349,24 @@ class BayesResult:
         reference = [lv for lv in map(str, levels) if lv not in by_level]
         return [*reference[:1], *by_level], by_level
 
-    def contrasts(
-        self, term: str, conf_level: float | None = None, *, prob: float | None = None
-    ) -> pd.DataFrame:
+    def contrasts(self, term: str, level: float | None = None) -> pd.DataFrame:
         """Every pairwise difference between levels of a categorical moderator.
 
         Parameters
         ----------
         term : str
             A categorical moderator of the model.
-        conf_level : float, optional
-            Probability of the equal-tailed credible intervals (default 0.95); ``prob`` is a
-            synonym, as in :meth:`coef_table`.
+        level : float, optional
+            Probability of the equal-tailed credible intervals (default: the fit's level).
 
         Returns
         -------
         DataFrame
             One row per pair ``a - b`` (a listed after b): ``contrast``, ``level``, ``versus``
-            and the columns of :meth:`coef_table`: ``estimate`` (posterior mean), ``se``
-            (posterior SD), ``ci_low``, ``ci_high`` and ``p_gt_0`` (posterior P(a - b > 0)).
+            and the columns of :meth:`coef_table`: ``estimate`` (posterior mean),
+            ``posterior_sd``, ``ci_low``, ``ci_high`` and ``p_gt_0`` (posterior P(a - b > 0)).
         """
-        level = resolve_level(conf_level, prob, PROB)
+        level = resolve_level(level, self.level)
         levels, columns = self._categorical_levels(term)
         rows = []
         for i, b in enumerate(levels):
@@ -372,27 +382,18 @@ class BayesResult:
         return pd.DataFrame(rows).rename(columns=PROTOCOL_NAMES)
 
     def predict(
-        self,
-        newmods: Any = None,
-        level: float | None = None,
-        *,
-        conf_level: float | None = None,
-        threshold: float = 0.0,
-        newdata: Any = None,
-        **removed: Any,
+        self, newmods: Any = None, level: float | None = None, *, threshold: float = 0.0
     ) -> pd.DataFrame:
         """Posterior of the average effect and of the effect in a new study.
 
-        Returns per row: ``pred``/``se``/``ci_low``/``ci_high`` of the average effect x'beta
-        (posterior mean, SD, credible interval at ``level``), ``pi_low``/``pi_high`` and
-        ``pred_sd`` of the effect in a new study (new random effects at every level), and
-        ``p_effect_gt_threshold`` (also as ``p_true_above``, the frequentist column name:
-        the posterior predictive probability that a new study's true effect exceeds
-        ``threshold``). ``newmods`` as :meth:`MetaResult.predict`.
+        Returns per row: ``pred``/``posterior_sd``/``ci_low``/``ci_high`` of the average
+        effect x'beta (posterior mean, SD, credible interval at ``level``),
+        ``pi_low``/``pi_high`` and ``pred_sd`` of the effect in a new study (new random
+        effects at every level), and ``p_effect_gt_threshold`` (also as ``p_true_above``,
+        the frequentist column name: the posterior predictive probability that a new
+        study's true effect exceeds ``threshold``). ``newmods`` as :meth:`MetaResult.predict`.
         """
-        reject_prob(removed)
-        newmods = resolve_newmods(newmods, newdata)
-        level = resolve_level(level if level is not None else conf_level, None, PROB)
+        level = resolve_level(level, self.level)
         X = (
             np.ones((1, 1))
             if newmods is None and self.model.intercept_only
@@ -405,7 +406,7 @@ class BayesResult:
             rows.append(
                 {
                     "pred": average["mean"],
-                    "se": average["sd"],
+                    POSTERIOR_SD: average["sd"],
                     "ci_low": average["lower"],
                     "ci_high": average["upper"],
                     "pi_low": new["lower"],
@@ -440,14 +441,14 @@ class BayesResult:
         )
         return fixed + outer + inner[:, self.structure.inner]
 
-    def study_estimates(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def study_estimates(self, level: float | None = None) -> pd.DataFrame:
         """Shrunken estimates of each comparison's true effect (for forest plots).
 
         Returns one row per fitted comparison: ``yi``, ``vi`` and, under the protocol's names,
-        ``estimate`` (posterior mean), ``se`` (posterior SD), ``ci_low``, ``ci_high``
-        (equal-tailed at ``conf_level``, synonym ``prob``, default 0.95).
+        ``estimate`` (posterior mean), ``posterior_sd``, ``ci_low``, ``ci_high``
+        (equal-tailed at ``level``, default: the fit's).
         """
-        level = resolve_level(conf_level, prob, PROB)
+        level = resolve_level(level, self.level)
         theta = self._theta_draws()
         frame = self.model.frame
         out = pd.DataFrame(
@@ -455,7 +456,7 @@ class BayesResult:
                 "yi": self.model.yi,
                 "vi": self.model.vi,
                 "estimate": theta.mean(axis=0),
-                "se": theta.std(axis=0, ddof=1),
+                POSTERIOR_SD: theta.std(axis=0, ddof=1),
                 "ci_low": np.quantile(theta, (1 - level) / 2, axis=0),
                 "ci_high": np.quantile(theta, 1 - (1 - level) / 2, axis=0),
             },
@@ -471,11 +472,14 @@ class BayesResult:
     bayes_factor = densities.bayes_factor
 
     # --- ArviZ, refits --------------------------------------------------------------------
-    @cached_property
+    @property
     def idata(self):
         """ArviZ InferenceData: posterior (``tau`` by level; random effects ``u_<level>`` labelled
-        by their group ids), log_likelihood per innermost group, observed data, prior."""
-        return arviz_io.inference_data(self)
+        by their group ids), log_likelihood per innermost group, observed data, prior.
+        Built once (``_cache``)."""
+        if "idata" not in self._cache:
+            self._cache["idata"] = arviz_io.inference_data(self)
+        return self._cache["idata"]
 
     def prior_draws(self, n: int) -> dict[str, np.ndarray]:
         """Draws from the priors of beta and the taus (for InferenceData)."""
@@ -525,9 +529,7 @@ class BayesResult:
     def prior_sensitivity(
         self,
         alternatives: dict[str, dict[str, str] | str],
-        conf_level: float | None = None,
-        *,
-        prob: float | None = None,
+        level: float | None = None,
     ) -> pd.DataFrame:
         """Refit (on the stored inputs) under alternative priors and tabulate how each
         summary moves.
@@ -538,8 +540,8 @@ class BayesResult:
             Maps a label to prior overrides (a dict, merged into the priors given) or to a
             named prior set that replaces them (``"default"``, or ``"preclinical"``: the
             preclinical tau prior with the default coefficient priors).
-        conf_level : float, optional
-            Probability of the credible intervals (default 0.95); ``prob`` is a synonym.
+        level : float, optional
+            Probability of the credible intervals (default: the fit's level).
 
         Returns
         -------
@@ -548,7 +550,7 @@ class BayesResult:
             ``estimate`` (posterior mean), ``ci_low``, ``ci_high``, ``shift`` (of the mean
             from the base fit) and ``shift_in_sd`` (in base posterior SDs).
         """
-        level = resolve_level(conf_level, prob, PROB)
+        level = resolve_level(level, self.level)
         base = self.summary(level).table
         rows = []
         for label, given in {"base": {}, **alternatives}.items():
@@ -558,7 +560,7 @@ class BayesResult:
             fit = self if label == "base" else self.refit(priors=priors)
             for parameter, row in fit.summary(level).table.iterrows():
                 shift = row["estimate"] - base.loc[parameter, "estimate"]
-                sd = base.loc[parameter, "se"]
+                sd = base.loc[parameter, POSTERIOR_SD]
                 rows.append(
                     {
                         "alternative": label,

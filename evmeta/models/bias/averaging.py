@@ -37,15 +37,16 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from evmeta.errors import ModelError
-from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.design import ModelData, as_frame, prepare
+from evmeta.models.base.protocol import POSTERIOR_SD, Summary, check_level, resolve_level
 from evmeta.models.bias.marginal import EnsemblePriors, MarginalFit, normal_marginal, selection_marginal
 
 BIAS_PRIOR = {"none": 0.5, "selection": 0.25, "pet": 0.125, "peese": 0.125}
 
 
-@dataclass
+@dataclass(frozen=True, eq=False, repr=False)
 class BiasAveragingResult:
-    """Model-averaged, publication-bias-adjusted meta-analysis.
+    """Model-averaged, publication-bias-adjusted meta-analysis (immutable).
 
     ``models`` has one row per model (effect, heterogeneity, bias, prior_prob, posterior_prob,
     log_marginal_likelihood, mu_mean, slope_mean: posterior means of mu and of the PET/PEESE
@@ -53,9 +54,10 @@ class BiasAveragingResult:
     to inclusion Bayes factors. ``estimate`` is the model-averaged posterior mean of mu (models
     without an effect contribute mu = 0), ``ci_low``/``ci_high`` the equal-tailed credible
     interval of that mixture; ``conditional_*`` are the same over the effect models only.
+    ``inputs`` are the stored inputs (``yi``, ``vi``); ``notes`` carry caveats (e.g. PET and
+    PEESE unidentified when every variance is equal).
     """
 
-    k: int
     models: pd.DataFrame
     inclusion_bf: dict[str, float]
     estimate: float
@@ -68,13 +70,58 @@ class BiasAveragingResult:
     priors: EnsemblePriors
     cut: float
     components: dict[str, MarginalFit] = field(repr=False, default_factory=dict)
-    yi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-    vi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    inputs: ModelData = field(repr=False, default=None)
+    notes: tuple[str, ...] = ()
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    @property
+    def k(self) -> int:
+        return self.inputs.k
+
+    @property
+    def yi(self) -> np.ndarray:
+        return self.inputs.yi
+
+    @property
+    def vi(self) -> np.ndarray:
+        return self.inputs.vi
+
+    @property
+    def measure(self) -> str | None:
+        return self.inputs.measure
+
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """The inclusion Bayes factor for heterogeneity (the ensemble keeps no tau posterior:
+        tau2, tau and their interval are NaN)."""
+        row = {"tau2": np.nan, "tau": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+        row["inclusion_bf"] = self.inclusion_bf["heterogeneity"]
+        return pd.DataFrame([row], index=pd.Index(["comparison"], name="component"))
+
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
+        """The model-averaged effect mu, one row (no prediction interval)."""
+        if newmods is not None:
+            raise ModelError("bias model averaging predicts only the averaged effect; it takes no newmods")
+        row = self.coef_table(level).iloc[0]
+        return pd.DataFrame(
+            {
+                "pred": [row["estimate"]],
+                POSTERIOR_SD: [row[POSTERIOR_SD]],
+                "ci_low": [row["ci_low"]],
+                "ci_high": [row["ci_high"]],
+                "pi_low": [np.nan],
+                "pi_high": [np.nan],
+            }
+        )
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
         """The effect mu, model-averaged and conditional on an effect: estimate (posterior
-        mean), se (posterior SD), ci_low, ci_high (equal-tailed at ``conf_level``)."""
-        level = resolve_level(conf_level, prob, self.level)
+        mean), posterior_sd, ci_low, ci_high (equal-tailed at ``level``)."""
+        level = resolve_level(level, self.level)
         if level == self.level:
             rows = {
                 "mu (model-averaged)": (self.estimate, self.ci_low, self.ci_high),
@@ -95,7 +142,7 @@ class BiasAveragingResult:
             raise ModelError("this result keeps no component fits; refit it to change the level")
         table = pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "ci_low", "ci_high"])
         # The posterior SD of each mixture (NaN when the result keeps no component fits).
-        table.insert(1, "se", [self._mixture_sd(effect_only) for effect_only in (False, True)])
+        table.insert(1, POSTERIOR_SD, [self._mixture_sd(effect_only) for effect_only in (False, True)])
         table.index.name = "term"
         return table
 
@@ -112,16 +159,17 @@ class BiasAveragingResult:
             moment2 += float(np.sum(weights * (fit.mu_sds**2 + fit.mu_means**2)))
         return float(np.sqrt(max(moment2 - moment1**2, 0.0)))
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def summary(self, level: float | None = None) -> Summary:
         """A RoBMA-like printout (:class:`~evmeta.models.base.protocol.Summary`): inclusion
         Bayes factors and the models, above the table of the effect."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         title = f"Bayesian model averaging over publication-bias models (k = {self.k}; 16 models)"
         lines = [
             "Inclusion Bayes factors: "
             + "; ".join(f"{name} {value:.3g}" for name, value in self.inclusion_bf.items()),
             "",
             *self.models.to_string(index=False, float_format=lambda x: f"{x:.4g}").splitlines(),
+            *(f"Note: {note}" for note in self.notes),
         ]
         return Summary(title, lines, self.coef_table(level), level)
 
@@ -150,6 +198,7 @@ class BiasAveragingResult:
         out["inclusion_bf"] = {key: float(value) for key, value in self.inclusion_bf.items()}
         out["models"] = self.models.to_dict(orient="records")
         out["priors"] = self.priors.describe()
+        out["notes"] = list(self.notes)
         return out
 
 
@@ -189,6 +238,8 @@ def bias_model_averaging(
         Fewer than 2 comparisons, missing or non-positive variances, unknown priors.
     """
     y, v = _arrays(data, yi, vi)
+    inputs = prepare(as_frame(data), y, v, None)
+    level = check_level(level)
     ensemble_priors = _resolve_priors(priors)
     if not 0 < selection_cut < 1:
         raise ModelError(f"selection_cut must lie in (0, 1), got {selection_cut}")
@@ -246,8 +297,14 @@ def bias_model_averaging(
     }
     averaged = _mixture(models, fits, level, effect_only=False)
     conditional = _mixture(models, fits, level, effect_only=True)
+    notes = ()
+    if np.ptp(v) <= 1e-12 * np.max(v):
+        notes = (
+            "PET and PEESE are unidentified: every comparison has the same variance, so their "
+            "slope on the standard error (or variance) is confounded with the effect, so the data "
+            "cannot separate bias from effect and the bias-adjusted estimate rests on the priors",
+        )
     return BiasAveragingResult(
-        k=len(y),
         models=models,
         inclusion_bf=inclusion,
         estimate=averaged[0],
@@ -260,8 +317,8 @@ def bias_model_averaging(
         priors=ensemble_priors,
         cut=selection_cut,
         components=fits,
-        yi=y,
-        vi=v,
+        inputs=inputs,
+        notes=notes,
     )
 
 

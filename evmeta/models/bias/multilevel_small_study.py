@@ -61,13 +61,13 @@ class MultilevelSmallStudyResult:
 
     frozen = True
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
         """The selected model's coefficients (the bias-corrected ones and the precision term)."""
         chosen = self.peese if self.selected == "PEESE" else self.pet
-        return chosen.coef_table(resolve_level(conf_level, prob, self.level))
+        return chosen.coef_table(resolve_level(level, self.level))
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
-        level = resolve_level(conf_level, prob, self.level)
+    def summary(self, level: float | None = None) -> Summary:
+        level = resolve_level(level, self.level)
         lines = [
             f"Multilevel Egger test ({self.predictor}): slope = {self.slope:.3f} (SE {self.slope_se:.3f}), "
             f"p = {self.slope_pvalue:.4g}",

@@ -17,7 +17,8 @@ import pandas as pd
 from scipy import optimize, stats
 
 from evmeta.errors import ModelError
-from evmeta.models.base.inference import at_level, coefficient_table
+from evmeta.models.base.design import ModelData, new_design
+from evmeta.models.base.inference import at_level, coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.bias.step_likelihood import (
     ALTERNATIVES,
@@ -39,50 +40,39 @@ class SelectionInputs:
     names: list[str]
     fixed_effect: bool
     level: float
+    model: ModelData
 
 
 def inputs_from_fit(fit: Any) -> SelectionInputs:
-    """The one adapter from a ``meta_analysis`` result to arrays (yi, vi, X).
-
-    Accepts results that carry their inputs directly (``fit.yi``, ``fit.vi``, ``fit.X``) or
-    through ``fit.model`` (the first-wave ``MetaResult``).
-    """
-    model = getattr(fit, "model", None)
-    X = getattr(fit, "X", None)
-    if X is None and model is not None:
-        X = getattr(model, "X", None)
-    if X is None or not hasattr(fit, "yi") or not hasattr(fit, "vi"):
-        raise ModelError("selection_model needs a meta_analysis result (with yi, vi and a design X)")
-    names = list(getattr(model, "names", None) or [f"b{j}" for j in range(np.shape(X)[1])])
+    """The one adapter from a ``meta_analysis`` result (its stored ``inputs``) to arrays."""
+    model = getattr(fit, "inputs", None)
+    if not isinstance(model, ModelData):
+        raise ModelError("selection_model needs a meta_analysis result (with stored inputs yi, vi and X)")
     return SelectionInputs(
-        np.asarray(fit.yi, float),
-        np.asarray(fit.vi, float),
-        np.asarray(X, float),
-        names,
+        np.asarray(model.yi, float),
+        np.asarray(model.vi, float),
+        np.asarray(model.X, float),
+        list(model.names),
         str(getattr(fit, "method", "REML")).upper() in ("EE", "FE", "CE"),
         float(getattr(fit, "level", 0.95)),
+        model,
     )
 
 
-@dataclass
+@dataclass(frozen=True, eq=False, repr=False)
 class SelectionResult:
-    """A fitted step-function selection model.
+    """A fitted step-function selection model (immutable).
 
-    ``estimate``/``se``/``ci_low``/``ci_high`` describe the intercept (the adjusted pooled effect
-    in a model without moderators); ``coefficients`` holds every coefficient. ``delta`` are the
+    ``estimate``/``se``/``ci_low``/``ci_high``/``pvalue`` are read from the intercept's row
+    of ``coefficients`` (the adjusted pooled effect in a model without moderators), which
+    holds every coefficient; ``inputs`` are the stored inputs of the fit it adjusts. ``delta`` are the
     relative selection weights per p-value interval (the first fixed at 1), ``delta_se`` their
     standard errors (NaN for the fixed one). ``lrt`` is the likelihood-ratio statistic against the
     ML fit of the unadjusted model, with ``lrt_df`` degrees of freedom.
     """
 
-    k: int
     steps: np.ndarray
     alternative: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    pvalue: float
     tau2: float
     tau2_se: float
     delta: np.ndarray
@@ -96,6 +86,59 @@ class SelectionResult:
     coefficients: pd.DataFrame
     level: float
     vb: np.ndarray = field(repr=False)
+    inputs: ModelData = field(repr=False, default=None)
+
+    @property
+    def k(self) -> int:
+        return self.inputs.k
+
+    @property
+    def measure(self) -> str | None:
+        return self.inputs.measure
+
+    def _first(self, column: str) -> float:
+        return float(self.coefficients[column].iloc[0])
+
+    @property
+    def estimate(self) -> float:
+        return self._first("estimate")
+
+    @property
+    def se(self) -> float:
+        return self._first("se")
+
+    @property
+    def ci_low(self) -> float:
+        return self._first("ci_low")
+
+    @property
+    def ci_high(self) -> float:
+        return self._first("ci_high")
+
+    @property
+    def pvalue(self) -> float:
+        return self._first("pvalue")
+
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """The adjusted tau^2 (ML under selection); no interval."""
+        row = {"tau2": self.tau2, "tau": float(np.sqrt(self.tau2)), "ci_low": np.nan, "ci_high": np.nan}
+        return pd.DataFrame([row], index=pd.Index(["comparison"], name="component"))
+
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
+        """Selection-adjusted average effects: pred, se, ci_low/ci_high, pi_low/pi_high (tau^2)."""
+        level = resolve_level(level, self.level)
+        X = (
+            np.ones((1, 1))
+            if newmods is None and self.inputs.intercept_only
+            else new_design(self.inputs, newmods)
+        )
+        return prediction_frame(X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, level, None)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
 
     def interval_labels(self) -> list[str]:
         """``"0 < p <= 0.025"``-style labels of the p-value intervals."""
@@ -109,15 +152,15 @@ class SelectionResult:
             index=pd.Index(self.interval_labels(), name="interval"),
         )
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
-        """estimate, se, ci_low, ci_high, stat, pvalue per coefficient (intervals at ``conf_level``)."""
-        level = resolve_level(conf_level, prob, self.level)
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        """estimate, se, ci_low, ci_high, stat, pvalue per coefficient (intervals at ``level``)."""
+        level = resolve_level(level, self.level)
         return self.coefficients.copy() if level == self.level else at_level(self.coefficients, level, None)
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def summary(self, level: float | None = None) -> Summary:
         """A metafor-like printout (:class:`~evmeta.models.base.protocol.Summary`): tau^2, the
         likelihood-ratio test and the selection weights above the coefficient table."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         title = (
             f"Step-function selection model (k = {self.k}; alternative: {self.alternative}; "
             f"cut-points: {', '.join(f'{s:g}' for s in self.steps[:-1])})"
@@ -271,16 +314,9 @@ def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.n
     offset = p + (0 if data.fixed_effect else 1)
     delta_se = np.concatenate([[np.nan], np.sqrt(np.diag(cov)[offset:])])
     lrt = max(0.0, 2 * (ll - ml["ll"]))
-    row = coefficients.iloc[0]
     return SelectionResult(
-        k=len(yi),
         steps=cuts,
         alternative=alternative,
-        estimate=float(row["estimate"]),
-        se=float(row["se"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
-        pvalue=float(row["pvalue"]),
         tau2=float(tau2),
         tau2_se=tau2_se,
         delta=delta,
@@ -294,6 +330,7 @@ def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.n
         coefficients=coefficients,
         level=data.level,
         vb=vb,
+        inputs=data.model,
     )
 
 

@@ -13,7 +13,7 @@ Zwetsloot P-P et al. (2017). eLife 6:e24260 (sqrt(1/n) for SMD in animal studies
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -21,19 +21,71 @@ import pandas as pd
 from scipy import stats
 
 from evmeta.errors import ModelError
+from evmeta.models.base.design import ModelData
 from evmeta.models.base.inference import coefficient_table
-from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.protocol import Summary, empty_heterogeneity, resolve_level
 from evmeta.models.frequentist.meta import MetaResult, fit_design, meta_analysis
+
+#: Below this many comparisons funnel-plot methods have too little power to tell asymmetry
+#: from chance (Sterne et al. 2011, BMJ 343:d4002, recommend at least 10).
+MIN_FUNNEL_K = 10
+
+
+def small_k_notes(k: int, what: str) -> tuple[str, ...]:
+    """The usual caveat for funnel-plot methods with fewer than MIN_FUNNEL_K comparisons."""
+    if k >= MIN_FUNNEL_K:
+        return ()
+    return (
+        f"{what} with k = {k} comparisons (fewer than {MIN_FUNNEL_K}) has little power to detect "
+        "small-study effects and may mislead; read it as descriptive (Sterne et al. 2011)",
+    )
+
 
 PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtninv", "sqrt_inv_n")
 
 
-@dataclass
-class EggerResult:
-    """Regression test for funnel-plot asymmetry.
+def _estimate_row(estimate: float, se: float, ci_low: float, ci_high: float) -> pd.DataFrame:
+    """A one-row prediction frame for a bias-adjusted estimate (no prediction interval)."""
+    return pd.DataFrame(
+        {
+            "pred": [estimate],
+            "se": [se],
+            "ci_low": [ci_low],
+            "ci_high": [ci_high],
+            "pi_low": [np.nan],
+            "pi_high": [np.nan],
+        }
+    )
+
+
+class _FromInputs:
+    """``measure`` and ``k`` of a bias result, from the inputs of the fit it was computed from."""
+
+    inputs: ModelData
+
+    @property
+    def measure(self) -> str | None:
+        return self.inputs.measure
+
+    @property
+    def k(self) -> int:
+        return self.inputs.k
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class EggerResult(_FromInputs):
+    """Regression test for funnel-plot asymmetry (immutable).
 
     ``stat``/``pvalue`` test the predictor's coefficient; ``limit_estimate`` is the
     intercept: the effect expected as the predictor goes to 0 (an infinitely large study).
+    ``inputs`` are those of the fit tested; ``tau2`` is the regression's residual
+    heterogeneity (NaN for the classic ``lm`` test); ``notes`` carry caveats.
     """
 
     predictor: str
@@ -46,26 +98,45 @@ class EggerResult:
     limit_estimate: float
     limit_ci_low: float
     limit_ci_high: float
-    limit_se: float = float("nan")
-    level: float = 0.95
+    limit_se: float
+    level: float
+    inputs: ModelData = field(repr=False)
+    tau2: float = float("nan")
+    notes: tuple[str, ...] = ()
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
         """The limit estimate (intercept) and the predictor's slope: estimate, se, ci_low,
         ci_high, stat, pvalue (z, or t with ``df``)."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         beta = np.array([self.limit_estimate, self.slope])
         vb = np.diag(np.array([self.limit_se, self.slope_se]) ** 2)
         return coefficient_table(beta, vb, ["limit estimate", self.predictor], level, self.df)
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """The regression's residual tau^2 (``rma``); no rows for the weighted ``lm`` test."""
+        if not np.isfinite(self.tau2):
+            return empty_heterogeneity()
+        row = {"tau2": self.tau2, "tau": float(np.sqrt(self.tau2)), "ci_low": np.nan, "ci_high": np.nan}
+        return pd.DataFrame([row], index=pd.Index(["residual"], name="component"))
+
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
+        """The limit estimate (the effect of an infinitely precise study), one row."""
+        if newmods is not None:
+            raise ModelError("Egger's test predicts only its limit estimate; it takes no newmods")
+        row = self.coef_table(level).iloc[0]
+        return _estimate_row(row["estimate"], row["se"], row["ci_low"], row["ci_high"])
+
+    def summary(self, level: float | None = None) -> Summary:
         """The test of the slope above the coefficient table (:class:`Summary`)."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         dist = f"t({self.df:g})" if self.df else "z"
         title = f"Regression test for funnel plot asymmetry ({self.model}, predictor {self.predictor})"
+        limit = self.coef_table(level).iloc[0]
         lines = [
             f"Test for asymmetry: {dist} = {self.stat:.3f}, p = {self.pvalue:.4g}",
             f"Limit estimate (as the predictor goes to 0): {self.limit_estimate:.4f} "
-            f"[{self.limit_ci_low:.4f}, {self.limit_ci_high:.4f}]",
+            f"[{limit['ci_low']:.4f}, {limit['ci_high']:.4f}]",
+            *(f"Note: {note}" for note in self.notes),
         ]
         return Summary(title, lines, self.coef_table(level), level)
 
@@ -76,7 +147,9 @@ class EggerResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "inputs"}
+        out["notes"] = list(self.notes)
+        return out
 
 
 def _sample_sizes(result: MetaResult, ni: Any) -> np.ndarray:
@@ -121,6 +194,12 @@ def egger_test(
     else:
         n = _sample_sizes(result, ni)
         x = {"ni": n, "ninv": 1 / n, "sqrtninv": np.sqrt(1 / n)}[name]
+    if np.ptp(x) <= 1e-12 * np.max(np.abs(x)):
+        raise ModelError(
+            f"Egger's test is not identified: every comparison has the same {predictor}, so it cannot "
+            "predict the effect (no funnel to be asymmetric)"
+        )
+    notes = small_k_notes(result.k, "Egger's regression test")
     X = np.column_stack([result.model.X, x])
     names = [*result.model.names, "predictor"]
     if model == "lm":
@@ -141,6 +220,8 @@ def egger_test(
             float(ci[0, 1]),
             float(fit.bse[0]),
             result.level,
+            result.inputs,
+            notes=notes,
         )
     if model != "rma":
         raise ModelError(f"unknown model {model!r}; valid models: rma, lm")
@@ -161,33 +242,71 @@ def egger_test(
         float(limit["ci_high"]),
         float(limit["se"]),
         result.level,
+        result.inputs,
+        tau2=fit.tau2,
+        notes=notes,
     )
 
 
-@dataclass
-class TrimFillResult:
-    """Trim-and-fill: number and side of the filled comparisons and the adjusted estimate."""
+@dataclass(frozen=True, eq=False, repr=False)
+class TrimFillResult(_FromInputs):
+    """Trim-and-fill (immutable): the number and side of the filled comparisons and the
+    filled model ``fit``, whose intercept is the adjusted estimate (``estimate``, ``se``,
+    ``ci_low``, ``ci_high`` and ``tau2`` are read from it). ``inputs`` are the original
+    fit's; ``notes`` carry caveats."""
 
     estimator: str
     k0: int
     side: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    tau2: float
     filled: pd.DataFrame
     fit: MetaResult = field(repr=False)
+    inputs: ModelData = field(repr=False)
+    notes: tuple[str, ...] = ()
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    @property
+    def level(self) -> float:
+        return self.fit.level
+
+    @property
+    def estimate(self) -> float:
+        return self.fit.estimate
+
+    @property
+    def se(self) -> float:
+        return self.fit.se
+
+    @property
+    def ci_low(self) -> float:
+        return self.fit.ci_low
+
+    @property
+    def ci_high(self) -> float:
+        return self.fit.ci_high
+
+    @property
+    def tau2(self) -> float:
+        return self.fit.tau2
+
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
         """The adjusted estimate (the filled model's intercept): estimate, se, ci_low, ci_high, ..."""
-        return self.fit.coef_table(conf_level, prob=prob)
+        return self.fit.coef_table(level)
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """The filled model's heterogeneity."""
+        return self.fit.heterogeneity_table(level)
+
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
+        """The filled model's pooled effect and prediction interval."""
+        return self.fit.predict(newmods, level)
+
+    def summary(self, level: float | None = None) -> Summary:
         """The number of filled comparisons above the filled model's table (:class:`Summary`)."""
-        level = resolve_level(conf_level, prob, self.fit.level)
+        level = resolve_level(level, self.fit.level)
         title = f"Trim-and-fill ({self.estimator}): {self.k0} comparison(s) filled on the {self.side}"
-        lines = [f"Filled model: k = {self.fit.k}; tau^2 = {self.tau2:.4f}"]
+        lines = [
+            f"Filled model: k = {self.fit.k}; tau^2 = {self.tau2:.4f}",
+            *(f"Note: {n}" for n in self.notes),
+        ]
         return Summary(title, lines, self.coef_table(level), level)
 
     def to_frame(self) -> pd.DataFrame:
@@ -199,17 +318,11 @@ class TrimFillResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "estimator": self.estimator,
-            "k0": self.k0,
-            "side": self.side,
-            "estimate": self.estimate,
-            "se": self.se,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "tau2": self.tau2,
-            "filled": self.filled.to_dict(orient="records"),
-        }
+        names = ["estimator", "k0", "side", "estimate", "se", "ci_low", "ci_high", "tau2"]
+        out: dict[str, Any] = {name: getattr(self, name) for name in names}
+        out["filled"] = self.filled.to_dict(orient="records")
+        out["notes"] = list(self.notes)
+        return out
 
 
 def trim_and_fill(
@@ -269,17 +382,17 @@ def trim_and_fill(
     else:
         filled = pd.DataFrame({"yi": [], "vi": []})
         fit = result
-    return TrimFillResult(
-        estimator, k0, side, fit.estimate, fit.se, fit.ci_low, fit.ci_high, fit.tau2, filled, fit
-    )
+    return TrimFillResult(estimator, k0, side, filled, fit, result.inputs, small_k_notes(k, "Trim-and-fill"))
 
 
-@dataclass
-class PetPeeseResult:
-    """PET and PEESE estimates and which one the conditional rule selects.
+@dataclass(frozen=True, eq=False, repr=False)
+class PetPeeseResult(_FromInputs):
+    """PET and PEESE estimates and which one the conditional rule selects (immutable).
 
     ``estimate``/``ci_low``/``ci_high`` are the selected model's intercept; ``df`` is the
-    residual df of the weighted least-squares fits (t intervals and tests).
+    residual df of the weighted least-squares fits (t intervals and tests). Where PET and
+    PEESE are not identified (every variance equal) the estimates are NaN, ``selected`` is
+    ``"none"`` and ``notes`` say why.
     """
 
     pet_estimate: float
@@ -288,31 +401,64 @@ class PetPeeseResult:
     peese_estimate: float
     peese_se: float
     selected: str
-    estimate: float
-    ci_low: float
-    ci_high: float
-    df: float | None = None
-    level: float = 0.95
+    df: float | None
+    level: float
+    inputs: ModelData = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    def _selected_row(self, level: float | None = None) -> pd.Series:
+        table = self.coef_table(level)
+        if self.selected not in table.index:
+            return pd.Series({"estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan})
+        return table.loc[self.selected]
+
+    @property
+    def estimate(self) -> float:
+        return float(self._selected_row()["estimate"])
+
+    @property
+    def ci_low(self) -> float:
+        return float(self._selected_row()["ci_low"])
+
+    @property
+    def ci_high(self) -> float:
+        return float(self._selected_row()["ci_high"])
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "inputs"}
+        out.update(estimate=self.estimate, ci_low=self.ci_low, ci_high=self.ci_high, notes=list(self.notes))
+        return out
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
         """PET and PEESE intercepts: estimate, se, ci_low, ci_high, stat, pvalue, selected."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         beta = np.array([self.pet_estimate, self.peese_estimate])
         vb = np.diag(np.array([self.pet_se, self.peese_se]) ** 2)
-        table = coefficient_table(beta, vb, ["PET", "PEESE"], level, self.df)
+        with np.errstate(invalid="ignore"):
+            table = coefficient_table(beta, vb, ["PET", "PEESE"], level, self.df)
         table["selected"] = table.index == self.selected
         return table
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """No variance components: PET and PEESE are weighted least-squares fits."""
+        return empty_heterogeneity()
+
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
+        """The selected intercept (the effect of a perfectly precise study), one row."""
+        if newmods is not None:
+            raise ModelError("PET-PEESE predicts only its adjusted estimate; it takes no newmods")
+        row = self._selected_row(level)
+        return _estimate_row(row["estimate"], row["se"], row["ci_low"], row["ci_high"])
+
+    def summary(self, level: float | None = None) -> Summary:
         """The selected estimate above both intercepts (:class:`Summary`)."""
-        level = resolve_level(conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         title = "PET-PEESE (weighted least squares, weights 1 / vi)"
+        row = self._selected_row(level)
         lines = [
-            f"PET intercept p = {self.pet_pvalue:.4g}; selected {self.selected}: {self.estimate:.4f} "
-            f"[{self.ci_low:.4f}, {self.ci_high:.4f}]"
+            f"PET intercept p = {self.pet_pvalue:.4g}; selected {self.selected}: {row['estimate']:.4f} "
+            f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]",
+            *(f"Note: {note}" for note in self.notes),
         ]
         return Summary(title, lines, self.coef_table(level), level)
 
@@ -333,11 +479,20 @@ def pet_peese(result: MetaResult, alpha: float = 0.10) -> PetPeeseResult:
     import statsmodels.api as sm
 
     y, v = result.yi, result.vi
-    pet = sm.WLS(y, sm.add_constant(np.sqrt(v)), weights=1 / v).fit()
-    peese = sm.WLS(y, sm.add_constant(v), weights=1 / v).fit()
-    use_peese = pet.pvalues[0] < alpha
-    chosen = peese if use_peese else pet
-    ci = chosen.conf_int(alpha=1 - result.level)[0]
+    notes = small_k_notes(result.k, "PET-PEESE")
+    if np.ptp(v) <= 1e-12 * np.max(v):
+        why = (
+            "PET and PEESE are not identified: every comparison has the same variance, so the "
+            "standard error cannot predict the effect; no bias-adjusted estimate"
+        )
+        nan = float("nan")
+        return PetPeeseResult(
+            nan, nan, nan, nan, nan, "none", None, result.level, result.inputs, (why, *notes)
+        )
+    ones = np.ones_like(v)
+    pet = sm.WLS(y, np.column_stack([ones, np.sqrt(v)]), weights=1 / v).fit()
+    peese = sm.WLS(y, np.column_stack([ones, v]), weights=1 / v).fit()
+    use_peese = bool(pet.pvalues[0] < alpha)
     return PetPeeseResult(
         float(pet.params[0]),
         float(pet.bse[0]),
@@ -345,11 +500,10 @@ def pet_peese(result: MetaResult, alpha: float = 0.10) -> PetPeeseResult:
         float(peese.params[0]),
         float(peese.bse[0]),
         "PEESE" if use_peese else "PET",
-        float(chosen.params[0]),
-        float(ci[0]),
-        float(ci[1]),
-        float(chosen.df_resid),
+        float((peese if use_peese else pet).df_resid),
         result.level,
+        result.inputs,
+        notes,
     )
 
 

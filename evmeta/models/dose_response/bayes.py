@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import ModelError
-from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.protocol import POSTERIOR_SD, Summary, resolve_level
 from evmeta.models.bayes.fit import bayesian_meta_analysis
 from evmeta.models.dose_response.fit import entering, random_levels, shared_covariance
 from evmeta.models.dose_response.spline import DEFAULT_QUANTILES, NaturalSpline, spline_at_quantiles
@@ -63,12 +63,11 @@ class BayesDoseResponseResult:
         values = self.spline.basis(x) if self.spline is not None else x[:, None]
         return {name: values[:, j] for j, name in enumerate(self.curve_columns)}
 
-    def predict(self, newmods: Any = None, level: float | None = None, *, at: str | None = None,
-                conf_level: float | None = None, prob: float | None = None) -> pd.DataFrame:
+    def predict(self, newmods: Any = None, level: float | None = None, *, at: str | None = None) -> pd.DataFrame:
         """Posterior of the curve at doses ``newmods`` (default: the fitted rows' doses) for
         the level ``at`` of ``level_by`` (default: its reference level): ``dose, pred, se,
         ci_low, ci_high, pi_low, pi_high`` (+ ``pred_sd``, ``p_effect_gt_threshold``)."""
-        level = resolve_level(level if level is not None else conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         if newmods is None:
             doses = self.fit.data["dose"].to_numpy(float)
         else:
@@ -91,20 +90,20 @@ class BayesDoseResponseResult:
         grid = np.geomspace(lo, hi, n) if self.scale == "log10" else np.linspace(lo, hi, n)
         return self.predict(grid, level, at=at)
 
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
-        return self.fit.coef_table(conf_level, prob=prob)
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        return self.fit.coef_table(level)
 
-    def heterogeneity_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
         """Posterior mean, SD and credible interval of each level's tau."""
-        table = self.fit.summary(conf_level, prob=prob).table
-        taus = table.loc[list(self.fit.tau_names), ["estimate", "se", "ci_low", "ci_high"]]
-        return taus.rename(columns={"estimate": "tau", "se": "tau_sd"}).reset_index(names="component")
+        table = self.fit.summary(level).table
+        taus = table.loc[list(self.fit.tau_names), ["estimate", POSTERIOR_SD, "ci_low", "ci_high"]]
+        return taus.rename(columns={"estimate": "tau", POSTERIOR_SD: "tau_sd"}).reset_index(names="component")
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
-        inner = self.fit.summary(conf_level, prob=prob)
+    def summary(self, level: float | None = None) -> Summary:
+        inner = self.fit.summary(level)
         title = f"Bayesian dose-response ({self.model} in {self.scale} {self.dose}; {inner.title})"
         lines = inner.lines + [f"Note: {n}" for n in self.notes]
-        return Summary(title, lines, inner.table, inner.conf_level)
+        return Summary(title, lines, inner.table, inner.level)
 
     def to_frame(self) -> pd.DataFrame:
         out = self.fit.to_frame()

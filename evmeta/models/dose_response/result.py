@@ -155,13 +155,12 @@ class DoseResponseResult:
             raise ModelError("newmods must be finite doses (positive on the log10 scale)")
         return doses
 
-    def predict(self, newmods: Any = None, level: float | None = None, *, conf_level: float | None = None,
-                prob: float | None = None) -> pd.DataFrame:
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
         """Predicted effect at doses ``newmods`` (array of doses in the units of ``dose``, or
         a DataFrame with a ``dose`` column; default: the fitted rows): ``dose, pred, se,
         ci_low, ci_high, pi_low, pi_high`` (prediction intervals add every variance
         component, as metafor's ``predict`` for ``rma.mv``)."""
-        level = resolve_level(level if level is not None else conf_level, prob, self.level)
+        level = resolve_level(level, self.level)
         doses = self._doses(newmods)
         beta = self.coefficients["estimate"].to_numpy()
         if self.model == "emax":
@@ -183,24 +182,24 @@ class DoseResponseResult:
         return self.predict(self.from_scale(x), level)
 
     # --- protocol ------------------------------------------------------------------
-    def coef_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
-        level = resolve_level(conf_level, prob, self.level)
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        level = resolve_level(level, self.level)
         if level == self.level:
             return self.coefficients.copy()
         beta = self.coefficients["estimate"].to_numpy()
         return coefficient_table(beta, self.vb, list(self.coefficients.index), level, self.df)
 
-    def heterogeneity_table(self, conf_level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
         """``tau2``, ``tau`` and ``i2`` per random level (REML or ML point estimates; no
         interval is computed for them)."""
-        resolve_level(conf_level, prob, self.level)
+        resolve_level(level, self.level)
         return pd.DataFrame(
             {"component": self.random, "tau2": self.sigma2, "tau": np.sqrt(self.sigma2),
              "i2": list(self.fit.i2_levels), "n_groups": list(self.fit.n_groups)}
         )
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
-        level = resolve_level(conf_level, prob, self.level)
+    def summary(self, level: float | None = None) -> Summary:
+        level = resolve_level(level, self.level)
         table = self.coef_table(level)
         taus = pd.DataFrame({"estimate": np.sqrt(self.sigma2)},
                             index=pd.Index([f"tau[{r}]" for r in self.random], name="term"))

@@ -135,3 +135,15 @@ def score_and_information(
             value = T[a, b] - 2 * np.sum(A_inv * D[a, b].T) + np.sum((A_inv @ C[a]) * (A_inv @ C[b]).T)
             info[a, b] = info[b, a] = 0.5 * value
     return -0.5 * (trace_pg - quad_g), info
+
+
+def log_likelihood(ev, X: np.ndarray, reml: bool) -> float:
+    """(Restricted) log-likelihood at an evaluation (metafor's definitions; REML includes
+    + 1/2 log|X'X|)."""
+    k, p = X.shape
+    if reml:
+        return float(
+            -0.5 * ((k - p) * np.log(2 * np.pi) + ev.logdet_M + ev.logdet_A + ev.quad)
+            + 0.5 * np.linalg.slogdet(X.T @ X)[1]
+        )
+    return float(-0.5 * (k * np.log(2 * np.pi) + ev.logdet_M + ev.quad))

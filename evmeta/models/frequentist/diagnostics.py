@@ -66,9 +66,9 @@ def case_deleted_fits(result: MetaResult) -> list[MetaResult | None]:
     """The model refitted without each comparison in turn (None where a refit is impossible).
 
     Leave-one-out and influence diagnostics both need these k refits; a result is immutable,
-    so they are computed once per result and kept with it.
+    so they are computed once per result and kept in its documented ``_cache``.
     """
-    cached = result.__dict__.get("_case_deleted_fits")
+    cached = result._cache.get("case_deleted_fits")
     if cached is None:
         cached = case_deletions(result)  # all k refits in one batched fit (None: no batched form)
         result.__dict__["_case_deleted_fits"] = cached
@@ -82,7 +82,7 @@ def case_deleted_fits(result: MetaResult) -> list[MetaResult | None]:
                 cached.append(result.fit_subset(keep))
             except ModelError:
                 cached.append(None)
-        result.__dict__["_case_deleted_fits"] = cached  # frozen dataclass: a cache, not a field
+        result._cache["case_deleted_fits"] = cached
     return cached
 
 

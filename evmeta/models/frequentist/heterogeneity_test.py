@@ -74,9 +74,9 @@ class HeterogeneityTestResult:
             }
         )
 
-    def summary(self, conf_level: float | None = None) -> Summary:
+    def summary(self, level: float | None = None) -> Summary:
         """Both tests and, as the table, tau per level of ``by`` (from the alternative fit)."""
-        level = conf_level or self.level
+        level = level or self.level
         lines = [
             f"Likelihood-ratio test: chi2({self.df}) = {self.lrt:.3f}, p = {self.lrt_pvalue:.4g}",
             f"Score test: chi2({self.df}) = {self.score:.3f}, p = {self.score_pvalue:.4g}",

@@ -30,7 +30,7 @@ from evmeta.models.base.frequentist_protocol import FittedModel
 from evmeta.models.base.inference import coefficient_table, critical_value, omnibus_test
 from evmeta.models.base.protocol import resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
-from evmeta.models.base.threshold import add_threshold_columns, check_threshold, reject_prob
+from evmeta.models.base.threshold import add_threshold_columns, check_threshold
 from evmeta.models.frequentist import location_scale_fit as core
 from evmeta.models.frequentist.location_scale_levels import level_table, scale_variables
 
@@ -53,12 +53,6 @@ class LocationScaleResult(FittedModel):
     n_scale: int
     method: str
     level: float
-    estimate: float
-    se: float
-    stat: float
-    pvalue: float
-    ci_low: float
-    ci_high: float
     coefficients: pd.DataFrame
     vb: np.ndarray
     scale_coefficients: pd.DataFrame
@@ -91,6 +85,8 @@ class LocationScaleResult(FittedModel):
     df: float | None = None
     robust_cov: Any = None
     converged: bool = True
+    inference: str = "model"
+    cluster: str | None = None
 
     frozen = True
 
@@ -114,9 +110,9 @@ class LocationScaleResult(FittedModel):
         table = self.heterogeneity_table()
         return {f"tau[{label}]": float(t) for label, t in zip(table["label"], table["tau"], strict=True)}
 
-    def scale_coef_table(self, level: float | None = None, *, prob: float | None = None) -> pd.DataFrame:
+    def scale_coef_table(self, level: float | None = None) -> pd.DataFrame:
         """estimate, se, ci_low, ci_high, stat, pvalue of the scale coefficients (log tau^2)."""
-        level = resolve_level(level, prob, self.level)
+        level = resolve_level(level, self.level)
         table = self.scale_coefficients
         if level == self.level:
             return table.copy()
@@ -131,7 +127,7 @@ class LocationScaleResult(FittedModel):
         ``newscale``: a DataFrame with the scale columns, or rows of values without the
         intercept (as metafor's ``newscale``); None: the fitted rows.
         """
-        level = resolve_level(level, None, self.level)
+        level = resolve_level(level, self.level)
         Z = self._scale_rows(newscale)
         alpha = self.scale_coefficients["estimate"].to_numpy()
         log_tau2 = Z @ alpha
@@ -155,9 +151,7 @@ class LocationScaleResult(FittedModel):
         level: float | None = None,
         *,
         newscale: Any = None,
-        conf_level: float | None = None,
         threshold: float | None = None,
-        **removed: Any,
     ) -> pd.DataFrame:
         """Average effects with confidence and prediction intervals, each row's prediction
         interval using tau^2 at its own scale values (``tau2`` column).
@@ -165,8 +159,7 @@ class LocationScaleResult(FittedModel):
         ``newmods`` as :meth:`MetaResult.predict`; a DataFrame ``newmods`` also supplies the
         scale columns unless ``newscale`` is given. ``threshold`` adds ``p_true_above``.
         """
-        reject_prob(removed)
-        level = resolve_level(level if level is not None else conf_level, None, self.level)
+        level = resolve_level(level, self.level)
         if newscale is None and isinstance(newmods, pd.DataFrame):
             newscale = newmods
         if newmods is None and newscale is None:
@@ -203,7 +196,7 @@ class LocationScaleResult(FittedModel):
         most 12; for a continuous scale moderator its minimum, median and maximum), with
         ``k``, the interval of tau^2 and, where the location part is the same for every row
         of a group, the average effect and its prediction interval."""
-        return level_table(self, resolve_level(level, None, self.level))
+        return level_table(self, resolve_level(level, self.level))
 
     def lrt_table(self) -> pd.DataFrame:
         """The likelihood-ratio test against the model without scale moderators, one row."""
@@ -372,11 +365,8 @@ def _fit(model: ModelData, scale_model: ModelData, method: str, level: float) ->
     lrt_df = scale_model.p - 1
     parms = model.p + scale_model.p
     n_eff = model.k - model.p if reml else model.k
-    row = coefficients.iloc[0]
     return LocationScaleResult(
         k=model.k, p=model.p, n_scale=scale_model.p, method=method, level=level,
-        estimate=float(row["estimate"]), se=float(row["se"]), stat=float(row["stat"]),
-        pvalue=float(row["pvalue"]), ci_low=float(row["ci_low"]), ci_high=float(row["ci_high"]),
         coefficients=coefficients, vb=s.vb, scale_coefficients=scale_table, va=va, weak=weak, tau2_rows=s.tau2,
         qm=float(qm), qm_df=qm_df, qm_pvalue=float(qm_p), qs=float(qs), qs_df=int(qs_df),
         qs_pvalue=float(qs_p), log_likelihood=s.loglik, log_likelihood_null=null.loglik,

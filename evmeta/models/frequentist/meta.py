@@ -16,30 +16,37 @@ from scipy import special
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, prepare
 from evmeta.models.base.frequentist_protocol import FittedModel
-from evmeta.models.base.inference import coefficient_table, omnibus_test, prediction_frame
+from evmeta.models.base.inference import check_inference, coefficient_table, omnibus_test
+from evmeta.models.base.protocol import check_level, empty_heterogeneity, resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.frequentist import diagnostics
 from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
 from evmeta.models.frequentist.robust import RobustCovariance, cluster_codes, with_robust
 
 TESTS = ("z", "knha")
+#: metafor's spellings: ``test="t"`` is Knapp-Hartung in ``rma.uni``; ``method="FE"`` is EE.
+TEST_SYNONYMS = {"t": "knha", "hksj": "knha"}
+METHOD_SYNONYMS = {"FE": "EE", "CE": "EE"}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class MetaResult(FittedModel):
     """A fitted (mixed-effects) meta-analysis model; immutable.
 
-    Scalar attributes describe the intercept (the pooled effect in a model without
-    moderators); ``coefficients`` holds every coefficient. ``i2`` and ``r2`` are percents,
-    ``weights`` percent weights of the comparisons. ``qm`` is the omnibus test of the
-    moderators (chi-square, or F under ``test="knha"``; the HTZ F test after
-    :meth:`robust`).
+    The intercept's scalars (``estimate``, ``se``, ``stat``, ``pvalue``, ``ci_low``,
+    ``ci_high``; the pooled effect in a model without moderators) and ``pi_low``/``pi_high``
+    are read from ``coefficients`` and ``vb``; ``coefficients`` holds every coefficient.
+    ``i2`` and ``r2`` are percents, ``weights`` percent weights of the comparisons. ``qm`` is
+    the omnibus test of the moderators (chi-square, or F under ``test="knha"``; the HTZ F
+    test under CR2 inference).
 
     The inputs are stored as plain attributes: ``yi``, ``vi`` (arrays of the fitted rows),
     ``X`` (design matrix), ``names``, ``data`` (the fitted rows with every input column),
-    ``mods``, ``method``, ``test``, ``level``; ``yi_column``/``vi_column`` name the input
-    columns (None when arrays were given). :meth:`refit`, leave-one-out and influence use
-    the stored inputs.
+    ``mods``, ``method``, ``test``, ``level``, ``inference`` (``"model"`` or ``"CR2"``) and
+    ``cluster``; ``yi_column``/``vi_column`` name the input columns (None when arrays were
+    given). :meth:`refit`, leave-one-out and influence use the stored inputs and keep the
+    inference setting. ``notes`` are sentences about the fit (e.g. why CR2 fell back to
+    model-based inference).
     """
 
     k: int
@@ -47,22 +54,13 @@ class MetaResult(FittedModel):
     method: str
     test: str
     level: float
-    estimate: float
-    se: float
-    stat: float
-    pvalue: float
-    ci_low: float
-    ci_high: float
     tau2: float
     tau2_se: float
-    tau: float
     i2: float
     h2: float
     q: float
     q_df: int
     q_pvalue: float
-    pi_low: float
-    pi_high: float
     coefficients: pd.DataFrame
     qm: float
     qm_df: int | tuple[int, int]
@@ -77,17 +75,48 @@ class MetaResult(FittedModel):
     model: ModelData = field(repr=False)
     df: float | None = None
     s2w: float = 1.0
-    measure: str | None = None
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
     converged: bool = True
+    inference: str = "model"
+    cluster: str | None = None
     robust_cov: RobustCovariance | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
     yi_column: str | None = None
     vi_column: str | None = None
+    #: Values derived on first use from the fields (the case-deleted refits of
+    #: leave-one-out and influence); never part of the result's identity.
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def confint_tau2(self, level: float | None = None) -> pd.DataFrame:
-        """Q-profile confidence intervals for tau^2, tau, I^2 and H^2 (Viechtbauer 2007)."""
-        return diagnostics.confint_tau2(self, level or self.level)
+    @property
+    def tau(self) -> float:
+        return float(np.sqrt(self.tau2))
+
+    def confint(self, level: float | None = None) -> pd.DataFrame:
+        """Confidence intervals, as metafor's ``confint.rma.uni``: every coefficient (Wald,
+        with the fit's test and inference), then tau^2, tau, I^2 (percent) and H^2 with
+        Q-profile intervals (Viechtbauer 2007). Columns estimate, ci_low, ci_high."""
+        level = resolve_level(level, self.level)
+        table = self.coef_table(level)[["estimate", "ci_low", "ci_high"]]
+        if self.method == "EE":
+            return table
+        return pd.concat([table, diagnostics.confint_tau2(self, level)])
+
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """One row (``comparison``): tau2, tau with its Q-profile interval (ci_low, ci_high),
+        i2 (percent) and h2; no rows for a common-effect (EE) model."""
+        if self.method == "EE":
+            return empty_heterogeneity()
+        ci = diagnostics.confint_tau2(self, resolve_level(level, self.level))
+        row = {
+            "tau2": self.tau2,
+            "tau": self.tau,
+            "ci_low": ci.loc["tau", "ci_low"],
+            "ci_high": ci.loc["tau", "ci_high"],
+            "i2": self.i2,
+            "h2": self.h2,
+        }
+        return pd.DataFrame([row], index=pd.Index(["comparison"], name="component"))
 
     def leave_one_out(self) -> pd.DataFrame:
         """The model refitted without each comparison in turn (models without moderators)."""
@@ -98,8 +127,9 @@ class MetaResult(FittedModel):
         return diagnostics.influence(self)
 
     def fit_subset(self, keep: np.ndarray) -> MetaResult:
-        """The same model on the stored rows where ``keep`` is True."""
-        return _fit(self.model.subset(keep), self.method, self.test, self.level)
+        """The same model (and inference setting) on the stored rows where ``keep`` is True."""
+        fit = _fit(self.model.subset(keep), self.method, self.test, self.level)
+        return fit.robust(self.cluster) if self.inference == "CR2" else fit
 
     def refit(self, data: Any = None, *, rows: Any = None, **changes: Any) -> MetaResult:
         """The same model on other rows or with other settings.
@@ -112,9 +142,15 @@ class MetaResult(FittedModel):
         rows : array-like, optional
             Index labels (or a boolean mask) of ``data`` (the stored rows) to keep.
         **changes
-            ``method``, ``test``, ``level`` or ``mods``.
+            ``method``, ``test``, ``level``, ``mods``, ``inference`` or ``cluster``.
         """
-        settings = dict(mods=self.model.formula, method=self.method, test=self.test, level=self.level)
+        settings = dict(
+            mods=self.model.formula,
+            method=self.method,
+            test=self.test,
+            level=self.level,
+            **self._inference_settings(),
+        )
         settings.update(changes)
         if data is None:
             source, yi, vi = self.data, self.yi, self.vi
@@ -137,10 +173,17 @@ class MetaResult(FittedModel):
         moderator test is clubSandwich's HTZ test, and :meth:`predict` uses the CR2
         covariance with each row's Satterthwaite df.
         """
-        codes = cluster_codes(self.data, cluster)
+        codes, labels = cluster_codes(self.data, cluster)
+        base = self
+        if self.robust_cov is not None:  # start from the model-based fit
+            base = replace(
+                _fit(self.model, self.method, self.test, self.level),
+                yi_column=self.yi_column,
+                vi_column=self.vi_column,
+            )
         marginal = self.vi + self.tau2
         blocks = [(np.flatnonzero(codes == c), np.diag(marginal[codes == c])) for c in np.unique(codes)]
-        return with_robust(self, cluster or "row", blocks)
+        return with_robust(base, cluster, blocks, labels)
 
     @property
     def heterogeneity(self) -> dict[str, float]:
@@ -171,19 +214,19 @@ class MetaResult(FittedModel):
         )
         if not self.model.intercept_only:
             df = self.qm_df if np.ndim(self.qm_df) == 0 else ", ".join(f"{d:.4g}" for d in self.qm_df)
-            name = "F" if self.test in {"knha", "CR2"} else "QM"
+            name = "F" if self.test == "knha" or self.is_robust else "QM"
             lines.append(f"Test of moderators: {name}({df}) = {self.qm:.3f}, p = {self.qm_pvalue:.4g}")
         if self.model.intercept_only:
             pred = self.predict(level=level).iloc[0]
             lines.append(
                 f"Prediction interval ({100 * level:g}%): [{pred['pi_low']:.4f}, {pred['pi_high']:.4f}]"
             )
-        return lines
+        return lines + [f"Note: {note}" for note in self.notes]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per coefficient, with the model-level statistics repeated (for results.csv)."""
         out = self.coefficients.reset_index(names="term")
-        for name in ["k", "method", "test", "tau2", "i2", "q", "q_pvalue"]:
+        for name in ["k", "method", "test", "inference", "tau2", "i2", "q", "q_pvalue"]:
             out[name] = getattr(self, name)
         out["model"] = "meta_analysis"
         out["mods"] = self.model.formula or ""
@@ -223,9 +266,12 @@ class MetaResult(FittedModel):
             "measure",
             "fingerprint",
             "converged",
+            "inference",
+            "cluster",
         ]
         out = self._plain_dict(scalars)
         out["weights"] = [float(w) for w in self.weights]
+        out["notes"] = list(self.notes)
         return out
 
 
@@ -239,6 +285,8 @@ def meta_analysis(
     test: str = "z",
     level: float = 0.95,
     scale: str | None = None,
+    inference: str = "model",
+    cluster: str | None = None,
 ) -> MetaResult:
     """Fit a random-effects meta-analysis or mixed-effects meta-regression.
 
@@ -252,15 +300,22 @@ def meta_analysis(
         Moderator formula, e.g. ``"~ isolation_method + quality_score"``; categorical
         moderators get treatment contrasts against their first level.
     method : {"EE", "DL", "REML", "ML", "PM", "HE", "SJ", "EB"}
-        Estimator of tau^2, as metafor defines each.
+        Estimator of tau^2, as metafor defines each (``"FE"`` reads as ``"EE"``).
     test : {"z", "knha"}
-        Normal-theory tests, or Knapp-Hartung (t with k - p df, variance scaled).
+        Normal-theory tests, or Knapp-Hartung (t with k - p df, variance scaled); ``"t"``
+        (metafor's spelling) reads as ``"knha"``.
     level : float
-        Confidence level of intervals.
+        Confidence level of intervals (0.95, or 95 as a percent).
     scale : str, optional
         Formula of moderators of the between-study variance, e.g. ``"~ isolation_method"``:
         fits a location-scale model (log tau^2 linear in them; ML or REML) and returns a
         :class:`~evmeta.models.frequentist.location_scale.LocationScaleResult`.
+    inference : {"model", "CR2"}
+        Model-based standard errors and tests, or cluster-robust CR2 ones (as
+        :meth:`MetaResult.robust`; clubSandwich's CR2 with Satterthwaite df and the HTZ
+        moderator test). Where CR2 is not defined the model-based fit comes back with a note.
+    cluster : str, optional
+        Column of ``data`` whose values are the CR2 clusters (None: each row its own).
 
     Returns
     -------
@@ -277,27 +332,25 @@ def meta_analysis(
     >>> fit = meta_analysis(yi=[0.5, 1.2, 0.8, 1.9], vi=[0.1, 0.2, 0.15, 0.3])
     >>> round(fit.estimate, 3)  # doctest: +SKIP
     """
+    method = METHOD_SYNONYMS.get(str(method).upper(), str(method).upper())
+    if method not in METHODS:
+        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)} (FE reads as EE)")
+    test = TEST_SYNONYMS.get(test, test)
+    if test not in TESTS:
+        raise ModelError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)} (t reads as knha)")
+    level = check_level(level)
+    inference = check_inference(inference, cluster)
     if scale is not None:
+        if inference != "model":
+            raise ModelError("a location-scale model (scale=...) has model-based inference only; drop inference='CR2'")
         from evmeta.models.frequentist.location_scale import location_scale_analysis
 
         return location_scale_analysis(data, yi, vi, scale=scale, mods=mods, method=method, test=test, level=level)
-    method = str(method).upper()
-    if method not in METHODS:
-        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    if test not in TESTS:
-        raise ModelError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)}")
-    if not 0 < level < 1:
-        raise ModelError(f"level must lie between 0 and 1, got {level}")
     model = prepare(data, yi, vi, mods)
     result = _fit(model, method, test, level)
     columns = (yi, vi) if isinstance(yi, str) and isinstance(vi, str) else (None, None)
-    return replace(result, yi_column=columns[0], vi_column=columns[1])
-
-
-def _measure(frame: pd.DataFrame) -> str | None:
-    if "measure" in frame.columns and frame["measure"].nunique() == 1:
-        return str(frame["measure"].iloc[0])
-    return frame.attrs.get("measure") if getattr(frame, "attrs", None) else None
+    result = replace(result, yi_column=columns[0], vi_column=columns[1])
+    return result.robust(cluster) if inference == "CR2" else result
 
 
 def _row_mask(frame: pd.DataFrame, rows: Any) -> np.ndarray:
@@ -414,35 +467,21 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
         reduced = estimate_tau2(y, v, np.ones((k, 1)), method).tau2
         r2 = max(0.0, 100 * (reduced - tau2) / reduced) if reduced > 0 else 0.0
     weights = 100 * fit.w / np.sum(fit.w)
-    row = coefficients.iloc[0]
     if not tau2_fit.converged:
         raise ModelError(f"the {method} estimate of tau^2 did not converge in 1000 iterations")
-    pi = (np.nan, np.nan)
-    if model.intercept_only:
-        one = prediction_frame(np.ones((1, 1)), beta, vb, tau2, level, df).iloc[0]
-        pi = (float(one["pi_low"]), float(one["pi_high"]))
     result = MetaResult(
         k=k,
         p=p,
         method=method,
         test=test,
         level=level,
-        estimate=float(row["estimate"]),
-        se=float(row["se"]),
-        stat=float(row["stat"]),
-        pvalue=float(row["pvalue"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
         tau2=float(tau2),
         tau2_se=float(tau2_fit.se),
-        tau=float(np.sqrt(tau2)),
         i2=float(i2),
         h2=float(h2),
         q=float(q),
         q_df=k - p,
         q_pvalue=q_pvalue,
-        pi_low=pi[0],
-        pi_high=pi[1],
         coefficients=coefficients,
         qm=float(qm),
         qm_df=qm_df,
@@ -460,6 +499,5 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
         fingerprint=fingerprint(y, v, X),
         versions=versions(),
         converged=tau2_fit.converged,
-        measure=_measure(model.frame),
     )
     return result

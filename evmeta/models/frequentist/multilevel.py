@@ -3,8 +3,13 @@ studies, with an optional known sampling covariance for shared controls.
 
 Model: y = X beta + sum_l u_l + e, u_l ~ N(0, sigma2_l) for each group of level l (levels
 named outermost first), e ~ N(0, V) with V = diag(vi) unless given. Variance components
-by REML or ML (Fisher scoring with step halving at the boundary), as metafor's
-``rma.mv(yi, vi, random = ~ 1 | study/experiment)``.
+by REML or ML, as metafor's ``rma.mv(yi, vi, random = ~ 1 | study/experiment)``: Fisher
+scoring with step halving at the boundary, and where it has not converged after
+:data:`MAX_ITER` iterations (a ridge where two variance components trade off, e.g. most
+studies with one experiment), a bounded quasi-Newton search (L-BFGS-B with the analytic
+score) from the best point found. Convergence is checked the same way for both: the
+projected score below :data:`TOLERANCE` times the information scale, i.e. the remaining
+Newton step is a negligible fraction of a standard error.
 """
 
 from __future__ import annotations
@@ -19,29 +24,38 @@ from scipy import special
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, prepare
 from evmeta.models.base.frequentist_protocol import FittedModel
-from evmeta.models.base.inference import coefficient_table, omnibus_test, prediction_frame
-from evmeta.models.base.nesting import nested_structure
+from evmeta.models.base.inference import check_inference, coefficient_table, omnibus_test
+from evmeta.models.base.nesting import nested_structure, parse_random
+from evmeta.models.base.protocol import check_level, resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
-from evmeta.models.frequentist.blocks import evaluate, make_batches, score_and_information
+from evmeta.models.frequentist.blocks import evaluate, log_likelihood, make_batches, score_and_information
 from evmeta.models.frequentist.estimators import gls
+from evmeta.models.frequentist.profile import profile_intervals
 from evmeta.models.frequentist.robust import RobustCovariance, with_robust
 
 TOLERANCE = 1e-10
-MAX_ITER = 500
+#: Fisher-scoring iterations before the quasi-Newton fallback takes over.
+MAX_ITER = 100
 #: Step halvings per Fisher-scoring iteration before the step is declared unproductive.
 MAX_HALVINGS = 40
+#: Function evaluations of the quasi-Newton fallback.
+MAX_FALLBACK = 2000
+#: Projected score, in units of the information scale (a remaining Newton step in SEs),
+#: accepted as converged after the fallback: 1e-6 SE is far below any reported digit.
+FALLBACK_TOLERANCE = 1e-6
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class MultilevelResult(FittedModel):
     """A fitted multilevel model (immutable); the same estimate/CI/coefficient fields as
     MetaResult, and the same stored inputs (``yi``, ``vi``, ``X``, ``data``, ``V``).
 
     ``sigma2`` lists the variance components in the order of ``random``; ``i2_levels``
     the share of total variance per level (percent, metafor FAQ definition). After
-    :meth:`robust` (or ``robust=True``) standard errors, tests, intervals and predictions
-    are cluster-robust (CR2 with Satterthwaite df in ``coefficients['df']``; HTZ moderator
-    test). ``notes`` records variance components fixed at their boundary.
+    :meth:`robust` (or ``inference="CR2"``) standard errors, tests, intervals and
+    predictions are cluster-robust (CR2 with Satterthwaite df in ``coefficients['df']``;
+    HTZ moderator test); refits keep the setting. ``notes`` records variance components
+    fixed at their boundary, and CR2 falling back to model-based inference (with why).
     """
 
     k: int
@@ -51,20 +65,12 @@ class MultilevelResult(FittedModel):
     level: float
     random: list[str]
     n_groups: list[int]
-    estimate: float
-    se: float
-    stat: float
-    pvalue: float
-    ci_low: float
-    ci_high: float
     sigma2: list[float]
     i2_levels: list[float]
     i2: float
     q: float
     q_df: int
     q_pvalue: float
-    pi_low: float
-    pi_high: float
     coefficients: pd.DataFrame
     qm: float
     qm_df: Any
@@ -80,14 +86,18 @@ class MultilevelResult(FittedModel):
     converged: bool = True
     fingerprint: str = ""
     versions: dict = field(default_factory=dict)
-    measure: str | None = None
     batches: Any = field(default=None, repr=False)
     level_codes: Any = field(default=None, repr=False)
     V: np.ndarray | None = field(default=None, repr=False)
+    inference: str = "model"
+    cluster: str | None = None
     robust_cov: RobustCovariance | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
     yi_column: str | None = None
     vi_column: str | None = None
+    #: Values derived on first use from the fields (the case-deleted refits of
+    #: leave-one-out and influence); never part of the result's identity.
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def tau2(self) -> float:
@@ -99,12 +109,30 @@ class MultilevelResult(FittedModel):
         return {f"tau[{name}]": float(np.sqrt(s)) for name, s in zip(self.random, self.sigma2, strict=True)}
 
     def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
-        """sigma^2, tau, I^2 (ratio and matrix methods), CVH, M and R^2 per random level
-        (:mod:`evmeta.models.frequentist.multilevel_heterogeneity`); ``level`` is unused
-        (no intervals: see ``multilevel_i2(..., ci=True)``)."""
+        """One row per random level (outermost first) and ``total``: tau2 (sigma^2), tau
+        with its profile-likelihood interval (ci_low, ci_high; none for ``total``), the
+        level's I^2 as :attr:`i2_levels` (``i2``), I^2 by the ratio and matrix methods, CVH,
+        M and, for a meta-regression, R^2 (:mod:`evmeta.models.frequentist.multilevel_heterogeneity`)."""
         from evmeta.models.frequentist.multilevel_heterogeneity import heterogeneity_levels_table
 
-        return heterogeneity_levels_table(self)
+        table = heterogeneity_levels_table(self)
+        ci = profile_intervals(self, resolve_level(level, self.level))
+        own_i2 = dict(zip(self.random, self.i2_levels, strict=True))
+        table.insert(2, "tau2", table["sigma2"])
+        for bound in ("ci_low", "ci_high"):
+            table[bound] = [
+                ci.loc[f"sigma[{n}]", bound] if f"sigma[{n}]" in ci.index else np.nan for n in table["level"]
+            ]
+        table["i2"] = [own_i2.get(n, np.nan) for n in table["level"]]
+        return table.set_index(pd.Index(table["level"], name="component"))
+
+    def confint(self, level: float | None = None) -> pd.DataFrame:
+        """Confidence intervals: every coefficient (Wald, with the fit's test and inference),
+        then sigma^2 and sigma of each level with profile-likelihood intervals (as
+        metafor's ``confint.rma.mv``). Columns estimate, ci_low, ci_high."""
+        level = resolve_level(level, self.level)
+        table = self.coef_table(level)[["estimate", "ci_low", "ci_high"]]
+        return pd.concat([table, profile_intervals(self, level)])
 
     def robust(self, cluster: str | None = None) -> MultilevelResult:
         """A new result with CR2 inference, clustered by ``cluster`` (default: the outermost
@@ -115,34 +143,38 @@ class MultilevelResult(FittedModel):
             raise ModelError(
                 f"CR2 clusters must be the outermost random level ({self.random[0]}), got {cluster!r}"
             )
-        blocks = []
-        for batch in self.batches:
-            M = batch.V + np.tensordot(np.asarray(self.sigma2), batch.G, axes=1)
+        base = self if self.robust_cov is None else self.refit(inference="model", cluster=None)
+        blocks, labels = [], []
+        for batch in base.batches:
+            M = batch.V + np.tensordot(np.asarray(base.sigma2), batch.G, axes=1)
             blocks += [(batch.rows[i], M[i]) for i in range(len(batch.rows))]
-        return with_robust(self, cluster, blocks)
+            labels += [str(base.data[cluster].iloc[rows[0]]) for rows in batch.rows]
+        return with_robust(base, cluster, blocks, labels)
 
     def refit(self, data: Any = None, *, rows: Any = None, **changes: Any) -> MultilevelResult:
         """The same model on the stored inputs (optionally only ``rows``, index labels or a
         mask of ``data``) or on new ``data`` with the original columns; ``changes`` set
-        ``mods``, ``method``, ``test`` or ``level``."""
+        ``mods``, ``method``, ``test``, ``level``, ``inference`` or ``cluster``."""
         settings = dict(
-            random=self.random, mods=self.model.formula, method=self.method, test=self.test, level=self.level
+            random=self.random,
+            mods=self.model.formula,
+            method=self.method,
+            test=self.test,
+            level=self.level,
+            **self._inference_settings(),
         )
         settings.update(changes)
-        robust = self.robust_cov is not None
         if data is None:
             keep = np.ones(self.k, dtype=bool) if rows is None else _row_mask(self.data, rows)
             V = None if self.V is None else self.V[np.ix_(keep, keep)]
-            fit = multilevel_meta_analysis(
-                self.data[keep], self.yi[keep], self.vi[keep], V=V, robust=robust, **settings
-            )
+            fit = multilevel_meta_analysis(self.data[keep], self.yi[keep], self.vi[keep], V=V, **settings)
             return replace(fit, yi_column=self.yi_column, vi_column=self.vi_column)
         if self.yi_column is None or self.vi_column is None:
             raise ModelError("this model was fitted from arrays; refit(data=...) needs yi and vi columns")
         if self.V is not None:
             raise ModelError("a model with a known V cannot be refitted to new data; pass V again")
         data = data if rows is None else data.loc[rows]
-        return multilevel_meta_analysis(data, self.yi_column, self.vi_column, robust=robust, **settings)
+        return multilevel_meta_analysis(data, self.yi_column, self.vi_column, **settings)
 
     def _title(self) -> str:
         robust = f"; cluster-robust CR2 by {self.robust_cov.cluster}" if self.robust_cov is not None else ""
@@ -165,7 +197,12 @@ class MultilevelResult(FittedModel):
 
     def to_frame(self) -> pd.DataFrame:
         out = self.coefficients.reset_index(names="term")
-        out["k"], out["method"], out["test"] = self.k, self.method, self.test
+        out["k"], out["method"], out["test"], out["inference"] = (
+            self.k,
+            self.method,
+            self.test,
+            self.inference,
+        )
         for name, value in zip(self.random, self.sigma2, strict=True):
             out[f"sigma2[{name}]"] = value
         out["model"] = "multilevel_meta_analysis"
@@ -200,6 +237,8 @@ class MultilevelResult(FittedModel):
             "converged",
             "fingerprint",
             "measure",
+            "inference",
+            "cluster",
         ]
         out = self._plain_dict(scalars)
         out["robust"] = self.robust_cov is not None
@@ -222,6 +261,8 @@ def multilevel_meta_analysis(
     V: Any = None,
     robust: bool = False,
     level: float = 0.95,
+    inference: str = "model",
+    cluster: str | None = None,
 ) -> MultilevelResult:
     """Fit a multilevel (nested random-effects) meta-analysis or meta-regression.
 
@@ -230,30 +271,41 @@ def multilevel_meta_analysis(
     data : DataFrame or Comparisons
     yi, vi : str
         Effect size and sampling variance columns.
-    random : list of str
-        Nested grouping columns, outermost first, e.g. ``["study_id", "experiment_id"]``.
+    random : list of str or str
+        Nested grouping columns, outermost first, e.g. ``["study_id", "experiment_id"]``,
+        or metafor's formula ``"~ 1 | study_id/experiment_id"``.
         Each row is its own innermost unit in addition, through ``vi``; add
         ``"comparison_id"`` for a separate comparison-level variance (three levels).
     mods : str, optional
         Moderator formula, as in :func:`meta_analysis`.
     method : {"REML", "ML"}
     test : {"z", "t"}
-        Normal tests, or t with k - p df (metafor's ``test="t"``).
+        Normal tests, or t with k - p df (metafor's ``test="t"``); ``"knha"`` (the
+        univariate model's Knapp-Hartung setting) reads as ``"t"`` here: t tests with k - p
+        df, without the Knapp-Hartung variance scaling.
     V : array-like (k x k), optional
         Known sampling covariance (e.g. comparisons sharing a control); it must be block
         diagonal by the outermost level. Its diagonal replaces ``vi``.
     robust : bool
-        Cluster-robust (CR2) standard errors with Satterthwaite df, clustered by the
-        outermost level (Pustejovsky & Tipton 2018; clubSandwich).
+        Shorthand for ``inference="CR2"``.
     level : float
-        Confidence level.
+        Confidence level (0.95, or 95 as a percent).
+    inference : {"model", "CR2"}
+        Model-based, or cluster-robust (CR2) standard errors with Satterthwaite df and the
+        HTZ moderator test (Pustejovsky & Tipton 2018; clubSandwich). Where CR2 is not
+        defined the model-based fit comes back with a note.
+    cluster : str, optional
+        CR2 clusters: the outermost random level (the default), the only one allowed.
     """
     method = str(method).upper()
     if method not in {"REML", "ML"}:
         raise ModelError(f"unknown method {method!r} for a multilevel model; valid methods: REML, ML")
+    test = {"knha": "t"}.get(test, test)
     if test not in {"z", "t"}:
-        raise ModelError(f"unknown test {test!r} for a multilevel model; valid tests: z, t")
-    random = [random] if isinstance(random, str) else list(random)
+        raise ModelError(f"unknown test {test!r} for a multilevel model; valid tests: z, t (knha reads as t)")
+    level = check_level(level)
+    inference = check_inference("CR2" if robust else inference, cluster)
+    random = parse_random(random) or []
     if not random:
         raise ModelError("random needs at least one grouping column, e.g. ['study_id', 'experiment_id']")
     model = prepare(data, yi, vi, mods)
@@ -281,16 +333,8 @@ def multilevel_meta_analysis(
             f"the multilevel model cannot be fitted numerically ({exc}); check V, vi and extreme effect sizes"
         ) from None
     columns = (yi, vi) if isinstance(yi, str) and isinstance(vi, str) else (None, None)
-    result = replace(
-        result, V=V_matrix, measure=_measure(model.frame), yi_column=columns[0], vi_column=columns[1]
-    )
-    return result.robust() if robust else result
-
-
-def _measure(frame: pd.DataFrame) -> str | None:
-    if "measure" in frame.columns and frame["measure"].nunique() == 1:
-        return str(frame["measure"].iloc[0])
-    return None
+    result = replace(result, V=V_matrix, yi_column=columns[0], vi_column=columns[1])
+    return result.robust(cluster) if inference == "CR2" else result
 
 
 def _row_mask(frame: pd.DataFrame, rows: Any) -> np.ndarray:
@@ -324,14 +368,13 @@ def _unidentified(codes: list[np.ndarray], random: list[str], intercept: bool) -
     return out
 
 
-def _log_likelihood(ev, X: np.ndarray, reml: bool) -> float:
-    k, p = X.shape
-    if reml:
-        return float(
-            -0.5 * ((k - p) * np.log(2 * np.pi) + ev.logdet_M + ev.logdet_A + ev.quad)
-            + 0.5 * np.linalg.slogdet(X.T @ X)[1]
-        )
-    return float(-0.5 * (k * np.log(2 * np.pi) + ev.logdet_M + ev.quad))
+def _projected_score(batches, ev, reml: bool, sigma2: np.ndarray, fixed: np.ndarray) -> tuple:
+    """Score, information, the free components and the projected score in information units."""
+    score, info = score_and_information(batches, ev, reml)
+    free = ~fixed & ~((sigma2 <= 0) & (score <= 0))
+    scale = np.sqrt(np.abs(np.diag(info)[free])) + 1e-300
+    size = float(np.max(np.abs(score[free]) / scale)) if free.any() else 0.0
+    return score, info, free, size
 
 
 def _fisher_scoring(model, batches, reml: bool, fixed: np.ndarray) -> tuple[np.ndarray, int, bool]:
@@ -341,25 +384,22 @@ def _fisher_scoring(model, batches, reml: bool, fixed: np.ndarray) -> tuple[np.n
     until the likelihood does not decrease; convergence is a relative step below
     TOLERANCE or a projected gradient below TOLERANCE x the information scale. When no
     halving helps, the current point is already a numerical maximum along the step.
+    Returns the last point (the best so far) and whether it converged.
     """
     y, X = model.yi, model.X
     sigma2 = np.where(fixed, 0.0, _start(model, len(fixed)))
     ev = evaluate(batches, y, X, sigma2)
-    ll = _log_likelihood(ev, X, reml)
+    ll = log_likelihood(ev, X, reml)
     for iteration in range(1, MAX_ITER + 1):
-        score, info = score_and_information(batches, ev, reml)
-        free = ~fixed & ~((sigma2 <= 0) & (score <= 0))
-        if not free.any():
-            return sigma2, iteration, True
-        scale = np.sqrt(np.abs(np.diag(info)[free])) + 1e-300
-        if np.max(np.abs(score[free]) / scale) < TOLERANCE:
+        score, info, free, size = _projected_score(batches, ev, reml, sigma2, fixed)
+        if not free.any() or size < TOLERANCE:
             return sigma2, iteration, True
         step = np.zeros_like(sigma2)
         step[free] = np.linalg.lstsq(info[np.ix_(free, free)], score[free], rcond=1e-12)[0]
         for _ in range(MAX_HALVINGS):
             candidate = np.maximum(sigma2 + step, 0.0)
             ev_new = evaluate(batches, y, X, candidate)
-            ll_new = _log_likelihood(ev_new, X, reml)
+            ll_new = log_likelihood(ev_new, X, reml)
             if ll_new >= ll - 1e-12 * abs(ll):
                 break
             step = step / 2
@@ -372,16 +412,62 @@ def _fisher_scoring(model, batches, reml: bool, fixed: np.ndarray) -> tuple[np.n
     return sigma2, MAX_ITER, False
 
 
+def _quasi_newton(
+    model, batches, reml: bool, fixed: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, int, bool]:
+    """Maximize the (restricted) likelihood by L-BFGS-B over sigma2 >= 0 from ``start``.
+
+    The fallback where Fisher scoring zig-zags along a ridge. Components in ``fixed``
+    stay at 0. Converged when the projected score at the optimum is below
+    FALLBACK_TOLERANCE information units.
+    """
+    from scipy import optimize
+
+    y, X = model.yi, model.X
+    free = ~fixed
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        sigma2 = np.zeros(len(fixed))
+        sigma2[free] = np.maximum(theta, 0.0)
+        ev = evaluate(batches, y, X, sigma2)
+        score = score_and_information(batches, ev, reml)[0]
+        return -log_likelihood(ev, X, reml), -score[free]
+
+    found = optimize.minimize(
+        objective,
+        start[free],
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * int(free.sum()),
+        options={"maxfun": MAX_FALLBACK, "maxiter": MAX_FALLBACK, "ftol": 1e-15, "gtol": 1e-12},
+    )
+    sigma2 = np.zeros(len(fixed))
+    sigma2[free] = np.maximum(found.x, 0.0)
+    ev = evaluate(batches, y, X, sigma2)
+    size = _projected_score(batches, ev, reml, sigma2, fixed)[3]
+    return sigma2, int(found.nit), bool(size < FALLBACK_TOLERANCE)
+
+
+def estimate_components(model, batches, reml: bool, fixed: np.ndarray) -> tuple[np.ndarray, int, bool]:
+    """Variance components: Fisher scoring, then the quasi-Newton fallback if needed."""
+    sigma2, iterations, converged = _fisher_scoring(model, batches, reml, fixed)
+    if converged:
+        return sigma2, iterations, True
+    sigma2, more, converged = _quasi_newton(model, batches, reml, fixed, sigma2)
+    return sigma2, iterations + more, converged
+
+
 def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult:
     reml = method == "REML"
     y, X = model.yi, model.X
     k, p = X.shape
     notes = _unidentified(codes, random, "intercept" in model.names)
     fixed = np.array([level in notes for level in range(len(random))])
-    sigma2, iteration, converged = _fisher_scoring(model, batches, reml, fixed)
+    sigma2, iteration, converged = estimate_components(model, batches, reml, fixed)
     if not converged:
         raise ModelError(
-            f"the {method} estimates of the variance components did not converge in {MAX_ITER} iterations"
+            f"the {method} estimates of the variance components did not converge ({MAX_ITER} Fisher-scoring "
+            f"iterations, then {MAX_FALLBACK} quasi-Newton evaluations)"
         )
     ev = evaluate(batches, y, X, sigma2)
     beta, vb = ev.beta, ev.A_inv
@@ -398,17 +484,12 @@ def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult
     tested = model.moderator_columns if not model.intercept_only else [0]
     qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
     n_params = p + len(sigma2)
-    ll = _log_likelihood(ev, X, reml)
+    ll = log_likelihood(ev, X, reml)
     n_eff = k - p if reml else k
     weights = np.zeros(k)
     for batch, minv in zip(batches, ev.minv, strict=True):
         weights[batch.rows] = np.diagonal(minv, axis1=1, axis2=2)
     weights = 100 * weights / weights.sum()
-    row = coefficients.iloc[0]
-    pi = (np.nan, np.nan)
-    if model.intercept_only:
-        one = prediction_frame(np.ones((1, 1)), beta, vb, float(np.sum(sigma2)), level, df).iloc[0]
-        pi = (float(one["pi_low"]), float(one["pi_high"]))
     return MultilevelResult(
         k=k,
         p=p,
@@ -417,20 +498,12 @@ def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult
         level=level,
         random=random,
         n_groups=[len(np.unique(c)) for c in codes],
-        estimate=float(row["estimate"]),
-        se=float(row["se"]),
-        stat=float(row["stat"]),
-        pvalue=float(row["pvalue"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
         sigma2=[float(s) for s in sigma2],
         i2_levels=[float(i) for i in i2_levels],
         i2=float(np.sum(i2_levels)),
         q=float(q),
         q_df=k - p,
         q_pvalue=float(special.chdtrc(k - p, q)),
-        pi_low=pi[0],
-        pi_high=pi[1],
         coefficients=coefficients,
         qm=float(qm),
         qm_df=qm_df,

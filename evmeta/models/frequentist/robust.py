@@ -13,6 +13,16 @@ covariances S_ij = G_i' M G_j give
 * the HTZ test of C beta = 0 (Tipton & Pustejovsky 2015, J Educ Behav Stat 40:604-634):
   Q = (C b)'(C V^R C')^-1 (C b), F = Q (eta - q + 1) / (eta q) on (q, eta - q + 1) df, with
   eta = q (q + 1) / sum_st Var(d_st), d = Omega^-1/2 C V^R C' Omega^-1/2, Omega = E[C V^R C'].
+
+CR2 is only defined where every coefficient is informed by at least two clusters: a
+cluster that alone determines a coefficient has leverage 1 there, its residuals are 0 and
+the sandwich gives that coefficient (and every contrast resting on it) a variance of 0.
+:func:`with_robust` checks this before computing anything (a coefficient rests on one
+cluster when dropping that cluster leaves it unidentified), then checks the result (no
+robust SE below :data:`MIN_SE_RATIO` of the model-based one, a non-singular HTZ matrix,
+positive denominator df). Where a check fails it returns the model-based fit with a note
+in ``notes`` naming the coefficient, the cluster and the reason, never an SE of 0 or an
+astronomically large statistic.
 """
 
 from __future__ import annotations
@@ -27,12 +37,32 @@ from scipy import special
 from evmeta.errors import ModelError
 from evmeta.models.base.frequentist_protocol import robust_coefficients
 
+#: A robust SE below this fraction of the model-based SE is numerical degeneracy (a
+#: cluster with leverage ~1), not information: the fit falls back to model-based inference.
+#: Genuine CR2 SEs are within an order of magnitude or two of the model-based ones.
+MIN_SE_RATIO = 1e-3
+#: Relative eigenvalue below which the HTZ matrices (C V^R C' and Omega) count as singular.
+SINGULAR_TOL = 1e-10
+
+
+class RobustUnavailable(ModelError):
+    """CR2 inference is not defined for these data (the reason is the message)."""
+
 
 def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:
     values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
     tol = max(values.max(), 0) * 1e-12
-    inv_sqrt = np.where(values > tol, 1 / np.sqrt(np.clip(values, tol, None)), 0.0)
+    safe = np.where(values > tol, values, 1.0)
+    inv_sqrt = np.where(values > tol, 1 / np.sqrt(safe), 0.0)
     return (vectors * inv_sqrt) @ vectors.T
+
+
+def _checked_inverse(matrix: np.ndarray, what: str) -> np.ndarray:
+    """Inverse of a symmetric positive semi-definite matrix, or RobustUnavailable if singular."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    if not np.all(np.isfinite(values)) or values.max() <= 0 or values.min() <= SINGULAR_TOL * values.max():
+        raise RobustUnavailable(f"the {what} is singular")
+    return (vectors / values) @ vectors.T
 
 
 @dataclass(frozen=True)
@@ -83,6 +113,7 @@ class RobustCovariance:
         q = len(C)
         S = self._covariances(C)
         omega = np.einsum("jjqr->qr", S)
+        _checked_inverse(omega, "expected robust covariance of the tested coefficients (HTZ)")
         root = _inverse_sqrt(omega)
         S = np.einsum("ab,ijbc,cd->ijad", root, S, root)
         # Var(d_st) = sum_ij S_ij[s,s] S_ij[t,t] + S_ij[s,t] S_ij[t,s] (Isserlis).
@@ -90,10 +121,12 @@ class RobustCovariance:
         total = np.einsum("ijs,ijt->", diag, diag) + np.einsum("ijst,ijts->", S, S)
         eta = q * (q + 1) / total
         b = C @ beta
-        wald = float(b @ np.linalg.solve(C @ self.vcov @ C.T, b))
+        wald = float(
+            b @ _checked_inverse(C @ self.vcov @ C.T, "robust covariance of the tested coefficients") @ b
+        )
         df2 = eta - q + 1
-        if df2 <= 0:
-            raise ModelError(
+        if not df2 > 0:
+            raise RobustUnavailable(
                 f"the HTZ test has {df2:.3g} denominator df: too few clusters for {q} constraints"
             )
         F = wald * df2 / (eta * q)
@@ -127,10 +160,11 @@ def cr2(y: np.ndarray, X: np.ndarray, blocks: list, cluster: str) -> tuple[np.nd
     return beta, RobustCovariance(meat, G, list(blocks), cluster)
 
 
-def cluster_codes(frame: Any, cluster: str | None) -> np.ndarray:
-    """Integer cluster code of each row: the column ``cluster``, or one cluster per row."""
+def cluster_codes(frame: Any, cluster: str | None) -> tuple[np.ndarray, list[str]]:
+    """Integer cluster code of each row and the cluster labels: the column ``cluster``, or
+    one cluster per row (labelled by the row's index)."""
     if cluster is None:
-        return np.arange(len(frame))
+        return np.arange(len(frame)), [str(label) for label in frame.index]
     if cluster not in frame.columns:
         raise ModelError(
             f"cluster={cluster!r} is not a column of data; columns: {', '.join(map(str, frame.columns))}"
@@ -139,38 +173,89 @@ def cluster_codes(frame: Any, cluster: str | None) -> np.ndarray:
         raise ModelError(
             f"cluster column {cluster!r} is missing in {int(frame[cluster].isna().sum())} row(s)"
         )
-    return pd.factorize(frame[cluster].astype(str))[0]
+    codes, uniques = pd.factorize(frame[cluster].astype(str))
+    return codes, [str(u) for u in uniques]
 
 
-def with_robust(result: Any, cluster: str, blocks: list) -> Any:
-    """A copy of a frequentist result with CR2 inference (``dataclasses.replace``)."""
-    if len(blocks) < 2:
-        raise ModelError(f"cluster-robust inference needs at least 2 clusters, got {len(blocks)}")
+def single_cluster_coefficients(X: np.ndarray, blocks: list, names: list[str], labels: list[str]) -> dict:
+    """Cluster label -> the coefficients that cannot be estimated without that cluster.
+
+    A coefficient rests on one cluster when the design without that cluster's rows no
+    longer identifies it (it has a component in the null space of the reduced X).
+    """
+    p = X.shape[1]
+    out: dict[str, list[str]] = {}
+    for (rows, _), label in zip(blocks, labels, strict=True):
+        reduced = np.delete(X, rows, axis=0)
+        if len(reduced) == 0:
+            out[label] = list(names)
+            continue
+        _, values, vt = np.linalg.svd(reduced, full_matrices=True)
+        rank = int(np.sum(values > max(reduced.shape) * np.finfo(float).eps * values.max()))
+        if rank < p:
+            loads = np.linalg.norm(vt[rank:], axis=0)
+            out[label] = [names[m] for m in np.flatnonzero(loads > 1e-8)]
+    return out
+
+
+def _describe(name: str) -> str:
+    return "the intercept (the reference level)" if name == "intercept" else name
+
+
+def _robust_changes(result: Any, cluster: str, blocks: list, labels: list[str]) -> dict:
+    """The fields a CR2 fit replaces, or RobustUnavailable with the reason."""
+    names = list(result.names)
+    alone = single_cluster_coefficients(result.X, blocks, names, labels)
+    if alone:
+        parts = "; ".join(
+            f"{', '.join(map(_describe, lost))} cannot be estimated without {cluster} {label}"
+            for label, lost in alone.items()
+        )
+        raise RobustUnavailable(
+            f"CR2 needs at least two {cluster} clusters informing each coefficient: {parts}"
+        )
     beta, robust_cov = cr2(result.yi, result.X, blocks, cluster)
-    coefficients, _ = robust_coefficients(beta, result.names, robust_cov, result.level)
+    coefficients, _ = robust_coefficients(beta, names, robust_cov, result.level)
+    model_se = result.coefficients["se"].to_numpy()
+    ratio = coefficients["se"].to_numpy() / model_se
+    bad = [n for n, r in zip(names, ratio, strict=True) if not (np.isfinite(r) and r >= MIN_SE_RATIO)]
+    if bad:
+        raise RobustUnavailable(
+            f"the CR2 standard error of {', '.join(map(_describe, bad))} is numerically 0 "
+            f"(below {MIN_SE_RATIO:g} x the model-based SE)"
+        )
     model = result.model
     tested = model.moderator_columns if not model.intercept_only else [0]
-    C = np.eye(len(beta))[tested]
-    qm, qm_df, qm_pvalue = robust_cov.htz_test(C, beta)
-    row = coefficients.iloc[0]
-    changes = dict(
+    qm, qm_df, qm_pvalue = robust_cov.htz_test(np.eye(len(beta))[tested], beta)
+    return dict(
         coefficients=coefficients,
         vb=robust_cov.vcov,
         robust_cov=robust_cov,
-        test="CR2",
-        df=None,
-        estimate=float(row["estimate"]),
-        se=float(row["se"]),
-        stat=float(row["stat"]),
-        pvalue=float(row["pvalue"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
         qm=qm,
         qm_df=qm_df,
         qm_pvalue=qm_pvalue,
     )
-    out = replace(result, **changes)
-    if model.intercept_only:
-        pred = out.predict().iloc[0]
-        out = replace(out, pi_low=float(pred["pi_low"]), pi_high=float(pred["pi_high"]))
-    return out
+
+
+def with_robust(result: Any, cluster: str | None, blocks: list, labels: list[str] | None = None) -> Any:
+    """A copy of a frequentist result with CR2 inference (``dataclasses.replace``).
+
+    ``inference`` becomes ``"CR2"`` and ``cluster`` is recorded either way, so refits and
+    subsets ask for CR2 again. Where CR2 is not defined (see the module docstring) the
+    result keeps its model-based inference (``robust_cov`` None) and gains a note.
+    """
+    labels = labels if labels is not None else [str(j + 1) for j in range(len(blocks))]
+    settings = dict(inference="CR2", cluster=cluster)
+    cluster = cluster or "row"
+    try:
+        if len(blocks) < 2:
+            raise RobustUnavailable(f"CR2 needs at least 2 {cluster} clusters, got {len(blocks)}")
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            changes = _robust_changes(result, cluster, blocks, labels)
+    except (RobustUnavailable, np.linalg.LinAlgError) as exc:
+        note = (
+            f"cluster-robust (CR2) inference by {cluster} was not applied ({exc}); "
+            f"the model-based standard errors and tests (test = {result.test}) are reported"
+        )
+        return replace(result, robust_cov=None, notes=(*result.notes, note), **settings)
+    return replace(result, **changes, **settings)

@@ -15,7 +15,7 @@ common-effect Q) and Q between = Q total - Q within.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,13 @@ from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.frequentist.meta import MetaResult, meta_analysis
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class SubgroupResult:
-    """Per-subgroup fits and the tests for subgroup differences.
+    """Per-subgroup fits and the tests for subgroup differences (immutable; a
+    :class:`~evmeta.models.base.protocol.FitResult`).
+
+    ``inputs``, ``level``, ``measure`` and ``k`` are those of ``overall``, the model
+    without subgroups; ``coef_table`` has one row per subgroup (its pooled effect).
 
     Attributes
     ----------
@@ -69,17 +73,63 @@ class SubgroupResult:
     q_between_fixed_pvalue: float
     overall: MetaResult
     mixed: MetaResult
-    skipped: list = field(default_factory=list)
+    skipped: tuple = ()
 
-    def summary(self, conf_level: float | None = None, *, prob: float | None = None) -> Summary:
+    @property
+    def inputs(self) -> Any:
+        return self.overall.inputs
+
+    @property
+    def level(self) -> float:
+        return self.overall.level
+
+    @property
+    def measure(self) -> str | None:
+        return self.overall.measure
+
+    @property
+    def k(self) -> int:
+        return self.overall.k
+
+    def coef_table(self, level: float | None = None) -> pd.DataFrame:
+        """One row per pooled subgroup (index: the subgroup level): estimate, se, ci_low,
+        ci_high, stat, pvalue (and df when t-based), k."""
+        rows = {name: fit.coef_table(level).iloc[0] for name, fit in self.fits.items()}
+        table = pd.DataFrame(rows).T
+        table["k"] = [fit.k for fit in self.fits.values()]
+        table.index.name = self.by
+        return table
+
+    def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
+        """One row per subgroup: its between-comparison tau^2, tau (Q-profile interval) and I^2."""
+        parts = [fit.heterogeneity_table(level).assign(component=name) for name, fit in self.fits.items()]
+        return pd.concat(parts).set_index("component")
+
+    def predict(self, newmods: Any = None, level: float | None = None) -> pd.DataFrame:
+        """The pooled effect of each subgroup with its prediction interval (one row each)."""
+        if newmods is not None:
+            raise ModelError(
+                "a subgroup analysis predicts its subgroups' pooled effects; it takes no newmods"
+            )
+        rows = {name: fit.predict(level=level).iloc[0] for name, fit in self.fits.items()}
+        out = pd.DataFrame(rows).T
+        out.index.name = self.by
+        return out
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def summary(self, level: float | None = None) -> Summary:
         """A printable summary, as every result's: ``print(summary)`` shows the tests for
         subgroup differences and the subgroup table; ``.table`` has one row per subgroup.
 
         Parameters
         ----------
-        conf_level : float, optional
-            Level of the confidence and prediction intervals (default: the fits' level);
-            ``prob`` is a synonym.
+        level : float, optional
+            Level of the confidence and prediction intervals (default: the fits' level).
 
         Returns
         -------
@@ -87,7 +137,7 @@ class SubgroupResult:
             ``.table`` columns: estimate, se, ci_low, ci_high, pi_low, pi_high, k, tau2, i2,
             q, q_pvalue; indexed by subgroup level.
         """
-        level = resolve_level(conf_level, prob, self.overall.level)
+        level = resolve_level(level, self.overall.level)
         table = self.table if level == self.overall.level else self._table_at(level)
         first = ["estimate", "se", "ci_low", "ci_high"]
         table = table[[*first, *(c for c in table.columns if c not in first)]]
@@ -237,7 +287,7 @@ def subgroup_analysis(
         q_between_fixed_pvalue=float(stats.chi2.sf(q_between_fixed, df_between)),
         overall=overall,
         mixed=mixed,
-        skipped=skipped,
+        skipped=tuple(skipped),
     )
 
 
