@@ -1,13 +1,15 @@
 """Write the dose-response fixture from the bundled simulated example extraction.
 
 Run from the repository root:
-    PYTHONPATH=$PWD python tests/data/dose_response/make_dose_response_example.py
+    PYTHONPATH=$PWD python tests/data/dose_response/make_dose_response_example.py [--force]
+(--force to replace existing files)
 Writes tests/data/dose_response/example_dosed.csv (the comparisons of the example with a
 dose convertible to ug protein per kg; shared controls kept, not split) and
 example_dosed_V.csv (the nonzero entries of their shared-control covariance, 1-based
 row numbers, as evmeta.harmonize.shared_control_covariance computes it).
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +17,17 @@ import numpy as np
 import evmeta as em
 
 HERE = Path(__file__).resolve().parent
+ROOT = next(p for p in HERE.parents if (p / "pyproject.toml").exists())  # the repository
 COLUMNS = [
     "comparison_id", "study_id", "experiment_id", "control_group_id", "isolation_method",
     "species", "measure", "yi", "vi", "n_treat", "n_control", "dose_ug_protein_per_kg",
     "dose_provenance_ug_protein_per_kg", "dose_hed_ug_protein_per_kg",
 ]
 
-extraction = em.read_extraction(HERE.parents[2] / "extraction" / "example.xlsx")
+outputs = [HERE / "example_dosed.csv", HERE / "example_dosed_V.csv"]
+if any(p.exists() for p in outputs) and "--force" not in sys.argv:
+    sys.exit(f"{outputs[0].name} or {outputs[1].name} exists; pass --force to replace them")
+extraction = em.read_extraction(ROOT / "extraction" / "example.xlsx")
 table = em.build_comparisons(
     extraction, "SMD", outcome=["serum creatinine", "infarct volume", "infarct size"],
     timepoint="last", shared_control="keep",
