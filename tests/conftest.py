@@ -68,12 +68,21 @@ END_TO_END = {
     "test_report_results",
     "test_screening",
     "test_template",
+    "test_validate",
 }
 
 
 #: The slowest tests of the other modules (``--durations`` of the fast tier, 2026-12-03), also
 #: left out of the inner loop: ``module::function`` (every parametrization).
 HEAVY = {
+    "test_batched::test_null_test_batched_equals_unbatched",
+    "test_batched::test_null_test_three_level_batched_equals_unbatched",
+    "test_bayes::test_one_level_matches_brute_force_grid",
+    "test_bayes_quadrature::test_one_level_draws_follow_the_exact_posterior",
+    "test_comparisons::test_a_filtered_arm_leaves_its_share_of_the_control_to_the_arms_left",
+    "test_malformed_input::test_merged_cells_and_dates_in_numeric_columns",
+    "test_models_meta::test_arrays_and_comparisons_inputs",
+    "test_models_robustness::test_fuzz_multilevel_ends_with_a_fit_or_model_error",
     "test_bayes::test_recovers_the_example_effects_as_coverage_over_seeds",
     "test_bayes::test_result_surface_and_arviz",
     "test_bayes::test_two_level_matches_dense_brute_force",
