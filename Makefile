@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bayes.py
 	$(BIN)/python benchmarks/bench_dedupe.py
 	$(BIN)/python benchmarks/bench_multiverse.py
+	$(BIN)/python benchmarks/bench_null.py
 
 clean-venv:
 	rm -rf $(VENV)
