@@ -12,7 +12,6 @@ figures -> tables, report and provenance in ``reports/<name>/``. Figures and
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -63,7 +62,10 @@ class AnalysisRun:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of the spec or the extraction (a workbook, or a folder of CSV files)."""
+    from evmeta.sheets.raw import file_sha256
+
+    return file_sha256(path)
 
 
 class _Progress:
