@@ -66,3 +66,37 @@ def test_what_could_not_be_done_is_a_note_in_report_and_console(small_run):
     for item in items:  # every note is printed on the console too
         words = re.sub(r"<[^>]+>|&[a-z]+;|&#\d+;", " ", item).split()[:4]
         assert " ".join(words) in " ".join(result.output.split()), item
+
+
+def _section(html: str, pattern: str) -> str:
+    found = re.search(pattern, html, flags=re.S)
+    assert found is not None, pattern
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+def test_the_report_says_only_what_was_done(small_run):
+    _, out = small_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    methods = _section(html, r"<h2>Methods</h2>\s*<p>(.*?)</p>")
+    # Subgroups by species were not fitted (one rat experiment): Methods name only those fitted.
+    assert "Subgroups (isolation method and disease model)" in methods and "species" not in methods
+    assert "Knapp-Hartung" in methods and "cluster-robust (CR2)" in methods
+    # Seven comparisons: the small-study diagnostics carry the caveat, in Methods and beside the result.
+    assert "fewer than 10" in methods and "Sterne et al. 2011" in methods
+    key = _section(html, r'<div class="key">(.*?)</div>')
+    assert "treat them as descriptive (Sterne et al. 2011)" in key
+    # PET-PEESE's estimate lies far from the unadjusted one: said, with why it may be.
+    assert "differ strongly from the unadjusted" in key and "over-correct" in key
+    # No study compares isolation methods: one sentence instead of the within/between table.
+    isolation = _section(
+        html, r"Isolation methods: within- versus between-study evidence</h2>(.*?)(?:<h2>|$)"
+    )
+    assert isolation.strip().startswith("No study compared isolation methods within the same experiment")
+    assert 'id="isolation-evidence"' not in html
+
+
+def test_validation_notes_are_in_the_report(small_run):
+    _, out = small_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    notes = _section(html, r'<div class="warn" id="validation-notes">(.*?)</div>')
+    assert "arms!I6 route: read 'tail-vein' as 'intravenous'" in notes.replace("&#39;", "'")

@@ -501,6 +501,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     from evmeta.plots._style import save_figure
     from evmeta.plots.bias_panel import bias_panel
     from evmeta.plots.isolation_evidence import isolation_evidence_plot
+    from evmeta.report.bias_section import within_study_comparisons
 
     main = run.models["random_effects"]
     selection = _try(run, "step-function selection model", lambda: selection_model(main))
@@ -540,7 +541,9 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     jobs = {}
     if "bias_averaging" in run.models:
         jobs["bias_panel"] = lambda: bias_panel(run.models["bias_averaging"], selection)
-    if "isolation_evidence" in run.tables:
+    if within_study_comparisons(
+        run.tables.get("isolation_evidence")
+    ):  # else the report says so in a sentence
         jobs["isolation_evidence"] = lambda: isolation_evidence_plot(run.tables["isolation_evidence"])
     if batch is None:
         formats = tuple(run.spec.figures.formats)

@@ -21,6 +21,8 @@ from evmeta.plots._style import FigureError, journal_style, width_inches
 from evmeta.plots._text import comparison_labels, format_p, number
 
 TESTS = {"knha": "Knapp-Hartung", "z": "z test", "t": "t test"}
+#: Level of the intervals when comparisons are drawn without a fitted result (no level of its own).
+ROWS_LEVEL = 0.95
 
 
 @dataclass
@@ -114,74 +116,86 @@ def _pooled_from_bayes(fit: Any, label: str, level: float) -> _Pooled:
 
 
 def _collect(obj: Any, by: str | None, subgroups: Any, shrinkage: bool) -> _ForestData:
-    from evmeta.models.bayes.result import PROB, BayesResult
+    from evmeta.models.bayes.result import BayesResult
     from evmeta.models.frequentist.meta import MetaResult
     from evmeta.models.frequentist.multilevel import MultilevelResult
 
     table = getattr(obj, "table", None)
     if isinstance(obj, pd.DataFrame) or isinstance(table, pd.DataFrame):
         frame = table if isinstance(table, pd.DataFrame) else obj
-        rows = _rows(frame, frame["yi"].to_numpy(float), frame["vi"].to_numpy(float), None, 0.95)
+        rows = _rows(frame, frame["yi"].to_numpy(float), frame["vi"].to_numpy(float), None, ROWS_LEVEL)
         measure = frame["measure"].iloc[0] if "measure" in frame.columns and len(frame) else None
-        footer = ["Intervals: 95% confidence intervals of each comparison (no pooling)."]
+        footer = [f"Intervals: {percent(ROWS_LEVEL)} confidence intervals of each comparison (no pooling)."]
         return _ForestData(_groups(rows, by, None), None, measure, footer, weights_known=False)
     if isinstance(obj, BayesResult):
-        level = PROB
-        rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, None, level)
-        if shrinkage:
-            shrunk = obj.study_estimates(level)
-            rows["_shrunk"], rows["_shrunk_lo"], rows["_shrunk_hi"] = (
-                shrunk["estimate"],
-                shrunk["ci_low"],
-                shrunk["ci_high"],
-            )
-        overall = (
-            _pooled_from_bayes(obj, f"Overall (Bayesian, posterior mean [{percent(level)} CrI])", level)
-            if obj.model.intercept_only
-            else None
-        )
-        footer = [
-            f"Bayesian model ({obj.method_used}); comparisons: {percent(level)} confidence intervals; "
-            f"diamonds: posterior of the mean effect, {percent(level)} credible intervals"
-        ]
-        groups = _groups(rows, by, _subgroup_fits(subgroups, by))
-        return _ForestData(
-            groups,
-            overall,
-            obj.measure,
-            footer,
-            weights_known=False,
-            shrinkage=shrinkage,
-            level=level,
-            interval="CrI",
-        )
+        return _collect_bayes(obj, by, subgroups, shrinkage)
     if isinstance(obj, (MetaResult, MultilevelResult)):
-        level = obj.level
-        rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, obj.weights, level)
-        kind = "multilevel" if isinstance(obj, MultilevelResult) else "random effects"
-        overall = (
-            _pooled_from_frequentist(obj, f"Overall ({kind}, {obj.method}, {_test_name(obj)})")
-            if obj.model.intercept_only
-            else None
-        )
-        by = getattr(subgroups, "by", by)
-        groups = _groups(rows, by, _subgroup_fits(subgroups, by), weights=True)
-        footer = [
-            f"Intervals: {percent(level)} confidence intervals (comparisons: normal approximation; "
-            f"diamonds: {_test_name(obj)})"
-            + (f"; {percent(level)} prediction interval" if np.isfinite(obj.pi_low) else "")
-            + "."
-        ]
-        if subgroups is not None and hasattr(subgroups, "q_between"):
-            footer.append(
-                f"Test for subgroup differences: Q = {subgroups.q_between:.2f}, df = {subgroups.q_between_df}, "
-                f"{format_p(subgroups.q_between_pvalue)} (separate τ²); "
-                f"{format_p(subgroups.q_between_common_pvalue)} (common τ²)"
-            )
-        return _ForestData(groups, overall, obj.measure, footer, level=level)
+        return _collect_frequentist(obj, by, subgroups)
     raise PlotError(
         f"forest_plot takes a result (meta_analysis, multilevel, Bayesian) or comparisons, got {type(obj).__name__}"
     )
+
+
+def _collect_bayes(obj: Any, by: str | None, subgroups: Any, shrinkage: bool) -> _ForestData:
+    from evmeta.models.bayes.result import PROB
+
+    level = PROB
+    rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, None, level)
+    if shrinkage:
+        shrunk = obj.study_estimates(level)
+        rows["_shrunk"], rows["_shrunk_lo"], rows["_shrunk_hi"] = (
+            shrunk["estimate"],
+            shrunk["ci_low"],
+            shrunk["ci_high"],
+        )
+    overall = (
+        _pooled_from_bayes(obj, f"Overall (Bayesian, posterior mean [{percent(level)} CrI])", level)
+        if obj.model.intercept_only
+        else None
+    )
+    footer = [
+        f"Bayesian model ({obj.method_used}); comparisons: {percent(level)} confidence intervals; "
+        f"diamonds: posterior of the mean effect, {percent(level)} credible intervals"
+    ]
+    groups = _groups(rows, by, _subgroup_fits(subgroups, by))
+    return _ForestData(
+        groups,
+        overall,
+        obj.measure,
+        footer,
+        weights_known=False,
+        shrinkage=shrinkage,
+        level=level,
+        interval="CrI",
+    )
+
+
+def _collect_frequentist(obj: Any, by: str | None, subgroups: Any) -> _ForestData:
+    from evmeta.models.frequentist.multilevel import MultilevelResult
+
+    level = obj.level
+    rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, obj.weights, level)
+    kind = "multilevel" if isinstance(obj, MultilevelResult) else "random effects"
+    overall = (
+        _pooled_from_frequentist(obj, f"Overall ({kind}, {obj.method}, {_test_name(obj)})")
+        if obj.model.intercept_only
+        else None
+    )
+    by = getattr(subgroups, "by", by)
+    groups = _groups(rows, by, _subgroup_fits(subgroups, by), weights=True)
+    footer = [
+        f"Intervals: {percent(level)} confidence intervals (comparisons: normal approximation; "
+        f"diamonds: {_test_name(obj)})"
+        + (f"; {percent(level)} prediction interval" if np.isfinite(obj.pi_low) else "")
+        + "."
+    ]
+    if subgroups is not None and hasattr(subgroups, "q_between"):
+        footer.append(
+            f"Test for subgroup differences: Q = {subgroups.q_between:.2f}, df = {subgroups.q_between_df}, "
+            f"{format_p(subgroups.q_between_pvalue)} (separate τ²); "
+            f"{format_p(subgroups.q_between_common_pvalue)} (common τ²)"
+        )
+    return _ForestData(groups, overall, obj.measure, footer, level=level)
 
 
 def _subgroup_fits(subgroups: Any, by: str | None) -> dict[Any, Any] | None:
