@@ -79,9 +79,13 @@ def bias_disagreement(run: Any) -> str:
         f"The bias-adjusted estimates ({listed}) differ strongly from the unadjusted {number(main.estimate)}. "
         "This may be publication bias, but small experiments also differ in other ways (disease severity, dose, "
         "laboratory, quality), the standard error of an SMD grows with the SMD itself, so regression-based "
-        "adjustments (PET-PEESE, Egger) can over-correct large preclinical effects (Zwetsloot et al. 2017), and "
-        f"with {main.k} comparisons the adjustments are themselves imprecise. Read the unadjusted estimate as an "
-        "upper bound rather than replacing it with an adjusted one."
+        "adjustments (PET-PEESE, Egger) can over-correct large preclinical effects (Zwetsloot et al. 2017)"
+        + (
+            f", and with {main.k} comparisons the adjustments are themselves imprecise"
+            if main.k < SMALL_STUDY_MIN_K
+            else ""
+        )
+        + ". Read the unadjusted estimate as an upper bound rather than replacing it with an adjusted one."
     )
 
 
