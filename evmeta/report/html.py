@@ -104,7 +104,7 @@ def write_report(run: Any) -> Path:
         },
         "small_study": small_study_summary(run),
         "bias_disagreement": bias_disagreement(run),
-        "validation_notes": [str(note) for note in getattr(run, "validation_notes", [])],
+        "validation_notes": _validation_notes(getattr(run, "validation_notes", [])),
         "multilevel_test": _multilevel_test(run.models.get("multilevel_regression")),
         "bf_notes": bayes_factor_notes(run),
         "captions": CAPTIONS,
@@ -148,6 +148,17 @@ def write_report(run: Any) -> Path:
     path = run.output / "report.html"
     path.write_text(template.render(**context), encoding="utf-8")
     return path
+
+
+#: Most validation notes listed in the report (``evmeta validate`` lists them all).
+MAX_VALIDATION_NOTES = 100
+
+
+def _validation_notes(notes: list[Any]) -> list[str]:
+    shown = [str(note) for note in notes[:MAX_VALIDATION_NOTES]]
+    if len(notes) > MAX_VALIDATION_NOTES:
+        shown.append(f"... and {len(notes) - MAX_VALIDATION_NOTES} more: run evmeta validate for the full list.")
+    return shown
 
 
 def _multilevel_test(fit: Any) -> str:
