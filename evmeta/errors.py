@@ -93,6 +93,11 @@ class ModelError(EvmetaError, ValueError):
     """A model cannot be fitted to the data as given."""
 
 
+class RobustUnavailable(ModelError):
+    """CR2 inference is not defined for these data (the reason is the message); the
+    model-based fit is reported instead, with that reason as a note."""
+
+
 class SpecError(EvmetaError, ValueError):
     """An analysis spec has an unknown key or a bad value."""
 

@@ -79,7 +79,7 @@ def test_labels_are_unique_with_suffixes_and_never_truncated():
 
 def test_weights_minus_footnotes_and_test_label():
     fit = em.meta_analysis(_frame(), test="knha")
-    figure = forest_plot(fit, by="isolation_method")
+    figure = forest_plot(fit, subgroups=em.subgroup_analysis(_frame(), "isolation_method", test="knha"))
     texts = _texts(figure)
     header = " ".join(texts[:8])
     assert "% overall" in header and "% in group" in header

@@ -37,7 +37,7 @@ def test_tasks_and_multi_page_figures_come_back_from_forked_workers(tmp_path, tw
     paths, notes = batch_figures.collect(batch)
     assert answer["value"] == 42 and answer["pid"] != os.getpid()  # ran in a worker
     assert not notes
-    # The PNG pages were rendered by a child of the worker; the list names every file written,
+    # The worker wrote every format itself (it never forks); the list names every file written,
     # in the order of the formats, exactly as save_figure in this process would.
     expected = [*page_paths(tmp_path / "pages", 2, "pdf"), *page_paths(tmp_path / "pages", 2, "svg")]
     expected += page_paths(tmp_path / "pages", 2, "png")

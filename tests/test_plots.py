@@ -72,11 +72,14 @@ def _all_texts(result) -> list[str]:
 
 def test_forest_variants(comparisons):
     fit = em.meta_analysis(comparisons)
-    by = forest_plot(fit, by="isolation_method", sort_by="yi")
+    subgroups = em.subgroup_analysis(comparisons.table, "isolation_method")
+    by = forest_plot(fit, subgroups=subgroups, sort_by="yi")
     texts = _all_texts(by)
     assert any(t.startswith("Test for subgroup differences") for t in texts)
     assert "favours EVs →" in texts and "← favours control" in texts
-    assert any("Prediction" in t for t in texts)
+    assert any("95% prediction interval" in t for t in texts)
+    grouped_only = _all_texts(forest_plot(fit, by="isolation_method"))  # headings, no fits
+    assert not any(t.startswith("Subtotal") for t in grouped_only)
     multilevel = em.multilevel_meta_analysis(comparisons, random=["study_id", "experiment_id"])
     assert all(isinstance(page, Figure) for page in pages_of(forest_plot(multilevel)))
     bayes = em.bayesian_meta_analysis(comparisons, random=["study_id"], seed=1, draws=300, chains=2)

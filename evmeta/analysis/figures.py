@@ -1,8 +1,9 @@
 """Draw figures (and other slow output) in forked worker processes while the main process goes on.
 
 Each figure is laid out once and every format (PDF, SVG, PNG) is rendered from that
-layout. Workers are forked, so they inherit everything fitted so far and nothing is
-pickled but the job's name and what it returns. Every call to :func:`add` forks a fresh
+layout. Workers are forked from the main process only (never from a worker), so they
+inherit everything fitted so far and nothing is pickled but the job's name and what it
+returns; the files written do not depend on the number of workers. Every call to :func:`add` forks a fresh
 worker that sees the models fitted up to that moment: the frequentist figures are drawn
 while the Bayesian model and the bias ensembles run, the posterior figure and
 ``posterior.nc`` while the sensitivity analyses run; :func:`collect` waits for them all.
@@ -32,43 +33,16 @@ EXPECTED = (EvmetaError,)
 
 
 def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> tuple[list[Path], str | None]:
+    """Draw figure ``name`` and write every format from its one layout. The worker itself
+    never forks (a process forked inside a pool worker inherited a half-initialized state:
+    issue 21's "h5py backend not available"); the pool is the only parallelism."""
     from evmeta.plots import save_figure
-    from evmeta.plots._style import FigurePages
 
     try:
         figure = _JOBS[name]()
     except EXPECTED as exc:
         return [], f"figure {name}: not drawn ({exc})"
-    if isinstance(figure, FigurePages) and "png" in formats and len(formats) > 1 and _in_worker():
-        return _save_png_beside(figure, stem, formats), None
     return save_figure(figure, stem, formats), None
-
-
-def _in_worker() -> bool:
-    return multiprocessing.parent_process() is not None
-
-
-def _save_png_beside(figure, stem: str, formats: tuple[str, ...]) -> list[Path]:
-    """Save a multi-page figure's PNG pages in a child forked from the laid-out figure while
-    this process writes the other formats (the forest plot's pages take longest to render,
-    and the rest of the run would otherwise wait for them on one core)."""
-    from evmeta.plots._style import page_paths, save_figure
-
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the forked child, which reports by exit code
-        code = 1
-        try:
-            save_figure(figure, stem, ("png",))
-            code = 0
-        finally:
-            os._exit(code)
-    written = save_figure(figure, stem, tuple(f for f in formats if f != "png"))
-    _, status = os.waitpid(child, 0)
-    if status != 0:  # the child failed: render the PNGs here instead
-        return written + save_figure(figure, stem, ("png",))
-    pngs = page_paths(stem, len(figure), "png")
-    order = {fmt: i for i, fmt in enumerate(formats)}
-    return sorted([*written, *pngs], key=lambda path: order[path.suffix[1:]])
 
 
 def _run_task(name: str) -> Any:

@@ -12,7 +12,6 @@ figures -> tables, report and provenance in ``reports/<name>/``. Figures and
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -60,10 +59,16 @@ class AnalysisRun:
     files: list[Path] = field(default_factory=list)
     #: Optional report sections (evmeta.report.sections.ReportSection), each from its own partial.
     report_sections: list[Any] = field(default_factory=list)
+    #: The extraction's validation notes (evmeta.errors.Problem, severity "note"): accepted
+    #: with a remark, shown in the report beside the run's own notes.
+    validation_notes: list[Any] = field(default_factory=list)
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of the spec or the extraction (a workbook, or a folder of CSV files)."""
+    from evmeta.sheets.raw import file_sha256
+
+    return file_sha256(path)
 
 
 class _Progress:
@@ -144,7 +149,7 @@ def run_analysis(
         table, comparisons, exclusions = built.table, built.comparisons, built.exclusions
         if len(table) < 2:
             raise ModelError(f"only {len(table)} comparison(s) remain after the filters; nothing to pool")
-        run = AnalysisRun(spec, out, comparisons, exclusions)
+        run = AnalysisRun(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
         run.tables["comparisons"] = table
         bar.done()
         import evmeta.analysis.stages as stages

@@ -7,7 +7,7 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[filters]``       species, disease_model, isolation_family, min_quality_score,
                     low_risk_of_bias_only
 ``[moderators]``    reference levels of categorical moderators, e.g. isolation_method = "UC"
-``[frequentist]``   method, test, subgroups, meta_regression, multilevel, robust, scale
+``[frequentist]``   method, test, level, subgroups, meta_regression, multilevel, robust, scale
                     (location-scale model, e.g. ``"~ isolation_method"``), thresholds
 ``[bayesian]``      enabled, mods, random, method, likelihood, draws, tune, chains, seed, priors
                     (a ``[bayesian.priors]`` table, or ``"preclinical"``: the preclinical
@@ -47,6 +47,10 @@ MAX_TUNE = 100_000
 MAX_TOTAL_DRAWS = 400_000
 #: Figure widths accepted, in mm (a journal page is 85-180 mm wide).
 MIN_WIDTH_MM, MAX_WIDTH_MM = 20.0, 500.0
+#: Fewest comparisons for which ``forest_by = "auto"`` groups the forest plot by isolation
+#: method: below about ten, most subgroups hold one or two comparisons and their diamonds
+#: (k = 2 under Knapp-Hartung: a t quantile on 1 df) say little.
+FOREST_GROUP_MIN = 10
 #: Largest spec file read, in bytes.
 MAX_SPEC_BYTES = 1024 * 1024
 #: Columns derived by ``build_comparisons`` that may group a forest plot, besides the
@@ -119,11 +123,54 @@ class FiltersSection(_Section):
     low_risk_of_bias_only: bool = False
 
 
+#: metafor's names for the spec's values: ``test = "t"`` is Knapp-Hartung in ``rma`` (and the
+#: t test of ``rma.mv``), ``method = "FE"`` the equal-effects model.
+TEST_SYNONYMS = {"t": "knha", "hksj": "knha"}
+METHOD_SYNONYMS = {"FE": "EE"}
+
+
+def confidence_level(value: Any) -> Any:
+    """``95`` (percent, as metafor's ``level = 95``) -> 0.95; a fraction is kept."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if 1 < value < 100:
+        return value / 100
+    if not 0 < value < 1:
+        raise ValueError(f"{value!r} is not a confidence level; give a fraction (0.95) or a percent (95)")
+    return value
+
+
+def random_levels(value: Any) -> Any:
+    """metafor's nesting formula ``"~ 1 | study_id/experiment_id"`` -> ``["study_id", "experiment_id"]``
+    (a list is kept)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("~"):
+        intercept, bar, nesting = text[1:].partition("|")
+        if not bar or intercept.strip() != "1":
+            raise ValueError(
+                f"{value!r}: only random intercepts nested as '~ 1 | study_id/experiment_id' are read"
+            )
+        text = nesting
+    levels = [part.strip() for part in text.split("/")]
+    if not all(levels):
+        raise ValueError(f"{value!r}: a level between the '/' is empty")
+    return levels
+
+
 class FrequentistSection(_Section):
     method: Literal["EE", "DL", "REML", "ML", "PM", "HE", "SJ", "EB"] = "REML"
+    #: ``knha`` (Knapp-Hartung; ``"t"`` is read as its synonym) or ``z``; applied to every
+    #: model it can be (multilevel models: a t test with k - p df, as metafor's test = "t").
     test: Literal["z", "knha"] = "knha"
+    #: Confidence level of every interval (0.95; 95 is read as a percent).
+    level: float = Field(0.95, gt=0, lt=1)
     subgroups: list[str] = Field(default_factory=lambda: ["isolation_method"])
     meta_regression: str | None = "~ isolation_method + quality_score"
+    #: Nesting levels, as a list or as metafor's ``"~ 1 | study_id/experiment_id"``.
     multilevel: list[str] = Field(default_factory=lambda: ["study_id", "experiment_id"])
     robust: bool = True
     #: Location-scale model: moderators of the between-study variance (None: not fitted).
@@ -131,12 +178,38 @@ class FrequentistSection(_Section):
     #: Effect sizes for "the probability that a new study's true effect exceeds c".
     thresholds: list[float] = Field(default_factory=lambda: [0.0, 0.5], max_length=10)
 
+    @field_validator("test", mode="before")
+    @classmethod
+    def _test_synonyms(cls, value: Any) -> Any:
+        return TEST_SYNONYMS.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_synonyms(cls, value: Any) -> Any:
+        return METHOD_SYNONYMS.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        return confidence_level(value)
+
+    @field_validator("multilevel", mode="before")
+    @classmethod
+    def _nesting_formula(cls, value: Any) -> Any:
+        return random_levels(value)
+
 
 class BayesianSection(_Section):
     enabled: bool = True
     mods: str | None = "~ isolation_method + quality_score"
     random: list[str] | None = Field(default_factory=lambda: ["study_id", "experiment_id"])
     method: Literal["auto", "quadrature", "nuts"] = "auto"
+
+    @field_validator("random", mode="before")
+    @classmethod
+    def _nesting_formula(cls, value: Any) -> Any:
+        return random_levels(value)
+
     likelihood: Literal["normal", "student_t"] = "normal"
     draws: int = Field(1000, ge=100, le=MAX_DRAWS)
     tune: int = Field(1000, ge=0, le=MAX_TUNE)
@@ -207,7 +280,9 @@ class SensitivitySection(_Section):
 class FiguresSection(_Section):
     formats: list[Literal["pdf", "svg", "png"]] = Field(default_factory=lambda: ["pdf", "svg", "png"])
     width: Literal["double", "single"] | float = "double"
-    forest_by: str | None = "isolation_method"
+    #: Column that groups the forest plot; ``"auto"``: isolation method when at least
+    #: :data:`FOREST_GROUP_MIN` comparisons, else none; ``"none"``, ``""`` or ``false``: no grouping.
+    forest_by: str | None = "auto"
 
     @field_validator("width")
     @classmethod
@@ -221,10 +296,17 @@ class FiguresSection(_Section):
             )
         return value
 
+    @field_validator("forest_by", mode="before")
+    @classmethod
+    def _no_grouping(cls, value: Any) -> Any:
+        if value is False or (isinstance(value, str) and value.strip().lower() in {"", "none", "false"}):
+            return None
+        return value
+
     @field_validator("forest_by")
     @classmethod
     def _known_column(cls, value: str | None) -> str | None:
-        if value is None or value in _groupable_columns():
+        if value is None or value == "auto" or value in _groupable_columns():
             return value
         from rapidfuzz import process
 

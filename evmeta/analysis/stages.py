@@ -1,21 +1,33 @@
 """The stages of :func:`evmeta.run_analysis`: models, bias diagnostics, the Bayesian
 model, sensitivity analyses and figures. Each stage records what it fitted on the run
 and turns a model that cannot be fitted into a note (the report shows it) instead of a
-crash; nothing here implements statistics itself.
+crash: every model is fitted through :func:`_try`, and a stage that stops on one of
+evmeta's own errors (:class:`~evmeta.errors.EvmetaError`: a documented refusal) is noted
+by :func:`stage` while the run goes on. Nothing here implements statistics itself.
+
+The spec's ``[frequentist] test`` and ``level`` apply to every model they can
+(:func:`model_test`): Knapp-Hartung for the univariate models, its analogue (a t test
+with k - p degrees of freedom, metafor's ``test = "t"``) for the multilevel ones.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from evmeta.analysis.figure_jobs import (  # noqa: F401 (stages of the pipeline)
+    AFTER_BIAS,
+    finish_figures,
+    start_figures,
+    start_posterior_outputs,
+)
 from evmeta.analysis.table import analysis_table, levels_present, usable_moderators
 from evmeta.errors import EvmetaError
-from evmeta.harmonize.quality import syrcle_columns
 from evmeta.models import (
     adjust_pvalues,
     bayesian_meta_analysis,
@@ -28,9 +40,34 @@ from evmeta.models import (
     trim_and_fill,
 )
 
-_ROB_ITEMS = syrcle_columns()
 #: Comparisons with a dose in ug protein per kg needed for the dose-response model.
 MIN_DOSED = 5
+
+
+def stage(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Run a stage ``fn(run, ...)``; when it stops on one of evmeta's own errors, add a note
+    naming the stage and the reason, and let the run go on (anything else is a bug and
+    surfaces as a traceback)."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def guarded(run, *args: Any, **kwargs: Any) -> None:
+            try:
+                fn(run, *args, **kwargs)
+            except EvmetaError as exc:
+                run.notes.append(f"{name}: not completed ({exc}); the run went on without it.")
+
+        return guarded
+
+    return wrap
+
+
+def model_test(spec, multilevel: bool = False) -> str:
+    """The test a model of the run uses: the spec's (``knha`` or ``z``) for the univariate
+    models; for the multilevel ones, whose engine knows ``z`` and ``t``, ``t`` where the spec
+    says Knapp-Hartung (metafor's ``rma.mv(test = "t")``, t with k - p df)."""
+    test = spec.frequentist.test
+    return ("t" if test == "knha" else "z") if multilevel else test
 
 
 def _try(run, name: str, fit):
@@ -56,7 +93,7 @@ def _summary_row(name: str, fit: Any) -> dict[str, Any]:
 
 def frequentist(run, table: pd.DataFrame) -> None:
     s = run.spec.frequentist
-    main = meta_analysis(table, method=s.method, test=s.test)
+    main = meta_analysis(table, method=s.method, test=s.test, level=s.level)
     run.models["random_effects"] = main
     run.tables["results:random_effects"] = main.to_frame()
     pvalues, names = [], []
@@ -75,7 +112,7 @@ def frequentist(run, table: pd.DataFrame) -> None:
         result = _try(
             run,
             f"subgroups by {by}",
-            lambda by=by: subgroup_analysis(table, by, method=s.method, test=s.test),
+            lambda by=by: subgroup_analysis(table, by, method=s.method, test=s.test, level=s.level),
         )
         if result is None:
             continue
@@ -98,30 +135,37 @@ def frequentist(run, table: pd.DataFrame) -> None:
         fit = _try(
             run,
             "meta-regression",
-            lambda: meta_analysis(table, mods=mods, method=s.method, test=s.test),
+            lambda: meta_analysis(table, mods=mods, method=s.method, test=s.test, level=s.level),
         )
         if fit is not None:
             run.models["meta_regression"] = fit
             run.tables["results:meta_regression"] = fit.to_frame()
     if s.multilevel:
+        _multilevel(run, table, mods)
+    _dose_response(run, table)
+
+
+def _multilevel(run, table: pd.DataFrame, mods: str | None) -> None:
+    s = run.spec.frequentist
+    settings = {
+        "random": s.multilevel,
+        "robust": s.robust,
+        "test": model_test(run.spec, multilevel=True),
+        "level": s.level,
+    }
+    if s.method in {"REML", "ML"}:
+        settings["method"] = s.method  # the multilevel engine has no other estimator
+    fit = _try(run, "multilevel model", lambda: multilevel_meta_analysis(table, **settings))
+    if fit is not None:
+        run.models["multilevel"] = fit
+        run.tables["results:multilevel"] = fit.to_frame()
+    if mods:
         fit = _try(
-            run,
-            "multilevel model",
-            lambda: multilevel_meta_analysis(table, random=s.multilevel, robust=s.robust),
+            run, "multilevel meta-regression", lambda: multilevel_meta_analysis(table, mods=mods, **settings)
         )
         if fit is not None:
-            run.models["multilevel"] = fit
-            run.tables["results:multilevel"] = fit.to_frame()
-        if mods:
-            fit = _try(
-                run,
-                "multilevel meta-regression",
-                lambda: multilevel_meta_analysis(table, random=s.multilevel, mods=mods, robust=s.robust),
-            )
-            if fit is not None:
-                run.models["multilevel_regression"] = fit
-                run.tables["results:multilevel_regression"] = fit.to_frame()
-    _dose_response(run, table)
+            run.models["multilevel_regression"] = fit
+            run.tables["results:multilevel_regression"] = fit.to_frame()
 
 
 def _dose_response(run, table: pd.DataFrame) -> None:
@@ -142,7 +186,9 @@ def _dose_response(run, table: pd.DataFrame) -> None:
         fit = _try(
             run,
             "dose-response",
-            lambda: meta_analysis(dosed, mods="~ log10_dose_ug_protein_per_kg", method=s.method, test=s.test),
+            lambda: meta_analysis(
+                dosed, mods="~ log10_dose_ug_protein_per_kg", method=s.method, test=s.test, level=s.level
+            ),
         )
         if fit is not None:
             run.models["dose_response"] = fit
@@ -164,6 +210,7 @@ def _moderators(run, table: pd.DataFrame, formula: str | None, model: str) -> st
     return mods
 
 
+@stage("bias diagnostics")
 def bias(run) -> None:
     main = run.models["random_effects"]
     rows = []
@@ -218,6 +265,7 @@ def _categorical_terms(fit) -> list[str]:
     ]
 
 
+@stage("Bayesian model")
 def bayesian(run, table: pd.DataFrame) -> None:
     b = run.spec.bayesian
     if not b.enabled:
@@ -287,12 +335,13 @@ def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: 
     return pd.DataFrame(rows)
 
 
+@stage("sensitivity analyses")
 def sensitivity(run, table: pd.DataFrame, extraction) -> None:
     s = run.spec.sensitivity
     main = run.models["random_effects"]
     rows = [_summary_row("main analysis", main)]
-    if s.leave_one_out and main.k >= 3:
-        loo = main.leave_one_out()
+    loo = _try(run, "leave-one-out", main.leave_one_out) if s.leave_one_out and main.k >= 3 else None
+    if loo is not None:
         run.tables["leave_one_out"] = loo
         rows.append(
             {
@@ -306,7 +355,9 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
                 "i2": np.nan,
             }
         )
-        run.tables["influence"] = main.influence()
+        influence = _try(run, "influence diagnostics", main.influence)
+        if influence is not None:
+            run.tables["influence"] = influence
     if s.low_risk_of_bias:
         subset = table[table["rob_low_randomization_blinding"].fillna(False).astype(bool)].reset_index(
             drop=True
@@ -334,7 +385,11 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
         if table_priors is not None:
             run.tables["prior_sensitivity"] = table_priors
     if "year" in table.columns:
-        run.tables["cumulative"] = cumulative_meta_analysis(main, order="year")
+        cumulative = _try(
+            run, "cumulative meta-analysis", lambda: cumulative_meta_analysis(main, order="year")
+        )
+        if cumulative is not None:
+            run.tables["cumulative"] = cumulative
 
 
 def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
@@ -357,116 +412,6 @@ def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
         measure = alternative.comparisons.measure
         share = alternative.comparisons.settings.get("nmd_share", np.nan)
         rows.append(_summary_row(f"measure by the NMD rule: {measure} (sham available for {share:.0%})", fit))
-
-
-def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
-    """The frequentist figures the data allow: name -> function that draws it (nothing is drawn
-    here); a figure the data do not allow is named in a note instead."""
-    from evmeta.plots import dose_response_plot, forest_plot, funnel_plot, moderator_plot, risk_of_bias_plot
-
-    spec = run.spec.figures
-    main = run.models["random_effects"]
-    # Grouping by a moderator with one observed level would add nothing: draw it ungrouped.
-    by = (
-        spec.forest_by
-        if spec.forest_by in table.columns and levels_present(table, spec.forest_by) >= 2
-        else None
-    )
-    subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
-    wanted = {
-        "forest": lambda: forest_plot(main, by=by, width=spec.width),
-        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill"), width="single"),
-        "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
-        "dose_response": lambda: dose_response_plot(run.models["dose_response"], total=len(table)),
-        "moderators": lambda: moderator_plot(subgroups),
-    }
-    missing = {
-        "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
-        "moderators": subgroups is None and "no subgroup analysis was fitted",
-        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
-        and "no risk-of-bias judgements are entered",
-    }
-    for name, why in missing.items():
-        if why:
-            run.notes.append(f"figure {name}: not drawn, because {why}.")
-            wanted.pop(name)
-    return wanted
-
-
-#: Figures that need the bias diagnostics (trim-and-fill): drawn with the posterior figure.
-AFTER_BIAS = ("funnel",)
-
-
-def start_figures(run, table: pd.DataFrame):
-    """Start drawing the frequentist figures in worker processes, as soon as the frequentist
-    models are fitted (returns the batch that :func:`finish_figures` waits for). The
-    figures of :data:`AFTER_BIAS` wait in the batch for :func:`start_posterior_outputs`."""
-    from evmeta.analysis import figures as batch_figures
-
-    jobs = _figure_jobs(run, table)
-    later = {name: jobs.pop(name) for name in AFTER_BIAS if name in jobs}
-    batch = batch_figures.start(jobs, run.output, tuple(run.spec.figures.formats))
-    batch.deferred.update(later)
-    return batch
-
-
-def start_posterior_outputs(run, batch) -> None:
-    """Once the bias diagnostics and the Bayesian model are fitted: draw the figures that
-    waited for them and write ``posterior.nc`` (with the ArviZ import and the refined-grid
-    check that go with it) in fresh workers, while the main process fits the bias
-    ensembles and the sensitivity analyses."""
-    from evmeta.analysis import figures as batch_figures
-    from evmeta.plots import posterior_plot
-
-    jobs, tasks = dict(batch.deferred), {}
-    batch.deferred.clear()
-    bayes = run.models.get("bayesian")
-    if bayes is None:
-        run.notes.append("figure posterior: not drawn, because no Bayesian model was fitted.")
-    else:
-        from evmeta._extras import available, install_line
-
-        jobs["posterior"] = lambda: posterior_plot(bayes, width=run.spec.figures.width)
-        if available("arviz") and available("h5netcdf"):
-            path = run.output / "posterior.nc"
-            tasks["posterior.nc"] = lambda: _write_posterior(bayes, path)
-        else:
-            run.notes.append(
-                "posterior.nc: not written, because it needs ArviZ and h5netcdf, which are not "
-                f"installed; install them with: {install_line('sampling')}"
-            )
-    batch_figures.add(batch, jobs, tasks)
-
-
-def _write_posterior(bayes, path: Path) -> dict[str, Any]:
-    """Write the InferenceData to ``path``; returns the fit's diagnostics (computed here)."""
-    if path.exists():
-        path.unlink()
-    bayes.idata.to_netcdf(str(path))
-    return bayes.diagnostics
-
-
-def finish_figures(run, batch) -> None:
-    """Wait for the figures and for ``posterior.nc``."""
-    from evmeta.analysis import figures as batch_figures
-
-    bayes = run.models.get("bayesian")
-    if bayes is not None and "posterior.nc" in batch.tasks:
-        bayes.adopt_diagnostics(batch_figures.result(batch, "posterior.nc"))
-        run.files.append(run.output / "posterior.nc")
-    paths, notes = batch_figures.collect(batch)
-    order = [
-        "forest",
-        "funnel",
-        "risk_of_bias",
-        "dose_response",
-        "moderators",
-        "posterior",
-        "bias_panel",
-        "isolation_evidence",
-    ]
-    run.figures.update({name: paths[name] for name in order if name in paths})
-    run.notes.extend(notes)
 
 
 def bayesian_diagnostics(run) -> dict[str, Any] | None:
@@ -551,6 +496,7 @@ def prisma_inputs(spec) -> dict[str, str]:
     return {str(path): file_sha256(path) for path in resolved if path.exists()}
 
 
+@stage("selection model, bias model averaging and isolation-method evidence")
 def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     """Selection model, bias model averaging (default and preclinical heterogeneity priors),
     within- vs between-study isolation-method contrasts, and their two figures (issue 16),
@@ -559,6 +505,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     from evmeta.plots._style import save_figure
     from evmeta.plots.bias_panel import bias_panel
     from evmeta.plots.isolation_evidence import isolation_evidence_plot
+    from evmeta.report.bias_section import within_study_comparisons
 
     main = run.models["random_effects"]
     selection = _try(run, "step-function selection model", lambda: selection_model(main))
@@ -598,7 +545,9 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     jobs = {}
     if "bias_averaging" in run.models:
         jobs["bias_panel"] = lambda: bias_panel(run.models["bias_averaging"], selection)
-    if "isolation_evidence" in run.tables:
+    if within_study_comparisons(
+        run.tables.get("isolation_evidence")
+    ):  # else the report says so in a sentence
         jobs["isolation_evidence"] = lambda: isolation_evidence_plot(run.tables["isolation_evidence"])
     if batch is None:
         formats = tuple(run.spec.figures.formats)

@@ -57,11 +57,13 @@ def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None
     Raises
     ------
     SpecError
-        ``shared_control = "keep"`` while a control arm is shared (see below).
+        An outcome of ``[comparisons] outcomes`` that no outcome row names (with the
+        closest one), or ``shared_control = "keep"`` while a control arm is shared (see below).
     ModelError
         A reference level that is not in the data.
     """
     c = spec.comparisons
+    check_outcomes(c.outcomes, extraction.outcomes)
     comparisons = build_comparisons(
         extraction,
         measure or c.measure,
@@ -76,6 +78,31 @@ def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None
     )
     exclusions = exclusions.sort_values("row", kind="stable").reset_index(drop=True)
     return AnalysisTable(apply_reference_levels(table, spec.moderators), exclusions, comparisons)
+
+
+def check_outcomes(wanted: list[str], outcomes: pd.DataFrame) -> None:
+    """Every outcome the spec names must match an outcome row (case and surrounding spaces
+    ignored, as :func:`build_comparisons` matches them): a typo would silently drop its
+    studies and be printed in the report's Methods."""
+    if not wanted or "outcome" not in outcomes.columns:
+        return
+    present = sorted({str(v).strip() for v in outcomes["outcome"].dropna()})
+    folded = {v.casefold() for v in present}
+    missing = [name for name in wanted if name.strip().casefold() not in folded]
+    if not missing:
+        return
+    from rapidfuzz import process
+
+    parts = []
+    for name in missing:
+        guess = process.extractOne(name, present, score_cutoff=60)
+        parts.append(f"{name!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+    shown = ", ".join(repr(v) for v in present[:12]) + (", ..." if len(present) > 12 else "")
+    raise SpecError(
+        f"[comparisons] outcomes: {', '.join(parts)} "
+        f"{'matches' if len(missing) == 1 else 'match'} no outcome row of the extraction; "
+        f"outcomes entered: {shown or 'none'}"
+    )
 
 
 def _refuse_unmodelled_sharing(table: pd.DataFrame, shared_control: str) -> None:

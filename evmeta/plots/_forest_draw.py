@@ -37,23 +37,39 @@ MEASURE_LABELS = {
 }
 
 
+def _pooled(data: Any) -> list[Any]:
+    return [g.pooled for g in data.groups if g.pooled] + ([data.overall] if data.overall else [])
+
+
 def limits(data: Any) -> tuple[float, float]:
-    """The effect axis: every estimate, most interval ends (3rd-97th percentile), every diamond."""
+    """The effect axis: every estimate, most interval ends (3rd-97th percentile), and the
+    diamonds and prediction interval as far as the comparisons' intervals reach. A pooled
+    interval wider than every comparison's (a k = 2 subgroup under Knapp-Hartung: a t
+    quantile on 1 df) is clipped with arrows instead of shrinking every row to pixels."""
     all_rows = pd.concat([g.rows for g in data.groups])
     values = [0.0, *all_rows["_est"].to_numpy(float)]
     values += list(np.nanpercentile(all_rows["_lo"], [3])) + list(np.nanpercentile(all_rows["_hi"], [97]))
-    pooled = [g.pooled for g in data.groups if g.pooled] + ([data.overall] if data.overall else [])
-    for p in pooled:
-        values += [p.ci_low, p.ci_high]
-        if np.isfinite(p.pi_low):
-            values += [p.pi_low, p.pi_high]
+    reach = (min(0.0, float(np.nanmin(all_rows["_lo"]))), max(0.0, float(np.nanmax(all_rows["_hi"]))))
+    for p in _pooled(data):
+        ends = [p.ci_low, p.ci_high] + ([p.pi_low, p.pi_high] if np.isfinite(p.pi_low) else [])
+        values += [float(np.clip(v, *reach)) for v in ends if np.isfinite(v)]
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
     pad = 0.06 * (hi - lo if hi > lo else 1.0)
     return lo - pad, hi + pad
 
 
-def _right_columns(show_weights: bool, grouped: bool, narrow: bool) -> list[tuple[str, str]]:
-    right = [("est", "Estimate [95% CI]")]
+def clipped(data: Any, axis: tuple[float, float]) -> bool:
+    """Whether a diamond or the prediction interval runs past the axis (drawn with arrows)."""
+    lo, hi = axis
+    for p in _pooled(data):
+        ends = [p.ci_low, p.ci_high] + ([p.pi_low, p.pi_high] if np.isfinite(p.pi_low) else [])
+        if any(v < lo or v > hi for v in ends if np.isfinite(v)):
+            return True
+    return False
+
+
+def _right_columns(show_weights: bool, grouped: bool, narrow: bool, header: str) -> list[tuple[str, str]]:
+    right = [("est", header)]
     if show_weights and grouped and narrow:
         right.append(("weight_both", "Weight %\nall (group)"))
     elif show_weights:
@@ -106,7 +122,9 @@ def build_rows(data: Any, geo: Geometry, show_prediction: bool) -> tuple[list[Ro
     if data.overall is not None:
         body.append(text_row("overall", data.overall, data.overall.label, geo, bold=True))
         if show_prediction and np.isfinite(data.overall.pi_low):
-            body.append(text_row("prediction", data.overall, "Prediction interval", geo))
+            body.append(
+                text_row("prediction", data.overall, f"{data.level * 100:.4g}% prediction interval", geo)
+            )
         trailer.append(text_row("note", None, data.overall.note, geo, full_width=True))
     for line in data.footer:
         trailer.append(text_row("note", None, line, geo, full_width=True))
@@ -119,8 +137,14 @@ def draw_pages(
     """Lay the plot out once and draw it on as many pages as it needs."""
     all_rows = pd.concat([g.rows for g in data.groups])
     grouped = any(g.name is not None for g in data.groups)
-    right = _right_columns(show_weights, grouped, width_in <= 4.5)
+    header = f"Estimate [{data.level * 100:.4g}% {data.interval}]"
+    right = _right_columns(show_weights, grouped, width_in <= 4.5, header)
     geo, columns = geometry(all_rows, columns, right, width_in, limits(data))
+    if clipped(data, geo.limits):
+        data.footer = [
+            *data.footer,
+            "Arrows: a pooled or prediction interval runs past the axis; its limits are in the numbers.",
+        ]
     body, trailer = build_rows(data, geo, show_prediction)
     notes_cache: dict[frozenset[str], list[Row]] = {}
 
@@ -234,6 +258,7 @@ def _draw_row(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float) 
         from matplotlib.patches import Polygon
 
         axes.add_patch(Polygon(corners, closed=True, facecolor=colour, edgecolor=colour, zorder=3))
+        _clip_arrows(axes, geo, pooled.ci_low, pooled.ci_high, y, x_of, colour)
         weight = "bold" if row.kind == "overall" else "normal"
         _text(axes, 0.05, y, row.cells["left"], geo, fontweight=weight)
         edges = {name: edge for name, edge, _ in geo.right}
@@ -260,12 +285,25 @@ def _draw_row(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float) 
             zorder=2,
         )
         for end in (pooled.pi_low, pooled.pi_high):
-            axes.plot([x_of(end)] * 2, [y - 0.3 * row.height, y + 0.3 * row.height], color=PALETTE[3], lw=0.8)
+            if geo.limits[0] <= end <= geo.limits[1]:
+                axes.plot(
+                    [x_of(end)] * 2, [y - 0.3 * row.height, y + 0.3 * row.height], color=PALETTE[3], lw=0.8
+                )
+        _clip_arrows(axes, geo, pooled.pi_low, pooled.pi_high, y, x_of, PALETTE[3])
         _text(axes, 0.05, y, row.cells["left"], geo)
         text = f"[{minus(f'{pooled.pi_low:.2f}')}, {minus(f'{pooled.pi_high:.2f}')}]"
         axes.text(geo.right[0][1], y, text, **mono)
     elif row.kind == "note":
         _text(axes, 0.05, y, row.cells["left"], geo, size=geo.font - 0.5, color="0.25")
+
+
+def _clip_arrows(axes, geo: Geometry, low: float, high: float, y: float, x_of, colour) -> None:
+    """An arrow at each axis end that the interval [low, high] runs past."""
+    lo, hi = geo.limits
+    if low < lo:
+        axes.plot(x_of(lo), y, marker="<", color=colour, ms=3.5, zorder=4)
+    if high > hi:
+        axes.plot(x_of(hi), y, marker=">", color=colour, ms=3.5, zorder=4)
 
 
 def _draw_study(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float) -> None:

@@ -137,7 +137,8 @@ def geometry(
     right (never the label) and use a 6 pt font."""
     font = 7.0 if width_in > 4.5 else 6.0
     est_w = max(text_width_pt(interval(*r), font, mono=True) for r in rows[["_est", "_lo", "_hi"]].to_numpy())
-    est_w = max(est_w, text_width_pt("Estimate [95% CI]", font, bold=True)) * PT + PAD_IN
+    est_header = dict(right).get("est", "Estimate [95% CI]")
+    est_w = max(est_w, text_width_pt(est_header, font, bold=True)) * PT + PAD_IN
     right_w = []
     for name, header in right:
         head = max(text_width_pt(part, font, bold=True) for part in header.split("\n"))

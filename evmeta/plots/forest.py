@@ -3,8 +3,8 @@
 The figure is laid out on one canvas measured in inches (x) and rows (y), so annotation
 columns, the effect panel and the right-hand numbers stay aligned at any number of rows
 (5 to 300 and more): the height grows with the rows, the width is a journal width.
-Statistics come from the result objects (subgroup fits are delegated to
-:func:`evmeta.subgroup_analysis` and friends); the plot only draws.
+Statistics come from the result objects, subgroup fits included (the caller passes
+``subgroups=subgroup_analysis(...)``); the plot only draws, at the result's level.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.errors import FigureError, ModelError, PlotError
+from evmeta.errors import FigureError, PlotError
 from evmeta.plots._forest_draw import MEASURE_LABELS, draw_pages  # noqa: F401 (re-exported)
 from evmeta.plots._style import journal_style, width_inches
 from evmeta.plots._text import comparison_labels, format_p, number
 
 TESTS = {"knha": "Knapp-Hartung", "z": "z test", "t": "t test"}
+#: Level of the intervals when comparisons are drawn without a fitted result (no level of its own).
+ROWS_LEVEL = 0.95
 
 
 @dataclass
@@ -49,13 +51,25 @@ class _ForestData:
     footer: list[str] = field(default_factory=list)
     weights_known: bool = True
     shrinkage: bool = False
+    #: Level of every interval drawn (the result's), and what the intervals are called.
+    level: float = 0.95
+    interval: str = "CI"
 
 
-def _rows(frame: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, weights: np.ndarray | None) -> pd.DataFrame:
+def percent(level: float) -> str:
+    """0.9 -> '90%', 0.975 -> '97.5%'."""
+    return f"{level * 100:.4g}%"
+
+
+def _rows(
+    frame: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, weights: np.ndarray | None, level: float
+) -> pd.DataFrame:
+    from evmeta.models.base.inference import critical_value
+
     rows = frame.copy()
-    rows["_est"], rows["_lo"], rows["_hi"] = yi, yi - 1.959964 * np.sqrt(vi), yi + 1.959964 * np.sqrt(vi)
+    half = critical_value(level, None) * np.sqrt(vi)  # each comparison's own Wald interval
+    rows["_est"], rows["_lo"], rows["_hi"] = yi, yi - half, yi + half
     rows["_weight"] = np.nan if weights is None else weights  # percent of the overall model
-    rows["_position"] = np.arange(len(rows))  # row of the fit's stored inputs, for subgroup refits
     rows["_weight_group"] = np.nan  # percent within the subgroup
     rows["_label"] = comparison_labels(rows).to_numpy()
     return rows
@@ -80,10 +94,10 @@ def _pooled_from_frequentist(fit: Any, label: str) -> _Pooled:
     )
 
 
-def _pooled_from_bayes(fit: Any, label: str) -> _Pooled:
-    table = fit.summary().table
+def _pooled_from_bayes(fit: Any, label: str, level: float) -> _Pooled:
+    table = fit.summary(level).table
     row = table.loc["intercept"]
-    prediction = fit.predict().iloc[0]
+    prediction = fit.predict(level=level).iloc[0]
     taus = table.loc[fit.tau_names, "estimate"]
     note = (
         "Heterogeneity: "
@@ -101,7 +115,7 @@ def _pooled_from_bayes(fit: Any, label: str) -> _Pooled:
     )
 
 
-def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
+def _collect(obj: Any, by: str | None, subgroups: Any, shrinkage: bool) -> _ForestData:
     from evmeta.models.bayes.result import BayesResult
     from evmeta.models.frequentist.meta import MetaResult
     from evmeta.models.frequentist.multilevel import MultilevelResult
@@ -109,127 +123,138 @@ def _collect(obj: Any, by: str | None, shrinkage: bool) -> _ForestData:
     table = getattr(obj, "table", None)
     if isinstance(obj, pd.DataFrame) or isinstance(table, pd.DataFrame):
         frame = table if isinstance(table, pd.DataFrame) else obj
-        rows = _rows(frame, frame["yi"].to_numpy(float), frame["vi"].to_numpy(float), None)
+        rows = _rows(frame, frame["yi"].to_numpy(float), frame["vi"].to_numpy(float), None, ROWS_LEVEL)
         measure = frame["measure"].iloc[0] if "measure" in frame.columns and len(frame) else None
-        groups = (
-            [_Group(name, part) for name, part in rows.groupby(by, sort=True, observed=True)]
-            if by
-            else [_Group(None, rows)]
-        )
-        return _ForestData(groups, None, measure, weights_known=False)
+        footer = [f"Intervals: {percent(ROWS_LEVEL)} confidence intervals of each comparison (no pooling)."]
+        return _ForestData(_groups(rows, by, None), None, measure, footer, weights_known=False)
     if isinstance(obj, BayesResult):
-        frame = obj.model.frame
-        rows = _rows(frame, obj.model.yi, obj.model.vi, None)
-        if shrinkage:
-            shrunk = obj.study_estimates()
-            rows["_shrunk"], rows["_shrunk_lo"], rows["_shrunk_hi"] = (
-                shrunk["estimate"],
-                shrunk["ci_low"],
-                shrunk["ci_high"],
-            )
-        overall = (
-            _pooled_from_bayes(obj, "Overall (Bayesian, posterior mean [95% CrI])")
-            if obj.model.intercept_only
-            else None
-        )
-        groups = _split_groups(
-            rows,
-            by,
-            lambda subset: (lambda f: (_pooled_from_bayes(f, "Subtotal"), f))(_refit_bayes(obj, subset)),
-        )
-        footer = [
-            f"Bayesian model ({obj.method_used}); intervals: 95% credible; diamonds: posterior of the mean effect"
-        ]
-        return _ForestData(groups, overall, obj.measure, footer, weights_known=False, shrinkage=shrinkage)
-    if isinstance(obj, MultilevelResult):
-        rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, obj.weights)
-        overall = (
-            _pooled_from_frequentist(obj, f"Overall (multilevel, {obj.method}, {_test_name(obj)})")
-            if obj.model.intercept_only
-            else None
-        )
-        groups = _split_groups(
-            rows,
-            by,
-            lambda subset: (lambda f: (_pooled_from_frequentist(f, "Subtotal"), f))(
-                _refit_multilevel(obj, subset)
-            ),
-            weights=True,
-        )
-        return _ForestData(groups, overall, obj.measure)
-    if isinstance(obj, MetaResult):
-        rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, obj.weights)
-        overall = (
-            _pooled_from_frequentist(obj, f"Overall (random effects, {obj.method}, {_test_name(obj)})")
-            if obj.model.intercept_only
-            else None
-        )
-        footer = []
-        groups = [_Group(None, rows)]
-        if by:
-            from evmeta.models.frequentist.subgroup import subgroup_analysis
-
-            stored = obj.data.assign(yi=obj.yi, vi=obj.vi)  # the stored inputs, not the frame's columns
-            result = subgroup_analysis(stored, by, **obj.settings)  # keeps CR2 inference
-            groups = []
-            for name, part in rows.groupby(by, sort=True, observed=True):
-                fit = result.fits.get(name)
-                part = part.assign(_weight_group=fit.weights if fit is not None else 100.0)
-                groups.append(
-                    _Group(name, part, _pooled_from_frequentist(fit, "Subtotal") if fit is not None else None)
-                )
-            footer.append(
-                f"Test for subgroup differences: Q = {result.q_between:.2f}, df = {result.q_between_df}, "
-                f"{format_p(result.q_between_pvalue)} (separate τ²); "
-                f"{format_p(result.q_between_common_pvalue)} (common τ²)"
-            )
-        return _ForestData(groups, overall, obj.measure, footer)
+        return _collect_bayes(obj, by, subgroups, shrinkage)
+    if isinstance(obj, (MetaResult, MultilevelResult)):
+        return _collect_frequentist(obj, by, subgroups)
     raise PlotError(
         f"forest_plot takes a result (meta_analysis, multilevel, Bayesian) or comparisons, got {type(obj).__name__}"
     )
 
 
-def _split_groups(rows: pd.DataFrame, by: str | None, fit_group, weights: bool = False) -> list[_Group]:
-    """One group per level of ``by``, each with its own pooled fit (``weights``: keep the
-    refit's weights as the within-subgroup weights)."""
+def _collect_bayes(obj: Any, by: str | None, subgroups: Any, shrinkage: bool) -> _ForestData:
+    from evmeta.models.bayes.result import PROB
+
+    level = PROB
+    rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, None, level)
+    if shrinkage:
+        shrunk = obj.study_estimates(level)
+        rows["_shrunk"], rows["_shrunk_lo"], rows["_shrunk_hi"] = (
+            shrunk["estimate"],
+            shrunk["ci_low"],
+            shrunk["ci_high"],
+        )
+    overall = (
+        _pooled_from_bayes(obj, f"Overall (Bayesian, posterior mean [{percent(level)} CrI])", level)
+        if obj.model.intercept_only
+        else None
+    )
+    footer = [
+        f"Bayesian model ({obj.method_used}); comparisons: {percent(level)} confidence intervals; "
+        f"diamonds: posterior of the mean effect, {percent(level)} credible intervals"
+    ]
+    groups = _groups(rows, by, _subgroup_fits(subgroups, by))
+    return _ForestData(
+        groups,
+        overall,
+        obj.measure,
+        footer,
+        weights_known=False,
+        shrinkage=shrinkage,
+        level=level,
+        interval="CrI",
+    )
+
+
+def _collect_frequentist(obj: Any, by: str | None, subgroups: Any) -> _ForestData:
+    from evmeta.models.frequentist.multilevel import MultilevelResult
+
+    level = obj.level
+    rows = _rows(obj.model.frame, obj.model.yi, obj.model.vi, obj.weights, level)
+    kind = "multilevel" if isinstance(obj, MultilevelResult) else "random effects"
+    overall = (
+        _pooled_from_frequentist(obj, f"Overall ({kind}, {obj.method}, {_test_name(obj)})")
+        if obj.model.intercept_only
+        else None
+    )
+    by = getattr(subgroups, "by", by)
+    groups = _groups(rows, by, _subgroup_fits(subgroups, by), weights=True)
+    footer = [
+        f"Intervals: {percent(level)} confidence intervals (comparisons: normal approximation; "
+        f"diamonds: {_test_name(obj)})"
+        + (f"; {percent(level)} prediction interval" if np.isfinite(obj.pi_low) else "")
+        + "."
+    ]
+    if subgroups is not None and hasattr(subgroups, "q_between"):
+        footer.append(
+            f"Test for subgroup differences: Q = {subgroups.q_between:.2f}, df = {subgroups.q_between_df}, "
+            f"{format_p(subgroups.q_between_pvalue)} (separate τ²); "
+            f"{format_p(subgroups.q_between_common_pvalue)} (common τ²)"
+        )
+    return _ForestData(groups, overall, obj.measure, footer, level=level)
+
+
+def _subgroup_fits(subgroups: Any, by: str | None) -> dict[Any, Any] | None:
+    """Subgroup level -> fitted result, from a SubgroupResult (``.fits``) or a mapping."""
+    if subgroups is None:
+        return None
+    fits = getattr(subgroups, "fits", subgroups)
+    if not isinstance(fits, dict):
+        raise PlotError(
+            "subgroups= takes the result of subgroup_analysis(...) or a dict of subgroup level -> fitted "
+            f"result, got {type(subgroups).__name__}"
+        )
+    if by is None:
+        raise PlotError("subgroups= given as a dict needs by= (the column whose levels it names)")
+    return fits
+
+
+def _groups(
+    rows: pd.DataFrame, by: str | None, fits: dict[Any, Any] | None, weights: bool = False
+) -> list[_Group]:
+    """One group per level of ``by`` with the diamond of its fit in ``fits`` (fitted by the
+    caller; a level without a fit gets no diamond). ``weights``: the fit's weights are the
+    within-subgroup weights."""
     if not by:
         return [_Group(None, rows)]
+    if by not in rows.columns:
+        raise PlotError(f"by={by!r} is not a column of the fitted rows")
     groups = []
     for name, part in rows.groupby(by, sort=True, observed=True):
+        fit = (fits or {}).get(name)
         pooled = None
-        if len(part) >= 2:
-            try:
-                fit = fit_group(part)
-            except ModelError:
-                fit = None
-            if fit is not None:
-                pooled, refit = fit
-                if weights and getattr(refit, "weights", None) is not None:
-                    part = part.assign(_weight_group=np.asarray(refit.weights, float))
-        elif weights:
+        if fit is not None:
+            if fit.k != len(part):
+                raise PlotError(
+                    f"subgroups: the fit for {by} = {name!r} has k = {fit.k} but the plot has {len(part)} "
+                    "rows in that subgroup; fit the subgroups on the same comparisons as the plotted result"
+                )
+            pooled = _pooled_subtotal(fit)
+            if weights and getattr(fit, "weights", None) is not None:
+                part = part.assign(_weight_group=np.asarray(fit.weights, float))
+        elif weights and fits is not None and len(part) == 1:
             part = part.assign(_weight_group=100.0)
         groups.append(_Group(name, part, pooled))
     return groups
 
 
-def _stored_rows(fit: Any, subset: pd.DataFrame) -> np.ndarray:
-    keep = np.zeros(fit.k, dtype=bool)
-    keep[subset["_position"].to_numpy()] = True
-    return keep
+def _pooled_subtotal(fit: Any) -> _Pooled:
+    from evmeta.models.bayes.result import PROB, BayesResult
 
-
-def _refit_multilevel(fit: Any, subset: pd.DataFrame):
-    return fit.refit(rows=_stored_rows(fit, subset), mods=None)
-
-
-def _refit_bayes(fit: Any, subset: pd.DataFrame):
-    return fit.refit(rows=_stored_rows(fit, subset), mods=None)
+    if isinstance(fit, BayesResult):
+        return _pooled_from_bayes(fit, "Subtotal", PROB)
+    return _pooled_from_frequentist(fit, "Subtotal")
 
 
 def forest_plot(
     result_or_comparisons: Any,
     *,
     by: str | None = None,
+    subgroups: Any = None,
     sort_by: str | None = None,
     columns: tuple[str, ...] = ("label", "n", "dose", "isolation_method"),
     show_weights: bool = True,
@@ -246,11 +271,17 @@ def forest_plot(
     ----------
     result_or_comparisons : MetaResult, MultilevelResult, BayesResult, Comparisons or DataFrame
         Frequentist results give weights and diamonds; multilevel results their own
-        (marginal-precision) weights; Bayesian results posterior means with 95% credible
-        intervals; comparisons alone give the rows without pooling.
+        (marginal-precision) weights; Bayesian results posterior means with credible
+        intervals; comparisons alone give the rows without pooling. Every interval, header
+        and footnote uses the result's ``level``.
     by : str, optional
-        Column to group rows by, with a diamond and heterogeneity line per subgroup and the
-        test for subgroup differences.
+        Column to group rows by (a heading per level; no diamonds unless ``subgroups``
+        gives the fits).
+    subgroups : SubgroupResult or dict, optional
+        The subgroup fits to draw, fitted by the caller on the plotted comparisons:
+        ``subgroup_analysis(table, "isolation_method", ...)`` (its ``by`` groups the rows; its
+        test for subgroup differences is printed), or a dict of level -> fitted result with
+        ``by``. The plot fits nothing itself.
     sort_by : str, optional
         Column to order rows by within groups (e.g. ``"yi"``, ``"year"``, ``"_weight"``).
     columns : tuple of str
@@ -289,8 +320,9 @@ def forest_plot(
     (the split-control mark, the dose abbreviations p and CE, the weights) are printed on
     every page whose rows need them.
     """
+    by = getattr(subgroups, "by", by)
     _check_one_outcome(result_or_comparisons, by)
-    data = _collect(result_or_comparisons, by, shrinkage)
+    data = _collect(result_or_comparisons, by, subgroups, shrinkage)
     if by in PANEL_COLUMNS:
         data.overall = None  # never pool different outcomes or time points
     columns = tuple(c for c in columns if c != by)  # the subgroup heading already says it

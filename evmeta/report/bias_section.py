@@ -48,6 +48,19 @@ EVIDENCE_HEADINGS = {
 }
 
 
+#: The isolation section's one sentence when no study compares isolation methods.
+NO_WITHIN_STUDY = (
+    "No study compared isolation methods within the same experiment, so within- and between-study "
+    "evidence on isolation methods cannot be separated: every isolation-method difference in this report "
+    "is a comparison between studies, open to confounding by everything else that differs between them."
+)
+
+
+def within_study_comparisons(evidence: pd.DataFrame | None) -> bool:
+    """Whether any study compares isolation methods (a within-study estimate exists)."""
+    return evidence is not None and bool((evidence["k_within_studies"].fillna(0) > 0).any())
+
+
 def _prior_text(text: str) -> str:
     """'inverse_gamma(1, 0.15)' -> 'inverse-gamma(1, 0.15)' (distribution names as printed)."""
     return str(text).replace("inverse_gamma", "inverse-gamma").replace("lognormal", "log-normal")
@@ -94,7 +107,7 @@ def bias_context(run: Any) -> dict[str, Any] | None:
     evidence = run.tables.get("isolation_evidence")
     if bma is None and selection is None and evidence is None:
         return None
-    out: dict[str, Any] = {"selection": None, "averaging": None, "evidence": None}
+    out: dict[str, Any] = {"selection": None, "averaging": None, "evidence": None, "evidence_sentence": None}
     if selection is not None:
         out["selection"] = {
             "estimate": f"{number(selection.estimate)} [{number(selection.ci_low)}, {number(selection.ci_high)}]",
@@ -108,7 +121,9 @@ def bias_context(run: Any) -> dict[str, Any] | None:
             "models": _models_table(bma),
             "sensitivity": _sensitivity_table(run.tables.get("preclinical_prior_sensitivity")),
         }
-    if evidence is not None:
+    if evidence is not None and not within_study_comparisons(evidence):
+        out["evidence_sentence"] = NO_WITHIN_STUDY
+    elif evidence is not None:
         out["evidence"] = {"table": html_table(evidence[list(EVIDENCE_HEADINGS)], headings=EVIDENCE_HEADINGS)}
     out["figures"] = {
         name: "".join(figure_svgs(run.figures.get(name))) for name in ("bias_panel", "isolation_evidence")

@@ -11,8 +11,8 @@ import pandas as pd
 
 from evmeta.plots._text import format_p, number, scientific
 from evmeta.report.bias_section import bias_context
-from evmeta.report.interpret import bayes_factor_notes, small_study_summary
-from evmeta.report.methods import REFERENCES, methods_paragraph
+from evmeta.report.interpret import bayes_factor_notes, bias_disagreement, small_study_summary
+from evmeta.report.methods import REFERENCES, inference_words, methods_paragraph
 from evmeta.report.sections import CAPTIONS, render_sections
 from evmeta.report.svg import figure_svgs, is_single_column
 from evmeta.report.tables import html_table
@@ -100,8 +100,12 @@ def write_report(run: Any) -> Path:
             "p": format_p(main.pvalue),
             "method": main.method,
             "test": main.test,
+            "level": f"{main.level * 100:.4g}%",
         },
         "small_study": small_study_summary(run),
+        "bias_disagreement": bias_disagreement(run),
+        "validation_notes": _validation_notes(getattr(run, "validation_notes", [])),
+        "multilevel_test": _multilevel_test(run.models.get("multilevel_regression")),
         "bf_notes": bayes_factor_notes(run),
         "captions": CAPTIONS,
         "extra_sections": render_sections(run),
@@ -144,6 +148,27 @@ def write_report(run: Any) -> Path:
     path = run.output / "report.html"
     path.write_text(template.render(**context), encoding="utf-8")
     return path
+
+
+#: Most validation notes listed in the report (``evmeta validate`` lists them all).
+MAX_VALIDATION_NOTES = 100
+
+
+def _validation_notes(notes: list[Any]) -> list[str]:
+    shown = [str(note) for note in notes[:MAX_VALIDATION_NOTES]]
+    if len(notes) > MAX_VALIDATION_NOTES:
+        shown.append(f"... and {len(notes) - MAX_VALIDATION_NOTES} more: run evmeta validate for the full list.")
+    return shown
+
+
+def _multilevel_test(fit: Any) -> str:
+    """'experiments within studies; cluster-robust (CR2) ...': what the heading says of the fit."""
+    if fit is None:
+        return ""
+    from evmeta.report.methods import LEVEL_WORDS
+
+    levels = " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in fit.random)
+    return f"random effects for {levels}; {inference_words(fit)}"
 
 
 def _readable(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
@@ -262,6 +287,7 @@ def _model_overview(run: Any) -> pd.DataFrame:
                     "pi_low": model.pi_low,
                     "pi_high": model.pi_high,
                     "I2 (%)": model.i2,
+                    "inference": inference_words(model),
                 }
             )
     return pd.DataFrame(rows)

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 
 from evmeta.plots._text import format_p, number, significant
-from evmeta.report.methods import prior_words
+from evmeta.report.methods import SMALL_STUDY_MIN_K, prior_words
+
+#: Bias-adjusted and unadjusted estimates "disagree strongly" when the adjusted one lies
+#: outside the unadjusted confidence interval and differs from it by more than half of the
+#: unadjusted estimate (or has the other sign).
+DISAGREEMENT_SHARE = 0.5
 
 
 def small_study_summary(run: Any) -> str:
@@ -30,7 +35,58 @@ def small_study_summary(run: Any) -> str:
         )
     if not parts:
         return ""
-    return "Small-study effects: " + "; ".join(parts) + "."
+    k = run.models["random_effects"].k
+    caveat = (
+        f" With {k} comparisons (fewer than {SMALL_STUDY_MIN_K}) these diagnostics have little power and the "
+        "funnel plot is hard to read: treat them as descriptive (Sterne et al. 2011)."
+        if k < SMALL_STUDY_MIN_K
+        else ""
+    )
+    return "Small-study effects: " + "; ".join(parts) + "." + caveat
+
+
+def _adjusted_estimates(run: Any) -> list[tuple[str, float]]:
+    found = []
+    for key, name in (
+        ("trim_and_fill", "trim-and-fill"),
+        ("pet_peese", "PET-PEESE"),
+        ("selection_model", "the selection model"),
+        ("bias_averaging", "bias model averaging"),
+    ):
+        model = run.models.get(key)
+        value = getattr(model, "estimate", None) if model is not None else None
+        if value is not None and np.isfinite(value):
+            found.append((name, float(value)))
+    return found
+
+
+def bias_disagreement(run: Any) -> str:
+    """A sentence when a bias-adjusted estimate disagrees strongly with the unadjusted one
+    (:data:`DISAGREEMENT_SHARE`), and why that may be; empty otherwise."""
+    main = run.models["random_effects"]
+    far = [
+        (name, value)
+        for name, value in _adjusted_estimates(run)
+        if not main.ci_low <= value <= main.ci_high
+        and (
+            abs(value - main.estimate) > DISAGREEMENT_SHARE * abs(main.estimate) or value * main.estimate < 0
+        )
+    ]
+    if not far:
+        return ""
+    listed = _listing([f"{name} {number(value)}" for name, value in far])
+    return (
+        f"The bias-adjusted estimates ({listed}) differ strongly from the unadjusted {number(main.estimate)}. "
+        "This may be publication bias, but small experiments also differ in other ways (disease severity, dose, "
+        "laboratory, quality), the standard error of an SMD grows with the SMD itself, so regression-based "
+        "adjustments (PET-PEESE, Egger) can over-correct large preclinical effects (Zwetsloot et al. 2017)"
+        + (
+            f", and with {main.k} comparisons the adjustments are themselves imprecise"
+            if main.k < SMALL_STUDY_MIN_K
+            else ""
+        )
+        + ". Read the unadjusted estimate as an upper bound rather than replacing it with an adjusted one."
+    )
 
 
 def _coefficient_names(names: list[str], term: str) -> list[str]:

@@ -31,6 +31,7 @@ REFERENCES = [
     "Pustejovsky JE, Tipton E (2018). Small-sample methods for cluster-robust variance estimation and hypothesis testing in fixed effects models. J Bus Econ Stat 36:672-683.",
     "Egger M et al. (1997). Bias in meta-analysis detected by a simple, graphical test. BMJ 315:629-634.",
     "Duval S, Tweedie R (2000). Trim and fill. Biometrics 56:455-463.",
+    "Sterne JAC et al. (2011). Recommendations for examining and interpreting funnel plot asymmetry in meta-analyses of randomised controlled trials. BMJ 343:d4002.",
     "Stanley TD, Doucouliagos H (2014). Meta-regression approximations to reduce publication selection bias. Res Synth Methods 5:60-78.",
     "Zwetsloot P-P et al. (2017). Standardized mean differences cause funnel plot distortion in publication bias assessments. eLife 6:e24260.",
     "Hooijmans CR et al. (2014). SYRCLE's risk of bias tool for animal studies. BMC Med Res Methodol 14:43.",
@@ -146,10 +147,112 @@ def bayesian_sentences(run: Any, bayes: Any) -> str:
     return " ".join(parts)
 
 
+#: Fewest comparisons for which funnel plots and tests for small-study effects are usually
+#: read (Sterne et al. 2011: below ten the tests have too little power to tell chance
+#: from asymmetry).
+SMALL_STUDY_MIN_K = 10
+
+
+def inference_words(fit: Any) -> str:
+    """The inference a fitted model used, in words (from the fit, not the spec)."""
+    if getattr(fit, "is_robust", False):
+        moderators = not getattr(getattr(fit, "model", None), "intercept_only", True)
+        return "cluster-robust (CR2) standard errors with Satterthwaite degrees of freedom" + (
+            " and the HTZ test of the moderators" if moderators else ""
+        )
+    test = getattr(fit, "test", "z")
+    if test == "knha":
+        return "Knapp-Hartung confidence intervals and t tests"
+    if test == "t":
+        return "t tests with k − p degrees of freedom"
+    return "Wald z tests"
+
+
+def _levels(fit: Any) -> str:
+    return " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in fit.random)
+
+
+def _frequentist_sentences(run: Any) -> list[str]:
+    """One sentence per frequentist analysis that was fitted (what was not is in the notes)."""
+    main = run.models["random_effects"]
+    level = f"{main.level * 100:.4g}%"
+    parts = [
+        f"Effects were pooled with a random-effects model, the between-comparison variance (τ²) estimated by "
+        f"{ESTIMATORS.get(main.method, main.method)}, with {inference_words(main)} and a {level} prediction interval."
+    ]
+    fitted = [m.by for key, m in run.models.items() if key.startswith("subgroup:")]
+    if fitted:
+        corrected = len(fitted) > 1 and "subgroup_tests" in run.tables
+        parts.append(
+            f"Subgroups ({term_words(' + '.join(fitted))}) were compared with tests for subgroup differences "
+            "under separate and common τ²"
+            + (", Bonferroni-corrected for the number of stratifications." if corrected else ".")
+        )
+    regression = run.models.get("meta_regression")
+    if regression is not None:
+        parts.append(
+            f"A meta-regression on {term_words(regression.model.formula)} was fitted with the same estimator and "
+            f"{inference_words(regression)}."
+        )
+    for key, what in (
+        ("multilevel", "A multilevel model"),
+        ("multilevel_regression", "A multilevel meta-regression"),
+    ):
+        fit = run.models.get(key)
+        if fit is not None:
+            on = f" on {term_words(fit.model.formula)}" if key == "multilevel_regression" else ""
+            parts.append(
+                f"{what}{on} with random effects for {_levels(fit)} was fitted by "
+                f"{ESTIMATORS.get(fit.method, fit.method)}, with {inference_words(fit)}."
+            )
+    dose = run.models.get("dose_response")
+    if dose is not None:
+        parts.append(
+            f"A dose-response meta-regression on log10 dose (µg protein per kg) used {dose.k} comparisons and "
+            f"{inference_words(dose)}."
+        )
+    return parts
+
+
+def _small_study_sentence(run: Any) -> str:
+    done = []
+    if "egger:sei" in run.models or "egger:sqrt_inv_n" in run.models:
+        on = [
+            w
+            for key, w in (
+                ("egger:sei", "the standard error"),
+                ("egger:sqrt_inv_n", "the square root of 1/n"),
+            )
+            if key in run.models
+        ]
+        done.append(
+            "Egger regression on "
+            + " and on ".join(on)
+            + (" (Zwetsloot et al. 2017)" if "egger:sqrt_inv_n" in run.models else "")
+        )
+    if "trim_and_fill" in run.models:
+        done.append("trim-and-fill (L0)")
+    if "pet_peese" in run.models:
+        done.append("PET-PEESE")
+    if not done:
+        return ""
+    k = run.models["random_effects"].k
+    caveat = (
+        f" With {k} comparisons (fewer than {SMALL_STUDY_MIN_K}), these tests and the funnel plot have too little "
+        "power to distinguish chance from small-study effects and are reported as descriptive only "
+        "(Sterne et al. 2011)."
+        if k < SMALL_STUDY_MIN_K
+        else ""
+    )
+    listing = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
+    return f"Small-study effects were assessed with {listing}.{caveat}"
+
+
 def methods_paragraph(run: Any) -> str:
-    """The Methods text in words (no code identifiers), from the spec and the fitted models."""
+    """The Methods text in words (no code identifiers): only the analyses that were fitted,
+    each with the test it used (read from the fitted result)."""
     spec = run.spec
-    c, f = spec.comparisons, spec.frequentist
+    c = spec.comparisons
     main = run.models["random_effects"]
     outcomes = ", ".join(c.outcomes) if c.outcomes else "all outcomes"
     parts = [
@@ -162,33 +265,17 @@ def methods_paragraph(run: Any) -> str:
             if c.shared_control == "split"
             else "Shared control groups were kept whole and modelled as a level of nesting."
         ),
-        f"Effects were pooled with a random-effects model, the between-comparison variance (τ²) estimated by "
-        f"{ESTIMATORS[f.method]}"
-        + (" and confidence intervals by the Knapp-Hartung method" if f.test == "knha" else "")
-        + ", with a 95% prediction interval.",
+        *_frequentist_sentences(run),
     ]
-    if f.subgroups:
-        parts.append(
-            f"Subgroups ({term_words(' + '.join(f.subgroups))}) were compared with tests for subgroup differences "
-            "under separate and common τ², Bonferroni-corrected for the number of stratifications."
-        )
-    if f.meta_regression:
-        sentence = f"A meta-regression on {term_words(f.meta_regression)} was fitted with the same estimator"
-        if f.multilevel:
-            levels = " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in f.multilevel)
-            sentence += f", and as a multilevel model with random effects for {levels}" + (
-                " and cluster-robust (CR2) standard errors with Satterthwaite degrees of freedom"
-                if f.robust
-                else ""
-            )
-        parts.append(sentence + ".")
     bayes = run.models.get("bayesian")
     if bayes is not None:
         parts.append(bayesian_sentences(run, bayes))
+    small = _small_study_sentence(run)
+    if small:
+        parts.append(small)
     parts.append(
-        "Small-study effects were assessed with Egger regression on the standard error and on the square root of "
-        "1/n (Zwetsloot et al. 2017), trim-and-fill (L0) and PET-PEESE. Risk of bias was judged with SYRCLE's tool "
-        "and characterization quality scored as the fraction of MISEV2018 minimal items reported."
+        "Risk of bias was judged with SYRCLE's tool and characterization quality scored as the fraction of "
+        "MISEV2018 minimal items reported."
     )
     versions = run.provenance.get("versions", {})
     software = ", ".join(

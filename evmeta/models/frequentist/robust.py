@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from evmeta.errors import ModelError
+from evmeta.errors import ModelError, RobustUnavailable
 from evmeta.models.base.frequentist_protocol import robust_coefficients
 
 #: A robust SE below this fraction of the model-based SE is numerical degeneracy (a
@@ -43,10 +43,6 @@ from evmeta.models.base.frequentist_protocol import robust_coefficients
 MIN_SE_RATIO = 1e-3
 #: Relative eigenvalue below which the HTZ matrices (C V^R C' and Omega) count as singular.
 SINGULAR_TOL = 1e-10
-
-
-class RobustUnavailable(ModelError):
-    """CR2 inference is not defined for these data (the reason is the message)."""
 
 
 def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:

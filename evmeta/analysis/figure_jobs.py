@@ -1,0 +1,164 @@
+"""Which figures a run of :func:`evmeta.run_analysis` draws, from which fitted results, and
+how they are handed to the workers of :mod:`evmeta.analysis.figures`.
+
+The figures compute no statistics: every pooled estimate they show was fitted here or in
+:mod:`evmeta.analysis.stages` (the forest plot's subgroup fits among them). A figure the
+data do not allow is named in a note instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evmeta.analysis.spec import FOREST_GROUP_MIN
+from evmeta.analysis.table import levels_present
+from evmeta.errors import EvmetaError
+from evmeta.harmonize.quality import syrcle_columns
+
+_ROB_ITEMS = syrcle_columns()
+#: The grouping ``forest_by = "auto"`` uses when there are enough comparisons.
+AUTO_FOREST_BY = "isolation_method"
+
+
+def forest_grouping(run, table: pd.DataFrame) -> tuple[str | None, Any]:
+    """The forest plot's grouping column and the subgroup fits it draws, or (None, None).
+
+    ``[figures] forest_by``: None (``"none"``, ``""``, ``false``) draws no groups; ``"auto"``
+    groups by isolation method only with at least :data:`FOREST_GROUP_MIN` comparisons; a
+    column whose subgroups cannot be fitted gives the ungrouped forest and a note saying why.
+    """
+    wanted = run.spec.figures.forest_by
+    if wanted is None:
+        return None, None
+    auto = wanted == "auto"
+    by = AUTO_FOREST_BY if auto else wanted
+    if auto and len(table) < FOREST_GROUP_MIN:
+        return None, None
+    if by not in table.columns or levels_present(table, by) < 2:
+        if not auto:
+            run.notes.append(
+                f"forest plot: drawn without subgroups, because every comparison has the same {by} "
+                "(or the comparisons have no such column)."
+            )
+        return None, None
+    result = run.models.get(f"subgroup:{by}")
+    if result is None:
+        from evmeta.models import subgroup_analysis
+
+        s = run.spec.frequentist
+        try:
+            result = subgroup_analysis(table, by, method=s.method, test=s.test, level=s.level)
+        except EvmetaError as exc:
+            run.notes.append(
+                f"forest plot: drawn without subgroups by {by}, because they cannot be fitted ({exc})."
+            )
+            return None, None
+    return by, result
+
+
+def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
+    """The frequentist figures the data allow: name -> function that draws it (nothing is drawn
+    here); a figure the data do not allow is named in a note instead."""
+    from evmeta.plots import dose_response_plot, forest_plot, funnel_plot, moderator_plot, risk_of_bias_plot
+
+    spec = run.spec.figures
+    main = run.models["random_effects"]
+    by, forest_subgroups = forest_grouping(run, table)
+    subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
+    wanted = {
+        "forest": lambda: forest_plot(main, subgroups=forest_subgroups, width=spec.width),
+        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill"), width="single"),
+        "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
+        "dose_response": lambda: dose_response_plot(run.models["dose_response"], total=len(table)),
+        "moderators": lambda: moderator_plot(subgroups),
+    }
+    missing = {
+        "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
+        "moderators": subgroups is None and "no subgroup analysis was fitted",
+        "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
+        and "no risk-of-bias judgements are entered",
+    }
+    for name, why in missing.items():
+        if why:
+            run.notes.append(f"figure {name}: not drawn, because {why}.")
+            wanted.pop(name)
+    return wanted
+
+
+#: Figures that need the bias diagnostics (trim-and-fill): drawn with the posterior figure.
+AFTER_BIAS = ("funnel",)
+
+
+def start_figures(run, table: pd.DataFrame):
+    """Start drawing the frequentist figures in worker processes, as soon as the frequentist
+    models are fitted (returns the batch that :func:`finish_figures` waits for). The
+    figures of :data:`AFTER_BIAS` wait in the batch for :func:`start_posterior_outputs`."""
+    from evmeta.analysis import figures as batch_figures
+
+    jobs = _figure_jobs(run, table)
+    later = {name: jobs.pop(name) for name in AFTER_BIAS if name in jobs}
+    batch = batch_figures.start(jobs, run.output, tuple(run.spec.figures.formats))
+    batch.deferred.update(later)
+    return batch
+
+
+def start_posterior_outputs(run, batch) -> None:
+    """Once the bias diagnostics and the Bayesian model are fitted: draw the figures that
+    waited for them and write ``posterior.nc`` (with the ArviZ import and the refined-grid
+    check that go with it) in fresh workers, while the main process fits the bias
+    ensembles and the sensitivity analyses."""
+    from evmeta.analysis import figures as batch_figures
+    from evmeta.plots import posterior_plot
+
+    jobs, tasks = dict(batch.deferred), {}
+    batch.deferred.clear()
+    bayes = run.models.get("bayesian")
+    if bayes is None:
+        run.notes.append("figure posterior: not drawn, because no Bayesian model was fitted.")
+    else:
+        from evmeta._extras import available, install_line
+
+        jobs["posterior"] = lambda: posterior_plot(bayes, width=run.spec.figures.width)
+        if available("arviz") and available("h5netcdf"):
+            path = run.output / "posterior.nc"
+            tasks["posterior.nc"] = lambda: _write_posterior(bayes, path)
+        else:
+            run.notes.append(
+                "posterior.nc: not written, because it needs ArviZ and h5netcdf, which are not "
+                f"installed; install them with: {install_line('sampling')}"
+            )
+    batch_figures.add(batch, jobs, tasks)
+
+
+def _write_posterior(bayes, path: Path) -> dict[str, Any]:
+    """Write the InferenceData to ``path``; returns the fit's diagnostics (computed here)."""
+    if path.exists():
+        path.unlink()
+    bayes.idata.to_netcdf(str(path))
+    return bayes.diagnostics
+
+
+def finish_figures(run, batch) -> None:
+    """Wait for the figures and for ``posterior.nc``."""
+    from evmeta.analysis import figures as batch_figures
+
+    bayes = run.models.get("bayesian")
+    if bayes is not None and "posterior.nc" in batch.tasks:
+        bayes.adopt_diagnostics(batch_figures.result(batch, "posterior.nc"))
+        run.files.append(run.output / "posterior.nc")
+    paths, notes = batch_figures.collect(batch)
+    order = [
+        "forest",
+        "funnel",
+        "risk_of_bias",
+        "dose_response",
+        "moderators",
+        "posterior",
+        "bias_panel",
+        "isolation_evidence",
+    ]
+    run.figures.update({name: paths[name] for name in order if name in paths})
+    run.notes.extend(notes)
