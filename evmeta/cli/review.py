@@ -28,20 +28,29 @@ def lookup(
     cache: Annotated[
         Path | None, typer.Option(help="Cache folder (default: .evmeta-cache beside the workbook).")
     ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(help="Stop the whole run after this many seconds; unreached studies are listed."),
-    ] = None,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            "--timeout",
+            help="Stop the whole look-up after this many seconds; unreached studies are listed.",
+        ),
+    ] = 300.0,
     request_timeout: Annotated[
         float, typer.Option(help="Give up one request (retries included) after this many seconds.")
-    ] = 60.0,
+    ] = 30.0,
     force: ForceOption = False,
 ) -> None:
-    """Check the studies sheet against Crossref (DOI) and PubMed (PMID)."""
+    """Check the studies sheet against Crossref (DOI) and PubMed (PMID).
+
+    Exit 0 when the services answered (whatever they said), 3 when no study could be
+    checked because they did not answer; after 3 time-outs or failed connections in a row a
+    service is not asked again and the studies left are listed.
+    """
     from evmeta.review.lookup import run_lookup
 
-    if (timeout is not None and not timeout > 0) or not request_timeout > 0:
-        _echo_err("error: --timeout and --request-timeout must be positive numbers of seconds")
+    if not (0 < deadline < float("inf")) or not (0 < request_timeout < float("inf")):
+        _echo_err("error: --deadline and --request-timeout must be positive numbers of seconds")
         raise typer.Exit(2)
     if fill_missing:
         _outputs([workbook.with_name(workbook.stem + ".filled.xlsx")], inputs=[workbook], force=force)
@@ -51,23 +60,46 @@ def lookup(
             cache=cache,
             offline=offline,
             fill=fill_missing,
-            timeout=timeout,
+            timeout=deadline,
             request_timeout=request_timeout,
         )
-    for message in result.messages():
-        typer.echo(message)
-    checked = int((result.rows["source"] != "").sum())
-    typer.echo(
-        f"{checked} of {len(result.rows)} studies found; {len(result.messages())} message(s); "
-        f"{result.requests_made} request(s)"
-    )
-    if result.not_checked:
-        typer.echo(
-            f"{len(result.not_checked)} studies not checked (time limit of {timeout:g} s reached): "
-            + ", ".join(result.not_checked)
-        )
+    _report_lookup(result, deadline)
     if target is not None:
         typer.echo(f"wrote {target}")
+    if result.unreachable:
+        _echo_err(
+            "error: no study could be checked: the bibliographic service did not answer "
+            "(no network, or the service is down); nothing was compared. Try again later, or "
+            "use --offline with a cache."
+        )
+        raise typer.Exit(3)
+
+
+def _report_lookup(result, deadline: float) -> None:
+    """Print each row's finding, the counts, and one sentence per reason studies were skipped."""
+    from evmeta.review.lookup import BREAKER_FAILURES
+
+    for message in result.messages():
+        typer.echo(message)
+    found = int((result.rows["source"] != "").sum())
+    typer.echo(
+        f"{found} of {len(result.rows)} studies found ({result.n_checked} checked); "
+        f"{len(result.messages())} message(s); {result.requests_made} request(s)"
+    )
+    for service, base in result.down.items():
+        typer.echo(
+            f"{service} ({base}) did not answer {BREAKER_FAILURES} requests in a row "
+            "(time-outs or failed connections); it was not asked again"
+        )
+    if result.skipped:
+        typer.echo(
+            f"{len(result.skipped)} studies not checked (service not answering): " + ", ".join(result.skipped)
+        )
+    if result.not_checked:
+        typer.echo(
+            f"{len(result.not_checked)} studies not checked (deadline of {deadline:g} s reached): "
+            + ", ".join(result.not_checked)
+        )
 
 
 @app.command()
