@@ -20,6 +20,7 @@ LAYERS = {
     "data": 0,
     "_version": 0,
     "_paths": 0,
+    "_outputs": 0,
     "sheets": 1,
     "schema": 2,
     "harmonize": 3,

@@ -469,12 +469,15 @@ def _raw_study_ids(workbook: str | Path) -> dict[int, str]:
 FILLABLE = {"title": "title", "journal": "journal", "first_author": "first_author", "year": "year"}
 
 
-def fill_missing(workbook: str | Path, result: LookupResult, studies: pd.DataFrame) -> tuple[Path, int]:
-    """Write ``<name>.filled.xlsx`` beside the workbook, filling only empty cells."""
+def fill_missing(
+    workbook: str | Path, result: LookupResult, studies: pd.DataFrame, target: str | Path | None = None
+) -> tuple[Path, int]:
+    """Write ``target`` (default ``<name>.filled.xlsx`` beside the workbook), filling only
+    empty cells."""
     import openpyxl
 
     source = Path(workbook)
-    target = source.with_name(source.stem + ".filled.xlsx")
+    target = Path(target) if target is not None else source.with_name(source.stem + ".filled.xlsx")
     book = openpyxl.load_workbook(source)
     sheet = book["studies"]
     headers = {cell.value: cell.column for cell in sheet[1] if cell.value}
@@ -501,7 +504,7 @@ def run_lookup(
     *,
     cache: str | Path | None = None,
     offline: bool = False,
-    fill: bool = False,
+    fill: bool | str | Path = False,
     client: LookupClient | None = None,
     timeout: float | None = DEADLINE,
     request_timeout: float = REQUEST_TIMEOUT,
@@ -511,7 +514,8 @@ def run_lookup(
     Rows whose DOI or PMID the validator already rejected (malformed) get that message.
     ``timeout`` bounds the whole run (:data:`DEADLINE` s by default; ``None``: no deadline)
     and ``request_timeout`` each request, in seconds (both ignored when ``client`` is given);
-    studies not reached in time are listed as not checked.
+    studies not reached in time are listed as not checked. ``fill`` writes the filled
+    workbook: ``True`` beside the workbook, or a path.
     """
     from evmeta.schema.validate import validate_extraction
 
@@ -543,8 +547,8 @@ def run_lookup(
             "row", kind="stable"
         )
     target = None
-    if fill:
+    if fill is not False:
         if Path(workbook).suffix.lower() != ".xlsx":
             raise PathError("--fill-missing writes a workbook; it needs an .xlsx input")
-        target, _ = fill_missing(workbook, result, studies)
+        target, _ = fill_missing(workbook, result, studies, None if fill is True else fill)
     return result, target
