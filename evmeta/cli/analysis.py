@@ -106,7 +106,12 @@ def multiverse(
     ] = None,
     null_resamples: Annotated[
         int | None,
-        typer.Option("--null-resamples", min=0, help="Resamples of the specification-curve test (0: none)."),
+        typer.Option(
+            "--null-resamples",
+            min=0,
+            max=100_000,
+            help="Resamples of the specification-curve test (0: none; at most 100000, as in the spec).",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     force: ForceOption = False,
