@@ -51,13 +51,14 @@ class SchedulerError(EvmetaError):
 SCHEDULER_HANDSHAKE_TIMEOUT = 15.0
 
 
-def _probe_scheduler(address: str, timeout: float = SCHEDULER_HANDSHAKE_TIMEOUT) -> None:
+def _probe_scheduler(address: str, timeout: float | None = None) -> None:
     """A ``tcp://host:port`` scheduler must accept and send its handshake within ``timeout``
     seconds (a Dask server writes first); other schemes are left to Dask."""
     import socket
     import time
     from urllib.parse import urlsplit
 
+    timeout = SCHEDULER_HANDSHAKE_TIMEOUT if timeout is None else timeout
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     if parts.scheme != "tcp":
         return
