@@ -148,8 +148,15 @@ def screening_rows(deduplicated: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Control characters a workbook cannot store (as openpyxl's ILLEGAL_CHARACTERS_RE).
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _clean(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
+    """Cell text: stripped, with control characters a workbook cannot hold shown as U+FFFD."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return _ILLEGAL.sub("\ufffd", str(value)).strip()
 
 
 #: Values of ``keep`` read as kept / not kept (any other value is refused, naming its rows).

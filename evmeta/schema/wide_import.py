@@ -119,12 +119,16 @@ def read_table(path: str | Path, sheet: str | None = None) -> RawSheet:
     return book.sheets[sheet]
 
 
+#: Control characters a workbook cannot store; shown as U+FFFD in the imported cell.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _value(cell: Cell | None) -> Any:
     if cell is None or cell.value is None or cell.kind in {"formula", "error"}:
         return None
     value = cell.value
     if isinstance(value, str):
-        value = value.strip()
+        value = _ILLEGAL.sub("\ufffd", value).strip()
         if value.casefold() in MISSING_TOKENS | {""}:
             return None
     if isinstance(value, float) and math.isnan(value):
