@@ -116,7 +116,11 @@ class OutputFolder:
     def __init__(self, target: str | Path, *, what: str = "the report") -> None:
         self.target = Path(target)
         self.what = what
-        self.parent = self.target.parent
+        # Staging and lock sit beside the target; inside it when only the target is writable
+        # (an existing report folder in a read-only parent).
+        parent = self.target.parent
+        inside = self.target.is_dir() and parent.exists() and not os.access(parent, os.W_OK | os.X_OK)
+        self.parent = self.target if inside else parent
         self.staging: Path | None = None
         self._lock = None
         self.committed = False
