@@ -132,9 +132,13 @@ class OutputFolder:
     def __enter__(self) -> OutputFolder:
         self.parent.mkdir(parents=True, exist_ok=True)
         self._acquire()
-        for stale in self.parent.glob(self._prefix + "*"):  # a killed run's; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=self._prefix, dir=self.parent))
+        try:
+            for stale in self.parent.glob(self._prefix + "*"):  # a killed run's; we hold the lock
+                shutil.rmtree(stale, ignore_errors=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=self._prefix, dir=self.parent))
+        except BaseException:
+            self.abandon(failed=False)  # release the lock; nothing was written
+            raise
         _ACTIVE.append(self)
         return self
 

@@ -425,8 +425,7 @@ def run_multiverse(
     from evmeta.analysis.multiverse_output import write_outputs
     from evmeta.schema.validate import read_extraction
 
-    started = dt.datetime.now(dt.UTC)
-    clock = time.perf_counter()
+    started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
     spec = load_spec(path)
     if spec.multiverse is None:
         raise SpecError(f"{spec.source}: no [multiverse] section; it lists the choices to cross")
