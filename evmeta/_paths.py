@@ -166,3 +166,22 @@ def _read_only_filesystem(folder: Path) -> bool:
 def is_within(path: str | Path, folder: str | Path) -> bool:
     """True when ``path`` (resolved, symlinks followed) lies inside ``folder``."""
     return _inside(Path(path), Path(folder))
+
+
+def check_outputs(
+    outputs: Iterable[str | Path], *, inputs: Iterable[str | Path] = (), force: bool = False
+) -> list[Path]:
+    """:func:`check_output` for every file a command writes, side files included, and no two
+    of them the same file (``harmonize -o exclusions.csv`` would write both over one)."""
+    inputs = list(inputs)
+    checked: dict[Path, Path] = {}
+    for output in outputs:
+        path = check_output(output, inputs=inputs, force=force)
+        key = path.resolve()
+        if key in checked:
+            raise PathError(
+                f"output {path} is also another file this command writes ({checked[key]}); "
+                "choose another name"
+            )
+        checked[key] = path
+    return list(checked.values())

@@ -25,6 +25,7 @@ LAYERS = {
     "_paths": 0,
     "_extras": 0,
     "_lazy": 0,
+    "_outputs": 0,
     "sheets": 1,
     "schema": 2,
     "harmonize": 3,

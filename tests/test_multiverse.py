@@ -505,12 +505,18 @@ def test_specification_curve_has_one_panel_per_measure():
 
 def test_cli_multiverse_serial(tmp_path):
     spec_path = write_spec(tmp_path, '[multiverse]\n"frequentist.method" = ["REML", "DL"]')
-    result = CliRunner().invoke(
-        app, ["multiverse", str(spec_path), "-o", str(tmp_path), "--scheduler", "serial", "--quiet"]
-    )
+    out = tmp_path / "out"
+    argv = ["multiverse", str(spec_path), "-o", str(out), "--scheduler", "serial", "--quiet"]
+    result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     assert "specifications fitted" in result.output
-    assert (tmp_path / "multiverse.csv").exists() and (tmp_path / "specification_curve.png").exists()
+    assert (out / "multiverse.csv").exists() and (out / "specification_curve.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".evmeta")]  # staged, then moved
+    again = CliRunner().invoke(app, argv)  # its own earlier outputs are replaced
+    assert again.exit_code == 0, again.output
+    # The folder holding the spec, or a user's multiverse.csv, is refused (issue 29).
+    refused = CliRunner().invoke(app, [*argv[:3], str(tmp_path), *argv[4:]])
+    assert refused.exit_code == 2 and "holds the input" in refused.output
 
 
 def test_cli_reports_a_bad_spec_without_traceback(tmp_path):

@@ -226,6 +226,10 @@ def test_cli_import_wide(tmp_path):
     bad_map.write_text(
         '[columns]\nstudy_id = "Nope"\ntreat_n = "N_T"\ncontrol_n = "N_C"\ntreat_mean = "Mean_T"\ncontrol_mean = "Mean_C"\n'
     )
-    result = runner.invoke(app, ["import-wide", str(SIMULATED), "--map", str(bad_map), "-o", str(out)])
+    before = out.read_bytes()
+    result = runner.invoke(
+        app, ["import-wide", str(SIMULATED), "--map", str(bad_map), "-o", str(out), "--force"]
+    )
     assert result.exit_code == 2
     assert "the table does not have" in result.output and "Traceback" not in result.output
+    assert out.read_bytes() == before  # a failed import leaves the earlier workbook as it was

@@ -29,7 +29,7 @@ import pandas as pd
 
 from evmeta._extras import require
 from evmeta.analysis.multiverse_fit import BuiltTable, FitContext, build_table, fit_batch
-from evmeta.analysis.multiverse_plan import Specification, choice_lists, plan
+from evmeta.analysis.multiverse_plan import Specification, check_size, choice_lists, plan
 from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
 from evmeta.analysis.spec import AnalysisSpec, load_spec
 from evmeta.errors import SchedulerError, SpecError
@@ -48,11 +48,50 @@ def _distributed():
     return require("distributed", "evmeta multiverse (Dask)")
 
 
+#: Seconds a scheduler has to connect and greet (a port that accepts and never answers
+#: would otherwise keep the client waiting forever).
+SCHEDULER_HANDSHAKE_TIMEOUT = 15.0
+
+
+def _probe_scheduler(address: str, timeout: float | None = None) -> None:
+    """A ``tcp://host:port`` scheduler must accept and send its handshake within ``timeout``
+    seconds (a Dask server writes first); other schemes are left to Dask."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    timeout = SCHEDULER_HANDSHAKE_TIMEOUT if timeout is None else timeout
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp":
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise SchedulerError(f"--scheduler {address!r}: not an address such as tcp://host:8786") from None
+    if not host or not port:
+        raise SchedulerError(f"--scheduler {address!r}: not an address such as tcp://host:8786")
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(max(0.1, timeout - (time.monotonic() - started)))
+            greeting = sock.recv(1)
+    except TimeoutError:
+        raise SchedulerError(
+            f"the Dask scheduler {address!r} accepted the connection but did not answer within "
+            f"{timeout:g} s; is it a Dask scheduler?"
+        ) from None
+    except OSError as exc:
+        raise SchedulerError(f"cannot reach the Dask scheduler {address!r}: {exc.strerror or exc}") from None
+    if not greeting:
+        raise SchedulerError(f"the Dask scheduler {address!r} closed the connection without a handshake")
+
+
 def _remote_client(address: str):
     Client = _distributed().Client
 
+    _probe_scheduler(address)
     try:
-        return Client(address, timeout="15s")
+        return Client(address, timeout=f"{SCHEDULER_HANDSHAKE_TIMEOUT:g}s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SchedulerError(f"cannot reach the Dask scheduler {address!r}: {exc}") from None
 
@@ -389,16 +428,16 @@ def run_multiverse(
     from evmeta.analysis.multiverse_output import write_outputs
     from evmeta.schema.validate import read_extraction
 
-    started = dt.datetime.now(dt.UTC)
-    clock = time.perf_counter()
+    started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
     spec = load_spec(path)
     if spec.multiverse is None:
         raise SpecError(f"{spec.source}: no [multiverse] section; it lists the choices to cross")
+    resamples = spec.multiverse.options.null_resamples if null_resamples is None else null_resamples
+    check_size(spec, resamples)  # before planning, reading or writing anything
     out = Path(output).resolve() if output else spec.output_path
     out.mkdir(parents=True, exist_ok=True)
     specs = plan(spec)
     extraction = read_extraction(spec.extraction_path)
-    resamples = spec.multiverse.options.null_resamples if null_resamples is None else null_resamples
     with _dask_client(client, scheduler, workers) as active:
         executor = _Executor(active)
         workers_used = executor.n_workers

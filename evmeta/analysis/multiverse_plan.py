@@ -34,6 +34,40 @@ BUILD_KEYS = (
 )
 FILTER_KEYS = tuple(k for k in MULTIVERSE_KEYS if k.startswith("filters."))
 MULTILEVEL_METHODS = ("REML", "ML")
+#: Most specifications a multiverse may cross (checked before any is built: 10^7 would
+#: exhaust memory while planning). The example's multiverse has 648.
+MAX_SPECIFICATIONS = 100_000
+#: Most resamples of the specification-curve test, on the command line as in the spec.
+MAX_NULL_RESAMPLES = 100_000
+#: Most model fits of one run: specifications x (1 + resamples).
+MAX_FITS = 20_000_000
+
+
+def count_specifications(spec: AnalysisSpec) -> int:
+    """How many specifications the spec's multiverse crosses (without building them)."""
+    count = 1
+    for values in choice_lists(spec).values():
+        count *= max(len(values), 1)
+    return count
+
+
+def check_size(spec: AnalysisSpec, null_resamples: int) -> int:
+    """Refuse (SpecError, with the numbers) a multiverse or a test too large to run."""
+    count = count_specifications(spec)
+    if count > MAX_SPECIFICATIONS:
+        raise SpecError(
+            f"{spec.source}: [multiverse] crosses {count:,} specifications; the limit is "
+            f"{MAX_SPECIFICATIONS:,}: cross fewer choices or fewer values per choice"
+        )
+    if not 0 <= null_resamples <= MAX_NULL_RESAMPLES:
+        raise SpecError(f"null_resamples must be 0 to {MAX_NULL_RESAMPLES:,}, got {null_resamples:,}")
+    fits = count * (1 + null_resamples)
+    if fits > MAX_FITS:
+        raise SpecError(
+            f"{spec.source}: {count:,} specifications x (1 + {null_resamples:,} resamples) = {fits:,} "
+            f"model fits; the limit is {MAX_FITS:,}: use fewer resamples or fewer specifications"
+        )
+    return count
 
 
 @dataclass
@@ -124,6 +158,7 @@ def plan(spec: AnalysisSpec) -> list[Specification]:
       another specification: only its first listed value is fitted, the others are skipped
       as duplicates naming the specification they repeat.
     """
+    check_size(spec, 0)
     lists = choice_lists(spec)
     base = base_settings(spec)
     keys = list(lists)
@@ -157,4 +192,13 @@ def _skip_reason(item: Specification, lists: dict[str, list[Any]], by_hash: dict
     return ""
 
 
-__all__ = ["Specification", "base_settings", "choice_lists", "plan", "spec_hash"]
+__all__ = [
+    "MAX_SPECIFICATIONS",
+    "Specification",
+    "base_settings",
+    "check_size",
+    "choice_lists",
+    "count_specifications",
+    "plan",
+    "spec_hash",
+]

@@ -112,6 +112,12 @@ def run_analysis(
 ) -> AnalysisRun:
     """Run ``analyses/<name>.toml`` and write ``reports/<name>/``.
 
+    The report is built in a hidden folder beside the target, under a lock (a second run
+    into the same folder is refused while this one runs), and moved in only when complete;
+    a failed run leaves an earlier report there marked out of date (``RUN-FAILED.txt`` and
+    a banner in its ``report.html``), see :mod:`evmeta._outputs`. A result file that does
+    not read back (``posterior.nc``) is removed and named in a note, never listed as written.
+
     Parameters
     ----------
     path : str or Path
@@ -131,7 +137,64 @@ def run_analysis(
     ------
     SpecError, ExtractionError, ModelError
         With messages that name the problem (the CLI prints them without a traceback).
+    PathError
+        Another run is writing the same folder.
     """
+    from evmeta._outputs import OutputFolder
+
+    spec = load_spec(path)
+    target = Path(output).resolve() if output else spec.output_path
+    with OutputFolder(target) as folder:
+        run = _run_into(path, folder.staging, quiet, progress)
+        _drop_unreadable(run)
+        folder.commit(last=["provenance.json", "report.html"])
+    run.output = target
+    run.files = [target / Path(f).name for f in run.files]
+    run.figures = {name: [target / Path(p).name for p in paths] for name, paths in run.figures.items()}
+    return run
+
+
+def _drop_unreadable(run: AnalysisRun) -> None:
+    """Remove a written result that does not read back (``posterior.nc``), with a note."""
+    from evmeta._outputs import verify_readable
+    from evmeta.errors import PathError
+
+    posterior = run.output / "posterior.nc"
+    if not posterior.exists():
+        return
+    try:
+        verify_readable(posterior, _read_netcdf_groups)
+    except PathError as exc:
+        posterior.unlink(missing_ok=True)
+        run.files = [f for f in run.files if Path(f).name != "posterior.nc"]
+        run.notes.append(f"{exc}; it was removed (the report's other results are unaffected)")
+        outputs = run.provenance.get("outputs", [])
+        run.provenance["outputs"] = [name for name in outputs if name != "posterior.nc"]
+        (run.output / "provenance.json").write_text(
+            json.dumps(run.provenance, indent=1, default=str) + "\n", encoding="utf-8"
+        )
+
+
+def _read_netcdf_groups(path: Path) -> None:
+    """Open ``posterior.nc`` (HDF5, as ArviZ writes it) and find its posterior group."""
+    from evmeta.errors import PathError
+
+    try:
+        import h5py
+    except ImportError:  # no HDF5 reader: at least the file must start like one
+        with open(path, "rb") as handle:
+            if handle.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise PathError(f"{path.name} is not an HDF5/netCDF-4 file") from None
+        return
+    with h5py.File(path, "r") as handle:
+        if "posterior" not in handle:
+            raise PathError(f"{path.name} has no posterior group")
+
+
+def _run_into(
+    path: str | Path, output: Path, quiet: bool, progress: Callable[[str], None] | None
+) -> AnalysisRun:
+    """Run the spec, writing every file into ``output`` (the staging folder)."""
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     spec = load_spec(path)

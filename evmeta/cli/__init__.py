@@ -16,4 +16,16 @@ from evmeta.cli._app import app, main
 for _module in ("extraction", "analysis", "export", "review", "project"):
     importlib.import_module(f"evmeta.cli.{_module}")
 
+
+def _short_helps() -> None:
+    """List each command in ``evmeta --help`` with its docstring's whole first line (click
+    cuts a derived one at about 45 characters, mid-sentence)."""
+    for info in app.registered_commands:
+        doc = (info.help or (info.callback.__doc__ if info.callback else None) or "").strip()
+        if info.short_help is None and doc:
+            info.short_help = doc.splitlines()[0].strip()
+
+
+_short_helps()
+
 __all__ = ["app", "main"]

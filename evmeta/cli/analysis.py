@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from evmeta.cli._app import ForceOption, _echo_err, _refusals, app
+from evmeta.cli._app import ForceOption, _echo_err, _guard_folder, _guarded, app
 
 
 @app.command()
@@ -57,21 +57,14 @@ def _analysis_errors(outputs: str) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _check_report_folder(output: Path, spec: Path, force: bool) -> None:
-    """A report folder given with -o: a folder, not holding the spec, and evmeta's own unless --force."""
-    from evmeta._paths import check_output, is_within
+def _spec_output(spec: Path, output: Path | None) -> tuple[Path, list[Path]]:
+    """The folder an analysis writes (``-o`` or the spec's) and the spec's input files."""
+    from evmeta.analysis.spec import load_spec
 
-    with _refusals():
-        check_output(output, inputs=[spec], folder=True)
-    if spec.exists() and is_within(spec, output):
-        _echo_err(f"error: -o {output} holds the spec {spec.name}; choose a folder of its own")
-        raise typer.Exit(2)
-    foreign = output.is_dir() and any(output.iterdir()) and not (output / "report.html").exists()
-    if foreign and not force:
-        _echo_err(
-            f"error: -o {output} is a folder with other files in it; use --force to write the report there"
-        )
-        raise typer.Exit(2)
+    with _analysis_errors("the report"):
+        loaded = load_spec(spec)
+    target = output if output is not None else loaded.output_path
+    return target, [spec, loaded.extraction_path]
 
 
 @app.command()
@@ -86,10 +79,10 @@ def run(
     """Run an analysis spec end to end and write reports/<name>/."""
     from evmeta.analysis.pipeline import run_analysis
 
-    if output is not None:
-        _check_report_folder(output, spec, force)
+    target, inputs = _spec_output(spec, output)
+    _guard_folder(target, inputs=inputs, force=force)
     with _analysis_errors("the report"):
-        result = run_analysis(spec, output=output, quiet=quiet)
+        result = run_analysis(spec, output=target, quiet=quiet)
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report: {result.output / 'report.html'}")
@@ -113,19 +106,33 @@ def multiverse(
     ] = None,
     null_resamples: Annotated[
         int | None,
-        typer.Option("--null-resamples", min=0, help="Resamples of the specification-curve test (0: none)."),
+        typer.Option(
+            "--null-resamples",
+            min=0,
+            max=100_000,
+            help="Resamples of the specification-curve test (0: none; at most 100000, as in the spec).",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Fit every specification of the spec's multiverse on Dask; write multiverse.csv and the curve."""
     from evmeta.analysis.multiverse import run_multiverse
 
     if scheduler and workers:
         _echo_err("note: --workers sizes the local cluster; it is ignored with --scheduler")
-    with _analysis_errors("the multiverse outputs"):
+    target, inputs = _spec_output(spec, output)
+    _guard_folder(target, inputs=inputs, force=force)
+    # Files of an earlier multiverse run (it wrote multiverse_provenance.json) are replaced;
+    # a multiverse.csv or curve of anyone else's needs --force.
+    own = (target / "multiverse_provenance.json").exists()
+    with (
+        _analysis_errors("the multiverse outputs"),
+        _guarded(_multiverse_files(spec, target), inputs=inputs, force=force or own) as staging,
+    ):
         result = run_multiverse(
             spec,
-            output=output,
+            output=staging.path(target / "multiverse.csv").parent,
             scheduler=scheduler,
             workers=workers,
             null_resamples=null_resamples,
@@ -133,4 +140,14 @@ def multiverse(
         )
     for sentence in result.sentences:
         typer.echo(sentence)
-    typer.echo(f"wrote {result.output / 'multiverse.csv'} and {result.output / 'multiverse.html'}")
+    typer.echo(f"wrote {target / 'multiverse.csv'} and {target / 'multiverse.html'}")
+
+
+def _multiverse_files(spec: Path, target: Path) -> list[Path]:
+    """Every file ``evmeta multiverse`` may write into ``target``."""
+    from evmeta.analysis.spec import load_spec
+
+    formats = dict.fromkeys([*load_spec(spec).figures.formats, "svg"])
+    names = ["multiverse.csv", "choice_influence.csv", "null_test.csv", "multiverse.html"]
+    names += [f"specification_curve.{fmt}" for fmt in formats] + ["multiverse_provenance.json"]
+    return [target / name for name in names]

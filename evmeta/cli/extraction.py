@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from evmeta.cli._app import ForceOption, _echo_err, _outputs, _refusals, _require_xlsx, app
+from evmeta.cli._app import ForceOption, _echo_err, _guarded, _refusals, _require_xlsx, app
 
 
 @app.command()
@@ -20,22 +20,22 @@ def template(
     force: ForceOption = False,
 ) -> None:
     """Write an empty extraction template (workbook with dropdowns, or CSV files)."""
+    from evmeta._paths import check_output
     from evmeta.schema.columns import SHEETS
     from evmeta.schema.template import write_template
 
     if not csv:
         _require_xlsx(path, "the template", alternative=" (or use --csv for a folder of CSV files)")
-    if csv:
-        from evmeta._paths import check_output
-
-        with _refusals():
-            check_output(path, folder=True)
-        _outputs([path / f"{sheet}.csv" for sheet in SHEETS], force=force)
-    else:
-        _outputs([path], force=force)
+        with _guarded([path], force=force) as staging:
+            write_template(staging.path(path))
+        typer.echo(f"wrote {path}")
+        return
     with _refusals():
-        written = write_template(path, csv_dir=csv, overwrite=force)
-    typer.echo(f"wrote {written}")
+        check_output(path, folder=True)
+    sheets = [path / f"{sheet}.csv" for sheet in SHEETS]
+    with _guarded(sheets, force=force) as staging:
+        write_template(staging.path(sheets[0]).parent, csv_dir=True)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
@@ -90,14 +90,28 @@ def harmonize(
     force: ForceOption = False,
 ) -> None:
     """Write one row per comparison (yi, vi, moderators) and exclusions.csv beside it."""
-    from evmeta.comparisons import build_comparisons
-    from evmeta.errors import EvmetaError, ExtractionError
-    from evmeta.schema.validate import read_extraction
     from evmeta.sheets.export import write_csv
 
     exclusions_path = output.parent / "exclusions.csv"
     notes_path = output.parent / "validation_notes.csv"
-    _outputs([output, exclusions_path, notes_path], inputs=[workbook], force=force)
+    with _guarded([output, exclusions_path, notes_path], inputs=[workbook], force=force) as staging:
+        comparisons = _harmonized(workbook, measure, outcome, timepoint, shared_control)
+        write_csv(comparisons.table, staging.path(output))
+        write_csv(comparisons.exclusions, staging.path(exclusions_path))
+        write_csv(comparisons.validation_notes, staging.path(notes_path))
+    typer.echo(comparisons.summary())
+    typer.echo(
+        f"wrote {output}, {exclusions_path} and {notes_path} "
+        f"({len(comparisons.validation_notes)} validation notes)"
+    )
+
+
+def _harmonized(workbook: Path, measure: str, outcome, timepoint: str, shared_control: str):
+    """The comparisons of ``harmonize``; errors in the data exit 1, unusable input 2."""
+    from evmeta.comparisons import build_comparisons
+    from evmeta.errors import EvmetaError, ExtractionError
+    from evmeta.schema.validate import read_extraction
+
     try:
         extraction = read_extraction(workbook)
     except ExtractionError as exc:
@@ -120,35 +134,35 @@ def harmonize(
     except EvmetaError as exc:  # only errors raised on purpose; a bug surfaces as a traceback
         _echo_err(f"error: {exc}")
         raise typer.Exit(2) from None
-    with _refusals():
-        write_csv(comparisons.table, output)
-        exclusions = write_csv(comparisons.exclusions, exclusions_path)
-        notes = write_csv(comparisons.validation_notes, notes_path)
-    typer.echo(comparisons.summary())
-    typer.echo(
-        f"wrote {output}, {exclusions} and {notes} ({len(comparisons.validation_notes)} validation notes)"
-    )
+    return comparisons
 
 
 @app.command("import-wide")
 def import_wide(
     table: Annotated[Path, typer.Argument(help="Comparison table: CSV or .xlsx, one row per comparison.")],
-    map_path: Annotated[Path, typer.Option("--map", help="Map (TOML): [columns], [constants], [options].")],
+    map_path: Annotated[
+        Path, typer.Option("--map", help="Map (TOML) with the sections [columns], [constants], [options].")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Extraction workbook to write (.xlsx).")],
     sheet: Annotated[
         str | None, typer.Option("--sheet", help="Sheet of an .xlsx table (default: the first).")
     ] = None,
+    force: ForceOption = False,
 ) -> None:
-    """Import a wide comparison table (treatment and control side by side) into a workbook."""
+    """Import a wide comparison table (treatment and control side by side) into a workbook.
+
+    Writes OUTPUT and, beside it, OUTPUT's name with .import_log.csv (one line per table row).
+    """
     from evmeta.errors import EvmetaError
     from evmeta.schema.wide_import import import_wide as run_import
 
-    try:
-        result = run_import(table, map_path, output, sheet=sheet)
-    except EvmetaError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
+    _require_xlsx(output, "the imported extraction")
+    log = output.with_name(output.stem + ".import_log.csv")
+    with _guarded([output, log], inputs=[table, map_path], force=force) as staging:
+        try:
+            result = run_import(table, map_path, staging.path(output), sheet=sheet)
+        except EvmetaError as exc:
+            _echo_err(f"error: {exc}")
+            raise typer.Exit(2) from None
     typer.echo(result.summary())
-    typer.echo(
-        f"wrote {output} and {output.with_name(output.stem + '.import_log.csv')}; check it with: evmeta validate {output}"
-    )
+    typer.echo(f"wrote {output} and {log}; check it with: evmeta validate {output}")

@@ -10,9 +10,8 @@ import typer
 from evmeta.cli._app import (
     ForceOption,
     _echo_err,
-    _outputs,
+    _guarded,
     _print_problems,
-    _refusals,
     _require_xlsx,
     app,
 )
@@ -28,46 +27,81 @@ def lookup(
     cache: Annotated[
         Path | None, typer.Option(help="Cache folder (default: .evmeta-cache beside the workbook).")
     ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(help="Stop the whole run after this many seconds; unreached studies are listed."),
-    ] = None,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            "--timeout",
+            help="Stop the whole look-up after this many seconds; unreached studies are listed.",
+        ),
+    ] = 300.0,
     request_timeout: Annotated[
         float, typer.Option(help="Give up one request (retries included) after this many seconds.")
-    ] = 60.0,
+    ] = 30.0,
     force: ForceOption = False,
 ) -> None:
-    """Check the studies sheet against Crossref (DOI) and PubMed (PMID)."""
+    """Check the studies sheet against Crossref (DOI) and PubMed (PMID).
+
+    Exit 0 when the services answered (whatever they said), 3 when no study could be
+    checked because they did not answer; after 3 time-outs or failed connections in a row a
+    service is not asked again and the studies left are listed.
+    """
     from evmeta.review.lookup import run_lookup
 
-    if (timeout is not None and not timeout > 0) or not request_timeout > 0:
-        _echo_err("error: --timeout and --request-timeout must be positive numbers of seconds")
+    if not (0 < deadline < float("inf")) or not (0 < request_timeout < float("inf")):
+        _echo_err("error: --deadline and --request-timeout must be positive numbers of seconds")
         raise typer.Exit(2)
-    if fill_missing:
-        _outputs([workbook.with_name(workbook.stem + ".filled.xlsx")], inputs=[workbook], force=force)
-    with _refusals():
+    filled = workbook.with_name(workbook.stem + ".filled.xlsx")
+    if fill_missing and workbook.suffix.lower() != ".xlsx":
+        _echo_err(f"error: --fill-missing writes a workbook; {workbook} is not an .xlsx workbook")
+        raise typer.Exit(2)
+    with _guarded([filled] if fill_missing else [], inputs=[workbook], force=force) as staging:
         result, target = run_lookup(
             workbook,
             cache=cache,
             offline=offline,
-            fill=fill_missing,
-            timeout=timeout,
+            fill=staging.path(filled) if fill_missing else False,
+            timeout=deadline,
             request_timeout=request_timeout,
         )
-    for message in result.messages():
-        typer.echo(message)
-    checked = int((result.rows["source"] != "").sum())
-    typer.echo(
-        f"{checked} of {len(result.rows)} studies found; {len(result.messages())} message(s); "
-        f"{result.requests_made} request(s)"
-    )
-    if result.not_checked:
-        typer.echo(
-            f"{len(result.not_checked)} studies not checked (time limit of {timeout:g} s reached): "
-            + ", ".join(result.not_checked)
-        )
+    target = filled if target is not None else None
+    _report_lookup(result, deadline)
     if target is not None:
         typer.echo(f"wrote {target}")
+    if result.unreachable:
+        _echo_err(
+            "error: no study could be checked: the bibliographic service did not answer "
+            "(no network, or the service is down); nothing was compared. Try again later, or "
+            "use --offline with a cache."
+        )
+        raise typer.Exit(3)
+
+
+def _report_lookup(result, deadline: float) -> None:
+    """Print each row's finding, the counts, and one sentence per reason studies were skipped."""
+    from evmeta.review.lookup import BREAKER_FAILURES
+
+    for message in result.messages():
+        typer.echo(message)
+    found = int((result.rows["source"] != "").sum())
+    typer.echo(
+        f"{found} of {len(result.rows)} studies found ({result.n_checked} checked); "
+        f"{len(result.messages())} message(s); {result.requests_made} request(s)"
+    )
+    for service, base in result.down.items():
+        typer.echo(
+            f"{service} ({base}) did not answer {BREAKER_FAILURES} requests in a row "
+            "(time-outs or failed connections); it was not asked again"
+        )
+    if result.skipped:
+        typer.echo(
+            f"{len(result.skipped)} studies not checked (service not answering): " + ", ".join(result.skipped)
+        )
+    if result.not_checked:
+        typer.echo(
+            f"{len(result.not_checked)} studies not checked (deadline of {deadline:g} s reached): "
+            + ", ".join(result.not_checked)
+        )
 
 
 @app.command()
@@ -99,17 +133,14 @@ def reconcile(
         final = output if output is not None else apply.with_name(apply.stem + ".final.xlsx")
         _require_xlsx(final, "the final workbook")
         consensus = apply.with_name(apply.stem + ".consensus.xlsx")
-        _outputs([final], inputs=[apply, consensus, *(workbooks or [])], force=force)
         from evmeta.errors import EvmetaError
 
-        try:
-            final = apply_decisions(apply, final)
-        except EvmetaError as exc:  # undecided discrepancies or a broken file: exit 1
-            _echo_err(f"error: {exc}")
-            raise typer.Exit(1) from None
-        except OSError as exc:
-            _echo_err(f"error: could not write {final}: {exc.strerror or exc}")
-            raise typer.Exit(2) from None
+        with _guarded([final], inputs=[apply, consensus, *(workbooks or [])], force=force) as staging:
+            try:
+                apply_decisions(apply, staging.path(final))
+            except EvmetaError as exc:  # undecided discrepancies or a broken file: exit 1
+                _echo_err(f"error: {exc}")
+                raise typer.Exit(1) from None
         typer.echo(f"wrote {final}")
         return
     if not workbooks or len(workbooks) != 2:
@@ -118,17 +149,16 @@ def reconcile(
     output = output if output is not None else Path("reconciliation.xlsx")
     _require_xlsx(output, "the reconciliation")
     consensus = output.with_name(output.stem + ".consensus.xlsx")
-    _outputs([output, consensus], inputs=workbooks, force=force)
-    try:
-        result = compare_books(*workbooks)
-    except ExtractionError as exc:
-        for problem in exc.problems:
-            _echo_err(str(problem))
-        raise typer.Exit(2) from None
-    with _refusals():
-        path, consensus = write_reconciliation(result, output)
+    with _guarded([output, consensus], inputs=workbooks, force=force) as staging:
+        try:
+            result = compare_books(*workbooks)
+        except ExtractionError as exc:
+            for problem in exc.problems:
+                _echo_err(str(problem))
+            raise typer.Exit(2) from None
+        write_reconciliation(result, staging.path(output))
     typer.echo(result.summary())
-    typer.echo(f"wrote {path} and {consensus}")
+    typer.echo(f"wrote {output} and {consensus}")
 
 
 @app.command()
@@ -145,9 +175,8 @@ def dedupe(
     """Cluster duplicate search records; write every record with cluster_id, keep and score."""
     from evmeta.review.dedupe import dedupe_file
 
-    _outputs([output, output.with_suffix(".prisma.json")], inputs=list(export), force=force)
-    with _refusals():
-        result = dedupe_file(list(export), output)
+    with _guarded([output, output.with_suffix(".prisma.json")], inputs=list(export), force=force) as staging:
+        result = dedupe_file(list(export), staging.path(output))
     for warning in result.warnings:
         _echo_err(f"warning: {warning}")
     for name, value in result.counts.items():
@@ -189,33 +218,38 @@ def screen_sheet(
     )
 
     inputs = [p for p in (deduplicated, check) if p is not None]
+    if check is None and deduplicated is None:
+        _echo_err("error: give deduplicated.csv (from `evmeta dedupe`), or --check screening.xlsx")
+        raise typer.Exit(2)
+    target = output if check is None else studies
+    if target is not None:
+        _require_xlsx(
+            target, "the screening log" if check is None else "the extraction workbook of --studies"
+        )
+    with _guarded([target] if target is not None else [], inputs=inputs, force=force) as staging:
+        try:
+            if check is None:
+                write_screening_sheet(deduplicated, staging.path(output))
+                screening = None
+            else:
+                screening = read_screening(check)
+                if deduplicated is not None:
+                    raise_if_errors(check_against_deduplicated(screening, read_deduplicated(deduplicated)))
+        except ScreeningError as exc:
+            _print_problems(exc.problems)
+            raise typer.Exit(1) from None
+        except EvmetaError as exc:
+            _echo_err(f"error: {exc}")
+            raise typer.Exit(2) from None
+        if screening is not None:
+            _report_screening(screening, staging.path(studies) if studies is not None else None)
     if check is None:
-        _require_xlsx(output, "the screening log")
-        _outputs([output], inputs=inputs, force=force)
+        typer.echo(f"wrote {output}")
     elif studies is not None:
-        _require_xlsx(studies, "the extraction workbook of --studies")
-        _outputs([studies], inputs=inputs, force=force)
-    try:
-        if check is None:
-            if deduplicated is None:
-                _echo_err("error: give deduplicated.csv (from `evmeta dedupe`), or --check screening.xlsx")
-                raise typer.Exit(2)
-            written = write_screening_sheet(deduplicated, output)
-            typer.echo(f"wrote {written}")
-            return
-        screening = read_screening(check)
-        if deduplicated is not None:
-            raise_if_errors(check_against_deduplicated(screening, read_deduplicated(deduplicated)))
-    except ScreeningError as exc:
-        _print_problems(exc.problems)
-        raise typer.Exit(1) from None
-    except EvmetaError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    _report_screening(screening, studies)
+        typer.echo(f"wrote {studies} (studies sheet: one row per included report, with its record_id)")
 
 
-def _report_screening(screening, studies: Path | None) -> None:
+def _report_screening(screening, staged: Path | None) -> None:
     """Print the screeners' agreement; write the studies sheet of the included reports."""
     from evmeta.review.screening import included_study_rows, screening_agreement
 
@@ -226,12 +260,10 @@ def _report_screening(screening, studies: Path | None) -> None:
             f"({row.percent_agreement:.1f}%), Cohen's kappa {row.kappa:.3f}"
         )
     typer.echo(f"{len(screening.table)} records screened, {len(screening.included)} reports included")
-    if studies is not None:
+    if staged is not None:
         from evmeta.schema.template import write_template
 
-        # The path was checked (exists only with --force) before the work started.
-        write_template(studies, data={"studies": included_study_rows(screening)}, overwrite=True)
-        typer.echo(f"wrote {studies} (studies sheet: one row per included report, with its record_id)")
+        write_template(staged, data={"studies": included_study_rows(screening)})
 
 
 @app.command()
@@ -254,6 +286,7 @@ def prisma(
     more_search: Annotated[
         list[Path] | None, typer.Argument(help="Further search exports (after --search).", show_default=False)
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Draw the PRISMA 2020 flow diagram from the review's files; counts also go to <output>.csv."""
     from evmeta.errors import EvmetaError
@@ -266,23 +299,49 @@ def prisma(
     if fmt not in {"pdf", "svg", "png", ""}:
         _echo_err(f"error: {output} should end in .pdf, .svg or .png (or have no suffix for all three)")
         raise typer.Exit(2)
-    try:
-        size: str | float = width if width in {"double", "single"} else float(width)
-        counts = prisma_counts(
-            [*search, *(more_search or [])], dedupe, screening, extraction, registers=register or []
-        )
-    except ValueError:
-        _echo_err(f"error: --width must be double, single or a number of mm, got {width!r}")
-        raise typer.Exit(2) from None
-    except EvmetaError as exc:
-        _print_problems(problems_of(exc))
-        raise typer.Exit(1) from None
-    for note in counts.notes:
-        typer.echo(f"note: {note}")
+    size = _figure_width(width)
     formats = (fmt,) if fmt else ("pdf", "svg", "png")
-    written = save_figure(prisma_diagram(counts, width=size), output.with_suffix(""), formats=formats)
-    table = write_csv(counts.to_frame(), output.with_suffix(".csv"))
-    typer.echo(f"wrote {', '.join(map(str, written))} and {table}")
+    stem = output.with_suffix("")
+    figures = [stem.with_name(f"{stem.name}.{f}") for f in formats]
+    table = stem.with_name(f"{stem.name}.csv")
+    inputs = [*search, *(more_search or []), dedupe, screening, extraction, *(register or [])]
+    with _guarded([*figures, table], inputs=inputs, force=force) as staging:
+        try:
+            counts = prisma_counts(
+                [*search, *(more_search or [])], dedupe, screening, extraction, registers=register or []
+            )
+        except EvmetaError as exc:
+            _print_problems(problems_of(exc))
+            raise typer.Exit(1) from None
+        for note in counts.notes:
+            typer.echo(f"note: {note}")
+        save_figure(prisma_diagram(counts, width=size), staging.path(stem), formats=formats)
+        write_csv(counts.to_frame(), staging.path(table))
+    typer.echo(f"wrote {', '.join(map(str, figures))} and {table}")
+
+
+#: Figure widths accepted, in mm (as for the spec's ``[figures] width``).
+WIDTH_MM = (20.0, 500.0)
+
+
+def _figure_width(width: str) -> str | float:
+    """``double``, ``single`` or a finite width in mm within :data:`WIDTH_MM`; exit 2 otherwise."""
+    import math
+
+    text = width.strip().lower()
+    if text in {"double", "single"}:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and WIDTH_MM[0] <= value <= WIDTH_MM[1]):
+        _echo_err(
+            f"error: --width must be double, single or a width of {WIDTH_MM[0]:g}-{WIDTH_MM[1]:g} mm, "
+            f"got {width!r}"
+        )
+        raise typer.Exit(2)
+    return value
 
 
 @app.command()
@@ -301,12 +360,11 @@ def digitized(
     from evmeta.review.digitized import DigitizedError, read_digitized
     from evmeta.sheets.export import write_csv
 
-    _outputs([output], inputs=[file], force=force)
-
-    try:
-        rows = read_digitized(file, kind=kind.strip().lower(), error=error.strip().lower())
-    except DigitizedError as exc:
-        _echo_err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    write_csv(rows, output)
+    with _guarded([output], inputs=[file], force=force) as staging:
+        try:
+            rows = read_digitized(file, kind=kind.strip().lower(), error=error.strip().lower())
+        except DigitizedError as exc:
+            _echo_err(f"error: {exc}")
+            raise typer.Exit(2) from None
+        write_csv(rows, staging.path(output))
     typer.echo(f"{len(rows)} arm(s); wrote {output}")

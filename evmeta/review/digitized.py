@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evmeta.errors import DigitizedError
+from evmeta._paths import read_bytes_capped
+from evmeta.errors import DigitizedError, PathError
 
 #: Largest export read, in bytes (a WPD project without its image is a few kB).
 MAX_BYTES = 20 * 1024 * 1024
@@ -42,6 +43,10 @@ MAX_PAIR_OFFSET_PX = 8.0
 #: pixel of a plot a few hundred pixels tall), so 6 digits keep every digit the click holds
 #: and drop float noise such as 1.9299999999999997.
 SIGNIFICANT_DIGITS = 6
+#: How far outside its calibration points a clicked point may lie, in calibrated spans (the
+#: distance between the two calibration points of that axis): a point ten spans away (or a
+#: calibration typed wrong) is a mistake, not a value, and on a log axis it would overflow.
+MAX_OUTSIDE_SPANS = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,34 @@ class DigitizedPoint:
 
 
 def _number(text: object, where: str) -> float:
+    """A finite number (NaN, infinity, "Infinity", lists and missing values are refused)."""
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise DigitizedError(f"{where}: expected a number, got {str(text)[:40]!r}")
     try:
-        return float(str(text).strip())
-    except ValueError:
-        raise DigitizedError(f"{where}: expected a number, got {text!r}") from None
+        value = float(str(text).strip())
+    except (ValueError, OverflowError):
+        raise DigitizedError(f"{where}: expected a number, got {str(text)[:40]!r}") from None
+    if not np.isfinite(value):
+        raise DigitizedError(f"{where}: expected a finite number, got {str(text)[:40]!r}")
+    return value
+
+
+def _field(point: object, key: str, where: str) -> float:
+    """``point[key]`` as a finite number; a point that is not an object, or lacks the key, is
+    named."""
+    if not isinstance(point, dict):
+        raise DigitizedError(f"{where}: expected an object with {key!r}, got {str(point)[:40]!r}")
+    if key not in point:
+        raise DigitizedError(f"{where}: {key!r} is missing")
+    return _number(point[key], f"{where} {key}")
+
+
+def _span_check(fraction: float, where: str) -> None:
+    if not (np.isfinite(fraction) and -MAX_OUTSIDE_SPANS <= fraction <= 1 + MAX_OUTSIDE_SPANS):
+        raise DigitizedError(
+            f"{where}: lies {abs(fraction):.3g} calibrated spans from the axis' calibration points "
+            f"(at most {MAX_OUTSIDE_SPANS:g} accepted); check the axis calibration"
+        )
 
 
 class XYCalibration:
@@ -77,9 +106,18 @@ class XYCalibration:
         if len(points) < 4:
             raise DigitizedError(f"{where}: XY axes need 4 calibration points, found {len(points)}")
         self.log_x, self.log_y = log_x, log_y
-        px = np.array([[_number(p["px"], where), _number(p["py"], where)] for p in points[:4]])
-        xs = [self._scale(_number(points[i]["dx"], where), log_x, where) for i in (0, 1)]
-        ys = [self._scale(_number(points[i]["dy"], where), log_y, where) for i in (2, 3)]
+        names = ("X1", "X2", "Y1", "Y2")
+        px = np.array(
+            [
+                [_field(p, "px", f"{where} {n}"), _field(p, "py", f"{where} {n}")]
+                for p, n in zip(points[:4], names, strict=True)
+            ]
+        )
+        xs = [self._scale(_field(points[i], "dx", f"{where} {names[i]}"), log_x, where) for i in (0, 1)]
+        ys = [self._scale(_field(points[i], "dy", f"{where} {names[i]}"), log_y, where) for i in (2, 3)]
+        if xs[0] == xs[1] or ys[0] == ys[1]:
+            raise DigitizedError(f"{where}: two calibration points of one axis have the same value")
+        self.xs, self.ys = xs, ys
         # Columns: pixel displacement X1->X2 maps to (dx, 0); Y1->Y2 maps to (0, dy).
         pixel = np.column_stack([px[1] - px[0], px[3] - px[2]])
         data = np.array([[xs[1] - xs[0], 0.0], [0.0, ys[1] - ys[0]]])
@@ -97,8 +135,10 @@ class XYCalibration:
             raise DigitizedError(f"{where}: a log axis needs positive calibration values, got {value:g}")
         return float(np.log10(value))
 
-    def to_data(self, x: float, y: float) -> tuple[float, float]:
+    def to_data(self, x: float, y: float, where: str = "point") -> tuple[float, float]:
         u, v = self.matrix @ np.array([x, y]) + self.offset
+        _span_check((u - self.xs[0]) / (self.xs[1] - self.xs[0]), f"{where} (x)")
+        _span_check((v - self.ys[0]) / (self.ys[1] - self.ys[0]), f"{where} (y)")
         return (10**u if self.log_x else u), (10**v if self.log_y else v)
 
 
@@ -109,8 +149,12 @@ class BarCalibration:
         if len(points) < 2:
             raise DigitizedError(f"{where}: bar axes need 2 calibration points, found {len(points)}")
         self.log = log
-        (x1, y1), (x2, y2) = [(_number(p["px"], where), _number(p["py"], where)) for p in points[:2]]
-        values = [_number(p["dy"], where) for p in points[:2]]
+        names = ("P1", "P2")
+        (x1, y1), (x2, y2) = [
+            (_field(p, "px", f"{where} {n}"), _field(p, "py", f"{where} {n}"))
+            for p, n in zip(points[:2], names, strict=True)
+        ]
+        values = [_field(p, "dy", f"{where} {n}") for p, n in zip(points[:2], names, strict=True)]
         if log:
             if min(values) <= 0:
                 raise DigitizedError(f"{where}: a log axis needs positive calibration values")
@@ -122,11 +166,14 @@ class BarCalibration:
                 y2 = y1
         if (x1, y1) == (x2, y2):
             raise DigitizedError(f"{where}: the two calibration points coincide; recalibrate the axes")
+        if values[0] == values[1]:
+            raise DigitizedError(f"{where}: the two calibration points have the same value")
         self.start, self.direction = np.array([x1, y1]), np.array([x2 - x1, y2 - y1])
         self.values = values
 
-    def to_value(self, x: float, y: float) -> float:
+    def to_value(self, x: float, y: float, where: str = "point") -> float:
         fraction = (np.array([x, y]) - self.start) @ self.direction / (self.direction @ self.direction)
+        _span_check(fraction, where)
         value = self.values[0] + fraction * (self.values[1] - self.values[0])
         return float(10**value if self.log else value)
 
@@ -139,6 +186,27 @@ class BarCalibration:
 # --- reading -------------------------------------------------------------------------------
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes: a regular file (not a FIFO, device or folder) of at most MAX_BYTES."""
+    try:
+        return read_bytes_capped(path, what="WebPlotDigitizer export", max_bytes=MAX_BYTES)
+    except PathError as exc:
+        raise DigitizedError(str(exc)) from None
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DigitizedError(
+            f"{name}: not UTF-8 text (byte {exc.start}); expected a WebPlotDigitizer export"
+        ) from None
+
+
+def _reject_constant(name: str) -> float:
+    raise DigitizedError(f"not valid JSON ({name} is not a number)")
+
+
 def _load_project(path: Path) -> dict:
     if path.suffix.lower() == ".tar":
         try:
@@ -146,16 +214,24 @@ def _load_project(path: Path) -> dict:
                 member = next((m for m in archive.getmembers() if m.name.endswith("wpd.json")), None)
                 if member is None or not member.isfile() or member.size > MAX_BYTES:
                     raise DigitizedError(f"{path.name}: no wpd.json inside this WebPlotDigitizer project")
-                text = archive.extractfile(member).read().decode("utf-8")
-        except tarfile.TarError as exc:
+                text = _decode(archive.extractfile(member).read(MAX_BYTES), f"{path.name} wpd.json")
+        except (tarfile.TarError, OSError, EOFError) as exc:
             raise DigitizedError(f"{path.name}: not a WebPlotDigitizer project archive ({exc})") from None
     else:
-        text = path.read_text(encoding="utf-8-sig")
+        text = _decode(_read_bytes(path), path.name)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DigitizedError(f"{path.name}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or "axesColl" not in data or "datasetColl" not in data:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except DigitizedError as exc:
+        raise DigitizedError(f"{path.name}: {exc}") from None
+    except ValueError as exc:
+        raise DigitizedError(f"{path.name}: not valid JSON ({str(exc)[:120]})") from None
+    except RecursionError:
+        raise DigitizedError(f"{path.name}: not valid JSON (nested too deeply)") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("axesColl"), list)
+        or not isinstance(data.get("datasetColl"), list)
+    ):
         raise DigitizedError(
             f"{path.name}: not a WebPlotDigitizer 4 project (no axesColl/datasetColl); "
             "save the project from WPD (File > Save Project) or export the data as CSV"
@@ -166,6 +242,8 @@ def _load_project(path: Path) -> dict:
 def _calibration(axes: dict, where: str):
     kind = axes.get("type")
     points = axes.get("calibrationPoints") or []
+    if not isinstance(points, list):
+        raise DigitizedError(f"{where}: calibrationPoints must be a list of points")
     if kind == "XYAxes":
         return XYCalibration(points, bool(axes.get("isLogX")), bool(axes.get("isLogY")), where)
     if kind == "BarAxes":
@@ -187,26 +265,32 @@ def read_wpd_json(path: str | Path) -> list[DigitizedPoint]:
     """Every clicked point of a WPD project, converted with the project's own calibration."""
     path = Path(path)
     data = _load_project(path)
-    axes_by_name = {a.get("name"): a for a in data["axesColl"]}
+    if not all(isinstance(a, dict) for a in [*data["axesColl"], *data["datasetColl"]]):
+        raise DigitizedError(f"{path.name}: every entry of axesColl and datasetColl must be an object")
+    axes_by_name = {str(a.get("name")): a for a in data["axesColl"]}
     points = []
     for dataset in data["datasetColl"]:
         name = str(dataset.get("name") or "dataset")
         where = f"{path.name} dataset {name!r}"
-        axes = axes_by_name.get(dataset.get("axesName"))
+        axes = axes_by_name.get(str(dataset.get("axesName")))
         if axes is None:
             raise DigitizedError(
                 f"{where}: its axes {dataset.get('axesName')!r} are not calibrated in the file"
             )
         calibration = _calibration(axes, f"{path.name} axes {axes.get('name')!r}")
         keys = dataset.get("metadataKeys") or []
+        keys = keys if isinstance(keys, list) else []
         mean_group = _mean_group(dataset.get("groupNames"))
-        for index, point in enumerate(dataset.get("data") or [], start=1):
-            x, y = _number(point.get("x"), where), _number(point.get("y"), where)
-            converted = _convert(calibration, name, index, _label(point, keys), x, y)
+        clicked = dataset.get("data") or []
+        if not isinstance(clicked, list):
+            raise DigitizedError(f"{where}: data must be a list of points")
+        for index, point in enumerate(clicked, start=1):
+            at = f"{where} point {index}"
+            x, y = _field(point, "x", at), _field(point, "y", at)
+            converted = _convert(calibration, name, index, _label(point, keys), x, y, at)
             if mean_group is not None and point.get("tuple") is not None and point.get("group") is not None:
-                converted = replace(
-                    converted, tuple_index=int(point["tuple"]), is_mean=int(point["group"]) == mean_group
-                )
+                tuple_index, group = (int(_field(point, k, at)) for k in ("tuple", "group"))
+                converted = replace(converted, tuple_index=tuple_index, is_mean=group == mean_group)
             points.append(converted)
     return points
 
@@ -218,22 +302,33 @@ def _mean_group(names: object) -> int | None:
     return next((i for i, n in enumerate(names) if re.search(r"mean|average", str(n), re.I)), 0)
 
 
-def _convert(calibration, dataset: str, index: int, label: str, x: float, y: float) -> DigitizedPoint:
-    if isinstance(calibration, BarCalibration):
-        value = calibration.to_value(x, y)
-        step = abs(calibration.to_value(x, y + 1) - value) or abs(calibration.to_value(x + 1, y) - value)
-        return DigitizedPoint(dataset, index, label, np.nan, value, step, calibration.across(x, y))
-    data_x, value = calibration.to_data(x, y)
-    step = abs(calibration.to_data(x, y + 1)[1] - value)
-    return DigitizedPoint(dataset, index, label, data_x, value, step, x)
+def _convert(
+    calibration, dataset: str, index: int, label: str, x: float, y: float, where: str = "point"
+) -> DigitizedPoint:
+    with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(calibration, BarCalibration):
+            value = calibration.to_value(x, y, where)
+            step = abs(calibration.to_value(x, y + 1, where) - value) or abs(
+                calibration.to_value(x + 1, y, where) - value
+            )
+            point = DigitizedPoint(dataset, index, label, np.nan, value, step, calibration.across(x, y))
+        else:
+            data_x, value = calibration.to_data(x, y, where)
+            step = abs(calibration.to_data(x, y + 1, where)[1] - value)
+            point = DigitizedPoint(dataset, index, label, data_x, value, step, x)
+    if not (np.isfinite(point.value) and np.isfinite(point.resolution)):
+        raise DigitizedError(f"{where}: its value is not a finite number; check the axis calibration")
+    return point
 
 
 def read_wpd_csv(path: str | Path, kind: str) -> list[DigitizedPoint]:
     """Points of a WPD CSV export (already in data units; no pixel positions)."""
     path = Path(path)
-    rows = [
-        r for r in csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))) if any(c.strip() for c in r)
-    ]
+    text = _decode(_read_bytes(path), path.name)
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise DigitizedError(f"{path.name}: not a CSV export ({exc})") from None
     if not rows:
         raise DigitizedError(f"{path.name}: empty file")
     width = max(len(r) for r in rows)
@@ -352,10 +447,7 @@ def read_digitized(path: str | Path, *, kind: str, error: str) -> pd.DataFrame:
     if error not in {"sd", "sem"}:
         raise DigitizedError(f"error must be 'sd' or 'sem' (as the figure legend says), got {error!r}")
     path = Path(path)
-    if not path.exists():
-        raise DigitizedError(f"{path} does not exist")
-    if path.stat().st_size > MAX_BYTES:
-        raise DigitizedError(f"{path.name} is larger than {MAX_BYTES // 2**20} MB; expected a WPD export")
+    _read_bytes(path)  # exists, a regular file, within MAX_BYTES (checked before any parsing)
     suffix = path.suffix.lower()
     if suffix in {".json", ".tar"}:
         points = read_wpd_json(path)
@@ -367,6 +459,11 @@ def read_digitized(path: str | Path, *, kind: str, error: str) -> pd.DataFrame:
         raise DigitizedError(f"{path.name}: no digitized points")
     rows = []
     for number, (mean, end) in enumerate(_pair(points, kind, path.name), start=1):
+        if not np.isfinite(end.value - mean.value):
+            raise DigitizedError(
+                f"{path.name} dataset {mean.dataset!r}: points {mean.index}-{end.index} give no finite "
+                "error; check the axis calibration"
+            )
         row = {"arm_label": _arm_label(mean, end, number, kind)}
         if kind == "point":
             row["timepoint"] = _significant(mean.x)

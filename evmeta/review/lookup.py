@@ -9,8 +9,11 @@ JSON) becomes a message on its row, never an exception.
 
 Every request has an overall deadline (``request_timeout``, retries included: a server that
 never answers, or sends a byte every few seconds, is abandoned), answers are read up to
-``MAX_RESPONSE_BYTES``, and a run may have a deadline of its own (``run_timeout``, the CLI's
-``--timeout``): studies not reached by then are listed as not checked.
+``MAX_RESPONSE_BYTES``, and the whole run has a deadline (``run_timeout``, the CLI's
+``--deadline``, :data:`DEADLINE` seconds by default): studies not reached by then are listed
+as not checked. A circuit breaker per service stops asking after :data:`BREAKER_FAILURES`
+consecutive time-outs or connection failures: the remaining studies are skipped and listed,
+so an unreachable service costs seconds, not an hour.
 """
 
 from __future__ import annotations
@@ -41,10 +44,18 @@ AUTHOR_THRESHOLD = 85.0
 #: Largest answer read from a service, in bytes (a Crossref work record is a few kB).
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 #: Default overall deadline of one request, retries included, in seconds.
-REQUEST_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 30.0
+#: Default deadline of the whole look-up (every study, every request), in seconds.
+DEADLINE = 300.0
+#: Consecutive time-outs or connection failures after which a service is not asked again.
+BREAKER_FAILURES = 3
 #: Publication years accepted from a service.
 YEARS = range(1600, 2200)
-NOT_CHECKED = "not checked: the run's time limit (--timeout) was reached"
+NOT_CHECKED = "not checked: the run's deadline (--deadline) was reached"
+SKIPPED = "not checked: the service did not answer"
+#: Row statuses: the service answered (found or not), it failed on this study, the study
+#: was skipped (deadline or circuit breaker), or there was nothing to ask.
+STATUSES = ("checked", "unreachable", "skipped", "not looked up")
 
 
 def _reject_constant(name: str) -> float:
@@ -88,14 +99,43 @@ class LookupResult:
     rows: pd.DataFrame
     records: dict[str, Record] = field(default_factory=dict)
     requests_made: int = 0
+    #: Services whose circuit breaker opened: name -> base URL.
+    down: dict[str, str] = field(default_factory=dict)
 
     def messages(self) -> list[str]:
-        return [f"studies!{r.row} {r.study_id}: {r.message}" for r in self.rows.itertuples() if r.message]
+        """One line per row with a finding; skipped rows are summed up by :meth:`sentences`."""
+        return [
+            f"studies!{r.row} {r.study_id}: {r.message}"
+            for r in self.rows.itertuples()
+            if r.message and r.status != "skipped"
+        ]
+
+    def _ids(self, status: str, message: str | None = None) -> list[str]:
+        rows = self.rows[self.rows["status"] == status]
+        if message is not None:
+            rows = rows[rows["message"] == message]
+        return [str(s) for s in rows["study_id"]]
 
     @property
     def not_checked(self) -> list[str]:
-        """Study ids the run's time limit left unchecked."""
-        return [r.study_id for r in self.rows.itertuples() if r.message == NOT_CHECKED]
+        """Study ids the run's deadline left unchecked."""
+        return self._ids("skipped", NOT_CHECKED)
+
+    @property
+    def skipped(self) -> list[str]:
+        """Study ids skipped because a service had stopped answering (circuit breaker)."""
+        return self._ids("skipped", SKIPPED)
+
+    @property
+    def n_checked(self) -> int:
+        """Studies a service answered for (found, not found, or a broken record)."""
+        return int((self.rows["status"] == "checked").sum())
+
+    @property
+    def unreachable(self) -> bool:
+        """True when no study could be checked because the services did not answer."""
+        failed = self.rows["status"].isin(["unreachable", "skipped"]).any()
+        return bool(failed) and self.n_checked == 0
 
 
 class LookupClient:
@@ -123,6 +163,8 @@ class LookupClient:
         self.timeout = timeout
         self.request_timeout = float(request_timeout)
         self.deadline = None if run_timeout is None else time.monotonic() + float(run_timeout)
+        self.failures: dict[str, int] = {}  # service base URL -> consecutive failures
+        self.down: dict[str, str] = {}  # service name -> base URL, once its breaker opened
         self.cache_dir = Path(cache_dir) if cache_dir else None
         if self.cache_dir:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +175,7 @@ class LookupClient:
         )
         retry = Retry(
             total=retries,
-            connect=retries,
+            connect=min(retries, 1),  # a refused or unresolved connection rarely heals in seconds
             read=retries,
             status=retries,
             backoff_factor=backoff,
@@ -146,6 +188,7 @@ class LookupClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.requests_made = 0
+        self.last_status = "not looked up"  # of the latest get_json: one of STATUSES
 
     def _cache_path(self, url: str) -> Path | None:
         if not self.cache_dir:
@@ -165,19 +208,28 @@ class LookupClient:
             cached.unlink(missing_ok=True)  # a bad cache entry is fetched again
             return None
 
-    def get_json(self, url: str) -> tuple[dict | None, str | None]:
-        """(payload, error message); cached payloads are used first."""
+    def get_json(self, url: str, service: str = "") -> tuple[dict | None, str | None]:
+        """(payload, error message); cached payloads are used first.
+
+        ``service`` names the service (``"Crossref"``): after :data:`BREAKER_FAILURES`
+        consecutive time-outs or connection failures it is not asked again this run.
+        """
         cached = self._cache_path(url)
         payload = self._read_cache(cached)
+        self.last_status = "checked"
         if payload is not None:
             return payload, None
+        self.last_status = "not looked up"
         if self.offline:
             return None, "not in the cache (offline)"
+        self.last_status = "skipped"
+        if service in self.down:
+            return None, SKIPPED
         limit = min(self.request_timeout, self.time_left())
         if limit <= 0:
             return None, NOT_CHECKED
         self.requests_made += 1
-        outcome: dict[str, tuple[bytes | None, str | None]] = {}
+        outcome: dict[str, tuple[bytes | None, str | None, bool]] = {}
         # A daemon thread bounds the whole request (connect, retries, a trickling body);
         # one abandoned at the deadline cannot keep the process alive.
         # Each attempt's time-outs are capped by the deadline too, so an abandoned request
@@ -188,9 +240,11 @@ class LookupClient:
         )
         worker.start()
         worker.join(limit)
-        if "r" not in outcome:
-            return None, f"the service did not answer within {limit:.0f} s"
-        body, error = outcome["r"]
+        body, error, failed = outcome.get(
+            "r", (None, f"the service did not answer within {limit:.0f} s", True)
+        )
+        self._count(service, url, failed)
+        self.last_status = "unreachable" if failed else "checked"
         if error:
             return None, error
         try:
@@ -201,45 +255,57 @@ class LookupClient:
             cached.write_text(json.dumps(payload), encoding="utf-8")
         return payload, None
 
+    def _count(self, service: str, url: str, failed: bool) -> None:
+        """Count consecutive failures of a service; open its breaker at the limit."""
+        if not failed:
+            self.failures[service] = 0
+            return
+        self.failures[service] = self.failures.get(service, 0) + 1
+        if self.failures[service] >= BREAKER_FAILURES and service:
+            base = self.crossref if url.startswith(self.crossref) else self.eutils
+            self.down[service] = base
+
     def _fetch(
         self, url: str, timeout: tuple[float, float] | None = None
-    ) -> tuple[bytes | None, str | None]:
-        """Body of a GET (at most MAX_RESPONSE_BYTES) or an error message; never raises."""
+    ) -> tuple[bytes | None, str | None, bool]:
+        """(body of a GET up to MAX_RESPONSE_BYTES, error message, whether the service failed
+        to answer at all: time-out or no connection); never raises."""
         import requests
 
         try:
             with self.session.get(url, timeout=timeout or self.timeout, stream=True) as response:
                 if response.status_code == 404:
-                    return None, "not found (404)"
+                    return None, "not found (404)", False
                 if response.status_code >= 400:
-                    return None, f"the service answered {response.status_code}"
+                    return None, f"the service answered {response.status_code}", False
                 body = bytearray()
                 for chunk in response.iter_content(chunk_size=65536):
                     body += chunk
                     if len(body) > MAX_RESPONSE_BYTES:
-                        return None, f"the answer is over {MAX_RESPONSE_BYTES // 2**20} MB; not read"
-                return bytes(body), None
+                        return None, f"the answer is over {MAX_RESPONSE_BYTES // 2**20} MB; not read", False
+                return bytes(body), None, False
         except requests.exceptions.Timeout:
-            return None, "the service did not answer in time"
+            return None, "the service did not answer in time", True
         except requests.exceptions.RetryError as exc:
-            return None, f"the service kept failing ({exc.__class__.__name__})"
+            return None, f"the service kept failing ({exc.__class__.__name__})", True
         except requests.exceptions.ConnectionError as exc:
             # Retries exhausted on read time-outs arrive as a ConnectionError wrapping them.
-            from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+            from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
             reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            if isinstance(reason, (ReadTimeoutError, ConnectTimeoutError)):
-                return None, "the service did not answer in time"
-            return None, f"request failed: {exc.__class__.__name__}"
+            timed_out = isinstance(reason, (ReadTimeoutError, ConnectTimeoutError))
+            if timed_out and not isinstance(reason, NewConnectionError):  # a subclass of it
+                return None, "the service did not answer in time", True
+            return None, f"could not connect to the service ({_connection_reason(exc)})", True
         except requests.exceptions.RequestException as exc:
-            return None, f"request failed: {exc.__class__.__name__}"
+            return None, f"request failed: {exc.__class__.__name__}", True
         except Exception as exc:  # a broken answer must become a message on its row
-            return None, f"request failed: {exc.__class__.__name__}"
+            return None, f"request failed: {exc.__class__.__name__}", False
 
     def crossref_work(self, doi: str) -> tuple[Record | None, str | None]:
         if not DOI_PATTERN.match(doi):
             return None, f"malformed DOI {doi!r}"
-        payload, error = self.get_json(f"{self.crossref}/works/{quote(doi, safe='/')}")
+        payload, error = self.get_json(f"{self.crossref}/works/{quote(doi, safe='/')}", "Crossref")
         if error:
             return None, f"Crossref: {error}"
         try:
@@ -263,7 +329,9 @@ class LookupClient:
     def pubmed_summary(self, pmid: str) -> tuple[Record | None, str | None]:
         if not re.fullmatch(r"\d{1,9}", pmid):
             return None, f"malformed PMID {pmid!r}"
-        payload, error = self.get_json(f"{self.eutils}/esummary.fcgi?db=pubmed&id={pmid}&retmode=json")
+        payload, error = self.get_json(
+            f"{self.eutils}/esummary.fcgi?db=pubmed&id={pmid}&retmode=json", "PubMed"
+        )
         if error:
             return None, f"PubMed: {error}"
         try:
@@ -282,6 +350,24 @@ class LookupClient:
             ), None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
             return None, "PubMed: unexpected record layout"
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """'connection refused', 'name not resolved', ... from a requests ConnectionError."""
+    text = str(exc).lower()
+    for needle, reason in (
+        ("refused", "connection refused"),
+        ("name or service not known", "host name not resolved"),
+        ("temporary failure in name resolution", "host name not resolved"),
+        ("nodename nor servname", "host name not resolved"),
+        ("network is unreachable", "network unreachable"),
+        ("reset by peer", "connection reset"),
+        ("remote end closed", "connection closed without an answer"),
+        ("connection aborted", "connection closed without an answer"),
+    ):
+        if needle in text:
+            return reason
+    return "no connection"
 
 
 def _year(value: object) -> int:
@@ -321,22 +407,32 @@ def compare(row: pd.Series, record: Record) -> list[str]:
 
 
 def lookup_studies(studies: pd.DataFrame, client: LookupClient) -> LookupResult:
-    """Look up every study by DOI (else PMID) and compare it with what was typed."""
+    """Look up every study by DOI (else PMID) and compare it with what was typed.
+
+    Each row gets a ``status`` (one of :data:`STATUSES`): a study is ``checked`` when a
+    service answered for it, even with "not found".
+    """
     rows, records = [], {}
     for _, row in studies.iterrows():
         doi = row.get("doi") if isinstance(row.get("doi"), str) and row.get("doi") else None
         pmid = str(row.get("pmid")) if isinstance(row.get("pmid"), str) and row.get("pmid") else None
         record, error = (None, "no DOI or PMID to look up")
+        statuses = ["not looked up"]
         if (doi or pmid) and client.time_left() <= 0 and not client.offline:
             doi = pmid = None
-            error = NOT_CHECKED
+            error, statuses = NOT_CHECKED, ["skipped"]
         if doi:
+            client.last_status = "not looked up"
             record, error = client.crossref_work(doi)
+            statuses.append(client.last_status)
         if record is None and pmid:
+            client.last_status = "not looked up"
             record, pmid_error = client.pubmed_summary(pmid)
+            statuses.append(client.last_status)
             error = pmid_error if record is None else None
-        if error and NOT_CHECKED in error:
-            error = NOT_CHECKED
+        for marker in (NOT_CHECKED, SKIPPED):
+            if error and marker in error:
+                error = marker
         problems = compare(row, record) if record else []
         if record:
             records[row["study_id"]] = record
@@ -346,10 +442,14 @@ def lookup_studies(studies: pd.DataFrame, client: LookupClient) -> LookupResult:
                 "row": int(row["_row"]),
                 "source": record.source if record else "",
                 "message": "; ".join(problems) if problems else (error or ""),
+                "status": min(statuses, key=STATUSES.index),
             }
         )
     return LookupResult(
-        pd.DataFrame(rows, columns=["study_id", "row", "source", "message"]), records, client.requests_made
+        pd.DataFrame(rows, columns=["study_id", "row", "source", "message", "status"]),
+        records,
+        client.requests_made,
+        dict(client.down),
     )
 
 
@@ -369,12 +469,15 @@ def _raw_study_ids(workbook: str | Path) -> dict[int, str]:
 FILLABLE = {"title": "title", "journal": "journal", "first_author": "first_author", "year": "year"}
 
 
-def fill_missing(workbook: str | Path, result: LookupResult, studies: pd.DataFrame) -> tuple[Path, int]:
-    """Write ``<name>.filled.xlsx`` beside the workbook, filling only empty cells."""
+def fill_missing(
+    workbook: str | Path, result: LookupResult, studies: pd.DataFrame, target: str | Path | None = None
+) -> tuple[Path, int]:
+    """Write ``target`` (default ``<name>.filled.xlsx`` beside the workbook), filling only
+    empty cells."""
     import openpyxl
 
     source = Path(workbook)
-    target = source.with_name(source.stem + ".filled.xlsx")
+    target = Path(target) if target is not None else source.with_name(source.stem + ".filled.xlsx")
     book = openpyxl.load_workbook(source)
     sheet = book["studies"]
     headers = {cell.value: cell.column for cell in sheet[1] if cell.value}
@@ -401,16 +504,18 @@ def run_lookup(
     *,
     cache: str | Path | None = None,
     offline: bool = False,
-    fill: bool = False,
+    fill: bool | str | Path = False,
     client: LookupClient | None = None,
-    timeout: float | None = None,
+    timeout: float | None = DEADLINE,
     request_timeout: float = REQUEST_TIMEOUT,
 ) -> tuple[LookupResult, Path | None]:
     """Look up the studies of a workbook (its other sheets need not be valid).
 
     Rows whose DOI or PMID the validator already rejected (malformed) get that message.
-    ``timeout`` bounds the whole run and ``request_timeout`` each request, in seconds
-    (ignored when ``client`` is given); studies not reached in time are listed as not checked.
+    ``timeout`` bounds the whole run (:data:`DEADLINE` s by default; ``None``: no deadline)
+    and ``request_timeout`` each request, in seconds (both ignored when ``client`` is given);
+    studies not reached in time are listed as not checked. ``fill`` writes the filled
+    workbook: ``True`` beside the workbook, or a path.
     """
     from evmeta.schema.validate import validate_extraction
 
@@ -432,6 +537,7 @@ def run_lookup(
             "row": p.row,
             "source": "",
             "message": f"{p.column}: {p.message}",
+            "status": "not looked up",
         }
         for p in problems
         if p.sheet == "studies" and p.column in {"doi", "pmid"} and p.severity == "error"
@@ -441,8 +547,8 @@ def run_lookup(
             "row", kind="stable"
         )
     target = None
-    if fill:
+    if fill is not False:
         if Path(workbook).suffix.lower() != ".xlsx":
             raise PathError("--fill-missing writes a workbook; it needs an .xlsx input")
-        target, _ = fill_missing(workbook, result, studies)
+        target, _ = fill_missing(workbook, result, studies, None if fill is True else fill)
     return result, target

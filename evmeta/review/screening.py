@@ -120,6 +120,8 @@ def screening_rows(deduplicated: str | Path) -> list[dict[str, Any]]:
         if "source_file" in table
         else None
     )
+    if not table["keep"].any():
+        raise EvmetaError(f"{Path(deduplicated).name}: no record has keep = true; there is nothing to screen")
     rows = []
     for record in table[table["keep"]].itertuples():
         rows.append(
@@ -137,22 +139,76 @@ def screening_rows(deduplicated: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Control characters a workbook cannot store (as openpyxl's ILLEGAL_CHARACTERS_RE).
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _clean(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
+    """Cell text: stripped, with control characters a workbook cannot hold shown as U+FFFD."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return _ILLEGAL.sub("\ufffd", str(value)).strip()
+
+
+#: Values of ``keep`` read as kept / not kept (any other value is refused, naming its rows).
+KEEP_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _csv_table(path: Path) -> pd.DataFrame:
+    """The CSV as text columns: a regular UTF-8 file within the size limit, not empty."""
+    import io
+
+    from evmeta._paths import read_bytes_capped
+
+    try:
+        text = read_bytes_capped(path, what="deduplicated CSV").decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvmetaError(
+            f"{path.name}: not UTF-8 text (byte {exc.start}); expected the CSV of `evmeta dedupe`"
+        ) from None
+    if not text.strip():
+        raise EvmetaError(f"{path.name} is empty; expected the CSV written by `evmeta dedupe`")
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise EvmetaError(f"{path.name}: not a readable CSV ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _keep_column(table: pd.DataFrame, name: str) -> pd.Series:
+    """``keep`` as booleans; a value that is neither true nor false is refused with its rows."""
+    values = table["keep"].str.strip().str.casefold()
+    bad = ~values.isin(list(KEEP_VALUES))
+    if bad.any():
+        rows = [str(i + 2) for i in table.index[bad][:10]]
+        examples = sorted(set(table.loc[bad, "keep"]))[:3]
+        raise EvmetaError(
+            f"{name}: keep must be true or false (as `evmeta dedupe` writes it); row(s) {', '.join(rows)} "
+            f"have {', '.join(repr(e) for e in examples)}"
+        )
+    return values.map(KEEP_VALUES).astype(bool)
 
 
 def read_deduplicated(path: str | Path) -> pd.DataFrame:
     """Read the CSV written by ``evmeta dedupe`` (record_id, cluster_id, keep, ...)."""
     path = Path(path)
-    if not path.exists():
-        raise EvmetaError(f"{path} does not exist")
-    table = pd.read_csv(path, dtype={"doi": str, "title": str, "first_author": str, "source_file": str})
+    table = _csv_table(path)
     missing = {"record_id", "cluster_id", "keep", "title"} - set(table.columns)
     if missing:
         raise EvmetaError(
             f"{path.name}: not a file written by `evmeta dedupe` (missing column(s) {', '.join(sorted(missing))})"
         )
-    table["keep"] = table["keep"].astype(str).str.casefold().isin({"true", "1", "yes"})
+    if table.empty:
+        raise EvmetaError(f"{path.name} has no records; run `evmeta dedupe` on the search exports again")
+    table["keep"] = _keep_column(table, path.name)
+    ids = pd.to_numeric(table["record_id"], errors="coerce")
+    if ids.isna().any() or (ids % 1 != 0).any():
+        row = int(table.index[ids.isna() | (ids % 1 != 0)][0]) + 2
+        raise EvmetaError(
+            f"{path.name} row {row}: record_id must be a whole number, got {table.loc[row - 2, 'record_id']!r}"
+        )
+    table["record_id"] = ids.astype(int)
+    table["year"] = pd.to_numeric(table["year"], errors="coerce") if "year" in table else None
+    table = table.replace({"": None})
     # The export's apostrophe before '=', '+', ... guards the CSV; the workbook cells written
     # from this table are typed as text, so they get the text as it was found.
     for column in table.columns:

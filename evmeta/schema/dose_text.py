@@ -287,6 +287,24 @@ def _amount_and_vehicle(s: str, tokens: list[Token], amount: Token, original: st
 
 
 _PER_KG = re.compile(r"(?:/|\bper\s)\s?(kg|g)\b")
+#: A comparison before an amount: the text gives a bound, not the dose.
+_BOUND = re.compile(
+    r"(?:[<>≤≥]=?|=<|=>|\b(?:up to|at least|at most|more than|less than|greater than|fewer than|"
+    r"maximum of|minimum of))\s?(?=[0-9.])"
+)
+
+
+def _check_bound(s: str, original: str) -> None:
+    match = _BOUND.search(s)
+    if match:
+        raise DoseTextError(
+            original,
+            "bound",
+            f"{match.group(0).strip()!r} gives a bound, not the dose given; type the dose itself "
+            "(or leave the cell empty with a note)",
+        )
+
+
 _PER_WORD = re.compile(r"(?:/|\bper\s|\beach\s)\s?([a-z]+)\b")
 
 
@@ -341,6 +359,7 @@ def read_dose_text(text: str) -> DoseReading:
         raise DoseTextError(text, "empty", "it is empty")
     if _NOT_REPORTED.match(s.strip(" .;:()[]")):
         raise DoseTextError(text, "not_reported", "the dose is not reported")
+    _check_bound(s, text)
     tokens = _merge_mean_sd(s, scan(s, text))
     _check_infusion(s, tokens, text)
     _check_lists(s, tokens, text)

@@ -39,6 +39,8 @@ REASONS = {
     "overflow": "a number too large to compute with",
     "too_many_doses": "a schedule of more administrations than any experiment gives (over 1,000)",
     "unknown_unit": "a unit or denominator evmeta does not know",
+    "bound": "a bound ('>100 ug', 'up to 50 ug'), not the dose given",
+    "two_bases": "two body-mass denominators ('5 ug/g/kg')",
 }
 
 
@@ -67,8 +69,12 @@ _CHARS = str.maketrans(
 
 
 def normalize(text: str) -> str:
-    """Casefolded text with ``^`` exponents, ``u`` for mu, ``x`` for times and ASCII dashes."""
-    out = re.sub(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+", lambda m: "^" + m.group(0).translate(_SUPERSCRIPTS), text)
+    """Casefolded text with ``^`` exponents, ``u`` for mu, ``x`` for times and ASCII dashes.
+
+    A dot between two unit words (``µg·kg⁻¹``) is a product of units, read as a space.
+    """
+    out = re.sub(r"(?<=[^\W\d_])\s?[·⋅]\s?(?=[^\W\d_])", " ", text)
+    out = re.sub(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+", lambda m: "^" + m.group(0).translate(_SUPERSCRIPTS), out)
     out = unicodedata.normalize("NFKC", out).translate(_CHARS).casefold()
     return re.sub(r"\s+", " ", out).strip()
 
@@ -88,7 +94,7 @@ _NUMBER = re.compile(
         10\s*(?:\^|\*\*)\s*\(?\s*(?P<bare>[-+]?[0-9]{1,4})\s*\)?
       | (?P<mantissa>[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)
         (?:
-            \s?e(?P<e>[-+]?[0-9]{1,4})(?![0-9])
+            \s?e\s?(?P<e>[-+]?[0-9]{1,4})(?![0-9])
           | \s?(?:x|\*)\s?10
             (?:
                 \s*(?:\^|\*\*)\s*\(?\s*(?P<p1>[-+]?[0-9]{1,4})\s*\)?
@@ -119,6 +125,10 @@ _PER_KG_WORDS = {"kg": 1.0, "kilogram": 1.0, "kilograms": 1.0, "g": 1000.0, "gra
 BODY_WEIGHT_MIN_G = 5.0
 _BODY_WEIGHT = re.compile(r"\s?(?:of\s)?(?:body\s?weight|bw|b\.w\.?)")
 _CM_WORDS = re.compile(r"\s(?:of\s)?(?:concentrated\s)?(?:conditioned\s(?:medium|media)|cm)\b")
+
+
+#: A number such as '1.000' or '2.500.000': the point may group thousands, as a comma does.
+_POINT_GROUPS = re.compile(r"[1-9][0-9]{0,2}(?:\.[0-9]{3})+")
 
 
 @dataclass
@@ -155,6 +165,16 @@ def _number(match: re.Match, original: str) -> Token:
         token.value = _power(1.0, token.exponent, original)
         return token
     mantissa_text = match.group("mantissa")
+    if _POINT_GROUPS.fullmatch(mantissa_text):  # '1.000': one, or a thousand with a point?
+        token.ambiguous, token.value = (
+            (
+                f"{mantissa_text!r}: a point before three digits may be a thousands separator "
+                "(1.000 = 1000?); type the number without separators (1000, or 1 for one)"
+            ),
+            math.nan,
+        )
+        token.loose = float(mantissa_text.replace(".", ""))
+        return token
     try:
         token.mantissa = parse_number(mantissa_text)
     except ValueError as exc:
@@ -230,6 +250,12 @@ def _denominators(s: str, token: Token) -> None:
         word, number = match.group("word"), match.groupdict().get("num")
         end = match.end()
         if word in _PER_KG_WORDS and (number is None or float(number) > 0):  # '/kg', '/100 g body weight'
+            if token.per_kg is not None:
+                raise DoseTextError(
+                    token.text,
+                    "two_bases",
+                    f"{s[token.start : end].strip()!r} divides by body mass twice; keep one",
+                )
             token.per_kg = _PER_KG_WORDS[word] / (float(number) if number else 1.0)
             body = _BODY_WEIGHT.match(s, end)
             end = body.end() if body else end

@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +39,19 @@ import pandas as pd
 from evmeta.errors import SpecError
 from evmeta.schema.cells import MISSING_TOKENS, parse_number
 from evmeta.schema.template import write_template
+from evmeta.schema.wide_map import (
+    ARM_STATISTICS,
+    EXPERIMENT_FIELDS,
+    OUTCOME_FIELDS,
+    PREP_FIELDS,
+    STATISTICS,
+    STUDY_FIELDS,
+    WideMap,
+    parse_map,
+    read_map,
+)
 from evmeta.sheets.reader import Cell, RawSheet, UnreadableInput, read_raw
 
-STUDY_FIELDS = ("study_id", "first_author", "year", "title", "doi")
-EXPERIMENT_FIELDS = ("species", "strain", "sex", "disease_model")
-OUTCOME_FIELDS = ("outcome", "unit", "timepoint", "timepoint_unit", "higher_is_better")
-ARM_FIELDS = ("dose_text", "route", "treat_label")
-PREP_FIELDS = ("isolation_method", "msc_tissue_source")
-STATISTICS = ("n", "mean", "sd", "sem", "median", "q1", "q3", "events", "total")
-ARM_STATISTICS = tuple(f"{arm}_{s}" for arm in ("treat", "control") for s in STATISTICS)
-#: Every field a map may name, in [columns] or [constants].
-FIELDS = (*STUDY_FIELDS, *EXPERIMENT_FIELDS, *OUTCOME_FIELDS, *ARM_FIELDS, *PREP_FIELDS, *ARM_STATISTICS)
-OPTIONS = ("control_n_is_split",)
 #: Values written where the table and the map give none for a required field.
 PLACEHOLDERS = {
     "year": 2000,
@@ -64,15 +64,6 @@ PLACEHOLDERS = {
 }
 LOG_COLUMNS = ["table_row", "study_id", "status", "treat_outcome_id", "control_outcome_id", "reason"]
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
-
-
-@dataclass(frozen=True)
-class WideMap:
-    """A parsed map: evmeta field -> table header, constants, and options."""
-
-    columns: dict[str, str]
-    constants: dict[str, Any] = field(default_factory=dict)
-    control_n_is_split: bool = False
 
 
 @dataclass
@@ -113,56 +104,6 @@ class WideImport:
         return "\n".join(lines)
 
 
-def read_map(path: str | Path) -> WideMap:
-    """Read and check a map TOML file (keys are listed in the module docstring)."""
-    path = Path(path)
-    if not path.exists():
-        raise SpecError(f"{path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_map(data, source=str(path))
-
-
-def parse_map(data: dict[str, Any], source: str = "map") -> WideMap:
-    """Check a map given as a dict (as read from TOML)."""
-    unknown = sorted(set(data) - {"columns", "constants", "options"})
-    if unknown:
-        raise SpecError(
-            f"{source}: unknown section(s) {unknown}; valid sections: columns, constants, options"
-        )
-    columns, constants, options = (dict(data.get(k, {})) for k in ("columns", "constants", "options"))
-    for section, keys, valid in [
-        ("columns", columns, FIELDS),
-        ("constants", constants, FIELDS),
-        ("options", options, OPTIONS),
-    ]:
-        bad = sorted(set(keys) - set(valid))
-        if bad:
-            raise SpecError(f"{source}: unknown key(s) {bad} in [{section}]; valid keys: {', '.join(valid)}")
-    both = sorted(set(columns) & set(constants))
-    if both:
-        raise SpecError(f"{source}: {both} are in both [columns] and [constants]; keep one")
-    if not isinstance(options.get("control_n_is_split", False), bool):
-        raise SpecError(f"{source}: options.control_n_is_split must be true or false")
-    given = set(columns) | set(constants)
-    missing = [f for f in ("study_id", "treat_n", "control_n") if f not in given]
-    if "study_id" not in columns:
-        missing = sorted(set(missing) | {"study_id"})
-    if missing:
-        raise SpecError(f"{source}: [columns] needs {', '.join(missing)} (the table's header for each)")
-    for arm in ("treat", "control"):
-        if not any(f"{arm}_{s}" in given for s in ("mean", "median", "events")):
-            raise SpecError(
-                f"{source}: [columns] maps no statistic for the {arm} arm; give {arm}_mean with {arm}_sd "
-                f"or {arm}_sem, {arm}_median with {arm}_q1/{arm}_q3, or {arm}_events with {arm}_total"
-            )
-    return WideMap(
-        {k: str(v) for k, v in columns.items()}, constants, bool(options.get("control_n_is_split", False))
-    )
-
-
 def read_table(path: str | Path, sheet: str | None = None) -> RawSheet:
     """The table's header and rows, from a CSV file or one sheet of an .xlsx workbook."""
     try:
@@ -178,12 +119,16 @@ def read_table(path: str | Path, sheet: str | None = None) -> RawSheet:
     return book.sheets[sheet]
 
 
+#: Control characters a workbook cannot store; shown as U+FFFD in the imported cell.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _value(cell: Cell | None) -> Any:
     if cell is None or cell.value is None or cell.kind in {"formula", "error"}:
         return None
     value = cell.value
     if isinstance(value, str):
-        value = value.strip()
+        value = _ILLEGAL.sub("\ufffd", value).strip()
         if value.casefold() in MISSING_TOKENS | {""}:
             return None
     if isinstance(value, float) and math.isnan(value):
@@ -206,12 +151,18 @@ def _number(value: Any, name: str) -> tuple[float | None, str | None]:
     return number, None
 
 
-def _usable(stats: dict[str, float | None], arm: str) -> str | None:
-    """Why an arm's statistics cannot give an effect size (None when they can)."""
+def _usable(stats: dict[str, float | None], arm: str, split: bool = False) -> str | None:
+    """Why an arm's statistics cannot give an effect size (None when they can).
+
+    An n below 1 is refused (0.4 animals is a typing error, not one animal), except for a
+    control n typed already divided among the arms sharing it (``split``).
+    """
     if stats["n"] is None:
         return f"{arm} n is missing"
     if stats["n"] <= 0:
         return f"{arm} n must be > 0, got {stats['n']:g}"
+    if stats["n"] < 1 and not split:
+        return f"{arm} n must be at least 1, got {stats['n']:g}"
     has = {k for k, v in stats.items() if v is not None}
     if not (
         {"mean", "sd"} <= has
@@ -237,7 +188,7 @@ def _read_rows(
         whether its control arm is readable, so that it still counts among the arms sharing
         that control (a control n typed split was divided among all of them).
     """
-    headers = {h: i for i, h in enumerate(table.header)}
+    headers = _mapped_headers(table.header, wide_map)
     absent = sorted(h for h in wide_map.columns.values() if h not in headers)
     if absent:
         raise SpecError(
@@ -246,6 +197,7 @@ def _read_rows(
     index = {f: headers[h] for f, h in wide_map.columns.items()}
     rows: list[dict[str, Any]] = []
     unusable: list[tuple[dict[str, Any], str, bool]] = []
+    seen: dict[tuple, int] = {}
     for number, cells in table.rows:
         row: dict[str, Any] = dict(wide_map.constants)
         for name, i in index.items():
@@ -263,7 +215,9 @@ def _read_rows(
             problems[arm] = problems[arm] or why
         unreadable = problems["treat"] or problems["control"]
         for arm, label in (("treat", "treatment"), ("control", "control")):
-            problems[arm] = problems[arm] or _usable({s: row.get(f"{arm}_{s}") for s in STATISTICS}, label)
+            split = arm == "control" and wide_map.control_n_is_split
+            stats = {s: row.get(f"{arm}_{s}") for s in STATISTICS}
+            problems[arm] = problems[arm] or _usable(stats, label, split)
         has_study = study not in (None, "")
         if has_study:
             row["study_id"] = _text(study)
@@ -273,11 +227,43 @@ def _read_rows(
             or problems["treat"]
             or problems["control"]
         )
+        signature = tuple(str(row.get(name)) for name in index)
+        if not reason and signature in seen:
+            reason = f"the same values as table row {seen[signature]} (pasted twice?); not imported again"
+            unusable.append((row, reason, False))  # never counted twice in a shared control
+            continue
+        seen.setdefault(signature, number)
         if reason:
             unusable.append((row, reason, has_study and problems["control"] is None))
             continue
         rows.append(row)
     return rows, unusable
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _mapped_headers(header: list[str], wide_map: WideMap) -> dict[str, int]:
+    """Header text -> column index; a header the map names that appears twice is an error
+    naming both columns (the last one would otherwise win without a word)."""
+    positions: dict[str, list[int]] = defaultdict(list)
+    for i, h in enumerate(header):
+        positions[h].append(i)
+    for name, text in wide_map.columns.items():
+        found = positions.get(text, [])
+        if len(found) > 1:
+            where = " and ".join(f"column {_column_letter(i)}" for i in found)
+            raise SpecError(
+                f"the table has {len(found)} columns headed {text!r} ({where}); the map's "
+                f"columns.{name} cannot tell which is meant: rename all but one"
+            )
+    return {h: found[0] for h, found in positions.items()}
 
 
 def _text(value: Any) -> str:
@@ -298,13 +284,16 @@ def _log(row: dict[str, Any], status: str, reason: str, treat: str = "", control
     }
 
 
-def _group_key(row: dict[str, Any]) -> tuple:
+def _group_key(row: dict[str, Any], split: bool = False) -> tuple:
+    """Rows of one experiment share this key. With a split control n the n typed per row may
+    differ (10 animals over 3 arms typed 3.33/3.33/3.34 or 3/3/4): it is not part of the key,
+    and the control's n is restored as the sum."""
     shared = (
         *EXPERIMENT_FIELDS,
         "outcome",
         "timepoint",
         "timepoint_unit",
-        *(f"control_{s}" for s in STATISTICS),
+        *(f"control_{s}" for s in STATISTICS if not (split and s == "n")),
     )
     return (row["study_id"], *(None if row.get(f) is None else str(row.get(f)) for f in shared))
 
@@ -376,10 +365,10 @@ def _build(
     preps: dict[tuple, str] = {}
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[_group_key(row)].append({**fill, **{k: v for k, v in row.items() if v is not None}})
+        groups[_group_key(row, wide_map.control_n_is_split)].append({**fill, **{k: v for k, v in row.items() if v is not None}})
     left_out: dict[tuple, list[tuple[dict[str, Any], str]]] = defaultdict(list)
     for row, reason, control_readable in unusable:
-        key = _group_key(row) if control_readable else None
+        key = _group_key(row, wide_map.control_n_is_split) if control_readable else None
         if key in groups:
             left_out[key].append((row, reason))
         else:
@@ -409,13 +398,13 @@ def _experiment(
     restored from every row sharing it; :func:`evmeta.build_comparisons` then divides it
     among the arms that are imported.
     """
-    first, k, study = members[0], len(members), members[0]["study_id"]
-    k_table = k + len(left_out)
+    first, study = members[0], members[0]["study_id"]
     data["experiments"].append(
         {"experiment_id": exp, "study_id": study, **{f: first.get(f) for f in EXPERIMENT_FIELDS}}
     )
     row_notes: list[str] = []
-    n_c = first["control_n"] * (k_table if wide_map.control_n_is_split else 1)
+    typed = [m["control_n"] for m in members] + [r["control_n"] for r, _ in left_out]
+    n_c = math.fsum(typed) if wide_map.control_n_is_split else first["control_n"]
     control_n = _whole(n_c, f"{exp}: control n", row_notes)
     control_arm, control_outcome = f"{exp}-C", f"{exp}-O0"
     data["arms"].append(
@@ -429,7 +418,7 @@ def _experiment(
             "arm_id": control_arm,
             **outcome,
             **_statistics(first, "control", control_n),
-            "notes": _control_note(members, left_out, first["control_n"], control_n, wide_map),
+            "notes": _control_note(members, left_out, typed, control_n, wide_map),
         }
     )
     log = [_log(row, "skipped", reason, control=control_outcome) for row, reason in left_out]
@@ -471,7 +460,7 @@ def _experiment(
 def _control_note(
     members: list[dict[str, Any]],
     left_out: list[tuple[dict[str, Any], str]],
-    typed_n: float,
+    typed: list[float],
     control_n: int,
     wide_map: WideMap,
 ) -> str | None:
@@ -484,7 +473,10 @@ def _control_note(
     shown = ", ".join(map(str, sorted(table_rows)))
     note = f"control shared by {k_table} treatment arms (table rows {shown})"
     if wide_map.control_n_is_split:
-        note += f"; n restored as {typed_n:g} x {k_table} = {control_n}"
+        if len(set(typed)) == 1:
+            note += f"; n restored as {typed[0]:g} x {k_table} = {control_n}"
+        else:
+            note += f"; n restored as {' + '.join(f'{n:g}' for n in typed)} = {control_n}"
     for row, reason in left_out:
         note += f"; table row {row['_table_row']} not imported: {reason}"
     if left_out:
@@ -553,7 +545,12 @@ def import_wide(
     output = Path(output)
     if output.suffix.lower() != ".xlsx":
         raise SpecError(f"{output} should end in .xlsx")
-    result = wide_to_sheets(read_table(table, sheet), read_map(map_path))
+    wide_map = read_map(map_path)
+    try:
+        result = wide_to_sheets(read_table(table, sheet), wide_map)
+    except SpecError as exc:
+        message = str(exc)
+        raise SpecError(message if str(table) in message else f"{Path(table).name}: {message}") from None
     readme = [
         f"Imported from {Path(table).name} with the map {Path(map_path).name} by evmeta import-wide.",
         "Each experiment holds one control arm and the treatment arms that share it; "
@@ -564,3 +561,6 @@ def import_wide(
     result.workbook = write_template(output, data=result.data, readme=readme, overwrite=True)
     write_csv(result.log, output.with_name(f"{output.stem}.import_log.csv"))
     return result
+
+
+__all__ = ["WideImport", "WideMap", "import_wide", "parse_map", "read_map", "read_table", "wide_to_sheets"]

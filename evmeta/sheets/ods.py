@@ -116,8 +116,12 @@ def _inline(element) -> str:
     return "".join(parts)
 
 
-def _number(text: str) -> int | float:
-    value = float(text)
+def _number(text: str) -> int | float | None:
+    """``office:value`` as a number; None when it is not one (a hand-edited file)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
     if value.is_integer() and not any(c in text for c in ".eE") and abs(value) < 2**53:
         return int(value)
     return value
@@ -139,7 +143,10 @@ def convert_cell(element) -> Cell:
         return Cell(formula.split(":", 1)[1] if formula.startswith(("of:", "oooc:")) else formula, "formula")
     kind = element.get(_q("office", "value-type"))
     if kind in {"float", "percentage", "currency"}:
-        return Cell(_number(element.get(_q("office", "value"), "nan")))
+        raw = element.get(_q("office", "value"), "nan")
+        value = _number(raw)
+        # A value that is not a number is kept as the text shown, for validation to name.
+        return Cell(value) if value is not None else Cell(_text(element) or raw)
     if kind == "date":
         return Cell(_date(element.get(_q("office", "date-value"), "")), "date")
     if kind == "time":
