@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 import evmeta as em
@@ -216,3 +218,16 @@ def test_run_refuses_a_bad_prior(tmp_path):
     assert result.exit_code == 2, result.output
     assert "bayesian.priors: tau = 'halfnormal(inf)'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_spec_with_a_byte_order_mark_and_crlf_is_read(tmp_path):
+    """Issue 29: Notepad's UTF-8 with BOM and Windows line ends are ordinary spec files."""
+    from evmeta.analysis.spec import load_spec
+    from tests.conftest import EXAMPLE
+
+    text = '[analysis]\r\nname = "bom"\r\nextraction = "book.xlsx"\r\n[comparisons]\r\nmeasure = "ROM"\r\n'
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    shutil.copy(EXAMPLE, tmp_path / "book.xlsx")
+    spec = load_spec(path)
+    assert spec.analysis.name == "bom" and spec.comparisons.measure == "ROM"

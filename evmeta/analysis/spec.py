@@ -549,7 +549,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except PathError as exc:
         raise SpecError(str(exc)) from None
     try:
-        text = raw.decode("utf-8")
+        # A byte-order mark (Notepad's "UTF-8 with BOM") is no part of the TOML.
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError(
