@@ -28,6 +28,8 @@ ALLOWED = {
     ): "number parser whose ValueError is caught and turned into a DoseError",
     ("models/__init__.py", "AttributeError"): "module __getattr__ protocol",
     ("__init__.py", "AttributeError"): "module __getattr__ protocol",
+    ("_lazy.py", "AttributeError"): "module __getattr__ protocol (the lazy namespaces)",
+    ("_extras.py", "KeyError"): "a module evmeta never lists as optional (a programming error)",
     ("models/base/protocol.py", "AttributeError"): "__getattr__ protocol",
     ("models/bayes/quadrature.py", "ValueError"): "internal invariant (odd number of Simpson nodes)",
     ("models/base/frequentist_protocol.py", "NotImplementedError"): "abstract method",

@@ -231,7 +231,7 @@ def test_diagram_shows_every_count_and_keeps_text_as_text(tmp_path):
 
 
 def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
-    from evmeta.analysis import stages
+    from evmeta.analysis import prisma_stage
     from evmeta.analysis.spec import parse_spec
 
     for name in ["dedupe", "screening"]:
@@ -249,11 +249,11 @@ def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
         source=tmp_path / "spec.toml",
     )
     run = SimpleNamespace(spec=spec, output=tmp_path / "report", notes=[], tables={}, files=[], figures={})
-    stages.prisma(run)
+    prisma_stage.prisma(run)
     assert run.figures["prisma"][0].read_text(encoding="utf-8").count("<text") > 20
     assert run.tables["prisma"]["n"].tolist() == list(HAND_COUNT.values())
     assert (tmp_path / "report" / "prisma.csv").exists()
-    inputs = stages.prisma_inputs(spec)
+    inputs = prisma_stage.prisma_inputs(spec)
     assert len(inputs) == 5 and all(len(digest) == 64 for digest in inputs.values())
     import jinja2
 
@@ -269,12 +269,12 @@ def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
 
 
 def test_spec_without_prisma_section_does_nothing(tmp_path):
-    from evmeta.analysis import stages
+    from evmeta.analysis import prisma_stage
     from evmeta.analysis.spec import parse_spec
 
     spec = parse_spec({"analysis": {"name": "x", "extraction": str(EXAMPLE)}})
     run = SimpleNamespace(spec=spec, output=tmp_path, notes=[], tables={}, files=[], figures={})
-    stages.prisma(run)
+    prisma_stage.prisma(run)
     assert run.figures == {} and run.tables == {}
     with pytest.raises(em.SpecError, match="valid keys in \\[prisma\\]"):
         parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, "prisma": {"searches": []}})

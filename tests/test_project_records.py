@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from evmeta.analysis.living import cumulative_by_search_date, derived_spec, toml_text
-from evmeta.errors import ExtractionError
+from evmeta.errors import ExtractionError, ScreeningError
 from evmeta.models.frequentist.meta import meta_analysis
 from evmeta.project.errors import ProjectError
 from evmeta.project.extraction import cell_history, cells_at, import_extraction
@@ -20,8 +20,7 @@ from evmeta.project.project import init_project
 from evmeta.project.runs import active_specs, add_spec
 from evmeta.project.screening import record_screening
 from evmeta.project.searches import import_searches
-from evmeta.review.screening import ScreeningError
-from tests.conftest import edit, set_cell
+from tests.conftest import EXAMPLE, edit, set_cell
 from tests.project_support import BUNDLED_EXPORTS, PROJECT_DATA, SEARCH
 
 
@@ -85,7 +84,7 @@ def test_specs_are_registered_once_and_written_back_as_valid_toml(tmp_path):
         assert add_spec(project, PROJECT_DATA / "living.toml") == ("living", True)
         assert add_spec(project, PROJECT_DATA / "living.toml") == ("living", False)
         spec = active_specs(project)[0]
-        import_extraction(project, PROJECT_DATA.parent.parent.parent / "extraction" / "example.xlsx")
+        import_extraction(project, EXAMPLE)
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 

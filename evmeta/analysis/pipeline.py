@@ -215,6 +215,7 @@ def _run_into(
         run = AnalysisRun(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
         run.tables["comparisons"] = table
         bar.done()
+        import evmeta.analysis.prisma_stage as prisma_stage
         import evmeta.analysis.stages as stages
         from evmeta.analysis.consistency import consistency, extend_bias_table
 
@@ -242,7 +243,7 @@ def _run_into(
             stages.finish_figures(run, figure_batch)
         finally:
             batch_figures.close(figure_batch)  # no worker outlives a failed stage
-        stages.prisma(run)
+        prisma_stage.prisma(run)
         bar.done()
         bar.stage("tables, posterior, report")
         bayesian = stages.bayesian_diagnostics(run)  # adopted from the worker by finish_figures
@@ -253,7 +254,7 @@ def _run_into(
             "inputs": {
                 str(spec.source): _sha256(spec.source),
                 str(spec.extraction_path): _sha256(spec.extraction_path),
-                **stages.prisma_inputs(spec),
+                **prisma_stage.prisma_inputs(spec),
             },
             "extraction_sha256": extraction.sha256,
             "seeds": {"bayesian": spec.bayesian.seed},

@@ -453,49 +453,6 @@ def bayesian_diagnostics(run) -> dict[str, Any] | None:
     return {"method": bayes.method_used, "sampler": found.get("sampler"), "diagnostics": values}
 
 
-def prisma(run) -> None:
-    """PRISMA 2020 flow diagram and counts, when the spec's ``[prisma]`` section names the files."""
-    from evmeta.errors import SpecError
-    from evmeta.plots import save_figure
-    from evmeta.plots.prisma import prisma_diagram
-    from evmeta.review.prisma import prisma_counts
-    from evmeta.sheets.export import write_csv
-
-    section = run.spec.prisma
-    if not section.enabled:
-        return
-    missing = [k for k in ("dedupe", "screening") if getattr(section, k) is None]
-    if missing or not section.search:
-        raise SpecError(
-            f"[prisma] needs search, dedupe and screening; missing: {', '.join(missing or ['search'])}"
-        )
-    extraction = run.spec.resolve(section.extraction) if section.extraction else run.spec.extraction_path
-    counts = prisma_counts(
-        [run.spec.resolve(p) for p in section.search],
-        run.spec.resolve(section.dedupe),
-        run.spec.resolve(section.screening),
-        extraction,
-        registers=[run.spec.resolve(p) for p in section.registers],
-    )
-    run.notes.extend(f"PRISMA: {note}" for note in counts.notes)
-    run.tables["prisma"] = counts.to_frame()
-    run.files.append(write_csv(run.tables["prisma"], run.output / "prisma.csv"))
-    figure = prisma_diagram(counts, width=run.spec.figures.width)
-    run.figures["prisma"] = save_figure(figure, run.output / "prisma", tuple(run.spec.figures.formats))
-
-
-def prisma_inputs(spec) -> dict[str, str]:
-    """SHA-256 of the files the PRISMA diagram was counted from (for provenance.json)."""
-    from evmeta.sheets.reader import file_sha256
-
-    section = spec.prisma
-    if not section.enabled:
-        return {}
-    paths = [*section.search, *section.registers, section.dedupe, section.screening, section.extraction]
-    resolved = [spec.resolve(p) for p in paths if p]
-    return {str(path): file_sha256(path) for path in resolved if path.exists()}
-
-
 @stage("selection model, bias model averaging and isolation-method evidence")
 def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     """Selection model, bias model averaging (default and preclinical heterogeneity priors),

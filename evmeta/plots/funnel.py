@@ -40,32 +40,10 @@ def funnel_plot(
         Shade the regions where a comparison is significant at 10%, 5% and 1% (two-sided,
         around 0); only with ``precision="se"``.
     """
-    frame = result.data
     yi = np.asarray(result.yi, dtype=float)
-    if precision == "se":
-        y = np.sqrt(result.vi)
-        ylabel = "Standard error"
-    elif precision == "sqrt_inv_n":
-        if not {"n_treat", "n_control"} <= set(frame.columns):
-            raise PlotError("precision='sqrt_inv_n' needs n_treat and n_control columns")
-        y = np.sqrt(1 / (frame["n_treat"] + frame["n_control"]).to_numpy(float))
-        ylabel = "sqrt(1 / n)"
-    else:
-        raise PlotError(f"precision must be 'se' or 'sqrt_inv_n', got {precision!r}")
+    y, ylabel = _vertical_axis(result, precision)
     with journal_style():
-        if ax is None:
-            narrow = width_inches(width) < 4.5
-            entries = (
-                6 + (2 if trim_fill is not None and len(trim_fill.filled) else 0) - (0 if contours else 4)
-            )
-            columns = 2 if narrow else 3
-            legend_in = 0.14 * np.ceil(entries / columns) + 0.12
-            height = 2.4 + legend_in
-            figure = new_figure(width, height)
-            bottom = (legend_in + 0.4) / height
-            ax = figure.add_axes(
-                (0.13 if narrow else 0.08, bottom, 0.83 if narrow else 0.88, 1 - bottom - 0.1 / height)
-            )
+        ax = ax if ax is not None else _new_axes(width, trim_fill, contours)
         figure = ax.figure
         top = float(np.max(y)) * 1.08
         grid = np.linspace(0, top, 100)
@@ -93,44 +71,70 @@ def funnel_plot(
             )
         )
         if trim_fill is not None and len(trim_fill.filled) and precision == "se":
-            handles.append(
-                ax.scatter(
-                    trim_fill.filled["yi"],
-                    np.sqrt(trim_fill.filled["vi"].to_numpy(float)),
-                    s=12,
-                    facecolor="white",
-                    edgecolor=PALETTE[0],
-                    zorder=3,
-                    label=f"filled by trim-and-fill (k0 = {trim_fill.k0})",
-                )
-            )
-            handles.append(
-                ax.axvline(
-                    trim_fill.estimate,
-                    color=PALETTE[1],
-                    lw=0.8,
-                    ls=":",
-                    label=f"adjusted estimate ({number(trim_fill.estimate)})",
-                )
-            )
+            handles += _filled(ax, trim_fill)
         ax.set_ylim(top, 0)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(MEASURE_LABELS.get(getattr(result, "measure", None) or "", "Effect size"))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: minus(f"{v:g}")))
-        figure.legend(
-            handles=handles,
-            loc="lower center",
-            bbox_to_anchor=(0.5, 0.0),
-            ncols=2 if figure.get_figwidth() < 4.5 else 3,
-            frameon=False,
-            fontsize=6,
-            handlelength=1.6,
-            columnspacing=1.2,
-            labelspacing=0.3,
-        )
+        _legend(figure, handles)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return figure
+
+
+def _vertical_axis(result: Any, precision: str) -> tuple[np.ndarray, str]:
+    """The funnel's vertical coordinate of each comparison and its axis label."""
+    if precision == "se":
+        return np.sqrt(result.vi), "Standard error"
+    if precision == "sqrt_inv_n":
+        frame = result.data
+        if not {"n_treat", "n_control"} <= set(frame.columns):
+            raise PlotError("precision='sqrt_inv_n' needs n_treat and n_control columns")
+        return np.sqrt(1 / (frame["n_treat"] + frame["n_control"]).to_numpy(float)), "sqrt(1 / n)"
+    raise PlotError(f"precision must be 'se' or 'sqrt_inv_n', got {precision!r}")
+
+
+def _new_axes(width: str | float, trim_fill: Any, contours: bool):
+    """A figure of the journal width with room below the axes for the legend."""
+    narrow = width_inches(width) < 4.5
+    entries = 6 + (2 if trim_fill is not None and len(trim_fill.filled) else 0) - (0 if contours else 4)
+    columns = 2 if narrow else 3
+    legend_in = 0.14 * np.ceil(entries / columns) + 0.12
+    height = 2.4 + legend_in
+    figure = new_figure(width, height)
+    bottom = (legend_in + 0.4) / height
+    return figure.add_axes((0.13 if narrow else 0.08, bottom, 0.83 if narrow else 0.88, 1 - bottom - 0.1 / height))
+
+
+def _filled(ax, trim_fill: Any) -> list:
+    """The comparisons trim-and-fill imputed (open circles) and its adjusted estimate."""
+    points = ax.scatter(
+        trim_fill.filled["yi"],
+        np.sqrt(trim_fill.filled["vi"].to_numpy(float)),
+        s=12,
+        facecolor="white",
+        edgecolor=PALETTE[0],
+        zorder=3,
+        label=f"filled by trim-and-fill (k0 = {trim_fill.k0})",
+    )
+    line = ax.axvline(
+        trim_fill.estimate, color=PALETTE[1], lw=0.8, ls=":", label=f"adjusted estimate ({number(trim_fill.estimate)})"
+    )
+    return [points, line]
+
+
+def _legend(figure, handles: list) -> None:
+    figure.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=2 if figure.get_figwidth() < 4.5 else 3,
+        frameon=False,
+        fontsize=6,
+        handlelength=1.6,
+        columnspacing=1.2,
+        labelspacing=0.3,
+    )
 
 
 def _contours(ax, grid: np.ndarray, top: float, estimate: float) -> list:

@@ -140,32 +140,7 @@ def specification_curve_plot(
             bottom.axvline(start + 0.5 - _gap(blocks) / 2, color="#BBBBBB", linewidth=0.4)
         height = figure.get_figheight()
         if several:
-            bottom.set_xticks([])  # positions run across blocks; each panel's title gives its n
-            bottom.set_xlabel(
-                "Ordered by estimate within measure"
-                if narrow
-                else "Specification (ordered by estimate within each measure)"
-            )
-            tops[0].set_ylabel("Pooled estimate\nwith 95% interval", fontsize=size)
-            figure.text(left, 1 - 0.08 / height, "\n".join(heading_lines), ha="left", va="top", fontsize=8)
-            handles = {}
-            for ax in tops:
-                for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                    handles.setdefault(label, handle)
-            order = [LABELS[v] for v in (0, -1, 1)] + ["median"]
-            figure.legend(
-                [handles[k] for k in order if k in handles],
-                [k for k in order if k in handles],
-                loc="upper left",
-                bbox_to_anchor=(left, 1 - (0.1 + 0.15 * len(heading_lines)) / height),
-                frameon=False,
-                ncols=2 if narrow else 4,
-                handletextpad=0.3,
-                columnspacing=1.0,
-                fontsize=6 if narrow else 7,
-                borderaxespad=0,
-                borderpad=0,
-            )
+            _label_split_panels(figure, tops, bottom, heading_lines, left, narrow, size)
         else:
             measures = groups[0][0]
             tops[0].set_ylabel(
@@ -174,6 +149,37 @@ def specification_curve_plot(
             tops[0].set_title("\n".join(heading_lines), loc="left")
         figure.subplots_adjust(left=left, right=0.98, top=1 - top_in / height, bottom=0.35 / height)
     return figure
+
+
+def _label_split_panels(figure, tops, bottom, heading_lines, left: float, narrow: bool, size: float) -> None:
+    """One heading and one legend above the measure panels, their shared axis labels."""
+    height = figure.get_figheight()
+    bottom.set_xticks([])  # positions run across blocks; each panel's title gives its n
+    bottom.set_xlabel(
+        "Ordered by estimate within measure"
+        if narrow
+        else "Specification (ordered by estimate within each measure)"
+    )
+    tops[0].set_ylabel("Pooled estimate\nwith 95% interval", fontsize=size)
+    figure.text(left, 1 - 0.08 / height, "\n".join(heading_lines), ha="left", va="top", fontsize=8)
+    handles = {}
+    for ax in tops:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    order = [LABELS[v] for v in (0, -1, 1)] + ["median"]
+    figure.legend(
+        [handles[k] for k in order if k in handles],
+        [k for k in order if k in handles],
+        loc="upper left",
+        bbox_to_anchor=(left, 1 - (0.1 + 0.15 * len(heading_lines)) / height),
+        frameon=False,
+        ncols=2 if narrow else 4,
+        handletextpad=0.3,
+        columnspacing=1.0,
+        fontsize=6 if narrow else 7,
+        borderaxespad=0,
+        borderpad=0,
+    )
 
 
 def _measure_name(measure: str, short: bool) -> str:

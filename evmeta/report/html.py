@@ -47,6 +47,13 @@ def write_report(run: Any) -> Path:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("evmeta.report", "templates"), autoescape=True)
     template = env.get_template("report.html.j2")
+    path = run.output / "report.html"
+    path.write_text(template.render(**_context(run)), encoding="utf-8")
+    return path
+
+
+def _context(run: Any) -> dict[str, Any]:
+    """Everything the report template reads, from the run's results."""
     table = run.tables["comparisons"]
     main = run.models["random_effects"]
     studies = (
@@ -57,31 +64,7 @@ def write_report(run: Any) -> Path:
     bayes = run.models.get("bayesian")
     figures = {name: figure_svgs(paths) for name, paths in run.figures.items()}
     single_figures = {name for name, paths in run.figures.items() if is_single_column(paths)}
-    coverage = None
-    if run.recovery is not None and len(run.recovery):
-        covered = int(run.recovery["covered"].sum())
-        coverage = (
-            f"{covered} of {len(run.recovery)} generating effects (isolation-method contrasts and the quality slope) "
-            f"lie within their 95% credible intervals"
-            + (": the model recovers the simulated truth." if covered == len(run.recovery) else ".")
-        )
-    subgroup_blocks = []
-    for key, model in run.models.items():
-        if key.startswith("subgroup:"):
-            subgroup_blocks.append(
-                {
-                    "by": model.by.replace("_", " "),
-                    "table": _table(
-                        model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")})
-                    ),
-                    "test": html.escape(
-                        f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
-                        f"{format_p(model.q_between_pvalue)} (separate τ²); "
-                        f"{format_p(model.q_between_common_pvalue)} (common τ²)"
-                    ),
-                }
-            )
-    context = {
+    return {
         "title": run.spec.analysis.title or run.spec.analysis.name,
         "question": run.spec.analysis.question,
         "methods": methods_paragraph(run),
@@ -89,19 +72,7 @@ def write_report(run: Any) -> Path:
         "k": main.k,
         "n_studies": table["study_id"].nunique(),
         "n_experiments": table["experiment_id"].nunique(),
-        "main": {
-            "estimate": _interval(main.estimate, main.ci_low, main.ci_high),
-            "pi": f"[{number(main.pi_low)}, {number(main.pi_high)}]",
-            "tau2": f"{main.tau2:.3f}",
-            "i2": f"{main.i2:.1f}",
-            "q": f"{main.q:.2f}",
-            "q_df": main.q_df,
-            "q_p": format_p(main.q_pvalue),
-            "p": format_p(main.pvalue),
-            "method": main.method,
-            "test": main.test,
-            "level": f"{main.level * 100:.4g}%",
-        },
+        "main": _main_result(main),
         "small_study": small_study_summary(run),
         "bias_disagreement": bias_disagreement(run),
         "validation_notes": _validation_notes(getattr(run, "validation_notes", [])),
@@ -118,7 +89,7 @@ def write_report(run: Any) -> Path:
             _why_not_fitted(run, "multilevel meta-regression", "multilevel model", "meta-regression")
             or ("[frequentist] multilevel names no levels" if not run.spec.frequentist.multilevel else None),
         ),
-        "subgroups": subgroup_blocks,
+        "subgroups": _subgroup_blocks(run),
         "subgroup_tests": _table(_readable(run.tables.get("subgroup_tests"), "by")),
         "bayes": bayes is not None,
         "bayes_summary": _table(_bayes_summary(bayes)),
@@ -130,7 +101,7 @@ def write_report(run: Any) -> Path:
         "contrast_table": _table(run.tables.get("contrasts:isolation_method")),
         "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term")),
         "recovery": _recovery(run),
-        "coverage": coverage,
+        "coverage": _coverage(run),
         "bias": _table(run.tables.get("bias"), 3),
         "sensitivity": _table(_sensitivity(run.tables.get("sensitivity")), 2),
         "prior_sensitivity": _table(_readable_parameters(run), max_rows=60),
@@ -145,9 +116,56 @@ def write_report(run: Any) -> Path:
         "prisma_counts": _table(run.tables.get("prisma"), 0) if "prisma" in run.tables else "",
         "evidence": bias_context(run),
     }
-    path = run.output / "report.html"
-    path.write_text(template.render(**context), encoding="utf-8")
-    return path
+
+
+def _main_result(main: Any) -> dict[str, Any]:
+    """The pooled random-effects result as the report prints it."""
+    return {
+        "estimate": _interval(main.estimate, main.ci_low, main.ci_high),
+        "pi": f"[{number(main.pi_low)}, {number(main.pi_high)}]",
+        "tau2": f"{main.tau2:.3f}",
+        "i2": f"{main.i2:.1f}",
+        "q": f"{main.q:.2f}",
+        "q_df": main.q_df,
+        "q_p": format_p(main.q_pvalue),
+        "p": format_p(main.pvalue),
+        "method": main.method,
+        "test": main.test,
+        "level": f"{main.level * 100:.4g}%",
+    }
+
+
+def _coverage(run: Any) -> str | None:
+    """Whether the credible intervals cover the simulated truth (simulated data only)."""
+    if run.recovery is None or not len(run.recovery):
+        return None
+    covered = int(run.recovery["covered"].sum())
+    return (
+        f"{covered} of {len(run.recovery)} generating effects (isolation-method contrasts and the quality slope) "
+        f"lie within their 95% credible intervals"
+        + (": the model recovers the simulated truth." if covered == len(run.recovery) else ".")
+    )
+
+
+def _subgroup_blocks(run: Any) -> list[dict[str, Any]]:
+    """One block per subgroup analysis: its table and its test for subgroup differences."""
+    subgroup_blocks = []
+    for key, model in run.models.items():
+        if key.startswith("subgroup:"):
+            subgroup_blocks.append(
+                {
+                    "by": model.by.replace("_", " "),
+                    "table": _table(
+                        model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")})
+                    ),
+                    "test": html.escape(
+                        f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
+                        f"{format_p(model.q_between_pvalue)} (separate τ²); "
+                        f"{format_p(model.q_between_common_pvalue)} (common τ²)"
+                    ),
+                }
+            )
+    return subgroup_blocks
 
 
 #: Most validation notes listed in the report (``evmeta validate`` lists them all).

@@ -158,11 +158,53 @@ def reconcile(
     a_path, b_path = Path(a_path), Path(b_path)
     a, b = _read(a_path), _read(b_path)
     invalid_a, invalid_b = _invalid_rows(a_path, a), _invalid_rows(b_path, b)
-    discrepancies, field_rows, sheet_rows = [], [], []
+    discrepancies: list[dict[str, Any]] = []
+    field_rows: list[dict[str, Any]] = []
+    sheet_rows: list[dict[str, Any]] = []
     consensus: dict[str, list[dict[str, Any]]] = {}
     disputed: dict[str, set[tuple[str, str]]] = {}
     for sheet in SHEETS:
-        frame_a, frame_b = a.sheets[sheet], b.sheets[sheet]
+        found = _SheetComparison(sheet, discrepancies)
+        pairs, unpaired = found.align(a.sheets[sheet], b.sheets[sheet])
+        columns = [c for c in column_map(sheet).values() if c.name not in IGNORED_COLUMNS]
+        rows_out = found.compare(pairs, columns, rtol, atol) + found.unpaired(unpaired)
+        fields = _field_agreement(sheet, pairs, columns, rtol, atol)
+        field_rows.extend(fields)
+        sheet_rows.append(_sheet_agreement(sheet, a.sheets[sheet], b.sheets[sheet], len(pairs), fields))
+        found.keep_invalid(rows_out, invalid_a.get(sheet, {}), invalid_b.get(sheet, {}))
+        consensus[sheet], disputed[sheet] = rows_out, found.disputes
+    columns = ["sheet", "key", "column", "value_a", "value_b", "row_a", "row_b", "kind"]
+    frame = pd.DataFrame(discrepancies, columns=columns)
+    frame["decision"] = ""
+    return Reconciliation(
+        a_path, b_path, frame, pd.DataFrame(field_rows), pd.DataFrame(sheet_rows), consensus, disputed
+    )
+
+
+def _discrepancy(sheet: str, key: str, column: str | None, values: tuple, rows: tuple, kind: str) -> dict:
+    return {
+        "sheet": sheet,
+        "key": key,
+        "column": column,
+        "value_a": values[0],
+        "value_b": values[1],
+        "row_a": rows[0],
+        "row_b": rows[1],
+        "kind": kind,
+    }
+
+
+class _SheetComparison:
+    """One sheet of two workbooks: rows aligned by key, cells compared; every difference is
+    appended to the shared ``discrepancies`` list and its (key, column) to ``disputes``."""
+
+    def __init__(self, sheet: str, discrepancies: list[dict[str, Any]]) -> None:
+        self.sheet, self.discrepancies = sheet, discrepancies
+        self.disputes: set[tuple[str, str]] = set()
+
+    def align(self, frame_a: pd.DataFrame, frame_b: pd.DataFrame):
+        """Pairs (key, row_a, row_b) and the rows of each side without a partner."""
+        sheet = self.sheet
         keys_a = {_key(r, sheet): r for _, r in frame_a.iterrows()}
         keys_b = {_key(r, sheet): r for _, r in frame_b.iterrows()}
         pairs = [(k, keys_a[k], keys_b[k]) for k in keys_a if k in keys_b]
@@ -171,23 +213,16 @@ def reconcile(
         # Rows whose ids differ: pair them by a fuzzy match of their content.
         for key_a, key_b in _pair_by_label(only_a, only_b, keys_a, keys_b, sheet):
             pairs.append((key_a, keys_a[key_a], keys_b[key_b]))
-            discrepancies.append(
-                {
-                    "sheet": sheet,
-                    "key": key_a,
-                    "column": _key_columns(sheet)[0],
-                    "value_a": key_a,
-                    "value_b": key_b,
-                    "row_a": keys_a[key_a]["_row"],
-                    "row_b": keys_b[key_b]["_row"],
-                    "kind": "id differs",
-                }
+            rows = (keys_a[key_a]["_row"], keys_b[key_b]["_row"])
+            self.discrepancies.append(
+                _discrepancy(sheet, key_a, _key_columns(sheet)[0], (key_a, key_b), rows, "id differs")
             )
             only_a.remove(key_a)
             only_b.remove(key_b)
-        columns = [c for c in column_map(sheet).values() if c.name not in IGNORED_COLUMNS]
-        compared = agreed = 0
-        sheet_disputes: set[tuple[str, str]] = set()
+        return pairs, ([(k, keys_a[k]) for k in only_a], [(k, keys_b[k]) for k in only_b])
+
+    def compare(self, pairs, columns, rtol: float, atol: float) -> list[dict[str, Any]]:
+        """Consensus rows of the aligned pairs: agreed values, None where they differ."""
         rows_out = []
         for key, row_a, row_b in pairs:
             out = {}
@@ -196,100 +231,74 @@ def reconcile(
                 same = _same(va, vb, rtol, atol)
                 out[column.name] = None if not same else (None if pd.isna(va) else va)
                 if not same:
-                    discrepancies.append(
-                        {
-                            "sheet": sheet,
-                            "key": key,
-                            "column": column.name,
-                            "value_a": va,
-                            "value_b": vb,
-                            "row_a": row_a["_row"],
-                            "row_b": row_b["_row"],
-                            "kind": "value",
-                        }
+                    self.discrepancies.append(
+                        _discrepancy(self.sheet, key, column.name, (va, vb), (row_a["_row"], row_b["_row"]), "value")
                     )
-                    sheet_disputes.add((key, column.name))
-            for column in IGNORED_COLUMNS & set(column_map(sheet)):
+                    self.disputes.add((key, column.name))
+            for column in IGNORED_COLUMNS & set(column_map(self.sheet)):
                 out[column] = row_a.get(column)
-            for name in _key_columns(sheet):
+            for name in _key_columns(self.sheet):
                 out[name] = row_a[name]
             rows_out.append(out)
-        for key in only_a:
-            rows_out.append({c: keys_a[key].get(c) for c in column_map(sheet)})
-            discrepancies.append(
-                {
-                    "sheet": sheet,
-                    "key": key,
-                    "column": None,
-                    "value_a": "row present",
-                    "value_b": None,
-                    "row_a": keys_a[key]["_row"],
-                    "row_b": None,
-                    "kind": "row only in A",
-                }
-            )
-            sheet_disputes.add((key, "*"))
-        for key in only_b:
-            rows_out.append({c: keys_b[key].get(c) for c in column_map(sheet)})
-            discrepancies.append(
-                {
-                    "sheet": sheet,
-                    "key": key,
-                    "column": None,
-                    "value_a": None,
-                    "value_b": "row present",
-                    "row_a": None,
-                    "row_b": keys_b[key]["_row"],
-                    "kind": "row only in B",
-                }
-            )
-            sheet_disputes.add((key, "*"))
-        for column in columns:
-            values_a = [p[1].get(column.name) for p in pairs]
-            values_b = [p[2].get(column.name) for p in pairs]
-            agree = sum(_same(x, y, rtol, atol) for x, y in zip(values_a, values_b, strict=True))
-            compared += len(pairs)
-            agreed += agree
-            categorical = column.kind in {"vocab", "isolation"}
-            field_rows.append(
-                {
-                    "sheet": sheet,
-                    "column": column.name,
-                    "n": len(pairs),
-                    "agree": agree,
-                    "percent_agreement": 100 * agree / len(pairs) if pairs else np.nan,
-                    "kappa": cohen_kappa(values_a, values_b) if categorical and pairs else np.nan,
-                }
-            )
-        sheet_rows.append(
+        return rows_out
+
+    def unpaired(self, unpaired) -> list[dict[str, Any]]:
+        """Rows only one reviewer has: kept as typed, each a discrepancy."""
+        rows_out = []
+        for side, rows in zip("AB", unpaired, strict=True):
+            for key, row in rows:
+                rows_out.append({c: row.get(c) for c in column_map(self.sheet)})
+                values = ("row present", None) if side == "A" else (None, "row present")
+                where = (row["_row"], None) if side == "A" else (None, row["_row"])
+                self.discrepancies.append(_discrepancy(self.sheet, key, None, values, where, f"row only in {side}"))
+                self.disputes.add((key, "*"))
+        return rows_out
+
+    def keep_invalid(self, rows_out: list[dict[str, Any]], invalid_a: dict, invalid_b: dict) -> None:
+        """Rows a validator rejected (in either workbook) stay in the consensus, as typed."""
+        present = {_dict_key(r, self.sheet) for r in rows_out}
+        for found in _invalid_discrepancies(self.sheet, invalid_a, invalid_b):
+            self.discrepancies.append(found)
+            self.disputes.add((found["key"], found["column"] or "*"))
+            if found["key"] not in present:
+                typed = invalid_a.get(found["key"]) or invalid_b[found["key"]]
+                rows_out.append({c: typed.get(c) for c in column_map(self.sheet)})
+                present.add(found["key"])
+
+
+def _field_agreement(sheet: str, pairs, columns, rtol: float, atol: float) -> list[dict[str, Any]]:
+    """Agreement per column of the aligned pairs, with Cohen's kappa for categorical columns."""
+    rows = []
+    for column in columns:
+        values_a = [p[1].get(column.name) for p in pairs]
+        values_b = [p[2].get(column.name) for p in pairs]
+        agree = sum(_same(x, y, rtol, atol) for x, y in zip(values_a, values_b, strict=True))
+        categorical = column.kind in {"vocab", "isolation"}
+        rows.append(
             {
                 "sheet": sheet,
-                "rows_a": len(frame_a),
-                "rows_b": len(frame_b),
-                "rows_aligned": len(pairs),
-                "cells_compared": compared,
-                "cells_agree": agreed,
-                "percent_agreement": 100 * agreed / compared if compared else np.nan,
+                "column": column.name,
+                "n": len(pairs),
+                "agree": agree,
+                "percent_agreement": 100 * agree / len(pairs) if pairs else np.nan,
+                "kappa": cohen_kappa(values_a, values_b) if categorical and pairs else np.nan,
             }
         )
-        # Rows a validator rejected (in either workbook) stay in the consensus, as typed.
-        sheet_invalid_a, sheet_invalid_b = invalid_a.get(sheet, {}), invalid_b.get(sheet, {})
-        present = {_dict_key(r, sheet) for r in rows_out}
-        for found in _invalid_discrepancies(sheet, sheet_invalid_a, sheet_invalid_b):
-            discrepancies.append(found)
-            sheet_disputes.add((found["key"], found["column"] or "*"))
-            if found["key"] not in present:
-                typed = sheet_invalid_a.get(found["key"]) or sheet_invalid_b[found["key"]]
-                rows_out.append({c: typed.get(c) for c in column_map(sheet)})
-                present.add(found["key"])
-        consensus[sheet] = rows_out
-        disputed[sheet] = sheet_disputes
-    columns = ["sheet", "key", "column", "value_a", "value_b", "row_a", "row_b", "kind"]
-    frame = pd.DataFrame(discrepancies, columns=columns)
-    frame["decision"] = ""
-    return Reconciliation(
-        a_path, b_path, frame, pd.DataFrame(field_rows), pd.DataFrame(sheet_rows), consensus, disputed
-    )
+    return rows
+
+
+def _sheet_agreement(sheet: str, frame_a, frame_b, aligned: int, fields: list[dict[str, Any]]) -> dict:
+    compared = sum(f["n"] for f in fields)
+    agreed = sum(f["agree"] for f in fields)
+    return {
+        "sheet": sheet,
+        "rows_a": len(frame_a),
+        "rows_b": len(frame_b),
+        "rows_aligned": aligned,
+        "cells_compared": compared,
+        "cells_agree": agreed,
+        "percent_agreement": 100 * agreed / compared if compared else np.nan,
+    }
 
 
 def _sha(path: Path) -> str:

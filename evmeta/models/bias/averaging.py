@@ -202,47 +202,8 @@ class BiasAveragingResult:
         return out
 
 
-def bias_model_averaging(
-    data: Any = None,
-    yi: Any = "yi",
-    vi: Any = "vi",
-    *,
-    priors: str | EnsemblePriors | None = None,
-    selection_cut: float = 0.025,
-    level: float = 0.95,
-) -> BiasAveragingResult:
-    """Average 16 effect x heterogeneity x publication-bias models by their marginal likelihoods.
-
-    Parameters
-    ----------
-    data : DataFrame or Comparisons, optional
-        Then ``yi``/``vi`` name columns; otherwise they are arrays.
-    yi, vi : str or array-like
-        Effect sizes (SMD scale for the default priors) and sampling variances.
-    priors : None, "default", "preclinical" or EnsemblePriors
-        None/"default": RoBMA's defaults (module docstring). "preclinical": the heterogeneity
-        prior from published animal meta-analyses (:func:`evmeta.models.priors.preclinical_tau_prior`),
-        the others unchanged.
-    selection_cut : float
-        One-sided p-value cut-point of the step selection model.
-    level : float
-        Credible level of the model-averaged interval.
-
-    Returns
-    -------
-    BiasAveragingResult
-
-    Raises
-    ------
-    ModelError
-        Fewer than 2 comparisons, missing or non-positive variances, unknown priors.
-    """
-    y, v = _arrays(data, yi, vi)
-    inputs = prepare(as_frame(data), y, v, None)
-    level = check_level(level)
-    ensemble_priors = _resolve_priors(priors)
-    if not 0 < selection_cut < 1:
-        raise ModelError(f"selection_cut must lie in (0, 1), got {selection_cut}")
+def _fit_ensemble(y, v, ensemble_priors, selection_cut: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The 16 models' marginal likelihoods and posterior probabilities, and each model's fit."""
     rows, fits = [], {}
     for effect in (True, False):
         for heterogeneity in (True, False):
@@ -290,6 +251,51 @@ def bias_model_averaging(
             "slope_mean",
         ]
     ]
+    return models, fits
+
+
+def bias_model_averaging(
+    data: Any = None,
+    yi: Any = "yi",
+    vi: Any = "vi",
+    *,
+    priors: str | EnsemblePriors | None = None,
+    selection_cut: float = 0.025,
+    level: float = 0.95,
+) -> BiasAveragingResult:
+    """Average 16 effect x heterogeneity x publication-bias models by their marginal likelihoods.
+
+    Parameters
+    ----------
+    data : DataFrame or Comparisons, optional
+        Then ``yi``/``vi`` name columns; otherwise they are arrays.
+    yi, vi : str or array-like
+        Effect sizes (SMD scale for the default priors) and sampling variances.
+    priors : None, "default", "preclinical" or EnsemblePriors
+        None/"default": RoBMA's defaults (module docstring). "preclinical": the heterogeneity
+        prior from published animal meta-analyses (:func:`evmeta.models.priors.preclinical_tau_prior`),
+        the others unchanged.
+    selection_cut : float
+        One-sided p-value cut-point of the step selection model.
+    level : float
+        Credible level of the model-averaged interval.
+
+    Returns
+    -------
+    BiasAveragingResult
+
+    Raises
+    ------
+    ModelError
+        Fewer than 2 comparisons, missing or non-positive variances, unknown priors.
+    """
+    y, v = _arrays(data, yi, vi)
+    inputs = prepare(as_frame(data), y, v, None)
+    level = check_level(level)
+    ensemble_priors = _resolve_priors(priors)
+    if not 0 < selection_cut < 1:
+        raise ModelError(f"selection_cut must lie in (0, 1), got {selection_cut}")
+    models, fits = _fit_ensemble(y, v, ensemble_priors, selection_cut)
     inclusion = {
         "effect": _inclusion_bf(models, models["effect"]),
         "heterogeneity": _inclusion_bf(models, models["heterogeneity"]),

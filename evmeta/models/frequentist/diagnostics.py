@@ -70,8 +70,9 @@ def case_deleted_fits(result: MetaResult) -> list[MetaResult | None]:
     """
     cached = result._cache.get("case_deleted_fits")
     if cached is None:
-        cached = case_deletions(result)  # all k refits in one batched fit (None: no batched form)
-        result.__dict__["_case_deleted_fits"] = cached
+        # All k refits in one batched fit; a CR2 fit (whose refits must stay CR2) and a model
+        # without a batched form are refitted one by one.
+        cached = case_deletions(result) if result.inference == "model" else None
     if cached is None:
         model = result.model
         cached = []
@@ -82,7 +83,7 @@ def case_deleted_fits(result: MetaResult) -> list[MetaResult | None]:
                 cached.append(result.fit_subset(keep))
             except ModelError:
                 cached.append(None)
-        result._cache["case_deleted_fits"] = cached
+    result._cache["case_deleted_fits"] = cached
     return cached
 
 

@@ -406,42 +406,33 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
     return result
 
 
-def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> MetaResult:
-    y, v, X = model.yi, model.vi, model.X
+def _knapp_hartung_scale(rss: float, k: int, p: int) -> float:
+    """Knapp-Hartung's variance scale factor (weighted residual sum of squares / (k - p))."""
+    s2w = rss / (k - p)
+    if not s2w > 0:
+        raise ModelError(
+            "Knapp-Hartung needs residual variation: the effect sizes lie exactly on the fitted "
+            "model (all equal?), so the scale factor is 0; use test='z'"
+        )
+    return s2w
+
+
+def _heterogeneity(y, v, X, tau2: float, method: str) -> tuple[float, float, float, float]:
+    """Q, its p-value, I^2 (percent) and H^2 from the fixed-effect projector (W = 1 / v)."""
     k, p = X.shape
-    tau2_fit = estimate_tau2(y, v, X, method)
-    tau2 = tau2_fit.tau2
-    fit = gls(y, v, X, tau2)
-    beta, vb = fit.beta, fit.vb
-    s2w = 1.0
-    df: float | None = None
-    if test == "knha":
-        s2w = fit.rss / (k - p)
-        if not s2w > 0:
-            raise ModelError(
-                "Knapp-Hartung needs residual variation: the effect sizes lie exactly on the fitted "
-                "model (all equal?), so the scale factor is 0; use test='z'"
-            )
-        vb = vb * s2w
-        df = k - p
-    coefficients = coefficient_table(beta, vb, model.names, level, df)
-    # Heterogeneity from the fixed-effect projector (W = 1 / v).
     fixed = gls(y, v, X, 0.0)
     q = max(0.0, fixed.rss)
     q_pvalue = float(special.chdtrc(k - p, q))
     if method == "EE":
         i2 = max(0.0, 100 * (q - (k - p)) / q) if q > 0 else 0.0
-        h2 = q / (k - p)
-    else:
-        typical = (k - p) / fixed.trace_p()
-        i2 = 100 * tau2 / (typical + tau2)
-        h2 = tau2 / typical + 1
-    # Omnibus test of the moderators (all coefficients but the intercept).
-    tested = model.moderator_columns if not model.intercept_only else [0]
-    qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
-    # Fit statistics (metafor's definitions; REML includes + 1/2 log|X'X|).
-    rss_f = fit.rss
-    ll_ml = -0.5 * k * np.log(2 * np.pi) - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * rss_f
+        return q, q_pvalue, i2, q / (k - p)
+    typical = (k - p) / fixed.trace_p()
+    return q, q_pvalue, 100 * tau2 / (typical + tau2), tau2 / typical + 1
+
+
+def _fit_statistics(y, v, X, fit, tau2: float, method: str) -> tuple[float, float, float, float]:
+    """Log-likelihood, AIC, BIC and AICc (metafor's definitions; REML includes + 1/2 log|X'X|)."""
+    k, p = X.shape
     parms = p + (0 if method == "EE" else 1)
     if method == "REML":
         ll = (
@@ -449,23 +440,47 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
             + 0.5 * np.linalg.slogdet(X.T @ X)[1]
             - 0.5 * np.sum(np.log(v + tau2))
             - 0.5 * np.linalg.slogdet((X * fit.w[:, None]).T @ X)[1]
-            - 0.5 * rss_f
+            - 0.5 * fit.rss
         )
         n_eff = k - p
     else:
-        ll, n_eff = ll_ml, k
+        ll = -0.5 * k * np.log(2 * np.pi) - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * fit.rss
+        n_eff = k
     aic = -2 * ll + 2 * parms
     bic = -2 * ll + parms * np.log(n_eff)
     aicc = -2 * ll + 2 * parms * max(n_eff, parms + 2) / (max(n_eff, parms + 2) - parms - 1)
-    r2 = np.nan
-    if not model.intercept_only and method == "EE":
-        # metafor: adjusted R^2 of the weighted least-squares fit (weights 1 / v).
+    return float(ll), float(aic), float(bic), float(aicc)
+
+
+def _r2(model: ModelData, tau2: float, method: str) -> float:
+    """Percent of tau^2 the moderators account for (metafor's R^2; EE: adjusted WLS R^2)."""
+    if model.intercept_only:
+        return np.nan
+    y, v, X = model.yi, model.vi, model.X
+    if method == "EE":
         import statsmodels.api as sm
 
-        r2 = max(0.0, 100 * sm.WLS(y, X, weights=1 / v).fit().rsquared_adj) if np.var(y) > 0 else 0.0
-    elif not model.intercept_only:
-        reduced = estimate_tau2(y, v, np.ones((k, 1)), method).tau2
-        r2 = max(0.0, 100 * (reduced - tau2) / reduced) if reduced > 0 else 0.0
+        return max(0.0, 100 * sm.WLS(y, X, weights=1 / v).fit().rsquared_adj) if np.var(y) > 0 else 0.0
+    reduced = estimate_tau2(y, v, np.ones((len(y), 1)), method).tau2
+    return max(0.0, 100 * (reduced - tau2) / reduced) if reduced > 0 else 0.0
+
+
+def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> MetaResult:
+    y, v, X = model.yi, model.vi, model.X
+    k, p = X.shape
+    tau2_fit = estimate_tau2(y, v, X, method)
+    tau2 = tau2_fit.tau2
+    fit = gls(y, v, X, tau2)
+    beta, vb = fit.beta, fit.vb
+    s2w, df = (_knapp_hartung_scale(fit.rss, k, p), k - p) if test == "knha" else (1.0, None)
+    vb = vb * s2w
+    coefficients = coefficient_table(beta, vb, model.names, level, df)
+    q, q_pvalue, i2, h2 = _heterogeneity(y, v, X, tau2, method)
+    # Omnibus test of the moderators (all coefficients but the intercept).
+    tested = model.moderator_columns if not model.intercept_only else [0]
+    qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
+    ll, aic, bic, aicc = _fit_statistics(y, v, X, fit, tau2, method)
+    r2 = _r2(model, tau2, method)
     weights = 100 * fit.w / np.sum(fit.w)
     if not tau2_fit.converged:
         raise ModelError(f"the {method} estimate of tau^2 did not converge in 1000 iterations")
