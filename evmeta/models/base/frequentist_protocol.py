@@ -23,7 +23,43 @@ from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.base.threshold import add_threshold_columns, check_threshold
 
 
-class FittedModel:
+class InterceptScalars:
+    """The first coefficient's row as scalars (the pooled effect in a model without
+    moderators), read from ``coefficients``: never stored twice."""
+
+    coefficients: pd.DataFrame
+
+    def _first(self, column: str) -> float:
+        return float(self.coefficients[column].iloc[0])
+
+    @property
+    def estimate(self) -> float:
+        """First coefficient: the pooled effect in a model without moderators."""
+        return self._first("estimate")
+
+    @property
+    def se(self) -> float:
+        return self._first("se")
+
+    @property
+    def stat(self) -> float:
+        return self._first("stat")
+
+    @property
+    def pvalue(self) -> float:
+        return self._first("pvalue")
+
+    @property
+    def ci_low(self) -> float:
+        return self._first("ci_low")
+
+    @property
+    def ci_high(self) -> float:
+        return self._first("ci_high")
+
+
+
+class FittedModel(InterceptScalars):
     """Inputs, summaries and predictions shared by the frequentist result classes.
 
     Stored inputs (plain attributes, as metafor keeps ``yi.f``/``vi.f``): ``yi``, ``vi``
@@ -68,35 +104,6 @@ class FittedModel:
         """True when cluster-robust (CR2) inference was applied (``inference="CR2"`` can
         fall back to model-based inference with a note; then this is False)."""
         return self.robust_cov is not None
-
-    # --- scalars of the intercept (the pooled effect without moderators) ---------------
-    def _first(self, column: str) -> float:
-        return float(self.coefficients[column].iloc[0])
-
-    @property
-    def estimate(self) -> float:
-        """First coefficient: the pooled effect in a model without moderators."""
-        return self._first("estimate")
-
-    @property
-    def se(self) -> float:
-        return self._first("se")
-
-    @property
-    def stat(self) -> float:
-        return self._first("stat")
-
-    @property
-    def pvalue(self) -> float:
-        return self._first("pvalue")
-
-    @property
-    def ci_low(self) -> float:
-        return self._first("ci_low")
-
-    @property
-    def ci_high(self) -> float:
-        return self._first("ci_high")
 
     @property
     def pi_low(self) -> float:

@@ -18,6 +18,7 @@ from scipy import optimize, stats
 
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
+from evmeta.models.base.frequentist_protocol import InterceptScalars
 from evmeta.models.base.inference import at_level, coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.bias.step_likelihood import (
@@ -60,7 +61,7 @@ def inputs_from_fit(fit: Any) -> SelectionInputs:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class SelectionResult:
+class SelectionResult(InterceptScalars):
     """A fitted step-function selection model (immutable).
 
     ``estimate``/``se``/``ci_low``/``ci_high``/``pvalue`` are read from the intercept's row
@@ -95,29 +96,6 @@ class SelectionResult:
     @property
     def measure(self) -> str | None:
         return self.inputs.measure
-
-    def _first(self, column: str) -> float:
-        return float(self.coefficients[column].iloc[0])
-
-    @property
-    def estimate(self) -> float:
-        return self._first("estimate")
-
-    @property
-    def se(self) -> float:
-        return self._first("se")
-
-    @property
-    def ci_low(self) -> float:
-        return self._first("ci_low")
-
-    @property
-    def ci_high(self) -> float:
-        return self._first("ci_high")
-
-    @property
-    def pvalue(self) -> float:
-        return self._first("pvalue")
 
     def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
         """The adjusted tau^2 (ML under selection); no interval."""

@@ -19,21 +19,12 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import ModelError
+from evmeta.harmonize.arm_doses import TOTAL_KEYS
+from evmeta.harmonize.doses import HARMONIZED_KEYS
 
-#: Harmonized dose bases (without the ``dose_`` prefix), from harmonize.doses and arm_doses.
-DOSE_BASES = (
-    "ug_protein_per_kg",
-    "particles_per_kg",
-    "cell_equivalents_per_kg",
-    "ug_protein_per_animal",
-    "particles_per_animal",
-    "cell_equivalents_per_animal",
-    "hed_ug_protein_per_kg",
-    "hed_particles_per_kg",
-    "total_ug_protein_per_kg",
-    "total_particles_per_kg",
-    "total_cell_equivalents_per_kg",
-)
+#: Harmonized dose bases (without the ``dose_`` prefix): every basis harmonize.doses gives,
+#: and the cumulative doses of harmonize.arm_doses.
+DOSE_BASES = (*HARMONIZED_KEYS, *TOTAL_KEYS)
 #: Provenance labels kept by ``reported_only=True`` (everything but ``imputed``).
 NOT_IMPUTED = ("reported", "scaled", "derived")
 _NEEDED = ("yi", "vi", "study_id")

@@ -27,7 +27,7 @@ from scipy import special
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design, prepare
 from evmeta.models.base.frequentist_protocol import FittedModel
-from evmeta.models.base.inference import coefficient_table, critical_value, omnibus_test
+from evmeta.models.base.inference import coefficient_table, critical_value, omnibus_test, prediction_frame
 from evmeta.models.base.protocol import resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.base.threshold import add_threshold_columns, check_threshold
@@ -173,21 +173,7 @@ class LocationScaleResult(FittedModel):
                 )
         beta = self.coefficients["estimate"].to_numpy()
         tau2 = np.exp(Z @ self.scale_coefficients["estimate"].to_numpy())
-        pred = X @ beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", X, self.vb, X))
-        crit = critical_value(level, None)
-        sd = np.sqrt(se**2 + tau2)
-        out = pd.DataFrame(
-            {
-                "pred": pred,
-                "se": se,
-                "ci_low": pred - crit * se,
-                "ci_high": pred + crit * se,
-                "pi_low": pred - crit * sd,
-                "pi_high": pred + crit * sd,
-                "tau2": tau2,
-            }
-        )
+        out = prediction_frame(X, beta, self.vb, tau2, level, None).assign(tau2=tau2)
         threshold = check_threshold(threshold)
         return out if threshold is None else add_threshold_columns(out, threshold, tau2, None)
 
