@@ -103,3 +103,14 @@ def test_isolation_figure(evidence):
     assert "precipitation (k within" in ax.get_yticklabels()[-1].get_text()
     host = Figure()
     assert isolation_evidence_plot(evidence, ax=host.add_subplot()) is host
+
+
+def test_a_refused_fit_names_methods_not_internal_columns():
+    """Issue 29: 'between_0' never reaches the user; the message names the method's contrast."""
+    from evmeta.models.isolation_evidence import _readable
+
+    columns = {"SEC": ("within_0", "between_0"), "precipitation": ("", "between_1")}
+    text = _readable("the design is rank-deficient: between_0 and between_1 are collinear (within_0)", columns)
+    assert "between_0" not in text and "within_0" not in text and "between_1" not in text
+    assert "the between-study SEC contrast" in text and "the within-study SEC contrast" in text
+    assert "the between-study precipitation contrast" in text

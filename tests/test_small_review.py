@@ -12,6 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -100,3 +101,12 @@ def test_validation_notes_are_in_the_report(small_run):
     html = (out / "report.html").read_text(encoding="utf-8")
     notes = _section(html, r'<div class="warn" id="validation-notes">(.*?)</div>')
     assert "arms!I6 route: read 'tail-vein' as 'intravenous'" in notes.replace("&#39;", "'")
+
+
+def test_validation_notes_are_written_beside_the_exclusions(small_run):
+    """Issue 22 item 5: the notes are in the report and in validation_notes.csv, at their cells."""
+    _, out = small_run
+    notes = pd.read_csv(out / "validation_notes.csv")
+    assert {"sheet", "row", "cell", "column", "value", "check", "message"} <= set(notes.columns)
+    route = notes[notes["cell"] == "arms!I6"]
+    assert len(route) == 1 and "tail-vein" in route["message"].iloc[0]

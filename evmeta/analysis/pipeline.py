@@ -297,6 +297,8 @@ def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:
     out = run.output
     run.files.append(write_csv(table, out / "comparisons.csv"))
     run.files.append(write_csv(run.exclusions, out / "exclusions.csv"))
+    # Every note validation made (SD-or-SEM signs, unreadable dose texts, fuzzy matches), at its cell.
+    run.files.append(write_csv(run.comparisons.validation_notes, out / "validation_notes.csv"))
     run.files.append(write_csv(tidy_results(run.models), out / "results.csv"))
     run.files.append(write_csv(heterogeneity_table(run.models), out / "heterogeneity.csv"))
     run.files.append(write_report(run))  # posterior.nc was written beside the figures

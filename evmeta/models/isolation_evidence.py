@@ -21,6 +21,7 @@ deft approach? BMJ 356:j573.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -128,9 +129,12 @@ def isolation_method_evidence(
         raise ModelError("isolation_method_evidence needs at least two isolation methods")
     data, columns = centred_moderators(frame, reference, method, random[0])
     terms = [c for pair in columns.values() for c in pair if c]
-    fit = multilevel_meta_analysis(
-        data, yi, vi, random=list(random), mods="~ " + " + ".join(terms), level=level
-    )
+    try:
+        fit = multilevel_meta_analysis(
+            data, yi, vi, random=list(random), mods="~ " + " + ".join(terms), level=level
+        )
+    except ModelError as exc:  # say it in the reader's words, not the internal column names
+        raise ModelError(_readable(str(exc), columns)) from None
     table = fit.coefficients
     rows = []
     for name, (within, between) in columns.items():
@@ -148,6 +152,16 @@ def isolation_method_evidence(
     out.attrs["fit"] = fit
     out.attrs["notes"] = notes
     return out
+
+
+def _readable(message: str, columns: dict[str, tuple[str, str]]) -> str:
+    """A message about the centred moderators with ``within_j``/``between_j`` named by their
+    isolation method ("the within-study SEC contrast")."""
+    for name, (within, between) in columns.items():
+        if within:
+            message = re.sub(rf"\b{within}\b", f"the within-study {name} contrast", message)
+        message = re.sub(rf"\b{between}\b", f"the between-study {name} contrast", message)
+    return message
 
 
 def _complete_rows(frame: pd.DataFrame, needed: list[str], method: str) -> tuple[pd.DataFrame, list[str]]:
