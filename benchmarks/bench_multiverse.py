@@ -112,8 +112,8 @@ def on_cluster(spec: Path, small: Path, out: Path, workers: int, repeats: int = 
 def naive_baseline(spec_path: Path, n: int = 40) -> float:
     """Seconds per specification without batching: rebuild, DataFrame fits, per-spec outliers."""
     import evmeta as em
-    from evmeta.analysis.multiverse_fit import apply_filters
-    from evmeta.analysis.multiverse_plan import plan
+    from evmeta.analysis.multiverse.fit import apply_filters
+    from evmeta.analysis.multiverse.plan import plan
     from evmeta.analysis.spec import load_spec
     from evmeta.models import meta_analysis
 
@@ -166,7 +166,7 @@ def main() -> None:
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="bench_multiverse_"))
     spec, small = write(folder, SPEC, "bench.toml"), write(folder, SMALL, "small.toml")
-    from evmeta.analysis.multiverse_plan import plan
+    from evmeta.analysis.multiverse.plan import plan
     from evmeta.analysis.spec import load_spec
 
     specs = plan(load_spec(spec))

@@ -76,9 +76,9 @@ def per_refit(spec: Path, every: int = 12, resamples: int = 4) -> dict[str, floa
     """CPU ms per refit, batched and unbatched, on every ``every``-th fitted specification."""
     import evmeta as em
     from evmeta.analysis.multiverse import _context
-    from evmeta.analysis.multiverse_fit import build_table, fit_one
-    from evmeta.analysis.multiverse_null import null_one, study_draws
-    from evmeta.analysis.multiverse_plan import plan
+    from evmeta.analysis.multiverse.fit import build_table, fit_one
+    from evmeta.analysis.multiverse.null import null_one, study_draws
+    from evmeta.analysis.multiverse.plan import plan
     from evmeta.analysis.spec import load_spec
 
     loaded = load_spec(spec)

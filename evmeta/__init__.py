@@ -53,7 +53,7 @@ _LAZY = {
     "subgroup_analysis": "evmeta.models.frequentist.subgroup",
     "bayesian_meta_analysis": "evmeta.models.bayes.fit",
     "forest_plot": "evmeta.plots.forest",
-    "save_figure": "evmeta.plots._style",
+    "save_figure": "evmeta.plots",
     "load_spec": "evmeta.analysis.spec",
     "run_analysis": "evmeta.analysis.pipeline",
     "AnalysisRun": "evmeta.analysis.pipeline",

@@ -25,6 +25,7 @@ LAYERS = {
     "_paths": 0,
     "_extras": 0,
     "_lazy": 0,
+    "formatting": 0,
     "_outputs": 0,
     "sheets": 1,
     "schema": 2,
@@ -286,3 +287,25 @@ def test_no_public_function_is_shadowed_by_its_module(namespace):
         except ModuleNotFoundError:
             continue
         assert not isinstance(getattr(module, name), type(module)), f"{namespace}.{name} is a module"
+
+
+def test_no_private_module_is_imported_from_another_package():
+    """A module whose name starts with '_' (plots._text, plots._style, ...) is its package's
+    own: other packages use the package's public names (evmeta.formatting for numbers)."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        own_package = ".".join(relative.parts[:-1]) if path.name != "__init__.py" else ".".join(relative.parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                private = [i for i, part in enumerate(parts) if part.startswith("_") and i > 0]
+                if not private or parts[0] != "evmeta":
+                    continue
+                owner = ".".join(parts[: private[0]])
+                if owner != "evmeta" and not own_package.startswith(owner):
+                    offenders.append(f"{relative}: imports {name}")
+    assert not offenders, offenders

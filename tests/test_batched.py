@@ -165,9 +165,9 @@ model = ["random_effects"]
 def null_both_ways(tmp_path, text, resamples=12):
     """(batched, unbatched) null refits of every planned specification of ``text``."""
     from evmeta.analysis.multiverse import _context
-    from evmeta.analysis.multiverse_fit import build_table, fit_one
-    from evmeta.analysis.multiverse_null import null_one, study_draws
-    from evmeta.analysis.multiverse_plan import plan
+    from evmeta.analysis.multiverse.fit import build_table, fit_one
+    from evmeta.analysis.multiverse.null import null_one, study_draws
+    from evmeta.analysis.multiverse.plan import plan
     from evmeta.analysis.spec import load_spec
 
     root = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import pytest
 import evmeta as em
 from evmeta.errors import FigureError
 from evmeta.plots import FigurePages, forest_plot, save_figure
-from evmeta.plots._forest_layout import cell
 from evmeta.plots._text import MINUS, comparison_labels, format_p, minus, wrap
+from evmeta.plots.forest.layout import cell
 from tests.conftest import EXAMPLE
 from tests.test_figure_layout import layout_problems, pages_of
 

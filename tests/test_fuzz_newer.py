@@ -289,7 +289,7 @@ VALUES = st.one_of(
     )
 )
 def test_multiverse_spec_fuzz(choices):
-    from evmeta.analysis.multiverse_plan import MAX_SPECIFICATIONS, check_size, plan
+    from evmeta.analysis.multiverse.plan import MAX_SPECIFICATIONS, check_size, plan
     from evmeta.analysis.spec import parse_spec
 
     data = {"analysis": {"name": "fuzz", "extraction": str(EXAMPLE)}, "multiverse": choices}

@@ -321,7 +321,7 @@ def test_a_multiverse_of_ten_million_specifications_is_refused_before_planning(t
 
 
 def test_the_size_check_counts_without_building(tmp_path):
-    from evmeta.analysis.multiverse_plan import MAX_SPECIFICATIONS, check_size, count_specifications
+    from evmeta.analysis.multiverse.plan import MAX_SPECIFICATIONS, check_size, count_specifications
     from evmeta.analysis.spec import load_spec
 
     spec = load_spec(_ten_million(tmp_path))

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 import evmeta as em
 from evmeta.analysis.multiverse import make_batches, run_multiverse
-from evmeta.analysis.multiverse_fit import apply_filters, outlier_threshold
-from evmeta.analysis.multiverse_null import null_test, resample_rows, study_draws
-from evmeta.analysis.multiverse_outliers import VECTORIZED, studentized_deleted_residuals
-from evmeta.analysis.multiverse_plan import plan, spec_hash
-from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
+from evmeta.analysis.multiverse.fit import apply_filters, outlier_threshold
+from evmeta.analysis.multiverse.null import null_test, resample_rows, study_draws
+from evmeta.analysis.multiverse.outliers import VECTORIZED, studentized_deleted_residuals
+from evmeta.analysis.multiverse.plan import plan, spec_hash
+from evmeta.analysis.multiverse.summary import choice_influence, curve_summary, summary_sentences
 from evmeta.analysis.spec import load_spec, parse_spec
 from evmeta.cli import app
 from evmeta.errors import SpecError

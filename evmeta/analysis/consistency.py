@@ -71,7 +71,7 @@ def _figures(run: Any) -> list[str]:
     settings = getattr(run.spec, "figures", None)
     if settings is None:
         return []
-    from evmeta.plots._style import save_figure
+    from evmeta.plots import save_figure
     from evmeta.plots.caterpillar import caterpillar_plot
     from evmeta.plots.orchard import orchard_plot
 

@@ -163,7 +163,7 @@ def write_what_changed(
 ) -> list[Path]:
     """Write the what-changed report of one refit into ``out`` (see the module docstring);
     return the files, ``what_changed.md`` first. Existing files are replaced only with ``force``."""
-    from evmeta.plots._style import save_figure
+    from evmeta.plots import save_figure
     from evmeta.plots.prisma_update import prisma_update_diagram
     from evmeta.sheets.export import write_csv
 

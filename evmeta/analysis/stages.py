@@ -443,7 +443,7 @@ def bayesian_diagnostics(run) -> dict[str, Any] | None:
             values[name] = float(value) if np.isfinite(value) else None
     error = values.get("grid_error")
     if error is not None and error > GRID_ERROR_LIMIT:
-        from evmeta.plots._text import scientific
+        from evmeta.formatting import scientific
 
         run.notes.append(
             f"Bayesian model: its reported posterior summaries changed by up to {scientific(error, 1)} when the "
@@ -459,7 +459,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     within- vs between-study isolation-method contrasts, and their two figures (issue 16),
     drawn in a worker of ``batch`` when one is given."""
     from evmeta.models import bias_model_averaging, isolation_method_evidence, selection_model
-    from evmeta.plots._style import save_figure
+    from evmeta.plots import save_figure
     from evmeta.plots.bias_panel import bias_panel
     from evmeta.plots.isolation_evidence import isolation_evidence_plot
     from evmeta.report.bias_section import within_study_comparisons

@@ -143,7 +143,7 @@ def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd
     """Comparisons that pass ``[filters]``; and (row index, reason) of those that do not.
 
     The one implementation of the filters: ``evmeta run`` and every multiverse
-    specification (:func:`evmeta.analysis.multiverse_fit.apply_filters`) use it. A shared
+    specification (:func:`evmeta.analysis.multiverse.fit.apply_filters`) use it. A shared
     control split among comparisons of which some are filtered out is divided again among
     those left (:func:`evmeta.harmonize.control_split.resplit_shared_controls`).
     """

@@ -290,7 +290,7 @@ def prisma(
 ) -> None:
     """Draw the PRISMA 2020 flow diagram from the review's files; counts also go to <output>.csv."""
     from evmeta.errors import EvmetaError
-    from evmeta.plots._style import save_figure
+    from evmeta.plots import save_figure
     from evmeta.plots.prisma import prisma_diagram
     from evmeta.review.prisma import prisma_counts, problems_of
     from evmeta.sheets.export import write_csv

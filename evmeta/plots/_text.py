@@ -1,50 +1,13 @@
-"""Text for figures: measured widths, word wrapping, numbers with a true minus sign,
-p-values as journals write them, and labels that tell studies and arms apart."""
+"""Text for figures: measured widths, word wrapping and labels that tell studies and arms
+apart (numbers and p-values come from :mod:`evmeta.formatting`)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 
-MINUS = "\u2212"
-
-
-def minus(text: str) -> str:
-    """``text`` with hyphen-minus signs of numbers replaced by the true minus sign (U+2212)."""
-    out = []
-    for i, char in enumerate(text):
-        is_sign = char == "-" and i + 1 < len(text) and (text[i + 1].isdigit() or text[i + 1] == ".")
-        before = text[i - 1] if i else " "
-        out.append(MINUS if is_sign and not before.isalnum() else char)
-    return "".join(out)
-
-
-def number(value: float, digits: int = 2) -> str:
-    """``value`` with ``digits`` decimals and a true minus sign; empty for NaN."""
-    if value is None or not np.isfinite(value):
-        return ""
-    return minus(f"{value:.{digits}f}")
-
-
-def scientific(value: float, digits: int = 2) -> str:
-    """``value`` in e-notation with true minus signs, the exponent's too: ``2.13e−03``."""
-    return minus(f"{value:.{digits}e}").replace("e-", f"e{MINUS}")
-
-
-def significant(value: float, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant figures (``:g``) with true minus signs: ``0.00213``."""
-    return minus(f"{value:.{digits}g}").replace("e-", f"e{MINUS}")
-
-
-def format_p(p: float) -> str:
-    """A p-value as journals print it: ``p < 0.001``, ``p = 0.004`` below 0.01, else two decimals."""
-    if p is None or not np.isfinite(p):
-        return "p = NA"
-    if p < 0.001:
-        return "p < 0.001"
-    return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+from evmeta.formatting import MINUS, format_p, minus, number, scientific, significant  # noqa: F401 (figures' text)
 
 
 @lru_cache(maxsize=1)

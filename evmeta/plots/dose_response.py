@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
-from evmeta.plots._forest_draw import MEASURE_LABELS
 from evmeta.plots._style import journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, wrap
+from evmeta.plots.forest.draw import MEASURE_LABELS
 
 #: Okabe-Ito colours in an order that keeps neighbours apart (no two blues next to each other).
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000", "#56B4E9", "#F0E442"]

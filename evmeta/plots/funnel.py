@@ -10,9 +10,9 @@ import numpy as np
 from scipy import stats
 
 from evmeta.errors import PlotError
-from evmeta.plots._forest_draw import MEASURE_LABELS
 from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, number
+from evmeta.plots.forest.draw import MEASURE_LABELS
 
 #: Shades from the outside in: p < 0.01, 0.01-0.05, 0.05-0.10, p > 0.10 (light: the points stay legible).
 BANDS = ((0.01, "0.86"), (0.05, "0.92"), (0.10, "0.97"), (None, "white"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from evmeta.plots._text import format_p, number, significant
+from evmeta.formatting import format_p, number, significant
 from evmeta.report.svg import figure_svgs
 from evmeta.report.tables import html_table
 

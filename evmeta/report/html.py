@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._text import format_p, number, scientific
+from evmeta.formatting import format_p, number, scientific
 from evmeta.report.bias_section import bias_context
 from evmeta.report.interpret import bayes_factor_notes, bias_disagreement, small_study_summary
 from evmeta.report.methods import REFERENCES, inference_words, methods_paragraph

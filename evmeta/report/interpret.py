@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evmeta.plots._text import format_p, number, significant
+from evmeta.formatting import format_p, number, significant
 from evmeta.report.methods import SMALL_STUDY_MIN_K, prior_words
 
 #: Bias-adjusted and unadjusted estimates "disagree strongly" when the adjusted one lies

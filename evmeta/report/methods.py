@@ -83,7 +83,7 @@ def _grid_accuracy(bayes: Any) -> str:
     Reads the fit's diagnostics, so only in the report step (after the worker's were adopted)."""
     import math
 
-    from evmeta.plots._text import scientific
+    from evmeta.formatting import scientific
 
     error = bayes.diagnostics.get("grid_error")
     if error is None or math.isnan(error):  # not computed

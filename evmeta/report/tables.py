@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._text import minus, scientific
+from evmeta.formatting import minus, scientific
 
 INTEGER_COLUMNS = {"k", "q_df", "q_between_df", "k0", "row", "divergences"}
 ROUNDED_COLUMNS = {"ess_bulk", "ess_tail"}  # effective sample sizes: whole draws

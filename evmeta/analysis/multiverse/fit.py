@@ -137,10 +137,10 @@ def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> 
     Judged once per analysis table on the spec's random-effects model (its ``[frequentist]``
     estimator and test), so every model and estimator of the multiverse sees the same data
     (Viechtbauer & Cheung 2010). The residuals come from the vectorized leave-one-out of
-    :mod:`evmeta.analysis.multiverse_outliers` where it covers the estimator, else from
+    :mod:`evmeta.analysis.multiverse.outliers` where it covers the estimator, else from
     ``MetaResult.influence()``.
     """
-    from evmeta.analysis.multiverse_outliers import MAX_K, VECTORIZED, studentized_deleted_residuals
+    from evmeta.analysis.multiverse.outliers import MAX_K, VECTORIZED, studentized_deleted_residuals
     from evmeta.models import meta_analysis
 
     yi, vi = table["yi"].to_numpy(dtype=float), table["vi"].to_numpy(dtype=float)

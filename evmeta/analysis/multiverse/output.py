@@ -104,7 +104,7 @@ def write_outputs(run: Any, figures: bool = True) -> None:
     if run.null_test is not None:
         run.files.append(write_csv(run.null_test, out / "null_test.csv"))
     if figures and (run.results["status"] == "ok").any():
-        from evmeta.plots._style import save_figure
+        from evmeta.plots import save_figure
         from evmeta.plots.specification_curve import specification_curve_plot
 
         figure = specification_curve_plot(run.results, width=run.spec.figures.width)

@@ -149,7 +149,7 @@ def plan(spec: AnalysisSpec) -> list[Specification]:
     Rules (checked before any data is read):
 
     * ``comparisons.shared_control = "keep"`` is decided per table when it is fitted
-      (:mod:`evmeta.analysis.multiverse_fit`): where comparisons share a control,
+      (:mod:`evmeta.analysis.multiverse.fit`): where comparisons share a control,
       ``three_level`` takes their sampling covariance and the univariate models and the
       outlier rule are skipped with that reason.
     * ``three_level`` fits REML or ML only: other tau^2 estimators are skipped.

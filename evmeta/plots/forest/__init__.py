@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import FigureError, PlotError
-from evmeta.plots._forest_draw import MEASURE_LABELS, draw_pages  # noqa: F401 (re-exported)
 from evmeta.plots._style import journal_style, width_inches
 from evmeta.plots._text import comparison_labels, format_p, number
+from evmeta.plots.forest.draw import MEASURE_LABELS, draw_pages  # noqa: F401 (re-exported)
 
 TESTS = {"knha": "Knapp-Hartung", "z": "z test", "t": "t test"}
 #: Level of the intervals when comparisons are drawn without a fitted result (no level of its own).

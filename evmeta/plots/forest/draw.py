@@ -1,4 +1,4 @@
-"""Forest plot drawing: the rows of :mod:`evmeta.plots._forest_layout` onto one page each.
+"""Forest plot drawing: the rows of :mod:`evmeta.plots.forest.layout` onto one page each.
 
 Every page is a Figure with one Axes spanning it, measured in inches (x to the right,
 y downwards), so texts, squares and diamonds sit exactly where the layout put them.
@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._forest_layout import (
+from evmeta.plots._style import PALETTE, FigurePages, new_figure
+from evmeta.plots._text import minus
+from evmeta.plots.forest.layout import (
     COLUMN_TITLES,
     PT,
     Geometry,
@@ -22,8 +24,6 @@ from evmeta.plots._forest_layout import (
     study_row,
     text_row,
 )
-from evmeta.plots._style import PALETTE, FigurePages, new_figure
-from evmeta.plots._text import minus
 
 PLOTTED = {"study", "pooled", "overall", "prediction"}
 MEASURE_LABELS = {
@@ -85,7 +85,7 @@ DOSE_ABBREVIATIONS = {"p": "p = particles", "CE": "CE = cell equivalents"}
 
 def footnotes(keys: frozenset[str], grouped: bool, weights: bool) -> list[str]:
     """Footnotes for what a page's cells mark or abbreviate (``keys``: see
-    :func:`~evmeta.plots._forest_layout.note_keys`), and for the weight columns."""
+    :func:`~evmeta.plots.forest.layout.note_keys`), and for the weight columns."""
     notes = []
     if "split" in keys:
         notes.append(

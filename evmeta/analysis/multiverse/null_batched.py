@@ -1,6 +1,6 @@
 """The null test's refits of one specification in all resamples at once.
 
-A resample of :mod:`evmeta.analysis.multiverse_null` is a cluster bootstrap by study:
+A resample of :mod:`evmeta.analysis.multiverse.null` is a cluster bootstrap by study:
 every drawn study enters with all its comparisons, each copy relabelled as a new study
 (and experiment, comparison, control group). So a resample is fully described by how many
 times each row of the analysis table is copied, and the models fit it from those counts
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evmeta.analysis.multiverse_fit import FitContext, sampling_covariance, shares_controls
+from evmeta.analysis.multiverse.fit import FitContext, sampling_covariance, shares_controls
 
 #: Random levels whose copies the resampling relabels (so copies are separate groups).
 RELABELLED = ("study_id", "experiment_id", "comparison_id")

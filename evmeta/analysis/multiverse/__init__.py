@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from evmeta._extras import require
-from evmeta.analysis.multiverse_fit import BuiltTable, FitContext, build_table, fit_batch
-from evmeta.analysis.multiverse_plan import Specification, check_size, choice_lists, plan
-from evmeta.analysis.multiverse_summary import choice_influence, curve_summary, summary_sentences
+from evmeta.analysis.multiverse.fit import BuiltTable, FitContext, build_table, fit_batch
+from evmeta.analysis.multiverse.plan import Specification, check_size, choice_lists, plan
+from evmeta.analysis.multiverse.summary import choice_influence, curve_summary, summary_sentences
 from evmeta.analysis.spec import AnalysisSpec, load_spec
 from evmeta.errors import SchedulerError, SpecError
 from evmeta.models.priors import prior_dict
@@ -190,7 +190,7 @@ WORKER_PRELOAD = [
     "pandas",
     "scipy.stats",
     "evmeta.comparisons",
-    "evmeta.analysis.multiverse_fit",
+    "evmeta.analysis.multiverse.fit",
     "evmeta.models.frequentist.meta",
 ]
 
@@ -354,7 +354,7 @@ def execute(
 
 
 def _run_null(frame, specs, batches, tables, executor, context, resamples, bar) -> pd.DataFrame | None:
-    from evmeta.analysis.multiverse_null import null_batch, null_test, study_draws
+    from evmeta.analysis.multiverse.null import null_batch, null_test, study_draws
 
     ok = frame[frame["status"] == "ok"].sort_values("spec_id")
     if ok.empty:
@@ -425,7 +425,7 @@ def run_multiverse(
     SpecError
         No ``[multiverse]`` section, or bad choices (named by key).
     """
-    from evmeta.analysis.multiverse_output import write_outputs
+    from evmeta.analysis.multiverse.output import write_outputs
     from evmeta.schema.validate import read_extraction
 
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evmeta.analysis.multiverse_fit import BuiltTable, FitContext, checked_fit, derived_seed, prepare
+from evmeta.analysis.multiverse.fit import BuiltTable, FitContext, checked_fit, derived_seed, prepare
 
 
 def study_draws(studies: list[str], resamples: int, seed: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def null_one(
     """Refits of one specification in every resample: array ``(B, 3)``: estimate, sig, z.
 
     With ``batched`` (the default), random-effects and three-level specifications are
-    refitted in all resamples at once (:mod:`evmeta.analysis.multiverse_null_batched`);
+    refitted in all resamples at once (:mod:`evmeta.analysis.multiverse.null_batched`);
     the other models, and ``batched=False``, refit resample by resample. Both give the
     same numbers (tests/test_batched.py).
     """
@@ -91,7 +91,7 @@ def null_one(
     position = {study: i for i, study in enumerate(studies)}
     codes = np.array([position[s] for s in table["study_id"].astype(str)], dtype=np.int64)
     if batched:
-        from evmeta.analysis.multiverse_null_batched import batched_null
+        from evmeta.analysis.multiverse.null_batched import batched_null
 
         fast = batched_null(table, settings, context, draws, codes, len(studies), estimate)
         if fast is not None:
