@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from evmeta.schema.extraction import Extraction
-from evmeta.schema.validate import read_extraction
+from evmeta.schema.validation.validate import read_extraction
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -39,8 +39,8 @@ from evmeta.errors import (
 # Public name -> module that defines it (imported on first use).
 _LAZY = {
     "Extraction": "evmeta.schema.extraction",
-    "read_extraction": "evmeta.schema.validate",
-    "validate_extraction": "evmeta.schema.validate",
+    "read_extraction": "evmeta.schema.validation.validate",
+    "validate_extraction": "evmeta.schema.validation.validate",
     "write_template": "evmeta.schema.template",
     "import_wide": "evmeta.schema.wide_import",
     "parse_dose": "evmeta.harmonize.doses",

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from evmeta.cli import app
 from evmeta.schema.columns import SHEETS
-from evmeta.schema.validate import validate_extraction
+from evmeta.schema.validation.validate import validate_extraction
 from tests.conftest import EXAMPLE
 from tests.test_hostile_sheets import memory_limit, time_limit
 

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evmeta.cli import app
-from evmeta.schema.validate import validate_extraction
+from evmeta.schema.validation.validate import validate_extraction
 from evmeta.sheets import reader
 from evmeta.sheets.reader import MAX_UNCOMPRESSED_BYTES, UnreadableInput, read_raw
 from tests.conftest import EXAMPLE, edit

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from evmeta.cli import app
 from evmeta.errors import Problem
 from evmeta.schema.columns import SHEETS
-from evmeta.schema.validate import validate_extraction
+from evmeta.schema.validation.validate import validate_extraction
 from tests.conftest import EXAMPLE, edit, set_cell
 
 runner = CliRunner()

@@ -1,5 +1,5 @@
 """SD or SEM? Notes, never errors, on outcome rows whose sd may hold a standard error
-(issue 22 item 5; evmeta/schema/dispersion_check.py)."""
+(issue 22 item 5; evmeta/schema/validation/dispersion_check.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import math
 import pytest
 
 import evmeta as em
-from evmeta.schema.dispersion_check import CV_Z_THRESHOLD, RATIO_TOLERANCE, _notes_note, _ratio_note
+from evmeta.schema.validation.dispersion_check import (
+    CV_Z_THRESHOLD,
+    RATIO_TOLERANCE,
+    _notes_note,
+    _ratio_note,
+)
 from tests.small_reviews import five_studies, row_of, write_review
 
 

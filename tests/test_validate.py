@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import evmeta as em
 from evmeta.cli import app
-from evmeta.schema.validate import validate_extraction
+from evmeta.schema.validation.validate import validate_extraction
 from tests.conftest import EXAMPLE, edit, header_index, set_cell
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import evmeta as em
-from evmeta.schema.validate import validate_extraction
+from evmeta.schema.validation.validate import validate_extraction
 from tests.small_reviews import five_studies, row_of, write_review
 
 
@@ -214,7 +214,7 @@ def test_validation_notes_table_and_harmonize_writes_it(tmp_path):
 
 
 def test_did_you_mean_for_arm_references(tmp_path):
-    from evmeta.schema.suggest import did_you_mean
+    from evmeta.schema.validation.suggest import did_you_mean
 
     assert did_you_mean("li2019-e1-ev", ["LI2019-E1-EV", "LI2019-E1-C"]) == "; did you mean 'LI2019-E1-EV'?"
     assert did_you_mean("SMTH2021", ["SMITH2021", "JONES2020"]) == "; did you mean 'SMITH2021'?"

@@ -199,7 +199,7 @@ def export_r(spec_path: str | Path, output: str | Path, *, overwrite: bool = Fal
     from evmeta.analysis.spec import load_spec
     from evmeta.analysis.table import analysis_table
     from evmeta.report.results import tidy_results
-    from evmeta.schema.validate import read_extraction
+    from evmeta.schema.validation.validate import read_extraction
     from evmeta.sheets.export import write_csv
 
     spec = load_spec(spec_path)

@@ -256,7 +256,7 @@ def _refit_one(project: Project, spec: Any, version: Any, *, force: bool) -> Ref
 
 def run_extraction_studies(path: Path) -> pd.DataFrame:
     """The studies sheet of an extraction version (study_id, record_id, doi)."""
-    from evmeta.schema.validate import read_extraction
+    from evmeta.schema.validation.validate import read_extraction
 
     return read_extraction(path).studies
 

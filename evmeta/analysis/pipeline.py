@@ -26,7 +26,7 @@ from evmeta.analysis.table import analysis_table
 from evmeta.comparisons import Comparisons
 from evmeta.errors import ExtractionError, ModelError, Problem
 from evmeta.models.base.provenance import versions
-from evmeta.schema.validate import read_extraction
+from evmeta.schema.validation.validate import read_extraction
 from evmeta.sheets.export import write_csv
 
 STAGES = [

@@ -45,7 +45,7 @@ def validate(
     summary: Annotated[bool, typer.Option("--summary", help="Also print rows per sheet.")] = False,
 ) -> None:
     """Check an extraction; exit 0 = no errors, 1 = errors found, 2 = not readable."""
-    from evmeta.schema.validate import sort_problems, validate_extraction
+    from evmeta.schema.validation.validate import sort_problems, validate_extraction
 
     extraction, problems = validate_extraction(path)
     problems = sort_problems(problems)
@@ -110,7 +110,7 @@ def _harmonized(workbook: Path, measure: str, outcome, timepoint: str, shared_co
     """The comparisons of ``harmonize``; errors in the data exit 1, unusable input 2."""
     from evmeta.comparisons import build_comparisons
     from evmeta.errors import EvmetaError, ExtractionError
-    from evmeta.schema.validate import read_extraction
+    from evmeta.schema.validation.validate import read_extraction
 
     try:
         extraction = read_extraction(workbook)

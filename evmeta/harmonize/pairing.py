@@ -4,7 +4,7 @@ The rows of one experiment, outcome and time point form a *group*. An EV row is 
 the control arm named in its arm's ``control_arm_id`` when the reviewer filled it in, else
 with the group's only ``vehicle_control`` row. A group with several control rows and no
 ``control_arm_id`` cannot be paired: which control belongs to which EV arm is not known
-(validation reports it, :mod:`evmeta.schema.pairing`).
+(validation reports it, :mod:`evmeta.schema.validation.pairing`).
 """
 
 from __future__ import annotations

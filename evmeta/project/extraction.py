@@ -1,6 +1,6 @@
 """Extraction workbooks into a project: each import a version, each changed cell a row.
 
-``import_extraction`` validates the workbook with :func:`evmeta.schema.validate.read_extraction`
+``import_extraction`` validates the workbook with :func:`evmeta.schema.validation.validate.read_extraction`
 (an invalid workbook is refused with its problems, nothing stored), keeps a copy as
 ``extraction/v<NNN>.xlsx`` and stores, in one transaction, the version and every cell that
 differs from the previous version. A cell is named by sheet, row key (the row's id: the
@@ -124,7 +124,7 @@ def import_extraction(project: Project, path: str | Path) -> ExtractionImport:
     ExtractionError
         The workbook does not validate (its problems name sheet, row and column).
     """
-    from evmeta.schema.validate import read_extraction
+    from evmeta.schema.validation.validate import read_extraction
 
     path = Path(path)
     extraction = read_extraction(path)

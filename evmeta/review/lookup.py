@@ -517,7 +517,7 @@ def run_lookup(
     studies not reached in time are listed as not checked. ``fill`` writes the filled
     workbook: ``True`` beside the workbook, or a path.
     """
-    from evmeta.schema.validate import validate_extraction
+    from evmeta.schema.validation.validate import validate_extraction
 
     extraction, problems = validate_extraction(workbook)
     if extraction is None:

@@ -250,7 +250,7 @@ def _record_ids(text: object) -> list[int]:
 
 
 def _studies_sheet(extraction: str | Path) -> pd.DataFrame:
-    from evmeta.schema.validate import validate_extraction
+    from evmeta.schema.validation.validate import validate_extraction
 
     book, problems = validate_extraction(extraction)
     errors = [p for p in problems if p.severity == "error" and p.sheet == "studies"]

@@ -27,7 +27,7 @@ from evmeta.review._rejected import dict_key as _dict_key
 from evmeta.review._rejected import invalid_discrepancies as _invalid_discrepancies
 from evmeta.review._rejected import invalid_rows as _invalid_rows
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, column_map
-from evmeta.schema.validate import validate_extraction
+from evmeta.schema.validation.validate import validate_extraction
 from evmeta.sheets.reader import UnreadableInput
 
 #: Columns that legitimately differ between reviewers and are not compared.

@@ -35,8 +35,8 @@ from evmeta.schema.vocabulary import (
 # The workbook's readers and writers load lazily (they import openpyxl and pydantic models).
 _LAZY = {
     "Extraction": "evmeta.schema.extraction",
-    "read_extraction": "evmeta.schema.validate",
-    "validate_extraction": "evmeta.schema.validate",
+    "read_extraction": "evmeta.schema.validation.validate",
+    "validate_extraction": "evmeta.schema.validation.validate",
     "write_template": "evmeta.schema.template",
     "WideMap": "evmeta.schema.wide_import",
     "WideImport": "evmeta.schema.wide_import",

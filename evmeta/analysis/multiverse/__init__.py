@@ -426,7 +426,7 @@ def run_multiverse(
         No ``[multiverse]`` section, or bad choices (named by key).
     """
     from evmeta.analysis.multiverse.output import write_outputs
-    from evmeta.schema.validate import read_extraction
+    from evmeta.schema.validation.validate import read_extraction
 
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
     spec = load_spec(path)

@@ -7,12 +7,12 @@ from collections import defaultdict
 from typing import Any
 
 from evmeta.schema.cells import coerce
-from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column
-from evmeta.schema.dose_check import check_dose_texts
-from evmeta.schema.pairing import check_pairing
-from evmeta.schema.row_rules import _check_consistency, _fill_dose_schedules
-from evmeta.schema.suggest import did_you_mean
+from evmeta.schema.validation.collector import _Collector
+from evmeta.schema.validation.dose_check import check_dose_texts
+from evmeta.schema.validation.pairing import check_pairing
+from evmeta.schema.validation.row_rules import _check_consistency, _fill_dose_schedules
+from evmeta.schema.validation.suggest import did_you_mean
 from evmeta.sheets.reader import RawSheet
 
 #: The columns that identify a row of each sheet (risk_of_bias rows by study and experiment).

@@ -16,13 +16,20 @@ from rapidfuzz import fuzz, process
 
 from evmeta.errors import ExtractionError, Problem
 from evmeta.schema.cells import coerce, show
-from evmeta.schema.collector import _Collector
 from evmeta.schema.columns import ID_COLUMNS, SHEETS, Column, column_map
-from evmeta.schema.dispersion_check import check_dispersion
 from evmeta.schema.extraction import Extraction
-from evmeta.schema.keys import KEY_COLUMNS, _check_ids, _check_keys, _typed_ids, _typed_keys, broken_rows
 from evmeta.schema.records import RECORDS
-from evmeta.schema.row_rules import _note_hidden
+from evmeta.schema.validation.collector import _Collector
+from evmeta.schema.validation.dispersion_check import check_dispersion
+from evmeta.schema.validation.keys import (
+    KEY_COLUMNS,
+    _check_ids,
+    _check_keys,
+    _typed_ids,
+    _typed_keys,
+    broken_rows,
+)
+from evmeta.schema.validation.row_rules import _note_hidden
 from evmeta.schema.vocabulary import isolation_steps
 from evmeta.sheets.reader import Cell, RawSheet, UnreadableInput, column_letter, read_raw
 

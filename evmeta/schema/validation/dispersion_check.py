@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from evmeta.schema.collector import _Collector
+from evmeta.schema.validation.collector import _Collector
 
 #: Largest relative distance of sd/sem from sqrt(n) accepted without a note.
 RATIO_TOLERANCE = 0.25

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from evmeta.errors import DoseError
-from evmeta.schema.collector import _Collector
 from evmeta.schema.dose_text import read_dose_text
+from evmeta.schema.validation.collector import _Collector
 
 #: The ``check`` name of the notes and errors made here.
 CHECK = "dose_text"

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from evmeta.schema.collector import _Collector, _row_ranges
-from evmeta.schema.suggest import did_you_mean
+from evmeta.schema.validation.collector import _Collector, _row_ranges
+from evmeta.schema.validation.suggest import did_you_mean
 
 _TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
 _ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
