@@ -157,7 +157,6 @@ def test_fuzz_multilevel_ends_with_a_fit_or_model_error(case):
 
 
 def _loglik(fit, sigma2: np.ndarray) -> float:
-    from evmeta.models.frequentist.blocks import evaluate
-    from evmeta.models.frequentist.multilevel import _log_likelihood
+    from evmeta.models.frequentist.blocks import evaluate, log_likelihood
 
-    return _log_likelihood(evaluate(fit.batches, fit.yi, fit.X, sigma2), fit.X, fit.method == "REML")
+    return log_likelihood(evaluate(fit.batches, fit.yi, fit.X, sigma2), fit.X, fit.method == "REML")

@@ -20,9 +20,10 @@ import pandas as pd
 from evmeta.models.base.design import new_design
 from evmeta.models.base.inference import coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.result_parts import FirstCoefficient, PrintsSummary, StoredInputs
 
 
-class FittedModel:
+class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
     """Inputs, summaries and predictions shared by the frequentist result classes.
 
     Stored inputs (plain attributes, as metafor keeps ``yi.f``/``vi.f``): ``yi``, ``vi``
@@ -31,71 +32,11 @@ class FittedModel:
     ``method``, ``test``, ``level``.
     """
 
-    # --- stored inputs ----------------------------------------------------------------
-    @property
-    def yi(self) -> np.ndarray:
-        return self.model.yi
-
-    @property
-    def vi(self) -> np.ndarray:
-        return self.model.vi
-
-    @property
-    def X(self) -> np.ndarray:
-        return self.model.X
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.model.names)
-
-    @property
-    def data(self) -> pd.DataFrame:
-        """The rows the model was fitted to (with every column of the input)."""
-        return self.model.frame
-
-    @property
-    def mods(self) -> str | None:
-        return self.model.formula
-
-    @property
-    def inputs(self) -> Any:
-        """The stored inputs (:class:`~evmeta.models.base.design.ModelData`)."""
-        return self.model
-
     @property
     def is_robust(self) -> bool:
         """True when cluster-robust (CR2) inference was applied (``inference="CR2"`` can
         fall back to model-based inference with a note; then this is False)."""
         return self.robust_cov is not None
-
-    # --- scalars of the intercept (the pooled effect without moderators) ---------------
-    def _first(self, column: str) -> float:
-        return float(self.coefficients[column].iloc[0])
-
-    @property
-    def estimate(self) -> float:
-        """First coefficient: the pooled effect in a model without moderators."""
-        return self._first("estimate")
-
-    @property
-    def se(self) -> float:
-        return self._first("se")
-
-    @property
-    def stat(self) -> float:
-        return self._first("stat")
-
-    @property
-    def pvalue(self) -> float:
-        return self._first("pvalue")
-
-    @property
-    def ci_low(self) -> float:
-        return self._first("ci_low")
-
-    @property
-    def ci_high(self) -> float:
-        return self._first("ci_high")
 
     @property
     def pi_low(self) -> float:
@@ -106,11 +47,6 @@ class FittedModel:
     def pi_high(self) -> float:
         return float(self.predict().iloc[0]["pi_high"]) if self.model.intercept_only else float("nan")
 
-    @property
-    def measure(self) -> str | None:
-        """The effect measure of the fitted rows (:func:`evmeta.models.base.design.detect_measure`)."""
-        return self.model.measure
-
     def _inference_settings(self) -> dict[str, Any]:
         """The inference setting that refits, subsets and case deletions carry over."""
         return {"inference": self.inference, "cluster": self.cluster}
@@ -120,12 +56,6 @@ class FittedModel:
         """``method``, ``test``, ``level``, ``inference`` and ``cluster``: the keywords that
         fit the same model again (e.g. ``subgroup_analysis(data, by, **fit.settings)``)."""
         return {"method": self.method, "test": self.test, "level": self.level, **self._inference_settings()}
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
     # --- protocol ---------------------------------------------------------------------
     def _df_for(self, X: np.ndarray) -> float | np.ndarray | None:

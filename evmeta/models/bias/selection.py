@@ -20,6 +20,7 @@ from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
 from evmeta.models.base.inference import at_level, coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.result_parts import FirstCoefficient, PrintsSummary
 from evmeta.models.bias.step_likelihood import (
     ALTERNATIVES,
     interval_index,
@@ -60,7 +61,7 @@ def inputs_from_fit(fit: Any) -> SelectionInputs:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class SelectionResult:
+class SelectionResult(FirstCoefficient, PrintsSummary):
     """A fitted step-function selection model (immutable).
 
     ``estimate``/``se``/``ci_low``/``ci_high``/``pvalue`` are read from the intercept's row
@@ -96,29 +97,6 @@ class SelectionResult:
     def measure(self) -> str | None:
         return self.inputs.measure
 
-    def _first(self, column: str) -> float:
-        return float(self.coefficients[column].iloc[0])
-
-    @property
-    def estimate(self) -> float:
-        return self._first("estimate")
-
-    @property
-    def se(self) -> float:
-        return self._first("se")
-
-    @property
-    def ci_low(self) -> float:
-        return self._first("ci_low")
-
-    @property
-    def ci_high(self) -> float:
-        return self._first("ci_high")
-
-    @property
-    def pvalue(self) -> float:
-        return self._first("pvalue")
-
     def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
         """The adjusted tau^2 (ML under selection); no interval."""
         row = {"tau2": self.tau2, "tau": float(np.sqrt(self.tau2)), "ci_low": np.nan, "ci_high": np.nan}
@@ -133,12 +111,6 @@ class SelectionResult:
             else new_design(self.inputs, newmods)
         )
         return prediction_frame(X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, level, None)
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
     def interval_labels(self) -> list[str]:
         """``"0 < p <= 0.025"``-style labels of the p-value intervals."""
