@@ -183,3 +183,13 @@ def test_unknown_inference_is_a_clear_error():
         em.meta_analysis(SMALL, inference="sandwich")
     with pytest.raises(em.ModelError, match="inference='CR2'"):
         em.meta_analysis(SMALL, cluster="study_id")
+
+
+def test_forest_by_subgroup_of_a_robust_fit_keeps_cr2():
+    """Regression: forest_plot(robust_fit, by=...) raised "unknown test 'CR2'"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fit = em.meta_analysis(SMALL, inference="CR2", cluster="study_id")
+    figure = em.forest_plot(fit, by="isolation_method")
+    assert figure is not None

@@ -20,46 +20,11 @@ import pandas as pd
 from evmeta.models.base.design import new_design
 from evmeta.models.base.inference import coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.result_parts import FirstCoefficient, PrintsSummary, StoredInputs
 from evmeta.models.base.threshold import add_threshold_columns, check_threshold
 
 
-class InterceptScalars:
-    """The first coefficient's row as scalars (the pooled effect in a model without
-    moderators), read from ``coefficients``: never stored twice."""
-
-    coefficients: pd.DataFrame
-
-    def _first(self, column: str) -> float:
-        return float(self.coefficients[column].iloc[0])
-
-    @property
-    def estimate(self) -> float:
-        """First coefficient: the pooled effect in a model without moderators."""
-        return self._first("estimate")
-
-    @property
-    def se(self) -> float:
-        return self._first("se")
-
-    @property
-    def stat(self) -> float:
-        return self._first("stat")
-
-    @property
-    def pvalue(self) -> float:
-        return self._first("pvalue")
-
-    @property
-    def ci_low(self) -> float:
-        return self._first("ci_low")
-
-    @property
-    def ci_high(self) -> float:
-        return self._first("ci_high")
-
-
-
-class FittedModel(InterceptScalars):
+class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
     """Inputs, summaries and predictions shared by the frequentist result classes.
 
     Stored inputs (plain attributes, as metafor keeps ``yi.f``/``vi.f``): ``yi``, ``vi``
@@ -67,37 +32,6 @@ class FittedModel(InterceptScalars):
     ``data`` (the rows fitted, every input column), ``mods`` (the formula), and the fields
     ``method``, ``test``, ``level``.
     """
-
-    # --- stored inputs ----------------------------------------------------------------
-    @property
-    def yi(self) -> np.ndarray:
-        return self.model.yi
-
-    @property
-    def vi(self) -> np.ndarray:
-        return self.model.vi
-
-    @property
-    def X(self) -> np.ndarray:
-        return self.model.X
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.model.names)
-
-    @property
-    def data(self) -> pd.DataFrame:
-        """The rows the model was fitted to (with every column of the input)."""
-        return self.model.frame
-
-    @property
-    def mods(self) -> str | None:
-        return self.model.formula
-
-    @property
-    def inputs(self) -> Any:
-        """The stored inputs (:class:`~evmeta.models.base.design.ModelData`)."""
-        return self.model
 
     @property
     def is_robust(self) -> bool:
@@ -114,11 +48,6 @@ class FittedModel(InterceptScalars):
     def pi_high(self) -> float:
         return float(self.predict().iloc[0]["pi_high"]) if self.model.intercept_only else float("nan")
 
-    @property
-    def measure(self) -> str | None:
-        """The effect measure of the fitted rows (:func:`evmeta.models.base.design.detect_measure`)."""
-        return self.model.measure
-
     def _inference_settings(self) -> dict[str, Any]:
         """The inference setting that refits, subsets and case deletions carry over."""
         return {"inference": self.inference, "cluster": self.cluster}
@@ -128,12 +57,6 @@ class FittedModel(InterceptScalars):
         """``method``, ``test``, ``level``, ``inference`` and ``cluster``: the keywords that
         fit the same model again (e.g. ``subgroup_analysis(data, by, **fit.settings)``)."""
         return {"method": self.method, "test": self.test, "level": self.level, **self._inference_settings()}
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
     # --- protocol ---------------------------------------------------------------------
     def _df_for(self, X: np.ndarray) -> float | np.ndarray | None:

@@ -72,24 +72,18 @@ def bayesian_meta_analysis(
         Then ``yi``/``vi`` name columns; otherwise they are arrays.
     mods : str, optional
         Moderator formula (same contrasts and coefficient order as :func:`meta_analysis`).
-    random : list of str, optional
-        Nested grouping columns, outermost first; None: every comparison its own group.
+    random : list of str or str, optional
+        Nested grouping columns, outermost first, or metafor's ``"~ 1 | study_id/experiment_id"``;
+        None: every comparison its own group.
     priors : dict or {"default", "preclinical"}, optional
-        E.g. ``{"intercept": "normal(0, 1)", "isolation_method": "normal(0, 0.5)",
-        "tau": "halfnormal(0.5)", "tau[experiment_id]": "halfnormal(0.3)"}``; see
-        :mod:`evmeta.models.priors` for the families and the documented defaults.
-        ``"preclinical"``: the heterogeneity prior from animal meta-analyses
-        (:func:`evmeta.models.priors.preclinical_tau_prior`, tau ~ lognormal(0, 0.5) on the SMD
-        scale, the measure's scale otherwise) on every tau, default coefficient priors; the
-        same prior as ``bias_model_averaging(priors="preclinical")``. As a dict value it
-        applies to one key: ``{"tau[study_id]": "preclinical"}``.
+        E.g. ``{"intercept": "normal(0, 1)", "tau[experiment_id]": "halfnormal(0.3)"}``; the
+        families, the documented defaults and ``"preclinical"`` (the animal-study tau prior,
+        also usable for one key) are described in :mod:`evmeta.models.priors`.
     method : {"auto", "quadrature", "nuts"}
     likelihood : {"normal", "student_t"}
-        ``student_t`` makes the outermost random effects Student-t (robust to outlying
-        studies); it needs NUTS.
+        ``student_t``: Student-t outermost random effects (outlying studies); needs NUTS.
     draws, tune, chains : int
-        Posterior draws per chain (also the number of exact draws kept under quadrature),
-        warm-up iterations and chains.
+        Draws per chain (also the exact draws kept under quadrature), warm-up, chains.
     seed : int, optional
         Random seed (recorded in the result).
     progress : bool
@@ -112,17 +106,55 @@ def bayesian_meta_analysis(
         When NUTS still has R-hat > 1.01, bulk ESS < 400 or divergences after one retry
         with a higher ``target_accept``; the result then has ``converged=False``.
     """
-    if method not in METHODS:
-        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    if likelihood not in LIKELIHOODS:
-        raise ModelError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+    _check_settings(method, likelihood)
     _check_sampling(draws, tune, chains, seed)
     priors_given = prior_dict(priors)  # a named set as its dict: refit and prior_sensitivity merge into it
     model = prepare(data, yi, vi, mods)
     random_list = parse_random(random)
     structure = nested_structure(model.frame, random_list)
-    measure = model.measure
-    scale = measure_scale(measure, model.yi)
+    prior_set, scale = _priors(priors_given, model, structure, likelihood)
+    V_matrix = None if V is None else np.asarray(V.toarray() if hasattr(V, "toarray") else V, dtype=float)
+    reason = _quadrature_possible(structure, likelihood, V_matrix, prior_set.all_normal)
+    if method == "quadrature" and reason:
+        raise ModelError(f"quadrature is not exact with {reason}; use method='nuts' (or 'auto')")
+    chosen = "quadrature" if (method == "quadrature" or (method == "auto" and reason is None)) else "nuts"
+    named = isinstance(yi, str) and isinstance(vi, str)
+    settings = dict(yi_column=yi if named else None, vi_column=vi if named else None, random=random_list)
+    settings.update(
+        method=method, draws=draws, tune=tune, chains=chains, priors_given=priors_given, scale=scale
+    )
+    common = _common(model, structure, prior_set, seed, likelihood, V_matrix)
+    if chosen == "quadrature":
+        return _checked_quadrature(common, settings, draws, chains, seed)
+    return _fit_nuts(common, settings, draws, tune, chains, seed, progress)
+
+
+def _check_settings(method: str, likelihood: str) -> None:
+    if method not in METHODS:
+        raise ModelError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if likelihood not in LIKELIHOODS:
+        raise ModelError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+
+
+def _common(model: Any, structure: Any, prior_set: Any, seed: Any, likelihood: str, V: Any) -> dict:
+    """The BayesResult fields every engine sets the same way."""
+    return dict(
+        model=model,
+        structure=structure,
+        prior_set=prior_set,
+        seed=seed,
+        likelihood=likelihood,
+        fingerprint=fingerprint(model.yi, model.vi, model.X),
+        versions=versions(),
+        V=V,
+        fitter=bayesian_meta_analysis,
+    )
+
+
+def _priors(priors_given: dict, model: Any, structure: NestedStructure, likelihood: str) -> tuple[Any, float]:
+    """The resolved prior set and the scale of the default priors, from the measure that
+    :func:`evmeta.models.base.design.detect_measure` found (the one detection every engine uses)."""
+    scale = measure_scale(model.measure, model.yi)
     prior_set = resolve_priors(
         priors_given,
         names=model.names,
@@ -131,42 +163,18 @@ def bayesian_meta_analysis(
         scale=scale,
         student_t=likelihood == "student_t",
     )
-    V_matrix = None if V is None else np.asarray(V.toarray() if hasattr(V, "toarray") else V, dtype=float)
-    reason = _quadrature_possible(structure, likelihood, V_matrix, prior_set.all_normal)
-    if method == "quadrature" and reason:
-        raise ModelError(f"quadrature is not exact with {reason}; use method='nuts' (or 'auto')")
-    chosen = "quadrature" if (method == "quadrature" or (method == "auto" and reason is None)) else "nuts"
-    settings = {
-        "yi_column": yi if isinstance(yi, str) and isinstance(vi, str) else None,
-        "vi_column": vi if isinstance(yi, str) and isinstance(vi, str) else None,
-        "random": random_list,
-        "method": method,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "priors_given": priors_given,
-        "scale": scale,
-    }
-    common = dict(
-        model=model,
-        structure=structure,
-        prior_set=prior_set,
-        seed=seed,
-        likelihood=likelihood,
-        fingerprint=fingerprint(model.yi, model.vi, model.X),
-        versions=versions(),
-        V=V_matrix,
-        fitter=bayesian_meta_analysis,
-    )
-    if chosen == "quadrature":
-        try:
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                return _fit_quadrature(common, settings, draws, chains, seed)
-        except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as exc:
-            raise ModelError(
-                f"the posterior cannot be computed numerically ({exc}); check for extreme effect sizes or variances"
-            ) from None
-    return _fit_nuts(common, settings, draws, tune, chains, seed, progress)
+    return prior_set, scale
+
+
+def _checked_quadrature(common: dict, settings: dict, draws: int, chains: int, seed: Any) -> BayesResult:
+    """The quadrature fit, with numerical breakdown (overflow, singular matrices) as a ModelError."""
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            return _fit_quadrature(common, settings, draws, chains, seed)
+    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as exc:
+        raise ModelError(
+            f"the posterior cannot be computed numerically ({exc}); check for extreme effect sizes or variances"
+        ) from None
 
 
 def _check_sampling(draws: Any, tune: Any, chains: Any, seed: Any) -> None:

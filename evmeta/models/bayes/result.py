@@ -19,6 +19,7 @@ from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
 from evmeta.models.base.nesting import NestedStructure, sample_inner_effects
 from evmeta.models.base.protocol import POSTERIOR_SD, Summary, heterogeneity_name, resolve_level
+from evmeta.models.base.result_parts import PrintsSummary, StoredInputs
 from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet, prior_dict
@@ -38,7 +39,7 @@ PROTOCOL_NAMES = {
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class BayesResult:
+class BayesResult(StoredInputs, PrintsSummary):
     """A fitted Bayesian meta-analysis (immutable; ``print(fit)`` prints its summary).
 
     Attributes
@@ -89,52 +90,11 @@ class BayesResult:
     level: float = PROB
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
-
-    @property
-    def inputs(self) -> ModelData:
-        """The stored inputs (:class:`~evmeta.models.base.design.ModelData`)."""
-        return self.model
-
-    @property
-    def measure(self) -> str | None:
-        """The effect measure (:func:`evmeta.models.base.design.detect_measure`)."""
-        return self.model.measure
-
     # --- stored inputs and basic facts ----------------------------------------------------
-    @property
-    def yi(self) -> np.ndarray:
-        return self.model.yi
-
-    @property
-    def vi(self) -> np.ndarray:
-        return self.model.vi
-
-    @property
-    def X(self) -> np.ndarray:
-        return self.model.X
-
-    @property
-    def data(self) -> pd.DataFrame:
-        """The rows the model was fitted to (with every column of the input)."""
-        return self.model.frame
-
-    @property
-    def mods(self) -> str | None:
-        return self.model.formula
-
     @property
     def method(self) -> str:
         """The engine used (``quadrature`` or ``nuts``); same as ``method_used``."""
         return self.method_used
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.model.names)
 
     @property
     def levels(self) -> list[str]:

@@ -39,13 +39,20 @@ from scipy import optimize, special, stats
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, as_frame, prepare
 from evmeta.models.base.protocol import POSTERIOR_SD, Summary, check_level, resolve_level
+from evmeta.models.base.result_parts import PrintsSummary
 from evmeta.models.bias.marginal import EnsemblePriors, MarginalFit, normal_marginal, selection_marginal
 
+#: The note when every comparison has the same sampling variance.
+EQUAL_VARIANCES = (
+    "PET and PEESE are unidentified: every comparison has the same variance, so their slope on "
+    "the standard error (or variance) is confounded with the effect; the data cannot separate "
+    "bias from effect and the bias-adjusted estimate rests on the priors"
+)
 BIAS_PRIOR = {"none": 0.5, "selection": 0.25, "pet": 0.125, "peese": 0.125}
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class BiasAveragingResult:
+class BiasAveragingResult(PrintsSummary):
     """Model-averaged, publication-bias-adjusted meta-analysis (immutable).
 
     ``models`` has one row per model (effect, heterogeneity, bias, prior_prob, posterior_prob,
@@ -111,12 +118,6 @@ class BiasAveragingResult:
                 "pi_high": [np.nan],
             }
         )
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
     def coef_table(self, level: float | None = None) -> pd.DataFrame:
         """The effect mu, model-averaged and conditional on an effect: estimate (posterior
@@ -202,58 +203,6 @@ class BiasAveragingResult:
         return out
 
 
-def _fit_ensemble(y, v, ensemble_priors, selection_cut: float) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The 16 models' marginal likelihoods and posterior probabilities, and each model's fit."""
-    rows, fits = [], {}
-    for effect in (True, False):
-        for heterogeneity in (True, False):
-            for bias, bias_prior in BIAS_PRIOR.items():
-                if bias == "selection":
-                    fit = selection_marginal(
-                        y, v, ensemble_priors, effect=effect, heterogeneity=heterogeneity, cut=selection_cut
-                    )
-                else:
-                    fit = normal_marginal(
-                        y,
-                        v,
-                        ensemble_priors,
-                        effect=effect,
-                        heterogeneity=heterogeneity,
-                        slope=None if bias == "none" else bias,
-                    )
-                name = f"{'effect' if effect else 'null'}/{'het' if heterogeneity else 'fixed'}/{bias}"
-                fits[name] = fit
-                rows.append(
-                    {
-                        "model": name,
-                        "effect": effect,
-                        "heterogeneity": heterogeneity,
-                        "bias": bias,
-                        "prior_prob": 0.25 * bias_prior,
-                        "log_marginal_likelihood": fit.log_ml,
-                        "mu_mean": fit.mu_mean,
-                        "slope_mean": fit.slope_mean,
-                    }
-                )
-    models = pd.DataFrame(rows)
-    log_post = np.log(models["prior_prob"]) + models["log_marginal_likelihood"]
-    models["posterior_prob"] = np.exp(log_post - special.logsumexp(log_post))
-    models = models[
-        [
-            "model",
-            "effect",
-            "heterogeneity",
-            "bias",
-            "prior_prob",
-            "posterior_prob",
-            "log_marginal_likelihood",
-            "mu_mean",
-            "slope_mean",
-        ]
-    ]
-    return models, fits
-
-
 def bias_model_averaging(
     data: Any = None,
     yi: Any = "yi",
@@ -295,7 +244,8 @@ def bias_model_averaging(
     ensemble_priors = _resolve_priors(priors)
     if not 0 < selection_cut < 1:
         raise ModelError(f"selection_cut must lie in (0, 1), got {selection_cut}")
-    models, fits = _fit_ensemble(y, v, ensemble_priors, selection_cut)
+    rows, fits = _fit_ensemble(y, v, ensemble_priors, selection_cut)
+    models = _posterior_table(rows)
     inclusion = {
         "effect": _inclusion_bf(models, models["effect"]),
         "heterogeneity": _inclusion_bf(models, models["heterogeneity"]),
@@ -303,13 +253,7 @@ def bias_model_averaging(
     }
     averaged = _mixture(models, fits, level, effect_only=False)
     conditional = _mixture(models, fits, level, effect_only=True)
-    notes = ()
-    if np.ptp(v) <= 1e-12 * np.max(v):
-        notes = (
-            "PET and PEESE are unidentified: every comparison has the same variance, so their "
-            "slope on the standard error (or variance) is confounded with the effect, so the data "
-            "cannot separate bias from effect and the bias-adjusted estimate rests on the priors",
-        )
+    notes = (EQUAL_VARIANCES,) if np.ptp(v) <= 1e-12 * np.max(v) else ()
     return BiasAveragingResult(
         models=models,
         inclusion_bf=inclusion,
@@ -326,6 +270,51 @@ def bias_model_averaging(
         inputs=inputs,
         notes=notes,
     )
+
+
+def _posterior_table(rows: list[dict]) -> pd.DataFrame:
+    """The models table with posterior model probabilities (prior x marginal likelihood)."""
+    models = pd.DataFrame(rows)
+    log_post = np.log(models["prior_prob"]) + models["log_marginal_likelihood"]
+    models["posterior_prob"] = np.exp(log_post - special.logsumexp(log_post))
+    order = ["model", "effect", "heterogeneity", "bias", "prior_prob", "posterior_prob"]
+    return models[[*order, "log_marginal_likelihood", "mu_mean", "slope_mean"]]
+
+
+def _fit_ensemble(y: np.ndarray, v: np.ndarray, ensemble_priors: EnsemblePriors, selection_cut: float):
+    """Marginal likelihood and posterior of mu of each of the 16 models: (rows, fits by name)."""
+    rows, fits = [], {}
+    for effect in (True, False):
+        for heterogeneity in (True, False):
+            for bias, bias_prior in BIAS_PRIOR.items():
+                if bias == "selection":
+                    fit = selection_marginal(
+                        y, v, ensemble_priors, effect=effect, heterogeneity=heterogeneity, cut=selection_cut
+                    )
+                else:
+                    fit = normal_marginal(
+                        y,
+                        v,
+                        ensemble_priors,
+                        effect=effect,
+                        heterogeneity=heterogeneity,
+                        slope=None if bias == "none" else bias,
+                    )
+                name = f"{'effect' if effect else 'null'}/{'het' if heterogeneity else 'fixed'}/{bias}"
+                fits[name] = fit
+                rows.append(
+                    {
+                        "model": name,
+                        "effect": effect,
+                        "heterogeneity": heterogeneity,
+                        "bias": bias,
+                        "prior_prob": 0.25 * bias_prior,
+                        "log_marginal_likelihood": fit.log_ml,
+                        "mu_mean": fit.mu_mean,
+                        "slope_mean": fit.slope_mean,
+                    }
+                )
+    return rows, fits
 
 
 def _arrays(data, yi, vi) -> tuple[np.ndarray, np.ndarray]:

@@ -18,9 +18,9 @@ from scipy import optimize, stats
 
 from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData, new_design
-from evmeta.models.base.frequentist_protocol import InterceptScalars
 from evmeta.models.base.inference import at_level, coefficient_table, prediction_frame
 from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.result_parts import FirstCoefficient, PrintsSummary
 from evmeta.models.bias.step_likelihood import (
     ALTERNATIVES,
     interval_index,
@@ -61,7 +61,7 @@ def inputs_from_fit(fit: Any) -> SelectionInputs:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class SelectionResult(InterceptScalars):
+class SelectionResult(FirstCoefficient, PrintsSummary):
     """A fitted step-function selection model (immutable).
 
     ``estimate``/``se``/``ci_low``/``ci_high``/``pvalue`` are read from the intercept's row
@@ -111,12 +111,6 @@ class SelectionResult(InterceptScalars):
             else new_design(self.inputs, newmods)
         )
         return prediction_frame(X, self.coefficients["estimate"].to_numpy(), self.vb, self.tau2, level, None)
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
     def interval_labels(self) -> list[str]:
         """``"0 < p <= 0.025"``-style labels of the p-value intervals."""

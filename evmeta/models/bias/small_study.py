@@ -24,6 +24,7 @@ from evmeta.errors import ModelError
 from evmeta.models.base.design import ModelData
 from evmeta.models.base.inference import coefficient_table
 from evmeta.models.base.protocol import Summary, empty_heterogeneity, resolve_level
+from evmeta.models.base.result_parts import PrintsSummary
 from evmeta.models.frequentist.meta import MetaResult, fit_design, meta_analysis
 
 #: Below this many comparisons funnel-plot methods have too little power to tell asymmetry
@@ -58,7 +59,7 @@ def _estimate_row(estimate: float, se: float, ci_low: float, ci_high: float) -> 
     )
 
 
-class _FromInputs:
+class _FromInputs(PrintsSummary):
     """``measure`` and ``k`` of a bias result, from the inputs of the fit it was computed from."""
 
     inputs: ModelData
@@ -70,12 +71,6 @@ class _FromInputs:
     @property
     def k(self) -> int:
         return self.inputs.k
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -164,6 +159,19 @@ def _sample_sizes(result: MetaResult, ni: Any) -> np.ndarray:
     raise ModelError("this predictor needs sample sizes: pass ni= or include n_treat and n_control columns")
 
 
+def _predictor_values(result: MetaResult, predictor: str, ni: Any) -> np.ndarray:
+    """The Egger predictor of every comparison (``sei``, ``vi`` or a sample-size function)."""
+    name = "sqrtninv" if predictor == "sqrt_inv_n" else predictor
+    if name not in PREDICTORS:
+        raise ModelError(f"unknown predictor {predictor!r}; valid predictors: sei, vi, ni, ninv, sqrt_inv_n")
+    if name == "sei":
+        return np.sqrt(result.vi)
+    if name == "vi":
+        return result.vi
+    n = _sample_sizes(result, ni)
+    return {"ni": n, "ninv": 1 / n, "sqrtninv": np.sqrt(1 / n)}[name]
+
+
 def egger_test(
     result: MetaResult, predictor: str = "sei", *, model: str = "rma", ni: Any = None
 ) -> EggerResult:
@@ -183,17 +191,8 @@ def egger_test(
     ni : str or array, optional
         Total sample sizes, for the sample-size predictors.
     """
-    name = "sqrtninv" if predictor == "sqrt_inv_n" else predictor
-    if name not in PREDICTORS:
-        raise ModelError(f"unknown predictor {predictor!r}; valid predictors: sei, vi, ni, ninv, sqrt_inv_n")
     vi = result.vi
-    if name == "sei":
-        x = np.sqrt(vi)
-    elif name == "vi":
-        x = vi
-    else:
-        n = _sample_sizes(result, ni)
-        x = {"ni": n, "ninv": 1 / n, "sqrtninv": np.sqrt(1 / n)}[name]
+    x = _predictor_values(result, predictor, ni)
     if np.ptp(x) <= 1e-12 * np.max(np.abs(x)):
         raise ModelError(
             f"Egger's test is not identified: every comparison has the same {predictor}, so it cannot "

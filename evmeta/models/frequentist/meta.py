@@ -19,6 +19,7 @@ from evmeta.models.base.frequentist_protocol import FittedModel
 from evmeta.models.base.inference import check_inference, coefficient_table, omnibus_test
 from evmeta.models.base.protocol import check_level, empty_heterogeneity, resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
+from evmeta.models.base.result_parts import COMMON_SCALARS
 from evmeta.models.frequentist import diagnostics
 from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
 from evmeta.models.frequentist.robust import RobustCovariance, cluster_codes, with_robust
@@ -235,17 +236,7 @@ class MetaResult(FittedModel):
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values: scalars, coefficients as records, settings and provenance."""
         scalars = [
-            "k",
-            "p",
-            "method",
-            "test",
-            "level",
-            "estimate",
-            "se",
-            "stat",
-            "pvalue",
-            "ci_low",
-            "ci_high",
+            *COMMON_SCALARS,
             "tau2",
             "tau2_se",
             "tau",
@@ -430,41 +421,6 @@ def _heterogeneity(y, v, X, tau2: float, method: str) -> tuple[float, float, flo
     return q, q_pvalue, 100 * tau2 / (typical + tau2), tau2 / typical + 1
 
 
-def _fit_statistics(y, v, X, fit, tau2: float, method: str) -> tuple[float, float, float, float]:
-    """Log-likelihood, AIC, BIC and AICc (metafor's definitions; REML includes + 1/2 log|X'X|)."""
-    k, p = X.shape
-    parms = p + (0 if method == "EE" else 1)
-    if method == "REML":
-        ll = (
-            -0.5 * (k - p) * np.log(2 * np.pi)
-            + 0.5 * np.linalg.slogdet(X.T @ X)[1]
-            - 0.5 * np.sum(np.log(v + tau2))
-            - 0.5 * np.linalg.slogdet((X * fit.w[:, None]).T @ X)[1]
-            - 0.5 * fit.rss
-        )
-        n_eff = k - p
-    else:
-        ll = -0.5 * k * np.log(2 * np.pi) - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * fit.rss
-        n_eff = k
-    aic = -2 * ll + 2 * parms
-    bic = -2 * ll + parms * np.log(n_eff)
-    aicc = -2 * ll + 2 * parms * max(n_eff, parms + 2) / (max(n_eff, parms + 2) - parms - 1)
-    return float(ll), float(aic), float(bic), float(aicc)
-
-
-def _r2(model: ModelData, tau2: float, method: str) -> float:
-    """Percent of tau^2 the moderators account for (metafor's R^2; EE: adjusted WLS R^2)."""
-    if model.intercept_only:
-        return np.nan
-    y, v, X = model.yi, model.vi, model.X
-    if method == "EE":
-        import statsmodels.api as sm
-
-        return max(0.0, 100 * sm.WLS(y, X, weights=1 / v).fit().rsquared_adj) if np.var(y) > 0 else 0.0
-    reduced = estimate_tau2(y, v, np.ones((len(y), 1)), method).tau2
-    return max(0.0, 100 * (reduced - tau2) / reduced) if reduced > 0 else 0.0
-
-
 def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> MetaResult:
     y, v, X = model.yi, model.vi, model.X
     k, p = X.shape
@@ -479,8 +435,8 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
     # Omnibus test of the moderators (all coefficients but the intercept).
     tested = model.moderator_columns if not model.intercept_only else [0]
     qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
-    ll, aic, bic, aicc = _fit_statistics(y, v, X, fit, tau2, method)
-    r2 = _r2(model, tau2, method)
+    ll, aic, bic, aicc = _information_criteria(model, fit, tau2, method)
+    r2 = _r_squared(model, tau2, method)
     weights = 100 * fit.w / np.sum(fit.w)
     if not tau2_fit.converged:
         raise ModelError(f"the {method} estimate of tau^2 did not converge in 1000 iterations")
@@ -516,3 +472,40 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
         converged=tau2_fit.converged,
     )
     return result
+
+
+def _information_criteria(model: ModelData, fit: Any, tau2: float, method: str) -> tuple[float, ...]:
+    """Log-likelihood, AIC, BIC and AICc (metafor's definitions; REML includes + 1/2 log|X'X|)."""
+    v, X = model.vi, model.X
+    k, p = X.shape
+    parms = p + (0 if method == "EE" else 1)
+    if method == "REML":
+        ll = (
+            -0.5 * (k - p) * np.log(2 * np.pi)
+            + 0.5 * np.linalg.slogdet(X.T @ X)[1]
+            - 0.5 * np.sum(np.log(v + tau2))
+            - 0.5 * np.linalg.slogdet((X * fit.w[:, None]).T @ X)[1]
+            - 0.5 * fit.rss
+        )
+        n_eff = k - p
+    else:
+        ll = -0.5 * k * np.log(2 * np.pi) - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * fit.rss
+        n_eff = k
+    aic = -2 * ll + 2 * parms
+    bic = -2 * ll + parms * np.log(n_eff)
+    aicc = -2 * ll + 2 * parms * max(n_eff, parms + 2) / (max(n_eff, parms + 2) - parms - 1)
+    return float(ll), float(aic), float(bic), float(aicc)
+
+
+def _r_squared(model: ModelData, tau2: float, method: str) -> float:
+    """Percent of heterogeneity accounted for by the moderators (NaN without moderators)."""
+    y, v, X = model.yi, model.vi, model.X
+    if model.intercept_only:
+        return float("nan")
+    if method == "EE":
+        # metafor: adjusted R^2 of the weighted least-squares fit (weights 1 / v).
+        import statsmodels.api as sm
+
+        return max(0.0, 100 * sm.WLS(y, X, weights=1 / v).fit().rsquared_adj) if np.var(y) > 0 else 0.0
+    reduced = estimate_tau2(y, v, np.ones((len(y), 1)), method).tau2
+    return max(0.0, 100 * (reduced - tau2) / reduced) if reduced > 0 else 0.0

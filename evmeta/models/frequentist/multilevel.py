@@ -28,6 +28,7 @@ from evmeta.models.base.inference import check_inference, coefficient_table, omn
 from evmeta.models.base.nesting import nested_structure, parse_random
 from evmeta.models.base.protocol import check_level, resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
+from evmeta.models.base.result_parts import COMMON_SCALARS
 from evmeta.models.frequentist.blocks import evaluate, log_likelihood, make_batches, score_and_information
 from evmeta.models.frequentist.estimators import gls
 from evmeta.models.frequentist.profile import profile_intervals
@@ -211,17 +212,7 @@ class MultilevelResult(FittedModel):
 
     def to_dict(self) -> dict[str, Any]:
         scalars = [
-            "k",
-            "p",
-            "method",
-            "test",
-            "level",
-            "estimate",
-            "se",
-            "stat",
-            "pvalue",
-            "ci_low",
-            "ci_high",
+            *COMMON_SCALARS,
             "i2",
             "q",
             "q_df",
@@ -310,20 +301,7 @@ def multilevel_meta_analysis(
         raise ModelError("random needs at least one grouping column, e.g. ['study_id', 'experiment_id']")
     model = prepare(data, yi, vi, mods)
     codes = nested_structure(model.frame, random).codes
-    V_matrix = None
-    if V is not None:
-        V_matrix = np.asarray(V.toarray() if hasattr(V, "toarray") else V, dtype=float)
-        if V_matrix.shape != (model.k, model.k):
-            raise ModelError(f"V must be {model.k} x {model.k}, got {V_matrix.shape}")
-        if not np.allclose(V_matrix, V_matrix.T):
-            raise ModelError("V must be symmetric")
-        different = codes[0][:, None] != codes[0][None, :]
-        if np.any(V_matrix[different] != 0):
-            raise ModelError(
-                f"V has covariances between different {random[0]} groups; it must be block diagonal by {random[0]}"
-            )
-        if np.any(np.linalg.eigvalsh(V_matrix) <= 0):
-            raise ModelError("V is not positive definite")
+    V_matrix = None if V is None else _known_covariance(V, model.k, codes[0], random[0])
     batches = make_batches(codes, V_matrix, model.vi)
     try:
         with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
@@ -335,6 +313,23 @@ def multilevel_meta_analysis(
     columns = (yi, vi) if isinstance(yi, str) and isinstance(vi, str) else (None, None)
     result = replace(result, V=V_matrix, yi_column=columns[0], vi_column=columns[1])
     return result.robust(cluster) if inference == "CR2" else result
+
+
+def _known_covariance(V: Any, k: int, outer: np.ndarray, name: str) -> np.ndarray:
+    """``V`` as a dense k x k array, checked: symmetric, positive definite, block diagonal
+    by the outermost level (``outer`` codes, called ``name``)."""
+    matrix = np.asarray(V.toarray() if hasattr(V, "toarray") else V, dtype=float)
+    if matrix.shape != (k, k):
+        raise ModelError(f"V must be {k} x {k}, got {matrix.shape}")
+    if not np.allclose(matrix, matrix.T):
+        raise ModelError("V must be symmetric")
+    if np.any(matrix[outer[:, None] != outer[None, :]] != 0):
+        raise ModelError(
+            f"V has covariances between different {name} groups; it must be block diagonal by {name}"
+        )
+    if np.any(np.linalg.eigvalsh(matrix) <= 0):
+        raise ModelError("V is not positive definite")
+    return matrix
 
 
 def _row_mask(frame: pd.DataFrame, rows: Any) -> np.ndarray:

@@ -25,11 +25,12 @@ from scipy import stats
 from evmeta.errors import ModelError
 from evmeta.models.base.design import as_frame
 from evmeta.models.base.protocol import Summary, resolve_level
+from evmeta.models.base.result_parts import PrintsSummary
 from evmeta.models.frequentist.meta import MetaResult, meta_analysis
 
 
-@dataclass(frozen=True, eq=False)
-class SubgroupResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class SubgroupResult(PrintsSummary):
     """Per-subgroup fits and the tests for subgroup differences (immutable; a
     :class:`~evmeta.models.base.protocol.FitResult`).
 
@@ -115,12 +116,6 @@ class SubgroupResult:
         out = pd.DataFrame(rows).T
         out.index.name = self.by
         return out
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    def __repr__(self) -> str:
-        return str(self.summary())
 
     def summary(self, level: float | None = None) -> Summary:
         """A printable summary, as every result's: ``print(summary)`` shows the tests for
@@ -237,24 +232,7 @@ def subgroup_analysis(
         raise ModelError(
             f"subgroup analysis by {by!r} needs at least 2 subgroups with 2 or more comparisons each"
         )
-    table = pd.DataFrame(
-        {
-            level: {
-                "k": f.k,
-                "estimate": f.estimate,
-                "se": f.se,
-                "ci_low": f.ci_low,
-                "ci_high": f.ci_high,
-                "pi_low": f.pi_low,
-                "pi_high": f.pi_high,
-                "tau2": f.tau2,
-                "i2": f.i2,
-                "q": f.q,
-                "q_pvalue": f.q_pvalue,
-            }
-            for level, f in fits.items()
-        }
-    ).T
+    table = _subgroup_table(fits)
     table.index.name = by
     estimates = table["estimate"].to_numpy(dtype=float)
     weights = 1 / table["se"].to_numpy(dtype=float) ** 2
@@ -264,11 +242,7 @@ def subgroup_analysis(
     pooled_rows = frame[frame[by].isin(list(fits))].copy()
     pooled_rows[by] = pd.Categorical(pooled_rows[by], categories=list(fits))
     mixed = meta_analysis(pooled_rows, yi, vi, mods=f"~ {by}", **meta_kwargs)
-    fixed_kwargs = {**meta_kwargs, "method": "EE"}
-    q_total = meta_analysis(pooled_rows, yi, vi, **fixed_kwargs).q
-    q_within = float(
-        sum(meta_analysis(frame[frame[by] == level], yi, vi, **fixed_kwargs).q for level in fits)
-    )
+    q_total, q_within = _q_partition(pooled_rows, by, list(fits), yi, vi, meta_kwargs)
     q_between_fixed = q_total - q_within
     return SubgroupResult(
         by=by,
@@ -289,6 +263,22 @@ def subgroup_analysis(
         mixed=mixed,
         skipped=tuple(skipped),
     )
+
+
+def _q_partition(
+    rows: pd.DataFrame, by: str, levels: list, yi: Any, vi: Any, kwargs: dict
+) -> tuple[float, float]:
+    """Common-effect Q of all pooled rows and the sum of the subgroups' (Q total, Q within)."""
+    fixed = {**kwargs, "method": "EE", "inference": "model", "cluster": None}
+    total = meta_analysis(rows, yi, vi, **fixed).q
+    within = float(sum(meta_analysis(rows[rows[by] == level], yi, vi, **fixed).q for level in levels))
+    return total, within
+
+
+def _subgroup_table(fits: dict[Any, MetaResult]) -> pd.DataFrame:
+    """One row per pooled subgroup: k, estimate, se, intervals, tau2, i2, q, q_pvalue."""
+    names = ["k", "estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "i2", "q", "q_pvalue"]
+    return pd.DataFrame({level: {name: getattr(f, name) for name in names} for level, f in fits.items()}).T
 
 
 def adjust_pvalues(pvalues: Any, method: str = "bonferroni") -> np.ndarray:
