@@ -396,23 +396,20 @@ def batched_multilevel_meta_analysis(
             else None
         )
         return _expanded(part, fittable, k, len(level_codes), p, method, test)
-    groups = _padded(batches, y, X)
-    s = _Structure(
-        y,
-        v,
-        X,
-        [g[0] for g in groups],
-        [g[1] for g in groups],
-        [g[2] for g in groups],
-        [g[3] for g in groups],
-        [counts[:, g[4]] for g in groups],
-        counts,
-    )
     with np.errstate(all="ignore"):
-        fixed = _unidentified(s, [g[5] for g in groups], list(level_codes), intercept)
+        s, block_rows = _structure(batches, y, v, X, counts)
+        fixed = _unidentified(s, block_rows, list(level_codes), intercept)
         sigma2, iterations, converged = _fisher_scoring(s, method == "REML", fixed)
         ev = _evaluate(s, sigma2)
         return _inference(s, ev, sigma2, iterations, converged, method, test, level)
+
+
+def _structure(batches, y, v, X, counts) -> tuple[_Structure, list]:
+    """The padded block stacks of the data and each resample's block counts."""
+    groups = _padded(batches, y, X)
+    stacks = [[g[i] for g in groups] for i in range(4)]
+    s = _Structure(y, v, X, *stacks, [counts[:, g[4]] for g in groups], counts)
+    return s, [g[5] for g in groups]
 
 
 def _inference(s, ev, sigma2, iterations, converged, method, test, level) -> BatchedMultilevelFit:
