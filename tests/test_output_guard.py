@@ -33,7 +33,7 @@ WIDE = Path(__file__).parent / "data" / "wide"
 READ_ONLY = {"validate"}
 #: Modules whose commands this test must cover (other modules' commands are covered by
 #: their own tests when they carry no case here).
-OWN_MODULES = {"evmeta.cli.extraction", "evmeta.cli.analysis", "evmeta.cli.review"}
+OWN_MODULES = {"evmeta.cli.extraction", "evmeta.cli.analysis", "evmeta.cli.export", "evmeta.cli.review"}
 
 
 def _digest(path: Path) -> str:
@@ -171,6 +171,13 @@ CASES: dict[str, Case] = {
             str(f / "wpd.csv"),
         ],
         input_file=lambda f: f / "wpd.csv",
+    ),
+    "export-r": Case(
+        lambda f, o: ["export-r", str(_spec(f)), "-o", str(o.parent)],
+        "evmeta_models.R",
+        side=["comparisons_for_r.csv", "evmeta_results.csv"],
+        input_as_output=lambda f: ["export-r", str(_spec(f)), "-o", str(f / "a.toml")],
+        input_file=lambda f: f / "a.toml",
     ),
     "lookup": Case(
         lambda f, o: ["lookup", str(f / "book.xlsx"), "--offline", "--fill-missing", "--cache", str(f / "c")],

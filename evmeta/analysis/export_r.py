@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from evmeta._outputs import staged
 from evmeta._paths import check_output
 from evmeta._version import __version__
 
@@ -213,8 +214,10 @@ def export_r(spec_path: str | Path, output: str | Path, *, overwrite: bool = Fal
     run.tables["comparisons"] = built.table
     stages.frequentist(run, built.table)
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(built.table, data_path)
-    script_path.write_text(r_script(run, spec.analysis.name), encoding="utf-8")
     models = tuple(n for n in run.models if n in EXPORTED or n.startswith("subgroup:"))
-    write_csv(tidy_results({n: run.models[n] for n in models}), ours_path)
+    # Staged beside the targets and moved into place together: never a half export.
+    with staged([script_path, data_path, ours_path]) as staging:
+        write_csv(built.table, staging.path(data_path))
+        staging.path(script_path).write_text(r_script(run, spec.analysis.name), encoding="utf-8")
+        write_csv(tidy_results({n: run.models[n] for n in models}), staging.path(ours_path))
     return RExport(script_path, data_path, ours_path, models)
