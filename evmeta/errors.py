@@ -187,7 +187,7 @@ class NonFiniteNumber(ValueError):
 
 class DoseTextError(DoseError):
     """A printed dose that cannot be read; ``reason`` is one of
-    :data:`evmeta.schema.dose_tokens.REASONS`."""
+    :data:`evmeta.schema.doses.tokens.REASONS`."""
 
     def __init__(self, text: Any, reason: str, detail: str):
         self.text = text

@@ -10,7 +10,7 @@ import pytest
 
 from evmeta.errors import DoseError
 from evmeta.harmonize.doses import parse_dose
-from evmeta.schema.dose_text import REASONS, DoseTextError
+from evmeta.schema.doses.text import REASONS, DoseTextError
 
 CORPUS = Path(__file__).parent / "data" / "printed_doses.csv"
 with CORPUS.open(encoding="utf-8", newline="") as _handle:

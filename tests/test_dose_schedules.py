@@ -127,7 +127,7 @@ def test_comparisons_carry_the_cumulative_columns():
     ],
 )
 def test_schedules_of_more_than_a_thousand_doses_are_refused(text, reason):
-    from evmeta.schema.dose_text import DoseTextError
+    from evmeta.schema.doses.text import DoseTextError
 
     with pytest.raises(DoseTextError) as info:
         em.parse_dose(text)
@@ -136,7 +136,7 @@ def test_schedules_of_more_than_a_thousand_doses_are_refused(text, reason):
 
 def test_a_thousand_doses_is_the_limit_shared_with_the_arms_sheet():
     from evmeta.schema.columns import SHEETS
-    from evmeta.schema.dose_schedule import MAX_DOSES
+    from evmeta.schema.doses.schedule import MAX_DOSES
 
     assert em.parse_dose("1 ug daily for 1000 days").n_doses == MAX_DOSES == 1000
     [column] = [c for c in SHEETS["arms"] if c.name == "n_doses"]

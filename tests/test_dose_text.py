@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from evmeta.errors import DoseError
 from evmeta.harmonize.doses import harmonize_dose, parse_dose
 from evmeta.schema.cells import parse_number
-from evmeta.schema.dose_text import DoseTextError, read_dose_text
+from evmeta.schema.doses.text import DoseTextError, read_dose_text
 
 # text, value (canonical unit), quantity, basis, n_doses, interval_days, vehicle_volume_ul
 ISSUE_FORMS = [

@@ -319,8 +319,8 @@ DOSE_WORDS = st.sampled_from(
 @settings(FUZZ, max_examples=EXAMPLES * 10)
 @given(parts=st.lists(DOSE_WORDS, min_size=1, max_size=8))
 def test_dose_text_fuzz(parts):
-    from evmeta.schema.dose_schedule import MAX_DOSES
-    from evmeta.schema.dose_text import REASONS, DoseTextError, read_dose_text
+    from evmeta.schema.doses.schedule import MAX_DOSES
+    from evmeta.schema.doses.text import REASONS, DoseTextError, read_dose_text
 
     text = " ".join(parts)
     with time_limit(10):

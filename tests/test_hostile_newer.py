@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from evmeta.cli import app
 from evmeta.errors import SpecError
 from evmeta.review.digitized import DigitizedError, read_digitized
-from evmeta.schema.dose_text import DoseTextError, read_dose_text
+from evmeta.schema.doses.text import DoseTextError, read_dose_text
 from evmeta.schema.wide_import import read_map, read_table, wide_to_sheets
 from tests.conftest import EXAMPLE
 from tests.test_hostile_sheets import time_limit

@@ -20,7 +20,7 @@ from evmeta.harmonize.doses import (
     parse_dose,
     purity_class,
 )
-from evmeta.schema.dose_schedule import MAX_DOSES
+from evmeta.schema.doses.schedule import MAX_DOSES
 
 
 @lru_cache(maxsize=65536)

@@ -5,7 +5,7 @@ Papers print MSC-EV doses as protein mass ("100 µg EVs", "0.1 mg/kg"), particle
 conditioned-medium volume ("200 uL conditioned medium"), per animal or per body mass.
 :func:`parse_dose` reads them, with their schedule and vehicle volume, into a :class:`Dose`
 (the grammar, and the refusals of ranges, lists, concentrations without a volume and the
-like, is :mod:`evmeta.schema.dose_text`); :func:`harmonize_dose` converts a dose to every
+like, is :mod:`evmeta.schema.doses.text`); :func:`harmonize_dose` converts a dose to every
 basis the study's own numbers (or reference values) allow, saying for each how it was
 obtained (``reported``, ``scaled``, ``derived``, ``imputed`` or ``not_convertible``; see
 ``shared/domain/doses_and_species.md``), and notes amounts outside the range seen in the
@@ -32,7 +32,7 @@ from typing import Any
 from evmeta.data import load_toml
 from evmeta.errors import DoseError, InputError
 from evmeta.harmonize.dose_plausibility import plausibility_notes
-from evmeta.schema.dose_text import DoseTextError, read_dose_text
+from evmeta.schema.doses.text import DoseTextError, read_dose_text
 from evmeta.schema.vocabulary import species_table, vocabulary
 
 #: Canonical unit of each quantity.
@@ -152,7 +152,7 @@ def parse_dose(text: str) -> Dose:
     """Read a dose as printed in a paper or review table.
 
     The grammar (numbers with lost superscripts, units, denominators, schedules, vehicle
-    volumes, and the refusals) is :mod:`evmeta.schema.dose_text`; this converts its reading
+    volumes, and the refusals) is :mod:`evmeta.schema.doses.text`; this converts its reading
     to the canonical unit of the quantity with pint.
 
     Parameters
@@ -173,7 +173,7 @@ def parse_dose(text: str) -> Dose:
     Raises
     ------
     DoseError
-        A :class:`~evmeta.schema.dose_text.DoseTextError` quoting the text, with ``reason``
+        A :class:`~evmeta.schema.doses.text.DoseTextError` quoting the text, with ``reason``
         (``range``, ``several_doses``, ``concentration_without_volume``, ``lost_exponent``,
         ``volume_only``, ``no_unit``, ``infusion``, ``not_reported``, ...).
 

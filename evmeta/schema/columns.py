@@ -209,7 +209,7 @@ ARMS = [
         "text",
         "Dose as printed in the paper, e.g. '1.5 x 10^9 particles/kg' (used when value/unit are blank).",
     ),
-    # maximum = evmeta.schema.dose_schedule.MAX_DOSES (not imported: its imports lead back here)
+    # maximum = evmeta.schema.doses.schedule.MAX_DOSES (not imported: its imports lead back here)
     Column("n_doses", "int", "Number of administrations.", minimum=1, maximum=1000),
     Column(
         "dose_interval_days", "float", "Days between administrations.", minimum=0, maximum=1000, unit="days"

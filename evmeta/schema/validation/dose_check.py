@@ -1,7 +1,7 @@
 """Every ``arms.dose_text`` read at validation, so that what the dose harmonizer would not use
 is reported at its cell.
 
-- A text the dose grammar (:func:`evmeta.schema.dose_text.read_dose_text`) cannot read is
+- A text the dose grammar (:func:`evmeta.schema.doses.text.read_dose_text`) cannot read is
   a **note** with the reason (``range``, ``no_unit``, ...): the arm is still analysed, with
   ``dose_value``/``dose_unit`` when they are typed, else without a dose (it drops out of
   dose moderators and dose-response).
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from evmeta.errors import DoseError
-from evmeta.schema.dose_text import read_dose_text
+from evmeta.schema.doses.text import read_dose_text
 from evmeta.schema.validation.collector import _Collector
 
 #: The ``check`` name of the notes and errors made here.

@@ -10,7 +10,7 @@ from collections import defaultdict
 from evmeta.errors import DoseError
 from evmeta.schema.cells import show
 from evmeta.schema.columns import column_map
-from evmeta.schema.dose_text import read_dose_text
+from evmeta.schema.doses.text import read_dose_text
 from evmeta.schema.validation.collector import _Collector
 from evmeta.schema.validation.pairing import check_control_arms
 from evmeta.schema.validation.suggest import did_you_mean

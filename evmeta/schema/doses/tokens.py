@@ -5,7 +5,7 @@ classified by the word after it (mass, volume, particles, cells, time, count, ba
 carrying its denominators (``/kg``, ``/g``, ``/dose``, ``/mouse``, ``/100 uL``, ``/mL``,
 ``/day``). Numbers are read with :func:`evmeta.schema.cells.parse_number`, so a comma follows
 the same rule as in every other cell ('1,500' is refused as ambiguous). Used by
-:mod:`evmeta.schema.dose_text`.
+:mod:`evmeta.schema.doses.text`.
 """
 
 from __future__ import annotations

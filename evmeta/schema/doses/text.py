@@ -36,8 +36,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from evmeta.schema.dose_schedule import Schedule, read_schedule
-from evmeta.schema.dose_tokens import (
+from evmeta.schema.doses.schedule import Schedule, read_schedule
+from evmeta.schema.doses.tokens import (
     PARTICLE_WORD,
     REASONS,
     DoseTextError,

@@ -1,7 +1,7 @@
 """Schedules as papers print them: 'daily for 7 days', 'every 2 weeks, four times', '/day'.
 
 :func:`read_schedule` reads the number of administrations and the days between them from
-a dose text already normalized by :func:`evmeta.schema.dose_text.normalize` (casefolded,
+a dose text already normalized by :func:`evmeta.schema.doses.text.normalize` (casefolded,
 ASCII dashes). Rules, in the order they are tried:
 
 * interval: 'twice a day' (0.5 d), 'three times weekly' (7/3 d), 'every other day' (2 d),
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from evmeta.data import load_toml
-from evmeta.schema.dose_tokens import DoseTextError
+from evmeta.schema.doses.tokens import DoseTextError
 
 __all__ = ["MAX_DOSES", "Schedule", "read_schedule"]
 
@@ -175,7 +175,7 @@ def read_schedule(s: str, *, interval_days: float | None = None, text: str | Non
     Parameters
     ----------
     s : str
-        Dose text after :func:`evmeta.schema.dose_text.normalize`.
+        Dose text after :func:`evmeta.schema.doses.text.normalize`.
     interval_days : float, optional
         Interval already read from the amount's denominator ('100 ug/kg/day').
     text : str, optional
