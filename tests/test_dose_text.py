@@ -418,3 +418,16 @@ def test_fuzzing_findings_stay_fixed(text):
         return
     assert dose.value > 0 and math.isfinite(dose.value)
     assert dose.n_doses is None or dose.n_doses >= 1
+
+
+def test_one_value_type_from_the_printed_text_to_the_canonical_unit():
+    """Issue 23: a reading and a harmonized dose are the same type (Dose), units aside."""
+    from evmeta.harmonize import Dose, parse_dose
+
+    reading = read_dose_text("0.1 mg/kg")
+    dose = parse_dose("0.1 mg/kg")
+    assert type(reading) is type(dose) is Dose
+    assert (reading.value, reading.unit, reading.scaled) == (0.1, "mg", False)
+    assert (dose.value, dose.unit, dose.scaled) == (100.0, "ug", True)
+    per_g = read_dose_text("50 ug/g")
+    assert per_g.scaled and per_g.basis == "per_kg" and per_g.value == 50_000

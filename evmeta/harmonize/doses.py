@@ -23,9 +23,9 @@ Webber J, Clayton A (2013). How pure are your vesicles? J Extracell Vesicles 2:1
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -33,6 +33,7 @@ from evmeta.data import load_toml
 from evmeta.errors import DoseError, InputError
 from evmeta.harmonize.dose_plausibility import plausibility_notes
 from evmeta.schema.doses.text import DoseTextError, read_dose_text
+from evmeta.schema.doses.value import Dose
 from evmeta.schema.vocabulary import species_table, vocabulary
 
 #: Canonical unit of each quantity.
@@ -57,49 +58,6 @@ HARMONIZED_KEYS = (
     "hed_ug_protein_per_kg",
     "hed_particles_per_kg",
 )
-
-
-@dataclass(frozen=True)
-class Dose:
-    """A dose as reported, in its canonical unit.
-
-    Attributes
-    ----------
-    value : float
-        Amount per administration, in ``unit``.
-    quantity : {"protein", "particles", "cell_equivalents", "conditioned_medium"}
-    unit : {"ug", "particles", "cell_equivalents", "mL"}
-        Canonical unit of the quantity.
-    basis : {"per_animal", "per_kg"}
-    text : str
-        What was read.
-    scaled : bool
-        True when reading it changed the unit prefix (mg -> ug) or the body-mass basis
-        (per g -> per kg).
-    n_doses : int or None
-        Number of administrations the text gives ('four times', 'daily for 7 days').
-    interval_days : float or None
-        Days between administrations ('every 2 weeks' -> 14, '/day' -> 1).
-    vehicle_volume_ul : float or None
-        Volume the amount was given in ('30 ug/100 ul' -> 100 uL).
-    notes : tuple of str
-        How the text was read where a reader might ask (lost superscripts, computed amounts).
-    species : tuple of str
-        Canonical species the text gives the dose for ('/mouse'); empty when it names none.
-        :func:`harmonize_dose` refuses a dose whose species contradicts the experiment's.
-    """
-
-    value: float
-    quantity: str
-    unit: str
-    basis: str
-    text: str = ""
-    scaled: bool = False
-    n_doses: int | None = None
-    interval_days: float | None = None
-    vehicle_volume_ul: float | None = None
-    notes: tuple[str, ...] = ()
-    species: tuple[str, ...] = ()
 
 
 # --- unit factors (pint) ----------------------------------------------------------------
@@ -194,18 +152,9 @@ def parse_dose(text: str) -> Dose:
     value = reading.value * factor
     if not math.isfinite(value):
         raise DoseTextError(text, "overflow", "the amount overflows when converted to the canonical unit")
-    return Dose(
-        value=float(value),
-        quantity=reading.quantity,
-        unit=CANONICAL_UNITS[reading.quantity],
-        basis=reading.basis,
-        text=text,
-        scaled=factor != 1.0 or reading.per_g,
-        n_doses=reading.n_doses,
-        interval_days=reading.interval_days,
-        vehicle_volume_ul=reading.vehicle_volume_ul,
-        notes=reading.notes,
-        species=reading.species,
+    # The same value type as the reading, now in the quantity's canonical unit.
+    return dataclasses.replace(
+        reading, value=float(value), unit=CANONICAL_UNITS[reading.quantity], scaled=factor != 1.0 or reading.scaled
     )
 
 

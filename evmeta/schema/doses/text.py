@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
 
 from evmeta.schema.doses.schedule import Schedule, read_schedule
 from evmeta.schema.doses.tokens import (
@@ -47,54 +46,16 @@ from evmeta.schema.doses.tokens import (
     span,
     words,
 )
+from evmeta.schema.doses.value import Dose
 
 __all__ = [
     "REASONS",
-    "DoseReading",
     "DoseTextError",
     "Schedule",
     "normalize",
     "read_dose_text",
     "read_schedule",
 ]
-
-
-@dataclass(frozen=True)
-class DoseReading:
-    """What a printed dose says, in the units it was printed in.
-
-    Attributes
-    ----------
-    value : float
-        Amount per administration, in ``unit`` (per kg of body weight when ``basis`` is
-        ``per_kg``; a per-g dose is already multiplied by 1000).
-    unit : str
-        The unit word as printed and normalized (``ug``, ``mg``, ``ml``) or ``particle`` /
-        ``cell_equivalent``.
-    quantity : {"protein", "particles", "cell_equivalents", "conditioned_medium"}
-    basis : {"per_animal", "per_kg"}
-    per_g : bool
-        True when the text said per g (the value was multiplied by 1000).
-    n_doses, interval_days : int or float or None
-        Schedule, when the text gives one.
-    vehicle_volume_ul : float or None
-        Volume the amount was given in (uL).
-    species : tuple of str
-        Canonical species the text names as the recipient (``/mouse``), empty if none.
-    notes : tuple of str
-        How the text was read where a reader might ask (lost superscripts, computed amounts).
-    """
-
-    value: float
-    unit: str
-    quantity: str
-    basis: str
-    per_g: bool = False
-    n_doses: int | None = None
-    interval_days: float | None = None
-    vehicle_volume_ul: float | None = None
-    species: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
 
 
 # --- refusals ---------------------------------------------------------------------------
@@ -333,7 +294,7 @@ _QUANTITY = {
 _UNIT = {"particles": "particle", "cells": "cell_equivalent"}
 
 
-def read_dose_text(text: str) -> DoseReading:
+def read_dose_text(text: str) -> Dose:
     """Read one printed dose; raise :class:`DoseTextError` with the reason it cannot be read.
 
     Parameters
@@ -343,7 +304,8 @@ def read_dose_text(text: str) -> DoseReading:
 
     Returns
     -------
-    DoseReading
+    Dose
+        In the unit as printed (``scaled`` when a per-g amount was multiplied to per kg).
         Amount per administration in the printed unit, basis, schedule, vehicle and notes.
 
     Examples
@@ -369,12 +331,13 @@ def read_dose_text(text: str) -> DoseReading:
         raise DoseTextError(text, "not_positive", "the amount must be a positive number")
     basis, per_kg, species = _basis(s, amount)
     schedule = read_schedule(s, interval_days=amount.interval_days, text=text)
-    return DoseReading(
+    return Dose(
         value=value * per_kg,
         unit=_UNIT.get(amount.kind, amount.unit),
         quantity=_QUANTITY[amount.kind],
         basis=basis,
-        per_g=per_kg != 1.0,
+        text=str(text),
+        scaled=per_kg != 1.0,
         n_doses=schedule.n_doses,
         interval_days=schedule.interval_days,
         vehicle_volume_ul=vehicle,
