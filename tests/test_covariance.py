@@ -216,5 +216,5 @@ def test_bayesian_model_uses_V():
     naive, _ = _exact_posterior_of_mu(table, np.diag(np.diag(V)), 50.0, 0.5)
     got = fit.summary().table.loc["intercept"]
     assert got["estimate"] == pytest.approx(mean, abs=0.15 * sd)
-    assert got["se"] == pytest.approx(sd, rel=0.15)
+    assert got["posterior_sd"] == pytest.approx(sd, rel=0.15)
     assert abs(naive - mean) > 0.8 * sd  # so the first assert fails if V is ignored

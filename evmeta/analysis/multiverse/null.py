@@ -90,13 +90,18 @@ def null_one(
     table = prepared.table
     position = {study: i for i, study in enumerate(studies)}
     codes = np.array([position[s] for s in table["study_id"].astype(str)], dtype=np.int64)
+    todo = range(len(draws))
     if batched:
         from evmeta.analysis.multiverse.null_batched import batched_null
 
         fast = batched_null(table, settings, context, draws, codes, len(studies), estimate)
         if fast is not None:
-            return fast
-    for b, draw in enumerate(draws):
+            # A resample the batched fit could not do (its variance components did not
+            # converge by Fisher scoring alone) is refitted singly, with the single fit's
+            # fallback optimizer: the two paths stay identical.
+            out, todo = fast, np.flatnonzero(np.isnan(fast[:, 0]))
+    for b in todo:
+        draw = draws[b]
         rows, copy = resample_rows(codes, draw, len(studies))
         if len(rows) < context.min_k:
             continue
