@@ -228,7 +228,14 @@ def test_model_public_names_resolve():
         assert getattr(evmeta.models, name) is not None, name
 
 
-NAMESPACES = ["evmeta.models", "evmeta.harmonize", "evmeta.plots", "evmeta.review", "evmeta.schema", "evmeta.analysis"]
+NAMESPACES = [
+    "evmeta.models",
+    "evmeta.harmonize",
+    "evmeta.plots",
+    "evmeta.review",
+    "evmeta.schema",
+    "evmeta.analysis",
+]
 
 
 def test_the_top_level_is_curated():
@@ -251,8 +258,17 @@ def test_every_namespace_lists_names_that_resolve(namespace):
 def test_types_that_public_functions_return_are_exported():
     import evmeta as em
 
-    for name in ("EggerResult", "TrimFillResult", "PetPeeseResult", "SelectionResult", "BiasAveragingResult",
-                 "MetaResult", "MultilevelResult", "BayesResult", "SubgroupResult"):
+    for name in (
+        "EggerResult",
+        "TrimFillResult",
+        "PetPeeseResult",
+        "SelectionResult",
+        "BiasAveragingResult",
+        "MetaResult",
+        "MultilevelResult",
+        "BayesResult",
+        "SubgroupResult",
+    ):
         assert isinstance(getattr(em.models, name), type), name
     for name in ("Reconciliation", "Deduplication", "Screening", "PrismaCounts", "LookupResult"):
         assert isinstance(getattr(em.review, name), type), name
@@ -295,7 +311,9 @@ def test_no_private_module_is_imported_from_another_package():
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(PACKAGE.parent).with_suffix("")
-        own_package = ".".join(relative.parts[:-1]) if path.name != "__init__.py" else ".".join(relative.parts)
+        own_package = (
+            ".".join(relative.parts[:-1]) if path.name != "__init__.py" else ".".join(relative.parts)
+        )
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
             if isinstance(node, ast.Import):

@@ -137,7 +137,9 @@ def test_two_level_matches_dense_brute_force():
     np.testing.assert_allclose(
         summary.loc[["tau[study]", "tau[experiment]"], "estimate"], tau_mean, atol=1e-3
     )
-    np.testing.assert_allclose(summary.loc[["tau[study]", "tau[experiment]"], "posterior_sd"], tau_sd, atol=1e-3)
+    np.testing.assert_allclose(
+        summary.loc[["tau[study]", "tau[experiment]"], "posterior_sd"], tau_sd, atol=1e-3
+    )
 
 
 def test_recovers_the_example_effects_as_coverage_over_seeds():
@@ -200,7 +202,15 @@ def test_result_surface_and_arviz():
     fit = em.bayesian_meta_analysis(BCG, mods="~ alloc", seed=2, draws=500, chains=2)
     summary = fit.summary().table
     assert list(summary.index) == ["intercept", "alloc[T.random]", "alloc[T.systematic]", "tau[comparison]"]
-    assert list(summary.columns) == ["estimate", "posterior_sd", "ci_low", "ci_high", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(summary.columns) == [
+        "estimate",
+        "posterior_sd",
+        "ci_low",
+        "ci_high",
+        "r_hat",
+        "ess_bulk",
+        "ess_tail",
+    ]
     assert fit.converged and fit.diagnostics["divergences"] == 0
     idata = fit.idata
     assert {"posterior", "log_likelihood", "observed_data", "prior"} <= set(idata.groups())

@@ -17,6 +17,7 @@ import evmeta as em
 from evmeta.analysis.consistency import TITLE, consistency, threshold_sentences
 from evmeta.analysis.spec import FiguresSection, FrequentistSection
 from evmeta.report.sections import render_sections
+from evmeta.results import AnalysisModels
 from tests.conftest import ROOT
 
 DATA = pd.DataFrame(
@@ -45,12 +46,21 @@ def _run(tmp_path, **frequentist):
         frequentist=FrequentistSection(**frequentist), figures=FiguresSection(formats=["svg"])
     )
     run = SimpleNamespace(
-        spec=spec, output=tmp_path, models={}, tables={}, notes=[], files=[], report_sections=[], figures={}
+        spec=spec,
+        output=tmp_path,
+        models=AnalysisModels(),
+        tables={},
+        notes=[],
+        files=[],
+        report_sections=[],
+        figures={},
     )
-    run.models["random_effects"] = em.meta_analysis(table, test="knha")
-    run.models["multilevel"] = em.multilevel_meta_analysis(table, random=["study_id", "experiment_id"])
-    run.models["multilevel_regression"] = em.multilevel_meta_analysis(
-        table, random=["study_id", "experiment_id"], mods="~ isolation_method"
+    run.models = AnalysisModels(
+        random_effects=em.meta_analysis(table, test="knha"),
+        multilevel=em.multilevel_meta_analysis(table, random=["study_id", "experiment_id"]),
+        multilevel_regression=em.multilevel_meta_analysis(
+            table, random=["study_id", "experiment_id"], mods="~ isolation_method"
+        ),
     )
     return run, table
 
@@ -61,7 +71,7 @@ def test_stage_fits_writes_and_renders_the_consistency_section(tmp_path):
     assert {"consistency.csv", "thresholds.csv", "heterogeneity_levels.csv"} <= {p.name for p in run.files}
     levels = pd.read_csv(tmp_path / "consistency.csv")
     assert set(levels["label"]) == {"UC", "SEC", "precipitation"} and levels["k"].sum() == len(table)
-    fit = run.models["location_scale"]
+    fit = run.models.location_scale
     np.testing.assert_allclose(
         levels.sort_values("label")["tau2"], fit.heterogeneity_table().sort_values("label")["tau2"]
     )
@@ -88,7 +98,7 @@ def test_stage_fits_writes_and_renders_the_consistency_section(tmp_path):
 def test_without_scale_the_section_says_how_to_ask_for_it(tmp_path):
     run, table = _run(tmp_path, thresholds=[0.2])
     consistency(run, table)
-    assert "location_scale" not in run.models
+    assert run.models.location_scale is None
     html = render_sections(run)[0]["html"]
     assert 'scale = "~ isolation_method"' in html
     assert "above 0.2 SD" in html

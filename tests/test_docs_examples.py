@@ -39,7 +39,9 @@ def test_python_blocks_run_in_order(page: str, tmp_path: Path):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     tracked_before = {p: p.read_bytes() for p in (tmp_path / "extraction").iterdir() if p.is_file()}
     script = "\n\n".join(f"# --- {page} block {i + 1}\n{b}" for i, b in enumerate(python_blocks(page)))
-    (tmp_path / "blocks.py").write_text("import matplotlib\nmatplotlib.use('Agg')\n" + script, encoding="utf-8")
+    (tmp_path / "blocks.py").write_text(
+        "import matplotlib\nmatplotlib.use('Agg')\n" + script, encoding="utf-8"
+    )
     env_path = {"PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "blocks.py"],

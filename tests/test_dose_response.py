@@ -17,6 +17,7 @@ import pytest
 import evmeta as em
 from evmeta.errors import ModelError
 from evmeta.models.dose_response.spline import NaturalSpline, spline_at_quantiles
+from evmeta.results import AnalysisModels
 
 ROOT = Path(__file__).resolve().parent
 REFERENCE = json.loads((ROOT / "reference" / "dose_response.json").read_text())
@@ -63,8 +64,9 @@ def test_fixture_covariance_is_the_shared_control_covariance(example, V):
 def test_natural_spline_basis_is_r_ns(example):
     x = np.log10(example["dose_ug_protein_per_kg"].to_numpy())
     spline = spline_at_quantiles(x)
-    np.testing.assert_allclose([*spline.boundary[:1], *spline.knots, spline.boundary[1]], REFERENCE["knots_x"],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        [*spline.boundary[:1], *spline.knots, spline.boundary[1]], REFERENCE["knots_x"], atol=1e-12
+    )
     np.testing.assert_allclose(spline.basis(x), REFERENCE["ns_basis"], atol=1e-12)
     # the grid starts below the lower boundary knot: linear extrapolation as in R
     np.testing.assert_allclose(spline.basis(REFERENCE["grid_x"]), REFERENCE["ns_grid"], atol=1e-12)
@@ -83,8 +85,14 @@ def _check_fit(result, reference, grid_doses):
     np.testing.assert_allclose(result.sigma2, np.atleast_1d(reference["sigma2"]), atol=TOL)
     np.testing.assert_allclose(result.fit.log_likelihood, reference["logLik"], atol=TOL)
     pred = result.predict(grid_doses)
-    for mine, theirs in [("pred", "pred"), ("se", "pred_se"), ("ci_low", "ci_lb"), ("ci_high", "ci_ub"),
-                         ("pi_low", "pi_lb"), ("pi_high", "pi_ub")]:
+    for mine, theirs in [
+        ("pred", "pred"),
+        ("se", "pred_se"),
+        ("ci_low", "ci_lb"),
+        ("ci_high", "ci_ub"),
+        ("pi_low", "pi_lb"),
+        ("pi_high", "pi_ub"),
+    ]:
         np.testing.assert_allclose(pred[mine], reference[theirs], atol=TOL, err_msg=mine)
 
 
@@ -121,7 +129,9 @@ def test_within_between_slopes_and_test_match_metafor(spline_fit):
     assert wb.pvalue == pytest.approx(contextual["diff_p"], abs=TOL)
     assert wb.n_multi_dose_studies == 9
     table = wb.to_frame()
-    assert table.loc["within - between (contextual)", "pvalue"] == pytest.approx(contextual["diff_p"], abs=TOL)
+    assert table.loc["within - between (contextual)", "pvalue"] == pytest.approx(
+        contextual["diff_p"], abs=TOL
+    )
 
 
 def test_emax_profile_likelihood_matches_metafor(example):
@@ -129,7 +139,9 @@ def test_emax_profile_likelihood_matches_metafor(example):
     reference = REFERENCE["emax_study_ml"]
     assert fit.method == "ML"
     assert fit.fit.log_likelihood == pytest.approx(reference["logLik"], abs=TOL)
-    assert fit.coefficients.loc["log10_ed50", "estimate"] == pytest.approx(reference["log10_ed50"], abs=TOL_FLAT)
+    assert fit.coefficients.loc["log10_ed50", "estimate"] == pytest.approx(
+        reference["log10_ed50"], abs=TOL_FLAT
+    )
     assert fit.coefficients.loc["emax", "estimate"] == pytest.approx(reference["emax"], abs=TOL_FLAT)
     assert fit.sigma2[0] == pytest.approx(reference["sigma2"], abs=TOL_FLAT)
     ed = fit.effective_dose
@@ -141,15 +153,21 @@ def test_emax_profile_likelihood_matches_metafor(example):
     assert np.isnan(ed.ci_low) and "lower limit is open" in ed.note
     from evmeta.models.dose_response.emax import _profile_fit
 
-    profile = [_profile_fit(fit.data, fit.data["dose"].to_numpy(), t, ["study_id"], fit.V).log_likelihood
-               for t in reference["profile_at"]]
+    profile = [
+        _profile_fit(fit.data, fit.data["dose"].to_numpy(), t, ["study_id"], fit.V).log_likelihood
+        for t in reference["profile_at"]
+    ]
     np.testing.assert_allclose(profile, reference["profile_logLik"], atol=TOL)
     curve = fit.curve(5)
-    assert np.all(np.diff(curve["pred"]) > 0) and np.all(curve["pred"] < fit.coefficients.loc["emax", "estimate"])
+    assert np.all(np.diff(curve["pred"]) > 0) and np.all(
+        curve["pred"] < fit.coefficients.loc["emax", "estimate"]
+    )
 
 
 def test_reported_only_sensitivity_matches_metafor(example):
-    fit = em.models.dose_response_meta_analysis(example, model="linear", random="study_id", reported_only=True)
+    fit = em.models.dose_response_meta_analysis(
+        example, model="linear", random="study_id", reported_only=True
+    )
     reference = REFERENCE["linear_reported"]
     assert fit.k == reference["k"]
     np.testing.assert_allclose(fit.coefficients["estimate"], reference["beta"], atol=TOL)
@@ -174,20 +192,25 @@ def test_only_converted_doses_enter_and_the_rest_are_listed_with_a_reason(exampl
 
 
 def test_any_harmonized_basis_is_accepted(example):
-    fit = em.models.dose_response_meta_analysis(example, dose="dose_hed_ug_protein_per_kg", model="linear",
-                                         random="study_id")
+    fit = em.models.dose_response_meta_analysis(
+        example, dose="dose_hed_ug_protein_per_kg", model="linear", random="study_id"
+    )
     assert fit.dose == "dose_hed_ug_protein_per_kg" and fit.k == len(example)
     # a human-equivalent dose is the animal dose times a species constant: within a species
     # the slope on log10 dose is unchanged, only the intercept and the spread move.
     assert fit.dose_range[1] < example["dose_ug_protein_per_kg"].max()
-    with pytest.raises(ModelError, match="unknown dose basis 'dose_ug_per_mouse'; valid doses: dose_ug_protein_per_kg"):
+    with pytest.raises(
+        ModelError, match="unknown dose basis 'dose_ug_per_mouse'; valid doses: dose_ug_protein_per_kg"
+    ):
         em.models.dose_response_meta_analysis(example, dose="dose_ug_per_mouse")
     with pytest.raises(ModelError, match="lacks column"):
         em.models.dose_response_meta_analysis(example, dose="dose_particles_per_kg")
 
 
 def test_bad_arguments_are_named(example):
-    with pytest.raises(ModelError, match="unknown dose-response model 'cubic'; valid models: linear, spline, emax"):
+    with pytest.raises(
+        ModelError, match="unknown dose-response model 'cubic'; valid models: linear, spline, emax"
+    ):
         em.models.dose_response_meta_analysis(example, model="cubic")
     with pytest.raises(ModelError, match="unknown dose scale"):
         em.models.dose_response_meta_analysis(example, scale="ln")
@@ -216,9 +239,13 @@ def test_result_protocol(spline_fit):
         fit.model = "linear"  # frozen
     assert list(fit.coef_table().columns[:4]) == ["estimate", "se", "ci_low", "ci_high"]
     narrow = fit.coef_table(0.5)
-    assert np.all(narrow["ci_high"] - narrow["ci_low"] < fit.coef_table()["ci_high"] - fit.coef_table()["ci_low"])
+    assert np.all(
+        narrow["ci_high"] - narrow["ci_low"] < fit.coef_table()["ci_high"] - fit.coef_table()["ci_low"]
+    )
     het = fit.heterogeneity_table()
-    assert list(het["component"]) == ["study_id"] and het["tau"].iloc[0] == pytest.approx(np.sqrt(fit.sigma2[0]))
+    assert list(het["component"]) == ["study_id"] and het["tau"].iloc[0] == pytest.approx(
+        np.sqrt(fit.sigma2[0])
+    )
     summary = fit.summary()
     assert "tau[study_id]" in summary.table.index and "Spline knots" in str(summary)
     frame = fit.to_frame()
@@ -239,8 +266,15 @@ def test_effective_dose_of_a_rising_curve_is_located_with_an_interval():
     for s in range(12):
         for j, dose in enumerate([1.0, 10.0, 100.0, 1000.0]):
             x = np.log10(dose)
-            rows.append({"study_id": f"S{s}", "comparison_id": f"S{s}-{j}", "dose_ug_protein_per_kg": dose,
-                         "yi": 0.5 * x + rng.normal(0, 0.2), "vi": 0.04})
+            rows.append(
+                {
+                    "study_id": f"S{s}",
+                    "comparison_id": f"S{s}-{j}",
+                    "dose_ug_protein_per_kg": dose,
+                    "yi": 0.5 * x + rng.normal(0, 0.2),
+                    "vi": 0.04,
+                }
+            )
     fit = em.models.dose_response_meta_analysis(pd.DataFrame(rows), model="linear")
     ed = fit.effective_dose
     # linear in log10 dose from 0 at 1 to 1.5 at 1000: half the maximum at about 10^1.5
@@ -267,10 +301,20 @@ def _design(rng: np.random.Generator, studies: int = 16) -> pd.DataFrame:
         arms = rng.choice(SIM_DOSES, size=int(rng.integers(2, 5)), replace=False)
         n_c = int(rng.integers(6, 11))
         for a, dose in enumerate(arms):
-            rows.append({"study_id": f"S{s:02d}", "experiment_id": f"S{s:02d}-E1", "comparison_id": f"S{s:02d}-A{a}",
-                         "control_group_id": f"S{s:02d}-C", "measure": "MD", "n_treat": int(rng.integers(6, 11)),
-                         "n_control": n_c, "n_control_reported": n_c, "sd_control": 1.0,
-                         "dose_ug_protein_per_kg": dose})
+            rows.append(
+                {
+                    "study_id": f"S{s:02d}",
+                    "experiment_id": f"S{s:02d}-E1",
+                    "comparison_id": f"S{s:02d}-A{a}",
+                    "control_group_id": f"S{s:02d}-C",
+                    "measure": "MD",
+                    "n_treat": int(rng.integers(6, 11)),
+                    "n_control": n_c,
+                    "n_control_reported": n_c,
+                    "sd_control": 1.0,
+                    "dose_ug_protein_per_kg": dose,
+                }
+            )
     table = pd.DataFrame(rows)
     table["vi"] = 1.0 / table["n_treat"] + 1.0 / table["n_control"]
     table["yi"] = 0.0
@@ -289,7 +333,9 @@ def _truths(design: pd.DataFrame) -> dict[str, tuple[str, object]]:
     }
 
 
-def _coverage(truth_name: str, replicates: int, seed: int, test: str = "z") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _coverage(
+    truth_name: str, replicates: int, seed: int, test: str = "z"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     design = _design(rng)
     model, f = _truths(design)[truth_name]
@@ -302,8 +348,9 @@ def _coverage(truth_name: str, replicates: int, seed: int, test: str = "z") -> t
     for r in range(replicates):
         u = rng.normal(0, 0.3, codes.max() + 1)[codes]
         table = design.assign(yi=mean + u + L @ rng.standard_normal(len(design)))
-        fit = em.models.dose_response_meta_analysis(table, model=model, random="study_id", test=test,
-                                             contrast_within_between=False)
+        fit = em.models.dose_response_meta_analysis(
+            table, model=model, random="study_id", test=test, contrast_within_between=False
+        )
         band = fit.predict(CHECK_DOSES)
         hits[r] = (band["ci_low"] <= target) & (target <= band["ci_high"])
         estimates[r] = band["pred"]
@@ -349,8 +396,10 @@ def test_dose_plot_draws_the_curve_bands_and_human_equivalent_axes(spline_fit, e
     np.testing.assert_allclose(10 ** np.asarray(line.get_xdata()), curve["dose"])
     tops = list(ax.child_axes)
     labels = sorted(t.get_xlabel() for t in tops)
-    assert labels == ["Human-equivalent dose from mouse (µg protein per kg)",
-                      "Human-equivalent dose from rat (µg protein per kg)"]
+    assert labels == [
+        "Human-equivalent dose from mouse (µg protein per kg)",
+        "Human-equivalent dose from rat (µg protein per kg)",
+    ]
     # rat Km 6, human Km 37: the rat axis reads the bottom dose x 6/37
     rat = next(t for t in tops if "rat" in t.get_xlabel())
     assert rat._functions[0](np.log10(370.0)) == pytest.approx(np.log10(60.0))
@@ -366,8 +415,16 @@ def _run(tmp_path, section: dict):
     from evmeta.analysis.spec import parse_spec
 
     spec = parse_spec({"analysis": {"name": "t", "extraction": "x.xlsx"}, "dose_response": section})
-    return SimpleNamespace(spec=spec, models={}, tables={}, notes=[], files=[], report_sections=[],
-                           output=tmp_path, figures={})
+    return SimpleNamespace(
+        spec=spec,
+        models=AnalysisModels(),
+        tables={},
+        notes=[],
+        files=[],
+        report_sections=[],
+        output=tmp_path,
+        figures={},
+    )
 
 
 def test_spec_section_is_validated():
@@ -377,9 +434,13 @@ def test_spec_section_is_validated():
     base = {"analysis": {"name": "t", "extraction": "x.xlsx"}}
     assert parse_spec(base).dose_response is None  # absent: the meta-regression on log dose
     assert parse_spec({**base, "dose_response": {}}).dose_response.model == "spline"
-    with pytest.raises(SpecError, match=r"unknown key 'dose_response.modle'; valid keys in \[dose_response\]: dose, model"):
+    with pytest.raises(
+        SpecError, match=r"unknown key 'dose_response.modle'; valid keys in \[dose_response\]: dose, model"
+    ):
         parse_spec({**base, "dose_response": {"modle": "emax"}})
-    with pytest.raises(SpecError, match=r"dose_response\.dose: unknown dose 'dose_mg_per_rat'; valid doses: dose_ug_protein"):
+    with pytest.raises(
+        SpecError, match=r"dose_response\.dose: unknown dose 'dose_mg_per_rat'; valid doses: dose_ug_protein"
+    ):
         parse_spec({**base, "dose_response": {"dose": "dose_mg_per_rat"}})
     with pytest.raises(SpecError, match=r"dose_response\.model: 'cubic' is not allowed"):
         parse_spec({**base, "dose_response": {"model": "cubic"}})
@@ -391,7 +452,7 @@ def test_stage_fits_the_curve_and_renders_its_section(tmp_path, example):
 
     run = _run(tmp_path, {"model": "linear"})
     dose_response_stage(run, example)
-    fit = run.models["dose_response"]
+    fit = run.models.dose_response
     assert fit.model == "linear" and fit.test == "t"  # the spec's knha maps to t tests
     assert (tmp_path / "dose_response_curve.csv").exists()
     (section,) = render_sections(run)
@@ -409,7 +470,7 @@ def test_stage_turns_an_unfittable_curve_into_a_note(tmp_path, example):
 
     run = _run(tmp_path, {"model": "spline"})
     dose_response_stage(run, example.assign(dose_ug_protein_per_kg=100.0))
-    assert "dose_response" not in run.models and not run.report_sections
+    assert run.models.dose_response is None and not run.report_sections
     assert run.notes[0].startswith("dose-response (spline curve on µg protein per kg): not fitted (a spline")
 
 
@@ -419,12 +480,21 @@ def test_stage_turns_an_unfittable_curve_into_a_note(tmp_path, example):
 def _bayes_vs_reml(table: pd.DataFrame, draws: int):
     """The Bayesian spline curve with isolation method (reference UC) and wide priors, and
     the REML fit of the same mean model (same spline columns and contrasts)."""
-    fit = em.models.bayesian_dose_response(table, random="study_id", reference="UC", seed=1, draws=draws,
-                                    priors={"coefficients": "normal(0, 10)", "intercept": "normal(0, 10)"})
+    fit = em.models.bayesian_dose_response(
+        table,
+        random="study_id",
+        reference="UC",
+        seed=1,
+        draws=draws,
+        priors={"coefficients": "normal(0, 10)", "intercept": "normal(0, 10)"},
+    )
     x = np.log10(table["dose_ug_protein_per_kg"].to_numpy())
     B = spline_at_quantiles(x).basis(x)
-    data = table.assign(ns1=B[:, 0], ns2=B[:, 1],
-                        isolation_method=pd.Categorical(table["isolation_method"], categories=list(fit.levels)))
+    data = table.assign(
+        ns1=B[:, 0],
+        ns2=B[:, 1],
+        isolation_method=pd.Categorical(table["isolation_method"], categories=list(fit.levels)),
+    )
     reml = em.multilevel_meta_analysis(data, random=["study_id"], mods="~ ns1 + ns2 + isolation_method")
     return fit, reml
 
@@ -453,7 +523,9 @@ def test_bayesian_curve_agrees_with_reml_under_wide_priors_fast():
     codes = pd.factorize(design["study_id"])[0]
     x = np.log10(design["dose_ug_protein_per_kg"].to_numpy())
     table = design.drop(columns="control_group_id").assign(
-        yi=0.3 * x + 0.4 * (design["isolation_method"] == "SEC") + rng.normal(0, 0.3, codes.max() + 1)[codes]
+        yi=0.3 * x
+        + 0.4 * (design["isolation_method"] == "SEC")
+        + rng.normal(0, 0.3, codes.max() + 1)[codes]
         + rng.normal(0, np.sqrt(design["vi"]))
     )
     fit, reml = _bayes_vs_reml(table, draws=200)

@@ -74,7 +74,9 @@ def _example(tmp_path: Path) -> Path:
 @needs_r
 def test_the_example_is_reproduced_in_r(tmp_path: Path):
     exported = export_r(_example(tmp_path), tmp_path / "r")
-    assert {"random_effects", "meta_regression", "multilevel", "multilevel_regression"} <= set(exported.models)
+    assert {"random_effects", "meta_regression", "multilevel", "multilevel_regression"} <= set(
+        exported.models
+    )
     both = _compare(tmp_path / "r")
     assert "CR2" in set(both["test_r"]) and "knha" in set(both["test_r"])
     assert any(m.startswith("subgroup:") for m in both["model"])
@@ -88,7 +90,11 @@ def test_a_real_published_table_is_reproduced_in_r(tmp_path: Path):
     from evmeta.schema.wide_import import import_wide
 
     book = tmp_path / "ric.xlsx"
-    import_wide(ROOT / "tests/data/ric/ric_infarct_volume_wide.csv", ROOT / "extraction/maps/ric_infarct_volume.toml", book)
+    import_wide(
+        ROOT / "tests/data/ric/ric_infarct_volume_wide.csv",
+        ROOT / "extraction/maps/ric_infarct_volume.toml",
+        book,
+    )
     spec = tmp_path / "ric.toml"
     spec.write_text(
         '[analysis]\nname = "ric"\nextraction = "ric.xlsx"\n'

@@ -74,7 +74,10 @@ def test_without_workers_everything_is_done_in_this_process(tmp_path, monkeypatc
     batch_figures.add(batch, {}, tasks={"where": lambda: os.getpid()})
     assert batch_figures.result(batch, "where") == os.getpid()
     paths, _ = batch_figures.collect(batch)
-    assert paths["pages"] == [*page_paths(tmp_path / "pages", 2, "svg"), *page_paths(tmp_path / "pages", 2, "png")]
+    assert paths["pages"] == [
+        *page_paths(tmp_path / "pages", 2, "svg"),
+        *page_paths(tmp_path / "pages", 2, "png"),
+    ]
     assert not batch.pools
 
 

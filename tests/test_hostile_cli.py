@@ -108,7 +108,9 @@ def test_run_output_folder_rules(tmp_path):
     (foreign / "thesis.docx").write_text("years of work")
     _clean_refusal(runner.invoke(app, ["run", str(spec), "-o", str(foreign), "--quiet"]), "--force")
     _clean_refusal(runner.invoke(app, ["run", str(spec), "-o", str(spec), "--quiet"]), "inputs")
-    _clean_refusal(runner.invoke(app, ["run", str(spec), "-o", str(tmp_path), "--quiet"]), "holds the input a.toml")
+    _clean_refusal(
+        runner.invoke(app, ["run", str(spec), "-o", str(tmp_path), "--quiet"]), "holds the input a.toml"
+    )
     assert (foreign / "thesis.docx").read_text() == "years of work"
 
 

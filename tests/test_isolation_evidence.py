@@ -110,7 +110,9 @@ def test_a_refused_fit_names_methods_not_internal_columns():
     from evmeta.models.isolation_evidence import _readable
 
     columns = {"SEC": ("within_0", "between_0"), "precipitation": ("", "between_1")}
-    text = _readable("the design is rank-deficient: between_0 and between_1 are collinear (within_0)", columns)
+    text = _readable(
+        "the design is rank-deficient: between_0 and between_1 are collinear (within_0)", columns
+    )
     assert "between_0" not in text and "within_0" not in text and "between_1" not in text
     assert "the between-study SEC contrast" in text and "the within-study SEC contrast" in text
     assert "the between-study precipitation contrast" in text

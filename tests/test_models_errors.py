@@ -35,10 +35,18 @@ ALLOWED = {
     ("models/base/frequentist_protocol.py", "NotImplementedError"): "abstract method",
     ("sheets/reader.py", "RuntimeError"): "a missing declared dependency (installation problem)",
     ("schema/cells.py", "TypeError"): "schema bug",
+    ("results.py", "TypeError"): "a misspelt model family (a programming error, as dataclasses.replace)",
+    ("results.py", "LookupError"): "the main model read before the stage that fits it (a programming error)",
     ("schema/records.py", "PydanticCustomError"): "pydantic validator protocol (collected into Problems)",
     ("schema/extraction.py", "AttributeError"): "__getattr__ protocol",
-    ("analysis/spec.py", "ValueError"): "pydantic validator protocol (turned into a SpecError naming the key)",
-    ("review/lookup.py", "ValueError"): "JSON and year parsers whose ValueError is caught and reported per study",
+    (
+        "analysis/spec.py",
+        "ValueError",
+    ): "pydantic validator protocol (turned into a SpecError naming the key)",
+    (
+        "review/lookup.py",
+        "ValueError",
+    ): "JSON and year parsers whose ValueError is caught and reported per study",
 }
 
 
@@ -57,7 +65,11 @@ def _raised_names() -> list[tuple[str, int, str]]:
 def _evmeta_error_classes() -> set[str]:
     """Names of evmeta.errors' classes and of every class defined in evmeta that derives
     from one of them (found in the source, transitively)."""
-    ours = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}
+    ours = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, Exception)
+    }
     defined = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

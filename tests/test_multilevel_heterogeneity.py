@@ -44,7 +44,9 @@ def test_i2_both_methods_cvh_and_m_match_reference(key, method):
     np.testing.assert_allclose(table["cvh"], [*ref["cvh"], ref["cvh_total"]], rtol=1e-5)
     np.testing.assert_allclose(table["m"], [*ref["m"], ref["m_total"]], rtol=1e-5)
     # The matrix method is the I^2 the multilevel fit already reports.
-    np.testing.assert_allclose(em.models.multilevel_i2(fit, "matrix")["i2"].iloc[:-1], fit.i2_levels, rtol=1e-10)
+    np.testing.assert_allclose(
+        em.models.multilevel_i2(fit, "matrix")["i2"].iloc[:-1], fit.i2_levels, rtol=1e-10
+    )
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])

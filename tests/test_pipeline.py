@@ -84,7 +84,7 @@ def test_provenance(run):
     # The Bayesian model's engine and accuracy (computed in the posterior.nc worker, adopted here).
     bayesian = provenance["bayesian"]
     assert bayesian["method"] == "quadrature" and bayesian["sampler"].startswith("exact quadrature")
-    assert bayesian["diagnostics"]["grid_error"] == run.models["bayesian"].diagnostics["grid_error"]
+    assert bayesian["diagnostics"]["grid_error"] == run.models.bayesian.diagnostics["grid_error"]
     assert 0 <= bayesian["diagnostics"]["grid_error"] < 1e-4
 
 
@@ -157,9 +157,9 @@ def test_plain_spec_on_a_real_table_gives_a_complete_report(tmp_path):
     spec = tmp_path / "plain.toml"
     spec.write_text('[analysis]\nname = "plain"\nextraction = "ric.xlsx"\n[comparisons]\nmeasure = "SMD"\n')
     run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
-    assert run.models["random_effects"].k == 102
+    assert run.models.random_effects.k == 102
     for model in ["multilevel", "bayesian"]:
-        assert model in run.models, run.notes
+        assert getattr(run.models, model) is not None, run.notes
     for figure in ["forest", "funnel", "posterior"]:
         # One page, or numbered pages when the figure is taller than a journal page.
         pages = [run.output / f"{figure}.svg", run.output / f"{figure}_1.svg"]

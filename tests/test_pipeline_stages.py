@@ -9,21 +9,22 @@ import pytest
 
 import evmeta as em
 from evmeta.analysis.stages import stage
+from evmeta.results import AnalysisModels
 
 
 def test_a_refused_stage_is_a_note_and_the_run_goes_on():
     @stage("bias diagnostics")
     def refused(run):
-        run.models["half"] = "fitted before the refusal"
+        run.models = run.models.with_(random_effects="fitted before the refusal")
         raise em.ModelError("the HTZ matrix is singular for isolation_method = precipitation")
 
-    run = SimpleNamespace(notes=[], models={})
+    run = SimpleNamespace(notes=[], models=AnalysisModels())
     assert refused(run) is None
     assert run.notes == [
         "bias diagnostics: not completed (the HTZ matrix is singular for isolation_method = precipitation); "
         "the run went on without it."
     ]
-    assert run.models == {"half": "fitted before the refusal"}
+    assert run.models.random_effects == "fitted before the refusal"
 
 
 def test_a_bug_in_a_stage_is_not_hidden():

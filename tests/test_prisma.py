@@ -357,11 +357,15 @@ def test_registers_are_counted_beside_databases(tmp_path):
     )
     dedupe = tmp_path / "deduplicated.csv"
     dedupe_file([*EXPORTS, register], dedupe)  # record ids of the databases are unchanged
-    counts = em.review.prisma_counts(EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register])
+    counts = em.review.prisma_counts(
+        EXPORTS, dedupe, SEARCH / "screening.xlsx", EXAMPLE, registers=[register]
+    )
     assert counts.registers == {"PreclinicalTrials.eu": 2} and counts.identified == 155
     assert counts.duplicates_removed == 60  # the registered protocol shares the study's DOI
     assert counts.removed_other == 2  # the retracted record and the unscreened register record
-    shown = " ".join(t.get_text() for t in em.plots.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    shown = " ".join(t.get_text() for t in em.plots.prisma_diagram(counts).axes[0].texts).replace(
+        "\u00a0", " "
+    )
     assert "Databases (n = 153)" in shown and "Registers (n = 2)" in shown
     with pytest.raises(PrismaError, match="run `evmeta dedupe` on exactly these exports"):
         em.review.prisma_counts(
@@ -369,7 +373,9 @@ def test_registers_are_counted_beside_databases(tmp_path):
         )
     shutil.copy(EXPORTS[0], tmp_path / "pubmed.nbib")
     with pytest.raises(PrismaError, match="two exports are named 'pubmed'"):
-        em.review.prisma_counts([*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE)
+        em.review.prisma_counts(
+            [*EXPORTS, tmp_path / "pubmed.nbib"], dedupe, SEARCH / "screening.xlsx", EXAMPLE
+        )
 
 
 def test_databases_are_named_as_the_exports_state_or_as_known(tmp_path):
@@ -379,7 +385,9 @@ def test_databases_are_named_as_the_exports_state_or_as_known(tmp_path):
 
     counts = em.review.prisma_counts(EXPORTS, SEARCH / "deduplicated.csv", SEARCH / "screening.xlsx", EXAMPLE)
     assert list(counts.databases) == ["PubMed", "Embase", "Scopus"]
-    shown = " ".join(t.get_text() for t in em.plots.prisma_diagram(counts).axes[0].texts).replace("\u00a0", " ")
+    shown = " ".join(t.get_text() for t in em.plots.prisma_diagram(counts).axes[0].texts).replace(
+        "\u00a0", " "
+    )
     assert "PubMed (n = 76)" in shown and "pubmed" not in shown
     for stem, name in [
         ("web_of_science_2024", "Web of Science"),

@@ -4,6 +4,7 @@ small-study summary beside the main result, µg, seeds, optional sections."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -28,7 +29,7 @@ def test_results_csv_is_tidy(run):
     assert list(results.columns) == RESULT_COLUMNS
     assert results["k"].dtype == np.int64
     assert not results["term"].isna().any() and not results.duplicated(["model", "term"]).any()
-    main = run.models["random_effects"]
+    main = run.models.random_effects
     row = results[results["model"] == "random_effects"].iloc[0]
     assert row["term"] == "intercept" and row["k"] == main.k and row["test"] == "knha"
     assert row["estimate"] == pytest.approx(main.estimate, abs=1e-12)
@@ -41,7 +42,7 @@ def test_results_csv_is_tidy(run):
     }
     assert subgroup["k"].sum() == main.k
     bayes = results[results["model"] == "bayesian"]
-    assert set(bayes["term"]) == set(run.models["bayesian"].names) and (bayes["test"] == "posterior").all()
+    assert set(bayes["term"]) == set(run.models.bayesian.names) and (bayes["test"] == "posterior").all()
 
 
 def test_every_results_row_names_its_test(run):
@@ -54,7 +55,7 @@ def test_every_results_row_names_its_test(run):
 def test_heterogeneity_csv(run):
     table = pd.read_csv(run.output / "heterogeneity.csv")
     assert list(table.columns) == HETEROGENEITY_COLUMNS
-    main = run.models["random_effects"]
+    main = run.models.random_effects
     row = table[table["model"] == "random_effects"].iloc[0]
     assert (row["tau2"], row["tau"], row["i2"], row["q"], row["q_df"]) == pytest.approx(
         (main.tau2, np.sqrt(main.tau2), main.i2, main.q, main.q_df)
@@ -65,7 +66,7 @@ def test_heterogeneity_csv(run):
 
 def test_heterogeneity_csv_has_the_bayesian_taus(run):
     table = pd.read_csv(run.output / "heterogeneity.csv")
-    bayes = run.models["bayesian"]
+    bayes = run.models.bayesian
     rows = table[table["model"] == "bayesian"].set_index("component")
     assert list(rows.index) == bayes.levels == ["study_id", "experiment_id"]
     summary = bayes.summary().table
@@ -124,7 +125,7 @@ def test_bayes_factor_disagreement_is_explained(run):
     (the common-τ² subgroup test alone does not): the report must explain it."""
     body = _body(run)
     bf = run.tables["bayes_factors"].set_index("term").loc["isolation_method", "bf10"]
-    subgroups = run.models["subgroup:isolation_method"]
+    subgroups = run.models.subgroups["isolation_method"]
     assert bf < 1 / 3 and subgroups.q_between_pvalue < 0.05 <= subgroups.q_between_common_pvalue
     notes = [n for n in re.findall(r'<p class="key">(.*?)</p>', body, flags=re.DOTALL) if "Lindley" in n]
     assert len(notes) == 1 and "For isolation method" in notes[0] and "Savage-Dickey" in notes[0]
@@ -141,7 +142,9 @@ def _stub_run(bf10: float, lower: float, upper: float, p_separate: float, p_comm
     )
     subgroups = SimpleNamespace(q_between_pvalue=p_separate, q_between_common_pvalue=p_common)
     return SimpleNamespace(
-        models={"bayesian": bayes, "subgroup:method": subgroups},
+        models=SimpleNamespace(
+            bayesian=bayes, subgroups={"method": subgroups}, meta_regression=None, multilevel_regression=None
+        ),
         tables={
             "bayes_factors": pd.DataFrame({"term": ["method"], "bf10": [bf10]}),
             "contrasts:method": pd.DataFrame(
@@ -216,7 +219,7 @@ def test_report_states_the_quadrature_grid_error(run):
     from evmeta.plots._text import scientific
 
     body = _body(run)
-    error = run.models["bayesian"].diagnostics["grid_error"]
+    error = run.models.bayesian.diagnostics["grid_error"]
     assert 0 <= error < 1e-4
     section = body[body.index("<h2>Bayesian hierarchical meta-regression</h2>") :][:800]
     assert (
@@ -237,7 +240,7 @@ def test_a_large_grid_error_is_a_note_and_a_warning():
         method_used="quadrature",
         diagnostics={"grid_error": 3.2e-3, "sampler": "exact quadrature", "max_r_hat": 1.0},
     )
-    run = SimpleNamespace(models={"bayesian": bayes}, notes=[])
+    run = SimpleNamespace(models=SimpleNamespace(bayesian=bayes), notes=[])
     recorded = bayesian_diagnostics(run)
     assert recorded == {
         "method": "quadrature",
@@ -262,17 +265,13 @@ def test_optional_sections_render_from_their_own_partial(run, tmp_path):
     loader = jinja2.DictLoader(
         {"extra.html.j2": "<p>{{ context.sentence }}</p>{{ table(context.frame)|safe }}"}
     )
-    run.report_sections = [
-        ReportSection(
-            "extra",
-            "An extra section",
-            "extra.html.j2",
-            {"sentence": "Hello", "frame": pd.DataFrame({"k": [3.0, 4.0]})},
-        )
-    ]
-    try:
-        rendered = render_sections(run, loader=loader)
-    finally:
-        run.report_sections = []
+    section = ReportSection(
+        "extra",
+        "An extra section",
+        "extra.html.j2",
+        {"sentence": "Hello", "frame": pd.DataFrame({"k": [3.0, 4.0]})},
+    )
+    # The run is frozen: a run with one more section is a new value.
+    rendered = render_sections(dataclasses.replace(run, report_sections=(section,)), loader=loader)
     assert rendered[0]["title"] == "An extra section"
     assert "<p>Hello</p>" in rendered[0]["html"] and "<td>3</td>" in rendered[0]["html"]

@@ -115,11 +115,11 @@ def test_a_folder_evmeta_left_incomplete_may_be_written_again(tmp_path):
 
 
 def test_a_posterior_that_does_not_read_back_is_not_reported(tmp_path):
-    from evmeta.analysis.pipeline import AnalysisRun, _drop_unreadable
+    from evmeta.analysis.pipeline import RunState, _drop_unreadable
 
     (tmp_path / "posterior.nc").write_bytes(b"\x89HDF\r\n\x1a\n truncated by a second writer")
     (tmp_path / "provenance.json").write_text("{}")
-    run = AnalysisRun(spec=None, output=tmp_path, comparisons=None, exclusions=None)
+    run = RunState(spec=None, output=tmp_path, comparisons=None, exclusions=None)
     run.files = [tmp_path / "posterior.nc", tmp_path / "results.csv"]
     run.provenance = {"outputs": ["posterior.nc", "results.csv"]}
     _drop_unreadable(run)

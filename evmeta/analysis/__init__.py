@@ -9,6 +9,7 @@ _LAZY = {
     "AnalysisSpec": "evmeta.analysis.spec",
     "load_spec": "evmeta.analysis.spec",
     "AnalysisRun": "evmeta.analysis.pipeline",
+    "AnalysisModels": "evmeta.results",
     "run_analysis": "evmeta.analysis.pipeline",
     "MultiverseRun": "evmeta.analysis.multiverse",
     "run_multiverse": "evmeta.analysis.multiverse",

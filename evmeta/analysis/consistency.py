@@ -39,7 +39,7 @@ def consistency(run: Any, table: pd.DataFrame) -> None:
     s = run.spec.frequentist
     context: dict[str, Any] = {"scale": s.scale, "thresholds": list(s.thresholds), "sentences": []}
     probabilities = []
-    main = run.models.get("random_effects")
+    main = run.models.random_effects
     if main is not None and s.thresholds:
         probabilities.append(threshold_table(main, s.thresholds).assign(model="random_effects"))
     if s.scale:
@@ -77,12 +77,12 @@ def _figures(run: Any) -> list[str]:
 
     formats, width = tuple(settings.formats), settings.width
     drawn = []
-    if "location_scale" in run.models:
-        figure = orchard_plot(run.models["location_scale"], width="single")
+    if run.models.location_scale is not None:
+        figure = orchard_plot(run.models.location_scale, width="single")
         run.figures["orchard"] = save_figure(figure, run.output / "orchard", formats)
         drawn.append("orchard")
-    if "random_effects" in run.models:
-        figure = caterpillar_plot(run.models["random_effects"], width=width)
+    if run.models.random_effects is not None:
+        figure = caterpillar_plot(run.models.random_effects, width=width)
         run.figures["caterpillar"] = save_figure(figure, run.output / "caterpillar", formats)
         drawn.append("caterpillar")
     return drawn
@@ -109,7 +109,7 @@ def _scale_model(run: Any, table: pd.DataFrame, context: dict[str, Any]) -> list
     if fit is None:
         context["failed"] = next((n for n in reversed(run.notes) if n.startswith("location-scale")), "")
         return []
-    run.models["location_scale"] = fit
+    run.models = run.models.with_(location_scale=fit)
     test = _attempt(
         run,
         "test of equal heterogeneity",
@@ -219,7 +219,7 @@ def threshold_sentences(frame: pd.DataFrame, measure: str | None) -> list[str]:
 
 
 def _multilevel(run: Any, context: dict[str, Any]) -> None:
-    fit = run.models.get("multilevel")
+    fit = run.models.multilevel
     if fit is None:
         return
     ratio = _attempt(
@@ -231,7 +231,7 @@ def _multilevel(run: Any, context: dict[str, Any]) -> None:
     levels = ratio.rename(columns={"i2": "i2_ratio"})
     levels.insert(3, "i2_matrix", matrix["i2"])
     levels.insert(2, "tau", np.sqrt(levels["sigma2"]))
-    regression = run.models.get("multilevel_regression")
+    regression = run.models.multilevel_regression
     if regression is not None:
         r2 = multilevel_r2(regression)
         context["r2"] = r2

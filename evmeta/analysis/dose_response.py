@@ -34,9 +34,11 @@ def dose_response_stage(run: Any, table: pd.DataFrame) -> None:
     try:
         fit = dose_response_meta_analysis(table, **settings)
     except EvmetaError as exc:
-        run.notes.append(f"dose-response ({spec.model} curve on {readable_basis(spec.dose)}): not fitted ({exc})")
+        run.notes.append(
+            f"dose-response ({spec.model} curve on {readable_basis(spec.dose)}): not fitted ({exc})"
+        )
         return
-    run.models["dose_response"] = fit
+    run.models = run.models.with_(dose_response=fit)
     run.tables["results:dose_response"] = fit.to_frame()
     run.notes.extend(f"dose-response: {note}" for note in fit.notes)
     sensitivity = None
@@ -82,8 +84,11 @@ def _context(fit, sensitivity, total: int) -> dict[str, Any]:
         "n_studies": fit.n_studies,
         "random": " / ".join(fit.random),
         "shared_v": bool(np.any(fit.V[~np.eye(len(fit.V), dtype=bool)] != 0)),
-        "knots": "" if fit.spline is None else ", ".join(
-            f"{v:.3g}" for v in fit.from_scale([fit.spline.boundary[0], *fit.spline.knots, fit.spline.boundary[1]])
+        "knots": ""
+        if fit.spline is None
+        else ", ".join(
+            f"{v:.3g}"
+            for v in fit.from_scale([fit.spline.boundary[0], *fit.spline.knots, fit.spline.boundary[1]])
         ),
         "coefficients": _coefficients(fit),
         "curve": curve,
@@ -116,6 +121,5 @@ def _within_between_text(wb) -> str:
         f"{wb.n_multi_dose_studies} of {wb.n_studies} studies gave two or more doses. The slope per unit of log10 "
         f"dose within studies is {wb.within:.2f} (SE {wb.within_se:.2f}) and between studies {wb.between:.2f} "
         f"(SE {wb.between_se:.2f}); the two sources {verdict} (difference {wb.difference:.2f}, "
-        f"z = {wb.z:.2f}, p = {wb.pvalue:.3g})."
-        + "".join(f" {n}." for n in wb.notes)
+        f"z = {wb.z:.2f}, p = {wb.pvalue:.3g})." + "".join(f" {n}." for n in wb.notes)
     )

@@ -44,7 +44,7 @@ def forest_grouping(run, table: pd.DataFrame) -> tuple[str | None, Any]:
                 "(or the comparisons have no such column)."
             )
         return None, None
-    result = run.models.get(f"subgroup:{by}")
+    result = run.models.subgroups.get(by)
     if result is None:
         from evmeta.models import subgroup_analysis
 
@@ -65,18 +65,18 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     from evmeta.plots import dose_response_plot, forest_plot, funnel_plot, moderator_plot, risk_of_bias_plot
 
     spec = run.spec.figures
-    main = run.models["random_effects"]
+    main = run.models.main
     by, forest_subgroups = forest_grouping(run, table)
-    subgroups = run.models.get(f"subgroup:{by or 'isolation_method'}")
+    subgroups = run.models.subgroups.get(by or "isolation_method")
     wanted = {
         "forest": lambda: forest_plot(main, subgroups=forest_subgroups, width=spec.width),
-        "funnel": lambda: funnel_plot(main, trim_fill=run.models.get("trim_and_fill"), width="single"),
+        "funnel": lambda: funnel_plot(main, trim_fill=run.models.trim_and_fill, width="single"),
         "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
-        "dose_response": lambda: dose_response_plot(run.models["dose_response"], total=len(table)),
+        "dose_response": lambda: dose_response_plot(run.models.dose_response, total=len(table)),
         "moderators": lambda: moderator_plot(subgroups),
     }
     missing = {
-        "dose_response": "dose_response" not in run.models and "no dose-response model was fitted",
+        "dose_response": run.models.dose_response is None and "no dose-response model was fitted",
         "moderators": subgroups is None and "no subgroup analysis was fitted",
         "risk_of_bias": not table[_ROB_ITEMS].notna().any().any()
         and "no risk-of-bias judgements are entered",
@@ -115,7 +115,7 @@ def start_posterior_outputs(run, batch) -> None:
 
     jobs, tasks = dict(batch.deferred), {}
     batch.deferred.clear()
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     if bayes is None:
         run.notes.append("figure posterior: not drawn, because no Bayesian model was fitted.")
     else:
@@ -145,7 +145,7 @@ def finish_figures(run, batch) -> None:
     """Wait for the figures and for ``posterior.nc``."""
     from evmeta.analysis import figures as batch_figures
 
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     if bayes is not None and "posterior.nc" in batch.tasks:
         bayes.adopt_diagnostics(batch_figures.result(batch, "posterior.nc"))
         run.files.append(run.output / "posterior.nc")

@@ -137,7 +137,9 @@ def add(
             for name in tasks:
                 batch.tasks[name] = pool.submit(_run_task, name)
             for name in jobs:
-                batch.pending[name] = pool.submit(_draw_and_save, name, str(batch.output / name), batch.formats)
+                batch.pending[name] = pool.submit(
+                    _draw_and_save, name, str(batch.output / name), batch.formats
+                )
         finally:
             if ours:
                 gc.unfreeze()

@@ -113,7 +113,7 @@ def summarize(run: Any) -> dict[str, Any]:
     from evmeta.report.results import tidy_results
 
     table = run.tables["comparisons"]
-    main = run.models["random_effects"]
+    main = run.models.main
     pooled = {k: main.to_dict().get(k) for k in ("k", "estimate", "se", "ci_low", "ci_high", "pi_low",
                                                  "pi_high", "tau2", "i2", "method", "test", "measure")}  # fmt: skip
     tests = run.tables.get("subgroup_tests")

@@ -14,8 +14,8 @@ from evmeta.models import multilevel_small_study
 
 def multilevel_bias_rows(run: Any) -> list[dict[str, Any]]:
     """One row per predictor (SE and sqrt(1/n~)) for ``run.tables["bias"]``; the results go
-    to ``run.models["multilevel_egger:<predictor>"]``, failures to ``run.notes``."""
-    fit = run.models.get("multilevel")
+    to ``run.models.multilevel_egger[predictor]``, failures to ``run.notes``."""
+    fit = run.models.multilevel
     if fit is None:
         return []
     rows = []
@@ -25,7 +25,7 @@ def multilevel_bias_rows(run: Any) -> list[dict[str, Any]]:
         except EvmetaError as exc:
             run.notes.append(f"multilevel Egger / PET-PEESE ({predictor}): not fitted ({exc})")
             continue
-        run.models[f"multilevel_egger:{predictor}"] = result
+        run.models = run.models.adding("multilevel_egger", predictor, result)
         rows.append(
             {
                 "test": f"Multilevel Egger / PET-PEESE, predictor {predictor} ({result.selected} selected)",

@@ -14,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -26,6 +27,7 @@ from evmeta.analysis.table import analysis_table
 from evmeta.comparisons import Comparisons
 from evmeta.errors import ExtractionError, ModelError, Problem
 from evmeta.models.base.provenance import versions
+from evmeta.results import AnalysisModels
 from evmeta.schema.validation.validate import read_extraction
 from evmeta.sheets.export import write_csv
 
@@ -43,14 +45,18 @@ STAGES = [
 
 
 @dataclass
-class AnalysisRun:
-    """Everything an analysis produced (also written to ``output``)."""
+class RunState:
+    """What the stages of a run write into while it runs (mutable; internal to the
+    pipeline): the models as one frozen :class:`~evmeta.results.AnalysisModels` the stages
+    replace, and the tables, figures, notes and files they add. :meth:`freeze` turns it into
+    the :class:`AnalysisRun` that :func:`run_analysis` returns."""
 
     spec: AnalysisSpec
     output: Path
     comparisons: Comparisons
     exclusions: pd.DataFrame
-    models: dict[str, Any] = field(default_factory=dict)
+    #: The fitted models, one typed field per family (frozen; stages record with ``with_``).
+    models: AnalysisModels = field(default_factory=AnalysisModels)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, list[Path]] = field(default_factory=dict)
     recovery: pd.DataFrame | None = None
@@ -62,6 +68,78 @@ class AnalysisRun:
     #: The extraction's validation notes (evmeta.errors.Problem, severity "note"): accepted
     #: with a remark, shown in the report beside the run's own notes.
     validation_notes: list[Any] = field(default_factory=list)
+
+    def freeze(self, output: Path | None = None) -> AnalysisRun:
+        """The finished run, frozen; paths are moved into ``output`` when given (the folder
+        the staging folder was renamed to)."""
+        target = self.output if output is None else output
+
+        def moved(path: Path) -> Path:
+            return path if output is None else target / Path(path).name
+
+        return AnalysisRun(
+            spec=self.spec,
+            output=target,
+            comparisons=self.comparisons,
+            exclusions=self.exclusions,
+            models=self.models,
+            tables=MappingProxyType(dict(self.tables)),
+            figures=MappingProxyType({n: tuple(map(moved, p)) for n, p in self.figures.items()}),
+            recovery=self.recovery,
+            notes=tuple(self.notes),
+            provenance=MappingProxyType(dict(self.provenance)),
+            files=tuple(map(moved, self.files)),
+            report_sections=tuple(self.report_sections),
+            validation_notes=tuple(self.validation_notes),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisRun:
+    """Everything an analysis produced (also written to ``output``), frozen.
+
+    Attributes
+    ----------
+    spec : AnalysisSpec
+    output : Path
+        The report folder.
+    comparisons : Comparisons
+        The harmonized comparisons (before the spec's filters).
+    exclusions : DataFrame
+        Every comparison or row left out, with the reason (``exclusions.csv``).
+    models : AnalysisModels
+        The fitted models, one typed field per family (:class:`evmeta.results.AnalysisModels`).
+    tables : Mapping[str, DataFrame]
+        The tables the report shows (``comparisons``, ``bias``, ``sensitivity``, ...).
+    figures : Mapping[str, tuple[Path, ...]]
+        Each figure's files (one per format and page).
+    recovery : DataFrame or None
+        Posterior intervals against a simulated truth (``[validation] truth``).
+    notes : tuple[str, ...]
+        What was not fitted or drawn, and why; caveats the report repeats.
+    provenance : Mapping[str, Any]
+        The content of ``provenance.json`` (inputs' SHA-256, seeds, versions, times).
+    files : tuple[Path, ...]
+        The result files written.
+    report_sections : tuple[ReportSection, ...]
+        Optional report sections (consistency, dose-response, ...).
+    validation_notes : tuple[Problem, ...]
+        The extraction's validation notes (accepted with a remark).
+    """
+
+    spec: AnalysisSpec
+    output: Path
+    comparisons: Comparisons
+    exclusions: pd.DataFrame
+    models: AnalysisModels
+    tables: Mapping[str, pd.DataFrame]
+    figures: Mapping[str, tuple[Path, ...]]
+    recovery: pd.DataFrame | None
+    notes: tuple[str, ...]
+    provenance: Mapping[str, Any]
+    files: tuple[Path, ...]
+    report_sections: tuple[Any, ...]
+    validation_notes: tuple[Any, ...]
 
 
 def _sha256(path: Path) -> str:
@@ -145,16 +223,13 @@ def run_analysis(
     spec = load_spec(path)
     target = Path(output).resolve() if output else spec.output_path
     with OutputFolder(target) as folder:
-        run = _run_into(path, folder.staging, quiet, progress)
-        _drop_unreadable(run)
+        state = _run_into(path, folder.staging, quiet, progress)
+        _drop_unreadable(state)
         folder.commit(last=["provenance.json", "report.html"])
-    run.output = target
-    run.files = [target / Path(f).name for f in run.files]
-    run.figures = {name: [target / Path(p).name for p in paths] for name, paths in run.figures.items()}
-    return run
+    return state.freeze(target)
 
 
-def _drop_unreadable(run: AnalysisRun) -> None:
+def _drop_unreadable(run: RunState) -> None:
     """Remove a written result that does not read back (``posterior.nc``), with a note."""
     from evmeta._outputs import verify_readable
     from evmeta.errors import PathError
@@ -193,7 +268,7 @@ def _read_netcdf_groups(path: Path) -> None:
 
 def _run_into(
     path: str | Path, output: Path, quiet: bool, progress: Callable[[str], None] | None
-) -> AnalysisRun:
+) -> RunState:
     """Run the spec, writing every file into ``output`` (the staging folder)."""
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
@@ -212,7 +287,7 @@ def _run_into(
         table, comparisons, exclusions = built.table, built.comparisons, built.exclusions
         if len(table) < 2:
             raise ModelError(f"only {len(table)} comparison(s) remain after the filters; nothing to pool")
-        run = AnalysisRun(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
+        run = RunState(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
         run.tables["comparisons"] = table
         bar.done()
         import evmeta.analysis.prisma_stage as prisma_stage
@@ -290,7 +365,7 @@ def _require_studies(extraction: Any) -> None:
         )
 
 
-def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:
+def _write_outputs(run: RunState, table: pd.DataFrame) -> None:
     from evmeta.report.html import write_report
     from evmeta.report.results import heterogeneity_table, tidy_results
 
@@ -304,4 +379,4 @@ def _write_outputs(run: AnalysisRun, table: pd.DataFrame) -> None:
     run.files.append(write_report(run))  # posterior.nc was written beside the figures
 
 
-__all__ = ["AnalysisRun", "run_analysis"]
+__all__ = ["AnalysisRun", "RunState", "run_analysis"]

@@ -335,7 +335,9 @@ class DoseResponseSection(_Section):
         from evmeta.models.dose_response.selection import DOSE_BASES
 
         if value.removeprefix("dose_") not in DOSE_BASES:
-            raise ValueError(f"unknown dose {value!r}; valid doses: {', '.join('dose_' + b for b in DOSE_BASES)}")
+            raise ValueError(
+                f"unknown dose {value!r}; valid doses: {', '.join('dose_' + b for b in DOSE_BASES)}"
+            )
         return value
 
 

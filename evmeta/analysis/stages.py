@@ -94,7 +94,7 @@ def _summary_row(name: str, fit: Any) -> dict[str, Any]:
 def frequentist(run, table: pd.DataFrame) -> None:
     s = run.spec.frequentist
     main = meta_analysis(table, method=s.method, test=s.test, level=s.level)
-    run.models["random_effects"] = main
+    run.models = run.models.with_(random_effects=main)
     run.tables["results:random_effects"] = main.to_frame()
     pvalues, names = [], []
     for by in s.subgroups:
@@ -116,7 +116,7 @@ def frequentist(run, table: pd.DataFrame) -> None:
         )
         if result is None:
             continue
-        run.models[f"subgroup:{by}"] = result
+        run.models = run.models.adding("subgroups", by, result)
         frame = result.to_frame().assign(
             q_between=result.q_between,
             q_between_pvalue=result.q_between_pvalue,
@@ -138,7 +138,7 @@ def frequentist(run, table: pd.DataFrame) -> None:
             lambda: meta_analysis(table, mods=mods, method=s.method, test=s.test, level=s.level),
         )
         if fit is not None:
-            run.models["meta_regression"] = fit
+            run.models = run.models.with_(meta_regression=fit)
             run.tables["results:meta_regression"] = fit.to_frame()
     if s.multilevel:
         _multilevel(run, table, mods)
@@ -157,14 +157,14 @@ def _multilevel(run, table: pd.DataFrame, mods: str | None) -> None:
         settings["method"] = s.method  # the multilevel engine has no other estimator
     fit = _try(run, "multilevel model", lambda: multilevel_meta_analysis(table, **settings))
     if fit is not None:
-        run.models["multilevel"] = fit
+        run.models = run.models.with_(multilevel=fit)
         run.tables["results:multilevel"] = fit.to_frame()
     if mods:
         fit = _try(
             run, "multilevel meta-regression", lambda: multilevel_meta_analysis(table, mods=mods, **settings)
         )
         if fit is not None:
-            run.models["multilevel_regression"] = fit
+            run.models = run.models.with_(multilevel_regression=fit)
             run.tables["results:multilevel_regression"] = fit.to_frame()
 
 
@@ -191,7 +191,7 @@ def _dose_response(run, table: pd.DataFrame) -> None:
             ),
         )
         if fit is not None:
-            run.models["dose_response"] = fit
+            run.models = run.models.with_(dose_response=fit)
             run.tables["results:dose_response"] = fit.to_frame()
             run.notes.append(
                 f"dose-response: {len(dosed)} of {len(table)} comparisons have a dose convertible to "
@@ -212,12 +212,12 @@ def _moderators(run, table: pd.DataFrame, formula: str | None, model: str) -> st
 
 @stage("bias diagnostics")
 def bias(run) -> None:
-    main = run.models["random_effects"]
+    main = run.models.main
     rows = []
     for predictor in ["sei", "sqrt_inv_n"]:
         result = _try(run, f"Egger test ({predictor})", lambda p=predictor: egger_test(main, p))
         if result is not None:
-            run.models[f"egger:{predictor}"] = result
+            run.models = run.models.adding("egger", predictor, result)
             rows.append(
                 {
                     "test": f"Egger regression, predictor {predictor}",
@@ -230,7 +230,7 @@ def bias(run) -> None:
             )
     filled = _try(run, "trim-and-fill", lambda: trim_and_fill(main))
     if filled is not None:
-        run.models["trim_and_fill"] = filled
+        run.models = run.models.with_(trim_and_fill=filled)
         rows.append(
             {
                 "test": f"Trim-and-fill (L0): {filled.k0} filled on the {filled.side}",
@@ -243,7 +243,7 @@ def bias(run) -> None:
         )
     pp = _try(run, "PET-PEESE", lambda: pet_peese(main))
     if pp is not None:
-        run.models["pet_peese"] = pp
+        run.models = run.models.with_(pet_peese=pp)
         rows.append(
             {
                 "test": f"PET-PEESE ({pp.selected} selected)",
@@ -291,7 +291,7 @@ def bayesian(run, table: pd.DataFrame) -> None:
     )
     if fit is None:
         return
-    run.models["bayesian"] = fit
+    run.models = run.models.with_(bayesian=fit)
     run.tables["results:bayesian"] = fit.to_frame()
     if not fit.converged:
         run.notes.append("Bayesian model: NOT CONVERGED; its estimates are not final")
@@ -338,7 +338,7 @@ def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: 
 @stage("sensitivity analyses")
 def sensitivity(run, table: pd.DataFrame, extraction) -> None:
     s = run.spec.sensitivity
-    main = run.models["random_effects"]
+    main = run.models.main
     rows = [_summary_row("main analysis", main)]
     loo = _try(run, "leave-one-out", main.leave_one_out) if s.leave_one_out and main.k >= 3 else None
     if loo is not None:
@@ -379,7 +379,7 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
     if s.nmd_vs_smd:
         _nmd_vs_smd(run, extraction, rows)
     run.tables["sensitivity"] = pd.DataFrame(rows)
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     if bayes is not None and s.alternative_priors:
         table_priors = _try(run, "prior sensitivity", lambda: bayes.prior_sensitivity(s.alternative_priors))
         if table_priors is not None:
@@ -394,7 +394,7 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
 
 def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
     """The main analysis with the measure chosen by the NMD rule, on the same analysis table."""
-    main = run.models["random_effects"]
+    main = run.models.main
     try:
         alternative = analysis_table(extraction, run.spec, measure="NMD_or_SMD")
     except EvmetaError as exc:
@@ -425,7 +425,7 @@ def bayesian_diagnostics(run) -> dict[str, Any] | None:
     """
     from evmeta.models.bayes.quadrature import GRID_ERROR_LIMIT
 
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     if bayes is None:
         return None
     found = bayes.diagnostics
@@ -464,10 +464,10 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
     from evmeta.plots.isolation_evidence import isolation_evidence_plot
     from evmeta.report.bias_section import within_study_comparisons
 
-    main = run.models["random_effects"]
+    main = run.models.main
     selection = _try(run, "step-function selection model", lambda: selection_model(main))
     if selection is not None:
-        run.models["selection_model"] = selection
+        run.models = run.models.with_(selection_model=selection)
         run.tables["selection_model"] = selection.weights_frame().reset_index()
     rows = []
     for priors in ("default", "preclinical"):
@@ -478,7 +478,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         )
         if bma is None:
             continue
-        run.models["bias_averaging" if priors == "default" else f"bias_averaging:{priors}"] = bma
+        run.models = run.models.adding("bias_averaging", priors, bma)
         rows.append(
             {
                 "priors": priors,
@@ -490,8 +490,8 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
             }
         )
     if rows:
-        if "bias_averaging" in run.models:
-            run.tables["bias_averaging"] = run.models["bias_averaging"].models
+        if "default" in run.models.bias_averaging:
+            run.tables["bias_averaging"] = run.models.bias_averaging["default"].models
         run.tables["preclinical_prior_sensitivity"] = pd.DataFrame(rows)
     if "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
         evidence = _try(
@@ -500,8 +500,9 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         if evidence is not None:
             run.tables["isolation_evidence"] = evidence
     jobs = {}
-    if "bias_averaging" in run.models:
-        jobs["bias_panel"] = lambda: bias_panel(run.models["bias_averaging"], selection)
+    averaged = run.models.bias_averaging.get("default")
+    if averaged is not None:
+        jobs["bias_panel"] = lambda: bias_panel(averaged, selection)
     if within_study_comparisons(
         run.tables.get("isolation_evidence")
     ):  # else the report says so in a sentence

@@ -102,8 +102,8 @@ def _sensitivity_table(frame: pd.DataFrame | None) -> str:
 
 def bias_context(run: Any) -> dict[str, Any] | None:
     """Values for ``bias.html.j2``, or None when the stage did not run."""
-    bma = run.models.get("bias_averaging")
-    selection = run.models.get("selection_model")
+    bma = run.models.bias_averaging.get("default")
+    selection = run.models.selection_model
     evidence = run.tables.get("isolation_evidence")
     if bma is None and selection is None and evidence is None:
         return None

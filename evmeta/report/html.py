@@ -55,13 +55,13 @@ def write_report(run: Any) -> Path:
 def _context(run: Any) -> dict[str, Any]:
     """Everything the report template reads, from the run's results."""
     table = run.tables["comparisons"]
-    main = run.models["random_effects"]
+    main = run.models.main
     studies = (
         table[["study_id", "first_author", "year"]]
         .drop_duplicates("study_id")
         .sort_values(["first_author", "year"])
     )
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     figures = {name: figure_svgs(paths) for name, paths in run.figures.items()}
     single_figures = {name for name, paths in run.figures.items() if is_single_column(paths)}
     return {
@@ -76,16 +76,14 @@ def _context(run: Any) -> dict[str, Any]:
         "small_study": small_study_summary(run),
         "bias_disagreement": bias_disagreement(run),
         "validation_notes": _validation_notes(getattr(run, "validation_notes", [])),
-        "multilevel_test": _multilevel_test(run.models.get("multilevel_regression")),
+        "multilevel_test": _multilevel_test(run.models.multilevel_regression),
         "bf_notes": bayes_factor_notes(run),
         "captions": CAPTIONS,
         "extra_sections": render_sections(run),
         "models_table": _table(_model_overview(run)),
-        "meta_regression": _coefficients(
-            run.models.get("meta_regression"), _why_not_fitted(run, "meta-regression")
-        ),
+        "meta_regression": _coefficients(run.models.meta_regression, _why_not_fitted(run, "meta-regression")),
         "multilevel": _coefficients(
-            run.models.get("multilevel_regression"),
+            run.models.multilevel_regression,
             _why_not_fitted(run, "multilevel meta-regression", "multilevel model", "meta-regression")
             or ("[frequentist] multilevel names no levels" if not run.spec.frequentist.multilevel else None),
         ),
@@ -149,23 +147,18 @@ def _coverage(run: Any) -> str | None:
 
 def _subgroup_blocks(run: Any) -> list[dict[str, Any]]:
     """One block per subgroup analysis: its table and its test for subgroup differences."""
-    subgroup_blocks = []
-    for key, model in run.models.items():
-        if key.startswith("subgroup:"):
-            subgroup_blocks.append(
-                {
-                    "by": model.by.replace("_", " "),
-                    "table": _table(
-                        model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")})
-                    ),
-                    "test": html.escape(
-                        f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
-                        f"{format_p(model.q_between_pvalue)} (separate τ²); "
-                        f"{format_p(model.q_between_common_pvalue)} (common τ²)"
-                    ),
-                }
-            )
-    return subgroup_blocks
+    return [
+        {
+            "by": model.by.replace("_", " "),
+            "table": _table(model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")})),
+            "test": html.escape(
+                f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
+                f"{format_p(model.q_between_pvalue)} (separate τ²); "
+                f"{format_p(model.q_between_common_pvalue)} (common τ²)"
+            ),
+        }
+        for model in run.models.subgroups.values()
+    ]
 
 
 #: Most validation notes listed in the report (``evmeta validate`` lists them all).
@@ -175,7 +168,9 @@ MAX_VALIDATION_NOTES = 100
 def _validation_notes(notes: list[Any]) -> list[str]:
     shown = [str(note) for note in notes[:MAX_VALIDATION_NOTES]]
     if len(notes) > MAX_VALIDATION_NOTES:
-        shown.append(f"... and {len(notes) - MAX_VALIDATION_NOTES} more: run evmeta validate for the full list.")
+        shown.append(
+            f"... and {len(notes) - MAX_VALIDATION_NOTES} more: run evmeta validate for the full list."
+        )
     return shown
 
 
@@ -196,7 +191,7 @@ def _readable(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
 
 
 def _readable_parameters(run: Any) -> pd.DataFrame | None:
-    frame, bayes = run.tables.get("prior_sensitivity"), run.models.get("bayesian")
+    frame, bayes = run.tables.get("prior_sensitivity"), run.models.bayesian
     if frame is None or bayes is None or "parameter" not in frame.columns:
         return frame
     from evmeta.plots.posterior import _reference_levels, readable_name
@@ -207,7 +202,7 @@ def _readable_parameters(run: Any) -> pd.DataFrame | None:
 
 def _recovery(run: Any) -> str:
     """Recovery of the simulated truth, terms named as in the rest of the report."""
-    frame, bayes = run.recovery, run.models.get("bayesian")
+    frame, bayes = run.recovery, run.models.bayesian
     if frame is None or bayes is None or "parameter" not in frame.columns:
         return _table(frame, 3)
     from evmeta.plots.posterior import _reference_levels, readable_name
@@ -259,7 +254,9 @@ def _why_not_fitted(run: Any, *models: str) -> str | None:
     for model in models:
         for note in run.notes:
             if note.startswith(f"{model}: not fitted"):
-                return note[len(model) + 2 :].removeprefix("not fitted").strip(" ,()").removeprefix("because ")
+                return (
+                    note[len(model) + 2 :].removeprefix("not fitted").strip(" ,()").removeprefix("because ")
+                )
     return None
 
 
@@ -292,8 +289,7 @@ def _sensitivity(frame: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def _model_overview(run: Any) -> pd.DataFrame:
     rows = []
-    for name in ["random_effects", "multilevel"]:
-        model = run.models.get(name)
+    for name, model in (("random_effects", run.models.random_effects), ("multilevel", run.models.multilevel)):
         if model is not None:
             rows.append(
                 {

@@ -19,23 +19,23 @@ DISAGREEMENT_SHARE = 0.5
 def small_study_summary(run: Any) -> str:
     """One sentence: Egger's test, trim-and-fill and PET-PEESE next to the pooled estimate."""
     parts = []
-    egger = run.models.get("egger:sei")
+    egger = run.models.egger.get("sei")
     if egger is not None:
         parts.append(f"Egger's regression test {format_p(egger.pvalue)}")
-    filled = run.models.get("trim_and_fill")
+    filled = run.models.trim_and_fill
     if filled is not None:
         parts.append(
             f"trim-and-fill added {filled.k0} comparison(s) on the {filled.side} side, adjusted estimate "
             f"{number(filled.estimate)} [{number(filled.ci_low)}, {number(filled.ci_high)}]"
         )
-    pp = run.models.get("pet_peese")
+    pp = run.models.pet_peese
     if pp is not None:
         parts.append(
             f"PET-PEESE ({pp.selected}) estimate {number(pp.estimate)} [{number(pp.ci_low)}, {number(pp.ci_high)}]"
         )
     if not parts:
         return ""
-    k = run.models["random_effects"].k
+    k = run.models.main.k
     caveat = (
         f" With {k} comparisons (fewer than {SMALL_STUDY_MIN_K}) these diagnostics have little power and the "
         "funnel plot is hard to read: treat them as descriptive (Sterne et al. 2011)."
@@ -47,13 +47,13 @@ def small_study_summary(run: Any) -> str:
 
 def _adjusted_estimates(run: Any) -> list[tuple[str, float]]:
     found = []
-    for key, name in (
-        ("trim_and_fill", "trim-and-fill"),
-        ("pet_peese", "PET-PEESE"),
-        ("selection_model", "the selection model"),
-        ("bias_averaging", "bias model averaging"),
+    models = run.models
+    for model, name in (
+        (models.trim_and_fill, "trim-and-fill"),
+        (models.pet_peese, "PET-PEESE"),
+        (models.selection_model, "the selection model"),
+        (models.bias_averaging.get("default"), "bias model averaging"),
     ):
-        model = run.models.get(key)
         value = getattr(model, "estimate", None) if model is not None else None
         if value is not None and np.isfinite(value):
             found.append((name, float(value)))
@@ -63,7 +63,7 @@ def _adjusted_estimates(run: Any) -> list[tuple[str, float]]:
 def bias_disagreement(run: Any) -> str:
     """A sentence when a bias-adjusted estimate disagrees strongly with the unadjusted one
     (:data:`DISAGREEMENT_SHARE`), and why that may be; empty otherwise."""
-    main = run.models["random_effects"]
+    main = run.models.main
     far = [
         (name, value)
         for name, value in _adjusted_estimates(run)
@@ -105,7 +105,7 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
     (words for the report, whether it points to an effect: p < 0.05 or the interval
     excludes 0)."""
     found: list[tuple[str, bool]] = []
-    subgroups = run.models.get(f"subgroup:{term}")
+    subgroups = run.models.subgroups.get(term)
     if subgroups is not None:
         for p, variance in (
             (subgroups.q_between_pvalue, "separate"),
@@ -119,11 +119,10 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
     if tests is not None and term in set(tests["by"]):
         p = float(tests.loc[tests["by"] == term, "pvalue_bonferroni"].iloc[0])
         found.append((f"the Bonferroni-corrected subgroup test ({format_p(p)})", p < 0.05))
-    for key, model in (
-        ("meta_regression", "meta-regression"),
-        ("multilevel_regression", "multilevel meta-regression"),
+    for fit, model in (
+        (run.models.meta_regression, "meta-regression"),
+        (run.models.multilevel_regression, "multilevel meta-regression"),
     ):
-        fit = run.models.get(key)
         if fit is None:
             continue
         table = fit.coefficients
@@ -137,7 +136,7 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
             for _, row in contrasts.iterrows()
         ]
     else:
-        bayes = run.models.get("bayesian")
+        bayes = run.models.bayesian
         table = bayes.coef_table() if bayes is not None else None
         names = _coefficient_names(list(table.index), term) if table is not None else []
         intervals = [(_level(n, term), table.loc[n, "ci_low"], table.loc[n, "ci_high"]) for n in names]
@@ -156,7 +155,7 @@ def bayes_factor_notes(run: Any) -> list[str]:
     p-value or Bayesian credible interval the report shows for it (:func:`term_evidence`):
     BF₁₀ < 1/3 while some p < 0.05 or some interval excludes 0, or BF₁₀ > 3 while none does."""
     factors = run.tables.get("bayes_factors")
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     if factors is None or bayes is None:
         return []
     notes = []

@@ -174,13 +174,13 @@ def _levels(fit: Any) -> str:
 
 def _frequentist_sentences(run: Any) -> list[str]:
     """One sentence per frequentist analysis that was fitted (what was not is in the notes)."""
-    main = run.models["random_effects"]
+    main = run.models.main
     level = f"{main.level * 100:.4g}%"
     parts = [
         f"Effects were pooled with a random-effects model, the between-comparison variance (τ²) estimated by "
         f"{ESTIMATORS.get(main.method, main.method)}, with {inference_words(main)} and a {level} prediction interval."
     ]
-    fitted = [m.by for key, m in run.models.items() if key.startswith("subgroup:")]
+    fitted = [m.by for m in run.models.subgroups.values()]
     if fitted:
         corrected = len(fitted) > 1 and "subgroup_tests" in run.tables
         parts.append(
@@ -188,24 +188,23 @@ def _frequentist_sentences(run: Any) -> list[str]:
             "under separate and common τ²"
             + (", Bonferroni-corrected for the number of stratifications." if corrected else ".")
         )
-    regression = run.models.get("meta_regression")
+    regression = run.models.meta_regression
     if regression is not None:
         parts.append(
             f"A meta-regression on {term_words(regression.model.formula)} was fitted with the same estimator and "
             f"{inference_words(regression)}."
         )
-    for key, what in (
-        ("multilevel", "A multilevel model"),
-        ("multilevel_regression", "A multilevel meta-regression"),
+    for fit, what, with_mods in (
+        (run.models.multilevel, "A multilevel model", False),
+        (run.models.multilevel_regression, "A multilevel meta-regression", True),
     ):
-        fit = run.models.get(key)
         if fit is not None:
-            on = f" on {term_words(fit.model.formula)}" if key == "multilevel_regression" else ""
+            on = f" on {term_words(fit.model.formula)}" if with_mods else ""
             parts.append(
                 f"{what}{on} with random effects for {_levels(fit)} was fitted by "
                 f"{ESTIMATORS.get(fit.method, fit.method)}, with {inference_words(fit)}."
             )
-    dose = run.models.get("dose_response")
+    dose = run.models.dose_response
     if dose is not None:
         parts.append(
             f"A dose-response meta-regression on log10 dose (µg protein per kg) used {dose.k} comparisons and "
@@ -216,27 +215,28 @@ def _frequentist_sentences(run: Any) -> list[str]:
 
 def _small_study_sentence(run: Any) -> str:
     done = []
-    if "egger:sei" in run.models or "egger:sqrt_inv_n" in run.models:
+    egger = run.models.egger
+    if egger:
         on = [
             w
             for key, w in (
-                ("egger:sei", "the standard error"),
-                ("egger:sqrt_inv_n", "the square root of 1/n"),
+                ("sei", "the standard error"),
+                ("sqrt_inv_n", "the square root of 1/n"),
             )
-            if key in run.models
+            if key in egger
         ]
         done.append(
             "Egger regression on "
             + " and on ".join(on)
-            + (" (Zwetsloot et al. 2017)" if "egger:sqrt_inv_n" in run.models else "")
+            + (" (Zwetsloot et al. 2017)" if "sqrt_inv_n" in egger else "")
         )
-    if "trim_and_fill" in run.models:
+    if run.models.trim_and_fill is not None:
         done.append("trim-and-fill (L0)")
-    if "pet_peese" in run.models:
+    if run.models.pet_peese is not None:
         done.append("PET-PEESE")
     if not done:
         return ""
-    k = run.models["random_effects"].k
+    k = run.models.main.k
     caveat = (
         f" With {k} comparisons (fewer than {SMALL_STUDY_MIN_K}), these tests and the funnel plot have too little "
         "power to distinguish chance from small-study effects and are reported as descriptive only "
@@ -253,7 +253,7 @@ def methods_paragraph(run: Any) -> str:
     each with the test it used (read from the fitted result)."""
     spec = run.spec
     c = spec.comparisons
-    main = run.models["random_effects"]
+    main = run.models.main
     outcomes = ", ".join(c.outcomes) if c.outcomes else "all outcomes"
     parts = [
         f"Effect sizes were {MEASURES.get(main.measure or c.measure, c.measure)} comparing each EV-treated arm with the "
@@ -267,7 +267,7 @@ def methods_paragraph(run: Any) -> str:
         ),
         *_frequentist_sentences(run),
     ]
-    bayes = run.models.get("bayesian")
+    bayes = run.models.bayesian
     if bayes is not None:
         parts.append(bayesian_sentences(run, bayes))
     small = _small_study_sentence(run)

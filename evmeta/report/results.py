@@ -18,10 +18,15 @@ with tau2, I² and Q left empty (the posterior mean of tau² is not the square o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from evmeta.models.frequentist.subgroup import SubgroupResult
+
+if TYPE_CHECKING:
+    from evmeta.results import AnalysisModels
 
 RESULT_COLUMNS = ["model", "term", "estimate", "se", "ci_low", "ci_high", "p", "k", "test"]
 HETEROGENEITY_COLUMNS = [
@@ -100,25 +105,22 @@ def _bayes_rows(name: str, fit: Any) -> list[dict[str, Any]]:
     ]
 
 
-def tidy_results(models: dict[str, Any]) -> pd.DataFrame:
-    """One row per model x term for every model of a run (``run.models``)."""
+def tidy_results(models: AnalysisModels) -> pd.DataFrame:
+    """One row per model x term for every model of a run (``run.models``): the frequentist
+    models with coefficients, each subgroup, the Bayesian model (bias diagnostics have
+    their own table)."""
     rows: list[dict[str, Any]] = []
-    for name, fit in models.items():
-        if name.startswith("subgroup:"):
-            rows += _subgroup_rows(name, fit)
-        elif name == "bayesian":
-            rows += _bayes_rows(name, fit)
-        elif _is_frequentist(fit):
+    coefficient = dict(models.coefficient_models())
+    for name, fit in models.labelled():
+        if name in coefficient:
             rows += _coefficient_rows(name, fit)
+        elif fit is models.bayesian:
+            rows += _bayes_rows(name, fit)
+        elif isinstance(fit, SubgroupResult):
+            rows += _subgroup_rows(name, fit)
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     frame["k"] = frame["k"].astype("int64")
     return frame
-
-
-def _is_frequentist(fit: Any) -> bool:
-    """A (multilevel) meta-analysis result: coefficients and a variance component (this
-    leaves out bias diagnostics such as Egger's regression or trim-and-fill)."""
-    return hasattr(fit, "coefficients") and (hasattr(fit, "tau2") or hasattr(fit, "sigma2"))
 
 
 def _components(name: str, fit: Any) -> list[dict[str, Any]]:
@@ -173,20 +175,21 @@ def _bayes_components(name: str, fit: Any) -> list[dict[str, Any]]:
     ]
 
 
-def heterogeneity_table(models: dict[str, Any]) -> pd.DataFrame:
+def heterogeneity_table(models: AnalysisModels) -> pd.DataFrame:
     """tau², tau, I² and Q for every frequentist model (per level for multilevel models, per
     subgroup for subgroup analyses), and the Bayesian model's tau per level (posterior mean
     and 95% credible interval)."""
     rows: list[dict[str, Any]] = []
-    for name, fit in models.items():
-        if name.startswith("subgroup:"):
+    coefficient = dict(models.coefficient_models())
+    for name, fit in models.labelled():
+        if name in coefficient:
+            rows += _components(name, fit)
+        elif fit is models.bayesian:
+            rows += _bayes_components(name, fit)
+        elif isinstance(fit, SubgroupResult):
             for level, part in fit.fits.items():
                 if part is not None:
                     rows += [{**r, "component": f"{fit.by} = {level}"} for r in _components(name, part)]
-        elif name == "bayesian":
-            rows += _bayes_components(name, fit)
-        elif _is_frequentist(fit):
-            rows += _components(name, fit)
     frame = pd.DataFrame(rows, columns=HETEROGENEITY_COLUMNS)
     frame["k"] = frame["k"].astype("int64")
     frame["q_df"] = frame["q_df"].astype("Int64")

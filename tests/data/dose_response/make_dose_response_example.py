@@ -19,9 +19,20 @@ import evmeta as em
 HERE = Path(__file__).resolve().parent
 ROOT = next(p for p in HERE.parents if (p / "pyproject.toml").exists())  # the repository
 COLUMNS = [
-    "comparison_id", "study_id", "experiment_id", "control_group_id", "isolation_method",
-    "species", "measure", "yi", "vi", "n_treat", "n_control", "dose_ug_protein_per_kg",
-    "dose_provenance_ug_protein_per_kg", "dose_hed_ug_protein_per_kg",
+    "comparison_id",
+    "study_id",
+    "experiment_id",
+    "control_group_id",
+    "isolation_method",
+    "species",
+    "measure",
+    "yi",
+    "vi",
+    "n_treat",
+    "n_control",
+    "dose_ug_protein_per_kg",
+    "dose_provenance_ug_protein_per_kg",
+    "dose_hed_ug_protein_per_kg",
 ]
 
 outputs = [HERE / "example_dosed.csv", HERE / "example_dosed_V.csv"]
@@ -29,8 +40,11 @@ if any(p.exists() for p in outputs) and "--force" not in sys.argv:
     sys.exit(f"{outputs[0].name} or {outputs[1].name} exists; pass --force to replace them")
 extraction = em.read_extraction(ROOT / "extraction" / "example.xlsx")
 table = em.build_comparisons(
-    extraction, "SMD", outcome=["serum creatinine", "infarct volume", "infarct size"],
-    timepoint="last", shared_control="keep",
+    extraction,
+    "SMD",
+    outcome=["serum creatinine", "infarct volume", "infarct size"],
+    timepoint="last",
+    shared_control="keep",
 ).table
 dosed = table[table["dose_ug_protein_per_kg"] > 0].reset_index(drop=True)
 V = em.harmonize.shared_control_covariance(dosed)
