@@ -170,8 +170,8 @@ def test_rom_default_is_uncorrected_and_correct_matches_lajeunesse_on_curtis():
     corrected = em.effect_size("ROM", rom_correct=True, **args)
     _close(corrected["yi"], d["corrected_yi"])
     _close(corrected["vi"], d["corrected_vi"])
-    # The correction matters on these data (n of 3-10 plants): up to a few hundredths.
-    assert np.abs(corrected["yi"] - plain["yi"]).max() > 1e-3
+    # The correction matters on these data (2-48 plants per arm): 0.067 at most.
+    assert 0.06 < np.abs(corrected["yi"] - plain["yi"]).max() < 0.07
     assert (corrected["vi"] >= plain["vi"]).all()
 
 
