@@ -384,3 +384,28 @@ def test_methods_state_the_rom_default_and_the_options():
     text = _methods("SMD", converted, binary_to_smd="hasselblad_hedges")
     assert "2 comparisons with a binary outcome" in text and "logistic" in text
     assert "binary outcome" not in _methods("SMD")
+
+
+@pytest.mark.slow
+def test_run_records_the_options_and_the_methods_state_them(tmp_path):
+    """evmeta run on the mixed extraction: converted comparisons in comparisons.csv, the
+    options in provenance.json, the conversion and the SMD variant in the report's Methods
+    (about 15 s; the fast versions are the spec, table and Methods tests above)."""
+    folder, _ = _mixed(tmp_path)
+    spec = tmp_path / "mixed.toml"
+    spec.write_text(
+        f'[analysis]\nname = "mixed"\nextraction = "{folder.as_posix()}"\n'
+        '[comparisons]\nmeasure = "SMD"\nsmd_variant = "revman"\nbinary_to_smd = "hasselblad_hedges"\n'
+        "[frequentist]\nsubgroups = []\nmultilevel = []\nrobust = false\n"
+        "[bayesian]\nenabled = false\n[sensitivity]\nleave_one_out = false\nnmd_vs_smd = false\n"
+        "low_risk_of_bias = false\n"
+        '[figures]\nformats = ["svg"]\n'
+    )
+    run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
+    table = pd.read_csv(run.output / "comparisons.csv", keep_default_na=False)
+    assert (table["effect_conversion"] == CONVERSION_LABEL).sum() == 2
+    provenance = json.loads((run.output / "provenance.json").read_text())
+    assert provenance["spec"]["comparisons"]["binary_to_smd"] == "hasselblad_hedges"
+    assert provenance["spec"]["comparisons"]["rom_correct"] is False
+    html = (run.output / "report.html").read_text(encoding="utf-8")
+    assert "2 comparisons with a binary outcome" in html and "RevMan 5" in html

@@ -6,15 +6,6 @@ from typing import Any
 
 from evmeta.report.effect_methods import conversion_sentence, measure_words
 
-MEASURES = {
-    "SMD": "standardized mean differences (Hedges' g with the exact small-sample correction)",
-    "MD": "mean differences",
-    "ROM": "log ratios of means",
-    "NMD": "normalized mean differences",
-    "OR": "log odds ratios",
-    "RR": "log risk ratios",
-    "RD": "risk differences",
-}
 ESTIMATORS = {
     "REML": "restricted maximum likelihood",
     "ML": "maximum likelihood",
