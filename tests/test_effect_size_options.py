@@ -409,3 +409,22 @@ def test_run_records_the_options_and_the_methods_state_them(tmp_path):
     assert provenance["spec"]["comparisons"]["rom_correct"] is False
     html = (run.output / "report.html").read_text(encoding="utf-8")
     assert "2 comparisons with a binary outcome" in html and "RevMan 5" in html
+
+
+def test_shared_control_covariance_of_converted_comparisons(tmp_path):
+    """Kept (unsplit) control of 6/8 shared by two converted comparisons: g_i = f_i ln OR_i
+    with f = J(8 + 8 - 2) sqrt(3)/pi, so Cov = f² (1/6 + 1/2), the OR covariance scaled
+    (delta method, as the OR term itself); the diagonal is each comparison's vi."""
+    from evmeta.harmonize.covariance import shared_control_covariance
+
+    _, book = _mixed(tmp_path)
+    options = EffectOptions(binary_to_smd="hasselblad_hedges")
+    table = em.build_comparisons(book, "SMD", shared_control="keep", effect_options=options).table
+    binary = table[table["effect_conversion"] != ""].reset_index(drop=True)
+    V = shared_control_covariance(binary)
+    f = float(hedges_correction(np.array([14.0]))[0]) * np.sqrt(3) / np.pi
+    assert V[0, 1] == pytest.approx(f**2 * (1 / 6 + 1 / 2), rel=1e-12)
+    np.testing.assert_allclose(np.diag(V), binary["vi"], rtol=1e-15)
+    mixed = binary.assign(effect_conversion=[CONVERSION_LABEL, ""])
+    with pytest.raises(InputError, match="not defined"):
+        shared_control_covariance(mixed)
