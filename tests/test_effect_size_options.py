@@ -428,3 +428,20 @@ def test_shared_control_covariance_of_converted_comparisons(tmp_path):
     mixed = binary.assign(effect_conversion=[CONVERSION_LABEL, ""])
     with pytest.raises(InputError, match="not defined"):
         shared_control_covariance(mixed)
+
+
+def test_harmonize_cli_takes_the_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from evmeta.cli import app
+
+    folder, _ = _mixed(tmp_path)
+    out = tmp_path / "h" / "comparisons.csv"
+    runner = CliRunner()
+    args = ["harmonize", str(folder), "-o", str(out), "--measure", "SMD"]
+    result = runner.invoke(app, [*args, "--binary-to-smd", "hasselblad_hedges", "--smd-variant", "revman"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert (table["effect_conversion"] == CONVERSION_LABEL).sum() == 2
+    bad = runner.invoke(app, [*args, "--binary-to-smd", "probit", "--force"])
+    assert bad.exit_code == 2 and "binary_to_smd must be one of" in bad.output
