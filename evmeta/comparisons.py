@@ -28,6 +28,7 @@ from evmeta.errors import ExtractionError, InputError, Problem
 from evmeta.harmonize.arm_doses import harmonize_arm_doses
 from evmeta.harmonize.control_split import pair_effects
 from evmeta.harmonize.dispersion import mean_sd_from_quartiles, mean_sd_from_range, sd_from_ci, sd_from_sem
+from evmeta.harmonize.effect_options import EffectOptions
 from evmeta.harmonize.effects import MEASURES
 from evmeta.harmonize.pairing import Pairing, pair_with_controls
 from evmeta.harmonize.quality import (
@@ -244,6 +245,7 @@ def build_comparisons(
     reference_weights: Mapping[str, float] | None = None,
     km: Mapping[str, float] | None = None,
     quartile_method: str = "wan",
+    effect_options: EffectOptions | None = None,
 ) -> Comparisons:
     """Build the comparison table from a validated extraction.
 
@@ -274,6 +276,9 @@ def build_comparisons(
         Per-species overrides of the reference body weight (kg) and FDA Km.
     quartile_method : {"wan", "luo"}
         Mean estimate from medians (SD always by Wan et al. 2014).
+    effect_options : EffectOptions, optional
+        SMD variant (exact or RevMan), ROM bias correction, conversion of binary
+        comparisons to SMD (docs/effect_sizes.md); default: :class:`EffectOptions`.
 
     Returns
     -------
@@ -284,7 +289,8 @@ def build_comparisons(
         ``n_control_reported``, ``control_group_id``, ``mean_treat``, ``sd_treat``,
         ``mean_control``, ``sd_control``, ``events_treat``, ``total_treat``,
         ``events_control``, ``total_control`` (arm statistics as used, control unsplit),
-        ``direction_flipped``,
+        ``direction_flipped``, ``effect_conversion`` (empty, or the conversion a binary
+        comparison went through under ``binary_to_smd``),
         ``isolation_method``, ``isolation_family``, ``isolation_gmp_scalable``,
         ``msc_tissue_source``, ``species``, ``disease_model``, ``route``, ``dose_*``
         (per administration, and cumulative ``dose_total_ug_protein_per_kg``,
@@ -297,7 +303,9 @@ def build_comparisons(
         ``sham_outcome_row``, ``treat_outcome_id``, ``control_outcome_id``.
     """
     requested = _check_arguments(measure, shared_control)
+    options = effect_options or EffectOptions()
     settings = _settings(measure, outcome, timepoint, shared_control, reference_weights, km, quartile_method)
+    settings["effect_options"] = options.as_dict()
     _require_outcomes(extraction)
     log = _Log()
     rows = _select(extraction, outcome, timepoint, quartile_method, log)
@@ -305,7 +313,7 @@ def build_comparisons(
     for dropped, reason in pairing.dropped:
         log.add(dropped, reason)
     used_measure = _choose_measure(requested, pairing.pairs, settings)
-    pairs, es, k_sharing = _size(pairing.pairs, used_measure, shared_control, log)
+    pairs, es, k_sharing = _size(pairing.pairs, used_measure, shared_control, log, options)
     table = _signed_table(pairs, es, used_measure, k_sharing)
     table = _annotate(table, pairs, extraction, reference_weights, km)
     _log_unused(pairing, table, used_measure, log)
@@ -373,7 +381,7 @@ def _choose_measure(requested: str, pairs: pd.DataFrame, settings: dict) -> str:
 
 
 def _size(
-    pairs: pd.DataFrame, measure: str, shared_control: str, log: _Log
+    pairs: pd.DataFrame, measure: str, shared_control: str, log: _Log, options: EffectOptions
 ) -> tuple[pd.DataFrame, pd.DataFrame, float | pd.Series]:
     """Step 3, size: effect sizes, the shared control split among the comparisons that use it.
 
@@ -392,7 +400,7 @@ def _size(
     # What cannot be computed even with the control unsplit is dropped first, so that a split
     # control is divided only among the comparisons that use it (metafor practice: the shared
     # group is split among the comparisons in the analysis).
-    es = pair_effects(pairs, measure, 1.0)
+    es = pair_effects(pairs, measure, 1.0, options)
     bad = es["reason"] != ""
     log.add(pairs[bad], "effect size not computable: " + es.loc[bad, "reason"].astype(str))
     pairs, es = pairs[~bad], es[~bad]
@@ -401,7 +409,7 @@ def _size(
     # Bounded: every pass that does not break drops at least one pair.
     while len(pairs):
         k_sharing = _sharing(pairs)
-        es = pair_effects(pairs, measure, k_sharing)
+        es = pair_effects(pairs, measure, k_sharing, options)
         bad = es["reason"] != ""
         if not bad.any():
             break
@@ -467,6 +475,7 @@ def _signed_table(
     for column, source in _ARM_STATISTICS.items():
         table[column] = pairs[source].astype(float).to_numpy()
     table["direction_flipped"] = flip.to_numpy()
+    table["effect_conversion"] = es["effect_conversion"].to_numpy() if "effect_conversion" in es else ""
     table["higher_is_better"] = pairs["higher_is_better"] == "yes"
     table["dispersion_source_treat"] = pairs["dispersion_source"]
     table["dispersion_source_control"] = pairs["dispersion_source_c"]

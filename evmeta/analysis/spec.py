@@ -3,7 +3,8 @@
 Sections (all but ``[analysis]`` optional, every key has a default):
 
 ``[analysis]``      name, title, question, extraction (path relative to the spec), output
-``[comparisons]``   measure, outcomes, timepoint, shared_control
+``[comparisons]``   measure, outcomes, timepoint, shared_control, smd_variant, rom_correct,
+                    binary_to_smd (docs/effect_sizes.md)
 ``[filters]``       species, disease_model, isolation_family, min_quality_score,
                     low_risk_of_bias_only
 ``[moderators]``    reference levels of categorical moderators, e.g. isolation_method = "UC"
@@ -113,6 +114,12 @@ class ComparisonsSection(_Section):
     outcomes: list[str] = Field(default_factory=list)
     timepoint: Literal["last", "first", "all"] | float = "last"
     shared_control: Literal["split", "keep"] = "split"
+    #: Hedges' g as metafor computes it (exact correction) or as RevMan 5 does.
+    smd_variant: Literal["exact", "revman"] = "exact"
+    #: Lajeunesse's (2015) bias-corrected ROM (metafor 5's default); False = metafor 3.8/4.
+    rom_correct: bool = False
+    #: Put binary comparisons (events/totals) on the SMD scale under measure SMD.
+    binary_to_smd: Literal["none", "hasselblad_hedges"] = "none"
 
 
 class FiltersSection(_Section):
@@ -366,6 +373,9 @@ MULTIVERSE_KEYS = (
     "comparisons.outcomes",
     "comparisons.timepoint",
     "comparisons.shared_control",
+    "comparisons.smd_variant",
+    "comparisons.rom_correct",
+    "comparisons.binary_to_smd",
     "filters.species",
     "filters.disease_model",
     "filters.isolation_family",

@@ -18,6 +18,7 @@ from evmeta.analysis.spec import AnalysisSpec, FiltersSection
 from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError, SpecError
 from evmeta.harmonize.control_split import resplit_shared_controls
+from evmeta.harmonize.effect_options import EffectOptions
 
 
 @dataclass
@@ -70,8 +71,9 @@ def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None
         outcome=c.outcomes or None,
         timepoint=c.timepoint,
         shared_control=c.shared_control,
+        effect_options=EffectOptions.from_spec(c),
     )
-    table, dropped = filter_comparisons(comparisons.table, spec.filters)
+    table, dropped = filter_comparisons(comparisons.table, spec.filters, EffectOptions.from_spec(c))
     _refuse_unmodelled_sharing(table, c.shared_control)
     exclusions = pd.concat(
         [comparisons.exclusions, _filter_log(comparisons.table, dropped, table)], ignore_index=True
@@ -139,13 +141,16 @@ def apply_reference_levels(table: pd.DataFrame, reference: dict[str, str]) -> pd
     return table
 
 
-def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd.DataFrame, list]:
+def filter_comparisons(
+    table: pd.DataFrame, filters: FiltersSection, effect_options: EffectOptions | None = None
+) -> tuple[pd.DataFrame, list]:
     """Comparisons that pass ``[filters]``; and (row index, reason) of those that do not.
 
     The one implementation of the filters: ``evmeta run`` and every multiverse
     specification (:func:`evmeta.analysis.multiverse.fit.apply_filters`) use it. A shared
     control split among comparisons of which some are filtered out is divided again among
-    those left (:func:`evmeta.harmonize.control_split.resplit_shared_controls`).
+    those left (:func:`evmeta.harmonize.control_split.resplit_shared_controls`), with the
+    effect-size options the table was built with (``effect_options``).
     """
     f = filters
     dropped = []
@@ -168,7 +173,7 @@ def filter_comparisons(table: pd.DataFrame, filters: FiltersSection) -> tuple[pd
         dropped.append((bad, "filter: not at low risk on randomization and blinding"))
         keep &= ~bad
     # A control split among arms the filters removed belongs to the arms left.
-    kept = resplit_shared_controls(table[keep].reset_index(drop=True))
+    kept = resplit_shared_controls(table[keep].reset_index(drop=True), effect_options)
     return kept, [(mask[mask].index, reason) for mask, reason in dropped]
 
 

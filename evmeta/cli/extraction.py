@@ -87,6 +87,13 @@ def harmonize(
     ] = None,
     timepoint: Annotated[str, typer.Option(help="last, first, all, or a number of days.")] = "last",
     shared_control: Annotated[str, typer.Option(help="split (divide control n) or keep.")] = "split",
+    smd_variant: Annotated[str, typer.Option(help="SMD: exact (metafor) or revman (RevMan 5).")] = "exact",
+    rom_correct: Annotated[
+        bool, typer.Option(help="ROM: Lajeunesse's bias correction (metafor 5's default).")
+    ] = False,
+    binary_to_smd: Annotated[
+        str, typer.Option(help="SMD: none, or hasselblad_hedges (log odds ratios on the SMD scale).")
+    ] = "none",
     force: ForceOption = False,
 ) -> None:
     """Write one row per comparison (yi, vi, moderators) and exclusions.csv beside it."""
@@ -95,7 +102,8 @@ def harmonize(
     exclusions_path = output.parent / "exclusions.csv"
     notes_path = output.parent / "validation_notes.csv"
     with _guarded([output, exclusions_path, notes_path], inputs=[workbook], force=force) as staging:
-        comparisons = _harmonized(workbook, measure, outcome, timepoint, shared_control)
+        options = dict(smd_variant=smd_variant, rom_correct=rom_correct, binary_to_smd=binary_to_smd)
+        comparisons = _harmonized(workbook, measure, outcome, timepoint, shared_control, options)
         write_csv(comparisons.table, staging.path(output))
         write_csv(comparisons.exclusions, staging.path(exclusions_path))
         write_csv(comparisons.validation_notes, staging.path(notes_path))
@@ -106,10 +114,11 @@ def harmonize(
     )
 
 
-def _harmonized(workbook: Path, measure: str, outcome, timepoint: str, shared_control: str):
+def _harmonized(workbook: Path, measure: str, outcome, timepoint: str, shared_control: str, options=None):
     """The comparisons of ``harmonize``; errors in the data exit 1, unusable input 2."""
     from evmeta.comparisons import build_comparisons
     from evmeta.errors import EvmetaError, ExtractionError
+    from evmeta.harmonize.effect_options import EffectOptions
     from evmeta.schema.validation.validate import read_extraction
 
     try:
@@ -125,7 +134,12 @@ def _harmonized(workbook: Path, measure: str, outcome, timepoint: str, shared_co
         point = timepoint
     try:
         comparisons = build_comparisons(
-            extraction, measure, outcome=outcome or None, timepoint=point, shared_control=shared_control
+            extraction,
+            measure,
+            outcome=outcome or None,
+            timepoint=point,
+            shared_control=shared_control,
+            effect_options=EffectOptions(**(options or {})),
         )
     except ExtractionError as exc:
         for problem in exc.problems:

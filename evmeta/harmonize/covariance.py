@@ -27,6 +27,11 @@ shared control variance gives the second term (it reduces to the d^2 / (2 (n_1 +
 of the variance when i = j and only the control part is shared). Binary tables with a
 zero control cell use the control cells plus 1/2, as the effect sizes do.
 
+Binary comparisons converted to the SMD scale (``effect_conversion`` set, see
+:mod:`evmeta.harmonize.or_to_smd`) are g_i = f_i ln OR_i with f_i = J_i sqrt(3)/pi, so two
+of them sharing a control have covariance f_i f_j (1/c + 1/d), the OR term scaled; f_i is
+recovered as sqrt(vi / var(ln OR_i)).
+
 References
 ----------
 Gleser LJ, Olkin I (2009). Stochastically dependent effect sizes. In: Cooper H, Hedges LV,
@@ -41,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import InputError
-from evmeta.harmonize.effects import MEASURES
+from evmeta.harmonize.effects import MEASURES, effect_size
 
 _NEEDED = {
     "MD": ("sd_control", "n_control"),
@@ -67,7 +72,8 @@ def _shared_term(measure: str, t: pd.DataFrame, i: np.ndarray, j: np.ndarray) ->
         return col("sd_control")[i] ** 2 / n_c
     if measure == "SMD":
         n_t, d = col("n_treat"), col("yi")
-        return 1 / n_c + d[i] * d[j] * n_c / (2 * (n_t[i] + n_c) * (n_t[j] + n_c))
+        term = 1 / n_c + d[i] * d[j] * n_c / (2 * (n_t[i] + n_c) * (n_t[j] + n_c))
+        return _converted_term(t, i, j, term)
     if measure == "ROM":
         return col("sd_control")[i] ** 2 / (n_c * col("mean_control")[i] ** 2)
     if measure == "NMD":
@@ -76,6 +82,27 @@ def _shared_term(measure: str, t: pd.DataFrame, i: np.ndarray, j: np.ndarray) ->
         scale2 = col("vi") / parts
         return np.sqrt(scale2[i] * scale2[j]) * col("sd_control")[i] ** 2 / n_c
     raise InputError(f"no shared-control covariance for measure {measure!r}")
+
+
+def _converted_term(t: pd.DataFrame, i: np.ndarray, j: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """The SMD covariance ``term``, with the scaled OR term for pairs of converted binary
+    comparisons; a converted and an unconverted comparison of one control are refused."""
+    if "effect_conversion" not in t.columns:
+        return term
+    converted = (t["effect_conversion"].fillna("").astype(str) != "").to_numpy()
+    if not converted.any():
+        return term
+    if (converted[i] != converted[j]).any():
+        raise InputError(
+            "a control arm is shared by a comparison converted from a log odds ratio and one computed "
+            "from means; their covariance is not defined: use shared_control = 'split'"
+        )
+    events_t, total_t = t["events_treat"].astype(float), t["total_treat"].astype(float)
+    events_c, total_c = t["events_control"].astype(float), t["total_control"].astype(float)
+    lnor = effect_size("OR", ai=events_t, n1i=total_t, ci=events_c, n2i=total_c)
+    factor = np.sqrt(t["vi"].astype(float).to_numpy() / lnor["vi"].to_numpy())
+    scaled = factor[i] * factor[j] * _binary_term("OR", events_c.to_numpy()[i], total_c.to_numpy()[i])
+    return np.where(converted[i], scaled, term)
 
 
 def _binary_term(measure: str, events: np.ndarray, total: np.ndarray) -> np.ndarray:

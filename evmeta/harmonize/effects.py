@@ -12,6 +12,10 @@ Hedges LV (1981). Distribution theory for Glass's estimator of effect size and r
 estimators. J Educ Stat 6:107-128.
 Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in
 experimental ecology. Ecology 80:1150-1156.
+Deeks JJ, Higgins JPT (2010). Statistical algorithms in Review Manager 5. The Cochrane
+Collaboration (RevMan's SMD: Hedges' adjusted g).
+Lajeunesse MJ (2015). Bias and correction for the log response ratio in ecological
+meta-analysis. Ecology 96:2056-2063.
 Vesterinen HM et al. (2014). Meta-analysis of data from animal studies: a practical guide.
 J Neurosci Methods 221:92-102.
 Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package. J Stat
@@ -29,6 +33,10 @@ from scipy.special import gammaln
 from evmeta.errors import InputError, UnknownNameError
 
 MEASURES = ("MD", "SMD", "ROM", "NMD", "OR", "RR", "RD")
+#: SMD variants: ``exact`` (metafor's escalc: exact gamma-function J, variance
+#: 1/n1 + 1/n2 + g^2 / (2N)) and ``revman`` (RevMan 5's Hedges' adjusted g: J = 1 - 3/(4N - 9),
+#: variance N/(n1 n2) + g^2 / (2 (N - 3.94)); Deeks & Higgins 2010).
+SMD_VARIANTS = ("exact", "revman")
 _REQUIRED = {
     "MD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
     "SMD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
@@ -83,6 +91,8 @@ def effect_size(
     di: Any = None,
     add: float = 0.5,
     to: str = "only0",
+    smd_variant: str = "exact",
+    rom_correct: bool = False,
 ) -> pd.DataFrame:
     """Effect sizes ``yi``, sampling variances ``vi`` and standard errors ``sei``.
 
@@ -108,6 +118,17 @@ def effect_size(
     add, to : float, str
         Continuity correction: ``add`` is added to every cell of a table with a zero cell
         (``to="only0"``, escalc's default), to all tables (``"all"``) or none (``"none"``).
+    smd_variant : {"exact", "revman"}
+        SMD only. ``exact``: Hedges' g with J(m) = Gamma(m/2) / (sqrt(m/2) Gamma((m-1)/2)),
+        m = N - 2, and variance 1/n1 + 1/n2 + g^2/(2N) (metafor). ``revman``: RevMan 5's
+        J = 1 - 3/(4N - 9) and variance N/(n1 n2) + g^2/(2(N - 3.94)) (Deeks & Higgins 2010);
+        N = n1 + n2. The two g differ by less than 0.3% from N = 6 on.
+    rom_correct : bool
+        ROM only. ``True``: Lajeunesse's (2015) bias-corrected log ratio
+        ln(m1/m2) + (sd1^2/(n1 m1^2) - sd2^2/(n2 m2^2)) / 2 with its second-order variance
+        sd1^2/(n1 m1^2) + sd1^4/(2 n1^2 m1^4) + (the same for arm 2) (metafor 5's
+        ``correct = TRUE`` default for ROM). ``False`` (evmeta's default, as metafor before
+        5.0): ln(m1/m2) with the first-order variance.
 
     Returns
     -------
@@ -124,10 +145,12 @@ def effect_size(
         raise InputError(f"unknown measure {measure!r}; valid measures: {', '.join(MEASURES)}")
     given = dict(m1i=m1i, sd1i=sd1i, n1i=n1i, m2i=m2i, sd2i=sd2i, n2i=n2i, msi=msi, sdsi=sdsi, nsi=nsi)
     arrays = _arrays(measure, data, {**given, "ai": ai, "bi": bi, "ci": ci, "di": di})
+    if smd_variant not in SMD_VARIANTS:
+        raise InputError(f"smd_variant must be one of {', '.join(SMD_VARIANTS)}, got {smd_variant!r}")
     if measure in {"OR", "RR", "RD"}:
         yi, vi, reason = _binary(measure, arrays, add, to)
     else:
-        yi, vi, reason = _continuous(measure, arrays)
+        yi, vi, reason = _continuous(measure, arrays, smd_variant, bool(rom_correct))
     result = pd.DataFrame({"yi": yi, "vi": vi, "sei": np.sqrt(vi), "reason": reason})
     result.attrs["measure"] = measure
     if data is not None:
@@ -165,7 +188,9 @@ def _reasons(size: int, checks: list[tuple[np.ndarray, str]]) -> np.ndarray:
     return reason
 
 
-def _continuous(measure: str, a: dict[str, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _continuous(
+    measure: str, a: dict[str, np.ndarray | None], smd_variant: str = "exact", rom_correct: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m1, sd1, n1, m2, sd2, n2 = (a[k] for k in ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"))
     size = m1.size
     checks = [
@@ -176,7 +201,8 @@ def _continuous(measure: str, a: dict[str, np.ndarray | None]) -> tuple[np.ndarr
         ((n1 <= 0) | (n2 <= 0), "n must be > 0 in each arm"),
     ]
     if measure == "SMD":
-        # The exact correction J(m) needs m = n1 + n2 - 2 > 1 (escalc returns NA otherwise).
+        # The exact correction J(m) needs m = n1 + n2 - 2 > 1 (escalc returns NA otherwise);
+        # RevMan's J = 1 - 3/(4N - 9) is positive and its N - 3.94 too from the same N > 3 on.
         checks.append((n1 + n2 - 2 <= 1, "SMD needs n1 + n2 - 2 > 1"))
     if measure == "ROM":
         checks.append(((m1 <= 0) | (m2 <= 0), "ROM needs positive means"))
@@ -190,18 +216,35 @@ def _continuous(measure: str, a: dict[str, np.ndarray | None]) -> tuple[np.ndarr
             yi = m1 - m2
             vi = sd1**2 / n1 + sd2**2 / n2
         elif measure == "SMD":
-            df = n1 + n2 - 2
-            pooled = np.sqrt(((n1 - 1) * sd1**2 + (n2 - 1) * sd2**2) / df)
-            yi = hedges_correction(df) * (m1 - m2) / pooled
-            vi = 1 / n1 + 1 / n2 + yi**2 / (2 * (n1 + n2))
+            yi, vi = _smd(m1, sd1, n1, m2, sd2, n2, smd_variant)
         elif measure == "ROM":
-            yi = np.log(m1 / m2)
-            vi = sd1**2 / (n1 * m1**2) + sd2**2 / (n2 * m2**2)
+            yi, vi = _rom(m1, sd1, n1, m2, sd2, n2, rom_correct)
         else:  # NMD
             scale = 100 / (m2 - a["msi"])
             yi = scale * (m2 - m1)
             vi = scale**2 * (sd1**2 / n1 + sd2**2 / n2)
     return _finite(yi, vi, reason)
+
+
+def _smd(m1, sd1, n1, m2, sd2, n2, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """Hedges' g and its variance: metafor's exact form or RevMan 5's approximation."""
+    df = n1 + n2 - 2
+    big_n = n1 + n2
+    pooled = np.sqrt(((n1 - 1) * sd1**2 + (n2 - 1) * sd2**2) / df)
+    if variant == "revman":
+        g = (1 - 3 / (4 * big_n - 9)) * (m1 - m2) / pooled
+        return g, big_n / (n1 * n2) + g**2 / (2 * (big_n - 3.94))
+    g = hedges_correction(df) * (m1 - m2) / pooled
+    return g, 1 / n1 + 1 / n2 + g**2 / (2 * big_n)
+
+
+def _rom(m1, sd1, n1, m2, sd2, n2, correct: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Log ratio of means; with ``correct`` Lajeunesse's (2015) bias correction and
+    second-order variance."""
+    cv1, cv2 = sd1**2 / (n1 * m1**2), sd2**2 / (n2 * m2**2)  # squared CVs of the arm means
+    if not correct:
+        return np.log(m1 / m2), cv1 + cv2
+    return np.log(m1 / m2) + (cv1 - cv2) / 2, cv1 + cv1**2 / 2 + cv2 + cv2**2 / 2
 
 
 def _finite(yi: np.ndarray, vi: np.ndarray, reason: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

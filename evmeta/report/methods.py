@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-MEASURES = {
-    "SMD": "standardized mean differences (Hedges' g with the exact small-sample correction)",
-    "MD": "mean differences",
-    "ROM": "log ratios of means",
-    "NMD": "normalized mean differences",
-    "OR": "log odds ratios",
-    "RR": "log risk ratios",
-    "RD": "risk differences",
-}
+from evmeta.report.effect_methods import conversion_sentence, measure_words
+
 ESTIMATORS = {
     "REML": "restricted maximum likelihood",
     "ML": "maximum likelihood",
@@ -256,10 +249,11 @@ def methods_paragraph(run: Any) -> str:
     main = run.models.main
     outcomes = ", ".join(c.outcomes) if c.outcomes else "all outcomes"
     parts = [
-        f"Effect sizes were {MEASURES.get(main.measure or c.measure, c.measure)} comparing each EV-treated arm with the "
+        f"Effect sizes were {measure_words(main.measure or c.measure, c)} comparing each EV-treated arm with the "
         f"vehicle-control arm of the same experiment ({outcomes}; {c.timepoint} time point), signed so that positive "
         "values favour EVs. Standard deviations reported as SEM or confidence intervals were converted, and medians with "
         "interquartile ranges were converted to means and SDs (Wan et al. 2014).",
+        *filter(None, [conversion_sentence(run)]),
         (
             "Control groups shared by several EV arms had their size divided by the number of arms (CAMARADES)."
             if c.shared_control == "split"

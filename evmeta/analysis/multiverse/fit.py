@@ -106,6 +106,7 @@ def build_table(extraction: Any, settings: dict[str, Any]) -> BuiltTable:
         outcome=settings["comparisons.outcomes"] or None,
         timepoint=settings["comparisons.timepoint"],
         shared_control=settings["comparisons.shared_control"],
+        effect_options=effect_options(settings),
     )
     table = comparisons.table
     table = table[[c for c in TABLE_COLUMNS if c in table.columns]].reset_index(drop=True)
@@ -122,7 +123,18 @@ def apply_filters(table: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame
     filters = FiltersSection(
         **{name: settings[f"filters.{name}"] for name in names if f"filters.{name}" in settings}
     )
-    return filter_comparisons(table, filters)[0]
+    return filter_comparisons(table, filters, effect_options(settings))[0]
+
+
+def effect_options(settings: dict[str, Any]) -> Any:
+    """The ``comparisons.*`` effect-size options of a specification (:class:`EffectOptions`)."""
+    from evmeta.harmonize.effect_options import EffectOptions
+
+    return EffectOptions(
+        smd_variant=settings.get("comparisons.smd_variant", "exact"),
+        rom_correct=settings.get("comparisons.rom_correct", False),
+        binary_to_smd=settings.get("comparisons.binary_to_smd", "none"),
+    )
 
 
 def outlier_threshold(rule: str) -> float | None:

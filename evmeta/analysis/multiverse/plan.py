@@ -31,6 +31,9 @@ BUILD_KEYS = (
     "comparisons.outcomes",
     "comparisons.timepoint",
     "comparisons.shared_control",
+    "comparisons.smd_variant",
+    "comparisons.rom_correct",
+    "comparisons.binary_to_smd",
 )
 FILTER_KEYS = tuple(k for k in MULTIVERSE_KEYS if k.startswith("filters."))
 MULTILEVEL_METHODS = ("REML", "ML")
