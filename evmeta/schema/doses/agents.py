@@ -21,7 +21,8 @@ __all__ = ["agent_tokens", "agents"]
 
 #: What may stand between an agent's name and its dose printed after it.
 _AFTER = re.compile(
-    r"\(?\s?(?:[a-z0-9-]{1,10}\s?[;,:]\s?)?(?:(?:at\s(?:a\s)?(?:dose\sof\s)?|(?:in\s)?a\sdose\sof\s|dose\sof\s|of\s|dosed\sat\s|[:=,])\s?)?"
+    r"\(?\s?(?:[a-z0-9-]{1,10}\s?[;,:]\s?)?"
+    r"(?:at(?:\sa)?(?:\sdose\sof)?|(?:in\s)?a\sdose\sof|dose\sof|of|dosed\sat|[:=,])?"
 )
 #: What may stand between a dose and the agent's name printed after it.
 _BEFORE = re.compile(r"\s?(?:\)\s?)?(?:of\s)?")

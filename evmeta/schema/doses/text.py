@@ -156,7 +156,9 @@ def _same_dose(s: str, amounts: list[Token]) -> bool:
     if first.kind == second.kind or not kinds <= {"mass", "particles", "cells"}:
         return False
     if None not in (first.per_kg, second.per_kg) and first.per_kg != second.per_kg:
-        return False  # '10 ug/kg (1e9 particles/mouse)': two bases
+        return False  # '10 ug/kg (1e9 particles/g)': two bases
+    if (first.per_kg is None) != (second.per_kg is None) and (first.species or second.species):
+        return False  # '10 ug/kg (1e9 particles/mouse)': per kg and per animal
     if first.per_volume_ul or second.per_volume_ul or (first.organ != second.organ and None not in (first.organ, second.organ)):
         return False
     return bool(_SAME_DOSE.fullmatch(s[first.end : second.start]))
