@@ -15,14 +15,14 @@ import re
 from functools import cache
 
 from evmeta.data import load_toml
-from evmeta.schema.doses.tokens import Token
+from evmeta.schema.doses.tokens import PARTICLE_WORD, Token
 
 __all__ = ["agent_tokens", "agents"]
 
 #: What may stand between an agent's name and its dose printed after it.
 _AFTER = re.compile(
     r"\(?\s?(?:[a-z0-9-]{1,10}\s?[;,:]\s?)?"
-    r"(?:at(?:\sa)?(?:\sdose\sof)?|(?:in\s)?a\sdose\sof|dose\sof|of|dosed\sat|[:=,])?"
+    r"(?:at(?:\sa)?(?:\sdose\sof)?|(?:in\s)?a\sdose\sof|dose\sof|of|dosed\sat|[:;=,])?"
 )
 #: What may stand between a dose and the agent's name printed after it.
 _BEFORE = re.compile(r"\s?(?:\)\s?)?(?:of\s)?")
@@ -62,4 +62,16 @@ def agent_tokens(s: str, tokens: list[Token]) -> dict[int, str]:
             if after or before:
                 found[i] = name
                 break
+    first = _pattern().search(s)
+    if not found and first and not _EV_WORDS.search(s):
+        # 'LPS from E. coli 055:B5 (5 mg/kg)': an agent is named and nothing of the EVs is.
+        i = next((i for i, t in enumerate(tokens) if t.kind in {"mass", "moles"}), None)
+        if i is not None:
+            found[i] = first.group(0)
     return found
+
+
+#: Words that name the EVs (or their cells) in a dose text.
+_EV_WORDS = re.compile(
+    rf"\b(?:{PARTICLE_WORD}|[a-z-]*mscs?|msc[a-z-]*|cells?|secretome|conditioned|cm|cell[- ]equivalents?)\b"
+)

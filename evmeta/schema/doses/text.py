@@ -410,8 +410,10 @@ def read_dose_text(text: str, *, mass_quantity: str = "protein") -> Dose:
     s = spell_numbers(s)
     tokens = _merge_mean_sd(s, scan(s, text))
     _check_infusion(s, tokens, text)
+    all_tokens = tokens
     tokens, agent, notes = _set_aside(s, tokens)
-    ev_s = _mask(s, [t for t in scan(s, text) if t.start not in {k.start for k in tokens}])
+    kept = {id(t) for t in tokens}
+    ev_s = _mask(s, [t for t in all_tokens if id(t) not in kept]) if len(kept) < len(all_tokens) else s
     other = _check_lists(s, tokens, text)
     amount = _choose_amount(s, tokens, text)
     qualifier, qualifier_notes = read_qualifiers(s, tokens, amount, text)

@@ -163,7 +163,7 @@ class Token:
     end: int
     text: str
     value: float
-    kind: str  # mass, moles, volume, particles, cells, cm, bare, time, count, percent, weight
+    kind: str  # mass, moles, molarity, volume, particles, cells, cm, bare, time, count, percent, weight
     unit: str = ""
     per_volume_ul: float | None = None  # concentration: amount per this many uL
     vehicle_ul: float | None = None  # '/100 uL'
@@ -270,6 +270,8 @@ def _unit(s: str, token: Token) -> None:
             token.end = descriptor.end()
     if token.kind in {"mass", "moles", "particles", "cells", "cm", "bare"}:
         _denominators(s, token)
+    if token.kind == "moles" and token.per_volume_ul and not token.vehicle_ul:
+        token.kind = "molarity"  # '0.1 mmol/l sodium citrate': a solution's strength, not a dose
 
 
 def _denominators(s: str, token: Token) -> None:
