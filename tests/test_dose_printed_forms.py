@@ -239,6 +239,8 @@ def test_sensible_chains_are_read(text):
         ("600 mg/kg chow", 600, "dietary_concentration", "mg/kg diet", "in_diet"),
         ("0.2 g/kg diet", 200, "dietary_concentration", "mg/kg diet", "in_diet"),
         ("100 mg/kg in the diet", 100, "dietary_concentration", "mg/kg diet", "in_diet"),
+        ("600 mg per kg of food", 600, "dietary_concentration", "mg/kg diet", "in_diet"),
+        ("50 g/kg feed", 50_000, "dietary_concentration", "mg/kg diet", "in_diet"),
         ("10 nmol", 10, "substance_amount", "nmol", "per_animal"),
         ("5 µmol/kg", 5000, "substance_amount", "nmol", "per_kg"),
         ("2 mmol/kg/day", 2e6, "substance_amount", "nmol", "per_kg"),

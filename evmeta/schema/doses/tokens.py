@@ -145,6 +145,7 @@ _PER_KG_WORDS = {"kg": 1.0, "kilogram": 1.0, "kilograms": 1.0, "g": 1000.0, "gra
 #: A mass in grams at least this large is a body weight or a centrifugal force, not a dose.
 BODY_WEIGHT_MIN_G = 5.0
 _BODY_WEIGHT = re.compile(r"\s?(?:of\s)?(?:body\s?weight|bw|b\.w\.?)")
+_PER_KG_OF = re.compile(r"\s?(?:/|\bper\b)\s?kg\b")  # '50 g/kg diet' is a diet, not a 50 g rat
 _DIET = re.compile(
     r"\s?(?:of\s|in\s)?(?:the\s)?(?:"
     + "|".join(re.escape(w) for w in sorted(load_toml("dose_units.toml")["diet_words"]["words"], key=len, reverse=True))
@@ -262,7 +263,8 @@ def _unit(s: str, token: Token) -> None:
             token.kind, token.end = "cm", cm.end()
     elif token.kind == "mass":
         grams = token.loose if token.ambiguous else token.value
-        if token.unit in {"g", "gram", "grams"} and grams >= BODY_WEIGHT_MIN_G:
+        per_kg_diet = (m := _PER_KG_OF.match(s, token.end)) is not None and _DIET.match(s, m.end())
+        if token.unit in {"g", "gram", "grams"} and grams >= BODY_WEIGHT_MIN_G and not per_kg_diet:
             token.kind = "weight"  # '250 g rats', '100,000 g'
             return
         descriptor = _DESCRIPTOR.match(s, token.end)
