@@ -1,6 +1,6 @@
 """Time to read one printed dose (issue #11 goal: under 10 ms per string, every string).
 
-Reads the 76 real printed doses of ``tests/data/printed_doses.csv`` and 3,000 random
+Reads the real printed doses of ``tests/data/printed_doses.csv`` and 3,000 random
 dose-like strings with :func:`evmeta.harmonize.doses.parse_dose` (no caching), and, side by
 side, with the first-wave parser (``parse_dose`` as of commit 49369a5, loaded from git) as the
 baseline. Prints the median and the slowest string of each, and how many corpus strings each
@@ -91,7 +91,7 @@ def main() -> None:
     baseline = _baseline()
     print("| parser | strings | median | slowest | corpus read right |")
     print("| --- | --- | --- | --- | --- |")
-    for name, parse in (("evmeta (issue 11)", parse_dose), (f"first wave ({BASELINE_COMMIT})", baseline)):
+    for name, parse in (("evmeta (issue 25)", parse_dose), (f"first wave ({BASELINE_COMMIT})", baseline)):
         for label, texts in (("corpus", corpus), ("random", fuzz)):
             times = _times(parse, texts)
             right = f"{_correct(parse, rows)}/{len(rows)}" if label == "corpus" else ""

@@ -55,3 +55,27 @@ def test_printed_dose_is_refused_for_its_reason(row):
         parse_dose(row["text"])
     assert isinstance(info.value, DoseTextError)
     assert info.value.reason == row["refusal"], str(info.value)
+
+
+def test_second_round_kinds_are_in_the_corpus():
+    """Issue 25: real printed per-organ, agent, diet and bound doses are corpus rows."""
+    read = [r for r in ROWS if not r["refusal"]]
+    assert {"per_organ", "in_diet"} <= {r["basis"] for r in read}
+    assert {"drug_mass", "dietary_concentration"} <= {r["quantity"] for r in read}
+    assert "bound" in {r["refusal"] for r in ROWS}
+
+
+@pytest.mark.parametrize(
+    "row", [r for r in ROWS if r["quantity"] == "drug_mass"], ids=lambda r: r["text"][:50]
+)
+def test_an_agents_printed_dose_names_the_agent_and_is_no_ev_dose(row):
+    dose = parse_dose(row["text"])
+    assert dose.agent is not None and not dose.is_ev_dose
+    assert any("not of the EVs" in note for note in dose.notes)
+
+
+@pytest.mark.parametrize(
+    "row", [r for r in ROWS if r["basis"] == "per_organ"], ids=lambda r: r["text"][:50]
+)
+def test_a_printed_per_organ_dose_names_the_organ(row):
+    assert parse_dose(row["text"]).organ

@@ -393,7 +393,8 @@ def test_more_printed_forms(text, value, quantity, basis, n_doses, interval_days
     [
         ("between 10 and 20 µg", "range"),
         ("10 to 20 µg", "range"),
-        ("100 µg (2 × 10^10 particles)", "several_doses"),
+        ("100 µg and 2 × 10^10 particles", "several_doses"),
+        ("100 µg or 2 × 10^10 particles", "several_doses"),
         ("ND", "not_reported"),
         ("not described", "not_reported"),
         ("100 ug/well", "unknown_unit"),

@@ -24,8 +24,14 @@ from evmeta.schema.doses.schedule import MAX_DOSES
 
 
 @lru_cache(maxsize=65536)
-def _parse_cached(text: str) -> Dose:
-    return parse_dose(text)
+def _parse_cached(text: str, mass_quantity: str = "protein") -> Dose:
+    return parse_dose(text, mass_quantity=mass_quantity)
+
+
+def arm_mass_quantity(role) -> str:
+    """What a mass printed for an arm is: EV protein for an ``ev`` arm, a drug's mass for any
+    other (a positive control's '1 mg/kg dexamethasone' is not EV protein)."""
+    return "protein" if role == "ev" else "drug_mass"
 
 
 def _number(value) -> float | None:
@@ -99,12 +105,13 @@ def harmonize_arm_doses(
 
 
 def _read_arm_dose(arm) -> tuple[Dose | None, list[str]]:
+    mass_quantity = arm_mass_quantity(getattr(arm, "role", "ev"))
     try:
         if _number(arm.dose_value) is not None and isinstance(arm.dose_unit, str):
             basis = arm.dose_basis if isinstance(arm.dose_basis, str) else None
-            return dose_from_columns(float(arm.dose_value), arm.dose_unit, basis), []
+            return dose_from_columns(float(arm.dose_value), arm.dose_unit, basis, mass_quantity=mass_quantity), []
         if isinstance(arm.dose_text, str) and arm.dose_text.strip():
-            dose = _parse_cached(arm.dose_text.strip())
+            dose = _parse_cached(arm.dose_text.strip(), mass_quantity)
             return dose, list(dose.notes)
     except DoseError as exc:
         return None, [str(exc)]

@@ -32,8 +32,9 @@ from typing import Any
 from evmeta.data import load_toml
 from evmeta.errors import DoseError, InputError
 from evmeta.harmonize.dose_plausibility import plausibility_notes
+from evmeta.schema.doses.ratio import implied_particles_per_ug, ratios_differ
 from evmeta.schema.doses.text import DoseTextError, read_dose_text
-from evmeta.schema.doses.value import Dose
+from evmeta.schema.doses.value import Amount, Dose
 from evmeta.schema.vocabulary import species_table, vocabulary
 
 #: Canonical unit of each quantity.
@@ -42,6 +43,9 @@ CANONICAL_UNITS = {
     "particles": "particles",
     "cell_equivalents": "cell_equivalents",
     "conditioned_medium": "mL",
+    "drug_mass": "mg",
+    "substance_amount": "nmol",
+    "dietary_concentration": "mg/kg diet",
 }
 #: Human Km (FDA 2005) for human-equivalent doses.
 KM_HUMAN = 37.0
@@ -70,6 +74,7 @@ _UNIT_DEFINITIONS = (
     "liter = [volume] = l = L",
     "particle = [particle_count]",
     "cell_equivalent = [cell_count]",
+    "mole = [substance] = mol",
     "pico- = 1e-12 = p-",
     "nano- = 1e-9 = n-",
     "micro- = 1e-6 = µ- = μ- = u-",
@@ -95,7 +100,15 @@ def unit_factor(unit: str, canonical: str) -> float:
     return float(registry.Quantity(1.0, unit).to(canonical).magnitude)
 
 
-_CANONICAL_PINT = {"protein": "microgram", "conditioned_medium": "milliliter"}
+_CANONICAL_PINT = {
+    "protein": "microgram",
+    "conditioned_medium": "milliliter",
+    "drug_mass": "milligram",
+    "dietary_concentration": "milligram",
+    "substance_amount": "nanomole",
+}
+#: Table of ``dose_units.toml`` holding the printed spellings of each quantity's units.
+_UNIT_TABLE = {"conditioned_medium": "volume_units", "substance_amount": "substance_units"}
 
 
 # --- reading printed doses ---------------------------------------------------------------
@@ -106,7 +119,7 @@ def _words() -> dict[str, Any]:
     return load_toml("dose_units.toml")
 
 
-def parse_dose(text: str) -> Dose:
+def parse_dose(text: str, *, mass_quantity: str = "protein") -> Dose:
     """Read a dose as printed in a paper or review table.
 
     The grammar (numbers with lost superscripts, units, denominators, schedules, vehicle
@@ -121,6 +134,9 @@ def parse_dose(text: str) -> Dose:
         ``"EVs from 2×10^6 cells"``, ``"200 uL conditioned medium"``,
         ``"30 μg/100 μl, i.v., every 2 weeks, four times"``. Without a per-mass denominator
         the dose is per animal.
+    mass_quantity : {"protein", "drug_mass"}
+        What a mass with no agent named is: EV protein (default) or a drug's mass (the dose
+        of a non-EV intervention, ``"drug_mass"``, canonical unit mg).
 
     Returns
     -------
@@ -144,25 +160,40 @@ def parse_dose(text: str) -> Dose:
     >>> d.value, d.n_doses, d.interval_days, d.vehicle_volume_ul
     (100.0, 7, 2.0, 5.0)
     """
-    reading = read_dose_text(text)
-    factor = 1.0
-    if reading.quantity in _CANONICAL_PINT:
-        table = "mass_units" if reading.quantity == "protein" else "volume_units"
-        factor = unit_factor(_words()[table][reading.unit], _CANONICAL_PINT[reading.quantity])
-    value = reading.value * factor
-    if not math.isfinite(value):
-        raise DoseTextError(text, "overflow", "the amount overflows when converted to the canonical unit")
+    reading = read_dose_text(text, mass_quantity=mass_quantity)
+    value, factor = _to_canonical(reading.value, reading.quantity, reading.unit, text)
+    equivalents = tuple(
+        Amount(_to_canonical(a.value, a.quantity, a.unit, text)[0], a.quantity, CANONICAL_UNITS[a.quantity])
+        for a in reading.equivalents
+    )
     # The same value type as the reading, now in the quantity's canonical unit.
     return dataclasses.replace(
-        reading, value=float(value), unit=CANONICAL_UNITS[reading.quantity], scaled=factor != 1.0 or reading.scaled
+        reading,
+        value=value,
+        unit=CANONICAL_UNITS[reading.quantity],
+        scaled=factor != 1.0 or reading.scaled,
+        equivalents=equivalents,
     )
 
 
-def dose_from_columns(value: float, unit: str, basis: str | None) -> Dose:
+def _to_canonical(value: float, quantity: str, unit: str, text: str) -> tuple[float, float]:
+    """``value`` in ``unit`` as the canonical unit of ``quantity``, and the factor used."""
+    factor = 1.0
+    if quantity in _CANONICAL_PINT:
+        table = _UNIT_TABLE.get(quantity, "mass_units")
+        factor = unit_factor(_words()[table][unit], _CANONICAL_PINT[quantity])
+    out = value * factor
+    if not math.isfinite(out):
+        raise DoseTextError(text, "overflow", "the amount overflows when converted to the canonical unit")
+    return float(out), factor
+
+
+def dose_from_columns(value: float, unit: str, basis: str | None, *, mass_quantity: str = "protein") -> Dose:
     """Build a Dose from the ``arms`` sheet's ``dose_value``, ``dose_unit``, ``dose_basis``.
 
     ``unit`` is a canonical value of the ``dose_unit`` vocabulary (ug, mg, ng, particles,
-    cell_equivalents, mL, uL).
+    cell_equivalents, mL, uL; nmol, umol and mg_per_kg_diet for doses that are not EVs).
+    A mass is EV protein unless ``mass_quantity`` is ``"drug_mass"`` (a non-EV arm's dose).
     """
     if value is None or not math.isfinite(float(value)) or float(value) <= 0:
         raise DoseError(f"cannot read dose {value!r} {unit}: the amount must be a positive number")
@@ -177,16 +208,23 @@ def dose_from_columns(value: float, unit: str, basis: str | None) -> Dose:
         "ng": "nanogram",
         "mL": "milliliter",
         "uL": "microliter",
+        "nmol": "nanomole",
+        "umol": "micromole",
     }
     basis = basis or "per_animal"
     text = f"{value:g} {canonical} {basis}"
-    if canonical in {"ug", "mg", "ng"}:
-        factor = unit_factor(pint_units[canonical], "microgram")
-        return Dose(float(value) * factor, "protein", "ug", basis, text, factor != 1.0)
-    if canonical in {"mL", "uL"}:
-        factor = unit_factor(pint_units[canonical], "milliliter")
-        return Dose(float(value) * factor, "conditioned_medium", "mL", basis, text, factor != 1.0)
-    return Dose(float(value), canonical, canonical, basis, text, False)
+    value = float(value)
+    if canonical == "mg_per_kg_diet":
+        return Dose(value, "dietary_concentration", CANONICAL_UNITS["dietary_concentration"], "in_diet", text)
+    quantity = {"ug": "protein", "mg": "protein", "ng": "protein", "mL": "conditioned_medium", "uL": "conditioned_medium"}
+    quantity |= {"nmol": "substance_amount", "umol": "substance_amount"}
+    if canonical not in quantity:
+        return Dose(value, canonical, canonical, basis, text, False)
+    kind = quantity[canonical]
+    if kind == "protein" and mass_quantity == "drug_mass":
+        kind = "drug_mass"
+    factor = unit_factor(pint_units[canonical], _CANONICAL_PINT[kind])
+    return Dose(value * factor, kind, CANONICAL_UNITS[kind], basis, text, factor != 1.0)
 
 
 # --- species ---------------------------------------------------------------------------
@@ -288,11 +326,9 @@ def harmonize_dose(
     weight = float(body_weight_kg) if weight_given else reference_weight
     ratio = float(particles_per_ug) if _positive(particles_per_ug) else None
     out, provenance = _convert(dose, weight, "derived" if weight_given else "imputed", ratio)
-    notes: list[str] = []
-    if ratio is None and {dose.quantity} & {"protein", "particles"}:
-        notes.append("protein <-> particles needs the preparation's particles_per_ug_protein")
-    if dose.quantity in {"cell_equivalents", "conditioned_medium"}:
-        notes.append(f"{dose.quantity.replace('_', ' ')} cannot be converted to protein or particles")
+    notes = _conversion_notes(dose, ratio)
+    if notes and not dose.is_ev_dose:
+        return _not_an_ev_dose(out, provenance, notes, weight, species_km)
     if provenance["ug_protein_per_kg"] != "not_convertible" and dose.basis == "per_animal":
         notes.append(
             f"per-kg dose uses a body weight of {weight:g} kg ({'reported' if weight_given else 'reference'})"
@@ -305,6 +341,48 @@ def harmonize_dose(
     out["notes"] = notes
     out["body_weight_kg_used"] = weight
     out["km"] = species_km
+    return out
+
+
+def _conversion_notes(dose: Dose, ratio: float | None) -> list[str]:
+    """Why a dose is not (or only partly) converted: a drug dose, a per-organ dose, no ratio."""
+    if dose.agent is not None:
+        return [
+            f"the dose text names {dose.agent}: it looks like the dose of the injury-model (or another) "
+            "agent, not of the EVs; not used as an EV dose"
+        ]
+    if not dose.is_ev_dose:
+        what = {"drug_mass": "a drug's mass", "substance_amount": "an amount of substance (mol)"}
+        return [
+            f"{what.get(dose.quantity, 'a concentration in the diet')} ({dose.value:g} {dose.unit}"
+            f"{' per kg' if dose.basis == 'per_kg' else ''}), not an amount of EVs: not converted to EV protein or particles"
+        ]
+    if dose.basis == "per_organ":
+        return [
+            f"the dose is given per {dose.organ or 'organ'}: the dose per animal and per kg depend on how many were "
+            "treated, so they are not computed (type dose_value with dose_basis per_animal if the paper says)"
+        ]
+    notes = []
+    implied = implied_particles_per_ug(dose)
+    if implied is not None and ratio is not None and ratios_differ(implied, ratio):
+        notes.append(
+            f"the dose text implies {implied:.3g} particles/ug protein but the preparation states "
+            f"{ratio:.3g}: used the printed amounts"
+        )
+    has = {dose.quantity, *(a.quantity for a in dose.equivalents)}
+    if ratio is None and implied is None and has & {"protein", "particles"}:
+        notes.append("protein <-> particles needs the preparation's particles_per_ug_protein")
+    if dose.quantity in {"cell_equivalents", "conditioned_medium"}:
+        notes.append(f"{dose.quantity.replace('_', ' ')} cannot be converted to protein or particles")
+    return notes
+
+
+def _not_an_ev_dose(out, provenance, notes, weight, species_km) -> dict[str, Any]:
+    for key in out:
+        out[key], provenance[key] = math.nan, "not_convertible"
+    for key in ("hed_ug_protein_per_kg", "hed_particles_per_kg"):
+        out[key], provenance[key] = math.nan, "not_convertible"
+    out.update(provenance=provenance, notes=notes, body_weight_kg_used=weight, km=species_km)
     return out
 
 
@@ -324,8 +402,13 @@ _STEMS = {
 def _amount(dose: Dose, quantity: str, ratio: float | None) -> tuple[float, str]:
     """The dose as ``quantity`` (protein <-> particles only through the preparation's ratio)."""
     first_step = "scaled" if dose.scaled else "reported"
+    if not dose.is_ev_dose:
+        return math.nan, "not_convertible"
     if quantity == dose.quantity:
         return dose.value, first_step
+    printed = [a.value for a in dose.equivalents if a.quantity == quantity]
+    if printed:  # the same dose printed in this quantity too
+        return printed[0], first_step
     if {quantity, dose.quantity} == {"protein", "particles"} and ratio is not None:
         value = dose.value * ratio if quantity == "particles" else dose.value / ratio
         return value, _weakest(first_step, "derived")
@@ -342,7 +425,7 @@ def _convert(
         value, label = _amount(dose, quantity, ratio)
         for basis in ("per_animal", "per_kg"):
             key = f"{stem}_{basis}"
-            if label == "not_convertible":
+            if label == "not_convertible" or dose.basis == "per_organ":
                 out[key], provenance[key] = math.nan, "not_convertible"
             elif basis == dose.basis:
                 out[key], provenance[key] = value, label

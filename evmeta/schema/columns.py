@@ -200,10 +200,11 @@ ARMS = [
     Column(
         "dose_unit",
         "vocab",
-        "ug, mg, ng (protein), particles, cell_equivalents, mL or uL (conditioned medium).",
+        "ug, mg, ng (protein; a drug's mass in a non-EV arm), particles, cell_equivalents, mL or uL "
+        "(conditioned medium); nmol, umol, mg_per_kg_diet for a drug.",
         vocabulary="dose_unit",
     ),
-    Column("dose_basis", "vocab", "per_animal or per_kg.", vocabulary="dose_basis"),
+    Column("dose_basis", "vocab", "per_animal, per_kg or per_organ (per kidney, eye, joint...).", vocabulary="dose_basis"),
     Column(
         "dose_text",
         "text",

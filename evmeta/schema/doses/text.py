@@ -35,6 +35,8 @@ from __future__ import annotations
 import itertools
 import re
 
+from evmeta.schema.doses.agents import agent_tokens, agents
+from evmeta.schema.doses.qualifiers import read_qualifiers
 from evmeta.schema.doses.schedule import Schedule, read_schedule
 from evmeta.schema.doses.tokens import (
     PARTICLE_WORD,
@@ -44,9 +46,10 @@ from evmeta.schema.doses.tokens import (
     normalize,
     scan,
     span,
+    spell_numbers,
     words,
 )
-from evmeta.schema.doses.value import Dose
+from evmeta.schema.doses.value import Amount, Dose
 
 __all__ = [
     "REASONS",
@@ -96,8 +99,12 @@ def _merge_mean_sd(s: str, tokens: list[Token]) -> list[Token]:
     return merged
 
 
-def _check_lists(s: str, tokens: list[Token], original: str) -> None:
-    """Ranges ('5-10 ug') and lists ('8, 16, and 32 mg/kg', '0.1 or 1 mg') of amounts."""
+def _check_lists(s: str, tokens: list[Token], original: str) -> Token | None:
+    """Ranges ('5-10 ug') and lists ('8, 16, and 32 mg/kg', '0.1 or 1 mg') of amounts.
+
+    Returns the second amount of one dose printed in two quantities ('2 x 10^10 particles
+    (10 ug)'), else None.
+    """
     for left, right in itertools.pairwise(tokens):
         between = s[left.end : right.start]
         dose_like = right.is_amount or right.kind == "volume"
@@ -123,11 +130,38 @@ def _check_lists(s: str, tokens: list[Token], original: str) -> None:
                 listed.extend(group)
             group = []
     distinct = {(t.kind, t.unit, t.value, t.per_kg) for t in amounts}
+    if not listed and len(distinct) == 2 and _same_dose(s, amounts):
+        return amounts[1]
     if listed or len(distinct) > 1:
         shown = ", ".join(dict.fromkeys(span(s, t) for t in [*listed, *amounts]))
         raise DoseTextError(
             original, "several_doses", f"it gives several doses ({shown}); enter each dose as its own arm"
         )
+    return None
+
+
+#: What may stand between one dose printed in two quantities: '100 ug/rat, approximately
+#: 3.75x10^11 particles', '2 x 10^10 particles (10 ug)', '10 ug (equivalent to 1e9 EVs)'.
+_SAME_DOSE = re.compile(
+    r"\s?(?:[,;:(\[=]\s?)?(?:(?:i\.e\.,?|that is,?|which is|equivalent to|equal to|corresponding to|"
+    r"containing|comprising|representing|approximately|approx\.?|about|around|roughly|nearly|circa|"
+    r"an estimated|estimated|~|≈|∼)\s?)*"
+)
+
+
+def _same_dose(s: str, amounts: list[Token]) -> bool:
+    """Two amounts of different quantities, the second a paraphrase of the first."""
+    first, second = amounts
+    kinds = {first.kind, second.kind}
+    if first.kind == second.kind or not kinds <= {"mass", "particles", "cells"}:
+        return False
+    if None not in (first.per_kg, second.per_kg) and first.per_kg != second.per_kg:
+        return False  # '10 ug/kg (1e9 particles/g)': two bases
+    if (first.per_kg is None) != (second.per_kg is None) and (first.species or second.species):
+        return False  # '10 ug/kg (1e9 particles/mouse)': per kg and per animal
+    if first.per_volume_ul or second.per_volume_ul or (first.organ != second.organ and None not in (first.organ, second.organ)):
+        return False
+    return bool(_SAME_DOSE.fullmatch(s[first.end : second.start]))
 
 
 def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
@@ -248,93 +282,150 @@ def _amount_and_vehicle(s: str, tokens: list[Token], amount: Token, original: st
 
 
 _PER_KG = re.compile(r"(?:/|\bper\s)\s?(kg|g)\b")
-#: A comparison before an amount: the text gives a bound, not the dose.
-_BOUND = re.compile(
-    r"(?:[<>≤≥]=?|=<|=>|\b(?:up to|at least|at most|more than|less than|greater than|fewer than|"
-    r"maximum of|minimum of))\s?(?=[0-9.])"
-)
-
-
-def _check_bound(s: str, original: str) -> None:
-    match = _BOUND.search(s)
-    if match:
-        raise DoseTextError(
-            original,
-            "bound",
-            f"{match.group(0).strip()!r} gives a bound, not the dose given; type the dose itself "
-            "(or leave the cell empty with a note)",
-        )
-
-
 _PER_WORD = re.compile(r"(?:/|\bper\s|\beach\s)\s?([a-z]+)\b")
 
 
-def _basis(s: str, amount: Token) -> tuple[str, float, tuple[str, ...]]:
+def _basis(s: str, amount: Token, original: str) -> tuple[str, float, tuple[str, ...], str | None]:
+    """Basis, factor to per kg, species and organ of the amount ('/kg', '/mouse', 'per kidney')."""
+    if amount.diet_per_kg is not None:
+        return "in_diet", amount.diet_per_kg, (), None
     per_kg = amount.per_kg
     if per_kg is None:
         match = _PER_KG.search(s)
         per_kg = (1.0 if match.group(1) == "kg" else 1000.0) if match else None
-    species = amount.species
-    if not species:
-        animal_words = words()["animal_words"]
-        for match in _PER_WORD.finditer(s):
-            named = animal_words.get(match.group(1))
-            if named:
-                species = tuple(named.split("|"))
-                break
-    return ("per_kg" if per_kg else "per_animal"), (per_kg or 1.0), species
+    species, organ = amount.species, amount.organ
+    table = words()
+    for match in _PER_WORD.finditer(s):
+        word = match.group(1)
+        if not species and table["animal_words"].get(word):
+            species = tuple(table["animal_words"][word].split("|"))
+        if organ is None and word in table["organ_words"]:
+            organ = table["organ_words"][word]
+    if organ is not None and per_kg:
+        raise DoseTextError(
+            original, "two_bases", f"the dose is given per kg and per {organ}; a dose has one basis"
+        )
+    if organ is not None:
+        return "per_organ", 1.0, species, organ
+    return ("per_kg" if per_kg else "per_animal"), (per_kg or 1.0), species, None
 
 
 _QUANTITY = {
     "mass": "protein",
+    "moles": "substance_amount",
     "particles": "particles",
     "cells": "cell_equivalents",
     "cm": "conditioned_medium",
 }
 _UNIT = {"particles": "particle", "cells": "cell_equivalent"}
+#: ``mass_quantity`` values: what a mass with no agent named is an amount of.
+MASS_QUANTITIES = ("protein", "drug_mass")
 
 
-def read_dose_text(text: str) -> Dose:
+def _quantity(amount: Token, agent: str | None, mass_quantity: str) -> str:
+    if amount.diet_per_kg is not None:
+        return "dietary_concentration"
+    if amount.kind == "mass" and (agent is not None or mass_quantity == "drug_mass"):
+        return "drug_mass"
+    return _QUANTITY[amount.kind]
+
+
+def _mask(s: str, tokens: list[Token]) -> str:
+    """``s`` with the spans of ``tokens`` blanked (same length), so that an agent's '/kg' or
+    '/day' is not read as the EVs' basis or schedule."""
+    for token in tokens:
+        s = s[: token.start] + " " * (token.end - token.start) + s[token.end :]
+    return s
+
+
+def _set_aside(s: str, tokens: list[Token]) -> tuple[list[Token], str | None, list[str]]:
+    """Tokens of the EV dose, the agent whose dose is read instead (if no EV amount is left),
+    and notes on agent doses set aside."""
+    named = agent_tokens(s, tokens)
+    if not named:
+        return tokens, None, []
+    ev_tokens = [t for i, t in enumerate(tokens) if i not in named]
+    if any(t.is_amount for t in ev_tokens):
+        notes = [
+            f"set aside {span(s, tokens[i])!r}: the dose of {name} ({agents()[name]}), not of the EVs"
+            for i, name in named.items()
+        ]
+        return ev_tokens, None, notes
+    name = next(iter(named.values()))
+    note = (
+        f"{name} is named with this dose: it looks like the dose of {name} ({agents()[name]}), "
+        "not of the EVs; read as a drug dose"
+    )
+    return tokens, name, [note]
+
+
+def _equivalent(s: str, tokens: list[Token], amount: Token, other: Token | None, per_kg: float):
+    """The second quantity of one dose printed in two, on the first one's basis."""
+    if other is None:
+        return ()
+    if other is amount:  # the first amount was set aside as an agent's
+        return ()
+    factor = other.per_kg if other.per_kg is not None else per_kg
+    return (Amount(other.value * factor, _QUANTITY[other.kind], _UNIT.get(other.kind, other.unit)),)
+
+
+def read_dose_text(text: str, *, mass_quantity: str = "protein") -> Dose:
     """Read one printed dose; raise :class:`DoseTextError` with the reason it cannot be read.
 
     Parameters
     ----------
     text : str
         The dose as printed, e.g. ``"30 μg/100 μl, i.v., every 2 weeks, four times"``.
+    mass_quantity : {"protein", "drug_mass"}
+        What a mass with no agent named is an amount of: EV protein (default) or a drug
+        (the dose of a non-EV intervention, e.g. a positive-control arm's).
 
     Returns
     -------
     Dose
         In the unit as printed (``scaled`` when a per-g amount was multiplied to per kg).
-        Amount per administration in the printed unit, basis, schedule, vehicle and notes.
+        Amount per administration in the printed unit, basis, schedule, vehicle and notes;
+        ``equivalents`` when one dose is printed in two quantities, ``qualifier`` for an
+        approximate amount, ``organ`` for a per-organ dose, ``agent`` when the dose is a
+        named agent's (``cisplatin (5 mg/kg)``), not the EVs'.
 
     Examples
     --------
     >>> r = read_dose_text("30 μg/100 μl, i.v., every 2 weeks, four times")
     >>> r.value, r.unit, r.n_doses, r.interval_days, r.vehicle_volume_ul
     (30.0, 'ug', 4, 14.0, 100.0)
+    >>> r = read_dose_text("100 μg/rat, approximately 3.75x10^11 particles")
+    >>> r.value, r.quantity, r.equivalents[0].value, r.equivalents[0].quantity
+    (100.0, 'protein', 375000000000.0, 'particles')
     """
     if not isinstance(text, str):
         raise DoseTextError(text, "not_text", "expected text")
+    if mass_quantity not in MASS_QUANTITIES:
+        raise ValueError(f"mass_quantity must be one of {MASS_QUANTITIES}, got {mass_quantity!r}")
     s = normalize(text)
     if not s.strip(" .,;:()[]"):
         raise DoseTextError(text, "empty", "it is empty")
     if _NOT_REPORTED.match(s.strip(" .;:()[]")):
         raise DoseTextError(text, "not_reported", "the dose is not reported")
-    _check_bound(s, text)
+    s = spell_numbers(s)
     tokens = _merge_mean_sd(s, scan(s, text))
     _check_infusion(s, tokens, text)
-    _check_lists(s, tokens, text)
+    all_tokens = tokens
+    tokens, agent, notes = _set_aside(s, tokens)
+    kept = {id(t) for t in tokens}
+    ev_s = _mask(s, [t for t in all_tokens if id(t) not in kept]) if len(kept) < len(all_tokens) else s
+    other = _check_lists(s, tokens, text)
     amount = _choose_amount(s, tokens, text)
-    value, vehicle, notes = _amount_and_vehicle(s, tokens, amount, text)
+    qualifier, qualifier_notes = read_qualifiers(s, tokens, amount, text)
+    value, vehicle, amount_notes = _amount_and_vehicle(s, tokens, amount, text)
     if not value > 0:
         raise DoseTextError(text, "not_positive", "the amount must be a positive number")
-    basis, per_kg, species = _basis(s, amount)
-    schedule = read_schedule(s, interval_days=amount.interval_days, text=text)
+    basis, per_kg, species, organ = _basis(ev_s, amount, text)
+    schedule = read_schedule(ev_s, interval_days=amount.interval_days, text=text)
     return Dose(
         value=value * per_kg,
         unit=_UNIT.get(amount.kind, amount.unit),
-        quantity=_QUANTITY[amount.kind],
+        quantity=_quantity(amount, agent, mass_quantity),
         basis=basis,
         text=str(text),
         scaled=per_kg != 1.0,
@@ -342,5 +433,9 @@ def read_dose_text(text: str) -> Dose:
         interval_days=schedule.interval_days,
         vehicle_volume_ul=vehicle,
         species=species,
-        notes=tuple(notes) + schedule.notes,
+        notes=tuple(amount_notes + notes + qualifier_notes) + schedule.notes,
+        equivalents=_equivalent(s, tokens, amount, other, per_kg),
+        organ=organ,
+        qualifier=qualifier,
+        agent=agent,
     )

@@ -40,7 +40,8 @@ REASONS = {
     "too_many_doses": "a schedule of more administrations than any experiment gives (over 1,000)",
     "unknown_unit": "a unit or denominator evmeta does not know",
     "bound": "a bound ('>100 ug', 'up to 50 ug'), not the dose given",
-    "two_bases": "two body-mass denominators ('5 ug/g/kg')",
+    "two_bases": "two bases ('5 ug/g/kg', '5 ug/kg/mouse', '10 ug/kg per eye')",
+    "unit_chain": "a chain of denominators that makes no unit ('5 ug/ml/kg', '5 ug/day/day')",
 }
 
 
@@ -79,6 +80,24 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", out).strip()
 
 
+def spell_numbers(s: str) -> str:
+    """Digits for spelled-out numbers before a power word: 'half a million' -> '0.5 million',
+    'a million' / 'one million' -> '1 million', 'three billion' -> '3 billion'.
+
+    ``s`` is a normalized text; the power words themselves are read by :func:`scan`.
+    """
+    table = words()
+    powers = "|".join(table["large_number_words"])
+    s = re.sub(rf"\bhalf\s(?:a\s|of\sa\s)?({powers})\b", r"0.5 \1", s)
+    s = re.sub(rf"\bquarter\s(?:of\s)?(?:a\s)?({powers})\b", r"0.25 \1", s)
+    spelled = "|".join(sorted(table["number_words"], key=len, reverse=True))
+    return re.sub(
+        rf"\b({spelled})\s({powers})\b",
+        lambda m: f"{table['number_words'][m.group(1)]} {m.group(2)}",
+        s,
+    )
+
+
 @cache
 def words() -> dict[str, Any]:
     """The unit and word tables of ``evmeta/data/dose_units.toml``."""
@@ -95,6 +114,7 @@ _NUMBER = re.compile(
       | (?P<mantissa>[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)
         (?:
             \s?e\s?(?P<e>[-+]?[0-9]{1,4})(?![0-9])
+          | \s(?P<mult>thousand|million|billion|trillion)\b
           | \s?(?:x|\*)\s?10
             (?:
                 \s*(?:\^|\*\*)\s*\(?\s*(?P<p1>[-+]?[0-9]{1,4})\s*\)?
@@ -111,7 +131,8 @@ _NUMBER = re.compile(
 PARTICLE_WORD = (
     r"[a-z0-9-]*(?:particles?|evs?|exosomes?|exos?|vesicles?|sevs?|mvs?|microvesicles?|nanovesicles?)"
 )
-_MASS = re.compile(r"\s?(ug|mcg|mg|ng|pg|g|micrograms?|milligrams?|nanograms?|grams?)\b")
+_MASS = re.compile(r"\s?(ug|mcg|mg|ng|pg|g|microg|micrograms?|milligrams?|nanograms?|grams?)\b")
+_MOLES = re.compile(r"\s?(pmol|nmol|umol|mmol|mol|micromol(?:es?)?|nanomol(?:es?)?|millimol(?:es?)?)\b")
 _VOLUME = re.compile(r"\s?(ul|ml|l|microlit(?:er|re)s?|millilit(?:er|re)s?)\b")
 _PARTICLES = re.compile(rf"\s?(?:of\s)?({PARTICLE_WORD})\b")
 _CELLS = re.compile(r"\s?(?:of\s)?(cells?|cell[- ]equivalents?|ce|[a-z-]*mscs?|msc[- ]equivalents?)\b")
@@ -124,6 +145,12 @@ _PER_KG_WORDS = {"kg": 1.0, "kilogram": 1.0, "kilograms": 1.0, "g": 1000.0, "gra
 #: A mass in grams at least this large is a body weight or a centrifugal force, not a dose.
 BODY_WEIGHT_MIN_G = 5.0
 _BODY_WEIGHT = re.compile(r"\s?(?:of\s)?(?:body\s?weight|bw|b\.w\.?)")
+_PER_KG_OF = re.compile(r"\s?(?:/|\bper\b)\s?kg\b")  # '50 g/kg diet' is a diet, not a 50 g rat
+_DIET = re.compile(
+    r"\s?(?:of\s|in\s)?(?:the\s)?(?:"
+    + "|".join(re.escape(w) for w in sorted(load_toml("dose_units.toml")["diet_words"]["words"], key=len, reverse=True))
+    + r")\b"
+)
 _CM_WORDS = re.compile(r"\s(?:of\s)?(?:concentrated\s)?(?:conditioned\s(?:medium|media)|cm)\b")
 
 
@@ -137,13 +164,15 @@ class Token:
     end: int
     text: str
     value: float
-    kind: str  # mass, volume, particles, cells, cm, bare, time, count, percent, weight
+    kind: str  # mass, moles, molarity, volume, particles, cells, cm, bare, time, count, percent, weight
     unit: str = ""
     per_volume_ul: float | None = None  # concentration: amount per this many uL
     vehicle_ul: float | None = None  # '/100 uL'
     per_kg: float | None = None  # 1 for /kg, 1000 for /g
     species: tuple[str, ...] = ()
     interval_days: float | None = None  # '/day'
+    organ: str | None = None  # '/kidney', 'per eye'
+    diet_per_kg: float | None = None  # '600 mg/kg chow': 1 per kg of diet, 1000 per g
     lost_exponent: bool = False
     negative: bool = False
     ambiguous: str | None = None  # why the number itself cannot be read (a comma)
@@ -154,7 +183,7 @@ class Token:
 
     @property
     def is_amount(self) -> bool:
-        return self.kind in {"mass", "particles", "cells", "cm"}
+        return self.kind in {"mass", "moles", "particles", "cells", "cm"}
 
 
 def _number(match: re.Match, original: str) -> Token:
@@ -183,6 +212,9 @@ def _number(match: re.Match, original: str) -> Token:
         return token
     notes: list[str] = []
     exponent = 0
+    if match.group("mult") is not None:  # 'three million', '2.5 billion'
+        exponent = int(words()["large_number_words"][match.group("mult")])
+        notes.append(f"read {match.group(0).strip()!r} as {token.mantissa:g} x 10^{exponent}")
     for group in ("e", "p1", "p2", "p3", "p4"):
         if match.group(group) is not None:
             exponent = int(match.group(group))
@@ -216,6 +248,7 @@ def _unit(s: str, token: Token) -> None:
         ("time", _TIME),
         ("count", _COUNT),
         ("mass", _MASS),
+        ("moles", _MOLES),
         ("volume", _VOLUME),
         ("particles", _PARTICLES),
         ("cells", _CELLS),
@@ -230,19 +263,24 @@ def _unit(s: str, token: Token) -> None:
             token.kind, token.end = "cm", cm.end()
     elif token.kind == "mass":
         grams = token.loose if token.ambiguous else token.value
-        if token.unit in {"g", "gram", "grams"} and grams >= BODY_WEIGHT_MIN_G:
+        per_kg_diet = (m := _PER_KG_OF.match(s, token.end)) is not None and _DIET.match(s, m.end())
+        if token.unit in {"g", "gram", "grams"} and grams >= BODY_WEIGHT_MIN_G and not per_kg_diet:
             token.kind = "weight"  # '250 g rats', '100,000 g'
             return
         descriptor = _DESCRIPTOR.match(s, token.end)
         if descriptor:
             token.end = descriptor.end()
-    if token.kind in {"mass", "particles", "cells", "cm", "bare"}:
+    if token.kind in {"mass", "moles", "particles", "cells", "cm", "bare"}:
         _denominators(s, token)
+    if token.kind == "moles" and token.per_volume_ul and not token.vehicle_ul:
+        token.kind = "molarity"  # '0.1 mmol/l sodium citrate': a solution's strength, not a dose
 
 
 def _denominators(s: str, token: Token) -> None:
-    """Read ``/kg``, ``/dose``, ``/100 uL``, ``/mL`` and ``/day`` after an amount."""
+    """Read ``/kg``, ``/dose``, ``/100 uL``, ``/mL``, ``/day``, ``/kidney`` and ``/kg chow``
+    after an amount; refuse a chain of them that makes no unit ('5 ug/g/kg', '5 ug/ml/kg')."""
     table = words()
+    seen: dict[str, str] = {}  # kind of denominator -> as printed
     while True:
         match = _DENOMINATOR.match(s, token.end) or _INVERSE.match(s, token.end)
         if not match:
@@ -250,12 +288,12 @@ def _denominators(s: str, token: Token) -> None:
         word, number = match.group("word"), match.groupdict().get("num")
         end = match.end()
         if word in _PER_KG_WORDS and (number is None or float(number) > 0):  # '/kg', '/100 g body weight'
-            if token.per_kg is not None:
-                raise DoseTextError(
-                    token.text,
-                    "two_bases",
-                    f"{s[token.start : end].strip()!r} divides by body mass twice; keep one",
-                )
+            diet = _DIET.match(s, end)
+            if diet:  # '600 mg/kg chow': per kg of diet
+                token.diet_per_kg = _PER_KG_WORDS[word] / (float(number) if number else 1.0)
+                token.end = diet.end()
+                continue
+            _chain(s, token, seen, "body mass", end)
             token.per_kg = _PER_KG_WORDS[word] / (float(number) if number else 1.0)
             body = _BODY_WEIGHT.match(s, end)
             end = body.end() if body else end
@@ -264,17 +302,54 @@ def _denominators(s: str, token: Token) -> None:
             if number:
                 token.vehicle_ul = volume
             else:
+                _chain(s, token, seen, "volume", end)
                 token.per_volume_ul = volume
         elif word in table["time_days"] and number is None:
+            _chain(s, token, seen, "time", end)
             token.interval_days = table["time_days"][word]
+        elif word in table["organ_words"] and number is None:
+            _chain(s, token, seen, "organ", end)
+            token.organ = table["organ_words"][word]
         elif word in table["animal_words"] and number is None:
-            species = table["animal_words"][word]
-            token.species = tuple(species.split("|")) if species else ()
+            if word not in table["administration_words"]["words"]:
+                _chain(s, token, seen, "animal", end)
+                species = table["animal_words"][word]
+                token.species = tuple(species.split("|")) if species else ()
         elif token.kind != "bare" and s[match.start() :].lstrip().startswith("/"):
             raise DoseTextError(token.text, "unknown_unit", f"'/{word}' is not a body mass, animal or volume")
         else:
             return  # "per" followed by other words is prose, not a denominator
         token.end = end
+
+
+#: Pairs of denominators that cannot both divide one amount, and the reason's name.
+_CLASHES = {
+    frozenset({"body mass"}): "two_bases",
+    frozenset({"body mass", "animal"}): "two_bases",
+    frozenset({"body mass", "organ"}): "two_bases",
+    frozenset({"animal", "organ"}): "two_bases",
+    frozenset({"organ"}): "two_bases",
+    frozenset({"animal"}): "two_bases",
+    frozenset({"volume"}): "unit_chain",
+    frozenset({"volume", "body mass"}): "unit_chain",
+    frozenset({"time"}): "unit_chain",
+}
+
+
+def _chain(s: str, token: Token, seen: dict[str, str], kind: str, end: int) -> None:
+    """Refuse a denominator that cannot follow the ones already read ('ug/g/kg', 'ug/ml/kg')."""
+    printed = s[token.start : end].strip()
+    for other in seen:
+        reason = _CLASHES.get(frozenset({kind, other}))
+        if reason:
+            what = {
+                "two_bases": f"divides by {other} and by {kind}; a dose has one basis",
+                "unit_chain": f"divides by {other} and by {kind}, which makes no dose unit",
+            }[reason]
+            if kind == other == "body mass":
+                what = "divides by body mass twice; keep one"
+            raise DoseTextError(token.text, reason, f"{printed!r} {what}")
+    seen[kind] = printed
 
 
 def scan(s: str, original: str) -> list[Token]:

@@ -8,6 +8,15 @@ is reported at its cell.
 - A dose given per animal of another species than the experiment's (``100 ug/mouse`` in a
   rat experiment) is an **error**: one of the two cells is wrong, and the harmonizer would
   refuse the dose.
+- A readable dose the harmonizer will not use as an EV dose is a **note** at the cell: the
+  dose of a named agent on an ``ev`` arm ('cisplatin (5 mg/kg)': it looks like the injury
+  model's), a drug dose on an ``ev`` arm ('10 nmol', '600 mg/kg chow'), a per-organ dose
+  ('200 ug per kidney': no dose per animal), an approximate amount ('~100 ug').
+- One dose printed in two quantities ('100 ug, approximately 3.75 x 10^11 particles') gives
+  the preparation's particle-to-protein ratio: it fills an empty
+  ``preparations.particles_per_ug_protein`` (a note at that cell), and a preparation that
+  states another ratio (by more than 10%) gets a note naming both
+  (:mod:`evmeta.schema.doses.ratio`).
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 from evmeta.errors import DoseError
+from evmeta.schema.doses.ratio import implied_particles_per_ug, ratios_differ
 from evmeta.schema.doses.text import read_dose_text
+from evmeta.schema.doses.value import Dose
 from evmeta.schema.validation.collector import _Collector
 
 #: The ``check`` name of the notes and errors made here.
@@ -44,6 +55,7 @@ def check_dose_texts(tables: dict[str, list[dict[str, Any]]], out: _Collector, l
     dose per animal of another species than the experiment's."""
     experiments = {e["experiment_id"]: e for e in tables.get("experiments", [])}
     letter = letters.get("arms", {}).get("dose_text")
+    implied: dict[str, list[tuple[dict[str, Any], float]]] = {}
     keep = []
     for arm in tables.get("arms", []):
         text = arm.get("dose_text")
@@ -51,7 +63,7 @@ def check_dose_texts(tables: dict[str, list[dict[str, Any]]], out: _Collector, l
             keep.append(arm)
             continue
         try:
-            reading = read_dose_text(text)
+            reading = read_dose_text(text, mass_quantity="protein" if arm.get("role") == "ev" else "drug_mass")
         except DoseError as exc:
             out.add("arms", arm["_row"], "dose_text", text, _unreadable(arm, exc), "note", letter, CHECK)
             keep.append(arm)
@@ -65,9 +77,66 @@ def check_dose_texts(tables: dict[str, list[dict[str, Any]]], out: _Collector, l
             )
             out.add("arms", arm["_row"], "dose_text", text, message, letter=letter, check=CHECK)
             continue
+        for message in _remarks(arm, reading):
+            out.add("arms", arm["_row"], "dose_text", text, message, "note", letter, CHECK)
+        if (ratio := implied_particles_per_ug(reading)) is not None and arm.get("prep_id"):
+            implied.setdefault(arm["prep_id"], []).append((arm, ratio))
         keep.append(arm)
     if "arms" in tables:
         tables["arms"] = keep
+    _ratios_to_preparations(tables, implied, out, letters)
+
+
+def _remarks(arm: dict[str, Any], reading: Dose) -> list[str]:
+    """Notes on a readable dose that the harmonizer uses only in part, or not as an EV dose."""
+    typed = arm.get("dose_value") is not None and arm.get("dose_unit")
+    instead = "; dose_value and dose_unit are used instead" if typed else ""
+    remarks = []
+    if arm.get("role") == "ev" and reading.agent is not None:
+        remarks.append(
+            f"names {reading.agent}: it looks like the dose of the injury-model (or another) agent, not of the "
+            f"EVs, and is not used as the EV dose{instead or '; type the EV dose'}"
+        )
+    elif arm.get("role") == "ev" and not reading.is_ev_dose:
+        remarks.append(
+            f"a drug dose ({reading.quantity.replace('_', ' ')}, {reading.value:g} {reading.unit}), not an "
+            f"amount of EVs: not used as the EV dose{instead}"
+        )
+    if reading.basis == "per_organ":
+        remarks.append(
+            f"the dose is given per {reading.organ}: no dose per animal or per kg is computed (how many were "
+            "treated is not in the text); type dose_value with dose_basis per_animal if the paper says"
+        )
+    if reading.qualifier is not None:
+        remarks.append(f"the amount is printed as approximate ({reading.value:g} {reading.unit} read)")
+    return remarks
+
+
+def _ratios_to_preparations(tables, implied, out: _Collector, letters) -> None:
+    """Fill or check ``preparations.particles_per_ug_protein`` from doses printed in two quantities."""
+    column = "particles_per_ug_protein"
+    letter = letters.get("preparations", {}).get(column)
+    for prep in tables.get("preparations", []):
+        found = implied.get(prep.get("prep_id"), [])
+        if not found:
+            continue
+        arms = ", ".join(f"{a['arm_id']} ({r:.3g})" for a, r in found)
+        stated = prep.get(column)
+        ratios = [r for _, r in found]
+        if stated is None:
+            if any(ratios_differ(r, ratios[0]) for r in ratios):
+                message = f"the dose texts of arms {arms} imply different particles per ug protein: not filled"
+                out.add("preparations", prep["_row"], column, None, message, "note", letter, CHECK)
+                continue
+            prep[column] = sorted(ratios)[len(ratios) // 2]
+            message = f"filled from the dose text of arm(s) {arms}, printed in protein and particles: {prep[column]:.3g}"
+            out.add("preparations", prep["_row"], column, None, message, "note", letter, CHECK)
+        elif any(ratios_differ(r, float(stated)) for r in ratios):
+            message = (
+                f"the preparation states {float(stated):.3g} particles per ug protein, but the dose text of arm(s) "
+                f"{arms} implies another; the printed amounts are used for those doses"
+            )
+            out.add("preparations", prep["_row"], column, stated, message, "note", letter, CHECK)
 
 
 __all__ = ["CHECK", "check_dose_texts"]

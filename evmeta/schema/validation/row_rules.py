@@ -34,6 +34,8 @@ def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
         text = arm.get("dose_text")
         try:
             reading = read_dose_text(text) if isinstance(text, str) and text.strip() else None
+            if reading is not None and reading.agent is not None:
+                reading = None  # the schedule printed is the agent's, not the EVs'
         except DoseError:
             reading = None
         ok = True
