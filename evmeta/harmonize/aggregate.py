@@ -62,6 +62,8 @@ DEFAULT_RULES: dict[str, Rule] = {
     **dict.fromkeys(["n_treat", "n_control", "n_control_reported"], "max"),
 }
 JOIN = " + "
+#: Columns named in the note on varied columns (all are in ``dropped_columns``).
+NOTE_COLUMNS = 12
 #: Smallest eigenvalue, relative to the largest, of a group's V accepted as positive definite.
 PD_TOLERANCE = 1e-10
 
@@ -84,7 +86,8 @@ class AggregatedComparisons:
         Assumed within-group correlation (None when ``V`` was given).
     weighted : bool
     dropped_columns : dict
-        Column -> number of groups in which it varied (dropped from ``table``).
+        Column -> number of groups in which it varied (dropped from ``table``, or missing
+        in those groups with ``varied="missing"``).
     notes : tuple of str
     """
 
@@ -125,6 +128,7 @@ def aggregate_comparisons(
     yi: str = "yi",
     vi: str = "vi",
     rules: Mapping[str, Rule] | None = None,
+    varied: Literal["drop", "missing"] = "drop",
 ) -> AggregatedComparisons:
     """Combine the correlated comparisons of each group into one (metafor ``aggregate``).
 
@@ -150,6 +154,11 @@ def aggregate_comparisons(
     rules : mapping, optional
         Column -> ``"join"`` (distinct values joined by ``" + "``), ``"max"`` or ``"drop"``
         for columns that vary within a group; merged over :data:`DEFAULT_RULES`.
+    varied : {"drop", "missing"}
+        Any other column that varies within some group: dropped from the table (default),
+        or kept with a missing value in the groups where it varied (for code that needs
+        the column, as ``evmeta run`` does). Either way it is listed in
+        ``dropped_columns``, ``notes`` and each row's ``varied_columns``.
 
     Returns
     -------
@@ -199,11 +208,14 @@ def aggregate_comparisons(
     excluded.extend(refused)
     if matrix is not None:
         _refuse_cross_group(matrix, kept)
-    out, dropped = _group_columns(frame, kept, by, yi, vi, {**DEFAULT_RULES, **(rules or {})})
+    if varied not in ("drop", "missing"):
+        raise InputError(f"aggregate_comparisons: varied must be 'drop' or 'missing', got {varied!r}")
+    merged = {**DEFAULT_RULES, **(rules or {})}
+    out, dropped = _group_columns(frame, kept, by, yi, vi, merged, varied == "missing")
     out[yi], out[vi] = estimates[:, 0], estimates[:, 1]
     if "sei" in frame.columns:
         out["sei"] = np.sqrt(out[vi])
-    notes = _notes(kept, dropped, rho)
+    notes = _notes(kept, dropped, rho, varied)
     return AggregatedComparisons(
         out, _exclusion_frame(frame, excluded), tuple(by), rho, weighted, dropped, tuple(notes)
     )
@@ -317,7 +329,7 @@ def _refuse_cross_group(matrix: np.ndarray, kept: list[np.ndarray]) -> None:
         )
 
 
-def _group_columns(frame, kept, by, yi, vi, rules) -> tuple[pd.DataFrame, dict[str, int]]:
+def _group_columns(frame, kept, by, yi, vi, rules, keep_missing) -> tuple[pd.DataFrame, dict[str, int]]:
     """One row per kept group: constant columns, joined or largest-n columns; the dropped."""
     rows = np.concatenate(kept) if kept else np.array([], dtype=int)
     codes = np.repeat(np.arange(len(kept)), [len(m) for m in kept])
@@ -344,6 +356,8 @@ def _group_columns(frame, kept, by, yi, vi, rules) -> tuple[pd.DataFrame, dict[s
             out[column] = grouped[column].max().to_numpy()
         else:
             dropped[column] = n_varied
+            if keep_missing:  # the value where the group agrees, missing where it varied
+                out[column] = first[column].where(~varies[column].to_numpy()).to_numpy()
     out["k_combined"] = np.array([len(m) for m in kept], dtype=int)
     out["varied_columns"] = (
         [", ".join(varies.columns[varies.iloc[i].to_numpy(bool)]) for i in range(len(kept))]
@@ -358,7 +372,7 @@ def _joined(values: pd.Series) -> str:
     return JOIN.join(seen)
 
 
-def _notes(kept: list[np.ndarray], dropped: dict[str, int], rho: float | None) -> list[str]:
+def _notes(kept: list[np.ndarray], dropped: dict[str, int], rho: float | None, varied: str) -> list[str]:
     notes = []
     single = sum(len(m) == 1 for m in kept)
     if kept and single == len(kept):
@@ -367,8 +381,16 @@ def _notes(kept: list[np.ndarray], dropped: dict[str, int], rho: float | None) -
         notes.append(f"{single} of {len(kept)} groups have one comparison, kept as they are")
     if dropped:
         notes.append(
-            "columns that varied within a group were dropped: "
-            + ", ".join(f"{c} (in {n} group{'s' if n > 1 else ''})" for c, n in dropped.items())
+            "columns that varied within a group were "
+            + ("dropped: " if varied == "drop" else "left missing in those groups: ")
+            + ", ".join(
+                f"{c} (in {n} group{'s' if n > 1 else ''})" for c, n in list(dropped.items())[:NOTE_COLUMNS]
+            )
+            + (
+                f" and {len(dropped) - NOTE_COLUMNS} more (see dropped_columns)"
+                if len(dropped) > NOTE_COLUMNS
+                else ""
+            )
         )
     if rho is not None and rho < 0:
         notes.append(
