@@ -297,6 +297,9 @@ def _run_into(
         bar.stage("frequentist models")
         stages.frequentist(run, table)
         consistency(run, table)  # location-scale model, threshold probabilities, multilevel I²
+        from evmeta.analysis.correlated import correlated_effects
+
+        correlated_effects(run, built)  # [comparisons] combine_outcomes / correlation: rho sweep
         figure_batch = stages.start_figures(run, table)  # drawn while the models below run
         try:
             bar.done()

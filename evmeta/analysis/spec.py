@@ -4,7 +4,8 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 
 ``[analysis]``      name, title, question, extraction (path relative to the spec), output
 ``[comparisons]``   measure, outcomes, timepoint, shared_control, smd_variant, rom_correct,
-                    binary_to_smd (docs/effect_sizes.md)
+                    binary_to_smd (docs/effect_sizes.md), combine_outcomes, correlation
+                    (correlated effects: :mod:`evmeta.analysis.spec_correlation`)
 ``[filters]``       species, disease_model, isolation_family, min_quality_score,
                     low_risk_of_bias_only
 ``[moderators]``    reference levels of categorical moderators, e.g. isolation_method = "UC"
@@ -38,6 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evmeta._paths import PathError, read_bytes_capped
+from evmeta.analysis.spec_correlation import CombineOutcomesSection, CorrelationSection
 from evmeta.errors import SpecError
 
 #: Most posterior draws per chain, warm-up draws per chain, and draws over all chains.
@@ -120,6 +122,8 @@ class ComparisonsSection(_Section):
     rom_correct: bool = False
     #: Put binary comparisons (events/totals) on the SMD scale under measure SMD.
     binary_to_smd: Literal["none", "hasselblad_hedges"] = "none"
+    combine_outcomes: CombineOutcomesSection | None = None
+    correlation: CorrelationSection | None = None
 
 
 class FiltersSection(_Section):
@@ -516,14 +520,14 @@ class AnalysisSpec(_Section):
         return (base / "reports" / self.analysis.name).resolve()
 
 
-_SECTIONS = {name: field.annotation for name, field in AnalysisSpec.model_fields.items() if name != "source"}
-
-
 def _valid_keys(location: tuple) -> list[str]:
     if len(location) <= 1:
         return [k for k in AnalysisSpec.model_fields if k != "source"]
-    model = _SECTIONS.get(location[0])
-    model = next((a for a in getattr(model, "__args__", ()) if a is not type(None)), model)  # X | None
+    model: Any = AnalysisSpec
+    for part in location[:-1]:  # down to the table that holds the unknown key
+        fields = getattr(model, "model_fields", {})
+        model = fields[part].annotation if part in fields else None
+        model = next((a for a in getattr(model, "__args__", ()) if a is not type(None)), model)  # X | None
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
@@ -534,7 +538,8 @@ def _message(error: dict[str, Any]) -> str:
     where = ".".join(location)
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(location)
-        return f"unknown key {where!r}; valid keys{' in [' + location[0] + ']' if len(location) > 1 else ''}: {', '.join(valid)}"
+        table = ".".join(location[:-1])
+        return f"unknown key {where!r}; valid keys{' in [' + table + ']' if table else ''}: {', '.join(valid)}"
     if error["type"] == "missing":
         return f"missing required key {where!r}"
     if error["type"] == "value_error":

@@ -155,6 +155,9 @@ def _multilevel(run, table: pd.DataFrame, mods: str | None) -> None:
     }
     if s.method in {"REML", "ML"}:
         settings["method"] = s.method  # the multilevel engine has no other estimator
+    from evmeta.analysis.correlated import correlation_settings
+
+    settings.update(correlation_settings(run, table))  # [comparisons] correlation: V
     fit = _try(run, "multilevel model", lambda: multilevel_meta_analysis(table, **settings))
     if fit is not None:
         run.models = run.models.with_(multilevel=fit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -34,11 +35,17 @@ class AnalysisTable:
         Outcome rows not used: those of :class:`Comparisons` plus those removed by a filter.
     comparisons : Comparisons
         The comparisons before the filters.
+    combined : AggregatedComparisons or None
+        With ``[comparisons] combine_outcomes``: the combination (``table`` is its table).
+    uncombined : DataFrame or None
+        With ``combine_outcomes``: the filtered comparisons before they were combined.
     """
 
     table: pd.DataFrame
     exclusions: pd.DataFrame
     comparisons: Comparisons
+    combined: Any = None
+    uncombined: pd.DataFrame | None = None
 
 
 def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None) -> AnalysisTable:
@@ -75,11 +82,18 @@ def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None
     )
     table, dropped = filter_comparisons(comparisons.table, spec.filters, EffectOptions.from_spec(c))
     _refuse_unmodelled_sharing(table, c.shared_control)
-    exclusions = pd.concat(
-        [comparisons.exclusions, _filter_log(comparisons.table, dropped, table)], ignore_index=True
-    )
+    logs = [comparisons.exclusions, _filter_log(comparisons.table, dropped, table)]
+    combined, uncombined = None, None
+    if c.combine_outcomes is not None:  # nested comparisons combined per cohort (docs/correlated_effects.md)
+        from evmeta.analysis.correlated import combine_outcomes, combined_exclusions
+
+        uncombined, combined = table, combine_outcomes(table, c.combine_outcomes)
+        table = combined.table
+        logs.append(combined_exclusions(combined))
+    exclusions = pd.concat([logs[0], *(log for log in logs[1:] if len(log))], ignore_index=True)
     exclusions = exclusions.sort_values("row", kind="stable").reset_index(drop=True)
-    return AnalysisTable(apply_reference_levels(table, spec.moderators), exclusions, comparisons)
+    reference = apply_reference_levels(table, spec.moderators)
+    return AnalysisTable(reference, exclusions, comparisons, combined, uncombined)
 
 
 def check_outcomes(wanted: list[str], outcomes: pd.DataFrame) -> None:

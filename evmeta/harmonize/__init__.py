@@ -1,6 +1,7 @@
 """Harmonizing what papers report: doses to canonical units (per animal, per kg,
 human-equivalent), effect sizes and their variances, dispersion conversions, the
-characterization quality score and risk-of-bias summaries, shared control arms."""
+characterization quality score and risk-of-bias summaries, shared control arms, assumed
+correlations of effects on the same animals and nested comparisons combined per cohort."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ _LAZY = {
     "risk_of_bias_summary": "evmeta.harmonize.quality",
     "shared_control_covariance": "evmeta.harmonize.covariance",
     "resplit_shared_controls": "evmeta.harmonize.control_split",
+    "sampling_covariance": "evmeta.harmonize.assumed_covariance",
+    "aggregate_comparisons": "evmeta.harmonize.aggregate",
+    "AggregatedComparisons": "evmeta.harmonize.aggregate",
 }
 
 __all__ = list(_LAZY)
