@@ -67,6 +67,7 @@ END_TO_END = {
     "test_docs_examples",
     "test_core_only",
     "test_export_r",
+    "test_certainty_run",
     "test_report_browser",
     "test_report_results",
     "test_screening",

@@ -30,6 +30,7 @@ from evmeta.harmonize.effect_options import CONVERSION_LABEL, EffectOptions
 from evmeta.harmonize.effects import hedges_correction
 from evmeta.harmonize.or_to_smd import LOGISTIC_FACTOR, log_odds_ratio_to_smd, smd_to_log_odds_ratio
 from evmeta.report.methods import methods_paragraph
+from evmeta.results import AnalysisModels
 from tests.conftest import ROOT
 
 REF = json.loads((ROOT / "tests/reference/effect_size_options.json").read_text())
@@ -363,7 +364,7 @@ def _methods(measure, table=None, **comparisons):
     return methods_paragraph(
         SimpleNamespace(
             spec=spec,
-            models={"random_effects": main},
+            models=AnalysisModels(random_effects=main),
             tables={},
             notes=[],
             provenance={},

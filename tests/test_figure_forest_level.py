@@ -18,6 +18,7 @@ from evmeta.analysis.figure_jobs import forest_grouping
 from evmeta.analysis.spec import FOREST_GROUP_MIN, parse_spec
 from evmeta.errors import PlotError
 from evmeta.plots import forest_plot
+from evmeta.results import AnalysisModels
 from tests.test_figure_layout import pages_of
 
 
@@ -111,7 +112,7 @@ def _run(forest_by, table: pd.DataFrame):
     data = {"analysis": {"name": "x", "extraction": "e.xlsx"}}
     if forest_by is not ...:
         data["figures"] = {"forest_by": forest_by}
-    return SimpleNamespace(spec=parse_spec(data), models={}, notes=[])
+    return SimpleNamespace(spec=parse_spec(data), models=AnalysisModels(), notes=[])
 
 
 @pytest.mark.parametrize("off", ["none", "", False, "None"])

@@ -15,6 +15,7 @@ import pytest
 
 import evmeta as em
 from evmeta.models.bias.multilevel_small_study import effective_sample_size, multilevel_small_study
+from evmeta.results import AnalysisModels
 from tests.conftest import ROOT
 
 REF = json.loads((ROOT / "tests" / "reference" / "multilevel_small_study.json").read_text())
@@ -74,7 +75,7 @@ def test_bias_table_gets_the_multilevel_rows_and_a_note_when_n_is_missing():
 
     fit = em.multilevel_meta_analysis(K11, random=RANDOM)
     run = SimpleNamespace(
-        models={"multilevel": fit}, tables={"bias": pd.DataFrame([{"test": "Egger"}])}, notes=[]
+        models=AnalysisModels(multilevel=fit), tables={"bias": pd.DataFrame([{"test": "Egger"}])}, notes=[]
     )
     extend_bias_table(run)
     table = run.tables["bias"]

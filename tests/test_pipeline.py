@@ -22,6 +22,8 @@ EXPECTED = [
     "posterior.nc",
     "report.html",
     "provenance.json",
+    "certainty.csv",
+    "summary_of_findings.docx",
     *[
         f"{name}.{ext}"
         for name in ["funnel", "dose_response", "moderators", "posterior", "bias_panel", "isolation_evidence"]

@@ -290,6 +290,9 @@ def _run_into(
         run = RunState(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
         run.tables["comparisons"] = table
         bar.done()
+        from evmeta.analysis.certainty import certainty_stage, check_overrides
+
+        check_overrides(spec, table)  # a [[certainty.override]] naming no outcome stops the run here
         import evmeta.analysis.prisma_stage as prisma_stage
         import evmeta.analysis.stages as stages
         from evmeta.analysis.consistency import consistency, extend_bias_table
@@ -316,6 +319,7 @@ def _run_into(
             bar.done()
             bar.stage("sensitivity analyses")
             stages.sensitivity(run, table, extraction)
+            certainty_stage(run, table)  # summary of findings: certainty.csv, summary_of_findings.docx
             bar.done()
             bar.stage("figures")
             stages.finish_figures(run, figure_batch)

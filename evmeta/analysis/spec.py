@@ -22,6 +22,8 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[validation]``    truth (a JSON file of true parameters, for simulated data)
 ``[prisma]``        search (exports, one per database), registers, dedupe, screening, extraction (default:
                     analysis.extraction): when set, the report shows the PRISMA 2020 flow diagram
+``[certainty]``     important_effect, ois_smd, alpha, power, override: the summary of findings
+                    with GRADE certainty and the reviewer's judgements (docs/certainty.md)
 ``[multiverse]``    choices to cross for ``evmeta multiverse``: quoted spec keys such as
                     ``"comparisons.measure" = ["SMD", "ROM"]``, ``outliers``, ``model`` and
                     ``[multiverse.options]`` (see :class:`MultiverseSection`)
@@ -39,6 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evmeta._paths import PathError, read_bytes_capped
+from evmeta.analysis.certainty_spec import CertaintySection
 from evmeta.analysis.spec_correlation import CombineOutcomesSection, CorrelationSection
 from evmeta.errors import SpecError
 
@@ -500,6 +503,7 @@ class AnalysisSpec(_Section):
     validation: ValidationSection = Field(default_factory=ValidationSection)
     prisma: PrismaSection = Field(default_factory=PrismaSection)
     dose_response: DoseResponseSection | None = None
+    certainty: CertaintySection = Field(default_factory=CertaintySection)
     multiverse: MultiverseSection | None = None
     source: Path | None = None
 
@@ -521,15 +525,16 @@ class AnalysisSpec(_Section):
 
 
 def _valid_keys(location: tuple) -> list[str]:
-    if len(location) <= 1:
-        return [k for k in AnalysisSpec.model_fields if k != "source"]
+    """The keys of the table at ``location[:-1]``, through nested tables and arrays of tables."""
     model: Any = AnalysisSpec
-    for part in location[:-1]:  # down to the table that holds the unknown key
-        fields = getattr(model, "model_fields", {})
-        model = fields[part].annotation if part in fields else None
-        model = next((a for a in getattr(model, "__args__", ()) if a is not type(None)), model)  # X | None
+    for part in location[:-1]:
+        if part.isdigit():  # an element of an array of tables ([[certainty.override]])
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        args = getattr(field.annotation, "__args__", ()) if field is not None else ()
+        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), field and field.annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
+        return [k for k in model.model_fields if k != "source"]
     return []
 
 
@@ -538,7 +543,7 @@ def _message(error: dict[str, Any]) -> str:
     where = ".".join(location)
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(location)
-        table = ".".join(location[:-1])
+        table = ".".join(p for p in location[:-1] if not p.isdigit())
         return f"unknown key {where!r}; valid keys{' in [' + table + ']' if table else ''}: {', '.join(valid)}"
     if error["type"] == "missing":
         return f"missing required key {where!r}"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import re
 
+from evmeta.errors import InputError
 from evmeta.schema.doses.agents import agent_tokens, agents
 from evmeta.schema.doses.qualifiers import read_qualifiers
 from evmeta.schema.doses.schedule import Schedule, read_schedule
@@ -401,7 +402,7 @@ def read_dose_text(text: str, *, mass_quantity: str = "protein") -> Dose:
     if not isinstance(text, str):
         raise DoseTextError(text, "not_text", "expected text")
     if mass_quantity not in MASS_QUANTITIES:
-        raise ValueError(f"mass_quantity must be one of {MASS_QUANTITIES}, got {mass_quantity!r}")
+        raise InputError(f"mass_quantity must be one of {MASS_QUANTITIES}, got {mass_quantity!r}")
     s = normalize(text)
     if not s.strip(" .,;:()[]"):
         raise DoseTextError(text, "empty", "it is empty")
