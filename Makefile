@@ -22,8 +22,9 @@ demo: $(STAMP)
 	$(BIN)/evmeta run analyses/example.toml
 
 test: $(STAMP)
-	@echo "Lint (ruff), then the test suite (fast tests; MCMC tests: make test-slow)..."
+	@echo "Lint (ruff), types (mypy, scope in pyproject.toml), then the test suite (fast tests; MCMC tests: make test-slow)..."
 	$(BIN)/ruff check evmeta tests extraction benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # The suite as a stranger's machine runs it: empty HOME and caches (ArviZ's daily stamp,
@@ -51,6 +52,7 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check evmeta tests extraction benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_harmonize.py

@@ -144,7 +144,7 @@ def _evidence(sub: pd.DataFrame, name: str, fits: dict[str, Any], taus, level: f
     """Plain numbers of one row from its comparisons and fitted models."""
     main = fits["main"]
     yi, vi = sub["yi"].to_numpy(float), sub["vi"].to_numpy(float)
-    measures = pd.unique(sub["measure"]) if "measure" in sub else []
+    measures: list[Any] = list(pd.unique(sub["measure"])) if "measure" in sub else []
     measure = str(measures[0]) if len(measures) == 1 else "/".join(map(str, measures))
     if main is not None:
         effect = dict(
@@ -166,7 +166,7 @@ def _evidence(sub: pd.DataFrame, name: str, fits: dict[str, Any], taus, level: f
     rob_columns = [c for c in syrcle_columns() if c in sub.columns]
     return OutcomeEvidence(
         outcome=name, measure=measure, k=len(sub), n_studies=int(sub["study_id"].nunique()),
-        n_animals=_animals(sub), level=level, **{k: float(v) for k, v in effect.items()},
+        n_animals=_animals(sub), level=level, **_floats(effect),
         rob={c: sub[c].astype(object).where(sub[c].notna(), "not judged").tolist() for c in rob_columns}, weights=weights.tolist(),
         species=sub.get("species", pd.Series(dtype=object)).astype(str).tolist(),
         disease_models=sub.get("disease_model", pd.Series(dtype=object)).astype(str).tolist(),
@@ -177,6 +177,10 @@ def _evidence(sub: pd.DataFrame, name: str, fits: dict[str, Any], taus, level: f
         selection_pvalue=np.nan if sel is None else float(sel.lrt_pvalue), selection_ci=_interval(sel),
         bias_bf=np.nan if bma is None else float(bma.inclusion_bf["bias"]), bma_ci=_interval(bma),
     )  # fmt: skip
+
+
+def _floats(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: float(v) for k, v in values.items()}
 
 
 def _animals(sub: pd.DataFrame) -> int:

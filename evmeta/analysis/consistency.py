@@ -206,10 +206,10 @@ def threshold_sentences(frame: pd.DataFrame, measure: str | None) -> list[str]:
     for (model, group), part in frame.groupby(["model", "group"], sort=False):
         where = "" if group == "all" else f" with {group}"
         phrases = [
-            f"{_percent(row.p_true_above)} of a true benefit (effect above 0)"
-            if row.threshold == 0
-            else f"{_percent(row.p_true_above)} of a true effect above {row.threshold:g}{unit}"
-            for row in part.itertuples()
+            f"{_percent(row['p_true_above'])} of a true benefit (effect above 0)"
+            if row["threshold"] == 0
+            else f"{_percent(row['p_true_above'])} of a true effect above {row['threshold']:g}{unit}"
+            for row in part.to_dict("records")
         ]
         source = "location-scale model" if model == "location_scale" else "random-effects model"
         out.append(

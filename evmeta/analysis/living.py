@@ -102,7 +102,7 @@ def derived_spec(project: Project, spec: Any, version: Any, *, force: bool = Fal
 def _rows(frame: pd.DataFrame, models: tuple[str, ...]) -> list[dict[str, Any]]:
     keep = frame[frame["model"].str.startswith(models)]
     return [
-        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
         for row in keep[["model", "term", "estimate", "ci_low", "ci_high", "k"]].to_dict("records")
     ]
 

@@ -142,11 +142,12 @@ class AnalysisRun:
     validation_notes: tuple[Any, ...]
 
 
-def _sha256(path: Path) -> str:
-    """SHA-256 of the spec or the extraction (a workbook, or a folder of CSV files)."""
+def _sha256(path: Path | None) -> str:
+    """SHA-256 of the spec or the extraction (a workbook, or a folder of CSV files); "" for
+    a spec built in memory (no file)."""
     from evmeta.sheets.raw import file_sha256
 
-    return file_sha256(path)
+    return "" if path is None else file_sha256(path)
 
 
 class _Progress:
@@ -223,6 +224,7 @@ def run_analysis(
     spec = load_spec(path)
     target = Path(output).resolve() if output else spec.output_path
     with OutputFolder(target) as folder:
+        assert folder.staging is not None  # set on entering the context
         state = _run_into(path, folder.staging, quiet, progress)
         _drop_unreadable(state)
         folder.commit(last=["provenance.json", "report.html"])

@@ -35,6 +35,7 @@ the valid choices.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -291,8 +292,12 @@ class SensitivitySection(_Section):
         return value
 
 
+FigureFormat = Literal["pdf", "svg", "png"]
+FIGURE_FORMATS: tuple[FigureFormat, ...] = ("pdf", "svg", "png")
+
+
 class FiguresSection(_Section):
-    formats: list[Literal["pdf", "svg", "png"]] = Field(default_factory=lambda: ["pdf", "svg", "png"])
+    formats: list[FigureFormat] = Field(default_factory=lambda: list(FIGURE_FORMATS))
     width: Literal["double", "single"] | float = "double"
     #: Column that groups the forest plot; ``"auto"``: isolation method when at least
     #: :data:`FOREST_GROUP_MIN` comparisons, else none; ``"none"``, ``""`` or ``false``: no grouping.
@@ -405,6 +410,10 @@ class MultiverseOptions(_Section):
     batch_size: int | None = Field(None, ge=1)
 
 
+MultiverseModel = Literal["random_effects", "three_level", "bayes_quadrature"]
+_DEFAULT_MULTIVERSE_MODELS: tuple[MultiverseModel, ...] = ("random_effects",)
+
+
 class MultiverseSection(_Section):
     """``[multiverse]``: the choices to cross, each a list of values.
 
@@ -417,8 +426,8 @@ class MultiverseSection(_Section):
 
     choices: dict[str, list[Any]] = Field(default_factory=dict)
     outliers: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    model: list[Literal["random_effects", "three_level", "bayes_quadrature"]] = Field(
-        default_factory=lambda: ["random_effects"], min_length=1
+    model: list[MultiverseModel] = Field(
+        default_factory=lambda: list(_DEFAULT_MULTIVERSE_MODELS), min_length=1
     )
     options: MultiverseOptions = Field(default_factory=MultiverseOptions)
 
@@ -466,11 +475,12 @@ def _unique(values: list[Any], key: str) -> list[Any]:
 def _check_choice(key: str, values: Any) -> list[Any]:
     """Validate each value of a multiverse choice with the spec's own section model."""
     section, _, name = key.partition(".")
-    model = {
+    sections: dict[str, type[BaseModel]] = {
         "comparisons": ComparisonsSection,
         "filters": FiltersSection,
         "frequentist": FrequentistSection,
-    }.get(section)
+    }
+    model = sections.get(section)
     if key not in MULTIVERSE_KEYS or model is None or name not in model.model_fields:
         raise ValueError(
             f"{key!r} is not a spec key the multiverse can cross; valid keys: {', '.join(MULTIVERSE_KEYS)}, "
@@ -538,7 +548,7 @@ def _valid_keys(location: tuple) -> list[str]:
     return []
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     location = tuple(str(p) for p in error["loc"])
     where = ".".join(location)
     if error["type"] == "extra_forbidden":

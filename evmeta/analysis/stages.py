@@ -437,7 +437,7 @@ def bayesian_diagnostics(run) -> dict[str, Any] | None:
         wanted = ["grid_error"]
     else:
         wanted = ["max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"]
-    values = {}
+    values: dict[str, float | int | None] = {}
     for name in wanted:
         value = found.get(name)
         if isinstance(value, (int, np.integer)):

@@ -167,7 +167,7 @@ def _human_shifts(frame: pd.DataFrame, dose: str) -> pd.Series:
     hed = dose.replace("dose_", "dose_hed_", 1)
     if "hed" in dose or hed not in frame.columns or "species" not in frame.columns:
         return pd.Series(dtype=float)
-    ratio = np.log10(pd.to_numeric(frame[hed], errors="coerce") / frame["dose"])
+    ratio = pd.Series(np.log10(pd.to_numeric(frame[hed], errors="coerce") / frame["dose"]), index=frame.index)
     return ratio.groupby(frame["species"]).median().dropna()
 
 
@@ -183,7 +183,7 @@ def _human_axes(ax, shifts: pd.Series, unit: str) -> None:
     for i, (species, shift) in enumerate(shifts.items()):
         where = 1.0 + 0.32 * i / height
         top = ax.secondary_xaxis(where, functions=(lambda v, s=shift: v + s, lambda v, s=shift: v - s))
-        top.xaxis.set_major_locator(ticker.FixedLocator(np.log10(_NICE)))
+        top.xaxis.set_major_locator(ticker.FixedLocator(np.log10(_NICE).tolist()))
         top.xaxis.set_major_formatter(ticker.FuncFormatter(_dose_label))
         top.tick_params(labelsize=5.5, pad=1)
         top.set_xlabel(f"Human-equivalent dose from {species} ({unit})", fontsize=5.5, labelpad=1)

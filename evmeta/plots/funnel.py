@@ -145,7 +145,7 @@ def _contours(ax, grid: np.ndarray, top: float, estimate: float) -> list:
     span = stats.norm.ppf(0.995) * top * 1.05 + abs(estimate)
     ax.fill_betweenx(grid, -span, span, color=BANDS[0][1], lw=0, zorder=0)
     for (alpha, _), (_, shade) in itertools.pairwise(BANDS):
-        z = stats.norm.ppf(1 - alpha / 2)
+        z = stats.norm.ppf(1 - alpha / 2) if alpha is not None else np.inf
         ax.fill_betweenx(grid, -z * grid, z * grid, color=shade, lw=0, zorder=0)
     labels = ["p < 0.01", "0.01 < p < 0.05", "0.05 < p < 0.10", "p > 0.10"]
     return [

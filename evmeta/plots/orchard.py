@@ -55,7 +55,7 @@ def _single_moderator(fit: Any) -> str:
     """The one categorical moderator of the location part (or of the scale part)."""
     for model in (getattr(fit, "model", None), getattr(fit, "scale_model", None)):
         terms = [t for t in (model.term_columns if model is not None else {}) if t != "intercept"]
-        if len(terms) == 1 and terms[0] in model.frame.columns:
+        if model is not None and len(terms) == 1 and terms[0] in model.frame.columns:
             return terms[0]
     raise FigureError("give by= (a column): the orchard plot draws one categorical moderator")
 
@@ -91,7 +91,7 @@ def orchard_plot(
             left = 0.95 / width_inches(width)  # level names such as "precipitation"
             right = 0.7 / width_inches(width)  # "k = 123 (45)"
             ax = figure.add_axes((left, 0.5 / height, 1 - left - right, 1 - 0.95 / height))
-        for i, row in rows.iterrows():
+        for i, (_, row) in enumerate(rows.iterrows()):
             _draw_level(ax, i, row, data[data[by] == row["level"]], PALETTE[i % len(PALETTE)], rng)
         ax.axvline(0, color="0.4", lw=0.5, zorder=0)
         ax.set_yticks(range(len(rows)), [str(v) for v in rows["level"]])

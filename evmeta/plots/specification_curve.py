@@ -96,7 +96,7 @@ def specification_curve_plot(
         .sort_values(["_measure", "estimate", "spec_id"], kind="stable")
         .reset_index(drop=True)
     )
-    groups = [(name, len(g)) for name, g in ok.groupby("_measure", sort=False)]
+    groups = [(str(name), len(g)) for name, g in ok.groupby("_measure", sort=False)]
     side = np.where(ok["ci_low"] > 0, 1, np.where(ok["ci_high"] < 0, -1, 0))
     rows = _rows(results, ok, choices)
     figure_pt = width_inches(width) * 72
@@ -162,7 +162,7 @@ def _label_split_panels(figure, tops, bottom, heading_lines, left: float, narrow
     )
     tops[0].set_ylabel("Pooled estimate\nwith 95% interval", fontsize=size)
     figure.text(left, 1 - 0.08 / height, "\n".join(heading_lines), ha="left", va="top", fontsize=8)
-    handles = {}
+    handles: dict[str, Any] = {}
     for ax in tops:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
@@ -238,7 +238,7 @@ def _draw_curve(
             ],
             axis=1,
         )
-        ax.add_collection(LineCollection(segments, colors=COLOURS[value], linewidths=thin, alpha=0.35))
+        ax.add_collection(LineCollection(list(segments), colors=COLOURS[value], linewidths=thin, alpha=0.35))
         ax.scatter(
             x[chosen],
             estimate[chosen],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from evmeta.formatting import format_p, number, significant
 from evmeta.report.methods import SMALL_STUDY_MIN_K, prior_words
@@ -137,8 +138,8 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
         ]
     else:
         bayes = run.models.bayesian
-        table = bayes.coef_table() if bayes is not None else None
-        names = _coefficient_names(list(table.index), term) if table is not None else []
+        table = bayes.coef_table() if bayes is not None else pd.DataFrame(columns=["ci_low", "ci_high"])
+        names = _coefficient_names(list(table.index), term)
         intervals = [(_level(n, term), table.loc[n, "ci_low"], table.loc[n, "ci_high"]) for n in names]
     for label, lower, upper in intervals:
         words = f"the 95% credible interval of {label} [{number(lower)}, {number(upper)}]"

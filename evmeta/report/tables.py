@@ -85,8 +85,9 @@ def format_cell(column: str, value: Any, digits: int = 2) -> str:
             return f"{value:.0f}"
         if column in INTEGER_COLUMNS and float(value).is_integer():
             return minus(str(int(value)))
-        if abs(value) >= 1e5 or (0 < abs(value) < 10 ** (-digits)):
-            return scientific(value)
+        number = float(value)
+        if abs(number) >= 1e5 or (0 < abs(number) < 10 ** (-digits)):
+            return scientific(number)
         return minus(f"{value:.{digits}f}")
     return str(value)
 

@@ -31,7 +31,7 @@ from evmeta._extras import require
 from evmeta.analysis.multiverse.fit import BuiltTable, FitContext, build_table, fit_batch
 from evmeta.analysis.multiverse.plan import Specification, check_size, choice_lists, plan
 from evmeta.analysis.multiverse.summary import choice_influence, curve_summary, summary_sentences
-from evmeta.analysis.spec import AnalysisSpec, load_spec
+from evmeta.analysis.spec import AnalysisSpec, MultiverseOptions, load_spec
 from evmeta.errors import SchedulerError, SpecError
 from evmeta.models.priors import prior_dict
 
@@ -115,8 +115,15 @@ class MultiverseRun:
         return summary_sentences(self.summary, self.influence)
 
 
+def _options(spec: AnalysisSpec) -> MultiverseOptions:
+    """The spec's ``[multiverse.options]`` (a spec without ``[multiverse]`` cannot get here)."""
+    if spec.multiverse is None:
+        raise SpecError(f"{spec.source}: no [multiverse] section; add one to run a multiverse")
+    return spec.multiverse.options
+
+
 def _context(spec: AnalysisSpec) -> FitContext:
-    b, options = spec.bayesian, spec.multiverse.options
+    b, options = spec.bayesian, _options(spec)
     return FitContext(
         min_k=options.min_k,
         outlier_method=spec.frequentist.method,
@@ -128,7 +135,7 @@ def _context(spec: AnalysisSpec) -> FitContext:
     )
 
 
-def make_batches(specs: list[Specification], n_workers: int, batch_size: int | None = None) -> list[list]:
+def make_batches(specs: list[Specification], n_workers: int, batch_size: int | None = None) -> list[tuple[Any, list[Specification]]]:
     """Batches of planned specifications, each sharing one comparisons table.
 
     Within a table the specifications are ordered by filtered table so a batch reuses its
@@ -325,8 +332,8 @@ def execute(
     context = _context(spec)
     planned = [s for s in specs if s.status == "planned"]
     clock = {"start": time.perf_counter()}
-    batches = make_batches(planned, executor.n_workers, spec.multiverse.options.batch_size)
-    firsts = {}
+    batches = make_batches(planned, executor.n_workers, _options(spec).batch_size)
+    firsts: dict[Any, Any] = {}
     for item in planned:
         firsts.setdefault(item.build_key, item.settings)
     tables = executor.map_tables(extraction, firsts)

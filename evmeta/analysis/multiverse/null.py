@@ -18,6 +18,8 @@ specification resamples the comparisons it kept).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -90,7 +92,7 @@ def null_one(
     table = prepared.table
     position = {study: i for i, study in enumerate(studies)}
     codes = np.array([position[s] for s in table["study_id"].astype(str)], dtype=np.int64)
-    todo = range(len(draws))
+    todo: Sequence[int] | np.ndarray = range(len(draws))
     if batched:
         from evmeta.analysis.multiverse.null_batched import batched_null
 

@@ -12,7 +12,7 @@ from the stored coefficients and covariance, never stored twice.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.base.result_parts import FirstCoefficient, PrintsSummary, StoredInputs
 from evmeta.models.base.threshold import add_threshold_columns, check_threshold
 
+if TYPE_CHECKING:
+    from evmeta.models.frequentist.robust import RobustCovariance
+
 
 class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
     """Inputs, summaries and predictions shared by the frequentist result classes.
@@ -32,6 +35,21 @@ class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
     ``data`` (the rows fitted, every input column), ``mods`` (the formula), and the fields
     ``method``, ``test``, ``level``.
     """
+
+    if TYPE_CHECKING:  # fields of the frozen dataclasses this is mixed into (for the type checker)
+        method: str
+        test: str
+        level: float
+        df: float | None
+        vb: np.ndarray
+        qm_df: Any
+        versions: dict
+        inference: str
+        cluster: str | None
+        robust_cov: RobustCovariance | None
+
+        @property
+        def tau2(self) -> float: ...
 
     @property
     def is_robust(self) -> bool:

@@ -84,7 +84,7 @@ def prediction_frame(
     pred = X @ beta
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vb, X))
     if df is None or np.ndim(df) == 0:
-        crit = critical_value(level, df)
+        crit = critical_value(level, None if df is None else float(df))
     else:
         crit = special.stdtrit(np.asarray(df, dtype=float), 1 - (1 - level) / 2)
     sd = np.sqrt(se**2 + tau2)

@@ -92,7 +92,10 @@ def nested_structure(frame: pd.DataFrame, random: list[str] | None) -> NestedStr
         return NestedStructure(
             ["comparison"], [np.arange(k)], [k], [None], [labels or [str(i) for i in frame.index]]
         )
-    codes, sizes, parents, labels = [], [], [], []
+    codes: list[np.ndarray] = []
+    sizes: list[int] = []
+    parents: list[np.ndarray | None] = []
+    level_labels: list[list[str]] = []
     keys: list[pd.Series] = []
     for name in random:
         if name not in frame.columns:
@@ -106,14 +109,14 @@ def nested_structure(frame: pd.DataFrame, random: list[str] | None) -> NestedStr
         code, uniques = pd.factorize(combined)
         codes.append(code.astype(np.int64))
         sizes.append(len(uniques))
-        labels.append([str(u).replace("\x1f", "/") for u in uniques])
+        level_labels.append([str(u).replace("\x1f", "/") for u in uniques])
         if len(codes) > 1:
             parent = np.zeros(len(uniques), dtype=np.int64)
             parent[code] = codes[-2]
             parents.append(parent)
         else:
             parents.append(None)
-    return NestedStructure(list(random), codes, sizes, parents, labels)
+    return NestedStructure(list(random), codes, sizes, parents, level_labels)
 
 
 def group_sum(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:

@@ -12,6 +12,7 @@ specifications are fitted.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ def simple_terms(formula: str) -> list[str] | None:
     return parts
 
 
-def _levels(column: pd.Series) -> list[str] | bool | None:
+def _levels(column: pd.Series) -> list[str] | Literal[False] | None:
     """None for a numeric column, the levels (reference first) for a factor, False otherwise."""
     if pd.api.types.is_bool_dtype(column):
         return False

@@ -102,7 +102,10 @@ def threshold_table(result: Any, thresholds: Any) -> pd.DataFrame:
         ``group``, ``threshold``, ``pred``, ``se``, ``pi_low``, ``pi_high``,
         ``p_true_above``, ``share_true_above`` (one row per group and threshold).
     """
-    values = [check_threshold(t) for t in np.atleast_1d(np.asarray(thresholds, dtype=object))]
+    checked = [check_threshold(t) for t in np.atleast_1d(np.asarray(thresholds, dtype=object))]
+    values = [v for v in checked if v is not None]
+    if not values:
+        raise ModelError("threshold_table needs at least one threshold (a number in effect-size units, e.g. 0)")
     frames = []
     for group, rows in _groups(result):
         for value in values:

@@ -238,7 +238,7 @@ def _groups(
                 part = part.assign(_weight_group=np.asarray(fit.weights, float))
         elif weights and fits is not None and len(part) == 1:
             part = part.assign(_weight_group=100.0)
-        groups.append(_Group(name, part, pooled))
+        groups.append(_Group(str(name), part, pooled))
     return groups
 
 

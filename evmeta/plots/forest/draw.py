@@ -156,12 +156,12 @@ def draw_pages(
         return notes_cache[keys]
 
     header_lines = 2 if any("\n" in h for _, _, h in geo.right) else 1
-    header = Row("header", None, {}, geo.row_height(header_lines))
+    header_row = Row("header", None, {}, geo.row_height(header_lines))
     top = 0.06 + (geo.row_height(1) * 1.6 if title else 0)
     axis_block = 0.12 + 3 * geo.row_height(1)
     trailer_h = sum(r.height for r in trailer)
     room = None if ax is not None or max_height is None else max_height - top - axis_block
-    pages = paginate(body, header, geo, room, trailer_h, lambda keys: sum(r.height for r in page_notes(keys)))
+    pages = paginate(body, header_row, geo, room, trailer_h, lambda keys: sum(r.height for r in page_notes(keys)))
     max_weight = float(np.nanmax(all_rows["_weight"])) if all_rows["_weight"].notna().any() else np.nan
     figures = []
     for number_, rows in enumerate(pages, start=1):

@@ -246,7 +246,7 @@ def paginate(
         need = sum(r.height for r in coming)
         if used > 0 and used + need + notes_of(pages[-1] + coming) > room:
             # A subtotal never starts a page alone: its last two comparisons come along.
-            carry = []
+            carry: list[Row] = []
             while row.kind == "pooled" and len(carry) < 2 and pages[-1][-1].kind == "study":
                 carry.insert(0, pages[-1].pop())
             pages.append([header])

@@ -155,7 +155,7 @@ def apply_overrides(
 def footnotes(summary: SummaryOfFindings) -> list[tuple[str, str, str, str]]:
     """``(letter, outcome, domain, text)`` for every domain that was rated down or
     overridden, lettered a, b, ..., z, aa, ... in table order."""
-    out = []
+    out: list[tuple[str, str, str, str]] = []
     for o in summary.outcomes:
         for d in o.domains:
             if d.steps == 0 and not d.overridden:

@@ -189,7 +189,7 @@ def inconsistency(
         reason += f"; τ by level of the location-scale model: {taus}"
     opposite = pi_low if side > 0 else -pi_high
     reaches_harm = important is not None and np.isfinite(opposite) and opposite <= -abs(important)
-    if i2 >= I2_VERY_SERIOUS and reaches_harm:
+    if i2 >= I2_VERY_SERIOUS and reaches_harm and important is not None:
         return (
             VERY_SERIOUS,
             reason + f"; new studies may show an important effect of {number(abs(important))} the other way",
@@ -224,7 +224,7 @@ def imprecision(
     both_ways = d is not None and ci_low <= -d and ci_high >= d
     if includes_null:
         reason += " includes no effect"
-    elif straddles:
+    elif straddles and d is not None:
         reason += f" includes effects below and above the important effect {number(d)}"
     short = far = False
     if ois is not None:

@@ -66,7 +66,7 @@ def write_summary_docx(
     _table(document, frame)
     _notes(document, summary, notes, Pt(NOTE_PT))
     path = Path(path)
-    document.save(path)
+    document.save(str(path))
     return path
 
 
