@@ -327,3 +327,35 @@ def test_no_private_module_is_imported_from_another_package():
                 if owner != "evmeta" and not own_package.startswith(owner):
                     offenders.append(f"{relative}: imports {name}")
     assert not offenders, offenders
+
+
+#: Longest function body (statements, the docstring not counted: a numpydoc docstring with
+#: its parameters and references is documentation, not logic) in lines (issue 21 item 7).
+MAX_BODY_LINES = 80
+
+
+def _function_bodies(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                body = body[1:]
+            if body:
+                yield node.name, node.lineno, body[-1].end_lineno - body[0].lineno + 1
+
+
+def test_no_function_body_is_over_80_lines():
+    long = [
+        f"evmeta/{path.relative_to(PACKAGE).as_posix()}:{line} {name} ({lines} lines)"
+        for path in PACKAGE.rglob("*.py")
+        for name, line, lines in _function_bodies(path)
+        if lines > MAX_BODY_LINES
+    ]
+    assert not long, "split these functions by what they do:\n" + "\n".join(long)
+
+
+def test_body_length_counts_statements_and_not_the_docstring(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text('def f():\n    """Doc\n\n    more.\n    """\n    a = 1\n    return a\n', encoding="utf-8")
+    assert list(_function_bodies(source)) == [("f", 1, 2)]

@@ -330,22 +330,7 @@ def _run_into(
         prisma_stage.prisma(run)
         bar.done()
         bar.stage("tables, posterior, report")
-        bayesian = stages.bayesian_diagnostics(run)  # adopted from the worker by finish_figures
-        run.provenance = {
-            "analysis": spec.analysis.name,
-            "spec_file": str(spec.source),
-            "spec": json.loads(spec.model_dump_json(exclude={"source"})),
-            "inputs": {
-                str(spec.source): _sha256(spec.source),
-                str(spec.extraction_path): _sha256(spec.extraction_path),
-                **prisma_stage.prisma_inputs(spec),
-            },
-            "extraction_sha256": extraction.sha256,
-            "seeds": {"bayesian": spec.bayesian.seed},
-            **({"bayesian": bayesian} if bayesian is not None else {}),
-            "versions": versions(),
-            "started": started.isoformat(),
-        }
+        run.provenance = _provenance(run, extraction, started)
         _write_outputs(run, table)
         run.provenance["finished"] = dt.datetime.now(dt.UTC).isoformat()
         run.provenance["seconds"] = round(time.perf_counter() - clock, 2)
@@ -355,6 +340,30 @@ def _run_into(
         )
         bar.done()
     return run
+
+
+def _provenance(run: RunState, extraction: Any, started: dt.datetime) -> dict[str, Any]:
+    """Spec, input hashes, seeds, the Bayesian diagnostics and versions of a run."""
+    import evmeta.analysis.prisma_stage as prisma_stage
+    import evmeta.analysis.stages as stages
+
+    spec = run.spec
+    bayesian = stages.bayesian_diagnostics(run)  # adopted from the worker by finish_figures
+    return {
+        "analysis": spec.analysis.name,
+        "spec_file": str(spec.source),
+        "spec": json.loads(spec.model_dump_json(exclude={"source"})),
+        "inputs": {
+            str(spec.source): _sha256(spec.source),
+            str(spec.extraction_path): _sha256(spec.extraction_path),
+            **prisma_stage.prisma_inputs(spec),
+        },
+        "extraction_sha256": extraction.sha256,
+        "seeds": {"bayesian": spec.bayesian.seed},
+        **({"bayesian": bayesian} if bayesian is not None else {}),
+        "versions": versions(),
+        "started": started.isoformat(),
+    }
 
 
 def _require_studies(extraction: Any) -> None:

@@ -23,9 +23,6 @@ from evmeta.models.base.protocol import Summary, resolve_level
 from evmeta.models.base.result_parts import FirstCoefficient, PrintsSummary, StoredInputs
 from evmeta.models.base.threshold import add_threshold_columns, check_threshold
 
-if TYPE_CHECKING:
-    from evmeta.models.frequentist.robust import RobustCovariance
-
 
 class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
     """Inputs, summaries and predictions shared by the frequentist result classes.
@@ -46,7 +43,7 @@ class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
         versions: dict
         inference: str
         cluster: str | None
-        robust_cov: RobustCovariance | None
+        robust_cov: Any  # evmeta.models.frequentist.robust.RobustCovariance | None (a layer above)
 
         @property
         def tau2(self) -> float: ...
