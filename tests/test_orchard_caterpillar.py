@@ -71,3 +71,9 @@ def test_wrong_inputs_are_sentences():
         orchard_plot(em.meta_analysis(LS))
     with pytest.raises(FigureError, match="no column"):
         orchard_plot(em.meta_analysis(LS), by="nothing")
+
+
+def test_orchard_title_names_the_fits_level():
+    figure = orchard_plot(em.subgroup_analysis(LS, by="meta", level=0.9))
+    title = figure.axes[0].get_title()
+    assert "90% CI" in title and "90% PI" in title and "95%" not in title

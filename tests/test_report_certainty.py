@@ -259,3 +259,9 @@ def test_word_document_reads_back(tmp_path):
     assert "evmeta suggested not serious" in text
     assert "Question: Does it work?" in text and "Hooijmans et al. 2018" in text
     assert document.sections[0].page_width > document.sections[0].page_height  # landscape
+
+
+def test_reasons_name_the_interval_level_of_the_fit():
+    assert "90% CI 0.10 to 0.90" in rules.imprecision(5, 50, 0.1, 0.9, 0.5, None, level=0.9)[1]
+    reason = rules.inconsistency(5, 40.0, 0.5, -0.2, 1.2, 0.5, level=0.9)[1]
+    assert "90% prediction interval" in reason

@@ -53,7 +53,8 @@ def moderator_plot(subgroups: Any, *, width: str | float = "single", ax: Any = N
         ax.set_yticks(range(len(table)), [str(i) for i in table.index])
         ax.set_ylim(len(table) - 0.5, -0.5)
         ax.set_xlabel(MEASURE_LABELS.get(getattr(subgroups.overall, "measure", None) or "", "Effect size"))
-        ax.set_title(f"{by.replace('_', ' ')}: estimate, 95% CI (thick), PI (thin)", fontsize=7)
+        level = getattr(subgroups.overall, "level", 0.95)  # the intervals drawn are at the fit's level
+        ax.set_title(f"{by.replace('_', ' ')}: estimate, {level:.0%} CI (thick), PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return figure

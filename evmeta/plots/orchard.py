@@ -97,7 +97,8 @@ def orchard_plot(
         ax.set_yticks(range(len(rows)), [str(v) for v in rows["level"]])
         ax.set_ylim(len(rows) - 0.5, -0.6)
         ax.set_xlabel(MEASURE_LABELS.get(measure or "", "Effect size"))
-        ax.set_title(f"{by.replace('_', ' ')}\nmean, 95% CI (thick), 95% PI (thin)", fontsize=7)
+        level = getattr(getattr(fit, "overall", fit), "level", 0.95)  # orchard_rows predicts at it
+        ax.set_title(f"{by.replace('_', ' ')}\nmean, {level:.0%} CI (thick), {level:.0%} PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return ax.figure

@@ -141,8 +141,9 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
         table = bayes.coef_table() if bayes is not None else pd.DataFrame(columns=["ci_low", "ci_high"])
         names = _coefficient_names(list(table.index), term)
         intervals = [(_level(n, term), table.loc[n, "ci_low"], table.loc[n, "ci_high"]) for n in names]
+    level = getattr(run.models.bayesian, "level", 0.95)  # contrasts and coefficients are at the fit's level
     for label, lower, upper in intervals:
-        words = f"the 95% credible interval of {label} [{number(lower)}, {number(upper)}]"
+        words = f"the {level:.0%} credible interval of {label} [{number(lower)}, {number(upper)}]"
         found.append((words, bool(lower > 0 or upper < 0)))
     return found
 
@@ -159,6 +160,7 @@ def bayes_factor_notes(run: Any) -> list[str]:
     bayes = run.models.bayesian
     if factors is None or bayes is None:
         return []
+    level = bayes.level
     notes = []
     for _, row in factors.iterrows():
         term, bf = row["term"], row["bf10"]
@@ -191,7 +193,7 @@ def bayes_factor_notes(run: Any) -> list[str]:
         else:
             notes.append(
                 f"For {name}, the Bayes factor favours an effect (BF₁₀ = {significant(bf)}) while no p-value "
-                "reported for it is below 0.05 and every 95% credible interval of its contrasts includes 0: "
+                f"reported for it is below 0.05 and every {level:.0%} credible interval of its contrasts includes 0: "
                 f"the prior ({prior}) concentrates the alternative near the observed effect size, and the "
                 "Bayes factor weighs that against exactly zero, whereas the test keeps its 5% error rate with "
                 "wider, small-sample intervals."

@@ -90,10 +90,10 @@ def suggestions(e: OutcomeEvidence, settings: CertaintySettings) -> dict[str, tu
         "risk_of_bias": rules.risk_of_bias(e.rob, e.weights),
         "indirectness": rules.indirectness(e.species, e.disease_models, e.hed, e.hed_unit),
         "inconsistency": rules.inconsistency(
-            e.k, e.i2, e.estimate, e.pi_low, e.pi_high, important, e.scale_taus
+            e.k, e.i2, e.estimate, e.pi_low, e.pi_high, important, e.scale_taus, level=e.level
         ),
         "imprecision": rules.imprecision(
-            e.k, e.n_animals, e.ci_low, e.ci_high, important, settings.ois(e.measure)
+            e.k, e.n_animals, e.ci_low, e.ci_high, important, settings.ois(e.measure), level=e.level
         ),
         "publication_bias": rules.publication_bias(
             e.k,

@@ -164,6 +164,7 @@ def inconsistency(
     pi_high: float,
     important: float | None = None,
     scale_taus: Mapping[str, float] | None = None,
+    level: float = 0.95,
 ) -> tuple[str, str]:
     """Inconsistency from I^2 and the prediction interval (and the location-scale model's
     per-level taus, named in the reason).
@@ -182,7 +183,7 @@ def inconsistency(
         )
     side = _side(estimate) or 1
     crosses = np.isfinite(pi_low) and np.isfinite(pi_high) and pi_low < 0 < pi_high
-    reason = f"k = {k}, I² = {i2:.0f}%, 95% prediction interval {number(pi_low)} to {number(pi_high)}"
+    reason = f"k = {k}, I² = {i2:.0f}%, {level:.0%} prediction interval {number(pi_low)} to {number(pi_high)}"
     reason += " (crosses the null)" if crosses else " (on one side of the null)"
     if scale_taus:
         taus = "; ".join(f"{name} {number(value)}" for name, value in scale_taus.items())
@@ -206,6 +207,7 @@ def imprecision(
     ci_high: float,
     important: float | None,
     ois: int | None,
+    level: float = 0.95,
 ) -> tuple[str, str]:
     """Imprecision from the interval against the null and the important effect, and the
     animals against the optimal information size (GRADE guidance 34's CI and OIS approaches).
@@ -217,7 +219,7 @@ def imprecision(
     """
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
         return VERY_SERIOUS, f"k = {k}, {n_animals} animals: no confidence interval could be computed"
-    reason = f"k = {k}, {n_animals} animals; 95% CI {number(ci_low)} to {number(ci_high)}"
+    reason = f"k = {k}, {n_animals} animals; {level:.0%} CI {number(ci_low)} to {number(ci_high)}"
     includes_null = ci_low <= 0 <= ci_high
     d = abs(important) if important is not None else None
     straddles = d is not None and ci_low < d < ci_high
