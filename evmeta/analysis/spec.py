@@ -547,9 +547,13 @@ def _valid_keys(location: tuple) -> list[str]:
     for part in location[:-1]:
         if part.isdigit():  # an element of an array of tables ([[certainty.override]])
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
         args = getattr(field.annotation, "__args__", ()) if field is not None else ()
-        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), field and field.annotation)
+        model = next(
+            (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), field and field.annotation
+        )
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [k for k in model.model_fields if k != "source"]
     return []
@@ -561,7 +565,9 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(location)
         table = ".".join(p for p in location[:-1] if not p.isdigit())
-        return f"unknown key {where!r}; valid keys{' in [' + table + ']' if table else ''}: {', '.join(valid)}"
+        return (
+            f"unknown key {where!r}; valid keys{' in [' + table + ']' if table else ''}: {', '.join(valid)}"
+        )
     if error["type"] == "missing":
         return f"missing required key {where!r}"
     if error["type"] == "value_error":

@@ -424,11 +424,11 @@ class JournalForest:
         font = self.font
         cols = self.columns()
         for col in cols:
-            texts = [line.cells.get(col.key, "") for line in lines]
             head = max(text_width_pt(h, font, bold=True) for h in col.header.split("\n"))
-            col.width = max([head] + [text_width_pt(t, font, bold=True) for t in texts]) * PT + PAD
+            cells = [text_width_pt(line.cells.get(col.key, ""), font, bold=line.bold) for line in lines]
+            col.width = max([head, *cells]) * PT + PAD
         rob_w = 0.15 * len(self.rob)
-        panel_min = (0.28 if self.width > 4.5 else 0.3) * self.width
+        panel_min = (0.22 if self.width > 4.5 else 0.3) * self.width
         label_natural = (
             max(
                 [text_width_pt("Study or Subgroup", font, bold=True)]
@@ -443,20 +443,20 @@ class JournalForest:
             + PAD
         )
         fixed = sum(c.width for c in cols) + rob_w + 0.15
-        # Narrow figures lose the dose, then the means and SDs, the weights and the totals
+        # Narrow figures lose the means and SDs, then the dose, the weights and the totals
         # (each named in a note) before the label shrinks below an inch.
         dropped = {"dose": "dose", "mean_treat": "means and SDs", "weight": "weights", "n_treat": "totals"}
         for drop in (
-            "dose",
             "mean_treat",
             "sd_treat",
             "mean_control",
             "sd_control",
+            "dose",
             "weight",
             "n_treat",
             "n_control",
         ):
-            if fixed + panel_min + 1.0 <= self.width:
+            if fixed + panel_min + min(1.0, label_natural) <= self.width:
                 break
             gone = next((c for c in cols if c.key == drop), None)
             if gone is not None:
