@@ -427,6 +427,12 @@ class JournalForest:
             head = max(text_width_pt(h, font, bold=True) for h in col.header.split("\n"))
             cells = [text_width_pt(line.cells.get(col.key, ""), font, bold=line.bold) for line in lines]
             col.width = max([head, *cells]) * PT + PAD
+        for side in ("Experimental", "Control"):
+            # The spanning header ('Experimental' over Mean SD Total) fits over its columns.
+            part = [c for c in cols if c.super_header == side]
+            need = text_width_pt(side, font, bold=True) * PT + PAD - sum(c.width for c in part)
+            if part and need > 0:
+                part[0].width += need
         rob_w = 0.15 * len(self.rob)
         panel_min = (0.22 if self.width > 4.5 else 0.3) * self.width
         label_natural = (
