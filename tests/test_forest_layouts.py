@@ -211,7 +211,8 @@ def test_dose_column_in_words_and_superscripts():
     assert dose_long(pd.Series({"dose_ug_protein_per_kg": 1500.0})) == "1.5 mg/kg"
     assert dose_long(pd.Series({"dose_cell_equivalents_per_kg": 2e6})) == "2.0 × 10⁶ cell equivalents/kg"
     assert dose_long(pd.Series(dtype=object)) == "–"
-    texts = _texts(forest_plot(em.meta_analysis(_frame(means=False)), layout="jama", dose=True))
+    figure = forest_plot(em.meta_analysis(_frame(means=False)), layout="jama", dose=True)
+    texts = [t.replace("\n", " ") for t in _texts(figure)]  # a long dose: number, then unit
     assert "Dose" in texts and "1.3 × 10¹⁰ particles/kg" in texts and "100 µg/kg" in texts
 
 

@@ -34,7 +34,7 @@ from evmeta.plots._text import minus, study_labels, text_width_pt, wrap
 
 LAYOUTS = ("evmeta", "revman", "jama")
 PT = 1 / 72
-PAD = 0.07  # gap between columns (inches)
+PAD = 0.05  # gap between columns (inches)
 #: RevMan's colours: green squares, black diamonds and lines.
 REVMAN_SQUARE = "#3C9B3C"
 #: JAMA: squares, intervals and diamonds in one dark colour.
@@ -146,6 +146,17 @@ def dose_long(row: pd.Series) -> str:
             return f"{scientific_unicode(float(value))} {unit}"
     reported = row.get("dose_reported")
     return str(reported) if isinstance(reported, str) and reported.strip() else "–"
+
+
+DOSE_UNITS = ("cell equivalents/kg", "particles/kg", "µg/kg", "mg/kg")
+
+
+def split_unit(text: str) -> tuple[str, str]:
+    """'1.3 × 10¹⁰ particles/kg' -> ('1.3 × 10¹⁰', 'particles/kg'); ('text', '') without a unit."""
+    for unit in DOSE_UNITS:
+        if text.endswith(" " + unit):
+            return text[: -len(unit) - 1], unit
+    return text, ""
 
 
 # --------------------------------------------------------------------------- risk of bias
@@ -427,14 +438,8 @@ class JournalForest:
             head = max(text_width_pt(h, font, bold=True) for h in col.header.split("\n"))
             cells = [text_width_pt(line.cells.get(col.key, ""), font, bold=line.bold) for line in lines]
             col.width = max([head, *cells]) * PT + PAD
-        for side in ("Experimental", "Control"):
-            # The spanning header ('Experimental' over Mean SD Total) fits over its columns.
-            part = [c for c in cols if c.super_header == side]
-            need = text_width_pt(side, font, bold=True) * PT + PAD - sum(c.width for c in part)
-            if part and need > 0:
-                part[0].width += need
         rob_w = 0.15 * len(self.rob)
-        panel_min = (0.22 if self.width > 4.5 else 0.3) * self.width
+        panel_min = (0.2 if self.width > 4.5 else 0.3) * self.width
         label_natural = (
             max(
                 [text_width_pt("Study or Subgroup", font, bold=True)]
@@ -449,29 +454,47 @@ class JournalForest:
             + PAD
         )
         fixed = sum(c.width for c in cols) + rob_w + 0.15
+        # A long dose ('1.3 × 10¹⁰ cell equivalents/kg') takes two lines: number, then unit.
+        dose = next((c for c in cols if c.key == "dose"), None)
+        if dose is not None and dose.width > 1.0:
+            pairs = [split_unit(line.cells.get("dose", "")) for line in lines]
+            dose.width = (
+                max(
+                    [text_width_pt("Dose", font, bold=True)]
+                    + [text_width_pt(t, font) for pair in pairs for t in pair]
+                )
+                * PT
+                + PAD
+            )
+            for line, (number, unit) in zip(lines, pairs, strict=True):
+                text = line.cells.get("dose", "")
+                if unit and text_width_pt(text, font) * PT + PAD > dose.width:
+                    line.cells["dose"] = f"{number}\n{unit}"
+            fixed = sum(c.width for c in cols) + rob_w + 0.15
         # Narrow figures lose the means and SDs, then the dose, the weights and the totals
         # (each named in a note) before the label shrinks below an inch.
-        dropped = {"dose": "dose", "mean_treat": "means and SDs", "weight": "weights", "n_treat": "totals"}
-        for drop in (
-            "mean_treat",
-            "sd_treat",
-            "mean_control",
-            "sd_control",
-            "dose",
-            "weight",
-            "n_treat",
-            "n_control",
-        ):
+        blocks = [
+            ("means and SDs", ("mean_treat", "sd_treat", "mean_control", "sd_control")),
+            ("dose", ("dose",)),
+            ("weights", ("weight",)),
+            ("totals", ("n_treat", "n_control")),
+        ]
+        for what, keys in blocks:
             if fixed + panel_min + min(1.0, label_natural) <= self.width:
                 break
-            gone = next((c for c in cols if c.key == drop), None)
-            if gone is not None:
-                cols.remove(gone)
-                fixed -= gone.width
-                if drop in dropped:
-                    self.notes.append(
-                        f"Columns omitted at this width: {dropped[drop]} (draw width='double')."
-                    )
+            gone = [c for c in cols if c.key in keys]
+            if gone:
+                for c in gone:
+                    cols.remove(c)
+                fixed -= sum(c.width for c in gone)
+                self.notes.append(f"Columns omitted at this width: {what} (draw width='double').")
+        for side in ("Experimental", "Control"):
+            # The spanning header ('Experimental' over Mean SD Total) fits over its columns.
+            part = [c for c in cols if c.super_header == side]
+            need = text_width_pt(side, font, bold=True) * PT + PAD - sum(c.width for c in part)
+            if part and need > 0:
+                part[0].width += need
+                fixed += need
         label_w = max(0.7, min(label_natural, 2.4, self.width - fixed - panel_min))
         x = 0.05 + label_w
         for col in cols:
@@ -505,7 +528,8 @@ class JournalForest:
                     font,
                     bold=line.bold,
                 )
-            line.height = self.line_height(len(line.label)) * (0.5 if line.kind == "blank" else 1)
+            n_lines = max([len(line.label)] + [cell.count("\n") + 1 for cell in line.cells.values()])
+            line.height = self.line_height(n_lines) * (0.5 if line.kind == "blank" else 1)
             if line.kind == "note":
                 line.height = (len(line.label) * 1.2 * small + 0.3 * small) * PT
         legend = [text for _, _, text in self.rob]
