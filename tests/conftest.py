@@ -73,6 +73,7 @@ END_TO_END = {
     "test_screening",
     "test_template",
     "test_validate",
+    "test_forest_layouts_run",
 }
 
 

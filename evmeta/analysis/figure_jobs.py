@@ -59,6 +59,26 @@ def forest_grouping(run, table: pd.DataFrame) -> tuple[str | None, Any]:
     return by, result
 
 
+def forest_layout(run, table: pd.DataFrame) -> dict[str, Any]:
+    """``forest_plot`` keywords from ``[figures] forest_layout``, ``forest_rob`` and
+    ``forest_dose``; risk-of-bias dots asked for without any judgements entered give the
+    forest without them and a note saying why."""
+    spec = run.spec.figures
+    look: dict[str, Any] = {"layout": spec.forest_layout}
+    if spec.forest_layout == "evmeta":
+        return look
+    look["dose"] = spec.forest_dose
+    if spec.forest_rob:
+        if table.reindex(columns=_ROB_ITEMS).notna().any().any():
+            look["rob"] = True
+        else:
+            run.notes.append(
+                "forest plot: drawn without risk-of-bias dots (forest_rob = true), because no "
+                "risk-of-bias judgements are entered."
+            )
+    return look
+
+
 def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     """The frequentist figures the data allow: name -> function that draws it (nothing is drawn
     here); a figure the data do not allow is named in a note instead."""
@@ -67,9 +87,10 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
     spec = run.spec.figures
     main = run.models.main
     by, forest_subgroups = forest_grouping(run, table)
+    forest_look = forest_layout(run, table)
     subgroups = run.models.subgroups.get(by or "isolation_method")
     wanted = {
-        "forest": lambda: forest_plot(main, subgroups=forest_subgroups, width=spec.width),
+        "forest": lambda: forest_plot(main, subgroups=forest_subgroups, width=spec.width, **forest_look),
         "funnel": lambda: funnel_plot(main, trim_fill=run.models.trim_and_fill, width="single"),
         "risk_of_bias": lambda: risk_of_bias_plot(table, width=spec.width),
         "dose_response": lambda: dose_response_plot(run.models.dose_response, total=len(table)),

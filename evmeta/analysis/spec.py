@@ -15,7 +15,7 @@ Sections (all but ``[analysis]`` optional, every key has a default):
                     (a ``[bayesian.priors]`` table, or ``"preclinical"``: the preclinical
                     heterogeneity prior on every tau with the default coefficient priors)
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
-``[figures]``       formats, width, forest_by
+``[figures]``       formats, width, forest_by, forest_layout, forest_rob, forest_dose
 ``[dose_response]`` dose, model, scale, knots, share, reported_only_sensitivity: when set, the
                     one-stage dose-response curve (docs/dose_response.md) replaces the
                     meta-regression on log dose in the report
@@ -302,6 +302,23 @@ class FiguresSection(_Section):
     #: Column that groups the forest plot; ``"auto"``: isolation method when at least
     #: :data:`FOREST_GROUP_MIN` comparisons, else none; ``"none"``, ``""`` or ``false``: no grouping.
     forest_by: str | None = "auto"
+    #: Look of the forest plot: ``"evmeta"`` (default), ``"revman"`` (RevMan 5) or ``"jama"``
+    #: (see :mod:`evmeta.plots.forest.journal`).
+    forest_layout: Literal["evmeta", "revman", "jama"] = "evmeta"
+    #: Journal layouts: SYRCLE risk-of-bias dots per comparison (a note when none are entered).
+    forest_rob: bool = False
+    #: Journal layouts: a column of the harmonized per-kg dose.
+    forest_dose: bool = False
+
+    @field_validator("forest_rob", "forest_dose")
+    @classmethod
+    def _journal_only(cls, value: bool, info: Any) -> bool:
+        if value and info.data.get("forest_layout", "evmeta") == "evmeta":
+            raise ValueError(
+                'needs forest_layout = "revman" or "jama" (the default layout has its dose column '
+                "already and draws no risk-of-bias dots)"
+            )
+        return value
 
     @field_validator("width")
     @classmethod
@@ -540,9 +557,13 @@ def _valid_keys(location: tuple) -> list[str]:
     for part in location[:-1]:
         if part.isdigit():  # an element of an array of tables ([[certainty.override]])
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
         args = getattr(field.annotation, "__args__", ()) if field is not None else ()
-        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), field and field.annotation)
+        model = next(
+            (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), field and field.annotation
+        )
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [k for k in model.model_fields if k != "source"]
     return []
@@ -554,7 +575,9 @@ def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(location)
         table = ".".join(p for p in location[:-1] if not p.isdigit())
-        return f"unknown key {where!r}; valid keys{' in [' + table + ']' if table else ''}: {', '.join(valid)}"
+        return (
+            f"unknown key {where!r}; valid keys{' in [' + table + ']' if table else ''}: {', '.join(valid)}"
+        )
     if error["type"] == "missing":
         return f"missing required key {where!r}"
     if error["type"] == "value_error":

@@ -264,6 +264,9 @@ def forest_plot(
     title: str | None = None,
     max_height_mm: float | None = 240.0,
     ax: Any = None,
+    layout: str = "evmeta",
+    rob: bool | list[str] = False,
+    dose: bool = False,
 ):
     """Draw a forest plot and return the matplotlib Figure (or its pages).
 
@@ -304,6 +307,18 @@ def forest_plot(
     ax : matplotlib Axes, optional
         Draw into this Axes (its figure is returned; no page split); otherwise a new Figure
         is sized to the rows.
+    layout : {"evmeta", "revman", "jama"}
+        ``"evmeta"`` (default): the layout above. ``"revman"``: the RevMan 5 look
+        (Experimental/Control Mean SD Total, Weight, "IV, Random, 95% CI", green squares,
+        RevMan's heterogeneity and overall-effect lines); ``"jama"``: the JAMA look. See
+        :mod:`evmeta.plots.forest.journal` and docs/forest_layouts.md. A journal layout is
+        drawn on one page (``max_height_mm`` does not split it).
+    rob : bool or list of str
+        Journal layouts: risk-of-bias dots per comparison from the table's SYRCLE ``rob_*``
+        columns (True: every item; a list: those items), with a legend of the items.
+    dose : bool
+        Journal layouts: a dose column (harmonized per-kg dose, ``1.3 × 10¹⁰ particles/kg``);
+        the default layout has its ``dose`` column in ``columns``.
 
     Raises
     ------
@@ -320,6 +335,12 @@ def forest_plot(
     (the split-control mark, the dose abbreviations p and CE, the weights) are printed on
     every page whose rows need them.
     """
+    from evmeta.plots.forest.journal import LAYOUTS
+
+    if layout not in LAYOUTS:
+        raise PlotError(f"layout={layout!r} is not a forest layout; layouts: {', '.join(LAYOUTS)}")
+    if layout == "evmeta" and rob:
+        raise PlotError('rob= draws risk-of-bias dots in the journal layouts: layout="revman" or "jama"')
     by = getattr(subgroups, "by", by)
     _check_one_outcome(result_or_comparisons, by)
     data = _collect(result_or_comparisons, by, subgroups, shrinkage)
@@ -334,6 +355,10 @@ def forest_plot(
                 )
             group.rows = group.rows.sort_values(sort_by, kind="stable")
     width_in = width_inches(width) if ax is None else ax.figure.get_figwidth()
+    if layout != "evmeta":
+        return _journal(
+            result_or_comparisons, data, subgroups, by, layout, rob, dose, show_weights, width_in, title, ax
+        )
     with journal_style():
         return draw_pages(
             data,
@@ -345,6 +370,26 @@ def forest_plot(
             None if max_height_mm is None else max_height_mm / 25.4,
             ax,
         )
+
+
+def _journal(result, data, subgroups, by, layout, rob, dose, show_weights, width_in, title, ax):
+    from evmeta.plots.forest.journal import JournalForest
+
+    fits = _subgroup_fits(subgroups, by) if subgroups is not None else None
+    with journal_style():
+        plot = JournalForest(
+            result,
+            data,
+            subgroups,
+            fits,
+            layout,
+            rob=rob,
+            dose=dose,
+            show_weights=show_weights and data.weights_known,
+            width_in=width_in,
+            title=title,
+        )
+        return plot.draw(ax)
 
 
 PANEL_COLUMNS = ("outcome", "timepoint_label", "timepoint")
