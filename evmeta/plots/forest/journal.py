@@ -227,7 +227,7 @@ class _Column:
 
 
 def _has(rows: pd.DataFrame, column: str) -> bool:
-    return column in rows.columns and pd.to_numeric(rows[column], errors="coerce").notna().any()
+    return column in rows.columns and bool(pd.to_numeric(rows[column], errors="coerce").notna().any())
 
 
 def _num(value: Any, decimals: int | None = None) -> str:
