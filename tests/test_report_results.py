@@ -139,6 +139,7 @@ def _stub_run(bf10: float, lower: float, upper: float, p_separate: float, p_comm
     bayes = SimpleNamespace(
         priors={"method[T.b]": "normal(0, 2.5)", "tau[study_id]": "halfnormal(2)"},
         model=SimpleNamespace(term_columns={"intercept": [0], "method": [1]}),
+        level=0.95,
     )
     subgroups = SimpleNamespace(q_between_pvalue=p_separate, q_between_common_pvalue=p_common)
     return SimpleNamespace(
