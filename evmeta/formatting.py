@@ -35,6 +35,12 @@ def significant(value: float, digits: int = 3) -> str:
     return minus(f"{value:.{digits}g}").replace("e-", f"e{MINUS}")
 
 
+def percent(level: float) -> str:
+    """A confidence or credibility level as printed: ``0.95`` -> ``95%``, ``0.9`` -> ``90%``,
+    ``0.975`` -> ``97.5%``."""
+    return f"{level * 100:.4g}%"
+
+
 def format_p(p: float) -> str:
     """A p-value as journals print it: ``p < 0.001``, ``p = 0.004`` below 0.01, else two decimals."""
     if p is None or not np.isfinite(p):

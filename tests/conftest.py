@@ -70,6 +70,7 @@ END_TO_END = {
     "test_certainty_run",
     "test_report_browser",
     "test_report_results",
+    "test_report_level",
     "test_screening",
     "test_template",
     "test_validate",

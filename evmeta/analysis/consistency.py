@@ -20,6 +20,7 @@ import pandas as pd
 
 from evmeta.analysis.multilevel_bias import extend_bias_table
 from evmeta.errors import EvmetaError
+from evmeta.formatting import percent
 from evmeta.models import heterogeneity_test, meta_analysis, multilevel_i2, multilevel_r2
 from evmeta.models.base.threshold import threshold_table
 
@@ -104,7 +105,9 @@ def _scale_model(run: Any, table: pd.DataFrame, context: dict[str, Any]) -> list
             f"fitted by REML (a location-scale model needs ML or REML, the spec asks {s.method})"
         )
     fit = _attempt(
-        run, "location-scale model", lambda: meta_analysis(table, mods=s.scale, scale=s.scale, method=method)
+        run, "location-scale model", lambda: meta_analysis(
+            table, mods=s.scale, scale=s.scale, method=method, level=s.level
+        ),
     )
     if fit is None:
         context["failed"] = next((n for n in reversed(run.notes) if n.startswith("location-scale")), "")
@@ -164,7 +167,7 @@ def consistency_answer(fit: Any, test: Any, levels: pd.DataFrame) -> str:
     """One paragraph answering the consistency question from the fitted model."""
     ordered = levels.sort_values("tau")
     text = f"Between-study SD (τ) by {fit.scale.lstrip('~ ').strip()}: "
-    text += "; ".join(_level_phrase(row) for row in ordered.itertuples()) + ". "
+    text += "; ".join(_level_phrase(row, fit.level) for row in ordered.itertuples()) + ". "
     if len(ordered) > 1:
         text += f"Effects are most consistent with {ordered.iloc[0].label} and least with {ordered.iloc[-1].label}. "
     if test is not None and np.isfinite(test.lrt_pvalue):
@@ -176,13 +179,13 @@ def consistency_answer(fit: Any, test: Any, levels: pd.DataFrame) -> str:
     return text
 
 
-def _level_phrase(row: Any) -> str:
+def _level_phrase(row: Any, level: float) -> str:
     if np.isfinite(row.tau2_ci_low):
-        interval = f"95% CI {np.sqrt(row.tau2_ci_low):.2f} to {np.sqrt(row.tau2_ci_high):.2f}"
+        interval = f"{percent(level)} CI {np.sqrt(row.tau2_ci_low):.2f} to {np.sqrt(row.tau2_ci_high):.2f}"
     else:
         interval = "at the boundary 0, no interval"
     if np.isfinite(row.pred):
-        interval += f"; 95% prediction interval {row.pi_low:.2f} to {row.pi_high:.2f}"
+        interval += f"; {percent(level)} prediction interval {row.pi_low:.2f} to {row.pi_high:.2f}"
     return f"{row.label} τ = {row.tau:.2f} ({interval}, k = {row.k})"
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import EvmetaError
+from evmeta.formatting import percent
 from evmeta.models import dose_response_meta_analysis
 from evmeta.models.dose_response.selection import readable_basis
 from evmeta.sheets.export import write_csv
@@ -30,6 +31,7 @@ def dose_response_stage(run: Any, table: pd.DataFrame) -> None:
         share=spec.share,
         method=run.spec.frequentist.method if run.spec.frequentist.method in {"REML", "ML"} else "REML",
         test="t" if run.spec.frequentist.test == "knha" else "z",
+        level=run.spec.frequentist.level,
     )
     try:
         fit = dose_response_meta_analysis(table, **settings)
@@ -68,7 +70,7 @@ def _effective_dose(fit) -> str:
     e = fit.effective_dose
     text = f"ED{e.share * 100:.0f} = {_number(e.dose)}"
     if np.isfinite(e.dose):
-        text += f" (95% CI {_number(e.ci_low)} to {_number(e.ci_high)}; {e.method})"
+        text += f" ({percent(e.level)} CI {_number(e.ci_low)} to {_number(e.ci_high)}; {e.method})"
     return text + (f": {e.note}" if e.note else "")
 
 

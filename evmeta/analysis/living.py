@@ -115,7 +115,7 @@ def summarize(run: Any) -> dict[str, Any]:
     table = run.tables["comparisons"]
     main = run.models.main
     pooled = {k: main.to_dict().get(k) for k in ("k", "estimate", "se", "ci_low", "ci_high", "pi_low",
-                                                 "pi_high", "tau2", "i2", "method", "test", "measure")}  # fmt: skip
+                                                 "pi_high", "tau2", "i2", "method", "test", "measure", "level")}  # fmt: skip
     tests = run.tables.get("subgroup_tests")
     return {
         "studies": sorted(map(str, table["study_id"].unique())),
@@ -161,7 +161,7 @@ def study_search_dates(project: Project, studies: pd.DataFrame) -> tuple[dict[st
 
 
 def cumulative_by_search_date(
-    table: pd.DataFrame, dates: dict[str, dt.date], *, method: str, test: str
+    table: pd.DataFrame, dates: dict[str, dt.date], *, method: str, test: str, level: float = 0.95
 ) -> pd.DataFrame:
     """One row per search date: studies and comparisons found by then and their pooled
     estimate (see the module docstring). With one comparison the row gives its own effect
@@ -180,7 +180,7 @@ def cumulative_by_search_date(
         }
         if len(take) >= 2:
             try:
-                fit = meta_analysis(take, method=method, test=test)
+                fit = meta_analysis(take, method=method, test=test, level=level)
             except ModelError as exc:
                 row["note"] = f"not pooled: {exc}"
             else:
@@ -235,7 +235,7 @@ def _refit_one(project: Project, spec: Any, version: Any, *, force: bool) -> Ref
         dates, unmatched = study_search_dates(project, run_extraction_studies(extraction))
         freq = run.spec.frequentist
         cumulative = cumulative_by_search_date(
-            run.tables["comparisons"], dates, method=freq.method, test=freq.test
+            run.tables["comparisons"], dates, method=freq.method, test=freq.test, level=freq.level
         )
         summary["unmatched_studies"] = sorted(set(unmatched) & set(summary["studies"]))
         state = project_state(project)

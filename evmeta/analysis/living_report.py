@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from evmeta._paths import check_output
+from evmeta.formatting import percent
 
 FILES = ("what_changed.md", "cumulative.csv", "prisma_update.csv", "prisma_update.svg", "prisma_update.pdf")
 
@@ -55,17 +56,26 @@ def _studies_section(now: dict[str, Any], before: dict[str, Any] | None) -> list
     return [*out, ""]
 
 
+def _level(summary: dict[str, Any] | None) -> float:
+    """The level of a summary's intervals (summaries written before it was recorded: 0.95,
+    the only level those runs could have had from a default spec)."""
+    return float(((summary or {}).get("pooled") or {}).get("level") or 0.95)
+
+
 def _pooled_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
     p, q = now["pooled"], (before or {}).get("pooled")
     measure = p.get("measure") or "effect"
+    shown = percent(_level(now))
     out = [f"## Pooled estimate ({measure}, {p.get('method')}, {p.get('test')})", ""]
+    if before is not None and _level(before) != _level(now):
+        out += [f"The previous refit's intervals are at {percent(_level(before))}, these at {shown}.", ""]
     out += ["| | before | now | change |", "|---|---|---|---|"]
     for label, key in [("estimate", "estimate"), ("tau²", "tau2"), ("I² (%)", "i2"), ("k", "k")]:
         old = None if q is None else q.get(key)
         digits = 0 if key == "k" else 2
         change = "–" if old is None or p.get(key) is None else f"{p[key] - old:+.{digits}f}"
         out.append(f"| {label} | {_f(old, digits)} | {_f(p.get(key), digits)} | {change} |")
-    for label, low, high in [("95% CI", "ci_low", "ci_high"), ("95% PI", "pi_low", "pi_high")]:
+    for label, low, high in [(f"{shown} CI", "ci_low", "ci_high"), (f"{shown} PI", "pi_low", "pi_high")]:
         old = "–" if q is None else _interval(q.get(low), q.get(high))
         out.append(f"| {label} | {old} | {_interval(p.get(low), p.get(high))} | |")
     if q is not None:
@@ -74,7 +84,7 @@ def _pooled_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[
         out += [
             "",
             f"The pooled {measure} moved by {moved:+.2f} (from {_f(q['estimate'])} to {_f(p['estimate'])}); "
-            f"the new estimate lies {'inside' if inside else 'outside'} the previous 95% confidence interval.",
+            f"the new estimate lies {'inside' if inside else 'outside'} the previous {percent(_level(before))} confidence interval.",
         ]
     return [*out, ""]
 
@@ -84,7 +94,8 @@ def _terms_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[s
     out = ["## Subgroups and moderators", ""]
     if not now["terms"] and not old:
         return [*out, "The spec fits no subgroup analysis or meta-regression.", ""]
-    out += ["| model | term | before [95% CI] (k) | now [95% CI] (k) | change |", "|---|---|---|---|---|"]
+    then_ci, now_ci = percent(_level(before) if before else _level(now)), percent(_level(now))
+    out += [f"| model | term | before [{then_ci} CI] (k) | now [{now_ci} CI] (k) | change |", "|---|---|---|---|---|"]
     seen = set()
     for term in now["terms"]:
         key = (term["model"], term["term"])
@@ -103,11 +114,11 @@ def _terms_section(now: dict[str, Any], before: dict[str, Any] | None) -> list[s
     return [*out, ""]
 
 
-def _cumulative_section(cumulative: pd.DataFrame) -> list[str]:
+def _cumulative_section(cumulative: pd.DataFrame, level: float) -> list[str]:
     out = ["## Cumulative meta-analysis by search date", "", "Each row pools the comparisons of the studies "
            "first found by a search on or before that date (cumulative.csv).", ""]  # fmt: skip
     out += [
-        "| searched on | studies | k | estimate | 95% CI | 95% PI | note |",
+        f"| searched on | studies | k | estimate | {percent(level)} CI | {percent(level)} PI | note |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in cumulative.to_dict("records"):
@@ -170,7 +181,7 @@ def write_what_changed(
     paths = [check_output(out / file, force=force) for file in FILES]
     lines = [f"# What changed: {name}, extraction version {version}", ""]
     lines += _studies_section(now, before) + _pooled_section(now, before) + _terms_section(now, before)
-    lines += _cumulative_section(cumulative) + _prisma_section(prisma)
+    lines += _cumulative_section(cumulative, _level(now)) + _prisma_section(prisma)
     if now.get("unmatched_studies"):
         lines += [f"Studies matched to no search record: {_listing(now['unmatched_studies'])}.", ""]
     lines += _provenance_section(state, version)

@@ -375,7 +375,7 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
             fit = _try(
                 run,
                 "low risk of bias subset",
-                lambda: meta_analysis(subset, method=main.method, test=main.test),
+                lambda: meta_analysis(subset, method=main.method, test=main.test, level=main.level),
             )
         if fit is not None:
             rows.append(_summary_row("low risk on randomization and blinding", fit))
@@ -409,7 +409,7 @@ def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
         )
         return
     fit = _try(
-        run, "NMD vs SMD", lambda: meta_analysis(alternative.table, method=main.method, test=main.test)
+        run, "NMD vs SMD", lambda: meta_analysis(alternative.table, method=main.method, test=main.test, level=main.level)
     )
     if fit is not None:
         measure = alternative.comparisons.measure
@@ -498,7 +498,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         run.tables["preclinical_prior_sensitivity"] = pd.DataFrame(rows)
     if "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
         evidence = _try(
-            run, "isolation-method evidence", lambda: isolation_method_evidence(table, reference="UC")
+            run, "isolation-method evidence", lambda: isolation_method_evidence(table, reference="UC", level=main.level)
         )
         if evidence is not None:
             run.tables["isolation_evidence"] = evidence

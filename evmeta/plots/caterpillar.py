@@ -1,4 +1,4 @@
-"""Caterpillar plot: every comparison's effect size with its 95% confidence interval,
+"""Caterpillar plot: every comparison's effect size with its confidence interval (at the model's level),
 sorted by size, and the pooled mean with its confidence and prediction intervals beneath
 (the compact forest plot orchaRd and metafor users draw when k is too large for labels).
 """
@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from evmeta.errors import FigureError
+from evmeta.formatting import percent
 from evmeta.models.base.inference import critical_value
 from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 from evmeta.plots.forest import MEASURE_LABELS
@@ -19,7 +20,7 @@ ROW_INCHES = 0.035
 MAX_HEIGHT = 9.0
 
 
-def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float = 0.95, ax: Any = None):
+def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float | None = None, ax: Any = None):
     """Draw the caterpillar plot of a fitted model without moderators.
 
     Parameters
@@ -28,8 +29,9 @@ def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float = 
         The pooled model; its stored ``yi``/``vi`` are drawn.
     width : {"single", "double"} or float
         85 mm, 180 mm, or a width in mm.
-    level : float
-        Level of the comparisons' intervals (the pooled intervals use the model's level).
+    level : float, optional
+        Level of the comparisons' intervals; default the model's ``level`` (the pooled
+        intervals always use the model's level).
 
     Returns
     -------
@@ -39,6 +41,7 @@ def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float = 
         raise FigureError("the caterpillar plot draws a model without moderators (one pooled mean)")
     yi, vi = np.asarray(fit.yi, float), np.asarray(fit.vi, float)
     order = np.argsort(yi, kind="stable")
+    level = float(fit.level if level is None else level)
     crit = critical_value(level, None)
     half = crit * np.sqrt(vi[order])
     pooled = fit.predict().iloc[0]
@@ -68,7 +71,7 @@ def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float = 
         ax.set_ylim(bottom + 1.5, -1)
         ax.set_ylabel(f"comparisons (k = {k}), sorted by effect size")
         ax.set_xlabel(MEASURE_LABELS.get(getattr(fit, "measure", None) or "", "Effect size"))
-        ax.set_title(f"Comparisons with {100 * level:g}% CI\npooled mean: CI (thick), PI (thin)", fontsize=7)
+        ax.set_title(f"Comparisons with {percent(level)} CI\npooled mean: {percent(fit.level)} CI (thick), PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return ax.figure

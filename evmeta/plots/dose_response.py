@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
+from evmeta.formatting import percent
 from evmeta.plots._style import journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, wrap
 from evmeta.plots.forest.draw import MEASURE_LABELS
@@ -49,10 +50,10 @@ def dose_response_plot(
     ax: Any = None,
 ):
     """Effect sizes against dose (bubble area proportional to the comparison's weight, colour
-    and marker by ``color_by``), with the fitted meta-regression line and its 95% confidence band.
+    and marker by ``color_by``), with the fitted meta-regression line and its confidence band (at the fit's level).
 
     ``result`` is a MetaResult whose moderators include ``x`` (a log10 dose), or a
-    DoseResponseResult (its fitted curve with the 95% confidence band, dark, and prediction
+    DoseResponseResult (its fitted curve with the confidence band, dark, and prediction
     band, light; ``x`` is then its dose column, and one human-equivalent dose axis per
     species is drawn on top where ``dose_hed_*`` columns give the conversion); the axis is
     labelled in doses. ``total``: the number of comparisons of the whole analysis, so the
@@ -61,7 +62,9 @@ def dose_response_plot(
     """
     import matplotlib.ticker as ticker
 
-    curve = hasattr(result, "curve")
+    from evmeta.models.dose_response.result import DoseResponseResult
+
+    curve = isinstance(result, DoseResponseResult)
     frame, x, values, line, shifts = _inputs(result, x, curve)
     top = 0.32 * len(shifts)  # inches for the human-equivalent axes
     with journal_style():
@@ -107,7 +110,7 @@ def dose_response_plot(
         shown = f"{len(frame)} of {total} comparisons" if total else f"{len(frame)} comparisons"
         title = f"{shown} have a dose in these units; bubble area proportional to weight"
         if curve:
-            title = f"{title}; {result.model} curve, 95% confidence and prediction bands"
+            title = f"{title}; {result.model} curve, {percent(result.level)} confidence and prediction bands"
             _human_axes(ax, shifts, UNITS.get(x, "").removeprefix("Dose (").split(",")[0])
         room = ax.get_position().width * figure.get_figwidth() * 72
         ax.set_title("\n".join(wrap(title, room, 6.5)), fontsize=6.5, loc="left", linespacing=1.1, pad=3 + 72 * top)

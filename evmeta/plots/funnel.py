@@ -10,6 +10,7 @@ import numpy as np
 from scipy import stats
 
 from evmeta.errors import PlotError
+from evmeta.formatting import percent
 from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, number
 from evmeta.plots.forest.draw import MEASURE_LABELS
@@ -52,13 +53,15 @@ def funnel_plot(
             handles += _contours(ax, grid, top, result.estimate)
         estimate = result.estimate
         if precision == "se":
+            level = float(result.level)  # metafor's funnel(level = x$level)
+            z = float(stats.norm.ppf(0.5 + level / 2))
             (region,) = ax.plot(
-                [estimate - 1.96 * top, estimate, estimate + 1.96 * top],
+                [estimate - z * top, estimate, estimate + z * top],
                 [top, 0, top],
                 color="0.3",
                 lw=0.6,
                 ls="--",
-                label="95% pseudo-confidence region",
+                label=f"{percent(level)} pseudo-confidence region",
             )
             handles.append(region)
         handles.append(

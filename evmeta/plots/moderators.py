@@ -1,5 +1,5 @@
 """Moderator (orchard-style) plot: every comparison as a point, per subgroup its estimate
-with the 95% confidence interval (thick) and the prediction interval (thin)."""
+with the confidence interval (thick) and the prediction interval (thin) at the fit's level."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from evmeta.formatting import percent
 from evmeta.plots._style import PALETTE, journal_style, new_figure
 from evmeta.plots.forest import MEASURE_LABELS
 
@@ -54,7 +55,7 @@ def moderator_plot(subgroups: Any, *, width: str | float = "single", ax: Any = N
         ax.set_ylim(len(table) - 0.5, -0.5)
         ax.set_xlabel(MEASURE_LABELS.get(getattr(subgroups.overall, "measure", None) or "", "Effect size"))
         level = getattr(subgroups.overall, "level", 0.95)  # the intervals drawn are at the fit's level
-        ax.set_title(f"{by.replace('_', ' ')}: estimate, {level:.0%} CI (thick), PI (thin)", fontsize=7)
+        ax.set_title(f"{by.replace('_', ' ')}: estimate, {percent(level)} CI (thick), PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return figure

@@ -1,6 +1,6 @@
 """Orchard plot (Nakagawa et al. 2021): per level of a moderator, every comparison as a
-point sized by precision, the model's mean with its 95% confidence interval (thick) and
-prediction interval (thin), and k (number of studies).
+point sized by precision, the model's mean with its confidence interval (thick) and
+prediction interval (thin), both at the model's level,, and k (number of studies).
 
 Works with a location-scale model (each level's prediction interval uses its own tau^2,
 which is what shows whether one isolation method gives more consistent effects), a
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import FigureError
+from evmeta.formatting import percent
 from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
 from evmeta.plots.forest import MEASURE_LABELS
 
@@ -98,7 +99,7 @@ def orchard_plot(
         ax.set_ylim(len(rows) - 0.5, -0.6)
         ax.set_xlabel(MEASURE_LABELS.get(measure or "", "Effect size"))
         level = getattr(getattr(fit, "overall", fit), "level", 0.95)  # orchard_rows predicts at it
-        ax.set_title(f"{by.replace('_', ' ')}\nmean, {level:.0%} CI (thick), {level:.0%} PI (thin)", fontsize=7)
+        ax.set_title(f"{by.replace('_', ' ')}\nmean, {percent(level)} CI (thick), {percent(level)} PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return ax.figure

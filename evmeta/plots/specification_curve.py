@@ -1,7 +1,7 @@
 """Specification curve (Simonsohn, Simmons & Nelson 2020, Nature Human Behaviour 4:1208).
 
 Top panel: the pooled estimate of every fitted specification, ordered from smallest to
-largest, with its 95% interval; colour says whether the interval excludes zero (and on
+largest, with its interval (at the multiverse's level); colour says whether the interval excludes zero (and on
 which side). Bottom panel: one row per value of each crossed choice, with a mark under
 every specification that uses it, so a reader sees which choices sit at either end of the
 curve. The figure only draws the rows of ``multiverse.csv``; it computes no statistics.
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
+from evmeta.formatting import percent
 from evmeta.plots._style import journal_style, new_figure, width_inches
 from evmeta.plots._text import text_width_pt, wrap
 
@@ -64,6 +65,7 @@ def specification_curve_plot(
     *,
     width: str | float = "double",
     title: str | None = None,
+    level: float = 0.95,
 ):
     """Draw the specification curve of a multiverse.
 
@@ -78,6 +80,9 @@ def specification_curve_plot(
     width : {"double", "single"} or float
         Journal width (or mm).
     title : str, optional
+    level : float
+        Level of the results' intervals (the multiverse fits at the spec's
+        ``[frequentist] level``; 0.95 by default), written on the axis label.
 
     Returns
     -------
@@ -140,18 +145,20 @@ def specification_curve_plot(
             bottom.axvline(start + 0.5 - _gap(blocks) / 2, color="#BBBBBB", linewidth=0.4)
         height = figure.get_figheight()
         if several:
-            _label_split_panels(figure, tops, bottom, heading_lines, left, narrow, size)
+            _label_split_panels(figure, tops, bottom, heading_lines, left, narrow, size, level)
         else:
             measures = groups[0][0]
             tops[0].set_ylabel(
-                f"Pooled estimate{f' ({measures})' if measures else ''}\nwith 95% interval", fontsize=size
+                f"Pooled estimate{f' ({measures})' if measures else ''}\nwith {percent(level)} interval", fontsize=size
             )
             tops[0].set_title("\n".join(heading_lines), loc="left")
         figure.subplots_adjust(left=left, right=0.98, top=1 - top_in / height, bottom=0.35 / height)
     return figure
 
 
-def _label_split_panels(figure, tops, bottom, heading_lines, left: float, narrow: bool, size: float) -> None:
+def _label_split_panels(
+    figure, tops, bottom, heading_lines, left: float, narrow: bool, size: float, level: float
+) -> None:
     """One heading and one legend above the measure panels, their shared axis labels."""
     height = figure.get_figheight()
     bottom.set_xticks([])  # positions run across blocks; each panel's title gives its n
@@ -160,7 +167,7 @@ def _label_split_panels(figure, tops, bottom, heading_lines, left: float, narrow
         if narrow
         else "Specification (ordered by estimate within each measure)"
     )
-    tops[0].set_ylabel("Pooled estimate\nwith 95% interval", fontsize=size)
+    tops[0].set_ylabel(f"Pooled estimate\nwith {percent(level)} interval", fontsize=size)
     figure.text(left, 1 - 0.08 / height, "\n".join(heading_lines), ha="left", va="top", fontsize=8)
     handles: dict[str, Any] = {}
     for ax in tops:

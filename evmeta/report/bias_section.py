@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from evmeta.formatting import format_p, number, significant
+from evmeta.formatting import format_p, number, percent, significant
 from evmeta.report.svg import figure_svgs
 from evmeta.report.tables import html_table
 
@@ -29,8 +29,6 @@ SENSITIVITY_HEADINGS = {
     "priors": "heterogeneity prior",
     "tau_prior": "prior on τ",
     "estimate": "model-averaged effect",
-    "ci_low": "95% CrI low",
-    "ci_high": "95% CrI high",
     "bf_effect": "BF₁₀ effect",
     "bf_heterogeneity": "BF₁₀ heterogeneity",
     "bf_bias": "BF₁₀ bias",
@@ -38,12 +36,12 @@ SENSITIVITY_HEADINGS = {
 EVIDENCE_HEADINGS = {
     "method": "method vs UC",
     "within_estimate": "within-study estimate",
-    "within_ci_low": "within 95% CI low",
-    "within_ci_high": "within 95% CI high",
+    "within_ci_low": "within {pct} CI low",
+    "within_ci_high": "within {pct} CI high",
     "k_within_studies": "studies comparing methods",
     "between_estimate": "between-study estimate",
-    "between_ci_low": "between 95% CI low",
-    "between_ci_high": "between 95% CI high",
+    "between_ci_low": "between {pct} CI low",
+    "between_ci_high": "between {pct} CI high",
     "difference_pvalue": "p (within vs between)",
 }
 
@@ -69,7 +67,7 @@ def _prior_text(text: str) -> str:
 def _selection_table(selection: Any) -> str:
     frame = selection.weights_frame().reset_index()
     frame["interval"] = frame["interval"].str.replace("<=", "≤", regex=False)
-    return html_table(frame, headings=SELECTION_HEADINGS, constant_note=False)
+    return html_table(frame, headings=SELECTION_HEADINGS, constant_note=False, level=selection.level)
 
 
 def _models_table(bma: Any) -> str:
@@ -87,17 +85,17 @@ def _models_table(bma: Any) -> str:
         ]
     ]
     frame = frame.assign(bias=frame["bias"].map(BIAS_WORDS).fillna(frame["bias"]))
-    return html_table(frame, headings=MODEL_HEADINGS, constant_note=False)
+    return html_table(frame, headings=MODEL_HEADINGS, constant_note=False, level=bma.level, interval="CrI")
 
 
-def _sensitivity_table(frame: pd.DataFrame | None) -> str:
+def _sensitivity_table(frame: pd.DataFrame | None, level: float) -> str:
     if frame is None or len(frame) == 0:
         return ""
     frame = frame.assign(
         priors=frame["priors"].map(PRIOR_WORDS).fillna(frame["priors"]),
         tau_prior=frame["tau_prior"].map(_prior_text),
     )
-    return html_table(frame, headings=SENSITIVITY_HEADINGS, constant_note=False)
+    return html_table(frame, headings=SENSITIVITY_HEADINGS, constant_note=False, level=level, interval="CrI")
 
 
 def bias_context(run: Any) -> dict[str, Any] | None:
@@ -117,14 +115,17 @@ def bias_context(run: Any) -> dict[str, Any] | None:
     if bma is not None:
         out["averaging"] = {
             "estimate": f"{number(bma.estimate)} [{number(bma.ci_low)}, {number(bma.ci_high)}]",
+            "pct": percent(bma.level),
             "bf": "; ".join(f"{k} {significant(v)}" for k, v in bma.inclusion_bf.items()),
             "models": _models_table(bma),
-            "sensitivity": _sensitivity_table(run.tables.get("preclinical_prior_sensitivity")),
+            "sensitivity": _sensitivity_table(run.tables.get("preclinical_prior_sensitivity"), bma.level),
         }
     if evidence is not None and not within_study_comparisons(evidence):
         out["evidence_sentence"] = NO_WITHIN_STUDY
     elif evidence is not None:
-        out["evidence"] = {"table": html_table(evidence[list(EVIDENCE_HEADINGS)], headings=EVIDENCE_HEADINGS)}
+        level = run.models.main.level  # the stage fits the evidence at the analysis' level
+        headings = {name: text.replace("{pct}", percent(level)) for name, text in EVIDENCE_HEADINGS.items()}
+        out["evidence"] = {"table": html_table(evidence[list(EVIDENCE_HEADINGS)], headings=headings, level=level)}
     out["figures"] = {
         name: "".join(figure_svgs(run.figures.get(name))) for name in ("bias_panel", "isolation_evidence")
     }

@@ -9,21 +9,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.formatting import format_p, number, scientific
+from evmeta.formatting import format_p, number, percent, scientific
 from evmeta.report.bias_section import bias_context
 from evmeta.report.interpret import bayes_factor_notes, bias_disagreement, small_study_summary
 from evmeta.report.methods import REFERENCES, inference_words, methods_paragraph
-from evmeta.report.sections import CAPTIONS, render_sections
+from evmeta.report.sections import captions, render_sections
 from evmeta.report.svg import figure_svgs, is_single_column
 from evmeta.report.tables import html_table
 
 
 def _table(
-    frame: pd.DataFrame | None, digits: int = 2, index: bool = False, max_rows: int | None = None
+    frame: pd.DataFrame | None,
+    digits: int = 2,
+    index: bool = False,
+    max_rows: int | None = None,
+    *,
+    level: float,
+    interval: str = "CI",
 ) -> str:
     if frame is not None and index:
         frame = frame.reset_index()
-    return html_table(frame, digits, max_rows=max_rows)
+    return html_table(frame, digits, max_rows=max_rows, level=level, interval=interval)
 
 
 def _interval(mean: float, lower: float, upper: float) -> str:
@@ -62,6 +68,8 @@ def _context(run: Any) -> dict[str, Any]:
         .sort_values(["first_author", "year"])
     )
     bayes = run.models.bayesian
+    level = main.level
+    credible = bayes.level if bayes is not None else level
     figures = {name: figure_svgs(paths) for name, paths in run.figures.items()}
     single_figures = {name for name, paths in run.figures.items() if is_single_column(paths)}
     return {
@@ -78,9 +86,11 @@ def _context(run: Any) -> dict[str, Any]:
         "validation_notes": _validation_notes(getattr(run, "validation_notes", [])),
         "multilevel_test": _multilevel_test(run.models.multilevel_regression),
         "bf_notes": bayes_factor_notes(run),
-        "captions": CAPTIONS,
+        "captions": captions(level),
+        "pct": percent(level),
+        "cri_pct": percent(credible),
         "extra_sections": render_sections(run),
-        "models_table": _table(_model_overview(run)),
+        "models_table": _table(_model_overview(run), level=level),
         "meta_regression": _coefficients(run.models.meta_regression, _why_not_fitted(run, "meta-regression")),
         "multilevel": _coefficients(
             run.models.multilevel_regression,
@@ -88,22 +98,22 @@ def _context(run: Any) -> dict[str, Any]:
             or ("[frequentist] multilevel names no levels" if not run.spec.frequentist.multilevel else None),
         ),
         "subgroups": _subgroup_blocks(run),
-        "subgroup_tests": _table(_readable(run.tables.get("subgroup_tests"), "by")),
+        "subgroup_tests": _table(_readable(run.tables.get("subgroup_tests"), "by"), level=level),
         "bayes": bayes is not None,
-        "bayes_summary": _table(_bayes_summary(bayes)),
+        "bayes_summary": _table(_bayes_summary(bayes), level=credible, interval="CrI"),
         "bayes_converged": bayes.converged if bayes is not None else None,
         "bayes_method": bayes.method_used if bayes is not None else "",
         "diagnostics": bayes.diagnostics if bayes is not None else {},
         "grid_error": _grid_error(bayes),
         "contrasts": _contrast_sentences(run),
-        "contrast_table": _table(run.tables.get("contrasts:isolation_method")),
-        "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term")),
+        "contrast_table": _table(run.tables.get("contrasts:isolation_method"), level=credible, interval="CrI"),
+        "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term"), level=credible, interval="CrI"),
         "recovery": _recovery(run),
         "coverage": _coverage(run),
-        "bias": _table(run.tables.get("bias"), 3),
-        "sensitivity": _table(_sensitivity(run.tables.get("sensitivity")), 2),
-        "prior_sensitivity": _table(_readable_parameters(run), max_rows=60),
-        "exclusions": _table(run.exclusions, 0, max_rows=400),
+        "bias": _table(run.tables.get("bias"), 3, level=level),
+        "sensitivity": _table(_sensitivity(run.tables.get("sensitivity")), 2, level=level),
+        "prior_sensitivity": _table(_readable_parameters(run), max_rows=60, level=credible, interval="CrI"),
+        "exclusions": _table(run.exclusions, 0, max_rows=400, level=level),
         "n_exclusions": len(run.exclusions),
         "studies": [f"{r.first_author} {r.year} ({r.study_id})" for r in studies.itertuples()],
         "notes": [note.replace("ug protein", "µg protein") for note in run.notes],
@@ -111,7 +121,7 @@ def _context(run: Any) -> dict[str, Any]:
         "figures": figures,
         "single_figures": single_figures,
         "provenance": run.provenance,
-        "prisma_counts": _table(run.tables.get("prisma"), 0) if "prisma" in run.tables else "",
+        "prisma_counts": _table(run.tables.get("prisma"), 0, level=level) if "prisma" in run.tables else "",
         "evidence": bias_context(run),
     }
 
@@ -140,7 +150,7 @@ def _coverage(run: Any) -> str | None:
     covered = int(run.recovery["covered"].sum())
     return (
         f"{covered} of {len(run.recovery)} generating effects (isolation-method contrasts and the quality slope) "
-        f"lie within their 95% credible intervals"
+        f"lie within their {percent(run.models.bayesian.level)} credible intervals"
         + (": the model recovers the simulated truth." if covered == len(run.recovery) else ".")
     )
 
@@ -150,7 +160,9 @@ def _subgroup_blocks(run: Any) -> list[dict[str, Any]]:
     return [
         {
             "by": model.by.replace("_", " "),
-            "table": _table(model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")})),
+            "table": _table(
+                model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")}), level=model.level
+            ),
             "test": html.escape(
                 f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
                 f"{format_p(model.q_between_pvalue)} (separate τ²); "
@@ -204,18 +216,18 @@ def _recovery(run: Any) -> str:
     """Recovery of the simulated truth, terms named as in the rest of the report."""
     frame, bayes = run.recovery, run.models.bayesian
     if frame is None or bayes is None or "parameter" not in frame.columns:
-        return _table(frame, 3)
+        return _table(frame, 3, level=bayes.level if bayes is not None else 0.95, interval="CrI")
     from evmeta.plots.posterior import _reference_levels, readable_name
 
     references = _reference_levels(bayes)
     frame = frame.assign(parameter=[readable_name(str(n), references) for n in frame["parameter"]])
     headings = {
         "estimate": "posterior mean",
-        "ci_low": "95% CrI low",
-        "ci_high": "95% CrI high",
+        "ci_low": f"{percent(bayes.level)} CrI low",
+        "ci_high": f"{percent(bayes.level)} CrI high",
         "covered": "in the interval",
     }
-    return html_table(frame, 3, headings=headings)
+    return html_table(frame, 3, headings=headings, level=bayes.level, interval="CrI")
 
 
 def _grid_error(bayes: Any) -> dict[str, Any] | None:
@@ -268,7 +280,7 @@ def _coefficients(fit: Any, why: str | None = None) -> str:
     table = fit.coefficients.reset_index(names="term")
     table["term"] = table["term"].str.replace("_", " ").str.replace("[T.", ": ", regex=False).str.rstrip("]")
     t_based = fit.test in {"knha", "t"} or getattr(fit, "is_robust", False)
-    return _table(table.rename(columns={"stat": "t" if t_based else "z"}))
+    return _table(table.rename(columns={"stat": "t" if t_based else "z"}), level=fit.level)
 
 
 def _sensitivity(frame: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.formatting import format_p, number, significant
+from evmeta.formatting import format_p, number, percent, significant
 from evmeta.report.methods import SMALL_STUDY_MIN_K, prior_words
 
 #: Bias-adjusted and unadjusted estimates "disagree strongly" when the adjusted one lies
@@ -143,7 +143,7 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
         intervals = [(_level(n, term), table.loc[n, "ci_low"], table.loc[n, "ci_high"]) for n in names]
     level = getattr(run.models.bayesian, "level", 0.95)  # contrasts and coefficients are at the fit's level
     for label, lower, upper in intervals:
-        words = f"the {level:.0%} credible interval of {label} [{number(lower)}, {number(upper)}]"
+        words = f"the {percent(level)} credible interval of {label} [{number(lower)}, {number(upper)}]"
         found.append((words, bool(lower > 0 or upper < 0)))
     return found
 
@@ -193,7 +193,7 @@ def bayes_factor_notes(run: Any) -> list[str]:
         else:
             notes.append(
                 f"For {name}, the Bayes factor favours an effect (BF₁₀ = {significant(bf)}) while no p-value "
-                f"reported for it is below 0.05 and every {level:.0%} credible interval of its contrasts includes 0: "
+                f"reported for it is below 0.05 and every {percent(level)} credible interval of its contrasts includes 0: "
                 f"the prior ({prior}) concentrates the alternative near the observed effect size, and the "
                 "Bayes factor weighs that against exactly zero, whereas the test keeps its 5% error rate with "
                 "wider, small-sample intervals."

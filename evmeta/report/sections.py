@@ -6,14 +6,20 @@ rendered from its own partial template (``evmeta/report/templates/partials/<name
 or any template a ``loader`` finds) with its own context, and placed, in order, after the
 sensitivity analyses. Inside a partial: ``context`` (the section's dict), ``figures``
 (inline SVG pages of the run's figures by name), ``table(frame, digits=2)`` (a page-fitting
-HTML table) and ``caption(name)``.
+HTML table whose interval headings are at the analysis' level; pass ``level=`` and
+``interval="CrI"`` for a Bayesian table), ``caption(name)`` and ``pct`` (the analysis'
+confidence level as printed, "95%").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from evmeta.formatting import percent
+
+#: Figure captions by figure name; ``{pct}`` is the analysis' confidence level ("95%").
 CAPTIONS = {
     "bias_panel": (
         "Publication bias. Left: funnel plot with the PET and PEESE lines of the model ensemble; middle: "
@@ -22,21 +28,21 @@ CAPTIONS = {
     ),
     "isolation_evidence": (
         "Isolation methods against ultracentrifugation (UC): within-study estimates (studies that compared "
-        "methods on the same animals' model) and between-study estimates, each with its 95% confidence interval."
+        "methods on the same animals' model) and between-study estimates, each with its {pct} confidence interval."
     ),
     "forest": (
-        "Forest plot. Squares: comparisons (area proportional to the weight in the overall model) with 95% "
-        "confidence intervals; diamonds: pooled estimates per subgroup and overall; bar: 95% prediction interval. "
+        "Forest plot. Squares: comparisons (area proportional to the weight in the overall model) with {pct} "
+        "confidence intervals; diamonds: pooled estimates per subgroup and overall; bar: {pct} prediction interval. "
         "Weights are given in percent of the overall model and within the subgroup. Long plots continue over pages."
     ),
     "moderators": (
         "Moderator (orchard) plot. Points: comparisons (size by precision); per subgroup the pooled estimate with "
-        "its 95% confidence interval (thick) and prediction interval (thin)."
+        "its {pct} confidence interval (thick) and prediction interval (thin)."
     ),
     "dose_response": (
         "Dose-response. Comparisons with a dose in the units of the axis (log scale; bubble area proportional "
-        "to weight); line and band: meta-regression on log dose with its 95% confidence band, or with a "
-        "[dose_response] spec the fitted curve with its 95% confidence (dark) and prediction (light) bands and "
+        "to weight); line and band: meta-regression on log dose with its {pct} confidence band, or with a "
+        "[dose_response] spec the fitted curve with its {pct} confidence (dark) and prediction (light) bands and "
         "human-equivalent doses per species on the top axes."
     ),
     "posterior": (
@@ -53,6 +59,11 @@ CAPTIONS = {
         "judgement per study and item. Studies sharing author and year are told apart by a/b."
     ),
 }
+
+
+def captions(level: float) -> dict[str, str]:
+    """:data:`CAPTIONS` with the analysis' confidence ``level`` written in (0.9 -> "90%")."""
+    return {name: text.replace("{pct}", percent(level)) for name, text in CAPTIONS.items()}
 
 
 @dataclass
@@ -82,6 +93,8 @@ def render_sections(run: Any, loader: Any = None) -> list[dict[str, str]]:
     if not sections:
         return []
     env = _environment(loader)
+    level = run.spec.frequentist.level
+    words = captions(level)
     out = []
     for section in sections:
         template = env.get_template(section.template)
@@ -89,8 +102,9 @@ def render_sections(run: Any, loader: Any = None) -> list[dict[str, str]]:
         body = template.render(
             context=section.context,
             figures=figures,
-            table=html_table,
-            caption=lambda name: CAPTIONS.get(name, ""),
+            table=partial(html_table, level=level),
+            caption=lambda name: words.get(name, ""),
+            pct=percent(level),
         )
         out.append({"id": section.id, "title": section.title, "html": body})
     return out

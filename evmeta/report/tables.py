@@ -10,17 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.formatting import minus, scientific
+from evmeta.formatting import minus, percent, scientific
 
 INTEGER_COLUMNS = {"k", "q_df", "q_between_df", "k0", "row", "divergences"}
 ROUNDED_COLUMNS = {"ess_bulk", "ess_tail"}  # effective sample sizes: whole draws
 #: Probabilities that are not p-values (posterior model probabilities, P(> 0)).
 PROBABILITY_COLUMNS = {"prior_prob", "posterior_prob", "p_gt_0"}
 HEADINGS = {
-    "ci_low": "95% CI low",
-    "ci_high": "95% CI high",
-    "pi_low": "95% PI low",
-    "pi_high": "95% PI high",
     "tau2": "τ²",
     "i2": "I² (%)",
     "q": "Q",
@@ -41,6 +37,18 @@ HEADINGS = {
     "posterior_prob": "posterior probability",
     "log_marginal_likelihood": "log marginal likelihood",
 }
+
+
+def interval_headings(level: float, interval: str = "CI") -> dict[str, str]:
+    """Headings of the interval columns at ``level``: ``ci_low`` -> "90% CI low" (``interval``
+    "CrI" for credible intervals), ``pi_low`` -> "90% PI low"."""
+    shown = percent(level)
+    return {
+        "ci_low": f"{shown} {interval} low",
+        "ci_high": f"{shown} {interval} high",
+        "pi_low": f"{shown} PI low",
+        "pi_high": f"{shown} PI high",
+    }
 
 
 def format_p_value(p: float) -> str:
@@ -99,6 +107,9 @@ def html_table(
     constant_note: bool = True,
     caption: str | None = None,
     headings: dict[str, str] | None = None,
+    *,
+    level: float,
+    interval: str = "CI",
 ) -> str:
     """A scrollable, readable HTML table (escaped), constant columns stated once above it.
 
@@ -117,6 +128,11 @@ def html_table(
     headings : dict, optional
         Column headings for this table, over :data:`HEADINGS` (cells are still formatted by
         the code name, so a renamed p-value column keeps its p-value format).
+    level : float
+        Level of the table's intervals (the result's ``level``, 0.95 for 95%); no default, so
+        a table cannot print "95%" over intervals at another level.
+    interval : str
+        ``"CI"`` (confidence) or ``"CrI"`` (credible) in the interval headings.
 
     Returns
     -------
@@ -125,7 +141,7 @@ def html_table(
     """
     if frame is None or len(frame) == 0:
         return "<p><em>none</em></p>"
-    names = {**HEADINGS, **(headings or {})}
+    names = {**HEADINGS, **interval_headings(level, interval), **(headings or {})}
     shown = frame.reset_index(drop=True)
     notes = []
     if constant_note and len(shown) > 1:

@@ -132,6 +132,7 @@ def _context(spec: AnalysisSpec) -> FitContext:
         bayes_priors=tuple(sorted(prior_dict(b.priors).items())),
         bayes_draws=max(100, min(b.draws, 1000)),
         seed=options.seed,
+        level=spec.frequentist.level,
     )
 
 

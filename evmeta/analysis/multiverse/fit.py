@@ -73,6 +73,8 @@ class FitContext:
     bayes_priors: tuple[tuple[str, str], ...] = ()
     bayes_draws: int = 1000
     seed: int = 1
+    #: Level of every interval (the spec's ``[frequentist] level``; Bayesian: credible).
+    level: float = 0.95
 
 
 @dataclass
@@ -264,6 +266,7 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             vi=table["vi"].to_numpy(),
             method=settings["frequentist.method"],
             test=settings["frequentist.test"],
+            level=context.level,
         )
     if model == "three_level":
         from evmeta.models import multilevel_meta_analysis
@@ -275,6 +278,7 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
             random=list(settings["frequentist.multilevel"]),
             method=settings["frequentist.method"],
             test=test,
+            level=context.level,
             V=sampling_covariance(table) if shares_controls(table, settings) else None,
         )
     from evmeta.models import bayesian_meta_analysis
@@ -291,30 +295,28 @@ def fit_model(table: pd.DataFrame, settings: dict[str, Any], context: FitContext
     )
 
 
-def _first(result: Any, *names: str) -> float:
-    for name in names:
-        if hasattr(result, name):
-            return float(getattr(result, name))
-    return float("nan")
-
-
 def typical_variance(vi: np.ndarray) -> float:
     """Higgins & Thompson's (2002) typical within-comparison variance, for I^2."""
     w = 1.0 / vi
     return float((len(vi) - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum()))
 
 
-def extract_result(result: Any, vi: np.ndarray) -> dict[str, float]:
-    """Estimate, interval, p, tau^2 and I^2 of a fitted model.
+def extract_result(result: Any, vi: np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """Estimate, interval, p, tau^2 and I^2 of a fitted model, read through the fitted-result
+    protocol (:class:`evmeta.models.base.protocol.FitResult`). Frequentist intervals are at
+    the fit's own level (set from the same ``level`` when it was fitted), Bayesian credible
+    intervals at ``level``.
 
-    The only place that reads result objects (issue 13 may rename their attributes: the
-    alternatives are tried in order). Bayesian fits give the posterior mean and 95%
-    equal-tailed credible interval of the pooled effect, the posterior mean of the total
-    tau^2 (sum over levels) and I^2 from it with the typical within-comparison variance; they
-    have no p-value.
+    Frequentist fits (univariate or multilevel) give their pooled coefficient, its interval
+    and p-value, tau^2 (multilevel: the sum of the variance components) and I^2. Bayesian fits
+    give the posterior mean and equal-tailed credible interval of the pooled effect, the
+    posterior mean of the total tau^2 (sum over levels) and I^2 from it with the typical
+    within-comparison variance; they have no p-value.
     """
-    if hasattr(result, "tau_draws"):
-        average = result.predict().iloc[0]
+    from evmeta.models.bayes.result import BayesResult
+
+    if isinstance(result, BayesResult):
+        average = result.predict(level=level).iloc[0]
         draws = np.asarray(result.tau_draws, dtype=float)
         tau2 = float(np.mean(np.sum(draws.reshape(-1, draws.shape[-1]) ** 2, axis=1)))
         return {
@@ -326,12 +328,12 @@ def extract_result(result: Any, vi: np.ndarray) -> dict[str, float]:
             "i2": 100 * tau2 / (tau2 + typical_variance(vi)),
         }
     return {
-        "estimate": _first(result, "estimate"),
-        "ci_low": _first(result, "ci_low", "ci_lb"),
-        "ci_high": _first(result, "ci_high", "ci_ub"),
-        "p": _first(result, "pvalue", "pval", "p_value"),
-        "tau2": _first(result, "tau2"),
-        "i2": _first(result, "i2", "I2"),
+        "estimate": float(result.estimate),
+        "ci_low": float(result.ci_low),
+        "ci_high": float(result.ci_high),
+        "p": float(result.pvalue),
+        "tau2": float(result.tau2),
+        "i2": float(result.i2),
     }
 
 
@@ -346,7 +348,7 @@ def checked_fit(
     try:
         with np.errstate(all="ignore"):
             result = fit_model(table, settings, context, seed)
-            values = extract_result(result, table["vi"].to_numpy())
+            values = extract_result(result, table["vi"].to_numpy(), context.level)
     except _FIT_ERRORS as exc:
         return EMPTY_RESULT, "failed", f"{settings['model']}: {exc}"
     if not all(np.isfinite(values[name]) for name in ("estimate", "ci_low", "ci_high")):

@@ -54,9 +54,9 @@ def batched_null(
     multiplicity = np.stack([np.bincount(draw, minlength=n_studies) for draw in draws])
     counts = multiplicity[:, codes]  # (B, k): copies of each row in each resample
     if settings["model"] == "random_effects":
-        fit = _random_effects(table, settings, counts, shift)
+        fit = _random_effects(table, settings, counts, shift, context.level)
     elif settings["model"] == "three_level":
-        fit = _three_level(table, settings, counts, codes, shift)
+        fit = _three_level(table, settings, counts, codes, shift, context.level)
     else:
         return None
     if fit is None:
@@ -71,7 +71,7 @@ def batched_null(
     return out
 
 
-def _random_effects(table, settings, counts, shift):
+def _random_effects(table, settings, counts, shift, level):
     from evmeta.models.frequentist.batched import BATCHED_METHODS, batched_meta_analysis
 
     if str(settings["frequentist.method"]).upper() not in BATCHED_METHODS:
@@ -82,11 +82,12 @@ def _random_effects(table, settings, counts, shift):
         counts=counts,
         method=settings["frequentist.method"],
         test=settings["frequentist.test"],
+        level=level,
     )
     return fit.estimate, fit.ci_low[:, 0], fit.ci_high[:, 0], fit.pvalue[:, 0]
 
 
-def _three_level(table, settings, counts, codes, shift):
+def _three_level(table, settings, counts, codes, shift, level):
     """Resamples with and without a drawn study that shares a control, fitted apart."""
     from evmeta.models.base.nesting import nested_structure
 
@@ -108,12 +109,12 @@ def _three_level(table, settings, counts, codes, shift):
     level_codes = nested_structure(table, random).codes
     for group, covariance in ((~sharing, None), (sharing, V)):
         if group.any():
-            part = _fit_three_level(shifted, settings, counts[group], level_codes, covariance, codes)
+            part = _fit_three_level(shifted, settings, counts[group], level_codes, covariance, codes, level)
             estimate[group], low[group], high[group], p[group] = part
     return estimate, low, high, p
 
 
-def _fit_three_level(shifted, settings, counts, level_codes, V, codes):
+def _fit_three_level(shifted, settings, counts, level_codes, V, codes, level):
     from evmeta.models.frequentist.batched_multilevel import batched_multilevel_meta_analysis
 
     failed = np.zeros(len(counts), dtype=bool)
@@ -130,6 +131,7 @@ def _fit_three_level(shifted, settings, counts, level_codes, V, codes):
         V=V,
         method=settings["frequentist.method"],
         test="t" if settings["frequentist.test"] == "knha" else "z",
+        level=level,
     )
     values = [fit.estimate, fit.ci_low[:, 0], fit.ci_high[:, 0], fit.pvalue[:, 0]]
     return [np.where(failed, np.nan, v) for v in values]

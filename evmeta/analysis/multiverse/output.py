@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from evmeta.formatting import percent
 from evmeta.sheets.export import write_csv
 
 RULE = (
@@ -63,6 +64,7 @@ def section_context(run: Any) -> dict[str, Any]:
     keys = [c for c in results.columns[1 : list(results.columns).index("k")]]
     return {
         "n_specs": len(results),
+        "pct": percent(run.spec.frequentist.level),
         "choices": html.escape(", ".join(keys)),
         "sentences": run.sentences,
         "measures": run.summary.get("measures", []),
@@ -107,7 +109,7 @@ def write_outputs(run: Any, figures: bool = True) -> None:
         from evmeta.plots import save_figure
         from evmeta.plots.specification_curve import specification_curve_plot
 
-        figure = specification_curve_plot(run.results, width=run.spec.figures.width)
+        figure = specification_curve_plot(run.results, width=run.spec.figures.width, level=run.spec.frequentist.level)
         formats = tuple(dict.fromkeys([*run.spec.figures.formats, "svg"]))
         run.figures["specification_curve"] = save_figure(figure, out / "specification_curve", formats)
         run.files.extend(run.figures["specification_curve"])

@@ -2,7 +2,7 @@
 
 Computed over the specifications with ``status == "ok"``:
 
-* share with the same sign as the median estimate, share significant (the 95% interval
+* share with the same sign as the median estimate, share significant (the interval, at the spec's level,
   excludes 0; for Bayesian fits the credible interval), share significant in the
   direction of the median, median, range and interquartile range of the estimates;
 * for each crossed choice with at least two fitted values, the **range of medians**

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import evmeta.report.certainty.rules as rules
-from evmeta.formatting import number
+from evmeta.formatting import number, percent
 
 DOMAINS = ("risk_of_bias", "indirectness", "inconsistency", "imprecision", "publication_bias")
 DOMAIN_TITLES = {
@@ -92,7 +92,7 @@ class OutcomeCertainty:
         """``SMD 0.84 (95% CI 0.61 to 1.07)``, or a sentence when there is no estimate."""
         if not np.isfinite(self.estimate):
             return "not estimable"
-        ci = f"{self.level:.0%} CI {number(self.ci_low)} to {number(self.ci_high)}"
+        ci = f"{percent(self.level)} CI {number(self.ci_low)} to {number(self.ci_high)}"
         return f"{self.measure} {number(self.estimate)} ({ci})"
 
 
