@@ -193,13 +193,14 @@ def design_matrix(
     variables = terms if terms is not None else _formula_variables(formula, frame)
     for name in variables:
         column = frame[name]
-        missing = column.isna().to_numpy()
+        values = column.to_numpy()  # numpy checks: pandas' isna/nunique cost more than the fit
+        missing = np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)
         if missing.any():
             raise ModelError(
                 f"moderator {name!r} is missing in {missing.sum()} row(s): {_row_names(frame, missing)}; "
                 "filter or impute them before fitting"
             )
-        if column.nunique() < 2:
+        if (np.unique(values).size if values.dtype.kind in "fiub" else len(set(values.tolist()))) < 2:
             raise ModelError(
                 f"moderator {name!r} has a single value ({column.iloc[0]!r}) in these data; it cannot be estimated"
             )

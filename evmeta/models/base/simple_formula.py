@@ -61,16 +61,27 @@ class SimpleSpec:
         for name, levels in self.terms:
             if name not in frame.columns:
                 raise ModelError(f"newmods has no column {name!r}")
+            column = frame[name]
             if levels is None:
-                columns.append(pd.to_numeric(frame[name], errors="raise").to_numpy(dtype=float))
+                numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+                values = column.to_numpy(dtype=float) if numeric else pd.to_numeric(column, errors="raise")
+                columns.append(np.asarray(values, dtype=float))
                 continue
-            values = frame[name].astype(str).to_numpy()
-            unknown = sorted(set(values) - set(levels))
+            values = column.to_numpy()
+            if not (values.dtype == object and all(isinstance(v, str) for v in values)):
+                values = column.astype(str).to_numpy()
+            present, codes = np.unique(values, return_inverse=True)
+            unknown = sorted(set(present.tolist()) - set(levels))
             if unknown:
                 raise ModelError(
                     f"{name}: unknown level(s) {', '.join(map(repr, unknown))}; levels: {', '.join(levels)}"
                 )
-            columns += [(values == level).astype(float) for level in levels[1:]]
+            # One column per non-reference level: rows whose code is that level's.
+            position = {level: j for j, level in enumerate(present.tolist())}
+            columns += [
+                (codes == position[level]).astype(float) if level in position else np.zeros(len(values))
+                for level in levels[1:]
+            ]
         return np.column_stack(columns)
 
 

@@ -8,7 +8,8 @@ the ``p x p`` systems of all data sets), with the single-fit definitions of
 :mod:`evmeta.models.frequentist.estimators`:
 
 * DL, HE, EE: closed forms;
-* ML, REML: Fisher scoring from the Hedges start with step halving at tau^2 = 0 and the
+* ML, REML: Fisher scoring (REML: Newton steps once a step is below 1e-4 max(1, tau^2))
+  from the Hedges start with step halving at tau^2 = 0 and the
   stopping rule |step| < 1e-10 max(1, tau^2), per data set (a data set stops iterating
   when it converges, exactly as the single fit does; the others go on);
 * PM (= EB): the root of the generalized Q statistic, y'P(tau^2)y = k - p, by Newton's
@@ -39,7 +40,7 @@ import numpy as np
 from scipy import special
 
 from evmeta.errors import ModelError
-from evmeta.models.frequentist.estimators import MAX_ITER, TOLERANCE
+from evmeta.models.frequentist.estimators import MAX_ITER, NEWTON_FROM, TOLERANCE
 
 #: Estimators with a batched form (SJ has none; use ``meta_analysis``).
 BATCHED_METHODS = ("EE", "DL", "HE", "PM", "EB", "ML", "REML")
@@ -156,15 +157,32 @@ def _dersimonian_laird(data: _Data) -> np.ndarray:
     return np.maximum(0.0, (fixed.rss - (data.k - data.p)) / _trace_p(data, fixed))
 
 
+def _reml_steps(data: _Data, fit: _GLS, newton: np.ndarray) -> np.ndarray:
+    """REML steps of ``estimators._reml_step``: Fisher's, or Newton's (observed information
+    2 y'PPPy - tr PP, with y'PPPy = sum w z^2 - a'Ba for z = u r, a = X'(w z)) where
+    ``newton`` and the observed information is positive."""
+    trace_pp = _trace_pp(data, fit)
+    score = fit.ypp_y() - _trace_p(data, fit)
+    step = score / trace_pp
+    if newton.any():
+        z = fit.u * fit.residual
+        a = data.xt(fit.w * z)
+        observed = 2 * (np.sum(fit.w * z**2, axis=1) - np.einsum("np,npq,nq->n", a, fit.vb, a)) - trace_pp
+        use = newton & (observed > 0)
+        step = np.where(use, score / np.where(use, observed, 1.0), step)
+    return step
+
+
 def _scoring(data: _Data, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Fisher scoring of every data set; (tau2, converged), each data set stopping on its own."""
     tau2 = _hedges(data)
     active = np.arange(len(tau2))
+    near = np.zeros(len(tau2), dtype=bool)  # REML: Newton steps from here, as the single fit
     for _ in range(MAX_ITER):
         sub = data.take(active)
         fit = _gls(sub, tau2[active])
         if method == "REML":
-            step = (fit.ypp_y() - _trace_p(sub, fit)) / _trace_pp(sub, fit)
+            step = _reml_steps(sub, fit, near[active])
         else:
             step = (fit.ypp_y() - fit.w.sum(1)) / np.sum(fit.w * fit.u, axis=1)
         current = tau2[active]
@@ -172,6 +190,7 @@ def _scoring(data: _Data, method: str) -> tuple[np.ndarray, np.ndarray]:
             step = np.where(negative, step / 2, step)
         current = current + step
         tau2[active] = current
+        near[active] = np.abs(step) < NEWTON_FROM * np.maximum(1.0, current)
         active = active[~(np.abs(step) < TOLERANCE * np.maximum(1.0, current))]
         if not len(active):
             return tau2, np.ones(len(tau2), dtype=bool)

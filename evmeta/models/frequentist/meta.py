@@ -66,7 +66,6 @@ class MetaResult(FittedModel):
     qm: float
     qm_df: int | tuple[int, int]
     qm_pvalue: float
-    r2: float
     log_likelihood: float
     aic: float
     bic: float
@@ -85,13 +84,23 @@ class MetaResult(FittedModel):
     notes: tuple[str, ...] = ()
     yi_column: str | None = None
     vi_column: str | None = None
-    #: Values derived on first use from the fields (the case-deleted refits of
+    #: Values derived on first use from the fields (R^2, the case-deleted refits of
     #: leave-one-out and influence); never part of the result's identity.
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def tau(self) -> float:
         return float(np.sqrt(self.tau2))
+
+    @property
+    def r2(self) -> float:
+        """Percent of heterogeneity accounted for by the moderators, metafor's
+        ``max(0, 100 (tau2_0 - tau2) / tau2_0)`` with tau2_0 from the model without moderators
+        (adjusted WLS R^2 for an equal-effects model; NaN without moderators). Derived on
+        first use (it needs a second fit) and cached."""
+        if "r2" not in self._cache:
+            self._cache["r2"] = _r_squared(self.model, self.tau2, self.method)
+        return float(self._cache["r2"])
 
     def confint(self, level: float | None = None) -> pd.DataFrame:
         """Confidence intervals, as metafor's ``confint.rma.uni``: every coefficient (Wald,
@@ -392,8 +401,6 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
         raise ModelError(
             f"the model cannot be fitted numerically ({exc}); check for extreme effect sizes or variances"
         ) from None
-    if not np.all(np.isfinite(result.coefficients[["estimate", "se"]].to_numpy())):
-        raise ModelError("the model gives non-finite estimates; check for extreme effect sizes or variances")
     return result
 
 
@@ -430,13 +437,14 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
     beta, vb = fit.beta, fit.vb
     s2w, df = (_knapp_hartung_scale(fit.rss, k, p), k - p) if test == "knha" else (1.0, None)
     vb = vb * s2w
+    if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(np.diag(vb)))):
+        raise ModelError("the model gives non-finite estimates; check for extreme effect sizes or variances")
     coefficients = coefficient_table(beta, vb, model.names, level, df)
     q, q_pvalue, i2, h2 = _heterogeneity(y, v, X, tau2, method)
     # Omnibus test of the moderators (all coefficients but the intercept).
     tested = model.moderator_columns if not model.intercept_only else [0]
     qm, qm_df, qm_pvalue = omnibus_test(beta, vb, tested, df)
     ll, aic, bic, aicc = _information_criteria(model, fit, tau2, method)
-    r2 = _r_squared(model, tau2, method)
     weights = 100 * fit.w / np.sum(fit.w)
     if not tau2_fit.converged:
         raise ModelError(f"the {method} estimate of tau^2 did not converge in 1000 iterations")
@@ -457,7 +465,6 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
         qm=float(qm),
         qm_df=qm_df,
         qm_pvalue=qm_pvalue,
-        r2=float(r2),
         log_likelihood=float(ll),
         aic=float(aic),
         bic=float(bic),
