@@ -71,6 +71,7 @@ END_TO_END = {
     "test_report_browser",
     "test_report_results",
     "test_report_level",
+    "test_bayes_marginal_nuts",  # compiles the Numba log posterior on a cold cache
     "test_screening",
     "test_template",
     "test_validate",

@@ -1,4 +1,6 @@
-"""NUTS backend: the one module of evmeta that imports PyMC (and nutpie), lazily.
+"""NUTS backend: the one module of evmeta that imports PyMC, lazily (normal models without
+a known covariance are sampled by nutpie from :mod:`evmeta.models.bayes.marginal_nuts`,
+without PyMC).
 
 The model is non-centred: each outer level's effects are u_l = tau_l z_l with standard
 normal (or Student-t, for ``likelihood="student_t"`` at the outermost level) z_l. The
@@ -166,11 +168,27 @@ def sample_nuts(
     sampler: str = "nutpie",
 ) -> NutsDraws:
     """Sample with nutpie (``sampler="nutpie"``, falling back to PyMC's NUTS when nutpie is
-    missing) or with PyMC's own NUTS (``sampler="pymc"``, used by the benchmarks)."""
+    missing) or with PyMC's own NUTS (``sampler="pymc"``, used by the benchmarks).
+
+    With nutpie, a normal model without a known covariance V (and priors it writes out) is
+    sampled from :mod:`evmeta.models.bayes.marginal_nuts`, the same posterior without
+    importing PyMC or compiling a PyMC graph; ``sampler="nutpie-pymc"`` forces the PyMC
+    model under nutpie (the benchmarks compare the two)."""
+    if sampler == "nutpie":
+        from evmeta.models.bayes import marginal_nuts
+
+        if marginal_nuts.applicable(priors, student_t=student_t, V=V):
+            fast = marginal_nuts.sample(
+                y, v, X, structure, priors,
+                draws=draws, tune=tune, chains=chains, seed=seed, progress=progress, target_accept=target_accept,
+            )  # fmt: skip
+            if fast is not None:
+                trace, label = fast
+                return _extract(trace, priors, [], False, label, target_accept)
     pm, _ = _import_pymc()
     model, sampled_levels = build_model(y, v, X, structure, priors, student_t=student_t, V=V)
     nutpie = None
-    if sampler == "nutpie":
+    if sampler in {"nutpie", "nutpie-pymc"}:
         try:
             import nutpie
         except ImportError:  # pragma: no cover - nutpie is a declared dependency
