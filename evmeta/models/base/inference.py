@@ -59,7 +59,9 @@ def at_level(table: pd.DataFrame, level: float, df: float | None) -> pd.DataFram
     return table
 
 
-def omnibus_test(beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None):
+def omnibus_test(
+    beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None
+) -> tuple[float, int | tuple[int, int], float]:
     """Wald test of ``beta[tested] = 0``: (QM, df, p); an F test with (m, df) when df is given."""
     b = beta[tested]
     chi = float(b @ np.linalg.solve(vb[np.ix_(tested, tested)], b))
