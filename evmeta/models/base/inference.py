@@ -3,6 +3,8 @@ of the moderators, and predictions with confidence and prediction intervals."""
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -57,6 +59,18 @@ def at_level(table: pd.DataFrame, level: float, df: float | None) -> pd.DataFram
     table["ci_low"] = table["estimate"] - crit * table["se"]
     table["ci_high"] = table["estimate"] + crit * table["se"]
     return table
+
+
+@overload
+def omnibus_test(
+    beta: np.ndarray, vb: np.ndarray, tested: list[int], df: None
+) -> tuple[float, int, float]: ...
+
+
+@overload
+def omnibus_test(
+    beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None
+) -> tuple[float, int | tuple[int, int], float]: ...
 
 
 def omnibus_test(
