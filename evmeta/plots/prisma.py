@@ -137,7 +137,12 @@ def _measure(
 
 
 def _fit(
-    figure: Figure, renderer: RendererBase, box: _Box, width_in: float, fontsize: float, weight: str = "normal"
+    figure: Figure,
+    renderer: RendererBase,
+    box: _Box,
+    width_in: float,
+    fontsize: float,
+    weight: str = "normal",
 ) -> Fit:
     """Wrapped text that fits ``width_in`` and the box height it needs (inches)."""
     inner = width_in - 2 * PAD_IN
