@@ -30,10 +30,10 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from evmeta.plots.forest import _ForestData, _Pooled
-
 #: Axis position (inches across the page) of an effect size (clipped to the axis limits).
 XOf = Callable[[float], float]
+# ``data`` below is evmeta.plots.forest._ForestData, typed Any: the package imports this
+# module, and tests/test_architecture.py counts a TYPE_CHECKING import back as a cycle.
 
 PLOTTED = {"study", "pooled", "overall", "prediction"}
 MEASURE_LABELS = {
@@ -47,11 +47,11 @@ MEASURE_LABELS = {
 }
 
 
-def _pooled(data: _ForestData) -> list[_Pooled]:
+def _pooled(data: Any) -> list[Any]:
     return [g.pooled for g in data.groups if g.pooled] + ([data.overall] if data.overall else [])
 
 
-def limits(data: _ForestData) -> tuple[float, float]:
+def limits(data: Any) -> tuple[float, float]:
     """The effect axis: every estimate, most interval ends (3rd-97th percentile), and the
     diamonds and prediction interval as far as the comparisons' intervals reach. A pooled
     interval wider than every comparison's (a k = 2 subgroup under Knapp-Hartung: a t
@@ -68,7 +68,7 @@ def limits(data: _ForestData) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def clipped(data: _ForestData, axis: tuple[float, float]) -> bool:
+def clipped(data: Any, axis: tuple[float, float]) -> bool:
     """Whether a diamond or the prediction interval runs past the axis (drawn with arrows)."""
     lo, hi = axis
     for p in _pooled(data):
@@ -110,7 +110,7 @@ def footnotes(keys: frozenset[str], grouped: bool, weights: bool) -> list[str]:
     return notes
 
 
-def build_rows(data: _ForestData, geo: Geometry, show_prediction: bool) -> tuple[list[Row], list[Row]]:
+def build_rows(data: Any, geo: Geometry, show_prediction: bool) -> tuple[list[Row], list[Row]]:
     """Body rows (groups, comparisons, diamonds) and trailer rows (overall heterogeneity,
     subgroup test) that go under the axis of the last page; footnotes are per page."""
     body: list[Row] = []
@@ -142,7 +142,7 @@ def build_rows(data: _ForestData, geo: Geometry, show_prediction: bool) -> tuple
 
 
 def draw_pages(
-    data: _ForestData,
+    data: Any,
     columns: tuple[str, ...],
     show_weights: bool,
     show_prediction: bool,
@@ -211,7 +211,7 @@ def _draw_page(
     title: str | None,
     top: float,
     height: float,
-    data: _ForestData,
+    data: Any,
     max_weight: float,
 ) -> None:
     axes.set_axis_off()
