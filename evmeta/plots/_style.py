@@ -11,15 +11,22 @@ opens a window and nothing depends on an interactive backend.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib as mpl
 
 from evmeta.errors import PlotError
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
-class FigurePages(list):
+
+class FigurePages(list["Figure"]):
     """The pages of a figure too tall for one journal page (a list of Figures).
 
     :func:`save_figure` writes them as one multi-page PDF and numbered PNG/SVG files
@@ -30,7 +37,7 @@ class FigurePages(list):
 MM = 1 / 25.4
 WIDTHS_MM = {"double": 180.0, "single": 85.0}
 BASE_FONT_PT = 7.0
-RC = {
+RC: dict[RcKeyType, Any] = {
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
     "font.size": BASE_FONT_PT,
@@ -66,20 +73,32 @@ def width_inches(width: str | float) -> float:
 
 
 @contextmanager
-def journal_style():
+def journal_style() -> Iterator[None]:
     """Apply the journal rcParams while a figure is built."""
     with mpl.rc_context(RC):
         yield
 
 
-def new_figure(width: str | float, height_in: float):
+def new_figure(width: str | float, height_in: float) -> Figure:
     """A Figure (no pyplot) of the given width and height."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width_inches(width), height_in), layout=None)
 
 
-def save_figure(figure, stem: str | Path, formats=("pdf", "svg", "png")) -> list[Path]:
+def figure_of(ax: Axes) -> Figure:
+    """The figure ``ax`` draws on (``ax.figure``), which a plot given ``ax=`` returns.
+
+    matplotlib types ``Axes.figure`` as ``Figure | SubFigure``. The plots document and
+    return a Figure; an Axes of a SubFigure gives that SubFigure back unchanged (it is
+    drawn and saved through its parent Figure), hence the cast rather than a check.
+    """
+    return cast("Figure", ax.figure)
+
+
+def save_figure(
+    figure: Figure | FigurePages, stem: str | Path, formats: Iterable[str] = ("pdf", "svg", "png")
+) -> list[Path]:
     """Save ``figure`` as ``stem.<format>`` for each format; returns the paths.
 
     ``figure`` is a Figure or :class:`FigurePages`: pages go into one multi-page PDF
@@ -115,12 +134,12 @@ def page_paths(stem: str | Path, pages: int, fmt: str) -> list[Path]:
     return [stem.with_name(f"{stem.name}_{number}.{fmt}") for number in range(1, pages + 1)]
 
 
-def _options(fmt: str) -> dict:
+def _options(fmt: str) -> dict[str, Any]:
     # zlib level 3: as small as the default level 6 on flat-colour figures, and faster.
     return {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
 
 
-def _metadata(fmt: str) -> dict:
+def _metadata(fmt: str) -> dict[str, str]:
     if fmt == "pdf":
         return {"Creator": "evmeta", "Producer": "evmeta (matplotlib)"}
     if fmt == "svg":

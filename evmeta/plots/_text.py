@@ -4,17 +4,38 @@ apart (numbers and p-values come from :mod:`evmeta.formatting`)."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from evmeta.formatting import MINUS, format_p, minus, number, scientific, significant  # noqa: F401 (figures' text)
+from evmeta.formatting import MINUS, format_p, minus, number, scientific, significant
+
+if TYPE_CHECKING:
+    from matplotlib.backends.backend_agg import RendererAgg
+
+#: The figures' text helpers; numbers and p-values are re-exported from evmeta.formatting.
+__all__ = [
+    "MINUS",
+    "comparison_labels",
+    "format_p",
+    "minus",
+    "number",
+    "scientific",
+    "significant",
+    "study_labels",
+    "text_width_pt",
+    "wrap",
+]
 
 
 @lru_cache(maxsize=1)
-def _renderer():
+def _renderer() -> RendererAgg:
     from matplotlib.backends.backend_agg import RendererAgg
 
-    return RendererAgg(10, 10, 720)  # 720 dpi: ten pixels a point (hinting rounds less)
+    # 720 dpi: ten pixels a point (hinting rounds less). matplotlib leaves RendererAgg's
+    # methods unannotated, hence the ignores here and in text_width_pt (unused-ignore: the
+    # non-strict configuration does not report untyped calls).
+    return RendererAgg(10, 10, 720)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 @lru_cache(maxsize=20000)
@@ -25,7 +46,9 @@ def text_width_pt(text: str, size: float, mono: bool = False, bold: bool = False
     prop = FontProperties(
         family="DejaVu Sans Mono" if mono else "DejaVu Sans", size=size, weight="bold" if bold else "normal"
     )
-    width, _, _ = _renderer().get_text_width_height_descent(text, prop, ismath=False)
+    width, _, _ = _renderer().get_text_width_height_descent(  # type: ignore[no-untyped-call, unused-ignore]
+        text, prop, ismath=False
+    )
     return float(width) / 10 * 1.02  # 2% for hinting at low resolutions
 
 

@@ -3,12 +3,24 @@ selection weights, and the model-averaged effect with its component models."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from evmeta.models.bias.averaging import BiasAveragingResult
+    from evmeta.models.bias.selection import SelectionResult
+
+#: An axes box in figure fractions: left, bottom, width, height.
+Box = tuple[float, float, float, float]
 
 BIAS_COLOURS = {"none": PALETTE[0], "selection": PALETTE[1], "pet": PALETTE[2], "peese": PALETTE[3]}
 BIAS_NAMES = {"none": "no bias", "selection": "selection", "pet": "PET", "peese": "PEESE"}
@@ -23,7 +35,13 @@ def _probability(p: float) -> str:
     return f"P = {p:.2f}"
 
 
-def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "double", ax: Any = None):
+def bias_panel(
+    averaging: BiasAveragingResult,
+    selection: SelectionResult | None = None,
+    *,
+    width: str | float = "double",
+    ax: Sequence[Axes] | None = None,
+) -> Figure:
     """Three panels from a ``bias_model_averaging`` result (and a ``selection_model`` result).
 
     Parameters
@@ -47,7 +65,7 @@ def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "d
             axes = [figure.add_axes(box) for box in boxes]
         else:
             axes = list(ax)
-            figure = axes[0].figure
+            figure = figure_of(axes[0])
         _funnel(axes[0], averaging)
         _weights(axes[1], selection)
         _components(axes[2], averaging)
@@ -57,7 +75,7 @@ def bias_panel(averaging: Any, selection: Any = None, *, width: str | float = "d
     return figure
 
 
-def _layout(width: str | float):
+def _layout(width: str | float) -> tuple[Figure, list[Box]]:
     """The figure and its three axes boxes: side by side at 180 mm, stacked at 85 mm."""
     inches = width_inches(width)
     if inches > 4.5:
@@ -75,14 +93,15 @@ def _layout(width: str | float):
     return figure, boxes
 
 
-def _funnel(ax, averaging) -> None:
+def _funnel(ax: Axes, averaging: BiasAveragingResult) -> None:
     se = np.sqrt(averaging.vi)
     top = float(se.max()) * 1.08
     grid = np.linspace(0, top, 60)
     ax.scatter(averaging.yi, se, s=9, color="0.55", edgecolor="white", linewidth=0.3, zorder=3)
     models = averaging.models.set_index("model")
     for bias, power in (("pet", 1), ("peese", 2)):
-        row = models.loc[f"effect/het/{bias}"]
+        # One row per model name, so .loc gives a Series (pandas types it Series | DataFrame).
+        row = cast("pd.Series", models.loc[f"effect/het/{bias}"])
         ax.plot(
             row["mu_mean"] + row["slope_mean"] * grid**power,
             grid,
@@ -102,7 +121,7 @@ def _funnel(ax, averaging) -> None:
     )
 
 
-def _weights(ax, selection) -> None:
+def _weights(ax: Axes, selection: SelectionResult | None) -> None:
     ax.set_title("Selection weights", loc="left")
     if selection is None:
         ax.text(0.5, 0.5, "no selection model", ha="center", va="center", transform=ax.transAxes)
@@ -134,7 +153,7 @@ def _weights(ax, selection) -> None:
     ax.set_ylabel("relative probability of publication")
 
 
-def _components(ax, averaging) -> None:
+def _components(ax: Axes, averaging: BiasAveragingResult) -> None:
     rows = averaging.models[averaging.models["effect"] & averaging.models["heterogeneity"]]
     labels = [
         *(

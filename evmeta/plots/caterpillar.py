@@ -5,22 +5,28 @@ sorted by size, and the pooled mean with its confidence and prediction intervals
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evmeta.errors import FigureError
 from evmeta.formatting import percent
 from evmeta.models.base.inference import critical_value
-from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
-from evmeta.plots.forest import MEASURE_LABELS
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
+from evmeta.plots.forest.draw import MEASURE_LABELS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: Height per comparison (inches) and the tallest figure drawn on one page.
 ROW_INCHES = 0.035
 MAX_HEIGHT = 9.0
 
 
-def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float | None = None, ax: Any = None):
+def caterpillar_plot(
+    fit: Any, *, width: str | float = "single", level: float | None = None, ax: Axes | None = None
+) -> Figure:
     """Draw the caterpillar plot of a fitted model without moderators.
 
     Parameters
@@ -74,4 +80,4 @@ def caterpillar_plot(fit: Any, *, width: str | float = "single", level: float | 
         ax.set_title(f"Comparisons with {percent(level)} CI\npooled mean: {percent(fit.level)} CI (thick), PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    return ax.figure
+    return figure_of(ax)

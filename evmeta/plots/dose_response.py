@@ -4,16 +4,27 @@ human-equivalent dose axes on top."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from evmeta.errors import PlotError
 from evmeta.formatting import percent
-from evmeta.plots._style import journal_style, new_figure, width_inches
+from evmeta.plots._style import figure_of, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, wrap
 from evmeta.plots.forest.draw import MEASURE_LABELS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
+
+#: A fitted line: the x grid (log10 dose) and the predictions over it (``pred``, ``ci_low``,
+#: ``ci_high``, and ``pi_low``/``pi_high`` for a dose-response curve).
+Line = tuple[npt.NDArray[np.float64], pd.DataFrame]
 
 #: Okabe-Ito colours in an order that keeps neighbours apart (no two blues next to each other).
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#000000", "#56B4E9", "#F0E442"]
@@ -47,8 +58,8 @@ def dose_response_plot(
     color_by: str | None = "isolation_method",
     width: str | float = "single",
     total: int | None = None,
-    ax: Any = None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Effect sizes against dose (bubble area proportional to the comparison's weight, colour
     and marker by ``color_by``), with the fitted meta-regression line and its confidence band (at the fit's level).
 
@@ -76,10 +87,10 @@ def dose_response_plot(
             ax = figure.add_axes(
                 (0.14 if narrow else 0.08, bottom, 0.83 if narrow else 0.9, 1 - bottom - (0.36 + top) / height)
             )
-        figure = ax.figure
+        figure = figure_of(ax)
         weights = np.asarray(result.weights, float)
         sizes = 8 + 120 * weights / np.max(weights)
-        handles = []
+        handles: list[PathCollection] = []
         groups = (
             frame.groupby(color_by, sort=True, observed=True)
             if color_by in frame.columns
@@ -120,7 +131,7 @@ def dose_response_plot(
     return figure
 
 
-def _line(result: Any, frame: pd.DataFrame, x: str, values: np.ndarray):
+def _line(result: Any, frame: pd.DataFrame, x: str, values: npt.NDArray[np.float64]) -> Line | None:
     if not (result.model.formula and x in result.model.formula):
         return None
     grid = np.linspace(np.nanmin(values), np.nanmax(values), 100)
@@ -134,7 +145,9 @@ def _line(result: Any, frame: pd.DataFrame, x: str, values: np.ndarray):
     return grid, result.predict(newdata)
 
 
-def _inputs(result: Any, x: str, curve: bool):
+def _inputs(
+    result: Any, x: str, curve: bool
+) -> tuple[pd.DataFrame, str, npt.NDArray[np.float64], Line | None, pd.Series]:
     """(rows, x column, its values, the line, human-equivalent shifts) for the figure."""
     frame = result.data
     if curve:
@@ -148,7 +161,7 @@ def _inputs(result: Any, x: str, curve: bool):
     return frame, x, values, line, shifts
 
 
-def _draw_line(ax, line, curve: bool) -> None:
+def _draw_line(ax: Axes, line: Line | None, curve: bool) -> None:
     """The fitted line with its confidence band (and, for a curve, its prediction band)."""
     if line is None:
         return
@@ -158,7 +171,7 @@ def _draw_line(ax, line, curve: bool) -> None:
     ax.plot(line[0], line[1]["pred"], color="0.1", lw=1.0)
 
 
-def _curve(result: Any):
+def _curve(result: Any) -> Line:
     """The fitted curve of a DoseResponseResult over the doses studied (log10 dose, frame)."""
     table = result.curve(101)
     return np.log10(table["dose"].to_numpy(float)), table
@@ -178,21 +191,36 @@ def _human_shifts(frame: pd.DataFrame, dose: str) -> pd.Series:
 _NICE = np.outer([1.0, 2.0, 5.0], 10.0 ** np.arange(-12, 19)).ravel()
 
 
-def _human_axes(ax, shifts: pd.Series, unit: str) -> None:
+def _human_axes(ax: Axes, shifts: pd.Series, unit: str) -> None:
     """One top axis per species: the human-equivalent dose of the bottom axis's dose."""
     import matplotlib.ticker as ticker
 
-    height = ax.get_position().height * ax.figure.get_figheight()
+    height = ax.get_position().height * figure_of(ax).get_figheight()
     for i, (species, shift) in enumerate(shifts.items()):
         where = 1.0 + 0.32 * i / height
-        top = ax.secondary_xaxis(where, functions=(lambda v, s=shift: v + s, lambda v, s=shift: v - s))
+        top = ax.secondary_xaxis(where, functions=_shifted(float(shift)))
         top.xaxis.set_major_locator(ticker.FixedLocator(np.log10(_NICE).tolist()))
         top.xaxis.set_major_formatter(ticker.FuncFormatter(_dose_label))
         top.tick_params(labelsize=5.5, pad=1)
         top.set_xlabel(f"Human-equivalent dose from {species} ({unit})", fontsize=5.5, labelpad=1)
 
 
-def _legends(figure, handles, weights: np.ndarray, color_by: str | None) -> None:
+def _shifted(shift: float) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The maps to and from a top axis ``shift`` log10 units off the bottom one (matplotlib
+    calls them with arrays or scalars of log10 dose, hence Any)."""
+
+    def forward(value: Any) -> Any:
+        return value + shift
+
+    def inverse(value: Any) -> Any:
+        return value - shift
+
+    return forward, inverse
+
+
+def _legends(
+    figure: Figure, handles: list[PathCollection], weights: npt.NDArray[np.float64], color_by: str | None
+) -> None:
     """Two legends under the axes: the groups (colour and marker, at one size) on the left,
     the bubble sizes (weight, %) on the right, each with its own title."""
     from matplotlib.lines import Line2D
@@ -231,7 +259,7 @@ def _legends(figure, handles, weights: np.ndarray, color_by: str | None) -> None
         labelspacing=0.5,
         **common,
     )
-    left._legend_box.align = "left"
+    left.set_alignment("left")  # the title over the entries' left edge (public form of _legend_box.align)
     # Rows at least as tall as the largest bubble, so the bubbles never touch.
     spacing = max(0.5, (float(np.sqrt(128)) + 1.5) / 6 - 1)
     figure.legend(

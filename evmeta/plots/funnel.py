@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.ticker as ticker
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 from evmeta.errors import PlotError
 from evmeta.formatting import percent
-from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, number
 from evmeta.plots.forest.draw import MEASURE_LABELS
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: Shades from the outside in: p < 0.01, 0.01-0.05, 0.05-0.10, p > 0.10 (light: the points stay legible).
 BANDS = ((0.01, "0.86"), (0.05, "0.92"), (0.10, "0.97"), (None, "white"))
@@ -26,8 +32,8 @@ def funnel_plot(
     trim_fill: Any = None,
     contours: bool = True,
     width: str | float = "single",
-    ax: Any = None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Funnel plot of a fitted model (MetaResult or MultilevelResult).
 
     Parameters
@@ -45,10 +51,10 @@ def funnel_plot(
     y, ylabel = _vertical_axis(result, precision)
     with journal_style():
         ax = ax if ax is not None else _new_axes(width, trim_fill, contours)
-        figure = ax.figure
+        figure = figure_of(ax)
         top = float(np.max(y)) * 1.08
         grid = np.linspace(0, top, 100)
-        handles = []
+        handles: list[Artist] = []
         if contours and precision == "se":
             handles += _contours(ax, grid, top, result.estimate)
         estimate = result.estimate
@@ -85,7 +91,7 @@ def funnel_plot(
     return figure
 
 
-def _vertical_axis(result: Any, precision: str) -> tuple[np.ndarray, str]:
+def _vertical_axis(result: Any, precision: str) -> tuple[npt.NDArray[np.float64], str]:
     """The funnel's vertical coordinate of each comparison and its axis label."""
     if precision == "se":
         return np.sqrt(result.vi), "Standard error"
@@ -97,7 +103,7 @@ def _vertical_axis(result: Any, precision: str) -> tuple[np.ndarray, str]:
     raise PlotError(f"precision must be 'se' or 'sqrt_inv_n', got {precision!r}")
 
 
-def _new_axes(width: str | float, trim_fill: Any, contours: bool):
+def _new_axes(width: str | float, trim_fill: Any, contours: bool) -> Axes:
     """A figure of the journal width with room below the axes for the legend."""
     narrow = width_inches(width) < 4.5
     entries = 6 + (2 if trim_fill is not None and len(trim_fill.filled) else 0) - (0 if contours else 4)
@@ -106,10 +112,12 @@ def _new_axes(width: str | float, trim_fill: Any, contours: bool):
     height = 2.4 + legend_in
     figure = new_figure(width, height)
     bottom = (legend_in + 0.4) / height
-    return figure.add_axes((0.13 if narrow else 0.08, bottom, 0.83 if narrow else 0.88, 1 - bottom - 0.1 / height))
+    return figure.add_axes(
+        (0.13 if narrow else 0.08, bottom, 0.83 if narrow else 0.88, 1 - bottom - 0.1 / height)
+    )
 
 
-def _filled(ax, trim_fill: Any) -> list:
+def _filled(ax: Axes, trim_fill: Any) -> list[Artist]:
     """The comparisons trim-and-fill imputed (open circles) and its adjusted estimate."""
     points = ax.scatter(
         trim_fill.filled["yi"],
@@ -126,7 +134,7 @@ def _filled(ax, trim_fill: Any) -> list:
     return [points, line]
 
 
-def _legend(figure, handles: list) -> None:
+def _legend(figure: Figure, handles: list[Artist]) -> None:
     figure.legend(
         handles=handles,
         loc="lower center",
@@ -140,7 +148,7 @@ def _legend(figure, handles: list) -> None:
     )
 
 
-def _contours(ax, grid: np.ndarray, top: float, estimate: float) -> list:
+def _contours(ax: Axes, grid: npt.NDArray[np.float64], top: float, estimate: float) -> list[Artist]:
     """Significance contours around 0 (two-sided): light greys, darkest where p < 0.01;
     every band has a legend swatch (p > 0.10 is white with an outline)."""
     from matplotlib.patches import Patch

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from evmeta.plots._style import PALETTE, journal_style, new_figure
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def isolation_evidence_plot(
-    evidence: Any, *, truth: dict | None = None, width: str | float = "single", ax: Any = None
-):
+    evidence: pd.DataFrame,
+    *,
+    truth: dict[str, float] | None = None,
+    width: str | float = "single",
+    ax: Axes | None = None,
+) -> Figure:
     """Dot-and-whisker plot of ``isolation_method_evidence`` rows.
 
     Parameters
@@ -33,7 +42,7 @@ def isolation_evidence_plot(
             height = 0.7 + 0.32 * len(frame)
             figure = new_figure(width, height)
             ax = figure.add_axes((0.46, 0.45 / height, 0.51, 1 - 0.55 / height))
-        figure = ax.figure
+        figure = figure_of(ax)
         y = np.arange(len(frame))[::-1].astype(float)
         for part, offset, colour, marker in (
             ("within", 0.15, PALETTE[0], "o"),

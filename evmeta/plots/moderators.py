@@ -3,16 +3,22 @@ with the confidence interval (thick) and the prediction interval (thin) at the f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evmeta.formatting import percent
-from evmeta.plots._style import PALETTE, journal_style, new_figure
-from evmeta.plots.forest import MEASURE_LABELS
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure
+from evmeta.plots.forest.draw import MEASURE_LABELS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
-def moderator_plot(subgroups: Any, *, width: str | float = "single", ax: Any = None, seed: int = 1):
+def moderator_plot(
+    subgroups: Any, *, width: str | float = "single", ax: Axes | None = None, seed: int = 1
+) -> Figure:
     """Orchard-style plot of a SubgroupResult (:func:`evmeta.subgroup_analysis`)."""
     table = subgroups.table
     data = subgroups.overall.data
@@ -23,7 +29,7 @@ def moderator_plot(subgroups: Any, *, width: str | float = "single", ax: Any = N
             height = 0.42 * len(table) + 0.75
             figure = new_figure(width, height)
             ax = figure.add_axes((0.26, 0.5 / height, 0.6, 1 - 0.75 / height))
-        figure = ax.figure
+        figure = figure_of(ax)
         for row, (level, stats) in enumerate(table.iterrows()):
             colour = PALETTE[row % len(PALETTE)]
             part = data[data[by] == level]

@@ -13,15 +13,19 @@ forest plot for use in ecology, evolution, and beyond. Res Synth Methods 12:4-12
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from evmeta.errors import FigureError
 from evmeta.formatting import percent
-from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
-from evmeta.plots.forest import MEASURE_LABELS
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
+from evmeta.plots.forest.draw import MEASURE_LABELS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def orchard_rows(fit: Any, by: str | None = None) -> pd.DataFrame:
@@ -57,13 +61,13 @@ def _single_moderator(fit: Any) -> str:
     for model in (getattr(fit, "model", None), getattr(fit, "scale_model", None)):
         terms = [t for t in (model.term_columns if model is not None else {}) if t != "intercept"]
         if model is not None and len(terms) == 1 and terms[0] in model.frame.columns:
-            return terms[0]
+            return str(terms[0])
     raise FigureError("give by= (a column): the orchard plot draws one categorical moderator")
 
 
 def orchard_plot(
-    fit: Any, by: str | None = None, *, width: str | float = "single", ax: Any = None, seed: int = 1
-):
+    fit: Any, by: str | None = None, *, width: str | float = "single", ax: Axes | None = None, seed: int = 1
+) -> Figure:
     """Draw the orchard plot of ``fit`` by ``by`` (see the module docstring).
 
     Parameters
@@ -102,10 +106,12 @@ def orchard_plot(
         ax.set_title(f"{by.replace('_', ' ')}\nmean, {percent(level)} CI (thick), {percent(level)} PI (thin)", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    return ax.figure
+    return figure_of(ax)
 
 
-def _draw_level(ax: Any, y: int, row: pd.Series, part: pd.DataFrame, colour: str, rng) -> None:
+def _draw_level(
+    ax: Axes, y: int, row: pd.Series, part: pd.DataFrame, colour: str, rng: np.random.Generator
+) -> None:
     precision = 1 / np.sqrt(part["vi"].to_numpy(float))
     jitter = rng.uniform(-0.28, 0.28, size=len(part))
     ax.scatter(part["yi"], y + jitter, s=3 + 22 * precision / precision.max(), color=colour, alpha=0.4, lw=0)

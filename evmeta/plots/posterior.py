@@ -3,13 +3,19 @@ random-effect standard deviation, with readable names and the reference level.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._style import PALETTE, journal_style, new_figure, width_inches
+from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, wrap
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from evmeta.models.bayes.result import BayesResult
 
 LEVEL_NAMES = {
     "study_id": "between studies",
@@ -18,7 +24,7 @@ LEVEL_NAMES = {
 }
 
 
-def _reference_levels(result: Any) -> dict[str, str]:
+def _reference_levels(result: BayesResult) -> dict[str, str]:
     """Reference (omitted) level of each categorical term of the model."""
     out = {}
     frame = result.model.frame
@@ -58,7 +64,9 @@ def readable_name(name: str, references: dict[str, str]) -> str:
     return f"{name.replace('_', ' ').capitalize()} (per unit)"
 
 
-def posterior_plot(result: Any, *, term: str | None = None, width: str | float = "double", ax: Any = None):
+def posterior_plot(
+    result: BayesResult, *, term: str | None = None, width: str | float = "double", ax: Axes | None = None
+) -> Figure:
     """One panel per model term (intercept, every coefficient, every tau): prior density
     (dashed) and posterior density (filled), x axis labelled with the effect measure.
 
@@ -86,7 +94,7 @@ def posterior_plot(result: Any, *, term: str | None = None, width: str | float =
     rows = int(np.ceil(n / per_row))
     with journal_style():
         height = 1.45 * rows + (0.1 if in_cell else 0.3)
-        figure = new_figure(width, height) if ax is None else ax.figure
+        figure = new_figure(width, height) if ax is None else figure_of(ax)
         if ax is None:
             bottom = (0.4 if in_cell else 0.62) / height
             figure.subplots_adjust(
@@ -94,7 +102,8 @@ def posterior_plot(result: Any, *, term: str | None = None, width: str | float =
             )
         for index, name in enumerate(names):
             axis = ax if (ax is not None and n == 1) else figure.add_subplot(rows, per_row, index + 1)
-            _panel(axis, result, summary.loc[name], name, readable_name(name, references), measure)
+            row = cast("pd.Series", summary.loc[name])  # term names are unique: one row each
+            _panel(axis, result, row, name, readable_name(name, references), measure)
         if ax is None:
             from matplotlib.lines import Line2D
             from matplotlib.patches import Patch
@@ -112,10 +121,10 @@ def posterior_plot(result: Any, *, term: str | None = None, width: str | float =
     return figure
 
 
-def _panel(axis, result: Any, row: pd.Series, name: str, title: str, measure: str) -> None:
+def _panel(axis: Axes, result: BayesResult, row: pd.Series, name: str, title: str, measure: str) -> None:
     import matplotlib.ticker as ticker
 
-    panel_pt = axis.get_position().width * axis.figure.get_figwidth() * 72
+    panel_pt = axis.get_position().width * figure_of(axis).get_figwidth() * 72
     is_tau = name.startswith("tau")
     spread = row["posterior_sd"]
     low = max(0.0, row["estimate"] - 4.5 * spread) if is_tau else row["estimate"] - 4.5 * spread

@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evmeta.plots._style import BASE_FONT_PT, journal_style, new_figure, width_inches
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.backend_bases import RendererBase
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
 
 HEADER = "Identification of studies via databases and registers"
 HEADER_FILL = "#F6C94C"
@@ -48,6 +54,12 @@ def _reason_label(code: str) -> str:
 class _Box:
     lines: list[str]
     center: bool = True
+
+
+#: A box's wrapped text and the height it needs (inches), from :func:`_fit`.
+Fit = tuple[str, float]
+#: One row of the diagram: main box, its text and height, side box (or None) and its fit.
+Row = tuple[_Box, str, float, "_Box | None", "Fit | None"]
 
 
 def _boxes(counts: Any) -> list[tuple[_Box, _Box | None]]:
@@ -114,7 +126,9 @@ def _columns(width_in: float) -> dict[str, float]:
     return {"phase": MARGIN_IN, "main": x_main, "main_w": main, "side": x_main + main + arrow, "side_w": side}
 
 
-def _measure(figure, renderer, text: str, fontsize: float, weight: str = "normal") -> tuple[float, float]:
+def _measure(
+    figure: Figure, renderer: RendererBase, text: str, fontsize: float, weight: str = "normal"
+) -> tuple[float, float]:
     """Width and height (inches) of ``text`` as it will be drawn."""
     artist = figure.text(0, 0, text, fontsize=fontsize, linespacing=1.3, fontweight=weight)
     box = artist.get_window_extent(renderer)
@@ -123,8 +137,13 @@ def _measure(figure, renderer, text: str, fontsize: float, weight: str = "normal
 
 
 def _fit(
-    figure, renderer, box: _Box, width_in: float, fontsize: float, weight: str = "normal"
-) -> tuple[str, float]:
+    figure: Figure,
+    renderer: RendererBase,
+    box: _Box,
+    width_in: float,
+    fontsize: float,
+    weight: str = "normal",
+) -> Fit:
     """Wrapped text that fits ``width_in`` and the box height it needs (inches)."""
     inner = width_in - 2 * PAD_IN
     chars = int(inner / (GLYPH_EM * fontsize / 72))
@@ -137,7 +156,7 @@ def _fit(
     return text, text_h + 2 * PAD_IN
 
 
-def prisma_diagram(counts: Any, *, width: str | float = "double", fontsize: float | None = None):
+def prisma_diagram(counts: Any, *, width: str | float = "double", fontsize: float | None = None) -> Figure:
     """Draw the PRISMA 2020 flow diagram for ``counts``.
 
     Parameters
@@ -160,9 +179,10 @@ def prisma_diagram(counts: Any, *, width: str | float = "double", fontsize: floa
     fontsize = fontsize or (BASE_FONT_PT if width_in >= 5 else 6.0)
     with journal_style():
         figure = new_figure(width, 4.0)
-        renderer = FigureCanvasAgg(figure).get_renderer()
+        # matplotlib leaves get_renderer unannotated (unused-ignore: the non-strict configuration).
+        renderer = FigureCanvasAgg(figure).get_renderer()  # type: ignore[no-untyped-call, unused-ignore]
         cols = _columns(width_in)
-        rows = []
+        rows: list[Row] = []
         for main, side in _boxes(counts):
             main_text, main_h = _fit(figure, renderer, main, cols["main_w"], fontsize)
             side_fit = _fit(figure, renderer, side, cols["side_w"], fontsize) if side else None
@@ -181,7 +201,15 @@ def prisma_diagram(counts: Any, *, width: str | float = "double", fontsize: floa
     return figure
 
 
-def _draw(figure, rows, heights, cols, header, total, fontsize) -> None:
+def _draw(
+    figure: Figure,
+    rows: list[Row],
+    heights: list[float],
+    cols: dict[str, float],
+    header: Fit,
+    total: float,
+    fontsize: float,
+) -> None:
     ax = figure.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, figure.get_figwidth())
     ax.set_ylim(0, total)
@@ -193,11 +221,13 @@ def _draw(figure, rows, heights, cols, header, total, fontsize) -> None:
     ax.text(cols["main"] + header_w / 2, top - header_h / 2, header_text, ha="center", va="center",
             multialignment="center", fontsize=fontsize + 1, fontweight="bold", linespacing=1.3)  # fmt: skip
     y = top - header_h - ROW_GAP_IN
-    centers, bottoms, tops = [], [], []
+    centers: list[float] = []
+    bottoms: list[float] = []
+    tops: list[float] = []
     for (main, main_text, main_h, side, side_fit), height in zip(rows, heights, strict=True):
         center = y - height / 2
         _text_box(ax, cols["main"], center, cols["main_w"], main_h, main_text, main.center, fontsize)
-        if side is not None:
+        if side is not None and side_fit is not None:  # a side box always has its fit
             _text_box(
                 ax, cols["side"], center, cols["side_w"], side_fit[1], side_fit[0], side.center, fontsize
             )
@@ -218,7 +248,7 @@ def _draw(figure, rows, heights, cols, header, total, fontsize) -> None:
                 va="center", fontsize=fontsize + 1, fontweight="bold")  # fmt: skip
 
 
-def _rect(ax, x: float, y: float, w: float, h: float, fill: str = "white"):
+def _rect(ax: Axes, x: float, y: float, w: float, h: float, fill: str = "white") -> FancyBboxPatch:
     from matplotlib.patches import FancyBboxPatch
 
     patch = FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0,rounding_size=0.04", facecolor=fill,
@@ -227,7 +257,9 @@ def _rect(ax, x: float, y: float, w: float, h: float, fill: str = "white"):
     return patch
 
 
-def _text_box(ax, x, center, w, h, text, centered, fontsize) -> None:
+def _text_box(
+    ax: Axes, x: float, center: float, w: float, h: float, text: str, centered: bool, fontsize: float
+) -> None:
     _rect(ax, x, center - h / 2, w, h)
     if centered:
         ax.text(x + w / 2, center, text, ha="center", va="center", multialignment="center",
@@ -236,7 +268,7 @@ def _text_box(ax, x, center, w, h, text, centered, fontsize) -> None:
         ax.text(x + PAD_IN, center, text, ha="left", va="center", fontsize=fontsize, linespacing=1.3)
 
 
-def _arrow(ax, start: tuple[float, float], end: tuple[float, float]) -> None:
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
     from matplotlib.patches import FancyArrowPatch
 
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=7, linewidth=0.7,

@@ -12,7 +12,7 @@ wider layout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evmeta.plots._style import BASE_FONT_PT, journal_style, new_figure, width_inches
 from evmeta.plots.prisma import (
@@ -22,6 +22,7 @@ from evmeta.plots.prisma import (
     PHASE_FILL,
     PHASE_WIDTH_IN,
     ROW_GAP_IN,
+    Fit,
     _arrow,
     _Box,
     _boxes,
@@ -31,6 +32,13 @@ from evmeta.plots.prisma import (
     _rect,
     _text_box,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: One row of the new searches' flow: main box and its fit, side box (or None) and its fit.
+UpdateRow = tuple[_Box, Fit, "_Box | None", "Fit | None"]
 
 HEADER_NEW = "Identification of new studies via databases and registers"
 HEADER_PREVIOUS = "Previous studies"
@@ -60,7 +68,9 @@ def _rows(updated: Any) -> list[tuple[_Box, _Box | None]]:
     return [*rows, (total, None)]
 
 
-def prisma_update_diagram(updated: Any, *, width: str | float = "double", fontsize: float | None = None):
+def prisma_update_diagram(
+    updated: Any, *, width: str | float = "double", fontsize: float | None = None
+) -> Figure:
     """Draw the PRISMA 2020 flow diagram for an updated review.
 
     Parameters
@@ -86,9 +96,10 @@ def prisma_update_diagram(updated: Any, *, width: str | float = "double", fontsi
                      _n(updated.previous_reports)])  # fmt: skip
     with journal_style():
         figure = new_figure(width, 4.0)
-        renderer = FigureCanvasAgg(figure).get_renderer()
+        # matplotlib leaves get_renderer unannotated (unused-ignore: the non-strict configuration).
+        renderer = FigureCanvasAgg(figure).get_renderer()  # type: ignore[no-untyped-call, unused-ignore]
         cols = _columns(width_in)
-        rows = []
+        rows: list[UpdateRow] = []
         for main, side in _rows(updated):
             main_fit = _fit(figure, renderer, main, cols["main_w"], fontsize)
             side_fit = _fit(figure, renderer, side, cols["side_w"], fontsize) if side else None
@@ -111,14 +122,24 @@ def prisma_update_diagram(updated: Any, *, width: str | float = "double", fontsi
 
 
 def _header(
-    ax, x: float, top: float, w: float, fit: tuple[str, float], h: float, fill: str, fontsize
+    ax: Axes, x: float, top: float, w: float, fit: Fit, h: float, fill: str, fontsize: float
 ) -> None:
     _rect(ax, x, top - h, w, h, fill)
     ax.text(x + w / 2, top - h / 2, fit[0], ha="center", va="center", multialignment="center",
             fontsize=fontsize + 1, fontweight="bold", linespacing=1.3)  # fmt: skip
 
 
-def _draw(figure, rows, heights, cols, headers, header_h, prev_fit, total, fontsize) -> None:
+def _draw(
+    figure: Figure,
+    rows: list[UpdateRow],
+    heights: list[float],
+    cols: dict[str, float],
+    headers: tuple[Fit, Fit],
+    header_h: float,
+    prev_fit: Fit,
+    total: float,
+    fontsize: float,
+) -> None:
     ax = figure.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, figure.get_figwidth())
     ax.set_ylim(0, total)
@@ -128,11 +149,13 @@ def _draw(figure, rows, heights, cols, headers, header_h, prev_fit, total, fonts
             HEADER_FILL, fontsize)  # fmt: skip
     _header(ax, cols["prev"], top, cols["prev_w"], headers[1], header_h, PREVIOUS_FILL, fontsize)
     y = top - header_h - ROW_GAP_IN
-    centers, bottoms, tops = [], [], []
+    centers: list[float] = []
+    bottoms: list[float] = []
+    tops: list[float] = []
     for (main, main_fit, side, side_fit), height in zip(rows, heights, strict=True):
         center = y - height / 2
         _text_box(ax, cols["main"], center, cols["main_w"], main_fit[1], main_fit[0], main.center, fontsize)
-        if side is not None:
+        if side is not None and side_fit is not None:  # a side box always has its fit
             _text_box(
                 ax, cols["side"], center, cols["side_w"], side_fit[1], side_fit[0], side.center, fontsize
             )

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from evmeta.data import load_csv
 from evmeta.errors import PlotError
-from evmeta.plots._style import FigurePages, journal_style, new_figure
+from evmeta.plots._style import FigurePages, figure_of, journal_style, new_figure
 from evmeta.plots._text import study_labels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.path import Path as MarkerPath
+
+#: SYRCLE items: (column, "number. domain (bias)").
+Items = list[tuple[str, str]]
 
 COLOURS = {"low": "#1A9850", "unclear": "#FEE08B", "high": "#D73027"}
 SYMBOLS = {"low": "+", "unclear": "?", "high": "−"}
 
 
-def _items() -> list[tuple[str, str]]:
+def _items() -> Items:
     return [(r["column"], f"{r['item']}. {r['domain']} ({r['bias']})") for r in load_csv("syrcle_items.csv")]
 
 
 def _table(data: Any) -> pd.DataFrame:
     """One row per study (per experiment only where a study's experiments were judged
     differently), labelled 'Author Year' with a/b suffixes for namesakes."""
-    frame = getattr(data, "table", data)
+    frame: pd.DataFrame = getattr(data, "table", data)
     if hasattr(data, "risk_of_bias") and hasattr(data, "studies"):
         frame = data.risk_of_bias.merge(
             data.studies[["study_id", "first_author", "year"]], on="study_id", how="left"
@@ -50,7 +58,9 @@ def _table(data: Any) -> pd.DataFrame:
     return judged.sort_values("label", kind="stable").reset_index(drop=True)
 
 
-def risk_of_bias_plot(data: Any, *, kind: str = "both", width: str | float = "double", ax: Any = None):
+def risk_of_bias_plot(
+    data: Any, *, kind: str = "both", width: str | float = "double", ax: Axes | None = None
+) -> Figure | FigurePages:
     """Risk-of-bias figure from an Extraction, Comparisons or a table with the ``rob_*`` columns.
 
     ``kind``: ``summary`` (stacked bars: share of studies judged low / unclear / high per
@@ -88,7 +98,15 @@ MIN_PITCH_IN = 0.1
 ROWS_PER_PAGE = int((PAGE_IN - 0.6) / MIN_PITCH_IN)
 
 
-def _page(summary_frame, frame, items, kind: str, width, ax, summary_in: float):
+def _page(
+    summary_frame: pd.DataFrame,
+    frame: pd.DataFrame,
+    items: Items,
+    kind: str,
+    width: str | float,
+    ax: Axes | None,
+    summary_in: float,
+) -> Figure:
     """One figure: the summary bars over ``summary_frame`` and/or the traffic light of ``frame``."""
     n = len(frame)
     above = summary_in + 0.15 if kind == "both" else 0.0
@@ -97,7 +115,7 @@ def _page(summary_frame, frame, items, kind: str, width, ax, summary_in: float):
     heights = {"summary": summary_in, "traffic_light": light_in, "both": summary_in + light_in + 0.15}
     height = heights[kind]
     with journal_style():
-        figure = new_figure(width, height) if ax is None else ax.figure
+        figure = new_figure(width, height) if ax is None else figure_of(ax)
         narrow = figure.get_figwidth() <= 4.5
         left = 0.42 if not narrow else 0.5
         if narrow:  # the bias domain in brackets does not fit a single column
@@ -114,7 +132,7 @@ def _page(summary_frame, frame, items, kind: str, width, ax, summary_in: float):
     return figure
 
 
-def _summary(axis, frame: pd.DataFrame, items, n: int) -> None:
+def _summary(axis: Axes, frame: pd.DataFrame, items: Items, n: int) -> None:
     left = np.zeros(len(items))
     for level in ("low", "unclear", "high"):
         shares = np.array([np.mean(frame[c] == level) * 100 for c, _ in items])
@@ -146,7 +164,7 @@ def _summary(axis, frame: pd.DataFrame, items, n: int) -> None:
         axis.spines[side].set_visible(False)
 
 
-def _symbol_marker(judgement: str) -> tuple[Any, float, float]:
+def _symbol_marker(judgement: str) -> tuple[str | MarkerPath, float, float]:
     """Marker, size (pt²) and line width of a judgement's symbol inside its circle: the
     plus and minus are line markers, the question mark the glyph's outline, centred."""
     if judgement == "low":
@@ -163,7 +181,7 @@ def _symbol_marker(judgement: str) -> tuple[Any, float, float]:
     return centred, 9, 0.0
 
 
-def _traffic_light(axis, frame: pd.DataFrame, items, n: int) -> None:
+def _traffic_light(axis: Axes, frame: pd.DataFrame, items: Items, n: int) -> None:
     # One marker collection per judgement (not one per cell): a 68-study grid is 680 cells.
     columns = [column for column, _ in items]
     judgements = frame[columns].where(frame[columns].map(lambda v: isinstance(v, str)), "unclear")

@@ -14,9 +14,10 @@ by estimate within each measure; the indicator panel below spans all of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from evmeta.errors import PlotError
@@ -24,9 +25,15 @@ from evmeta.formatting import percent
 from evmeta.plots._style import journal_style, new_figure, width_inches
 from evmeta.plots._text import text_width_pt, wrap
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 COLOURS = {1: "#0072B2", -1: "#D55E00", 0: "#8C8C8C"}  # Okabe-Ito blue, vermillion; grey
 LABELS = {1: "interval above 0", -1: "interval below 0", 0: "interval includes 0"}
 ROW_IN = 0.105  # height of one indicator row (inches)
+#: One indicator row: the choice, its value, and which fitted specifications use it (bool).
+IndicatorRow = tuple[str, str, "pd.Series[bool]"]
 
 
 def _choices(results: pd.DataFrame) -> list[str]:
@@ -36,10 +43,10 @@ def _choices(results: pd.DataFrame) -> list[str]:
     raise PlotError("results need the columns of multiverse.csv (spec_id, the choices, k, ...)")
 
 
-def _rows(results: pd.DataFrame, ok: pd.DataFrame, choices: list[str]) -> list[tuple[str, str, Any]]:
+def _rows(results: pd.DataFrame, ok: pd.DataFrame, choices: list[str]) -> list[IndicatorRow]:
     """(choice, value, used) per indicator row; values in the order of the multiverse."""
     ordered = results.sort_values("spec_id") if "spec_id" in results else results
-    rows = []
+    rows: list[IndicatorRow] = []
     for key in choices:
         for value in dict.fromkeys(ordered[key].astype(str)):
             rows.append((key, value, ok[key].astype(str) == value))
@@ -66,7 +73,7 @@ def specification_curve_plot(
     width: str | float = "double",
     title: str | None = None,
     level: float = 0.95,
-):
+) -> Figure:
     """Draw the specification curve of a multiverse.
 
     Parameters
@@ -157,7 +164,14 @@ def specification_curve_plot(
 
 
 def _label_split_panels(
-    figure, tops, bottom, heading_lines, left: float, narrow: bool, size: float, level: float
+    figure: Figure,
+    tops: list[Axes],
+    bottom: Axes,
+    heading_lines: list[str],
+    left: float,
+    narrow: bool,
+    size: float,
+    level: float,
 ) -> None:
     """One heading and one legend above the measure panels, their shared axis labels."""
     height = figure.get_figheight()
@@ -215,7 +229,7 @@ def _gap(blocks: list[tuple[float, float, int]]) -> float:
     return blocks[1][0] - blocks[0][0] - blocks[0][1] if len(blocks) > 1 else 0.0
 
 
-def _row_labels(rows: list, *, short: bool) -> list[str]:
+def _row_labels(rows: list[IndicatorRow], *, short: bool) -> list[str]:
     """'key: value' on a choice's first row, the value alone below it; at one column width
     the key loses its section prefix ('comparisons.measure' -> 'measure')."""
     labels, previous = [], None
@@ -227,7 +241,13 @@ def _row_labels(rows: list, *, short: bool) -> list[str]:
 
 
 def _draw_curve(
-    ax, ok: pd.DataFrame, x: np.ndarray, side: np.ndarray, narrow: bool = False, *, legend: bool = True
+    ax: Axes,
+    ok: pd.DataFrame,
+    x: npt.NDArray[np.float64],
+    side: npt.NDArray[np.int_],
+    narrow: bool = False,
+    *,
+    legend: bool = True,
 ) -> None:
     """The estimates of one measure at positions ``x``, their intervals, 0 and their median."""
     from matplotlib.collections import LineCollection
@@ -274,12 +294,19 @@ def _draw_curve(
         ax.spines[spine].set_visible(False)
 
 
-def _draw_indicators(ax, rows: list, labels: list[str], x: np.ndarray, side: np.ndarray, size: float) -> None:
+def _draw_indicators(
+    ax: Axes,
+    rows: list[IndicatorRow],
+    labels: list[str],
+    x: npt.NDArray[np.float64],
+    side: npt.NDArray[np.int_],
+    size: float,
+) -> None:
     marker = 3 if len(x) > 200 else 6
     previous = None
-    for position, (key, _value, used) in enumerate(rows):
+    for position, (key, _value, uses) in enumerate(rows):
         y = -position
-        used = np.asarray(used)
+        used = np.asarray(uses)
         ax.scatter(
             x[used],
             np.full(used.sum(), y),

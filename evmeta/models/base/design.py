@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from evmeta.errors import ModelError
@@ -58,7 +59,7 @@ class ModelData:
 
     @property
     def p(self) -> int:
-        return self.X.shape[1]
+        return int(self.X.shape[1])
 
     def subset(self, keep: np.ndarray) -> ModelData:
         """The same model on the rows where ``keep`` is True (design columns unchanged)."""
@@ -217,7 +218,10 @@ def design_matrix(
     return X, names, term_columns, spec
 
 
-def _formulaic_design(formula: str, frame: pd.DataFrame):
+def _formulaic_design(
+    formula: str, frame: pd.DataFrame
+) -> tuple[npt.NDArray[np.float64], list[str], dict[str, list[int]], Any]:
+    """(X, names, term_columns, formulaic's ModelSpec) built by formulaic (untyped: the spec is Any)."""
     import formulaic
     from formulaic.errors import FormulaicError
 

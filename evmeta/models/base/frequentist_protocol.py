@@ -40,7 +40,7 @@ class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
         df: float | None
         vb: np.ndarray
         qm_df: Any
-        versions: dict
+        versions: dict[str, str]
         inference: str
         cluster: str | None
         robust_cov: Any  # evmeta.models.frequentist.robust.RobustCovariance | None (a layer above)
@@ -76,7 +76,8 @@ class FittedModel(StoredInputs, FirstCoefficient, PrintsSummary):
     # --- protocol ---------------------------------------------------------------------
     def _df_for(self, X: np.ndarray) -> float | np.ndarray | None:
         if self.robust_cov is not None:
-            return self.robust_cov.satterthwaite_df(X)
+            df: np.ndarray = self.robust_cov.satterthwaite_df(X)
+            return df
         return self.df
 
     def coef_table(self, level: float | None = None) -> pd.DataFrame:

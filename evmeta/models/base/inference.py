@@ -3,6 +3,8 @@ of the moderators, and predictions with confidence and prediction intervals."""
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -55,7 +57,21 @@ def at_level(table: pd.DataFrame, level: float, df: float | None) -> pd.DataFram
     return table
 
 
-def omnibus_test(beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None):
+@overload
+def omnibus_test(
+    beta: np.ndarray, vb: np.ndarray, tested: list[int], df: None
+) -> tuple[float, int, float]: ...
+
+
+@overload
+def omnibus_test(
+    beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None
+) -> tuple[float, int | tuple[int, int], float]: ...
+
+
+def omnibus_test(
+    beta: np.ndarray, vb: np.ndarray, tested: list[int], df: float | None
+) -> tuple[float, int | tuple[int, int], float]:
     """Wald test of ``beta[tested] = 0``: (QM, df, p); an F test with (m, df) when df is given."""
     b = beta[tested]
     chi = float(b @ np.linalg.solve(vb[np.ix_(tested, tested)], b))

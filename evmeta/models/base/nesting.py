@@ -12,9 +12,14 @@ Sherman-Morrison formula and the determinant lemma with group sums only:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 from evmeta.errors import ModelError
 
@@ -137,7 +142,7 @@ def group_sum_last(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarr
     return out.reshape(*values.shape[:-1], size)
 
 
-def _sparse_indicator(codes: np.ndarray, size: int):
+def _sparse_indicator(codes: np.ndarray, size: int) -> csr_matrix:
     from scipy import sparse
 
     return sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(size, len(codes)))
@@ -171,7 +176,8 @@ def inner_block_loglik(
     quad = sum_ar2 - c * sum_ar**2
     n_rows = np.asarray(indicator.sum(axis=1)).ravel()
     logdet = (indicator @ np.log(v))[None, :] + np.log1p(t2 * sum_a[None, :])
-    return -0.5 * (n_rows[None, :] * np.log(2 * np.pi) + logdet + quad)
+    loglik: npt.NDArray[np.float64] = -0.5 * (n_rows[None, :] * np.log(2 * np.pi) + logdet + quad)
+    return loglik
 
 
 def sample_inner_effects(
@@ -192,15 +198,16 @@ def sample_inner_effects(
     with np.errstate(divide="ignore"):
         precision = 1.0 / tau_inner[:, None] ** 2 + sum_a[None, :]
     mean = sum_ar / precision
-    return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+    effects: npt.NDArray[np.float64] = mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+    return effects
 
 
-def _aggregators(structure: NestedStructure, k: int) -> tuple:
+def _aggregators(structure: NestedStructure, k: int) -> tuple[csr_matrix, list[csr_matrix | None]]:
     """Sparse maps rows -> innermost groups and level-m groups -> level-(m-1) groups."""
     from scipy import sparse
 
     to_inner = sparse.csr_matrix((np.ones(k), (structure.inner, np.arange(k))), shape=(structure.n_inner, k))
-    to_parent = [None]
+    to_parent: list[csr_matrix | None] = [None]  # level 0 has no parent
     for level in range(1, len(structure.levels)):
         n = structure.sizes[level]
         to_parent.append(
@@ -211,7 +218,9 @@ def _aggregators(structure: NestedStructure, k: int) -> tuple:
     return to_inner, to_parent
 
 
-def marginal_sums(resid: np.ndarray, v: np.ndarray, taus: np.ndarray, structure: NestedStructure, level: int):
+def marginal_sums(
+    resid: np.ndarray, v: np.ndarray, taus: np.ndarray, structure: NestedStructure, level: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Effective sums 1'A r and 1'A 1 of each level-``level`` group, with every deeper level
     integrated out (A = inverse covariance of the deeper levels plus sampling error).
 

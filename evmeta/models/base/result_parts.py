@@ -4,10 +4,14 @@ of the first coefficient read from ``coefficients`` (never stored twice), and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+if TYPE_CHECKING:
+    from evmeta.models.base.design import ModelData
 
 #: Scalars every frequentist result's ``to_dict`` reports (the intercept's, then the setting).
 COMMON_SCALARS = [
@@ -41,22 +45,22 @@ class StoredInputs:
     ``yi``, ``vi`` (arrays of the rows fitted), ``X``, ``names``, ``data`` (the rows fitted,
     every input column), ``mods`` (the formula), ``measure`` and ``inputs`` (the ModelData)."""
 
-    model: Any
+    model: ModelData
 
     @property
-    def inputs(self) -> Any:
+    def inputs(self) -> ModelData:
         return self.model
 
     @property
-    def yi(self) -> np.ndarray:
+    def yi(self) -> npt.NDArray[np.float64]:
         return self.model.yi
 
     @property
-    def vi(self) -> np.ndarray:
+    def vi(self) -> npt.NDArray[np.float64]:
         return self.model.vi
 
     @property
-    def X(self) -> np.ndarray:
+    def X(self) -> npt.NDArray[np.float64]:
         return self.model.X
 
     @property

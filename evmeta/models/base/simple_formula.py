@@ -15,6 +15,7 @@ import re
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from evmeta.errors import ModelError
@@ -56,7 +57,7 @@ class SimpleSpec:
         self.terms = terms
         self.column_names = _names(terms)
 
-    def get_model_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+    def get_model_matrix(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
         columns = [np.ones(len(frame))]
         for name, levels in self.terms:
             if name not in frame.columns:
@@ -92,7 +93,9 @@ def _names(terms: list[tuple[str, list[str] | None]]) -> list[str]:
     return names
 
 
-def simple_design(frame: pd.DataFrame, terms: list[str]):
+def simple_design(
+    frame: pd.DataFrame, terms: list[str]
+) -> tuple[npt.NDArray[np.float64], list[str], dict[str, list[int]], SimpleSpec] | None:
     """(X, names, term_columns, spec) for an additive formula of columns, or None."""
     parts: list[tuple[str, list[str] | None]] = []
     for name in terms:

@@ -10,15 +10,19 @@ Statistics come from the result objects, subgroup fits included (the caller pass
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from evmeta.errors import FigureError, PlotError
-from evmeta.plots._style import journal_style, width_inches
+from evmeta.plots._style import FigurePages, figure_of, journal_style, width_inches
 from evmeta.plots._text import comparison_labels, format_p, number
 from evmeta.plots.forest.draw import MEASURE_LABELS, draw_pages  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 TESTS = {"knha": "Knapp-Hartung", "z": "z test", "t": "t test"}
 #: Level of the intervals when comparisons are drawn without a fitted result (no level of its own).
@@ -263,11 +267,11 @@ def forest_plot(
     width: str | float = "double",
     title: str | None = None,
     max_height_mm: float | None = 240.0,
-    ax: Any = None,
+    ax: Axes | None = None,
     layout: str = "evmeta",
     rob: bool | list[str] = False,
     dose: bool = False,
-):
+) -> Figure | FigurePages:
     """Draw a forest plot and return the matplotlib Figure (or its pages).
 
     Parameters
@@ -354,7 +358,7 @@ def forest_plot(
                     f"sort_by={sort_by!r} is not a column; columns: {', '.join(map(str, group.rows.columns))}"
                 )
             group.rows = group.rows.sort_values(sort_by, kind="stable")
-    width_in = width_inches(width) if ax is None else ax.figure.get_figwidth()
+    width_in = width_inches(width) if ax is None else figure_of(ax).get_figwidth()
     if layout != "evmeta":
         return _journal(
             result_or_comparisons, data, subgroups, by, layout, rob, dose, show_weights, width_in, title, ax
@@ -372,7 +376,19 @@ def forest_plot(
         )
 
 
-def _journal(result, data, subgroups, by, layout, rob, dose, show_weights, width_in, title, ax):
+def _journal(
+    result: Any,
+    data: _ForestData,
+    subgroups: Any,
+    by: str | None,
+    layout: str,
+    rob: bool | list[str],
+    dose: bool,
+    show_weights: bool,
+    width_in: float,
+    title: str | None,
+    ax: Axes | None,
+) -> Figure:
     from evmeta.plots.forest.journal import JournalForest
 
     fits = _subgroup_fits(subgroups, by) if subgroups is not None else None

@@ -6,12 +6,13 @@ y downwards), so texts, squares and diamonds sit exactly where the layout put th
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from evmeta.plots._style import PALETTE, FigurePages, new_figure
+from evmeta.plots._style import PALETTE, FigurePages, figure_of, new_figure
 from evmeta.plots._text import minus
 from evmeta.plots.forest.layout import (
     COLUMN_TITLES,
@@ -24,6 +25,15 @@ from evmeta.plots.forest.layout import (
     study_row,
     text_row,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: Axis position (inches across the page) of an effect size (clipped to the axis limits).
+XOf = Callable[[float], float]
+# ``data`` below is evmeta.plots.forest._ForestData, typed Any: the package imports this
+# module, and tests/test_architecture.py counts a TYPE_CHECKING import back as a cycle.
 
 PLOTTED = {"study", "pooled", "overall", "prediction"}
 MEASURE_LABELS = {
@@ -108,8 +118,8 @@ def build_rows(data: Any, geo: Geometry, show_prediction: bool) -> tuple[list[Ro
         name = None if group.name is None else str(group.name)
         if name is not None:
             body.append(text_row("group", name, name, geo, full_width=True, bold=True))
-        for _, row in group.rows.iterrows():
-            body.append(study_row(row, geo))
+        for _, record in group.rows.iterrows():
+            body.append(study_row(record, geo))
         if group.pooled is not None:
             label = f"{group.pooled.label} (k = {len(group.rows)})"
             body.append(text_row("pooled", group, label, geo))
@@ -132,8 +142,15 @@ def build_rows(data: Any, geo: Geometry, show_prediction: bool) -> tuple[list[Ro
 
 
 def draw_pages(
-    data: Any, columns, show_weights: bool, show_prediction: bool, title, width_in, max_height, ax
-):
+    data: Any,
+    columns: tuple[str, ...],
+    show_weights: bool,
+    show_prediction: bool,
+    title: str | None,
+    width_in: float,
+    max_height: float | None,
+    ax: Axes | None,
+) -> Figure | FigurePages:
     """Lay the plot out once and draw it on as many pages as it needs."""
     all_rows = pd.concat([g.rows for g in data.groups])
     grouped = any(g.name is not None for g in data.groups)
@@ -172,26 +189,38 @@ def draw_pages(
             figure = new_figure(geo.width * 25.4, height)
             axes = figure.add_axes((0, 0, 1, 1))
         else:
-            axes, figure = ax, ax.figure
+            axes, figure = ax, figure_of(ax)
         page_title = title if len(pages) == 1 or not title else f"{title} ({number_} of {len(pages)})"
         _draw_page(axes, geo, rows, under, page_title, top, height, data, max_weight)
         figures.append(figure)
     return figures[0] if len(figures) == 1 else FigurePages(figures)
 
 
-def _text(axes, x, y, lines, geo, size=None, **kwargs):
+def _text(
+    axes: Axes, x: float, y: float, lines: list[str], geo: Geometry, size: float | None = None, **kwargs: Any
+) -> None:
     if lines:
         axes.text(x, y, "\n".join(lines), fontsize=size or geo.font, va="center", linespacing=1.2, **kwargs)
 
 
-def _draw_page(axes, geo: Geometry, rows: list[Row], trailer, title, top, height, data, max_weight) -> None:
+def _draw_page(
+    axes: Axes,
+    geo: Geometry,
+    rows: list[Row],
+    trailer: list[Row],
+    title: str | None,
+    top: float,
+    height: float,
+    data: Any,
+    max_weight: float,
+) -> None:
     axes.set_axis_off()
     axes.set_xlim(0, geo.width)
     axes.set_ylim(height, 0)
     lo, hi = geo.limits
 
-    def x_of(value):
-        return geo.panel[0] + (np.clip(value, lo, hi) - lo) / (hi - lo) * (geo.panel[1] - geo.panel[0])
+    def x_of(value: float) -> float:
+        return float(geo.panel[0] + (np.clip(value, lo, hi) - lo) / (hi - lo) * (geo.panel[1] - geo.panel[0]))
 
     if title:
         _text(axes, 0.05, top / 2 + 0.03, [title], geo, size=geo.font + 1.5, fontweight="bold")
@@ -217,7 +246,9 @@ def _draw_page(axes, geo: Geometry, rows: list[Row], trailer, title, top, height
         y += row.height
 
 
-def _vertical_lines(axes, spans, zero_x, overall_x) -> None:
+def _vertical_lines(
+    axes: Axes, spans: list[tuple[float, float, str]], zero_x: float, overall_x: float | None
+) -> None:
     """The no-effect line and the overall estimate's dashed line, over plotted rows only
     (so they never strike through notes or headings)."""
     runs: list[list[float]] = []
@@ -232,8 +263,8 @@ def _vertical_lines(axes, spans, zero_x, overall_x) -> None:
             axes.plot([overall_x] * 2, [y0, y1], color=PALETTE[3], lw=0.6, ls=(0, (2, 2)), zorder=1)
 
 
-def _draw_row(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float) -> None:
-    font = {"fontsize": geo.font, "va": "center"}
+def _draw_row(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_weight: float) -> None:
+    font: dict[str, Any] = {"fontsize": geo.font, "va": "center"}  # Text keywords (untyped in matplotlib)
     mono = {"family": "DejaVu Sans Mono", "ha": "right", **font}
     if row.kind == "header":
         for column, x0, _ in geo.left:
@@ -297,7 +328,9 @@ def _draw_row(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float) 
         _text(axes, 0.05, y, row.cells["left"], geo, size=geo.font - 0.5, color="0.25")
 
 
-def _clip_arrows(axes, geo: Geometry, low: float, high: float, y: float, x_of, colour) -> None:
+def _clip_arrows(
+    axes: Axes, geo: Geometry, low: float, high: float, y: float, x_of: XOf, colour: str
+) -> None:
     """An arrow at each axis end that the interval [low, high] runs past."""
     lo, hi = geo.limits
     if low < lo:
@@ -306,7 +339,7 @@ def _clip_arrows(axes, geo: Geometry, low: float, high: float, y: float, x_of, c
         axes.plot(x_of(hi), y, marker=">", color=colour, ms=3.5, zorder=4)
 
 
-def _draw_study(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float) -> None:
+def _draw_study(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_weight: float) -> None:
     record = row.item
     for column, x0, _ in geo.left:
         _text(axes, x0, y, row.cells.get(column, []), geo)
@@ -336,13 +369,15 @@ def _draw_study(axes, geo: Geometry, row: Row, y: float, x_of, max_weight: float
             zorder=2,
         )
         axes.plot(x_of(record["_shrunk"]), y + 0.2 * line, marker="o", ms=2.8, color=PALETTE[1], zorder=3)
-    font = {"fontsize": geo.font, "va": "center"}
+    font: dict[str, Any] = {"fontsize": geo.font, "va": "center"}
     edges = {name: edge for name, edge, _ in geo.right}
     axes.text(edges["est"], y, interval(est, lo_ci, hi_ci), family="DejaVu Sans Mono", ha="right", **font)
     _weights(axes, edges, y, record.get("_weight", np.nan), record.get("_weight_group", np.nan), font)
 
 
-def _weights(axes, edges: dict, y: float, overall: float, group: float, font: dict) -> None:
+def _weights(
+    axes: Axes, edges: dict[str, float], y: float, overall: float, group: float, font: dict[str, Any]
+) -> None:
     """Percent weight in the overall model and within the subgroup (one column or two)."""
     if "weight_both" in edges and pd.notna(overall):
         text = f"{overall:.1f}" + (f" ({group:.1f})" if pd.notna(group) else "")
@@ -352,12 +387,12 @@ def _weights(axes, edges: dict, y: float, overall: float, group: float, font: di
             axes.text(edges[name], y, f"{value:.1f}", ha="right", **font)
 
 
-def _draw_axis(axes, geo: Geometry, y: float, x_of, measure) -> float:
+def _draw_axis(axes: Axes, geo: Geometry, y: float, x_of: XOf, measure: str | None) -> float:
     """The effect axis under the panel; returns the y below it."""
     import matplotlib.ticker as ticker
 
     lo, hi = geo.limits
-    font = {"fontsize": geo.font, "va": "center"}
+    font: dict[str, Any] = {"fontsize": geo.font, "va": "center"}
     line = geo.row_height(1)
     axes.plot([geo.panel[0], geo.panel[1]], [y, y], color="0.1", lw=0.6)
     narrow = geo.panel[1] - geo.panel[0] < 2.0

@@ -23,14 +23,18 @@ Lengths are inches; y runs downwards, one Axes spans the figure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
-from evmeta.plots._style import new_figure
+from evmeta.plots._style import figure_of, new_figure
 from evmeta.plots._text import minus, study_labels, text_width_pt, wrap
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 LAYOUTS = ("evmeta", "revman", "jama")
 PT = 1 / 72
@@ -254,7 +258,7 @@ class JournalForest:
         result: Any,
         data: Any,
         subgroups: Any,
-        fits: dict | None,
+        fits: dict[Any, Any] | None,
         layout: str,
         *,
         rob: Any,
@@ -513,7 +517,7 @@ class JournalForest:
 
     # -- drawing
 
-    def draw(self, ax: Any = None):
+    def draw(self, ax: Axes | None = None) -> Figure:
         lines = self.lines()
         cols, label_w, panel, rob_w = self.layout_columns(lines)
         font, small = self.font, self.font - 0.5
@@ -548,7 +552,7 @@ class JournalForest:
             figure = new_figure(self.width * 25.4, height)
             axes = figure.add_axes((0, 0, 1, 1))
         else:
-            axes, figure = ax, ax.figure
+            axes, figure = ax, figure_of(ax)
         axes.set_axis_off()
         axes.set_xlim(0, self.width)
         axes.set_ylim(height, 0)
@@ -586,11 +590,15 @@ class JournalForest:
 
     def x_of(self, value: float) -> float:
         lo, hi = self.limits
-        return self.panel[0] + (np.clip(value, lo, hi) - lo) / (hi - lo) * (self.panel[1] - self.panel[0])
+        return float(
+            self.panel[0] + (np.clip(value, lo, hi) - lo) / (hi - lo) * (self.panel[1] - self.panel[0])
+        )
 
-    def _header(self, cols, panel, rob_w, top, header_h) -> None:
+    def _header(
+        self, cols: list[_Column], panel: tuple[float, float], rob_w: float, top: float, header_h: float
+    ) -> None:
         axes, font = self.axes, self.font
-        bold = {"fontsize": font, "fontweight": "bold", "va": "bottom", "linespacing": 1.1}
+        bold: dict[str, Any] = {"fontsize": font, "fontweight": "bold", "va": "bottom", "linespacing": 1.1}
         base = top + header_h - 0.04
         label = "Study or Subgroup" if self.layout == "revman" else "Source"
         axes.text(0.05, base, label, ha="left", **bold)
@@ -611,9 +619,9 @@ class JournalForest:
         rule = "0.0" if self.layout == "revman" else "0.3"
         axes.plot([0.05, self.width - 0.05], [top + header_h] * 2, color=rule, lw=0.6)
 
-    def _line(self, line: _Line, cols, y: float) -> None:
+    def _line(self, line: _Line, cols: list[_Column], y: float) -> None:
         axes, font = self.axes, self.font
-        style = {"fontsize": font, "va": "center"}
+        style: dict[str, Any] = {"fontsize": font, "va": "center"}  # Text keywords
         if line.kind == "blank":
             return
         if line.kind == "note":

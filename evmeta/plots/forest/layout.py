@@ -161,7 +161,7 @@ def geometry(
     if font < 7:
         panel_min = max(0.6, min(panel_min, width_in - 0.2 - right_total - min_label))
 
-    def left_needed(cols):
+    def left_needed(cols: list[str]) -> float:
         return sum(natural[c] for c in cols if c != "label") + (min_label if "label" in cols else 0)
 
     kept = list(columns)
