@@ -10,7 +10,8 @@ trim-and-fill, the selection model and bias model averaging on that outcome's co
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ from evmeta.report.certainty import (
     table_rows,
 )
 from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
+
+_T = TypeVar("_T")
 
 POOLED = "all outcomes"
 TITLE = "Summary of findings with certainty (GRADE for animal studies)"
@@ -95,7 +98,7 @@ def _run_models(run: Any) -> dict[str, Any]:
     }
 
 
-def _attempt(run: Any, name: str, fit):
+def _attempt(run: Any, name: str, fit: Callable[[], _T]) -> _T | None:
     try:
         return fit()
     except EvmetaError as exc:  # a documented refusal becomes a note; a bug surfaces
@@ -140,7 +143,9 @@ def _interval(fit: Any) -> tuple[float, float] | None:
     return None if fit is None else (float(fit.ci_low), float(fit.ci_high))
 
 
-def _evidence(sub: pd.DataFrame, name: str, fits: dict[str, Any], taus, level: float) -> OutcomeEvidence:
+def _evidence(
+    sub: pd.DataFrame, name: str, fits: dict[str, Any], taus: dict[str, float] | None, level: float
+) -> OutcomeEvidence:
     """Plain numbers of one row from its comparisons and fitted models."""
     main = fits["main"]
     yi, vi = sub["yi"].to_numpy(float), sub["vi"].to_numpy(float)

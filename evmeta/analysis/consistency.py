@@ -13,7 +13,8 @@ report section "Is the effect more consistent with some isolation methods?".
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,8 @@ from evmeta.errors import EvmetaError
 from evmeta.formatting import percent
 from evmeta.models import heterogeneity_test, meta_analysis, multilevel_i2, multilevel_r2
 from evmeta.models.base.threshold import threshold_table
+
+_T = TypeVar("_T")
 
 __all__ = ["consistency", "consistency_answer", "extend_bias_table", "threshold_sentences"]
 
@@ -89,7 +92,7 @@ def _figures(run: Any) -> list[str]:
     return drawn
 
 
-def _attempt(run: Any, name: str, fit):
+def _attempt(run: Any, name: str, fit: Callable[[], _T]) -> _T | None:
     try:
         return fit()
     except EvmetaError as exc:  # errors raised on purpose become notes; bugs surface

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -30,6 +30,9 @@ from evmeta.models.base.provenance import versions
 from evmeta.results import AnalysisModels
 from evmeta.schema.validation.validate import read_extraction
 from evmeta.sheets.export import write_csv
+
+if TYPE_CHECKING:  # the progress display is imported only when shown
+    from rich.progress import Progress, TaskID
 
 STAGES = [
     "extraction",
@@ -153,10 +156,10 @@ def _sha256(path: Path | None) -> str:
 class _Progress:
     def __init__(self, quiet: bool, callback: Callable[[str], None] | None) -> None:
         self.quiet, self.callback = quiet, callback
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> _Progress:
         if not self.quiet and self.callback is None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -170,14 +173,14 @@ class _Progress:
     def stage(self, name: str) -> None:
         if self.callback:
             self.callback(name)
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=name, advance=0)
 
     def done(self) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
