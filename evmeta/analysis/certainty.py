@@ -11,7 +11,7 @@ trim-and-fill, the selection model and bias model averaging on that outcome's co
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from evmeta.report.certainty import (
 )
 from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
 
+if TYPE_CHECKING:  # the run's state, for the annotations only
+    from evmeta.analysis.pipeline import RunState
+
 _T = TypeVar("_T")
 
 POOLED = "all outcomes"
@@ -36,7 +39,7 @@ TITLE = "Summary of findings with certainty (GRADE for animal studies)"
 HED = (("dose_hed_ug_protein_per_kg", "µg protein/kg"), ("dose_hed_particles_per_kg", "particles/kg"))
 
 
-def certainty_stage(run: Any, table: pd.DataFrame) -> SummaryOfFindings | None:
+def certainty_stage(run: RunState, table: pd.DataFrame) -> SummaryOfFindings | None:
     """Judge, write ``certainty.csv`` and ``summary_of_findings.docx``, add the report section.
 
     Raises
@@ -83,7 +86,7 @@ def _overrides(spec: Any, names: list[str]) -> list[Override]:
     return out
 
 
-def _run_models(run: Any) -> dict[str, Any]:
+def _run_models(run: RunState) -> dict[str, Any]:
     """The run's fitted models the pooled row reads (None where not fitted)."""
     models = run.models  # evmeta.results.AnalysisModels
     main = models.random_effects
@@ -98,7 +101,7 @@ def _run_models(run: Any) -> dict[str, Any]:
     }
 
 
-def _attempt(run: Any, name: str, fit: Callable[[], _T]) -> _T | None:
+def _attempt(run: RunState, name: str, fit: Callable[[], _T]) -> _T | None:
     try:
         return fit()
     except EvmetaError as exc:  # a documented refusal becomes a note; a bug surfaces
@@ -106,7 +109,7 @@ def _attempt(run: Any, name: str, fit: Callable[[], _T]) -> _T | None:
         return None
 
 
-def _fit_outcome(run: Any, sub: pd.DataFrame, outcome: str) -> dict[str, Any]:
+def _fit_outcome(run: RunState, sub: pd.DataFrame, outcome: str) -> dict[str, Any]:
     """The models of one outcome's row (bias analyses only from :data:`MIN_K_FUNNEL` comparisons)."""
     from evmeta.models import bias_model_averaging, egger_test, meta_analysis, selection_model, trim_and_fill
 
@@ -126,7 +129,7 @@ def _fit_outcome(run: Any, sub: pd.DataFrame, outcome: str) -> dict[str, Any]:
     return fits
 
 
-def _pooled_evidence(run: Any, table: pd.DataFrame, name: str) -> OutcomeEvidence:
+def _pooled_evidence(run: RunState, table: pd.DataFrame, name: str) -> OutcomeEvidence:
     fits = _run_models(run)
     taus = None
     if fits["location_scale"] is not None:
@@ -135,7 +138,7 @@ def _pooled_evidence(run: Any, table: pd.DataFrame, name: str) -> OutcomeEvidenc
     return _evidence(table, name, fits, taus, run.spec.frequentist.level)
 
 
-def _outcome_evidence(run: Any, sub: pd.DataFrame, outcome: str) -> OutcomeEvidence:
+def _outcome_evidence(run: RunState, sub: pd.DataFrame, outcome: str) -> OutcomeEvidence:
     return _evidence(sub, outcome, _fit_outcome(run, sub, outcome), None, run.spec.frequentist.level)
 
 
@@ -215,7 +218,7 @@ def _setting(table: pd.DataFrame) -> list[tuple[str, str]]:
     ]
 
 
-def _write(run: Any, summary: SummaryOfFindings) -> None:
+def _write(run: RunState, summary: SummaryOfFindings) -> None:
     from evmeta.report.certainty.word import write_summary_docx
     from evmeta.report.sections import ReportSection
     from evmeta.sheets.export import write_csv

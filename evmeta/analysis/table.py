@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from evmeta.analysis.spec import AnalysisSpec, FiltersSection
 from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError, SpecError
+from evmeta.harmonize.aggregate import AggregatedComparisons
 from evmeta.harmonize.control_split import resplit_shared_controls
 from evmeta.harmonize.effect_options import EffectOptions
 from evmeta.schema.extraction import Extraction
@@ -45,7 +45,7 @@ class AnalysisTable:
     table: pd.DataFrame
     exclusions: pd.DataFrame
     comparisons: Comparisons
-    combined: Any = None
+    combined: AggregatedComparisons | None = None
     uncombined: pd.DataFrame | None = None
 
 
