@@ -29,8 +29,10 @@ from evmeta.report.certainty import (
 )
 from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
 
-if TYPE_CHECKING:  # the run's state, for the annotations only
+if TYPE_CHECKING:  # the run's state and its spec, for the annotations only
+    from evmeta.analysis.certainty_spec import CertaintySection
     from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.spec import AnalysisSpec
 
 _T = TypeVar("_T")
 
@@ -67,13 +69,13 @@ def _row_names(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     return outcomes, outcomes if len(outcomes) == 1 else [POOLED, *outcomes]
 
 
-def check_overrides(spec: Any, table: pd.DataFrame) -> None:
+def check_overrides(spec: AnalysisSpec, table: pd.DataFrame) -> None:
     """Refuse, before any model is fitted, an override naming an outcome the analysis lacks."""
     if spec.certainty.enabled:
         _overrides(spec.certainty, _row_names(table)[1])
 
 
-def _overrides(spec: Any, names: list[str]) -> list[Override]:
+def _overrides(spec: CertaintySection, names: list[str]) -> list[Override]:
     out = []
     for i, entry in enumerate(spec.override):
         if entry.outcome != "*" and entry.outcome not in names:
