@@ -31,7 +31,7 @@ from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
 
 if TYPE_CHECKING:  # the run's state and its spec, for the annotations only
     from evmeta.analysis.certainty_spec import CertaintySection
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
     from evmeta.analysis.spec import AnalysisSpec
 
 _T = TypeVar("_T")

@@ -26,7 +26,7 @@ from evmeta.models import heterogeneity_test, meta_analysis, multilevel_i2, mult
 from evmeta.models.base.threshold import threshold_table
 
 if TYPE_CHECKING:  # the run's state, for the annotations only
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
 
 _T = TypeVar("_T")
 

@@ -23,9 +23,8 @@ from evmeta.harmonize.assumed_covariance import sampling_covariance
 from evmeta.sheets.export import write_csv
 
 if TYPE_CHECKING:  # the run's state, for the annotations only
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
     from evmeta.analysis.spec_correlation import CombineOutcomesSection, CorrelationSection
-    from evmeta.analysis.table import AnalysisTable
 
 _DAYS = {"days": 1.0, "weeks": 7.0}
 _GROUP_KEY = "_correlated_group"
@@ -200,15 +199,14 @@ def _multilevel_sweep(run: RunState, section: CorrelationSection, table: pd.Data
     return rows
 
 
-def correlated_effects(run: RunState, built: AnalysisTable) -> None:
+def correlated_effects(run: RunState, built: Any) -> None:
     """Notes of the combination, the sweep over the assumed correlation, its CSV and its
     report section; nothing when neither ``combine_outcomes`` nor ``correlation`` is set."""
     c = run.spec.comparisons
     if c.combine_outcomes is None and c.correlation is None:
         return
     rows = []
-    # analysis_table sets combined and uncombined together, under combine_outcomes
-    if c.combine_outcomes is not None and built.combined is not None and built.uncombined is not None:
+    if c.combine_outcomes is not None and built.combined is not None:
         run.notes.extend(f"combine_outcomes: {note}" for note in built.combined.notes)
         rows += _combined_sweep(run, c.combine_outcomes, built.uncombined)
     if c.correlation is not None:
@@ -228,7 +226,7 @@ def correlated_effects(run: RunState, built: AnalysisTable) -> None:
     )
 
 
-def _context(run: RunState, built: AnalysisTable, frame: pd.DataFrame) -> dict[str, Any]:
+def _context(run: RunState, built: Any, frame: pd.DataFrame) -> dict[str, Any]:
     c = run.spec.comparisons
     combined, section = built.combined, c.combine_outcomes
     context: dict[str, Any] = {"table": frame.drop(columns="phi" if frame["phi"].isna().all() else [])}

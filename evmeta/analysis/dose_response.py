@@ -17,7 +17,7 @@ from evmeta.models.dose_response.selection import readable_basis
 from evmeta.sheets.export import write_csv
 
 if TYPE_CHECKING:  # for the annotations only
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
     from evmeta.models.dose_response.result import DoseResponseResult
     from evmeta.models.dose_response.within_between import WithinBetween
 

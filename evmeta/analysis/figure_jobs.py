@@ -21,7 +21,7 @@ from evmeta.harmonize.quality import syrcle_columns
 
 if TYPE_CHECKING:  # the run's state and the results drawn, for the annotations only
     from evmeta.analysis.figures import FigureBatch
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
     from evmeta.models.bayes.result import BayesResult
     from evmeta.models.frequentist.subgroup import SubgroupResult
 

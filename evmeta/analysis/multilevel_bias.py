@@ -12,7 +12,7 @@ from evmeta.errors import EvmetaError
 from evmeta.models import multilevel_small_study
 
 if TYPE_CHECKING:  # the run's state, for the annotations only
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
 
 
 def multilevel_bias_rows(run: RunState) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for the annotations only
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
     from evmeta.analysis.spec import AnalysisSpec
 
 

@@ -42,7 +42,7 @@ from evmeta.models import (
 
 if TYPE_CHECKING:  # the run's state and its inputs, for the annotations only
     from evmeta.analysis.figures import FigureBatch
-    from evmeta.analysis.pipeline import RunState
+    from evmeta.analysis.run_state import RunState
     from evmeta.analysis.spec import AnalysisSpec
     from evmeta.models.bayes.result import BayesResult
     from evmeta.schema.extraction import Extraction

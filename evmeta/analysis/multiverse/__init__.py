@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +31,8 @@ import pandas as pd
 from evmeta._extras import require
 from evmeta.analysis.multiverse.fit import BuiltTable, FitContext, build_table, fit_batch
 from evmeta.analysis.multiverse.plan import Specification, check_size, choice_lists, plan
-from evmeta.analysis.multiverse.summary import choice_influence, curve_summary, summary_sentences
+from evmeta.analysis.multiverse.run import MultiverseRun
+from evmeta.analysis.multiverse.summary import choice_influence, curve_summary
 from evmeta.analysis.spec import AnalysisSpec, MultiverseOptions, load_spec
 from evmeta.errors import SchedulerError, SpecError
 from evmeta.models.priors import prior_dict
@@ -101,25 +101,6 @@ def _remote_client(address: str) -> Any:  # a distributed.Client (optional depen
         return Client(address, timeout=f"{SCHEDULER_HANDSHAKE_TIMEOUT:g}s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SchedulerError(f"cannot reach the Dask scheduler {address!r}: {exc}") from None
-
-
-@dataclass
-class MultiverseRun:
-    """Everything a multiverse run produced (also written to ``output``)."""
-
-    spec: AnalysisSpec
-    output: Path
-    results: pd.DataFrame
-    summary: dict[str, Any]
-    influence: pd.DataFrame
-    null_test: pd.DataFrame | None = None
-    figures: dict[str, list[Path]] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def sentences(self) -> list[str]:
-        return summary_sentences(self.summary, self.influence)
 
 
 def _options(spec: AnalysisSpec) -> MultiverseOptions:

@@ -17,7 +17,7 @@ from evmeta.formatting import percent
 from evmeta.sheets.export import write_csv
 
 if TYPE_CHECKING:  # the run written, for the annotations only
-    from evmeta.analysis.multiverse import MultiverseRun
+    from evmeta.analysis.multiverse.run import MultiverseRun
 
 RULE = (
     "Rule: for each crossed choice, the median estimate is computed for each of its values; the "
