@@ -30,9 +30,11 @@ _JOBS: dict[str, Callable[[], Any]] = {}
 #: A figure the data do not allow raises one of evmeta's own errors, whose message says why;
 #: anything else is a bug and surfaces as a traceback instead of a "not drawn" note.
 EXPECTED = (EvmetaError,)
+#: What drawing one figure gives: the files written, or a note saying why it was not drawn.
+_Drawn = tuple[list[Path], str | None]
 
 
-def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> tuple[list[Path], str | None]:
+def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> _Drawn:
     """Draw figure ``name`` and write every format from its one layout. The worker itself
     never forks (a process forked inside a pool worker inherited a half-initialized state:
     issue 21's "h5py backend not available"); the pool is the only parallelism."""
@@ -81,7 +83,7 @@ class FigureBatch:
 
     output: Path
     formats: tuple[str, ...]
-    pending: dict[str, Future[tuple[list[Path], str | None]] | tuple[list[Path], str | None]] = field(default_factory=dict)
+    pending: dict[str, Future[_Drawn] | _Drawn] = field(default_factory=dict)
     tasks: dict[str, Future[Any] | Any] = field(default_factory=dict)
     #: Figures to draw later, once the models they need are fitted (name -> function).
     deferred: dict[str, Callable[[], Any]] = field(default_factory=dict)
