@@ -10,7 +10,8 @@ trim-and-fill, the selection model and bias model averaging on that outcome's co
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,12 +29,19 @@ from evmeta.report.certainty import (
 )
 from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
 
+if TYPE_CHECKING:  # the run's state and its spec, for the annotations only
+    from evmeta.analysis.certainty_spec import CertaintySection
+    from evmeta.analysis.run_state import RunState
+    from evmeta.analysis.spec import AnalysisSpec
+
+_T = TypeVar("_T")
+
 POOLED = "all outcomes"
 TITLE = "Summary of findings with certainty (GRADE for animal studies)"
 HED = (("dose_hed_ug_protein_per_kg", "µg protein/kg"), ("dose_hed_particles_per_kg", "particles/kg"))
 
 
-def certainty_stage(run: Any, table: pd.DataFrame) -> SummaryOfFindings | None:
+def certainty_stage(run: RunState, table: pd.DataFrame) -> SummaryOfFindings | None:
     """Judge, write ``certainty.csv`` and ``summary_of_findings.docx``, add the report section.
 
     Raises
@@ -61,13 +69,13 @@ def _row_names(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     return outcomes, outcomes if len(outcomes) == 1 else [POOLED, *outcomes]
 
 
-def check_overrides(spec: Any, table: pd.DataFrame) -> None:
+def check_overrides(spec: AnalysisSpec, table: pd.DataFrame) -> None:
     """Refuse, before any model is fitted, an override naming an outcome the analysis lacks."""
     if spec.certainty.enabled:
         _overrides(spec.certainty, _row_names(table)[1])
 
 
-def _overrides(spec: Any, names: list[str]) -> list[Override]:
+def _overrides(spec: CertaintySection, names: list[str]) -> list[Override]:
     out = []
     for i, entry in enumerate(spec.override):
         if entry.outcome != "*" and entry.outcome not in names:
@@ -80,7 +88,7 @@ def _overrides(spec: Any, names: list[str]) -> list[Override]:
     return out
 
 
-def _run_models(run: Any) -> dict[str, Any]:
+def _run_models(run: RunState) -> dict[str, Any]:
     """The run's fitted models the pooled row reads (None where not fitted)."""
     models = run.models  # evmeta.results.AnalysisModels
     main = models.random_effects
@@ -95,7 +103,7 @@ def _run_models(run: Any) -> dict[str, Any]:
     }
 
 
-def _attempt(run: Any, name: str, fit):
+def _attempt(run: RunState, name: str, fit: Callable[[], _T]) -> _T | None:
     try:
         return fit()
     except EvmetaError as exc:  # a documented refusal becomes a note; a bug surfaces
@@ -103,7 +111,7 @@ def _attempt(run: Any, name: str, fit):
         return None
 
 
-def _fit_outcome(run: Any, sub: pd.DataFrame, outcome: str) -> dict[str, Any]:
+def _fit_outcome(run: RunState, sub: pd.DataFrame, outcome: str) -> dict[str, Any]:
     """The models of one outcome's row (bias analyses only from :data:`MIN_K_FUNNEL` comparisons)."""
     from evmeta.models import bias_model_averaging, egger_test, meta_analysis, selection_model, trim_and_fill
 
@@ -123,7 +131,7 @@ def _fit_outcome(run: Any, sub: pd.DataFrame, outcome: str) -> dict[str, Any]:
     return fits
 
 
-def _pooled_evidence(run: Any, table: pd.DataFrame, name: str) -> OutcomeEvidence:
+def _pooled_evidence(run: RunState, table: pd.DataFrame, name: str) -> OutcomeEvidence:
     fits = _run_models(run)
     taus = None
     if fits["location_scale"] is not None:
@@ -132,7 +140,7 @@ def _pooled_evidence(run: Any, table: pd.DataFrame, name: str) -> OutcomeEvidenc
     return _evidence(table, name, fits, taus, run.spec.frequentist.level)
 
 
-def _outcome_evidence(run: Any, sub: pd.DataFrame, outcome: str) -> OutcomeEvidence:
+def _outcome_evidence(run: RunState, sub: pd.DataFrame, outcome: str) -> OutcomeEvidence:
     return _evidence(sub, outcome, _fit_outcome(run, sub, outcome), None, run.spec.frequentist.level)
 
 
@@ -140,7 +148,9 @@ def _interval(fit: Any) -> tuple[float, float] | None:
     return None if fit is None else (float(fit.ci_low), float(fit.ci_high))
 
 
-def _evidence(sub: pd.DataFrame, name: str, fits: dict[str, Any], taus, level: float) -> OutcomeEvidence:
+def _evidence(
+    sub: pd.DataFrame, name: str, fits: dict[str, Any], taus: dict[str, float] | None, level: float
+) -> OutcomeEvidence:
     """Plain numbers of one row from its comparisons and fitted models."""
     main = fits["main"]
     yi, vi = sub["yi"].to_numpy(float), sub["vi"].to_numpy(float)
@@ -210,7 +220,7 @@ def _setting(table: pd.DataFrame) -> list[tuple[str, str]]:
     ]
 
 
-def _write(run: Any, summary: SummaryOfFindings) -> None:
+def _write(run: RunState, summary: SummaryOfFindings) -> None:
     from evmeta.report.certainty.word import write_summary_docx
     from evmeta.report.sections import ReportSection
     from evmeta.sheets.export import write_csv

@@ -13,7 +13,8 @@ report section "Is the effect more consistent with some isolation methods?".
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,11 @@ from evmeta.formatting import percent
 from evmeta.models import heterogeneity_test, meta_analysis, multilevel_i2, multilevel_r2
 from evmeta.models.base.threshold import threshold_table
 
+if TYPE_CHECKING:  # the run's state, for the annotations only
+    from evmeta.analysis.run_state import RunState
+
+_T = TypeVar("_T")
+
 __all__ = ["consistency", "consistency_answer", "extend_bias_table", "threshold_sentences"]
 
 TITLE = "Is the effect more consistent with some isolation methods?"
@@ -32,7 +38,7 @@ TITLE = "Is the effect more consistent with some isolation methods?"
 N_BOOT = 100
 
 
-def consistency(run: Any, table: pd.DataFrame) -> None:
+def consistency(run: RunState, table: pd.DataFrame) -> None:
     """Fit, tabulate, write the CSV files and append the report section (see module doc)."""
     from evmeta.report.sections import ReportSection
     from evmeta.sheets.export import write_csv
@@ -66,7 +72,7 @@ def consistency(run: Any, table: pd.DataFrame) -> None:
     run.report_sections.append(section)
 
 
-def _figures(run: Any) -> list[str]:
+def _figures(run: RunState) -> list[str]:
     """Orchard plot of the location-scale model and caterpillar plot of the main model,
     in the spec's formats and width (none when the run has no figure settings)."""
     settings = getattr(run.spec, "figures", None)
@@ -89,7 +95,7 @@ def _figures(run: Any) -> list[str]:
     return drawn
 
 
-def _attempt(run: Any, name: str, fit):
+def _attempt(run: RunState, name: str, fit: Callable[[], _T]) -> _T | None:
     try:
         return fit()
     except EvmetaError as exc:  # errors raised on purpose become notes; bugs surface
@@ -97,7 +103,7 @@ def _attempt(run: Any, name: str, fit):
         return None
 
 
-def _scale_model(run: Any, table: pd.DataFrame, context: dict[str, Any]) -> list[pd.DataFrame]:
+def _scale_model(run: RunState, table: pd.DataFrame, context: dict[str, Any]) -> list[pd.DataFrame]:
     s = run.spec.frequentist
     method = s.method if s.method in ("ML", "REML") else "REML"
     if method != s.method:
@@ -132,7 +138,7 @@ def _scale_model(run: Any, table: pd.DataFrame, context: dict[str, Any]) -> list
     return [threshold_table(fit, s.thresholds).assign(model="location_scale")]
 
 
-def _bayes_contrasts(run: Any, table: pd.DataFrame, fit: Any, context: dict[str, Any]) -> None:
+def _bayes_contrasts(run: RunState, table: pd.DataFrame, fit: Any, context: dict[str, Any]) -> None:
     """P(tau_level < tau_reference) from the exact Bayesian location-scale model, when the
     scale formula is one categorical column (the levels' posteriors then factorize)."""
     from evmeta.models import bayesian_location_scale
@@ -221,7 +227,7 @@ def threshold_sentences(frame: pd.DataFrame, measure: str | None) -> list[str]:
     return out
 
 
-def _multilevel(run: Any, context: dict[str, Any]) -> None:
+def _multilevel(run: RunState, context: dict[str, Any]) -> None:
     fit = run.models.multilevel
     if fit is None:
         return

@@ -12,7 +12,7 @@ outcomes as ``outcome`` (``rho``), time points by ``phi`` per ``time_unit``; wit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,10 @@ from evmeta.errors import EvmetaError, InputError, SpecError
 from evmeta.harmonize.aggregate import AggregatedComparisons, aggregate_comparisons
 from evmeta.harmonize.assumed_covariance import sampling_covariance
 from evmeta.sheets.export import write_csv
+
+if TYPE_CHECKING:  # the run's state, for the annotations only
+    from evmeta.analysis.run_state import RunState
+    from evmeta.analysis.spec_correlation import CombineOutcomesSection, CorrelationSection
 
 _DAYS = {"days": 1.0, "weeks": 7.0}
 _GROUP_KEY = "_correlated_group"
@@ -58,7 +62,7 @@ def _covariance(table: pd.DataFrame, cluster: str, rho: float, phi: float | None
     )
 
 
-def combine_outcomes(table: pd.DataFrame, section: Any, rho: float | None = None) -> AggregatedComparisons:
+def combine_outcomes(table: pd.DataFrame, section: CombineOutcomesSection, rho: float | None = None) -> AggregatedComparisons:
     """The comparisons of ``table`` combined as ``[comparisons] combine_outcomes`` says.
 
     Parameters
@@ -109,7 +113,7 @@ def combined_exclusions(combined: AggregatedComparisons) -> pd.DataFrame:
     )
 
 
-def correlation_settings(run: Any, table: pd.DataFrame) -> dict[str, Any]:
+def correlation_settings(run: RunState, table: pd.DataFrame) -> dict[str, Any]:
     """``{"V": V}`` for the multilevel models when ``[comparisons] correlation`` is set (else
     ``{}``); a V that cannot be built becomes a note and the models assume independence."""
     section = run.spec.comparisons.correlation
@@ -142,15 +146,17 @@ def _fitted_row(model: str, rho: float, phi: float | None, fit: Any, used: bool)
     }
 
 
-def _sweep(section: Any) -> list[float]:
+def _sweep(section: CombineOutcomesSection | CorrelationSection) -> list[float]:
     return sorted({*section.sensitivity, section.rho})
 
 
-def _combined_sweep(run: Any, uncombined: pd.DataFrame) -> list[dict[str, Any]]:
+def _combined_sweep(
+    run: RunState, section: CombineOutcomesSection, uncombined: pd.DataFrame
+) -> list[dict[str, Any]]:
     """The main random-effects model refitted on the comparisons combined at each rho."""
     from evmeta.models import meta_analysis
 
-    section, s = run.spec.comparisons.combine_outcomes, run.spec.frequentist
+    s = run.spec.frequentist
     rows = []
     for rho in _sweep(section):
         try:
@@ -167,11 +173,11 @@ def _combined_sweep(run: Any, uncombined: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _multilevel_sweep(run: Any, table: pd.DataFrame) -> list[dict[str, Any]]:
+def _multilevel_sweep(run: RunState, section: CorrelationSection, table: pd.DataFrame) -> list[dict[str, Any]]:
     """The multilevel model refitted with V built at each rho."""
     from evmeta.models import multilevel_meta_analysis
 
-    section, s = run.spec.comparisons.correlation, run.spec.frequentist
+    s = run.spec.frequentist
     if not s.multilevel:
         run.notes.append(
             "correlation sensitivity: no multilevel model in the spec ([frequentist] multilevel)"
@@ -193,7 +199,7 @@ def _multilevel_sweep(run: Any, table: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def correlated_effects(run: Any, built: Any) -> None:
+def correlated_effects(run: RunState, built: Any) -> None:
     """Notes of the combination, the sweep over the assumed correlation, its CSV and its
     report section; nothing when neither ``combine_outcomes`` nor ``correlation`` is set."""
     c = run.spec.comparisons
@@ -202,9 +208,9 @@ def correlated_effects(run: Any, built: Any) -> None:
     rows = []
     if c.combine_outcomes is not None and built.combined is not None:
         run.notes.extend(f"combine_outcomes: {note}" for note in built.combined.notes)
-        rows += _combined_sweep(run, built.uncombined)
+        rows += _combined_sweep(run, c.combine_outcomes, built.uncombined)
     if c.correlation is not None:
-        rows += _multilevel_sweep(run, built.table)
+        rows += _multilevel_sweep(run, c.correlation, built.table)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     run.tables["correlation_sensitivity"] = frame
     run.files.append(write_csv(frame, run.output / "correlation_sensitivity.csv"))
@@ -220,16 +226,16 @@ def correlated_effects(run: Any, built: Any) -> None:
     )
 
 
-def _context(run: Any, built: Any, frame: pd.DataFrame) -> dict[str, Any]:
+def _context(run: RunState, built: Any, frame: pd.DataFrame) -> dict[str, Any]:
     c = run.spec.comparisons
-    combined = built.combined
+    combined, section = built.combined, c.combine_outcomes
     context: dict[str, Any] = {"table": frame.drop(columns="phi" if frame["phi"].isna().all() else [])}
-    if combined is not None:
+    if combined is not None and section is not None:  # combined only under combine_outcomes
         context["combine"] = {
             "by": ", ".join(combined.by),
-            "rho": c.combine_outcomes.rho,
-            "phi": c.combine_outcomes.phi,
-            "time_unit": c.combine_outcomes.time_unit,
+            "rho": section.rho,
+            "phi": section.phi,
+            "time_unit": section.time_unit,
             "rows_in": int(combined.table["k_combined"].sum()) + len(combined.exclusions),
             "groups": len(combined.table),
             "excluded": len(combined.exclusions),

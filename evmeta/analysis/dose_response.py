@@ -5,7 +5,7 @@ were not imputed, the curve as ``dose_response_curve.csv`` and the report sectio
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,13 +16,19 @@ from evmeta.models import dose_response_meta_analysis
 from evmeta.models.dose_response.selection import readable_basis
 from evmeta.sheets.export import write_csv
 
+if TYPE_CHECKING:  # for the annotations only
+    from evmeta.analysis.run_state import RunState
+    from evmeta.models.dose_response.result import DoseResponseResult
+    from evmeta.models.dose_response.within_between import WithinBetween
+
 #: Columns of the table of comparisons that entered the curve, in the report.
 ENTERED = ["comparison_id", "study_id", "isolation_method", "species", "dose", "dose_provenance", "yi"]
 
 
-def dose_response_stage(run: Any, table: pd.DataFrame) -> None:
+def dose_response_stage(run: RunState, table: pd.DataFrame) -> None:
     """Fit the spec's dose-response curve; a curve that cannot be fitted becomes a note."""
     spec = run.spec.dose_response
+    assert spec is not None, "the stage of a [dose_response] section"  # checked by the caller
     settings = dict(
         dose=spec.dose,
         model=spec.model,
@@ -66,7 +72,7 @@ def _number(value: float) -> str:
     return "not located" if not np.isfinite(value) else f"{value:.3g}"
 
 
-def _effective_dose(fit) -> str:
+def _effective_dose(fit: DoseResponseResult) -> str:
     e = fit.effective_dose
     text = f"ED{e.share * 100:.0f} = {_number(e.dose)}"
     if np.isfinite(e.dose):
@@ -74,7 +80,7 @@ def _effective_dose(fit) -> str:
     return text + (f": {e.note}" if e.note else "")
 
 
-def _context(fit, sensitivity, total: int) -> dict[str, Any]:
+def _context(fit: DoseResponseResult, sensitivity: DoseResponseResult | None, total: int) -> dict[str, Any]:
     curve = fit.curve(7)[["dose", "pred", "ci_low", "ci_high", "pi_low", "pi_high"]]
     entered = fit.data[[c for c in ENTERED if c in fit.data.columns]]
     wb = fit.within_between
@@ -111,11 +117,11 @@ def _context(fit, sensitivity, total: int) -> dict[str, Any]:
     return context
 
 
-def _coefficients(fit) -> pd.DataFrame:
+def _coefficients(fit: DoseResponseResult) -> pd.DataFrame:
     return fit.coef_table()[["estimate", "se", "ci_low", "ci_high", "pvalue"]].reset_index(names="term")
 
 
-def _within_between_text(wb) -> str:
+def _within_between_text(wb: WithinBetween | None) -> str:
     if wb is None:
         return "No study gave two or more doses, so within-study dose information cannot be separated."
     verdict = "disagree" if wb.pvalue < 0.05 else "do not detectably disagree"

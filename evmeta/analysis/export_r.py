@@ -145,7 +145,7 @@ robust_rows <- function(fit, cluster, model, rename, level) {
 
 
 def r_script(run: Any, spec_name: str) -> str:
-    """The R script for the models of ``run`` (a :class:`~evmeta.analysis.pipeline.RunState`
+    """The R script for the models of ``run`` (a :class:`~evmeta.analysis.run_state.RunState`
     whose frequentist stage has been fitted)."""
     level = 0.95
     table = run.tables["comparisons"]

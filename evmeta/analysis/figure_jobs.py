@@ -8,8 +8,9 @@ data do not allow is named in a note instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,12 +19,18 @@ from evmeta.analysis.table import levels_present
 from evmeta.errors import EvmetaError
 from evmeta.harmonize.quality import syrcle_columns
 
+if TYPE_CHECKING:  # the run's state and the results drawn, for the annotations only
+    from evmeta.analysis.figures import FigureBatch
+    from evmeta.analysis.run_state import RunState
+    from evmeta.models.bayes.result import BayesResult
+    from evmeta.models.frequentist.subgroup import SubgroupResult
+
 _ROB_ITEMS = syrcle_columns()
 #: The grouping ``forest_by = "auto"`` uses when there are enough comparisons.
 AUTO_FOREST_BY = "isolation_method"
 
 
-def forest_grouping(run, table: pd.DataFrame) -> tuple[str | None, Any]:
+def forest_grouping(run: RunState, table: pd.DataFrame) -> tuple[str | None, SubgroupResult | None]:
     """The forest plot's grouping column and the subgroup fits it draws, or (None, None).
 
     ``[figures] forest_by``: None (``"none"``, ``""``, ``false``) draws no groups; ``"auto"``
@@ -59,7 +66,7 @@ def forest_grouping(run, table: pd.DataFrame) -> tuple[str | None, Any]:
     return by, result
 
 
-def forest_layout(run, table: pd.DataFrame) -> dict[str, Any]:
+def forest_layout(run: RunState, table: pd.DataFrame) -> dict[str, Any]:
     """``forest_plot`` keywords from ``[figures] forest_layout``, ``forest_rob`` and
     ``forest_dose``; risk-of-bias dots asked for without any judgements entered give the
     forest without them and a note saying why."""
@@ -79,7 +86,7 @@ def forest_layout(run, table: pd.DataFrame) -> dict[str, Any]:
     return look
 
 
-def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
+def _figure_jobs(run: RunState, table: pd.DataFrame) -> dict[str, Callable[[], Any]]:
     """The frequentist figures the data allow: name -> function that draws it (nothing is drawn
     here); a figure the data do not allow is named in a note instead."""
     from evmeta.plots import dose_response_plot, forest_plot, funnel_plot, moderator_plot, risk_of_bias_plot
@@ -113,7 +120,7 @@ def _figure_jobs(run, table: pd.DataFrame) -> dict[str, Any]:
 AFTER_BIAS = ("funnel",)
 
 
-def start_figures(run, table: pd.DataFrame):
+def start_figures(run: RunState, table: pd.DataFrame) -> FigureBatch:
     """Start drawing the frequentist figures in worker processes, as soon as the frequentist
     models are fitted (returns the batch that :func:`finish_figures` waits for). The
     figures of :data:`AFTER_BIAS` wait in the batch for :func:`start_posterior_outputs`."""
@@ -126,7 +133,7 @@ def start_figures(run, table: pd.DataFrame):
     return batch
 
 
-def start_posterior_outputs(run, batch) -> None:
+def start_posterior_outputs(run: RunState, batch: FigureBatch) -> None:
     """Once the bias diagnostics and the Bayesian model are fitted: draw the figures that
     waited for them and write ``posterior.nc`` (with the ArviZ import and the refined-grid
     check that go with it) in fresh workers, while the main process fits the bias
@@ -154,7 +161,7 @@ def start_posterior_outputs(run, batch) -> None:
     batch_figures.add(batch, jobs, tasks)
 
 
-def _write_posterior(bayes, path: Path) -> dict[str, Any]:
+def _write_posterior(bayes: BayesResult, path: Path) -> dict[str, Any]:
     """Write the InferenceData to ``path``; returns the fit's diagnostics (computed here)."""
     if path.exists():
         path.unlink()
@@ -162,7 +169,7 @@ def _write_posterior(bayes, path: Path) -> dict[str, Any]:
     return bayes.diagnostics
 
 
-def finish_figures(run, batch) -> None:
+def finish_figures(run: RunState, batch: FigureBatch) -> None:
     """Wait for the figures and for ``posterior.nc``."""
     from evmeta.analysis import figures as batch_figures
 

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,11 @@ _JOBS: dict[str, Callable[[], Any]] = {}
 #: A figure the data do not allow raises one of evmeta's own errors, whose message says why;
 #: anything else is a bug and surfaces as a traceback instead of a "not drawn" note.
 EXPECTED = (EvmetaError,)
+#: What drawing one figure gives: the files written, or a note saying why it was not drawn.
+_Drawn = tuple[list[Path], str | None]
 
 
-def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> tuple[list[Path], str | None]:
+def _draw_and_save(name: str, stem: str, formats: tuple[str, ...]) -> _Drawn:
     """Draw figure ``name`` and write every format from its one layout. The worker itself
     never forks (a process forked inside a pool worker inherited a half-initialized state:
     issue 21's "h5py backend not available"); the pool is the only parallelism."""
@@ -49,7 +51,7 @@ def _run_task(name: str) -> Any:
     return _JOBS[name]()
 
 
-def limit_blas_threads():
+def limit_blas_threads() -> AbstractContextManager[object]:
     """One BLAS thread per process while figure workers share the cores: OpenBLAS threads
     spin while they wait, taking the cores the workers need (about 10% of a run's CPU).
     The limit is lifted when the block ends; without workers nothing changes."""
@@ -57,7 +59,8 @@ def limit_blas_threads():
         return nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    limits: AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")  # untyped package
+    return limits
 
 
 def _workers() -> int:
@@ -80,8 +83,8 @@ class FigureBatch:
 
     output: Path
     formats: tuple[str, ...]
-    pending: dict[str, Future | tuple[list[Path], str | None]] = field(default_factory=dict)
-    tasks: dict[str, Future | Any] = field(default_factory=dict)
+    pending: dict[str, Future[_Drawn] | _Drawn] = field(default_factory=dict)
+    tasks: dict[str, Future[Any] | Any] = field(default_factory=dict)
     #: Figures to draw later, once the models they need are fitted (name -> function).
     deferred: dict[str, Callable[[], Any]] = field(default_factory=dict)
     pools: list[ProcessPoolExecutor] = field(default_factory=list)

@@ -4,15 +4,18 @@ moderators of the three-level model, with the bias-corrected mean
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from evmeta.errors import EvmetaError
 from evmeta.models import multilevel_small_study
 
+if TYPE_CHECKING:  # the run's state, for the annotations only
+    from evmeta.analysis.run_state import RunState
 
-def multilevel_bias_rows(run: Any) -> list[dict[str, Any]]:
+
+def multilevel_bias_rows(run: RunState) -> list[dict[str, Any]]:
     """One row per predictor (SE and sqrt(1/n~)) for ``run.tables["bias"]``; the results go
     to ``run.models.multilevel_egger[predictor]``, failures to ``run.notes``."""
     fit = run.models.multilevel
@@ -39,7 +42,7 @@ def multilevel_bias_rows(run: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def extend_bias_table(run: Any) -> None:
+def extend_bias_table(run: RunState) -> None:
     """Append :func:`multilevel_bias_rows` to ``run.tables["bias"]`` (after the bias stage)."""
     rows = multilevel_bias_rows(run)
     if rows:

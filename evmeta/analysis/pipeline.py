@@ -14,22 +14,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from evmeta.analysis.spec import AnalysisSpec, load_spec
+from evmeta.analysis.run_state import AnalysisRun, RunState
+from evmeta.analysis.spec import load_spec
 from evmeta.analysis.table import analysis_table
-from evmeta.comparisons import Comparisons
 from evmeta.errors import ExtractionError, ModelError, Problem
 from evmeta.models.base.provenance import versions
-from evmeta.results import AnalysisModels
 from evmeta.schema.validation.validate import read_extraction
 from evmeta.sheets.export import write_csv
+
+if TYPE_CHECKING:  # the progress display is imported only when shown
+    from rich.progress import Progress, TaskID
 
 STAGES = [
     "extraction",
@@ -44,104 +44,6 @@ STAGES = [
 ]
 
 
-@dataclass
-class RunState:
-    """What the stages of a run write into while it runs (mutable; internal to the
-    pipeline): the models as one frozen :class:`~evmeta.results.AnalysisModels` the stages
-    replace, and the tables, figures, notes and files they add. :meth:`freeze` turns it into
-    the :class:`AnalysisRun` that :func:`run_analysis` returns."""
-
-    spec: AnalysisSpec
-    output: Path
-    comparisons: Comparisons
-    exclusions: pd.DataFrame
-    #: The fitted models, one typed field per family (frozen; stages record with ``with_``).
-    models: AnalysisModels = field(default_factory=AnalysisModels)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, list[Path]] = field(default_factory=dict)
-    recovery: pd.DataFrame | None = None
-    notes: list[str] = field(default_factory=list)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    #: Optional report sections (evmeta.report.sections.ReportSection), each from its own partial.
-    report_sections: list[Any] = field(default_factory=list)
-    #: The extraction's validation notes (evmeta.errors.Problem, severity "note"): accepted
-    #: with a remark, shown in the report beside the run's own notes.
-    validation_notes: list[Any] = field(default_factory=list)
-
-    def freeze(self, output: Path | None = None) -> AnalysisRun:
-        """The finished run, frozen; paths are moved into ``output`` when given (the folder
-        the staging folder was renamed to)."""
-        target = self.output if output is None else output
-
-        def moved(path: Path) -> Path:
-            return path if output is None else target / Path(path).name
-
-        return AnalysisRun(
-            spec=self.spec,
-            output=target,
-            comparisons=self.comparisons,
-            exclusions=self.exclusions,
-            models=self.models,
-            tables=MappingProxyType(dict(self.tables)),
-            figures=MappingProxyType({n: tuple(map(moved, p)) for n, p in self.figures.items()}),
-            recovery=self.recovery,
-            notes=tuple(self.notes),
-            provenance=MappingProxyType(dict(self.provenance)),
-            files=tuple(map(moved, self.files)),
-            report_sections=tuple(self.report_sections),
-            validation_notes=tuple(self.validation_notes),
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class AnalysisRun:
-    """Everything an analysis produced (also written to ``output``), frozen.
-
-    Attributes
-    ----------
-    spec : AnalysisSpec
-    output : Path
-        The report folder.
-    comparisons : Comparisons
-        The harmonized comparisons (before the spec's filters).
-    exclusions : DataFrame
-        Every comparison or row left out, with the reason (``exclusions.csv``).
-    models : AnalysisModels
-        The fitted models, one typed field per family (:class:`evmeta.results.AnalysisModels`).
-    tables : Mapping[str, DataFrame]
-        The tables the report shows (``comparisons``, ``bias``, ``sensitivity``, ...).
-    figures : Mapping[str, tuple[Path, ...]]
-        Each figure's files (one per format and page).
-    recovery : DataFrame or None
-        Posterior intervals against a simulated truth (``[validation] truth``).
-    notes : tuple[str, ...]
-        What was not fitted or drawn, and why; caveats the report repeats.
-    provenance : Mapping[str, Any]
-        The content of ``provenance.json`` (inputs' SHA-256, seeds, versions, times).
-    files : tuple[Path, ...]
-        The result files written.
-    report_sections : tuple[ReportSection, ...]
-        Optional report sections (consistency, dose-response, ...).
-    validation_notes : tuple[Problem, ...]
-        The extraction's validation notes (accepted with a remark).
-    """
-
-    spec: AnalysisSpec
-    output: Path
-    comparisons: Comparisons
-    exclusions: pd.DataFrame
-    models: AnalysisModels
-    tables: Mapping[str, pd.DataFrame]
-    figures: Mapping[str, tuple[Path, ...]]
-    recovery: pd.DataFrame | None
-    notes: tuple[str, ...]
-    provenance: Mapping[str, Any]
-    files: tuple[Path, ...]
-    report_sections: tuple[Any, ...]
-    validation_notes: tuple[Any, ...]
-
-
 def _sha256(path: Path | None) -> str:
     """SHA-256 of the spec or the extraction (a workbook, or a folder of CSV files); "" for
     a spec built in memory (no file)."""
@@ -153,10 +55,10 @@ def _sha256(path: Path | None) -> str:
 class _Progress:
     def __init__(self, quiet: bool, callback: Callable[[str], None] | None) -> None:
         self.quiet, self.callback = quiet, callback
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> _Progress:
         if not self.quiet and self.callback is None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -170,14 +72,14 @@ class _Progress:
     def stage(self, name: str) -> None:
         if self.callback:
             self.callback(name)
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=name, advance=0)
 
     def done(self) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 

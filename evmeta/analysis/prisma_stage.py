@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def prisma(run) -> None:
+if TYPE_CHECKING:  # for the annotations only
+    from evmeta.analysis.run_state import RunState
+    from evmeta.analysis.spec import AnalysisSpec
+
+
+def prisma(run: RunState) -> None:
     """PRISMA 2020 flow diagram and counts, when the spec's ``[prisma]`` section names the files."""
     from evmeta.errors import SpecError
     from evmeta.plots import save_figure
@@ -15,16 +21,17 @@ def prisma(run) -> None:
     section = run.spec.prisma
     if not section.enabled:
         return
-    missing = [k for k in ("dedupe", "screening") if getattr(section, k) is None]
-    if missing or not section.search:
+    dedupe, screening = section.dedupe, section.screening
+    if dedupe is None or screening is None or not section.search:
+        missing = [k for k, v in (("dedupe", dedupe), ("screening", screening)) if v is None]
         raise SpecError(
             f"[prisma] needs search, dedupe and screening; missing: {', '.join(missing or ['search'])}"
         )
     extraction = run.spec.resolve(section.extraction) if section.extraction else run.spec.extraction_path
     counts = prisma_counts(
         [run.spec.resolve(p) for p in section.search],
-        run.spec.resolve(section.dedupe),
-        run.spec.resolve(section.screening),
+        run.spec.resolve(dedupe),
+        run.spec.resolve(screening),
         extraction,
         registers=[run.spec.resolve(p) for p in section.registers],
     )
@@ -35,9 +42,9 @@ def prisma(run) -> None:
     run.figures["prisma"] = save_figure(figure, run.output / "prisma", tuple(run.spec.figures.formats))
 
 
-def prisma_inputs(spec) -> dict[str, str]:
+def prisma_inputs(spec: AnalysisSpec) -> dict[str, str]:
     """SHA-256 of the files the PRISMA diagram was counted from (for provenance.json)."""
-    from evmeta.sheets.reader import file_sha256
+    from evmeta.sheets.raw import file_sha256
 
     section = spec.prisma
     if not section.enabled:

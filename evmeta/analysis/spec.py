@@ -41,10 +41,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evmeta._paths import PathError, read_bytes_capped
+from evmeta._paths import read_bytes_capped
 from evmeta.analysis.certainty_spec import CertaintySection
 from evmeta.analysis.spec_correlation import CombineOutcomesSection, CorrelationSection
-from evmeta.errors import SpecError
+from evmeta.errors import PathError, SpecError
 
 #: Most posterior draws per chain, warm-up draws per chain, and draws over all chains.
 #: 100,000 x 16 chains of a 30-parameter model is about 0.4 GB of float64; far beyond
@@ -551,7 +551,7 @@ class AnalysisSpec(_Section):
         return (base / "reports" / self.analysis.name).resolve()
 
 
-def _valid_keys(location: tuple) -> list[str]:
+def _valid_keys(location: tuple[str, ...]) -> list[str]:
     """The keys of the table at ``location[:-1]``, through nested tables and arrays of tables."""
     model: Any = AnalysisSpec
     for part in location[:-1]:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from evmeta.analysis.figure_jobs import (  # noqa: F401 (stages of the pipeline)
+from evmeta.analysis.figure_jobs import (  # the figure stages of the pipeline, re-exported
     AFTER_BIAS,
     finish_figures,
     start_figures,
@@ -40,6 +40,15 @@ from evmeta.models import (
     trim_and_fill,
 )
 
+if TYPE_CHECKING:  # the run's state and its inputs, for the annotations only
+    from evmeta.analysis.figures import FigureBatch
+    from evmeta.analysis.run_state import RunState
+    from evmeta.analysis.spec import AnalysisSpec
+    from evmeta.models.bayes.result import BayesResult
+    from evmeta.schema.extraction import Extraction
+
+_T = TypeVar("_T")
+
 #: Comparisons with a dose in ug protein per kg needed for the dose-response model.
 MIN_DOSED = 5
 
@@ -51,7 +60,7 @@ def stage(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
 
     def wrap(fn: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(fn)
-        def guarded(run, *args: Any, **kwargs: Any) -> None:
+        def guarded(run: RunState, *args: Any, **kwargs: Any) -> None:
             try:
                 fn(run, *args, **kwargs)
             except EvmetaError as exc:
@@ -62,7 +71,7 @@ def stage(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     return wrap
 
 
-def model_test(spec, multilevel: bool = False) -> str:
+def model_test(spec: AnalysisSpec, multilevel: bool = False) -> str:
     """The test a model of the run uses: the spec's (``knha`` or ``z``) for the univariate
     models; for the multilevel ones, whose engine knows ``z`` and ``t``, ``t`` where the spec
     says Knapp-Hartung (metafor's ``rma.mv(test = "t")``, t with k - p df)."""
@@ -70,7 +79,7 @@ def model_test(spec, multilevel: bool = False) -> str:
     return ("t" if test == "knha" else "z") if multilevel else test
 
 
-def _try(run, name: str, fit):
+def _try(run: RunState, name: str, fit: Callable[[], _T]) -> _T | None:
     try:
         return fit()
     except EvmetaError as exc:  # only errors raised on purpose; a bug surfaces as a traceback
@@ -91,7 +100,7 @@ def _summary_row(name: str, fit: Any) -> dict[str, Any]:
     }
 
 
-def frequentist(run, table: pd.DataFrame) -> None:
+def frequentist(run: RunState, table: pd.DataFrame) -> None:
     s = run.spec.frequentist
     main = meta_analysis(table, method=s.method, test=s.test, level=s.level)
     run.models = run.models.with_(random_effects=main)
@@ -112,7 +121,7 @@ def frequentist(run, table: pd.DataFrame) -> None:
         result = _try(
             run,
             f"subgroups by {by}",
-            lambda by=by: subgroup_analysis(table, by, method=s.method, test=s.test, level=s.level),
+            functools.partial(subgroup_analysis, table, by, method=s.method, test=s.test, level=s.level),
         )
         if result is None:
             continue
@@ -145,7 +154,7 @@ def frequentist(run, table: pd.DataFrame) -> None:
     _dose_response(run, table)
 
 
-def _multilevel(run, table: pd.DataFrame, mods: str | None) -> None:
+def _multilevel(run: RunState, table: pd.DataFrame, mods: str | None) -> None:
     s = run.spec.frequentist
     settings = {
         "random": s.multilevel,
@@ -171,7 +180,7 @@ def _multilevel(run, table: pd.DataFrame, mods: str | None) -> None:
             run.tables["results:multilevel_regression"] = fit.to_frame()
 
 
-def _dose_response(run, table: pd.DataFrame) -> None:
+def _dose_response(run: RunState, table: pd.DataFrame) -> None:
     if run.spec.dose_response is not None:  # the one-stage curve of [dose_response]
         from evmeta.analysis.dose_response import dose_response_stage
 
@@ -202,7 +211,7 @@ def _dose_response(run, table: pd.DataFrame) -> None:
             )
 
 
-def _moderators(run, table: pd.DataFrame, formula: str | None, model: str) -> str | None:
+def _moderators(run: RunState, table: pd.DataFrame, formula: str | None, model: str) -> str | None:
     """The spec's moderator formula without the terms these data cannot estimate (noted)."""
     mods, notes = usable_moderators(table, formula, model)
     run.notes.extend(notes)
@@ -214,11 +223,11 @@ def _moderators(run, table: pd.DataFrame, formula: str | None, model: str) -> st
 
 
 @stage("bias diagnostics")
-def bias(run) -> None:
+def bias(run: RunState) -> None:
     main = run.models.main
     rows = []
     for predictor in ["sei", "sqrt_inv_n"]:
-        result = _try(run, f"Egger test ({predictor})", lambda p=predictor: egger_test(main, p))
+        result = _try(run, f"Egger test ({predictor})", functools.partial(egger_test, main, predictor))
         if result is not None:
             run.models = run.models.adding("egger", predictor, result)
             rows.append(
@@ -260,7 +269,7 @@ def bias(run) -> None:
     run.tables["bias"] = pd.DataFrame(rows)
 
 
-def _categorical_terms(fit) -> list[str]:
+def _categorical_terms(fit: BayesResult) -> list[str]:
     return [
         t
         for t, cols in fit.model.term_columns.items()
@@ -269,7 +278,7 @@ def _categorical_terms(fit) -> list[str]:
 
 
 @stage("Bayesian model")
-def bayesian(run, table: pd.DataFrame) -> None:
+def bayesian(run: RunState, table: pd.DataFrame) -> None:
     b = run.spec.bayesian
     if not b.enabled:
         return
@@ -339,7 +348,7 @@ def summarize_recovery(summary: pd.DataFrame, truth: dict[str, Any], reference: 
 
 
 @stage("sensitivity analyses")
-def sensitivity(run, table: pd.DataFrame, extraction) -> None:
+def sensitivity(run: RunState, table: pd.DataFrame, extraction: Extraction) -> None:
     s = run.spec.sensitivity
     main = run.models.main
     rows = [_summary_row("main analysis", main)]
@@ -384,7 +393,8 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
     run.tables["sensitivity"] = pd.DataFrame(rows)
     bayes = run.models.bayesian
     if bayes is not None and s.alternative_priors:
-        table_priors = _try(run, "prior sensitivity", lambda: bayes.prior_sensitivity(s.alternative_priors))
+        alternatives: dict[str, dict[str, str] | str] = dict(s.alternative_priors)
+        table_priors = _try(run, "prior sensitivity", lambda: bayes.prior_sensitivity(alternatives))
         if table_priors is not None:
             run.tables["prior_sensitivity"] = table_priors
     if "year" in table.columns:
@@ -395,7 +405,7 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
             run.tables["cumulative"] = cumulative
 
 
-def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
+def _nmd_vs_smd(run: RunState, extraction: Extraction, rows: list[dict[str, Any]]) -> None:
     """The main analysis with the measure chosen by the NMD rule, on the same analysis table."""
     main = run.models.main
     try:
@@ -417,7 +427,7 @@ def _nmd_vs_smd(run, extraction, rows: list[dict[str, Any]]) -> None:
         rows.append(_summary_row(f"measure by the NMD rule: {measure} (sham available for {share:.0%})", fit))
 
 
-def bayesian_diagnostics(run) -> dict[str, Any] | None:
+def bayesian_diagnostics(run: RunState) -> dict[str, Any] | None:
     """The Bayesian model's engine and diagnostics for ``provenance.json`` (JSON values), and
     a note when the quadrature grid's refinement error exceeds
     :data:`evmeta.models.bayes.quadrature.GRID_ERROR_LIMIT`.
@@ -457,7 +467,9 @@ def bayesian_diagnostics(run) -> dict[str, Any] | None:
 
 
 @stage("selection model, bias model averaging and isolation-method evidence")
-def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
+def bias_and_isolation_evidence(
+    run: RunState, table: pd.DataFrame, batch: FigureBatch | None = None
+) -> None:
     """Selection model, bias model averaging (default and preclinical heterogeneity priors),
     within- vs between-study isolation-method contrasts, and their two figures (issue 16),
     drawn in a worker of ``batch`` when one is given."""
@@ -477,7 +489,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         bma = _try(
             run,
             f"bias model averaging ({priors} priors)",
-            lambda p=priors: bias_model_averaging(table, priors=p),
+            functools.partial(bias_model_averaging, table, priors=priors),
         )
         if bma is None:
             continue
@@ -502,7 +514,7 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         )
         if evidence is not None:
             run.tables["isolation_evidence"] = evidence
-    jobs = {}
+    jobs: dict[str, Callable[[], Any]] = {}
     averaged = run.models.bias_averaging.get("default")
     if averaged is not None:
         jobs["bias_panel"] = lambda: bias_panel(averaged, selection)
@@ -518,3 +530,21 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         from evmeta.analysis import figures as batch_figures
 
         batch_figures.add(batch, jobs)
+
+
+__all__ = [
+    "AFTER_BIAS",
+    "MIN_DOSED",
+    "bayesian",
+    "bayesian_diagnostics",
+    "bias",
+    "bias_and_isolation_evidence",
+    "finish_figures",
+    "frequentist",
+    "model_test",
+    "sensitivity",
+    "stage",
+    "start_figures",
+    "start_posterior_outputs",
+    "summarize_recovery",
+]

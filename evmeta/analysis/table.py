@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from evmeta.analysis.spec import AnalysisSpec, FiltersSection
 from evmeta.comparisons import Comparisons, build_comparisons
 from evmeta.errors import ModelError, SpecError
+from evmeta.harmonize.aggregate import AggregatedComparisons
 from evmeta.harmonize.control_split import resplit_shared_controls
 from evmeta.harmonize.effect_options import EffectOptions
+from evmeta.schema.extraction import Extraction
 
 
 @dataclass
@@ -44,11 +45,11 @@ class AnalysisTable:
     table: pd.DataFrame
     exclusions: pd.DataFrame
     comparisons: Comparisons
-    combined: Any = None
+    combined: AggregatedComparisons | None = None
     uncombined: pd.DataFrame | None = None
 
 
-def analysis_table(extraction, spec: AnalysisSpec, *, measure: str | None = None) -> AnalysisTable:
+def analysis_table(extraction: Extraction, spec: AnalysisSpec, *, measure: str | None = None) -> AnalysisTable:
     """Build the table one analysis fits: comparisons -> filters -> reference levels.
 
     Parameters
@@ -157,7 +158,7 @@ def apply_reference_levels(table: pd.DataFrame, reference: dict[str, str]) -> pd
 
 def filter_comparisons(
     table: pd.DataFrame, filters: FiltersSection, effect_options: EffectOptions | None = None
-) -> tuple[pd.DataFrame, list]:
+) -> tuple[pd.DataFrame, list[tuple[pd.Index, str]]]:
     """Comparisons that pass ``[filters]``; and (row index, reason) of those that do not.
 
     The one implementation of the filters: ``evmeta run`` and every multiverse
@@ -191,7 +192,7 @@ def filter_comparisons(
     return kept, [(mask[mask].index, reason) for mask, reason in dropped]
 
 
-def _filter_log(table: pd.DataFrame, dropped, kept: pd.DataFrame) -> pd.DataFrame:
+def _filter_log(table: pd.DataFrame, dropped: list[tuple[pd.Index, str]], kept: pd.DataFrame) -> pd.DataFrame:
     rows = []
     used_controls = set(kept["control_outcome_row"])
     for index, reason in dropped:

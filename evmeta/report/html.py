@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from evmeta.report.methods import REFERENCES, inference_words, methods_paragraph
 from evmeta.report.sections import captions, render_sections
 from evmeta.report.svg import figure_svgs, is_single_column
 from evmeta.report.tables import html_table
+
+if TYPE_CHECKING:  # for the annotations only
+    from evmeta.models.bayes.result import BayesResult
 
 
 def _table(
@@ -53,7 +57,7 @@ def write_report(run: Any) -> Path:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("evmeta.report", "templates"), autoescape=True)
     template = env.get_template("report.html.j2")
-    path = run.output / "report.html"
+    path: Path = run.output / "report.html"
     path.write_text(template.render(**_context(run)), encoding="utf-8")
     return path
 
@@ -203,7 +207,8 @@ def _readable(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
 
 
 def _readable_parameters(run: Any) -> pd.DataFrame | None:
-    frame, bayes = run.tables.get("prior_sensitivity"), run.models.bayesian
+    frame: pd.DataFrame | None = run.tables.get("prior_sensitivity")
+    bayes = run.models.bayesian
     if frame is None or bayes is None or "parameter" not in frame.columns:
         return frame
     from evmeta.plots.posterior import _reference_levels, readable_name
@@ -230,7 +235,7 @@ def _recovery(run: Any) -> str:
     return html_table(frame, 3, headings=headings, level=bayes.level, interval="CrI")
 
 
-def _grid_error(bayes: Any) -> dict[str, Any] | None:
+def _grid_error(bayes: BayesResult | None) -> dict[str, Any] | None:
     """The quadrature grid's refinement error as text, and whether it exceeds the limit
     (read in the report step, after the worker's diagnostics were adopted)."""
     if bayes is None or bayes.method_used != "quadrature":
@@ -247,7 +252,7 @@ def _grid_error(bayes: Any) -> dict[str, Any] | None:
     }
 
 
-def _bayes_summary(bayes: Any) -> pd.DataFrame | None:
+def _bayes_summary(bayes: BayesResult | None) -> pd.DataFrame | None:
     """Posterior summary with readable parameter names; no sampler diagnostics under quadrature."""
     if bayes is None:
         return None
@@ -263,8 +268,9 @@ def _bayes_summary(bayes: Any) -> pd.DataFrame | None:
 
 def _why_not_fitted(run: Any, *models: str) -> str | None:
     """The reason the run's notes give for not fitting the first of ``models`` noted."""
+    notes: Sequence[str] = run.notes
     for model in models:
-        for note in run.notes:
+        for note in notes:
             if note.startswith(f"{model}: not fitted"):
                 return (
                     note[len(model) + 2 :].removeprefix("not fitted").strip(" ,()").removeprefix("because ")

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evmeta.formatting import percent
+
+if TYPE_CHECKING:  # jinja2 is imported when a report is rendered
+    import jinja2
 
 #: Figure captions by figure name; ``{pct}`` is the analysis' confidence level ("95%").
 CAPTIONS = {
@@ -77,7 +80,7 @@ class ReportSection:
     figures: list[str] = field(default_factory=list)
 
 
-def _environment(loader: Any = None):
+def _environment(loader: Any = None) -> jinja2.Environment:
     import jinja2
 
     loader = loader or jinja2.PackageLoader("evmeta.report", "templates")

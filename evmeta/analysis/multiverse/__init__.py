@@ -19,10 +19,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,10 +31,16 @@ import pandas as pd
 from evmeta._extras import require
 from evmeta.analysis.multiverse.fit import BuiltTable, FitContext, build_table, fit_batch
 from evmeta.analysis.multiverse.plan import Specification, check_size, choice_lists, plan
-from evmeta.analysis.multiverse.summary import choice_influence, curve_summary, summary_sentences
+from evmeta.analysis.multiverse.run import MultiverseRun
+from evmeta.analysis.multiverse.summary import choice_influence, curve_summary
 from evmeta.analysis.spec import AnalysisSpec, MultiverseOptions, load_spec
 from evmeta.errors import SchedulerError, SpecError
 from evmeta.models.priors import prior_dict
+
+if TYPE_CHECKING:  # the progress display is imported only when shown
+    from rich.progress import Progress, TaskID
+
+_R = TypeVar("_R")
 
 #: Relative cost of one fit (random effects = 1), for sizing batches.
 COST = {"random_effects": 1.0, "three_level": 12.0, "bayes_quadrature": 60.0}
@@ -43,7 +50,7 @@ MIN_TASK_COST = 40.0
 RESULT_COLUMNS = ["k", "estimate", "ci_low", "ci_high", "p", "tau2", "i2", "fingerprint", "status", "reason"]
 
 
-def _distributed():
+def _distributed() -> ModuleType:
     """dask.distributed, or a sentence naming ``evmeta[distributed]``."""
     return require("distributed", "evmeta multiverse (Dask)")
 
@@ -86,7 +93,7 @@ def _probe_scheduler(address: str, timeout: float | None = None) -> None:
         raise SchedulerError(f"the Dask scheduler {address!r} closed the connection without a handshake")
 
 
-def _remote_client(address: str):
+def _remote_client(address: str) -> Any:  # a distributed.Client (optional dependency)
     Client = _distributed().Client
 
     _probe_scheduler(address)
@@ -94,25 +101,6 @@ def _remote_client(address: str):
         return Client(address, timeout=f"{SCHEDULER_HANDSHAKE_TIMEOUT:g}s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SchedulerError(f"cannot reach the Dask scheduler {address!r}: {exc}") from None
-
-
-@dataclass
-class MultiverseRun:
-    """Everything a multiverse run produced (also written to ``output``)."""
-
-    spec: AnalysisSpec
-    output: Path
-    results: pd.DataFrame
-    summary: dict[str, Any]
-    influence: pd.DataFrame
-    null_test: pd.DataFrame | None = None
-    figures: dict[str, list[Path]] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def sentences(self) -> list[str]:
-        return summary_sentences(self.summary, self.influence)
 
 
 def _options(spec: AnalysisSpec) -> MultiverseOptions:
@@ -136,7 +124,9 @@ def _context(spec: AnalysisSpec) -> FitContext:
     )
 
 
-def make_batches(specs: list[Specification], n_workers: int, batch_size: int | None = None) -> list[tuple[Any, list[Specification]]]:
+def make_batches(
+    specs: list[Specification], n_workers: int, batch_size: int | None = None
+) -> list[tuple[str, list[Specification]]]:
     """Batches of planned specifications, each sharing one comparisons table.
 
     Within a table the specifications are ordered by filtered table so a batch reuses its
@@ -148,10 +138,11 @@ def make_batches(specs: list[Specification], n_workers: int, batch_size: int | N
         groups.setdefault(item.build_key, []).append(item)
     total = sum(COST[s.model] for s in specs)
     target = max(total / (4 * max(n_workers, 1)), MIN_TASK_COST)
-    batches = []
+    batches: list[tuple[str, list[Specification]]] = []
     for key, members in groups.items():
         members = sorted(members, key=lambda s: (s.table_key, s.spec_id))
-        batch, cost = [], 0.0
+        batch: list[Specification] = []
+        cost = 0.0
         for item in members:
             batch.append(item)
             cost += COST[item.model]
@@ -167,7 +158,7 @@ class _Bar:
     """A rich progress bar over specifications (silent when quiet)."""
 
     def __init__(self, quiet: bool) -> None:
-        self._progress = None
+        self._progress: Progress | None = None
         if not quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -175,19 +166,19 @@ class _Bar:
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
             )
 
-    def __enter__(self):
+    def __enter__(self) -> _Bar:
         if self._progress is not None:
             self._progress.__enter__()
         return self
 
-    def task(self, description: str, total: int):
+    def task(self, description: str, total: int) -> TaskID | None:
         return self._progress.add_task(description, total=total) if self._progress is not None else None
 
-    def advance(self, task, n: int) -> None:
-        if self._progress is not None:
+    def advance(self, task: TaskID | None, n: int) -> None:
+        if self._progress is not None and task is not None:
             self._progress.advance(task, n)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
@@ -203,7 +194,7 @@ WORKER_PRELOAD = [
 ]
 
 
-def _local_client(workers: int | None):
+def _local_client(workers: int | None) -> tuple[Any, Any]:
     """A local cluster of single-threaded worker processes, one per core by default.
 
     Workers are forked from a fork server that has imported numpy, pandas, scipy and the
@@ -233,7 +224,7 @@ def _local_client(workers: int | None):
 
 
 @contextmanager
-def _dask_client(client: Any, scheduler: str | None, workers: int | None):
+def _dask_client(client: Any, scheduler: str | None, workers: int | None) -> Iterator[Any]:
     """The client to run on (None: serial); clusters and clients made here are closed after."""
     if client is not None or scheduler == "serial":
         yield client
@@ -263,13 +254,22 @@ class _Executor:
             return 1
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def map_tables(self, extraction: Any, settings: dict[str, dict]) -> dict[str, Any]:
+    def map_tables(self, extraction: Any, settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if self.client is None:
             return {key: build_table(extraction, s) for key, s in settings.items()}
         remote = self.client.scatter(extraction, broadcast=False)
         return {key: self.client.submit(build_table, remote, s, pure=False) for key, s in settings.items()}
 
-    def run(self, function, tables: dict[str, Any], batches: list, args: tuple, bar: _Bar, task, count):
+    def run(
+        self,
+        function: Callable[..., _R],
+        tables: dict[str, Any],
+        batches: list[tuple[str, Any]],
+        args: tuple[Any, ...],
+        bar: _Bar,
+        task: TaskID | None,
+        count: Callable[[_R], int],
+    ) -> Iterator[_R]:
         """Call ``function(table, batch, *args)`` for each batch; yields results as they finish."""
         if self.client is None:
             for key, batch in batches:
@@ -298,7 +298,7 @@ def _choice_text(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
 
 
-def results_frame(specs: list[Specification], rows: list[dict], keys: list[str]) -> pd.DataFrame:
+def results_frame(specs: list[Specification], rows: list[dict[str, Any]], keys: list[str]) -> pd.DataFrame:
     """``multiverse.csv``: one row per specification (planned-and-skipped ones included)."""
     fitted = {row["spec_id"]: row for row in rows}
     records = []
@@ -338,7 +338,7 @@ def execute(
     for item in planned:
         firsts.setdefault(item.build_key, item.settings)
     tables = executor.map_tables(extraction, firsts)
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     with _Bar(quiet) as bar:
         task = bar.task("specifications", len(planned))
         items = [(key, [(s.spec_id, s.settings, s.spec_hash) for s in batch]) for key, batch in batches]
@@ -361,7 +361,16 @@ def execute(
     return frame, test, timings
 
 
-def _run_null(frame, specs, batches, tables, executor, context, resamples, bar) -> pd.DataFrame | None:
+def _run_null(
+    frame: pd.DataFrame,
+    specs: list[Specification],
+    batches: list[tuple[str, list[Specification]]],
+    tables: dict[str, Any],
+    executor: _Executor,
+    context: FitContext,
+    resamples: int,
+    bar: _Bar,
+) -> pd.DataFrame | None:
     from evmeta.analysis.multiverse.null import null_batch, null_test, study_draws
 
     ok = frame[frame["status"] == "ok"].sort_values("spec_id")

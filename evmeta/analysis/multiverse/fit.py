@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from evmeta.errors import ModelError
@@ -145,7 +146,7 @@ def outlier_threshold(rule: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> np.ndarray:
+def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> npt.NDArray[np.bool_]:
     """Comparisons whose studentized deleted residual exceeds ``threshold`` in absolute value.
 
     Judged once per analysis table on the spec's random-effects model (its ``[frequentist]``
@@ -159,6 +160,7 @@ def outlier_mask(table: pd.DataFrame, threshold: float, context: FitContext) -> 
 
     yi, vi = table["yi"].to_numpy(dtype=float), table["vi"].to_numpy(dtype=float)
     method = str(context.outlier_method).upper()
+    rstudent: npt.NDArray[np.float64]
     if method in VECTORIZED and len(yi) <= MAX_K:
         if np.any(~np.isfinite(vi) | (vi <= 0)):  # the model's own error message
             meta_analysis(yi=yi, vi=vi, method=method)
@@ -178,7 +180,7 @@ def table_fingerprint(table: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, cache: dict) -> Prepared:
+def prepare(built: BuiltTable, settings: dict[str, Any], context: FitContext, cache: dict[tuple[object, ...], Any]) -> Prepared:
     """Filters and outlier rule for one specification, cached within a batch."""
     key = ("table", *(repr(settings[k]) for k in sorted(settings) if k.startswith("filters.")))
     if key not in cache:
@@ -359,7 +361,12 @@ def checked_fit(
 EMPTY_RESULT = {name: float("nan") for name in ("estimate", "ci_low", "ci_high", "p", "tau2", "i2")}
 
 
-def fit_one(built: BuiltTable, item: tuple[int, dict, str], context: FitContext, cache: dict) -> dict:
+def fit_one(
+    built: BuiltTable,
+    item: tuple[int, dict[str, Any], str],
+    context: FitContext,
+    cache: dict[tuple[object, ...], Any],
+) -> dict[str, Any]:
     """One specification: its row of ``multiverse.csv`` (and timings in seconds)."""
     spec_id, settings, hash_ = item
     row: dict[str, Any] = {"spec_id": spec_id, "measure_used": built.measure}
@@ -380,9 +387,11 @@ def fit_one(built: BuiltTable, item: tuple[int, dict, str], context: FitContext,
     return {**row, **values, "status": status, "reason": reason}
 
 
-def fit_batch(built: BuiltTable, items: list[tuple[int, dict, str]], context: FitContext) -> list[dict]:
+def fit_batch(
+    built: BuiltTable, items: list[tuple[int, dict[str, Any], str]], context: FitContext
+) -> list[dict[str, Any]]:
     """Fit a batch of specifications that share one comparisons table (one Dask task)."""
-    cache: dict = {}
+    cache: dict[tuple[object, ...], Any] = {}  # filtered tables, their timings, outlier masks
     return [fit_one(built, item, context, cache) for item in items]
 
 

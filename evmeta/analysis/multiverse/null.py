@@ -18,7 +18,8 @@ specification resamples the comparisons it kept).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,9 @@ def _resampled_table(table: pd.DataFrame, rows: np.ndarray, copy: np.ndarray, sh
     return out
 
 
-def _statistics(values: dict) -> tuple[float, float, float]:
-    """(estimate, sign of significance, signed z) of one refit."""
+def _statistics(values: Mapping[Any, float]) -> tuple[float, float, float]:
+    """(estimate, sign of significance, signed z) of one refit (``values``: a fit's result,
+    or a row of the observed table keyed by its column labels)."""
     estimate, low, high, p = values["estimate"], values["ci_low"], values["ci_high"], values["p"]
     significant = 1.0 if low > 0 else (-1.0 if high < 0 else 0.0)
     z = float(np.sign(estimate) * stats.norm.isf(p / 2)) if np.isfinite(p) else np.nan
@@ -70,11 +72,11 @@ def _statistics(values: dict) -> tuple[float, float, float]:
 
 def null_one(
     built: BuiltTable,
-    item: tuple[int, dict, str, float],
+    item: tuple[int, dict[str, Any], str, float],
     context: FitContext,
     draws: np.ndarray,
     studies: list[str],
-    cache: dict,
+    cache: dict[tuple[object, ...], Any],
     batched: bool = True,
 ) -> np.ndarray:
     """Refits of one specification in every resample: array ``(B, 3)``: estimate, sig, z.
@@ -116,7 +118,7 @@ def null_one(
 
 def null_batch(
     built: BuiltTable,
-    items: list[tuple[int, dict, str, float]],
+    items: list[tuple[int, dict[str, Any], str, float]],
     context: FitContext,
     draws: np.ndarray,
     studies: list[str],
@@ -124,7 +126,7 @@ def null_batch(
 ) -> dict[int, np.ndarray]:
     """One Dask task: the null refits of a batch of specifications sharing a table
     (``batched``: see :func:`null_one`)."""
-    cache: dict = {}
+    cache: dict[tuple[object, ...], Any] = {}  # as fit.fit_batch's: filtered tables, outlier masks
     return {item[0]: null_one(built, item, context, draws, studies, cache, batched) for item in items}
 
 

@@ -20,7 +20,10 @@ Anything else returns None and the caller refits resample by resample. The tests
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
@@ -29,10 +32,15 @@ from evmeta.analysis.multiverse.fit import FitContext, sampling_covariance, shar
 #: Random levels whose copies the resampling relabels (so copies are separate groups).
 RELABELLED = ("study_id", "experiment_id", "comparison_id")
 
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+#: Estimate, interval and p-value of every resample (each of length B).
+Refits = tuple[Floats, Floats, Floats, Floats]
+
 
 def batched_null(
     table: pd.DataFrame,
-    settings: dict,
+    settings: dict[str, Any],
     context: FitContext,
     draws: np.ndarray,
     codes: np.ndarray,
@@ -71,7 +79,9 @@ def batched_null(
     return out
 
 
-def _random_effects(table, settings, counts, shift, level):
+def _random_effects(
+    table: pd.DataFrame, settings: dict[str, Any], counts: Ints, shift: float, level: float
+) -> Refits | None:
     from evmeta.models.frequentist.batched import BATCHED_METHODS, batched_meta_analysis
 
     if str(settings["frequentist.method"]).upper() not in BATCHED_METHODS:
@@ -87,7 +97,9 @@ def _random_effects(table, settings, counts, shift, level):
     return fit.estimate, fit.ci_low[:, 0], fit.ci_high[:, 0], fit.pvalue[:, 0]
 
 
-def _three_level(table, settings, counts, codes, shift, level):
+def _three_level(
+    table: pd.DataFrame, settings: dict[str, Any], counts: Ints, codes: Ints, shift: float, level: float
+) -> Refits | None:
     """Resamples with and without a drawn study that shares a control, fitted apart."""
     from evmeta.models.base.nesting import nested_structure
 
@@ -114,7 +126,15 @@ def _three_level(table, settings, counts, codes, shift, level):
     return estimate, low, high, p
 
 
-def _fit_three_level(shifted, settings, counts, level_codes, V, codes, level):
+def _fit_three_level(
+    shifted: pd.DataFrame,
+    settings: dict[str, Any],
+    counts: Ints,
+    level_codes: list[np.ndarray],
+    V: Floats | None,
+    codes: Ints,
+    level: float,
+) -> list[Floats]:
     from evmeta.models.frequentist.batched_multilevel import batched_multilevel_meta_analysis
 
     failed = np.zeros(len(counts), dtype=bool)

@@ -18,6 +18,11 @@ redesign of issue 13 has landed.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
+
+#: Arrays of these routines: float64 values, bool deletion masks.
+Floats = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
 
 VECTORIZED = ("EE", "DL", "HE", "ML", "REML")
 MAX_K = 2000  # k x k arrays above this: fall back to influence()
@@ -25,23 +30,24 @@ MAX_ITER = 1000
 TOLERANCE = 1e-10
 
 
-def _initial(Y: np.ndarray, V: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+def _initial(Y: Floats, V: Floats, keep: Mask, n: int) -> Floats:
     """Hedges (HE) estimate of every deletion set (the ML/REML start value)."""
-    mean = (Y * keep).sum(1) / n
-    rss = (keep * (Y - mean[:, None]) ** 2).sum(1)
-    trace_pv = (V * keep).sum(1) * (1 - 1 / n)
+    mean: Floats = (Y * keep).sum(1) / n
+    rss: Floats = (keep * (Y - mean[:, None]) ** 2).sum(1)
+    trace_pv: Floats = (V * keep).sum(1) * (1 - 1 / n)
     return np.maximum(0.0, (rss - trace_pv) / (n - 1))
 
 
-def _dersimonian_laird(Y: np.ndarray, V: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+def _dersimonian_laird(Y: Floats, V: Floats, keep: Mask, n: int) -> Floats:
     w = keep / V
-    sw = w.sum(1)
-    mu = (w * Y).sum(1) / sw
-    q = (w * (Y - mu[:, None]) ** 2).sum(1)
-    return np.maximum(0.0, (q - (n - 1)) / (sw - (w**2).sum(1) / sw))
+    sw: Floats = w.sum(1)
+    mu: Floats = (w * Y).sum(1) / sw
+    q: Floats = (w * (Y - mu[:, None]) ** 2).sum(1)
+    sw2: Floats = (w**2).sum(1)
+    return np.maximum(0.0, (q - (n - 1)) / (sw - sw2 / sw))
 
 
-def _fisher_scoring(Y: np.ndarray, V: np.ndarray, keep: np.ndarray, n: int, method: str) -> np.ndarray:
+def _fisher_scoring(Y: Floats, V: Floats, keep: Mask, n: int, method: str) -> Floats:
     tau2 = _initial(Y, V, keep, n)
     active = np.ones(len(tau2), dtype=bool)
     for _ in range(MAX_ITER):
@@ -64,7 +70,7 @@ def _fisher_scoring(Y: np.ndarray, V: np.ndarray, keep: np.ndarray, n: int, meth
     return np.where(active, np.nan, tau2)  # not converged: no residual for those rows
 
 
-def deleted_tau2(yi: np.ndarray, vi: np.ndarray, method: str) -> np.ndarray:
+def deleted_tau2(yi: Floats, vi: Floats, method: str) -> Floats:
     """tau^2 of the model without each comparison in turn (intercept only)."""
     k = len(yi)
     keep = ~np.eye(k, dtype=bool)
@@ -80,8 +86,8 @@ def deleted_tau2(yi: np.ndarray, vi: np.ndarray, method: str) -> np.ndarray:
 
 
 def studentized_deleted_residuals(
-    yi: np.ndarray, vi: np.ndarray, method: str = "REML", test: str = "z"
-) -> np.ndarray:
+    yi: npt.ArrayLike, vi: npt.ArrayLike, method: str = "REML", test: str = "z"
+) -> Floats:
     """Studentized deleted residual of each comparison (intercept-only random-effects model).
 
     Parameters
@@ -105,8 +111,8 @@ def studentized_deleted_residuals(
     tau2 = deleted_tau2(yi, vi, method)
     keep = ~np.eye(k, dtype=bool)
     w = keep / (vi[None, :] + tau2[:, None])
-    sw = w.sum(1)
-    mu = (w * yi[None, :]).sum(1) / sw
+    sw: Floats = w.sum(1)
+    mu: Floats = (w * yi[None, :]).sum(1) / sw
     s2w = np.ones(k)
     if test == "knha":
         s2w = (w * (yi[None, :] - mu[:, None]) ** 2).sum(1) / (k - 2)

@@ -9,12 +9,15 @@ import html
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from evmeta.formatting import percent
 from evmeta.sheets.export import write_csv
+
+if TYPE_CHECKING:  # the run written, for the annotations only
+    from evmeta.analysis.multiverse.run import MultiverseRun
 
 RULE = (
     "Rule: for each crossed choice, the median estimate is computed for each of its values; the "
@@ -48,7 +51,7 @@ def _table(frame: pd.DataFrame | None, digits: int = 3) -> str:
     )
 
 
-def section_context(run: Any) -> dict[str, Any]:
+def section_context(run: MultiverseRun) -> dict[str, Any]:
     """Context of ``multiverse.html.j2`` (the report hook: pass it as ``multiverse``)."""
     results = run.results
     skipped = results[results["status"] != "ok"]
@@ -77,7 +80,7 @@ def section_context(run: Any) -> dict[str, Any]:
     }
 
 
-def render_section(run: Any) -> str:
+def render_section(run: MultiverseRun) -> str:
     """The report section as HTML (a fragment)."""
     import jinja2
 
@@ -85,7 +88,7 @@ def render_section(run: Any) -> str:
     return env.get_template("multiverse.html.j2").render(multiverse=section_context(run))
 
 
-def _page(run: Any, fragment: str) -> str:
+def _page(run: MultiverseRun, fragment: str) -> str:
     title = html.escape(run.spec.analysis.title or run.spec.analysis.name)
     style = (
         "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;font-size:14px}"
@@ -98,7 +101,7 @@ def _page(run: Any, fragment: str) -> str:
     )
 
 
-def write_outputs(run: Any, figures: bool = True) -> None:
+def write_outputs(run: MultiverseRun, figures: bool = True) -> None:
     """Write every file of the run into ``run.output`` (paths appended to ``run.files``)."""
     out = run.output
     run.files.append(write_csv(run.results, out / "multiverse.csv"))

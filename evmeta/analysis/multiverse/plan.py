@@ -112,7 +112,7 @@ class Specification:
 
     @property
     def model(self) -> str:
-        return self.settings["model"]
+        return str(self.settings["model"])
 
 
 def _canonical(value: Any) -> str:

@@ -84,7 +84,7 @@ def _item_name(column: str) -> str:
     return column.removeprefix("rob_").replace("_", " ")
 
 
-def risk_of_bias(items: Mapping[str, Sequence], weights: Sequence[float]) -> tuple[str, str]:
+def risk_of_bias(items: Mapping[str, Sequence[object]], weights: Sequence[float]) -> tuple[str, str]:
     """Risk of bias from the SYRCLE judgements of the comparisons pooled.
 
     Parameters
@@ -271,8 +271,8 @@ def publication_bias(
         )
     signals, facts = [], []
 
-    def null_in(ci):
-        return ci is not None and np.isfinite(ci[0]) and ci[0] <= 0 <= ci[1]
+    def null_in(ci: tuple[float, float] | None) -> bool:
+        return ci is not None and bool(np.isfinite(ci[0])) and ci[0] <= 0 <= ci[1]
 
     if np.isfinite(egger_pvalue):
         facts.append(f"Egger test {format_p(egger_pvalue)}")

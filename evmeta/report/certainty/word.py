@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evmeta.report.certainty.result import SummaryOfFindings, table_rows
+
+if TYPE_CHECKING:  # python-docx is imported when a document is written
+    import pandas as pd
+    from docx.document import Document
+    from docx.shared import Length
 
 #: GRADE's meaning of each level (Balshem et al. 2011, J Clin Epidemiol 64:401-406).
 LEVEL_MEANINGS = (
@@ -70,7 +76,7 @@ def write_summary_docx(
     return path
 
 
-def _table(document, frame) -> None:
+def _table(document: Document, frame: pd.DataFrame) -> None:
     from docx.oxml import OxmlElement
     from docx.oxml.ns import qn
 
@@ -92,7 +98,9 @@ def _table(document, frame) -> None:
                 cell.paragraphs[0].add_run(mark.rstrip("]")).font.superscript = True
 
 
-def _notes(document, summary: SummaryOfFindings, notes, size) -> None:
+def _notes(
+    document: Document, summary: SummaryOfFindings, notes: list[tuple[str, str, str, str]], size: Length
+) -> None:
     lines = [f"{letter} {outcome}: {text}" for letter, outcome, _, text in notes]
     lines.append(
         "Certainty started at high for controlled animal experiments and was rated down one level for a "
