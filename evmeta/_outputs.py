@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from evmeta.errors import PathError
 
@@ -122,7 +123,8 @@ class OutputFolder:
         inside = self.target.is_dir() and parent.exists() and not os.access(parent, os.W_OK | os.X_OK)
         self.parent = self.target if inside else parent
         self.staging: Path | None = None
-        self._lock = None
+        #: The open lock file and its path, while this run holds the lock.
+        self._lock: tuple[TextIO, Path] | None = None
         self.committed = False
 
     @property
