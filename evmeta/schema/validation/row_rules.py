@@ -48,11 +48,9 @@ def _fill_dose_schedules(
         )
         for column, found in printed:
             spec, given, letter = specs[column], arm.get(column), letters["arms"].get(column)
-            if (
-                found is None
-                or (spec.minimum is not None and found < spec.minimum)
-                or (spec.maximum is not None and found > spec.maximum)
-            ):
+            low = -math.inf if spec.minimum is None else spec.minimum
+            high = math.inf if spec.maximum is None else spec.maximum
+            if found is None or not low <= found <= high:
                 continue
             if given is None:
                 arm[column] = int(found) if spec.kind == "int" else float(found)
