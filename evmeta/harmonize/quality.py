@@ -52,6 +52,8 @@ def characterization_quality(preparations: pd.DataFrame) -> pd.DataFrame:
     ----------
     preparations : DataFrame
         The ``preparations`` sheet of an :class:`~evmeta.schema.extraction.Extraction`.
+        Only ``prep_id`` is required: a missing item column counts as not reported, and
+        without ``particles_per_ug_protein`` the purity class is ``unknown``.
 
     Returns
     -------
