@@ -20,9 +20,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import TextIO
 
 from evmeta.errors import PathError
 
@@ -91,7 +93,7 @@ class Staging:
 
 
 @contextmanager
-def staged(targets: Iterable[str | Path]):
+def staged(targets: Iterable[str | Path]) -> Iterator[Staging]:
     """A :class:`Staging` whose files are moved into place when the block ends normally and
     removed when it raises (``KeyboardInterrupt`` and ``SystemExit`` included)."""
     staging = Staging(targets)
@@ -122,7 +124,8 @@ class OutputFolder:
         inside = self.target.is_dir() and parent.exists() and not os.access(parent, os.W_OK | os.X_OK)
         self.parent = self.target if inside else parent
         self.staging: Path | None = None
-        self._lock = None
+        #: The open lock file and its path, while this run holds the lock.
+        self._lock: tuple[TextIO, Path] | None = None
         self.committed = False
 
     @property
@@ -182,7 +185,9 @@ class OutputFolder:
         self.committed = True
         return self.target
 
-    def __exit__(self, kind, exc, tb) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.abandon(exc if kind is not None else None, failed=kind is not None)
 
     def abandon(self, reason: BaseException | None = None, *, failed: bool = True) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,7 @@ class _Log:
         )
 
 
-def _select_outcomes(rows: pd.DataFrame, outcome, log: _Log) -> pd.DataFrame:
+def _select_outcomes(rows: pd.DataFrame, outcome: str | Sequence[str] | None, log: _Log) -> pd.DataFrame:
     if outcome is None:
         return rows
     wanted = [outcome] if isinstance(outcome, str) else list(outcome)
@@ -203,7 +204,7 @@ def _select_outcomes(rows: pd.DataFrame, outcome, log: _Log) -> pd.DataFrame:
     return rows[keep]
 
 
-def _select_timepoints(rows: pd.DataFrame, timepoint, log: _Log) -> pd.DataFrame:
+def _select_timepoints(rows: pd.DataFrame, timepoint: str | float, log: _Log) -> pd.DataFrame:
     if timepoint == "all":
         return rows
     key = ["experiment_id", "outcome"]
@@ -332,7 +333,15 @@ def _check_arguments(measure: str, shared_control: str) -> str:
     return requested
 
 
-def _settings(measure, outcome, timepoint, shared_control, reference_weights, km, quartile_method) -> dict:
+def _settings(
+    measure: str,
+    outcome: str | Sequence[str] | None,
+    timepoint: str | float,
+    shared_control: str,
+    reference_weights: Mapping[str, float] | None,
+    km: Mapping[str, float] | None,
+    quartile_method: str,
+) -> dict[str, Any]:
     """The arguments of a build, for provenance."""
     return dict(
         measure=measure,
@@ -361,7 +370,13 @@ def _require_outcomes(extraction: Extraction) -> None:
         )
 
 
-def _select(extraction: Extraction, outcome, timepoint, quartile_method: str, log: _Log) -> pd.DataFrame:
+def _select(
+    extraction: Extraction,
+    outcome: str | Sequence[str] | None,
+    timepoint: str | float,
+    quartile_method: str,
+    log: _Log,
+) -> pd.DataFrame:
     """Step 1, select: the outcome rows of the chosen outcomes and time points, with arm statistics."""
     rows = _outcome_rows(extraction, quartile_method)
     rows = _select_outcomes(rows, outcome, log)
@@ -488,7 +503,13 @@ def _signed_table(
     return table
 
 
-def _annotate(table: pd.DataFrame, pairs: pd.DataFrame, extraction: Extraction, reference_weights, km):
+def _annotate(
+    table: pd.DataFrame,
+    pairs: pd.DataFrame,
+    extraction: Extraction,
+    reference_weights: Mapping[str, float] | None,
+    km: Mapping[str, float] | None,
+) -> pd.DataFrame:
     """Step 5, annotate: moderators, labels and the provenance of every row used."""
     table = _add_moderators(table, extraction, reference_weights, km)
     table = _add_labels(table, pairs)
@@ -519,7 +540,12 @@ def _log_unused(pairing: Pairing, table: pd.DataFrame, measure: str, log: _Log) 
     )
 
 
-def _add_moderators(table: pd.DataFrame, extraction: Extraction, reference_weights, km) -> pd.DataFrame:
+def _add_moderators(
+    table: pd.DataFrame,
+    extraction: Extraction,
+    reference_weights: Mapping[str, float] | None,
+    km: Mapping[str, float] | None,
+) -> pd.DataFrame:
     preparations = extraction.preparations
     prep_columns = [
         "prep_id",

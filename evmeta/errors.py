@@ -75,7 +75,7 @@ class ExtractionError(EvmetaError):
     no extraction sheets); ``extraction`` holds the rows that did validate, if any.
     """
 
-    def __init__(self, problems: list[Problem], *, fatal: bool = False, extraction: Any = None):
+    def __init__(self, problems: list[Problem], *, fatal: bool = False, extraction: Any = None) -> None:
         self.problems = list(problems)
         self.fatal = fatal
         self.extraction = extraction
@@ -158,7 +158,7 @@ class DigitizedError(EvmetaError):
 class ScreeningError(EvmetaError):
     """A screening workbook cannot be read or disagrees with itself; ``problems`` lists why."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         errors = [p for p in problems if p.severity == "error"]
         super().__init__(f"{len(errors)} error(s) in the screening log:\n" + "\n".join(map(str, errors[:10])))
@@ -189,7 +189,7 @@ class DoseTextError(DoseError):
     """A printed dose that cannot be read; ``reason`` is one of
     :data:`evmeta.schema.doses.tokens.REASONS`."""
 
-    def __init__(self, text: Any, reason: str, detail: str):
+    def __init__(self, text: Any, reason: str, detail: str) -> None:
         self.text = text
         self.reason = reason
         self.detail = detail

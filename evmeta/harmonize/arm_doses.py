@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,18 +29,18 @@ def _parse_cached(text: str, mass_quantity: str = "protein") -> Dose:
     return parse_dose(text, mass_quantity=mass_quantity)
 
 
-def arm_mass_quantity(role) -> str:
+def arm_mass_quantity(role: object) -> str:
     """What a mass printed for an arm is: EV protein for an ``ev`` arm, a drug's mass for any
     other (a positive control's '1 mg/kg dexamethasone' is not EV protein)."""
     return "protein" if role == "ev" else "drug_mass"
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     try:
-        value = float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
-    return value if math.isfinite(value) else None
+    return number if math.isfinite(number) else None
 
 
 #: Cumulative (total over the schedule) columns and the per-administration column each multiplies.
@@ -85,6 +86,9 @@ def harmonize_arm_doses(
     experiment = experiments.set_index("experiment_id")
     preparation = preparations.set_index("prep_id") if len(preparations) else pd.DataFrame()
     records = []
+    # A row of arms, read by column name (pandas-stubs type every field as any scalar, None
+    # included, which .loc refuses as a label).
+    arm: Any
     for arm in arms.itertuples(index=False):
         exp = experiment.loc[arm.experiment_id]
         prep = (
@@ -104,7 +108,7 @@ def harmonize_arm_doses(
     return frame.set_index("arm_id")
 
 
-def _read_arm_dose(arm) -> tuple[Dose | None, list[str]]:
+def _read_arm_dose(arm: Any) -> tuple[Dose | None, list[str]]:
     mass_quantity = arm_mass_quantity(getattr(arm, "role", "ev"))
     try:
         if _number(arm.dose_value) is not None and isinstance(arm.dose_unit, str):
@@ -162,7 +166,7 @@ def _harmonized_row(dose, notes, exp, prep, *, reference_weights, km) -> dict[st
     return row
 
 
-def _schedule_columns(arm, dose: Dose | None, row: Mapping[str, object]) -> dict[str, object]:
+def _schedule_columns(arm: Any, dose: Dose | None, row: Mapping[str, Any]) -> dict[str, object]:
     """Number of doses, interval, vehicle and the cumulative doses with their provenance."""
     n_doses, source = _number(arm.n_doses), "arms"
     if n_doses is None and dose is not None and dose.n_doses is not None:

@@ -36,6 +36,7 @@ the range of working models. Prev Sci 23:425-438 (assumed-correlation working mo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,9 +47,7 @@ from evmeta.errors import InputError
 PD_TOLERANCE = 1e-10
 
 
-def _column(table: pd.DataFrame, name: str | None, role: str) -> pd.Series | None:
-    if name is None:
-        return None
+def _column(table: pd.DataFrame, name: str, role: str) -> pd.Series:
     if name not in table.columns:
         raise InputError(
             f"{role}={name!r} is not a column of the table; columns: {', '.join(map(str, table.columns))}"
@@ -94,10 +93,11 @@ def _check_phi(phi: float | None, time: bool) -> float | None:
     return phi
 
 
-def _codes(values: pd.Series | None, k: int) -> np.ndarray:
-    if values is None:
-        return np.zeros(k, dtype=int)
-    return pd.factorize(values.astype(str))[0]
+def _codes(table: pd.DataFrame, name: str | None, role: str) -> np.ndarray:
+    """Integer codes of the levels of column ``name`` (all 0 without one)."""
+    if name is None:
+        return np.zeros(len(table), dtype=int)
+    return pd.factorize(_column(table, name, role).astype(str))[0]
 
 
 def sampling_covariance(
@@ -172,7 +172,6 @@ def sampling_covariance(
     >>> round(float(V[0, 1] / 0.2), 4)  # same outcome, 7 days apart: 0.95 ** 7
     0.6983
     """
-    k = len(table)
     variances = _column(table, vi, "vi").astype(float).to_numpy()
     bad = ~(np.isfinite(variances) & (variances > 0))
     if bad.any():
@@ -185,8 +184,8 @@ def sampling_covariance(
     )[0]
     within, between = _correlations(rho, obs is not None, outcome is not None)
     phi = _check_phi(phi, time is not None)
-    obs_codes = _codes(_column(table, obs, "obs"), k)
-    outcome_codes = _codes(_column(table, outcome, "outcome"), k)
+    obs_codes = _codes(table, obs, "obs")
+    outcome_codes = _codes(table, outcome, "outcome")
     times = (
         None if time is None else pd.to_numeric(_column(table, time, "time"), errors="coerce").to_numpy(float)
     )
@@ -213,7 +212,7 @@ def sampling_covariance(
     return V
 
 
-def _check_block(block: np.ndarray, R: np.ndarray, labels: pd.Index, name, cluster: str) -> None:
+def _check_block(block: np.ndarray, R: np.ndarray, labels: pd.Index, name: Any, cluster: str) -> None:
     """A cluster's V must be positive definite; say which rows make it singular."""
     eigen = np.linalg.eigvalsh(block)
     if eigen[0] > PD_TOLERANCE * eigen[-1]:

@@ -156,7 +156,7 @@ def shared_control_covariance(
     0.2
     """
     if measure is None:
-        measures = pd.unique(table["measure"]) if "measure" in table.columns else []
+        measures = list(pd.unique(table["measure"])) if "measure" in table.columns else []
         if len(measures) != 1:
             raise InputError(f"give measure=...; the table has measures {list(measures)}")
         measure = str(measures[0])

@@ -27,7 +27,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard
 
 from evmeta.data import load_toml
 from evmeta.errors import DoseError, InputError
@@ -322,8 +322,8 @@ def harmonize_dose(
         reference_weight = float(reference_weights[name])
     if km and name in km:
         species_km = float(km[name])
-    weight_given = body_weight_kg is not None and math.isfinite(body_weight_kg) and body_weight_kg > 0
-    weight = float(body_weight_kg) if weight_given else reference_weight
+    weight_given = _positive(body_weight_kg)
+    weight = float(body_weight_kg) if body_weight_kg is not None and weight_given else reference_weight
     ratio = float(particles_per_ug) if _positive(particles_per_ug) else None
     out, provenance = _convert(dose, weight, "derived" if weight_given else "imputed", ratio)
     notes = _conversion_notes(dose, ratio)
@@ -386,7 +386,7 @@ def _not_an_ev_dose(out, provenance, notes, weight, species_km) -> dict[str, Any
     return out
 
 
-def _positive(value: float | None) -> bool:
+def _positive(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value) and value > 0
 
 

@@ -24,9 +24,11 @@ Softw 36(3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.special import gammaln
 
@@ -48,7 +50,7 @@ _REQUIRED = {
 }
 
 
-def hedges_correction(df: np.ndarray) -> np.ndarray:
+def hedges_correction(df: npt.ArrayLike) -> np.ndarray:
     """Exact small-sample correction J(m) = Gamma(m/2) / (sqrt(m/2) Gamma((m-1)/2))."""
     df = np.asarray(df, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -180,10 +182,22 @@ def _arrays(measure: str, data: pd.DataFrame | None, given: dict[str, Any]) -> d
     return arrays
 
 
-def _reasons(size: int, checks: list[tuple[np.ndarray, str]]) -> np.ndarray:
+def _given(a: dict[str, np.ndarray | None], *names: str) -> list[np.ndarray]:
+    """The arrays ``names`` of ``a``, which :func:`_arrays` has refused to leave out."""
+    arrays = []
+    for name in names:
+        array = a[name]
+        if array is None:
+            raise InputError(f"{name} is needed")
+        arrays.append(array)
+    return arrays
+
+
+def _reasons(size: int, checks: Sequence[tuple[npt.ArrayLike, str]]) -> np.ndarray:
+    """Per row, the message of the first check it fails ("" for a row that passes them all)."""
     reason = np.full(size, "", dtype=object)
     for bad, message in checks:
-        take = bad & (reason == "")
+        take = np.asarray(bad, dtype=bool) & (reason == "")
         reason[take] = message
     return reason
 
@@ -191,9 +205,9 @@ def _reasons(size: int, checks: list[tuple[np.ndarray, str]]) -> np.ndarray:
 def _continuous(
     measure: str, a: dict[str, np.ndarray | None], smd_variant: str = "exact", rom_correct: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    m1, sd1, n1, m2, sd2, n2 = (a[k] for k in ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"))
+    m1, sd1, n1, m2, sd2, n2 = _given(a, "m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")
     size = m1.size
-    checks = [
+    checks: list[tuple[npt.ArrayLike, str]] = [
         (np.isnan(m1) | np.isnan(m2), "mean missing"),
         (np.isnan(sd1) | np.isnan(sd2), "SD missing"),
         ((sd1 <= 0) | (sd2 <= 0), "SD must be > 0"),
@@ -207,7 +221,7 @@ def _continuous(
     if measure == "ROM":
         checks.append(((m1 <= 0) | (m2 <= 0), "ROM needs positive means"))
     if measure == "NMD":
-        ms = a["msi"]
+        (ms,) = _given(a, "msi")
         checks.append((np.isnan(ms), "sham mean missing"))
         checks.append((ms == m2, "sham mean equals control mean"))
     reason = _reasons(size, checks)
@@ -220,7 +234,7 @@ def _continuous(
         elif measure == "ROM":
             yi, vi = _rom(m1, sd1, n1, m2, sd2, n2, rom_correct)
         else:  # NMD
-            scale = 100 / (m2 - a["msi"])
+            scale = 100 / (m2 - ms)
             yi = scale * (m2 - m1)
             vi = scale**2 * (sd1**2 / n1 + sd2**2 / n2)
     return _finite(yi, vi, reason)
@@ -255,12 +269,21 @@ def _finite(yi: np.ndarray, vi: np.ndarray, reason: np.ndarray) -> tuple[np.ndar
     return np.where(ok, yi, np.nan), np.where(ok, vi, np.nan), reason
 
 
+def _non_events(a: dict[str, np.ndarray | None], cell: str, total: str, events: np.ndarray) -> np.ndarray:
+    """The non-events ``cell`` of an arm, given or as its ``total`` minus its events."""
+    given = a[cell]
+    if given is not None:
+        return given
+    (n,) = _given(a, total)
+    return n - events
+
+
 def _binary(
     measure: str, a: dict[str, np.ndarray | None], add: float, to: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ai, ci = a["ai"], a["ci"]
-    bi = a["bi"] if a["bi"] is not None else a["n1i"] - ai
-    di = a["di"] if a["di"] is not None else a["n2i"] - ci
+    ai, ci = _given(a, "ai", "ci")
+    bi = _non_events(a, "bi", "n1i", ai)
+    di = _non_events(a, "di", "n2i", ci)
     cells = np.vstack([ai, bi, ci, di])
     reason = _reasons(
         ai.size,

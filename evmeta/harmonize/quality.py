@@ -52,6 +52,8 @@ def characterization_quality(preparations: pd.DataFrame) -> pd.DataFrame:
     ----------
     preparations : DataFrame
         The ``preparations`` sheet of an :class:`~evmeta.schema.extraction.Extraction`.
+        Only ``prep_id`` is required: a missing item column counts as not reported, and
+        without ``particles_per_ug_protein`` the purity class is ``unknown``.
 
     Returns
     -------
@@ -82,8 +84,11 @@ def characterization_quality(preparations: pd.DataFrame) -> pd.DataFrame:
     out["evmetric_like"] = 100.0 * np.mean(np.vstack(components), axis=0) if components else np.nan
     isct = [row["column"] for row in load_csv("isct_items.csv")]
     out["isct_count"] = sum(_reported(preparations, c).to_numpy() for c in isct)
-    ratio = pd.to_numeric(preparations.get("particles_per_ug_protein"), errors="coerce")
-    out["purity_class"] = [purity_class(v) for v in (ratio if ratio is not None else [None] * len(out))]
+    if "particles_per_ug_protein" in preparations.columns:
+        ratio = pd.to_numeric(preparations["particles_per_ug_protein"], errors="coerce")
+        out["purity_class"] = [purity_class(v) for v in ratio]
+    else:  # a sheet without the ratio column: the purity is not known
+        out["purity_class"] = purity_class(None)
     return out
 
 

@@ -148,12 +148,12 @@ def _number_hint(text: str, column: Column) -> str:
         if word:
             return f"; type {unit.group(1)} in timepoint and {word!r} in timepoint_unit"
         return "; convert it to hours, days or weeks: the number in timepoint, the unit in timepoint_unit"
-    word = _WITH_WORD.match(text)
-    if word and (word.group(2) or text.strip().casefold().startswith("n")):
+    with_word = _WITH_WORD.match(text)
+    if with_word and (with_word.group(2) or text.strip().casefold().startswith("n")):
         return (
             f"; type the number alone, in {column.unit}"
             if column.unit
-            else f"; type the number alone ({word.group(1)})"
+            else f"; type the number alone ({with_word.group(1)})"
         )
     return ""
 
@@ -224,8 +224,8 @@ def coerce(cell: Cell, column: Column, decimal: str = ".") -> Result:
     kind = column.kind
     if kind in {"int", "float", "year"}:
         number, error = _number(cell, decimal)
-        if error:
-            if isinstance(value, str) and error.startswith("expected a number"):
+        if number is None:  # _number gives either a number or an error
+            if isinstance(value, str) and error is not None and error.startswith("expected a number"):
                 error += _number_hint(value, column)
             return None, error, None
         if kind in {"int", "year"}:

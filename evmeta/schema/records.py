@@ -7,7 +7,7 @@ usable statistic; an EV arm needs a preparation).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
@@ -28,7 +28,7 @@ class _Record(BaseModel):
         return []
 
     @model_validator(mode="after")
-    def _check_rules(self):
+    def _check_rules(self) -> Self:
         issues = self._row_rules()
         if issues:
             raise PydanticCustomError("row_rules", "row rules failed", {"issues": issues})
@@ -36,8 +36,15 @@ class _Record(BaseModel):
 
 
 class _ArmRules(_Record):
+    if TYPE_CHECKING:
+        # Fields made by ``create_model`` from ``columns.ARMS``; declared for the type checker.
+        role: str
+        prep_id: str | None
+        dose_value: float | None
+        dose_unit: str | None
+
     def _row_rules(self) -> list[tuple[str | None, str]]:
-        out = []
+        out: list[tuple[str | None, str]] = []
         if self.role == "ev" and not self.prep_id:
             out.append(("prep_id", "an ev arm needs the prep_id of the EV preparation it received"))
         if self.dose_value is not None and not self.dose_unit:
@@ -46,13 +53,34 @@ class _ArmRules(_Record):
 
 
 class _OutcomeRules(_Record):
+    if TYPE_CHECKING:
+        # Fields made by ``create_model`` from ``columns.OUTCOMES``; declared for the type checker.
+        mean: float | None
+        sd: float | None
+        sem: float | None
+        ci_lower: float | None
+        ci_upper: float | None
+        median: float | None
+        q1: float | None
+        q3: float | None
+        min: float | None
+        max: float | None
+        events: int | None
+        total: int | None
+
     def _row_rules(self) -> list[tuple[str | None, str]]:
         out: list[tuple[str | None, str]] = []
-        mean_ok = _present(self.mean) and (
-            _present(self.sd) or _present(self.sem) or _present(self.ci_lower, self.ci_upper)
+        mean, lo, hi = self.mean, self.ci_lower, self.ci_upper
+        median, q1, q3 = self.median, self.q1, self.q3
+        low, high = self.min, self.max
+        events, total = self.events, self.total
+        mean_ok = mean is not None and (
+            _present(self.sd) or _present(self.sem) or (lo is not None and hi is not None)
         )
-        median_ok = _present(self.median) and (_present(self.q1, self.q3) or _present(self.min, self.max))
-        events_ok = _present(self.events, self.total)
+        median_ok = median is not None and (
+            (q1 is not None and q3 is not None) or (low is not None and high is not None)
+        )
+        events_ok = events is not None and total is not None
         if not (mean_ok or median_ok or events_ok):
             out.append(
                 (
@@ -61,20 +89,18 @@ class _OutcomeRules(_Record):
                     "or median with q1/q3 or min/max; or events with total",
                 )
             )
-        if _present(self.ci_lower, self.ci_upper) and self.ci_lower >= self.ci_upper:
-            out.append(("ci_upper", f"must be > ci_lower ({self.ci_lower}), got {self.ci_upper}"))
-        if _present(self.q1, self.q3) and self.q1 > self.q3:
-            out.append(("q3", f"must be >= q1 ({self.q1}), got {self.q3}"))
-        if _present(self.q1, self.median, self.q3) and not self.q1 <= self.median <= self.q3:
-            out.append(("median", f"must lie between q1 and q3, got {self.median}"))
-        if _present(self.min, self.max) and self.min > self.max:
-            out.append(("max", f"must be >= min ({self.min}), got {self.max}"))
-        if _present(self.events, self.total) and self.events > self.total:
-            out.append(("events", f"must be <= total ({self.total}), got {self.events}"))
-        if _present(self.mean, self.ci_lower, self.ci_upper) and not (
-            self.ci_lower <= self.mean <= self.ci_upper
-        ):
-            out.append(("mean", f"must lie within ci_lower..ci_upper, got {self.mean}"))
+        if lo is not None and hi is not None and lo >= hi:
+            out.append(("ci_upper", f"must be > ci_lower ({lo}), got {hi}"))
+        if q1 is not None and q3 is not None and q1 > q3:
+            out.append(("q3", f"must be >= q1 ({q1}), got {q3}"))
+        if q1 is not None and median is not None and q3 is not None and not q1 <= median <= q3:
+            out.append(("median", f"must lie between q1 and q3, got {median}"))
+        if low is not None and high is not None and low > high:
+            out.append(("max", f"must be >= min ({low}), got {high}"))
+        if events is not None and total is not None and events > total:
+            out.append(("events", f"must be <= total ({total}), got {events}"))
+        if mean is not None and lo is not None and hi is not None and not lo <= mean <= hi:
+            out.append(("mean", f"must lie within ci_lower..ci_upper, got {mean}"))
         return out
 
 

@@ -193,13 +193,13 @@ def _write_xlsx(path: Path, data: dict[str, list[dict]], readme_extra: list[str]
             if validation is not None:
                 sheet.add_data_validation(validation)
                 validation.add(target)
-        for row_index, row in enumerate(data.get(sheet_name, []), start=2):
+        for row_index, record in enumerate(data.get(sheet_name, []), start=2):
             for index, column in enumerate(columns):
-                value = row.get(column.name)
-                if value is not None:
+                typed = record.get(column.name)
+                if typed is not None:
                     # data_type "s" keeps text such as "=x" from being stored as a formula.
-                    cell = sheet.cell(row=row_index, column=index + 1, value=value)
-                    if isinstance(value, str):
+                    cell = sheet.cell(row=row_index, column=index + 1, value=typed)
+                    if isinstance(typed, str):
                         cell.data_type = "s"
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)

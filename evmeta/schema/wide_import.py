@@ -312,7 +312,7 @@ def _whole(value: float, what: str, notes: list[str]) -> int:
 
 
 def _statistics(row: dict[str, Any], arm: str, n: int) -> dict[str, Any]:
-    out = {s: row.get(f"{arm}_{s}") for s in STATISTICS if s != "n"}
+    out: dict[str, Any] = {s: row.get(f"{arm}_{s}") for s in STATISTICS if s != "n"}
     for s in ("events", "total"):
         if out[s] is not None and float(out[s]).is_integer():
             out[s] = int(out[s])

@@ -47,7 +47,10 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             or pd.api.types.is_string_dtype(dtype)
             or isinstance(dtype, pd.CategoricalDtype)
         ):
-            out.isetitem(position, column.astype(object).map(_neutralize).astype(object))
+            # A Series, not an array: pandas 3 would infer the str dtype from an object array.
+            # pandas-stubs' isetitem omits the Series that pandas accepts (and aligns).
+            neutral = column.astype(object).map(_neutralize).astype(object)
+            out.isetitem(position, neutral)  # type: ignore[arg-type]
     out.columns = [_neutralize(c) if isinstance(c, str) else c for c in out.columns]
     return out
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evmeta.errors import Problem
 from evmeta.sheets.raw import (
@@ -39,6 +39,9 @@ from evmeta.sheets.raw import (
     column_letter,
     file_sha256,
 )
+
+if TYPE_CHECKING:  # parsing itself goes through defusedxml
+    from xml.etree.ElementTree import Element
 
 MIMETYPE = "application/vnd.oasis.opendocument.spreadsheet"
 #: Last column of a LibreOffice Calc sheet: cells past it cannot exist and are not read.
@@ -90,7 +93,7 @@ def _check_archive(path: Path) -> None:
         )
 
 
-def _text(element) -> str:
+def _text(element: Element) -> str:
     """Cell text: paragraphs joined by newlines; text:s, text:tab, text:line-break honoured."""
     paragraphs = []
     for child in element:
@@ -101,7 +104,7 @@ def _text(element) -> str:
     return "\n".join(paragraphs)
 
 
-def _inline(element) -> str:
+def _inline(element: Element) -> str:
     parts = [element.text or ""]
     for child in element:
         if child.tag == _q("text", "s"):
@@ -136,7 +139,7 @@ def _date(text: str) -> Any:
         return text
 
 
-def convert_cell(element) -> Cell:
+def convert_cell(element: Element) -> Cell:
     """One ``table:table-cell`` as a ``Cell`` (value, formula, error or date)."""
     formula = element.get(_q("table", "formula"))
     if formula is not None:
@@ -161,7 +164,7 @@ def convert_cell(element) -> Cell:
     return Cell(text)
 
 
-def _repeat(element, attribute: str) -> int:
+def _repeat(element: Element, attribute: str) -> int:
     try:
         return max(1, int(element.get(_q("table", attribute), "1")))
     except ValueError:
@@ -190,7 +193,7 @@ class _SheetBuilder:
         self.beyond: list[str] = []  # the first few cells right of the header, for the message
         self.beyond_count = 0
 
-    def _runs(self, row) -> list[tuple[int, int, Cell]]:
+    def _runs(self, row: Element) -> list[tuple[int, int, Cell]]:
         """The row's non-empty cells as (first column, repeat count, cell); blanks are skipped."""
         runs: list[tuple[int, int, Cell]] = []
         column = 0
@@ -207,7 +210,7 @@ class _SheetBuilder:
             column += count
         return runs
 
-    def add_row(self, row) -> None:
+    def add_row(self, row: Element) -> None:
         runs = self._runs(row)
         repeat = _repeat(row, "number-rows-repeated")
         if not any(not _is_blank(cell) for _, _, cell in runs):
@@ -250,7 +253,7 @@ class _SheetBuilder:
         self.width = max(texts) + 1 if texts else 0
         self.header = [texts.get(i, "") for i in range(self.width)]
 
-    def _add_data_rows(self, runs: list[tuple[int, int, Cell]], repeat: int, row) -> None:
+    def _add_data_rows(self, runs: list[tuple[int, int, Cell]], repeat: int, row: Element) -> None:
         first = self.row_number + 1
         if repeat > MAX_REPEAT_EXPANDED:
             raise UnreadableInput(
@@ -284,7 +287,7 @@ class _SheetBuilder:
                 self.cells += self.width
         self.row_number += repeat
 
-    def _note_merge(self, element, column: int) -> None:
+    def _note_merge(self, element: Element, column: int) -> None:
         rows = _repeat(element, "number-rows-spanned")
         columns = _repeat(element, "number-columns-spanned")
         if rows > 1 or columns > 1:

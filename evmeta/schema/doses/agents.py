@@ -65,9 +65,9 @@ def agent_tokens(s: str, tokens: list[Token]) -> dict[int, str]:
     first = _pattern().search(s)
     if not found and first and not _EV_WORDS.search(s):
         # 'LPS from E. coli 055:B5 (5 mg/kg)': an agent is named and nothing of the EVs is.
-        i = next((i for i, t in enumerate(tokens) if t.kind in {"mass", "moles"}), None)
-        if i is not None:
-            found[i] = first.group(0)
+        amount = next((i for i, t in enumerate(tokens) if t.kind in {"mass", "moles"}), None)
+        if amount is not None:
+            found[amount] = first.group(0)
     return found
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from typing import NoReturn
 
 from evmeta.errors import InputError
 from evmeta.schema.doses.agents import agent_tokens, agents
@@ -80,7 +81,8 @@ def _merge_mean_sd(s: str, tokens: list[Token]) -> list[Token]:
     """'6.1 ± 2.1 × 10^7 cells' is a mean and SD sharing one unit and power: keep the mean."""
     merged: list[Token] = []
     skip = False
-    for left, right in itertools.pairwise([*tokens, None]):
+    for i, left in enumerate(tokens):
+        right = tokens[i + 1] if i + 1 < len(tokens) else None
         if skip:
             skip = False
             continue
@@ -165,7 +167,7 @@ def _same_dose(s: str, amounts: list[Token]) -> bool:
     return bool(_SAME_DOSE.fullmatch(s[first.end : second.start]))
 
 
-def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> None:
+def _refuse_without_amount(s: str, tokens: list[Token], original: str) -> NoReturn:
     volumes = [t for t in tokens if t.kind == "volume"]
     bare = [t for t in tokens if t.kind == "bare"]
     if ambiguous := next((t.ambiguous for t in tokens if t.ambiguous), None):
@@ -199,7 +201,7 @@ def _check_infusion(s: str, tokens: list[Token], original: str) -> None:
     rate = re.search(r"([0-9]+(?:\.[0-9]+)?)\s?(ul|ml)\s?/\s?(h|hr|hours?|min|d|day)\b", s)
     concentration = next((t for t in tokens if t.kind == "mass" and t.per_volume_ul), None)
     duration = read_schedule(s).duration_days
-    if rate and concentration and duration:
+    if rate and concentration and concentration.per_volume_ul and duration:
         per_day = {"min": 1440.0}.get(rate.group(3), None) or 1.0 / words()["time_days"][rate.group(3)]
         ul_per_day = float(rate.group(1)) * words()["volume_ul"][rate.group(2)] * per_day
         total = concentration.value / concentration.per_volume_ul * ul_per_day * duration

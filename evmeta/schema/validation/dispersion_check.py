@@ -109,7 +109,9 @@ def _cv_notes(outcomes: list[dict[str, Any]], studies: dict[str, str]) -> dict[i
     return found
 
 
-def check_dispersion(tables: dict[str, list[dict[str, Any]]], out: _Collector, letters) -> None:
+def check_dispersion(
+    tables: dict[str, list[dict[str, Any]]], out: _Collector, letters: dict[str, dict[str, str]]
+) -> None:
     """Add the SD-or-SEM notes (see the module docstring) for the valid outcome rows."""
     outcomes = tables.get("outcomes", [])
     studies = {e["experiment_id"]: e["study_id"] for e in tables.get("experiments", [])}

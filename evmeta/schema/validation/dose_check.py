@@ -50,7 +50,9 @@ def _unreadable(arm: dict[str, Any], exc: DoseError) -> str:
     )
 
 
-def check_dose_texts(tables: dict[str, list[dict[str, Any]]], out: _Collector, letters) -> None:
+def check_dose_texts(
+    tables: dict[str, list[dict[str, Any]]], out: _Collector, letters: dict[str, dict[str, str]]
+) -> None:
     """Read every ``dose_text``: a note for an unreadable one, an error (arm left out) for a
     dose per animal of another species than the experiment's."""
     experiments = {e["experiment_id"]: e for e in tables.get("experiments", [])}

@@ -225,12 +225,13 @@ def _typed_keys(sheet: RawSheet, mapped: dict[int, Column], columns: tuple[str, 
     where = {c.name: (i, c) for i, c in mapped.items()}
     found: dict[Any, list[int]] = defaultdict(list)
     for excel_row, cells in sheet.rows:
-        parts = []
+        parts: list[Any] = []
         for name in columns:
-            index, column = where.get(name, (None, None))
-            if index is None or index >= len(cells):
+            located = where.get(name)
+            if located is None or located[0] >= len(cells):
                 parts.append(None)
                 continue
+            index, column = located
             value, error, _ = coerce(cells[index], column)
             if error:
                 break

@@ -25,7 +25,9 @@ _TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
 _ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
 
 
-def check_control_arms(tables: dict[str, list[dict[str, Any]]], out: _Collector, letters) -> None:
+def check_control_arms(
+    tables: dict[str, list[dict[str, Any]]], out: _Collector, letters: dict[str, dict[str, str]]
+) -> None:
     """Drop arms whose ``control_arm_id`` is not a vehicle_control arm of their experiment."""
     arms = {a["arm_id"]: a for a in tables.get("arms", [])}
     keep = []
@@ -92,7 +94,10 @@ def _broken_control(rows, arms, broken) -> int | None:
 
 
 def check_pairing(
-    tables: dict[str, list[dict[str, Any]]], out: _Collector, letters, broken: list[dict] | None = None
+    tables: dict[str, list[dict[str, Any]]],
+    out: _Collector,
+    letters: dict[str, dict[str, str]],
+    broken: list[dict[str, Any]] | None = None,
 ) -> None:
     """Drop EV outcome rows that harmonize could not pair with a control row, with the reason.
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from typing import Any
 
 from evmeta.errors import DoseError
 from evmeta.schema.cells import show
 from evmeta.schema.columns import column_map
 from evmeta.schema.doses.text import read_dose_text
-from evmeta.schema.validation.collector import _Collector
+from evmeta.schema.validation.collector import _Collector, _row_ranges
 from evmeta.schema.validation.pairing import check_control_arms
 from evmeta.schema.validation.suggest import did_you_mean
 from evmeta.sheets.reader import RawSheet, column_letter
@@ -21,7 +22,9 @@ def _snake(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(text).strip().casefold()).strip("_")
 
 
-def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
+def _fill_dose_schedules(
+    tables: dict[str, list[dict[str, Any]]], out: _Collector, letters: dict[str, dict[str, str]]
+) -> None:
     """Fill empty ``n_doses`` / ``dose_interval_days`` from the schedule ``dose_text`` prints.
 
     A filled cell gets a note; a typed value that disagrees with the text is an error on
@@ -29,7 +32,7 @@ def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
     dose harmonizer, which logs why.
     """
     specs = column_map("arms")
-    keep = []
+    keep: list[dict[str, Any]] = []
     for arm in tables.get("arms", []):
         text = arm.get("dose_text")
         try:
@@ -39,12 +42,15 @@ def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
         except DoseError:
             reading = None
         ok = True
-        for column, found in (
-            ("n_doses", reading and reading.n_doses),
-            ("dose_interval_days", reading and reading.interval_days),
-        ):
+        printed: tuple[tuple[str, float | None], ...] = (
+            ("n_doses", reading.n_doses if reading is not None else None),
+            ("dose_interval_days", reading.interval_days if reading is not None else None),
+        )
+        for column, found in printed:
             spec, given, letter = specs[column], arm.get(column), letters["arms"].get(column)
-            if found is None or not spec.minimum <= found <= spec.maximum:
+            low = -math.inf if spec.minimum is None else spec.minimum
+            high = math.inf if spec.maximum is None else spec.maximum
+            if found is None or not low <= found <= high:
                 continue
             if given is None:
                 arm[column] = int(found) if spec.kind == "int" else float(found)
@@ -60,7 +66,12 @@ def _fill_dose_schedules(tables, out: _Collector, letters) -> None:
         tables["arms"] = keep
 
 
-def _check_consistency(tables, out: _Collector, letters, typed_ids=None) -> None:
+def _check_consistency(
+    tables: dict[str, list[dict[str, Any]]],
+    out: _Collector,
+    letters: dict[str, dict[str, str]],
+    typed_ids: dict[str, dict[str, list[int]]] | None = None,
+) -> None:
     experiments = {r["experiment_id"]: r for r in tables.get("experiments", [])}
     preparations = {r["prep_id"]: r for r in tables.get("preparations", [])}
     keep_arms = []
@@ -84,12 +95,12 @@ def _check_consistency(tables, out: _Collector, letters, typed_ids=None) -> None
     arms = {r["arm_id"]: r for r in tables.get("arms", [])}
     keep_outcomes = []
     for outcome in tables.get("outcomes", []):
-        arm = arms.get(outcome["arm_id"])
+        measured = arms.get(outcome["arm_id"])
         typed_rows = (typed_ids or {}).get("arms", {}).get(outcome["arm_id"], [])
-        if arm is None and len(typed_rows) == 1:
+        if measured is None and len(typed_rows) == 1:
             out.depend("outcomes", outcome["_row"], "arms", typed_rows[0])
             continue
-        if arm is None:
+        if measured is None:
             out.add(
                 "outcomes",
                 outcome["_row"],
@@ -99,13 +110,13 @@ def _check_consistency(tables, out: _Collector, letters, typed_ids=None) -> None
                 letter=letters["outcomes"].get("arm_id"),
             )
             continue
-        if arm["experiment_id"] != outcome["experiment_id"]:
+        if measured["experiment_id"] != outcome["experiment_id"]:
             out.add(
                 "outcomes",
                 outcome["_row"],
                 "arm_id",
                 outcome["arm_id"],
-                f"arm belongs to experiment {arm['experiment_id']!r}, not {outcome['experiment_id']!r}"
+                f"arm belongs to experiment {measured['experiment_id']!r}, not {outcome['experiment_id']!r}"
                 + did_you_mean(
                     outcome["arm_id"],
                     [a for a, r in arms.items() if r["experiment_id"] == outcome["experiment_id"]],
@@ -131,17 +142,6 @@ def _check_consistency(tables, out: _Collector, letters, typed_ids=None) -> None
                 "experiment has outcomes but no vehicle_control arm to compare the EV arms with",
                 letter=letters["experiments"].get("experiment_id"),
             )
-
-
-def _row_ranges(rows: list[int]) -> str:
-    """'5, 7-9' for rows [5, 7, 8, 9]."""
-    parts: list[str] = []
-    for row in sorted(rows):
-        if parts and parts[-1][1] == row - 1:
-            parts[-1] = (parts[-1][0], row)
-        else:
-            parts.append((row, row))
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def _note_hidden(sheets: dict[str, RawSheet], out: _Collector) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from rapidfuzz import fuzz, process
 
 from evmeta.errors import ExtractionError, Problem
@@ -150,7 +151,7 @@ def _map_header(
     return mapped, extras, usable
 
 
-def _pydantic_message(error: dict[str, Any]) -> str:
+def _pydantic_message(error: ErrorDetails) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
@@ -163,7 +164,14 @@ def _pydantic_message(error: dict[str, Any]) -> str:
     return f"{error['msg']}, got {show(value)}"
 
 
-def _validate_rows(sheet_name, sheet, mapped, extras, out, file_label) -> list[dict[str, Any]]:
+def _validate_rows(
+    sheet_name: str,
+    sheet: RawSheet,
+    mapped: dict[int, Column],
+    extras: dict[int, str],
+    out: _Collector,
+    file_label: str,
+) -> list[dict[str, Any]]:
     model = RECORDS[sheet_name]
     letters = {c.name: column_letter(i) for i, c in mapped.items()}
     merged_rows: dict[int, str] = {}
@@ -229,7 +237,7 @@ def _validate_rows(sheet_name, sheet, mapped, extras, out, file_label) -> list[d
                     sheet_name,
                     excel_row,
                     column_name,
-                    record.get(column_name),
+                    record.get(column_name) if column_name is not None else None,
                     _pydantic_message(err),
                     letter=letters.get(column_name or ""),
                 )
