@@ -57,3 +57,5 @@ def test_errors_are_sentences():
         bayesian_location_scale(DATA, "meta").p_tau_less("SEC", "no")
     with pytest.raises(em.ModelError, match="column"):
         bayesian_location_scale(DATA, "isolation_method")
+    with pytest.raises(em.ModelError, match="needs data"):
+        bayesian_location_scale(None, "meta")

@@ -50,6 +50,16 @@ def test_each_import_is_a_version_with_the_cells_it_changed(tmp_path, example_co
         )
 
 
+def test_a_resaved_workbook_with_the_same_cells_is_a_version_with_no_changes(tmp_path, example_copy):
+    with init_project(tmp_path / "review") as project:
+        assert import_extraction(project, example_copy).version == 1
+        edit(example_copy).save(example_copy)  # new bytes (timestamps), the same cell values
+        second = import_extraction(project, example_copy)
+        assert (second.version, second.changed, second.added, second.removed) == (2, 0, 0, 0)
+        assert second.path.name == "v002.xlsx" and second.path.exists()
+        assert [h["version"] for h in cell_history(project, "studies", "ZHANG2020", "journal")] == [1]
+
+
 def test_an_invalid_workbook_is_refused_and_nothing_is_stored(tmp_path, example_copy):
     book = edit(example_copy)
     set_cell(book, "outcomes", 2, "sd", -2.1)

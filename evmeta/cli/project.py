@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evmeta.cli._app import ForceOption, _echo_err, _print_problems, _refusals, app
+
+if TYPE_CHECKING:
+    from evmeta.analysis.living import Refit
+    from evmeta.project.project import Project
 
 DatabaseOption = Annotated[
     str | None,
@@ -42,7 +46,7 @@ def init_command(
             typer.echo(f"registered analysis spec {path}")
 
 
-def _search_step(project, exports: list[Path], searched_on: str | None, force: bool) -> None:
+def _search_step(project: Project, exports: list[Path], searched_on: str | None, force: bool) -> None:
     from evmeta.project.update import update_searches
 
     try:
@@ -73,7 +77,7 @@ def _search_step(project, exports: list[Path], searched_on: str | None, force: b
         typer.echo(f"wrote {step.sheet} (the new records to screen) and {step.deduplicated}")
 
 
-def _screening_step(project, sheet: Path, reviewers: list[str] | None) -> None:
+def _screening_step(project: Project, sheet: Path, reviewers: list[str] | None) -> None:
     from evmeta.project.screening import record_screening
     from evmeta.review.screening import ScreeningError
 
@@ -82,7 +86,7 @@ def _screening_step(project, sheet: Path, reviewers: list[str] | None) -> None:
         _echo_err("error: give --reviewer twice (reviewer 1, then reviewer 2), or not at all")
         raise typer.Exit(2)
     try:
-        batch = record_screening(project, sheet, reviewers=names)  # type: ignore[arg-type]
+        batch = record_screening(project, sheet, reviewers=names)
     except ScreeningError as exc:
         _print_problems(exc.problems)
         raise typer.Exit(1) from None
@@ -94,7 +98,7 @@ def _screening_step(project, sheet: Path, reviewers: list[str] | None) -> None:
         )
 
 
-def _extraction_step(project, workbook: Path, force: bool) -> None:
+def _extraction_step(project: Project, workbook: Path, force: bool) -> None:
     from evmeta.analysis.living import refit_project
     from evmeta.errors import ExtractionError
     from evmeta.project.extraction import import_extraction
@@ -114,7 +118,7 @@ def _extraction_step(project, workbook: Path, force: bool) -> None:
     _report_refits(refit_project(project, imported.version, force=force))
 
 
-def _refit_step(project, force: bool) -> None:
+def _refit_step(project: Project, force: bool) -> None:
     from sqlalchemy import func, select
 
     from evmeta.analysis.living import refit_project
@@ -128,7 +132,7 @@ def _refit_step(project, force: bool) -> None:
     _report_refits(refit_project(project, version, force=force))
 
 
-def _report_refits(refits) -> None:
+def _report_refits(refits: list[Refit]) -> None:
     if not refits:
         typer.echo("no analysis spec registered (evmeta update DIR --spec FILE); nothing refitted")
     for refit in refits:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from evmeta.cli._app import (
     _require_xlsx,
     app,
 )
+
+if TYPE_CHECKING:
+    from evmeta.review.screening import Screening
 
 
 @app.command()
@@ -227,14 +230,14 @@ def screen_sheet(
             target, "the screening log" if check is None else "the extraction workbook of --studies"
         )
     with _guarded([target] if target is not None else [], inputs=inputs, force=force) as staging:
+        screening = None
         try:
-            if check is None:
-                write_screening_sheet(deduplicated, staging.path(output))
-                screening = None
-            else:
+            if check is not None:
                 screening = read_screening(check)
                 if deduplicated is not None:
                     raise_if_errors(check_against_deduplicated(screening, read_deduplicated(deduplicated)))
+            elif deduplicated is not None:  # one of the two is given (refused above otherwise)
+                write_screening_sheet(deduplicated, staging.path(output))
         except ScreeningError as exc:
             _print_problems(exc.problems)
             raise typer.Exit(1) from None
@@ -249,14 +252,14 @@ def screen_sheet(
         typer.echo(f"wrote {studies} (studies sheet: one row per included report, with its record_id)")
 
 
-def _report_screening(screening, staged: Path | None) -> None:
+def _report_screening(screening: Screening, staged: Path | None) -> None:
     """Print the screeners' agreement; write the studies sheet of the included reports."""
     from evmeta.review.screening import included_study_rows, screening_agreement
 
     stages = {"title_abstract": "title/abstract", "full_text": "full text"}
     for row in screening_agreement(screening).itertuples():
         typer.echo(
-            f"{stages[row.stage]}: {row.n_agree} of {row.n_compared} decisions agree "
+            f"{stages[str(row.stage)]}: {row.n_agree} of {row.n_compared} decisions agree "
             f"({row.percent_agreement:.1f}%), Cohen's kappa {row.kappa:.3f}"
         )
     typer.echo(f"{len(screening.table)} records screened, {len(screening.included)} reports included")

@@ -139,7 +139,8 @@ def isolation_method_evidence(
     rows = []
     for name, (within, between) in columns.items():
         has = data[method] == name
-        per_study = data.groupby(random[0])[method].agg(lambda m, n=name: (m == n).any() and (m != n).any())
+        by_study = has.groupby(data[random[0]])
+        per_study = by_study.any() & ~by_study.all()  # studies with this method and another one
         row = {
             "method": name,
             "reference": reference,
@@ -189,14 +190,9 @@ def _terms(table: pd.DataFrame, vb: np.ndarray, names: list[str], within: str, b
     out: dict[str, float] = {}
     for part, column in (("within", within), ("between", between)):
         if column and column in names:
-            row = table.loc[column]
+            row = table.to_dict("index")[column]
             out.update(
-                {
-                    f"{part}_estimate": row["estimate"],
-                    f"{part}_se": row["se"],
-                    f"{part}_ci_low": row["ci_low"],
-                    f"{part}_ci_high": row["ci_high"],
-                }
+                {f"{part}_{name}": float(row[name]) for name in ("estimate", "se", "ci_low", "ci_high")}
             )
         else:
             out.update({f"{part}_{s}": np.nan for s in ("estimate", "se", "ci_low", "ci_high")})

@@ -30,12 +30,24 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 from evmeta.errors import ModelError
+
+
+class FrozenDistribution(Protocol):
+    """What evmeta uses of a frozen scipy.stats distribution (``Prior.scipy()``)."""
+
+    def logpdf(self, x: ArrayLike) -> np.ndarray: ...
+
+    def ppf(self, q: ArrayLike) -> np.ndarray: ...
+
+    def rvs(self, size: int | tuple[int, ...] | None = None, random_state: Any = None) -> np.ndarray: ...
+
 
 #: Family -> parameter names.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -68,7 +80,7 @@ class Prior:
     def is_normal(self) -> bool:
         return self.family == "normal"
 
-    def scipy(self):
+    def scipy(self) -> FrozenDistribution:
         """The frozen scipy distribution (scipy.stats is imported here, not on the exact path)."""
         from scipy import stats
 
@@ -159,14 +171,14 @@ class _HalfT:
         self.nu, self.sigma = nu, sigma
         self._t = stats.t(nu, 0, sigma)
 
-    def logpdf(self, x):
+    def logpdf(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x, dtype=float)
         return np.where(x >= 0, math.log(2) + self._t.logpdf(x), -np.inf)
 
-    def ppf(self, q):
+    def ppf(self, q: ArrayLike) -> np.ndarray:
         return self._t.ppf(0.5 + np.asarray(q) / 2)
 
-    def rvs(self, size=None, random_state=None):
+    def rvs(self, size: int | tuple[int, ...] | None = None, random_state: Any = None) -> np.ndarray:
         return np.abs(self._t.rvs(size=size, random_state=random_state))
 
 

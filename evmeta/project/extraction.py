@@ -31,10 +31,11 @@ CellKey = tuple[str, str, str]  # (sheet, row key, column)
 
 @dataclass
 class ExtractionImport:
-    """What ``import_extraction`` stored (``version`` None when the file was already held)."""
+    """What ``import_extraction`` stored (``version`` None when the file was already held;
+    ``path`` is then the stored copy of the earlier import)."""
 
     version: int | None
-    path: Path | None
+    path: Path
     n_studies: int
     changed: int
     added: int
@@ -151,7 +152,7 @@ def import_extraction(project: Project, path: str | Path) -> ExtractionImport:
 
 
 def _store_version(session, project, path, staged, extraction, after) -> ExtractionImport:
-    from sqlalchemy import func, select
+    from sqlalchemy import func, insert, select
 
     from evmeta.project.models import CellChange, ExtractionVersion, SearchExport
 
@@ -168,7 +169,8 @@ def _store_version(session, project, path, staged, extraction, after) -> Extract
     )  # fmt: skip
     session.add(version)
     session.flush()
-    session.execute(CellChange.__table__.insert(), [{"version_id": version.id, **c} for c in changes])
+    if changes:  # a re-saved workbook can differ in bytes only; an empty executemany would insert a blank row
+        session.execute(insert(CellChange), [{"version_id": version.id, **c} for c in changes])
     shutil.copyfile(staged, target)  # last step: a failed transaction leaves no version file
     added = sum(c["old_value"] is None for c in changes)
     removed = sum(c["new_value"] is None for c in changes)

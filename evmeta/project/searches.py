@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def _store_copies(project: Project, exports: list[tuple[Path, str, list[SearchRe
 
 
 def import_searches(
-    project: Project, paths: list[str | Path], *, searched_on: dt.date | None = None
+    project: Project, paths: Sequence[str | Path], *, searched_on: dt.date | None = None
 ) -> SearchUpdate:
     """Import search exports (one per database) searched on ``searched_on`` (default today).
 
@@ -198,6 +199,18 @@ def _record_row(record: SearchRecord, position: int, search: Any, cluster_id: in
     )  # fmt: skip
 
 
+def _fresh_rows(fresh: pd.DataFrame) -> list[tuple[int, float, bool]]:
+    """(record id, score, keep) of each row of a cluster's new records."""
+    return list(
+        zip(
+            fresh["record_id"].astype(int).tolist(),
+            fresh["score"].astype(float).tolist(),
+            fresh["keep"].astype(bool).tolist(),
+            strict=True,
+        )
+    )
+
+
 def _assign(session, table: pd.DataFrame, held_rows: list, new: list, search_rows: list) -> SearchUpdate:
     """Place each new record in a held cluster (a duplicate) or in a new cluster (a new work)."""
     from evmeta.project.models import Cluster
@@ -213,26 +226,24 @@ def _assign(session, table: pd.DataFrame, held_rows: list, new: list, search_row
             targets = {held_rows[p].cluster_id for p in held}
             update.merged_held_clusters += int(len(targets) > 1 and len(fresh) > 0)
             target = held_rows[min(held)].cluster_id
-            pending += [(int(r.record_id) - 1 - n_held, target, False, r.score) for r in fresh.itertuples()]
+            pending += [(i - 1 - n_held, target, False, score) for i, score, _ in _fresh_rows(fresh)]
             update.duplicates_of_held += len(fresh)
             continue
         first = int(fresh["record_id"].min()) - 1 - n_held
         cluster = Cluster(search_id=search_rows[first][0].id)
         session.add(cluster)
-        pending += [
-            (int(r.record_id) - 1 - n_held, cluster, bool(r.keep), r.score) for r in fresh.itertuples()
-        ]
+        pending += [(i - 1 - n_held, cluster, keep, score) for i, score, keep in _fresh_rows(fresh)]
         update.duplicates_within += len(fresh) - 1
     session.flush()
     rows = []
     first_of: dict[int, int] = {}  # export row -> index of its first record
     for i, (search, _) in enumerate(search_rows):
         first_of.setdefault(search.id, i)
-    for index, cluster, keep, score in sorted(pending, key=lambda item: item[0]):  # ids in file order
+    for index, placed, keep, score in sorted(pending, key=lambda item: item[0]):  # ids in file order
         search, _ = search_rows[index]
-        cluster_id = cluster if isinstance(cluster, int) else cluster.id
+        cluster_id = placed if isinstance(placed, int) else placed.id
         position = index - first_of[search.id]
-        rows.append((index, cluster, _record_row(new[index], position + 1, search, cluster_id, keep, score)))
+        rows.append((index, placed, _record_row(new[index], position + 1, search, cluster_id, keep, score)))
     session.add_all([row for _, _, row in rows])
     session.flush()
     update.new_records = _new_frame(_describe(rows, table, n_held, search_rows))

@@ -10,6 +10,7 @@ An export already held, or one whose records are all duplicates, writes no sheet
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class SearchStep:
 
 
 def update_searches(
-    project: Project, paths: list[str | Path], *, searched_on: dt.date | None = None, force: bool = False
+    project: Project, paths: Sequence[str | Path], *, searched_on: dt.date | None = None, force: bool = False
 ) -> SearchStep:
     """Import ``paths`` and write the screening workbook of the new unique records."""
     from sqlalchemy import func, select, update

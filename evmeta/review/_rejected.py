@@ -23,12 +23,14 @@ def key_columns(sheet: str) -> list[str]:
 
 
 def dict_key(values: dict[str, Any], sheet: str) -> str:
-    return "/".join(
-        ""
-        if values.get(c) is None or (isinstance(values.get(c), float) and np.isnan(values.get(c)))
-        else str(values.get(c)).strip()
-        for c in key_columns(sheet)
-    )
+    return "/".join(_key_part(values.get(c)) for c in key_columns(sheet))
+
+
+def _key_part(value: Any) -> str:
+    """One identifying value as text ("" when empty or NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
 
 
 def _snake(text: object) -> str:

@@ -23,6 +23,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from rapidfuzz import fuzz, process
@@ -333,7 +334,27 @@ def title_similarity(a: str, b: str) -> float:
     return float(score)
 
 
-def _compatible(x: pd.Series, y: pd.Series) -> bool:
+class Comparable(NamedTuple):
+    """The normalized fields of one record that matching compares (a row of ``normalize``).
+
+    ``year`` is as the normalized frame holds it: a number, or None/NaN when unknown.
+    """
+
+    title_norm: str
+    doi_norm: str
+    first_author: str
+    authors_norm: list[str]
+    year: float | None
+    page: str
+
+
+def comparable_rows(frame: pd.DataFrame) -> list[Comparable]:
+    """The rows of a ``normalize`` frame as :class:`Comparable` records, in frame order."""
+    columns = frame[list(Comparable._fields)]
+    return [Comparable._make(values) for values in columns.itertuples(index=False, name=None)]
+
+
+def _compatible(x: Comparable, y: Comparable) -> bool:
     if x.doi_norm and y.doi_norm and x.doi_norm != y.doi_norm:
         return False
     if x.year and y.year and abs(x.year - y.year) > 1:
@@ -345,7 +366,7 @@ def _compatible(x: pd.Series, y: pd.Series) -> bool:
 SURNAME_MATCH = 85.0
 
 
-def _authors_agree(x: pd.Series, y: pd.Series) -> bool | None:
+def _authors_agree(x: Comparable, y: Comparable) -> bool | None:
     """True when the two author lists share a surname (order ignored, transliterations allowed)."""
     if not x.authors_norm or not y.authors_norm:
         return None
@@ -355,7 +376,7 @@ def _authors_agree(x: pd.Series, y: pd.Series) -> bool | None:
     return any(fuzz.ratio(a, b) >= SURNAME_MATCH for a in first for b in second if len(a) > 3 and len(b) > 3)
 
 
-def pair_score(x: pd.Series, y: pd.Series) -> float:
+def pair_score(x: Comparable, y: Comparable) -> float:
     """Similarity in [0, 100] used to decide a match (0 when incompatible)."""
     if x.doi_norm and x.doi_norm == y.doi_norm:
         return 100.0
@@ -372,7 +393,7 @@ def pair_score(x: pd.Series, y: pd.Series) -> float:
 
 def _blocks(frame: pd.DataFrame) -> dict[str, list[int]]:
     blocks: dict[str, list[int]] = defaultdict(list)
-    for position, row in enumerate(frame.itertuples()):
+    for position, row in enumerate(comparable_rows(frame)):
         words = row.title_norm.split()
         if len(words) >= 3:
             blocks["t:" + " ".join(words[:4])].append(position)
@@ -381,11 +402,22 @@ def _blocks(frame: pd.DataFrame) -> dict[str, list[int]]:
     return blocks
 
 
-def _signature(row: tuple) -> tuple:
+#: What makes two records identical after normalization (title, DOI, authors, year, page).
+_Signature = tuple[str, str, tuple[str, ...], float | None, str]
+
+
+def _signature(row: Comparable) -> _Signature:
     return (row.title_norm, row.doi_norm, tuple(row.authors_norm), row.year, row.page)
 
 
-def _link(i: int, j: int, rows: list, union: _UnionFind, best_score: list[float], compared: set) -> None:
+def _link(
+    i: int,
+    j: int,
+    rows: list[Comparable],
+    union: _UnionFind,
+    best_score: list[float],
+    compared: set[tuple[int, int]],
+) -> None:
     pair = (i, j) if i < j else (j, i)
     if pair in compared:
         return
@@ -398,11 +430,15 @@ def _link(i: int, j: int, rows: list, union: _UnionFind, best_score: list[float]
 
 
 def _compare_block(
-    members: list[int], rows: list, union: _UnionFind, best_score: list[float], compared: set
+    members: list[int],
+    rows: list[Comparable],
+    union: _UnionFind,
+    best_score: list[float],
+    compared: set[tuple[int, int]],
 ) -> bool:
     """Compare the records of one block; False when it was too large to compare."""
     # Records identical after normalization: link each to the first (linear, any size).
-    first_of: dict[tuple, int] = {}
+    first_of: dict[_Signature, int] = {}
     distinct: list[int] = []
     for i in members:
         key = _signature(rows[i])
@@ -448,7 +484,7 @@ def deduplicate(records: list[SearchRecord]) -> Deduplication:
                 union.union(by_doi[doi], position)
             else:
                 by_doi[doi] = position
-    rows = list(frame.itertuples(index=False))
+    rows = comparable_rows(frame)
     compared: set[tuple[int, int]] = set()
     too_large: list[int] = []
     for members in _blocks(frame).values():

@@ -212,9 +212,12 @@ def _load_project(path: Path) -> dict:
         try:
             with tarfile.open(path) as archive:
                 member = next((m for m in archive.getmembers() if m.name.endswith("wpd.json")), None)
-                if member is None or not member.isfile() or member.size > MAX_BYTES:
+                handle = None
+                if member is not None and member.isfile() and member.size <= MAX_BYTES:
+                    handle = archive.extractfile(member)
+                if handle is None:
                     raise DigitizedError(f"{path.name}: no wpd.json inside this WebPlotDigitizer project")
-                text = _decode(archive.extractfile(member).read(MAX_BYTES), f"{path.name} wpd.json")
+                text = _decode(handle.read(MAX_BYTES), f"{path.name} wpd.json")
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise DigitizedError(f"{path.name}: not a WebPlotDigitizer project archive ({exc})") from None
     else:
@@ -464,7 +467,7 @@ def read_digitized(path: str | Path, *, kind: str, error: str) -> pd.DataFrame:
                 f"{path.name} dataset {mean.dataset!r}: points {mean.index}-{end.index} give no finite "
                 "error; check the axis calibration"
             )
-        row = {"arm_label": _arm_label(mean, end, number, kind)}
+        row: dict[str, str | float] = {"arm_label": _arm_label(mean, end, number, kind)}
         if kind == "point":
             row["timepoint"] = _significant(mean.x)
         row |= {

@@ -105,9 +105,9 @@ class LookupResult:
     def messages(self) -> list[str]:
         """One line per row with a finding; skipped rows are summed up by :meth:`sentences`."""
         return [
-            f"studies!{r.row} {r.study_id}: {r.message}"
-            for r in self.rows.itertuples()
-            if r.message and r.status != "skipped"
+            f"studies!{r['row']} {r['study_id']}: {r['message']}"
+            for r in self.rows.to_dict("records")
+            if r["message"] and r["status"] != "skipped"
         ]
 
     def _ids(self, status: str, message: str | None = None) -> list[str]:
@@ -199,7 +199,8 @@ class LookupClient:
         """Seconds until the run's deadline (infinite without one)."""
         return math.inf if self.deadline is None else self.deadline - time.monotonic()
 
-    def _read_cache(self, cached: Path | None) -> dict | list | None:
+    def _read_cache(self, cached: Path | None) -> object:
+        """The cached payload of a URL (None when not cached or unreadable)."""
         if not cached or not cached.exists():
             return None
         try:
@@ -208,8 +209,11 @@ class LookupClient:
             cached.unlink(missing_ok=True)  # a bad cache entry is fetched again
             return None
 
-    def get_json(self, url: str, service: str = "") -> tuple[dict | None, str | None]:
+    def get_json(self, url: str, service: str = "") -> tuple[object, str | None]:
         """(payload, error message); cached payloads are used first.
+
+        The payload is the parsed JSON as sent (None with an error): the caller checks its
+        layout.
 
         ``service`` names the service (``"Crossref"``): after :data:`BREAKER_FAILURES`
         consecutive time-outs or connection failures it is not asked again this run.
@@ -245,8 +249,8 @@ class LookupClient:
         )
         self._count(service, url, failed)
         self.last_status = "unreachable" if failed else "checked"
-        if error:
-            return None, error
+        if error or body is None:
+            return None, error or "the service sent no answer"
         try:
             payload = loads_json(body)
         except ValueError:
@@ -308,6 +312,8 @@ class LookupClient:
         payload, error = self.get_json(f"{self.crossref}/works/{quote(doi, safe='/')}", "Crossref")
         if error:
             return None, f"Crossref: {error}"
+        if not isinstance(payload, dict):
+            return None, "Crossref: unexpected record layout"
         try:
             message = payload["message"]
             parts = (
@@ -334,6 +340,8 @@ class LookupClient:
         )
         if error:
             return None, f"PubMed: {error}"
+        if not isinstance(payload, dict):
+            return None, "PubMed: unexpected record layout"
         try:
             item = payload["result"][pmid]
             if "error" in item:
@@ -416,7 +424,8 @@ def lookup_studies(studies: pd.DataFrame, client: LookupClient) -> LookupResult:
     for _, row in studies.iterrows():
         doi = row.get("doi") if isinstance(row.get("doi"), str) and row.get("doi") else None
         pmid = str(row.get("pmid")) if isinstance(row.get("pmid"), str) and row.get("pmid") else None
-        record, error = (None, "no DOI or PMID to look up")
+        record: Record | None = None
+        error: str | None = "no DOI or PMID to look up"
         statuses = ["not looked up"]
         if (doi or pmid) and client.time_left() <= 0 and not client.offline:
             doi = pmid = None
@@ -482,9 +491,9 @@ def fill_missing(
     sheet = book["studies"]
     headers = {cell.value: cell.column for cell in sheet[1] if cell.value}
     filled = 0
-    by_id = studies.set_index("study_id")
+    row_of = studies.set_index("study_id")["_row"]
     for study_id, record in result.records.items():
-        excel_row = int(by_id.loc[study_id, "_row"])
+        excel_row = int(row_of[study_id])
         for column, attribute in FILLABLE.items():
             value = getattr(record, attribute)
             if column not in headers or value in (None, ""):
@@ -533,7 +542,7 @@ def run_lookup(
     ids = _raw_study_ids(workbook)
     malformed = [
         {
-            "study_id": ids.get(p.row, f"row {p.row}"),
+            "study_id": ids.get(p.row, f"row {p.row}") if p.row is not None else "",
             "row": p.row,
             "source": "",
             "message": f"{p.column}: {p.message}",

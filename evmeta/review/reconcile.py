@@ -34,6 +34,8 @@ from evmeta.sheets.reader import UnreadableInput
 IGNORED_COLUMNS = {"reviewer", "notes"}
 LABEL_THRESHOLD = 90.0
 HIGHLIGHT = "FFEB84"
+#: Columns of the discrepancy table (the reviewers' decision column is added after them).
+DISCREPANCY_COLUMNS = ["sheet", "key", "column", "value_a", "value_b", "row_a", "row_b", "kind"]
 
 
 def _key_columns(sheet: str) -> list[str]:
@@ -173,8 +175,7 @@ def reconcile(
         sheet_rows.append(_sheet_agreement(sheet, a.sheets[sheet], b.sheets[sheet], len(pairs), fields))
         found.keep_invalid(rows_out, invalid_a.get(sheet, {}), invalid_b.get(sheet, {}))
         consensus[sheet], disputed[sheet] = rows_out, found.disputes
-    columns = ["sheet", "key", "column", "value_a", "value_b", "row_a", "row_b", "kind"]
-    frame = pd.DataFrame(discrepancies, columns=columns)
+    frame = pd.DataFrame(discrepancies, columns=DISCREPANCY_COLUMNS)
     frame["decision"] = ""
     return Reconciliation(
         a_path, b_path, frame, pd.DataFrame(field_rows), pd.DataFrame(sheet_rows), consensus, disputed
@@ -356,8 +357,8 @@ def write_reconciliation(result: Reconciliation, output: str | Path) -> tuple[Pa
     ws.title = "discrepancies"
     table = result.discrepancies.astype(object).where(result.discrepancies.notna(), None)
     ws.append(list(table.columns))
-    for row in table.itertuples(index=False):
-        ws.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in row])
+    for values_row in table.itertuples(index=False):
+        ws.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in values_row])
         for cell in ws[ws.max_row]:
             if isinstance(cell.value, str):
                 # Stored as text, never as a formula: no neutralizing apostrophe to leak into
@@ -376,8 +377,8 @@ def write_reconciliation(result: Reconciliation, output: str | Path) -> tuple[Pa
     for name, frame in [("agreement_fields", result.fields), ("agreement_sheets", result.sheets)]:
         sheet = out.create_sheet(name)
         sheet.append(list(frame.columns))
-        for row in frame.itertuples(index=False):
-            sheet.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in row])
+        for values_row in frame.itertuples(index=False):
+            sheet.append([None if (isinstance(v, float) and np.isnan(v)) else v for v in values_row])
     sources = out.create_sheet("sources")
     for item in [
         ("a", str(result.a_path), _sha(result.a_path)),

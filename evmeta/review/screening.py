@@ -123,17 +123,17 @@ def screening_rows(deduplicated: str | Path) -> list[dict[str, Any]]:
     if not table["keep"].any():
         raise EvmetaError(f"{Path(deduplicated).name}: no record has keep = true; there is nothing to screen")
     rows = []
-    for record in table[table["keep"]].itertuples():
+    for record in table[table["keep"]].to_dict("records"):
         rows.append(
             {
-                "record_id": int(record.record_id),
-                "title": _clean(record.title),
-                "authors": _clean(record.first_author),
-                "year": None if pd.isna(record.year) else int(record.year),
+                "record_id": int(record["record_id"]),
+                "title": _clean(record["title"]),
+                "authors": _clean(record["first_author"]),
+                "year": None if pd.isna(record["year"]) else int(record["year"]),
                 "doi": re.sub(
-                    r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", _clean(record.doi), flags=re.I
+                    r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", _clean(record["doi"]), flags=re.I
                 ),
-                "databases": "" if databases is None else databases.get(record.cluster_id, ""),
+                "databases": "" if databases is None else databases.get(record["cluster_id"], ""),
             }
         )
     return rows
@@ -243,8 +243,8 @@ def write_screening_sheet(deduplicated: str | Path, output: str | Path) -> Path:
         )
         if column.kind == "choice":
             lists.cell(row=1, column=index + 1, value=column.name).font = Font(bold=True)
-            for row, value in enumerate(column.choices, start=2):
-                lists.cell(row=row, column=index + 1, value=value)
+            for list_row, choice in enumerate(column.choices, start=2):
+                lists.cell(row=list_row, column=index + 1, value=choice)
             source = f"lists!${letter}$2:${letter}${len(column.choices) + 1}"
             validation = DataValidation(type="list", formula1=source, allow_blank=True)
             validation.error = f"choose one of: {', '.join(column.choices)}"
@@ -449,9 +449,9 @@ def included_study_rows(screening: Screening) -> list[dict[str, Any]]:
     ``study_id`` is proposed as SURNAME + year (a letter added on clashes); edit it freely.
     """
     rows, used = [], set()
-    for record in screening.included.itertuples():
-        base = re.sub(r"[^A-Z]", "", str(record.authors or "STUDY").upper())[:20] or "STUDY"
-        base += str(record.year or "")
+    for record in screening.included.to_dict("records"):
+        base = re.sub(r"[^A-Z]", "", str(record["authors"] or "STUDY").upper())[:20] or "STUDY"
+        base += str(record["year"] or "")
         study_id, suffix = base, 0
         while study_id in used:
             suffix += 1
@@ -460,11 +460,11 @@ def included_study_rows(screening: Screening) -> list[dict[str, Any]]:
         rows.append(
             {
                 "study_id": study_id,
-                "first_author": (record.authors or "").title() or None,
-                "year": record.year,
-                "title": record.title,
-                "doi": record.doi,
-                "record_id": str(int(record.record_id)),
+                "first_author": (record["authors"] or "").title() or None,
+                "year": record["year"],
+                "title": record["title"],
+                "doi": record["doi"],
+                "record_id": str(int(record["record_id"])),
             }
         )
     return rows

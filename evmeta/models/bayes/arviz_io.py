@@ -7,12 +7,15 @@ Only this module imports ArviZ, and only when one of these is asked for, so an e
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from evmeta.models.base.nesting import inner_block_loglik
+
+if TYPE_CHECKING:
+    from arviz import ELPDData, InferenceData
 
 
 def _arviz():
@@ -77,7 +80,7 @@ def parameter_diagnostics(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return out[0], out[1], out[2]
 
 
-def inference_data(result: Any):
+def inference_data(result: Any) -> InferenceData:
     """ArviZ InferenceData: posterior (random effects labelled by their group ids),
     log_likelihood per innermost group, observed data, prior draws."""
     az = _arviz()
@@ -118,7 +121,7 @@ def inference_data(result: Any):
         )
 
 
-def loo(result: Any, **kwargs: Any):
+def loo(result: Any, **kwargs: Any) -> ELPDData:
     """PSIS-LOO through ArviZ (units: the innermost groups)."""
     az = _arviz()
 

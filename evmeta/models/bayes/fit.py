@@ -224,8 +224,7 @@ def _fit_nuts(
     from evmeta.models.bayes.pymc_backend import sample_nuts
 
     model, structure, prior_set = common["model"], common["structure"], common["prior_set"]
-    result = None
-    for attempt, target_accept in enumerate(TARGET_ACCEPT):
+    for attempt, target_accept in enumerate(TARGET_ACCEPT):  # not empty: ``result`` is set below
         out = sample_nuts(
             model.yi,
             model.vi,

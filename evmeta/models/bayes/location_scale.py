@@ -162,6 +162,10 @@ def bayesian_location_scale(
         Prior of each level's tau, any family of :mod:`evmeta.models.priors`.
     """
     frame = as_frame(data)
+    if frame is None:
+        raise ModelError(
+            "bayesian_location_scale needs data: a DataFrame or Comparisons with the columns named"
+        )
     for column in (by, yi, vi):
         if column not in frame.columns:
             raise ModelError(f"column {column!r} is not in the data")

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evmeta.errors import ModelError
 from evmeta.models.base.nesting import NestedStructure
 from evmeta.models.priors import Prior, PriorSet
+
+if TYPE_CHECKING:
+    from pymc import Model
 
 
 def _import_pymc():
@@ -102,8 +107,15 @@ def _marginal_loglik(pt, resid, v: np.ndarray, taus: list, structure: NestedStru
 
 
 def build_model(
-    y, v, X, structure: NestedStructure, priors: PriorSet, *, student_t: bool, V: np.ndarray | None
-):
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    structure: NestedStructure,
+    priors: PriorSet,
+    *,
+    student_t: bool,
+    V: np.ndarray | None,
+) -> tuple[Model, list[int]]:
     """The PyMC model; returns (model, levels whose effects are sampled explicitly).
 
     Every normal level is integrated out of the likelihood, so NUTS explores only the
@@ -129,6 +141,8 @@ def build_model(
         taus = [_rv(pm, f"tau_{level}", prior) for level, prior in enumerate(priors.taus.values())]
         mu = pt.dot(pt.as_tensor_variable(Q_star), theta)
         if student_t:
+            if priors.nu is None:
+                raise ModelError("a Student-t likelihood needs a prior on nu (PriorSet.nu)")
             nu_minus_one = _rv(pm, "nu_minus_one", priors.nu)
             nu = pm.Deterministic("nu", nu_minus_one + 1)
             z = pm.StudentT("z_0", nu=nu, mu=0, sigma=1, shape=structure.sizes[0])
@@ -151,20 +165,20 @@ def build_model(
 
 
 def sample_nuts(
-    y,
-    v,
-    X,
-    structure,
-    priors,
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    structure: NestedStructure,
+    priors: PriorSet,
     *,
-    student_t,
-    V,
-    draws,
-    tune,
-    chains,
-    seed,
-    progress,
-    target_accept,
+    student_t: bool,
+    V: np.ndarray | None,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int | None,
+    progress: bool,
+    target_accept: float,
     sampler: str = "nutpie",
 ) -> NutsDraws:
     """Sample with nutpie (``sampler="nutpie"``, falling back to PyMC's NUTS when nutpie is
@@ -187,12 +201,7 @@ def sample_nuts(
                 return _extract(trace, priors, [], False, label, target_accept)
     pm, _ = _import_pymc()
     model, sampled_levels = build_model(y, v, X, structure, priors, student_t=student_t, V=V)
-    nutpie = None
-    if sampler in {"nutpie", "nutpie-pymc"}:
-        try:
-            import nutpie
-        except ImportError:  # pragma: no cover - nutpie is a declared dependency
-            nutpie = None
+    nutpie = _import_nutpie() if sampler in {"nutpie", "nutpie-pymc"} else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if nutpie is not None:
@@ -222,6 +231,15 @@ def sample_nuts(
                 )
             label = f"pymc {pm.__version__}"
     return _extract(trace, priors, sampled_levels, student_t, label, target_accept)
+
+
+def _import_nutpie() -> ModuleType | None:
+    """nutpie, or None when it is not installed (PyMC's NUTS is used then)."""
+    try:
+        import nutpie
+    except ImportError:  # pragma: no cover - nutpie is a declared dependency
+        return None
+    return nutpie
 
 
 def _extract(trace, priors: PriorSet, sampled_levels, student_t, sampler, target_accept) -> NutsDraws:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -31,6 +32,9 @@ from evmeta.errors import ModelError
 from evmeta.models.base.nesting import NestedStructure
 from evmeta.models.bayes.grid_sampling import quantiles, sample_taus
 from evmeta.models.priors import Prior
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 #: Posterior density (relative to its maximum) below which the grid is cut.
 CUT = 1e-11
@@ -62,9 +66,16 @@ class Precomputed:
     n_outer: int
     prior_mean: np.ndarray
     prior_var: np.ndarray
-    outer_aX: np.ndarray = None  # (E, p*p) outer products s_e s_e'
-    to_outer: object = None  # sparse (S, E)
-    spread_aX: object = None  # sparse (E, S*p): row e holds s_e in the block of its study
+    outer_aX: np.ndarray  # (E, p*p) outer products s_e s_e'
+    outer_maps: OuterMaps | None  # None with one random level
+
+
+@dataclass
+class OuterMaps:
+    """Sparse maps from experiments to their studies (two random levels)."""
+
+    to_outer: csr_matrix  # (S, E)
+    spread_aX: csr_matrix  # (E, S*p): row e holds s_e in the block of its study
 
 
 def precompute(
@@ -83,7 +94,8 @@ def precompute(
     means = np.array([p.params[0] for p in coefficient_priors])
     variances = np.array([p.params[1] ** 2 for p in coefficient_priors])
     p = X.shape[1]
-    pre = Precomputed(
+    n_outer = structure.sizes[0] if outer is not None else 0
+    return Precomputed(
         len(y),
         p,
         (X * a[:, None]).T @ X,
@@ -94,20 +106,24 @@ def precompute(
         sum_aX,
         sum_ay,
         outer,
-        structure.sizes[0] if outer is not None else 0,
+        n_outer,
         means,
         variances,
+        np.einsum("ep,eq->epq", sum_aX, sum_aX).reshape(E, p * p),
+        None if outer is None else _outer_maps(outer, sum_aX, n_outer),
     )
-    pre.outer_aX = np.einsum("ep,eq->epq", sum_aX, sum_aX).reshape(E, p * p)
-    if outer is not None:
-        from scipy import sparse
 
-        S = pre.n_outer
-        pre.to_outer = sparse.csr_matrix((np.ones(E), (outer, np.arange(E))), shape=(S, E))
-        rows = np.repeat(np.arange(E), p)
-        columns = (outer[:, None] * p + np.arange(p)[None, :]).ravel()
-        pre.spread_aX = sparse.csr_matrix((sum_aX.ravel(), (rows, columns)), shape=(E, S * p))
-    return pre
+
+def _outer_maps(outer: np.ndarray, sum_aX: np.ndarray, n_outer: int) -> OuterMaps:
+    from scipy import sparse
+
+    E, p = sum_aX.shape
+    rows = np.repeat(np.arange(E), p)
+    columns = (outer[:, None] * p + np.arange(p)[None, :]).ravel()
+    return OuterMaps(
+        sparse.csr_matrix((np.ones(E), (outer, np.arange(E))), shape=(n_outer, E)),
+        sparse.csr_matrix((sum_aX.ravel(), (rows, columns)), shape=(E, n_outer * p)),
+    )
 
 
 @dataclass
@@ -155,12 +171,15 @@ def _conditional(pre: Precomputed, tau_inner: np.ndarray, tau_outer: np.ndarray 
     yMy = pre.ytAy - (c @ pre.sum_ay**2)
     logdet = pre.logdet_D + np.sum(np.log(growth), axis=1)
     if tau_outer is not None:
+        maps = pre.outer_maps
+        if maps is None:
+            raise ValueError("tau_outer given for a structure with one random level")
         f = 1.0 / growth  # (G, E)
         S = pre.n_outer
         # t_s(X): (G, S, p) via the sparse map experiments -> (study, coefficient).
-        TX = (pre.spread_aX.T @ f.T).T.reshape(G, S, p)
-        Ty = (pre.to_outer @ (f * pre.sum_ay[None, :]).T).T
-        q = (pre.to_outer @ (f * pre.sum_a[None, :]).T).T
+        TX = (maps.spread_aX.T @ f.T).T.reshape(G, S, p)
+        Ty = (maps.to_outer @ (f * pre.sum_ay[None, :]).T).T
+        q = (maps.to_outer @ (f * pre.sum_a[None, :]).T).T
         s2 = tau_outer[:, None] ** 2
         d = s2 / (1 + s2 * q)
         XMX = XMX - np.matmul(TX.transpose(0, 2, 1) * d[:, None, :], TX)
@@ -216,9 +235,9 @@ class QuadratureFit:
     axes: list[np.ndarray]  # per level, the grid axis
     axis_density: list[np.ndarray]  # per level, the marginal density on its axis (integrates to 1)
     n_evaluations: int
-    joint: np.ndarray = field(default=None, repr=False)  # unnormalized density at the nodes
-    pre: Precomputed = field(default=None, repr=False)
-    tau_priors: list = field(default=None, repr=False)
+    joint: np.ndarray = field(repr=False)  # unnormalized density at the nodes
+    pre: Precomputed = field(repr=False)
+    tau_priors: list[Prior] = field(repr=False)
 
     # --- exact summaries --------------------------------------------------------------
     def beta_moments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +319,7 @@ class QuadratureFit:
     def summary_vector(self) -> np.ndarray:
         """Posterior means, SDs and quantiles (CHECK_PROBS) of every coefficient and tau."""
         mean, cov = self.beta_moments()
-        values = [mean, np.sqrt(np.diag(cov))]
+        values: list[np.ndarray | list[float]] = [mean, np.sqrt(np.diag(cov))]
         for j in range(self.pre.p):
             means, sds = self.linear_mixture(np.eye(self.pre.p)[j])
             values.append(self.mixture_quantiles(means, sds, list(CHECK_PROBS)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from evmeta.models.base.result_parts import PrintsSummary, StoredInputs
 from evmeta.models.bayes import arviz_io, densities
 from evmeta.models.bayes.quadrature import QuadratureFit
 from evmeta.models.priors import PriorSet, prior_dict
+
+if TYPE_CHECKING:
+    from arviz import ELPDData, InferenceData
 
 #: Default probability of credible intervals (equal-tailed).
 PROB = 0.95
@@ -433,7 +436,7 @@ class BayesResult(StoredInputs, PrintsSummary):
 
     # --- ArviZ, refits --------------------------------------------------------------------
     @property
-    def idata(self):
+    def idata(self) -> InferenceData:
         """ArviZ InferenceData: posterior (``tau`` by level; random effects ``u_<level>`` labelled
         by their group ids), log_likelihood per innermost group, observed data, prior.
         Built once (``_cache``)."""
@@ -450,7 +453,7 @@ class BayesResult(StoredInputs, PrintsSummary):
         tau = np.column_stack([p.scipy().rvs(size=n, random_state=rng) for p in self.prior_set.taus.values()])
         return {"beta": beta[None], "tau": tau[None]}
 
-    def loo(self, **kwargs: Any):
+    def loo(self, **kwargs: Any) -> ELPDData:
         """PSIS-LOO through ArviZ (units: the innermost groups)."""
         return arviz_io.loo(self, **kwargs)
 
@@ -511,7 +514,7 @@ class BayesResult(StoredInputs, PrintsSummary):
             from the base fit) and ``shift_in_sd`` (in base posterior SDs).
         """
         level = resolve_level(level, self.level)
-        base = self.summary(level).table
+        base = self.summary(level).table.to_dict("index")
         rows = []
         for label, given in {"base": {}, **alternatives}.items():
             overrides = prior_dict(given)
@@ -519,8 +522,8 @@ class BayesResult(StoredInputs, PrintsSummary):
             priors = overrides if named else {**self.settings.get("priors_given", {}), **overrides}
             fit = self if label == "base" else self.refit(priors=priors)
             for parameter, row in fit.summary(level).table.iterrows():
-                shift = row["estimate"] - base.loc[parameter, "estimate"]
-                sd = base.loc[parameter, POSTERIOR_SD]
+                shift = row["estimate"] - base[parameter]["estimate"]
+                sd = base[parameter][POSTERIOR_SD]
                 rows.append(
                     {
                         "alternative": label,

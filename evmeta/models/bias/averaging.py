@@ -76,8 +76,8 @@ class BiasAveragingResult(PrintsSummary):
     level: float
     priors: EnsemblePriors
     cut: float
+    inputs: ModelData = field(repr=False)
     components: dict[str, MarginalFit] = field(repr=False, default_factory=dict)
-    inputs: ModelData = field(repr=False, default=None)
     notes: tuple[str, ...] = ()
 
     @property
@@ -347,7 +347,8 @@ def _resolve_priors(priors) -> EnsemblePriors:
     if priors == "preclinical":
         from evmeta.models.priors import preclinical_tau_prior
 
-        return replace(EnsemblePriors(), tau_lognormal=tuple(preclinical_tau_prior().params))
+        meanlog, sdlog = preclinical_tau_prior().params
+        return replace(EnsemblePriors(), tau_lognormal=(meanlog, sdlog))
     raise ModelError(f"unknown priors {priors!r}; valid: 'default', 'preclinical' or an EnsemblePriors")
 
 
@@ -376,7 +377,7 @@ def _mixture(models, fits, level, effect_only: bool) -> tuple[float, float, floa
     m, s, w = m[keep], s[keep], w[keep] / w[keep].sum()
     mean = float(np.sum(w * m))
 
-    def cdf(x):
+    def cdf(x: float) -> float:
         point = s == 0
         value = np.sum(w[~point] * stats.norm.cdf((x - m[~point]) / s[~point]))
         return value + np.sum(w[point] * (m[point] <= x))

@@ -20,6 +20,7 @@ posterior.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,15 +216,16 @@ def selection_marginal(
     n_above = int(np.sum(interval_index(step_pvalues(yi, vi, "greater"), steps) == 1))
     cut_y = np.sqrt(vi) * -special.ndtri(cut)  # p_i <= cut exactly when y_i >= cut_y[i]
 
-    def log_post(theta):  # theta: (N, d) in (mu, log tau, probit omega) order, absent ones dropped
+    def log_post(theta: np.ndarray) -> np.ndarray:
+        # theta: (N, d) in (mu, log tau, probit omega) order, absent ones dropped
         theta = np.atleast_2d(theta)
         col = 0
         mu = theta[:, col] if effect else np.zeros(len(theta))
         col += effect
-        log_tau = theta[:, col] if heterogeneity else None
+        log_tau = theta[:, col] if heterogeneity else np.full(len(theta), -np.inf)  # tau = 0
         col += heterogeneity
         z = theta[:, col]
-        tau2 = np.exp(2 * log_tau) if heterogeneity else np.zeros(len(theta))
+        tau2 = np.exp(2 * log_tau)
         # omega^n_above from the weights of the published p-values; phi(z): the uniform
         # prior's Jacobian.
         out = n_above * special.log_ndtr(z) - 0.5 * (z**2 + np.log(2 * np.pi))
@@ -268,7 +270,9 @@ def _selected_normal_loglik(yi, vi, cut_y, mu, tau2, z) -> np.ndarray:
     return out
 
 
-def grid_integrate(log_density, start: np.ndarray):
+def grid_integrate(
+    log_density: Callable[[np.ndarray], np.ndarray], start: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
     """log of the integral of ``exp(log_density)`` over R^d, d <= 3, on a whitened trapezoid lattice.
 
     The lattice is centred at the mode and rotated and scaled by the Hessian there (spacing
@@ -294,16 +298,13 @@ def grid_integrate(log_density, start: np.ndarray):
     eigval, eigvec = np.linalg.eigh(_hessian(lambda x: -log_density(x)[0], mode))
     L = eigvec / np.sqrt(np.maximum(eigval, 1e-6))  # columns: whitened axes
     log_det = float(np.log(abs(np.linalg.det(L))))
-    step, result = STEP, None
+    step = STEP
+    result: tuple[float, np.ndarray, np.ndarray] | None = None
     for _ in range(MAX_REFINE + 1):
-        index, values = _fill_lattice(log_density, mode, L * step)
-        if index is None:  # too many points: keep the coarser answer when there is one
-            if result is None:
-                raise ModelError(
-                    f"the posterior of a selection model needs more than {MAX_POINTS:,} grid points; "
-                    "it is too far from a Gaussian shape to integrate"
-                )
+        lattice = _fill_lattice(log_density, mode, L * step)
+        if lattice is None:  # too many points: keep the coarser answer when there is one
             break
+        index, values = lattice
         log_z = float(special.logsumexp(values) + d * np.log(step) + log_det)
         coarse = np.all(index % 2 == 0, axis=1)
         log_z_coarse = float(special.logsumexp(values[coarse]) + d * np.log(2 * step) + log_det)
@@ -311,15 +312,22 @@ def grid_integrate(log_density, start: np.ndarray):
         if abs(np.expm1(log_z_coarse - log_z)) <= REFINE_TOL:
             break
         step /= np.sqrt(2.0)
+    if result is None:  # the first lattice was already too large
+        raise ModelError(
+            f"the posterior of a selection model needs more than {MAX_POINTS:,} grid points; "
+            "it is too far from a Gaussian shape to integrate"
+        )
     log_z, points, values = result
     weights = np.exp(values - np.max(values))
     return log_z, points, weights / weights.sum()
 
 
-def _fill_lattice(log_density, mode: np.ndarray, basis: np.ndarray):
+def _fill_lattice(
+    log_density: Callable[[np.ndarray], np.ndarray], mode: np.ndarray, basis: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Integer lattice points ``n`` (positions ``mode + basis @ n``) reached from the mode through
     neighbours of points within ``DROP`` of the largest log density, and their log densities;
-    ``(None, None)`` beyond ``MAX_POINTS``."""
+    None beyond ``MAX_POINTS``."""
     d = mode.size
     moves = np.vstack([np.eye(d, dtype=np.int64), -np.eye(d, dtype=np.int64)])
     # Visited points in a dense boolean box (grown when the fill reaches its edge): numpy
@@ -349,7 +357,7 @@ def _fill_lattice(log_density, mode: np.ndarray, basis: np.ndarray):
         fresh = np.column_stack(np.unravel_index(flat, visited.shape)) + low
         count += len(fresh)
         if count > MAX_POINTS:
-            return None, None
+            return None
         level = log_density(mode + fresh @ basis.T)
         indices.append(fresh)
         values.append(level)

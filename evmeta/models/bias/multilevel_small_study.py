@@ -123,23 +123,24 @@ def multilevel_small_study(
     frame["pet_precision_term"], frame["peese_precision_term"] = pet_term, peese_term
     base = fit.mods.strip().lstrip("~").strip() if fit.mods else ""
     test = fit.test if fit.test in ("z", "t") else "z"  # a robust fit's CR2 comes from robust=True
-    refit = dict(
-        random=fit.random, method=fit.method, test=test, V=fit.V, robust=fit.is_robust, level=fit.level
-    )
-    pet = multilevel_meta_analysis(frame, fit.yi, fit.vi, mods=_formula(base, "pet_precision_term"), **refit)
-    peese = multilevel_meta_analysis(
-        frame, fit.yi, fit.vi, mods=_formula(base, "peese_precision_term"), **refit
-    )
-    pet_row = pet.coefficients.loc["intercept"]
-    slope = pet.coefficients.loc["pet_precision_term"]
+
+    def refit(term: str) -> MultilevelResult:
+        return multilevel_meta_analysis(
+            frame, fit.yi, fit.vi, mods=_formula(base, term), random=fit.random, method=fit.method, test=test,
+            V=fit.V, robust=fit.is_robust, level=fit.level,
+        )  # fmt: skip
+
+    pet, peese = refit("pet_precision_term"), refit("peese_precision_term")
+    pet_rows, peese_row = pet.coefficients.to_dict("index"), peese.coefficients.to_dict("index")["intercept"]
+    pet_row, slope = pet_rows["intercept"], pet_rows["pet_precision_term"]
     use_peese = bool(pet_row["pvalue"] < alpha)
-    chosen = (peese if use_peese else pet).coefficients.loc["intercept"]
+    chosen = peese_row if use_peese else pet_row
     return MultilevelSmallStudyResult(
         predictor=predictor, k=fit.k, slope=float(slope["estimate"]), slope_se=float(slope["se"]),
         slope_pvalue=float(slope["pvalue"]), pet_estimate=float(pet_row["estimate"]),
         pet_se=float(pet_row["se"]), pet_pvalue=float(pet_row["pvalue"]),
-        peese_estimate=float(peese.coefficients.loc["intercept", "estimate"]),
-        peese_se=float(peese.coefficients.loc["intercept", "se"]), selected="PEESE" if use_peese else "PET",
+        peese_estimate=float(peese_row["estimate"]),
+        peese_se=float(peese_row["se"]), selected="PEESE" if use_peese else "PET",
         estimate=float(chosen["estimate"]), se=float(chosen["se"]), ci_low=float(chosen["ci_low"]),
         ci_high=float(chosen["ci_high"]), level=fit.level, pet=pet, peese=peese, measure=fit.measure,
     )  # fmt: skip

@@ -87,7 +87,7 @@ class SelectionResult(FirstCoefficient, PrintsSummary):
     coefficients: pd.DataFrame
     level: float
     vb: np.ndarray = field(repr=False)
-    inputs: ModelData = field(repr=False, default=None)
+    inputs: ModelData = field(repr=False)
 
     @property
     def k(self) -> int:
@@ -248,7 +248,7 @@ def _scaling(X: np.ndarray) -> np.ndarray:
     return M
 
 
-def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.ndarray):
+def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.ndarray) -> SelectionResult:
     yi, vi, X = data.yi, data.vi, data.X
     M = _scaling(X)
     Xs = X @ M  # columns standardized; beta = M @ beta_s
@@ -257,13 +257,13 @@ def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.n
     start_tau = [] if data.fixed_effect else [np.log(ml["tau2"] + 1e-3)]
     start = np.concatenate([ml["beta"], start_tau, np.zeros(m - 1)])
 
-    def unpack(theta):
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         beta = theta[:p]
         tau2 = 0.0 if data.fixed_effect else float(np.exp(theta[p]))
         delta = np.concatenate([[1.0], np.exp(theta[p + (0 if data.fixed_effect else 1) :])])
         return beta, tau2, delta
 
-    def negll(theta):
+    def negll(theta: np.ndarray) -> float:
         beta, tau2, delta = unpack(theta)
         return -step_loglik(beta, tau2, delta, yi, vi, Xs, cuts, alternative)
 
@@ -273,8 +273,8 @@ def _fit(data: SelectionInputs, cuts: np.ndarray, alternative: str, counts: np.n
     ll = -negll(theta)
     natural = np.concatenate([beta_s, [] if data.fixed_effect else [tau2], delta[1:]])
 
-    def negll_natural(x):
-        tau = 0.0 if data.fixed_effect else max(x[p], 0.0)
+    def negll_natural(x: np.ndarray) -> float:
+        tau = 0.0 if data.fixed_effect else max(float(x[p]), 0.0)
         rest = x[p + (0 if data.fixed_effect else 1) :]
         return -step_loglik(x[:p], tau, np.concatenate([[1.0], rest]), yi, vi, Xs, cuts, alternative)
 
@@ -347,7 +347,7 @@ def _maximize(negll, start: np.ndarray) -> np.ndarray:
 def _hessian(func, x: np.ndarray, rel_step: float = 1e-4) -> np.ndarray:
     """Central-difference Hessian with Richardson extrapolation (two step sizes)."""
 
-    def central(h):
+    def central(h: np.ndarray) -> np.ndarray:
         n = x.size
         H = np.empty((n, n))
         f0 = func(x)

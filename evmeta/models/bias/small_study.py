@@ -226,7 +226,7 @@ def egger_test(
         raise ModelError(f"unknown model {model!r}; valid models: rma, lm")
     fit = fit_design(result.yi, vi, X, names, method=result.method, test=result.test, level=result.level)
     coefs = fit.coefficients
-    slope = coefs.loc["predictor"]
+    slope = coefs.to_dict("index")["predictor"]
     limit = coefs.iloc[0]
     return EggerResult(
         predictor,
@@ -405,11 +405,14 @@ class PetPeeseResult(_FromInputs):
     inputs: ModelData = field(repr=False)
     notes: tuple[str, ...] = ()
 
-    def _selected_row(self, level: float | None = None) -> pd.Series:
+    def _selected_row(self, level: float | None = None) -> dict[str, float]:
+        """Estimate, se and interval of the selected model (NaN when it has none)."""
         table = self.coef_table(level)
+        columns = ("estimate", "se", "ci_low", "ci_high")
         if self.selected not in table.index:
-            return pd.Series({"estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan})
-        return table.loc[self.selected]
+            return dict.fromkeys(columns, np.nan)
+        row = table.to_dict("index")[self.selected]
+        return {column: float(row[column]) for column in columns}
 
     @property
     def estimate(self) -> float:

@@ -19,12 +19,13 @@ Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package. J 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special, stats
 
 ALTERNATIVES = ("greater", "less", "two.sided")
 
 
-def normalize_steps(steps) -> np.ndarray:
+def normalize_steps(steps: ArrayLike) -> np.ndarray:
     """Sorted unique cut-points in (0, 1) with 1 appended (the last interval ends at p = 1)."""
     cuts = np.unique(np.asarray(steps, dtype=float).ravel())
     cuts = cuts[cuts < 1]
@@ -94,7 +95,7 @@ def step_loglik(
     return float(np.sum(np.log(delta[group]) + normal - np.log(expected_weight)))
 
 
-def normal_ml_profile(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, tau2: float):
+def normal_ml_profile(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, tau2: float) -> tuple[np.ndarray, float]:
     """GLS coefficients and the ML log-likelihood of the normal model at a given tau^2."""
     w = 1 / (vi + tau2)
     xtwx = (X * w[:, None]).T @ X

@@ -21,7 +21,9 @@ Res Methodol 16:91.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +59,13 @@ def _first_crossing(x: np.ndarray, curves: np.ndarray, share: float) -> tuple[np
 
 
 def curve_effective_dose(
-    design, beta: np.ndarray, vb: np.ndarray, x_range: tuple[float, float], to_dose, share: float, level: float
+    design: Callable[[np.ndarray], np.ndarray],
+    beta: np.ndarray,
+    vb: np.ndarray,
+    x_range: tuple[float, float],
+    to_dose: Callable[[Any], np.ndarray],
+    share: float,
+    level: float,
 ) -> EffectiveDose:
     """ED-p of a linear or spline curve; ``design(x)`` gives curve design rows at the dose
     scale values ``x`` and ``to_dose`` maps them back to doses."""

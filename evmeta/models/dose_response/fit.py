@@ -22,6 +22,7 @@ dose-response data. Am J Epidemiol 135:1301-1309.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,14 @@ from evmeta.harmonize.covariance import shared_control_covariance
 from evmeta.models.base.inference import coefficient_table
 from evmeta.models.dose_response.effective_dose import curve_effective_dose, emax_effective_dose
 from evmeta.models.dose_response.emax import fit_emax
-from evmeta.models.dose_response.result import MODELS, SCALES, DoseResponseResult
-from evmeta.models.dose_response.selection import select_dosed
+from evmeta.models.dose_response.result import (
+    MODELS,
+    SCALES,
+    DoseResponseResult,
+    curve_design,
+    from_dose_scale,
+)
+from evmeta.models.dose_response.selection import DoseSelection, select_dosed
 from evmeta.models.dose_response.spline import DEFAULT_QUANTILES, spline_at_quantiles
 from evmeta.models.dose_response.within_between import within_between
 from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
@@ -131,15 +138,15 @@ def _curve(rows, x, spline, random, method, wb, notes, share, **common) -> DoseR
     data = rows.assign(**{n: columns[:, j] for j, n in enumerate(names)})
     fit = multilevel_meta_analysis(data, "yi", "vi", random=random, mods="~ " + " + ".join(names),
                                    V=common["V"], method=method, test=common["test"], level=common["level"])
-    result = DoseResponseResult("spline" if spline is not None else "linear", spline=spline, fit=fit,
-                                coefficients=fit.coefficients, vb=fit.vb, effective_dose=None, within_between=wb,
-                                method=fit.method, df=fit.df, notes=tuple(notes) + tuple(fit.notes), **common)
-    ed = curve_effective_dose(result.design, fit.coefficients["estimate"].to_numpy(), fit.vb,
-                              (float(x.min()), float(x.max())), result.from_scale, share, common["level"])
-    return _with(result, effective_dose=ed)
+    ed = curve_effective_dose(partial(curve_design, spline), fit.coefficients["estimate"].to_numpy(), fit.vb,
+                              (float(x.min()), float(x.max())), partial(from_dose_scale, common["scale"]), share,
+                              common["level"])
+    return DoseResponseResult("spline" if spline is not None else "linear", spline=spline, fit=fit,
+                              coefficients=fit.coefficients, vb=fit.vb, effective_dose=ed, within_between=wb,
+                              method=fit.method, df=fit.df, notes=tuple(notes) + tuple(fit.notes), **common)
 
 
-def entering(table: Any, dose: str, model: str, reported_only: bool):
+def entering(table: Any, dose: str, model: str, reported_only: bool) -> tuple[DoseSelection, pd.DataFrame]:
     """(the DoseSelection, its rows renumbered with a ``comparison_id``), checked for size."""
     selection = select_dosed(getattr(table, "table", table), dose, reported_only=reported_only)
     rows = selection.rows.reset_index(drop=True)
@@ -147,12 +154,6 @@ def entering(table: Any, dose: str, model: str, reported_only: bool):
         rows["comparison_id"] = [f"row{i + 1}" for i in range(len(rows))]
     check_size(rows, model, selection.column)
     return selection, rows
-
-
-def _with(result: DoseResponseResult, **changes) -> DoseResponseResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
 
 
 def _emax(rows, doses, random, wb, notes, share, **common) -> DoseResponseResult:

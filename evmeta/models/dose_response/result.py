@@ -20,6 +20,19 @@ MODELS = ("linear", "spline", "emax")
 SCALES = ("log10", "dose")
 
 
+def from_dose_scale(scale: str, x: Any) -> np.ndarray:
+    """Doses from values ``x`` on the curve's dose scale (``scale``: "log10" or "dose")."""
+    return 10 ** np.asarray(x, dtype=float) if scale == "log10" else np.asarray(x, dtype=float)
+
+
+def curve_design(spline: NaturalSpline | None, x: Any) -> np.ndarray:
+    """Design rows (intercept first) of the linear (``spline`` None) or spline curve at
+    scale values ``x``."""
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    columns = spline.basis(x) if spline is not None else x[:, None]
+    return np.column_stack([np.ones(len(x)), columns])
+
+
 @dataclass(frozen=True, eq=False)
 class DoseResponseResult:
     """A fitted dose-response curve (immutable).
@@ -134,13 +147,11 @@ class DoseResponseResult:
         return np.log10(dose) if self.scale == "log10" else dose
 
     def from_scale(self, x: Any) -> np.ndarray:
-        return 10 ** np.asarray(x, dtype=float) if self.scale == "log10" else np.asarray(x, dtype=float)
+        return from_dose_scale(self.scale, x)
 
     def design(self, x: Any) -> np.ndarray:
         """Design rows (intercept first) of the linear or spline curve at scale values ``x``."""
-        x = np.atleast_1d(np.asarray(x, dtype=float))
-        columns = self.spline.basis(x) if self.spline is not None else x[:, None]
-        return np.column_stack([np.ones(len(x)), columns])
+        return curve_design(self.spline, x)
 
     def _doses(self, newmods: Any) -> np.ndarray:
         if newmods is None:
@@ -177,8 +188,8 @@ class DoseResponseResult:
 
     def curve(self, n: int = 101, level: float | None = None) -> pd.DataFrame:
         """``predict`` on ``n`` doses evenly spaced (on the model's scale) over the doses studied."""
-        lo, hi = self.dose_range
-        x = np.linspace(*self.to_scale([lo, hi]), n)
+        lo, hi = self.to_scale(self.dose_range)
+        x = np.linspace(lo, hi, n)
         return self.predict(self.from_scale(x), level)
 
     # --- protocol ------------------------------------------------------------------

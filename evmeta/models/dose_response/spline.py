@@ -20,9 +20,11 @@ splines; knots at quantiles). Springer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from evmeta.errors import ModelError
 
@@ -69,7 +71,7 @@ class NaturalSpline:
         q, _ = np.linalg.qr(const.T, mode="complete")
         return q[:, 2:]
 
-    def basis(self, x) -> np.ndarray:
+    def basis(self, x: ArrayLike) -> np.ndarray:
         """Basis matrix (n x df) at values ``x``; linear beyond the boundary knots."""
         x = np.asarray(x, dtype=float).ravel()
         lo, hi = self.boundary
@@ -83,7 +85,7 @@ class NaturalSpline:
         return B @ self._projection()
 
 
-def spline_at_quantiles(x, quantiles=DEFAULT_QUANTILES) -> NaturalSpline:
+def spline_at_quantiles(x: ArrayLike, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> NaturalSpline:
     """A natural spline with knots at ``quantiles`` of ``x`` (numpy's default linear
     interpolation, R's ``quantile(type = 7)``): the outer two are the boundary knots.
 

@@ -136,5 +136,5 @@ def _between(data: pd.DataFrame, V: np.ndarray) -> tuple[float, float]:
         }
     )
     fit = meta_analysis(means, mods="~ x")
-    row = fit.coefficients.loc["x"]
+    row = fit.coefficients.to_dict("index")["x"]
     return float(row["estimate"]), float(row["se"])

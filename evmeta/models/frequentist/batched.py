@@ -34,13 +34,18 @@ DerSimonian R, Laird N (1986). Control Clin Trials 7:177-188 (DL).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 
 from evmeta.errors import ModelError
 from evmeta.models.frequentist.estimators import MAX_ITER, NEWTON_FROM, TOLERANCE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evmeta.models.base.frequentist_protocol import FittedModel
 
 #: Estimators with a batched form (SJ has none; use ``meta_analysis``).
 BATCHED_METHODS = ("EE", "DL", "HE", "PM", "EB", "ML", "REML")
@@ -474,10 +479,10 @@ class DeletedFit:
     h2: float
     s2w: float
     vb: np.ndarray
-    coefficients: Any  # DataFrame with an "estimate" column, one row per coefficient
+    coefficients: pd.DataFrame  # an "estimate" column, one row per coefficient
 
 
-def case_deletions(result: Any) -> list[DeletedFit | None] | None:
+def case_deletions(result: FittedModel) -> list[DeletedFit | None] | None:
     """The k refits of a fitted ``MetaResult`` without each row in turn, batched.
 
     Equal to ``result.fit_subset`` without row i (same design columns, method, test and
@@ -500,9 +505,14 @@ def case_deletions(result: Any) -> list[DeletedFit | None] | None:
             out.append(None)
             continue
         coefficients = pd.DataFrame({"estimate": fit.beta[i]}, index=pd.Index(model.names, name="term"))
-        scalars = [fit.estimate[i], fit.se[i, 0], fit.stat[i, 0], fit.pvalue[i, 0], fit.ci_low[i, 0]]
-        scalars += [fit.ci_high[i, 0], fit.q[i], q_pvalue[i], fit.tau2[i], fit.i2[i], fit.h2[i], fit.s2w[i]]
-        out.append(DeletedFit(*(float(x) for x in scalars), vb=fit.vb[i], coefficients=coefficients))
+        out.append(
+            DeletedFit(
+                estimate=float(fit.estimate[i]), se=float(fit.se[i, 0]), stat=float(fit.stat[i, 0]),
+                pvalue=float(fit.pvalue[i, 0]), ci_low=float(fit.ci_low[i, 0]), ci_high=float(fit.ci_high[i, 0]),
+                q=float(fit.q[i]), q_pvalue=float(q_pvalue[i]), tau2=float(fit.tau2[i]), i2=float(fit.i2[i]),
+                h2=float(fit.h2[i]), s2w=float(fit.s2w[i]), vb=fit.vb[i], coefficients=coefficients,
+            )
+        )  # fmt: skip
     return out
 
 

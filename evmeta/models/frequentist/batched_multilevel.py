@@ -18,12 +18,13 @@ own. The result equals ``multilevel_meta_analysis`` on the built resample to rou
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
 
 from evmeta.errors import ModelError
-from evmeta.models.frequentist.blocks import make_batches
+from evmeta.models.frequentist.blocks import BlockBatch, make_batches
 from evmeta.models.frequentist.multilevel import MAX_HALVINGS, MAX_ITER, TOLERANCE
 
 
@@ -55,14 +56,25 @@ class _Structure:
         )
 
 
-def _padded(batches: list, y: np.ndarray, X: np.ndarray) -> list[tuple]:
+class _PaddedGroup(NamedTuple):
+    """Blocks of neighbouring sizes stacked into one padded array each (see ``_padded``)."""
+
+    yb: np.ndarray  # (n, m)
+    Xb: np.ndarray  # (n, m, p)
+    G: np.ndarray  # (L, n, m, m)
+    V: np.ndarray  # (n, m, m)
+    first: np.ndarray  # (n,) first row of each block: its outermost group
+    rows: list[np.ndarray]  # the rows of each block, unpadded
+
+
+def _padded(batches: list[BlockBatch], y: np.ndarray, X: np.ndarray) -> list[_PaddedGroup]:
     """Blocks of neighbouring sizes stacked into one array, padded to the largest size.
 
     A padded row has y = 0, X = 0, V = 1 and no random effects, so it adds exact zeros to
     every sum (and log 1 = 0 to the log-determinant): fewer, larger batched calls. Sizes
     join a group while the padded group stays within 3x the unpadded work.
     """
-    groups: list[list] = []
+    groups: list[list[BlockBatch]] = []
     for batch in batches:  # ascending block size
         if groups:
             members = [*groups[-1], batch]
@@ -77,14 +89,15 @@ def _padded(batches: list, y: np.ndarray, X: np.ndarray) -> list[tuple]:
         m, n, L = members[-1].rows.shape[1], sum(len(b.rows) for b in members), members[0].G.shape[0]
         yb, Xb = np.zeros((n, m)), np.zeros((n, m, X.shape[1]))
         G, V = np.zeros((L, n, m, m)), np.broadcast_to(np.eye(m), (n, m, m)).copy()
-        first, start = [], 0
+        first: list[np.ndarray] = []
+        start = 0
         for b in members:
             size, stop = b.rows.shape[1], start + len(b.rows)
             yb[start:stop, :size], Xb[start:stop, :size] = y[b.rows], X[b.rows]
             G[:, start:stop, :size, :size], V[start:stop, :size, :size] = b.G, b.V
             first.append(b.rows[:, 0])
             start = stop
-        out.append((yb, Xb, G, V, np.concatenate(first), [r for b in members for r in b.rows]))
+        out.append(_PaddedGroup(yb, Xb, G, V, np.concatenate(first), [r for b in members for r in b.rows]))
     return out
 
 
@@ -102,12 +115,13 @@ class _Evaluation:
     mx: list[np.ndarray]  # per batch (R, n, m, p)
 
     def take(self, idx: np.ndarray) -> _Evaluation:
+        def rows(stack: list[np.ndarray]) -> list[np.ndarray]:
+            return [a[idx] for a in stack]
+
         return _Evaluation(
-            *(
-                [a[idx] for a in value] if isinstance(value, list) else value[idx]
-                for value in (getattr(self, f.name) for f in fields(self))
-            )
-        )
+            self.beta[idx], self.A_inv[idx], self.logdet_M[idx], self.logdet_A[idx], self.quad[idx],
+            rows(self.minv), rows(self.e), rows(self.mx),
+        )  # fmt: skip
 
     def put(self, idx: np.ndarray, other: _Evaluation) -> None:
         for f in fields(self):
@@ -223,7 +237,9 @@ def _start(s: _Structure) -> np.ndarray:
     return np.maximum((rss - (k - X.shape[1])) / trace_p, 0.01 * variance + 1e-8)
 
 
-def _unidentified(s: _Structure, block_rows: list, codes: list[np.ndarray], intercept: bool) -> np.ndarray:
+def _unidentified(
+    s: _Structure, block_rows: list[list[np.ndarray]], codes: list[np.ndarray], intercept: bool
+) -> np.ndarray:
     """Per resample, the levels ``multilevel._unidentified`` fixes at 0 (R, L)."""
     L = len(codes)
     groups = np.zeros((len(s.row_counts), L))
@@ -389,12 +405,14 @@ def batched_multilevel_meta_analysis(
     fittable = k - p >= 1
     fittable[fittable] = np.linalg.matrix_rank(np.einsum("rk,kp,kq->rpq", counts[fittable], X, X)) == p
     if not fittable.all():
-        settings = dict(X=X, V=V, intercept=intercept, method=method, test=test, level=level)
         part = (
-            batched_multilevel_meta_analysis(y, v, level_codes, counts[fittable], **settings)
+            batched_multilevel_meta_analysis(
+                y, v, level_codes, counts[fittable], X=X, V=V, intercept=intercept, method=method, test=test,
+                level=level,
+            )
             if fittable.any()
             else None
-        )
+        )  # fmt: skip
         return _expanded(part, fittable, k, len(level_codes), p, method, test)
     with np.errstate(all="ignore"):
         s, block_rows = _structure(batches, y, v, X, counts)
@@ -404,12 +422,16 @@ def batched_multilevel_meta_analysis(
         return _inference(s, ev, sigma2, iterations, converged, method, test, level)
 
 
-def _structure(batches, y, v, X, counts) -> tuple[_Structure, list]:
+def _structure(
+    batches: list[BlockBatch], y: np.ndarray, v: np.ndarray, X: np.ndarray, counts: np.ndarray
+) -> tuple[_Structure, list[list[np.ndarray]]]:
     """The padded block stacks of the data and each resample's block counts."""
     groups = _padded(batches, y, X)
-    stacks = [[g[i] for g in groups] for i in range(4)]
-    s = _Structure(y, v, X, *stacks, [counts[:, g[4]] for g in groups], counts)
-    return s, [g[5] for g in groups]
+    s = _Structure(
+        y, v, X, [g.yb for g in groups], [g.Xb for g in groups], [g.G for g in groups], [g.V for g in groups],
+        [counts[:, g.first] for g in groups], counts,
+    )  # fmt: skip
+    return s, [g.rows for g in groups]
 
 
 def _inference(s, ev, sigma2, iterations, converged, method, test, level) -> BatchedMultilevelFit:

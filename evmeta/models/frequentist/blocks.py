@@ -137,7 +137,7 @@ def score_and_information(
     return -0.5 * (trace_pg - quad_g), info
 
 
-def log_likelihood(ev, X: np.ndarray, reml: bool) -> float:
+def log_likelihood(ev: Evaluation, X: np.ndarray, reml: bool) -> float:
     """(Restricted) log-likelihood at an evaluation (metafor's definitions; REML includes
     + 1/2 log|X'X|)."""
     k, p = X.shape

@@ -7,7 +7,7 @@ Follows metafor's ``rma.uni`` definitions so that every number can be checked ag
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from evmeta.models.base.result_parts import COMMON_SCALARS
 from evmeta.models.frequentist import diagnostics
 from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
 from evmeta.models.frequentist.robust import RobustCovariance, cluster_codes, with_robust
+
+if TYPE_CHECKING:
+    from evmeta.models.frequentist.location_scale import LocationScaleResult
 
 TESTS = ("z", "knha")
 #: metafor's spellings: ``test="t"`` is Knapp-Hartung in ``rma.uni``; ``method="FE"`` is EE.
@@ -64,7 +67,7 @@ class MetaResult(FittedModel):
     q_pvalue: float
     coefficients: pd.DataFrame
     qm: float
-    qm_df: int | tuple[int, int]
+    qm_df: int | tuple[float, float]
     qm_pvalue: float
     log_likelihood: float
     aic: float
@@ -223,7 +226,7 @@ class MetaResult(FittedModel):
             f"Test for (residual) heterogeneity: Q({self.q_df}) = {self.q:.3f}, p = {self.q_pvalue:.4g}"
         )
         if not self.model.intercept_only:
-            df = self.qm_df if np.ndim(self.qm_df) == 0 else ", ".join(f"{d:.4g}" for d in self.qm_df)
+            df = ", ".join(f"{d:.4g}" for d in self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
             name = "F" if self.test == "knha" or self.is_robust else "QM"
             lines.append(f"Test of moderators: {name}({df}) = {self.qm:.3f}, p = {self.qm_pvalue:.4g}")
         if self.model.intercept_only:
@@ -275,6 +278,54 @@ class MetaResult(FittedModel):
         return out
 
 
+@overload
+def meta_analysis(
+    data: Any = ...,
+    yi: Any = ...,
+    vi: Any = ...,
+    *,
+    mods: str | None = ...,
+    method: str = ...,
+    test: str = ...,
+    level: float = ...,
+    scale: None = None,
+    inference: str = ...,
+    cluster: str | None = ...,
+) -> MetaResult: ...
+
+
+@overload
+def meta_analysis(
+    data: Any = ...,
+    yi: Any = ...,
+    vi: Any = ...,
+    *,
+    mods: str | None = ...,
+    method: str = ...,
+    test: str = ...,
+    level: float = ...,
+    scale: str,
+    inference: str = ...,
+    cluster: str | None = ...,
+) -> LocationScaleResult: ...
+
+
+@overload
+def meta_analysis(
+    data: Any = ...,
+    yi: Any = ...,
+    vi: Any = ...,
+    *,
+    mods: str | None = ...,
+    method: str = ...,
+    test: str = ...,
+    level: float = ...,
+    scale: str | None,
+    inference: str = ...,
+    cluster: str | None = ...,
+) -> MetaResult | LocationScaleResult: ...
+
+
 def meta_analysis(
     data: Any = None,
     yi: Any = "yi",
@@ -287,7 +338,7 @@ def meta_analysis(
     scale: str | None = None,
     inference: str = "model",
     cluster: str | None = None,
-) -> MetaResult:
+) -> MetaResult | LocationScaleResult:
     """Fit a random-effects meta-analysis or mixed-effects meta-regression.
 
     Parameters

@@ -29,7 +29,13 @@ from evmeta.models.base.nesting import nested_structure, parse_random
 from evmeta.models.base.protocol import check_level, resolve_level
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.base.result_parts import COMMON_SCALARS
-from evmeta.models.frequentist.blocks import evaluate, log_likelihood, make_batches, score_and_information
+from evmeta.models.frequentist.blocks import (
+    BlockBatch,
+    evaluate,
+    log_likelihood,
+    make_batches,
+    score_and_information,
+)
 from evmeta.models.frequentist.estimators import gls
 from evmeta.models.frequentist.profile import profile_intervals
 from evmeta.models.frequentist.robust import RobustCovariance, with_robust
@@ -74,7 +80,7 @@ class MultilevelResult(FittedModel):
     q_pvalue: float
     coefficients: pd.DataFrame
     qm: float
-    qm_df: Any
+    qm_df: int | tuple[float, float]
     qm_pvalue: float
     log_likelihood: float
     aic: float
@@ -121,9 +127,8 @@ class MultilevelResult(FittedModel):
         own_i2 = dict(zip(self.random, self.i2_levels, strict=True))
         table.insert(2, "tau2", table["sigma2"])
         for bound in ("ci_low", "ci_high"):
-            table[bound] = [
-                ci.loc[f"sigma[{n}]", bound] if f"sigma[{n}]" in ci.index else np.nan for n in table["level"]
-            ]
+            of_sigma = ci[bound].to_dict()
+            table[bound] = [of_sigma.get(f"sigma[{n}]", np.nan) for n in table["level"]]
         table["i2"] = [own_i2.get(n, np.nan) for n in table["level"]]
         return table.set_index(pd.Index(table["level"], name="component"))
 
@@ -192,7 +197,7 @@ class MultilevelResult(FittedModel):
             f"Test for residual heterogeneity: Q({self.q_df}) = {self.q:.3f}, p = {self.q_pvalue:.4g}",
         ]
         if not self.model.intercept_only:
-            df = self.qm_df if np.ndim(self.qm_df) == 0 else ", ".join(f"{d:.4g}" for d in self.qm_df)
+            df = ", ".join(f"{d:.4g}" for d in self.qm_df) if isinstance(self.qm_df, tuple) else self.qm_df
             lines.append(f"Test of moderators: {self.qm:.3f} on ({df}) df, p = {self.qm_pvalue:.4g}")
         return lines + [f"Note: {note}" for note in self.notes]
 
@@ -443,7 +448,9 @@ def _quasi_newton(
     return sigma2, int(found.nit), bool(size < FALLBACK_TOLERANCE)
 
 
-def estimate_components(model, batches, reml: bool, fixed: np.ndarray) -> tuple[np.ndarray, int, bool]:
+def estimate_components(
+    model: ModelData, batches: list[BlockBatch], reml: bool, fixed: np.ndarray
+) -> tuple[np.ndarray, int, bool]:
     """Variance components: Fisher scoring, then the quasi-Newton fallback if needed."""
     sigma2, iterations, converged = _fisher_scoring(model, batches, reml, fixed)
     if converged:
