@@ -43,7 +43,8 @@ from evmeta.schema.extraction import NOTE_COLUMNS, Extraction
 NMD_SHARE = 0.70
 _TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
 _TIME_ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
-#: One outcome at one time point in one experiment (``_time_key``: days, -1 when not given).
+#: One outcome at one time point in one experiment (``_time_key``: days, -inf when not given:
+#: time points may be negative, before time zero, so no finite number can stand for "none").
 _GROUP = ["experiment_id", "outcome", "_time_key"]
 EXCLUSION_COLUMNS = ["sheet", "row", "outcome_id", "arm_id", "experiment_id", "outcome", "reason"]
 
@@ -368,7 +369,7 @@ def _select(extraction: Extraction, outcome, timepoint, quartile_method: str, lo
     positive = rows["role"] == "positive_control"
     log.add(rows[positive], "positive_control arm: not compared with EVs")
     rows = _select_timepoints(rows[~positive], timepoint, log)
-    return rows.assign(_time_key=rows["timepoint_days"].fillna(-1.0))
+    return rows.assign(_time_key=rows["timepoint_days"].fillna(-np.inf))
 
 
 def _choose_measure(requested: str, pairs: pd.DataFrame, settings: dict) -> str:
