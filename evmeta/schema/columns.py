@@ -161,6 +161,13 @@ PREPARATIONS = [
     Column("evtrack_id", "text", "EV-TRACK id (e.g. EV190042), if reported."),
     Column("evmetric_reported", "float", "EV-METRIC reported by EV-TRACK.", minimum=0, maximum=100, unit="%"),
     *_isct_columns(),
+    Column(
+        "preparation_kind",
+        "vocab",
+        "msc_ev (blank = msc_ev) or non_ev: another intervention (a drug, diet, procedure or cells), "
+        "whose isolation, MISEV and EV-dose fields are not scored and whose masses are drug doses.",
+        vocabulary="preparation_kind",
+    ),
     Column("notes", "text", "Free text."),
 ]
 
