@@ -172,6 +172,14 @@ def _multilevel(run, table: pd.DataFrame, mods: str | None) -> None:
 
 
 def _dose_response(run, table: pd.DataFrame) -> None:
+    from evmeta.analysis.intervention import NO_EV, has_ev_preparations
+
+    if not has_ev_preparations(table):  # its doses are drugs', diets' or none: not EV amounts
+        run.notes.append(
+            f"dose-response: not fitted, because {NO_EV}: its doses are not amounts of EVs "
+            "(ug protein, particles)."
+        )
+        return None
     if run.spec.dose_response is not None:  # the one-stage curve of [dose_response]
         from evmeta.analysis.dose_response import dose_response_stage
 
@@ -496,7 +504,11 @@ def bias_and_isolation_evidence(run, table: pd.DataFrame, batch=None) -> None:
         if "default" in run.models.bias_averaging:
             run.tables["bias_averaging"] = run.models.bias_averaging["default"].models
         run.tables["preclinical_prior_sensitivity"] = pd.DataFrame(rows)
-    if "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
+    from evmeta.analysis.intervention import NO_EV, has_ev_preparations
+
+    if not has_ev_preparations(table):
+        run.notes.append(f"isolation-method evidence: not fitted, because {NO_EV}.")
+    elif "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
         evidence = _try(
             run, "isolation-method evidence", lambda: isolation_method_evidence(table, reference="UC", level=main.level)
         )
