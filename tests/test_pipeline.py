@@ -170,7 +170,7 @@ def test_plain_spec_on_a_real_table_gives_a_complete_report(tmp_path):
     notes = " ".join(run.notes)
     no_ev = "because the extraction has no EV preparations (preparation_kind = non_ev)"
     assert f"subgroups by isolation_method: not analysed, {no_ev}." in notes
-    assert f"meta-regression: not fitted, because its moderator(s) 'isolation_method', 'quality_score'" in notes
+    assert "meta-regression: not fitted, because its moderator(s) 'isolation_method', 'quality_score'" in notes
     assert f"Bayesian model: moderator(s) 'isolation_method', 'quality_score' left out, {no_ev}." in notes
     for note in run.notes:
         assert not RAW_EXCEPTION.search(note), note

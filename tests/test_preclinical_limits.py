@@ -37,9 +37,16 @@ def _book(tmp_path, *, year: int, times: list[float | None], unit: str = "days")
         data={
             "studies": [{"study_id": "S1", "first_author": "Old", "year": year}],
             "preparations": [
-                {"prep_id": "S1-P", "study_id": "S1", "msc_tissue_source": "bone marrow", "isolation_method": "UC"}
+                {
+                    "prep_id": "S1-P",
+                    "study_id": "S1",
+                    "msc_tissue_source": "bone marrow",
+                    "isolation_method": "UC",
+                }
             ],
-            "experiments": [{"experiment_id": "S1-E", "study_id": "S1", "species": "rat", "disease_model": "other"}],
+            "experiments": [
+                {"experiment_id": "S1-E", "study_id": "S1", "species": "rat", "disease_model": "other"}
+            ],
             "arms": arms,
             "outcomes": outcomes,
         },
