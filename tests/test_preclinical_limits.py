@@ -98,3 +98,30 @@ def test_a_missing_time_point_is_not_confused_with_a_negative_one(tmp_path):
 def test_time_points_beyond_the_limit_are_refused(tmp_path):
     refused = _problems(_book(tmp_path, year=2020, times=[-(TIMEPOINT_LIMIT + 1)]))
     assert any(f"timepoint: must be >= {-TIMEPOINT_LIMIT}" in p for p in refused), refused
+
+
+def test_import_wide_reads_a_year_before_1950_from_the_author(tmp_path):
+    """A 1936 study's year is read from 'Selye (1936)', not replaced by the placeholder."""
+    from evmeta.schema.wide_import import import_wide
+
+    table = tmp_path / "old.csv"
+    table.write_text(
+        "id,author,n_t,m_t,sd_t,n_c,m_c,sd_c\n"
+        '1,"Selye, H (1936)",6,10,2,6,14,2\n'
+        '2,"Smith, A (2012)",8,11,2,8,13,2\n',
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "old.toml"
+    mapping.write_text(
+        '[columns]\nstudy_id = "id"\nfirst_author = "author"\ntreat_n = "n_t"\ntreat_mean = "m_t"\n'
+        'treat_sd = "sd_t"\ncontrol_n = "n_c"\ncontrol_mean = "m_c"\ncontrol_sd = "sd_c"\n'
+        '[constants]\noutcome = "body weight"\npreparation_kind = "non_ev"\n',
+        encoding="utf-8",
+    )
+    import_wide(table, mapping, tmp_path / "old.xlsx")
+    book = em.read_extraction(tmp_path / "old.xlsx")
+    assert dict(zip(book.studies["study_id"].astype(str), book.studies["year"], strict=True)) == {
+        "1": 1936,
+        "2": 2012,
+    }
+    assert set(book.preparations["preparation_kind"]) == {"non_ev"}
