@@ -141,6 +141,14 @@ def test_a_table_of_another_intervention_runs_without_ev_words_or_checks(tmp_pat
     assert table[["isolation_method", "quality_score", "misev_items_reported"]].isna().all().all()
     for note in run.notes:
         assert not RAW_EXCEPTION.search(note), note
+    assert (
+        "sensitivity analysis at low risk of bias: not run, because no risk-of-bias judgements are entered."
+        in run.notes
+    )
+    certainty = run.tables["certainty"].set_index("domain")
+    assert (
+        certainty.loc["risk_of_bias", "reason"] == "no SYRCLE judgements were entered for these comparisons"
+    )
     ev_notes = [n for n in run.notes if NO_EV in n]
     for start in (
         "subgroups by isolation_method",

@@ -28,6 +28,7 @@ from evmeta.analysis.figure_jobs import (  # noqa: F401 (stages of the pipeline)
 )
 from evmeta.analysis.table import analysis_table, levels_present, usable_moderators
 from evmeta.errors import EvmetaError
+from evmeta.harmonize.quality import syrcle_columns
 from evmeta.models import (
     adjust_pvalues,
     bayesian_meta_analysis,
@@ -374,7 +375,12 @@ def sensitivity(run, table: pd.DataFrame, extraction) -> None:
             drop=True
         )
         fit = None
-        if len(subset) < 2:
+        if not table.reindex(columns=syrcle_columns()).notna().any().any():
+            run.notes.append(
+                "sensitivity analysis at low risk of bias: not run, because no risk-of-bias judgements "
+                "are entered."
+            )
+        elif len(subset) < 2:
             run.notes.append(
                 "sensitivity analysis at low risk of bias: not run, because "
                 f"{len(subset)} comparison(s) are at low risk on randomization and blinding (2 needed)."
