@@ -39,12 +39,14 @@ from evmeta.harmonize.quality import (
     syrcle_columns,
 )
 from evmeta.schema.extraction import NOTE_COLUMNS, Extraction
+from evmeta.schema.preparation_kind import EV_ONLY_COLUMNS, NON_EV, ev_preparation_mask
 
 #: Share of comparisons with a sham arm needed for NMD under ``measure="NMD_or_SMD"``.
 NMD_SHARE = 0.70
 _TIME_TO_DAYS = {"hours": 1 / 24, "days": 1.0, "weeks": 7.0}
 _TIME_ABBREVIATION = {"hours": "h", "days": "d", "weeks": "wk"}
-#: One outcome at one time point in one experiment (``_time_key``: days, -1 when not given).
+#: One outcome at one time point in one experiment (``_time_key``: days, -inf when not given:
+#: time points may be negative, before time zero, so no finite number can stand for "none").
 _GROUP = ["experiment_id", "outcome", "_time_key"]
 EXCLUSION_COLUMNS = ["sheet", "row", "outcome_id", "arm_id", "experiment_id", "outcome", "reason"]
 
@@ -383,7 +385,7 @@ def _select(
     positive = rows["role"] == "positive_control"
     log.add(rows[positive], "positive_control arm: not compared with EVs")
     rows = _select_timepoints(rows[~positive], timepoint, log)
-    return rows.assign(_time_key=rows["timepoint_days"].fillna(-1.0))
+    return rows.assign(_time_key=rows["timepoint_days"].fillna(-np.inf))
 
 
 def _choose_measure(requested: str, pairs: pd.DataFrame, settings: dict) -> str:
@@ -571,6 +573,7 @@ def _add_moderators(
         "purity_class",
     ]
     prep_table = prep_info.join(quality[quality_columns])
+    prep_table = _blank_non_ev(prep_table, preparations)
     table = table.join(prep_table, on="prep_id")
     doses = harmonize_arm_doses(
         extraction.arms, extraction.experiments, preparations, reference_weights=reference_weights, km=km
@@ -583,6 +586,26 @@ def _add_moderators(
         rob[[*syrcle_columns(), "rob_low_count", "rob_low_randomization_blinding"]], on="experiment_id"
     )
     return table
+
+
+def _blank_non_ev(prep_table: pd.DataFrame, preparations: pd.DataFrame) -> pd.DataFrame:
+    """``preparation_kind`` per preparation (blank -> msc_ev); the EV-only columns (MISEV items
+    among them) blank for a non-EV preparation: its placeholders and unscored items are no
+    data, never a quality score of 0 or an isolation method."""
+    is_ev = ev_preparation_mask(preparations).to_numpy()
+    out = prep_table.copy()
+    out["preparation_kind"] = np.where(is_ev, "msc_ev", NON_EV)
+    if is_ev.all():
+        return out
+    non_ev = out.index.isin(preparations["prep_id"].to_numpy()[~is_ev])
+    for column in [*EV_ONLY_COLUMNS, *misev_columns()]:
+        if column not in out.columns:
+            continue
+        if pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].astype(float).where(~non_ev, np.nan)
+        else:
+            out[column] = out[column].astype(object).where(~non_ev, None)
+    return out
 
 
 def _add_labels(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,12 @@ def _optional(text: str) -> float | None:
     return float(text) if text.strip() else None
 
 
+def _parse(row: dict[str, str]):
+    """The row's dose as the arm it was printed for reads it: an EV arm (``mass_quantity``
+    blank: a mass is EV protein) or the arm of a drug (``drug_mass``)."""
+    return parse_dose(row["text"], mass_quantity=row["mass_quantity"] or "protein")
+
+
 def test_corpus_is_large_cited_and_mixed():
     assert len(ROWS) >= 60
     assert all(row["source"].strip() for row in ROWS)
@@ -36,7 +42,7 @@ def test_corpus_is_large_cited_and_mixed():
 
 @pytest.mark.parametrize("row", [r for r in ROWS if not r["refusal"]], ids=lambda r: r["text"][:50])
 def test_printed_dose_is_read(row):
-    dose = parse_dose(row["text"])
+    dose = _parse(row)
     assert dose.value == pytest.approx(float(row["value"]), rel=REL)
     assert (dose.quantity, dose.basis) == (row["quantity"], row["basis"])
     expected_n = _optional(row["n_doses"])
@@ -52,7 +58,7 @@ def test_printed_dose_is_read(row):
 @pytest.mark.parametrize("row", [r for r in ROWS if r["refusal"]], ids=lambda r: r["text"][:50])
 def test_printed_dose_is_refused_for_its_reason(row):
     with pytest.raises(DoseError, match="cannot read dose") as info:
-        parse_dose(row["text"])
+        _parse(row)
     assert isinstance(info.value, DoseTextError)
     assert info.value.reason == row["refusal"], str(info.value)
 
@@ -66,7 +72,7 @@ def test_second_round_kinds_are_in_the_corpus():
 
 
 @pytest.mark.parametrize(
-    "row", [r for r in ROWS if r["quantity"] == "drug_mass"], ids=lambda r: r["text"][:50]
+    "row", [r for r in ROWS if r["quantity"] == "drug_mass" and not r["mass_quantity"]], ids=lambda r: r["text"][:50]
 )
 def test_an_agents_printed_dose_names_the_agent_and_is_no_ev_dose(row):
     dose = parse_dose(row["text"])
@@ -79,3 +85,27 @@ def test_an_agents_printed_dose_names_the_agent_and_is_no_ev_dose(row):
 )
 def test_a_printed_per_organ_dose_names_the_organ(row):
     assert parse_dose(row["text"]).organ
+
+
+def test_drug_doses_of_other_interventions_are_in_the_corpus():
+    """Issue 25 item 3: doses printed for drugs (mg/kg, microg, nmol, pmol, a diet) are corpus
+    rows, and none is read as EV protein."""
+    drug = [r for r in ROWS if r["mass_quantity"] == "drug_mass"]
+    assert len(drug) >= 10 and {r["mass_quantity"] for r in ROWS} == {"", "drug_mass"}
+    assert any("microg" in r["text"] for r in drug)
+    quantities = {r["quantity"] for r in ROWS if not r["refusal"]}
+    assert {"substance_amount", "dietary_concentration", "drug_mass"} <= quantities
+    for row in [r for r in drug if not r["refusal"]]:
+        dose = _parse(row)
+        assert not dose.is_ev_dose and dose.agent is None, row["text"]
+
+
+@pytest.mark.parametrize(
+    "row", [r for r in ROWS if r["mass_quantity"] == "drug_mass" and not r["refusal"]], ids=lambda r: r["text"][:50]
+)
+def test_a_drug_dose_printed_for_an_ev_arm_would_be_ev_protein(row):
+    """The context is what decides: the same mass on an EV arm is EV protein (ug), which is
+    why a non-EV preparation's arms read masses as drug doses."""
+    as_drug, as_ev = _parse(row), parse_dose(row["text"])
+    assert (as_drug.quantity, as_ev.quantity) == ("drug_mass", "protein")
+    assert as_ev.value == pytest.approx(as_drug.value * 1000.0, rel=REL)  # mg -> ug

@@ -280,11 +280,12 @@ def _run(figures: dict):
 
 
 def test_spec_keys_reach_the_forest_keywords():
-    assert forest_layout(_run({}), _frame()) == {"layout": "evmeta"}
+    words = {"treatment": "MSC-EVs", "treated": "EV"}  # the spec's [analysis] intervention
+    assert forest_layout(_run({}), _frame()) == {"layout": "evmeta", **words}
     run = _run({"forest_layout": "revman", "forest_rob": True, "forest_dose": True})
-    assert forest_layout(run, _frame()) == {"layout": "revman", "dose": True, "rob": True}
+    assert forest_layout(run, _frame()) == {"layout": "revman", "dose": True, "rob": True, **words}
     empty = _run({"forest_layout": "jama", "forest_rob": True})
-    assert forest_layout(empty, _frame(rob=False)) == {"layout": "jama", "dose": False}
+    assert forest_layout(empty, _frame(rob=False)) == {"layout": "jama", "dose": False, **words}
     assert empty.notes == [
         "forest plot: drawn without risk-of-bias dots (forest_rob = true), because no risk-of-bias "
         "judgements are entered."

@@ -57,7 +57,7 @@ def test_revman_layout_reaches_the_run_forest(tmp_path):
     result = CliRunner().invoke(app, ["run", str(spec), "-o", str(out), "--quiet"], terminal_width=200)
     assert result.exit_code == 0, result.output
     svg = (out / "forest.svg").read_text(encoding="utf-8")
-    assert "Study or Subgroup" in svg and "Favours [experimental]" in svg
+    assert "Study or Subgroup" in svg and "Favours MSC-EVs" in svg  # [analysis] intervention (default)
     assert re.search(r"Test for overall effect: [Zt] = \d+\.\d\d \(P [=&lt;]+ ?[\d.]+\)", svg)
     assert re.search(r"Heterogeneity: Tau", svg)
     # SYRCLE judgements of the five studies: one dot per judged item and comparison.

@@ -98,7 +98,7 @@ def test_validation_names_cells_of_an_ods_like_xlsx(tmp_path):
         + "</table:table-row></table:table>",
     )  # fmt: skip
     _, problems = em.validate_extraction(path)
-    assert "studies!C2 year: must be >= 1990, got 1850" in {str(p) for p in problems}
+    assert "studies!C2 year: must be >= 1900, got 1850" in {str(p) for p in problems}
 
 
 @pytest.mark.parametrize(

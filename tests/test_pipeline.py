@@ -149,10 +149,10 @@ RAW_EXCEPTION = re.compile(r"\('[^']*'\)\s*$|Traceback|KeyError|\bnan\b")
 
 
 def test_plain_spec_on_a_real_table_gives_a_complete_report(tmp_path):
-    """Only [analysis] and [comparisons], on an imported real table where every preparation
-    has the same (placeholder) isolation method and no quality items or risk of bias are
-    entered: forest plot (ungrouped), funnel, multilevel and Bayesian models, report; the
-    single-level moderators are left out with notes in plain sentences."""
+    """Only [analysis] and [comparisons], on an imported real table of another intervention
+    (remote ischemic conditioning: the map says preparation_kind = "non_ev") with no risk of
+    bias entered: forest plot (ungrouped), funnel, multilevel and Bayesian models, report; the
+    MSC-EV-only moderators are left out with one note each in plain sentences."""
     from evmeta.schema.wide_import import import_wide
 
     import_wide(RIC, RIC_MAP, tmp_path / "ric.xlsx")
@@ -168,8 +168,10 @@ def test_plain_spec_on_a_real_table_gives_a_complete_report(tmp_path):
         assert any(page.exists() for page in pages), run.notes
     assert (run.output / "report.html").exists()
     notes = " ".join(run.notes)
-    assert "moderator 'isolation_method' left out, because every comparison has the same value" in notes
-    assert "subgroups by isolation_method: not analysed" in notes
+    no_ev = "because the extraction has no EV preparations (preparation_kind = non_ev)"
+    assert f"subgroups by isolation_method: not analysed, {no_ev}." in notes
+    assert "meta-regression: not fitted, because its moderator(s) 'isolation_method', 'quality_score'" in notes
+    assert f"Bayesian model: moderator(s) 'isolation_method', 'quality_score' left out, {no_ev}." in notes
     for note in run.notes:
         assert not RAW_EXCEPTION.search(note), note
     html = (run.output / "report.html").read_text()

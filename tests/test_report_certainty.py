@@ -53,6 +53,14 @@ def test_risk_of_bias_boundaries():
     assert rules.risk_of_bias(*_rob(0, 4, 6))[0] == S
 
 
+def test_risk_of_bias_with_item_columns_but_no_judgement_says_none_were_entered():
+    """An imported table has the SYRCLE columns but nothing in them: not "0% at low risk"."""
+    empty = {c: [None, float("nan")] for c in rules.KEY_ROB_ITEMS}
+    assert rules.risk_of_bias(empty, [1.0, 1.0]) == (S, "no SYRCLE judgements were entered for these comparisons")
+    empty["rob_blinding_assessor"] = ["low", None]  # one item entered: judged on it
+    assert "50% of the weight from comparisons at low risk on blinding" in rules.risk_of_bias(empty, [1.0, 1.0])[1]
+
+
 def test_risk_of_bias_uses_weights_and_names_the_weak_item():
     items = {c: ["low", "unclear"] for c in rules.KEY_ROB_ITEMS}
     items["rob_blinding_assessor"] = ["low", "high"]

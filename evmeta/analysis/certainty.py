@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evmeta.analysis.spec import DEFAULT_INTERVENTION
 from evmeta.errors import EvmetaError, SpecError
 from evmeta.harmonize.quality import syrcle_columns
 from evmeta.report.certainty import (
@@ -194,8 +195,8 @@ def _floats(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _animals(sub: pd.DataFrame) -> int:
-    """Animals behind the comparisons, each arm counted once: an EV arm measured on several
-    outcomes or time points, and a control shared by several EV arms (whose n the comparisons
+    """Animals behind the comparisons, each arm counted once: a treated arm measured on several
+    outcomes or time points, and a control shared by several treated arms (whose n the comparisons
     split), count their animals once. Without arm ids: the sum of the comparisons' n."""
     if {"arm_id", "control_arm_id", "n_treat", "n_control_reported"} <= set(sub.columns):
         ev = sub.drop_duplicates("arm_id")["n_treat"]
@@ -205,8 +206,14 @@ def _animals(sub: pd.DataFrame) -> int:
     return round(float(sum(x.sum() for x in n))) if n else 0
 
 
-def _setting(table: pd.DataFrame) -> list[tuple[str, str]]:
-    """Population, intervention and comparison of the table's head, from the comparisons."""
+#: How the summary of findings spells an intervention out.
+_INTERVENTION_WORDS = {DEFAULT_INTERVENTION: "MSC-derived extracellular vesicles"}
+
+
+def _setting(table: pd.DataFrame, intervention: str = DEFAULT_INTERVENTION) -> list[tuple[str, str]]:
+    """Population, intervention and comparison of the table's head, from the comparisons
+    (the isolation methods only for a table of MSC-EV preparations)."""
+    from evmeta.analysis.intervention import has_ev_preparations
 
     def listed(column: str) -> str:
         values = sorted({str(v).replace("_", " ") for v in table.get(column, pd.Series(dtype=object)).dropna()})
@@ -214,7 +221,11 @@ def _setting(table: pd.DataFrame) -> list[tuple[str, str]]:
 
     return [
         ("Population", f"animal models: {listed('disease_model')} ({listed('species')})"),
-        ("Intervention", f"MSC-derived extracellular vesicles (isolation: {listed('isolation_method')})"),
+        (
+            "Intervention",
+            f"{_INTERVENTION_WORDS.get(intervention, intervention)}"
+            + (f" (isolation: {listed('isolation_method')})" if has_ev_preparations(table) else ""),
+        ),
         ("Comparison", "the control arm of each experiment (vehicle or sham)"),
         ("Outcomes", listed("outcome")),
     ]
@@ -230,7 +241,8 @@ def _write(run: RunState, summary: SummaryOfFindings) -> None:
     run.files.append(write_csv(frame, run.output / "certainty.csv"))
     a = run.spec.analysis
     docx_path = run.output / "summary_of_findings.docx"
-    run.files.append(write_summary_docx(summary, docx_path, a.title, a.question, _setting(run.tables["comparisons"])))
+    setting = _setting(run.tables["comparisons"], a.intervention)
+    run.files.append(write_summary_docx(summary, docx_path, a.title, a.question, setting))
     rows, notes = table_rows(summary)
     context = {
         "rows": rows,

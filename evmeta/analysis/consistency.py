@@ -33,6 +33,8 @@ _T = TypeVar("_T")
 __all__ = ["consistency", "consistency_answer", "extend_bias_table", "threshold_sentences"]
 
 TITLE = "Is the effect more consistent with some isolation methods?"
+#: The section's title for a table of another intervention (no isolation methods).
+TITLE_ANY = "How consistent is the effect?"
 #: Parametric-bootstrap refits for the intervals of the multilevel I^2 (a few ms each for
 #: k ~ 100 with one BLAS thread; 100 give percentile limits to about +-3 points of I^2).
 N_BOOT = 100
@@ -68,7 +70,11 @@ def consistency(run: RunState, table: pd.DataFrame) -> None:
         )
     if "consistency" in run.tables:
         run.files.append(write_csv(run.tables["consistency"], run.output / "consistency.csv"))
-    section = ReportSection("consistency", TITLE, "partials/consistency.html.j2", context, figures)
+    from evmeta.analysis.intervention import has_ev_preparations
+
+    context["ev"] = has_ev_preparations(table)  # else no isolation method to suggest as the scale
+    title = TITLE if context["ev"] or s.scale else TITLE_ANY
+    section = ReportSection("consistency", title, "partials/consistency.html.j2", context, figures)
     run.report_sections.append(section)
 
 

@@ -68,13 +68,29 @@ def forest_grouping(run: RunState, table: pd.DataFrame) -> tuple[str | None, Sub
 
 def forest_layout(run: RunState, table: pd.DataFrame) -> dict[str, Any]:
     """``forest_plot`` keywords from ``[figures] forest_layout``, ``forest_rob`` and
-    ``forest_dose``; risk-of-bias dots asked for without any judgements entered give the
-    forest without them and a note saying why."""
+    ``forest_dose``, and the words for the treatment (``[analysis] intervention``); risk-of-bias
+    dots asked for without any judgements entered give the forest without them and a note
+    saying why. Without EV preparations the isolation and dose columns are left out."""
+    from evmeta.analysis.intervention import has_ev_preparations
+
     spec = run.spec.figures
-    look: dict[str, Any] = {"layout": spec.forest_layout}
+    words = run.spec.analysis
+    look: dict[str, Any] = {
+        "layout": spec.forest_layout,
+        "treatment": words.intervention,
+        "treated": words.treated,
+    }
+    ev = has_ev_preparations(table)
+    if not ev:  # no isolation method, and no dose in EV quantities, to show
+        look["columns"] = ("label", "n")
     if spec.forest_layout == "evmeta":
         return look
-    look["dose"] = spec.forest_dose
+    look["dose"] = spec.forest_dose and ev
+    if spec.forest_dose and not ev:
+        run.notes.append(
+            "forest plot: drawn without the dose column (forest_dose = true), because the extraction "
+            "has no EV preparations."
+        )
     if spec.forest_rob:
         if table.reindex(columns=_ROB_ITEMS).notna().any().any():
             look["rob"] = True

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from evmeta.analysis.intervention import without_ev_checks
 from evmeta.analysis.run_state import AnalysisRun, RunState
 from evmeta.analysis.spec import load_spec
 from evmeta.analysis.table import analysis_table
@@ -185,6 +186,8 @@ def _run_into(
         bar.stage("extraction: reading and validating")
         extraction = read_extraction(spec.extraction_path)
         _require_studies(extraction)
+        # A table of another intervention: the MSC-EV-only analyses are left out, one note each.
+        spec, ev_notes = without_ev_checks(spec, extraction.preparations)
         bar.done()
         bar.stage("comparisons: effect sizes, doses, quality")
         built = analysis_table(extraction, spec)
@@ -192,6 +195,7 @@ def _run_into(
         if len(table) < 2:
             raise ModelError(f"only {len(table)} comparison(s) remain after the filters; nothing to pool")
         run = RunState(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
+        run.notes.extend(ev_notes)
         run.tables["comparisons"] = table
         bar.done()
         from evmeta.analysis.certainty import certainty_stage, check_overrides

@@ -2,7 +2,9 @@
 
 Sections (all but ``[analysis]`` optional, every key has a default):
 
-``[analysis]``      name, title, question, extraction (path relative to the spec), output
+``[analysis]``      name, title, question, extraction (path relative to the spec), output,
+                    intervention (what the treatment is, default "MSC-EVs": figure and report
+                    words), intervention_short (default "EV" / "treated": "n EV/ctrl")
 ``[comparisons]``   measure, outcomes, timepoint, shared_control, smd_variant, rom_correct,
                     binary_to_smd (docs/effect_sizes.md), combine_outcomes, correlation
                     (correlated effects: :mod:`evmeta.analysis.spec_correlation`)
@@ -99,12 +101,39 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: What the treatment is when the spec does not say: the words of figures and report text.
+DEFAULT_INTERVENTION = "MSC-EVs"
+
+
 class AnalysisSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     title: str = ""
     question: str = ""
     extraction: str
     output: str | None = None
+    #: What the treated arms were given, as the figures and the report name it ("favours
+    #: MSC-EVs", "each arm given rapamycin"): any preclinical intervention.
+    intervention: str = Field(DEFAULT_INTERVENTION, min_length=1, max_length=60)
+    #: Short form for narrow places (forest column "n EV/ctrl", "several EV arms"); default
+    #: "EV" for the default intervention, else "treated".
+    intervention_short: str | None = Field(None, min_length=1, max_length=20)
+
+    @field_validator("intervention", "intervention_short")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = " ".join(value.split())
+        if not text:
+            raise ValueError("must name the intervention (it is printed in figures and the report)")
+        return text
+
+    @property
+    def treated(self) -> str:
+        """The short form: ``intervention_short``, else "EV" (default intervention) or "treated"."""
+        if self.intervention_short:
+            return self.intervention_short
+        return "EV" if self.intervention == DEFAULT_INTERVENTION else "treated"
 
     @field_validator("name")
     @classmethod

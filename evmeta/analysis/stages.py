@@ -28,6 +28,7 @@ from evmeta.analysis.figure_jobs import (  # the figure stages of the pipeline, 
 )
 from evmeta.analysis.table import analysis_table, levels_present, usable_moderators
 from evmeta.errors import EvmetaError
+from evmeta.harmonize.quality import syrcle_columns
 from evmeta.models import (
     adjust_pvalues,
     bayesian_meta_analysis,
@@ -181,6 +182,14 @@ def _multilevel(run: RunState, table: pd.DataFrame, mods: str | None) -> None:
 
 
 def _dose_response(run: RunState, table: pd.DataFrame) -> None:
+    from evmeta.analysis.intervention import NO_EV, has_ev_preparations
+
+    if not has_ev_preparations(table):  # its doses are drugs', diets' or none: not EV amounts
+        run.notes.append(
+            f"dose-response: not fitted, because {NO_EV}: its doses are not amounts of EVs "
+            "(ug protein, particles)."
+        )
+        return None
     if run.spec.dose_response is not None:  # the one-stage curve of [dose_response]
         from evmeta.analysis.dose_response import dose_response_stage
 
@@ -375,7 +384,12 @@ def sensitivity(run: RunState, table: pd.DataFrame, extraction: Extraction) -> N
             drop=True
         )
         fit = None
-        if len(subset) < 2:
+        if not table.reindex(columns=syrcle_columns()).notna().any().any():
+            run.notes.append(
+                "sensitivity analysis at low risk of bias: not run, because no risk-of-bias judgements "
+                "are entered."
+            )
+        elif len(subset) < 2:
             run.notes.append(
                 "sensitivity analysis at low risk of bias: not run, because "
                 f"{len(subset)} comparison(s) are at low risk on randomization and blinding (2 needed)."
@@ -508,7 +522,11 @@ def bias_and_isolation_evidence(
         if "default" in run.models.bias_averaging:
             run.tables["bias_averaging"] = run.models.bias_averaging["default"].models
         run.tables["preclinical_prior_sensitivity"] = pd.DataFrame(rows)
-    if "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
+    from evmeta.analysis.intervention import NO_EV, has_ev_preparations
+
+    if not has_ev_preparations(table):
+        run.notes.append(f"isolation-method evidence: not fitted, because {NO_EV}.")
+    elif "isolation_method" in table.columns and "UC" in set(table["isolation_method"]):
         evidence = _try(
             run, "isolation-method evidence", lambda: isolation_method_evidence(table, reference="UC", level=main.level)
         )

@@ -131,7 +131,7 @@ def _refuse_unmodelled_sharing(table: pd.DataFrame, shared_control: str) -> None
     if len(shared):
         raise SpecError(
             f"[comparisons] shared_control = 'keep': {len(shared)} control arm(s) are each shared by "
-            "several EV arms, and the random-effects, subgroup, meta-regression and bias analyses of "
+            "several treated arms, and the random-effects, subgroup, meta-regression and bias analyses of "
             "evmeta run are univariate: they cannot use the covariance of those comparisons and would "
             "count the control animals more than once. Use shared_control = 'split' for evmeta run, or "
             "fit multilevel_meta_analysis or bayesian_meta_analysis from Python with "

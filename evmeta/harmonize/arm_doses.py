@@ -22,6 +22,7 @@ from evmeta.harmonize.doses import (
     purity_class,
 )
 from evmeta.schema.doses.schedule import MAX_DOSES
+from evmeta.schema.preparation_kind import is_ev_kind
 
 
 @lru_cache(maxsize=65536)
@@ -29,10 +30,11 @@ def _parse_cached(text: str, mass_quantity: str = "protein") -> Dose:
     return parse_dose(text, mass_quantity=mass_quantity)
 
 
-def arm_mass_quantity(role: object) -> str:
-    """What a mass printed for an arm is: EV protein for an ``ev`` arm, a drug's mass for any
-    other (a positive control's '1 mg/kg dexamethasone' is not EV protein)."""
-    return "protein" if role == "ev" else "drug_mass"
+def arm_mass_quantity(role: object, preparation_kind: object = None) -> str:
+    """What a mass printed for an arm is: EV protein for an ``ev`` arm given an MSC-EV
+    preparation, a drug's mass for any other (a positive control's '1 mg/kg dexamethasone',
+    and every treated arm of a non-EV preparation: '5 mg/kg rapamycin' is not EV protein)."""
+    return "protein" if role == "ev" and is_ev_kind(preparation_kind) else "drug_mass"
 
 
 def _number(value: Any) -> float | None:
@@ -96,7 +98,10 @@ def harmonize_arm_doses(
             if isinstance(arm.prep_id, str) and arm.prep_id in preparation.index
             else None
         )
-        dose, notes = _read_arm_dose(arm)
+        kind = prep.get("preparation_kind") if prep is not None else None
+        dose, notes = _read_arm_dose(arm, arm_mass_quantity(getattr(arm, "role", "ev"), kind))
+        if not is_ev_kind(kind):
+            prep = None  # its isolation method and ratio are placeholders, not EV data
         row = _harmonized_row(dose, notes, exp, prep, reference_weights=reference_weights, km=km)
         if dose is None and arm.role == "ev" and not row["dose_note"]:
             row["dose_note"] = "no dose reported"
@@ -108,8 +113,7 @@ def harmonize_arm_doses(
     return frame.set_index("arm_id")
 
 
-def _read_arm_dose(arm: Any) -> tuple[Dose | None, list[str]]:
-    mass_quantity = arm_mass_quantity(getattr(arm, "role", "ev"))
+def _read_arm_dose(arm: Any, mass_quantity: str) -> tuple[Dose | None, list[str]]:
     try:
         if _number(arm.dose_value) is not None and isinstance(arm.dose_unit, str):
             basis = arm.dose_basis if isinstance(arm.dose_basis, str) else None

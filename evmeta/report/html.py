@@ -13,7 +13,7 @@ import pandas as pd
 from evmeta.formatting import format_p, number, percent, scientific
 from evmeta.report.bias_section import bias_context
 from evmeta.report.interpret import bayes_factor_notes, bias_disagreement, small_study_summary
-from evmeta.report.methods import REFERENCES, inference_words, methods_paragraph
+from evmeta.report.methods import inference_words, methods_paragraph, references
 from evmeta.report.sections import captions, render_sections
 from evmeta.report.svg import figure_svgs, is_single_column
 from evmeta.report.tables import html_table
@@ -80,7 +80,7 @@ def _context(run: Any) -> dict[str, Any]:
         "title": run.spec.analysis.title or run.spec.analysis.name,
         "question": run.spec.analysis.question,
         "methods": methods_paragraph(run),
-        "references": REFERENCES,
+        "references": references(run),
         "k": main.k,
         "n_studies": table["study_id"].nunique(),
         "n_experiments": table["experiment_id"].nunique(),

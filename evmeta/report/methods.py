@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from evmeta.report.effect_methods import conversion_sentence, measure_words
 
 ESTIMATORS = {
@@ -241,6 +243,45 @@ def _small_study_sentence(run: Any) -> str:
     return f"Small-study effects were assessed with {listing}.{caveat}"
 
 
+#: The references that only a table with those items scored cites.
+SYRCLE_REFERENCE = next(r for r in REFERENCES if "SYRCLE" in r)
+MISEV_REFERENCE = next(r for r in REFERENCES if "MISEV" in r)
+
+
+def scored(table: pd.DataFrame) -> tuple[bool, bool]:
+    """Whether the comparisons have SYRCLE judgements entered, and MISEV items scored (an
+    MSC-EV preparation reporting at least one item; a non-EV table has none)."""
+    from evmeta.harmonize.quality import syrcle_columns
+
+    syrcle = bool(table.reindex(columns=syrcle_columns()).notna().any().any())
+    items = table.get("misev_items_reported")
+    misev = bool(items is not None and (items.astype(float) > 0).any())
+    return syrcle, misev
+
+
+def scoring_sentence(table: pd.DataFrame) -> str:
+    """What was scored, only what was: SYRCLE risk of bias, MISEV2018 characterization
+    quality, both, or neither ("" then)."""
+    syrcle, misev = scored(table)
+    if syrcle and misev:
+        return (
+            "Risk of bias was judged with SYRCLE's tool and characterization quality scored as the fraction of "
+            "MISEV2018 minimal items reported."
+        )
+    if syrcle:
+        return "Risk of bias was judged with SYRCLE's tool."
+    if misev:
+        return "Characterization quality was scored as the fraction of MISEV2018 minimal items reported."
+    return ""
+
+
+def references(run: Any) -> list[str]:
+    """:data:`REFERENCES` without SYRCLE's and MISEV's when the run's table did not score them."""
+    syrcle, misev = scored(run.tables.get("comparisons", pd.DataFrame()))
+    left_out = {ref for ref, used in ((SYRCLE_REFERENCE, syrcle), (MISEV_REFERENCE, misev)) if not used}
+    return [ref for ref in REFERENCES if ref not in left_out]
+
+
 def methods_paragraph(run: Any) -> str:
     """The Methods text in words (no code identifiers): only the analyses that were fitted,
     each with the test it used (read from the fitted result)."""
@@ -248,14 +289,15 @@ def methods_paragraph(run: Any) -> str:
     c = spec.comparisons
     main = run.models.main
     outcomes = ", ".join(c.outcomes) if c.outcomes else "all outcomes"
+    treatment, treated = spec.analysis.intervention, spec.analysis.treated
     parts = [
-        f"Effect sizes were {measure_words(main.measure or c.measure, c)} comparing each EV-treated arm with the "
-        f"vehicle-control arm of the same experiment ({outcomes}; {c.timepoint} time point), signed so that positive "
-        "values favour EVs. Standard deviations reported as SEM or confidence intervals were converted, and medians with "
-        "interquartile ranges were converted to means and SDs (Wan et al. 2014).",
+        f"Effect sizes were {measure_words(main.measure or c.measure, c)} comparing each arm given {treatment} with "
+        f"the control arm of the same experiment ({outcomes}; {c.timepoint} time point), signed so that positive "
+        f"values favour {treatment}. Standard deviations reported as SEM or confidence intervals were converted, and "
+        "medians with interquartile ranges were converted to means and SDs (Wan et al. 2014).",
         *filter(None, [conversion_sentence(run)]),
         (
-            "Control groups shared by several EV arms had their size divided by the number of arms (CAMARADES)."
+            f"Control groups shared by several {treated} arms had their size divided by the number of arms (CAMARADES)."
             if c.shared_control == "split"
             else "Shared control groups were kept whole and modelled as a level of nesting."
         ),
@@ -267,10 +309,9 @@ def methods_paragraph(run: Any) -> str:
     small = _small_study_sentence(run)
     if small:
         parts.append(small)
-    parts.append(
-        "Risk of bias was judged with SYRCLE's tool and characterization quality scored as the fraction of "
-        "MISEV2018 minimal items reported."
-    )
+    scoring = scoring_sentence(run.tables.get("comparisons", pd.DataFrame()))
+    if scoring:
+        parts.append(scoring)
     versions = run.provenance.get("versions", {})
     software = ", ".join(
         f"{k} {v}"

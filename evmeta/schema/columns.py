@@ -10,6 +10,15 @@ from dataclasses import dataclass
 
 from evmeta.data import load_csv
 
+#: Publication years accepted. Preclinical work on drugs, diets and procedures reaches back
+#: well before the MSC-EV field (from about 2010): 1900 keeps any animal study a review may
+#: include, while a year below it is almost always a typo or a misread date.
+YEAR_MIN, YEAR_MAX = 1900, 2100
+#: Largest absolute ``timepoint`` (in its unit): 100,000 days is about 270 years, so only a
+#: typo reaches it. Negative values are time points before time zero (prenatal exposure, a
+#: measurement before treatment); see docs/limits.md for the sign convention.
+TIMEPOINT_LIMIT = 100000
+
 
 @dataclass(frozen=True)
 class Column:
@@ -85,7 +94,9 @@ def _syrcle_columns() -> list[Column]:
 STUDIES = [
     Column("study_id", "id", "Stable id of the publication, e.g. SMITH2021.", True, True),
     Column("first_author", "text", "Surname of the first author.", True, True),
-    Column("year", "year", "Publication year.", True, True, minimum=1990, maximum=2100),
+    # From 1900: preclinical reviews (drugs, diets, procedures) include animal studies of the
+    # whole 20th century; a year before it is far more often a typo or a date than a paper.
+    Column("year", "year", "Publication year (1900-2100).", True, True, minimum=YEAR_MIN, maximum=YEAR_MAX),
     Column("title", "text", "Article title."),
     Column("doi", "doi", "DOI, e.g. 10.1186/s13287-021-02345-6 (no https://doi.org/ prefix needed)."),
     Column("pmid", "pmid", "PubMed id (digits only)."),
@@ -150,6 +161,13 @@ PREPARATIONS = [
     Column("evtrack_id", "text", "EV-TRACK id (e.g. EV190042), if reported."),
     Column("evmetric_reported", "float", "EV-METRIC reported by EV-TRACK.", minimum=0, maximum=100, unit="%"),
     *_isct_columns(),
+    Column(
+        "preparation_kind",
+        "vocab",
+        "msc_ev (blank = msc_ev) or non_ev: another intervention (a drug, diet, procedure or cells), "
+        "whose isolation, MISEV and EV-dose fields are not scored and whose masses are drug doses.",
+        vocabulary="preparation_kind",
+    ),
     Column("notes", "text", "Free text."),
 ]
 
@@ -235,7 +253,16 @@ OUTCOMES = [
     Column("outcome", "text", "Outcome name, e.g. serum creatinine, infarct volume.", True, True),
     Column("domain", "vocab", "Outcome domain.", vocabulary="outcome_domain"),
     Column("unit", "text", "Unit of the measurement, e.g. mg/dL, % of hemisphere."),
-    Column("timepoint", "float", "Time of measurement after injury.", minimum=0, maximum=100000),
+    # Negative time points are allowed: a measurement before time zero (docs/limits.md).
+    Column(
+        "timepoint",
+        "float",
+        "Time of measurement from the experiment's time zero (the injury or disease induction; "
+        "the first treatment when there is none); negative = before it, e.g. a prenatal or "
+        "pre-treatment measurement.",
+        minimum=-TIMEPOINT_LIMIT,
+        maximum=TIMEPOINT_LIMIT,
+    ),
     Column("timepoint_unit", "vocab", "hours / days / weeks (default days).", vocabulary="timepoint_unit"),
     Column(
         "higher_is_better",

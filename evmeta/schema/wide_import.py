@@ -63,7 +63,7 @@ PLACEHOLDERS = {
     "msc_tissue_source": "other",
 }
 LOG_COLUMNS = ["table_row", "study_id", "status", "treat_outcome_id", "control_outcome_id", "reason"]
-_YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
+_YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")  # from 1900, as studies.year (columns.YEAR_MIN)
 
 
 @dataclass

@@ -22,7 +22,7 @@ STUDY_FIELDS = ("study_id", "first_author", "year", "title", "doi")
 EXPERIMENT_FIELDS = ("species", "strain", "sex", "disease_model")
 OUTCOME_FIELDS = ("outcome", "unit", "timepoint", "timepoint_unit", "higher_is_better")
 ARM_FIELDS = ("dose_text", "route", "treat_label")
-PREP_FIELDS = ("isolation_method", "msc_tissue_source")
+PREP_FIELDS = ("isolation_method", "msc_tissue_source", "preparation_kind")
 STATISTICS = ("n", "mean", "sd", "sem", "median", "q1", "q3", "events", "total")
 ARM_STATISTICS = tuple(f"{arm}_{s}" for arm in ("treat", "control") for s in STATISTICS)
 #: Every field a map may name, in [columns] or [constants].

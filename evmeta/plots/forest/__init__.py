@@ -58,6 +58,10 @@ class _ForestData:
     #: Level of every interval drawn (the result's), and what the intervals are called.
     level: float = 0.95
     interval: str = "CI"
+    #: Words for the treated arms: the caption "favours <treatment>" and the short form of
+    #: "n <treated>/ctrl" and the split-control footnote (forest_plot's keywords).
+    treatment: str = "EVs"
+    treated: str = "EV"
 
 
 def percent(level: float) -> str:
@@ -271,6 +275,8 @@ def forest_plot(
     layout: str = "evmeta",
     rob: bool | list[str] = False,
     dose: bool = False,
+    treatment: str | None = None,
+    treated: str | None = None,
 ) -> Figure | FigurePages:
     """Draw a forest plot and return the matplotlib Figure (or its pages).
 
@@ -292,7 +298,7 @@ def forest_plot(
     sort_by : str, optional
         Column to order rows by within groups (e.g. ``"yi"``, ``"year"``, ``"_weight"``).
     columns : tuple of str
-        Annotation columns on the left: ``label``, ``n`` (EV/control animals; a control
+        Annotation columns on the left: ``label``, ``n`` (treated/control animals; a control
         split among the arms sharing it, ``n_control`` differing from
         ``n_control_reported``, is marked ``*`` and shown to one decimal), ``dose``, or any
         column of the comparisons (``isolation_method``, ``species``, ...).
@@ -323,11 +329,19 @@ def forest_plot(
     dose : bool
         Journal layouts: a dose column (harmonized per-kg dose, ``1.3 × 10¹⁰ particles/kg``);
         the default layout has its ``dose`` column in ``columns``.
+    treatment : str, optional
+        What the treated arms were given, for the caption right of no effect: "favours
+        MSC-EVs →" (default layout; "favours EVs →" when not given) and "Favours
+        MSC-EVs" under a journal layout (RevMan's "Favours [experimental]" when not given,
+        with "Favours [control]" on the left).
+    treated : str, optional
+        Short form for the animals column header "n treated/ctrl" and the split-control
+        footnote (default "EV").
 
     Raises
     ------
     FigureError
-        When an EV arm contributes several outcomes or time points (the rows would not be
+        When a treated arm contributes several outcomes or time points (the rows would not be
         independent and look alike): choose one with ``build_comparisons(outcome=...,
         timepoint=...)``, or ask for one panel per outcome with ``by="outcome"``.
 
@@ -348,6 +362,9 @@ def forest_plot(
     by = getattr(subgroups, "by", by)
     _check_one_outcome(result_or_comparisons, by)
     data = _collect(result_or_comparisons, by, subgroups, shrinkage)
+    data.treatment = treatment or data.treatment
+    data.treated = treated or data.treated
+    explicit_words = treatment is not None
     if by in PANEL_COLUMNS:
         data.overall = None  # never pool different outcomes or time points
     columns = tuple(c for c in columns if c != by)  # the subgroup heading already says it
@@ -361,8 +378,9 @@ def forest_plot(
     width_in = width_inches(width) if ax is None else figure_of(ax).get_figwidth()
     if layout != "evmeta":
         return _journal(
-            result_or_comparisons, data, subgroups, by, layout, rob, dose, show_weights, width_in, title, ax
-        )
+            result_or_comparisons, data, subgroups, by, layout, rob, dose, show_weights, width_in, title, ax,
+            treatment if explicit_words else None,
+        )  # fmt: skip
     with journal_style():
         return draw_pages(
             data,
@@ -388,6 +406,7 @@ def _journal(
     width_in: float,
     title: str | None,
     ax: Axes | None,
+    treatment: str | None,
 ) -> Figure:
     from evmeta.plots.forest.journal import JournalForest
 
@@ -404,6 +423,7 @@ def _journal(
             show_weights=show_weights and data.weights_known,
             width_in=width_in,
             title=title,
+            treatment=treatment,
         )
         return plot.draw(ax)
 
@@ -422,7 +442,7 @@ def _frame_of(obj: Any) -> pd.DataFrame | None:
 
 
 def _check_one_outcome(obj: Any, by: str | None) -> None:
-    """Refuse rows where one EV arm appears with several outcomes or time points."""
+    """Refuse rows where one treated arm appears with several outcomes or time points."""
     frame = _frame_of(obj)
     if frame is None or "arm_id" not in frame.columns or by in PANEL_COLUMNS:
         return
@@ -434,7 +454,7 @@ def _check_one_outcome(obj: Any, by: str | None) -> None:
             values = sorted(frame[column].dropna().astype(str).unique())
             shown = ", ".join(values[:6]) + (", ..." if len(values) > 6 else "")
             raise FigureError(
-                f"forest_plot: {int((per_arm > 1).sum())} EV arm(s) contribute several {column.replace('_label', '')}s "
+                f"forest_plot: {int((per_arm > 1).sum())} treated arm(s) contribute several {column.replace('_label', '')}s "
                 f"({len(values)}: {shown}); their rows are not independent and would look alike. "
                 f"Choose one per arm with build_comparisons(..., {how}), or draw one panel per "
                 f"{column.replace('_label', '')} with forest_plot(..., by={column!r})."

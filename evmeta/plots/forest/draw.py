@@ -15,10 +15,10 @@ import pandas as pd
 from evmeta.plots._style import PALETTE, FigurePages, figure_of, new_figure
 from evmeta.plots._text import minus
 from evmeta.plots.forest.layout import (
-    COLUMN_TITLES,
     PT,
     Geometry,
     Row,
+    column_titles,
     geometry,
     interval,
     paginate,
@@ -93,13 +93,13 @@ def _right_columns(show_weights: bool, grouped: bool, narrow: bool, header: str)
 DOSE_ABBREVIATIONS = {"p": "p = particles", "CE": "CE = cell equivalents"}
 
 
-def footnotes(keys: frozenset[str], grouped: bool, weights: bool) -> list[str]:
+def footnotes(keys: frozenset[str], grouped: bool, weights: bool, treated: str = "EV") -> list[str]:
     """Footnotes for what a page's cells mark or abbreviate (``keys``: see
     :func:`~evmeta.plots.forest.layout.note_keys`), and for the weight columns."""
     notes = []
     if "split" in keys:
         notes.append(
-            "* Control group shared by several EV arms: its animals are divided among the "
+            f"* Control group shared by several {treated} arms: its animals are divided among the "
             "comparisons that use it (n to one decimal)."
         )
     used = [text for key, text in DOSE_ABBREVIATIONS.items() if key in keys]
@@ -156,7 +156,7 @@ def draw_pages(
     grouped = any(g.name is not None for g in data.groups)
     header = f"Estimate [{data.level * 100:.4g}% {data.interval}]"
     right = _right_columns(show_weights, grouped, width_in <= 4.5, header)
-    geo, columns = geometry(all_rows, columns, right, width_in, limits(data))
+    geo, columns = geometry(all_rows, columns, right, width_in, limits(data), column_titles(data.treated))
     if clipped(data, geo.limits):
         data.footer = [
             *data.footer,
@@ -168,7 +168,7 @@ def draw_pages(
     def page_notes(keys: frozenset[str]) -> list[Row]:
         # The footnotes a page needs: its rows' marks and abbreviations, and the weights.
         if keys not in notes_cache:
-            lines = footnotes(keys, grouped, show_weights)
+            lines = footnotes(keys, grouped, show_weights, data.treated)
             notes_cache[keys] = [text_row("note", None, line, geo, full_width=True) for line in lines]
         return notes_cache[keys]
 
@@ -232,7 +232,7 @@ def _draw_page(
         _draw_row(axes, geo, row, centre, x_of, max_weight)
         y += row.height
     _vertical_lines(axes, spans, x_of(0.0), None if data.overall is None else x_of(data.overall.estimate))
-    y = _draw_axis(axes, geo, y + 0.04, x_of, data.measure)
+    y = _draw_axis(axes, geo, y + 0.04, x_of, data.measure, data.treatment)
     for row in trailer:
         _text(
             axes,
@@ -268,7 +268,7 @@ def _draw_row(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_weig
     mono = {"family": "DejaVu Sans Mono", "ha": "right", **font}
     if row.kind == "header":
         for column, x0, _ in geo.left:
-            axes.text(x0, y, COLUMN_TITLES.get(column, column), fontweight="bold", **font)
+            axes.text(x0, y, geo.titles.get(column, column), fontweight="bold", **font)
         for _, edge, header in geo.right:
             axes.text(edge, y, header, fontweight="bold", ha="right", linespacing=1.1, **font)
         axes.plot([0.05, geo.width - 0.05], [y + row.height / 2] * 2, color="0.2", lw=0.6)
@@ -387,7 +387,9 @@ def _weights(
             axes.text(edges[name], y, f"{value:.1f}", ha="right", **font)
 
 
-def _draw_axis(axes: Axes, geo: Geometry, y: float, x_of: XOf, measure: str | None) -> float:
+def _draw_axis(
+    axes: Axes, geo: Geometry, y: float, x_of: XOf, measure: str | None, treatment: str = "EVs"
+) -> float:
     """The effect axis under the panel; returns the y below it."""
     import matplotlib.ticker as ticker
 
@@ -404,7 +406,7 @@ def _draw_axis(axes: Axes, geo: Geometry, y: float, x_of: XOf, measure: str | No
     centre = (geo.panel[0] + geo.panel[1]) / 2
     axes.text(centre, y + 0.04 + 1.5 * line, label, ha="center", **font)
     small = geo.font - 0.5
-    left_caption, right_caption = "← favours control", "favours EVs →"
+    left_caption, right_caption = "← favours control", f"favours {treatment} →"
     left_w = _width(left_caption, small) + 0.1
     right_w = _width(right_caption, small) + 0.1
     zero = float(np.clip(x_of(0.0), left_w, geo.width - right_w))

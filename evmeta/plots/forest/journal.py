@@ -266,8 +266,16 @@ class JournalForest:
         show_weights: bool,
         width_in: float,
         title: str | None,
+        treatment: str | None = None,
     ) -> None:
         from evmeta.plots.forest.draw import limits
+
+        # RevMan's placeholders unless the treatment is named ("Favours rapamycin").
+        self.favours = (
+            ("Favours [control]", "Favours [experimental]")
+            if treatment is None
+            else ("Favours control", f"Favours {treatment}")
+        )
 
         self.result, self.data, self.subgroups, self.fits = result, data, subgroups, fits or {}
         self.layout, self.dose, self.title = layout, dose, title
@@ -738,8 +746,9 @@ class JournalForest:
                     fontsize=font,
                     va="center",
                 )
-        left_w = text_width_pt("Favours [control]", font, bold=True) * PT + 0.1
-        right_w = text_width_pt("Favours [experimental]", font, bold=True) * PT + 0.1
+        left_text, right_text = self.favours
+        left_w = text_width_pt(left_text, font, bold=True) * PT + 0.1
+        right_w = text_width_pt(right_text, font, bold=True) * PT + 0.1
         zero = float(np.clip(self.x_of(0.0), left_w, self.width - right_w))
         y_caption = y + 0.04 + 1.5 * line
         small = font - 0.5
@@ -747,7 +756,7 @@ class JournalForest:
         axes.text(
             zero - 0.05,
             y_caption,
-            "Favours [control]",
+            left_text,
             ha="right",
             va="center",
             fontsize=small,
@@ -757,7 +766,7 @@ class JournalForest:
         axes.text(
             zero + 0.05,
             y_caption,
-            "Favours [experimental]",
+            right_text,
             ha="left",
             va="center",
             fontsize=small,

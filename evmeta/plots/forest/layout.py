@@ -55,6 +55,7 @@ class Geometry:
     panel: tuple[float, float]
     right: list[tuple[str, float, str]]  # column, right edge x, header
     limits: tuple[float, float]
+    titles: dict[str, str] = field(default_factory=lambda: dict(COLUMN_TITLES))  # left headers
 
     @property
     def left_width(self) -> float:
@@ -86,7 +87,7 @@ def split_control(row: pd.Series) -> bool:
 
 
 def cell(row: pd.Series, column: str) -> str:
-    """Text of one annotation cell (``n``: EV/control animals, ``*`` marks a split control,
+    """Text of one annotation cell (``n``: treated/control animals, ``*`` marks a split control,
     whose n is shown to one decimal)."""
     if column == "n":
         if "n_treat" in row and "n_control" in row and pd.notna(row["n_treat"]):
@@ -126,12 +127,19 @@ def interval(est: float, lo: float, hi: float) -> str:
     return f"{number(est)} [{number(lo)}, {number(hi)}]"
 
 
+def column_titles(treated: str = "EV") -> dict[str, str]:
+    """:data:`COLUMN_TITLES` with the animals column named for the treated arms
+    (``treated``: "EV" -> "n EV/ctrl", "treated" -> "n treated/ctrl")."""
+    return {**COLUMN_TITLES, "n": f"n {treated}/ctrl"}
+
+
 def geometry(
     rows: pd.DataFrame,
     columns: tuple[str, ...],
     right: list[tuple[str, str]],
     width_in: float,
     limits: tuple[float, float],
+    titles: dict[str, str] = COLUMN_TITLES,
 ) -> tuple[Geometry, tuple[str, ...]]:
     """Column widths from the measured texts; narrow figures drop annotation columns from the
     right (never the label) and use a 6 pt font."""
@@ -153,7 +161,7 @@ def geometry(
     for c in columns:
         texts = [cell(r, c) for _, r in rows.iterrows()]
         widest = max(
-            [text_width_pt(COLUMN_TITLES.get(c, c), font, bold=True)]
+            [text_width_pt(titles.get(c, c), font, bold=True)]
             + [text_width_pt(t, font) for t in texts]
         )
         natural[c] = min(widest * PT, 2.6 if c == "label" else 1.1) + PAD_IN
@@ -180,7 +188,7 @@ def geometry(
     for name, header, w in right_w:
         edge += w
         right_cols.append((name, edge, header))
-    return Geometry(width_in, font, left, panel, right_cols, limits), tuple(kept)
+    return Geometry(width_in, font, left, panel, right_cols, limits, titles), tuple(kept)
 
 
 def note_keys(row: pd.Series, columns: tuple[str, ...] | list[str]) -> frozenset[str]:

@@ -84,6 +84,11 @@ def _item_name(column: str) -> str:
     return column.removeprefix("rob_").replace("_", " ")
 
 
+def _entered(value: object) -> bool:
+    """A judgement cell with something in it (not None, NaN, blank or "not judged")."""
+    return value is not None and str(value).strip().lower() not in {"", "nan", "none", "<na>", "not judged"}
+
+
 def risk_of_bias(items: Mapping[str, Sequence[object]], weights: Sequence[float]) -> tuple[str, str]:
     """Risk of bias from the SYRCLE judgements of the comparisons pooled.
 
@@ -101,7 +106,9 @@ def risk_of_bias(items: Mapping[str, Sequence[object]], weights: Sequence[float]
         key item; very serious when at least that share is at high risk on one; else serious.
     """
     w = np.asarray(weights, dtype=float)
-    present = [c for c in KEY_ROB_ITEMS if c in items]
+    # An item column with no judgement in it was not scored (an imported table without
+    # risk of bias): that is "none entered", not "0% at low risk".
+    present = [c for c in KEY_ROB_ITEMS if c in items and any(_entered(v) for v in items[c])]
     if len(w) == 0 or not present:
         return SERIOUS, "no SYRCLE judgements were entered for these comparisons"
     key = np.array([[str(v).strip().lower() for v in items[c]] for c in present])

@@ -11,7 +11,9 @@ is reported at its cell.
 - A readable dose the harmonizer will not use as an EV dose is a **note** at the cell: the
   dose of a named agent on an ``ev`` arm ('cisplatin (5 mg/kg)': it looks like the injury
   model's), a drug dose on an ``ev`` arm ('10 nmol', '600 mg/kg chow'), a per-organ dose
-  ('200 ug per kidney': no dose per animal), an approximate amount ('~100 ug').
+  ('200 ug per kidney': no dose per animal), an approximate amount ('~100 ug'). An arm given
+  a non-EV preparation (``preparation_kind = non_ev``) reads a mass as a drug's mass
+  ('5 mg/kg' of rapamycin) and needs no such note.
 - One dose printed in two quantities ('100 ug, approximately 3.75 x 10^11 particles') gives
   the preparation's particle-to-protein ratio: it fills an empty
   ``preparations.particles_per_ug_protein`` (a note at that cell), and a preparation that
@@ -27,6 +29,7 @@ from evmeta.errors import DoseError
 from evmeta.schema.doses.ratio import implied_particles_per_ug, ratios_differ
 from evmeta.schema.doses.text import read_dose_text
 from evmeta.schema.doses.value import Dose
+from evmeta.schema.preparation_kind import is_ev_kind
 from evmeta.schema.validation.collector import _Collector
 
 #: The ``check`` name of the notes and errors made here.
@@ -58,14 +61,16 @@ def check_dose_texts(
     experiments = {e["experiment_id"]: e for e in tables.get("experiments", [])}
     letter = letters.get("arms", {}).get("dose_text")
     implied: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    non_ev = {p.get("prep_id") for p in tables.get("preparations", []) if not is_ev_kind(p.get("preparation_kind"))}
     keep = []
     for arm in tables.get("arms", []):
         text = arm.get("dose_text")
         if not isinstance(text, str) or not text.strip():
             keep.append(arm)
             continue
+        treated_with_ev = arm.get("role") == "ev" and arm.get("prep_id") not in non_ev
         try:
-            reading = read_dose_text(text, mass_quantity="protein" if arm.get("role") == "ev" else "drug_mass")
+            reading = read_dose_text(text, mass_quantity="protein" if treated_with_ev else "drug_mass")
         except DoseError as exc:
             out.add("arms", arm["_row"], "dose_text", text, _unreadable(arm, exc), "note", letter, CHECK)
             keep.append(arm)
@@ -79,7 +84,7 @@ def check_dose_texts(
             )
             out.add("arms", arm["_row"], "dose_text", text, message, letter=letter, check=CHECK)
             continue
-        for message in _remarks(arm, reading):
+        for message in _remarks(arm, reading, treated_with_ev):
             out.add("arms", arm["_row"], "dose_text", text, message, "note", letter, CHECK)
         if (ratio := implied_particles_per_ug(reading)) is not None and arm.get("prep_id"):
             implied.setdefault(arm["prep_id"], []).append((arm, ratio))
@@ -89,17 +94,18 @@ def check_dose_texts(
     _ratios_to_preparations(tables, implied, out, letters)
 
 
-def _remarks(arm: dict[str, Any], reading: Dose) -> list[str]:
-    """Notes on a readable dose that the harmonizer uses only in part, or not as an EV dose."""
+def _remarks(arm: dict[str, Any], reading: Dose, treated_with_ev: bool) -> list[str]:
+    """Notes on a readable dose that the harmonizer uses only in part, or not as an EV dose
+    (an arm of a non-EV preparation has no EV dose to miss: its drug dose needs no note)."""
     typed = arm.get("dose_value") is not None and arm.get("dose_unit")
     instead = "; dose_value and dose_unit are used instead" if typed else ""
     remarks = []
-    if arm.get("role") == "ev" and reading.agent is not None:
+    if treated_with_ev and reading.agent is not None:
         remarks.append(
             f"names {reading.agent}: it looks like the dose of the injury-model (or another) agent, not of the "
             f"EVs, and is not used as the EV dose{instead or '; type the EV dose'}"
         )
-    elif arm.get("role") == "ev" and not reading.is_ev_dose:
+    elif treated_with_ev and not reading.is_ev_dose:
         remarks.append(
             f"a drug dose ({reading.quantity.replace('_', ' ')}, {reading.value:g} {reading.unit}), not an "
             f"amount of EVs: not used as the EV dose{instead}"
