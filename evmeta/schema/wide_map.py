@@ -62,6 +62,8 @@ COMPARISON_COLUMNS = frozenset(
     rob_low_randomization_blinding log10_dose_ug_protein_per_kg source_file treat_outcome_row
     control_outcome_row sham_outcome_row treat_outcome_id control_outcome_id""".split()
 )
+#: Prefixes of computed comparison columns (doses per basis, their provenance).
+COMPARISON_PREFIXES = ("dose_", "log10_dose")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Largest map file read, in bytes (a map is a few hundred bytes).
 MAX_MAP_BYTES = 1024 * 1024
@@ -145,9 +147,8 @@ def _moderators(section: dict[str, Any], source: str) -> dict[str, tuple[str, ..
                 f"{source}: moderators.{name}: a moderator name must be lower-case letters, digits and "
                 "underscores, starting with a letter (it is used in formulas such as '~ drug_class')"
             )
-        taken = _SCHEMA_COLUMNS.get(name) or (
-            f"the comparison table's {name}" if name in COMPARISON_COLUMNS else None
-        )
+        computed = name in COMPARISON_COLUMNS or name.startswith(COMPARISON_PREFIXES)
+        taken = _SCHEMA_COLUMNS.get(name) or (f"the comparison table's {name}" if computed else None)
         if taken or name in FIELDS:
             raise SpecError(
                 f"{source}: moderators.{name} has the name of the schema column {taken or name} "
