@@ -44,4 +44,7 @@ for (by in c("species", "stroke_type", "conditioning", "ric_type")) {
 reg <- rma(yi, vi, mods = ~ ric_occlusion_min, data = es, method = "REML", control = ctrl)
 out$meta_regression_occlusion <- list(k = reg$k, intercept = as.numeric(reg$b[1]), slope = as.numeric(reg$b[2]),
                                       se_slope = reg$se[2], tau2 = reg$tau2)
+reg <- rma(yi, vi, mods = ~ stroke_type, data = es, method = "REML", control = ctrl)
+out$meta_regression_stroke_type <- list(k = reg$k, intercept = as.numeric(reg$b[1]), slope = as.numeric(reg$b[2]),
+                                        se_slope = reg$se[2], tau2 = reg$tau2)
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "tests/reference/ric_subgroups.json")

@@ -1,0 +1,111 @@
+"""End to end (issue 25 item 2): a real published preclinical table with the review's own
+moderator columns -> ``evmeta import-wide`` with a map that keeps them -> ``evmeta run``
+of a spec with the published subgroups, through the command line only (no script between
+the two). The table is Ripley et al. 2021 (remote ischemic conditioning in rodent stroke,
+tests/data/ric/PROVENANCE.md): it has no risk-of-bias columns (the authors' own analysis
+notes "information on randomisation and blinding is not in the data"), so SYRCLE import is
+tested on a simulated table in tests/test_wide_import_columns.py.
+
+Reference: metafor 3.8.1, tests/reference/ric_subgroups.R (escalc on the table, REML per
+subgroup level, z tests). Tolerance 1e-6 on estimates and SEs: the same closed-form yi/vi
+and REML optimised to 1e-12 in R, evmeta's optimiser to its default convergence.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+RIC = ROOT / "tests/data/ric/ric_infarct_volume_wide.csv"
+RIC_MAP = ROOT / "extraction/maps/ric_infarct_volume.toml"
+REFERENCE = json.loads((ROOT / "tests/reference/ric_subgroups.json").read_text())
+SUBGROUPS = ["species", "stroke_type", "conditioning", "ric_type"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "evmeta.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ric_run")
+    book = folder / "ric.xlsx"
+    imported = _cli("import-wide", str(RIC), "--map", str(RIC_MAP), "-o", str(book))
+    assert imported.returncode == 0, imported.stderr
+    spec = folder / "ric.toml"
+    spec.write_text(
+        f"""[analysis]
+name = "ric"
+title = "Remote ischemic conditioning in rodent stroke (Ripley et al. 2021)"
+extraction = "{book.as_posix()}"
+
+[comparisons]
+measure = "SMD"
+
+[frequentist]
+method = "REML"
+test = "z"
+subgroups = {json.dumps(SUBGROUPS)}
+meta_regression = "~ stroke_type"
+multilevel = []
+robust = false
+
+[figures]
+formats = ["svg"]
+"""
+    )
+    out = folder / "out"
+    done = _cli("run", str(spec), "-o", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    return imported.stdout, done.stdout + done.stderr, out
+
+
+def test_import_keeps_the_moderators_and_lists_the_other_columns(run):
+    imported, _, out = run
+    assert "102 comparisons from 65 studies imported" in imported
+    assert "conditioning (categorical)" in imported and "ric_occlusion_min (numeric)" in imported
+    assert "27 table column(s) not imported (not in the map): Ref.vol, Comments" in imported
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert comparisons["conditioning"].value_counts().to_dict() == {
+        "Postconditioning": 67,
+        "Preconditioning": 34,
+        "Perconditioning": 1,
+    }
+
+
+def test_published_subgroups_match_metafor(run):
+    _, _, out = run
+    results = pd.read_csv(out / "results.csv")
+    overall = results[results["model"] == "random_effects"].iloc[0]
+    assert overall["k"] == REFERENCE["overall"]["k"] == 102
+    assert overall["estimate"] == pytest.approx(-REFERENCE["overall"]["estimate"], abs=1e-6)
+    checked = 0
+    for by in SUBGROUPS:
+        rows = results[results["model"] == f"subgroup:{by}"].set_index("term")
+        for level, ref in REFERENCE["subgroups"][by].items():
+            term = f"{by} = {level}"
+            if ref["k"] < 2:
+                continue  # one comparison: no pooled estimate to compare
+            assert rows.loc[term, "k"] == ref["k"], term
+            assert rows.loc[term, "estimate"] == pytest.approx(-ref["estimate"], abs=1e-6), term
+            assert rows.loc[term, "se"] == pytest.approx(ref["se"], abs=1e-6), term
+            checked += 1
+    assert checked == 10  # 2 species, 2 stroke types, 2 conditioning timings, 4 RIC types
+
+
+def test_meta_regression_on_a_moderator_matches_metafor(run):
+    _, _, out = run
+    results = pd.read_csv(out / "results.csv")
+    reg = results[results["model"] == "meta_regression"].set_index("term")
+    ref = REFERENCE["meta_regression_stroke_type"]
+    slope = reg.loc[next(t for t in reg.index if t.startswith("stroke_type"))]
+    assert slope["estimate"] == pytest.approx(-ref["slope"], abs=1e-6)
+    assert slope["se"] == pytest.approx(ref["se_slope"], abs=1e-6)
