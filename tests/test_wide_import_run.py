@@ -109,3 +109,59 @@ def test_meta_regression_on_a_moderator_matches_metafor(run):
     slope = reg.loc[next(t for t in reg.index if t.startswith("stroke_type"))]
     assert slope["estimate"] == pytest.approx(-ref["slope"], abs=1e-6)
     assert slope["se"] == pytest.approx(ref["se_slope"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def rob_run(tmp_path_factory):
+    """The simulated table of tests/test_wide_import_columns.py, whose SYRCLE columns are
+    imported by the map, run with the low-risk-of-bias sensitivity analysis."""
+    from tests.test_wide_import_columns import SIMULATED, SIMULATED_MAP
+
+    folder = tmp_path_factory.mktemp("rob_run")
+    (folder / "t.csv").write_text(SIMULATED)
+    (folder / "m.toml").write_text(SIMULATED_MAP)
+    imported = _cli(
+        "import-wide", str(folder / "t.csv"), "--map", str(folder / "m.toml"), "-o", str(folder / "b.xlsx")
+    )
+    assert imported.returncode == 0, imported.stderr
+    (folder / "s.toml").write_text(
+        f"""[analysis]
+name = "rob"
+extraction = "{(folder / "b.xlsx").as_posix()}"
+
+[frequentist]
+method = "DL"
+subgroups = ["drug_class"]
+meta_regression = "~ drug_class"
+multilevel = []
+robust = false
+
+[sensitivity]
+low_risk_of_bias = true
+leave_one_out = false
+nmd_vs_smd = false
+
+[figures]
+formats = ["svg"]
+"""
+    )
+    done = _cli("run", str(folder / "s.toml"), "-o", str(folder / "out"))
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout + done.stderr, folder / "out"
+
+
+def test_imported_risk_of_bias_feeds_the_figure_and_the_sensitivity_analysis(rob_run):
+    console, out = rob_run
+    assert "no risk-of-bias judgements are entered" not in console
+    assert (out / "risk_of_bias.svg").stat().st_size > 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "low risk on randomization and blinding" in html
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    # S1 (Y/Y/yes, two comparisons) and S3 (Low x3) are at low risk; S2 (N/?/No) is not.
+    low = comparisons.groupby("study_id")["rob_low_randomization_blinding"].all().to_dict()
+    assert low == {"S1": True, "S2": False, "S3": True}
+    results = pd.read_csv(out / "results.csv")
+    assert set(results.loc[results["model"] == "subgroup:drug_class", "term"]) == {
+        "drug_class = fibrate",
+        "drug_class = statin",
+    }

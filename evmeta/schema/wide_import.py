@@ -19,7 +19,14 @@ control_n_is_split``). The importer
 - fills required fields the table does not have with a placeholder and says so (README
   sheet, the row's ``notes``, :attr:`WideImport.notes`), so the book validates and tells
   the reviewer what to fill in;
-- puts every table row either in the workbook or in the import log with its reason.
+- keeps the reviewer's own columns named under ``[moderators]`` (cleaned, typed numeric or
+  categorical) as extra columns of the arms sheet, which :func:`evmeta.build_comparisons`
+  carries to the comparisons table, and writes the SYRCLE items named under
+  ``[risk_of_bias]`` as risk_of_bias rows;
+- puts every table row either in the workbook or in the import log with its reason, and
+  lists every table column it does not read there as "not imported";
+- refuses a table with two columns of one header (naming both), and folds the reasons of
+  skipped rows to one line per root cause (docs/import_wide.md).
 
 It lives in ``schema`` (not ``sheets``) because it needs the column specifications and the
 template writer of layer 2; reading the table itself uses :func:`evmeta.sheets.read_raw`.
@@ -770,7 +777,9 @@ def import_wide(
         side by side).
     map_path : str or Path
         The map (TOML): ``[columns]`` evmeta field = the table's header, ``[constants]``
-        a value for fields the table lacks, ``[options] control_n_is_split``. Fields:
+        a value for fields the table lacks, ``[options] control_n_is_split``,
+        ``[moderators]`` name = header (or a list of headers) and ``[risk_of_bias]`` SYRCLE
+        item = header with ``[risk_of_bias.values]`` (docs/import_wide.md). Fields:
         ``study_id`` (required), ``first_author``, ``year``, ``title``, ``doi``,
         ``species``, ``strain``, ``sex``, ``disease_model``, ``outcome``, ``unit``,
         ``timepoint``, ``timepoint_unit``, ``higher_is_better``, ``dose_text``, ``route``,
@@ -790,7 +799,8 @@ def import_wide(
     Raises
     ------
     SpecError
-        A bad map, a header the table lacks, or an unreadable table (the message says which).
+        A bad map, a header the table lacks or has twice, a risk-of-bias word the map cannot
+        read, or an unreadable table (the message says which).
     """
     from evmeta.sheets.export import write_csv
 
