@@ -317,3 +317,44 @@ def test_comparison_column_list_is_complete(tmp_path):
         if c not in COMPARISON_COLUMNS and c not in sheet_columns and not c.startswith(COMPARISON_PREFIXES)
     }
     assert left == set(result.moderators)
+
+
+JUDGEMENT_BIAS = ROOT / "tests/data/judgement_bias/lagisz2020.csv"
+JUDGEMENT_BIAS_MAP = ROOT / "extraction/maps/lagisz2020_judgement_bias.toml"
+
+
+def test_real_table_with_a_blinding_column_imports_it_as_syrcle_item_7(tmp_path):
+    """Lagisz et al. 2020: 'Blind' yes/no becomes rob_blinding_assessor low/high, one
+    study-level row per article (every article gives one answer); the review's moderators
+    are kept; subgroups by blinding, affect manipulation and taxon on the proportion
+    outcomes equal metafor's (k exactly; estimates and SEs to 1e-6, REML optimised to 1e-12
+    in R)."""
+    import json
+
+    ref = json.loads((ROOT / "tests/reference/judgement_bias_blinding.json").read_text())
+    result = import_wide(JUDGEMENT_BIAS, JUDGEMENT_BIAS_MAP, tmp_path / "jb.xlsx")
+    rob = pd.DataFrame(result.data["risk_of_bias"])
+    assert len(rob) == 71 and rob["experiment_id"].isna().all()
+    table = pd.read_csv(JUDGEMENT_BIAS)
+    blind = table.groupby("ArticleID")["Blind"].first().map({"yes": "low", "no": "high"})
+    assert rob.set_index("study_id")["rob_blinding_assessor"].to_dict() == blind.to_dict()
+    assert rob["rob_sequence_generation"].isna().all()  # not in the table: not judged
+    assert result.moderators["taxa"] == "categorical" and result.moderators["test_sessions"] == "categorical"
+    book = em.read_extraction(tmp_path / "jb.xlsx")
+    comparisons = em.build_comparisons(book, "SMD", outcome="proportion", shared_control="keep").table
+    assert len(comparisons) == ref["k"] == 258
+    by_study = comparisons.groupby("rob_blinding_assessor")["study_id"].nunique().to_dict()
+    assert by_study == ref["blind_studies"]
+    names = {
+        "rob_blinding_assessor": "rob_blinding_assessor",
+        "AffectManipCat": "affect_manipulation",
+        "Taxa": "taxa",
+    }
+    for column, name in names.items():
+        fit = (
+            em.subgroup_analysis(comparisons, name, method="REML", test="z").to_frame().set_index("subgroup")
+        )
+        for level, expected in ref["subgroups"][column].items():
+            assert fit.loc[level, "k"] == expected["k"], (name, level)
+            assert fit.loc[level, "estimate"] == pytest.approx(expected["estimate"], abs=1e-6), (name, level)
+            assert fit.loc[level, "se"] == pytest.approx(expected["se"], abs=1e-6), (name, level)

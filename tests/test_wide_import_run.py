@@ -3,8 +3,11 @@ moderator columns -> ``evmeta import-wide`` with a map that keeps them -> ``evme
 of a spec with the published subgroups, through the command line only (no script between
 the two). The table is Ripley et al. 2021 (remote ischemic conditioning in rodent stroke,
 tests/data/ric/PROVENANCE.md): it has no risk-of-bias columns (the authors' own analysis
-notes "information on randomisation and blinding is not in the data"), so SYRCLE import is
-tested on a simulated table in tests/test_wide_import_columns.py.
+notes "information on randomisation and blinding is not in the data"). A second real table,
+Lagisz et al. 2020 (judgement bias in animals, tests/data/judgement_bias/PROVENANCE.md), has
+a blinding column (SYRCLE item 7) beside its moderators: imported as risk of bias, it draws
+the RoB figure and is a subgroup of the run. The simulated table of
+tests/test_wide_import_columns.py has all three items of the low-risk sensitivity analysis.
 
 Reference: metafor 3.8.1, tests/reference/ric_subgroups.R (escalc on the table, REML per
 subgroup level, z tests). Tolerance 1e-6 on estimates and SEs: the same closed-form yi/vi
@@ -165,3 +168,67 @@ def test_imported_risk_of_bias_feeds_the_figure_and_the_sensitivity_analysis(rob
         "drug_class = fibrate",
         "drug_class = statin",
     }
+
+
+JUDGEMENT_BIAS = ROOT / "tests/data/judgement_bias/lagisz2020.csv"
+JUDGEMENT_BIAS_MAP = ROOT / "extraction/maps/lagisz2020_judgement_bias.toml"
+
+
+@pytest.fixture(scope="module")
+def blinding_run(tmp_path_factory):
+    """Lagisz et al. 2020: a real table with a risk-of-bias column (blinding) and the review's
+    moderators, imported and run with its published moderators as subgroups."""
+    folder = tmp_path_factory.mktemp("jb_run")
+    book = folder / "jb.xlsx"
+    imported = _cli("import-wide", str(JUDGEMENT_BIAS), "--map", str(JUDGEMENT_BIAS_MAP), "-o", str(book))
+    assert imported.returncode == 0, imported.stderr
+    (folder / "jb.toml").write_text(
+        f"""[analysis]
+name = "judgement_bias"
+extraction = "{book.as_posix()}"
+
+[comparisons]
+measure = "SMD"
+outcomes = ["proportion"]
+shared_control = "split"
+
+[frequentist]
+method = "REML"
+test = "z"
+subgroups = ["rob_blinding_assessor", "affect_manipulation", "taxa"]
+meta_regression = "~ affect_manipulation"
+multilevel = []
+robust = false
+
+[figures]
+formats = ["svg"]
+"""
+    )
+    done = _cli("run", str(folder / "jb.toml"), "-o", str(folder / "out"))
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout + done.stderr, folder / "out"
+
+
+def test_real_table_with_blinding_runs_with_its_published_subgroups(blinding_run):
+    console, out = blinding_run
+    ref = json.loads((ROOT / "tests/reference/judgement_bias_blinding.json").read_text())
+    assert "no risk-of-bias judgements are entered" not in console
+    assert (out / "risk_of_bias.svg").stat().st_size > 0
+    results = pd.read_csv(out / "results.csv")
+    overall = results[results["model"] == "random_effects"].iloc[0]
+    assert overall["k"] == ref["k"] == 258
+    ref = ref["split"]  # evmeta run divides a shared control among its comparisons, as R does here
+    assert ref["shared"] == 54
+    assert overall["estimate"] == pytest.approx(ref["overall"]["estimate"], abs=1e-6)
+    names = {
+        "rob_blinding_assessor": "rob_blinding_assessor",
+        "AffectManipCat": "affect_manipulation",
+        "Taxa": "taxa",
+    }
+    for column, name in names.items():
+        rows = results[results["model"] == f"subgroup:{name}"].set_index("term")
+        for level, expected in ref["subgroups"][column].items():
+            term = f"{name} = {level}"
+            assert rows.loc[term, "k"] == expected["k"], term
+            assert rows.loc[term, "estimate"] == pytest.approx(expected["estimate"], abs=1e-6), term
+            assert rows.loc[term, "se"] == pytest.approx(expected["se"], abs=1e-6), term
