@@ -38,6 +38,8 @@ from evmeta.harmonize.quality import (
     risk_of_bias_summary,
     syrcle_columns,
 )
+from evmeta.schema.cells import parse_number
+from evmeta.schema.columns import column_map
 from evmeta.schema.extraction import NOTE_COLUMNS, Extraction
 from evmeta.schema.preparation_kind import EV_ONLY_COLUMNS, NON_EV, ev_preparation_mask
 
@@ -521,6 +523,7 @@ def _annotate(
     table["sham_outcome_row"] = pairs["_row_s"].astype("Int64")
     table["treat_outcome_id"] = pairs["outcome_id"]
     table["control_outcome_id"] = pairs["outcome_id_c"]
+    table = table.join(arm_moderators(extraction.arms, set(table.columns)), on="arm_id")
     return table.sort_values(
         ["study_id", "experiment_id", "outcome", "timepoint", "treat_outcome_row"], kind="stable"
     ).reset_index(drop=True)
@@ -605,6 +608,49 @@ def _blank_non_ev(prep_table: pd.DataFrame, preparations: pd.DataFrame) -> pd.Da
             out[column] = out[column].astype(float).where(~non_ev, np.nan)
         else:
             out[column] = out[column].astype(object).where(~non_ev, None)
+    return out
+
+
+def arm_moderators(arms: pd.DataFrame, taken: set[str]) -> pd.DataFrame:
+    """The arms sheet's extra columns (the reviewer's own moderators, e.g. written by
+    ``import-wide [moderators]``), indexed by ``arm_id``: each comparison takes its EV arm's
+    values. A column whose every value reads as a number is numeric (float), else
+    categorical (text, whitespace cleaned). Columns named like a column of the comparison
+    table (``taken``) are left out: evmeta's own column wins.
+    """
+    schema = set(column_map("arms"))
+    names = [c for c in arms.columns if c not in schema and not str(c).startswith("_") and c not in taken]
+    out = pd.DataFrame(index=pd.Index(arms["arm_id"], name="arm_id"))
+    for name in names:
+        out[name] = _typed(arms[name]).to_numpy()
+    return out[~out.index.duplicated()]
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """Numbers as float when every value reads as one, else text (None where empty)."""
+
+    def number(value: object) -> float:
+        if isinstance(value, bool):
+            raise ValueError("a truth value")
+        return float(value) if isinstance(value, (int, float)) else parse_number(str(value))
+
+    def text(value: object) -> str | None:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return " ".join(str(value).split()) or None
+
+    cleaned = values.map(text)
+    present = cleaned.dropna()
+    try:
+        numbers = [number(v) for v in values[cleaned.notna()]]
+    except ValueError:
+        return cleaned.astype(object)
+    if not len(present):
+        return cleaned.astype(object)
+    out = pd.Series(np.nan, index=values.index, dtype=float)
+    out[cleaned.notna()] = np.asarray(numbers, dtype=float)
     return out
 
 

@@ -60,6 +60,7 @@ END_TO_END = {
     "test_hostile_review",
     "test_hostile_sheets",
     "test_multiverse",
+    "test_wide_import_run",
     "test_ods",
     "test_pipeline",
     "test_plots",

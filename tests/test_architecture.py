@@ -339,7 +339,11 @@ def _function_bodies(path: Path):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             first = body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 body = body[1:]
             if body:
                 yield node.name, node.lineno, body[-1].end_lineno - body[0].lineno + 1
@@ -357,5 +361,7 @@ def test_no_function_body_is_over_80_lines():
 
 def test_body_length_counts_statements_and_not_the_docstring(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text('def f():\n    """Doc\n\n    more.\n    """\n    a = 1\n    return a\n', encoding="utf-8")
+    source.write_text(
+        'def f():\n    """Doc\n\n    more.\n    """\n    a = 1\n    return a\n', encoding="utf-8"
+    )
     assert list(_function_bodies(source)) == [("f", 1, 2)]

@@ -41,7 +41,12 @@ def run(tmp_path_factory):
 
 def test_the_override_is_in_the_csv(run):
     frame = pd.read_csv(run.output / "certainty.csv")
-    assert list(pd.unique(frame["outcome"])) == ["all outcomes", "serum creatinine", "infarct volume", "infarct size"]
+    assert list(pd.unique(frame["outcome"])) == [
+        "all outcomes",
+        "serum creatinine",
+        "infarct volume",
+        "infarct size",
+    ]
     row = frame[(frame.outcome == "infarct volume") & (frame.domain == "indirectness")].iloc[0]
     assert row.judgement == "very serious" and bool(row.overridden)
     assert row.reason == "only young male rats without comorbidity"
@@ -58,7 +63,10 @@ def test_the_override_is_in_the_word_document(run):
     assert cells["infarct size"][5].startswith("serious (−1)")
     letter = re.fullmatch(r"very serious \(−2\)\*(\w+)", cells["infarct volume"][5]).group(1)
     text = "\n".join(p.text for p in document.paragraphs)
-    assert f"{letter} infarct volume: Indirectness, very serious: only young male rats without comorbidity." in text
+    assert (
+        f"{letter} infarct volume: Indirectness, very serious: only young male rats without comorbidity."
+        in text
+    )
     assert "Reviewer's judgement; evmeta suggested serious" in text
 
 
@@ -91,5 +99,7 @@ def test_an_override_for_an_outcome_the_analysis_lacks_is_refused(tmp_path):
     write_review(tmp_path / "review")
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace('outcome = "infarct volume"', 'outcome = "infarct volum"'), encoding="utf-8")
-    with pytest.raises(em.SpecError, match=r"certainty.override\[0\].outcome: 'infarct volum' is not an outcome"):
+    with pytest.raises(
+        em.SpecError, match=r"certainty.override\[0\].outcome: 'infarct volum' is not an outcome"
+    ):
         em.run_analysis(spec, output=tmp_path / "out", quiet=True)

@@ -32,7 +32,12 @@ def test_defaults_and_an_override():
         {
             "important_effect": 0.8,
             "override": [
-                {"outcome": "infarct size", "domain": "indirectness", "judgement": "very serious", "reason": " why "}
+                {
+                    "outcome": "infarct size",
+                    "domain": "indirectness",
+                    "judgement": "very serious",
+                    "reason": " why ",
+                }
             ],
         }
     )

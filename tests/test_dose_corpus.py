@@ -80,9 +80,7 @@ def test_an_agents_printed_dose_names_the_agent_and_is_no_ev_dose(row):
     assert any("not of the EVs" in note for note in dose.notes)
 
 
-@pytest.mark.parametrize(
-    "row", [r for r in ROWS if r["basis"] == "per_organ"], ids=lambda r: r["text"][:50]
-)
+@pytest.mark.parametrize("row", [r for r in ROWS if r["basis"] == "per_organ"], ids=lambda r: r["text"][:50])
 def test_a_printed_per_organ_dose_names_the_organ(row):
     assert parse_dose(row["text"]).organ
 

@@ -39,10 +39,16 @@ ALLOWED = {
     ("results.py", "LookupError"): "the main model read before the stage that fits it (a programming error)",
     ("schema/records.py", "PydanticCustomError"): "pydantic validator protocol (collected into Problems)",
     ("schema/extraction.py", "AttributeError"): "__getattr__ protocol",
-    ("analysis/spec.py", "ValueError"): "pydantic validator protocol (turned into a SpecError naming the key)",
+    (
+        "analysis/spec.py",
+        "ValueError",
+    ): "pydantic validator protocol (turned into a SpecError naming the key)",
     ("analysis/certainty_spec.py", "ValueError"): "pydantic validator protocol ([certainty], as spec.py)",
     ("analysis/spec_correlation.py", "ValueError"): "pydantic validator protocol ([comparisons], as spec.py)",
-    ("review/lookup.py", "ValueError"): "JSON and year parsers whose ValueError is caught and reported per study",
+    (
+        "review/lookup.py",
+        "ValueError",
+    ): "JSON and year parsers whose ValueError is caught and reported per study",
 }
 
 

@@ -205,7 +205,12 @@ def test_overrides_for_the_outcome_win_and_are_marked():
     sof = summary_of_findings([_evidence(), _evidence("infarct volume")], overrides=overrides)
     size, volume = sof.outcomes
     d = size.domain("indirectness")
-    assert (d.judgement, d.reason, d.overridden, d.suggested) == (NS, "mechanism conserved in humans", True, S)
+    assert (d.judgement, d.reason, d.overridden, d.suggested) == (
+        NS,
+        "mechanism conserved in humans",
+        True,
+        S,
+    )
     assert volume.domain("indirectness").judgement == VS
     assert not size.domain("imprecision").overridden
     frame = sof.to_frame()

@@ -88,7 +88,9 @@ def test_cells_and_tables():
     assert format_cell("posterior_prob", 0.99995) == "> 0.999"
     assert format_cell("difference_pvalue", 0.0004) == "< 0.001"
     renamed = html_table(
-        pd.DataFrame({"difference_pvalue": [0.2, 0.0001]}), headings={"difference_pvalue": "p (x)"}, level=0.95
+        pd.DataFrame({"difference_pvalue": [0.2, 0.0001]}),
+        headings={"difference_pvalue": "p (x)"},
+        level=0.95,
     )
     assert "<th>p (x)</th>" in renamed and "<td>&lt; 0.001</td>" in renamed
     frame = pd.DataFrame(
@@ -99,7 +101,9 @@ def test_cells_and_tables():
 
 
 def test_table_interval_headings_follow_the_level():
-    frame = pd.DataFrame({"estimate": [0.1], "ci_low": [0.0], "ci_high": [0.2], "pi_low": [-1.0], "pi_high": [1.2]})
+    frame = pd.DataFrame(
+        {"estimate": [0.1], "ci_low": [0.0], "ci_high": [0.2], "pi_low": [-1.0], "pi_high": [1.2]}
+    )
     ninety = html_table(frame, level=0.9)
     assert "<th>90% CI low</th>" in ninety and "<th>90% PI high</th>" in ninety and "95%" not in ninety
     credible = html_table(frame, level=0.975, interval="CrI")

@@ -155,7 +155,12 @@ def _harmonized(workbook: Path, measure: str, outcome, timepoint: str, shared_co
 def import_wide(
     table: Annotated[Path, typer.Argument(help="Comparison table: CSV or .xlsx, one row per comparison.")],
     map_path: Annotated[
-        Path, typer.Option("--map", help="Map (TOML) with the sections [columns], [constants], [options].")
+        Path,
+        typer.Option(
+            "--map",
+            help="Map (TOML): [columns], [constants], [options], [moderators], [risk_of_bias] "
+            "(docs/import_wide.md).",
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Extraction workbook to write (.xlsx).")],
     sheet: Annotated[
@@ -165,7 +170,8 @@ def import_wide(
 ) -> None:
     """Import a wide comparison table (treatment and control side by side) into a workbook.
 
-    Writes OUTPUT and, beside it, OUTPUT's name with .import_log.csv (one line per table row).
+    Writes OUTPUT and, beside it, OUTPUT's name with .import_log.csv (one line per table row,
+    then one per table column the map does not read).
     """
     from evmeta.errors import EvmetaError
     from evmeta.schema.wide_import import import_wide as run_import

@@ -70,6 +70,7 @@ def write_template(
     data: dict[str, list[dict]] | None = None,
     readme: list[str] | None = None,
     overwrite: bool = False,
+    extra_columns: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """Write an empty extraction template.
 
@@ -86,6 +87,9 @@ def write_template(
     overwrite : bool
         Replace an existing workbook (or existing CSV files in the folder). By default an
         existing file is refused, so that a filled workbook is never lost by mistake.
+    extra_columns : dict of sheet name -> {column: comment}, optional
+        Columns written after a sheet's schema columns (``import-wide`` moderators on the
+        arms sheet), with a header comment; the reader keeps them as extra columns.
 
     Returns
     -------
@@ -114,7 +118,7 @@ def write_template(
             check_new_output(path / f"{sheet}.csv", overwrite=overwrite)
         path.mkdir(parents=True, exist_ok=True)
         for sheet, columns in SHEETS.items():
-            names = [c.name for c in columns]
+            names = [c.name for c in columns] + list((extra_columns or {}).get(sheet, {}))
             with (path / f"{sheet}.csv").open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
                 writer.writeheader()
@@ -122,7 +126,7 @@ def write_template(
                     writer.writerow({k: _safe(v) for k, v in row.items()})
         return path
     check_new_output(path, overwrite=overwrite)
-    return _write_xlsx(path, data or {}, readme or [])
+    return _write_xlsx(path, data or {}, readme or [], extra_columns or {})
 
 
 def _safe(value):
@@ -140,7 +144,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _write_xlsx(path: Path, data: dict[str, list[dict]], readme_extra: list[str]) -> Path:
+def _write_xlsx(
+    path: Path, data: dict[str, list[dict]], readme_extra: list[str], extra_columns: dict[str, dict[str, str]]
+) -> Path:
     from openpyxl import Workbook
     from openpyxl.comments import Comment
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -201,9 +207,28 @@ def _write_xlsx(path: Path, data: dict[str, list[dict]], readme_extra: list[str]
                     cell = sheet.cell(row=row_index, column=index + 1, value=typed)
                     if isinstance(typed, str):
                         cell.data_type = "s"
+        _write_extra_columns(sheet, len(columns), extra_columns.get(sheet_name, {}), data.get(sheet_name, []))
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
     return path
+
+
+def _write_extra_columns(sheet, start: int, extra: dict[str, str], rows: list[dict]) -> None:
+    """Extra columns after the schema's: header (with its comment) and values."""
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Font
+
+    for offset, (name, comment) in enumerate(extra.items(), start=start + 1):
+        header = sheet.cell(row=1, column=offset, value=name)
+        header.font = Font(bold=True)
+        header.comment = Comment(comment, "evmeta")
+        sheet.column_dimensions[column_letter(offset - 1)].width = max(12, min(30, len(name) + 4))
+        for row_index, row in enumerate(rows, start=2):
+            value = row.get(name)
+            if value is not None:
+                cell = sheet.cell(row=row_index, column=offset, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"
 
 
 def _validation(column: Column, vocab_ranges: dict[str, str], DataValidation):

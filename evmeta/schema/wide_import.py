@@ -19,7 +19,14 @@ control_n_is_split``). The importer
 - fills required fields the table does not have with a placeholder and says so (README
   sheet, the row's ``notes``, :attr:`WideImport.notes`), so the book validates and tells
   the reviewer what to fill in;
-- puts every table row either in the workbook or in the import log with its reason.
+- keeps the reviewer's own columns named under ``[moderators]`` (cleaned, typed numeric or
+  categorical) as extra columns of the arms sheet, which :func:`evmeta.build_comparisons`
+  carries to the comparisons table, and writes the SYRCLE items named under
+  ``[risk_of_bias]`` as risk_of_bias rows;
+- puts every table row either in the workbook or in the import log with its reason, and
+  lists every table column it does not read there as "not imported";
+- refuses a table with two columns of one header (naming both), and folds the reasons of
+  skipped rows to one line per root cause (docs/import_wide.md).
 
 It lives in ``schema`` (not ``sheets``) because it needs the column specifications and the
 template writer of layer 2; reading the table itself uses :func:`evmeta.sheets.read_raw`.
@@ -27,10 +34,11 @@ template writer of layer 2; reading the table itself uses :func:`evmeta.sheets.r
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,7 @@ from evmeta.schema.wide_map import (
     PREP_FIELDS,
     STATISTICS,
     STUDY_FIELDS,
+    SYRCLE_ITEMS,
     WideMap,
     parse_map,
     read_map,
@@ -62,8 +71,23 @@ PLACEHOLDERS = {
     "isolation_method": "UC",
     "msc_tissue_source": "other",
 }
-LOG_COLUMNS = ["table_row", "study_id", "status", "treat_outcome_id", "control_outcome_id", "reason"]
+LOG_COLUMNS = [
+    "table_row",
+    "study_id",
+    "status",
+    "treat_outcome_id",
+    "control_outcome_id",
+    "column",
+    "reason",
+]
 _YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")  # from 1900, as studies.year (columns.YEAR_MIN)
+#: Moderator cells read as missing (other words, such as "Not reported" or "Unclear", are
+#: levels of the moderator: a published subgroup often has them).
+MODERATOR_MISSING = frozenset({"", "na", "n/a", "n.a.", "nan", "null", "#n/a"})
+#: Words read as missing in a moderator whose other values are all numbers (then it is
+#: numeric, with a note); in a text moderator they stay levels.
+NOT_A_NUMBER_WORDS = frozenset({"not reported", "nr", "n.r.", "unclear", "unknown", "not stated", "?"})
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?$|^\d{1,2}/\d{1,2}/\d{2,4}$")
 
 
 @dataclass
@@ -78,30 +102,69 @@ class WideImport:
         One row per table row: ``table_row`` (row number in the table, header = 1),
         ``study_id``, ``status`` (imported / skipped), ``treat_outcome_id``,
         ``control_outcome_id``, ``reason``. A skipped row whose control arm was imported
-        with other rows sharing it has that control's ``control_outcome_id``.
+        with other rows sharing it has that control's ``control_outcome_id``. Then one row
+        per table column the map does not read: ``status`` "not imported", ``column`` its
+        header, ``reason`` its letter (``table_row`` empty).
     notes : list of str
         Placeholders and other remarks, as sentences.
     workbook : Path or None
         The workbook written (None before writing).
+    moderators : dict of str -> str
+        Each ``[moderators]`` name and its type: ``numeric`` or ``categorical``.
     """
 
     data: dict[str, list[dict[str, Any]]]
     log: pd.DataFrame
     notes: list[str]
     workbook: Path | None = None
+    moderators: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
-        imported = int((self.log["status"] == "imported").sum())
-        skipped = len(self.log) - imported
+        """Counts, then one line per cause of skipped rows (folded), the columns not
+        imported and the notes."""
+        rows = self.log[self.log["status"] != "not imported"]
+        imported = int((rows["status"] == "imported").sum())
+        skipped = len(rows) - imported
         controls = sum(1 for a in self.data["arms"] if a["role"] == "vehicle_control")
         lines = [
             f"{imported} comparisons from {len(self.data['studies'])} studies imported "
             f"({controls} control arms); {skipped} table rows skipped"
         ]
-        for reason, count in self.log.loc[self.log["status"] == "skipped", "reason"].value_counts().items():
-            lines.append(f"  {count:>5}  {reason}")
+        lines.extend(fold_reasons(rows[rows["status"] == "skipped"]))
+        unread = self.log.loc[self.log["status"] == "not imported", "column"].tolist()
+        if unread:
+            lines.append(f"{len(unread)} table column(s) not imported (not in the map): {', '.join(unread)}")
+        if self.moderators:
+            kept = ", ".join(f"{name} ({kind})" for name, kind in self.moderators.items())
+            lines.append(f"moderators kept on the arms sheet: {kept}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+
+def cause(reason: str) -> str:
+    """The root cause of a reason: the reason without the value or row it names
+    (``treat_n: expected a number, got '1905-07-11'`` -> ``treat_n: expected a number``)."""
+    text = re.sub(r",? got .*$", "", reason)
+    return re.sub(r"table rows? [\d, ]+", "table row ...", text).strip()
+
+
+def fold_reasons(skipped: pd.DataFrame) -> list[str]:
+    """One line per root cause of the skipped rows, with a count: the first row's reason,
+    then "... and N more rows with the same cause" (a date-formatted year column gives one
+    line, not thousands)."""
+    lines = []
+    groups: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+    for row, reason in zip(skipped["table_row"], skipped["reason"], strict=True):
+        groups[cause(str(reason))].append((row, str(reason)))
+    for members in sorted(groups.values(), key=len, reverse=True):
+        (row, reason), more = members[0], len(members) - 1
+        line = f"  {len(members):>5}  {reason}"
+        if more:
+            line += (
+                f" (table row {row}) ... and {more:,} more row{'s' if more > 1 else ''} with the same cause"
+            )
+        lines.append(line)
+    return lines
 
 
 def read_table(path: str | Path, sheet: str | None = None) -> RawSheet:
@@ -188,13 +251,15 @@ def _read_rows(
         whether its control arm is readable, so that it still counts among the arms sharing
         that control (a control n typed split was divided among all of them).
     """
-    headers = _mapped_headers(table.header, wide_map)
-    absent = sorted(h for h in wide_map.columns.values() if h not in headers)
+    headers = header_index(table.header)
+    absent = sorted(h for h in wide_map.headers() if h not in headers)
     if absent:
         raise SpecError(
             f"the map names column(s) {absent} that the table does not have; its columns: {', '.join(table.header)}"
         )
     index = {f: headers[h] for f, h in wide_map.columns.items()}
+    moderators = {name: [headers[h] for h in hs] for name, hs in wide_map.moderators.items()}
+    rob = {item: headers[h] for item, h in wide_map.risk_of_bias.items()}
     rows: list[dict[str, Any]] = []
     unusable: list[tuple[dict[str, Any], str, bool]] = []
     seen: dict[tuple, int] = {}
@@ -203,6 +268,9 @@ def _read_rows(
         for name, i in index.items():
             row[name] = _value(cells[i] if i < len(cells) else None)
         row["_table_row"] = number
+        row["_moderators"] = {name: _moderator(cells, where) for name, where in moderators.items()}
+        row["_rob"] = {item: _raw_text(cells[i] if i < len(cells) else None) for item, i in rob.items()}
+        row["year"], year_problem = _year(row.get("year"))
         study = row.get("study_id")
         # Every statistic is read (not only up to the first problem): a row whose treatment
         # arm is unusable may still share a control arm with rows that are imported.
@@ -223,11 +291,12 @@ def _read_rows(
             row["study_id"] = _text(study)
         reason = (
             ("study id is empty" if not has_study else None)
+            or year_problem
             or unreadable
             or problems["treat"]
             or problems["control"]
         )
-        signature = tuple(str(row.get(name)) for name in index)
+        signature = (*(str(row.get(name)) for name in index), str(row["_moderators"]), str(row["_rob"]))
         if not reason and signature in seen:
             reason = f"the same values as table row {seen[signature]} (pasted twice?); not imported again"
             unusable.append((row, reason, False))  # never counted twice in a shared control
@@ -249,21 +318,66 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _mapped_headers(header: list[str], wide_map: WideMap) -> dict[str, int]:
-    """Header text -> column index; a header the map names that appears twice is an error
-    naming both columns (the last one would otherwise win without a word)."""
+def header_index(header: list[str]) -> dict[str, int]:
+    """Header text (stripped) -> column index, read from the table's own header cells (no
+    pandas ``x.1`` renaming). Two columns with one header are an error naming both: the
+    last one would otherwise win without a word."""
     positions: dict[str, list[int]] = defaultdict(list)
     for i, h in enumerate(header):
-        positions[h].append(i)
-    for name, text in wide_map.columns.items():
-        found = positions.get(text, [])
-        if len(found) > 1:
-            where = " and ".join(f"column {_column_letter(i)}" for i in found)
-            raise SpecError(
-                f"the table has {len(found)} columns headed {text!r} ({where}); the map's "
-                f"columns.{name} cannot tell which is meant: rename all but one"
-            )
+        if str(h).strip():
+            positions[str(h).strip()].append(i)
+    twice = {text: found for text, found in positions.items() if len(found) > 1}
+    if twice:
+        listed = "; ".join(
+            f"{len(found)} columns headed {text!r} ({' and '.join(f'column {_column_letter(i)}' for i in found)})"
+            for text, found in twice.items()
+        )
+        raise SpecError(f"the table has {listed}: evmeta cannot tell which one is meant; rename all but one")
     return {h: found[0] for h, found in positions.items()}
+
+
+def _raw_text(cell: Cell | None) -> str | None:
+    """A cell's text, whitespace cleaned (runs of spaces -> one); None when empty."""
+    if cell is None or cell.value is None or cell.kind in {"formula", "error"}:
+        return None
+    value = cell.value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return _text(value)
+    text = " ".join(_ILLEGAL.sub("\ufffd", str(value)).split())
+    return text or None
+
+
+def _moderator(cells: list[Cell], where: list[int]) -> Any:
+    """The first non-missing cell of a moderator's columns (text or number)."""
+    for i in where:
+        cell = cells[i] if i < len(cells) else None
+        if cell is not None and isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool):
+            if not math.isnan(float(cell.value)):
+                return cell.value
+            continue
+        text = _raw_text(cell)
+        if text is not None and text.casefold() not in MODERATOR_MISSING:
+            return text
+    return None
+
+
+def _year(value: Any) -> tuple[int | None, str | None]:
+    """A publication year from a cell; a date (a year typed into a date-formatted cell, which
+    Excel shows as a day in 1905) is refused with how to fix the column."""
+    if value is None:
+        return None, None
+    if isinstance(value, (datetime.date, datetime.datetime)) or _DATE_TEXT.match(str(value).strip()):
+        shown = value.strftime("%Y-%m-%d") if isinstance(value, datetime.date) else str(value).strip()
+        return None, (
+            f"year: the column holds dates, not years (a year such as 2019 in a date-formatted cell "
+            f"shows as a day in 1905): format the column as numbers, got {shown!r}"
+        )
+    number, why = _number(value, "year")
+    if why or number is None or not number.is_integer() or not 1000 <= number <= 2100:
+        return None, f"year: expected a year such as 2019, got {value!r}"
+    return int(number), None
 
 
 def _text(value: Any) -> str:
@@ -280,6 +394,7 @@ def _log(row: dict[str, Any], status: str, reason: str, treat: str = "", control
         "status": status,
         "treat_outcome_id": treat,
         "control_outcome_id": control,
+        "column": "",
         "reason": reason,
     }
 
@@ -365,7 +480,9 @@ def _build(
     preps: dict[tuple, str] = {}
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[_group_key(row, wide_map.control_n_is_split)].append({**fill, **{k: v for k, v in row.items() if v is not None}})
+        groups[_group_key(row, wide_map.control_n_is_split)].append(
+            {**fill, **{k: v for k, v in row.items() if v is not None}}
+        )
     left_out: dict[tuple, list[tuple[dict[str, Any], str]]] = defaultdict(list)
     for row, reason, control_readable in unusable:
         key = _group_key(row, wide_map.control_n_is_split) if control_readable else None
@@ -380,6 +497,8 @@ def _build(
         exp = f"{study}-E{experiments_per_study[study]}"
         log.extend(_experiment(members, left_out[key], exp, wide_map, data, preps))
     _mark_placeholders(data, fill)
+    imported = [member for members in groups.values() for member in members]
+    data["risk_of_bias"] = _rob_rows(imported, wide_map, notes)
     return data, log, notes
 
 
@@ -439,8 +558,10 @@ def _experiment(
                 "arm_label": member.get("treat_label"),
                 "dose_text": member.get("dose_text"),
                 "route": member.get("route"),
+                **member.get("_moderators", {}),
             }
         )
+        member["_experiment"] = exp
         remarks = list(row_notes)
         treat_n = _whole(member["treat_n"], "treatment n", remarks)
         data["outcomes"].append(
@@ -501,9 +622,147 @@ def wide_to_sheets(table: RawSheet, wide_map: WideMap) -> WideImport:
     """Map a table to workbook rows (no file written); see :func:`import_wide`."""
     rows, unusable = _read_rows(table, wide_map)
     data, log_rows, notes = _build(rows, unusable, wide_map)
-    data["risk_of_bias"] = []
+    kinds = _type_moderators(data["arms"], list(wide_map.moderators), notes)
     log = pd.DataFrame(log_rows, columns=LOG_COLUMNS).sort_values("table_row", kind="stable")
-    return WideImport(data, log.reset_index(drop=True), notes)
+    unread = pd.DataFrame(_unread_columns(table, wide_map), columns=LOG_COLUMNS)
+    log = pd.concat([log, unread], ignore_index=True) if len(unread) else log.reset_index(drop=True)
+    return WideImport(data, log.astype({"table_row": "Int64"}), notes, moderators=kinds)
+
+
+def _unread_columns(table: RawSheet, wide_map: WideMap) -> list[dict[str, Any]]:
+    """Log rows for the table columns the map does not read (not a field, moderator or
+    risk-of-bias item): "not imported", with the column's letter."""
+    read = wide_map.headers()
+    out = []
+    for i, header in enumerate(table.header):
+        if header in read:
+            continue
+        filled = sum(1 for _, cells in table.rows if i < len(cells) and _raw_text(cells[i]) is not None)
+        name = header or f"(no header, column {_column_letter(i)})"
+        if not header and not filled:
+            continue
+        out.append(
+            {
+                "table_row": None,
+                "study_id": None,
+                "status": "not imported",
+                "treat_outcome_id": "",
+                "control_outcome_id": "",
+                "column": name,
+                "reason": f"column {_column_letter(i)} ({filled} non-empty cells) is not in the map "
+                "([columns], [moderators] or [risk_of_bias])",
+            }
+        )
+    return out
+
+
+def _type_moderators(arms: list[dict[str, Any]], names: list[str], notes: list[str]) -> dict[str, str]:
+    """Type each moderator over the imported arms: ``numeric`` when every value reads as a
+    number, or is one of :data:`NOT_A_NUMBER_WORDS` beside at least one number (those are
+    then missing, with a note); else ``categorical`` (written as text, numbers as typed,
+    levels differing only in case merged into the most frequent spelling, with a note)."""
+    kinds: dict[str, str] = {}
+    treated = [a for a in arms if a["role"] == "ev"]
+    for name in names:
+        values = [a.get(name) for a in treated if a.get(name) is not None]
+        words = Counter(_text(v) for v in values if _number(v, name)[1] is not None)
+        if len(words) < len(set(map(_text, values))) and all(
+            w.casefold() in NOT_A_NUMBER_WORDS for w in words
+        ):
+            kinds[name] = "numeric"
+            for arm in treated:
+                if arm.get(name) is not None:
+                    arm[name] = _number(arm[name], name)[0]
+            if words:
+                shown = ", ".join(f"{w!r} ({n} row{'s' if n > 1 else ''})" for w, n in words.items())
+                notes.append(f"moderator {name} is numeric; {shown} read as missing")
+            continue
+        kinds[name] = "categorical"
+        texts = Counter(_text(v) for v in values)
+        spelling: dict[str, str] = {}
+        for text, _ in texts.most_common():
+            spelling.setdefault(text.casefold(), text)
+        merged = sorted({t for t in texts if spelling[t.casefold()] != t})
+        if merged:
+            notes.append(
+                f"moderator {name}: "
+                + ", ".join(f"{t!r} read as {spelling[t.casefold()]!r}" for t in merged)
+                + " (levels differing only in case)"
+            )
+        for arm in treated:
+            if arm.get(name) is not None:
+                arm[name] = spelling[_text(arm[name]).casefold()]
+    return kinds
+
+
+_SEVERITY = {"low": 0, "unclear": 1, "high": 2}
+
+
+def _judgements(members: list[dict[str, Any]], wide_map: WideMap) -> list[dict[str, str | None]]:
+    """Each imported row's SYRCLE judgements; a word the map cannot read is an error listing
+    every (item, word) once, with its rows, so that one unknown word is one line."""
+    unknown: dict[tuple[str, str], list[int]] = defaultdict(list)
+    out = []
+    for member in members:
+        judged: dict[str, str | None] = {}
+        for item, word in member.get("_rob", {}).items():
+            judged[item] = None if word is None else wide_map.rob_values.get(word.casefold())
+            if word is not None and judged[item] is None:
+                unknown[(item, word)].append(member["_table_row"])
+        out.append(judged)
+    if unknown:
+        lines = [
+            f"risk_of_bias.{item} (column {wide_map.risk_of_bias[item]!r}): {word!r} in {len(rows)} row(s) "
+            f"(table row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''})"
+            for (item, word), rows in unknown.items()
+        ]
+        raise SpecError(
+            "risk-of-bias judgements the map cannot read:\n  "
+            + "\n  ".join(lines)
+            + f'\nadd each word to [risk_of_bias.values] as low, high or unclear, e.g. "{next(iter(unknown))[1]}" = "unclear"'
+        )
+    return out
+
+
+def _rob_rows(members: list[dict[str, Any]], wide_map: WideMap, notes: list[str]) -> list[dict[str, Any]]:
+    """risk_of_bias sheet rows: one per study when its rows agree on every item, else one
+    per experiment; rows of one experiment that disagree get the most severe judgement
+    (high > unclear > low), with a note."""
+    if not wide_map.risk_of_bias:
+        return []
+    judgements = _judgements(members, wide_map)
+    by_study: dict[str, list[tuple[dict[str, Any], dict[str, str | None]]]] = defaultdict(list)
+    for member, judged in zip(members, judgements, strict=True):
+        by_study[member["study_id"]].append((member, judged))
+    rows: list[dict[str, Any]] = []
+    conflicts = 0
+    for study, entries in by_study.items():
+        if all(all(v is None for v in judged.values()) for _, judged in entries):
+            continue
+        agree = all(len({j[item] for _, j in entries if j[item]}) <= 1 for item in wide_map.risk_of_bias)
+        units: dict[str | None, list] = defaultdict(list)
+        for member, judged in entries:
+            units[None if agree else member["_experiment"]].append((member, judged))
+        for experiment, unit in units.items():
+            row: dict[str, Any] = {"study_id": study, "experiment_id": experiment}
+            remarks = []
+            for item in SYRCLE_ITEMS:
+                words = {j.get(item) for _, j in unit} - {None}
+                row[item] = max(words, key=_SEVERITY.__getitem__) if words else None
+                if len(words) > 1:
+                    remarks.append(
+                        f"{item}: table rows give {', '.join(sorted(words))}; the most severe is kept"
+                    )
+            table_rows = ", ".join(str(m["_table_row"]) for m, _ in unit)
+            row["notes"] = "; ".join([f"imported from table row(s) {table_rows}", *remarks])
+            conflicts += bool(remarks)
+            rows.append(row)
+    if conflicts:
+        notes.append(
+            f"risk_of_bias: in {conflicts} experiment(s) the table rows disagree on an item; the most "
+            "severe judgement is kept (the row's notes say which)"
+        )
+    return rows
 
 
 def import_wide(
@@ -518,7 +777,9 @@ def import_wide(
         side by side).
     map_path : str or Path
         The map (TOML): ``[columns]`` evmeta field = the table's header, ``[constants]``
-        a value for fields the table lacks, ``[options] control_n_is_split``. Fields:
+        a value for fields the table lacks, ``[options] control_n_is_split``,
+        ``[moderators]`` name = header (or a list of headers) and ``[risk_of_bias]`` SYRCLE
+        item = header with ``[risk_of_bias.values]`` (docs/import_wide.md). Fields:
         ``study_id`` (required), ``first_author``, ``year``, ``title``, ``doi``,
         ``species``, ``strain``, ``sex``, ``disease_model``, ``outcome``, ``unit``,
         ``timepoint``, ``timepoint_unit``, ``higher_is_better``, ``dose_text``, ``route``,
@@ -538,7 +799,8 @@ def import_wide(
     Raises
     ------
     SpecError
-        A bad map, a header the table lacks, or an unreadable table (the message says which).
+        A bad map, a header the table lacks or has twice, a risk-of-bias word the map cannot
+        read, or an unreadable table (the message says which).
     """
     from evmeta.sheets.export import write_csv
 
@@ -558,7 +820,25 @@ def import_wide(
         *(f"TO FILL IN: {n}" for n in result.notes),
     ]
     # As before write_template refused existing files (the CLI checks the path first).
-    result.workbook = write_template(output, data=result.data, readme=readme, overwrite=True)
+    extra = {
+        name: f"Moderator from the table column(s) {', '.join(map(repr, wide_map.moderators[name]))} "
+        f"({kind}; imported by evmeta import-wide). It is carried to the comparisons table."
+        for name, kind in result.moderators.items()
+    }
+    if extra:
+        readme.append(
+            "Moderators (the reviewer's own columns) are extra columns at the right of the arms sheet: "
+            + ", ".join(f"{n} ({k})" for n, k in result.moderators.items())
+        )
+    if result.data["risk_of_bias"]:
+        readme.append(
+            "risk_of_bias: SYRCLE items imported from the table columns "
+            + ", ".join(f"{h!r} -> {i}" for i, h in wide_map.risk_of_bias.items())
+            + "; the other items are empty (not judged in the table)"
+        )
+    result.workbook = write_template(
+        output, data=result.data, readme=readme, overwrite=True, extra_columns={"arms": extra}
+    )
     write_csv(result.log, output.with_name(f"{output.stem}.import_log.csv"))
     return result
 
