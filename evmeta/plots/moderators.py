@@ -9,7 +9,9 @@ import numpy as np
 
 from evmeta.formatting import percent
 from evmeta.plots._style import PALETTE, journal_style, new_figure
+from evmeta.plots._text import wrap
 from evmeta.plots.forest import MEASURE_LABELS
+from evmeta.schema.vocabulary import display_label
 
 
 def moderator_plot(subgroups: Any, *, width: str | float = "single", ax: Any = None, seed: int = 1):
@@ -51,7 +53,9 @@ def moderator_plot(subgroups: Any, *, width: str | float = "single", ax: Any = N
                 fontsize=6,
             )
         ax.axvline(0, color="0.4", lw=0.5)
-        ax.set_yticks(range(len(table)), [str(i) for i in table.index])
+        room = ax.get_position().x0 * figure.get_figwidth() * 72 - 6  # points left of the axes
+        names = ["\n".join(wrap(display_label(i, by), room, 7)) for i in table.index]
+        ax.set_yticks(range(len(table)), names)
         ax.set_ylim(len(table) - 0.5, -0.5)
         ax.set_xlabel(MEASURE_LABELS.get(getattr(subgroups.overall, "measure", None) or "", "Effect size"))
         level = getattr(subgroups.overall, "level", 0.95)  # the intervals drawn are at the fit's level
