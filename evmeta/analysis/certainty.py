@@ -27,6 +27,7 @@ from evmeta.report.certainty import (
     table_rows,
 )
 from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
+from evmeta.schema.vocabulary import display_label
 
 POOLED = "all outcomes"
 TITLE = "Summary of findings with certainty (GRADE for animal studies)"
@@ -199,7 +200,7 @@ def _setting(table: pd.DataFrame) -> list[tuple[str, str]]:
     """Population, intervention and comparison of the table's head, from the comparisons."""
 
     def listed(column: str) -> str:
-        values = sorted({str(v).replace("_", " ") for v in table.get(column, pd.Series(dtype=object)).dropna()})
+        values = sorted({display_label(v, column) for v in table.get(column, pd.Series(dtype=object)).dropna()})
         return ", ".join(values) or "not entered"
 
     return [
