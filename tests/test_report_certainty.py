@@ -86,7 +86,7 @@ def test_indirectness_defaults_to_serious_and_names_species_models_and_doses():
         ["rat", "mouse", "rat"], ["focal_cerebral_ischemia"], [16.0, np.nan, 64.0], "µg protein/kg"
     )
     assert judgement == S
-    assert "mouse, rat" in reason and "focal cerebral ischemia" in reason and "Hooijmans" in reason
+    assert "mouse, rat" in reason and "focal cerebral ischaemia" in reason and "Hooijmans" in reason
     assert "median 40 µg protein/kg" in reason and "2 of 3 comparisons" in reason
     assert "no dose could be converted" in rules.indirectness(["rat"], ["x"], [np.nan])[1]
 

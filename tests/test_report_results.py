@@ -83,7 +83,11 @@ def test_cells_and_tables():
     assert format_cell("k", 17.0) == "17"
     assert format_cell("pvalue", 0.0) == "< 0.001" and format_cell("p", 0.0312) == "0.031"
     assert format_cell("estimate", -0.5) == "\u22120.50"
-    assert format_cell("estimate", -0.00213) == "\u22122.13e\u221203"  # the exponent's minus too
+    assert format_cell("estimate", -0.00213) == "\u22122.13 × 10⁻³"  # a power of ten, as printed
+    assert format_cell("dose", 1.3e10) == "1.30 × 10¹⁰"
+    assert format_cell("disease_model", "focal_cerebral_ischemia") == "focal cerebral ischaemia"
+    assert format_cell("isolation_method", "TFF+SEC") == "TFF+SEC"
+    assert format_cell("reason", "implies 2e+09 particles") == "implies 2 × 10⁹ particles"
     assert format_cell("posterior_prob", 1e-9) == "< 0.001" and format_cell("prior_prob", 0.03125) == "0.031"
     assert format_cell("posterior_prob", 0.99995) == "> 0.999"
     assert format_cell("difference_pvalue", 0.0004) == "< 0.001"
@@ -119,11 +123,11 @@ def test_report_text(run):
     assert "p &lt; 0.001" in body
     figures = re.findall(r"<figure id=", body)
     assert len(figures) == len(run.figures) and body.count("<figcaption>") == len(figures)
-    methods = body[body.index("<h2>Methods</h2>") : body.index("<h2>Forest plot</h2>")]
+    methods = body[body.index('<h2 id="methods">Methods</h2>') : body.index('<h2 id="forest-plot">Forest plot</h2>')]
     assert "[T." not in methods and "~" not in methods and "isolation_method" not in methods
     assert "normal prior with mean 0 and standard deviation 2.5" in methods
     assert "no Monte Carlo error" in methods and "R-hat" not in methods
-    key = body[body.index('<div class="key">') : body.index("<h2>Methods</h2>")]
+    key = body[body.index('<div class="key">') : body.index('<h2 id="methods">Methods</h2>')]
     assert "Small-study effects" in key and "PET-PEESE" in key
     assert " ug " not in body and "ug protein" not in body.replace("µg protein", "")
     assert "{'bayesian'" not in body and "bayesian 20241126" in body
@@ -188,7 +192,7 @@ def test_bias_section_uses_the_report_tables(run):
     """Selection weights, the 16 models, the prior sensitivity and the isolation evidence:
     readable headings, a true minus, probabilities never printed '0.000'."""
     body = _body(run)
-    section = body[body.index("<h2>Publication bias") : body.index("<h2>Sensitivity analyses</h2>")]
+    section = body[body.index('<h2 id="publication-bias">Publication bias') : body.index('<h2 id="sensitivity">Sensitivity analyses</h2>')]
     assert 'class="dataframe' not in section and section.count('<div class="scroll">') == 4
     for code in ["log_marginal_likelihood", "prior_prob", "posterior_prob", "mu_mean", "tau_prior", "ci_low"]:
         assert code not in section, code
@@ -236,12 +240,12 @@ def test_report_states_the_quadrature_grid_error(run):
     body = _body(run)
     error = run.models.bayesian.diagnostics["grid_error"]
     assert 0 <= error < 1e-4
-    section = body[body.index("<h2>Bayesian hierarchical meta-regression</h2>") :][:800]
+    section = body[body.index('<h2 id="bayesian">Bayesian hierarchical meta-regression</h2>') :][:800]
     assert (
         f"largest change of any reported summary on a grid of twice the density: {scientific(error, 1)}"
         in section
     )
-    assert "twice the density" in body[body.index("<h2>Methods</h2>") : body.index("<h2>Forest plot</h2>")]
+    assert "twice the density" in body[body.index('<h2 id="methods">Methods</h2>') : body.index('<h2 id="forest-plot">Forest plot</h2>')]
     assert "may be inaccurate" not in body  # below the limit: no warning
 
 

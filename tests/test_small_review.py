@@ -78,7 +78,7 @@ def _section(html: str, pattern: str) -> str:
 def test_the_report_says_only_what_was_done(small_run):
     _, out = small_run
     html = (out / "report.html").read_text(encoding="utf-8")
-    methods = _section(html, r"<h2>Methods</h2>\s*<p>(.*?)</p>")
+    methods = _section(html, r'<h2 id="methods">Methods</h2>\s*<p>(.*?)</p>')
     # Subgroups by species were not fitted (one rat experiment): Methods name only those fitted.
     assert "Subgroups (isolation method and disease model)" in methods and "species" not in methods
     assert "Knapp-Hartung" in methods and "cluster-robust (CR2)" in methods
@@ -90,7 +90,7 @@ def test_the_report_says_only_what_was_done(small_run):
     assert "differ strongly from the unadjusted" in key and "over-correct" in key
     # No study compares isolation methods: one sentence instead of the within/between table.
     isolation = _section(
-        html, r"Isolation methods: within- versus between-study evidence</h2>(.*?)(?:<h2>|$)"
+        html, r"Isolation methods: within- versus between-study evidence</h2>(.*?)(?:<h2[ >]|$)"
     )
     assert isolation.strip().startswith("No study compared isolation methods within the same experiment")
     assert 'id="isolation-evidence"' not in html

@@ -77,3 +77,46 @@ def test_other_vocabularies(name, text, canonical):
 def test_unknown_vocabulary_name_lists_valid_names():
     with pytest.raises(KeyError, match=r"valid names: .*route"):
         vocabulary("routes")
+
+
+@pytest.mark.parametrize(
+    "code, vocab, words",
+    [
+        ("focal_cerebral_ischemia", "disease_model", "focal cerebral ischaemia"),
+        ("aki_ischemia_reperfusion", "disease_model", "acute kidney injury (ischaemia-reperfusion)"),
+        ("myocardial_infarction", "disease_model", "myocardial infarction"),  # no label: underscores
+        ("UC", "isolation_method", "UC"),  # the field's abbreviations stay
+        ("TFF+SEC", "isolation_method", "TFF+SEC"),
+        ("intra_arterial", "route", "intra-arterial"),
+        ("minus80", "storage", "−80 °C"),
+        ("ug", "dose_unit", "µg"),
+        ("vehicle_control", "role", "vehicle control"),
+        ("guinea_pig", "species", "guinea pig"),
+        ("low", "rob_blinding_caregivers", "low"),
+        ("focal_cerebral_ischemia", "disease model", "focal cerebral ischaemia"),  # a heading as column
+        ("focal_cerebral_ischemia", None, "focal cerebral ischaemia"),  # one label in all tables
+        ("some_free_text", "outcome", "some free text"),
+    ],
+)
+def test_display_label(code, vocab, words):
+    from evmeta.schema import display_label
+
+    assert display_label(code, vocab) == words
+
+
+def test_display_label_of_missing_and_numbers():
+    from evmeta.schema import display_label
+
+    assert display_label(None) == "" and display_label(float("nan"), "disease_model") == ""
+    assert display_label(3, "k") == "3"
+
+
+def test_every_label_names_a_code_of_its_vocabulary():
+    """A label for a code the vocabulary does not have would never be shown (a typo)."""
+    from evmeta.data import load_toml
+    from evmeta.schema import vocabularies
+
+    known = vocabularies()
+    for name, labels in load_toml("vocabulary_labels.toml").items():
+        assert name in known, name
+        assert set(labels) <= set(known[name].values), (name, set(labels) - set(known[name].values))

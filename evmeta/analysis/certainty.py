@@ -29,6 +29,7 @@ from evmeta.report.certainty import (
     table_rows,
 )
 from evmeta.report.certainty.rules import KEY_ROB_ITEMS, MIN_K_FUNNEL
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:  # the run's state and its spec, for the annotations only
     from evmeta.analysis.certainty_spec import CertaintySection
@@ -216,7 +217,7 @@ def _setting(table: pd.DataFrame, intervention: str = DEFAULT_INTERVENTION) -> l
     from evmeta.analysis.intervention import has_ev_preparations
 
     def listed(column: str) -> str:
-        values = sorted({str(v).replace("_", " ") for v in table.get(column, pd.Series(dtype=object)).dropna()})
+        values = sorted({display_label(v, column) for v in table.get(column, pd.Series(dtype=object)).dropna()})
         return ", ".join(values) or "not entered"
 
     return [

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import EvmetaError
-from evmeta.formatting import percent
+from evmeta.formatting import amount, percent, printed_powers
+from evmeta.harmonize.arm_doses import from_reference_weight
 from evmeta.models import dose_response_meta_analysis
 from evmeta.models.dose_response.selection import readable_basis
+from evmeta.schema.vocabulary import display_label
 from evmeta.sheets.export import write_csv
 
 if TYPE_CHECKING:  # for the annotations only
@@ -60,7 +62,7 @@ def dose_response_stage(run: RunState, table: pd.DataFrame) -> None:
 
     run.report_sections.append(
         ReportSection(
-            id="dose-response",
+            id="dose-response-curve",  # the figure is "dose-response"
             title="Dose-response across and within studies",
             template="partials/dose_response.html.j2",
             context=_context(fit, sensitivity, len(table)),
@@ -69,7 +71,7 @@ def dose_response_stage(run: RunState, table: pd.DataFrame) -> None:
 
 
 def _number(value: float) -> str:
-    return "not located" if not np.isfinite(value) else f"{value:.3g}"
+    return "not located" if not np.isfinite(value) else amount(value)
 
 
 def _effective_dose(fit: DoseResponseResult) -> str:
@@ -77,12 +79,12 @@ def _effective_dose(fit: DoseResponseResult) -> str:
     text = f"ED{e.share * 100:.0f} = {_number(e.dose)}"
     if np.isfinite(e.dose):
         text += f" ({percent(e.level)} CI {_number(e.ci_low)} to {_number(e.ci_high)}; {e.method})"
-    return text + (f": {e.note}" if e.note else "")
+    return printed_powers(text + (f": {e.note}" if e.note else ""))
 
 
 def _context(fit: DoseResponseResult, sensitivity: DoseResponseResult | None, total: int) -> dict[str, Any]:
     curve = fit.curve(7)[["dose", "pred", "ci_low", "ci_high", "pi_low", "pi_high"]]
-    entered = fit.data[[c for c in ENTERED if c in fit.data.columns]]
+    entered = _entered(fit)
     wb = fit.within_between
     context = {
         "model": fit.model,
@@ -95,7 +97,7 @@ def _context(fit: DoseResponseResult, sensitivity: DoseResponseResult | None, to
         "knots": ""
         if fit.spline is None
         else ", ".join(
-            f"{v:.3g}"
+            amount(v)
             for v in fit.from_scale([fit.spline.boundary[0], *fit.spline.knots, fit.spline.boundary[1]])
         ),
         "coefficients": _coefficients(fit),
@@ -104,8 +106,9 @@ def _context(fit: DoseResponseResult, sensitivity: DoseResponseResult | None, to
         "within_between": None if wb is None else wb.to_frame().reset_index(),
         "within_between_text": _within_between_text(wb),
         "entered": entered,
+        "reference_weight": _reference_weight_sentence(fit),
         "excluded": fit.excluded,
-        "notes": list(fit.notes),
+        "notes": [printed_powers(note) for note in fit.notes],
         "sensitivity": None,
     }
     if sensitivity is not None:
@@ -115,6 +118,33 @@ def _context(fit: DoseResponseResult, sensitivity: DoseResponseResult | None, to
             "effective_dose": _effective_dose(sensitivity),
         }
     return context
+
+
+def _entered(fit: DoseResponseResult) -> pd.DataFrame:
+    """The comparisons in the curve, with whether each dose came from a reference body weight."""
+    entered = fit.data[[c for c in ENTERED if c in fit.data.columns]].copy()
+    at = list(entered.columns).index("dose") + 1 if "dose" in entered.columns else len(entered.columns)
+    entered.insert(at, "reference_weight", from_reference_weight(fit.data, fit.dose).to_numpy())
+    return entered
+
+
+def _reference_weight_sentence(fit: DoseResponseResult) -> str:
+    """How many doses are per kg (or per animal) only through the species' reference body
+    weight, and which weights those were."""
+    marked = from_reference_weight(fit.data, fit.dose).to_numpy()
+    if not marked.any():
+        return ""
+    per, other = ("kg", "animal") if fit.dose.endswith("per_kg") else ("animal", "kg")
+    rows = fit.data[marked]
+    weights = ""
+    if {"species", "dose_body_weight_kg_used"} <= set(rows.columns):
+        used = rows.groupby("species", observed=True)["dose_body_weight_kg_used"].first()
+        weights = " (" + ", ".join(f"{display_label(s, 'species')} {w:g} kg" for s, w in used.items()) + ")"
+    return (
+        f"{int(marked.sum())} of the {fit.k} doses were reported per {other} without the animals' body weight: "
+        f"they are per {per} only through the species' reference body weight{weights}, an approximation, "
+        "and are marked in the table of comparisons below and ringed in the dose-response figure."
+    )
 
 
 def _coefficients(fit: DoseResponseResult) -> pd.DataFrame:

@@ -12,6 +12,7 @@ _LAZY = {
     "parse_dose": "evmeta.harmonize.doses",
     "harmonize_dose": "evmeta.harmonize.doses",
     "purity_class": "evmeta.harmonize.doses",
+    "from_reference_weight": "evmeta.harmonize.arm_doses",
     "effect_size": "evmeta.harmonize.effects",
     "EffectOptions": "evmeta.harmonize.effect_options",
     "log_odds_ratio_to_smd": "evmeta.harmonize.or_to_smd",

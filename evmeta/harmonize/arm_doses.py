@@ -209,3 +209,46 @@ def _schedule_columns(arm: Any, dose: Dose | None, row: Mapping[str, Any]) -> di
 
 def _weakest(*labels: str) -> str:
     return max(labels, key=PROVENANCE_ORDER.index)
+
+
+def from_reference_weight(table: pd.DataFrame, dose: str) -> pd.Series:
+    """Whether each row's dose in basis ``dose`` was computed with the species' reference
+    body weight (a per-animal dose divided by it, or a per-kg dose multiplied by it, because
+    the study reported no body weight).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows with the ``dose_provenance_<key>`` columns of :func:`harmonize_arm_doses` (a
+        comparison table).
+    dose : str
+        The basis, with or without ``dose_``/``log10_``: ``ug_protein_per_kg``,
+        ``dose_total_particles_per_kg``, ``log10_dose_hed_ug_protein_per_kg``, ...
+
+    Returns
+    -------
+    Series of bool
+        On ``table``'s index; False where the table has no provenance column for the basis.
+
+    Notes
+    -----
+    A per-administration conversion is ``imputed`` only when it used the reference body
+    weight (no default particle ratio exists), and a human-equivalent dose inherits the
+    label of the animal dose it scales. A cumulative dose is judged by its per-administration
+    dose, because its own ``imputed`` label also covers an assumed number of doses.
+    """
+    column = reference_weight_column(dose)
+    if column not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table[column].astype("string").eq(REFERENCE_WEIGHT_LABEL).fillna(False).astype(bool)
+
+
+#: Provenance of a per-administration dose converted with the species' reference body weight.
+REFERENCE_WEIGHT_LABEL = "imputed"
+
+
+def reference_weight_column(dose: str) -> str:
+    """The provenance column that says whether a dose in basis ``dose`` used the reference
+    body weight (``dose_total_particles_per_kg`` -> ``dose_provenance_particles_per_kg``)."""
+    basis = str(dose).removeprefix("log10_").removeprefix("dose_")
+    return f"dose_provenance_{TOTAL_KEYS.get(basis, basis)}"

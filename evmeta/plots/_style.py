@@ -4,7 +4,8 @@ Figures are built on ``matplotlib.figure.Figure`` directly (never pyplot), so no
 opens a window and nothing depends on an interactive backend.
 
 * width: 180 mm (double column) or 85 mm (single column), or any width in mm;
-* sans-serif text at 7-9 pt (DejaVu Sans ships with matplotlib);
+* every text in one family, :data:`FONT_FAMILY` (DejaVu Sans ships with matplotlib), at 5.5-9 pt;
+  numbers in columns are right-aligned in it (its digits are tabular), never in a mono font;
 * PDF with TrueType fonts embedded (``pdf.fonttype = 42``: text stays editable);
 * SVG with text as text (``svg.fonttype = "none"``); PNG at 300 dpi.
 """
@@ -37,9 +38,11 @@ class FigurePages(list["Figure"]):
 MM = 1 / 25.4
 WIDTHS_MM = {"double": 180.0, "single": 85.0}
 BASE_FONT_PT = 7.0
+#: The one font family of every figure (text measurement in ``_text`` uses it too).
+FONT_FAMILY = "DejaVu Sans"
 RC: dict[RcKeyType, Any] = {
     "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.sans-serif": [FONT_FAMILY, "Arial", "Helvetica"],
     "font.size": BASE_FONT_PT,
     "axes.titlesize": 8,
     "axes.labelsize": 7,

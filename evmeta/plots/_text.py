@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from evmeta.formatting import MINUS, format_p, minus, number, scientific, significant
+from evmeta.plots._style import FONT_FAMILY
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_agg import RendererAgg
@@ -39,13 +40,11 @@ def _renderer() -> RendererAgg:
 
 
 @lru_cache(maxsize=20000)
-def text_width_pt(text: str, size: float, mono: bool = False, bold: bool = False) -> float:
-    """Width of one line of ``text`` in points as matplotlib renders it (DejaVu fonts)."""
+def text_width_pt(text: str, size: float, bold: bool = False) -> float:
+    """Width of one line of ``text`` in points as matplotlib renders it (in :data:`FONT_FAMILY`)."""
     from matplotlib.font_manager import FontProperties
 
-    prop = FontProperties(
-        family="DejaVu Sans Mono" if mono else "DejaVu Sans", size=size, weight="bold" if bold else "normal"
-    )
+    prop = FontProperties(family=FONT_FAMILY, size=size, weight="bold" if bold else "normal")
     width, _, _ = _renderer().get_text_width_height_descent(  # type: ignore[no-untyped-call, unused-ignore]
         text, prop, ismath=False
     )
@@ -54,7 +53,7 @@ def text_width_pt(text: str, size: float, mono: bool = False, bold: bool = False
 
 def wrap(text: str, width_pt: float, size: float, bold: bool = False) -> list[str]:
     """Greedy word wrap of ``text`` into lines no wider than ``width_pt``; words longer than
-    a line are broken (never truncated)."""
+    a line are broken, after a hyphen where they have one (never truncated)."""
     lines: list[str] = []
     width_pt += 0.5  # measured widths are exact; allow for rounding
     for paragraph in str(text).split("\n"):
@@ -71,6 +70,8 @@ def wrap(text: str, width_pt: float, size: float, bold: bool = False) -> list[st
                 cut = len(current) - 1
                 while cut > 1 and text_width_pt(current[:cut], size, bold=bold) > width_pt:
                     cut -= 1
+                hyphen = current.rfind("-", 1, cut)
+                cut = hyphen + 1 if hyphen > 0 else cut  # 'ischaemia-' / 'reperfusion', not 'reperfusi' / 'on'
                 lines.append(current[:cut])
                 current = current[cut:]
         lines.append(current)

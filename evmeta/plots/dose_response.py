@@ -12,10 +12,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from evmeta.errors import PlotError
-from evmeta.formatting import percent
+from evmeta.formatting import SUPERSCRIPTS, percent, power_of_ten
 from evmeta.plots._style import figure_of, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, wrap
 from evmeta.plots.forest.draw import MEASURE_LABELS
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -46,9 +47,14 @@ UNITS = {
 
 
 def _dose_label(value: float, _pos: Any = None) -> str:
-    """A tick at log10 dose ``value`` written as the dose itself (0.1, 1, 10, 1000, 1e+05)."""
+    """A tick at log10 dose ``value`` written as the dose itself: 0.1, 1, 1000, then powers of
+    ten as printed (``10⁵``, ``2 × 10¹⁰``)."""
     dose = 10**value
-    return f"{dose:g}" if 1e-3 <= dose < 1e5 else f"{dose:.0e}".replace("e+0", "e").replace("e-0", "e−")
+    if 1e-3 <= dose < 1e5:
+        return f"{dose:g}"
+    if abs(value - round(value)) < 1e-9:
+        return f"10{str(round(value)).translate(SUPERSCRIPTS)}"
+    return power_of_ten(dose, 1)
 
 
 def dose_response_plot(
@@ -108,9 +114,10 @@ def dose_response_plot(
                     alpha=0.8,
                     edgecolor="white",
                     lw=0.3,
-                    label=str(level),
+                    label=display_label(level, color_by),
                 )
             )
+        marked = _mark_reference_weight(ax, frame, x, values, result.yi, sizes)
         _draw_line(ax, line, curve)
         ax.axhline(0, color="0.4", lw=0.5)
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
@@ -120,15 +127,44 @@ def dose_response_plot(
         ax.set_ylabel(MEASURE_LABELS.get(getattr(result, "measure", None) or "", "Effect size"), fontsize=6.5)
         shown = f"{len(frame)} of {total} comparisons" if total else f"{len(frame)} comparisons"
         title = f"{shown} have a dose in these units; bubble area proportional to weight"
+        if marked:
+            title += f"; ringed ({marked}): {REFERENCE_WEIGHT_WORDS}"
         if curve:
             title = f"{title}; {result.model} curve, {percent(result.level)} confidence and prediction bands"
             _human_axes(ax, shifts, UNITS.get(x, "").removeprefix("Dose (").split(",")[0])
         room = ax.get_position().width * figure.get_figwidth() * 72
         ax.set_title("\n".join(wrap(title, room, 6.5)), fontsize=6.5, loc="left", linespacing=1.1, pad=3 + 72 * top)
-        _legends(figure, handles, weights, color_by)
+        _legends(figure, handles, weights, color_by, marked)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return figure
+
+
+#: What a ringed bubble means (a per-animal dose divided by the species' reference weight).
+REFERENCE_WEIGHT_WORDS = "dose computed from the species' reference body weight (none reported)"
+
+
+def _mark_reference_weight(
+    ax: Axes, frame: pd.DataFrame, x: str, values: npt.NDArray[np.float64], yi: npt.ArrayLike, sizes: npt.ArrayLike
+) -> int:
+    """A dark ring around every comparison whose dose was computed with the species'
+    reference body weight (:func:`~evmeta.harmonize.arm_doses.from_reference_weight`);
+    returns how many."""
+    from evmeta.harmonize.arm_doses import from_reference_weight
+
+    marked = from_reference_weight(frame, x).to_numpy()
+    if marked.any():
+        ax.scatter(
+            values[marked],
+            np.asarray(yi, float)[marked],
+            s=np.asarray(sizes)[marked],
+            facecolors="none",
+            edgecolors="0.1",
+            lw=0.6,
+            zorder=3,
+            label="_reference weight",
+        )
+    return int(marked.sum())
 
 
 def _line(result: Any, frame: pd.DataFrame, x: str, values: npt.NDArray[np.float64]) -> Line | None:
@@ -219,10 +255,15 @@ def _shifted(shift: float) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
 
 
 def _legends(
-    figure: Figure, handles: list[PathCollection], weights: npt.NDArray[np.float64], color_by: str | None
+    figure: Figure,
+    handles: list[PathCollection],
+    weights: npt.NDArray[np.float64],
+    color_by: str | None,
+    marked: int = 0,
 ) -> None:
     """Two legends under the axes: the groups (colour and marker, at one size) on the left,
-    the bubble sizes (weight, %) on the right, each with its own title."""
+    with the ring of a dose from a reference body weight when ``marked``, and the bubble
+    sizes (weight, %) on the right, each with its own title."""
     from matplotlib.lines import Line2D
 
     maximum = float(np.max(weights))
@@ -240,6 +281,11 @@ def _legends(
         )
         for i, handle in enumerate(handles)
     ]
+    if marked:
+        groups.append(
+            Line2D([], [], ls="", marker="o", markersize=4.5, markerfacecolor="none", markeredgecolor="0.1",
+                   markeredgewidth=0.6, label="dose from reference body weight")
+        )
     sizes = [
         Line2D(
             [], [], ls="", marker="o", color="0.55", markersize=np.sqrt(8 + 120 * v / maximum), label=f"{v:g}"

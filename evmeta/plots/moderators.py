@@ -9,7 +9,9 @@ import numpy as np
 
 from evmeta.formatting import percent
 from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure
+from evmeta.plots._text import wrap
 from evmeta.plots.forest.draw import MEASURE_LABELS
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,7 +59,9 @@ def moderator_plot(
                 fontsize=6,
             )
         ax.axvline(0, color="0.4", lw=0.5)
-        ax.set_yticks(range(len(table)), [str(i) for i in table.index])
+        room = ax.get_position().x0 * figure.get_figwidth() * 72 - 6  # points left of the axes
+        names = ["\n".join(wrap(display_label(i, by), room, 7)) for i in table.index]
+        ax.set_yticks(range(len(table)), names)
         ax.set_ylim(len(table) - 0.5, -0.5)
         ax.set_xlabel(MEASURE_LABELS.get(getattr(subgroups.overall, "measure", None) or "", "Effect size"))
         level = getattr(subgroups.overall, "level", 0.95)  # the intervals drawn are at the fit's level

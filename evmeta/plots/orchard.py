@@ -21,7 +21,9 @@ import pandas as pd
 from evmeta.errors import FigureError
 from evmeta.formatting import percent
 from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
+from evmeta.plots._text import wrap
 from evmeta.plots.forest.draw import MEASURE_LABELS
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,7 +101,9 @@ def orchard_plot(
         for i, (_, row) in enumerate(rows.iterrows()):
             _draw_level(ax, i, row, data[data[by] == row["level"]], PALETTE[i % len(PALETTE)], rng)
         ax.axvline(0, color="0.4", lw=0.5, zorder=0)
-        ax.set_yticks(range(len(rows)), [str(v) for v in rows["level"]])
+        room = ax.get_position().x0 * figure_of(ax).get_figwidth() * 72 - 6  # points left of the axes
+        names = ["\n".join(wrap(display_label(v, by), room, 7)) for v in rows["level"]]
+        ax.set_yticks(range(len(rows)), names)
         ax.set_ylim(len(rows) - 0.5, -0.6)
         ax.set_xlabel(MEASURE_LABELS.get(measure or "", "Effect size"))
         level = getattr(getattr(fit, "overall", fit), "level", 0.95)  # orchard_rows predicts at it

@@ -10,6 +10,7 @@ import pandas as pd
 
 from evmeta.plots._style import PALETTE, figure_of, journal_style, new_figure, width_inches
 from evmeta.plots._text import minus, wrap
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,13 +55,14 @@ def readable_name(name: str, references: dict[str, str]) -> str:
         level = name[4:-1]
         return f"τ {LEVEL_NAMES.get(level, level.replace('_', ' '))}"
     if name == "intercept":
-        at = ", ".join(references.values())
+        at = ", ".join(display_label(v, term) for term, v in references.items())
         return f"Intercept ({at}; other terms at 0)" if at else "Intercept"
     if "[T." in name and name.endswith("]"):
         term, level = name[:-1].split("[T.", 1)
         reference = references.get(term)
         title = term.replace("_", " ").capitalize()
-        return f"{title}: {level} vs {reference}" if reference else f"{title}: {level}"
+        level = display_label(level, term)
+        return f"{title}: {level} vs {display_label(reference, term)}" if reference else f"{title}: {level}"
     return f"{name.replace('_', ' ').capitalize()} (per unit)"
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from evmeta.data import load_csv
 from evmeta.errors import PlotError
-from evmeta.plots._style import FigurePages, figure_of, journal_style, new_figure
+from evmeta.plots._style import FONT_FAMILY, FigurePages, figure_of, journal_style, new_figure
 from evmeta.plots._text import study_labels
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def _symbol_marker(judgement: str) -> tuple[str | MarkerPath, float, float]:
     from matplotlib.path import Path as MarkerPath
     from matplotlib.textpath import TextPath
 
-    glyph = TextPath((0, 0), "?", size=1, prop=FontProperties(family="DejaVu Sans", weight="bold"))
+    glyph = TextPath((0, 0), "?", size=1, prop=FontProperties(family=FONT_FAMILY, weight="bold"))
     box = glyph.get_extents()
     centred = MarkerPath(glyph.vertices - [box.x0 + box.width / 2, box.y0 + box.height / 2], glyph.codes)
     return centred, 9, 0.0

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from evmeta.formatting import format_p, number, percent, scientific
+from evmeta.formatting import format_p, number, percent, printed_powers, scientific
 from evmeta.report.bias_section import bias_context
+from evmeta.report.contents import add_contents
 from evmeta.report.interpret import bayes_factor_notes, bias_disagreement, small_study_summary
 from evmeta.report.methods import inference_words, methods_paragraph, references
 from evmeta.report.sections import captions, render_sections
 from evmeta.report.svg import figure_svgs, is_single_column
 from evmeta.report.tables import html_table
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:  # for the annotations only
     from evmeta.models.bayes.result import BayesResult
@@ -58,7 +60,8 @@ def write_report(run: Any) -> Path:
     env = jinja2.Environment(loader=jinja2.PackageLoader("evmeta.report", "templates"), autoescape=True)
     template = env.get_template("report.html.j2")
     path: Path = run.output / "report.html"
-    path.write_text(template.render(**_context(run)), encoding="utf-8")
+    page, _ = add_contents(template.render(**_context(run)))
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -120,7 +123,7 @@ def _context(run: Any) -> dict[str, Any]:
         "exclusions": _table(run.exclusions, 0, max_rows=400, level=level),
         "n_exclusions": len(run.exclusions),
         "studies": [f"{r.first_author} {r.year} ({r.study_id})" for r in studies.itertuples()],
-        "notes": [note.replace("ug protein", "µg protein") for note in run.notes],
+        "notes": [printed_powers(note.replace("ug protein", "µg protein")) for note in run.notes],
         "seeds": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in run.provenance.get("seeds", {}).items()),
         "figures": figures,
         "single_figures": single_figures,
@@ -164,9 +167,7 @@ def _subgroup_blocks(run: Any) -> list[dict[str, Any]]:
     return [
         {
             "by": model.by.replace("_", " "),
-            "table": _table(
-                model.table.reset_index().rename(columns={model.by: model.by.replace("_", " ")}), level=model.level
-            ),
+            "table": _table(_subgroup_table(model), level=model.level),
             "test": html.escape(
                 f"Test for subgroup differences: Q = {model.q_between:.2f}, df = {model.q_between_df}, "
                 f"{format_p(model.q_between_pvalue)} (separate τ²); "
@@ -177,12 +178,28 @@ def _subgroup_blocks(run: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _subgroup_table(model: Any) -> pd.DataFrame:
+    """A subgroup analysis' table with its levels in words (``focal cerebral ischaemia``)."""
+    table: pd.DataFrame = model.table.reset_index()
+    table[model.by] = [display_label(level, model.by) for level in table[model.by]]
+    return table.rename(columns={model.by: model.by.replace("_", " ")})
+
+
+def term_words(term: str) -> str:
+    """A model term as the report writes it: ``disease_model[T.focal_cerebral_ischemia]`` ->
+    ``disease model: focal cerebral ischaemia``, ``quality_score`` -> ``quality score``."""
+    if "[T." in term and term.endswith("]"):
+        name, level = term[:-1].split("[T.", 1)
+        return f"{name.replace('_', ' ')}: {display_label(level, name)}"
+    return term.replace("_", " ")
+
+
 #: Most validation notes listed in the report (``evmeta validate`` lists them all).
 MAX_VALIDATION_NOTES = 100
 
 
 def _validation_notes(notes: list[Any]) -> list[str]:
-    shown = [str(note) for note in notes[:MAX_VALIDATION_NOTES]]
+    shown = [printed_powers(str(note)) for note in notes[:MAX_VALIDATION_NOTES]]
     if len(notes) > MAX_VALIDATION_NOTES:
         shown.append(
             f"... and {len(notes) - MAX_VALIDATION_NOTES} more: run evmeta validate for the full list."
@@ -203,7 +220,7 @@ def _multilevel_test(fit: Any) -> str:
 def _readable(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
     if frame is None:
         return None
-    return frame.assign(**{column: frame[column].astype(str).str.replace("_", " ")})
+    return frame.assign(**{column: [term_words(str(value)) for value in frame[column]]})
 
 
 def _readable_parameters(run: Any) -> pd.DataFrame | None:
@@ -284,7 +301,7 @@ def _coefficients(fit: Any, why: str | None = None) -> str:
     if fit is None:
         return f"<p><em>not fitted{f': {html.escape(why)}' if why else ''}</em></p>"
     table = fit.coefficients.reset_index(names="term")
-    table["term"] = table["term"].str.replace("_", " ").str.replace("[T.", ": ", regex=False).str.rstrip("]")
+    table["term"] = [term_words(str(term)) for term in table["term"]]
     t_based = fit.test in {"knha", "t"} or getattr(fit, "is_robust", False)
     return _table(table.rename(columns={"stat": "t" if t_based else "z"}), level=fit.level)
 

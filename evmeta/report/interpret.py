@@ -10,6 +10,7 @@ import pandas as pd
 
 from evmeta.formatting import format_p, number, percent, significant
 from evmeta.report.methods import SMALL_STUDY_MIN_K, prior_words
+from evmeta.schema.vocabulary import display_label
 
 #: Bias-adjusted and unadjusted estimates "disagree strongly" when the adjusted one lies
 #: outside the unadjusted confidence interval and differs from it by more than half of the
@@ -97,7 +98,9 @@ def _coefficient_names(names: list[str], term: str) -> list[str]:
 
 def _level(name: str, term: str) -> str:
     """'isolation_method[T.SEC]' -> 'SEC'; a continuous term keeps its readable name."""
-    return name[len(term) + 3 : -1] if name.startswith(f"{term}[T.") else term.replace("_", " ")
+    if name.startswith(f"{term}[T."):
+        return display_label(name[len(term) + 3 : -1], term)
+    return term.replace("_", " ")
 
 
 def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:

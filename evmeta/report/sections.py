@@ -71,7 +71,12 @@ def captions(level: float) -> dict[str, str]:
 
 @dataclass
 class ReportSection:
-    """An optional section of the report, rendered from its own partial template."""
+    """An optional section of the report, rendered from its own partial template.
+
+    ``id`` is the anchor of the section's heading (``report.html#<id>``, linked from the
+    contents): unique in the page, so never a figure's name (``dose-response-curve``, not
+    the figure's ``dose-response``).
+    """
 
     id: str
     title: str

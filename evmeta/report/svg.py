@@ -14,7 +14,24 @@ def inline_svg(path: Path | None) -> str:
     text = re.sub(r"<\?xml[^>]*\?>", "", text)
     text = re.sub(r"<!DOCTYPE[^>]*>", "", text, flags=re.DOTALL)
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
+    text = _prefixed_ids(text, re.sub(r"[^0-9A-Za-z]+", "-", path.stem).strip("-"))
     return re.sub(r"<svg ", '<svg class="figure" ', text, count=1).strip()
+
+
+def _prefixed_ids(text: str, prefix: str) -> str:
+    """Every ``id`` of one SVG, and the references to it, prefixed with ``prefix``:
+    matplotlib names the parts of every figure alike (``figure_1``, ``axes_1``), and ids in one
+    HTML page must be unique (two figures must not share a clip path or glyph by name)."""
+    ids = set(re.findall(r"""\sid=["']([^"']+)["']""", text))
+    if not ids:
+        return text
+    text = re.sub(r"""(\sid=["'])([^"']+)(["'])""", lambda m: f"{m[1]}{prefix}-{m[2]}{m[3]}", text)
+    text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m[1]})" if m[1] in ids else m[0], text)
+    return re.sub(
+        r"""(href=["']#)([^"']+)(["'])""",
+        lambda m: f"{m[1]}{prefix}-{m[2]}{m[3]}" if m[2] in ids else m[0],
+        text,
+    )
 
 
 def figure_svgs(paths: list[Path] | None) -> list[str]:

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evmeta.formatting import minus, percent, scientific
+from evmeta.formatting import minus, percent, power_of_ten, printed_powers
+from evmeta.schema.vocabulary import display_label, vocabulary_of
 
 INTEGER_COLUMNS = {"k", "q_df", "q_between_df", "k0", "row", "divergences"}
 ROUNDED_COLUMNS = {"ess_bulk", "ess_tail"}  # effective sample sizes: whole draws
@@ -95,9 +96,11 @@ def format_cell(column: str, value: Any, digits: int = 2) -> str:
             return minus(str(int(value)))
         number = float(value)
         if abs(number) >= 1e5 or (0 < abs(number) < 10 ** (-digits)):
-            return scientific(number)
+            return power_of_ten(number, 3)  # 1.30 × 10¹⁰, as a particle count is printed
         return minus(f"{value:.{digits}f}")
-    return str(value)
+    if isinstance(value, str) and vocabulary_of(column):
+        return display_label(value, column)  # a vocabulary code in words
+    return printed_powers(str(value))  # '2e+09 particles' in a note -> '2 × 10⁹ particles'
 
 
 def html_table(

@@ -144,6 +144,73 @@ def vocabularies() -> dict[str, Vocabulary]:
     return out
 
 
+#: Columns of the analysis tables whose values come from a vocabulary of another name.
+COLUMN_VOCABULARIES = {"isolation_method": "isolation_step", "role": "arm_role"}
+#: Vocabularies whose codes are the field's own abbreviations, shown as they are (UC, TFF+SEC).
+VERBATIM_VOCABULARIES = frozenset({"isolation_step"})
+
+
+@cache
+def _labels() -> dict[str, dict[str, str]]:
+    return {name: dict(table) for name, table in load_toml("vocabulary_labels.toml").items()}
+
+
+def vocabulary_of(column: str) -> str | None:
+    """The vocabulary a column's values come from (``isolation_method`` -> ``isolation_step``,
+    ``rob_*`` -> ``syrcle_judgement``), or None for a column without one."""
+    if not isinstance(column, str):
+        return None
+    name = COLUMN_VOCABULARIES.get(column, column).replace(" ", "_")
+    if name.startswith("rob_"):
+        return "syrcle_judgement"
+    return name if name in vocabularies() else None
+
+
+def display_label(value: object, vocabulary: str | None = None) -> str:
+    """A vocabulary code as figures and report tables write it: words a reader can quote.
+
+    Parameters
+    ----------
+    value : object
+        A code (``focal_cerebral_ischemia``); anything else (a number, a free-text value)
+        is shown as ``str(value)``, a missing value as ``""``.
+    vocabulary : str, optional
+        The vocabulary or the table column the code comes from (``disease_model``,
+        ``isolation_method``, ...). Without it, a code listed with one label in
+        ``evmeta/data/vocabulary_labels.toml`` takes that label.
+
+    Returns
+    -------
+    str
+        The label of ``vocabulary_labels.toml`` where it has one
+        (``focal_cerebral_ischemia`` -> "focal cerebral ischaemia"); isolation-method codes
+        as they are (``UC``, ``TFF+SEC``: the field's abbreviations); otherwise the code with
+        its underscores as spaces (``myocardial_infarction`` -> "myocardial infarction").
+
+    Examples
+    --------
+    >>> display_label("focal_cerebral_ischemia", "disease_model")
+    'focal cerebral ischaemia'
+    >>> display_label("UC", "isolation_method"), display_label("vehicle_control")
+    ('UC', 'vehicle control')
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if not isinstance(value, str):
+        return str(value)
+    name = vocabulary_of(vocabulary) if vocabulary else None
+    if name in VERBATIM_VOCABULARIES:
+        return value
+    labels = _labels()
+    if name is not None and value in labels.get(name, {}):
+        return labels[name][value]
+    if vocabulary is None:
+        found = {table[value] for table in labels.values() if value in table}
+        if len(found) == 1:
+            return found.pop()
+    return value.replace("_", " ")
+
+
 def vocabulary(name: str) -> Vocabulary:
     """One vocabulary by name; raises KeyError listing the valid names."""
     vocabs = vocabularies()

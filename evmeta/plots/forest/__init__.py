@@ -19,6 +19,7 @@ from evmeta.errors import FigureError, PlotError
 from evmeta.plots._style import FigurePages, figure_of, journal_style, width_inches
 from evmeta.plots._text import comparison_labels, format_p, number
 from evmeta.plots.forest.draw import MEASURE_LABELS, draw_pages  # noqa: F401 (re-exported)
+from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,6 +46,8 @@ class _Group:
     name: str | None
     rows: pd.DataFrame
     pooled: _Pooled | None = None
+    #: The heading as printed (``name`` is the subgroup's value, which the fits are keyed by).
+    title: str | None = None
 
 
 @dataclass
@@ -246,7 +249,7 @@ def _groups(
                 part = part.assign(_weight_group=np.asarray(fit.weights, float))
         elif weights and fits is not None and len(part) == 1:
             part = part.assign(_weight_group=100.0)
-        groups.append(_Group(str(name), part, pooled))
+        groups.append(_Group(str(name), part, pooled, display_label(name, by)))
     return groups
 
 

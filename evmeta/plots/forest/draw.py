@@ -89,6 +89,11 @@ def _right_columns(show_weights: bool, grouped: bool, narrow: bool, header: str)
     return right
 
 
+#: Footnote of a dose marked † (:data:`~evmeta.plots.forest.layout.REFERENCE_WEIGHT_MARK`).
+REFERENCE_WEIGHT_NOTE = (
+    "† Dose per kg computed from the species' reference body weight (the study reported the dose per "
+    "animal and no body weight)."
+)
 #: Dose units the dose column abbreviates: footnote key -> what it stands for.
 DOSE_ABBREVIATIONS = {"p": "p = particles", "CE": "CE = cell equivalents"}
 
@@ -105,6 +110,8 @@ def footnotes(keys: frozenset[str], grouped: bool, weights: bool, treated: str =
     used = [text for key, text in DOSE_ABBREVIATIONS.items() if key in keys]
     if used:
         notes.append("Dose per kg body weight: " + "; ".join(used) + " (where protein was not reported).")
+    if "reference_weight" in keys:
+        notes.append(REFERENCE_WEIGHT_NOTE)
     if weights and grouped:
         notes.append("Weights: percent of the overall model, and percent within the subgroup.")
     return notes
@@ -115,7 +122,7 @@ def build_rows(data: Any, geo: Geometry, show_prediction: bool) -> tuple[list[Ro
     subgroup test) that go under the axis of the last page; footnotes are per page."""
     body: list[Row] = []
     for group in data.groups:
-        name = None if group.name is None else str(group.name)
+        name = None if group.name is None else (group.title or str(group.name))
         if name is not None:
             body.append(text_row("group", name, name, geo, full_width=True, bold=True))
         for _, record in group.rows.iterrows():
@@ -265,7 +272,7 @@ def _vertical_lines(
 
 def _draw_row(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_weight: float) -> None:
     font: dict[str, Any] = {"fontsize": geo.font, "va": "center"}  # Text keywords (untyped in matplotlib)
-    mono = {"family": "DejaVu Sans Mono", "ha": "right", **font}
+    numbers = {"ha": "right", **font}  # right-aligned; DejaVu Sans has tabular (equal-width) digits
     if row.kind == "header":
         for column, x0, _ in geo.left:
             axes.text(x0, y, geo.titles.get(column, column), fontweight="bold", **font)
@@ -298,7 +305,7 @@ def _draw_row(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_weig
             y,
             interval(pooled.estimate, pooled.ci_low, pooled.ci_high),
             fontweight=weight,
-            **mono,
+            **numbers,
         )
         if row.kind == "pooled":
             share = float(np.nansum(row.item.rows["_weight"]))
@@ -323,7 +330,7 @@ def _draw_row(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_weig
         _clip_arrows(axes, geo, pooled.pi_low, pooled.pi_high, y, x_of, PALETTE[3])
         _text(axes, 0.05, y, row.cells["left"], geo)
         text = f"[{minus(f'{pooled.pi_low:.2f}')}, {minus(f'{pooled.pi_high:.2f}')}]"
-        axes.text(geo.right[0][1], y, text, **mono)
+        axes.text(geo.right[0][1], y, text, **numbers)
     elif row.kind == "note":
         _text(axes, 0.05, y, row.cells["left"], geo, size=geo.font - 0.5, color="0.25")
 
@@ -371,7 +378,7 @@ def _draw_study(axes: Axes, geo: Geometry, row: Row, y: float, x_of: XOf, max_we
         axes.plot(x_of(record["_shrunk"]), y + 0.2 * line, marker="o", ms=2.8, color=PALETTE[1], zorder=3)
     font: dict[str, Any] = {"fontsize": geo.font, "va": "center"}
     edges = {name: edge for name, edge, _ in geo.right}
-    axes.text(edges["est"], y, interval(est, lo_ci, hi_ci), family="DejaVu Sans Mono", ha="right", **font)
+    axes.text(edges["est"], y, interval(est, lo_ci, hi_ci), ha="right", **font)
     _weights(axes, edges, y, record.get("_weight", np.nan), record.get("_weight_group", np.nan), font)
 
 

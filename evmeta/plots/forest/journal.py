@@ -29,8 +29,11 @@ import numpy as np
 import pandas as pd
 
 from evmeta.errors import PlotError
+from evmeta.formatting import power_of_ten
 from evmeta.plots._style import figure_of, new_figure
 from evmeta.plots._text import minus, study_labels, text_width_pt, wrap
+from evmeta.plots.forest.draw import REFERENCE_WEIGHT_NOTE
+from evmeta.plots.forest.layout import REFERENCE_WEIGHT_MARK, reference_mark
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -124,30 +127,25 @@ def subgroup_difference_line(subgroups: Any) -> str:
     )
 
 
-def scientific_unicode(value: float, digits: int = 2) -> str:
-    """1.3e10 -> ``1.3 × 10¹⁰`` (``digits`` significant digits; 1-999 stay plain)."""
-    if 1 <= abs(value) < 1000:
-        return f"{value:.{digits}g}"
-    exponent = int(np.floor(np.log10(abs(value))))
-    mantissa = round(value / 10**exponent, digits - 1)
-    if abs(mantissa) >= 10:
-        mantissa, exponent = mantissa / 10, exponent + 1
-    return f"{mantissa:.{digits - 1}f} × 10{str(exponent).translate(SUPERSCRIPT)}"
+#: 1.3e10 -> ``1.3 × 10¹⁰`` (the formatter of every particle count, in evmeta.formatting).
+scientific_unicode = power_of_ten
 
 
 def dose_long(row: pd.Series) -> str:
     """The harmonized per-kg dose in words: protein (µg/kg or mg/kg), else particles, else
-    cell equivalents, else the dose as reported, else an en dash."""
+    cell equivalents, else the dose as reported, else an en dash; ``†`` marks a dose per kg
+    only through the species' reference body weight."""
     protein = row.get("dose_ug_protein_per_kg", np.nan)
     if pd.notna(protein):
-        return f"{protein / 1000:.3g} mg/kg" if protein >= 1000 else f"{protein:.3g} µg/kg"
+        text = f"{protein / 1000:.3g} mg/kg" if protein >= 1000 else f"{protein:.3g} µg/kg"
+        return text + reference_mark(row, "dose_ug_protein_per_kg")
     for key, unit in [
         ("dose_particles_per_kg", "particles/kg"),
         ("dose_cell_equivalents_per_kg", "cell equivalents/kg"),
     ]:
         value = row.get(key, np.nan)
         if pd.notna(value) and value > 0:
-            return f"{scientific_unicode(float(value))} {unit}"
+            return f"{scientific_unicode(float(value))} {unit}{reference_mark(row, key)}"
     reported = row.get("dose_reported")
     return str(reported) if isinstance(reported, str) and reported.strip() else "–"
 
@@ -156,10 +154,13 @@ DOSE_UNITS = ("cell equivalents/kg", "particles/kg", "µg/kg", "mg/kg")
 
 
 def split_unit(text: str) -> tuple[str, str]:
-    """'1.3 × 10¹⁰ particles/kg' -> ('1.3 × 10¹⁰', 'particles/kg'); ('text', '') without a unit."""
+    """'1.3 × 10¹⁰ particles/kg' -> ('1.3 × 10¹⁰', 'particles/kg'); ('text', '') without a unit
+    (a ``†`` stays with the unit)."""
+    mark = REFERENCE_WEIGHT_MARK if text.endswith(REFERENCE_WEIGHT_MARK) else ""
+    bare = text.removesuffix(mark)
     for unit in DOSE_UNITS:
-        if text.endswith(" " + unit):
-            return text[: -len(unit) - 1], unit
+        if bare.endswith(" " + unit):
+            return bare[: -len(unit) - 1], unit + mark
     return text, ""
 
 
@@ -334,6 +335,8 @@ class JournalForest:
             cols += [_Column("n_treat", "Experimental,\nNo.", 0), _Column("n_control", "Control,\nNo.", 0)]
         if self.dose:
             cols.append(_Column("dose", "Dose", 0))
+            if any(dose_long(r).endswith(REFERENCE_WEIGHT_MARK) for _, r in rows.iterrows()):
+                self.notes.append(REFERENCE_WEIGHT_NOTE)
         if self.weights and self.layout == "revman":
             cols.append(_Column("weight", "Weight", 0))
         name = self.measure_name()
@@ -384,7 +387,7 @@ class JournalForest:
         total_word = "Total" if self.layout == "revman" else "Overall"
         for group in self.data.groups:
             if group.name is not None:
-                out.append(_Line("group", [str(group.name)], bold=True))
+                out.append(_Line("group", [group.title or str(group.name)], bold=True))
             out += self._study_lines(group.rows)
             if group.pooled is not None:
                 fit = self.fits.get(group.name)

@@ -1,8 +1,9 @@
 """Forest plot layout: cell texts, column widths from measured text, wrapped rows of
 varying height, and the split of the rows over pages of at most ``max_height_mm``.
 
-All lengths are inches unless a name says otherwise; fonts are DejaVu Sans (Mono for the
-numbers), measured as matplotlib renders them, so what fits here fits on the page.
+All lengths are inches unless a name says otherwise; every text is in the figures' one
+family (DejaVu Sans, whose digits are tabular, so right-aligned numbers line up), measured as
+matplotlib renders it, so what fits here fits on the page.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evmeta.formatting import power_of_ten
+from evmeta.harmonize.arm_doses import REFERENCE_WEIGHT_LABEL, reference_weight_column
 from evmeta.plots._text import minus, number, text_width_pt, wrap
+from evmeta.schema.vocabulary import display_label
 
 PT = 1 / 72
 PAD_IN = 0.06  # gap between columns
@@ -99,26 +103,29 @@ def cell(row: pd.Series, column: str) -> str:
         return dose_text(row)
     if column == "label":
         return str(row.get("_label", row.get("label", "")))
-    value = row.get(column, "")
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return str(value)
+    return display_label(row.get(column, ""), column)
 
 
-def _sci(value: float) -> str:
-    exponent = int(np.floor(np.log10(abs(value))))
-    return f"{value / 10**exponent:.1f}e{exponent}"
+#: Marks a per-kg dose computed from the species' reference body weight (footnoted).
+REFERENCE_WEIGHT_MARK = "†"
+
+
+def reference_mark(row: pd.Series, key: str) -> str:
+    """``†`` when the row's dose in basis ``key`` is per kg only through the reference body weight."""
+    return REFERENCE_WEIGHT_MARK if row.get(reference_weight_column(key)) == REFERENCE_WEIGHT_LABEL else ""
 
 
 def dose_text(row: pd.Series) -> str:
-    """The harmonized per-kg dose, compactly: protein, else particles (p), else cell equivalents (CE)."""
+    """The harmonized per-kg dose, compactly: protein, else particles (p), else cell
+    equivalents (CE); ``†`` when it is per kg only through the species' reference body weight."""
     protein = row.get("dose_ug_protein_per_kg", np.nan)
     if pd.notna(protein):
-        return f"{protein / 1000:.3g} mg/kg" if protein >= 1000 else f"{protein:.3g} µg/kg"
+        mark = reference_mark(row, "dose_ug_protein_per_kg")
+        return (f"{protein / 1000:.3g} mg/kg" if protein >= 1000 else f"{protein:.3g} µg/kg") + mark
     for key, unit in DOSE_UNITS:
         value = row.get(key, np.nan)
         if pd.notna(value) and value > 0:
-            return f"{_sci(value)} {unit}"
+            return f"{power_of_ten(value)} {unit}{reference_mark(row, key)}"
     reported = row.get("dose_reported")
     return str(reported) if isinstance(reported, str) else "–"
 
@@ -144,7 +151,7 @@ def geometry(
     """Column widths from the measured texts; narrow figures drop annotation columns from the
     right (never the label) and use a 6 pt font."""
     font = 7.0 if width_in > 4.5 else 6.0
-    est_w = max(text_width_pt(interval(*r), font, mono=True) for r in rows[["_est", "_lo", "_hi"]].to_numpy())
+    est_w = max(text_width_pt(interval(*r), font) for r in rows[["_est", "_lo", "_hi"]].to_numpy())
     est_header = dict(right).get("est", "Estimate [95% CI]")
     est_w = max(est_w, text_width_pt(est_header, font, bold=True)) * PT + PAD_IN
     right_w = []
@@ -192,15 +199,19 @@ def geometry(
 
 
 def note_keys(row: pd.Series, columns: tuple[str, ...] | list[str]) -> frozenset[str]:
-    """Footnotes a comparison's cells need: ``split`` (a ``*`` in the n column) and the
-    dose units abbreviated in the dose column (``p``, ``CE``)."""
+    """Footnotes a comparison's cells need: ``split`` (a ``*`` in the n column), the
+    dose units abbreviated in the dose column (``p``, ``CE``) and ``reference_weight`` (a
+    ``†`` dose)."""
     keys = set()
     if "n" in columns and cell(row, "n").endswith("*"):
         keys.add("split")
     if "dose" in columns:
-        unit = dose_text(row).rsplit(" ", 1)[-1]
+        text = dose_text(row)
+        unit = text.rsplit(" ", 1)[-1].removesuffix(REFERENCE_WEIGHT_MARK)
         if unit in DOSE_NOTE_KEYS:
             keys.add(DOSE_NOTE_KEYS[unit])
+        if text.endswith(REFERENCE_WEIGHT_MARK):
+            keys.add("reference_weight")
     return frozenset(keys)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from evmeta.formatting import format_p, number
+from evmeta.schema.vocabulary import display_label
 
 NOT_SERIOUS, SERIOUS, VERY_SERIOUS = "not serious", "serious", "very serious"
 JUDGEMENTS = (NOT_SERIOUS, SERIOUS, VERY_SERIOUS)
@@ -140,8 +141,10 @@ def indirectness(
     models and the human-equivalent doses (body-surface-area scaling) in the reason, and the
     reviewer rates it up or down in the spec.
     """
-    kinds = sorted({str(s) for s in species if str(s) not in {"", "nan", "None"}})
-    models = sorted({str(m).replace("_", " ") for m in disease_models if str(m) not in {"", "nan", "None"}})
+    kinds = sorted({display_label(s, "species") for s in species if str(s) not in {"", "nan", "None"}})
+    models = sorted(
+        {display_label(m, "disease_model") for m in disease_models if str(m) not in {"", "nan", "None"}}
+    )
     reason = (
         f"animal evidence ({', '.join(kinds) or 'species not entered'}; "
         f"{len(models)} disease model{'s' if len(models) != 1 else ''}: {', '.join(models) or 'not entered'}) "
