@@ -629,10 +629,15 @@ def arm_moderators(arms: pd.DataFrame, taken: set[str]) -> pd.DataFrame:
 def _typed(values: pd.Series) -> pd.Series:
     """Numbers as float when every value reads as one, else text (None where empty)."""
 
-    def number(value: object) -> float:
+    def number(value: object) -> float | None:
         if isinstance(value, bool):
-            raise ValueError("a truth value")
-        return float(value) if isinstance(value, (int, float)) else parse_number(str(value))
+            return None  # a truth value is a category, not a number
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_number(str(value))
+        except ValueError:
+            return None
 
     def text(value: object) -> str | None:
         if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -642,12 +647,8 @@ def _typed(values: pd.Series) -> pd.Series:
         return " ".join(str(value).split()) or None
 
     cleaned = values.map(text)
-    present = cleaned.dropna()
-    try:
-        numbers = [number(v) for v in values[cleaned.notna()]]
-    except ValueError:
-        return cleaned.astype(object)
-    if not len(present):
+    numbers = [number(v) for v in values[cleaned.notna()]]
+    if not numbers or any(n is None for n in numbers):
         return cleaned.astype(object)
     out = pd.Series(np.nan, index=values.index, dtype=float)
     out[cleaned.notna()] = np.asarray(numbers, dtype=float)
