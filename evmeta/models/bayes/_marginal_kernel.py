@@ -23,11 +23,17 @@ def log_posterior(x, grad, y, a, Q, R_inv, inner, sizes, parent, cfam, cpar, tfa
     into ``grad``. Families: coefficient 0 normal(mu, sigma), 1 student_t(nu, mu, sigma);
     SD 0 halfnormal(sigma), 1 halfcauchy(beta), 2 halfstudent_t(nu, sigma), 3
     exponential(lam), 4 lognormal(mu, sigma) (PyMC's parametrizations)."""
-    k, p = Q.shape
-    L = sizes.shape[0]
-    theta = x[:p]
-    eta = x[p:]
+    p = Q.shape[1]
     grad[:] = 0.0
+    lp = _coefficient_prior(x[:p], grad, R_inv, cfam, cpar)
+    lp += _tau_prior(x[p:], grad, p, tfam, tpar)
+    return lp + _likelihood(x, grad, y, a, Q, inner, sizes, parent)
+
+
+@njit(cache=True, nogil=True)
+def _coefficient_prior(theta, grad, R_inv, cfam, cpar):
+    """Coefficient priors on beta = R^-1 theta; adds d/d theta to ``grad[:p]``."""
+    p = theta.shape[0]
     lp = 0.0
     beta = R_inv @ theta
     g_beta = np.zeros(p)
@@ -42,9 +48,15 @@ def log_posterior(x, grad, y, a, Q, R_inv, inner, sizes, parent, cfam, cpar, tfa
             lp -= 0.5 * (nu + 1.0) * np.log1p(z * z / nu)
             g_beta[j] = -(nu + 1.0) * z / (nu + z * z) / sigma
     grad[:p] += R_inv.T @ g_beta
-    tau = np.exp(eta)
-    for level in range(L):
-        t, f = tau[level], tfam[level]
+    return lp
+
+
+@njit(cache=True, nogil=True)
+def _tau_prior(eta, grad, p, tfam, tpar):
+    """SD priors with the Jacobian of tau = exp(eta); adds d/d eta to ``grad[p:]``."""
+    lp = 0.0
+    for level in range(eta.shape[0]):
+        t, f = np.exp(eta[level]), tfam[level]
         if f == 0:
             u = t / tpar[level, 0]
             lp += -0.5 * u * u + eta[level]
@@ -66,7 +78,16 @@ def log_posterior(x, grad, y, a, Q, R_inv, inner, sizes, parent, cfam, cpar, tfa
             d = (eta[level] - mu) / s
             lp += -0.5 * d * d  # log-normal density times the Jacobian tau: normal in log tau
             grad[p + level] += -d / s
-    # Likelihood, forward.
+    return lp
+
+
+@njit(cache=True, nogil=True)
+def _likelihood(x, grad, y, a, Q, inner, sizes, parent):
+    """The marginal log-likelihood (group-sum recursion) and its gradient (added to ``grad``)."""
+    k, p = Q.shape
+    L = sizes.shape[0]
+    theta = x[:p]
+    tau = np.exp(x[p:])
     r = np.empty(k)  # y - Q theta, as loops (BLAS calls cost more than they save at this size)
     for i in range(k):
         acc = y[i]
@@ -94,8 +115,7 @@ def log_posterior(x, grad, y, a, Q, R_inv, inner, sizes, parent, cfam, cpar, tfa
                 up = parent[level, j]
                 S_a[level - 1, up] += S_a[level, j] / g
                 S_ar[level - 1, up] += S_ar[level, j] / g
-    lp += -0.5 * (quad + logdet)
-    # Likelihood, backward: A_a, A_ar = d ll / d S_a, d ll / d S_ar of each group.
+    # Backward: A_a, A_ar = d ll / d S_a, d ll / d S_ar of each group, outermost first.
     A_a = np.zeros((L, M))
     A_ar = np.zeros((L, M))
     for level in range(L):
@@ -117,4 +137,4 @@ def log_posterior(x, grad, y, a, Q, R_inv, inner, sizes, parent, cfam, cpar, tfa
         d_r = -a[i] * r[i] + a[i] * A_ar[L - 1, inner[i]]
         for j in range(p):
             grad[j] -= Q[i, j] * d_r
-    return lp
+    return -0.5 * (quad + logdet)
