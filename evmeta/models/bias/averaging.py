@@ -308,6 +308,14 @@ def bias_model_averaging(
     notes = (EQUAL_VARIANCES,) if np.ptp(v) <= 1e-12 * np.max(v) else ()
     if cluster_of is not None:
         notes += (MULTILEVEL_NOTE,)
+    if "quadrature_error" in models:
+        loose = models.loc[models["quadrature_error"] > 1e-6, "model"]
+        if len(loose):
+            notes += (
+                f"the nested quadrature of {len(loose)} selection model(s) ({', '.join(loose[:3])}) changed by "
+                f"up to {models['quadrature_error'].max():.2g} on the log marginal likelihood at its last "
+                "refinement (the grid could not be refined further): see the quadrature_error column",
+            )
     marginal_means = None
     if terms is not None and terms.factor is not None:
         marginal_means = level_means_table(models, fits, terms, level)

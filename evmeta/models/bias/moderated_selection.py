@@ -44,7 +44,7 @@ TOL = 1e-6
 MAX_REFINE = 2
 MAX_GROW = 30
 #: Most nodes of one outer x middle grid.
-MAX_NODES = 3_000_000
+MAX_NODES = 20_000_000
 LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
@@ -349,7 +349,11 @@ def moderated_selection_marginal(
         outer = [axis.rescaled(axis.h / np.sqrt(2.0)) for axis in outer]
         mu_axis = mu_axis.rescaled(mu_axis.h / np.sqrt(2.0)) if mu_axis is not None else None
         levels = _LevelGrids(levels.step / np.sqrt(2.0), levels.span)
-        log_z = _closed_grid(problem, outer, mu_axis, levels)
+        try:
+            log_z = _closed_grid(problem, outer, mu_axis, levels)
+        except ModelError:  # the finer grid is too large: keep the last one and its measured change
+            outer, mu_axis, levels, log_z = coarse
+            break
         error = abs(log_z - coarse[3])
         if error <= TOL:
             break
