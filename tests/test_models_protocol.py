@@ -44,6 +44,7 @@ def results():
         "pet-peese": em.models.pet_peese(pooled),
         "selection": em.models.selection_model(pooled, alternative="less"),
         "bias averaging": em.models.bias_model_averaging(BCG),
+        "bias averaging with a moderator": em.models.bias_model_averaging(BCG, mods="~ alloc"),
     }
 
 
@@ -71,7 +72,11 @@ def test_every_result_refuses_attribute_assignment(results):
 def test_predict_gives_the_protocol_columns(results):
     for name, result in results.items():
         table = result.predict(level=0.9)
-        spread = "posterior_sd" if name in {"bayes quadrature", "bias averaging"} else "se"
+        spread = (
+            "posterior_sd"
+            if name in {"bayes quadrature", "bias averaging", "bias averaging with a moderator"}
+            else "se"
+        )
         assert list(table.columns[:6]) == ["pred", spread, "ci_low", "ci_high", "pi_low", "pi_high"], name
         assert (table["ci_low"] <= table["pred"]).all() and (table["pred"] <= table["ci_high"]).all(), name
 

@@ -41,6 +41,13 @@ from evmeta.models.base.design import ModelData, as_frame, prepare
 from evmeta.models.base.protocol import POSTERIOR_SD, Summary, check_level, resolve_level
 from evmeta.models.base.result_parts import PrintsSummary
 from evmeta.models.bias.marginal import EnsemblePriors, MarginalFit, normal_marginal, selection_marginal
+from evmeta.models.bias.moderated_ensemble import (
+    MULTILEVEL_NOTE,
+    few_per_level_notes,
+    fit_moderated_ensemble,
+    level_means_table,
+)
+from evmeta.models.bias.moderator_terms import encode_moderators
 
 #: The note when every comparison has the same sampling variance.
 EQUAL_VARIANCES = (
@@ -79,6 +86,12 @@ class BiasAveragingResult(PrintsSummary):
     inputs: ModelData = field(repr=False)
     components: dict[str, MarginalFit] = field(repr=False, default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: Bias-adjusted, model-averaged mean of each level of the categorical moderator
+    #: (estimate, posterior_sd, ci_low, ci_high, k; numeric moderators at their mean); None
+    #: without one.
+    marginal_means: pd.DataFrame | None = None
+    moderators: tuple[str, ...] = ()
+    cluster: str | None = None
 
     @property
     def k(self) -> int:
@@ -164,12 +177,24 @@ class BiasAveragingResult(PrintsSummary):
         """A RoBMA-like printout (:class:`~evmeta.models.base.protocol.Summary`): inclusion
         Bayes factors and the models, above the table of the effect."""
         level = resolve_level(level, self.level)
-        title = f"Bayesian model averaging over publication-bias models (k = {self.k}; 16 models)"
+        title = (
+            f"Bayesian model averaging over publication-bias models (k = {self.k}; {len(self.models)} models)"
+        )
+        means = (
+            []
+            if self.marginal_means is None
+            else [
+                "",
+                "Bias-adjusted marginal means (model-averaged):",
+                *self.marginal_means.to_string(float_format=lambda x: f"{x:.4g}").splitlines(),
+            ]
+        )
         lines = [
             "Inclusion Bayes factors: "
             + "; ".join(f"{name} {value:.3g}" for name, value in self.inclusion_bf.items()),
             "",
             *self.models.to_string(index=False, float_format=lambda x: f"{x:.4g}").splitlines(),
+            *means,
             *(f"Note: {note}" for note in self.notes),
         ]
         return Summary(title, lines, self.coef_table(level), level)
@@ -200,6 +225,10 @@ class BiasAveragingResult(PrintsSummary):
         out["models"] = self.models.to_dict(orient="records")
         out["priors"] = self.priors.describe()
         out["notes"] = list(self.notes)
+        out["moderators"] = list(self.moderators)
+        out["cluster"] = self.cluster
+        if self.marginal_means is not None:
+            out["marginal_means"] = self.marginal_means.reset_index().to_dict(orient="records")
         return out
 
 
@@ -211,8 +240,11 @@ def bias_model_averaging(
     priors: str | EnsemblePriors | None = None,
     selection_cut: float = 0.025,
     level: float = 0.95,
+    mods: str | None = None,
+    cluster: str | None = None,
 ) -> BiasAveragingResult:
-    """Average 16 effect x heterogeneity x publication-bias models by their marginal likelihoods.
+    """Average 16 effect x heterogeneity x publication-bias models (x 2^m moderator subsets)
+    by their marginal likelihoods.
 
     Parameters
     ----------
@@ -228,6 +260,18 @@ def bias_model_averaging(
         One-sided p-value cut-point of the step selection model.
     level : float
         Credible level of the model-averaged interval.
+    mods : str, optional
+        ``"~ a + b"``: each term (a categorical column, one coefficient per level; a numeric
+        column, one slope per SD) is in or out of every model with prior probability 1/2
+        (:mod:`evmeta.models.bias.moderator_terms`), coefficients ~ normal(0,
+        ``priors.moderator_sd``). Adds an inclusion Bayes factor per term and, with a
+        categorical term, the bias-adjusted marginal means per level.
+    cluster : str, optional
+        A column of study ids: the models get a random effect of study (RoBMA's multilevel
+        parameterization, :mod:`evmeta.models.bias.moderated_normal`). Only the no-bias,
+        PET and PEESE models are kept (prior 1/2, 1/4, 1/4): a step-selection model with
+        study effects has no closed-form normalizing constant per study, and evmeta does
+        not approximate it; a note says so.
 
     Returns
     -------
@@ -236,7 +280,8 @@ def bias_model_averaging(
     Raises
     ------
     ModelError
-        Fewer than 2 comparisons, missing or non-positive variances, unknown priors.
+        Fewer than 2 comparisons, missing or non-positive variances, unknown priors, a bad
+        moderator formula or cluster column.
     """
     y, v = _arrays(data, yi, vi)
     inputs = prepare(as_frame(data), y, v, None)
@@ -244,16 +289,37 @@ def bias_model_averaging(
     ensemble_priors = _resolve_priors(priors)
     if not 0 < selection_cut < 1:
         raise ModelError(f"selection_cut must lie in (0, 1), got {selection_cut}")
-    rows, fits = _fit_ensemble(y, v, ensemble_priors, selection_cut)
-    models = _posterior_table(rows)
+    if mods is None and cluster is None:
+        rows, fits = _fit_ensemble(y, v, ensemble_priors, selection_cut)
+        terms, cluster_of = None, None
+    else:
+        terms, cluster_of = _moderator_inputs(data, mods, cluster, len(y))
+        rows, fits = fit_moderated_ensemble(y, v, ensemble_priors, selection_cut, terms, cluster_of)
+    models = _posterior_table(rows, terms)
     inclusion = {
         "effect": _inclusion_bf(models, models["effect"]),
         "heterogeneity": _inclusion_bf(models, models["heterogeneity"]),
         "bias": _inclusion_bf(models, models["bias"] != "none"),
     }
+    for name in terms.names if terms is not None else ():
+        inclusion[name] = _inclusion_bf(models, models[f"with_{name}"])
     averaged = _mixture(models, fits, level, effect_only=False)
     conditional = _mixture(models, fits, level, effect_only=True)
-    notes = (EQUAL_VARIANCES,) if np.ptp(v) <= 1e-12 * np.max(v) else ()
+    notes: tuple[str, ...] = (EQUAL_VARIANCES,) if np.ptp(v) <= 1e-12 * np.max(v) else ()
+    if cluster_of is not None:
+        notes += (MULTILEVEL_NOTE,)
+    if "quadrature_error" in models:
+        loose = models.loc[models["quadrature_error"] > 1e-6, "model"]
+        if len(loose):
+            notes += (
+                f"the nested quadrature of {len(loose)} selection model(s) ({', '.join(loose[:3])}) changed by "
+                f"up to {models['quadrature_error'].max():.2g} on the log marginal likelihood at its last "
+                "refinement (the grid could not be refined further): see the quadrature_error column",
+            )
+    marginal_means = None
+    if terms is not None and terms.factor is not None:
+        marginal_means = level_means_table(models, fits, terms, level)
+        notes += few_per_level_notes(terms)
     return BiasAveragingResult(
         models=models,
         inclusion_bf=inclusion,
@@ -269,16 +335,39 @@ def bias_model_averaging(
         components=fits,
         inputs=inputs,
         notes=notes,
+        marginal_means=marginal_means,
+        moderators=terms.names if terms is not None else (),
+        cluster=cluster,
     )
 
 
-def _posterior_table(rows: list[dict]) -> pd.DataFrame:
+def _moderator_inputs(data, mods, cluster, k):
+    frame = as_frame(data)
+    if frame is None:
+        raise ModelError("mods= and cluster= name columns: pass the data frame as data")
+    terms = encode_moderators(frame, mods) if mods is not None else None
+    cluster_of = None
+    if cluster is not None:
+        if cluster not in frame.columns:
+            raise ModelError(
+                f"cluster={cluster!r} is not a column; columns: {', '.join(map(str, frame.columns))}"
+            )
+        if frame[cluster].isna().any():
+            raise ModelError(f"cluster column {cluster!r} has missing values")
+        cluster_of = pd.factorize(frame[cluster])[0]
+    return terms, cluster_of
+
+
+def _posterior_table(rows: list[dict], terms=None) -> pd.DataFrame:
     """The models table with posterior model probabilities (prior x marginal likelihood)."""
     models = pd.DataFrame(rows)
     log_post = np.log(models["prior_prob"]) + models["log_marginal_likelihood"]
     models["posterior_prob"] = np.exp(log_post - special.logsumexp(log_post))
-    order = ["model", "effect", "heterogeneity", "bias", "prior_prob", "posterior_prob"]
-    return models[[*order, "log_marginal_likelihood", "mu_mean", "slope_mean"]]
+    order = ["model", "effect", "heterogeneity", "bias"]
+    order += [f"with_{name}" for name in (terms.names if terms is not None else ())]
+    order += ["prior_prob", "posterior_prob"]
+    extra = ["quadrature_error"] if "quadrature_error" in models else []
+    return models[[*order, "log_marginal_likelihood", "mu_mean", "slope_mean", *extra]]
 
 
 def _fit_ensemble(y: np.ndarray, v: np.ndarray, ensemble_priors: EnsemblePriors, selection_cut: float):

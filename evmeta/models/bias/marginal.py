@@ -21,7 +21,7 @@ posterior.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -50,7 +50,10 @@ class EnsemblePriors:
 
     mu ~ normal(0, mu_sd); tau ~ inverse-gamma(tau_shape, tau_scale); PET slope ~
     half-normal(pet_sd); PEESE slope ~ half-normal(peese_sd); selection weight omega of
-    p-values above the cut-point ~ uniform(0, 1) (a cumulative Dirichlet(1, 1)).
+    p-values above the cut-point ~ uniform(0, 1) (a cumulative Dirichlet(1, 1)); each
+    moderator coefficient (a level's deviation from mu, or the slope per SD of a numeric
+    moderator) ~ normal(0, moderator_sd) (RoBMA 3's default, 0.25); in multilevel models the
+    share of tau^2 between studies rho ~ beta(1, 1) (RoBMA's ``priors_hierarchical``).
     """
 
     mu_sd: float = 1.0
@@ -59,6 +62,7 @@ class EnsemblePriors:
     pet_sd: float = 1.0
     peese_sd: float = 5.0
     tau_lognormal: tuple[float, float] | None = None  # (mu, sigma): replaces the inverse gamma
+    moderator_sd: float = 0.25
 
     def log_tau_density(self, tau: np.ndarray) -> np.ndarray:
         """Log prior density of tau (per unit tau)."""
@@ -80,6 +84,8 @@ class EnsemblePriors:
             "pet": f"halfnormal({self.pet_sd:g})",
             "peese": f"halfnormal({self.peese_sd:g})",
             "omega": "uniform(0, 1)",
+            "moderators": f"normal(0, {self.moderator_sd:g})",
+            "rho": "beta(1, 1)",
         }
 
 
@@ -92,6 +98,12 @@ class MarginalFit:
     mu_sds: np.ndarray
     mu_weights: np.ndarray
     slope_mean: float = float("nan")  # posterior mean of the PET/PEESE slope (NaN otherwise)
+    #: Posterior of each level's mean of a categorical moderator, (means, sds, weights) per level
+    #: (empty without one).
+    level_components: list = field(default_factory=list)
+    #: Measured convergence of the quadrature (log scale; 0 where the integral is closed form
+    #: up to the fixed tau grid).
+    error: float = 0.0
 
     @property
     def mu_mean(self) -> float:
