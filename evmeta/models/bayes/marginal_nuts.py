@@ -51,6 +51,17 @@ def applicable(priors: PriorSet, *, student_t: bool, V: np.ndarray | None) -> bo
     )
 
 
+def orthogonal_design(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NUTS moves theta = R* beta on the orthogonal design Q* = Q sqrt(k - 1) (X = QR), which
+    removes the correlation between coefficients (e.g. an intercept and an uncentred
+    moderator); the priors stay on beta = R*^-1 theta (a linear map: constant Jacobian).
+    Returns (Q*, R*^-1); shared by this path and the PyMC model."""
+    k = X.shape[0]
+    Q, R = np.linalg.qr(X)
+    scale = np.sqrt(max(k - 1, 1))
+    return Q * scale, np.linalg.inv(R / scale)
+
+
 def _params(priors: list[Prior], codes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     family = np.array([codes[p.family] for p in priors], dtype=np.int64)
     params = np.zeros((len(priors), 3))
@@ -75,11 +86,9 @@ class MarginalModel:
     """
 
     def __init__(self, y: np.ndarray, v: np.ndarray, X: np.ndarray, structure: NestedStructure, priors: PriorSet):
-        k, p = X.shape
-        Q, R = np.linalg.qr(X)
-        scale = np.sqrt(max(k - 1, 1))
-        self.Q_star = np.ascontiguousarray(Q * scale)
-        self.R_inv = np.ascontiguousarray(np.linalg.inv(R / scale))
+        p = X.shape[1]
+        Q_star, R_inv = orthogonal_design(X)
+        self.Q_star, self.R_inv = np.ascontiguousarray(Q_star), np.ascontiguousarray(R_inv)
         # Fresh writable C arrays: one compiled signature whatever the caller passes.
         self.y = np.array(y, dtype=float, order="C")
         self.a = np.array(1.0 / np.asarray(v, dtype=float), order="C")

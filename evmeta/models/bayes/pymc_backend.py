@@ -124,13 +124,11 @@ def build_model(
     """
     pm, pt = _import_pymc()
     sampled_levels = [0] if student_t else []
-    k, p = X.shape
-    # QR reparametrization: NUTS moves theta = R* beta on the orthogonal design Q*, which
-    # removes the correlation between coefficients (e.g. an intercept and an uncentred
-    # moderator); the priors stay on beta (a linear map: constant Jacobian).
-    Q, R = np.linalg.qr(X)
-    scale = np.sqrt(max(k - 1, 1))
-    Q_star, R_inv = Q * scale, np.linalg.inv(R / scale)
+    from evmeta.models.bayes.marginal_nuts import orthogonal_design
+
+    p = X.shape[1]
+
+    Q_star, R_inv = orthogonal_design(X)
     with pm.Model() as model:
         theta = pm.Flat("theta", shape=p)
         beta = pm.Deterministic("beta", pt.dot(pt.as_tensor_variable(R_inv), theta))
