@@ -71,18 +71,36 @@ def test_the_returned_run_is_frozen(tmp_path):
     state = RunState(spec=None, output=tmp_path / "staging", comparisons=None, exclusions=pd.DataFrame())
     state.notes.append("a note")
     state.files.append(tmp_path / "staging" / "results.csv")
-    state.tables["bias"] = pd.DataFrame()
+    state.tables = state.tables.with_(bias=pd.DataFrame())
     run = state.freeze(tmp_path / "report")
     assert isinstance(run, AnalysisRun) and run.notes == ("a note",)
     assert run.files == (tmp_path / "report" / "results.csv",)
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.notes = ()  # type: ignore[misc]
+    assert run.tables.bias is not None and run.tables.sensitivity is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.tables.bias = None  # type: ignore[misc]
     with pytest.raises(TypeError):
-        run.tables["other"] = pd.DataFrame()  # type: ignore[index]
+        run.tables.with_(no_such_table=pd.DataFrame())
+    contrasts = run.tables.with_contrasts("isolation_method", pd.DataFrame()).bayes_contrasts
+    with pytest.raises(TypeError):
+        contrasts["other"] = pd.DataFrame()  # type: ignore[index]
 
 
 def test_no_layer_reads_a_model_by_a_string_key():
     pattern = re.compile(r"""\brun\.models(\[|\.get\(|\.items\(\))""")
+    found = [
+        f"{path.relative_to(PACKAGE)}:{n}"
+        for path in PACKAGE.rglob("*.py")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, found
+
+
+def test_no_layer_reads_a_table_by_a_string_key():
+    """The derived tables are typed fields of :class:`evmeta.run_tables.RunTables`."""
+    pattern = re.compile(r"""\.tables(\[|\.get\(|\.items\(\)|\.keys\(\))|\bin run\.tables\b(?!\.)""")
     found = [
         f"{path.relative_to(PACKAGE)}:{n}"
         for path in PACKAGE.rglob("*.py")

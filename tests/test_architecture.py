@@ -35,6 +35,7 @@ LAYERS = {
     "comparisons": 4,
     "models": 5,
     "results": 6,
+    "run_tables": 6,  # the derived tables of a run, beside its models (results)
     "plots": 7,
     "report": 8,
     "analysis": 9,

@@ -18,6 +18,7 @@ from evmeta.analysis.consistency import TITLE, consistency, threshold_sentences
 from evmeta.analysis.spec import FiguresSection, FrequentistSection
 from evmeta.report.sections import render_sections
 from evmeta.results import AnalysisModels
+from evmeta.run_tables import RunTables
 from tests.conftest import ROOT
 
 DATA = pd.DataFrame(
@@ -49,7 +50,7 @@ def _run(tmp_path, **frequentist):
         spec=spec,
         output=tmp_path,
         models=AnalysisModels(),
-        tables={},
+        tables=RunTables(),
         notes=[],
         files=[],
         report_sections=[],
@@ -68,17 +69,19 @@ def _run(tmp_path, **frequentist):
 def test_stage_fits_writes_and_renders_the_consistency_section(tmp_path):
     run, table = _run(tmp_path, scale="~ isolation_method", thresholds=[0, 0.5], method="REML")
     consistency(run, table)
-    assert {"consistency.csv", "thresholds.csv", "heterogeneity_levels.csv"} <= {p.name for p in run.files}
-    levels = pd.read_csv(tmp_path / "consistency.csv")
+    # The stage records typed tables; the pipeline writes them (consistency.csv, ...) at the end.
+    files = dict(run.tables.csv_files())
+    assert {"consistency.csv", "thresholds.csv", "heterogeneity_levels.csv"} <= set(files)
+    levels = run.tables.consistency
     assert set(levels["label"]) == {"UC", "SEC", "precipitation"} and levels["k"].sum() == len(table)
     fit = run.models.location_scale
     np.testing.assert_allclose(
         levels.sort_values("label")["tau2"], fit.heterogeneity_table().sort_values("label")["tau2"]
     )
-    probabilities = pd.read_csv(tmp_path / "thresholds.csv")
+    probabilities = run.tables.thresholds
     assert set(probabilities["model"]) == {"random_effects", "location_scale"}
     assert len(probabilities) == 2 * (1 + 3)
-    multilevel = pd.read_csv(tmp_path / "heterogeneity_levels.csv")
+    multilevel = run.tables.heterogeneity_levels
     assert list(multilevel["level"]) == ["study_id", "experiment_id", "total"]
     assert multilevel["r2_marginal"].notna().sum() == 1
     assert (multilevel["i2_ci_low"] <= multilevel["i2_ratio"] + 1e-9).all()
@@ -90,7 +93,7 @@ def test_stage_fits_writes_and_renders_the_consistency_section(tmp_path):
     assert "of a true effect above 0.5 SD" in html and "of a true benefit (effect above 0)" in html
     assert "Heterogeneity per level of the multilevel model" in html and "30 refits" in html
     assert html.count("<svg") == 2 and "Orchard plot by isolation_method" in html
-    contrasts = run.tables["bayes_tau_contrasts"]
+    contrasts = run.tables.bayes_tau_contrasts
     assert len(contrasts) == 2 and contrasts["p_tau_less"].between(0, 1).all() and "P(τ_level" in html
     assert (tmp_path / "orchard.svg").exists() and (tmp_path / "caterpillar.svg").exists()
 

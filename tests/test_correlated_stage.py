@@ -23,6 +23,7 @@ from evmeta.analysis.spec import parse_spec
 from evmeta.errors import SpecError
 from evmeta.harmonize.assumed_covariance import sampling_covariance
 from evmeta.report.sections import render_sections
+from evmeta.run_tables import RunTables
 from tests.conftest import DATA, ROOT
 
 REFERENCE = json.loads((ROOT / "tests/reference/aggregate_vcalc.json").read_text())
@@ -61,7 +62,7 @@ def _ishak_comparisons() -> pd.DataFrame:
 
 def _run(tmp_path, spec):
     return SimpleNamespace(
-        spec=spec, output=tmp_path, models={}, tables={}, notes=[], files=[], report_sections=[]
+        spec=spec, output=tmp_path, models={}, tables=RunTables(), notes=[], files=[], report_sections=[]
     )
 
 
@@ -126,7 +127,7 @@ def test_sweep_refits_the_main_model_and_reports(tmp_path):
     combined = combine_outcomes(table, spec.comparisons.combine_outcomes)
     run = _run(tmp_path, spec)
     correlated_effects(run, SimpleNamespace(table=combined.table, combined=combined, uncombined=table))
-    frame = pd.read_csv(tmp_path / "correlation_sensitivity.csv")
+    frame = run.tables.correlation_sensitivity  # written as correlation_sensitivity.csv by the pipeline
     assert list(frame["rho"]) == [0.0, 0.5, 0.9] and list(frame["used"]) == [False, True, False]
     # rho = 0 is inverse-variance pooling within studies, then the random-effects model.
     independent = em.harmonize.aggregate_comparisons(table, "study_id", rho=0.0)
@@ -147,7 +148,7 @@ def test_correlation_gives_V_and_its_sweep(tmp_path):
     np.testing.assert_allclose(V, expected, rtol=1e-12)
     np.testing.assert_allclose(V, np.array(REFERENCE["ishak"]["V_phi09"]), rtol=1e-8, atol=1e-14)
     correlated_effects(run, SimpleNamespace(table=table, combined=None, uncombined=None))
-    frame = run.tables["correlation_sensitivity"]
+    frame = run.tables.correlation_sensitivity
     assert list(frame["rho"]) == [0.0, 0.3, 0.5] and frame["used"].tolist() == [False, False, True]
     fit = em.multilevel_meta_analysis(table, random=["study_id", "experiment_id"], V=V, test="t")
     assert frame["estimate"].iloc[2] == pytest.approx(fit.estimate, rel=1e-10)

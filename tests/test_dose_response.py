@@ -18,6 +18,7 @@ import evmeta as em
 from evmeta.errors import ModelError
 from evmeta.models.dose_response.spline import NaturalSpline, spline_at_quantiles
 from evmeta.results import AnalysisModels
+from evmeta.run_tables import RunTables
 
 ROOT = Path(__file__).resolve().parent
 REFERENCE = json.loads((ROOT / "reference" / "dose_response.json").read_text())
@@ -418,7 +419,7 @@ def _run(tmp_path, section: dict):
     return SimpleNamespace(
         spec=spec,
         models=AnalysisModels(),
-        tables={},
+        tables=RunTables(),
         notes=[],
         files=[],
         report_sections=[],

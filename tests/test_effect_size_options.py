@@ -31,6 +31,7 @@ from evmeta.harmonize.effects import hedges_correction
 from evmeta.harmonize.or_to_smd import LOGISTIC_FACTOR, log_odds_ratio_to_smd, smd_to_log_odds_ratio
 from evmeta.report.methods import methods_paragraph
 from evmeta.results import AnalysisModels
+from evmeta.run_tables import RunTables
 from tests.conftest import ROOT
 
 REF = json.loads((ROOT / "tests/reference/effect_size_options.json").read_text())
@@ -365,7 +366,7 @@ def _methods(measure, table=None, **comparisons):
         SimpleNamespace(
             spec=spec,
             models=AnalysisModels(random_effects=main),
-            tables={},
+            tables=RunTables(analysis_table=data),
             notes=[],
             provenance={},
             comparisons=SimpleNamespace(table=table if table is not None else data),

@@ -136,7 +136,7 @@ def test_a_table_of_another_intervention_runs_without_ev_words_or_checks(tmp_pat
         '[figures]\nformats = ["svg"]\nforest_by = "species"\n'
     )
     run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
-    table = run.tables["comparisons"]
+    table = run.tables.pooled
     assert (table["preparation_kind"] == "non_ev").all()
     assert table[["isolation_method", "quality_score", "misev_items_reported"]].isna().all().all()
     for note in run.notes:
@@ -145,7 +145,7 @@ def test_a_table_of_another_intervention_runs_without_ev_words_or_checks(tmp_pat
         "sensitivity analysis at low risk of bias: not run, because no risk-of-bias judgements are entered."
         in run.notes
     )
-    certainty = run.tables["certainty"].set_index("domain")
+    certainty = run.tables.certainty.set_index("domain")
     assert (
         certainty.loc["risk_of_bias", "reason"] == "no SYRCLE judgements were entered for these comparisons"
     )

@@ -72,13 +72,14 @@ def test_bias_table_gets_the_multilevel_rows_and_a_note_when_n_is_missing():
     from types import SimpleNamespace
 
     from evmeta.analysis.multilevel_bias import extend_bias_table
+    from evmeta.run_tables import RunTables
 
     fit = em.multilevel_meta_analysis(K11, random=RANDOM)
     run = SimpleNamespace(
-        models=AnalysisModels(multilevel=fit), tables={"bias": pd.DataFrame([{"test": "Egger"}])}, notes=[]
+        models=AnalysisModels(multilevel=fit), tables=RunTables(bias=pd.DataFrame([{"test": "Egger"}])), notes=[]
     )
     extend_bias_table(run)
-    table = run.tables["bias"]
+    table = run.tables.bias
     assert len(table) == 2 and table["test"].iloc[1].startswith("Multilevel Egger / PET-PEESE, predictor sei")
     assert table["estimate"].iloc[1] == pytest.approx(REF["REML"]["peese_beta"][0], rel=1e-5)
     assert any("sqrt_inv_n" in note and "n_treat" in note for note in run.notes)

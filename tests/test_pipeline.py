@@ -52,6 +52,20 @@ def test_every_output_is_written(run):
     assert not missing
 
 
+def test_every_derived_table_is_written_as_its_csv(run):
+    """Each typed table of the run is ``<field>.csv`` in the report folder (CSV keeps codes)."""
+    written = dict(run.tables.csv_files())
+    for name in ["comparisons.csv", "bias.csv", "sensitivity.csv", "subgroup_tests.csv",
+                 "isolation_evidence.csv", "bayes_factors.csv", "bayes_contrasts_isolation_method.csv",
+                 "preclinical_prior_sensitivity.csv", "selection_weights.csv", "certainty.csv"]:  # fmt: skip
+        assert name in written, name
+    for name, frame in written.items():
+        path = run.output / name
+        assert path in run.files, name
+        assert len(pd.read_csv(path)) == len(frame), name
+    assert pd.read_csv(run.output / "bias.csv")["test"].tolist() == run.tables.bias["test"].tolist()
+
+
 def test_report_names_every_included_study_and_states_recovery(run):
     text = (run.output / "report.html").read_text()
     table = pd.read_csv(run.output / "comparisons.csv")
@@ -66,7 +80,7 @@ def test_report_names_every_included_study_and_states_recovery(run):
     covered = run.recovery.set_index("parameter")["covered"]
     assert covered.sum() >= len(covered) - 2
     assert not covered["isolation_method[T.precipitation]"]  # the contrast the lab confounds
-    evidence = run.tables["isolation_evidence"].set_index("method")
+    evidence = run.tables.isolation_evidence.set_index("method")
     within = evidence.loc["precipitation", ["within_ci_low", "within_ci_high"]]
     assert within.iloc[0] <= -0.5 <= within.iloc[1]  # the within-study contrast recovers it
     assert "SEC minus UC" in text and "P(&gt; 0)" in text
@@ -190,7 +204,7 @@ def test_sensitivity_tables_share_the_filters(tmp_path):
         '[figures]\nformats = ["svg"]\n'
     )
     run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
-    rows = run.tables["sensitivity"].set_index("analysis")
+    rows = run.tables.sensitivity.set_index("analysis")
     main_k = int(rows.loc["main analysis", "k"])
     nmd = rows[rows.index.str.startswith("measure by the NMD rule")]
     assert len(nmd) == 1

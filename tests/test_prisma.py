@@ -24,6 +24,7 @@ from evmeta.plots._style import width_inches
 from evmeta.review.dedupe import dedupe_file
 from evmeta.review.prisma import PrismaCounts, PrismaError
 from evmeta.review.screening import included_study_rows, read_screening
+from evmeta.run_tables import RunTables
 from tests.conftest import EXAMPLE
 from tests.test_figure_layout import layout_problems
 from tests.test_screening import EXPORTS, SEARCH, fill_screening
@@ -248,11 +249,11 @@ def test_spec_section_draws_the_diagram_into_the_run(review, tmp_path):
         },
         source=tmp_path / "spec.toml",
     )
-    run = SimpleNamespace(spec=spec, output=tmp_path / "report", notes=[], tables={}, files=[], figures={})
+    run = SimpleNamespace(spec=spec, output=tmp_path / "report", notes=[], tables=RunTables(), files=[], figures={})
     prisma_stage.prisma(run)
     assert run.figures["prisma"][0].read_text(encoding="utf-8").count("<text") > 20
-    assert run.tables["prisma"]["n"].tolist() == list(HAND_COUNT.values())
-    assert (tmp_path / "report" / "prisma.csv").exists()
+    assert run.tables.prisma["n"].tolist() == list(HAND_COUNT.values())
+    assert "prisma.csv" in dict(run.tables.csv_files())
     inputs = prisma_stage.prisma_inputs(spec)
     assert len(inputs) == 5 and all(len(digest) == 64 for digest in inputs.values())
     import jinja2
@@ -273,9 +274,9 @@ def test_spec_without_prisma_section_does_nothing(tmp_path):
     from evmeta.analysis.spec import parse_spec
 
     spec = parse_spec({"analysis": {"name": "x", "extraction": str(EXAMPLE)}})
-    run = SimpleNamespace(spec=spec, output=tmp_path, notes=[], tables={}, files=[], figures={})
+    run = SimpleNamespace(spec=spec, output=tmp_path, notes=[], tables=RunTables(), files=[], figures={})
     prisma_stage.prisma(run)
-    assert run.figures == {} and run.tables == {}
+    assert run.figures == {} and run.tables.prisma is None
     with pytest.raises(em.SpecError, match="valid keys in \\[prisma\\]"):
         parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, "prisma": {"searches": []}})
 

@@ -95,7 +95,7 @@ def test_contents_list_only_the_sections_a_run_has(run, tmp_path):
     """A run without the Bayesian model, the bias analyses and the optional sections: its
     contents name none of them, and still resolve."""
     models = run.models.with_(bayesian=None, selection_model=None, bias_averaging={})
-    tables = {k: v for k, v in run.tables.items() if k != "isolation_evidence"}
+    tables = run.tables.with_(isolation_evidence=None)
     bare = dataclasses.replace(
         run, models=models, tables=tables, recovery=None, report_sections=[], output=tmp_path
     )
@@ -140,7 +140,7 @@ def test_vocabulary_values_are_words_in_the_report(run, report):
     """The disease models of the example, in the subgroup table, the summary of findings and
     the figures: as words; comparisons.csv keeps the codes."""
     words = {"focal cerebral ischaemia", "acute kidney injury (ischaemia-reperfusion)", "myocardial infarction"}
-    assert set(run.tables["comparisons"]["disease_model"]) == {
+    assert set(run.tables.pooled["disease_model"]) == {
         "focal_cerebral_ischemia", "aki_ischemia_reperfusion", "myocardial_infarction"
     }  # fmt: skip
     for code in ["focal_cerebral_ischemia", "aki_ischemia_reperfusion", "myocardial_infarction"]:

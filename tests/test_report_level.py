@@ -38,7 +38,7 @@ def test_every_model_is_fitted_at_the_level(run):
     fits = [models.main, models.meta_regression, models.multilevel, models.multilevel_regression,
             models.location_scale, models.dose_response, *models.subgroups.values()]  # fmt: skip
     assert all(fit is not None and fit.level == pytest.approx(0.9) for fit in fits)
-    evidence = run.tables["isolation_evidence"]
+    evidence = run.tables.isolation_evidence
     assert evidence.attrs["fit"].level == pytest.approx(0.9)
 
 

@@ -14,6 +14,7 @@ from evmeta.analysis.stages import _multilevel
 from evmeta.report.interpret import bias_disagreement, small_study_summary
 from evmeta.report.methods import inference_words, methods_paragraph
 from evmeta.results import AnalysisModels
+from evmeta.run_tables import RunTables
 
 
 def _table(k: int = 8) -> pd.DataFrame:
@@ -33,7 +34,11 @@ def _run(table, **frequentist):
     spec = parse_spec({"analysis": {"name": "x", "extraction": "e"}, "frequentist": frequentist})
     main = em.meta_analysis(table, test=spec.frequentist.test, level=spec.frequentist.level)
     return SimpleNamespace(
-        spec=spec, models=AnalysisModels(random_effects=main), tables={}, notes=[], provenance={}
+        spec=spec,
+        models=AnalysisModels(random_effects=main),
+        tables=RunTables(analysis_table=table),
+        notes=[],
+        provenance={},
     )
 
 

@@ -15,6 +15,7 @@ import evmeta as em
 from evmeta.report.results import HETEROGENEITY_COLUMNS, RESULT_COLUMNS
 from evmeta.report.sections import ReportSection
 from evmeta.report.tables import format_cell, html_table
+from evmeta.run_tables import RunTables
 from tests.conftest import ROOT
 
 
@@ -38,7 +39,7 @@ def test_results_csv_is_tidy(run):
     assert set(results.loc[results["model"].str.startswith("multilevel"), "test"]) == {"CR2"}
     subgroup = results[results["model"] == "subgroup:isolation_method"]
     assert set(subgroup["term"]) == {
-        f"isolation_method = {v}" for v in run.tables["comparisons"]["isolation_method"].unique()
+        f"isolation_method = {v}" for v in run.tables.pooled["isolation_method"].unique()
     }
     assert subgroup["k"].sum() == main.k
     bayes = results[results["model"] == "bayesian"]
@@ -142,7 +143,7 @@ def test_bayes_factor_disagreement_is_explained(run):
     separate τ², meta-regression coefficients and some credible intervals find an effect
     (the common-τ² subgroup test alone does not): the report must explain it."""
     body = _body(run)
-    bf = run.tables["bayes_factors"].set_index("term").loc["isolation_method", "bf10"]
+    bf = run.tables.bayes_factors.set_index("term").loc["isolation_method", "bf10"]
     subgroups = run.models.subgroups["isolation_method"]
     assert bf < 1 / 3 and subgroups.q_between_pvalue < 0.05 <= subgroups.q_between_common_pvalue
     notes = [n for n in re.findall(r'<p class="key">(.*?)</p>', body, flags=re.DOTALL) if "Lindley" in n]
@@ -164,12 +165,12 @@ def _stub_run(bf10: float, lower: float, upper: float, p_separate: float, p_comm
         models=SimpleNamespace(
             bayesian=bayes, subgroups={"method": subgroups}, meta_regression=None, multilevel_regression=None
         ),
-        tables={
-            "bayes_factors": pd.DataFrame({"term": ["method"], "bf10": [bf10]}),
-            "contrasts:method": pd.DataFrame(
-                {"level": ["b"], "versus": ["a"], "ci_low": [lower], "ci_high": [upper]}
-            ),
-        },
+        tables=RunTables(
+            bayes_factors=pd.DataFrame({"term": ["method"], "bf10": [bf10]}),
+            bayes_contrasts={
+                "method": pd.DataFrame({"level": ["b"], "versus": ["a"], "ci_low": [lower], "ci_high": [upper]})
+            },
+        ),
     )
 
 

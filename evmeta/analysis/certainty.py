@@ -235,14 +235,12 @@ def _setting(table: pd.DataFrame, intervention: str = DEFAULT_INTERVENTION) -> l
 def _write(run: RunState, summary: SummaryOfFindings) -> None:
     from evmeta.report.certainty.word import write_summary_docx
     from evmeta.report.sections import ReportSection
-    from evmeta.sheets.export import write_csv
 
     frame = summary.to_frame()
-    run.tables["certainty"] = frame
-    run.files.append(write_csv(frame, run.output / "certainty.csv"))
+    run.tables = run.tables.with_(certainty=frame)
     a = run.spec.analysis
     docx_path = run.output / "summary_of_findings.docx"
-    setting = _setting(run.tables["comparisons"], a.intervention)
+    setting = _setting(run.tables.pooled, a.intervention)
     run.files.append(write_summary_docx(summary, docx_path, a.title, a.question, setting))
     rows, notes = table_rows(summary)
     context = {

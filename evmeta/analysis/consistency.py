@@ -43,7 +43,6 @@ N_BOOT = 100
 def consistency(run: RunState, table: pd.DataFrame) -> None:
     """Fit, tabulate, write the CSV files and append the report section (see module doc)."""
     from evmeta.report.sections import ReportSection
-    from evmeta.sheets.export import write_csv
 
     s = run.spec.frequentist
     context: dict[str, Any] = {"scale": s.scale, "thresholds": list(s.thresholds), "sentences": []}
@@ -55,8 +54,7 @@ def consistency(run: RunState, table: pd.DataFrame) -> None:
         probabilities += _scale_model(run, table, context)
     if probabilities:
         frame = pd.concat(probabilities, ignore_index=True)
-        run.tables["thresholds"] = frame
-        run.files.append(write_csv(frame, run.output / "thresholds.csv"))
+        run.tables = run.tables.with_(thresholds=frame)
         context["sentences"] += threshold_sentences(frame, _measure(table))
     _multilevel(run, context)
     figures = _figures(run)
@@ -64,12 +62,6 @@ def consistency(run: RunState, table: pd.DataFrame) -> None:
         from evmeta.report.svg import is_single_column
 
         context["caterpillar_single"] = is_single_column(run.figures["caterpillar"])
-    if "heterogeneity_levels" in run.tables:
-        run.files.append(
-            write_csv(run.tables["heterogeneity_levels"], run.output / "heterogeneity_levels.csv")
-        )
-    if "consistency" in run.tables:
-        run.files.append(write_csv(run.tables["consistency"], run.output / "consistency.csv"))
     from evmeta.analysis.intervention import has_ev_preparations
 
     context["ev"] = has_ev_preparations(table)  # else no isolation method to suggest as the scale
@@ -131,9 +123,10 @@ def _scale_model(run: RunState, table: pd.DataFrame, context: dict[str, Any]) ->
         lambda: heterogeneity_test(table, s.scale, mods=s.scale, method=method),
     )
     levels = fit.heterogeneity_table()
-    run.tables["consistency"] = levels.drop(columns=["first_row"]).assign(scale=s.scale, method=method)
+    by_level = levels.drop(columns=["first_row"]).assign(scale=s.scale, method=method)
+    run.tables = run.tables.with_(consistency=by_level)
     context.update(
-        fit=fit, method=method, levels=run.tables["consistency"], notes=list(fit.notes),
+        fit=fit, method=method, levels=by_level, notes=list(fit.notes),
         scale_coefficients=fit.scale_coef_table().reset_index(),
         test=None if test is None else test.to_frame(),
         answer=consistency_answer(fit, test, levels),
@@ -172,7 +165,7 @@ def _bayes_contrasts(run: RunState, table: pd.DataFrame, fit: Any, context: dict
     ]
     context["bayes_contrasts"] = pd.DataFrame(rows)
     context["bayes_priors"] = priors
-    run.tables["bayes_tau_contrasts"] = context["bayes_contrasts"]
+    run.tables = run.tables.with_(bayes_tau_contrasts=context["bayes_contrasts"])
 
 
 def consistency_answer(fit: Any, test: Any, levels: pd.DataFrame) -> str:
@@ -252,8 +245,8 @@ def _multilevel(run: RunState, context: dict[str, Any]) -> None:
         context["r2"] = r2
         levels["r2_marginal"] = np.where(levels["level"] == "total", r2["r2_marginal"], np.nan)
         levels["r2_conditional"] = np.where(levels["level"] == "total", r2["r2_conditional"], np.nan)
-    run.tables["heterogeneity_levels"] = levels.drop(columns=["method"])
-    context["multilevel"] = run.tables["heterogeneity_levels"]
+    run.tables = run.tables.with_(heterogeneity_levels=levels.drop(columns=["method"]))
+    context["multilevel"] = run.tables.heterogeneity_levels
     context["n_boot"] = int(levels["n_boot"].iloc[0]) if "n_boot" in levels else 0
 
 

@@ -20,7 +20,6 @@ import pandas as pd
 from evmeta.errors import EvmetaError, InputError, SpecError
 from evmeta.harmonize.aggregate import AggregatedComparisons, aggregate_comparisons
 from evmeta.harmonize.assumed_covariance import sampling_covariance
-from evmeta.sheets.export import write_csv
 
 if TYPE_CHECKING:  # the run's state, for the annotations only
     from evmeta.analysis.run_state import RunState
@@ -212,8 +211,7 @@ def correlated_effects(run: RunState, built: Any) -> None:
     if c.correlation is not None:
         rows += _multilevel_sweep(run, c.correlation, built.table)
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    run.tables["correlation_sensitivity"] = frame
-    run.files.append(write_csv(frame, run.output / "correlation_sensitivity.csv"))
+    run.tables = run.tables.with_(correlation_sensitivity=frame)
     from evmeta.report.sections import ReportSection
 
     run.report_sections.append(

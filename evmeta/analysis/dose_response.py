@@ -49,7 +49,6 @@ def dose_response_stage(run: RunState, table: pd.DataFrame) -> None:
         )
         return
     run.models = run.models.with_(dose_response=fit)
-    run.tables["results:dose_response"] = fit.to_frame()
     run.notes.extend(f"dose-response: {note}" for note in fit.notes)
     sensitivity = None
     if spec.reported_only_sensitivity:

@@ -148,7 +148,7 @@ def r_script(run: Any, spec_name: str) -> str:
     """The R script for the models of ``run`` (a :class:`~evmeta.analysis.run_state.RunState`
     whose frequentist stage has been fitted)."""
     level = 0.95
-    table = run.tables["comparisons"]
+    table = run.tables.pooled
     blocks, columns = [], set()
     exported = run.models.only(*EXPORTED, "subgroups")
     for name, fit in exported.coefficient_models():
@@ -211,7 +211,7 @@ def export_r(spec_path: str | Path, output: str | Path, *, overwrite: bool = Fal
         check_output(path, inputs=inputs, force=overwrite)
     built = analysis_table(read_extraction(spec.extraction_path), spec)
     run = RunState(spec, folder, built.comparisons, built.exclusions)
-    run.tables["comparisons"] = built.table
+    run.tables = run.tables.with_(analysis_table=built.table)
     stages.frequentist(run, built.table)
     folder.mkdir(parents=True, exist_ok=True)
     exported = run.models.only(*EXPORTED, "subgroups")

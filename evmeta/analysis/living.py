@@ -112,11 +112,11 @@ def summarize(run: Any) -> dict[str, Any]:
     CI and PI, subgroup and moderator terms, subgroup tests, the run's notes."""
     from evmeta.report.results import tidy_results
 
-    table = run.tables["comparisons"]
+    table = run.tables.pooled
     main = run.models.main
     pooled = {k: main.to_dict().get(k) for k in ("k", "estimate", "se", "ci_low", "ci_high", "pi_low",
                                                  "pi_high", "tau2", "i2", "method", "test", "measure", "level")}  # fmt: skip
-    tests = run.tables.get("subgroup_tests")
+    tests = run.tables.subgroup_tests
     return {
         "studies": sorted(map(str, table["study_id"].unique())),
         "comparisons": sorted(map(str, table["comparison_id"])),
@@ -235,7 +235,7 @@ def _refit_one(project: Project, spec: Any, version: Any, *, force: bool) -> Ref
         dates, unmatched = study_search_dates(project, run_extraction_studies(extraction))
         freq = run.spec.frequentist
         cumulative = cumulative_by_search_date(
-            run.tables["comparisons"], dates, method=freq.method, test=freq.test, level=freq.level
+            run.tables.pooled, dates, method=freq.method, test=freq.test, level=freq.level
         )
         summary["unmatched_studies"] = sorted(set(unmatched) & set(summary["studies"]))
         state = project_state(project)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the run's state, for the annotations only
 
 
 def multilevel_bias_rows(run: RunState) -> list[dict[str, Any]]:
-    """One row per predictor (SE and sqrt(1/n~)) for ``run.tables["bias"]``; the results go
+    """One row per predictor (SE and sqrt(1/n~)) for ``run.tables.bias``; the results go
     to ``run.models.multilevel_egger[predictor]``, failures to ``run.notes``."""
     fit = run.models.multilevel
     if fit is None:
@@ -43,7 +43,7 @@ def multilevel_bias_rows(run: RunState) -> list[dict[str, Any]]:
 
 
 def extend_bias_table(run: RunState) -> None:
-    """Append :func:`multilevel_bias_rows` to ``run.tables["bias"]`` (after the bias stage)."""
+    """Append :func:`multilevel_bias_rows` to ``run.tables.bias`` (after the bias stage)."""
     rows = multilevel_bias_rows(run)
     if rows:
-        run.tables["bias"] = pd.concat([run.tables.get("bias"), pd.DataFrame(rows)], ignore_index=True)
+        run.tables = run.tables.with_(bias=pd.concat([run.tables.bias, pd.DataFrame(rows)], ignore_index=True))

@@ -196,7 +196,7 @@ def _run_into(
             raise ModelError(f"only {len(table)} comparison(s) remain after the filters; nothing to pool")
         run = RunState(spec, out, comparisons, exclusions, validation_notes=list(extraction.notes))
         run.notes.extend(ev_notes)
-        run.tables["comparisons"] = table
+        run.tables = run.tables.with_(analysis_table=table)
         bar.done()
         from evmeta.analysis.certainty import certainty_stage, check_overrides
 
@@ -294,7 +294,8 @@ def _write_outputs(run: RunState, table: pd.DataFrame) -> None:
     from evmeta.report.results import heterogeneity_table, tidy_results
 
     out = run.output
-    run.files.append(write_csv(table, out / "comparisons.csv"))
+    for name, frame in run.tables.csv_files():  # comparisons.csv, bias.csv, sensitivity.csv, ...
+        run.files.append(write_csv(frame, out / name))
     run.files.append(write_csv(run.exclusions, out / "exclusions.csv"))
     # Every note validation made (SD-or-SEM signs, unreadable dose texts, fuzzy matches), at its cell.
     run.files.append(write_csv(run.comparisons.validation_notes, out / "validation_notes.csv"))

@@ -16,7 +16,6 @@ def prisma(run: RunState) -> None:
     from evmeta.plots import save_figure
     from evmeta.plots.prisma import prisma_diagram
     from evmeta.review.prisma import prisma_counts
-    from evmeta.sheets.export import write_csv
 
     section = run.spec.prisma
     if not section.enabled:
@@ -36,8 +35,7 @@ def prisma(run: RunState) -> None:
         registers=[run.spec.resolve(p) for p in section.registers],
     )
     run.notes.extend(f"PRISMA: {note}" for note in counts.notes)
-    run.tables["prisma"] = counts.to_frame()
-    run.files.append(write_csv(run.tables["prisma"], run.output / "prisma.csv"))
+    run.tables = run.tables.with_(prisma=counts.to_frame())
     figure = prisma_diagram(counts, width=run.spec.figures.width)
     run.figures["prisma"] = save_figure(figure, run.output / "prisma", tuple(run.spec.figures.formats))
 

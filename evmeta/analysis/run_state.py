@@ -17,13 +17,15 @@ import pandas as pd
 from evmeta.analysis.spec import AnalysisSpec
 from evmeta.comparisons import Comparisons
 from evmeta.results import AnalysisModels
+from evmeta.run_tables import RunTables
 
 
 @dataclass
 class RunState:
     """What the stages of a run write into while it runs (mutable; internal to the
-    pipeline): the models as one frozen :class:`~evmeta.results.AnalysisModels` the stages
-    replace, and the tables, figures, notes and files they add. :meth:`freeze` turns it into
+    pipeline): the models as one frozen :class:`~evmeta.results.AnalysisModels` and the
+    derived tables as one frozen :class:`~evmeta.run_tables.RunTables`, which the
+    stages replace, and the figures, notes and files they add. :meth:`freeze` turns it into
     the :class:`AnalysisRun` that :func:`run_analysis` returns."""
 
     spec: AnalysisSpec
@@ -32,7 +34,8 @@ class RunState:
     exclusions: pd.DataFrame
     #: The fitted models, one typed field per family (frozen; stages record with ``with_``).
     models: AnalysisModels = field(default_factory=AnalysisModels)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: The derived tables, one typed field each (frozen; stages record with ``with_``).
+    tables: RunTables = field(default_factory=RunTables)
     figures: dict[str, list[Path]] = field(default_factory=dict)
     recovery: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
@@ -58,7 +61,7 @@ class RunState:
             comparisons=self.comparisons,
             exclusions=self.exclusions,
             models=self.models,
-            tables=MappingProxyType(dict(self.tables)),
+            tables=self.tables,
             figures=MappingProxyType({n: tuple(map(moved, p)) for n, p in self.figures.items()}),
             recovery=self.recovery,
             notes=tuple(self.notes),
@@ -84,8 +87,9 @@ class AnalysisRun:
         Every comparison or row left out, with the reason (``exclusions.csv``).
     models : AnalysisModels
         The fitted models, one typed field per family (:class:`evmeta.results.AnalysisModels`).
-    tables : Mapping[str, DataFrame]
-        The tables the report shows (``comparisons``, ``bias``, ``sensitivity``, ...).
+    tables : RunTables
+        The derived tables, one typed field each (:class:`evmeta.run_tables.RunTables`;
+        each is written to ``<field>.csv``).
     figures : Mapping[str, tuple[Path, ...]]
         Each figure's files (one per format and page).
     recovery : DataFrame or None
@@ -107,7 +111,7 @@ class AnalysisRun:
     comparisons: Comparisons
     exclusions: pd.DataFrame
     models: AnalysisModels
-    tables: Mapping[str, pd.DataFrame]
+    tables: RunTables
     figures: Mapping[str, tuple[Path, ...]]
     recovery: pd.DataFrame | None
     notes: tuple[str, ...]

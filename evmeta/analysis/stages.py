@@ -105,7 +105,6 @@ def frequentist(run: RunState, table: pd.DataFrame) -> None:
     s = run.spec.frequentist
     main = meta_analysis(table, method=s.method, test=s.test, level=s.level)
     run.models = run.models.with_(random_effects=main)
-    run.tables["results:random_effects"] = main.to_frame()
     pvalues, names = [], []
     for by in s.subgroups:
         if by not in table.columns:
@@ -127,19 +126,12 @@ def frequentist(run: RunState, table: pd.DataFrame) -> None:
         if result is None:
             continue
         run.models = run.models.adding("subgroups", by, result)
-        frame = result.to_frame().assign(
-            q_between=result.q_between,
-            q_between_pvalue=result.q_between_pvalue,
-            q_between_common_pvalue=result.q_between_common_pvalue,
-        )
-        run.tables[f"results:subgroup:{by}"] = frame
         pvalues.append(result.q_between_common_pvalue)
         names.append(by)
     if pvalues:
         adjusted = adjust_pvalues(pvalues, "bonferroni")
-        run.tables["subgroup_tests"] = pd.DataFrame(
-            {"by": names, "pvalue": pvalues, "pvalue_bonferroni": adjusted}
-        )
+        tests = pd.DataFrame({"by": names, "pvalue": pvalues, "pvalue_bonferroni": adjusted})
+        run.tables = run.tables.with_(subgroup_tests=tests)
     mods = _moderators(run, table, s.meta_regression, "meta-regression")
     if mods:
         fit = _try(
@@ -149,7 +141,6 @@ def frequentist(run: RunState, table: pd.DataFrame) -> None:
         )
         if fit is not None:
             run.models = run.models.with_(meta_regression=fit)
-            run.tables["results:meta_regression"] = fit.to_frame()
     if s.multilevel:
         _multilevel(run, table, mods)
     _dose_response(run, table)
@@ -171,14 +162,12 @@ def _multilevel(run: RunState, table: pd.DataFrame, mods: str | None) -> None:
     fit = _try(run, "multilevel model", lambda: multilevel_meta_analysis(table, **settings))
     if fit is not None:
         run.models = run.models.with_(multilevel=fit)
-        run.tables["results:multilevel"] = fit.to_frame()
     if mods:
         fit = _try(
             run, "multilevel meta-regression", lambda: multilevel_meta_analysis(table, mods=mods, **settings)
         )
         if fit is not None:
             run.models = run.models.with_(multilevel_regression=fit)
-            run.tables["results:multilevel_regression"] = fit.to_frame()
 
 
 def _dose_response(run: RunState, table: pd.DataFrame) -> None:
@@ -213,7 +202,6 @@ def _dose_response(run: RunState, table: pd.DataFrame) -> None:
         )
         if fit is not None:
             run.models = run.models.with_(dose_response=fit)
-            run.tables["results:dose_response"] = fit.to_frame()
             run.notes.append(
                 f"dose-response: {len(dosed)} of {len(table)} comparisons have a dose convertible to "
                 "µg protein per kg"
@@ -275,7 +263,7 @@ def bias(run: RunState) -> None:
                 "ci_high": pp.ci_high,
             }
         )
-    run.tables["bias"] = pd.DataFrame(rows)
+    run.tables = run.tables.with_(bias=pd.DataFrame(rows))
 
 
 def _categorical_terms(fit: BayesResult) -> list[str]:
@@ -313,14 +301,13 @@ def bayesian(run: RunState, table: pd.DataFrame) -> None:
     if fit is None:
         return
     run.models = run.models.with_(bayesian=fit)
-    run.tables["results:bayesian"] = fit.to_frame()
     if not fit.converged:
         run.notes.append("Bayesian model: NOT CONVERGED; its estimates are not final")
     for term in _categorical_terms(fit):
-        run.tables[f"contrasts:{term}"] = fit.contrasts(term)
+        run.tables = run.tables.with_contrasts(term, fit.contrasts(term))
     factors = [fit.bayes_factor(term) for term in fit.model.term_columns if term != "intercept"]
     if factors:
-        run.tables["bayes_factors"] = pd.DataFrame(factors)
+        run.tables = run.tables.with_(bayes_factors=pd.DataFrame(factors))
     truth_path = run.spec.validation.truth
     if truth_path:
         truth = json.loads(run.spec.resolve(truth_path).read_text(encoding="utf-8"))
@@ -363,7 +350,7 @@ def sensitivity(run: RunState, table: pd.DataFrame, extraction: Extraction) -> N
     rows = [_summary_row("main analysis", main)]
     loo = _try(run, "leave-one-out", main.leave_one_out) if s.leave_one_out and main.k >= 3 else None
     if loo is not None:
-        run.tables["leave_one_out"] = loo
+        run.tables = run.tables.with_(leave_one_out=loo)
         rows.append(
             {
                 "analysis": "leave-one-out: range of estimates",
@@ -378,7 +365,7 @@ def sensitivity(run: RunState, table: pd.DataFrame, extraction: Extraction) -> N
         )
         influence = _try(run, "influence diagnostics", main.influence)
         if influence is not None:
-            run.tables["influence"] = influence
+            run.tables = run.tables.with_(influence=influence)
     if s.low_risk_of_bias:
         subset = table[table["rob_low_randomization_blinding"].fillna(False).astype(bool)].reset_index(
             drop=True
@@ -404,19 +391,19 @@ def sensitivity(run: RunState, table: pd.DataFrame, extraction: Extraction) -> N
             rows.append(_summary_row("low risk on randomization and blinding", fit))
     if s.nmd_vs_smd:
         _nmd_vs_smd(run, extraction, rows)
-    run.tables["sensitivity"] = pd.DataFrame(rows)
+    run.tables = run.tables.with_(sensitivity=pd.DataFrame(rows))
     bayes = run.models.bayesian
     if bayes is not None and s.alternative_priors:
         alternatives: dict[str, dict[str, str] | str] = dict(s.alternative_priors)
         table_priors = _try(run, "prior sensitivity", lambda: bayes.prior_sensitivity(alternatives))
         if table_priors is not None:
-            run.tables["prior_sensitivity"] = table_priors
+            run.tables = run.tables.with_(prior_sensitivity=table_priors)
     if "year" in table.columns:
         cumulative = _try(
             run, "cumulative meta-analysis", lambda: cumulative_meta_analysis(main, order="year")
         )
         if cumulative is not None:
-            run.tables["cumulative"] = cumulative
+            run.tables = run.tables.with_(cumulative_by_year=cumulative)
 
 
 def _nmd_vs_smd(run: RunState, extraction: Extraction, rows: list[dict[str, Any]]) -> None:
@@ -497,7 +484,7 @@ def bias_and_isolation_evidence(
     selection = _try(run, "step-function selection model", lambda: selection_model(main))
     if selection is not None:
         run.models = run.models.with_(selection_model=selection)
-        run.tables["selection_model"] = selection.weights_frame().reset_index()
+        run.tables = run.tables.with_(selection_weights=selection.weights_frame().reset_index())
     rows = []
     for priors in ("default", "preclinical"):
         bma = _try(
@@ -519,9 +506,11 @@ def bias_and_isolation_evidence(
             }
         )
     if rows:
-        if "default" in run.models.bias_averaging:
-            run.tables["bias_averaging"] = run.models.bias_averaging["default"].models
-        run.tables["preclinical_prior_sensitivity"] = pd.DataFrame(rows)
+        default = run.models.bias_averaging.get("default")
+        run.tables = run.tables.with_(
+            bias_averaging_models=None if default is None else default.models,
+            preclinical_prior_sensitivity=pd.DataFrame(rows),
+        )
     from evmeta.analysis.intervention import NO_EV, has_ev_preparations
 
     if not has_ev_preparations(table):
@@ -531,15 +520,15 @@ def bias_and_isolation_evidence(
             run, "isolation-method evidence", lambda: isolation_method_evidence(table, reference="UC", level=main.level)
         )
         if evidence is not None:
-            run.tables["isolation_evidence"] = evidence
+            run.tables = run.tables.with_(isolation_evidence=evidence)
     jobs: dict[str, Callable[[], Any]] = {}
     averaged = run.models.bias_averaging.get("default")
     if averaged is not None:
         jobs["bias_panel"] = lambda: bias_panel(averaged, selection)
-    if within_study_comparisons(
-        run.tables.get("isolation_evidence")
-    ):  # else the report says so in a sentence
-        jobs["isolation_evidence"] = lambda: isolation_evidence_plot(run.tables["isolation_evidence"])
+    evidence_table = run.tables.isolation_evidence
+    if evidence_table is not None and within_study_comparisons(evidence_table):
+        # (else the report says so in a sentence)
+        jobs["isolation_evidence"] = lambda: isolation_evidence_plot(evidence_table)
     if batch is None:
         formats = tuple(run.spec.figures.formats)
         for name, draw in jobs.items():

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from evmeta.formatting import format_p, number, percent, significant
+from evmeta.report.run_view import ReportedRun
 from evmeta.report.svg import figure_svgs
 from evmeta.report.tables import html_table
 
@@ -98,11 +99,11 @@ def _sensitivity_table(frame: pd.DataFrame | None, level: float) -> str:
     return html_table(frame, headings=SENSITIVITY_HEADINGS, constant_note=False, level=level, interval="CrI")
 
 
-def bias_context(run: Any) -> dict[str, Any] | None:
+def bias_context(run: ReportedRun) -> dict[str, Any] | None:
     """Values for ``bias.html.j2``, or None when the stage did not run."""
     bma = run.models.bias_averaging.get("default")
     selection = run.models.selection_model
-    evidence = run.tables.get("isolation_evidence")
+    evidence = run.tables.isolation_evidence
     if bma is None and selection is None and evidence is None:
         return None
     out: dict[str, Any] = {"selection": None, "averaging": None, "evidence": None, "evidence_sentence": None}
@@ -118,7 +119,7 @@ def bias_context(run: Any) -> dict[str, Any] | None:
             "pct": percent(bma.level),
             "bf": "; ".join(f"{k} {significant(v)}" for k, v in bma.inclusion_bf.items()),
             "models": _models_table(bma),
-            "sensitivity": _sensitivity_table(run.tables.get("preclinical_prior_sensitivity"), bma.level),
+            "sensitivity": _sensitivity_table(run.tables.preclinical_prior_sensitivity, bma.level),
         }
     if evidence is not None and not within_study_comparisons(evidence):
         out["evidence_sentence"] = NO_WITHIN_STUDY

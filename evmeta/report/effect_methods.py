@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from evmeta.report.run_view import ReportedRun
+
 MEASURE_WORDS = {
     "MD": "mean differences",
     "NMD": "normalized mean differences",
@@ -46,7 +48,7 @@ def measure_words(measure: str, comparisons_section: Any) -> str:
     return MEASURE_WORDS.get(measure, measure)
 
 
-def conversion_sentence(run: Any) -> str:
+def conversion_sentence(run: ReportedRun) -> str:
     """A sentence on the binary comparisons of a run converted to the SMD scale (empty when
     none). The one place the Methods read the comparisons table."""
     table: pd.DataFrame | None = getattr(getattr(run, "comparisons", None), "table", None)

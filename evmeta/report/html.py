@@ -22,6 +22,7 @@ from evmeta.schema.vocabulary import display_label
 
 if TYPE_CHECKING:  # for the annotations only
     from evmeta.models.bayes.result import BayesResult
+    from evmeta.report.run_view import ReportedRun
 
 
 def _table(
@@ -42,8 +43,8 @@ def _interval(mean: float, lower: float, upper: float) -> str:
     return f"{number(mean)} [{number(lower)}, {number(upper)}]"
 
 
-def _contrast_sentences(run: Any) -> list[str]:
-    frame = run.tables.get("contrasts:isolation_method")
+def _contrast_sentences(run: ReportedRun) -> list[str]:
+    frame = run.tables.bayes_contrasts.get("isolation_method")
     if frame is None:
         return []
     return [
@@ -53,7 +54,7 @@ def _contrast_sentences(run: Any) -> list[str]:
     ]
 
 
-def write_report(run: Any) -> Path:
+def write_report(run: ReportedRun) -> Path:
     """Write ``report.html`` into the run's output folder and return its path."""
     import jinja2
 
@@ -65,9 +66,9 @@ def write_report(run: Any) -> Path:
     return path
 
 
-def _context(run: Any) -> dict[str, Any]:
+def _context(run: ReportedRun) -> dict[str, Any]:
     """Everything the report template reads, from the run's results."""
-    table = run.tables["comparisons"]
+    table = run.tables.pooled
     main = run.models.main
     studies = (
         table[["study_id", "first_author", "year"]]
@@ -105,7 +106,7 @@ def _context(run: Any) -> dict[str, Any]:
             or ("[frequentist] multilevel names no levels" if not run.spec.frequentist.multilevel else None),
         ),
         "subgroups": _subgroup_blocks(run),
-        "subgroup_tests": _table(_readable(run.tables.get("subgroup_tests"), "by"), level=level),
+        "subgroup_tests": _table(_readable(run.tables.subgroup_tests, "by"), level=level),
         "bayes": bayes is not None,
         "bayes_summary": _table(_bayes_summary(bayes), level=credible, interval="CrI"),
         "bayes_converged": bayes.converged if bayes is not None else None,
@@ -113,12 +114,12 @@ def _context(run: Any) -> dict[str, Any]:
         "diagnostics": bayes.diagnostics if bayes is not None else {},
         "grid_error": _grid_error(bayes),
         "contrasts": _contrast_sentences(run),
-        "contrast_table": _table(run.tables.get("contrasts:isolation_method"), level=credible, interval="CrI"),
-        "bayes_factors": _table(_readable(run.tables.get("bayes_factors"), "term"), level=credible, interval="CrI"),
+        "contrast_table": _table(run.tables.bayes_contrasts.get("isolation_method"), level=credible, interval="CrI"),
+        "bayes_factors": _table(_readable(run.tables.bayes_factors, "term"), level=credible, interval="CrI"),
         "recovery": _recovery(run),
         "coverage": _coverage(run),
-        "bias": _table(run.tables.get("bias"), 3, level=level),
-        "sensitivity": _table(_sensitivity(run.tables.get("sensitivity")), 2, level=level),
+        "bias": _table(run.tables.bias, 3, level=level),
+        "sensitivity": _table(_sensitivity(run.tables.sensitivity), 2, level=level),
         "prior_sensitivity": _table(_readable_parameters(run), max_rows=60, level=credible, interval="CrI"),
         "exclusions": _table(run.exclusions, 0, max_rows=400, level=level),
         "n_exclusions": len(run.exclusions),
@@ -128,7 +129,7 @@ def _context(run: Any) -> dict[str, Any]:
         "figures": figures,
         "single_figures": single_figures,
         "provenance": run.provenance,
-        "prisma_counts": _table(run.tables.get("prisma"), 0, level=level) if "prisma" in run.tables else "",
+        "prisma_counts": _table(run.tables.prisma, 0, level=level) if run.tables.prisma is not None else "",
         "evidence": bias_context(run),
     }
 
@@ -150,19 +151,20 @@ def _main_result(main: Any) -> dict[str, Any]:
     }
 
 
-def _coverage(run: Any) -> str | None:
+def _coverage(run: ReportedRun) -> str | None:
     """Whether the credible intervals cover the simulated truth (simulated data only)."""
-    if run.recovery is None or not len(run.recovery):
+    bayes = run.models.bayesian
+    if run.recovery is None or not len(run.recovery) or bayes is None:
         return None
     covered = int(run.recovery["covered"].sum())
     return (
         f"{covered} of {len(run.recovery)} generating effects (isolation-method contrasts and the quality slope) "
-        f"lie within their {percent(run.models.bayesian.level)} credible intervals"
+        f"lie within their {percent(bayes.level)} credible intervals"
         + (": the model recovers the simulated truth." if covered == len(run.recovery) else ".")
     )
 
 
-def _subgroup_blocks(run: Any) -> list[dict[str, Any]]:
+def _subgroup_blocks(run: ReportedRun) -> list[dict[str, Any]]:
     """One block per subgroup analysis: its table and its test for subgroup differences."""
     return [
         {
@@ -223,8 +225,8 @@ def _readable(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
     return frame.assign(**{column: [term_words(str(value)) for value in frame[column]]})
 
 
-def _readable_parameters(run: Any) -> pd.DataFrame | None:
-    frame: pd.DataFrame | None = run.tables.get("prior_sensitivity")
+def _readable_parameters(run: ReportedRun) -> pd.DataFrame | None:
+    frame = run.tables.prior_sensitivity
     bayes = run.models.bayesian
     if frame is None or bayes is None or "parameter" not in frame.columns:
         return frame
@@ -234,7 +236,7 @@ def _readable_parameters(run: Any) -> pd.DataFrame | None:
     return frame.assign(parameter=[readable_name(str(n), references) for n in frame["parameter"]])
 
 
-def _recovery(run: Any) -> str:
+def _recovery(run: ReportedRun) -> str:
     """Recovery of the simulated truth, terms named as in the rest of the report."""
     frame, bayes = run.recovery, run.models.bayesian
     if frame is None or bayes is None or "parameter" not in frame.columns:
@@ -283,7 +285,7 @@ def _bayes_summary(bayes: BayesResult | None) -> pd.DataFrame | None:
     return table
 
 
-def _why_not_fitted(run: Any, *models: str) -> str | None:
+def _why_not_fitted(run: ReportedRun, *models: str) -> str | None:
     """The reason the run's notes give for not fitting the first of ``models`` noted."""
     notes: Sequence[str] = run.notes
     for model in models:
@@ -322,7 +324,7 @@ def _sensitivity(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return frame
 
 
-def _model_overview(run: Any) -> pd.DataFrame:
+def _model_overview(run: ReportedRun) -> pd.DataFrame:
     rows = []
     for name, model in (("random_effects", run.models.random_effects), ("multilevel", run.models.multilevel)):
         if model is not None:

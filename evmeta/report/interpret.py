@@ -3,13 +3,12 @@ and why a Bayes factor can disagree with the frequentist test of the same modera
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from evmeta.formatting import format_p, number, percent, significant
 from evmeta.report.methods import SMALL_STUDY_MIN_K, prior_words
+from evmeta.report.run_view import ReportedRun
 from evmeta.schema.vocabulary import display_label
 
 #: Bias-adjusted and unadjusted estimates "disagree strongly" when the adjusted one lies
@@ -18,7 +17,7 @@ from evmeta.schema.vocabulary import display_label
 DISAGREEMENT_SHARE = 0.5
 
 
-def small_study_summary(run: Any) -> str:
+def small_study_summary(run: ReportedRun) -> str:
     """One sentence: Egger's test, trim-and-fill and PET-PEESE next to the pooled estimate."""
     parts = []
     egger = run.models.egger.get("sei")
@@ -47,7 +46,7 @@ def small_study_summary(run: Any) -> str:
     return "Small-study effects: " + "; ".join(parts) + "." + caveat
 
 
-def _adjusted_estimates(run: Any) -> list[tuple[str, float]]:
+def _adjusted_estimates(run: ReportedRun) -> list[tuple[str, float]]:
     found = []
     models = run.models
     for model, name in (
@@ -62,7 +61,7 @@ def _adjusted_estimates(run: Any) -> list[tuple[str, float]]:
     return found
 
 
-def bias_disagreement(run: Any) -> str:
+def bias_disagreement(run: ReportedRun) -> str:
     """A sentence when a bias-adjusted estimate disagrees strongly with the unadjusted one
     (:data:`DISAGREEMENT_SHARE`), and why that may be; empty otherwise."""
     main = run.models.main
@@ -103,7 +102,7 @@ def _level(name: str, term: str) -> str:
     return term.replace("_", " ")
 
 
-def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
+def term_evidence(run: ReportedRun, term: str) -> list[tuple[str, bool]]:
     """Every frequentist p-value the report shows for ``term`` and every 95% credible
     interval of its Bayesian contrasts (of its coefficients for a continuous term), each as
     (words for the report, whether it points to an effect: p < 0.05 or the interval
@@ -119,7 +118,7 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
                 found.append(
                     (f"the test for subgroup differences under {variance} τ² ({format_p(p)})", p < 0.05)
                 )
-    tests = run.tables.get("subgroup_tests")
+    tests = run.tables.subgroup_tests
     if tests is not None and term in set(tests["by"]):
         p = float(tests.loc[tests["by"] == term, "pvalue_bonferroni"].iloc[0])
         found.append((f"the Bonferroni-corrected subgroup test ({format_p(p)})", p < 0.05))
@@ -131,9 +130,9 @@ def term_evidence(run: Any, term: str) -> list[tuple[str, bool]]:
             continue
         table = fit.coefficients
         for name in _coefficient_names(list(table.index), term):
-            p = float(table.loc[name, "pvalue"])
+            p = float(table["pvalue"].loc[name])
             found.append((f"the {model} coefficient for {_level(name, term)} ({format_p(p)})", p < 0.05))
-    contrasts = run.tables.get(f"contrasts:{term}")
+    contrasts = run.tables.bayes_contrasts.get(term)
     if contrasts is not None:
         intervals = [
             (f"{row['level']} minus {row['versus']}", row["ci_low"], row["ci_high"])
@@ -155,11 +154,11 @@ def _listing(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def bayes_factor_notes(run: Any) -> list[str]:
+def bayes_factor_notes(run: ReportedRun) -> list[str]:
     """An explanation for each moderator whose Bayes factor disagrees with any frequentist
     p-value or Bayesian credible interval the report shows for it (:func:`term_evidence`):
     BF₁₀ < 1/3 while some p < 0.05 or some interval excludes 0, or BF₁₀ > 3 while none does."""
-    factors = run.tables.get("bayes_factors")
+    factors = run.tables.bayes_factors
     bayes = run.models.bayesian
     if factors is None or bayes is None:
         return []

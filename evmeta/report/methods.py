@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from evmeta.report.effect_methods import conversion_sentence, measure_words
+from evmeta.report.run_view import ReportedRun
 
 ESTIMATORS = {
     "REML": "restricted maximum likelihood",
@@ -89,7 +90,7 @@ def _grid_accuracy(bayes: Any) -> str:
     )
 
 
-def bayesian_sentences(run: Any, bayes: Any) -> str:
+def bayesian_sentences(run: ReportedRun, bayes: Any) -> str:
     """The Bayesian model in words: structure, priors in plain language, how it was computed."""
     b = run.spec.bayesian
     given = bayes.priors
@@ -167,7 +168,7 @@ def _levels(fit: Any) -> str:
     return " and ".join(LEVEL_WORDS.get(lv, lv.replace("_", " ")) for lv in fit.random)
 
 
-def _frequentist_sentences(run: Any) -> list[str]:
+def _frequentist_sentences(run: ReportedRun) -> list[str]:
     """One sentence per frequentist analysis that was fitted (what was not is in the notes)."""
     main = run.models.main
     level = f"{main.level * 100:.4g}%"
@@ -177,7 +178,7 @@ def _frequentist_sentences(run: Any) -> list[str]:
     ]
     fitted = [m.by for m in run.models.subgroups.values()]
     if fitted:
-        corrected = len(fitted) > 1 and "subgroup_tests" in run.tables
+        corrected = len(fitted) > 1 and run.tables.subgroup_tests is not None
         parts.append(
             f"Subgroups ({term_words(' + '.join(fitted))}) were compared with tests for subgroup differences "
             "under separate and common τ²"
@@ -208,7 +209,7 @@ def _frequentist_sentences(run: Any) -> list[str]:
     return parts
 
 
-def _small_study_sentence(run: Any) -> str:
+def _small_study_sentence(run: ReportedRun) -> str:
     done = []
     egger = run.models.egger
     if egger:
@@ -275,14 +276,14 @@ def scoring_sentence(table: pd.DataFrame) -> str:
     return ""
 
 
-def references(run: Any) -> list[str]:
+def references(run: ReportedRun) -> list[str]:
     """:data:`REFERENCES` without SYRCLE's and MISEV's when the run's table did not score them."""
-    syrcle, misev = scored(run.tables.get("comparisons", pd.DataFrame()))
+    syrcle, misev = scored(run.tables.pooled)
     left_out = {ref for ref, used in ((SYRCLE_REFERENCE, syrcle), (MISEV_REFERENCE, misev)) if not used}
     return [ref for ref in REFERENCES if ref not in left_out]
 
 
-def methods_paragraph(run: Any) -> str:
+def methods_paragraph(run: ReportedRun) -> str:
     """The Methods text in words (no code identifiers): only the analyses that were fitted,
     each with the test it used (read from the fitted result)."""
     spec = run.spec
@@ -309,7 +310,7 @@ def methods_paragraph(run: Any) -> str:
     small = _small_study_sentence(run)
     if small:
         parts.append(small)
-    scoring = scoring_sentence(run.tables.get("comparisons", pd.DataFrame()))
+    scoring = scoring_sentence(run.tables.pooled)
     if scoring:
         parts.append(scoring)
     versions = run.provenance.get("versions", {})

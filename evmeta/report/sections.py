@@ -22,6 +22,8 @@ from evmeta.formatting import percent
 if TYPE_CHECKING:  # jinja2 is imported when a report is rendered
     import jinja2
 
+    from evmeta.report.run_view import ReportedRun
+
 #: Figure captions by figure name; ``{pct}`` is the analysis' confidence level ("95%").
 CAPTIONS = {
     "bias_panel": (
@@ -92,7 +94,7 @@ def _environment(loader: Any = None) -> jinja2.Environment:
     return jinja2.Environment(loader=loader, autoescape=True)
 
 
-def render_sections(run: Any, loader: Any = None) -> list[dict[str, str]]:
+def render_sections(run: ReportedRun, loader: Any = None) -> list[dict[str, str]]:
     """Render ``run.report_sections`` (if any) to ``[{"id", "title", "html"}]``."""
     from evmeta.report.svg import figure_svgs
     from evmeta.report.tables import html_table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -34,7 +35,7 @@ def _prefixed_ids(text: str, prefix: str) -> str:
     )
 
 
-def figure_svgs(paths: list[Path] | None) -> list[str]:
+def figure_svgs(paths: Sequence[Path] | None) -> list[str]:
     """Every SVG page of a figure, in page order."""
     return [inline_svg(p) for p in sorted(p for p in paths or [] if p.suffix == ".svg")]
 
@@ -53,7 +54,7 @@ def svg_width_mm(path: Path) -> float | None:
     return float(match.group(1)) * _UNITS_MM[match.group(2)]
 
 
-def is_single_column(paths: list[Path] | None) -> bool:
+def is_single_column(paths: Sequence[Path] | None) -> bool:
     """Whether a figure was drawn at single-column width (its first SVG page at most
     :data:`SINGLE_COLUMN_MM` wide); the report then shows it at that size, not page-wide."""
     pages = sorted(p for p in paths or [] if p.suffix == ".svg" and p.exists())
