@@ -88,11 +88,8 @@ def test_missing_required_and_files(tmp_path):
         ({"bayesian": {"seed": -1}}, "bayesian.seed"),
         ({"figures": {"width": 1e6}}, "figures.width"),
         ({"figures": {"width": float("inf")}}, "figures.width"),
-        (
-            {"figures": {"forest_by": "nonexistent"}},
-            "figures.forest_by: 'nonexistent' is not a column",
-        ),
         ({"figures": {"forest_by": "isolation_methd"}}, "did you mean 'isolation_method'?"),
+        ({"figures": {"forest_by": "Specie"}}, "did you mean 'species'?"),
     ],
 )
 def test_hostile_values_name_the_key(data, message):
@@ -231,3 +228,17 @@ def test_a_spec_with_a_byte_order_mark_and_crlf_is_read(tmp_path):
     shutil.copy(EXAMPLE, tmp_path / "book.xlsx")
     spec = load_spec(path)
     assert spec.analysis.name == "bom" and spec.comparisons.measure == "ROM"
+
+
+def test_forest_by_a_column_of_the_reviewers_own_is_checked_against_the_table():
+    """A name far from every workbook column may be an imported moderator: the spec accepts
+    it, and the run refuses it only when the comparisons table has no such column."""
+    import pandas as pd
+
+    from evmeta.analysis.figure_jobs import check_forest_by
+
+    spec = parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, "figures": {"forest_by": "drug_clas"}})
+    with pytest.raises(em.SpecError, match=r"figures.forest_by: 'drug_clas' .*did you mean 'drug_class'\?"):
+        check_forest_by(spec, pd.DataFrame({"yi": [1.0], "drug_class": ["statin"]}))
+    good = parse_spec({"analysis": {"name": "x", "extraction": "e.xlsx"}, "figures": {"forest_by": "drug_class"}})
+    check_forest_by(good, pd.DataFrame({"yi": [1.0], "drug_class": ["statin"]}))

@@ -63,6 +63,7 @@ robust = false
 
 [figures]
 formats = ["svg"]
+forest_by = "conditioning"  # an imported moderator, known only to the comparisons table
 """
     )
     out = folder / "out"
@@ -82,6 +83,14 @@ def test_import_keeps_the_moderators_and_lists_the_other_columns(run):
         "Preconditioning": 34,
         "Perconditioning": 1,
     }
+
+
+def test_forest_is_grouped_by_an_imported_moderator(run):
+    _, _, out = run
+    pages = "".join(p.read_text(encoding="utf-8") for p in sorted(out.glob("forest*.svg")))
+    for level in ["Postconditioning", "Preconditioning", "Perconditioning"]:
+        assert level in pages, level
+    assert "forest plot: drawn without subgroups" not in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_published_subgroups_match_metafor(run):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from evmeta.analysis.spec import FOREST_GROUP_MIN
+from evmeta.analysis.spec import FOREST_GROUP_MIN, AnalysisSpec
 from evmeta.analysis.table import levels_present
 from evmeta.errors import EvmetaError
 from evmeta.harmonize.quality import syrcle_columns
@@ -28,6 +28,24 @@ if TYPE_CHECKING:  # the run's state and the results drawn, for the annotations 
 _ROB_ITEMS = syrcle_columns()
 #: The grouping ``forest_by = "auto"`` uses when there are enough comparisons.
 AUTO_FOREST_BY = "isolation_method"
+
+
+def check_forest_by(spec: AnalysisSpec, table: pd.DataFrame) -> None:
+    """Refuse, before any model is fitted, a ``[figures] forest_by`` the comparisons table
+    has no column for (the spec accepted it as a possible moderator column of the reviewer's)."""
+    wanted = spec.figures.forest_by
+    if wanted is None or wanted == "auto" or wanted in table.columns:
+        return
+    from rapidfuzz import process
+
+    from evmeta.errors import SpecError
+
+    guess = process.extractOne(wanted, sorted(map(str, table.columns)), score_cutoff=70)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    raise SpecError(
+        f"figures.forest_by: {wanted!r} is not a column of the comparisons table (neither a workbook "
+        f"column nor a moderator column of the arms sheet){hint}"
+    )
 
 
 def forest_grouping(run: RunState, table: pd.DataFrame) -> tuple[str | None, SubgroupResult | None]:

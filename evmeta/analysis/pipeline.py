@@ -201,6 +201,9 @@ def _run_into(
         from evmeta.analysis.certainty import certainty_stage, check_overrides
 
         check_overrides(spec, table)  # a [[certainty.override]] naming no outcome stops the run here
+        from evmeta.analysis.figure_jobs import check_forest_by
+
+        check_forest_by(spec, table)  # a forest_by naming no column of the table stops it too
         import evmeta.analysis.prisma_stage as prisma_stage
         import evmeta.analysis.stages as stages
         from evmeta.analysis.consistency import consistency, extend_bias_table

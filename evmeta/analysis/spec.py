@@ -56,6 +56,12 @@ MAX_TUNE = 100_000
 MAX_TOTAL_DRAWS = 400_000
 #: Figure widths accepted, in mm (a journal page is 85-180 mm wide).
 MIN_WIDTH_MM, MAX_WIDTH_MM = 20.0, 500.0
+#: Most edits (Levenshtein distance; at most one per four characters) by which a
+#: ``forest_by`` naming no workbook column is taken for a misspelling of the column
+#: (``isolaton_method``) and refused when the spec is read; a name further from every
+#: column may be a reviewer's own moderator column (``conditioning`` is three edits from
+#: ``preconditioning``), which the run checks against the comparisons table.
+FOREST_BY_TYPOS = 2
 #: Fewest comparisons for which ``forest_by = "auto"`` groups the forest plot by isolation
 #: method: below about ten, most subgroups hold one or two comparisons and their diamonds
 #: (k = 2 under Knapp-Hartung: a t quantile on 1 df) say little.
@@ -371,13 +377,20 @@ class FiguresSection(_Section):
     @field_validator("forest_by")
     @classmethod
     def _known_column(cls, value: str | None) -> str | None:
+        """A misspelt workbook column is refused here, before the workbook is read; any other
+        name may be a reviewer's own moderator column (import-wide ``[moderators]``), which
+        only the comparisons table knows: the run checks it there (``check_forest_by``)."""
         if value is None or value == "auto" or value in _groupable_columns():
             return value
-        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
 
-        guess = process.extractOne(value, sorted(_groupable_columns()), score_cutoff=70)
-        hint = f"; did you mean {guess[0]!r}?" if guess else ""
-        raise ValueError(f"{value!r} is not a column of the comparisons table{hint}")
+        typos = max(1, min(FOREST_BY_TYPOS, len(value) // 4))
+        close = sorted(
+            (Levenshtein.distance(value.lower(), name.lower()), name) for name in _groupable_columns()
+        )
+        if close and close[0][0] <= typos:
+            raise ValueError(f"{value!r} is not a column of the comparisons table; did you mean {close[0][1]!r}?")
+        return value
 
     @field_validator("formats")
     @classmethod
