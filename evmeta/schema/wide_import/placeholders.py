@@ -1,0 +1,38 @@
+"""Placeholders: the values written where neither the table nor the map gives a required
+field, and the remark on each row that holds one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evmeta.schema.wide_map import EXPERIMENT_FIELDS, OUTCOME_FIELDS, PREP_FIELDS, WideMap
+
+#: Values written where the table and the map give none for a required field.
+PLACEHOLDERS = {
+    "year": 2000,
+    "species": "rat",
+    "disease_model": "other",
+    "outcome": "unnamed outcome",
+    "higher_is_better": "yes",
+    "isolation_method": "UC",
+    "msc_tissue_source": "other",
+}
+
+
+def _placeholders(wide_map: WideMap) -> dict[str, Any]:
+    """Required fields neither mapped nor given as constants -> the value written instead."""
+    given = set(wide_map.columns) | set(wide_map.constants)
+    return {f: v for f, v in PLACEHOLDERS.items() if f not in given}
+
+
+def _mark_placeholders(data: dict[str, list[dict[str, Any]]], fill: dict[str, Any]) -> None:
+    """Say in each row's notes which of its values are placeholders."""
+    where = {"experiments": EXPERIMENT_FIELDS, "outcomes": OUTCOME_FIELDS, "preparations": PREP_FIELDS}
+    for sheet, fields in where.items():
+        names = [f for f in fields if f in fill]
+        if not names:
+            continue
+        remark = f"placeholder (not in the table): {', '.join(names)}"
+        for row in data[sheet]:
+            row["notes"] = f"{row['notes']}; {remark}" if row.get("notes") else remark
