@@ -18,7 +18,8 @@ control_n_is_split``). The importer
   control is divided among the arms imported, as build_comparisons always does);
 - fills required fields the table does not have with a placeholder and says so (README
   sheet, the row's ``notes``, :attr:`WideImport.notes`), so the book validates and tells
-  the reviewer what to fill in;
+  the reviewer what to fill in (a ``non_ev`` table is not asked to fill in the EV-only
+  fields: only the rows' notes name those placeholders);
 - keeps the reviewer's own columns named under ``[moderators]`` (cleaned, typed numeric or
   categorical) as extra columns of the arms sheet, which :func:`evmeta.build_comparisons`
   carries to the comparisons table, and writes the SYRCLE items named under

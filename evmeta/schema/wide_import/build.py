@@ -12,7 +12,7 @@ import pandas as pd
 from evmeta.schema.wide_import.experiments import _experiment, _group_key
 from evmeta.schema.wide_import.log import LOG_COLUMNS, _log, _unread_columns
 from evmeta.schema.wide_import.moderators import _type_moderators
-from evmeta.schema.wide_import.placeholders import _mark_placeholders, _placeholders
+from evmeta.schema.wide_import.placeholders import _mark_placeholders, _placeholder_notes, _placeholders
 from evmeta.schema.wide_import.result import WideImport
 from evmeta.schema.wide_import.risk_of_bias import _rob_rows
 from evmeta.schema.wide_import.rows import _read_rows
@@ -33,11 +33,7 @@ def _build(
     in that control row's notes and, as ``control_outcome_id``, in their log row.
     """
     fill = _placeholders(wide_map)
-    notes = [
-        f"{name} is not in the table: every row has the placeholder {value!r}; replace it in the workbook"
-        for name, value in fill.items()
-        if name != "year"
-    ]
+    notes = _placeholder_notes(fill, rows)
     data: dict[str, list[dict[str, Any]]] = {
         s: [] for s in ("preparations", "experiments", "arms", "outcomes")
     }
