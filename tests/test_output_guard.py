@@ -298,7 +298,7 @@ def test_a_writer_failing_half_way_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_import_wide_failing_half_way_leaves_no_workbook(tmp_path, monkeypatch):
-    import evmeta.schema.wide_import as wide
+    import evmeta.schema.wide_import.workbook as wide
 
     def full_disk(path, **kwargs):
         Path(path).write_bytes(b"PK\x03\x04 truncated")

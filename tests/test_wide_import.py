@@ -78,8 +78,9 @@ def test_real_table_shared_controls_and_log(ric):
     assert (book.arms["experiment_id"] == "327-E1").sum() == 6
     # Study 264: two control groups of 5 (typed 1.67), each shared by three arms.
     assert controls.loc[["264-E1", "264-E2"], "n"].tolist() == [5, 5]
-    # Placeholders are named, in the notes and in the rows.
-    assert any("isolation_method" in n for n in result.notes)
+    # Placeholders are named in the rows; the table is of another intervention
+    # (preparation_kind = non_ev), so the EV-only ones are not notes to act on.
+    assert not any("isolation_method" in n or "msc_tissue_source" in n for n in result.notes)
     assert book.preparations["notes"].str.contains("placeholder").all()
     assert book.studies.set_index("study_id").loc["115", "year"] == 2019  # read from "Zhao, Y (2019)"
 
@@ -115,6 +116,65 @@ def test_simulated_table_round_trip(tmp_path):
     assert s2["n"].tolist() == [9]
     log_file = tmp_path / "sim.import_log.csv"
     assert len(pd.read_csv(log_file)) == 14
+
+
+def _simulated_without_ev_fields(tmp_path, kind: str | None, column: list[str] | None = None):
+    """The simulated table imported with no isolation method or tissue source given, and
+    ``preparation_kind`` as a constant (``kind``) or as a table column (``column``)."""
+    tmp_path.mkdir(parents=True)
+    text = SIMULATED_MAP.read_text(encoding="utf-8")
+    text = text.replace('isolation_method = "UC"\n', "").replace('msc_tissue_source = "bone_marrow"\n', "")
+    table = SIMULATED
+    if kind is not None:
+        text = text.replace("[constants]\n", f'[constants]\npreparation_kind = "{kind}"\n')
+    if column is not None:
+        frame = pd.read_csv(SIMULATED, dtype=str, keep_default_na=False)
+        frame["Kind"] = (column * len(frame))[: len(frame)]
+        table = tmp_path / "with_kind.csv"
+        frame.to_csv(table, index=False)
+        text = text.replace("[columns]\n", '[columns]\npreparation_kind = "Kind"\n')
+    map_path = tmp_path / "map.toml"
+    map_path.write_text(text, encoding="utf-8")
+    out = tmp_path / "book.xlsx"
+    return import_wide(table, map_path, out), out
+
+
+def _fill_in_lines(workbook) -> list[str]:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(workbook, read_only=True)["README"]
+    return [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c and "TO FILL IN" in str(c)]
+
+
+def test_ev_placeholders_ask_to_be_replaced_only_for_ev_preparations(tmp_path):
+    """An MSC-EV table without isolation method or tissue source: a note (and a README line)
+    per placeholder. A non_ev table (docs/import_wide.md): no such note, the placeholder
+    still written (the book validates) and named in the preparation rows' notes. One EV
+    row among non_ev rows keeps the notes."""
+    ev, ev_book = _simulated_without_ev_fields(tmp_path / "ev", None)
+    for name, value in (("isolation_method", "'UC'"), ("msc_tissue_source", "'other'")):
+        assert (
+            f"{name} is not in the table: every row has the placeholder {value}; replace it in the workbook"
+            in ev.notes
+        )
+        assert any(name in line for line in _fill_in_lines(ev_book))
+    non_ev, non_ev_book = _simulated_without_ev_fields(tmp_path / "non_ev", "non_ev")
+    assert not any("isolation_method" in n or "msc_tissue_source" in n for n in non_ev.notes)
+    assert not any(
+        "isolation_method" in line or "msc_tissue_source" in line for line in _fill_in_lines(non_ev_book)
+    )
+    preparations = em.read_extraction(non_ev_book).preparations
+    assert (preparations["isolation_method"] == "UC").all()
+    assert (
+        preparations["notes"]
+        .str.contains("placeholder (not in the table): isolation_method", regex=False)
+        .all()
+    )
+    assert (preparations["preparation_kind"] == "non_ev").all()
+    mixed, _ = _simulated_without_ev_fields(tmp_path / "mixed", None, column=["non_ev", "non_ev", "msc_ev"])
+    assert any(n.startswith("isolation_method is not in the table") for n in mixed.notes)
+    all_non_ev, _ = _simulated_without_ev_fields(tmp_path / "column", None, column=["non_ev"])
+    assert not any("isolation_method" in n for n in all_non_ev.notes)
 
 
 def test_split_control_restored_from_every_row_sharing_it(tmp_path):
