@@ -16,6 +16,9 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[bayesian]``      enabled, mods, random, method, likelihood, draws, tune, chains, seed, priors
                     (a ``[bayesian.priors]`` table, or ``"preclinical"``: the preclinical
                     heterogeneity prior on every tau with the default coefficient priors)
+``[bias]``          mods (moderators of the bias-averaged ensemble, e.g. ``"~ isolation_method"``),
+                    cluster (a column of study ids: the multilevel ensemble); when ``mods`` is
+                    set the run fits the ensemble with moderators (docs/bias_moderators.md)
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
 ``[figures]``       formats, width, forest_by, forest_layout, forest_rob, forest_dose
 ``[dose_response]`` dose, model, scale, knots, share, reported_only_sensitivity: when set, the
@@ -95,6 +98,18 @@ def _groupable_columns() -> set[str]:
     from evmeta.schema.columns import SHEETS
 
     return {c.name for columns in SHEETS.values() for c in columns} | DERIVED_COLUMNS
+
+
+def known_column(value: str) -> str:
+    """``value`` when it names a column of the comparisons table, else a ValueError with the
+    closest column."""
+    if value in _groupable_columns():
+        return value
+    from rapidfuzz import process
+
+    guess = process.extractOne(value, sorted(_groupable_columns()), score_cutoff=70)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    raise ValueError(f"{value!r} is not a column of the comparisons table{hint}")
 
 
 class _Section(BaseModel):
@@ -371,13 +386,9 @@ class FiguresSection(_Section):
     @field_validator("forest_by")
     @classmethod
     def _known_column(cls, value: str | None) -> str | None:
-        if value is None or value == "auto" or value in _groupable_columns():
+        if value is None or value == "auto":
             return value
-        from rapidfuzz import process
-
-        guess = process.extractOne(value, sorted(_groupable_columns()), score_cutoff=70)
-        hint = f"; did you mean {guess[0]!r}?" if guess else ""
-        raise ValueError(f"{value!r} is not a column of the comparisons table{hint}")
+        return known_column(value)
 
     @field_validator("formats")
     @classmethod
@@ -404,6 +415,57 @@ class DoseResponseSection(_Section):
                 f"unknown dose {value!r}; valid doses: {', '.join('dose_' + b for b in DOSE_BASES)}"
             )
         return value
+
+
+class BiasSection(_Section):
+    """``[bias]``: moderators inside the bias-averaged ensemble (docs/bias_moderators.md).
+
+    ``mods`` is a sum of column names (``"~ isolation_method + quality_score"``; at most one
+    categorical column, which the ensemble's selection models integrate level by level);
+    ``cluster`` a column of study ids, which gives the models a random effect of study and
+    leaves the step-selection models out. Not set: the ensemble is fitted without moderators
+    only (the bias section's 16 models).
+    """
+
+    mods: str | None = None
+    cluster: str | None = None
+
+    @field_validator("mods", "cluster", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mods")
+    @classmethod
+    def _sum_of_columns(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from evmeta.models.base.simple_formula import simple_terms
+
+        text = value.strip()
+        names = simple_terms(text if text.startswith("~") else "~ " + text)
+        if names is None:
+            raise ValueError(
+                f"{value!r}: the bias ensemble takes a sum of distinct column names such as "
+                "'~ isolation_method + quality_score' (no interactions, transforms or repeats)"
+            )
+        for name in names:
+            known_column(name)
+        return "~ " + " + ".join(names)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_column(cls, value: str | None) -> str | None:
+        return None if value is None else known_column(value.strip())
+
+    @model_validator(mode="after")
+    def _cluster_needs_mods(self) -> BiasSection:
+        if self.cluster is not None and self.mods is None:
+            raise ValueError(
+                "cluster is set without mods: the multilevel ensemble is fitted with moderators "
+                '(set mods, e.g. "~ isolation_method", or remove cluster)'
+            )
+        return self
 
 
 class ValidationSection(_Section):
@@ -554,6 +616,7 @@ class AnalysisSpec(_Section):
     moderators: dict[str, str] = Field(default_factory=dict)
     frequentist: FrequentistSection = Field(default_factory=FrequentistSection)
     bayesian: BayesianSection = Field(default_factory=BayesianSection)
+    bias: BiasSection = Field(default_factory=BiasSection)
     sensitivity: SensitivitySection = Field(default_factory=SensitivitySection)
     figures: FiguresSection = Field(default_factory=FiguresSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)
