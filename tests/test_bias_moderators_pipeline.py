@@ -93,6 +93,7 @@ def test_the_report_shows_the_subsection_with_its_level(example_run):
     start = html.index('id="bias-moderators"')
     section = html[start : html.index("</ul>", start) if "</ul>" in html[start:] else None]
     section = section[: section.find("<figure")] if "<figure" in section else section
+    assert "The ensemble was refitted with isolation method as a moderator:" in section
     for heading in ("95% CrI low", "95% CrI high", "inclusion BF₁₀", "bias-adjusted mean"):
         assert f"<th>{heading}</th>" in section, heading
     for component in ("effect", "heterogeneity", "publication bias", "isolation method"):
