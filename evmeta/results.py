@@ -71,6 +71,10 @@ class AnalysisModels:
         The step-function selection model of the main model.
     bias_averaging : Mapping[str, BiasAveragingResult]
         Bias model averaging per prior set (``"default"``, ``"preclinical"``).
+    bias_moderators : BiasAveragingResult or None
+        The bias-averaged ensemble with the moderators of ``[bias] mods`` (and the random
+        effect of ``[bias] cluster``), default priors: inclusion Bayes factors per term and
+        bias-adjusted marginal means per level (:mod:`evmeta.analysis.bias_moderators_stage`).
     bayesian : BayesResult or None
         The Bayesian hierarchical model of ``[bayesian]``.
     """
@@ -88,6 +92,7 @@ class AnalysisModels:
     pet_peese: PetPeeseResult | None = None
     selection_model: SelectionResult | None = None
     bias_averaging: Mapping[str, BiasAveragingResult] = field(default_factory=dict)
+    bias_moderators: BiasAveragingResult | None = None
     bayesian: BayesResult | None = None
 
     def __post_init__(self) -> None:
@@ -147,6 +152,8 @@ class AnalysisModels:
                 yield name, fit
         for priors, bma in self.bias_averaging.items():
             yield ("bias_averaging" if priors == "default" else f"bias_averaging:{priors}"), bma
+        if self.bias_moderators is not None:
+            yield "bias_moderators", self.bias_moderators
         if self.bayesian is not None:
             yield "bayesian", self.bayesian
 

@@ -49,7 +49,7 @@ def without_ev_checks(spec: Any, preparations: pd.DataFrame) -> tuple[Any, list[
     preparation, and one note (a sentence) per analysis left out; otherwise ``spec`` as is.
 
     Left out: subgroups and forest grouping by EV-only columns, their terms in the
-    meta-regression, Bayesian and location-scale formulas, and the isolation-family and
+    meta-regression, Bayesian, location-scale and ``[bias] mods`` formulas, and the isolation-family and
     quality-score filters. The dose-response on EV doses and the isolation-method evidence
     are left out by their stages (:func:`has_ev_preparations`).
     """
@@ -76,6 +76,14 @@ def without_ev_checks(spec: Any, preparations: pd.DataFrame) -> tuple[Any, list[
     mods, removed = _ev_terms(b.mods)
     if removed and b.enabled:
         notes.append(f"Bayesian model: moderator(s) {_named(removed)} left out, because {NO_EV}.")
+    bias_mods, removed = _ev_terms(spec.bias.mods)
+    if removed:
+        model = "bias model averaging with moderators"
+        notes.append(
+            f"{model}: not fitted, because its moderator(s) {_named(removed)} describe EV preparations and {NO_EV}."
+            if bias_mods is None
+            else f"{model}: moderator(s) {_named(removed)} left out, because {NO_EV}."
+        )
     figures: dict[str, Any] = {}
     if fig.forest_by in EV_ONLY_COLUMNS:
         figures["forest_by"] = None
@@ -91,6 +99,7 @@ def without_ev_checks(spec: Any, preparations: pd.DataFrame) -> tuple[Any, list[
         update={
             "frequentist": f.model_copy(update=freq),
             "bayesian": b.model_copy(update={"mods": mods}),
+            "bias": spec.bias.model_copy(update={"mods": bias_mods}),
             "figures": fig.model_copy(update=figures),
             "filters": filt.model_copy(update=filters),
         }

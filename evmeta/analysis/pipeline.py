@@ -2,11 +2,11 @@
 
 Stages: read and validate the extraction -> comparisons -> filters -> frequentist models
 (random effects, subgroups, meta-regression, multilevel with CR2) -> bias diagnostics ->
-Bayesian model (contrasts, predictions) -> selection model, bias model averaging and
-isolation-method evidence -> sensitivity analyses (prior sensitivity among them) ->
-figures -> tables, report and provenance in ``reports/<name>/``. Figures and
-``posterior.nc`` are written by forked workers while later stages run
-(:mod:`evmeta.analysis.figures`).
+Bayesian model (contrasts, predictions) -> selection model, bias model averaging (with the
+moderators of ``[bias]`` when set: :mod:`evmeta.analysis.bias_moderators_stage`) and
+isolation-method evidence -> sensitivity analyses (prior sensitivity among them) -> figures
+-> tables, report and provenance in ``reports/<name>/``. Figures and ``posterior.nc`` are
+written by forked workers while later stages run (:mod:`evmeta.analysis.figures`).
 """
 
 from __future__ import annotations
@@ -206,6 +206,7 @@ def _run_into(
         check_forest_by(spec, table)  # a forest_by naming no column of the table stops it too
         import evmeta.analysis.prisma_stage as prisma_stage
         import evmeta.analysis.stages as stages
+        from evmeta.analysis.bias_moderators_stage import bias_moderators_stage
         from evmeta.analysis.consistency import consistency, extend_bias_table
 
         bar.stage("frequentist models")
@@ -227,6 +228,7 @@ def _run_into(
             bar.done()
             bar.stage("selection models, bias model averaging, isolation-method evidence")
             stages.bias_and_isolation_evidence(run, table, figure_batch)
+            bias_moderators_stage(run, table)  # [bias] mods: the ensemble with moderators
             bar.done()
             bar.stage("sensitivity analyses")
             stages.sensitivity(run, table, extraction)

@@ -16,6 +16,9 @@ Sections (all but ``[analysis]`` optional, every key has a default):
 ``[bayesian]``      enabled, mods, random, method, likelihood, draws, tune, chains, seed, priors
                     (a ``[bayesian.priors]`` table, or ``"preclinical"``: the preclinical
                     heterogeneity prior on every tau with the default coefficient priors)
+``[bias]``          mods (moderators of the bias-averaged ensemble, e.g. ``"~ isolation_method"``),
+                    cluster (a column of study ids: the multilevel ensemble); when ``mods`` is
+                    set the run fits the ensemble with moderators (docs/bias_moderators.md)
 ``[sensitivity]``   leave_one_out, low_risk_of_bias, nmd_vs_smd, alternative_priors
 ``[figures]``       formats, width, forest_by, forest_layout, forest_rob, forest_dose
 ``[dose_response]`` dose, model, scale, knots, share, reported_only_sensitivity: when set, the
@@ -101,6 +104,22 @@ def _groupable_columns() -> set[str]:
     from evmeta.schema.columns import SHEETS
 
     return {c.name for columns in SHEETS.values() for c in columns} | DERIVED_COLUMNS
+
+
+def known_column(value: str) -> str:
+    """``value`` unless it is a near-miss of a workbook or derived column (a ValueError naming
+    that column; :data:`FOREST_BY_TYPOS`). A name far from every such column is accepted: it
+    may be a reviewer's own moderator column, which only the comparisons table knows, so the
+    run checks it against the table."""
+    if value in _groupable_columns():
+        return value
+    from rapidfuzz.distance import Levenshtein
+
+    typos = max(1, min(FOREST_BY_TYPOS, len(value) // 4))
+    close = sorted((Levenshtein.distance(value.lower(), name.lower()), name) for name in _groupable_columns())
+    if close and close[0][0] <= typos:
+        raise ValueError(f"{value!r} is not a column of the comparisons table; did you mean {close[0][1]!r}?")
+    return value
 
 
 class _Section(BaseModel):
@@ -380,17 +399,9 @@ class FiguresSection(_Section):
         """A misspelt workbook column is refused here, before the workbook is read; any other
         name may be a reviewer's own moderator column (import-wide ``[moderators]``), which
         only the comparisons table knows: the run checks it there (``check_forest_by``)."""
-        if value is None or value == "auto" or value in _groupable_columns():
+        if value is None or value == "auto":
             return value
-        from rapidfuzz.distance import Levenshtein
-
-        typos = max(1, min(FOREST_BY_TYPOS, len(value) // 4))
-        close = sorted(
-            (Levenshtein.distance(value.lower(), name.lower()), name) for name in _groupable_columns()
-        )
-        if close and close[0][0] <= typos:
-            raise ValueError(f"{value!r} is not a column of the comparisons table; did you mean {close[0][1]!r}?")
-        return value
+        return known_column(value)
 
     @field_validator("formats")
     @classmethod
@@ -417,6 +428,57 @@ class DoseResponseSection(_Section):
                 f"unknown dose {value!r}; valid doses: {', '.join('dose_' + b for b in DOSE_BASES)}"
             )
         return value
+
+
+class BiasSection(_Section):
+    """``[bias]``: moderators inside the bias-averaged ensemble (docs/bias_moderators.md).
+
+    ``mods`` is a sum of column names (``"~ isolation_method + quality_score"``; at most one
+    categorical column, which the ensemble's selection models integrate level by level);
+    ``cluster`` a column of study ids, which gives the models a random effect of study and
+    leaves the step-selection models out. Not set: the ensemble is fitted without moderators
+    only (the bias section's 16 models).
+    """
+
+    mods: str | None = None
+    cluster: str | None = None
+
+    @field_validator("mods", "cluster", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mods")
+    @classmethod
+    def _sum_of_columns(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from evmeta.models.base.simple_formula import simple_terms
+
+        text = value.strip()
+        names = simple_terms(text if text.startswith("~") else "~ " + text)
+        if names is None:
+            raise ValueError(
+                f"{value!r}: the bias ensemble takes a sum of distinct column names such as "
+                "'~ isolation_method + quality_score' (no interactions, transforms or repeats)"
+            )
+        for name in names:
+            known_column(name)
+        return "~ " + " + ".join(names)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_column(cls, value: str | None) -> str | None:
+        return None if value is None else known_column(value.strip())
+
+    @model_validator(mode="after")
+    def _cluster_needs_mods(self) -> BiasSection:
+        if self.cluster is not None and self.mods is None:
+            raise ValueError(
+                "cluster is set without mods: the multilevel ensemble is fitted with moderators "
+                '(set mods, e.g. "~ isolation_method", or remove cluster)'
+            )
+        return self
 
 
 class ValidationSection(_Section):
@@ -567,6 +629,7 @@ class AnalysisSpec(_Section):
     moderators: dict[str, str] = Field(default_factory=dict)
     frequentist: FrequentistSection = Field(default_factory=FrequentistSection)
     bayesian: BayesianSection = Field(default_factory=BayesianSection)
+    bias: BiasSection = Field(default_factory=BiasSection)
     sensitivity: SensitivitySection = Field(default_factory=SensitivitySection)
     figures: FiguresSection = Field(default_factory=FiguresSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)

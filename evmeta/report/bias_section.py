@@ -1,6 +1,7 @@
 """Context of the optional report section ``templates/bias.html.j2`` (issue 16): selection
-model, bias model averaging with the preclinical-prior sensitivity analysis, and the within- vs
-between-study isolation-method evidence. Reads what the pipeline stage stored on the run;
+model, bias model averaging with the preclinical-prior sensitivity analysis, the ensemble with
+the moderators of ``[bias]`` (inclusion Bayes factors, bias-adjusted marginal means; read from
+``run.models.bias_moderators``), and the within- vs between-study isolation-method evidence. Reads what the pipeline stage stored on the run;
 computes no statistics. Its tables go through the report's own formatter
 (:func:`evmeta.report.tables.html_table`), like every other table of the report."""
 
@@ -14,6 +15,7 @@ from evmeta.formatting import format_p, number, percent, significant
 from evmeta.report.run_view import ReportedRun
 from evmeta.report.svg import figure_svgs
 from evmeta.report.tables import html_table
+from evmeta.schema.vocabulary import display_label
 
 #: The ensemble's publication-bias components in words (as in the bias panel figure).
 BIAS_WORDS = {"none": "no bias", "selection": "step selection", "pet": "PET", "peese": "PEESE"}
@@ -46,6 +48,15 @@ EVIDENCE_HEADINGS = {
     "difference_pvalue": "p (within vs between)",
 }
 
+#: The ensemble's components in the inclusion table (moderators: their column in words).
+COMPONENT_WORDS = {"effect": "effect", "heterogeneity": "heterogeneity", "bias": "publication bias"}
+INCLUSION_HEADINGS = {
+    "term": "component",
+    "prior_prob": "prior inclusion probability",
+    "posterior_prob": "posterior inclusion probability",
+    "inclusion_bf": "inclusion BF₁₀",
+}
+MEANS_HEADINGS = {"estimate": "bias-adjusted mean"}
 
 #: The isolation section's one sentence when no study compares isolation methods.
 NO_WITHIN_STUDY = (
@@ -99,14 +110,76 @@ def _sensitivity_table(frame: pd.DataFrame | None, level: float) -> str:
     return html_table(frame, headings=SENSITIVITY_HEADINGS, constant_note=False, level=level, interval="CrI")
 
 
+def _column_words(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _inclusion_table(fit: Any) -> str:
+    """Inclusion probabilities and Bayes factors of effect, heterogeneity, bias, each moderator."""
+    frame = fit.inclusion_table().reset_index()
+    frame = frame.rename(
+        columns={"prior_inclusion_prob": "prior_prob", "posterior_inclusion_prob": "posterior_prob"}
+    )
+    frame["term"] = [COMPONENT_WORDS.get(term, _column_words(term)) for term in frame["term"]]
+    return html_table(
+        frame, headings=INCLUSION_HEADINGS, constant_note=False, level=fit.level, interval="CrI"
+    )
+
+
+def _means_table(fit: Any) -> str:
+    """The bias-adjusted mean of each level (level codes in words through the table's
+    vocabulary formatting), its posterior SD and credible interval at the fit's level."""
+    frame = fit.marginal_means.reset_index()
+    factor = str(fit.factor)
+    headings = {**MEANS_HEADINGS, factor: _column_words(factor)}
+    return html_table(frame, headings=headings, constant_note=False, level=fit.level, interval="CrI")
+
+
+def moderators_context(fit: Any) -> dict[str, Any]:
+    """Values of the subsection on the ensemble with moderators (``fit`` a
+    :class:`~evmeta.models.bias.averaging.BiasAveragingResult` fitted with ``mods=``)."""
+    factor = fit.factor
+    return {
+        "moderators": ", ".join(_column_words(name) for name in fit.moderators),
+        "factor": _column_words(factor) if factor else None,
+        "numeric": bool(fit.numeric_moderators),
+        "several": len(fit.moderators) > 1,
+        "prior": f"normal(0, {fit.priors.moderator_sd:g})",
+        "cluster": _column_words(fit.cluster) if fit.cluster else None,
+        "k": fit.k,
+        "n_models": len(fit.models),
+        "pct": percent(fit.level),
+        "estimate": f"{number(fit.estimate)} [{number(fit.ci_low)}, {number(fit.ci_high)}]",
+        "inclusion": _inclusion_table(fit),
+        "means": _means_table(fit) if factor else None,
+        "single": _single_levels(fit),
+        "notes": list(fit.notes),
+    }
+
+
+def _single_levels(fit: Any) -> str:
+    """The levels whose mean rests on one comparison, in words ("" when none)."""
+    if fit.marginal_means is None:
+        return ""
+    means = fit.marginal_means
+    return ", ".join(display_label(str(level), fit.factor) for level in means.index[means["k"] == 1])
+
+
 def bias_context(run: ReportedRun) -> dict[str, Any] | None:
     """Values for ``bias.html.j2``, or None when the stage did not run."""
     bma = run.models.bias_averaging.get("default")
+    moderated = run.models.bias_moderators
     selection = run.models.selection_model
     evidence = run.tables.isolation_evidence
-    if bma is None and selection is None and evidence is None:
+    if bma is None and moderated is None and selection is None and evidence is None:
         return None
-    out: dict[str, Any] = {"selection": None, "averaging": None, "evidence": None, "evidence_sentence": None}
+    out: dict[str, Any] = {
+        "selection": None,
+        "averaging": None,
+        "moderators": moderators_context(moderated) if moderated is not None else None,
+        "evidence": None,
+        "evidence_sentence": None,
+    }
     if selection is not None:
         out["selection"] = {
             "estimate": f"{number(selection.estimate)} [{number(selection.ci_low)}, {number(selection.ci_high)}]",

@@ -244,6 +244,67 @@ def _small_study_sentence(run: ReportedRun) -> str:
     return f"Small-study effects were assessed with {listing}.{caveat}"
 
 
+#: Cited when the run fitted the bias-averaged ensemble with moderators.
+BIAS_MODERATORS_REFERENCE = (
+    "Bartos F, Maier M, Stanley TD, Wagenmakers E-J (2023). Robust Bayesian meta-regression: model-averaged "
+    "moderation analysis in the presence of publication bias. Psychol Methods."
+)
+
+
+def bias_moderators_sentence(run: Any) -> str:
+    """The ensemble with the ``[bias]`` moderators in words: which moderators, which priors,
+    how the marginal likelihoods were computed, and that a multilevel ensemble has no
+    selection models; "" when it was not fitted."""
+    fit = run.models.bias_moderators
+    if fit is None:
+        return ""
+    p = fit.priors
+    numeric = fit.numeric_moderators
+    tau = (
+        f"a log-normal prior with log-scale mean {p.tau_lognormal[0]:g} and standard deviation {p.tau_lognormal[1]:g}"
+        if p.tau_lognormal
+        else f"an inverse-gamma prior with shape {p.tau_shape:g} and scale {p.tau_scale:g}"
+    )
+    several = len(fit.moderators) > 1
+    coefficients = [
+        *(["each level's deviation from the overall effect"] if fit.factor else []),
+        *(["each numeric moderator's slope per standard deviation"] if numeric else []),
+    ]
+    bias = (
+        "no bias, PET or PEESE"
+        if fit.cluster
+        else f"no bias, a one-sided step selection at p = {fit.cut:g}, PET or PEESE"
+    )
+    parts = [
+        f"{term_words(' + '.join(fit.moderators)).capitalize()} {'were' if several else 'was'} put into the Bayesian "
+        f"model-averaged publication-bias ensemble as {'moderators' if several else 'a moderator'} (Bartos et al. "
+        f"2023): every model combined an effect or none, heterogeneity or none, {bias}, and each moderator in or "
+        "out with prior probability 1/2.",
+        f"The overall effect had a normal prior with mean 0 and standard deviation {p.mu_sd:g}, the "
+        f"between-comparison standard deviation {tau}, the PET and PEESE slopes half-normal priors with scales "
+        f"{p.pet_sd:g} and {p.peese_sd:g}"
+        + ("" if fit.cluster else ", the relative publication probability a uniform prior")
+        + f", and {' and '.join(coefficients)} a normal prior with mean 0 and standard deviation {p.moderator_sd:g}.",
+    ]
+    if fit.cluster is not None:
+        parts.append(
+            f"Comparisons of one {fit.cluster.replace('_', ' ')} shared a random effect (the share of the "
+            "heterogeneity between them with a uniform prior), and the step-selection models were left out of this "
+            "multilevel ensemble, whose bias component was PET or PEESE against none."
+        )
+    computed = (
+        "Marginal likelihoods were computed in closed form given the heterogeneity and by converged numerical "
+        "integration over the rest, without Markov chain Monte Carlo"
+    )
+    if numeric and fit.cluster is None:
+        computed += (
+            f"; in the selection models the slope of {term_words(' + '.join(numeric))} was an extra axis of the "
+            "numerical integration"
+        )
+    parts.append(computed + ".")
+    return " ".join(parts)
+
+
 #: The references that only a table with those items scored cites.
 SYRCLE_REFERENCE = next(r for r in REFERENCES if "SYRCLE" in r)
 MISEV_REFERENCE = next(r for r in REFERENCES if "MISEV" in r)
@@ -280,7 +341,10 @@ def references(run: ReportedRun) -> list[str]:
     """:data:`REFERENCES` without SYRCLE's and MISEV's when the run's table did not score them."""
     syrcle, misev = scored(run.tables.pooled)
     left_out = {ref for ref, used in ((SYRCLE_REFERENCE, syrcle), (MISEV_REFERENCE, misev)) if not used}
-    return [ref for ref in REFERENCES if ref not in left_out]
+    cited = [ref for ref in REFERENCES if ref not in left_out]
+    if run.models.bias_moderators is not None:
+        cited.append(BIAS_MODERATORS_REFERENCE)
+    return cited
 
 
 def methods_paragraph(run: ReportedRun) -> str:
@@ -310,6 +374,9 @@ def methods_paragraph(run: ReportedRun) -> str:
     small = _small_study_sentence(run)
     if small:
         parts.append(small)
+    moderated = bias_moderators_sentence(run)
+    if moderated:
+        parts.append(moderated)
     scoring = scoring_sentence(run.tables.pooled)
     if scoring:
         parts.append(scoring)

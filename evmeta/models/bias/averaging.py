@@ -109,6 +109,34 @@ class BiasAveragingResult(PrintsSummary):
     def measure(self) -> str | None:
         return self.inputs.measure
 
+    @property
+    def factor(self) -> str | None:
+        """The categorical moderator (the index of :attr:`marginal_means`), or None."""
+        return None if self.marginal_means is None else str(self.marginal_means.index.name)
+
+    @property
+    def numeric_moderators(self) -> tuple[str, ...]:
+        """The numeric moderators (every moderator but :attr:`factor`)."""
+        return tuple(name for name in self.moderators if name != self.factor)
+
+    def inclusion_table(self) -> pd.DataFrame:
+        """Prior and posterior inclusion probability and inclusion Bayes factor of each
+        component: ``effect``, ``heterogeneity``, ``bias`` and every moderator term, in the
+        order of :attr:`inclusion_bf` (index ``term``)."""
+        columns = {"effect": self.models["effect"], "heterogeneity": self.models["heterogeneity"]}
+        columns["bias"] = self.models["bias"] != "none"
+        columns.update({name: self.models[f"with_{name}"] for name in self.moderators})
+        rows = [
+            {
+                "term": name,
+                "prior_inclusion_prob": float(self.models.loc[included, "prior_prob"].sum()),
+                "posterior_inclusion_prob": float(self.models.loc[included, "posterior_prob"].sum()),
+                "inclusion_bf": self.inclusion_bf[name],
+            }
+            for name, included in columns.items()
+        ]
+        return pd.DataFrame(rows).set_index("term")
+
     def heterogeneity_table(self, level: float | None = None) -> pd.DataFrame:
         """The inclusion Bayes factor for heterogeneity (the ensemble keeps no tau posterior:
         tau2, tau and their interval are NaN)."""
