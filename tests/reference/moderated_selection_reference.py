@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent  # the repository root
 sys.path.insert(0, str(ROOT))
 
 from evmeta.models.bias.marginal import EnsemblePriors  # noqa: E402
@@ -57,7 +58,7 @@ def main(old_module: str) -> None:
         "source": "evmeta commit 48fe8cc, moderated_selection_marginal, EnsemblePriors(), cut 0.025",
         "cases": rows,
     }
-    (ROOT / "tests" / "reference" / "moderated_selection_48fe8cc.json").write_text(json.dumps(out, indent=1))
+    (TESTS / "reference" / "moderated_selection_48fe8cc.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
