@@ -1,14 +1,18 @@
-"""Benchmark: the bias ensemble with one 5-level moderator (``bias_model_averaging(mods=)``) at
-k = 100.
+"""Benchmark: the bias ensemble with moderators (``bias_model_averaging(mods=)``).
 
-Run ``.venv/bin/python benchmarks/bench_bias_moderators.py``. Times the 32-model ensemble
-(16 bias models x the moderator in or out; every marginal likelihood by closed form or
-converged quadrature) next to the 16-model ensemble without it. Goal: under 10 s on 2 cores
-(issue 27 item 2; RoBMA.reg with JAGS needs minutes to hours).
+Run ``.venv/bin/python benchmarks/bench_bias_moderators.py``. Times, at k = 100, the 32-model
+ensemble with one 5-level moderator (16 bias models x the moderator in or out; every marginal
+likelihood by closed form or converged quadrature) next to the 16-model ensemble without it
+(goal: under 10 s on 2 cores, issue 27 item 2; RoBMA.reg with JAGS needs minutes to hours);
+then the 64-model ensemble with the 5-level moderator and a numeric one
+(``~ isolation_method + quality_score``) at k = 100 and on the example workbook's 113
+comparisons (goal: seconds, not minutes). Prints ``uptime`` before and after (the machine is
+shared).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -35,6 +39,39 @@ def simulate_moderated(k: int, seed: int = 1) -> pd.DataFrame:
     return pd.DataFrame({"yi": yi + shift, "vi": vi, "isolation_method": np.array(METHODS)[level]})
 
 
+def simulate_moderated_numeric(k: int, seed: int = 7) -> pd.DataFrame:
+    """:func:`simulate_moderated` with a quality score in [0, 1] shifting the mean by 0.3 per unit."""
+    frame = simulate_moderated(k)
+    score = np.random.default_rng(seed).uniform(0, 1, k)
+    return frame.assign(quality_score=score, yi=frame["yi"] + 0.3 * (score - 0.5))
+
+
+def example_table() -> pd.DataFrame:
+    """The example workbook's SMDs on the three outcomes of docs/bias_moderators.md."""
+    book = em.read_extraction(ROOT / "extraction" / "example.xlsx")
+    outcome = ["serum creatinine", "infarct volume", "infarct size"]
+    return em.build_comparisons(book, "SMD", outcome=outcome).table
+
+
+def _median_time(frame: pd.DataFrame, mods: str | None, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        em.models.bias_model_averaging(frame, mods=mods)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def numeric(reps: int = 3) -> None:
+    """The ensemble with a categorical and a numeric moderator (64 models)."""
+    mods = "~ isolation_method + quality_score"
+    for label, frame in (
+        ("k = 100, 5 levels", simulate_moderated_numeric(100)),
+        ("example, k = 113", example_table()),
+    ):
+        print(f"| {label}: `{mods}` (64 models) | {_median_time(frame, mods, reps):.2f} s | seconds |")
+
+
 def main(k: int = 100, reps: int = 3) -> None:
     frame = simulate_moderated(k)
     times = []
@@ -55,4 +92,7 @@ def main(k: int = 100, reps: int = 3) -> None:
 
 
 if __name__ == "__main__":
+    print(os.popen("uptime").read().strip())
     main()
+    numeric()
+    print(os.popen("uptime").read().strip())

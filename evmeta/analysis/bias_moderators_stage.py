@@ -57,9 +57,9 @@ def bias_moderators_stage(run: RunState, table: pd.DataFrame) -> None:
     numeric = fit.numeric_moderators
     if numeric and fit.cluster is None:
         run.notes.append(
-            f"{MODEL}: the numeric moderator(s) {', '.join(map(repr, numeric))} enter each step-selection "
-            "model that includes them as an extra quadrature axis over the slope (not factorized by level), "
-            "which costs seconds to tens of seconds per model; the normal models integrate them in closed form."
+            f"{MODEL}: in each step-selection model the slope(s) of the numeric moderator(s) "
+            f"{', '.join(map(repr, numeric))} are integrated with the overall mean by adaptive Gauss-Hermite "
+            "quadrature at every (tau, omega) node; the normal models integrate them in closed form."
         )
     _write(run, fit)
 

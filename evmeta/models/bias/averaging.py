@@ -347,7 +347,7 @@ def bias_model_averaging(
     marginal_means = None
     if terms is not None and terms.factor is not None:
         marginal_means = level_means_table(models, fits, terms, level)
-        notes += few_per_level_notes(terms)
+        notes += few_per_level_notes(terms, ensemble_priors.moderator_sd)
     return BiasAveragingResult(
         models=models,
         inclusion_bf=inclusion,

@@ -42,6 +42,9 @@ REFINE_TOL = 1e-3
 MAX_REFINE = 2
 #: Most lattice points of one integral (a few seconds for k = 100).
 MAX_POINTS = 400_000
+#: Most mixture components kept per model and quantity (adjacent components are merged by
+#: their first two moments beyond it).
+MAX_COMPONENTS = 4000
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,20 @@ class MarginalFit:
     @property
     def mu_mean(self) -> float:
         return float(np.sum(self.mu_weights * self.mu_means))
+
+
+def merge_components(means, sds, weights, most: int = MAX_COMPONENTS):
+    """At most ``most`` components: runs of adjacent ones merged keeping their weight, mean and
+    variance (the components come in node order, so neighbours are alike)."""
+    if len(means) <= most:
+        return means, sds, weights
+    groups = np.arange(len(means)) * most // len(means)
+    w = np.bincount(groups, weights)
+    safe = np.where(w > 0, w, 1.0)
+    m = np.bincount(groups, weights * means) / safe
+    second = np.bincount(groups, weights * (sds**2 + means**2)) / safe
+    keep = w > 0
+    return m[keep], np.sqrt(np.maximum(second - m**2, 0.0))[keep], w[keep]
 
 
 def tau_grid(yi: np.ndarray, vi: np.ndarray, priors: EnsemblePriors) -> tuple[np.ndarray, float]:

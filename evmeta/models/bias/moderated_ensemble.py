@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from evmeta.models.bias.marginal import EnsemblePriors, selection_marginal
+from evmeta.models.bias.marginal import EnsemblePriors, merge_components, selection_marginal
 from evmeta.models.bias.moderated_normal import moderated_normal_marginal
 from evmeta.models.bias.moderated_selection import moderated_selection_marginal
 from evmeta.models.bias.moderator_terms import ModeratorTerms
@@ -30,9 +30,6 @@ MULTILEVEL_NOTE = (
     "the selection model's normalizing constant has no exact form per study, and evmeta does not "
     "approximate it); bias is PET or PEESE (prior 1/4 each) against none (1/2)"
 )
-#: Most mixture components kept per model and quantity (adjacent heterogeneity nodes are
-#: merged by their first two moments beyond it).
-MAX_COMPONENTS = 4000
 
 
 def fit_moderated_ensemble(
@@ -103,20 +100,6 @@ def _thinned(fit):
     return fit
 
 
-def merge_components(means, sds, weights, most: int = MAX_COMPONENTS):
-    """At most ``most`` components: runs of adjacent ones merged keeping their weight, mean and
-    variance (the components come in node order, so neighbours are alike)."""
-    if len(means) <= most:
-        return means, sds, weights
-    groups = np.arange(len(means)) * most // len(means)
-    w = np.bincount(groups, weights)
-    safe = np.where(w > 0, w, 1.0)
-    m = np.bincount(groups, weights * means) / safe
-    second = np.bincount(groups, weights * (sds**2 + means**2)) / safe
-    keep = w > 0
-    return m[keep], np.sqrt(np.maximum(second - m**2, 0.0))[keep], w[keep]
-
-
 def mixture_summary(parts, level: float) -> tuple[float, float, float, float]:
     """Mean, SD and equal-tailed interval of a mixture of Gaussians (sd 0: point masses);
     ``parts`` is a list of (means, sds, weights) already weighted by model probability."""
@@ -164,12 +147,13 @@ def level_means_table(models: pd.DataFrame, fits: dict, terms: ModeratorTerms, l
     return pd.DataFrame(rows).set_index(terms.factor)
 
 
-def few_per_level_notes(terms: ModeratorTerms) -> tuple[str, ...]:
-    """A caveat when a level rests on one comparison."""
+def few_per_level_notes(terms: ModeratorTerms, moderator_sd: float) -> tuple[str, ...]:
+    """A caveat when a level rests on one comparison (``moderator_sd``: the prior SD of a
+    level's deviation, as printed)."""
     single = [name for name, count in zip(terms.levels, terms.level_counts(), strict=True) if count == 1]
     if not single:
         return ()
     return (
         f"{len(single)} level(s) of {terms.factor} rest on one comparison ({', '.join(single[:5])}"
-        f"{' ...' if len(single) > 5 else ''}): their means lean on the normal(0, moderator_sd) prior of the deviation",
+        f"{' ...' if len(single) > 5 else ''}): their means lean on the normal(0, {moderator_sd:g}) prior of the deviation",
     )

@@ -5,46 +5,63 @@ The one-sided step model publishes a comparison whose p-value is above the cut-p
 relative probability ``omega``; its likelihood is not Gaussian in the coefficients. The
 integral is nested so that it stays exact up to the convergence of smooth quadratures:
 
-* outer: a tensor trapezoid grid over ``log tau`` (heterogeneity models), ``z = probit(omega)``
-  and the slope of every included numeric moderator;
-* middle: a trapezoid grid over the effect ``mu`` (effect models);
-* inner, with a categorical moderator: given the outer parameters and ``mu`` the likelihood
-  factorizes over its levels (each comparison depends on its own level's mean
-  ``t_j = mu + beta_j`` only, and the deviations are independent a priori), so the ``J``
-  level integrals are 1-D trapezoid integrals, evaluated once per outer node on a grid of
-  ``t_j`` and convolved with the prior ``normal(t_j; mu, moderator_sd)`` for every ``mu``.
+* outer: a tensor trapezoid grid over ``log tau`` (heterogeneity models) and
+  ``z = probit(omega)``;
+* inner, at every outer node: the mean structure (the numeric slopes ``gamma``, the effect
+  ``mu`` and, with a categorical moderator, every level's mean ``t_j = mu + beta_j``) by
+  adaptive Gauss-Hermite quadrature over ``(gamma, mu)`` centred at their conditional mode,
+  and given those, one trapezoid integral per level (the likelihood factorizes over the levels
+  of the categorical moderator): :mod:`evmeta.models.bias.selection_coefficients`.
 
-Every axis is centred at the joint posterior mode with spacing ``STEP`` conditional posterior
-SDs (from the Hessian there), starts at ``SPAN`` marginal SDs either side and is extended
-until the log integrand on each face of the grid (and at both ends of every level's grid) is
-``DROP`` below the maximum, so no mass above ``exp(-DROP)`` lies outside. Convergence is
-measured: the same sums on every other node (twice the spacing, in every direction) must
-agree with the full sums to ``TOL`` on the log scale, else the spacing is divided by sqrt(2)
-(at most ``MAX_REFINE`` times); the last difference is returned as ``error``. For smooth
-integrands the trapezoid error falls like ``exp(-c / h^2)``, so the full sums are far more
-accurate than that difference.
+The outer axes are centred at the joint posterior mode with spacing ``STEP`` conditional
+posterior SDs (from the Hessian there), start at ``SPAN`` marginal SDs either side and are
+extended until the log integrand on each face of the grid (and at both ends of every level's
+grid) is ``DROP`` below the maximum, so no mass above ``exp(-DROP)`` lies outside. Convergence
+is measured: the whole computation is repeated with every spacing divided by sqrt(2) and
+``GH_ORDER_STEP`` more Gauss-Hermite nodes per coefficient, until the log marginal likelihood
+changes by less than ``TOL`` (at most ``MAX_REFINE`` times); the last change is returned as
+``error``. The trapezoid error on smooth integrands falls like ``exp(-c / h^2)`` and the
+Gauss-Hermite error geometrically in the order, so the final value is far more accurate than
+that change.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
 
 from evmeta.errors import ModelError
-from evmeta.models.bias.marginal import EnsemblePriors, MarginalFit
+from evmeta.models.bias.marginal import EnsemblePriors, MarginalFit, merge_components
 from evmeta.models.bias.moderator_terms import ModeratorTerms
+from evmeta.models.bias.selection_coefficients import (
+    InnerRule,
+    MeanStructure,
+    block_log_integrand,
+    block_rows,
+    evaluations,
+    inner_nodes,
+)
 from evmeta.models.bias.step_likelihood import interval_index, step_pvalues
 
 STEP = 0.7
-SPAN = 6.0
+#: The first lattice points: all within this many whitened SDs of the mode.
+START_RADIUS = 3.5
+#: Reach of the level grids beyond the conditional centres, in conditional SDs (the
+#: Gaussian's end term is then about exp(-25) of its peak, inside ``DROP``).
+LEVEL_SPAN = 7.0
 DROP = 20.0
 TOL = 1e-6
 MAX_REFINE = 2
-MAX_GROW = 30
-#: Most nodes of one outer x middle grid.
-MAX_NODES = 20_000_000
+MAX_GROW = 10
+MAX_OUTER_NODES = 200_000
+#: Gauss-Hermite nodes per slope and effect, and the nodes added at each refinement.
+GH_ORDER = 8
+GH_ORDER_STEP = 4
+#: Most comparison-likelihood evaluations of one pass over the grid (about a minute).
+MAX_EVALUATIONS = 3_000_000_000
 LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
@@ -68,8 +85,19 @@ class _Problem:
         self.i_z = int(effect) + int(heterogeneity)
         self.i_gamma = list(range(self.i_z + 1, self.i_z + 1 + self.q))
         self.i_t = list(range(self.i_z + 1 + self.q, self.i_z + 1 + self.q + self.n_levels))
-        self.outer = ([self.i_tau] if heterogeneity else []) + [self.i_z] + self.i_gamma
+        self.outer = ([self.i_tau] if heterogeneity else []) + [self.i_z]
         self.dim = self.i_z + 1 + self.q + self.n_levels
+        self.means = MeanStructure(
+            yi,
+            vi,
+            self.cut_y,
+            self.x,
+            self.level_of,
+            self.n_levels,
+            effect,
+            priors.mu_sd,
+            priors.moderator_sd,
+        )
 
     def study_loglik(self, means, var, z):
         """sum over the last axis of log N(y; mean, var) - log A (the step model's density)."""
@@ -79,13 +107,16 @@ class _Problem:
             np.log(omega + one_minus * significant), axis=-1
         )
 
-    def outer_prior(self, log_tau, z, gamma):
-        """log prior (per unit log tau, z and gamma) and the omega^n_above factor."""
+    def outer_prior(self, log_tau, z):
+        """log prior (per unit log tau and z) and the omega^n_above factor."""
         out = self.n_above * special.log_ndtr(z) - 0.5 * z**2 - LOG_SQRT_2PI
         if self.heterogeneity:
             out = out + self.priors.log_tau_density(np.exp(log_tau)) + log_tau
+        return out
+
+    def slope_prior(self, gamma):
         s = self.priors.moderator_sd
-        return out + np.sum(-0.5 * (gamma / s) ** 2 - np.log(s) - LOG_SQRT_2PI, axis=-1)
+        return np.sum(-0.5 * (gamma / s) ** 2 - np.log(s) - LOG_SQRT_2PI, axis=-1)
 
     def mu_prior(self, mu):
         s = self.priors.mu_sd
@@ -111,7 +142,10 @@ class _Problem:
             means = mu[:, None] + shift
             extra = 0.0
         var = self.vi[None, :] + np.exp(2 * log_tau)[:, None]
-        out = self.study_loglik(means, var, z[:, None]) + self.outer_prior(log_tau, z, gamma) + extra
+        out = (
+            self.study_loglik(means, var, z[:, None]) + self.outer_prior(log_tau, z) + self.slope_prior(gamma)
+        )
+        out = out + extra
         return out + (self.mu_prior(mu) if self.effect else 0.0)
 
     def start(self):
@@ -151,172 +185,117 @@ def _mode_and_covariance(problem: _Problem):
     return mode, H, np.linalg.inv(H)
 
 
-class _Axis:
-    """A uniform trapezoid axis ``centre + h * (low .. high)``."""
+@dataclass(frozen=True, eq=False)
+class _Pass:
+    """One pass over the lattice: the log integral, the largest log integrand at a level grid's
+    end, the largest outer log integrand; and per inner node the log integrand, ``mu`` and the
+    level moments."""
 
-    def __init__(self, centre, h, half):
-        self.centre, self.h = float(centre), float(h)
-        self.low, self.high = -int(np.ceil(half / h)), int(np.ceil(half / h))
+    log_z: float
+    edge: float
+    top: float
+    total: np.ndarray
+    mu: np.ndarray
+    moments: np.ndarray | None
 
-    @property
-    def nodes(self):
-        return self.centre + self.h * np.arange(self.low, self.high + 1)
 
-    def grow(self, side: int):
-        extra = max(3, (self.high - self.low) // 4)
-        if side < 0:
-            self.low -= extra
-        else:
-            self.high += extra
+class _Lattice:
+    """The outer trapezoid lattice ``mode + basis @ n`` over integer vectors ``n``: the
+    eigenvectors of the outer parameters' covariance at the posterior mode, scaled by their
+    SDs times the spacing (whitened coordinates)."""
 
-    def rescaled(self, h: float) -> _Axis:
-        """The same extent with spacing ``h``."""
-        out = _Axis(self.centre, h, 0.0)
-        out.low, out.high = int(np.floor(self.low * self.h / h)), int(np.ceil(self.high * self.h / h))
+    def __init__(self, mode: np.ndarray, cov: np.ndarray, step: float):
+        eigval, eigvec = np.linalg.eigh(cov)
+        self.mode, self.step = mode, step
+        self.basis = eigvec * np.sqrt(np.maximum(eigval, 1e-12)) * step
+        self.log_cell = float(np.log(abs(np.linalg.det(self.basis))))
+
+    def refined(self) -> _Lattice:
+        out = _Lattice.__new__(_Lattice)
+        out.mode, out.step, out.basis = self.mode, self.step / np.sqrt(2.0), self.basis / np.sqrt(2.0)
+        out.log_cell = self.log_cell - len(self.mode) * 0.5 * np.log(2.0)
         return out
 
-
-def _conditional_sd(cov, axis, given):
-    """SD of parameter ``axis`` given the parameters ``given`` (others integrated out)."""
-    block = [axis, *given]
-    precision = np.linalg.inv(cov[np.ix_(block, block)])
-    return 1 / np.sqrt(precision[0, 0])
-
-
-def _build_axes(problem, mode, cov, step):
-    outer = [
-        _Axis(
-            mode[i],
-            step * _conditional_sd(cov, i, [o for o in problem.outer if o != i]),
-            SPAN * np.sqrt(cov[i, i]),
-        )
-        for i in problem.outer
-    ]
-    mu = None
-    if problem.effect:
-        i = problem.i_mu
-        mu = _Axis(mode[i], step * _conditional_sd(cov, i, problem.outer), SPAN * np.sqrt(cov[i, i]))
-    return outer, mu
+    def start(self) -> list[tuple[int, ...]]:
+        """The integer points within ``START_RADIUS`` whitened SDs of the mode."""
+        reach = int(START_RADIUS / self.step)
+        box = itertools.product(range(-reach, reach + 1), repeat=len(self.mode))
+        return [n for n in box if sum(c * c for c in n) * self.step**2 <= START_RADIUS**2]
 
 
-class _LevelGrids:
-    """One ``t`` grid per level shared by every outer node, so that the convolution with the
-    prior ``normal(t; mu, moderator_sd)`` over the ``mu`` nodes is a matrix product. At each
-    outer node the level's Gaussian posterior given the outer parameters (selection ignored)
-    has SD ``w`` and a centre moving with ``mu``; the grid spans every node's centre at the
-    smallest ``mu`` minus ``span w`` to its centre at the largest plus ``span w``, with spacing
-    ``step`` times the smallest ``w``."""
+def _fill(problem: _Problem, lattice: _Lattice, rule: InnerRule) -> _Pass:
+    """The nested quadrature on the lattice points reached from the mode through neighbours
+    (the 3^d - 1 adjacent points) of points whose outer integrand is within ``DROP`` of the
+    largest, so the lattice follows the posterior wherever it goes and stops one layer beyond
+    the ``exp(-DROP)`` contour; restarted with level grids reaching 1.5 times as far when a
+    level grid's end carries more than ``exp(-DROP)`` of the largest value."""
+    d = len(lattice.mode)
+    moves = [m for m in itertools.product((-1, 0, 1), repeat=d) if any(m)]
+    for _ in range(MAX_GROW):
+        cache: dict = {}
+        fresh = lattice.start()
+        top = -np.inf
+        while fresh:
+            if len(cache) + len(fresh) > MAX_OUTER_NODES:
+                raise ModelError(
+                    f"the outer grid of a selection model with moderators needs more than {MAX_OUTER_NODES:,} nodes"
+                )
+            values = _evaluate_nodes(problem, lattice, rule, fresh, cache)
+            top = max(top, float(values.max()))
+            keep = [key for key, value in zip(fresh, values, strict=True) if value > top - DROP]
+            fresh = list(
+                {tuple(a + b for a, b in zip(key, m, strict=True)) for key in keep for m in moves}
+                - cache.keys()
+            )
+        result = _collect(problem, cache)
+        if result.edge <= result.top - DROP:
+            return result
+        rule = InnerRule(rule.order, rule.step, rule.span * 1.5)
+    raise ModelError(
+        f"the level grids of a selection model with moderators did not close in {MAX_GROW} extensions"
+    )
 
-    def __init__(self, step: float, span: float = 6.0):
-        self.step, self.span = step, span
 
-    def nodes(self, problem, sel, mesh_shift, mesh_var, mus):
-        prior_prec = 1 / problem.priors.moderator_sd**2
-        w = 1 / mesh_var[:, sel]
-        prec = w.sum(axis=1)
-        data_mean = (w * (problem.yi[sel] - mesh_shift[:, sel])).sum(axis=1) / prec
-        post_sd = 1 / np.sqrt(prec + prior_prec)
-        centres = [(data_mean * prec + mu * prior_prec) * post_sd**2 for mu in (mus.min(), mus.max())]
-        low = float(np.min(np.minimum(*centres) - self.span * post_sd))
-        high = float(np.max(np.maximum(*centres) + self.span * post_sd))
-        count = int(np.ceil((high - low) / (self.step * post_sd.min()))) + 1
-        return np.linspace(low, high, count), (high - low) / (count - 1)
+def _collect(problem: _Problem, cache: dict) -> _Pass:
+    parts = list(cache.values())
+    total = np.stack([part[0] for part in parts])
+    per_node = special.logsumexp(total, axis=(1, 2))
+    return _Pass(
+        float(special.logsumexp(per_node)),
+        max(part[1] for part in parts),
+        float(per_node.max()),
+        total,
+        np.stack([part[2] for part in parts]),
+        np.stack([part[3] for part in parts]) if problem.factor else None,
+    )
 
 
-def _evaluate(problem, outer, mu_axis, levels: _LevelGrids, posterior_of=None):
-    """log integrand over the outer x mu grid (fine and on every other node), edge values.
-
-    Returns ``(log_z, faces, level edge, largest value)`` or, when
-    ``posterior_of`` is the fine ``log_z``, ``(mu nodes, mu weights, [(t nodes, t weights)
-    per level])``.
-    """
-    grids = [axis.nodes for axis in outer]
-    mesh = np.array(list(itertools.product(*grids))) if grids else np.zeros((1, 0))
-    mus = mu_axis.nodes if mu_axis is not None else np.zeros(1)
-    log_h = sum(np.log(axis.h) for axis in outer) + (np.log(mu_axis.h) if mu_axis is not None else 0.0)
-    if len(mesh) * len(mus) > MAX_NODES:
-        raise ModelError(f"a selection model with moderators needs more than {MAX_NODES:,} quadrature nodes")
+def _evaluate_nodes(problem: _Problem, lattice: _Lattice, rule: InnerRule, keys: list, cache: dict):
+    """Inner integrals at the lattice points ``keys``, into ``cache`` (per point: the log
+    integrand at every inner node, the largest level-grid end, the ``mu`` nodes, the level
+    moments); returns the log outer integrand at each point."""
+    mesh = lattice.mode + np.array(keys, dtype=float) @ lattice.basis.T
     cols = {i: n for n, i in enumerate(problem.outer)}
-
-    def unpack(block):
-        log_tau = block[:, cols[problem.i_tau]] if problem.heterogeneity else np.full(len(block), -np.inf)
-        gamma = block[:, [cols[i] for i in problem.i_gamma]]
-        var = problem.vi[None, :] + np.exp(2 * log_tau)[:, None]
-        return log_tau, block[:, cols[problem.i_z]], gamma, gamma @ problem.x.T, var
-
-    t_grids, prior_mats = [], []
-    if problem.factor:
-        _, _, _, mesh_shift, mesh_var = unpack(mesh)
-        for j in range(problem.n_levels):
-            t, h = levels.nodes(problem, problem.level_of == j, mesh_shift, mesh_var, mus)
-            t_grids.append(t)
-            # (T, M): prior density of t given mu, times the trapezoid weight
-            prior_mats.append(np.exp(problem.level_prior(t[:, None], mus[None, :])) * h)
-    fine, edge = [], -np.inf
-    mu_post = np.zeros(len(mus))
-    t_post = [np.zeros(len(t)) for t in t_grids]
-    widest = max([len(t) for t in t_grids] + [len(mus)])
-    chunk = max(
-        1,
-        300_000 // (widest * (len(problem.yi) if not problem.factor else max(np.bincount(problem.level_of)))),
-    )
-    for start in range(0, len(mesh), chunk):
-        log_tau, z, gamma, shift, var = unpack(mesh[start : start + chunk])
-        base = problem.outer_prior(log_tau, z, gamma)[:, None] + (
-            problem.mu_prior(mus) if problem.effect else 0.0
+    log_tau = mesh[:, cols[problem.i_tau]] if problem.heterogeneity else np.full(len(mesh), -np.inf)
+    z = mesh[:, cols[problem.i_z]]
+    var = problem.vi[None, :] + np.exp(2 * log_tau)[:, None]
+    base = problem.outer_prior(log_tau, z) + lattice.log_cell
+    nodes = inner_nodes(problem.means, rule, var, z)
+    if evaluations(problem.means, nodes, len(mesh)) > MAX_EVALUATIONS:
+        raise ModelError(
+            f"a selection model with moderators needs more than {MAX_EVALUATIONS:,} likelihood evaluations"
         )
-        inner = []
-        if problem.factor:
-            total = base + log_h
-            for j, (t, mat) in enumerate(zip(t_grids, prior_mats, strict=True)):
-                sel = problem.level_of == j
-                g = _grid_loglik(problem, sel, t, shift, var, z)  # (B, T)
-                top_g = g.max(axis=1, keepdims=True)
-                scaled = np.exp(g - top_g)
-                with np.errstate(divide="ignore"):
-                    log_i = np.log(scaled @ mat) + top_g  # (B, M)
-                total = total + log_i
-                inner.append((g, top_g, scaled, log_i, mat))
-            for g, _top, _scaled, log_i, mat in inner:
-                ends = g[:, [0, -1]][:, None, :] + np.log(mat[[0, -1], :].T + 1e-300)[None]
-                edge = max(edge, float(np.max((total - log_i)[..., None] + ends)))
-        else:
-            total = base + _grid_loglik(problem, slice(None), mus, shift, var, z) + log_h
-        if posterior_of is not None:
-            p = np.exp(total - posterior_of)
-            mu_post += p.sum(axis=0)
-            for j, (_g, top_g, scaled, log_i, mat) in enumerate(inner):
-                ratio = np.where(np.isfinite(log_i), p * np.exp(top_g - log_i), 0.0)  # p / I, rescaled
-                t_post[j] += np.sum(scaled * (ratio @ mat.T), axis=0)
-            continue
-        fine.append(total)
-    if posterior_of is not None:
-        out = [(t, w / w.sum()) for t, w in zip(t_grids, t_post, strict=True)]
-        return mus, mu_post / mu_post.sum(), out
-    values = np.concatenate(fine)
-    cube = values.reshape([len(g) for g in grids] + ([len(mus)] if mu_axis is not None else []))
-    faces = [
-        (float(np.take(cube, 0, axis=a).max()), float(np.take(cube, -1, axis=a).max()))
-        for a in range(cube.ndim)
-    ]
-    return float(special.logsumexp(values)), faces, edge, float(values.max())
-
-
-def _grid_loglik(problem, sel, t, shift, var, z):
-    """Step-model log-likelihood of the comparisons ``sel`` when their common mean is each of
-    ``t`` (T) plus their ``shift`` (B, n): the normal part as a quadratic in ``t`` (O(B T)),
-    the selection part ``-sum log A_i`` comparison by comparison (O(B T n))."""
-    y, cut_y = problem.yi[sel], problem.cut_y[sel]
-    w = 1 / var[:, sel]
-    r = y[None, :] - shift[:, sel]
-    a, b = w.sum(axis=1), (w * r).sum(axis=1)
-    c = (w * r**2).sum(axis=1) + np.log(2 * np.pi * var[:, sel]).sum(axis=1)
-    normal = -0.5 * (a[:, None] * t[None, :] ** 2 - 2 * b[:, None] * t[None, :] + c[:, None])
-    omega, one_minus = special.ndtr(z)[:, None, None], special.ndtr(-z)[:, None, None]
-    significant = special.ndtr(
-        (t[None, :, None] + (shift[:, sel] - cut_y)[:, None, :]) * np.sqrt(w)[:, None, :]
-    )
-    return normal - np.sum(np.log(omega + one_minus * significant), axis=2)
+    step = block_rows(problem.means, nodes)
+    out = np.empty(len(mesh))
+    for first in range(0, len(mesh), step):
+        rows = slice(first, first + step)
+        total, edge, found = block_log_integrand(problem.means, nodes, var, z, rows, moments=problem.factor)
+        total += base[rows, None, None]
+        edge = np.max(total + edge, axis=(1, 2))
+        out[rows] = special.logsumexp(total, axis=(1, 2))
+        for n, key in enumerate(keys[rows]):
+            cache[key] = (total[n], float(edge[n]), nodes.mu[first + n], None if found is None else found[n])
+    return out
 
 
 def moderated_selection_marginal(
@@ -336,55 +315,50 @@ def moderated_selection_marginal(
     Raises
     ------
     ModelError
-        When the grid needs more than ``MAX_NODES`` nodes or does not close within ``MAX_GROW``
-        extensions (the posterior is then far from any Gaussian shape).
+        When the quadrature needs more than ``MAX_OUTER_NODES`` outer nodes or
+        ``MAX_EVALUATIONS`` likelihood evaluations in one pass, or its level grids do not
+        close within ``MAX_GROW`` extensions (the posterior is then far from any Gaussian shape).
     """
     problem = _Problem(yi, vi, priors, terms, included, effect, heterogeneity, cut)
     mode, _, cov = _mode_and_covariance(problem)
-    outer, mu_axis = _build_axes(problem, mode, cov, STEP)
-    levels = _LevelGrids(STEP)
-    log_z, error = _closed_grid(problem, outer, mu_axis, levels), np.inf
+    lattice = _Lattice(mode[problem.outer], cov[np.ix_(problem.outer, problem.outer)], STEP)
+    rule = InnerRule(GH_ORDER, STEP, LEVEL_SPAN)
+    result, error = _fill(problem, lattice, rule), np.inf
     for _ in range(MAX_REFINE):
-        coarse = (outer, mu_axis, levels, log_z)
-        outer = [axis.rescaled(axis.h / np.sqrt(2.0)) for axis in outer]
-        mu_axis = mu_axis.rescaled(mu_axis.h / np.sqrt(2.0)) if mu_axis is not None else None
-        levels = _LevelGrids(levels.step / np.sqrt(2.0), levels.span)
+        coarse = result
+        lattice, rule = lattice.refined(), rule.refined(GH_ORDER_STEP)
         try:
-            log_z = _closed_grid(problem, outer, mu_axis, levels)
+            result = _fill(problem, lattice, rule)
         except ModelError:  # the finer grid is too large: keep the last one and its measured change
-            outer, mu_axis, levels, log_z = coarse
+            result = coarse
             break
-        error = abs(log_z - coarse[3])
+        error = abs(result.log_z - coarse.log_z)
         if error <= TOL:
             break
-    # The posteriors of mu and of the level means from the last grid but one (the refinement
-    # only confirms the marginal likelihood; the posterior summaries need far less accuracy).
-    mus, mu_w, level_post = _evaluate(problem, *coarse[:3], posterior_of=coarse[3])
+    return _fit(problem, terms, result, error)
+
+
+def _fit(problem: _Problem, terms: ModeratorTerms, result: _Pass, error: float) -> MarginalFit:
+    """The marginal likelihood and the posteriors of mu and the level means, as mixtures of at
+    most ``MAX_COMPONENTS`` components (point masses at the ``mu`` nodes; at each inner node a
+    level mean's conditional mean and SD), merged in sorted order."""
+    weights = np.exp(result.total - result.log_z).ravel()
+    mu = result.mu.ravel()
+    mu_fit = _merged(mu, np.zeros_like(mu), weights)
     level_components = []
-    if problem.factor:
-        level_components = [(t, np.zeros(len(t)), w) for t, w in level_post]
+    if problem.factor and result.moments is not None:
+        moments = result.moments.reshape(-1, problem.n_levels, 2)
+        level_components = [
+            _merged(moments[:, j, 0], np.sqrt(moments[:, j, 1]), weights) for j in range(problem.n_levels)
+        ]
     elif terms is not None and terms.factor is not None:  # the factor is out: every level's mean is mu
-        level_components = [(mus, np.zeros(len(mus)), mu_w)] * len(terms.levels)
-    return MarginalFit(log_z, mus, np.zeros(len(mus)), mu_w, level_components=level_components, error=error)
+        level_components = [mu_fit] * len(terms.levels)
+    means, sds, weights = mu_fit
+    return MarginalFit(result.log_z, means, sds, weights, level_components=level_components, error=error)
 
 
-def _closed_grid(problem, outer, mu_axis, levels) -> float:
-    """log integral on the grid, its faces (and level ends) extended until they are ``DROP``
-    below the largest value; the axes are extended in place."""
-    axes = [*outer, *([mu_axis] if mu_axis is not None else [])]
-    for _ in range(MAX_GROW):
-        log_z, faces, edge, top = _evaluate(problem, outer, mu_axis, levels)
-        grown = False
-        for axis, (first, last) in zip(axes, faces, strict=True):
-            for side, value in ((-1, first), (1, last)):
-                if value > top - DROP:
-                    axis.grow(side)
-                    grown = True
-        if edge > top - DROP:
-            levels.span *= 1.5
-            grown = True
-        if not grown:
-            return log_z
-    raise ModelError(
-        f"the quadrature grid of a selection model with moderators did not close in {MAX_GROW} extensions"
-    )
+def _merged(means, sds, weights):
+    keep = weights > 1e-14 * weights.max()
+    order = np.argsort(means[keep], kind="stable")
+    w = weights[keep][order]
+    return merge_components(means[keep][order], sds[keep][order], w / w.sum())
