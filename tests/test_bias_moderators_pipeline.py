@@ -248,3 +248,21 @@ def test_a_table_of_another_intervention_drops_the_ev_moderators_with_a_note():
         n.startswith("bias model averaging with moderators: not fitted, because its moderator(s)")
         for n in notes
     )
+
+
+@pytest.mark.slow
+def test_the_issues_formula_with_a_numeric_moderator_runs_and_matches_a_direct_call(tmp_path):
+    """``mods = "~ isolation_method + quality_score"`` (the issue's example): 64 models, the
+    numeric slope integrated by adaptive Gauss-Hermite in the selection models (seconds)."""
+    spec = _spec(tmp_path, 'mods = "~ isolation_method + quality_score"')
+    run = em.run_analysis(spec, output=tmp_path / "out", quiet=True)
+    fit = run.models.bias_moderators
+    assert fit is not None, run.notes
+    assert fit.moderators == ("isolation_method", "quality_score") and len(fit.models) == 64
+    assert fit.models["quadrature_error"].max() < 1e-4
+    direct = em.models.bias_model_averaging(run.tables.pooled, mods="~ isolation_method + quality_score")
+    factors = pd.read_csv(run.output / "bias_moderators.csv").set_index("term")
+    assert list(factors.index) == ["effect", "heterogeneity", "bias", "isolation_method", "quality_score"]
+    for term, value in direct.inclusion_bf.items():
+        np.testing.assert_allclose(factors.loc[term, "inclusion_bf"], value, rtol=CSV_RTOL)
+    assert any("adaptive Gauss-Hermite" in note for note in run.notes)
