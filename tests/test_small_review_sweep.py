@@ -88,3 +88,20 @@ def test_a_constant_moderator_is_named_without_numpy_repr():
     with pytest.raises(ModelError) as info:
         prepare(frame, "yi", "vi", "~ sei")
     assert "single value (0.6014)" in str(info.value) and "np." not in str(info.value)
+
+
+def test_equal_taus_are_not_ranked():
+    """Both species at tau = 0 (the boundary) used to read "most consistent with rat and least
+    with mouse"."""
+    from types import SimpleNamespace
+
+    from evmeta.analysis.consistency import consistency_answer
+
+    nan = float("nan")
+    row = dict(tau2_ci_low=nan, tau2_ci_high=nan, pred=nan, pi_low=nan, pi_high=nan, k=3)
+    levels = pd.DataFrame([{**row, "label": "rat", "tau": 1e-5}, {**row, "label": "mouse", "tau": 0.0}])
+    fit = SimpleNamespace(scale="~ species", level=0.95, notes=[])
+    text = consistency_answer(fit, None, levels)
+    assert "most consistent" not in text and "the same (to two decimals)" in text
+    levels.loc[0, "tau"] = 0.4
+    assert "most consistent with mouse and least with rat" in consistency_answer(fit, None, levels)
