@@ -105,3 +105,24 @@ def test_equal_taus_are_not_ranked():
     assert "most consistent" not in text and "the same (to two decimals)" in text
     levels.loc[0, "tau"] = 0.4
     assert "most consistent with mouse and least with rat" in consistency_answer(fit, None, levels)
+
+
+def test_multilevel_variance_explained_by_the_moderators_is_not_estimated():
+    """One study per isolation method: the study indicators lie in the moderators' column space,
+    the REML likelihood is flat in sigma^2[study] (metafor 3.8.1 profile on the sweep's review: ll = -0.9955 at every
+    sigma^2 from 0 to 0.1) and the start value (0.5) used to be reported as tau^2 with I^2 = 32%."""
+    from evmeta.models.frequentist.multilevel import multilevel_meta_analysis
+
+    frame = pd.DataFrame(
+        {
+            "yi": [4.07, 3.30, 5.10, 5.25, 3.0, 4.4],
+            "vi": [1.02, 0.68, 0.9, 0.95, 0.5, 0.8],
+            "study_id": ["A", "B", "C", "C", "D", "E"],
+            "isolation_method": ["SEC", "UC+DG", "UC", "UC", "TFF", "PEG"],
+        }
+    )
+    with pytest.raises(ModelError, match="moderators already separate every study_id group"):
+        multilevel_meta_analysis(frame, mods="~ isolation_method", random=["study_id"])
+    # Without the moderator the study variance is estimable and is estimated.
+    fit = multilevel_meta_analysis(frame, random=["study_id"])
+    assert np.isfinite(fit.tau2)
