@@ -173,10 +173,12 @@ def test_imported_risk_of_bias_feeds_the_figure_and_the_sensitivity_analysis(rob
     low = comparisons.groupby("study_id")["rob_low_randomization_blinding"].all().to_dict()
     assert low == {"S1": True, "S2": False, "S3": True}
     results = pd.read_csv(out / "results.csv")
-    assert set(results.loc[results["model"] == "subgroup:drug_class", "term"]) == {
-        "drug_class = fibrate",
-        "drug_class = statin",
-    }
+    # S1's two comparisons (one drug class) have identical effect sizes: Knapp-Hartung's scale
+    # is roundoff there (it gave an SE of ~1e-16), so the subgroups are a note, not a result.
+    assert not (results["model"] == "subgroup:drug_class").any()
+    assert "subgroups by drug_class: not fitted (Knapp-Hartung needs residual variation" in " ".join(
+        console.split()
+    )
 
 
 JUDGEMENT_BIAS = ROOT / "tests/data/judgement_bias/lagisz2020.csv"

@@ -173,8 +173,12 @@ def consistency_answer(fit: Any, test: Any, levels: pd.DataFrame) -> str:
     ordered = levels.sort_values("tau")
     text = f"Between-study SD (τ) by {fit.scale.lstrip('~ ').strip()}: "
     text += "; ".join(_level_phrase(row, fit.level) for row in ordered.itertuples()) + ". "
-    if len(ordered) > 1:
+    # Rank the levels only when their printed taus differ: "most consistent with rat and least
+    # with mouse" under "rat tau = 0.00; mouse tau = 0.00" says what the numbers do not.
+    if len(ordered) > 1 and f"{ordered.iloc[0].tau:.2f}" != f"{ordered.iloc[-1].tau:.2f}":
         text += f"Effects are most consistent with {ordered.iloc[0].label} and least with {ordered.iloc[-1].label}. "
+    elif len(ordered) > 1:
+        text += "The estimated τ is the same (to two decimals) at every level. "
     if test is not None and np.isfinite(test.lrt_pvalue):
         verdict = "give clear evidence" if test.lrt_pvalue < 0.05 else "do not give clear evidence"
         score = f", score test {_p(test.score_pvalue)}" if np.isfinite(test.score_pvalue) else ""

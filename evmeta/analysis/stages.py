@@ -103,7 +103,15 @@ def _summary_row(name: str, fit: Any) -> dict[str, Any]:
 
 def frequentist(run: RunState, table: pd.DataFrame) -> None:
     s = run.spec.frequentist
-    main = meta_analysis(table, method=s.method, test=s.test, level=s.level)
+    try:
+        main = meta_analysis(table, method=s.method, test=s.test, level=s.level)
+    except EvmetaError as exc:
+        if s.test != "knha":
+            raise
+        # Identical effect sizes: Knapp-Hartung's scale factor is 0 (an SE of 0). The z test
+        # is what metafor's ad hoc Knapp-Hartung (max(1, s^2)) gives then; the run goes on.
+        main = meta_analysis(table, method=s.method, test="z", level=s.level)
+        run.notes.append(f"random-effects model: Knapp-Hartung not possible ({exc}); the z test is reported")
     run.models = run.models.with_(random_effects=main)
     pvalues, names = [], []
     for by in s.subgroups:

@@ -203,7 +203,7 @@ def design_matrix(
             )
         if (np.unique(values).size if values.dtype.kind in "fiub" else len(set(values.tolist()))) < 2:
             raise ModelError(
-                f"moderator {name!r} has a single value ({column.iloc[0]!r}) in these data; it cannot be estimated"
+                f"moderator {name!r} has a single value ({_value_text(column.iloc[0])}) in these data; it cannot be estimated"
             )
     built = simple_design(frame, terms) if terms is not None else None
     if built is None:
@@ -274,3 +274,12 @@ def _formula_variables(formula: str, frame: pd.DataFrame) -> list[str]:
             f"unknown moderator(s) {', '.join(map(repr, unknown))}; columns: {', '.join(map(str, frame.columns))}"
         )
     return names
+
+
+def _value_text(value: object) -> str:
+    """A moderator value as the user reads it: ``0.6014`` or ``'UC'``, never ``np.float64(0.6014...)``."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"{float(value):.4g}"
+    return repr(str(value))

@@ -455,10 +455,20 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
     return result
 
 
-def _knapp_hartung_scale(rss: float, k: int, p: int) -> float:
-    """Knapp-Hartung's variance scale factor (weighted residual sum of squares / (k - p))."""
+#: Weighted residual sum of squares, relative to the weighted total sum of squares, below which
+#: the residuals are rounding error (relative error ~1e-16 in y gives ~1e-32): the effect sizes
+#: are identical, and a Knapp-Hartung scale of ~1e-31 would give an SE of ~1e-16.
+KNHA_ROUNDOFF = 1e-24
+
+
+def _knapp_hartung_scale(rss: float, k: int, p: int, total: float = 0.0) -> float:
+    """Knapp-Hartung's variance scale factor (weighted residual sum of squares / (k - p)).
+
+    ``total`` is the weighted total sum of squares, sum(w * y^2): a residual sum of squares
+    below :data:`KNHA_ROUNDOFF` times it is taken as 0 (identical effect sizes).
+    """
     s2w = rss / (k - p)
-    if not s2w > 0:
+    if not s2w > 0 or rss <= KNHA_ROUNDOFF * total:
         raise ModelError(
             "Knapp-Hartung needs residual variation: the effect sizes lie exactly on the fitted "
             "model (all equal?), so the scale factor is 0; use test='z'"
@@ -486,7 +496,7 @@ def _fit_unchecked(model: ModelData, method: str, test: str, level: float) -> Me
     tau2 = tau2_fit.tau2
     fit = gls(y, v, X, tau2)
     beta, vb = fit.beta, fit.vb
-    s2w, df = (_knapp_hartung_scale(fit.rss, k, p), k - p) if test == "knha" else (1.0, None)
+    s2w, df = (_knapp_hartung_scale(fit.rss, k, p, float(np.sum(fit.w * y**2))), k - p) if test == "knha" else (1.0, None)
     vb = vb * s2w
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(np.diag(vb)))):
         raise ModelError("the model gives non-finite estimates; check for extreme effect sizes or variances")

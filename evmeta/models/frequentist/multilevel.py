@@ -368,6 +368,28 @@ def _unidentified(codes: list[np.ndarray], random: list[str], intercept: bool) -
     return out
 
 
+def _explained_by_moderators(
+    X: np.ndarray, codes: list[np.ndarray], random: list[str], notes: dict[int, str]
+) -> dict[int, str]:
+    """Levels whose groups the fixed effects already separate (e.g. one study per isolation
+    method): the group indicators lie in the column space of X, REML's projection removes
+    them, and the restricted likelihood does not depend on that variance at all (metafor then
+    returns its starting value)."""
+    out = {}
+    rank = np.linalg.matrix_rank(X)
+    for level, code in enumerate(codes):
+        if level in notes:
+            continue
+        Z = (np.asarray(code)[:, None] == np.unique(code)[None, :]).astype(float)
+        if np.linalg.matrix_rank(np.column_stack([X, Z])) == rank:
+            out[level] = (
+                f"sigma^2[{random[level]}] is fixed at 0: the moderators already separate every "
+                f"{random[level]} group (one group per moderator level), so the restricted likelihood "
+                "does not depend on its variance"
+            )
+    return out
+
+
 def _projected_score(batches, ev, reml: bool, sigma2: np.ndarray, fixed: np.ndarray) -> tuple:
     """Score, information, the free components and the projected score in information units."""
     score, info = score_and_information(batches, ev, reml)
@@ -464,7 +486,14 @@ def _fit(model, batches, codes, random, method, test, level) -> MultilevelResult
     y, X = model.yi, model.X
     k, p = X.shape
     notes = _unidentified(codes, random, "intercept" in model.names)
+    if reml:
+        notes.update(_explained_by_moderators(X, codes, random, notes))
     fixed = np.array([level in notes for level in range(len(random))])
+    if fixed.all() and p > 1:
+        raise ModelError(
+            "no variance component can be estimated: "
+            + "; ".join(notes[level] for level in range(len(random)))
+        )
     sigma2, iteration, converged = estimate_components(model, batches, reml, fixed)
     if not converged:
         raise ModelError(
