@@ -58,7 +58,7 @@ def _identical(studies: tuple[str, ...]) -> dict[str, list[dict]]:
 def test_identical_effect_sizes_give_the_z_test_with_a_note(tmp_path, studies):
     """Knapp-Hartung's scale is 0 (or roundoff, ~1e-31) when all effect sizes are equal: the run
     used to stop (k = 3) or report SE ~1e-16 and p ~1e-81 (k = 4, roundoff). Now the pooled
-    model takes the z test, as metafor's ad hoc Knapp-Hartung (max(1, s^2)) does, with a note."""
+    model takes the z test (the SE of metafor's ad hoc Knapp-Hartung, max(1, s^2), with normal quantiles), with a note."""
     extraction = write_review(tmp_path / "extraction", _identical(studies))
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.format(extraction=extraction.as_posix()), encoding="utf-8")

@@ -109,9 +109,13 @@ def frequentist(run: RunState, table: pd.DataFrame) -> None:
         if s.test != "knha":
             raise
         # Identical effect sizes: Knapp-Hartung's scale factor is 0 (an SE of 0). The z test
-        # is what metafor's ad hoc Knapp-Hartung (max(1, s^2)) gives then; the run goes on.
+        # keeps the inverse-variance SE, as metafor's ad hoc Knapp-Hartung (max(1, s^2)) does,
+        # though with normal rather than t(k - 1) quantiles; the note says so, the run goes on.
         main = meta_analysis(table, method=s.method, test="z", level=s.level)
-        run.notes.append(f"random-effects model: Knapp-Hartung not possible ({exc}); the z test is reported")
+        run.notes.append(
+            f"random-effects model: Knapp-Hartung not possible ({exc}); the z test is reported (its "
+            "interval is narrower than a t interval on k - 1 degrees of freedom would be)"
+        )
     run.models = run.models.with_(random_effects=main)
     pvalues, names = [], []
     for by in s.subgroups:
