@@ -356,3 +356,14 @@ def test_random_permutations_start_from_the_data_and_approach_the_exact_test():
     pd.testing.assert_frame_equal(random.coefficients, again.coefficients)
     with pytest.raises(ModelError, match="methods"):
         permutation_test(em.meta_analysis(frame, method="SJ"))
+
+
+def test_identical_effect_sizes_with_roundoff_are_refused_as_the_single_fit_refuses_them():
+    """Effect sizes equal up to rounding (0.1 + 0.2 vs 0.3) leave a Knapp-Hartung scale of
+    ~1e-32, an SE of ~1e-16; the batched fit refuses it as :func:`evmeta.meta_analysis` does."""
+    yi = np.array([[0.1 + 0.2, 0.3, 0.3, 0.3], [0.3, 0.5, 0.9, 0.2]])
+    vi = np.array([0.1, 0.2, 0.15, 0.3])
+    batch = batched_meta_analysis(yi, vi, method="REML", test="knha")
+    assert list(batch.valid) == [False, True] and "residual variation" in batch.reason[0]
+    with pytest.raises(ModelError, match="residual variation"):
+        em.meta_analysis(yi=yi[0], vi=vi, method="REML", test="knha")

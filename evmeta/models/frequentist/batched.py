@@ -40,7 +40,7 @@ import numpy as np
 from scipy import special
 
 from evmeta.errors import ModelError
-from evmeta.models.frequentist.estimators import MAX_ITER, NEWTON_FROM, TOLERANCE
+from evmeta.models.frequentist.estimators import KNHA_ROUNDOFF, MAX_ITER, NEWTON_FROM, TOLERANCE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -458,7 +458,9 @@ def _fit_ok(data: _Data, method: str, test: str, level: float) -> dict[str, np.n
             "s2w": s2w,
             "df": df,
             "converged": converged.astype(float),
-            "scale": (s2w > 0).astype(float),
+            # As the single fit (estimators.KNHA_ROUNDOFF): a residual sum of squares that is rounding
+            # error of sum(w y^2) means identical effect sizes, a scale factor of 0.
+            "scale": ((s2w > 0) & (fit.rss > KNHA_ROUNDOFF * np.sum(fit.w * data.Y**2, axis=1))).astype(float),
         }
 
 

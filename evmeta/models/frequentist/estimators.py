@@ -25,6 +25,11 @@ from evmeta.errors import ModelError
 METHODS = ("EE", "DL", "REML", "ML", "PM", "HE", "SJ", "EB")
 TOLERANCE = 1e-10
 MAX_ITER = 1000
+#: Weighted residual sum of squares, relative to the weighted total sum of squares, below which
+#: the residuals are rounding error (relative error ~1e-16 in y gives ~1e-32): the effect sizes
+#: are identical, and a Knapp-Hartung scale of ~1e-31 would give an SE of ~1e-16 (used by the
+#: single and the batched fits).
+KNHA_ROUNDOFF = 1e-24
 #: REML takes Newton steps once a Fisher step is below this (relative) size.
 NEWTON_FROM = 1e-4
 

@@ -21,7 +21,7 @@ from evmeta.models.base.protocol import check_level, empty_heterogeneity, resolv
 from evmeta.models.base.provenance import fingerprint, versions
 from evmeta.models.base.result_parts import COMMON_SCALARS
 from evmeta.models.frequentist import diagnostics
-from evmeta.models.frequentist.estimators import METHODS, estimate_tau2, gls
+from evmeta.models.frequentist.estimators import KNHA_ROUNDOFF, METHODS, estimate_tau2, gls
 from evmeta.models.frequentist.robust import RobustCovariance, cluster_codes, with_robust
 
 if TYPE_CHECKING:
@@ -453,12 +453,6 @@ def _fit(model: ModelData, method: str, test: str, level: float) -> MetaResult:
             f"the model cannot be fitted numerically ({exc}); check for extreme effect sizes or variances"
         ) from None
     return result
-
-
-#: Weighted residual sum of squares, relative to the weighted total sum of squares, below which
-#: the residuals are rounding error (relative error ~1e-16 in y gives ~1e-32): the effect sizes
-#: are identical, and a Knapp-Hartung scale of ~1e-31 would give an SE of ~1e-16.
-KNHA_ROUNDOFF = 1e-24
 
 
 def _knapp_hartung_scale(rss: float, k: int, p: int, total: float = 0.0) -> float:
