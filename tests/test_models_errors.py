@@ -37,6 +37,7 @@ ALLOWED = {
     ("schema/cells.py", "TypeError"): "schema bug",
     ("results.py", "TypeError"): "a misspelt model family (a programming error, as dataclasses.replace)",
     ("results.py", "LookupError"): "the main model read before the stage that fits it (a programming error)",
+    ("run_tables.py", "LookupError"): "the analysis table read before the pipeline set it (a programming error)",
     ("schema/records.py", "PydanticCustomError"): "pydantic validator protocol (collected into Problems)",
     ("schema/extraction.py", "AttributeError"): "__getattr__ protocol",
     (
