@@ -87,24 +87,23 @@ def test_the_returned_run_is_frozen(tmp_path):
         contrasts["other"] = pd.DataFrame()  # type: ignore[index]
 
 
-def test_no_layer_reads_a_model_by_a_string_key():
-    pattern = re.compile(r"""\brun\.models(\[|\.get\(|\.items\(\))""")
-    found = [
+def _lines_matching(pattern: str) -> list[str]:
+    """Every line of evmeta/ matching ``pattern``, as ``module:line``."""
+    found = re.compile(pattern)
+    return [
         f"{path.relative_to(PACKAGE)}:{n}"
         for path in PACKAGE.rglob("*.py")
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line)
+        if found.search(line)
     ]
+
+
+def test_no_layer_reads_a_model_by_a_string_key():
+    found = _lines_matching(r"""\brun\.models(\[|\.get\(|\.items\(\))""")
     assert not found, found
 
 
 def test_no_layer_reads_a_table_by_a_string_key():
     """The derived tables are typed fields of :class:`evmeta.run_tables.RunTables`."""
-    pattern = re.compile(r"""\.tables(\[|\.get\(|\.items\(\)|\.keys\(\))|\bin run\.tables\b(?!\.)""")
-    found = [
-        f"{path.relative_to(PACKAGE)}:{n}"
-        for path in PACKAGE.rglob("*.py")
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line)
-    ]
+    found = _lines_matching(r"""\.tables(\[|\.get\(|\.items\(\)|\.keys\(\))|\bin run\.tables\b(?!\.)""")
     assert not found, found
